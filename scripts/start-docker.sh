@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Make a Docker engine reachable at $DOCKER_HOST, installing and starting one if needed.
+# The engine started here runs on its own socket and data root, with iptables off and
+# no default bridge, so it never touches another engine on the machine.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/docker-env.sh"
+
+engine_up() { timeout 5 docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
+
+if engine_up; then
+  echo "docker engine reachable at $DOCKER_HOST"
+  exit 0
+fi
+
+if ! command -v dockerd >/dev/null 2>&1; then
+  [ "$(id -u)" = 0 ] || { echo "dockerd is missing and installing it needs root" >&2; exit 2; }
+  echo "installing docker.io from Debian"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null
+fi
+command -v docker >/dev/null 2>&1 || { echo "no docker client after install" >&2; exit 2; }
+
+case "$DOCKER_HOST" in
+  unix://"$GITOPS_DOCKER_RUN"/*) ;;
+  *) echo "no engine answers at $DOCKER_HOST and it is not ours to start" >&2; exit 2 ;;
+esac
+
+mkdir -p "$GITOPS_DOCKER_RUN" "$GITOPS_DOCKER_ROOT"
+rm -f "$GITOPS_DOCKER_RUN/docker.sock" "$GITOPS_DOCKER_RUN/docker.pid"
+nohup dockerd \
+  --host "$DOCKER_HOST" \
+  --data-root "$GITOPS_DOCKER_ROOT" \
+  --exec-root "$GITOPS_DOCKER_RUN/exec" \
+  --pidfile "$GITOPS_DOCKER_RUN/docker.pid" \
+  --iptables=false --ip6tables=false --ip-masq=false \
+  --bridge=none \
+  >"$GITOPS_DOCKER_RUN/dockerd.log" 2>&1 &
+
+for _ in $(seq 1 60); do
+  if engine_up; then
+    echo "docker engine started at $DOCKER_HOST (log: $GITOPS_DOCKER_RUN/dockerd.log)"
+    exit 0
+  fi
+  sleep 0.5
+done
+echo "dockerd did not come up; last log lines:" >&2
+tail -n 20 "$GITOPS_DOCKER_RUN/dockerd.log" >&2
+exit 2
