@@ -1,0 +1,1 @@
+"""Node agent: runs bound pods on a container runtime and reports their status."""

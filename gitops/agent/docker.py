@@ -1,0 +1,218 @@
+"""The only module that imports docker: a Runtime on the Docker Engine API."""
+
+from __future__ import annotations
+
+import io
+import ipaddress
+import shutil
+import tarfile
+import time
+from collections.abc import Callable
+
+import docker
+import docker.errors
+import structlog
+
+from gitops.agent.runtime import (INSTANCE, MANAGED, ContainerInfo, ContainerSpec,
+                                  RuntimeFailure, SandboxSpec)
+
+log = structlog.get_logger(component="docker")
+
+PAUSE_IMAGE = "gitops/pause:1"
+
+
+class DockerRuntime:
+    def __init__(self, instance: str, client: docker.DockerClient | None = None) -> None:
+        self.instance = instance
+        self.client = client or docker.from_env(timeout=60)
+        self._labels = [f"{MANAGED}=true", f"{INSTANCE}={instance}"]
+
+    # -- inventory --------------------------------------------------------------------
+    def list_containers(self) -> list[ContainerInfo]:
+        api = self.client.api
+        out = []
+        for summary in api.containers(all=True, filters={"label": self._labels}):
+            try:
+                out.append(_info(api.inspect_container(summary["Id"])))
+            except docker.errors.NotFound:
+                continue    # removed between list and inspect
+        return out
+
+    def ping(self) -> dict:
+        return self.client.info()
+
+    # -- images -----------------------------------------------------------------------
+    def image_present(self, image: str) -> bool:
+        try:
+            self.client.images.get(image)
+            return True
+        except docker.errors.ImageNotFound:
+            return False
+        except docker.errors.APIError as exc:   # e.g. invalid reference format
+            raise RuntimeFailure(str(exc.explanation or exc), "InvalidImageName") from exc
+
+    def pull(self, image: str) -> None:
+        repo, _, tag = image.rpartition(":") if ":" in image.rsplit("/", 1)[-1] else (image, "", "")
+        try:
+            self.client.images.pull(repo, tag=tag or "latest")
+        except docker.errors.APIError as exc:
+            raise RuntimeFailure(f"pull {image}: {exc.explanation or exc}", "ErrImagePull") from exc
+
+    def ensure_pause_image(self) -> None:
+        """The sandbox image; built from the host's static busybox when it is missing."""
+        if self.image_present(PAUSE_IMAGE):
+            return
+        busybox = shutil.which("busybox")
+        if not busybox:
+            raise RuntimeFailure(f"image {PAUSE_IMAGE} is missing and no busybox to build it: "
+                                 "run scripts/build-images.sh", "SandboxImageMissing")
+        context = io.BytesIO()
+        with tarfile.open(fileobj=context, mode="w") as tar:
+            tar.add(busybox, arcname="busybox")
+            dockerfile = (b"FROM scratch\nCOPY busybox /pause\n"
+                          b'ENTRYPOINT ["/pause", "sleep", "2147483647"]\n')
+            info = tarfile.TarInfo("Dockerfile")
+            info.size = len(dockerfile)
+            tar.addfile(info, io.BytesIO(dockerfile))
+        context.seek(0)
+        self.client.images.build(fileobj=context, custom_context=True, tag=PAUSE_IMAGE, rm=True)
+        log.info("pause_image_built", image=PAUSE_IMAGE)
+
+    # -- networks ---------------------------------------------------------------------
+    def ensure_network(self, name: str, subnet: str) -> str:
+        """Create the pod network with an explicit subnet; return its gateway address."""
+        for net in self.client.networks.list(names=[name]):
+            if net.name == name:
+                return net.attrs["IPAM"]["Config"][0].get("Gateway", "")
+        gateway = _first_host(subnet)
+        ipam = docker.types.IPAMConfig(pool_configs=[
+            docker.types.IPAMPool(subnet=subnet, gateway=gateway)])
+        try:
+            self.client.networks.create(name, driver="bridge", ipam=ipam, labels={
+                MANAGED: "true", INSTANCE: self.instance})
+        except docker.errors.APIError as exc:
+            raise RuntimeFailure(f"network {name} ({subnet}): {exc.explanation or exc}",
+                                 "NetworkNotReady") from exc
+        log.info("network_created", network=name, subnet=subnet)
+        return gateway
+
+    def used_subnets(self) -> list[str]:
+        return [cfg["Subnet"] for net in self.client.networks.list()
+                for cfg in (net.attrs.get("IPAM", {}).get("Config") or []) if cfg.get("Subnet")]
+
+    # -- containers -------------------------------------------------------------------
+    def run_sandbox(self, spec: SandboxSpec) -> str:
+        try:
+            c = self.client.containers.create(
+                spec.image, name=spec.name, hostname=spec.hostname, labels=dict(spec.labels),
+                network=spec.network, detach=True, restart_policy={"Name": "no"})
+            c.start()
+        except docker.errors.APIError as exc:
+            raise RuntimeFailure(f"sandbox: {exc.explanation or exc}",
+                                 "CreatePodSandboxError") from exc
+        return c.id
+
+    def run_container(self, spec: ContainerSpec) -> str:
+        try:
+            c = self.client.containers.create(
+                spec.image, name=spec.name, labels=dict(spec.labels),
+                entrypoint=spec.entrypoint, command=spec.cmd, environment=dict(spec.env),
+                working_dir=spec.working_dir, network_mode=f"container:{spec.sandbox_id}",
+                tty=spec.tty, stdin_open=spec.stdin, detach=True,
+                restart_policy={"Name": "no"})
+        except docker.errors.APIError as exc:
+            raise RuntimeFailure(f"create: {exc.explanation or exc}",
+                                 "CreateContainerError") from exc
+        self.start(c.id)
+        return c.id
+
+    def start(self, container_id: str) -> None:
+        try:
+            self.client.api.start(container_id)
+        except docker.errors.APIError as exc:
+            # The container stays behind as 'created' with the error; back-off retries it.
+            raise RuntimeFailure(f"start: {exc.explanation or exc}", "RunContainerError") from exc
+
+    def stop(self, container_id: str, timeout: float) -> None:
+        try:
+            self.client.api.stop(container_id, timeout=int(timeout))
+        except docker.errors.NotFound:
+            pass
+
+    def remove(self, container_id: str) -> None:
+        try:
+            self.client.api.remove_container(container_id, force=True, v=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            if "already in progress" not in str(exc):
+                raise
+
+    def logs(self, container_id: str, tail: int = 100) -> str:
+        try:
+            raw = self.client.api.logs(container_id, tail=tail, timestamps=False)
+        except docker.errors.NotFound:
+            return ""
+        return raw.decode(errors="replace")
+
+    def watch_events(self, on_event: Callable[[dict], None], stop: Callable[[], bool]) -> None:
+        """Deliver container events of this instance until stop(); windows never overlap."""
+        since = time.time()
+        while not stop():
+            until = time.time() + 1.0
+            try:
+                for event in self.client.api.events(
+                        since=since, until=until, decode=True,
+                        filters={"type": "container", "label": self._labels}):
+                    on_event(event)
+            except docker.errors.DockerException as exc:
+                log.warning("docker_events_failed", error=str(exc))
+                time.sleep(1.0)
+            since = until
+
+    def cleanup(self, network: str) -> int:
+        """Remove every container of this instance, then its network. Volumes stay."""
+        removed = 0
+        for c in self.client.api.containers(all=True, filters={"label": self._labels}):
+            self.remove(c["Id"])
+            removed += 1
+        for net in self.client.networks.list(filters={"label": self._labels}):
+            try:
+                net.remove()
+            except docker.errors.NotFound:
+                pass
+        log.info("runtime_cleaned_up", containers=removed, network=network)
+        return removed
+
+
+    def remove_volumes(self) -> int:
+        """Only on explicit request (`down --volumes`): claims' data outlives everything else."""
+        removed = 0
+        for vol in self.client.volumes.list(filters={"label": self._labels}):
+            vol.remove(force=True)
+            removed += 1
+        return removed
+
+
+def _info(raw: dict) -> ContainerInfo:
+    state = raw.get("State", {})
+    nets = raw.get("NetworkSettings", {}).get("Networks") or {}
+    ip = next((n.get("IPAddress", "") for n in nets.values() if n.get("IPAddress")), "")
+    return ContainerInfo(
+        id=raw["Id"], name=raw.get("Name", "").lstrip("/"),
+        labels=raw.get("Config", {}).get("Labels") or {}, state=state.get("Status", ""),
+        exit_code=state.get("ExitCode", 0), started_at=_ts(state.get("StartedAt")),
+        finished_at=_ts(state.get("FinishedAt")), oom_killed=bool(state.get("OOMKilled")),
+        error=state.get("Error", ""), ip=ip, image=raw.get("Config", {}).get("Image", ""),
+        image_id=raw.get("Image", ""))
+
+
+def _ts(value: str | None) -> str:
+    """Docker's zero time means 'never'; trim nanoseconds to Kubernetes' RFC 3339 seconds."""
+    if not value or value.startswith("0001-"):
+        return ""
+    return value.split(".")[0].rstrip("Z") + "Z"
+
+
+def _first_host(subnet: str) -> str:
+    return str(next(ipaddress.ip_network(subnet, strict=False).hosts()))

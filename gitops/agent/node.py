@@ -1,0 +1,265 @@
+"""The node agent loop: pods bound to this node ⟷ containers on the runtime.
+
+Each pass reads the store and the runtime, asks plan.compute_pod_actions what to do per
+pod, performs it, and writes pod status back. Slow terminations run on a small pool so
+one pod's grace period never stalls the others.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import structlog
+
+from gitops.agent import plan as P
+from gitops.agent.docker import PAUSE_IMAGE
+from gitops.agent.env import build_env, expand
+from gitops.agent.runtime import (CONFIG_HASH, CONTAINER, INSTANCE, MANAGED, POD_NAME,
+                                  POD_NAMESPACE, POD_UID, SANDBOX, ContainerInfo, ContainerSpec,
+                                  Runtime, RuntimeFailure, SandboxSpec)
+from gitops.agent.status import _terminated, pod_status
+from gitops.model import ObjectKey, key_of
+from gitops.store.base import NotFound, Store
+
+log = structlog.get_logger(component="agent")
+
+
+class NodeAgent:
+    def __init__(self, store: Store, runtime: Runtime, node_name: str, network: str,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.runtime = runtime
+        self.node_name = node_name
+        self.network = network
+        self.clock = clock
+        self.host_ip = ""
+        self._pull_failures: dict[str, P.PullFailure] = {}
+        self._restarts: dict[str, dict[str, int]] = {}         # pod uid -> name -> count
+        self._last_states: dict[str, dict[str, dict]] = {}     # pod uid -> name -> lastState
+        self._errors: dict[tuple[str, str], tuple[str, str]] = {}
+        self._terminating: set[str] = set()
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="terminate")
+        self.on_terminated: Callable[[], None] | None = None   # pokes the loop when set
+
+    # -- setup ------------------------------------------------------------------------
+    def setup(self, subnet: str) -> None:
+        self.runtime.ensure_pause_image()
+        self.host_ip = self.runtime.ensure_network(self.network, subnet)
+        self.register_node()
+
+    def register_node(self) -> None:
+        info = self.runtime.ping()
+        node = {"apiVersion": "v1", "kind": "Node",
+                "metadata": {"name": self.node_name,
+                             "labels": {"kubernetes.io/hostname": self.node_name,
+                                        "kubernetes.io/os": "linux"}},
+                "spec": {}}
+        status = {"capacity": {"cpu": str(info.get("NCPU", 1)),
+                               "memory": f"{int(info.get('MemTotal', 0)) // 1024}Ki",
+                               "pods": "110"},
+                  "conditions": [{"type": "Ready", "status": "True", "reason": "AgentReady"}],
+                  "addresses": [{"type": "InternalIP", "address": self.host_ip},
+                                {"type": "Hostname", "address": self.node_name}],
+                  "nodeInfo": {"containerRuntimeVersion":
+                               f"docker://{info.get('ServerVersion', '')}"}}
+        key = ObjectKey("Node", "", self.node_name)
+        if self.store.get(key) is None:
+            self.store.create(node)
+        self.store.update_status(key, status)
+
+    # -- one pass ---------------------------------------------------------------------
+    def sync_once(self) -> None:
+        pods = [p for p in self.store.list("Pod")
+                if p.get("spec", {}).get("nodeName") == self.node_name]
+        by_uid = defaultdict(list)
+        for c in self.runtime.list_containers():
+            by_uid[c.pod_uid].append(c)
+        known = {p["metadata"]["uid"] for p in pods}
+        for uid, orphans in by_uid.items():
+            if uid not in known:
+                for c in orphans:
+                    self._remove(c, "orphan: its pod is gone")
+        acted = False
+        waiting: dict[str, dict[str, tuple[str, str]]] = {}
+        for pod in pods:
+            uid = pod["metadata"]["uid"]
+            self._seed_counters(pod)
+            pod_plan = P.compute_pod_actions(
+                pod, by_uid.get(uid, []), self._images(pod), self._pull_failures,
+                self._restarts[uid], self.clock())
+            acted |= self._execute(pod, pod_plan, by_uid.get(uid, []))
+            waiting[uid] = pod_plan.waiting
+        if acted:
+            by_uid = defaultdict(list)
+            for c in self.runtime.list_containers():
+                by_uid[c.pod_uid].append(c)
+        for pod in pods:
+            uid = pod["metadata"]["uid"]
+            if pod["metadata"].get("deletionTimestamp"):
+                continue
+            pod_waiting = {**waiting.get(uid, {}),
+                           **{name: err for (u, name), err in self._errors.items() if u == uid}}
+            status = pod_status(pod, by_uid.get(uid, []), pod_waiting, self._restarts[uid],
+                                self._last_states.get(uid, {}), self.host_ip)
+            try:
+                self.store.update_status(key_of(pod), status)
+            except NotFound:
+                pass
+        self._forget(known)
+
+    def _seed_counters(self, pod: dict) -> None:
+        """Restart counts live in the pod's status, so they survive an agent restart."""
+        uid = pod["metadata"]["uid"]
+        if uid in self._restarts:
+            return
+        statuses = pod.get("status", {}).get("containerStatuses") or []
+        self._restarts[uid] = {s["name"]: s.get("restartCount", 0) for s in statuses}
+        self._last_states[uid] = {s["name"]: s.get("lastState") or {} for s in statuses}
+
+    def _forget(self, known: set[str]) -> None:
+        for table in (self._restarts, self._last_states):
+            for uid in list(table):
+                if uid not in known:
+                    del table[uid]
+        for err in list(self._errors):
+            if err[0] not in known:
+                del self._errors[err]
+
+    def _images(self, pod: dict) -> dict[str, bool]:
+        out = {}
+        for c in pod.get("spec", {}).get("containers", []):
+            try:
+                out[c["image"]] = self.runtime.image_present(c["image"])
+            except RuntimeFailure:
+                out[c["image"]] = False
+        return out
+
+    # -- executing a plan ---------------------------------------------------------------
+    def _execute(self, pod: dict, pod_plan: P.PodPlan, containers: list[ContainerInfo]) -> bool:
+        uid = pod["metadata"]["uid"]
+        sandbox_id = next((c.id for c in containers
+                           if c.container == SANDBOX and c.state == "running"), "")
+        failed_images: set[str] = set()
+        by_id = {c.id: c for c in containers}
+        for action in pod_plan.actions:
+            try:
+                match action:
+                    case P.Stop(cid, grace):
+                        self._terminate(by_id[cid], grace, "pod deleted")
+                    case P.Remove(cid, why):
+                        self._remove(by_id[cid], why)
+                    case P.RunSandbox():
+                        sandbox_id = self.runtime.run_sandbox(self._sandbox_spec(pod))
+                        log.info("sandbox_started", pod=_name(pod))
+                    case P.Pull(image):
+                        self._pull(image, failed_images)
+                    case P.RunContainer(container):
+                        if container["image"] in failed_images or not sandbox_id:
+                            continue
+                        self.runtime.run_container(self._container_spec(pod, container,
+                                                                         sandbox_id))
+                        self._errors.pop((uid, container["name"]), None)
+                        log.info("container_started", pod=_name(pod),
+                                 container=container["name"])
+                    case P.Restart(cid, name):
+                        self._last_states[uid][name] = {"terminated": _terminated(by_id[cid])}
+                        self._restarts[uid][name] = self._restarts[uid].get(name, 0) + 1
+                        self.runtime.start(cid)
+                        log.info("container_restarted", pod=_name(pod), container=name,
+                                 restarts=self._restarts[uid][name])
+                    case P.Finalize():
+                        self.store.delete(key_of(pod))
+                        log.info("pod_deleted", pod=_name(pod))
+            except RuntimeFailure as exc:
+                name = getattr(action, "container", {}).get("name") \
+                    if isinstance(action, P.RunContainer) else getattr(action, "name", "")
+                if name:
+                    self._errors[(uid, name)] = (exc.reason, str(exc))
+                log.warning("pod_action_failed", pod=_name(pod), action=type(action).__name__,
+                            reason=exc.reason, error=str(exc))
+        return bool(pod_plan.actions)
+
+    def _pull(self, image: str, failed: set[str]) -> None:
+        try:
+            self.runtime.pull(image)
+            self._pull_failures.pop(image, None)
+            log.info("image_pulled", image=image)
+        except RuntimeFailure as exc:
+            prev = self._pull_failures.get(image)
+            self._pull_failures[image] = P.PullFailure(
+                self.clock(), (prev.attempts if prev else 0) + 1, exc.reason, str(exc))
+            failed.add(image)
+            log.warning("image_pull_failed", image=image, error=str(exc))
+
+    def _remove(self, c: ContainerInfo, why: str) -> None:
+        """Force-remove now (the name may be reused in this very pass)."""
+        if c.id in self._terminating:
+            return
+        self.runtime.remove(c.id)
+        log.info("container_removed", pod=_pod_of(c), container=c.container, why=why)
+
+    def _terminate(self, c: ContainerInfo, grace: float, why: str) -> None:
+        """Graceful stop on the pool: SIGTERM, up to `grace` seconds, then removal."""
+        if c.id in self._terminating:
+            return
+        self._terminating.add(c.id)
+
+        def work() -> None:
+            try:
+                self.runtime.stop(c.id, grace)
+                self.runtime.remove(c.id)
+                log.info("container_removed", pod=_pod_of(c), container=c.container, why=why)
+            except Exception as exc:   # the next pass retries
+                log.warning("container_remove_failed", pod=_pod_of(c), container=c.container,
+                            error=str(exc))
+            finally:
+                self._terminating.discard(c.id)
+                if self.on_terminated:
+                    self.on_terminated()
+        self._pool.submit(work)
+
+    # -- specs ------------------------------------------------------------------------
+    def _labels(self, pod: dict, container: str) -> dict[str, str]:
+        meta = pod["metadata"]
+        return {MANAGED: "true", INSTANCE: self.runtime.instance,
+                POD_NAMESPACE: meta["namespace"], POD_NAME: meta["name"],
+                POD_UID: meta["uid"], CONTAINER: container}
+
+    def _docker_name(self, pod: dict, container: str) -> str:
+        meta = pod["metadata"]
+        return (f"gitops_{self.runtime.instance}_{meta['namespace']}_{meta['name']}_"
+                f"{container}_{meta['uid'][:8]}")
+
+    def _sandbox_spec(self, pod: dict) -> SandboxSpec:
+        return SandboxSpec(name=self._docker_name(pod, SANDBOX),
+                           hostname=pod["metadata"]["name"][:63], network=self.network,
+                           labels=self._labels(pod, SANDBOX), image=PAUSE_IMAGE)
+
+    def _container_spec(self, pod: dict, container: dict, sandbox_id: str) -> ContainerSpec:
+        def lookup(kind: str, ns: str, name: str) -> dict | None:
+            return self.store.get(ObjectKey(kind, ns, name))
+        env = build_env(pod, container, lookup)
+        command = [expand(a, env) for a in container.get("command") or []] or None
+        args = [expand(a, env) for a in container.get("args") or []] or None
+        labels = {**self._labels(pod, container["name"]),
+                  CONFIG_HASH: P.container_hash(container)}
+        return ContainerSpec(
+            name=self._docker_name(pod, container["name"]), image=container["image"],
+            labels=labels, sandbox_id=sandbox_id, entrypoint=command,
+            cmd=args if args is not None else ([] if command else None), env=env,
+            working_dir=container.get("workingDir"), tty=bool(container.get("tty")),
+            stdin=bool(container.get("stdin")))
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _pod_of(c: ContainerInfo) -> str:
+    return f"{c.labels.get(POD_NAMESPACE, '')}/{c.labels.get(POD_NAME, '')}"
+
+
+def _name(pod: dict) -> str:
+    return f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"

@@ -1,0 +1,192 @@
+"""compute_pod_actions: what the runtime must do to make one pod's containers right (pure).
+
+Kubelet semantics: one sandbox per pod holds the network namespace; app containers join
+it. Restart policy and back-off are the agent's (Docker's restart policy stays off):
+first restart at once, then 10 s doubling to 300 s, reset after 10 minutes of running.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from gitops.agent.runtime import CONFIG_HASH, SANDBOX, ContainerInfo
+from gitops.model.meta import is_deleting, stable_hash
+
+BACKOFF_INITIAL = 10.0
+BACKOFF_MAX = 300.0
+BACKOFF_RESET_AFTER = 600.0
+PULL_BACKOFF_INITIAL = 10.0
+
+
+@dataclass(frozen=True)
+class PullFailure:
+    at: float
+    attempts: int
+    reason: str
+    message: str
+
+
+# -- actions ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RunSandbox:
+    pass
+
+
+@dataclass(frozen=True)
+class Pull:
+    image: str
+
+
+@dataclass(frozen=True)
+class RunContainer:
+    container: dict          # the container spec from the pod
+
+
+@dataclass(frozen=True)
+class Restart:
+    container_id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Stop:
+    container_id: str
+    grace: float
+
+
+@dataclass(frozen=True)
+class Remove:
+    container_id: str
+    why: str
+
+
+@dataclass(frozen=True)
+class Finalize:
+    """Every container of a deleted pod is gone: the pod object can go."""
+
+
+PodAction = RunSandbox | Pull | RunContainer | Restart | Stop | Remove | Finalize
+
+
+@dataclass
+class PodPlan:
+    actions: list[PodAction] = field(default_factory=list)
+    waiting: dict[str, tuple[str, str]] = field(default_factory=dict)   # name -> reason, msg
+
+
+def container_hash(container: dict) -> str:
+    return stable_hash(container, 12)
+
+
+def pull_policy(container: dict) -> str:
+    if policy := container.get("imagePullPolicy"):
+        return policy
+    image = container.get("image", "")
+    tagged = ":" in image.rsplit("/", 1)[-1] or "@" in image
+    return "IfNotPresent" if tagged and not image.endswith(":latest") else "Always"
+
+
+def parse_ts(value: str) -> float:
+    if not value:
+        return 0.0
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def restart_delay(restarts: int, ran_for: float) -> float:
+    if restarts == 0 or ran_for >= BACKOFF_RESET_AFTER:
+        return 0.0
+    return min(BACKOFF_MAX, BACKOFF_INITIAL * 2 ** (restarts - 1))
+
+
+def should_restart(policy: str, exit_code: int) -> bool:
+    return policy == "Always" or (policy == "OnFailure" and exit_code != 0)
+
+
+def compute_pod_actions(pod: dict, containers: list[ContainerInfo],
+                        images: Mapping[str, bool], pull_failures: Mapping[str, PullFailure],
+                        restarts: Mapping[str, int], now: float) -> PodPlan:
+    plan = PodPlan()
+    sandbox = next((c for c in containers if c.container == SANDBOX), None)
+    apps = [c for c in containers if c.container != SANDBOX]
+
+    if is_deleting(pod):
+        grace = float(pod["spec"].get("terminationGracePeriodSeconds", 30))
+        # App containers drain first (graceful stop); the sandbox holding their network
+        # namespace goes once they are gone, then the pod object.
+        for c in apps:
+            plan.actions.append(Stop(c.id, grace) if c.state == "running"
+                                else Remove(c.id, "pod deleted"))
+        if sandbox and not apps:
+            plan.actions.append(Remove(sandbox.id, "pod deleted"))
+        if not containers:
+            plan.actions.append(Finalize())
+        return plan
+
+    if sandbox is None or sandbox.state != "running":
+        # A lost sandbox means a lost network namespace: restart the pod's containers in a
+        # new one, as the kubelet does.
+        for c in containers:
+            plan.actions.append(Remove(c.id, "sandbox not running"))
+        plan.actions.append(RunSandbox())
+        apps = []
+
+    spec = pod.get("spec", {})
+    policy = spec.get("restartPolicy", "Always")
+    wanted = {c["name"]: c for c in spec.get("containers", [])}
+    by_name = {c.container: c for c in apps}
+    for c in apps:
+        if c.container not in wanted:
+            plan.actions.append(Remove(c.id, "not in pod spec"))
+    for name, container in wanted.items():
+        current = by_name.get(name)
+        if current is not None and current.labels.get(CONFIG_HASH) != container_hash(container):
+            plan.actions.append(Remove(current.id, "spec changed"))
+            current = None
+        if current is None:
+            _create(plan, container, images, pull_failures, now)
+        elif current.state in ("exited", "dead", "created"):
+            _maybe_restart(plan, current, policy, restarts.get(name, 0), now)
+    return plan
+
+
+def _create(plan: PodPlan, container: dict, images: Mapping[str, bool],
+            pull_failures: Mapping[str, PullFailure], now: float) -> None:
+    name, image = container["name"], container.get("image", "")
+    policy = pull_policy(container)
+    present = images.get(image, False)
+    if present and policy != "Always":
+        plan.actions.append(RunContainer(container))
+        plan.waiting[name] = ("ContainerCreating", "")
+        return
+    if policy == "Never":
+        plan.waiting[name] = ("ErrImageNeverPull",
+                              f'image "{image}" is not present with pull policy of Never')
+        return
+    failure = pull_failures.get(image)
+    if failure is not None:
+        wait = min(BACKOFF_MAX, PULL_BACKOFF_INITIAL * 2 ** (failure.attempts - 1))
+        if now - failure.at < wait:
+            reason = "ErrImagePull" if now - failure.at < 2 else "ImagePullBackOff"
+            plan.waiting[name] = (reason, f'Back-off pulling image "{image}": {failure.message}')
+            return
+    plan.actions.append(Pull(image))
+    plan.actions.append(RunContainer(container))
+    plan.waiting[name] = ("ContainerCreating", "")
+
+
+def _maybe_restart(plan: PodPlan, c: ContainerInfo, policy: str, restarts: int,
+                   now: float) -> None:
+    code = c.exit_code if c.state != "created" else 128
+    if not should_restart(policy, code):
+        return
+    finished = parse_ts(c.finished_at) or now
+    ran_for = finished - parse_ts(c.started_at) if c.started_at else 0.0
+    delay = restart_delay(restarts, ran_for)
+    if now - finished >= delay:
+        plan.actions.append(Restart(c.id, c.container))
+    else:
+        plan.waiting[c.container] = (
+            "CrashLoopBackOff",
+            f"back-off {int(delay)}s restarting failed container={c.container}")

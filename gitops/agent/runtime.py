@@ -1,0 +1,89 @@
+"""The runtime seam: typed snapshots and specs, and the protocol the Docker module meets."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+# Labels on everything the agent creates. Nothing without MANAGED=true is ever touched.
+MANAGED = "gitops.managed"
+INSTANCE = "gitops.instance"
+POD_NAMESPACE = "gitops.pod.namespace"
+POD_NAME = "gitops.pod.name"
+POD_UID = "gitops.pod.uid"
+CONTAINER = "gitops.container"
+CONFIG_HASH = "gitops.config-hash"
+SANDBOX = "POD"     # CONTAINER label value of a pod's sandbox
+
+
+class RuntimeFailure(Exception):
+    """The runtime refused or failed an operation; reason is a kubelet-style word."""
+
+    def __init__(self, message: str, reason: str = "RunContainerError") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class ContainerInfo:
+    id: str
+    name: str
+    labels: Mapping[str, str]
+    state: str                 # created | running | exited | dead | restarting | paused
+    exit_code: int = 0
+    started_at: str = ""
+    finished_at: str = ""
+    oom_killed: bool = False
+    error: str = ""
+    ip: str = ""               # address on the pod network (meaningful for sandboxes)
+    image: str = ""
+    image_id: str = ""
+
+    @property
+    def container(self) -> str:
+        return self.labels.get(CONTAINER, "")
+
+    @property
+    def pod_uid(self) -> str:
+        return self.labels.get(POD_UID, "")
+
+
+@dataclass(frozen=True)
+class SandboxSpec:
+    name: str
+    hostname: str
+    network: str
+    labels: Mapping[str, str]
+    image: str
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    name: str
+    image: str
+    labels: Mapping[str, str]
+    sandbox_id: str
+    entrypoint: list[str] | None = None
+    cmd: list[str] | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    working_dir: str | None = None
+    tty: bool = False
+    stdin: bool = False
+
+
+class Runtime(Protocol):
+    instance: str
+
+    def list_containers(self) -> list[ContainerInfo]: ...
+    def image_present(self, image: str) -> bool: ...
+    def pull(self, image: str) -> None: ...
+    def ensure_network(self, name: str, subnet: str) -> str: ...
+    def run_sandbox(self, spec: SandboxSpec) -> str: ...
+    def run_container(self, spec: ContainerSpec) -> str: ...
+    def start(self, container_id: str) -> None: ...
+    def stop(self, container_id: str, timeout: float) -> None: ...
+    def remove(self, container_id: str) -> None: ...
+    def logs(self, container_id: str, tail: int = 100) -> str: ...
+    def watch_events(self, on_event: Callable[[dict], None], stop: Callable[[], bool]) -> None: ...
+    def cleanup(self, network: str) -> int: ...

@@ -1,0 +1,87 @@
+"""pod_status: the Pod's status as Kubernetes would show it, from runtime facts (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from gitops.agent.plan import should_restart
+from gitops.agent.runtime import SANDBOX, ContainerInfo
+
+
+def _terminated(c: ContainerInfo) -> dict:
+    reason = "OOMKilled" if c.oom_killed else ("Completed" if c.exit_code == 0 else "Error")
+    out = {"exitCode": c.exit_code, "reason": reason, "startedAt": c.started_at or None,
+           "finishedAt": c.finished_at or None, "containerID": f"docker://{c.id}"}
+    if c.error:
+        out["message"] = c.error
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def container_state(c: ContainerInfo | None, waiting: tuple[str, str] | None) -> dict:
+    if c is not None and c.state == "running":
+        return {"running": {"startedAt": c.started_at}}
+    if waiting is not None:
+        reason, message = waiting
+        return {"waiting": {"reason": reason, **({"message": message} if message else {})}}
+    if c is None:
+        return {"waiting": {"reason": "ContainerCreating"}}
+    if c.state in ("exited", "dead") or (c.state == "created" and c.error):
+        return {"terminated": _terminated(c)}
+    return {"waiting": {"reason": "ContainerCreating"}}
+
+
+def pod_status(pod: dict, containers: list[ContainerInfo],
+               waiting: Mapping[str, tuple[str, str]], restarts: Mapping[str, int],
+               last_states: Mapping[str, dict], host_ip: str) -> dict:
+    spec = pod.get("spec", {})
+    by_name = {c.container: c for c in containers if c.container != SANDBOX}
+    sandbox = next((c for c in containers if c.container == SANDBOX), None)
+    statuses = []
+    for container in spec.get("containers", []):
+        name = container["name"]
+        c = by_name.get(name)
+        state = container_state(c, waiting.get(name))
+        running = "running" in state
+        entry = {"name": name, "image": container.get("image", ""),
+                 "imageID": c.image_id if c else "", "ready": running, "started": running,
+                 "restartCount": restarts.get(name, 0), "state": state,
+                 "lastState": last_states.get(name, {})}
+        if c is not None:
+            entry["containerID"] = f"docker://{c.id}"
+        statuses.append(entry)
+
+    phase = _phase(spec.get("restartPolicy", "Always"), statuses)
+    ready = bool(statuses) and all(s["ready"] for s in statuses) and phase == "Running"
+    previous = pod.get("status", {})
+    status = {
+        "phase": phase,
+        "conditions": [
+            {"type": "PodScheduled", "status": "True"},
+            {"type": "Initialized", "status": "True"},
+            {"type": "ContainersReady", "status": str(ready)},
+            {"type": "Ready", "status": str(ready)},
+        ],
+        "hostIP": host_ip,
+        "podIP": sandbox.ip if sandbox and sandbox.state == "running" else "",
+        "startTime": previous.get("startTime") or (sandbox.started_at if sandbox else None),
+        "containerStatuses": statuses,
+    }
+    if status["podIP"]:
+        status["podIPs"] = [{"ip": status["podIP"]}]
+    return {k: v for k, v in status.items() if v not in (None, "")}
+
+
+def _phase(policy: str, statuses: list[dict]) -> str:
+    states = [s["state"] for s in statuses]
+    if not states or any("waiting" in st for st in states):
+        # A container waiting to be restarted keeps the pod Running, as in Kubernetes.
+        if any("waiting" in st and st["waiting"]["reason"] == "CrashLoopBackOff"
+               for st in states):
+            return "Running"
+        return "Pending"
+    if any("running" in st for st in states):
+        return "Running"
+    codes = [st["terminated"]["exitCode"] for st in states]
+    if any(should_restart(policy, code) for code in codes):
+        return "Running"
+    return "Succeeded" if all(code == 0 for code in codes) else "Failed"

@@ -1,0 +1,1 @@
+"""The agent's HTTP face: a Kubernetes-shaped read API plus gitops control endpoints."""

@@ -1,0 +1,117 @@
+"""aiohttp app: bearer-token auth, Kubernetes-style object reads, status, sync, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from gitops.health import assess
+from gitops.model import KINDS, ObjectKey
+from gitops.store.base import Store
+from gitops.sync.diff import mask_secret
+
+
+@dataclass
+class ApiContext:
+    store: Store
+    token: str
+    status: Callable[[], dict]
+    sync_now: Callable[[], Awaitable[dict]]
+    shutdown: Callable[[], None]
+    logs: Callable[[str, str, str, int], Awaitable[str]]   # ns, pod, container, tail
+
+
+def _status_error(code: int, reason: str, message: str) -> web.Response:
+    return web.json_response({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                              "reason": reason, "message": message, "code": code}, status=code)
+
+
+@web.middleware
+async def _auth(request: web.Request, handler: Any) -> web.StreamResponse:
+    if request.path == "/healthz":
+        return await handler(request)
+    token: str = request.app["ctx"].token
+    given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    if not hmac.compare_digest(given.encode(), token.encode()):
+        return _status_error(401, "Unauthorized", "a valid bearer token is required")
+    return await handler(request)
+
+
+def _kind_for_plural(plural: str) -> str | None:
+    return next((k.kind for k in KINDS.values() if k.plural == plural), None)
+
+
+async def _healthz(_: web.Request) -> web.Response:
+    return web.Response(text="ok")
+
+
+async def _list_or_get(request: web.Request) -> web.Response:
+    ctx: ApiContext = request.app["ctx"]
+    plural = request.match_info["plural"]
+    kind = _kind_for_plural(plural)
+    if kind is None:
+        return _status_error(404, "NotFound", f"the server could not find resource {plural!r}")
+    info = KINDS[kind]
+    ns = request.match_info.get("namespace")
+    name = request.match_info.get("name")
+    if name:
+        obj = ctx.store.get(ObjectKey(kind, ns or "" if info.namespaced else "", name))
+        if obj is None:
+            return _status_error(404, "NotFound", f'{plural} "{name}" not found')
+        return web.json_response(mask_secret(obj))
+    items = ctx.store.list(kind, ns if info.namespaced else None)
+    return web.json_response({"kind": f"{kind}List", "apiVersion": info.api_version,
+                              "metadata": {}, "items": [mask_secret(o) for o in items]})
+
+
+async def _pod_log(request: web.Request) -> web.Response:
+    ctx: ApiContext = request.app["ctx"]
+    text = await ctx.logs(request.match_info["namespace"], request.match_info["name"],
+                          request.query.get("container", ""),
+                          int(request.query.get("tailLines", "100")))
+    return web.Response(text=text)
+
+
+async def _status(request: web.Request) -> web.Response:
+    return web.json_response(request.app["ctx"].status())
+
+
+async def _sync(request: web.Request) -> web.Response:
+    return web.json_response(await request.app["ctx"].sync_now())
+
+
+async def _shutdown(request: web.Request) -> web.Response:
+    asyncio.get_running_loop().call_later(0.1, request.app["ctx"].shutdown)
+    return web.json_response({"stopping": True})
+
+
+def make_app(ctx: ApiContext) -> web.Application:
+    app = web.Application(middlewares=[_auth])
+    app["ctx"] = ctx
+    app.router.add_get("/healthz", _healthz)
+    for prefix in ("/api/v1", "/apis/{group}/{version}"):
+        app.router.add_get(prefix + "/{plural}", _list_or_get)
+        app.router.add_get(prefix + "/{plural}/{name}", _list_or_get)
+        app.router.add_get(prefix + "/namespaces/{namespace}/{plural}", _list_or_get)
+        app.router.add_get(prefix + "/namespaces/{namespace}/{plural}/{name}", _list_or_get)
+    app.router.add_get("/api/v1/namespaces/{namespace}/pods/{name}/log", _pod_log)
+    app.router.add_get("/gitops/v1/status", _status)
+    app.router.add_post("/gitops/v1/sync", _sync)
+    app.router.add_post("/gitops/v1/shutdown", _shutdown)
+    return app
+
+
+def object_health(store: Store) -> list[dict]:
+    """Every object git declared, with its health: what `status` and `up --wait` show."""
+    out = []
+    for key, entry in sorted(store.inventory().items()):
+        health = assess(store.get(key))
+        out.append({"kind": key.kind, "namespace": key.namespace, "name": key.name,
+                    "file": entry.file, "line": entry.line,
+                    "health": health.status, "message": health.message})
+    return out

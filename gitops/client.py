@@ -1,0 +1,56 @@
+"""Talk to the agent that owns a data dir, through the address it recorded there."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+
+from gitops.errors import GitopsError
+from gitops.paths import DataDir
+
+
+class AgentNotRunning(GitopsError):
+    pass
+
+
+class Client:
+    def __init__(self, dd: DataDir) -> None:
+        info = dd.read_agent()
+        if info is None:
+            raise AgentNotRunning(f"no agent is running for data dir {dd.root} "
+                                  "(start one with `gitops up SOURCE` or `gitops run`)")
+        self.url = info["url"]
+        self.info = info
+        self._token = dd.token()
+
+    def request(self, method: str, path: str, timeout: float = 30) -> Any:
+        req = urllib.request.Request(self.url + path, method=method,
+                                     headers={"Authorization": f"Bearer {self._token}"})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                body = resp.read()
+                ctype = resp.headers.get("Content-Type", "")
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode(errors="replace")
+            try:
+                detail = json.loads(detail).get("message", detail)
+            except ValueError:
+                pass
+            raise GitopsError(f"{method} {path}: {exc.code} {detail}") from exc
+        except (urllib.error.URLError, OSError) as exc:
+            raise AgentNotRunning(f"agent at {self.url} does not answer: {exc}") from exc
+        return json.loads(body) if "json" in ctype else body.decode(errors="replace")
+
+    def get(self, path: str, timeout: float = 30) -> Any:
+        return self.request("GET", path, timeout)
+
+    def post(self, path: str, timeout: float = 130) -> Any:
+        return self.request("POST", path, timeout)
+
+
+def resource_path(api_version: str, plural: str, namespace: str | None, name: str = "") -> str:
+    base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+    path = f"{base}/namespaces/{namespace}/{plural}" if namespace else f"{base}/{plural}"
+    return f"{path}/{name}" if name else path

@@ -1,0 +1,1 @@
+"""Controllers: pure reconcile functions returning actions, plus the executor."""

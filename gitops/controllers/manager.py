@@ -1,0 +1,58 @@
+"""One pass over every controller, reading current state from the store."""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+
+from gitops.controllers import deployment, endpoints, gc, replicaset, service
+from gitops.controllers.base import execute
+from gitops.model.meta import controller_of
+from gitops.scheduler import scheduler
+from gitops.store.base import Store
+
+
+class ControllerManager:
+    def __init__(self, store: Store, rng: random.Random | None = None) -> None:
+        self.store = store
+        self.rng = rng or random.Random()
+
+    def run_once(self) -> None:
+        s = self.store
+        execute(s, gc.reconcile(s.all_objects()), "garbage-collector")
+        execute(s, service.reconcile(s.list("Service")), "service")
+        self._workloads()
+        execute(s, scheduler.reconcile(s.list("Pod"), s.list("Node")), "scheduler")
+        self._endpoints()
+
+    def _workloads(self) -> None:
+        s = self.store
+        rs_by_owner = _by_controller(s.list("ReplicaSet"))
+        for deploy in s.list("Deployment"):
+            execute(s, deployment.reconcile(deploy, rs_by_owner[deploy["metadata"]["uid"]]),
+                    "deployment")
+        pods_by_owner = _by_controller(s.list("Pod"))
+        for rs in s.list("ReplicaSet"):
+            execute(s, replicaset.reconcile(rs, pods_by_owner[rs["metadata"]["uid"]], self.rng),
+                    "replicaset")
+
+    def _endpoints(self) -> None:
+        s = self.store
+        pods_by_ns: dict[str, list[dict]] = defaultdict(list)
+        for pod in s.list("Pod"):
+            pods_by_ns[pod["metadata"]["namespace"]].append(pod)
+        services = {(o["metadata"]["namespace"], o["metadata"]["name"]): o
+                    for o in s.list("Service")}
+        current = {(o["metadata"]["namespace"], o["metadata"]["name"]): o
+                   for o in s.list("Endpoints")}
+        for key in services.keys() | current.keys():
+            execute(s, endpoints.reconcile(services.get(key), current.get(key),
+                                           pods_by_ns[key[0]]), "endpoints")
+
+
+def _by_controller(objs: list[dict]) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = defaultdict(list)
+    for obj in objs:
+        if ref := controller_of(obj):
+            out[ref["uid"]].append(obj)
+    return out

@@ -1,0 +1,67 @@
+"""ReplicaSet: keep exactly spec.replicas active pods, prefer deleting the least useful."""
+
+from __future__ import annotations
+
+import copy
+import random
+
+from gitops.controllers.base import Action, Create, Delete, SetStatus
+from gitops.controllers.pods import is_active, is_ready
+from gitops.model import key_of
+from gitops.model.meta import owner_ref
+
+_SUFFIX_CHARS = "bcdfghjklmnpqrstvwxz2456789"   # Kubernetes' vowel-free alphabet
+
+
+def reconcile(rs: dict, pods: list[dict], rng: random.Random) -> list[Action]:
+    """pods: the pods this ReplicaSet owns (by controller ownerReference)."""
+    if rs["metadata"].get("deletionTimestamp"):
+        return []
+    want = rs.get("spec", {}).get("replicas", 1)
+    active = [p for p in pods if is_active(p)]
+    actions: list[Action] = []
+    if len(active) < want:
+        taken = {p["metadata"]["name"] for p in pods}
+        for _ in range(want - len(active)):
+            pod = new_pod(rs, rng, taken)
+            taken.add(pod["metadata"]["name"])
+            actions.append(Create(pod))
+    elif len(active) > want:
+        for pod in sorted(active, key=_deletion_rank)[: len(active) - want]:
+            actions.append(Delete(key_of(pod)))
+    actions.append(SetStatus(key_of(rs), status(rs, active)))
+    return actions
+
+
+def _deletion_rank(pod: dict) -> tuple:
+    """Unscheduled first, then not-ready, then the newest (Kubernetes' ActivePods order)."""
+    return (bool(pod.get("spec", {}).get("nodeName")), is_ready(pod),
+            _neg(pod["metadata"].get("creationTimestamp", "")))
+
+
+def _neg(ts: str) -> tuple:
+    return tuple(-ord(c) for c in ts)
+
+
+def new_pod(rs: dict, rng: random.Random, taken: set[str]) -> dict:
+    template = copy.deepcopy(rs["spec"]["template"])
+    base = rs["metadata"]["name"]
+    while True:
+        name = f"{base}-{''.join(rng.choice(_SUFFIX_CHARS) for _ in range(5))}"
+        if name not in taken:
+            break
+    meta = template.get("metadata") or {}
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": rs["metadata"]["namespace"],
+                         "labels": dict(meta.get("labels") or {}),
+                         "annotations": dict(meta.get("annotations") or {}),
+                         "ownerReferences": [owner_ref(rs)]},
+            "spec": template.get("spec", {}),
+            "status": {"phase": "Pending"}}
+
+
+def status(rs: dict, active: list[dict]) -> dict:
+    ready = sum(1 for p in active if is_ready(p))
+    return {"replicas": len(active), "fullyLabeledReplicas": len(active),
+            "readyReplicas": ready, "availableReplicas": ready,
+            "observedGeneration": rs["metadata"].get("generation", 1)}

@@ -1,0 +1,61 @@
+"""Service allocations the API server would make: node ports for NodePort Services."""
+
+from __future__ import annotations
+
+import copy
+
+from gitops.controllers.base import Action, Update
+from gitops.model.meta import stable_hash
+
+NODE_PORT_RANGE = (30000, 32767)
+
+
+def reconcile(services: list[dict]) -> list[Action]:
+    used = {p["nodePort"] for s in services for p in s.get("spec", {}).get("ports", []) or []
+            if p.get("nodePort")}
+    actions: list[Action] = []
+    for svc in services:
+        if svc.get("spec", {}).get("type") not in ("NodePort", "LoadBalancer"):
+            continue
+        updated = copy.deepcopy(svc)
+        for port in updated["spec"].get("ports", []) or []:
+            if not port.get("nodePort"):
+                port["nodePort"] = pick_node_port(svc, port, used)
+                used.add(port["nodePort"])
+        if updated != svc:
+            updated["metadata"].pop("resourceVersion", None)
+            actions.append(Update(updated))
+    return actions
+
+
+def pick_node_port(svc: dict, port: dict, used: set[int]) -> int:
+    """Deterministic first choice (stable across restarts), probing past collisions."""
+    lo, hi = NODE_PORT_RANGE
+    span = hi - lo + 1
+    seed = int(stable_hash([svc["metadata"]["namespace"], svc["metadata"]["name"],
+                            port.get("port"), port.get("protocol", "TCP")], 8), 16)
+    for i in range(span):
+        candidate = lo + (seed + i) % span
+        if candidate not in used:
+            return candidate
+    raise RuntimeError("node port range exhausted")
+
+
+def keep_allocations(desired: dict, live: dict) -> dict:
+    """Sync must not undo allocations git leaves open (clusterIP, nodePort)."""
+    if desired.get("kind") != "Service":
+        return desired
+    out = copy.deepcopy(desired)
+    spec, live_spec = out.setdefault("spec", {}), live.get("spec", {})
+    if "clusterIP" not in spec and live_spec.get("clusterIP"):
+        spec["clusterIP"] = live_spec["clusterIP"]
+        if live_spec.get("clusterIPs"):
+            spec["clusterIPs"] = live_spec["clusterIPs"]
+    if spec.get("type") in ("NodePort", "LoadBalancer"):
+        allocated = {(p.get("port"), p.get("protocol", "TCP")): p.get("nodePort")
+                     for p in live_spec.get("ports", []) or []}
+        for p in spec.get("ports", []) or []:
+            if not p.get("nodePort"):
+                if node_port := allocated.get((p.get("port"), p.get("protocol", "TCP"))):
+                    p["nodePort"] = node_port
+    return out

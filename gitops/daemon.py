@@ -1,0 +1,220 @@
+"""Composition root: wires store, source, loops, runtime, proxy and API; clean shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import json
+import os
+import secrets
+import signal
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from gitops.agent.docker import DockerRuntime
+from gitops.agent.network import pick_subnet
+from gitops.agent.node import NodeAgent
+from gitops.api.server import ApiContext, make_app, object_health
+from gitops.controllers.manager import ControllerManager
+from gitops.errors import GitopsError
+from gitops.loops import LevelLoop
+from gitops.model import ObjectKey
+from gitops.paths import DataDir
+from gitops.proxy.listeners import Proxy
+from gitops.proxy.routes import node_port_routes
+from gitops.source import make_source
+from gitops.store.sqlite import SqliteStore
+from gitops.sync.engine import SyncEngine
+
+log = structlog.get_logger(component="daemon")
+
+
+@dataclass
+class AgentConfig:
+    repo: str
+    data_dir: Path
+    ref: str = ""
+    path: str = ""
+    interval: float = 60.0
+    node_name: str = ""
+    node_address: str = "127.0.0.1"
+    api_host: str = "127.0.0.1"
+    api_port: int = 0
+    pod_subnet: str = ""
+    allow_empty_prune: bool = False
+
+
+class Agent:
+    def __init__(self, config: AgentConfig) -> None:
+        self.config = config
+        self.dd = DataDir.at(config.data_dir)
+        self.dd.root.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = _lock(self.dd.lock_file)
+        self.store = SqliteStore(self.dd.store)
+        self.source = make_source(config.repo, self.dd.root, config.ref, config.path)
+        self.runtime = DockerRuntime(self.dd.instance)
+        self.network = f"gitops-{self.dd.instance}"
+        self.node = NodeAgent(self.store, self.runtime, config.node_name or socket.gethostname(),
+                              self.network)
+        self.engine = SyncEngine(self.store, self.source, config.allow_empty_prune)
+        self.controllers = ControllerManager(self.store)
+        self.proxy = Proxy()
+        self.stop = asyncio.Event()
+        self._trigger = "startup"
+        self._last_result: dict = {}
+        self.sync_loop = LevelLoop("sync", self._sync_pass, resync=3600)
+        self.controller_loop = LevelLoop("controllers", self.controllers.run_once, resync=5)
+        self.agent_loop = LevelLoop("node-agent", self.node.sync_once, resync=2)
+        self.proxy_dirty = asyncio.Event()
+
+    # -- loops ------------------------------------------------------------------------
+    def _sync_pass(self) -> None:
+        trigger, self._trigger = self._trigger, "interval"
+        res = self.engine.sync_once(trigger)
+        self._last_result = {"result": res.result, "revision": res.revision,
+                             "message": res.message, "errors": [str(e) for e in res.errors]}
+
+    def _on_store_change(self, event: str, obj: dict) -> None:
+        kind = obj.get("kind")
+        self.controller_loop.poke()
+        if kind in ("Pod", "Node", "ConfigMap", "Secret"):
+            self.agent_loop.poke()
+        if kind in ("Service", "Endpoints"):
+            self._loop.call_soon_threadsafe(self.proxy_dirty.set)
+
+    async def _proxy_loop(self) -> None:
+        while not self.stop.is_set():
+            self.proxy_dirty.clear()
+            routes, names = node_port_routes(self.store.list("Service"),
+                                             self.store.list("Endpoints"),
+                                             self.config.node_address)
+            errors = await self.proxy.apply(routes, names)
+            for addr, err in errors.items():
+                log.error("node_port_bind_failed", address=f"{addr[0]}:{addr[1]}", error=err)
+            try:
+                await asyncio.wait_for(self.proxy_dirty.wait(), timeout=10)
+            except asyncio.TimeoutError:
+                pass
+
+    def _watch_docker(self) -> None:
+        self.runtime.watch_events(lambda _e: self.agent_loop.poke(), self.stop.is_set)
+
+    # -- API callbacks ------------------------------------------------------------------
+    def status(self) -> dict:
+        return {"source": {"repo": self.source.url, "ref": self.config.ref,
+                           "path": self.config.path},
+                "applied_revision": self.store.get_state("applied_revision"),
+                "last_sync": self.store.get_state("last_sync"),
+                "node": self.node.node_name, "network": self.network,
+                "objects": object_health(self.store)}
+
+    async def sync_now(self) -> dict:
+        self._trigger = "manual"
+        runs = self.sync_loop.runs
+        self.sync_loop.poke()
+        deadline = time.monotonic() + 120
+        while self.sync_loop.runs == runs and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        return self._last_result
+
+    async def pod_logs(self, ns: str, pod: str, container: str, tail: int) -> str:
+        obj = self.store.get(ObjectKey("Pod", ns, pod))
+        if obj is None:
+            raise web.HTTPNotFound(text=f'pod "{pod}" not found')
+        names = [c["name"] for c in obj["spec"].get("containers", [])]
+        name = container or names[0]
+        for c in await asyncio.to_thread(self.runtime.list_containers):
+            if c.pod_uid == obj["metadata"]["uid"] and c.container == name:
+                return await asyncio.to_thread(self.runtime.logs, c.id, tail)
+        return ""
+
+    # -- lifecycle ----------------------------------------------------------------------
+    async def run(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._loop.add_signal_handler(sig, self.stop.set)
+        await asyncio.to_thread(self._setup_runtime)
+        self.store.watch(self._on_store_change)
+
+        token = _token(self.dd.token_file)
+        app = make_app(ApiContext(self.store, token, self.status, self.sync_now,
+                                  self.stop.set, self.pod_logs))
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, self.config.api_host, self.config.api_port)
+        await site.start()
+        port = runner.addresses[0][1]
+        url = f"http://{self.config.api_host}:{port}"
+        _write_json(self.dd.agent_file, {"pid": os.getpid(), "url": url,
+                                         "instance": self.dd.instance,
+                                         "repo": self.source.url, "network": self.network})
+        log.info("agent_started", api=url, repo=self.source.url, instance=self.dd.instance,
+                 node=self.node.node_name, interval=self.config.interval)
+
+        scheduler = AsyncIOScheduler()
+        scheduler.add_job(self.sync_loop.poke, "interval", seconds=self.config.interval,
+                          jitter=max(1, int(self.config.interval * 0.1)),
+                          id="poll", max_instances=1, coalesce=True)
+        scheduler.start()
+        watcher = threading.Thread(target=self._watch_docker, name="docker-events", daemon=True)
+        watcher.start()
+        tasks = [asyncio.create_task(loop.run(self.stop)) for loop in
+                 (self.sync_loop, self.controller_loop, self.agent_loop)]
+        tasks.append(asyncio.create_task(self._proxy_loop()))
+        try:
+            await self.stop.wait()
+        finally:
+            log.info("agent_stopping")
+            scheduler.shutdown(wait=False)
+            for loop in (self.sync_loop, self.controller_loop, self.agent_loop):
+                loop.poke()
+            self.proxy_dirty.set()
+            await asyncio.wait(tasks, timeout=15)
+            await self.proxy.close()
+            await runner.cleanup()
+            self.node.close()
+            self.dd.agent_file.unlink(missing_ok=True)
+            self.store.close()
+            log.info("agent_stopped")
+
+    def _setup_runtime(self) -> None:
+        subnet = self.config.pod_subnet or self.store.get_state("pod_subnet")
+        if not subnet:
+            subnet = pick_subnet(self.dd.instance, self.runtime.used_subnets())
+        self.node.setup(subnet)
+        self.store.set_state("pod_subnet", subnet)
+
+
+def _lock(path: Path) -> int:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise GitopsError(f"another agent is already running with data dir {path.parent}")
+    return fd
+
+
+def _token(path: Path) -> str:
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(32))
+    return path.read_text().strip()
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data))
+    tmp.replace(path)
+
+
+def run_agent(config: AgentConfig) -> None:
+    asyncio.run(Agent(config).run())

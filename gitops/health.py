@@ -1,0 +1,81 @@
+"""Health per kind, as Argo CD users know it: Healthy, Progressing, Degraded, Missing (pure)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+HEALTHY, PROGRESSING, DEGRADED, MISSING, SUSPENDED = (
+    "Healthy", "Progressing", "Degraded", "Missing", "Suspended")
+
+_BAD_WAITING = {"CrashLoopBackOff", "ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull",
+                "InvalidImageName", "CreateContainerConfigError", "CreateContainerError",
+                "RunContainerError", "CreatePodSandboxError"}
+
+
+@dataclass(frozen=True)
+class Health:
+    status: str
+    message: str = ""
+
+
+def assess(obj: dict | None) -> Health:
+    if obj is None:
+        return Health(MISSING, "not in the store")
+    fn = _BY_KIND.get(obj.get("kind", ""))
+    return fn(obj) if fn else Health(HEALTHY)
+
+
+def _deployment(obj: dict) -> Health:
+    spec, st = obj.get("spec", {}), obj.get("status", {})
+    if spec.get("paused"):
+        return Health(SUSPENDED, "deployment is paused")
+    want = spec.get("replicas", 1)
+    if st.get("observedGeneration", 0) < obj["metadata"].get("generation", 1):
+        return Health(PROGRESSING, "waiting for the rollout to be observed")
+    updated, available = st.get("updatedReplicas", 0), st.get("availableReplicas", 0)
+    if updated < want:
+        return Health(PROGRESSING, f"{updated} of {want} updated replicas")
+    if st.get("replicas", 0) > updated:
+        return Health(PROGRESSING, f"{st['replicas'] - updated} old replicas pending termination")
+    if available < want:
+        return Health(PROGRESSING, f"{available} of {want} updated replicas are available")
+    return Health(HEALTHY, f"{available}/{want} available")
+
+
+def _replicaset(obj: dict) -> Health:
+    want = obj.get("spec", {}).get("replicas", 1)
+    ready = obj.get("status", {}).get("readyReplicas", 0)
+    return Health(HEALTHY) if ready >= want else Health(PROGRESSING, f"{ready}/{want} ready")
+
+
+def _pod(obj: dict) -> Health:
+    st = obj.get("status", {})
+    for cs in st.get("containerStatuses", []) or []:
+        waiting = (cs.get("state") or {}).get("waiting")
+        if waiting and waiting.get("reason") in _BAD_WAITING:
+            msg = waiting.get("message", "")
+            return Health(DEGRADED, f"{cs['name']}: {waiting['reason']}" + (f": {msg}" if msg
+                                                                             else ""))
+    phase = st.get("phase", "Pending")
+    if phase == "Failed":
+        return Health(DEGRADED, "pod failed")
+    if phase == "Succeeded":
+        return Health(HEALTHY, "completed")
+    conditions = {c["type"]: c for c in st.get("conditions", []) or []}
+    if conditions.get("PodScheduled", {}).get("status") == "False":
+        return Health(PROGRESSING, conditions["PodScheduled"].get("message", "unschedulable"))
+    if phase == "Running" and conditions.get("Ready", {}).get("status") == "True":
+        return Health(HEALTHY)
+    return Health(PROGRESSING, f"phase {phase}, not ready")
+
+
+def _service(obj: dict) -> Health:
+    spec = obj.get("spec", {})
+    if spec.get("type") in ("NodePort", "LoadBalancer") and \
+            not all(p.get("nodePort") for p in spec.get("ports", []) or []):
+        return Health(PROGRESSING, "waiting for node port allocation")
+    return Health(HEALTHY)
+
+
+_BY_KIND = {"Deployment": _deployment, "ReplicaSet": _replicaset, "Pod": _pod,
+            "Service": _service}

@@ -1,0 +1,56 @@
+"""Level-triggered loop runner: wake on a poke or a resync timer, run the whole reconcile.
+
+A queue item is 'something changed'; the reconcile always reads current state, so missed
+or coalesced pokes are harmless (DESIGN.md: level-triggered).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import structlog
+
+log = structlog.get_logger(component="loop")
+
+
+class LevelLoop:
+    def __init__(self, name: str, fn: Callable[[], object], resync: float,
+                 debounce: float = 0.02) -> None:
+        self.name = name
+        self._fn = fn
+        self._resync = resync
+        self._debounce = debounce
+        self._event: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.runs = 0
+
+    def poke(self) -> None:
+        """Thread-safe: ask for a reconcile soon."""
+        if self._loop is not None and self._event is not None:
+            self._loop.call_soon_threadsafe(self._event.set)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._event = asyncio.Event()
+        self._event.set()
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(self._event.wait(), timeout=self._resync)
+                await asyncio.sleep(self._debounce)
+            except asyncio.TimeoutError:
+                pass
+            if stop.is_set():
+                break
+            self._event.clear()
+            started = time.monotonic()
+            try:
+                await asyncio.to_thread(self._fn)
+            except Exception:   # one bad pass must never stop the loop
+                log.exception("loop_pass_failed", loop=self.name)
+                await asyncio.sleep(1.0)
+            self.runs += 1
+            elapsed = time.monotonic() - started
+            if elapsed > 5:
+                log.warning("loop_pass_slow", loop=self.name, seconds=round(elapsed, 2))

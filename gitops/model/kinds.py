@@ -1,0 +1,50 @@
+"""The kinds the agent knows: API group/version, scope, plural and apply order."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Kind:
+    kind: str
+    api_version: str
+    plural: str
+    namespaced: bool = True
+    apply_order: int = 50           # lower applies first, prunes last
+    short_names: tuple[str, ...] = ()
+
+    @property
+    def group(self) -> str:
+        return self.api_version.rpartition("/")[0] if "/" in self.api_version else ""
+
+
+# Apply order follows what kubectl/Argo CD do: namespaces and config before the
+# things that consume them, workloads last.
+KINDS: dict[str, Kind] = {k.kind: k for k in (
+    Kind("Namespace", "v1", "namespaces", namespaced=False, apply_order=0, short_names=("ns",)),
+    Kind("ConfigMap", "v1", "configmaps", apply_order=10, short_names=("cm",)),
+    Kind("Secret", "v1", "secrets", apply_order=10),
+    Kind("PersistentVolumeClaim", "v1", "persistentvolumeclaims", apply_order=15,
+         short_names=("pvc",)),
+    Kind("ServiceAccount", "v1", "serviceaccounts", apply_order=15, short_names=("sa",)),
+    Kind("Service", "v1", "services", apply_order=20, short_names=("svc",)),
+    Kind("Deployment", "apps/v1", "deployments", apply_order=30, short_names=("deploy",)),
+    Kind("ReplicaSet", "apps/v1", "replicasets", apply_order=31, short_names=("rs",)),
+    Kind("Pod", "v1", "pods", apply_order=32, short_names=("po",)),
+    Kind("Endpoints", "v1", "endpoints", apply_order=40, short_names=("ep",)),
+    Kind("Node", "v1", "nodes", namespaced=False, apply_order=5, short_names=("no",)),
+)}
+
+# Kinds git may declare; the rest are owned by controllers or the agent itself.
+DECLARABLE = frozenset({"Namespace", "ConfigMap", "Secret", "PersistentVolumeClaim",
+                        "ServiceAccount", "Service", "Deployment", "ReplicaSet", "Pod"})
+
+
+def kind_for(name: str) -> Kind | None:
+    """Resolve a kind from what a user types: Kind, plural, singular or short name."""
+    low = name.lower()
+    for k in KINDS.values():
+        if low in (k.kind.lower(), k.plural, k.plural.rstrip("s")) or low in k.short_names:
+            return k
+    return None

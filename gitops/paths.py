@@ -1,0 +1,58 @@
+"""Files an agent keeps in its data dir, and the instance id derived from it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class DataDir:
+    root: Path
+
+    @classmethod
+    def at(cls, path: str | Path) -> "DataDir":
+        return cls(Path(path).resolve())
+
+    @property
+    def instance(self) -> str:
+        """Labels every container/network of this agent, so agents never touch each other's."""
+        return hashlib.sha256(str(self.root).encode()).hexdigest()[:8]
+
+    @property
+    def store(self) -> Path:
+        return self.root / "state.db"
+
+    @property
+    def agent_file(self) -> Path:
+        return self.root / "agent.json"
+
+    @property
+    def token_file(self) -> Path:
+        return self.root / "token"
+
+    @property
+    def log_file(self) -> Path:
+        return self.root / "agent.log"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.root / "agent.lock"
+
+    def read_agent(self) -> dict | None:
+        """The running agent's record, or None when there is none (or it died)."""
+        try:
+            info = json.loads(self.agent_file.read_text())
+        except (OSError, ValueError):
+            return None
+        try:
+            os.kill(int(info["pid"]), 0)
+        except (OSError, KeyError, ValueError):
+            return None
+        return info
+
+    def token(self) -> str:
+        return self.token_file.read_text().strip()

@@ -1,0 +1,318 @@
+"""Userspace TCP Service proxy: one listener per (host, port), each accepted connection
+spliced to an endpoint chosen by that listener's Balancer. The only socket code of the proxy.
+
+Built on asyncio Protocols rather than streams or loop.sock_*: a chunk goes from one
+transport's recv() (256 KiB per wakeup in CPython's selector transport) straight into the
+other transport's send(), with no task switch per chunk, and the transports' write-buffer
+watermarks give back-pressure (pause reading the fast side while the slow side drains).
+
+UDP is meant to arrive as another listener class next to _TcpListener with the same
+update()/close() surface; routes would then be keyed by protocol as well.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
+
+import structlog
+
+from gitops.proxy.balancer import Balancer, Endpoint
+
+ListenAddr = tuple[str, int]  # (bind host, port)
+
+log = structlog.get_logger(component="proxy")
+
+_HIGH_WATER = 256 * 1024   # queued bytes toward a slow peer before we stop reading the fast one
+_BACKLOG = 1024            # bursts of new connections should queue, not get refused
+_LOG_WINDOW = 10.0         # seconds between repeated lines of the same kind for the same key
+
+
+class _Throttle:
+    """At most one log line per key per window; the next line says how many were dropped.
+    A dead Service can see thousands of connection attempts a second; the logs must not."""
+
+    def __init__(self, window: float = _LOG_WINDOW, clock: Callable[[], float] = time.monotonic) -> None:
+        self._window, self._clock = window, clock
+        self._seen: dict[object, list] = {}  # key -> [last emitted at, suppressed since]
+
+    def allow(self, key: object) -> int | None:
+        """None: drop this line. Otherwise: emit it, with the returned suppressed count."""
+        now = self._clock()
+        entry = self._seen.get(key)
+        if entry is not None and now - entry[0] < self._window:
+            entry[1] += 1
+            return None
+        if len(self._seen) > 4096:  # keys include endpoints, which churn; forget stale ones
+            self._seen = {k: v for k, v in self._seen.items() if now - v[0] < self._window}
+        self._seen[key] = [now, 0]
+        return entry[1] if entry else 0
+
+
+class _Pipe(asyncio.Protocol):
+    """One socket of a proxied connection; whatever it reads is written to its peer."""
+
+    def __init__(self, conn: _Conn, peer: _Pipe | None = None) -> None:
+        self.conn = conn
+        self.peer = peer
+        self.transport: asyncio.Transport | None = None
+        self.eof = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        sock = transport.get_extra_info("socket")
+        if sock is not None:  # asyncio already does this on Unix; be explicit, it matters for RPC latency
+            with suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.transport.set_write_buffer_limits(high=_HIGH_WATER)
+
+    def data_received(self, data: bytes) -> None:
+        self.peer.transport.write(data)
+
+    def eof_received(self) -> bool:
+        # Half-close: pass the FIN on and keep the other direction flowing.
+        self.eof = True
+        self.peer.transport.write_eof()
+        if self.peer.eof:
+            self.peer.transport.close()  # both directions done; close() still flushes
+            return False
+        return True
+
+    def pause_writing(self) -> None:
+        if self.peer is not None and not self.peer.eof:
+            self.peer.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.peer is not None and not self.peer.eof:
+            self.peer.transport.resume_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.conn.lost(self, exc)
+
+
+class _BackendPipe(_Pipe):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        if self.conn.client_gone:  # client left while we dialed: nobody will adopt this socket
+            transport.close()
+
+
+class _ClientPipe(_Pipe):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        # Leave client bytes in the kernel until a backend is connected: no buffering here.
+        self.transport.pause_reading()
+        self.conn.start()
+
+
+class _Conn:
+    """A client connection and (once dialed) its backend connection."""
+
+    __slots__ = ("proxy", "listener", "client", "backend", "dial", "client_gone", "backend_gone")
+
+    def __init__(self, proxy: Proxy, listener: _TcpListener) -> None:
+        self.proxy, self.listener = proxy, listener
+        self.client = _ClientPipe(self)
+        self.backend: _Pipe | None = None
+        self.dial: asyncio.Task | None = None
+        self.client_gone = self.backend_gone = False
+
+    def start(self) -> None:
+        self.proxy._conns.add(self)
+        self.listener.active += 1
+        peer = self.client.transport.get_extra_info("peername")
+        self.dial = asyncio.get_running_loop().create_task(
+            self.proxy._dial(self, peer[0] if peer else None))
+
+    def link(self, backend: _Pipe) -> None:
+        self.backend = backend
+        self.client.peer = backend
+        self.client.transport.resume_reading()
+
+    def lost(self, side: _Pipe, exc: Exception | None) -> None:
+        # A reset on one side is passed on as a reset; a clean close as a flushed close.
+        if side is self.client:
+            self.client_gone = True
+            if self.dial is not None:
+                self.dial.cancel()  # no-op once the dial finished
+            other = self.backend
+        elif side is self.backend:
+            self.backend_gone = True
+            other = self.client
+        else:  # a backend whose dial was abandoned (timeout/cancel) before we adopted it
+            return
+        if other is not None and other.transport is not None:
+            if exc is not None:
+                other.transport.abort()
+            else:
+                other.transport.close()
+        if self.client_gone and (self.backend is None or self.backend_gone):
+            self.proxy._conns.discard(self)
+            self.listener.active -= 1
+
+    def abort(self) -> None:
+        if self.dial is not None:
+            self.dial.cancel()
+        for pipe in (self.client, self.backend):
+            if pipe is not None and pipe.transport is not None:
+                pipe.transport.abort()
+
+
+class _TcpListener:
+    def __init__(self, addr: ListenAddr, name: str, endpoints: Sequence[Endpoint]) -> None:
+        self.addr, self.name = addr, name
+        self.balancer = Balancer(endpoints)
+        self.server: asyncio.Server | None = None
+        self.active = 0  # open client connections, including ones still draining after removal
+
+    async def open(self, proxy: Proxy) -> None:
+        host, port = self.addr
+        # reuse_address (SO_REUSEADDR): a restarted agent rebinds despite TIME_WAIT sockets.
+        self.server = await asyncio.get_running_loop().create_server(
+            lambda: _Conn(proxy, self).client, host, port, reuse_address=True, backlog=_BACKLOG)
+
+    def update(self, endpoints: Sequence[Endpoint], name: str) -> bool:
+        before = self.balancer.endpoints
+        self.balancer.update(endpoints)
+        self.name = name
+        return self.balancer.endpoints != before
+
+    def close(self) -> None:
+        # Server.close() only stops accepting: established connections keep draining
+        # (we never call close_clients(); Proxy.close() aborts them itself).
+        if self.server is not None:
+            self.server.close()
+
+
+class Proxy:
+    """Level-triggered set of listeners: apply() makes it exactly the given routes."""
+
+    def __init__(self, dial_timeout: float = 2.0) -> None:
+        self._dial_timeout = dial_timeout
+        self._listeners: dict[ListenAddr, _TcpListener] = {}
+        self._conns: set[_Conn] = set()
+        self._throttle = _Throttle()
+        self._lock = asyncio.Lock()  # apply() awaits binds; overlapping calls must not interleave
+
+    async def __aenter__(self) -> Proxy:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def listening(self) -> set[ListenAddr]:
+        return set(self._listeners)
+
+    async def apply(self, routes: Mapping[ListenAddr, Sequence[Endpoint]],
+                    names: Mapping[ListenAddr, str] | None = None) -> dict[ListenAddr, str]:
+        """Open, update in place, or close listeners so they match routes. Returns the
+        addresses that could not be bound, with the reason; the rest is applied anyway."""
+        async with self._lock:
+            return await self._apply(routes, names or {})
+
+    async def _apply(self, routes: Mapping[ListenAddr, Sequence[Endpoint]],
+                     names: Mapping[ListenAddr, str]) -> dict[ListenAddr, str]:
+        wanted = {(str(h), int(p)): (eps, names.get((h, p))) for (h, p), eps in routes.items()}
+        for addr in [a for a in self._listeners if a not in wanted]:
+            lst = self._listeners.pop(addr)
+            lst.close()
+            log.info("proxy_listener_closed", listener=lst.name, addr=_fmt(addr), draining=lst.active)
+        errors: dict[ListenAddr, str] = {}
+        for addr, (eps, name) in wanted.items():
+            name = name or _fmt(addr)
+            lst = self._listeners.get(addr)
+            if lst is not None:
+                if lst.update(eps, name):
+                    log.info("proxy_endpoints_updated", listener=name, endpoints=len(lst.balancer.endpoints))
+                continue
+            lst = _TcpListener(addr, name, eps)
+            try:
+                await lst.open(self)
+            except Exception as e:  # one bad route never stops the others (bind error, bad host)
+                errors[addr] = str(e)
+                self._note("warning", "proxy_listen_failed", ("listen", addr),
+                           listener=name, addr=_fmt(addr), error=str(e))
+                continue
+            self._listeners[addr] = lst
+            log.info("proxy_listener_opened", listener=name, addr=_fmt(addr),
+                     endpoints=len(lst.balancer.endpoints))
+        return errors
+
+    async def close(self) -> None:
+        """Stop every listener, then end every connection, draining or not."""
+        async with self._lock:
+            await self._close()
+
+    async def _close(self) -> None:
+        servers = [lst.server for lst in self._listeners.values() if lst.server is not None]
+        for lst in self._listeners.values():
+            lst.close()
+        self._listeners.clear()
+        conns = list(self._conns)
+        for conn in conns:
+            conn.abort()
+        dials = [c.dial for c in conns if c.dial is not None]
+        await asyncio.gather(*dials, return_exceptions=True)
+        for server in servers:
+            await server.wait_closed()
+        await asyncio.sleep(0)  # let the aborted transports run connection_lost and free their fds
+
+    async def _dial(self, conn: _Conn, client_ip: str | None) -> None:
+        lst = conn.listener
+        try:
+            candidates = lst.balancer.candidates(client_ip)
+            if not candidates:
+                self._note("warning", "proxy_no_endpoint", ("none", lst.addr), listener=lst.name)
+                conn.client.transport.close()
+                return
+            loop = asyncio.get_running_loop()
+            error: BaseException | None = None
+            for ip, port in candidates:
+                try:
+                    async with asyncio.timeout(self._dial_timeout):  # no extra Task, unlike wait_for
+                        _, backend = await loop.create_connection(
+                            lambda: _BackendPipe(conn, peer=conn.client), ip, port)
+                except (OSError, TimeoutError) as e:
+                    error = e
+                    self._note("debug", "proxy_endpoint_dial_failed", ("ep", lst.addr, ip, port),
+                               listener=lst.name, endpoint=f"{ip}:{port}", error=_why(e))
+                    continue
+                if conn.client_gone:
+                    backend.transport.close()
+                else:
+                    conn.link(backend)
+                return
+            self._note("warning", "proxy_dial_failed", ("all", lst.addr), listener=lst.name,
+                       tried=len(candidates), error=_why(error))
+            conn.client.transport.close()
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # a bug here must cost one connection, not leak it
+            log.error("proxy_connection_error", listener=lst.name, error=repr(e))
+            conn.abort()
+
+    def _note(self, level: str, event: str, key: object, **fields: object) -> None:
+        suppressed = self._throttle.allow((event, key))
+        if suppressed is None:
+            return
+        if suppressed:
+            fields["suppressed"] = suppressed
+        getattr(log, level)(event, **fields)
+
+
+def _fmt(addr: ListenAddr) -> str:
+    host, port = addr
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _why(e: BaseException | None) -> str:
+    if isinstance(e, TimeoutError):
+        return "timeout"
+    if e is None:
+        return ""
+    errno = getattr(e, "errno", None)  # asyncio's "Connect call failed (...)" hides the reason
+    return os.strerror(errno) if errno else (str(e) or type(e).__name__)

@@ -1,0 +1,1 @@
+"""Scheduler: pure node choice plus the bind pass."""

@@ -1,0 +1,59 @@
+"""Source protocol and the factory that picks git or a plain directory."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Revision:
+    sha: str            # commit sha for git; content hash for a plain directory
+    root: Path          # directory whose files make up this revision
+    path: str = ""      # subdirectory inside root that holds the manifests
+    message: str = ""
+
+    @property
+    def manifest_dir(self) -> Path:
+        return self.root / self.path if self.path else self.root
+
+
+class Source(Protocol):
+    url: str
+    ref: str
+    path: str
+
+    def fetch(self) -> Revision: ...
+
+
+@dataclass
+class DirSource:
+    """A directory on disk, read as it is. Its revision is a hash of the manifest files."""
+
+    url: str
+    ref: str = ""
+    path: str = ""
+
+    def fetch(self) -> Revision:
+        root = Path(self.url).resolve()
+        base = root / self.path if self.path else root
+        digest = hashlib.sha256()
+        files = [base] if base.is_file() else sorted(
+            p for p in base.rglob("*") if p.suffix in (".yaml", ".yml", ".json") and p.is_file()
+            and not any(part.startswith(".") for part in p.relative_to(base).parts))
+        for f in files:
+            digest.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes() + b"\0")
+        return Revision(sha="dir-" + digest.hexdigest()[:12], root=root, path=self.path)
+
+
+def is_git_url(spec: str) -> bool:
+    return spec.startswith(("file://", "https://", "http://", "ssh://", "git@", "git://"))
+
+
+def make_source(spec: str, data_dir: Path, ref: str = "", path: str = "") -> Source:
+    if is_git_url(spec):
+        from gitops.source.git import GitSource
+        return GitSource(url=spec, ref=ref, path=path, workdir=data_dir / "repos")
+    return DirSource(url=str(Path(spec).resolve()), ref=ref, path=path)

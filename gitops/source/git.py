@@ -1,0 +1,74 @@
+"""The only module that runs git: clone once into the data dir, then fetch and check out."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import git
+import structlog
+
+from gitops.errors import TransientError
+from gitops.source.base import Revision
+
+log = structlog.get_logger(component="source")
+
+
+@dataclass
+class GitSource:
+    url: str
+    workdir: Path
+    ref: str = ""       # branch, tag or commit; empty means the remote's default branch
+    path: str = ""
+
+    @property
+    def checkout(self) -> Path:
+        return self.workdir / hashlib.sha256(self.url.encode()).hexdigest()[:16]
+
+    def fetch(self) -> Revision:
+        """Fetch and check out the wanted ref; history rewrites (force pushes) are followed."""
+        try:
+            repo = self._open_or_clone()
+            repo.git.fetch("origin", "+refs/heads/*:refs/remotes/origin/*", "--tags", "--force",
+                           "--prune")
+            sha = self._resolve(repo)
+            repo.git.checkout("--force", "--detach", sha)
+            repo.git.clean("-fdxq")
+            commit = repo.commit(sha)
+        except git.GitCommandError as exc:
+            raise TransientError(f"git: {exc.stderr.strip() or exc}", retry_after=10) from exc
+        return Revision(sha=commit.hexsha, root=self.checkout, path=self.path,
+                        message=str(commit.message).strip().splitlines()[0] if commit.message
+                        else "")
+
+    def _open_or_clone(self) -> git.Repo:
+        if (self.checkout / ".git").is_dir():
+            try:
+                return git.Repo(self.checkout)
+            except git.InvalidGitRepositoryError:
+                log.warning("git_checkout_corrupt_recloning", checkout=str(self.checkout))
+                shutil.rmtree(self.checkout)
+        self.checkout.parent.mkdir(parents=True, exist_ok=True)
+        log.info("git_clone", repo=self.url)
+        return git.Repo.clone_from(self.url, self.checkout, no_checkout=True)
+
+    def _resolve(self, repo: git.Repo) -> str:
+        ref = self.ref or self._default_branch(repo)
+        for candidate in (f"refs/remotes/origin/{ref}", f"refs/tags/{ref}", ref):
+            try:
+                return repo.git.rev_parse("--verify", "--quiet", f"{candidate}^{{commit}}")
+            except git.GitCommandError:
+                continue
+        raise TransientError(f"git: ref {ref!r} not found in {self.url}", retry_after=30)
+
+    def _default_branch(self, repo: git.Repo) -> str:
+        try:
+            out = repo.git.ls_remote("--symref", "origin", "HEAD")
+        except git.GitCommandError:
+            out = ""
+        for line in out.splitlines():
+            if line.startswith("ref:"):
+                return line.split()[1].removeprefix("refs/heads/")
+        return "main"

@@ -1,0 +1,236 @@
+"""Embedded SQLite store (WAL): objects as Kubernetes JSON plus inventory, state, history.
+
+Writes are serialised by a lock so loops on worker threads can share one connection;
+watchers are told after commit, so they never see a change that could still roll back.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+from gitops.model import ObjectKey, key_of
+from gitops.store.base import Conflict, InventoryEntry, NotFound, Watcher
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS objects (
+  kind TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,
+  uid TEXT NOT NULL, resource_version INTEGER NOT NULL, body TEXT NOT NULL,
+  PRIMARY KEY (kind, namespace, name));
+CREATE INDEX IF NOT EXISTS objects_uid ON objects(uid);
+CREATE TABLE IF NOT EXISTS inventory (
+  kind TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,
+  api_version TEXT NOT NULL, file TEXT NOT NULL, line INTEGER NOT NULL,
+  PRIMARY KEY (kind, namespace, name));
+CREATE TABLE IF NOT EXISTS state (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS history (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, entry TEXT NOT NULL);
+"""
+
+# Parts of an object that are not its spec: changing only these leaves generation alone.
+_NON_SPEC = ("metadata", "status", "apiVersion", "kind")
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class SqliteStore:
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
+                                   timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        self._lock = threading.RLock()
+        self._depth = 0
+        self._pending: list[tuple[str, dict]] = []
+        self._watchers: list[Watcher] = []
+
+    # -- transactions and notification ------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All writes inside commit together or not at all (nested calls join the outer)."""
+        with self._lock:
+            if self._depth == 0:
+                self._db.execute("BEGIN IMMEDIATE")
+            self._depth += 1
+            try:
+                yield
+            except BaseException:
+                self._depth -= 1
+                if self._depth == 0:
+                    self._db.execute("ROLLBACK")
+                    self._pending.clear()
+                raise
+            self._depth -= 1
+            if self._depth:
+                return
+            self._db.execute("COMMIT")
+            events, self._pending = self._pending, []
+        for event in events:
+            for fn in self._watchers:
+                fn(*event)
+
+    def watch(self, fn: Watcher) -> None:
+        self._watchers.append(fn)
+
+    def _next_rv(self) -> int:
+        row = self._db.execute("SELECT value FROM state WHERE name='resourceVersion'").fetchone()
+        rv = int(json.loads(row[0])) + 1 if row else 1
+        self._db.execute("INSERT OR REPLACE INTO state VALUES ('resourceVersion', ?)", (str(rv),))
+        return rv
+
+    # -- objects ---------------------------------------------------------------------
+    def get(self, key: ObjectKey) -> dict | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT body FROM objects WHERE kind=? AND namespace=? AND name=?", key).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def get_by_uid(self, uid: str) -> dict | None:
+        with self._lock:
+            row = self._db.execute("SELECT body FROM objects WHERE uid=?", (uid,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def list(self, kind: str, namespace: str | None = None) -> list[dict]:
+        with self._lock:
+            if namespace is None:
+                rows = self._db.execute(
+                    "SELECT body FROM objects WHERE kind=? ORDER BY namespace, name", (kind,))
+            else:
+                rows = self._db.execute(
+                    "SELECT body FROM objects WHERE kind=? AND namespace=? ORDER BY name",
+                    (kind, namespace))
+            return [json.loads(r[0]) for r in rows.fetchall()]
+
+    def all_objects(self) -> Iterator[dict]:
+        with self._lock:
+            rows = self._db.execute("SELECT body FROM objects ORDER BY kind, namespace, name")
+            bodies = rows.fetchall()
+        return (json.loads(r[0]) for r in bodies)
+
+    def create(self, obj: dict) -> dict:
+        key = key_of(obj)
+        with self.transaction():
+            if self.get(key) is not None:
+                raise Conflict(f"{key} already exists")
+            obj = json.loads(json.dumps(obj))
+            meta = obj.setdefault("metadata", {})
+            if key.namespace:
+                meta["namespace"] = key.namespace
+            meta["uid"] = meta.get("uid") or str(uuid.uuid4())
+            meta["creationTimestamp"] = meta.get("creationTimestamp") or now_iso()
+            meta["generation"] = 1
+            meta["resourceVersion"] = str(self._next_rv())
+            self._write(key, obj)
+            self._pending.append(("ADDED", obj))
+        return obj
+
+    def update(self, obj: dict) -> dict:
+        """Replace an object. A resourceVersion in obj must match (optimistic concurrency)."""
+        key = key_of(obj)
+        with self.transaction():
+            old = self.get(key)
+            if old is None:
+                raise NotFound(f"{key} not found")
+            meta = obj.setdefault("metadata", {})
+            if meta.get("resourceVersion") not in (None, old["metadata"]["resourceVersion"]):
+                raise Conflict(f"{key} was modified (resourceVersion "
+                               f"{meta['resourceVersion']} != {old['metadata']['resourceVersion']})")
+            obj = json.loads(json.dumps(obj))
+            meta = obj["metadata"]
+            for field in ("uid", "creationTimestamp"):
+                meta[field] = old["metadata"][field]
+            if key.namespace:
+                meta["namespace"] = key.namespace
+            spec_changed = _spec(old) != _spec(obj)
+            meta["generation"] = old["metadata"].get("generation", 1) + (1 if spec_changed else 0)
+            if "status" not in obj and "status" in old:
+                obj["status"] = old["status"]
+            meta["resourceVersion"] = old["metadata"]["resourceVersion"]
+            if obj == old:
+                return old   # no-op writes don't wake every loop
+            meta["resourceVersion"] = str(self._next_rv())
+            self._write(key, obj)
+            self._pending.append(("MODIFIED", obj))
+        return obj
+
+    def update_status(self, key: ObjectKey, status: dict) -> dict:
+        with self.transaction():
+            old = self.get(key)
+            if old is None:
+                raise NotFound(f"{key} not found")
+            if old.get("status") == status:
+                return old
+            obj = {**old, "status": status,
+                   "metadata": {**old["metadata"], "resourceVersion": str(self._next_rv())}}
+            self._write(key, obj)
+            self._pending.append(("MODIFIED", obj))
+        return obj
+
+    def delete(self, key: ObjectKey) -> dict | None:
+        with self.transaction():
+            old = self.get(key)
+            if old is None:
+                return None
+            self._db.execute("DELETE FROM objects WHERE kind=? AND namespace=? AND name=?", key)
+            self._next_rv()
+            self._pending.append(("DELETED", old))
+        return old
+
+    def _write(self, key: ObjectKey, obj: dict) -> None:
+        meta = obj["metadata"]
+        self._db.execute("INSERT OR REPLACE INTO objects VALUES (?,?,?,?,?,?)",
+                         (*key, meta["uid"], int(meta["resourceVersion"]),
+                          json.dumps(obj, separators=(",", ":"))))
+
+    # -- inventory, state, history ------------------------------------------------------
+    def inventory(self) -> dict[ObjectKey, InventoryEntry]:
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM inventory").fetchall()
+        return {ObjectKey(*r[:3]): InventoryEntry(ObjectKey(*r[:3]), r[3], r[4], r[5])
+                for r in rows}
+
+    def set_inventory(self, entries: list[InventoryEntry]) -> None:
+        with self.transaction():
+            self._db.execute("DELETE FROM inventory")
+            self._db.executemany("INSERT INTO inventory VALUES (?,?,?,?,?,?)",
+                                 [(*e.key, e.api_version, e.file, e.line) for e in entries])
+
+    def get_state(self, name: str, default: object = None) -> object:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM state WHERE name=?", (name,)).fetchone()
+        return json.loads(row[0]) if row else default
+
+    def set_state(self, name: str, value: object) -> None:
+        with self.transaction():
+            self._db.execute("INSERT OR REPLACE INTO state VALUES (?, ?)",
+                             (name, json.dumps(value)))
+
+    def record_sync(self, entry: dict) -> None:
+        with self.transaction():
+            self._db.execute("INSERT INTO history (at, entry) VALUES (?, ?)",
+                             (time.time(), json.dumps(entry)))
+
+    def history(self, limit: int = 20) -> list[dict]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT entry FROM history ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def _spec(obj: dict) -> dict:
+    return {k: v for k, v in obj.items() if k not in _NON_SPEC}

@@ -1,0 +1,1 @@
+"""Sync: desired objects from git vs the store -> a plan -> applied as a whole."""

@@ -1,0 +1,157 @@
+"""Pure diffing: normalise, compare only what git declares, and plan the changes."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from gitops.model import KINDS, ObjectKey, key_of
+
+MASK = "***"
+PRUNE_ANNOTATION = "gitops.io/prune"        # "false" exempts an object from prune
+_SERVER_META = ("uid", "resourceVersion", "generation", "creationTimestamp",
+                "managedFields", "deletionTimestamp", "ownerReferences")
+
+
+@dataclass(frozen=True)
+class FieldDiff:
+    path: str
+    desired: Any
+    live: Any
+
+
+@dataclass(frozen=True)
+class Desired:
+    """One object as git declares it, with where it was declared."""
+    body: dict
+    file: str = ""
+    line: int = 0
+
+    @property
+    def key(self) -> ObjectKey:
+        return key_of(self.body)
+
+
+@dataclass(frozen=True)
+class Change:
+    action: str                     # create | update | prune | unchanged | skip
+    key: ObjectKey
+    desired: dict | None
+    live: dict | None
+    file: str = ""
+    line: int = 0
+    fields: tuple[FieldDiff, ...] = ()
+    reason: str = ""
+
+
+@dataclass
+class Plan:
+    changes: list[Change] = field(default_factory=list)
+
+    def count(self, action: str) -> int:
+        return sum(1 for c in self.changes if c.action == action)
+
+    @property
+    def has_changes(self) -> bool:
+        return any(c.action in ("create", "update", "prune") for c in self.changes)
+
+
+def normalize(body: dict) -> dict:
+    """The desired object as the store will hold it: namespace set, no status/server meta."""
+    obj = copy.deepcopy(body)
+    obj.pop("status", None)
+    meta = obj.setdefault("metadata", {})
+    for f in _SERVER_META:
+        meta.pop(f, None)
+    info = KINDS.get(obj.get("kind", ""))
+    if info is None or info.namespaced:
+        meta["namespace"] = meta.get("namespace") or "default"
+    return obj
+
+
+def declared_view(live: Any, desired: Any) -> Any:
+    """Project `live` onto the shape of `desired`, so fields git does not declare (server
+    defaults, controller-owned fields) never count as drift. Lists compare as wholes."""
+    if isinstance(desired, dict) and isinstance(live, dict):
+        return {k: declared_view(live[k], v) for k, v in desired.items() if k in live}
+    return live
+
+
+def field_diffs(desired: Any, live: Any, path: str = "") -> list[FieldDiff]:
+    if isinstance(desired, dict) and isinstance(live, dict):
+        out: list[FieldDiff] = []
+        for k in desired.keys() | live.keys():
+            sub = f"{path}.{k}" if path else str(k)
+            if k not in live:
+                out.append(FieldDiff(sub, desired[k], None))
+            elif k not in desired:
+                out.append(FieldDiff(sub, None, live[k]))
+            else:
+                out.extend(field_diffs(desired[k], live[k], sub))
+        return sorted(out, key=lambda d: d.path)
+    if isinstance(desired, list) and isinstance(live, list) and len(desired) == len(live):
+        out = []
+        for i, (d, l) in enumerate(zip(desired, live)):
+            out.extend(field_diffs(d, l, f"{path}[{i}]"))
+        return out
+    return [] if desired == live else [FieldDiff(path, desired, live)]
+
+
+def mask_secret(obj: dict | None) -> dict | None:
+    """A Secret's values never leave the store: every data value becomes ***."""
+    if obj is None or obj.get("kind") != "Secret":
+        return obj
+    obj = copy.deepcopy(obj)
+    for section in ("data", "stringData"):
+        if isinstance(obj.get(section), dict):
+            obj[section] = {k: MASK for k in obj[section]}
+    return obj
+
+
+def _masked_fields(key: ObjectKey, fields: list[FieldDiff]) -> tuple[FieldDiff, ...]:
+    if key.kind != "Secret":
+        return tuple(fields)
+    return tuple(FieldDiff(f.path, MASK if f.desired is not None else None,
+                           MASK if f.live is not None else None)
+                 if f.path.startswith(("data", "stringData")) else f for f in fields)
+
+
+def diff_object(desired: dict, live: dict) -> tuple[FieldDiff, ...]:
+    want = normalize(desired)
+    return _masked_fields(key_of(want), field_diffs(want, declared_view(live, want)))
+
+
+def apply_rank(key: ObjectKey) -> tuple[int, str, str, str]:
+    info = KINDS.get(key.kind)
+    return (info.apply_order if info else 100, key.kind, key.namespace, key.name)
+
+
+def compute_plan(desired: Iterable[Desired], live: Mapping[ObjectKey, dict],
+                 inventory: Iterable[ObjectKey]) -> Plan:
+    """desired: what git declares; live: the store's copy of every key involved;
+    inventory: keys applied from git before (only those may be pruned)."""
+    plan = Plan()
+    wanted: dict[ObjectKey, Desired] = {d.key: d for d in desired}
+    for key in sorted(wanted, key=apply_rank):
+        d = wanted[key]
+        current = live.get(key)
+        if current is None:
+            plan.changes.append(Change("create", key, normalize(d.body), None, d.file, d.line))
+            continue
+        fields = diff_object(d.body, current)
+        plan.changes.append(Change("update" if fields else "unchanged", key, normalize(d.body),
+                                   current, d.file, d.line, fields))
+    gone = [k for k in inventory if k not in wanted]
+    for key in sorted(gone, key=apply_rank, reverse=True):
+        current = live.get(key)
+        if current is None:
+            continue
+        annotations = current.get("metadata", {}).get("annotations") or {}
+        if annotations.get(PRUNE_ANNOTATION) == "false":
+            plan.changes.append(Change("skip", key, None, current,
+                                       reason=f"{PRUNE_ANNOTATION}=false"))
+        else:
+            plan.changes.append(Change("prune", key, None, current))
+    return plan

@@ -1,0 +1,170 @@
+import pytest
+
+from gitops.agent import plan as P
+from gitops.agent.env import build_env, expand
+from gitops.agent.runtime import CONFIG_HASH, CONTAINER, POD_UID, SANDBOX, ContainerInfo, RuntimeFailure
+from gitops.agent.status import pod_status
+
+NOW = 1_000_000.0
+
+
+def ts(t: float) -> str:
+    from datetime import datetime, timezone
+    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def pod(containers=None, policy="Always", deleting=False):
+    meta = {"name": "p", "namespace": "default", "uid": "u1"}
+    if deleting:
+        meta["deletionTimestamp"] = ts(NOW)
+    return {"metadata": meta, "spec": {"restartPolicy": policy, "nodeName": "n",
+                                       "containers": containers or [{"name": "app", "image": "img:1"}]}}
+
+
+def ctr(name, state="running", exit_code=0, started=NOW - 100, finished=NOW - 1, spec=None,
+        cid=None, ip=""):
+    labels = {CONTAINER: name, POD_UID: "u1"}
+    if spec is not None:
+        labels[CONFIG_HASH] = P.container_hash(spec)
+    return ContainerInfo(id=cid or f"id-{name}", name=name, labels=labels, state=state,
+                         exit_code=exit_code, started_at=ts(started), finished_at=ts(finished),
+                         ip=ip)
+
+
+APP = {"name": "app", "image": "img:1"}
+SANDBOX_OK = ctr(SANDBOX, ip="10.0.0.2")
+
+
+def kinds(plan):
+    return [type(a).__name__ for a in plan.actions]
+
+
+def compute(p, containers, images=None, failures=None, restarts=None, now=NOW):
+    return P.compute_pod_actions(p, containers, images if images is not None else {"img:1": True},
+                                 failures or {}, restarts or {}, now)
+
+
+def test_new_pod_gets_sandbox_then_container():
+    plan = compute(pod(), [])
+    assert kinds(plan) == ["RunSandbox", "RunContainer"]
+
+
+def test_running_pod_needs_nothing():
+    assert compute(pod(), [SANDBOX_OK, ctr("app", spec=APP)]).actions == []
+
+
+def test_dead_sandbox_recreates_everything():
+    plan = compute(pod(), [ctr(SANDBOX, state="exited"), ctr("app", spec=APP)])
+    assert kinds(plan) == ["Remove", "Remove", "RunSandbox", "RunContainer"]
+
+
+def test_spec_change_recreates_container():
+    old = ctr("app", spec={"name": "app", "image": "img:0"})
+    assert kinds(compute(pod(), [SANDBOX_OK, old])) == ["Remove", "RunContainer"]
+
+
+def test_unknown_container_is_removed():
+    plan = compute(pod(), [SANDBOX_OK, ctr("app", spec=APP), ctr("stray")])
+    assert kinds(plan) == ["Remove"] and plan.actions[0].container_id == "id-stray"
+
+
+@pytest.mark.parametrize("policy, code, restart", [
+    ("Always", 0, True), ("Always", 1, True), ("OnFailure", 0, False),
+    ("OnFailure", 2, True), ("Never", 1, False)])
+def test_restart_policy(policy, code, restart):
+    plan = compute(pod(policy=policy), [SANDBOX_OK, ctr("app", "exited", code, spec=APP)])
+    assert (kinds(plan) == ["Restart"]) == restart
+
+
+@pytest.mark.parametrize("restarts, ran_for, delay", [
+    (0, 5, 0), (1, 5, 10), (2, 5, 20), (3, 5, 40), (10, 5, 300), (6, 700, 0)])
+def test_restart_backoff_curve(restarts, ran_for, delay):
+    assert P.restart_delay(restarts, ran_for) == delay
+
+
+def test_crash_loop_waits_then_restarts():
+    crashed = ctr("app", "exited", 1, started=NOW - 6, finished=NOW - 5, spec=APP)
+    waiting = compute(pod(), [SANDBOX_OK, crashed], restarts={"app": 2})
+    assert waiting.actions == [] and waiting.waiting["app"][0] == "CrashLoopBackOff"
+    later = compute(pod(), [SANDBOX_OK, crashed], restarts={"app": 2}, now=NOW + 20)
+    assert kinds(later) == ["Restart"]
+
+
+def test_missing_image_is_pulled_and_failures_back_off():
+    plan = compute(pod(), [SANDBOX_OK], images={"img:1": False})
+    assert kinds(plan) == ["Pull", "RunContainer"]
+    failure = P.PullFailure(NOW - 5, 1, "ErrImagePull", "no such host")
+    plan = compute(pod(), [SANDBOX_OK], images={"img:1": False}, failures={"img:1": failure})
+    assert plan.actions == [] and plan.waiting["app"][0] == "ImagePullBackOff"
+    plan = compute(pod(), [SANDBOX_OK], images={"img:1": False}, failures={"img:1": failure},
+                   now=NOW + 10)
+    assert kinds(plan) == ["Pull", "RunContainer"]
+
+
+def test_never_policy_does_not_pull():
+    p = pod(containers=[{"name": "app", "image": "img:1", "imagePullPolicy": "Never"}])
+    plan = compute(p, [SANDBOX_OK], images={"img:1": False})
+    assert plan.actions == [] and plan.waiting["app"][0] == "ErrImageNeverPull"
+
+
+@pytest.mark.parametrize("image, policy", [
+    ("busybox", "Always"), ("busybox:latest", "Always"), ("busybox:1", "IfNotPresent"),
+    ("reg:5000/x", "Always"), ("reg:5000/x:2", "IfNotPresent")])
+def test_default_pull_policy(image, policy):
+    assert P.pull_policy({"image": image}) == policy
+
+
+def test_deleting_pod_drains_apps_before_sandbox_then_finalizes():
+    p = pod(deleting=True)
+    assert kinds(compute(p, [SANDBOX_OK, ctr("app", spec=APP)])) == ["Stop"]
+    assert kinds(compute(p, [SANDBOX_OK])) == ["Remove"]
+    assert kinds(compute(p, [])) == ["Finalize"]
+
+
+def test_status_running_ready_with_pod_ip():
+    st = pod_status(pod(), [SANDBOX_OK, ctr("app", spec=APP)], {}, {"app": 1}, {}, "10.0.0.1")
+    assert st["phase"] == "Running" and st["podIP"] == "10.0.0.2"
+    assert {"type": "Ready", "status": "True"} in st["conditions"]
+    cs = st["containerStatuses"][0]
+    assert cs["ready"] and cs["restartCount"] == 1 and "running" in cs["state"]
+
+
+def test_status_waiting_reason_and_phase():
+    st = pod_status(pod(), [SANDBOX_OK], {"app": ("ErrImagePull", "nope")}, {}, {}, "")
+    assert st["phase"] == "Pending"
+    assert st["containerStatuses"][0]["state"] == {
+        "waiting": {"reason": "ErrImagePull", "message": "nope"}}
+    assert {"type": "Ready", "status": "False"} in st["conditions"]
+
+
+@pytest.mark.parametrize("policy, code, phase", [
+    ("Never", 0, "Succeeded"), ("Never", 3, "Failed"), ("OnFailure", 0, "Succeeded")])
+def test_status_terminal_phases(policy, code, phase):
+    st = pod_status(pod(policy=policy), [SANDBOX_OK, ctr("app", "exited", code, spec=APP)],
+                    {}, {}, {}, "")
+    assert st["phase"] == phase
+    assert st["containerStatuses"][0]["state"]["terminated"]["exitCode"] == code
+
+
+def test_env_sources_and_expansion():
+    cm = {"kind": "ConfigMap", "data": {"A": "1", "B": "2"}}
+    secret = {"kind": "Secret", "data": {"PW": "c2VjcmV0"}}
+    objects = {("ConfigMap", "cfg"): cm, ("Secret", "sec"): secret}
+    p = pod()
+    p["status"] = {"podIP": "10.0.0.9"}
+    container = {"name": "app", "image": "x", "envFrom": [{"configMapRef": {"name": "cfg"},
+                                                          "prefix": "CM_"}],
+                 "env": [{"name": "X", "value": "x-$(CM_A)-$$(CM_A)-$(NOPE)"},
+                         {"name": "PW", "valueFrom": {"secretKeyRef": {"name": "sec", "key": "PW"}}},
+                         {"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+                         {"name": "OPT", "valueFrom": {"configMapKeyRef": {
+                             "name": "none", "key": "k", "optional": True}}}]}
+    env = build_env(p, container, lambda kind, ns, name: objects.get((kind, name)))
+    assert env["CM_A"] == "1" and env["CM_B"] == "2" and env["PW"] == "secret"
+    assert env["X"] == "x-1-$(CM_A)-$(NOPE)" and env["IP"] == "10.0.0.9" and "OPT" not in env
+    assert env["HOSTNAME"] == "p"
+    with pytest.raises(RuntimeFailure) as err:
+        build_env(p, {"env": [{"name": "Y", "valueFrom": {"configMapKeyRef": {
+            "name": "missing", "key": "k"}}}]}, lambda *a: None)
+    assert err.value.reason == "CreateContainerConfigError"
+    assert expand("$(A) $(B)", {"A": "a"}) == "a $(B)"

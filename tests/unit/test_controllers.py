@@ -1,0 +1,220 @@
+import random
+
+import pytest
+
+from gitops.controllers import deployment, endpoints, gc, replicaset, service
+from gitops.controllers.base import Create, Delete, SetStatus, Update
+from gitops.controllers.manager import ControllerManager
+from gitops.model import ObjectKey
+from gitops.scheduler import scheduler
+from gitops.store import SqliteStore
+
+
+def deploy(replicas=2, image="img:1", uid="d-uid"):
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "default", "uid": uid, "generation": 1},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "web"}},
+                     "template": {"metadata": {"labels": {"app": "web"}},
+                                  "spec": {"containers": [{"name": "c", "image": image}]}}}}
+
+
+def pod(name, ready=True, node="n1", created="2026-01-01T00:00:00Z", ip="10.0.0.1",
+        labels=None, owner=None, deleting=False):
+    meta = {"name": name, "namespace": "default", "uid": f"{name}-uid",
+            "creationTimestamp": created, "labels": labels or {"app": "web"}}
+    if owner:
+        meta["ownerReferences"] = [{"uid": owner, "controller": True, "kind": "ReplicaSet",
+                                    "name": "rs", "apiVersion": "apps/v1"}]
+    if deleting:
+        meta["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta,
+            "spec": {"nodeName": node, "containers": [
+                {"name": "c", "image": "img:1", "ports": [{"name": "http", "containerPort": 8080}]}]},
+            "status": {"phase": "Running", "podIP": ip,
+                       "conditions": [{"type": "Ready", "status": str(ready)}]}}
+
+
+def test_deployment_creates_replicaset_with_template_hash():
+    actions = deployment.reconcile(deploy(), [])
+    created = [a.obj for a in actions if isinstance(a, Create)]
+    assert len(created) == 1
+    rs = created[0]
+    thash = deployment.template_hash(deploy())
+    assert rs["metadata"]["name"] == f"web-{thash}"
+    assert rs["spec"]["replicas"] == 2
+    assert rs["spec"]["selector"]["matchLabels"] == {"app": "web", "pod-template-hash": thash}
+    assert rs["spec"]["template"]["metadata"]["labels"]["pod-template-hash"] == thash
+    assert rs["metadata"]["ownerReferences"][0]["uid"] == "d-uid"
+    assert rs["metadata"]["annotations"][deployment.REVISION] == "1"
+
+
+def _rs(d, replicas, available, revision):
+    thash = deployment.template_hash(d)
+    rs = deployment.new_replicaset(d, f"web-{thash}", thash, replicas, revision)
+    rs["metadata"]["uid"] = f"rs-{revision}"
+    rs["status"] = {"replicas": replicas, "availableReplicas": available,
+                    "readyReplicas": available}
+    return rs
+
+
+@pytest.mark.parametrize("new_available, old_scaled_down", [(0, False), (1, False), (2, True)])
+def test_rollout_retires_old_replicaset_only_when_new_is_available(new_available,
+                                                                   old_scaled_down):
+    old = _rs(deploy(image="img:1"), 2, 2, 1)
+    new_d = deploy(image="img:2")
+    new = _rs(new_d, 2, new_available, 2)
+    actions = deployment.reconcile(new_d, [old, new])
+    scaled = [a.obj for a in actions if isinstance(a, Update)
+              and a.obj["metadata"]["name"] == old["metadata"]["name"]]
+    assert bool(scaled) == old_scaled_down
+    if scaled:
+        assert scaled[0]["spec"]["replicas"] == 0
+
+
+def test_deployment_status_counts_replicas():
+    d = deploy()
+    rs = _rs(d, 2, 2, 1)
+    st = next(a.status for a in deployment.reconcile(d, [rs]) if isinstance(a, SetStatus))
+    assert st["updatedReplicas"] == 2 and st["availableReplicas"] == 2
+    assert {"type": "Available", "status": "True",
+            "reason": "MinimumReplicasAvailable"} in st["conditions"]
+
+
+def test_deployment_prunes_history_beyond_limit():
+    d = deploy()
+    d["spec"]["revisionHistoryLimit"] = 1
+    current = _rs(d, 2, 2, 5)
+    olds = []
+    for rev in (1, 2, 3):
+        o = _rs(deploy(image=f"old:{rev}"), 0, 0, rev)
+        o["status"] = {"replicas": 0}
+        olds.append(o)
+    deleted = [a.key.name for a in deployment.reconcile(d, [current, *olds])
+               if isinstance(a, Delete)]
+    assert deleted == [olds[0]["metadata"]["name"], olds[1]["metadata"]["name"]]
+
+
+@pytest.mark.parametrize("want, have, creates, deletes", [
+    (3, 0, 3, 0), (3, 3, 0, 0), (1, 3, 0, 2), (0, 2, 0, 2)])
+def test_replicaset_scales(want, have, creates, deletes):
+    rs = _rs(deploy(), want, 0, 1)
+    pods = [pod(f"p{i}", owner="rs-1") for i in range(have)]
+    actions = replicaset.reconcile(rs, pods, random.Random(1))
+    assert sum(isinstance(a, Create) for a in actions) == creates
+    assert sum(isinstance(a, Delete) for a in actions) == deletes
+    names = [a.obj["metadata"]["name"] for a in actions if isinstance(a, Create)]
+    assert len(set(names)) == len(names)
+    assert all(n.startswith(rs["metadata"]["name"] + "-") for n in names)
+
+
+def test_replicaset_deletes_unready_and_newest_first():
+    rs = _rs(deploy(), 1, 0, 1)
+    pods = [pod("old-ready", created="2026-01-01T00:00:00Z"),
+            pod("new-ready", created="2026-01-02T00:00:00Z"),
+            pod("unready", ready=False, created="2025-01-01T00:00:00Z")]
+    deleted = [a.key.name for a in replicaset.reconcile(rs, pods, random.Random(0))
+               if isinstance(a, Delete)]
+    assert deleted == ["unready", "new-ready"]
+
+
+def test_replicaset_ignores_terminating_pods_in_count():
+    rs = _rs(deploy(), 2, 0, 1)
+    pods = [pod("a"), pod("b", deleting=True)]
+    assert sum(isinstance(a, Create) for a in replicaset.reconcile(rs, pods, random.Random(0))) == 1
+
+
+def svc(selector=None, target="http", type_="ClusterIP", node_port=None):
+    port = {"name": "http", "port": 80, "targetPort": target}
+    if node_port:
+        port["nodePort"] = node_port
+    return {"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "web", "namespace": "default", "uid": "s-uid"},
+            "spec": {"type": type_, "selector": selector if selector is not None else {"app": "web"},
+                     "ports": [port]}}
+
+
+def test_endpoints_split_ready_and_resolve_named_port():
+    pods = [pod("a", ip="10.0.0.2"), pod("b", ready=False, ip="10.0.0.3"),
+            pod("c", labels={"app": "other"}, ip="10.0.0.4"),
+            pod("d", deleting=True, ip="10.0.0.5")]
+    ep = endpoints.desired_endpoints(svc(), pods)
+    assert ep["subsets"] == [{
+        "addresses": [{"ip": "10.0.0.2", "nodeName": "n1", "targetRef": {
+            "kind": "Pod", "name": "a", "namespace": "default", "uid": "a-uid"}}],
+        "notReadyAddresses": [{"ip": "10.0.0.3", "nodeName": "n1", "targetRef": {
+            "kind": "Pod", "name": "b", "namespace": "default", "uid": "b-uid"}}],
+        "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]}]
+
+
+def test_endpoints_numeric_target_and_selectorless_service():
+    ep = endpoints.desired_endpoints(svc(target=9000), [pod("a")])
+    assert ep["subsets"][0]["ports"][0]["port"] == 9000
+    assert endpoints.reconcile(svc(selector={}), None, [pod("a")]) == []
+
+
+def test_gc_deletes_dependents_of_missing_owners_only():
+    rs = {"kind": "ReplicaSet", "metadata": {"name": "rs", "namespace": "default", "uid": "rs-1"}}
+    objs = [rs, pod("kept", owner="rs-1"), pod("orphan", owner="gone"), pod("free")]
+    assert [a.key.name for a in gc.reconcile(objs)] == ["orphan"]
+
+
+def node(name, ready=True, labels=None):
+    return {"kind": "Node", "metadata": {"name": name, "labels": labels or {}},
+            "status": {"conditions": [{"type": "Ready", "status": str(ready)}]}}
+
+
+def test_scheduler_binds_to_least_loaded_ready_node():
+    pods = [pod("bound", node="n1"), pod("new", node=None)]
+    pods[1]["spec"].pop("nodeName")
+    actions = scheduler.reconcile(pods, [node("n1"), node("n2"), node("n3", ready=False)])
+    assert [a.obj["spec"]["nodeName"] for a in actions] == ["n2"]
+
+
+def test_scheduler_reports_unschedulable():
+    p = pod("new")
+    p["spec"].pop("nodeName")
+    p["spec"]["nodeSelector"] = {"disk": "ssd"}
+    [action] = scheduler.reconcile([p], [node("n1")])
+    assert "nodeName" not in action.obj["spec"]
+    assert action.obj["status"]["conditions"][0]["reason"] == "Unschedulable"
+
+
+def test_service_node_port_allocation_is_stable_and_unique():
+    a = svc(type_="NodePort")
+    b = svc(type_="NodePort")
+    b["metadata"]["name"] = "other"
+    taken = svc(type_="NodePort", node_port=30001)
+    taken["metadata"]["name"] = "taken"
+    first = service.reconcile([a, b, taken])
+    ports = [x.obj["spec"]["ports"][0]["nodePort"] for x in first]
+    assert len(set(ports)) == 2 and 30001 not in ports
+    assert all(30000 <= p <= 32767 for p in ports)
+    assert [x.obj["spec"]["ports"][0]["nodePort"] for x in service.reconcile([a, b, taken])] == ports
+
+
+def test_manager_drives_deployment_to_pods_and_endpoints(tmp_path):
+    store = SqliteStore(tmp_path / "s.db")
+    store.create(node("n1"))
+    store.create({k: v for k, v in deploy().items()})
+    store.create(svc(target=8080))
+    mgr = ControllerManager(store, random.Random(0))
+    for _ in range(3):
+        mgr.run_once()
+    pods = store.list("Pod")
+    assert len(pods) == 2 and all(p["spec"]["nodeName"] == "n1" for p in pods)
+    assert len(store.list("ReplicaSet")) == 1
+    # pods report ready with IPs: endpoints follow
+    for i, p in enumerate(pods):
+        store.update_status(ObjectKey("Pod", "default", p["metadata"]["name"]),
+                            {"phase": "Running", "podIP": f"10.0.0.{i + 2}",
+                             "conditions": [{"type": "Ready", "status": "True"}]})
+    mgr.run_once()
+    ep = store.get(ObjectKey("Endpoints", "default", "web"))
+    assert sorted(a["ip"] for a in ep["subsets"][0]["addresses"]) == ["10.0.0.2", "10.0.0.3"]
+    # deleting the Deployment cascades: ReplicaSet, then pods are marked for deletion
+    store.delete(ObjectKey("Deployment", "default", "web"))
+    mgr.run_once()
+    mgr.run_once()
+    assert store.list("ReplicaSet") == []
+    assert all(p["metadata"].get("deletionTimestamp") for p in store.list("Pod"))
+    store.close()
