@@ -17,12 +17,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import logging
 import multiprocessing as mp
 import os
 import resource
 import socket
 import struct
 import time
+
+import structlog
 
 LO = "127.0.0.1"
 REQ, RESP = 128, 512
@@ -91,7 +94,6 @@ def _proxy_main(conn, backend_port, factory):
     proxy_cls = getattr(importlib.import_module(mod), attr)
 
     async def main():
-        import structlog, logging
         structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
         proxy = proxy_cls()
         port = _free_port()

@@ -40,9 +40,9 @@ trap 'rm -rf "$work"' EXIT
 
 if ! have gitops/pause:1; then
   mkdir -p "$work/pause"
-  cp "$(busybox_bin)" "$work/pause/pause"
+  cp "$(busybox_bin)" "$work/pause/busybox"
   tar -C "$work/pause" -c . | docker import \
-    -c 'ENTRYPOINT ["/pause", "sleep", "2147483647"]' - gitops/pause:1 >/dev/null
+    -c 'ENTRYPOINT ["/busybox", "sleep", "2147483647"]' - gitops/pause:1 >/dev/null
   echo "built gitops/pause:1"
 fi
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import ipaddress
+import os
 import shutil
 import tarfile
 import time
@@ -21,11 +22,19 @@ log = structlog.get_logger(component="docker")
 PAUSE_IMAGE = "gitops/pause:1"
 
 
+def extra_labels() -> dict[str, str]:
+    """GITOPS_RUNTIME_LABELS=k=v,k2=v2 adds labels to everything created (tests use it to
+    sweep up after a crashed run)."""
+    raw = os.environ.get("GITOPS_RUNTIME_LABELS", "")
+    return dict(item.split("=", 1) for item in raw.split(",") if "=" in item)
+
+
 class DockerRuntime:
     def __init__(self, instance: str, client: docker.DockerClient | None = None) -> None:
         self.instance = instance
         self.client = client or docker.from_env(timeout=60)
         self._labels = [f"{MANAGED}=true", f"{INSTANCE}={instance}"]
+        self._extra = extra_labels()
 
     # -- inventory --------------------------------------------------------------------
     def list_containers(self) -> list[ContainerInfo]:
@@ -69,8 +78,8 @@ class DockerRuntime:
         context = io.BytesIO()
         with tarfile.open(fileobj=context, mode="w") as tar:
             tar.add(busybox, arcname="busybox")
-            dockerfile = (b"FROM scratch\nCOPY busybox /pause\n"
-                          b'ENTRYPOINT ["/pause", "sleep", "2147483647"]\n')
+            dockerfile = (b"FROM scratch\nCOPY busybox /busybox\n"
+                          b'ENTRYPOINT ["/busybox", "sleep", "2147483647"]\n')
             info = tarfile.TarInfo("Dockerfile")
             info.size = len(dockerfile)
             tar.addfile(info, io.BytesIO(dockerfile))
@@ -89,7 +98,7 @@ class DockerRuntime:
             docker.types.IPAMPool(subnet=subnet, gateway=gateway)])
         try:
             self.client.networks.create(name, driver="bridge", ipam=ipam, labels={
-                MANAGED: "true", INSTANCE: self.instance})
+                **self._extra, MANAGED: "true", INSTANCE: self.instance})
         except docker.errors.APIError as exc:
             raise RuntimeFailure(f"network {name} ({subnet}): {exc.explanation or exc}",
                                  "NetworkNotReady") from exc
@@ -104,7 +113,8 @@ class DockerRuntime:
     def run_sandbox(self, spec: SandboxSpec) -> str:
         try:
             c = self.client.containers.create(
-                spec.image, name=spec.name, hostname=spec.hostname, labels=dict(spec.labels),
+                spec.image, name=spec.name, hostname=spec.hostname,
+                labels={**self._extra, **spec.labels},
                 network=spec.network, detach=True, restart_policy={"Name": "no"})
             c.start()
         except docker.errors.APIError as exc:
@@ -115,7 +125,7 @@ class DockerRuntime:
     def run_container(self, spec: ContainerSpec) -> str:
         try:
             c = self.client.containers.create(
-                spec.image, name=spec.name, labels=dict(spec.labels),
+                spec.image, name=spec.name, labels={**self._extra, **spec.labels},
                 entrypoint=spec.entrypoint, command=spec.cmd, environment=dict(spec.env),
                 working_dir=spec.working_dir, network_mode=f"container:{spec.sandbox_id}",
                 tty=spec.tty, stdin_open=spec.stdin, detach=True,

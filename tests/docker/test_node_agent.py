@@ -1,0 +1,139 @@
+"""The node agent against the real Docker engine: pods become containers and back."""
+
+from __future__ import annotations
+
+import time
+import urllib.request
+
+import pytest
+
+from gitops.agent.docker import DockerRuntime
+from gitops.agent.network import pick_subnet
+from gitops.agent.node import NodeAgent
+from gitops.agent.runtime import CONTAINER, SANDBOX
+from gitops.controllers.base import request_delete
+from gitops.model import ObjectKey
+from gitops.store import SqliteStore
+
+pytestmark = pytest.mark.docker
+
+
+@pytest.fixture
+def agent(docker_client, tmp_path):
+    instance = "t" + tmp_path.name[-7:].replace("_", "0").lower()
+    instance = "".join(ch if ch in "0123456789abcdef" else "0" for ch in instance)[:8]
+    store = SqliteStore(tmp_path / "state.db")
+    runtime = DockerRuntime(instance, docker_client)
+    node = NodeAgent(store, runtime, "test-node", f"gitops-{instance}")
+    node.setup(pick_subnet(instance, runtime.used_subnets()))
+    yield node
+    node.close()
+    runtime.cleanup(node.network)
+    store.close()
+
+
+def make_pod(store, name, containers, policy="Always", grace=1):
+    return store.create({"apiVersion": "v1", "kind": "Pod",
+                         "metadata": {"name": name, "namespace": "default"},
+                         "spec": {"nodeName": "test-node", "restartPolicy": policy,
+                                  "terminationGracePeriodSeconds": grace,
+                                  "containers": containers}})
+
+
+def converge(agent, name, until, timeout=20.0):
+    key = ObjectKey("Pod", "default", name)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        agent.sync_once()
+        pod = agent.store.get(key)
+        if until(pod):
+            return pod
+        time.sleep(0.2)
+    raise AssertionError(f"pod {name} did not converge: {agent.store.get(key)}")
+
+
+HTTPD = {"name": "web", "image": "gitops/busybox:1", "imagePullPolicy": "IfNotPresent",
+         "command": ["sh", "-c", "hostname > /www/index.html; echo \"$GREETING\" >> /www/index.html;"
+                     " exec httpd -f -p 8080 -h /www"],
+         "env": [{"name": "GREETING", "value": "hi-$(POD)"},
+                 {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]}
+SIDECAR = {"name": "side", "image": "gitops/busybox:1", "command": ["sleep", "3600"]}
+
+
+def test_pod_runs_reachable_in_shared_namespace_and_is_removed(agent):
+    make_pod(agent.store, "web", [HTTPD, SIDECAR])
+    pod = converge(agent, "web", lambda p: p["status"].get("phase") == "Running"
+                   and all(c["ready"] for c in p["status"]["containerStatuses"]))
+    ip = pod["status"]["podIP"]
+    assert ip and pod["status"]["hostIP"]
+    body = urllib.request.urlopen(f"http://{ip}:8080/", timeout=5).read().decode()
+    assert body.split() == ["web", "hi-$(POD)"]   # hostname is the pod name; $(POD) defined later
+    # containers share the sandbox's network namespace: the sidecar reaches httpd on localhost
+    side = next(c for c in agent.runtime.list_containers() if c.container == "side")
+    out = agent.runtime.client.containers.get(side.id).exec_run(
+        ["sh", "-c", "echo 'GET / HTTP/1.0\r\n\r\n' | nc 127.0.0.1 8080"]).output.decode()
+    assert "200 OK" in out and "web" in out
+    labels = [c.labels for c in agent.runtime.list_containers()]
+    assert {lab[CONTAINER] for lab in labels} == {SANDBOX, "web", "side"}
+    assert all(lab["gitops.managed"] == "true" and lab["gitops.pod.name"] == "web"
+               for lab in labels)
+
+    request_delete(agent.store, ObjectKey("Pod", "default", "web"))
+    deadline = time.monotonic() + 20
+    while agent.store.get(ObjectKey("Pod", "default", "web")) and time.monotonic() < deadline:
+        agent.sync_once()
+        time.sleep(0.2)
+    assert agent.store.get(ObjectKey("Pod", "default", "web")) is None
+    assert agent.runtime.list_containers() == []
+
+
+def test_missing_image_shows_pull_error_and_agent_keeps_going(agent):
+    missing = {"name": "app", "image": "127.0.0.1:1/missing/image:1"}   # loopback only
+    make_pod(agent.store, "broken", [missing])
+    make_pod(agent.store, "fine", [SIDECAR])
+    pod = converge(agent, "broken", lambda p: "ErrImagePull" in str(p.get("status"))
+                   or "ImagePullBackOff" in str(p.get("status")))
+    waiting = pod["status"]["containerStatuses"][0]["state"]["waiting"]
+    assert waiting["reason"] in ("ErrImagePull", "ImagePullBackOff")
+    assert "127.0.0.1:1/missing/image:1" in waiting["message"]
+    converge(agent, "fine", lambda p: p["status"].get("phase") == "Running")
+
+
+def test_crashing_container_restarts_with_backoff_and_keeps_last_state(agent):
+    crash = {"name": "app", "image": "gitops/busybox:1", "command": ["sh", "-c", "exit 3"]}
+    make_pod(agent.store, "crash", [crash])
+    pod = converge(agent, "crash", lambda p: any(
+        c.get("restartCount", 0) >= 1 and "waiting" in c["state"]
+        for c in p.get("status", {}).get("containerStatuses", [])), timeout=30)
+    cs = pod["status"]["containerStatuses"][0]
+    assert cs["state"]["waiting"]["reason"] == "CrashLoopBackOff"
+    assert cs["lastState"]["terminated"]["exitCode"] == 3
+    assert pod["status"]["phase"] == "Running"
+
+
+def test_never_restart_pod_succeeds(agent):
+    job = {"name": "job", "image": "gitops/busybox:1", "command": ["true"]}
+    make_pod(agent.store, "once", [job], policy="Never")
+    pod = converge(agent, "once", lambda p: p.get("status", {}).get("phase") == "Succeeded")
+    assert pod["status"]["containerStatuses"][0]["state"]["terminated"]["reason"] == "Completed"
+
+
+def test_agent_restart_adopts_running_containers(agent):
+    make_pod(agent.store, "keep", [SIDECAR])
+    converge(agent, "keep", lambda p: p["status"].get("phase") == "Running")
+    before = {c.id for c in agent.runtime.list_containers()}
+    fresh = NodeAgent(agent.store, agent.runtime, agent.node_name, agent.network)
+    fresh.host_ip = agent.host_ip
+    fresh.sync_once()
+    fresh.close()
+    assert {c.id for c in agent.runtime.list_containers()} == before
+
+
+def test_killed_container_is_restarted(agent):
+    make_pod(agent.store, "victim", [SIDECAR])
+    converge(agent, "victim", lambda p: p["status"].get("phase") == "Running")
+    side = next(c for c in agent.runtime.list_containers() if c.container == "side")
+    agent.runtime.client.containers.get(side.id).kill()
+    pod = converge(agent, "victim", lambda p: p["status"]["containerStatuses"][0][
+        "restartCount"] == 1 and p["status"]["containerStatuses"][0]["ready"])
+    assert pod["status"]["containerStatuses"][0]["lastState"]["terminated"]["exitCode"] == 137
