@@ -36,6 +36,7 @@ def _fail(message: str, code: int = 2) -> None:
 @click.version_option(package_name="gitops")
 def main() -> None:
     """Run Kubernetes manifests from git on a Docker host."""
+    logsetup.configure("auto", "warning")   # client verbs: warnings only, on stderr
 
 
 # -- the agent ---------------------------------------------------------------------------
@@ -133,7 +134,7 @@ def _await_agent(dd: DataDir, proc: subprocess.Popen, timeout: float) -> None:
 @click.option("--volumes", is_flag=True, help="Also remove the volumes of PersistentVolumeClaims.")
 def down(data_dir, volumes) -> None:
     """Stop the agent and remove every container and network it created."""
-    from gitops.agent.docker import DockerRuntime
+    from gitops.agent.docker import DockerRuntime, docker_host
     dd = DataDir.at(data_dir)
     info = dd.read_agent()
     if info:
@@ -144,7 +145,7 @@ def down(data_dir, volumes) -> None:
         if not _wait_exit(info["pid"], 20):
             os.kill(info["pid"], signal.SIGKILL)
             _wait_exit(info["pid"], 5)
-    runtime = DockerRuntime(dd.instance)
+    runtime = DockerRuntime(dd.instance, host=docker_host(dd.recorded_docker_host()))
     removed = runtime.cleanup(f"gitops-{dd.instance}")
     if volumes:
         removed_volumes = runtime.remove_volumes()

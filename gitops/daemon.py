@@ -154,7 +154,10 @@ class Agent:
         url = f"http://{self.config.api_host}:{port}"
         _write_json(self.dd.agent_file, {"pid": os.getpid(), "url": url,
                                          "instance": self.dd.instance,
-                                         "repo": self.source.url, "network": self.network})
+                                         "repo": self.source.url, "network": self.network,
+                                         "docker_host": self.runtime.host})
+        _write_json(self.dd.runtime_file, {"docker_host": self.runtime.host,
+                                           "network": self.network})
         log.info("agent_started", api=url, repo=self.source.url, instance=self.dd.instance,
                  node=self.node.node_name, interval=self.config.interval)
 

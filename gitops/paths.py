@@ -35,6 +35,17 @@ class DataDir:
         return self.root / "token"
 
     @property
+    def runtime_file(self) -> Path:
+        """Which engine the agent used; lets `down` clean up after a dead agent."""
+        return self.root / "runtime.json"
+
+    def recorded_docker_host(self) -> str:
+        try:
+            return json.loads(self.runtime_file.read_text()).get("docker_host", "")
+        except (OSError, ValueError):
+            return ""
+
+    @property
     def log_file(self) -> Path:
         return self.root / "agent.log"
 

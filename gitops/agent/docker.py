@@ -29,10 +29,27 @@ def extra_labels() -> dict[str, str]:
     return dict(item.split("=", 1) for item in raw.split(",") if "=" in item)
 
 
+# Where scripts/start-docker.sh runs the project's own engine.
+PROJECT_SOCKET = "/run/gitops-docker/docker.sock"
+
+
+def docker_host(recorded: str = "") -> str:
+    """DOCKER_HOST if set; else an engine recorded for this data dir; else the default
+    socket; else the project's own engine."""
+    if env := os.environ.get("DOCKER_HOST"):
+        return env
+    for candidate in (recorded, "unix:///var/run/docker.sock", f"unix://{PROJECT_SOCKET}"):
+        if candidate and os.path.exists(candidate.removeprefix("unix://")):
+            return candidate
+    return "unix:///var/run/docker.sock"
+
+
 class DockerRuntime:
-    def __init__(self, instance: str, client: docker.DockerClient | None = None) -> None:
+    def __init__(self, instance: str, client: docker.DockerClient | None = None,
+                 host: str = "") -> None:
         self.instance = instance
-        self.client = client or docker.from_env(timeout=60)
+        self.host = host or docker_host()
+        self.client = client or docker.DockerClient(base_url=self.host, timeout=60)
         self._labels = [f"{MANAGED}=true", f"{INSTANCE}={instance}"]
         self._extra = extra_labels()
 

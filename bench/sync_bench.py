@@ -1,0 +1,104 @@
+"""Sync cost: the first sync (creates) and a no-op re-sync, at several object counts.
+
+    python bench/sync_bench.py [--counts 100,1000]
+
+Prints a table; no Docker needed (controllers and the node agent are not involved).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import structlog
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from gitops.source.base import DirSource  # noqa: E402
+from gitops.store.sqlite import SqliteStore  # noqa: E402
+from gitops.sync.engine import SyncEngine  # noqa: E402
+
+DEPLOY = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: app-{i}, labels: {{app: app-{i}}}}}
+spec:
+  replicas: 1
+  selector: {{matchLabels: {{app: app-{i}}}}}
+  template:
+    metadata: {{labels: {{app: app-{i}}}}}
+    spec:
+      containers:
+        - name: main
+          image: gitops/busybox:1
+          ports: [{{containerPort: 8080}}]
+          env: [{{name: N, value: "{i}"}}]
+---
+"""
+SERVICE = """\
+apiVersion: v1
+kind: Service
+metadata: {{name: app-{i}}}
+spec:
+  selector: {{app: app-{i}}}
+  ports: [{{port: 80, targetPort: 8080}}]
+---
+"""
+CONFIGMAP = """\
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: cfg-{i}}}
+data: {{key: "value-{i}", other: "x"}}
+---
+"""
+
+
+def write_repo(root: Path, count: int) -> None:
+    kinds = (DEPLOY, SERVICE, CONFIGMAP)
+    per_file = 50
+    for start in range(0, count, per_file):
+        text = "".join(kinds[i % 3].format(i=i) for i in range(start, min(count, start + per_file)))
+        (root / f"objects-{start:05d}.yaml").write_text(text)
+
+
+def measure(count: int) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        repo, data = Path(tmp) / "repo", Path(tmp) / "data"
+        repo.mkdir()
+        data.mkdir()
+        write_repo(repo, count)
+        store = SqliteStore(data / "state.db")
+        engine = SyncEngine(store, DirSource(str(repo)))
+        t0 = time.perf_counter()
+        first = engine.sync_once("manual")
+        t1 = time.perf_counter()
+        second = engine.sync_once("manual")
+        t2 = time.perf_counter()
+        assert first.result == "synced" and second.result == "unchanged", (first, second)
+        store.close()
+        return {"objects": count, "first_s": t1 - t0, "noop_s": t2 - t1,
+                "noop_timings": second.timings,
+                "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--counts", default="100,1000")
+    args = parser.parse_args()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
+    print(f"{'objects':>8} {'first sync s':>13} {'no-op sync s':>13} {'render':>8} "
+          f"{'diff':>8} {'peak RSS MB':>12}")
+    for count in (int(c) for c in args.counts.split(",")):
+        r = measure(count)
+        t = r["noop_timings"]
+        print(f"{r['objects']:>8} {r['first_s']:>13.3f} {r['noop_s']:>13.3f} "
+              f"{t.get('render', 0):>8.3f} {t.get('diff', 0):>8.3f} {r['rss_mb']:>12.1f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Manifests: load YAML keeping file:line (loader), validate (validate, checks)."""

@@ -1,0 +1,237 @@
+"""Checks the OpenAPI schemas cannot express (names, selectors, port ranges, uniqueness).
+
+Each check takes an object body and yields (dotted path, message). Bodies may be any junk
+that survived schema validation errors, so every check tolerates wrong types silently:
+the schema errors already describe those.
+To add a check, write a function and add a row to CHECKS.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Callable, Iterable, Iterator
+
+from gitops.manifests import paths
+from gitops.manifests.loader import SourceObject
+
+Problem = tuple[str, str]
+Check = Callable[[dict], Iterable[Problem]]
+
+_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+_DNS1123_LABEL = re.compile(_LABEL + r"\Z")
+_DNS1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?\Z")
+_DNS1123_SUBDOMAIN = re.compile(rf"{_LABEL}(\.{_LABEL})*\Z")
+
+# Where each workload kind keeps its pod spec.
+POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
+    "Pod": ("spec",),
+    "PodTemplate": ("template", "spec"),
+    **{k: ("spec", "template", "spec") for k in (
+        "Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", "ReplicationController")},
+    "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
+}
+SELECTOR_REQUIRED = frozenset({"Deployment", "ReplicaSet", "StatefulSet", "DaemonSet"})
+SELECTOR_CHECKED = SELECTOR_REQUIRED | {"Job"}  # Job's selector is usually generated
+
+# Built-in kinds without a namespace (identity and namespace defaulting depend on it).
+CLUSTER_SCOPED = frozenset({
+    "Namespace", "Node", "PersistentVolume", "ClusterRole", "ClusterRoleBinding",
+    "StorageClass", "CSIDriver", "CSINode", "VolumeAttachment", "VolumeAttributesClass",
+    "CustomResourceDefinition", "APIService", "PriorityClass", "RuntimeClass", "IngressClass",
+    "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration",
+    "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding",
+    "MutatingAdmissionPolicy", "MutatingAdmissionPolicyBinding",
+    "CertificateSigningRequest", "ClusterTrustBundle", "FlowSchema",
+    "PriorityLevelConfiguration", "ComponentStatus", "DeviceClass", "ResourceSlice",
+    "IPAddress", "ServiceCIDR", "StorageVersionMigration", "TokenReview",
+    "SelfSubjectReview", "SelfSubjectAccessReview", "SelfSubjectRulesReview",
+    "SubjectAccessReview",
+})
+
+
+def _get(body: Any, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(body, dict):
+            return None
+        body = body.get(key)
+    return body
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def dns1123_label(value: str) -> str | None:
+    if len(value) > 63 or not _DNS1123_LABEL.match(value):
+        return "must be a DNS-1123 label (lowercase letters, digits and '-', at most 63)"
+    return None
+
+
+def dns1035_label(value: str) -> str | None:
+    if len(value) > 63 or not _DNS1035_LABEL.match(value):
+        return ("must be a DNS-1035 label (lowercase letters, digits and '-', starting with "
+                "a letter, at most 63)")
+    return None
+
+
+def dns1123_subdomain(value: str) -> str | None:
+    if len(value) > 253 or not _DNS1123_SUBDOMAIN.match(value):
+        return ("must be a DNS-1123 subdomain (lowercase letters, digits, '-' and '.', "
+                "at most 253)")
+    return None
+
+
+def path_segment(value: str) -> str | None:
+    if value in (".", "..") or "/" in value or "%" in value:
+        return "must not be '.' or '..' nor contain '/' or '%'"
+    return None
+
+
+# How Kubernetes validates metadata.name per kind (default: DNS-1123 subdomain).
+NAME_RULES: dict[str, Callable[[str], str | None]] = {
+    "Namespace": dns1123_label,
+    "Service": dns1035_label,  # the API server wants a leading letter for Services
+    **{k: path_segment for k in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")},
+}
+
+
+def check_name(body: dict) -> Iterator[Problem]:
+    name = _get(body, "metadata", "name")
+    if name is None:
+        yield "metadata", 'required field "name" is missing'
+    elif isinstance(name, str):
+        problem = NAME_RULES.get(body.get("kind"), dns1123_subdomain)(name)
+        if problem:
+            yield "metadata.name", f'invalid name "{name}": {problem}'
+
+
+def check_namespace(body: dict) -> Iterator[Problem]:
+    namespace = _get(body, "metadata", "namespace")
+    if isinstance(namespace, str):
+        problem = dns1123_label(namespace)
+        if problem:
+            yield "metadata.namespace", f'invalid namespace "{namespace}": {problem}'
+
+
+def _selects(selector: dict, labels: dict) -> bool | None:
+    """Does the label selector match? None when it uses an unknown operator."""
+    match_labels = selector.get("matchLabels") or {}
+    if not isinstance(match_labels, dict):
+        return True  # a type error the schema reports
+    if any(labels.get(k) != v for k, v in match_labels.items()):
+        return False
+    for expr in selector.get("matchExpressions") or []:
+        if not isinstance(expr, dict):
+            continue
+        key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
+        if not isinstance(key, str) or not isinstance(values, list):
+            continue
+        present = key in labels
+        if op == "In":
+            ok = present and labels[key] in values
+        elif op == "NotIn":
+            ok = not present or labels[key] not in values
+        elif op == "Exists":
+            ok = present
+        elif op == "DoesNotExist":
+            ok = not present
+        else:
+            return None
+        if not ok:
+            return False
+    return True
+
+
+def check_selector(body: dict) -> Iterator[Problem]:
+    selector = _get(body, "spec", "selector")
+    if not isinstance(selector, dict):
+        return  # missing: the schema requires it where Kubernetes does
+    if body.get("kind") in SELECTOR_REQUIRED and not (
+            selector.get("matchLabels") or selector.get("matchExpressions")):
+        yield "spec.selector", "selector must not be empty"
+        return
+    labels = _get(body, "spec", "template", "metadata", "labels")
+    matched = _selects(selector, labels if isinstance(labels, dict) else {})
+    if matched is None:
+        yield "spec.selector", "selector uses an unknown operator"
+    elif not matched:
+        yield "spec.selector", "selector does not match template labels"
+
+
+def _port(path: str, field: str, value: Any, low: int = 1, high: int = 65535,
+          zero_ok: bool = False) -> Iterator[Problem]:
+    if _is_int(value) and not (low <= value <= high or (zero_ok and value == 0)):
+        yield paths.child(path, field), f"{field} {value} out of range {low}..{high}"
+
+
+def check_pod_spec(body: dict) -> Iterator[Problem]:
+    spec_path = POD_SPEC_PATHS[body["kind"]]
+    spec = _get(body, *spec_path)
+    if not isinstance(spec, dict):
+        return
+    base = paths.join(spec_path)
+    names: dict[str, str] = {}  # container name -> path of its first use
+    for group in ("initContainers", "containers", "ephemeralContainers"):
+        containers = spec.get(group)
+        for i, container in enumerate(containers if isinstance(containers, list) else []):
+            if not isinstance(container, dict):
+                continue
+            path = f"{paths.child(base, group)}[{i}]"
+            name = container.get("name")
+            if isinstance(name, str):
+                problem = dns1123_label(name)
+                if problem:
+                    yield f"{path}.name", f'invalid container name "{name}": {problem}'
+                if name in names:
+                    yield f"{path}.name", f'duplicate container name "{name}" (also {names[name]})'
+                else:
+                    names[name] = path
+            if not container.get("image"):  # optional in the schema, required by the API
+                yield path, 'required field "image" is missing'
+            ports = container.get("ports")
+            for j, port in enumerate(ports if isinstance(ports, list) else []):
+                if isinstance(port, dict):
+                    ppath = f"{path}.ports[{j}]"
+                    yield from _port(ppath, "containerPort", port.get("containerPort"))
+                    yield from _port(ppath, "hostPort", port.get("hostPort"), zero_ok=True)
+
+
+def check_service(body: dict) -> Iterator[Problem]:
+    ports = _get(body, "spec", "ports")
+    for i, port in enumerate(ports if isinstance(ports, list) else []):
+        if isinstance(port, dict):
+            path = f"spec.ports[{i}]"
+            yield from _port(path, "port", port.get("port"))
+            yield from _port(path, "targetPort", port.get("targetPort"))
+            yield from _port(path, "nodePort", port.get("nodePort"), 30000, 32767, zero_ok=True)
+
+
+# (kinds it applies to, or None for every kind; check)
+CHECKS: list[tuple[frozenset[str] | None, Check]] = [
+    (None, check_name),
+    (None, check_namespace),
+    (SELECTOR_CHECKED, check_selector),
+    (frozenset(POD_SPEC_PATHS), check_pod_spec),
+    (frozenset({"Service"}), check_service),
+]
+
+
+def run(obj: SourceObject) -> list[Problem]:
+    kind = obj.body.get("kind")
+    if not isinstance(kind, str):
+        return []  # the schema step reports it
+    return [problem for kinds, check in CHECKS if kinds is None or kind in kinds
+            for problem in check(obj.body)]
+
+
+def identity(obj: SourceObject) -> tuple[str, str, str, str] | None:
+    """(group, kind, namespace, name) as the API server keys objects; None if unnamed."""
+    api_version, kind = obj.body.get("apiVersion"), obj.body.get("kind")
+    name, namespace = _get(obj.body, "metadata", "name"), _get(obj.body, "metadata", "namespace")
+    if not (isinstance(api_version, str) and isinstance(kind, str) and isinstance(name, str)):
+        return None
+    if kind in CLUSTER_SCOPED:
+        namespace = ""
+    elif not isinstance(namespace, str) or not namespace:
+        namespace = "default"
+    return api_version.rpartition("/")[0], kind, namespace, name

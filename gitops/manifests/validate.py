@@ -1,0 +1,180 @@
+"""Validate manifests: Kubernetes OpenAPI schemas (strict), then the checks schemas miss.
+
+Schemas come from kubernetes-validate's bundled files, but we locate and compile them
+ourselves: its validate() re-reads the 1.8 MB definitions file on every call. Here each
+(version, apiVersion, kind) compiles once and shares one registry per schema version.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from importlib.resources import files
+from typing import Any, Sequence
+
+import jsonschema
+from referencing import Registry, Resource
+
+from gitops.errors import ManifestError
+from gitops.manifests import checks, paths
+from gitops.manifests.loader import SourceObject
+
+_SCHEMAS = files("kubernetes_validate").joinpath("kubernetes-json-schema")
+_STRICT_DIR = re.compile(r"v(\d+)\.(\d+)\.(\d+)-local-strict\Z")
+_VERSION = re.compile(r"v?(\d+)\.(\d+)(?:\.\d+)?\Z")
+# Refuse odd kinds/apiVersions before they become file names (no "../" lookups).
+_KIND = re.compile(r"[A-Za-z][A-Za-z0-9]*\Z")
+_GROUP = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?\Z")
+_API_VERSION = re.compile(r"v\d+((alpha|beta)\d+)?\Z")
+
+
+def _bundled() -> dict[tuple[int, int], str]:
+    """(major, minor) -> strict schema directory, newest patch release of each minor."""
+    found: dict[tuple[int, int], tuple[int, str]] = {}
+    try:
+        for entry in _SCHEMAS.iterdir():
+            m = _STRICT_DIR.match(entry.name)
+            if m:
+                key, patch = (int(m[1]), int(m[2])), int(m[3])
+                if key not in found or patch > found[key][0]:
+                    found[key] = (patch, entry.name)
+    except OSError:
+        pass
+    return {key: name for key, (_, name) in found.items()}
+
+
+_DIRS = _bundled()
+DEFAULT_VERSION = "%d.%d" % max(_DIRS) if _DIRS else "1.37"
+
+
+@functools.lru_cache(maxsize=None)
+def _schema_dir(kubernetes_version: str) -> str:
+    """The newest bundled schemas not newer than the requested Kubernetes minor version."""
+    m = _VERSION.match(kubernetes_version.strip())
+    if not m:
+        raise ValueError(f"invalid Kubernetes version {kubernetes_version!r} (want e.g. 1.30)")
+    wanted = (int(m[1]), int(m[2]))
+    usable = [v for v in _DIRS if v <= wanted]
+    if not usable or wanted > max(_DIRS):
+        have = ", ".join("%d.%d" % v for v in sorted(_DIRS)) or "none"
+        raise ValueError(f"no bundled schemas for Kubernetes {kubernetes_version} (have {have})")
+    return _DIRS[max(usable)]
+
+
+@functools.lru_cache(maxsize=None)
+def _registry(schema_dir: str) -> Registry:
+    defs = json.loads(_SCHEMAS.joinpath(schema_dir, "_definitions.json").read_text())
+    return Registry().with_resource(defs["$id"], Resource.from_contents(defs))
+
+
+@functools.lru_cache(maxsize=None)
+def _validator(schema_dir: str, api_version: str, kind: str) -> jsonschema.Validator | None:
+    """Compiled validator for one kind, or None if Kubernetes has no such built-in kind."""
+    group, _, version = api_version.rpartition("/")
+    if not (_KIND.match(kind) and _API_VERSION.match(version)
+            and (group == "" or _GROUP.match(group))) or api_version.count("/") > 1:
+        return None
+    # Same naming as kubernetes-validate: group's first label, e.g. rbac.authorization.k8s.io/v1
+    # -> role-rbac-v1.json; the x-kubernetes-group-version-kind check below rejects look-alikes
+    # such as apps.example.com/v1 or sub-schemas like DeploymentSpec.
+    name = f"{kind.lower()}-{group.split('.')[0]}-{version}.json" if group else \
+        f"{kind.lower()}-{version}.json"
+    ref = _SCHEMAS.joinpath(schema_dir, name)
+    if not ref.is_file():
+        return None
+    schema = json.loads(ref.read_text())
+    if {"group": group, "version": version, "kind": kind} not in \
+            schema.get("x-kubernetes-group-version-kind", []):
+        return None
+    return jsonschema.Draft202012Validator(schema, registry=_registry(schema_dir))
+
+
+def validate(objects: Sequence[SourceObject],
+             kubernetes_version: str = DEFAULT_VERSION) -> list[ManifestError]:
+    """Every problem found, in input order; never raises for bad manifests.
+
+    Raises ValueError only for a Kubernetes version with no bundled schemas.
+    """
+    schema_dir = _schema_dir(kubernetes_version)
+    errors: list[ManifestError] = []
+    first_seen: dict[tuple[str, str, str, str], SourceObject] = {}
+    for obj in objects:
+        found: list[tuple[str, str]] = []
+        try:
+            found += _schema_problems(obj, schema_dir)
+            found += checks.run(obj)
+        except RecursionError:  # the loader caps depth, but objects may come from elsewhere
+            found.append(("", "object is nested too deeply to validate"))
+        identity = checks.identity(obj)
+        if identity is not None:
+            if identity in first_seen:
+                first = first_seen[identity]
+                found.append(("metadata.name",
+                              f"duplicate object, first defined at {first.file}:{first.line}"))
+            else:
+                first_seen[identity] = obj
+        seen: set[tuple[str, str]] = set()
+        for path, message in sorted(found, key=lambda f: obj.line_of(f[0])):
+            if (path, message) not in seen:
+                seen.add((path, message))
+                errors.append(ManifestError(message, obj.file, obj.line_of(path), path,
+                                            obj.kind, obj.name))
+    return errors
+
+
+def _schema_problems(obj: SourceObject, schema_dir: str) -> list[tuple[str, str]]:
+    api_version, kind = obj.body.get("apiVersion"), obj.body.get("kind")
+    if not isinstance(api_version, str) or not isinstance(kind, str):
+        return [("kind", "apiVersion and kind must be strings")]
+    validator = _validator(schema_dir, api_version, kind)
+    if validator is None:
+        return [("kind", f"unknown kind {kind} in apiVersion {api_version}")]
+    problems = []
+    for error in validator.iter_errors(obj.body):
+        problems += _describe(error)
+    return problems
+
+
+def _describe(error: jsonschema.ValidationError) -> list[tuple[str, str]]:
+    """jsonschema error -> (dotted path, short message) pairs a person can act on."""
+    path = paths.join(error.absolute_path)
+    keyword, expected, instance = error.validator, error.validator_value, error.instance
+    if keyword == "additionalProperties" and isinstance(instance, dict):
+        known = error.schema.get("properties", {})
+        return [(paths.child(path, key), f'unknown field "{key}"')
+                for key in instance if key not in known]
+    if keyword == "required" and isinstance(instance, dict):
+        return [(path, f'required field "{key}" is missing')
+                for key in expected if key not in instance]
+    if keyword == "type":
+        return [(path, f"expected {_types(expected)}, got {_show(instance)}")]
+    if keyword in ("oneOf", "anyOf") and all("type" in s for s in expected):
+        # IntOrString, Quantity: the alternatives are plain types
+        return [(path, f"expected {_types([s['type'] for s in expected])}, got {_show(instance)}")]
+    message = error.message if len(error.message) <= 160 else error.message[:157] + "..."
+    return [(path, message)]
+
+
+def _types(expected: Any) -> str:
+    """["integer", "null"] -> "integer"; nested lists flattened; null dropped (means optional)."""
+    flat: list[str] = []
+    for t in expected if isinstance(expected, list) else [expected]:
+        for name in t if isinstance(t, list) else [t]:
+            if name != "null" and name not in flat:
+                flat.append(name)
+    return " or ".join(flat) or "null"
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"boolean {str(value).lower()}"
+    if isinstance(value, int):
+        return f"integer {value}"
+    if isinstance(value, float):
+        return f"number {value}"
+    if isinstance(value, str):
+        return "string " + json.dumps(value if len(value) <= 40 else value[:37] + "...")
+    return {dict: "object", list: "array"}.get(type(value), type(value).__name__)

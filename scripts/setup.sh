@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Everything a fresh machine needs: the Python package with its test extras, a Docker
+# engine (installed and started if none answers), and the locally built images.
+# Source it to keep DOCKER_HOST in your shell: `. scripts/setup.sh`.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+top=$(dirname "$here")
+python3 -m pip install --quiet --disable-pip-version-check -e "$top[test]"
+"$here/start-docker.sh"
+. "$here/docker-env.sh"
+"$here/build-images.sh"
