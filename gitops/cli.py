@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import click
-import yaml
 
 from gitops import log as logsetup
 from gitops.client import AgentNotRunning, Client, resource_path
@@ -51,7 +50,26 @@ def _agent_options(f):
                      "(default: a free /24 in 10.213.0.0/16, kept per data dir).")(f)
     f = click.option("--allow-empty-prune", is_flag=True,
                      help="Allow a revision with zero objects to prune everything.")(f)
+    f = click.option("--self-heal/--no-self-heal", default=True, show_default=True,
+                     help="Correct drift from git (off: report it only).")(f)
+    f = click.option("--prune/--no-prune", default=True, show_default=True,
+                     help="Delete objects removed from git.")(f)
+    f = click.option("--wave-timeout", default=300.0, show_default=True,
+                     help="Seconds a sync wave may take to become healthy.")(f)
     return f
+
+
+def _agent_flags(ref, subpath, interval, node_address, pod_subnet, allow_empty_prune,
+                 self_heal, prune, wave_timeout) -> list[str]:
+    """The same options, as arguments for a background `gitops run`."""
+    args = ["--interval", str(interval), "--node-address", node_address,
+            "--wave-timeout", str(wave_timeout),
+            "--self-heal" if self_heal else "--no-self-heal",
+            "--prune" if prune else "--no-prune"]
+    for flag, value in (("--ref", ref), ("--path", subpath), ("--pod-subnet", pod_subnet)):
+        if value:
+            args += [flag, value]
+    return args + (["--allow-empty-prune"] if allow_empty_prune else [])
 
 
 @main.command()
@@ -61,8 +79,8 @@ def _agent_options(f):
 @click.option("--api-port", default=0, help="API port on 127.0.0.1 (default: any free).")
 @click.option("--log-format", default="auto", type=click.Choice(["auto", "json", "console"]))
 @click.option("--log-level", default="info")
-def run(repo, ref, subpath, interval, node_address, pod_subnet, allow_empty_prune, data_dir,
-        api_port, log_format, log_level) -> None:
+def run(repo, ref, subpath, interval, node_address, pod_subnet, allow_empty_prune, self_heal,
+        prune, wave_timeout, data_dir, api_port, log_format, log_level) -> None:
     """Run the agent in the foreground."""
     from gitops.daemon import AgentConfig, run_agent
     logsetup.configure(log_format, log_level)
@@ -70,7 +88,8 @@ def run(repo, ref, subpath, interval, node_address, pod_subnet, allow_empty_prun
         run_agent(AgentConfig(repo=repo, data_dir=Path(data_dir), ref=ref, path=subpath,
                               interval=interval, node_address=node_address,
                               api_port=api_port, pod_subnet=pod_subnet,
-                              allow_empty_prune=allow_empty_prune))
+                              allow_empty_prune=allow_empty_prune, self_heal=self_heal,
+                              prune=prune, wave_timeout=wave_timeout))
     except GitopsError as exc:
         _fail(str(exc))
 
@@ -85,8 +104,8 @@ def _source_id(source: str) -> str:
 @DATA_DIR
 @click.option("--wait", is_flag=True, help="Return once every object is healthy.")
 @click.option("--timeout", default=300.0, show_default=True, help="Seconds --wait waits.")
-def up(source, ref, subpath, interval, node_address, pod_subnet, allow_empty_prune, data_dir,
-       wait, timeout) -> None:
+def up(source, ref, subpath, interval, node_address, pod_subnet, allow_empty_prune, self_heal,
+       prune, wave_timeout, data_dir, wait, timeout) -> None:
     """Start an agent in the background for SOURCE (directory or git URL)."""
     dd = DataDir.at(data_dir)
     dd.root.mkdir(parents=True, exist_ok=True)
@@ -99,13 +118,9 @@ def up(source, ref, subpath, interval, node_address, pod_subnet, allow_empty_pru
         Client(dd).post("/gitops/v1/sync")
     else:
         cmd = [sys.executable, "-m", "gitops", "run", "--repo", source, "--data-dir",
-               str(dd.root), "--log-format", "json", "--interval", str(interval),
-               "--node-address", node_address]
-        for flag, value in (("--ref", ref), ("--path", subpath), ("--pod-subnet", pod_subnet)):
-            if value:
-                cmd += [flag, value]
-        if allow_empty_prune:
-            cmd.append("--allow-empty-prune")
+               str(dd.root), "--log-format", "json",
+               *_agent_flags(ref, subpath, interval, node_address, pod_subnet,
+                             allow_empty_prune, self_heal, prune, wave_timeout)]
         with open(dd.log_file, "ab") as logf:
             proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, start_new_session=True)
@@ -229,15 +244,80 @@ def logs(pod, container, namespace, tail, data_dir) -> None:
         _fail(str(exc), 1)
 
 
-@main.command()
-@DATA_DIR
-def sync(data_dir) -> None:
-    """Sync now and print the result."""
-    res = _client(data_dir).post("/gitops/v1/sync")
+def _control(data_dir: str, verb: str, query: str = "", wait: bool = False,
+             timeout: float = 300) -> None:
+    """POST a control verb, print the sync result, optionally wait for health."""
+    client = _client(data_dir)
+    try:
+        res = client.post(f"/gitops/v1/{verb}{query}")
+    except GitopsError as exc:
+        _fail(str(exc), 1)
+    if "result" not in res:
+        click.echo(json.dumps(res))
+        return
     click.echo(f"{res.get('result')} {res.get('revision', '')} {res.get('message', '')}".strip())
     for err in res.get("errors", []):
         click.echo(err)
-    sys.exit(0 if res.get("result") in ("synced", "unchanged") else 1)
+    ok = res.get("result") in ("synced", "unchanged")
+    if ok and wait:
+        ok = output.wait_healthy(client, timeout)
+    sys.exit(0 if ok else 1)
+
+
+@main.command()
+@DATA_DIR
+@click.option("--wait", is_flag=True, help="Also wait until every object is healthy.")
+@click.option("--timeout", default=300.0, show_default=True)
+def sync(data_dir, wait, timeout) -> None:
+    """Sync now; print the result (exit 1 if it failed)."""
+    _control(data_dir, "sync", wait=wait, timeout=timeout)
+
+
+@main.command()
+@click.option("--to", "sha", default="", help="Revision to go back to (default: the previous "
+              "successfully applied one).")
+@DATA_DIR
+def rollback(sha, data_dir) -> None:
+    """Pin the agent to an earlier revision until `gitops unpin` or a new commit."""
+    _control(data_dir, "rollback", f"?to={sha}" if sha else "")
+
+
+@main.command()
+@DATA_DIR
+def unpin(data_dir) -> None:
+    """Release a rollback pin: follow the tracked ref again."""
+    _control(data_dir, "unpin")
+
+
+@main.command()
+@DATA_DIR
+def suspend(data_dir) -> None:
+    """Stop syncing from git; what runs keeps running (and self-healing at runtime)."""
+    _control(data_dir, "suspend")
+    click.echo("syncing suspended")
+
+
+@main.command()
+@DATA_DIR
+def resume(data_dir) -> None:
+    """Resume syncing and sync now."""
+    _control(data_dir, "resume")
+
+
+@main.command()
+@OUTPUT
+@DATA_DIR
+def history(fmt, data_dir) -> None:
+    """Revisions applied (or refused), newest first."""
+    items = _client(data_dir).get("/gitops/v1/history")["items"]
+    if fmt == "json":
+        click.echo(json.dumps(items, indent=2))
+        return
+    rows = [[time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.get("at", 0))),
+             (e.get("revision") or "-")[:12], e.get("result", ""),
+             f"+{e.get('created', 0)} ~{e.get('configured', 0)} -{e.get('pruned', 0)}",
+             e.get("message", "")] for e in items]
+    click.echo(output.table(["TIME", "REVISION", "RESULT", "CHANGES", "MESSAGE"], rows))
 
 
 # -- offline checks ----------------------------------------------------------------------
@@ -267,7 +347,8 @@ def validate(paths, fmt) -> None:
 @click.argument("source")
 @click.option("--ref", default="")
 @click.option("--path", "subpath", default="")
-@click.option("-o", "--output", "fmt", default="text", type=click.Choice(["text", "json"]))
+@click.option("-o", "--output", "fmt", default="text",
+              type=click.Choice(["text", "json", "markdown"]))
 @DATA_DIR
 def diff(source, ref, subpath, fmt, data_dir) -> None:
     """Show what syncing SOURCE would change in the data dir's store (nothing is changed)."""

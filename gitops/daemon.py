@@ -10,7 +10,7 @@ import secrets
 import signal
 import socket
 import threading
-import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,14 +24,17 @@ from gitops.agent.node import NodeAgent
 from gitops.api.server import ApiContext, make_app, object_health
 from gitops.controllers.manager import ControllerManager
 from gitops.errors import GitopsError
+from gitops.health import assess
 from gitops.loops import LevelLoop
 from gitops.model import ObjectKey
 from gitops.paths import DataDir
 from gitops.proxy.listeners import Proxy
 from gitops.proxy.routes import node_port_routes
 from gitops.source import make_source
+from gitops.source.base import DirSource
 from gitops.store.sqlite import SqliteStore
-from gitops.sync.engine import SyncEngine
+from gitops.sync.drift import DriftRecorder, declaring_object
+from gitops.sync.engine import SyncEngine, SyncPolicy
 
 log = structlog.get_logger(component="daemon")
 
@@ -49,6 +52,9 @@ class AgentConfig:
     api_port: int = 0
     pod_subnet: str = ""
     allow_empty_prune: bool = False
+    self_heal: bool = True
+    prune: bool = True
+    wave_timeout: float = 300.0
 
 
 class Agent:
@@ -63,7 +69,11 @@ class Agent:
         self.network = f"gitops-{self.dd.instance}"
         self.node = NodeAgent(self.store, self.runtime, config.node_name or socket.gethostname(),
                               self.network)
-        self.engine = SyncEngine(self.store, self.source, config.allow_empty_prune)
+        self.drift = DriftRecorder()
+        self.policy = SyncPolicy(self_heal=config.self_heal, prune=config.prune,
+                                 allow_empty_prune=config.allow_empty_prune,
+                                 wave_timeout=config.wave_timeout)
+        self.engine = SyncEngine(self.store, self.source, self.policy, self.drift)
         self.controllers = ControllerManager(self.store)
         self.proxy = Proxy()
         self.stop = asyncio.Event()
@@ -73,6 +83,8 @@ class Agent:
         self.controller_loop = LevelLoop("controllers", self.controllers.run_once, resync=5)
         self.agent_loop = LevelLoop("node-agent", self.node.sync_once, resync=2)
         self.proxy_dirty = asyncio.Event()
+        self.node.on_terminated = self.agent_loop.poke
+        self.node.on_drift = self._runtime_drift
 
     # -- loops ------------------------------------------------------------------------
     def _sync_pass(self) -> None:
@@ -80,6 +92,32 @@ class Agent:
         res = self.engine.sync_once(trigger)
         self._last_result = {"result": res.result, "revision": res.revision,
                              "message": res.message, "errors": [str(e) for e in res.errors]}
+
+    def trigger_sync(self, trigger: str) -> None:
+        """Thread-safe: a sync soon, remembering why (webhook, watch, manual...)."""
+        self._trigger = trigger
+        self.sync_loop.poke()
+
+    def _runtime_drift(self, info: dict) -> None:
+        declared, entry = declaring_object(self.store, info["pod"])
+        subject = declared or info["pod"] or {}
+        meta = subject.get("metadata", {})
+        obj = {"apiVersion": subject.get("apiVersion", "v1"), "kind": subject.get("kind", "Pod"),
+               "namespace": meta.get("namespace", ""), "name": meta.get("name", ""),
+               "uid": meta.get("uid", ""), "file": entry.file if entry else "",
+               "line": entry.line if entry else 0,
+               "pod": (info["pod"] or {}).get("metadata", {}).get("name", ""),
+               "container": info["container"]}
+        health = assess(subject or None)
+        self.drift.record(
+            reconcile_id=uuid.uuid4().hex[:12], trigger="watch",
+            source={**self.engine.source_info,
+                    "revision": self.store.get_state("fetched_revision"),
+                    "applied_revision": self.store.get_state("applied_revision")},
+            obj=obj, drift_type=info["type"], origin="runtime", fields=info["fields"],
+            actor=info["actor"], health={"status": health.status, "message": health.message},
+            policy={"self_heal": self.policy.self_heal, "prune": self.policy.prune},
+            action=info["action"])
 
     def _on_store_change(self, event: str, obj: dict) -> None:
         kind = obj.get("kind")
@@ -89,6 +127,8 @@ class Agent:
         if kind in ("Service", "Endpoints"):
             self._loop.call_soon_threadsafe(self.proxy_dirty.set)
 
+    _bind_errors: dict = {}
+
     async def _proxy_loop(self) -> None:
         while not self.stop.is_set():
             self.proxy_dirty.clear()
@@ -96,33 +136,71 @@ class Agent:
                                              self.store.list("Endpoints"),
                                              self.config.node_address)
             errors = await self.proxy.apply(routes, names)
-            for addr, err in errors.items():
-                log.error("node_port_bind_failed", address=f"{addr[0]}:{addr[1]}", error=err)
+            if errors != self._bind_errors:   # log changes only; the proxy logs attempts
+                for addr, err in errors.items():
+                    log.error("node_port_bind_failed", address=f"{addr[0]}:{addr[1]}",
+                              error=err)
+                self._bind_errors = errors
             try:
                 await asyncio.wait_for(self.proxy_dirty.wait(), timeout=10)
             except asyncio.TimeoutError:
                 pass
 
     def _watch_docker(self) -> None:
-        self.runtime.watch_events(lambda _e: self.agent_loop.poke(), self.stop.is_set)
+        def on_event(event: dict) -> None:
+            self.node.on_runtime_event(event)
+            self.agent_loop.poke()
+        self.runtime.watch_events(on_event, self.stop.is_set)
 
     # -- API callbacks ------------------------------------------------------------------
     def status(self) -> dict:
         return {"source": {"repo": self.source.url, "ref": self.config.ref,
                            "path": self.config.path},
                 "applied_revision": self.store.get_state("applied_revision"),
+                "fetched_revision": self.store.get_state("fetched_revision"),
+                "pin": self.store.get_state("pin"),
+                "suspended": bool(self.store.get_state("suspended")),
+                "policy": {"self_heal": self.policy.self_heal, "prune": self.policy.prune},
                 "last_sync": self.store.get_state("last_sync"),
                 "node": self.node.node_name, "network": self.network,
                 "objects": object_health(self.store)}
 
-    async def sync_now(self) -> dict:
-        self._trigger = "manual"
-        runs = self.sync_loop.runs
-        self.sync_loop.poke()
-        deadline = time.monotonic() + 120
-        while self.sync_loop.runs == runs and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+    async def sync_now(self, trigger: str = "manual") -> dict:
+        self._trigger = trigger
+        if not await self.sync_loop.poke_and_wait(timeout=self.policy.wave_timeout + 120):
+            raise GitopsError("the sync did not finish in time; see `gitops status`")
         return self._last_result
+
+    async def control(self, verb: str, params: dict) -> dict:
+        """Actions behind `gitops sync|rollback|unpin|suspend|resume`."""
+        if verb == "suspend":
+            self.store.set_state("suspended", True)
+            log.info("sync_suspended_by_user")
+            return {"suspended": True}
+        if verb == "resume":
+            self.store.set_state("suspended", False)
+            log.info("sync_resumed_by_user")
+            return await self.sync_now()
+        if verb == "unpin":
+            self.store.set_state("pin", None)
+            return await self.sync_now()
+        if verb == "rollback":
+            self.store.set_state("pin", self._rollback_target(params.get("to", "")))
+            return await self.sync_now()
+        return await self.sync_now()
+
+    def _rollback_target(self, to: str) -> dict:
+        if isinstance(self.source, DirSource):
+            raise GitopsError("a local directory has no history: rollback needs a git source")
+        head = self.store.get_state("fetched_revision") or ""
+        current = self.store.get_state("applied_revision") or ""
+        if to:
+            return {"sha": to, "head": head}
+        for entry in self.store.history(200):
+            rev = entry.get("revision", "")
+            if entry.get("result") == "synced" and rev and rev != current:
+                return {"sha": rev, "head": head}
+        raise GitopsError("no earlier successfully applied revision in the history")
 
     async def pod_logs(self, ns: str, pod: str, container: str, tail: int) -> str:
         obj = self.store.get(ObjectKey("Pod", ns, pod))
@@ -144,7 +222,7 @@ class Agent:
         self.store.watch(self._on_store_change)
 
         token = _token(self.dd.token_file)
-        app = make_app(ApiContext(self.store, token, self.status, self.sync_now,
+        app = make_app(ApiContext(self.store, token, self.status, self.control,
                                   self.stop.set, self.pod_logs))
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()

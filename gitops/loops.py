@@ -24,12 +24,24 @@ class LevelLoop:
         self._debounce = debounce
         self._event: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self.runs = 0
+        self.started = 0     # passes begun
+        self.runs = 0        # passes finished
 
     def poke(self) -> None:
         """Thread-safe: ask for a reconcile soon."""
         if self._loop is not None and self._event is not None:
             self._loop.call_soon_threadsafe(self._event.set)
+
+    async def poke_and_wait(self, timeout: float) -> bool:
+        """Ask for a pass and wait until one that began after this call has finished."""
+        target = self.started + 1
+        self.poke()
+        deadline = time.monotonic() + timeout
+        while self.runs < target:
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.05)
+        return True
 
     async def run(self, stop: asyncio.Event) -> None:
         self._loop = asyncio.get_running_loop()
@@ -44,6 +56,7 @@ class LevelLoop:
             if stop.is_set():
                 break
             self._event.clear()
+            self.started += 1
             started = time.monotonic()
             try:
                 await asyncio.to_thread(self._fn)

@@ -6,7 +6,7 @@ import difflib
 import json
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import datetime
 
 import click
 import yaml
@@ -14,7 +14,7 @@ import yaml
 from gitops.client import Client
 from gitops.errors import GitopsError
 from gitops.model.kinds import Kind
-from gitops.sync.diff import Plan, mask_secret
+from gitops.sync.diff import Plan, declared_view, mask_secret
 
 
 def age(ts: str | None) -> str:
@@ -121,10 +121,15 @@ def render_status(st: dict) -> str:
              f"Last sync: {last.get('result', '<never>')}"
              + (f" ({last['message']})" if last.get("message") else "")]
     lines += [f"  {e}" for e in last.get("errors", [])]
-    rows = [[o["kind"], o["namespace"] or "-", o["name"], o["health"], o["message"]]
-            for o in st["objects"]]
+    if st.get("pin"):
+        lines.append(f"Pinned:    {st['pin']['sha']} (rollback; until `gitops unpin` "
+                     "or a new commit)")
+    if st.get("suspended"):
+        lines.append("Suspended: yes (`gitops resume` to sync again)")
+    rows = [[o["kind"], o["namespace"] or "-", o["name"], o.get("sync", ""), o["health"],
+             o["message"]] for o in st["objects"]]
     if rows:
-        lines += ["", table(["KIND", "NAMESPACE", "NAME", "HEALTH", "MESSAGE"], rows)]
+        lines += ["", table(["KIND", "NAMESPACE", "NAME", "SYNC", "HEALTH", "MESSAGE"], rows)]
     return "\n".join(lines)
 
 
@@ -135,20 +140,33 @@ def render_plan(plan: Plan, fmt: str) -> str:
              "name": c.key.name, "file": c.file, "line": c.line,
              "fields": [{"path": f.path, "desired": f.desired, "live": f.live}
                         for f in c.fields]} for c in plan.changes]}, indent=2, default=str)
-    out = []
-    for c in plan.changes:
-        if c.action == "unchanged":
-            continue
-        before = _yaml(mask_secret(c.live)) if c.action != "create" else []
-        after = _yaml(mask_secret(c.desired)) if c.action != "prune" else []
-        if c.action == "update":
-            from gitops.sync.diff import declared_view
-            before = _yaml(mask_secret(declared_view(c.live, c.desired)))
-        out.append(f"{c.action}: {c.key}" + (f"  ({c.file}:{c.line})" if c.file else ""))
-        out.extend(difflib.unified_diff(before, after, "live", "desired", lineterm=""))
     summary = ", ".join(f"{plan.count(a)} to {a}" for a in ("create", "update", "prune"))
-    out.append(f"Plan: {summary}, {plan.count('unchanged')} unchanged.")
+    summary = f"{summary}, {plan.count('unchanged')} unchanged."
+    md = fmt == "markdown"
+    out = ["### gitops diff", "", f"**Plan:** {summary}", ""] if md else []
+    for c in plan.changes:
+        if c.action in ("unchanged", "skip"):
+            continue
+        title = f"{c.action}: {c.key}" + (f"  ({c.file}:{c.line})" if c.file else "")
+        body = list(difflib.unified_diff(_before(c), _yaml(mask_secret(c.desired))
+                                         if c.action != "prune" else [],
+                                         "live", "desired", lineterm=""))
+        if md:
+            out += [f"<details><summary><code>{title}</code></summary>", "", "```diff",
+                    *body, "```", "</details>", ""]
+        else:
+            out += [title, *body]
+    if not md:
+        out.append(f"Plan: {summary}")
     return "\n".join(out)
+
+
+def _before(c) -> list[str]:
+    if c.action == "create":
+        return []
+    if c.action == "update":   # only what git declares: defaults are not noise
+        return _yaml(mask_secret(declared_view(c.live, c.desired)))
+    return _yaml(mask_secret(c.live))
 
 
 def _yaml(obj: dict | None) -> list[str]:

@@ -7,6 +7,7 @@ one pod's grace period never stalls the others.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -43,6 +44,12 @@ class NodeAgent:
         self._terminating: set[str] = set()
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="terminate")
         self.on_terminated: Callable[[], None] | None = None   # pokes the loop when set
+        # Runtime drift: container ids this agent is acting on (so their events are ours),
+        # and events on our containers that someone else caused, waiting to be reported.
+        self.on_drift: Callable[[dict], None] | None = None
+        self._ours: dict[str, float] = {}
+        self._external: list[dict] = []
+        self._events_lock = threading.Lock()
 
     # -- setup ------------------------------------------------------------------------
     def setup(self, subnet: str) -> None:
@@ -72,6 +79,7 @@ class NodeAgent:
 
     # -- one pass ---------------------------------------------------------------------
     def sync_once(self) -> None:
+        events = self._take_external_events()
         pods = [p for p in self.store.list("Pod")
                 if p.get("spec", {}).get("nodeName") == self.node_name]
         by_uid = defaultdict(list)
@@ -108,6 +116,7 @@ class NodeAgent:
                 self.store.update_status(key_of(pod), status)
             except NotFound:
                 pass
+        self._report_runtime_drift(events, pods, by_uid)
         self._forget(known)
 
     def _seed_counters(self, pod: dict) -> None:
@@ -167,6 +176,7 @@ class NodeAgent:
                     case P.Restart(cid, name):
                         self._last_states[uid][name] = {"terminated": _terminated(by_id[cid])}
                         self._restarts[uid][name] = self._restarts[uid].get(name, 0) + 1
+                        self._mark_ours(cid)
                         self.runtime.start(cid)
                         log.info("container_restarted", pod=_name(pod), container=name,
                                  restarts=self._restarts[uid][name])
@@ -198,6 +208,7 @@ class NodeAgent:
         """Force-remove now (the name may be reused in this very pass)."""
         if c.id in self._terminating:
             return
+        self._mark_ours(c.id)
         self.runtime.remove(c.id)
         log.info("container_removed", pod=_pod_of(c), container=c.container, why=why)
 
@@ -206,6 +217,7 @@ class NodeAgent:
         if c.id in self._terminating:
             return
         self._terminating.add(c.id)
+        self._mark_ours(c.id)
 
         def work() -> None:
             try:
@@ -220,6 +232,63 @@ class NodeAgent:
                 if self.on_terminated:
                     self.on_terminated()
         self._pool.submit(work)
+
+    # -- runtime drift ----------------------------------------------------------------
+    _EXTERNAL_ACTIONS = {"kill", "stop", "destroy", "pause", "rename", "update"}
+
+    def _mark_ours(self, container_id: str) -> None:
+        with self._events_lock:
+            now = self.clock()
+            self._ours[container_id] = now
+            if len(self._ours) > 1000:
+                self._ours = {k: t for k, t in self._ours.items() if now - t < 120}
+
+    def on_runtime_event(self, event: dict) -> None:
+        """From the Docker events thread: keep events on our containers we did not cause."""
+        action = str(event.get("Action", "")).split(":")[0]
+        cid = event.get("Actor", {}).get("ID") or event.get("id", "")
+        if action not in self._EXTERNAL_ACTIONS:
+            return
+        with self._events_lock:
+            if cid in self._ours:
+                return
+            attrs = event.get("Actor", {}).get("Attributes", {}) or {}
+            self._external.append({"id": cid, "action": action, "attrs": attrs,
+                                   "time": event.get("time", self.clock())})
+
+    def _take_external_events(self) -> list[dict]:
+        """Events seen so far; this pass corrects what they broke, then reports them."""
+        with self._events_lock:
+            events, self._external = self._external, []
+        last: dict[tuple[str, str], dict] = {}
+        for ev in events:    # kill+die+destroy of one `docker rm -f` make one record
+            attrs = ev["attrs"]
+            last[(attrs.get(POD_UID, ""), attrs.get(CONTAINER, ""))] = ev
+        return list(last.values())
+
+    def _report_runtime_drift(self, events: list[dict], pods: list[dict], by_uid: dict) -> None:
+        if not events or self.on_drift is None:
+            return
+        pods_by_uid = {p["metadata"]["uid"]: p for p in pods}
+        for ev in events:
+            attrs = ev["attrs"]
+            uid, cname = attrs.get(POD_UID, ""), attrs.get(CONTAINER, "")
+            pod = pods_by_uid.get(uid)
+            running = any(c.container == cname and c.state == "running"
+                          for c in by_uid.get(uid, []))
+            actor = "docker " + {"destroy": "rm", "kill": "kill"}.get(ev["action"], ev["action"])
+            if attrs.get("signal"):
+                actor += f" (signal {attrs['signal']})"
+            live = {"kill": "killed", "stop": "stopped", "destroy": "removed",
+                    "pause": "paused", "rename": f"renamed to {attrs.get('name', '?')}",
+                    "update": "updated"}[ev["action"]]
+            self.on_drift({
+                "pod": pod, "container": cname, "container_id": ev["id"],
+                "type": "missing" if ev["action"] == "destroy" else "modified",
+                "fields": [{"path": f"status.containerStatuses[{cname}].state",
+                            "desired": "running", "live": live}],
+                "actor": actor,
+                "action": "corrected" if running or pod is None else "reported"})
 
     # -- specs ------------------------------------------------------------------------
     def _labels(self, pod: dict, container: str) -> dict[str, str]:

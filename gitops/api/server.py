@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gitops.errors import GitopsError
 from gitops.health import assess
 from gitops.model import KINDS, ObjectKey
 from gitops.store.base import Store
@@ -21,9 +22,12 @@ class ApiContext:
     store: Store
     token: str
     status: Callable[[], dict]
-    sync_now: Callable[[], Awaitable[dict]]
+    control: Callable[[str, dict], Awaitable[dict]]       # verb, query -> result
     shutdown: Callable[[], None]
     logs: Callable[[str, str, str, int], Awaitable[str]]   # ns, pod, container, tail
+
+
+CONTROL_VERBS = ("sync", "rollback", "unpin", "suspend", "resume")
 
 
 def _status_error(code: int, reason: str, message: str) -> web.Response:
@@ -81,8 +85,20 @@ async def _status(request: web.Request) -> web.Response:
     return web.json_response(request.app["ctx"].status())
 
 
-async def _sync(request: web.Request) -> web.Response:
-    return web.json_response(await request.app["ctx"].sync_now())
+async def _control(request: web.Request) -> web.Response:
+    verb = request.match_info["verb"]
+    if verb not in CONTROL_VERBS:
+        return _status_error(404, "NotFound", f"no such action {verb!r}")
+    try:
+        result = await request.app["ctx"].control(verb, dict(request.query))
+    except GitopsError as exc:
+        return _status_error(409, "Conflict", str(exc))
+    return web.json_response(result)
+
+
+async def _history(request: web.Request) -> web.Response:
+    limit = int(request.query.get("limit", "20"))
+    return web.json_response({"items": request.app["ctx"].store.history(limit)})
 
 
 async def _shutdown(request: web.Request) -> web.Response:
@@ -101,8 +117,9 @@ def make_app(ctx: ApiContext) -> web.Application:
         app.router.add_get(prefix + "/namespaces/{namespace}/{plural}/{name}", _list_or_get)
     app.router.add_get("/api/v1/namespaces/{namespace}/pods/{name}/log", _pod_log)
     app.router.add_get("/gitops/v1/status", _status)
-    app.router.add_post("/gitops/v1/sync", _sync)
-    app.router.add_post("/gitops/v1/shutdown", _shutdown)
+    app.router.add_get("/gitops/v1/history", _history)
+    app.router.add_post("/gitops/v1/shutdown", _shutdown)   # before {verb}: routes match in order
+    app.router.add_post("/gitops/v1/{verb}", _control)
     return app
 
 
@@ -112,6 +129,6 @@ def object_health(store: Store) -> list[dict]:
     for key, entry in sorted(store.inventory().items()):
         health = assess(store.get(key))
         out.append({"kind": key.kind, "namespace": key.namespace, "name": key.name,
-                    "file": entry.file, "line": entry.line,
+                    "file": entry.file, "line": entry.line, "sync": entry.sync_status,
                     "health": health.status, "message": health.message})
     return out

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from gitops.errors import PermanentError
+
 
 @dataclass(frozen=True)
 class Revision:
@@ -14,6 +16,7 @@ class Revision:
     root: Path          # directory whose files make up this revision
     path: str = ""      # subdirectory inside root that holds the manifests
     message: str = ""
+    head: str = ""      # tip of the tracked ref when fetched (differs from sha when pinned)
 
     @property
     def manifest_dir(self) -> Path:
@@ -25,7 +28,9 @@ class Source(Protocol):
     ref: str
     path: str
 
-    def fetch(self) -> Revision: ...
+    def fetch(self, pin: str | None = None) -> Revision:
+        """Bring the source up to date; check out `pin` if given, else the ref's tip."""
+        ...
 
 
 @dataclass
@@ -36,7 +41,9 @@ class DirSource:
     ref: str = ""
     path: str = ""
 
-    def fetch(self) -> Revision:
+    def fetch(self, pin: str | None = None) -> Revision:
+        if pin:
+            raise PermanentError("a local directory has no history: rollback needs a git source")
         root = Path(self.url).resolve()
         base = root / self.path if self.path else root
         digest = hashlib.sha256()
@@ -45,7 +52,8 @@ class DirSource:
             and not any(part.startswith(".") for part in p.relative_to(base).parts))
         for f in files:
             digest.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes() + b"\0")
-        return Revision(sha="dir-" + digest.hexdigest()[:12], root=root, path=self.path)
+        sha = "dir-" + digest.hexdigest()[:12]
+        return Revision(sha=sha, root=root, path=self.path, head=sha)
 
 
 def is_git_url(spec: str) -> bool:

@@ -27,21 +27,23 @@ class GitSource:
     def checkout(self) -> Path:
         return self.workdir / hashlib.sha256(self.url.encode()).hexdigest()[:16]
 
-    def fetch(self) -> Revision:
-        """Fetch and check out the wanted ref; history rewrites (force pushes) are followed."""
+    def fetch(self, pin: str | None = None) -> Revision:
+        """Fetch, then check out `pin` or the ref's tip. History rewrites (force pushes) are
+        followed: remote branches are force-updated and the checkout is detached."""
         try:
             repo = self._open_or_clone()
             repo.git.fetch("origin", "+refs/heads/*:refs/remotes/origin/*", "--tags", "--force",
                            "--prune")
-            sha = self._resolve(repo)
+            head = self._resolve(repo, self.ref or self._default_branch(repo))
+            sha = self._resolve(repo, pin) if pin else head
             repo.git.checkout("--force", "--detach", sha)
             repo.git.clean("-fdxq")
             commit = repo.commit(sha)
         except git.GitCommandError as exc:
             raise TransientError(f"git: {exc.stderr.strip() or exc}", retry_after=10) from exc
+        message = str(commit.message).strip().splitlines()
         return Revision(sha=commit.hexsha, root=self.checkout, path=self.path,
-                        message=str(commit.message).strip().splitlines()[0] if commit.message
-                        else "")
+                        message=message[0] if message else "", head=head)
 
     def _open_or_clone(self) -> git.Repo:
         if (self.checkout / ".git").is_dir():
@@ -54,8 +56,7 @@ class GitSource:
         log.info("git_clone", repo=self.url)
         return git.Repo.clone_from(self.url, self.checkout, no_checkout=True)
 
-    def _resolve(self, repo: git.Repo) -> str:
-        ref = self.ref or self._default_branch(repo)
+    def _resolve(self, repo: git.Repo, ref: str) -> str:
         for candidate in (f"refs/remotes/origin/{ref}", f"refs/tags/{ref}", ref):
             try:
                 return repo.git.rev_parse("--verify", "--quiet", f"{candidate}^{{commit}}")

@@ -25,6 +25,8 @@ class InventoryEntry:
     api_version: str
     file: str
     line: int
+    applied_hash: str = ""          # hash of the desired object last applied from git
+    sync_status: str = "Synced"     # Synced | OutOfSync (drift reported, not corrected)
 
 
 Watcher = Callable[[str, dict], None]   # (ADDED|MODIFIED|DELETED, object)

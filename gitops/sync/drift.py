@@ -1,0 +1,103 @@
+"""Drift records: one JSON log line per drifted object, in DESIGN.md's schema.
+
+Identical records (same object, type, origin and fields) within a window are counted,
+not repeated: the first is logged at once, repeats bump `occurrences`, and the next line
+after the window carries the count."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import structlog
+
+from gitops.model import key_of
+from gitops.store.base import InventoryEntry
+from gitops.store.sqlite import SqliteStore
+from gitops.sync.diff import FieldDiff
+
+log = structlog.get_logger(component="drift")
+
+EVENT = "drift.detected"        # the record's name is part of the contract (DESIGN.md)
+
+
+@dataclass
+class _Seen:
+    first_seen: float
+    last_logged: float
+    occurrences: int
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _value(v: object) -> object:
+    """Keep records one line and readable: long values are summarised."""
+    text = json.dumps(v, default=str)
+    return v if len(text) <= 400 else text[:400] + "…"
+
+
+def field_records(fields: tuple[FieldDiff, ...] | list[FieldDiff]) -> list[dict]:
+    return [{"path": f.path, "desired": _value(f.desired), "live": _value(f.live),
+             **({"line": f.line} if f.line else {})} for f in fields]
+
+
+class DriftRecorder:
+    def __init__(self, window: float = 300.0, clock: Callable[[], float] = time.time) -> None:
+        self.window = window
+        self.clock = clock
+        self._seen: dict[str, _Seen] = {}
+        self._lock = threading.Lock()
+
+    def record(self, *, reconcile_id: str, trigger: str, source: dict, obj: dict,
+               drift_type: str, origin: str, fields: list[dict], actor: str, health: dict,
+               policy: dict, action: str) -> bool:
+        """Log the record unless an identical one was logged within the window.
+        Returns whether a line was written."""
+        identity = json.dumps([obj.get("kind"), obj.get("namespace"), obj.get("name"),
+                               drift_type, origin, fields, action], sort_keys=True, default=str)
+        now = self.clock()
+        with self._lock:
+            seen = self._seen.get(identity)
+            if seen is None:
+                seen = self._seen[identity] = _Seen(now, 0.0, 0)
+            seen.occurrences += 1
+            if seen.last_logged and now - seen.last_logged < self.window:
+                return False
+            seen.last_logged = now
+            occurrences = seen.occurrences
+            first_seen = seen.first_seen
+            self._forget(now)
+        log.warning(EVENT, reconcile_id=reconcile_id, trigger=trigger, source=source,
+                    object=obj, drift={"type": drift_type, "origin": origin, "fields": fields,
+                                       "first_seen": _iso(first_seen),
+                                       "occurrences": occurrences, "actor": actor},
+                    health=health, policy=policy, action=action)
+        return True
+
+    def _forget(self, now: float) -> None:
+        if len(self._seen) > 10_000:
+            self._seen = {k: v for k, v in self._seen.items()
+                          if now - v.last_logged < self.window}
+
+
+def declaring_object(store: SqliteStore, obj: dict | None
+                     ) -> tuple[dict | None, InventoryEntry | None]:
+    """Walk ownerReferences up to the object git declared (Pod -> ReplicaSet -> Deployment),
+    returning it with its inventory entry, so runtime drift names a file and line."""
+    inventory = store.inventory()
+    seen = 0
+    while obj is not None and seen < 10:
+        entry = inventory.get(key_of(obj))
+        if entry is not None:
+            return obj, entry
+        refs = obj.get("metadata", {}).get("ownerReferences") or []
+        owner = next((r for r in refs if r.get("controller")), refs[0] if refs else None)
+        obj = store.get_by_uid(owner["uid"]) if owner else None
+        seen += 1
+    return None, None
