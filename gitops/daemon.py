@@ -83,7 +83,7 @@ class Agent:
         self.controller_loop = LevelLoop("controllers", self.controllers.run_once, resync=5)
         self.agent_loop = LevelLoop("node-agent", self.node.sync_once, resync=2)
         self.proxy_dirty = asyncio.Event()
-        self.node.on_terminated = self.agent_loop.poke
+        self.node.wake = self.agent_loop.poke
         self.node.on_drift = self._runtime_drift
 
     # -- loops ------------------------------------------------------------------------

@@ -27,6 +27,8 @@ from gitops.store.base import NotFound, Store
 
 log = structlog.get_logger(component="agent")
 
+EVENT_SETTLE = 0.5   # seconds: one `docker rm -f` is kill, die, destroy; report it once
+
 
 class NodeAgent:
     def __init__(self, store: Store, runtime: Runtime, node_name: str, network: str,
@@ -43,7 +45,7 @@ class NodeAgent:
         self._errors: dict[tuple[str, str], tuple[str, str]] = {}
         self._terminating: set[str] = set()
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="terminate")
-        self.on_terminated: Callable[[], None] | None = None   # pokes the loop when set
+        self.wake: Callable[[], None] | None = None   # asks the loop for a pass soon
         # Runtime drift: container ids this agent is acting on (so their events are ours),
         # and events on our containers that someone else caused, waiting to be reported.
         self.on_drift: Callable[[dict], None] | None = None
@@ -229,8 +231,8 @@ class NodeAgent:
                             error=str(exc))
             finally:
                 self._terminating.discard(c.id)
-                if self.on_terminated:
-                    self.on_terminated()
+                if self.wake:
+                    self.wake()
         self._pool.submit(work)
 
     # -- runtime drift ----------------------------------------------------------------
@@ -254,12 +256,19 @@ class NodeAgent:
                 return
             attrs = event.get("Actor", {}).get("Attributes", {}) or {}
             self._external.append({"id": cid, "action": action, "attrs": attrs,
-                                   "time": event.get("time", self.clock())})
+                                   "seen": self.clock()})
+        if self.wake:   # report once the burst (kill, die, destroy) has settled
+            timer = threading.Timer(EVENT_SETTLE + 0.05, self.wake)
+            timer.daemon = True
+            timer.start()
 
     def _take_external_events(self) -> list[dict]:
         """Events seen so far; this pass corrects what they broke, then reports them."""
+        now = self.clock()
         with self._events_lock:
-            events, self._external = self._external, []
+            settled = [e for e in self._external if now - e["seen"] >= EVENT_SETTLE]
+            self._external = [e for e in self._external if now - e["seen"] < EVENT_SETTLE]
+        events = settled
         last: dict[tuple[str, str], dict] = {}
         for ev in events:    # kill+die+destroy of one `docker rm -f` make one record
             attrs = ev["attrs"]

@@ -164,6 +164,7 @@ class _Run:
     ok: bool
     stdout: str = ""
     stderr: str = ""
+    timed_out: bool = False
 
 
 def _run(cmd: list[str], what: str) -> _Run:
@@ -172,7 +173,7 @@ def _run(cmd: list[str], what: str) -> _Run:
         proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True,
                               timeout=TOOL_TIMEOUT, check=False)
     except subprocess.TimeoutExpired:
-        return _Run(False, stderr=f"{what} timed out after {TOOL_TIMEOUT:g} s")
+        return _Run(False, stderr=f"{what} timed out after {TOOL_TIMEOUT:g} s", timed_out=True)
     except OSError as exc:
         return _Run(False, stderr=f"{what} could not run: {exc.strerror or exc}")
     log.debug("render_tool_ran", tool=cmd[0], args=cmd[1:], returncode=proc.returncode,
@@ -226,14 +227,14 @@ def _wants_origin(kfile: Path) -> bool:
 
 
 def _render_kustomize(unit: Path, real_root: Path) -> LoadResult:
-    kfile = _kustomization_file(unit)
+    unit_real = unit.resolve()
+    kfile = _kustomization_file(unit_real)
     assert kfile is not None
     kfile_rel = _rel(kfile, real_root)
     cmd = _kustomize_command()
     if cmd is None:
         return LoadResult(errors=[ManifestError(KUSTOMIZE_MISSING, kfile_rel)])
     what = "kustomize build" if cmd[1] == "build" else "kubectl kustomize"
-    unit_real = unit.resolve()
     keep_origin = _wants_origin(kfile)
     origin_base: Path | None = unit_real if keep_origin else None
     run = None
@@ -245,7 +246,7 @@ def _render_kustomize(unit: Path, real_root: Path) -> LoadResult:
             (wrapper / "kustomization.yaml").write_text(json.dumps(spec))  # JSON is YAML
             run = _run(cmd + [str(wrapper)], what)
         origin_base = wrapper if run.ok else None   # paths are resolved lexically: tmp may go
-    if run is None or not run.ok:
+    if run is None or (not run.ok and not run.timed_out):
         run = _run(cmd + [str(unit_real)], what)
     _log_warnings(run.stderr, kfile_rel)
     if not run.ok:
@@ -312,6 +313,7 @@ class _Origins:
 
 def _render_helm(chart: Path, real_root: Path, values_files: list[str | Path],
                  release_name: str | None, namespace: str) -> LoadResult:
+    chart = chart.resolve()
     chart_rel = _rel(chart / CHART_FILE, real_root)
     result = LoadResult()
     for link in _links_outside(chart, real_root):
