@@ -1,0 +1,97 @@
+"""CLI verbs end to end: validate, diff, rollback/unpin, suspend/resume, history, status."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.test_up_down import git, gitops
+
+CM = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  value: \"{value}\"\n"
+
+
+def write_cm(root: Path, name: str, value: str) -> None:
+    (root / f"{name}.yaml").write_text(CM.format(name=name, value=value))
+
+
+def test_validate_prints_file_line_kind_field_and_exit_codes(tmp_path):
+    (tmp_path / "ok.yaml").write_text(CM.format(name="ok", value="1"))
+    assert gitops("validate", str(tmp_path)).returncode == 0
+    (tmp_path / "bad.yaml").write_text(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n"
+        "  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n"
+        "      labels: {app: web}\n    spec:\n      containers:\n        - name: c\n"
+        "          image: x:1\n          ports:\n            - containerPort: \"80\"\n")
+    res = gitops("validate", str(tmp_path))
+    assert res.returncode == 1
+    assert res.stdout.strip() == ("bad.yaml:16: Deployment/web: "
+                                  "spec.template.spec.containers[0].ports[0].containerPort: "
+                                  "expected integer, got string \"80\"")
+    as_json = json.loads(gitops("validate", "-o", "json", str(tmp_path)).stdout)
+    assert as_json["errors"][0]["line"] == 16 and as_json["objects"] == 2
+
+
+def test_diff_against_empty_store_and_markdown(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    write_cm(src, "a", "1")
+    res = gitops("diff", str(src), "--data-dir", str(tmp_path / "data"))
+    assert res.returncode == 1 and "create: ConfigMap/default/a" in res.stdout
+    md = gitops("diff", str(src), "-o", "markdown", "--data-dir", str(tmp_path / "data"))
+    assert "```diff" in md.stdout and "+  value: '1'" in md.stdout
+    plan = json.loads(gitops("diff", str(src), "-o", "json",
+                             "--data-dir", str(tmp_path / "data")).stdout)
+    assert [c["action"] for c in plan["changes"]] == ["create"]
+    (src / "bad.yaml").write_text("kind: [")
+    assert gitops("diff", str(src), "--data-dir", str(tmp_path / "data")).returncode == 2
+
+
+@pytest.mark.docker
+def test_rollback_pin_suspend_resume_through_the_agent(docker_client, tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "config", "user.email", "t@example.invalid")
+    git(repo, "config", "user.name", "t")
+
+    def push(value: str) -> str:
+        write_cm(repo, "a", value)
+        git(repo, "add", "-A")
+        git(repo, "commit", "-q", "-m", value)
+        return subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"],
+                              capture_output=True, text=True).stdout.strip()
+
+    def value(data: str) -> str:
+        out = gitops("get", "cm", "a", "-o", "json", "--data-dir", data)
+        return json.loads(out.stdout)["data"]["value"]
+
+    first = push("1")
+    data = str(tmp_path / "data")
+    try:
+        assert gitops("up", f"file://{repo}", "--wait", "--timeout", "60", "--data-dir", data,
+                      "--interval", "300").returncode == 0
+        push("2")
+        assert gitops("sync", "--data-dir", data).returncode == 0 and value(data) == "2"
+        # no diff once synced
+        assert gitops("diff", f"file://{repo}", "--data-dir", data).returncode == 0
+
+        assert gitops("rollback", "--data-dir", data).returncode == 0
+        assert value(data) == "1"
+        status = json.loads(gitops("status", "-o", "json", "--data-dir", data).stdout)
+        assert status["pin"]["sha"] == first and status["applied_revision"] == first
+        assert gitops("sync", "--data-dir", data).returncode == 0 and value(data) == "1"
+        assert "Pinned:" in gitops("status", "--data-dir", data).stdout
+        assert gitops("unpin", "--data-dir", data).returncode == 0 and value(data) == "2"
+
+        assert gitops("suspend", "--data-dir", data).returncode == 0
+        push("3")
+        assert gitops("sync", "--data-dir", data).returncode == 1   # suspended: not synced
+        assert value(data) == "2"
+        assert gitops("resume", "--data-dir", data).returncode == 0 and value(data) == "3"
+        hist = json.loads(gitops("history", "-o", "json", "--data-dir", data).stdout)
+        assert hist[0]["result"] == "synced" and len(hist) >= 4
+    finally:
+        gitops("down", "--data-dir", data)
