@@ -68,7 +68,7 @@ class Agent:
         self.runtime = DockerRuntime(self.dd.instance)
         self.network = f"gitops-{self.dd.instance}"
         self.node = NodeAgent(self.store, self.runtime, config.node_name or socket.gethostname(),
-                              self.network)
+                              self.network, self.dd.root / "pods")
         self.drift = DriftRecorder()
         self.policy = SyncPolicy(self_heal=config.self_heal, prune=config.prune,
                                  allow_empty_prune=config.allow_empty_prune,

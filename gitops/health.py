@@ -77,5 +77,10 @@ def _service(obj: dict) -> Health:
     return Health(HEALTHY)
 
 
+def _pvc(obj: dict) -> Health:
+    phase = obj.get("status", {}).get("phase", "Pending")
+    return Health(HEALTHY, "bound") if phase == "Bound" else Health(PROGRESSING, phase)
+
+
 _BY_KIND = {"Deployment": _deployment, "ReplicaSet": _replicaset, "Pod": _pod,
-            "Service": _service}
+            "Service": _service, "PersistentVolumeClaim": _pvc}

@@ -32,6 +32,8 @@ def sweep(client) -> None:
         c.remove(force=True, v=True)
     for n in client.networks.list(filters={"label": TEST_LABEL}):
         n.remove()
+    for v in client.volumes.list(filters={"label": TEST_LABEL}):
+        v.remove(force=True)
 
 
 @pytest.fixture(scope="session")

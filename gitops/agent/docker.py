@@ -14,8 +14,9 @@ import docker
 import docker.errors
 import structlog
 
-from gitops.agent.runtime import (INSTANCE, MANAGED, ContainerInfo, ContainerSpec,
+from gitops.agent.runtime import (INSTANCE, MANAGED, ContainerInfo, ContainerSpec, Mount,
                                   RuntimeFailure, SandboxSpec)
+from gitops.agent.volumes import VOLUME_KIND, VOLUME_POD_UID
 
 log = structlog.get_logger(component="docker")
 
@@ -141,12 +142,15 @@ class DockerRuntime:
 
     def run_container(self, spec: ContainerSpec) -> str:
         try:
+            for m in spec.mounts:
+                if m.type == "volume":
+                    self._ensure_volume(m.source, dict(m.labels))
             c = self.client.containers.create(
                 spec.image, name=spec.name, labels={**self._extra, **spec.labels},
                 entrypoint=spec.entrypoint, command=spec.cmd, environment=dict(spec.env),
                 working_dir=spec.working_dir, network_mode=f"container:{spec.sandbox_id}",
                 tty=spec.tty, stdin_open=spec.stdin, detach=True,
-                restart_policy={"Name": "no"})
+                restart_policy={"Name": "no"}, mounts=[_mount(m) for m in spec.mounts])
         except docker.errors.APIError as exc:
             raise RuntimeFailure(f"create: {exc.explanation or exc}",
                                  "CreateContainerError") from exc
@@ -197,12 +201,33 @@ class DockerRuntime:
                 time.sleep(1.0)
             since = until
 
+    def _ensure_volume(self, name: str, labels: dict[str, str]) -> None:
+        try:
+            self.client.volumes.get(name)
+        except docker.errors.NotFound:
+            self.client.volumes.create(name, labels={
+                **self._extra, MANAGED: "true", INSTANCE: self.instance, **labels})
+            log.info("volume_created", volume=name, kind=labels.get(VOLUME_KIND, ""))
+
+    def remove_pod_volumes(self, pod_uid: str) -> None:
+        """emptyDir volumes live and die with their pod."""
+        for vol in self.client.volumes.list(filters={"label": [
+                *self._labels, f"{VOLUME_POD_UID}={pod_uid}"]}):
+            try:
+                vol.remove(force=True)
+            except docker.errors.APIError as exc:
+                log.warning("volume_remove_failed", volume=vol.name, error=str(exc))
+
     def cleanup(self, network: str) -> int:
-        """Remove every container of this instance, then its network. Volumes stay."""
+        """Remove every container of this instance, its emptyDir volumes, then its network.
+        Claims' volumes stay (remove_volumes is the explicit way)."""
         removed = 0
         for c in self.client.api.containers(all=True, filters={"label": self._labels}):
             self.remove(c["Id"])
             removed += 1
+        for vol in self.client.volumes.list(filters={"label": [
+                *self._labels, f"{VOLUME_KIND}=emptyDir"]}):
+            vol.remove(force=True)
         for net in self.client.networks.list(filters={"label": self._labels}):
             try:
                 net.remove()
@@ -219,6 +244,12 @@ class DockerRuntime:
             vol.remove(force=True)
             removed += 1
         return removed
+
+
+def _mount(m: Mount) -> docker.types.Mount:
+    if m.type == "tmpfs":
+        return docker.types.Mount(m.target, None, type="tmpfs")
+    return docker.types.Mount(m.target, m.source, type=m.type, read_only=m.read_only)
 
 
 def _info(raw: dict) -> ContainerInfo:

@@ -22,7 +22,8 @@ def expand(text: str, env: Mapping[str, str]) -> str:
     return _VAR.sub(sub, text)
 
 
-def _field(pod: dict, path: str) -> str:
+def field_value(pod: dict, path: str) -> str:
+    """A downward-API field of the pod (fieldRef.fieldPath)."""
     meta = pod.get("metadata", {})
     simple = {"metadata.name": meta.get("name", ""), "metadata.namespace": meta.get("namespace", ""),
               "metadata.uid": meta.get("uid", ""), "spec.nodeName": pod["spec"].get("nodeName", ""),
@@ -76,7 +77,7 @@ def build_env(pod: dict, container: dict, lookup: Lookup,
         if source is None:
             env[name] = expand(str(var.get("value", "")), env)
         elif "fieldRef" in source:
-            env[name] = _field(pod, source["fieldRef"]["fieldPath"])
+            env[name] = field_value(pod, source["fieldRef"]["fieldPath"])
         elif "configMapKeyRef" in source:
             if (value := _ref(lookup, "ConfigMap", ns, source["configMapKeyRef"])) is not None:
                 env[name] = value

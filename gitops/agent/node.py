@@ -7,11 +7,13 @@ one pod's grace period never stalls the others.
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import structlog
 
@@ -21,7 +23,9 @@ from gitops.agent.env import build_env, expand
 from gitops.agent.runtime import (CONFIG_HASH, CONTAINER, INSTANCE, MANAGED, POD_NAME,
                                   POD_NAMESPACE, POD_UID, SANDBOX, ContainerInfo, ContainerSpec,
                                   Runtime, RuntimeFailure, SandboxSpec)
-from gitops.agent.status import _terminated, pod_status
+from gitops.agent.files import write_file_set
+from gitops.agent.status import terminated_state, pod_status
+from gitops.agent.volumes import container_mounts, file_sets
 from gitops.model import ObjectKey, key_of
 from gitops.store.base import NotFound, Store
 
@@ -32,9 +36,10 @@ EVENT_SETTLE = 0.5   # seconds: one `docker rm -f` is kill, die, destroy; report
 
 class NodeAgent:
     def __init__(self, store: Store, runtime: Runtime, node_name: str, network: str,
-                 clock: Callable[[], float] = time.time) -> None:
+                 state_dir: Path, clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.runtime = runtime
+        self.state_dir = state_dir.resolve()     # per-pod files (projected volumes)
         self.node_name = node_name
         self.network = network
         self.clock = clock
@@ -92,11 +97,14 @@ class NodeAgent:
             if uid not in known:
                 for c in orphans:
                     self._remove(c, "orphan: its pod is gone")
+                self._release_pod(uid)
         acted = False
         waiting: dict[str, dict[str, tuple[str, str]]] = {}
         for pod in pods:
             uid = pod["metadata"]["uid"]
             self._seed_counters(pod)
+            if by_uid.get(uid) and not pod["metadata"].get("deletionTimestamp"):
+                self._refresh_files(pod)
             pod_plan = P.compute_pod_actions(
                 pod, by_uid.get(uid, []), self._images(pod), self._pull_failures,
                 self._restarts[uid], self.clock())
@@ -176,13 +184,14 @@ class NodeAgent:
                         log.info("container_started", pod=_name(pod),
                                  container=container["name"])
                     case P.Restart(cid, name):
-                        self._last_states[uid][name] = {"terminated": _terminated(by_id[cid])}
+                        self._last_states[uid][name] = {"terminated": terminated_state(by_id[cid])}
                         self._restarts[uid][name] = self._restarts[uid].get(name, 0) + 1
                         self._mark_ours(cid)
                         self.runtime.start(cid)
                         log.info("container_restarted", pod=_name(pod), container=name,
                                  restarts=self._restarts[uid][name])
                     case P.Finalize():
+                        self._release_pod(uid)
                         self.store.delete(key_of(pod))
                         log.info("pod_deleted", pod=_name(pod))
             except RuntimeFailure as exc:
@@ -234,6 +243,32 @@ class NodeAgent:
                 if self.wake:
                     self.wake()
         self._pool.submit(work)
+
+    # -- pod volumes ------------------------------------------------------------------
+    def _lookup(self, kind: str, ns: str, name: str) -> dict | None:
+        return self.store.get(ObjectKey(kind, ns, name))
+
+    def _files_root(self, uid: str) -> Path:
+        return self.state_dir / uid / "volumes"
+
+    def _write_files(self, pod: dict) -> None:
+        root = self._files_root(pod["metadata"]["uid"])
+        for fs in file_sets(pod, self._lookup):
+            if write_file_set(root, fs):
+                log.info("volume_files_updated", pod=_name(pod), volume=fs.volume)
+
+    def _refresh_files(self, pod: dict) -> None:
+        """ConfigMap/Secret changes reach running containers in place, as in Kubernetes;
+        a source that disappeared leaves the last files where they are."""
+        try:
+            self._write_files(pod)
+        except RuntimeFailure as exc:
+            log.debug("volume_files_not_refreshed", pod=_name(pod), error=str(exc))
+
+    def _release_pod(self, uid: str) -> None:
+        """A pod is gone for good: its emptyDir volumes and projected files go too."""
+        self.runtime.remove_pod_volumes(uid)
+        shutil.rmtree(self.state_dir / uid, ignore_errors=True)
 
     # -- runtime drift ----------------------------------------------------------------
     _EXTERNAL_ACTIONS = {"kill", "stop", "destroy", "pause", "rename", "update"}
@@ -317,9 +352,10 @@ class NodeAgent:
                            labels=self._labels(pod, SANDBOX), image=PAUSE_IMAGE)
 
     def _container_spec(self, pod: dict, container: dict, sandbox_id: str) -> ContainerSpec:
-        def lookup(kind: str, ns: str, name: str) -> dict | None:
-            return self.store.get(ObjectKey(kind, ns, name))
-        env = build_env(pod, container, lookup)
+        env = build_env(pod, container, self._lookup)
+        self._write_files(pod)
+        mounts = container_mounts(pod, container, self.runtime.instance,
+                                  str(self._files_root(pod["metadata"]["uid"])), self._lookup)
         command = [expand(a, env) for a in container.get("command") or []] or None
         args = [expand(a, env) for a in container.get("args") or []] or None
         labels = {**self._labels(pod, container["name"]),
@@ -329,7 +365,7 @@ class NodeAgent:
             labels=labels, sandbox_id=sandbox_id, entrypoint=command,
             cmd=args if args is not None else ([] if command else None), env=env,
             working_dir=container.get("workingDir"), tty=bool(container.get("tty")),
-            stdin=bool(container.get("stdin")))
+            stdin=bool(container.get("stdin")), mounts=tuple(mounts))
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

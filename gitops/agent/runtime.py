@@ -50,6 +50,15 @@ class ContainerInfo:
 
 
 @dataclass(frozen=True)
+class Mount:
+    type: str                 # volume | bind | tmpfs
+    target: str
+    source: str = ""          # volume name or host path
+    read_only: bool = False
+    labels: tuple[tuple[str, str], ...] = ()   # for volumes the runtime must create
+
+
+@dataclass(frozen=True)
 class SandboxSpec:
     name: str
     hostname: str
@@ -70,6 +79,7 @@ class ContainerSpec:
     working_dir: str | None = None
     tty: bool = False
     stdin: bool = False
+    mounts: tuple[Mount, ...] = ()
 
 
 class Runtime(Protocol):
@@ -86,4 +96,5 @@ class Runtime(Protocol):
     def remove(self, container_id: str) -> None: ...
     def logs(self, container_id: str, tail: int = 100) -> str: ...
     def watch_events(self, on_event: Callable[[dict], None], stop: Callable[[], bool]) -> None: ...
+    def remove_pod_volumes(self, pod_uid: str) -> None: ...
     def cleanup(self, network: str) -> int: ...

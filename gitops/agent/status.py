@@ -8,7 +8,7 @@ from gitops.agent.plan import should_restart
 from gitops.agent.runtime import SANDBOX, ContainerInfo
 
 
-def _terminated(c: ContainerInfo) -> dict:
+def terminated_state(c: ContainerInfo) -> dict:
     reason = "OOMKilled" if c.oom_killed else ("Completed" if c.exit_code == 0 else "Error")
     out = {"exitCode": c.exit_code, "reason": reason, "startedAt": c.started_at or None,
            "finishedAt": c.finished_at or None, "containerID": f"docker://{c.id}"}
@@ -26,7 +26,7 @@ def container_state(c: ContainerInfo | None, waiting: tuple[str, str] | None) ->
     if c is None:
         return {"waiting": {"reason": "ContainerCreating"}}
     if c.state in ("exited", "dead") or (c.state == "created" and c.error):
-        return {"terminated": _terminated(c)}
+        return {"terminated": terminated_state(c)}
     return {"waiting": {"reason": "ContainerCreating"}}
 
 

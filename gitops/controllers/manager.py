@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 
-from gitops.controllers import deployment, endpoints, gc, replicaset, service
+from gitops.controllers import deployment, endpoints, gc, pvc, replicaset, service
 from gitops.controllers.base import execute
 from gitops.model.meta import controller_of
 from gitops.scheduler import scheduler
@@ -21,6 +21,7 @@ class ControllerManager:
         s = self.store
         execute(s, gc.reconcile(s.all_objects()), "garbage-collector")
         execute(s, service.reconcile(s.list("Service")), "service")
+        execute(s, pvc.reconcile(s.list("PersistentVolumeClaim")), "persistentvolumeclaim")
         self._workloads()
         execute(s, scheduler.reconcile(s.list("Pod"), s.list("Node")), "scheduler")
         self._endpoints()

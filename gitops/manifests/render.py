@@ -72,7 +72,7 @@ KUSTOMIZE_MISSING = "kustomization.yaml needs `kustomize` or `kubectl` on PATH"
 
 _KLOG_ERR = re.compile(r'err="((?:[^"\\]|\\.)*)"')  # kubectl: E1125 ... "command failed" err="..."
 _HELM_WHERE = re.compile(r'([^\s:"]+):(\d+)(?::\d+)?')  # chart/templates/x.yaml:6:15
-_HELM_SOURCE = re.compile(r"^# Source: (.+?)\s*$", re.M)
+_HELM_SOURCE = re.compile(r"^# Source: (.+?)[ \t]*$", re.M)
 _CHART_NAME = re.compile(r"""^name:\s*["']?([^"'\s#]+)""", re.M)
 
 
@@ -428,10 +428,14 @@ def _helm_binary(helm: str, chart: Path, real_root: Path, chart_rel: str,
         return LoadResult(errors=[_helm_error(Exception(message), chart, real_root, chart_rel,
                                               chart_name)])
     result = LoadResult()
-    for doc in re.split(r"^---[ \t]*$", run.stdout, flags=re.M):
+    # One chunk per document, "# Source: <chart>/<template>" first; lines count from the
+    # line after that comment (so one document per template gives the SDK's lines).
+    for doc in re.split(r"^---[ \t]*\n?", run.stdout, flags=re.M):
+        source = _HELM_SOURCE.match(doc)
+        if source:
+            doc = doc[source.end():].removeprefix("\n")
         if not doc.strip():
             continue
-        source = _HELM_SOURCE.search(doc)
         file = _template_file(source.group(1), chart, real_root) if source else chart_rel
         result.extend(load_text(doc, file))
     return result

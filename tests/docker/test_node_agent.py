@@ -24,7 +24,7 @@ def agent(docker_client, tmp_path):
     instance = "".join(ch if ch in "0123456789abcdef" else "0" for ch in instance)[:8]
     store = SqliteStore(tmp_path / "state.db")
     runtime = DockerRuntime(instance, docker_client)
-    node = NodeAgent(store, runtime, "test-node", f"gitops-{instance}")
+    node = NodeAgent(store, runtime, "test-node", f"gitops-{instance}", tmp_path / "pods")
     node.setup(pick_subnet(instance, runtime.used_subnets()))
     yield node
     node.close()
@@ -122,7 +122,8 @@ def test_agent_restart_adopts_running_containers(agent):
     make_pod(agent.store, "keep", [SIDECAR])
     converge(agent, "keep", lambda p: p["status"].get("phase") == "Running")
     before = {c.id for c in agent.runtime.list_containers()}
-    fresh = NodeAgent(agent.store, agent.runtime, agent.node_name, agent.network)
+    fresh = NodeAgent(agent.store, agent.runtime, agent.node_name, agent.network,
+                      agent.state_dir)
     fresh.host_ip = agent.host_ip
     fresh.sync_once()
     fresh.close()
@@ -137,3 +138,78 @@ def test_killed_container_is_restarted(agent):
     pod = converge(agent, "victim", lambda p: p["status"]["containerStatuses"][0][
         "restartCount"] == 1 and p["status"]["containerStatuses"][0]["ready"])
     assert pod["status"]["containerStatuses"][0]["lastState"]["terminated"]["exitCode"] == 137
+
+
+def test_volumes_empty_dir_pvc_configmap_secret(agent):
+    store = agent.store
+    store.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"},
+                  "data": {"greeting": "hello"}})
+    store.create({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "sec"},
+                  "data": {"password": "czNjcjN0"}})
+    store.create({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                  "metadata": {"name": "data"},
+                  "spec": {"resources": {"requests": {"storage": "1Gi"}}}})
+    volumes = [{"name": "scratch", "emptyDir": {}},
+               {"name": "data", "persistentVolumeClaim": {"claimName": "data"}},
+               {"name": "cfg", "configMap": {"name": "cfg"}},
+               {"name": "sec", "secret": {"secretName": "sec", "defaultMode": 0o400}}]
+    writer = {"name": "writer", "image": "gitops/busybox:1", "command": ["sh", "-c",
+              "echo shared > /scratch/x; [ -f /data/kept ] || echo first > /data/kept; "
+              "sleep 3600"],
+              "volumeMounts": [{"name": "scratch", "mountPath": "/scratch"},
+                               {"name": "data", "mountPath": "/data"},
+                               {"name": "cfg", "mountPath": "/etc/cfg"},
+                               {"name": "sec", "mountPath": "/etc/sec"}]}
+    reader = {"name": "reader", "image": "gitops/busybox:1", "command": ["sleep", "3600"],
+              "volumeMounts": [{"name": "scratch", "mountPath": "/shared"}]}
+    pod = store.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "vols"},
+                        "spec": {"nodeName": "test-node", "terminationGracePeriodSeconds": 1,
+                                 "volumes": volumes, "containers": [writer, reader]}})
+    converge(agent, "vols", lambda p: p["status"].get("phase") == "Running"
+             and all(c["ready"] for c in p["status"]["containerStatuses"]))
+
+    def sh(container: str, cmd: str) -> str:
+        info = next(c for c in agent.runtime.list_containers() if c.container == container)
+        res = agent.runtime.client.containers.get(info.id).exec_run(["sh", "-c", cmd])
+        return res.output.decode().strip()
+
+    deadline = time.monotonic() + 10
+    while sh("reader", "cat /shared/x 2>/dev/null") != "shared" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert sh("reader", "cat /shared/x") == "shared"          # emptyDir shared in the pod
+    assert sh("writer", "cat /etc/cfg/greeting") == "hello"
+    assert sh("writer", "cat /etc/sec/password") == "s3cr3t"
+    assert sh("writer", "stat -L -c %a /etc/sec/password") == "400"
+    assert "Read-only" in sh("writer", "touch /etc/cfg/new 2>&1 || true") or \
+        "read-only" in sh("writer", "touch /etc/cfg/new 2>&1 || true").lower()
+
+    # a ConfigMap change reaches the running container in place
+    cm = store.get(ObjectKey("ConfigMap", "default", "cfg"))
+    cm["data"]["greeting"] = "bonjour"
+    store.update(cm)
+    agent.sync_once()
+    assert sh("writer", "cat /etc/cfg/greeting") == "bonjour"
+
+    # the pod goes: its emptyDir goes with it, the claim's data stays for the next pod
+    request_delete(store, ObjectKey("Pod", "default", "vols"))
+    deadline = time.monotonic() + 20
+    while store.get(ObjectKey("Pod", "default", "vols")) and time.monotonic() < deadline:
+        agent.sync_once()
+        time.sleep(0.2)
+    client = agent.runtime.client
+    names = {v.name for v in client.volumes.list(
+        filters={"label": f"gitops.instance={agent.runtime.instance}"})}
+    assert not any(pod["metadata"]["uid"][:13] in n for n in names)
+    assert any(n.endswith("-pvc-default-data") for n in names)
+    assert not (agent.state_dir / pod["metadata"]["uid"]).exists()
+    again = {"name": "check", "image": "gitops/busybox:1", "command": ["sleep", "3600"],
+             "volumeMounts": [{"name": "data", "mountPath": "/data"}]}
+    store.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "again"},
+                  "spec": {"nodeName": "test-node", "terminationGracePeriodSeconds": 1,
+                           "volumes": [volumes[1]], "containers": [again]}})
+    converge(agent, "again", lambda p: p["status"].get("phase") == "Running")
+    assert sh("check", "cat /data/kept") == "first"
+    agent.runtime.cleanup(agent.network)            # what `down` does: the claim survives
+    assert any(v.name.endswith("-pvc-default-data") for v in client.volumes.list(
+        filters={"label": f"gitops.instance={agent.runtime.instance}"}))
+    assert agent.runtime.remove_volumes() >= 1      # `down --volumes`

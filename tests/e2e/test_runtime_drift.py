@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import free_port
-from tests.e2e.test_up_down import commit, gitops, repo  # noqa: F401 (fixture)
+from tests.e2e.conftest import gitops
+from tests.e2e.test_up_down import commit
 
 pytestmark = pytest.mark.docker
 

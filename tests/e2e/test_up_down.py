@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -13,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import free_port
+from tests.e2e.conftest import git, gitops
 
 pytestmark = pytest.mark.docker
 
@@ -50,15 +49,6 @@ spec:
 """
 
 
-def git(repo: Path, *args: str) -> None:
-    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
-
-
-def gitops(*args: str, timeout: float = 150) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "gitops", *args], capture_output=True,
-                          text=True, timeout=timeout, env=os.environ.copy())
-
-
 def fetch(port: int) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as resp:
         return resp.read().decode().strip()
@@ -78,16 +68,6 @@ def answers(port: int, want: int, greeting: str, tries: int = 40) -> set[str]:
         if len(seen) >= want:
             break
     return seen
-
-
-@pytest.fixture
-def repo(tmp_path):
-    path = tmp_path / "repo"
-    (path / "app").mkdir(parents=True)
-    git(path, "init", "-q", "-b", "main")
-    git(path, "config", "user.email", "test@example.invalid")
-    git(path, "config", "user.name", "test")
-    return path
 
 
 def commit(repo: Path, message: str, **values) -> None:

@@ -1,0 +1,58 @@
+"""Writing projected volume files atomically, the way the kubelet does.
+
+Layout of one volume dir: `..<n>/` holds a full copy of the files, `..data` is a symlink to
+the current copy, and each top-level name is a symlink through `..data`. An update writes a
+new copy and swaps `..data` with one rename, so readers never see a half-written set.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from gitops.agent.volumes import FileSet
+
+
+def write_file_set(root: Path, fs: FileSet) -> bool:
+    """Make `root/<volume>` hold exactly fs.files. Returns whether anything changed."""
+    vdir = root / fs.volume
+    data_link = vdir / "..data"
+    if data_link.exists() and _same(data_link, fs.files):
+        return False
+    vdir.mkdir(parents=True, exist_ok=True)
+    version = 1 + max((int(p.name[2:]) for p in vdir.glob("..[0-9]*")
+                       if p.name[2:].isdigit()), default=0)
+    new = vdir / f"..{version}"
+    for rel, (content, mode) in fs.files.items():
+        path = new / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+        os.chmod(path, mode)
+    new.mkdir(exist_ok=True)
+    tmp_link = vdir / "..data_tmp"
+    tmp_link.unlink(missing_ok=True)
+    tmp_link.symlink_to(new.name)
+    old_target = os.readlink(data_link) if data_link.is_symlink() else None
+    os.replace(tmp_link, data_link)
+    tops = {Path(rel).parts[0] for rel in fs.files}
+    for entry in vdir.iterdir():
+        if not entry.name.startswith("..") and entry.name not in tops:
+            entry.unlink()
+    for top in tops:
+        link = vdir / top
+        if not link.is_symlink():
+            link.symlink_to(f"..data/{top}")
+    if old_target:
+        shutil.rmtree(vdir / old_target, ignore_errors=True)
+    return True
+
+
+def _same(data_link: Path, files: dict[str, tuple[bytes, int]]) -> bool:
+    current = {str(p.relative_to(data_link.resolve())): p
+               for p in data_link.resolve().rglob("*") if p.is_file()}
+    if set(current) != set(files):
+        return False
+    return all(current[rel].read_bytes() == content and
+               (current[rel].stat().st_mode & 0o7777) == mode
+               for rel, (content, mode) in files.items())
