@@ -326,11 +326,11 @@ def history(fmt, data_dir) -> None:
 @click.option("-o", "--output", "fmt", default="text", type=click.Choice(["text", "json"]))
 def validate(paths, fmt) -> None:
     """Validate manifests; one line per problem: file:line: Kind/name: field: message."""
-    from gitops.manifests.loader import load_path
+    from gitops.manifests.render import render_path
     from gitops.manifests.validate import validate as check
     errors, count = [], 0
     for p in paths:
-        loaded = load_path(p)
+        loaded = render_path(p)
         count += len(loaded.objects)
         errors += loaded.errors + check(loaded.objects)
     if fmt == "json":

@@ -32,6 +32,7 @@ from gitops.proxy.listeners import Proxy
 from gitops.proxy.routes import node_port_routes
 from gitops.source import make_source
 from gitops.source.base import DirSource
+from gitops.source.watch import DirWatcher
 from gitops.store.sqlite import SqliteStore
 from gitops.sync.drift import DriftRecorder, declaring_object
 from gitops.sync.engine import SyncEngine, SyncPolicy
@@ -65,6 +66,10 @@ class Agent:
         self._lock_fd = _lock(self.dd.lock_file)
         self.store = SqliteStore(self.dd.store)
         self.source = make_source(config.repo, self.dd.root, config.ref, config.path)
+        # A local directory is watched: edit -> running in about a second.
+        self.dir_watcher = (DirWatcher(Path(self.source.url), lambda: self.trigger_sync("watch"))
+                            if isinstance(self.source, DirSource)
+                            and Path(self.source.url).is_dir() else None)
         self.runtime = DockerRuntime(self.dd.instance)
         self.network = f"gitops-{self.dd.instance}"
         self.node = NodeAgent(self.store, self.runtime, config.node_name or socket.gethostname(),
@@ -244,6 +249,11 @@ class Agent:
                           jitter=max(1, int(self.config.interval * 0.1)),
                           id="poll", max_instances=1, coalesce=True)
         scheduler.start()
+        if self.dir_watcher is not None:
+            try:
+                self.dir_watcher.start()
+            except OSError as exc:        # e.g. inotify limits; polling still works
+                log.warning("dir_watch_unavailable", path=self.source.url, error=str(exc))
         watcher = threading.Thread(target=self._watch_docker, name="docker-events", daemon=True)
         watcher.start()
         tasks = [asyncio.create_task(loop.run(self.stop)) for loop in
@@ -254,6 +264,8 @@ class Agent:
         finally:
             log.info("agent_stopping")
             scheduler.shutdown(wait=False)
+            if self.dir_watcher is not None:
+                self.dir_watcher.stop()
             for loop in (self.sync_loop, self.controller_loop, self.agent_loop):
                 loop.poke()
             self.proxy_dirty.set()

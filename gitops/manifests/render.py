@@ -51,8 +51,9 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import structlog
 import yaml
@@ -72,8 +73,8 @@ KUSTOMIZE_MISSING = "kustomization.yaml needs `kustomize` or `kubectl` on PATH"
 
 _KLOG_ERR = re.compile(r'err="((?:[^"\\]|\\.)*)"')  # kubectl: E1125 ... "command failed" err="..."
 _HELM_WHERE = re.compile(r'([^\s:"]+):(\d+)(?::\d+)?')  # chart/templates/x.yaml:6:15
-_HELM_SOURCE = re.compile(r"^# Source: (.+?)[ \t]*$", re.M)
-_CHART_NAME = re.compile(r"""^name:\s*["']?([^"'\s#]+)""", re.M)
+_HELM_SOURCE = re.compile(r"^# Source: (.+?)[ \t]*$", re.MULTILINE)
+_CHART_NAME = re.compile(r"""^name:\s*["']?([^"'\s#]+)""", re.MULTILINE)
 
 
 def render_path(root: str | Path, values_files: Iterable[str | Path] | None = None, *,
@@ -277,8 +278,8 @@ class _Origins:
                 del meta["annotations"]
         if origin_base is None or not isinstance(origin, str):
             return SourceObject(body, self.fallback_file, 1)
-        try:
-            where = yaml.safe_load(origin)      # kustomize's own small mapping
+        try:    # kustomize's own few-line mapping; anything big is not that
+            where = yaml.safe_load(origin) if len(origin) < 4096 else None
         except yaml.YAMLError:
             where = None
         if not isinstance(where, dict) or where.get("repo"):   # remote base: no local file
@@ -430,7 +431,7 @@ def _helm_binary(helm: str, chart: Path, real_root: Path, chart_rel: str,
     result = LoadResult()
     # One chunk per document, "# Source: <chart>/<template>" first; lines count from the
     # line after that comment (so one document per template gives the SDK's lines).
-    for doc in re.split(r"^---[ \t]*\n?", run.stdout, flags=re.M):
+    for doc in re.split(r"^---[ \t]*\n?", run.stdout, flags=re.MULTILINE):
         source = _HELM_SOURCE.match(doc)
         if source:
             doc = doc[source.end():].removeprefix("\n")

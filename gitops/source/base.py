@@ -47,8 +47,9 @@ class DirSource:
         root = Path(self.url).resolve()
         base = root / self.path if self.path else root
         digest = hashlib.sha256()
+        # Every visible file counts: Kustomize and Helm inputs are not only YAML.
         files = [base] if base.is_file() else sorted(
-            p for p in base.rglob("*") if p.suffix in (".yaml", ".yml", ".json") and p.is_file()
+            p for p in base.rglob("*") if p.is_file()
             and not any(part.startswith(".") for part in p.relative_to(base).parts))
         for f in files:
             digest.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes() + b"\0")

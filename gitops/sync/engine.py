@@ -18,7 +18,7 @@ import structlog
 
 from gitops.errors import GitopsError, ManifestError
 from gitops.health import HEALTHY, assess
-from gitops.manifests.loader import load_path
+from gitops.manifests.render import render_path
 from gitops.manifests.validate import validate
 from gitops.source import Revision, Source
 from gitops.store.base import InventoryEntry, Store
@@ -54,7 +54,7 @@ def render(revision: Revision) -> tuple[list[Desired], list[ManifestError]]:
     if not base.exists():
         return [], [ManifestError(f"path {revision.path!r} does not exist in the source",
                                   file=revision.path)]
-    loaded = load_path(base)
+    loaded = render_path(base)
     errors = list(loaded.errors) + validate(loaded.objects)
     return [Desired(o.body, o.file, o.line, o.field_lines) for o in loaded.objects], errors
 

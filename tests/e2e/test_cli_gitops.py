@@ -95,3 +95,26 @@ def test_rollback_pin_suspend_resume_through_the_agent(docker_client, tmp_path):
         assert hist[0]["result"] == "synced" and len(hist) >= 4
     finally:
         gitops("down", "--data-dir", data)
+
+
+@pytest.mark.docker
+def test_watched_directory_edit_applies_without_waiting_for_the_poll(docker_client, tmp_path):
+    import time
+    src = tmp_path / "src"
+    src.mkdir()
+    write_cm(src, "a", "1")
+    data = str(tmp_path / "data")
+    try:
+        assert gitops("up", str(src), "--wait", "--timeout", "60", "--data-dir", data,
+                      "--interval", "600").returncode == 0
+        edited_at = time.monotonic()
+        write_cm(src, "a", "2")
+        value = ""
+        while time.monotonic() - edited_at < 15 and value != "2":
+            out = gitops("get", "cm", "a", "-o", "json", "--data-dir", data)
+            value = json.loads(out.stdout)["data"]["value"]
+        assert value == "2"
+        status = json.loads(gitops("status", "-o", "json", "--data-dir", data).stdout)
+        assert status["last_sync"]["result"] == "synced"
+    finally:
+        gitops("down", "--data-dir", data)

@@ -181,8 +181,9 @@ def test_values_merge_like_helm(base, override, merged):
 
 
 @pytest.mark.parametrize("stderr, message", [
-    ('E1125 07:01:01.359035    3118 run.go:72] "command failed" err="accumulating resources: '
-     'open \\"x.yaml\\": no such file"\n', 'accumulating resources: open "x.yaml": no such file'),
+    (('E1125 07:01:01.359035    3118 run.go:72] "command failed" err="accumulating resources: '
+      'open \\"x.yaml\\": no such file"\n'),
+     'accumulating resources: open "x.yaml": no such file'),
     ("# Warning: 'commonLabels' is deprecated.\nError: map[string]interface {}\n",
      "map[string]interface {}"),
     ("", "kubectl kustomize failed"),
