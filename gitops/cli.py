@@ -56,11 +56,13 @@ def _agent_options(f):
                      help="Delete objects removed from git.")(f)
     f = click.option("--wave-timeout", default=300.0, show_default=True,
                      help="Seconds a sync wave may take to become healthy.")(f)
+    f = click.option("--allow-host-access", is_flag=True,
+                     help="Allow hostPath, privileged, hostNetwork, hostPID and hostIPC.")(f)
     return f
 
 
 def _agent_flags(ref, subpath, interval, node_address, pod_subnet, allow_empty_prune,
-                 self_heal, prune, wave_timeout) -> list[str]:
+                 self_heal, prune, wave_timeout, allow_host_access) -> list[str]:
     """The same options, as arguments for a background `gitops run`."""
     args = ["--interval", str(interval), "--node-address", node_address,
             "--wave-timeout", str(wave_timeout),
@@ -69,7 +71,8 @@ def _agent_flags(ref, subpath, interval, node_address, pod_subnet, allow_empty_p
     for flag, value in (("--ref", ref), ("--path", subpath), ("--pod-subnet", pod_subnet)):
         if value:
             args += [flag, value]
-    return args + (["--allow-empty-prune"] if allow_empty_prune else [])
+    return args + (["--allow-empty-prune"] if allow_empty_prune else []) + (
+        ["--allow-host-access"] if allow_host_access else [])
 
 
 @main.command()
@@ -80,7 +83,8 @@ def _agent_flags(ref, subpath, interval, node_address, pod_subnet, allow_empty_p
 @click.option("--log-format", default="auto", type=click.Choice(["auto", "json", "console"]))
 @click.option("--log-level", default="info")
 def run(repo, ref, subpath, interval, node_address, pod_subnet, allow_empty_prune, self_heal,
-        prune, wave_timeout, data_dir, api_port, log_format, log_level) -> None:
+        prune, wave_timeout, allow_host_access, data_dir, api_port, log_format,
+        log_level) -> None:
     """Run the agent in the foreground."""
     from gitops.daemon import AgentConfig, run_agent
     logsetup.configure(log_format, log_level)
@@ -89,7 +93,8 @@ def run(repo, ref, subpath, interval, node_address, pod_subnet, allow_empty_prun
                               interval=interval, node_address=node_address,
                               api_port=api_port, pod_subnet=pod_subnet,
                               allow_empty_prune=allow_empty_prune, self_heal=self_heal,
-                              prune=prune, wave_timeout=wave_timeout))
+                              prune=prune, wave_timeout=wave_timeout,
+                              allow_host_access=allow_host_access))
     except GitopsError as exc:
         _fail(str(exc))
 
@@ -105,7 +110,7 @@ def _source_id(source: str) -> str:
 @click.option("--wait", is_flag=True, help="Return once every object is healthy.")
 @click.option("--timeout", default=300.0, show_default=True, help="Seconds --wait waits.")
 def up(source, ref, subpath, interval, node_address, pod_subnet, allow_empty_prune, self_heal,
-       prune, wave_timeout, data_dir, wait, timeout) -> None:
+       prune, wave_timeout, allow_host_access, data_dir, wait, timeout) -> None:
     """Start an agent in the background for SOURCE (directory or git URL)."""
     dd = DataDir.at(data_dir)
     dd.root.mkdir(parents=True, exist_ok=True)
@@ -120,7 +125,8 @@ def up(source, ref, subpath, interval, node_address, pod_subnet, allow_empty_pru
         cmd = [sys.executable, "-m", "gitops", "run", "--repo", source, "--data-dir",
                str(dd.root), "--log-format", "json",
                *_agent_flags(ref, subpath, interval, node_address, pod_subnet,
-                             allow_empty_prune, self_heal, prune, wave_timeout)]
+                             allow_empty_prune, self_heal, prune, wave_timeout,
+                             allow_host_access)]
         with open(dd.log_file, "ab") as logf:
             proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, start_new_session=True)
@@ -324,15 +330,19 @@ def history(fmt, data_dir) -> None:
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("-o", "--output", "fmt", default="text", type=click.Choice(["text", "json"]))
-def validate(paths, fmt) -> None:
+@click.option("--allow-host-access", is_flag=True,
+              help="Accept hostPath, privileged, hostNetwork, hostPID and hostIPC.")
+def validate(paths, fmt, allow_host_access) -> None:
     """Validate manifests; one line per problem: file:line: Kind/name: field: message."""
+    from gitops.manifests import policy
     from gitops.manifests.render import render_path
     from gitops.manifests.validate import validate as check
     errors, count = [], 0
     for p in paths:
         loaded = render_path(p)
         count += len(loaded.objects)
-        errors += loaded.errors + check(loaded.objects)
+        errors += [*loaded.errors, *check(loaded.objects),
+                   *policy.check(loaded.objects, allow_host_access)]
     if fmt == "json":
         click.echo(json.dumps({"objects": count, "errors": [e.as_dict() for e in errors]},
                               indent=2))

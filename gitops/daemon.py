@@ -56,6 +56,7 @@ class AgentConfig:
     self_heal: bool = True
     prune: bool = True
     wave_timeout: float = 300.0
+    allow_host_access: bool = False
 
 
 class Agent:
@@ -73,11 +74,13 @@ class Agent:
         self.runtime = DockerRuntime(self.dd.instance)
         self.network = f"gitops-{self.dd.instance}"
         self.node = NodeAgent(self.store, self.runtime, config.node_name or socket.gethostname(),
-                              self.network, self.dd.root / "pods")
+                              self.network, self.dd.root / "pods",
+                              allow_host_access=config.allow_host_access)
         self.drift = DriftRecorder()
         self.policy = SyncPolicy(self_heal=config.self_heal, prune=config.prune,
                                  allow_empty_prune=config.allow_empty_prune,
-                                 wave_timeout=config.wave_timeout)
+                                 wave_timeout=config.wave_timeout,
+                                 allow_host_access=config.allow_host_access)
         self.engine = SyncEngine(self.store, self.source, self.policy, self.drift)
         self.controllers = ControllerManager(self.store)
         self.proxy = Proxy()

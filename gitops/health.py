@@ -50,7 +50,7 @@ def _replicaset(obj: dict) -> Health:
 
 def _pod(obj: dict) -> Health:
     st = obj.get("status", {})
-    for cs in st.get("containerStatuses", []) or []:
+    for cs in [*(st.get("initContainerStatuses") or []), *(st.get("containerStatuses") or [])]:
         waiting = (cs.get("state") or {}).get("waiting")
         if waiting and waiting.get("reason") in _BAD_WAITING:
             msg = waiting.get("message", "")

@@ -31,6 +31,16 @@ def pod_display_status(pod: dict) -> str:
     if pod["metadata"].get("deletionTimestamp"):
         return "Terminating"
     st = pod.get("status", {})
+    inits = st.get("initContainerStatuses") or []
+    if any(not c.get("ready") for c in inits) and not any(
+            "running" in c.get("state", {}) for c in st.get("containerStatuses") or []):
+        for cs in inits:
+            state = cs.get("state", {})
+            if "waiting" in state and state["waiting"].get("reason") != "ContainerCreating":
+                return f"Init:{state['waiting']['reason']}"
+            if state.get("terminated", {}).get("exitCode", 0) != 0:
+                return f"Init:{state['terminated'].get('reason', 'Error')}"
+        return f"Init:{sum(1 for c in inits if c.get('ready'))}/{len(inits)}"
     for cs in st.get("containerStatuses", []) or []:
         state = cs.get("state", {})
         if "waiting" in state and state["waiting"].get("reason") != "ContainerCreating":

@@ -131,9 +131,12 @@ class DockerRuntime:
     def run_sandbox(self, spec: SandboxSpec) -> str:
         try:
             c = self.client.containers.create(
-                spec.image, name=spec.name, hostname=spec.hostname,
+                spec.image, name=spec.name,
+                hostname=None if spec.host_network else spec.hostname,
                 labels={**self._extra, **spec.labels},
-                network=spec.network, detach=True, restart_policy={"Name": "no"})
+                network=None if spec.host_network else spec.network,
+                network_mode="host" if spec.host_network else None,
+                detach=True, restart_policy={"Name": "no"})
             c.start()
         except docker.errors.APIError as exc:
             raise RuntimeFailure(f"sandbox: {exc.explanation or exc}",
@@ -150,7 +153,10 @@ class DockerRuntime:
                 entrypoint=spec.entrypoint, command=spec.cmd, environment=dict(spec.env),
                 working_dir=spec.working_dir, network_mode=f"container:{spec.sandbox_id}",
                 tty=spec.tty, stdin_open=spec.stdin, detach=True,
-                restart_policy={"Name": "no"}, mounts=[_mount(m) for m in spec.mounts])
+                restart_policy={"Name": "no"}, mounts=[_mount(m) for m in spec.mounts],
+                nano_cpus=spec.nano_cpus, mem_limit=spec.memory,
+                memswap_limit=spec.memory, user=spec.user, read_only=spec.read_only,
+                privileged=spec.privileged)
         except docker.errors.APIError as exc:
             raise RuntimeFailure(f"create: {exc.explanation or exc}",
                                  "CreateContainerError") from exc

@@ -26,7 +26,8 @@ from gitops.agent.runtime import (CONFIG_HASH, CONTAINER, INSTANCE, MANAGED, POD
 from gitops.agent.files import write_file_set
 from gitops.agent.status import terminated_state, pod_status
 from gitops.agent.volumes import container_mounts, file_sets
-from gitops.model import ObjectKey, key_of
+from gitops.model import ObjectKey, key_of, quantity
+from gitops.model.podspec import host_access
 from gitops.store.base import NotFound, Store
 
 log = structlog.get_logger(component="agent")
@@ -36,7 +37,9 @@ EVENT_SETTLE = 0.5   # seconds: one `docker rm -f` is kill, die, destroy; report
 
 class NodeAgent:
     def __init__(self, store: Store, runtime: Runtime, node_name: str, network: str,
-                 state_dir: Path, clock: Callable[[], float] = time.time) -> None:
+                 state_dir: Path, clock: Callable[[], float] = time.time,
+                 allow_host_access: bool = False) -> None:
+        self.allow_host_access = allow_host_access
         self.store = store
         self.runtime = runtime
         self.state_dir = state_dir.resolve()     # per-pod files (projected volumes)
@@ -149,7 +152,8 @@ class NodeAgent:
 
     def _images(self, pod: dict) -> dict[str, bool]:
         out = {}
-        for c in pod.get("spec", {}).get("containers", []):
+        spec = pod.get("spec", {})
+        for c in [*(spec.get("initContainers") or []), *spec.get("containers", [])]:
             try:
                 out[c["image"]] = self.runtime.image_present(c["image"])
             except RuntimeFailure:
@@ -195,9 +199,13 @@ class NodeAgent:
                         self.store.delete(key_of(pod))
                         log.info("pod_deleted", pod=_name(pod))
             except RuntimeFailure as exc:
-                name = getattr(action, "container", {}).get("name") \
-                    if isinstance(action, P.RunContainer) else getattr(action, "name", "")
-                if name:
+                if isinstance(action, P.RunContainer):
+                    names = [action.container["name"]]
+                elif isinstance(action, P.RunSandbox):   # the whole pod is stuck
+                    names = [c["name"] for c in pod["spec"].get("containers", [])]
+                else:
+                    names = [getattr(action, "name", "")]
+                for name in filter(None, names):
                     self._errors[(uid, name)] = (exc.reason, str(exc))
                 log.warning("pod_action_failed", pod=_name(pod), action=type(action).__name__,
                             reason=exc.reason, error=str(exc))
@@ -346,16 +354,34 @@ class NodeAgent:
         return (f"gitops_{self.runtime.instance}_{meta['namespace']}_{meta['name']}_"
                 f"{container}_{meta['uid'][:8]}")
 
+    def _admit(self, pod: dict) -> None:
+        """Pods reaching into the host are refused unless the operator allowed it."""
+        if self.allow_host_access:
+            return
+        for path, message in host_access(pod.get("spec", {})):
+            raise RuntimeFailure(f"spec.{path}: {message}", "CreateContainerConfigError")
+
     def _sandbox_spec(self, pod: dict) -> SandboxSpec:
+        self._admit(pod)
         return SandboxSpec(name=self._docker_name(pod, SANDBOX),
                            hostname=pod["metadata"]["name"][:63], network=self.network,
-                           labels=self._labels(pod, SANDBOX), image=PAUSE_IMAGE)
+                           labels=self._labels(pod, SANDBOX), image=PAUSE_IMAGE,
+                           host_network=bool(pod["spec"].get("hostNetwork")))
 
     def _container_spec(self, pod: dict, container: dict, sandbox_id: str) -> ContainerSpec:
+        self._admit(pod)
         env = build_env(pod, container, self._lookup)
         self._write_files(pod)
         mounts = container_mounts(pod, container, self.runtime.instance,
-                                  str(self._files_root(pod["metadata"]["uid"])), self._lookup)
+                                  str(self._files_root(pod["metadata"]["uid"])), self._lookup,
+                                  self.allow_host_access)
+        limits = (container.get("resources") or {}).get("limits") or {}
+        sc = {**(pod["spec"].get("securityContext") or {}),
+              **(container.get("securityContext") or {})}
+        user = None
+        if sc.get("runAsUser") is not None:
+            user = str(sc["runAsUser"]) + (f":{sc['runAsGroup']}"
+                                           if sc.get("runAsGroup") is not None else "")
         command = [expand(a, env) for a in container.get("command") or []] or None
         args = [expand(a, env) for a in container.get("args") or []] or None
         labels = {**self._labels(pod, container["name"]),
@@ -365,7 +391,11 @@ class NodeAgent:
             labels=labels, sandbox_id=sandbox_id, entrypoint=command,
             cmd=args if args is not None else ([] if command else None), env=env,
             working_dir=container.get("workingDir"), tty=bool(container.get("tty")),
-            stdin=bool(container.get("stdin")), mounts=tuple(mounts))
+            stdin=bool(container.get("stdin")), mounts=tuple(mounts),
+            nano_cpus=int(quantity.parse(limits["cpu"]) * 10**9) if "cpu" in limits else None,
+            memory=int(quantity.parse(limits["memory"])) if "memory" in limits else None,
+            user=user, read_only=bool(sc.get("readOnlyRootFilesystem")),
+            privileged=bool(sc.get("privileged")))
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -134,16 +134,17 @@ def compute_pod_actions(pod: dict, containers: list[ContainerInfo],
 
     spec = pod.get("spec", {})
     policy = spec.get("restartPolicy", "Always")
+    inits = {c["name"]: c for c in spec.get("initContainers") or []}
     wanted = {c["name"]: c for c in spec.get("containers", [])}
     by_name = {c.container: c for c in apps}
     for c in apps:
-        if c.container not in wanted:
+        if c.container not in wanted and c.container not in inits:
             plan.actions.append(Remove(c.id, "not in pod spec"))
+    if not _initialized(plan, inits, wanted, by_name, images, pull_failures, restarts,
+                        policy, now):
+        return plan
     for name, container in wanted.items():
-        current = by_name.get(name)
-        if current is not None and current.labels.get(CONFIG_HASH) != container_hash(container):
-            plan.actions.append(Remove(current.id, "spec changed"))
-            current = None
+        current = _current(plan, by_name.get(name), container)
         if current is None:
             _create(plan, container, images, pull_failures, now)
         elif current.state in ("exited", "dead", "created"):
@@ -151,6 +152,36 @@ def compute_pod_actions(pod: dict, containers: list[ContainerInfo],
     return plan
 
 
+def _current(plan: PodPlan, current: ContainerInfo | None,
+             container: dict) -> ContainerInfo | None:
+    """The running copy of a container, unless its spec changed (then it is replaced)."""
+    if current is not None and current.labels.get(CONFIG_HASH) != container_hash(container):
+        plan.actions.append(Remove(current.id, "spec changed"))
+        return None
+    return current
+
+
+def _initialized(plan: PodPlan, inits: dict[str, dict], wanted: dict[str, dict],
+                 by_name: dict[str, ContainerInfo], images: Mapping[str, bool],
+                 pull_failures: Mapping[str, PullFailure], restarts: Mapping[str, int],
+                 policy: str, now: float) -> bool:
+    """Init containers run one at a time, each to success, before any app container.
+    Once an app container exists the pod counts as initialised (as in the kubelet)."""
+    if not inits or any(name in by_name for name in wanted):
+        return True
+    for name, container in inits.items():
+        current = _current(plan, by_name.get(name), container)
+        if current is None:
+            _create(plan, container, images, pull_failures, now)
+            return False
+        if current.state == "exited" and current.exit_code == 0:
+            continue
+        if current.state in ("exited", "dead", "created"):
+            # Init containers are retried unless the pod never restarts anything.
+            _maybe_restart(plan, current, "Never" if policy == "Never" else "OnFailure",
+                           restarts.get(name, 0), now)
+        return False
+    return True
 def _create(plan: PodPlan, container: dict, images: Mapping[str, bool],
             pull_failures: Mapping[str, PullFailure], now: float) -> None:
     name, image = container["name"], container.get("image", "")

@@ -65,6 +65,7 @@ class SandboxSpec:
     network: str
     labels: Mapping[str, str]
     image: str
+    host_network: bool = False
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,11 @@ class ContainerSpec:
     tty: bool = False
     stdin: bool = False
     mounts: tuple[Mount, ...] = ()
+    nano_cpus: int | None = None        # resources.limits.cpu
+    memory: int | None = None           # resources.limits.memory, bytes (no extra swap)
+    user: str | None = None             # securityContext runAsUser[:runAsGroup]
+    read_only: bool = False             # securityContext.readOnlyRootFilesystem
+    privileged: bool = False
 
 
 class Runtime(Protocol):

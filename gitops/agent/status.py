@@ -36,34 +36,47 @@ def pod_status(pod: dict, containers: list[ContainerInfo],
     spec = pod.get("spec", {})
     by_name = {c.container: c for c in containers if c.container != SANDBOX}
     sandbox = next((c for c in containers if c.container == SANDBOX), None)
-    statuses = []
-    for container in spec.get("containers", []):
+
+    def entry(container: dict, init: bool) -> dict:
         name = container["name"]
         c = by_name.get(name)
         state = container_state(c, waiting.get(name))
+        done = init and state.get("terminated", {}).get("exitCode", 1) == 0
         running = "running" in state
-        entry = {"name": name, "image": container.get("image", ""),
-                 "imageID": c.image_id if c else "", "ready": running, "started": running,
-                 "restartCount": restarts.get(name, 0), "state": state,
-                 "lastState": last_states.get(name, {})}
+        out = {"name": name, "image": container.get("image", ""),
+               "imageID": c.image_id if c else "", "ready": done or running and not init,
+               "started": running, "restartCount": restarts.get(name, 0), "state": state,
+               "lastState": last_states.get(name, {})}
         if c is not None:
-            entry["containerID"] = f"docker://{c.id}"
-        statuses.append(entry)
+            out["containerID"] = f"docker://{c.id}"
+        return out
 
-    phase = _phase(spec.get("restartPolicy", "Always"), statuses)
-    ready = bool(statuses) and all(s["ready"] for s in statuses) and phase == "Running"
+    policy = spec.get("restartPolicy", "Always")
+    statuses = [entry(c, False) for c in spec.get("containers", [])]
+    init_statuses = [entry(c, True) for c in spec.get("initContainers") or []]
+    initialized = (all(s["ready"] for s in init_statuses)
+                   or any(c in by_name for c in (x["name"] for x in statuses)))
+    if initialized:
+        phase = _phase(policy, statuses)
+    else:
+        failed = policy == "Never" and any(
+            s["state"].get("terminated", {}).get("exitCode", 0) != 0 for s in init_statuses)
+        phase = "Failed" if failed else "Pending"
+    ready = initialized and bool(statuses) and all(s["ready"] for s in statuses) \
+        and phase == "Running"
     previous = pod.get("status", {})
     status = {
         "phase": phase,
         "conditions": [
             {"type": "PodScheduled", "status": "True"},
-            {"type": "Initialized", "status": "True"},
+            {"type": "Initialized", "status": str(initialized)},
             {"type": "ContainersReady", "status": str(ready)},
             {"type": "Ready", "status": str(ready)},
         ],
         "hostIP": host_ip,
         "podIP": sandbox.ip if sandbox and sandbox.state == "running" else "",
         "startTime": previous.get("startTime") or (sandbox.started_at if sandbox else None),
+        "initContainerStatuses": init_statuses or None,
         "containerStatuses": statuses,
     }
     if status["podIP"]:

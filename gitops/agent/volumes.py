@@ -89,7 +89,7 @@ def file_sets(pod: dict, lookup: Lookup) -> list[FileSet]:
 
 
 def container_mounts(pod: dict, container: dict, instance: str, projected_root: str,
-                     lookup: Lookup) -> list[Mount]:
+                     lookup: Lookup, allow_host_path: bool = False) -> list[Mount]:
     """Docker mounts for one container, from its volumeMounts and the pod's volumes."""
     meta = pod["metadata"]
     volumes = {v["name"]: v for v in pod.get("spec", {}).get("volumes") or []}
@@ -119,6 +119,8 @@ def container_mounts(pod: dict, container: dict, instance: str, projected_root: 
                                 ro or bool(claim.get("readOnly")),
                                 ((VOLUME_KIND, "pvc"), (PVC_NAMESPACE, meta["namespace"]),
                                  (PVC_NAME, name))))
+        elif "hostPath" in vol and allow_host_path:
+            mounts.append(Mount("bind", target, vol["hostPath"]["path"], ro))
         elif any(k in vol for k in ("configMap", "secret", "downwardAPI")):
             base = f"{projected_root}/{vol['name']}"
             mounts.append(Mount("bind", target, f"{base}/{sub}" if sub else base, True))

@@ -18,6 +18,7 @@ import structlog
 
 from gitops.errors import GitopsError, ManifestError
 from gitops.health import HEALTHY, assess
+from gitops.manifests import policy as node_policy
 from gitops.manifests.render import render_path
 from gitops.manifests.validate import validate
 from gitops.source import Revision, Source
@@ -46,16 +47,19 @@ class SyncPolicy:
     prune: bool = True
     allow_empty_prune: bool = False
     wave_timeout: float = 300.0
+    allow_host_access: bool = False
 
 
-def render(revision: Revision) -> tuple[list[Desired], list[ManifestError]]:
+def render(revision: Revision, allow_host_access: bool = False
+           ) -> tuple[list[Desired], list[ManifestError]]:
     """Load and validate every manifest of a revision (pure apart from reading files)."""
     base = revision.manifest_dir
     if not base.exists():
         return [], [ManifestError(f"path {revision.path!r} does not exist in the source",
                                   file=revision.path)]
     loaded = render_path(base)
-    errors = list(loaded.errors) + validate(loaded.objects)
+    errors = [*loaded.errors, *validate(loaded.objects),
+              *node_policy.check(loaded.objects, allow_host_access)]
     return [Desired(o.body, o.file, o.line, o.field_lines) for o in loaded.objects], errors
 
 
@@ -100,7 +104,7 @@ class SyncEngine:
         blog = blog.bind(revision=revision.sha)
 
         t1 = time.perf_counter()
-        desired, errors = render(revision)
+        desired, errors = render(revision, self.policy.allow_host_access)
         timings["render"] = time.perf_counter() - t1
         if errors:
             for err in errors:

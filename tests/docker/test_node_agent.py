@@ -213,3 +213,38 @@ def test_volumes_empty_dir_pvc_configmap_secret(agent):
     assert any(v.name.endswith("-pvc-default-data") for v in client.volumes.list(
         filters={"label": f"gitops.instance={agent.runtime.instance}"}))
     assert agent.runtime.remove_volumes() >= 1      # `down --volumes`
+
+
+def test_limits_user_readonly_rootfs_and_oom(agent):
+    limited = {"name": "app", "image": "gitops/busybox:1", "command": ["sleep", "3600"],
+               "resources": {"limits": {"cpu": "500m", "memory": "32Mi"}},
+               "securityContext": {"runAsUser": 65534, "runAsGroup": 65534,
+                                   "readOnlyRootFilesystem": True}}
+    make_pod(agent.store, "limited", [limited])
+    converge(agent, "limited", lambda p: p["status"].get("phase") == "Running")
+    info = next(c for c in agent.runtime.list_containers() if c.container == "app")
+    raw = agent.runtime.client.api.inspect_container(info.id)
+    assert raw["HostConfig"]["NanoCpus"] == 500_000_000
+    assert raw["HostConfig"]["Memory"] == 32 * 2**20
+    assert raw["Config"]["User"] == "65534:65534" and raw["HostConfig"]["ReadonlyRootfs"]
+    out = agent.runtime.client.containers.get(info.id).exec_run(["sh", "-c", "id -u; touch /x"])
+    assert out.output.decode().startswith("65534") and out.exit_code != 0
+
+    hog = {"name": "hog", "image": "gitops/busybox:1",
+           "command": ["sh", "-c", "x=$(head -c 200000000 /dev/zero | tr '\\0' a); sleep 5"],
+           "resources": {"limits": {"memory": "16Mi"}}}
+    make_pod(agent.store, "hog", [hog], policy="Never")
+    pod = converge(agent, "hog", lambda p: p.get("status", {}).get("phase") == "Failed",
+                   timeout=30)
+    assert pod["status"]["containerStatuses"][0]["state"]["terminated"]["reason"] == "OOMKilled"
+
+
+def test_host_access_is_refused_without_the_flag(agent):
+    sneaky = {"name": "app", "image": "gitops/busybox:1", "command": ["sleep", "3600"]}
+    agent.store.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "sneaky"},
+                        "spec": {"nodeName": "test-node", "containers": [sneaky],
+                                 "volumes": [{"name": "root", "hostPath": {"path": "/"}}]}})
+    pod = converge(agent, "sneaky", lambda p: "CreateContainerConfigError" in str(p.get("status")))
+    waiting = pod["status"]["containerStatuses"][0]["state"]["waiting"]
+    assert "hostPath" in waiting["message"] and "--allow-host-access" in waiting["message"]
+    assert agent.runtime.list_containers() == []

@@ -168,3 +168,53 @@ def test_env_sources_and_expansion():
             "name": "missing", "key": "k"}}}]}, lambda *a: None)
     assert err.value.reason == "CreateContainerConfigError"
     assert expand("$(A) $(B)", {"A": "a"}) == "a $(B)"
+
+
+INIT_A = {"name": "init-a", "image": "img:1"}
+INIT_B = {"name": "init-b", "image": "img:1"}
+
+
+def pod_with_inits(policy="Always"):
+    p = pod(policy=policy)
+    p["spec"]["initContainers"] = [INIT_A, INIT_B]
+    return p
+
+
+def test_init_containers_run_in_order_before_apps():
+    p = pod_with_inits()
+    assert [a.container["name"] for a in compute(p, [SANDBOX_OK]).actions] == ["init-a"]
+    running = compute(p, [SANDBOX_OK, ctr("init-a", spec=INIT_A)])
+    assert running.actions == []
+    first_done = [SANDBOX_OK, ctr("init-a", "exited", 0, spec=INIT_A)]
+    assert [a.container["name"] for a in compute(p, first_done).actions] == ["init-b"]
+    both_done = first_done + [ctr("init-b", "exited", 0, spec=INIT_B)]
+    assert [a.container["name"] for a in compute(p, both_done).actions] == ["app"]
+
+
+def test_failed_init_container_retries_with_backoff_and_blocks_apps():
+    p = pod_with_inits()
+    failed = [SANDBOX_OK, ctr("init-a", "exited", 1, started=NOW - 3, finished=NOW - 2,
+                              spec=INIT_A)]
+    plan = compute(p, failed, restarts={"init-a": 1})
+    assert plan.actions == [] and plan.waiting["init-a"][0] == "CrashLoopBackOff"
+    assert kinds(compute(p, failed, restarts={"init-a": 1}, now=NOW + 20)) == ["Restart"]
+    never = compute(pod_with_inits("Never"), failed)
+    assert never.actions == []
+    st = pod_status(pod_with_inits("Never"), failed, {}, {}, {}, "")
+    assert st["phase"] == "Failed"
+    assert {"type": "Initialized", "status": "False"} in st["conditions"]
+
+
+def test_status_reports_init_containers_and_pending_phase():
+    p = pod_with_inits()
+    st = pod_status(p, [SANDBOX_OK, ctr("init-a", "exited", 0, spec=INIT_A),
+                        ctr("init-b", spec=INIT_B)], {}, {}, {}, "")
+    assert st["phase"] == "Pending"
+    assert [s["ready"] for s in st["initContainerStatuses"]] == [True, False]
+    from gitops.output import pod_display_status
+    assert pod_display_status({"metadata": {}, "status": st}) == "Init:1/2"
+
+
+def test_apps_existing_means_initialised_even_without_init_containers_left():
+    p = pod_with_inits()
+    assert compute(p, [SANDBOX_OK, ctr("app", spec=APP)]).actions == []

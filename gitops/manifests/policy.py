@@ -1,0 +1,26 @@
+"""Node policy checks at sync time, so a refused pod spec refuses the revision with
+file:line instead of failing later on the node."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from gitops.errors import ManifestError
+from gitops.manifests.loader import SourceObject
+from gitops.model.podspec import host_access, pod_spec_of
+
+
+def check(objects: Sequence[SourceObject], allow_host_access: bool) -> list[ManifestError]:
+    if allow_host_access:
+        return []
+    errors = []
+    for obj in objects:
+        found = pod_spec_of(obj.body)
+        if found is None:
+            continue
+        base, spec = found
+        for rel, message in host_access(spec):
+            path = f"{base}.{rel}"
+            errors.append(ManifestError(message, obj.file, obj.line_of(path), path,
+                                        obj.kind, obj.name))
+    return errors

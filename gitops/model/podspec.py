@@ -1,0 +1,43 @@
+"""Facts about pod specs wherever they appear (Pod, workload templates) (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+# Where each kind keeps its pod spec.
+POD_SPEC_PATH = {
+    "Pod": ("spec",),
+    "Deployment": ("spec", "template", "spec"), "ReplicaSet": ("spec", "template", "spec"),
+    "StatefulSet": ("spec", "template", "spec"), "DaemonSet": ("spec", "template", "spec"),
+    "Job": ("spec", "template", "spec"),
+    "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
+}
+
+HOST_ACCESS_HINT = "refused on this node unless the agent runs with --allow-host-access"
+
+
+def pod_spec_of(obj: dict) -> tuple[str, dict] | None:
+    """(dotted path, pod spec) of an object that carries one."""
+    path = POD_SPEC_PATH.get(obj.get("kind", ""))
+    if path is None:
+        return None
+    node: object = obj
+    for part in path:
+        node = node.get(part) if isinstance(node, dict) else None
+    return (".".join(path), node) if isinstance(node, dict) else None
+
+
+def host_access(spec: dict) -> Iterator[tuple[str, str]]:
+    """(path inside the pod spec, message) for every request to reach into the host."""
+    for flag in ("hostNetwork", "hostPID", "hostIPC"):
+        if spec.get(flag):
+            yield flag, f"{flag} is {HOST_ACCESS_HINT}"
+    for i, vol in enumerate(spec.get("volumes") or []):
+        if isinstance(vol, dict) and "hostPath" in vol:
+            yield f"volumes[{i}].hostPath", f"hostPath volumes are {HOST_ACCESS_HINT}"
+    for field in ("initContainers", "containers"):
+        for i, c in enumerate(spec.get(field) or []):
+            sc = (c or {}).get("securityContext") or {}
+            if sc.get("privileged"):
+                yield (f"{field}[{i}].securityContext.privileged",
+                       f"privileged containers are {HOST_ACCESS_HINT}")
