@@ -32,6 +32,9 @@ def _deployment(obj: dict) -> Health:
     want = spec.get("replicas", 1)
     if st.get("observedGeneration", 0) < obj["metadata"].get("generation", 1):
         return Health(PROGRESSING, "waiting for the rollout to be observed")
+    for cond in st.get("conditions", []) or []:
+        if cond.get("type") == "Progressing" and cond.get("reason") == "ProgressDeadlineExceeded":
+            return Health(DEGRADED, cond.get("message", "progress deadline exceeded"))
     updated, available = st.get("updatedReplicas", 0), st.get("availableReplicas", 0)
     if updated < want:
         return Health(PROGRESSING, f"{updated} of {want} updated replicas")

@@ -13,6 +13,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
 from pathlib import Path
 
 import structlog
@@ -31,6 +32,10 @@ from gitops.model.podspec import host_access
 from gitops.store.base import NotFound, Store
 
 log = structlog.get_logger(component="agent")
+
+
+def iso_time(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 EVENT_SETTLE = 0.5   # seconds: one `docker rm -f` is kill, die, destroy; report it once
 
@@ -124,7 +129,8 @@ class NodeAgent:
             pod_waiting = {**waiting.get(uid, {}),
                            **{name: err for (u, name), err in self._errors.items() if u == uid}}
             status = pod_status(pod, by_uid.get(uid, []), pod_waiting, self._restarts[uid],
-                                self._last_states.get(uid, {}), self.host_ip)
+                                self._last_states.get(uid, {}), self.host_ip,
+                                iso_time(self.clock()))
             try:
                 self.store.update_status(key_of(pod), status)
             except NotFound:

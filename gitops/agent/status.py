@@ -32,7 +32,7 @@ def container_state(c: ContainerInfo | None, waiting: tuple[str, str] | None) ->
 
 def pod_status(pod: dict, containers: list[ContainerInfo],
                waiting: Mapping[str, tuple[str, str]], restarts: Mapping[str, int],
-               last_states: Mapping[str, dict], host_ip: str) -> dict:
+               last_states: Mapping[str, dict], host_ip: str, now: str = "") -> dict:
     spec = pod.get("spec", {})
     by_name = {c.container: c for c in containers if c.container != SANDBOX}
     sandbox = next((c for c in containers if c.container == SANDBOX), None)
@@ -67,12 +67,12 @@ def pod_status(pod: dict, containers: list[ContainerInfo],
     previous = pod.get("status", {})
     status = {
         "phase": phase,
-        "conditions": [
+        "conditions": _with_transitions(previous.get("conditions") or [], [
             {"type": "PodScheduled", "status": "True"},
             {"type": "Initialized", "status": str(initialized)},
             {"type": "ContainersReady", "status": str(ready)},
             {"type": "Ready", "status": str(ready)},
-        ],
+        ], now),
         "hostIP": host_ip,
         "podIP": sandbox.ip if sandbox and sandbox.state == "running" else "",
         "startTime": previous.get("startTime") or (sandbox.started_at if sandbox else None),
@@ -82,6 +82,19 @@ def pod_status(pod: dict, containers: list[ContainerInfo],
     if status["podIP"]:
         status["podIPs"] = [{"ip": status["podIP"]}]
     return {k: v for k, v in status.items() if v not in (None, "")}
+
+
+def _with_transitions(before: list[dict], conditions: list[dict], now: str) -> list[dict]:
+    """lastTransitionTime changes only when a condition's status does (minReadySeconds
+    and rollouts count from it)."""
+    if not now:
+        return conditions
+    old = {c.get("type"): c for c in before}
+    for cond in conditions:
+        prev = old.get(cond["type"])
+        same = prev is not None and prev.get("status") == cond["status"]
+        cond["lastTransitionTime"] = prev.get("lastTransitionTime", now) if same else now
+    return conditions
 
 
 def _phase(policy: str, statuses: list[dict]) -> str:

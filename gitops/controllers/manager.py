@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import random
+import time
 from collections import defaultdict
+from collections.abc import Callable
 
 from gitops.controllers import deployment, endpoints, gc, pvc, replicaset, service
 from gitops.controllers.base import execute
+from gitops.model import ObjectKey
 from gitops.model.meta import controller_of
 from gitops.scheduler import scheduler
 from gitops.store.base import Store
 
 
 class ControllerManager:
-    def __init__(self, store: Store, rng: random.Random | None = None) -> None:
+    def __init__(self, store: Store, rng: random.Random | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.rng = rng or random.Random()
+        self.clock = clock
 
     def run_once(self) -> None:
         s = self.store
@@ -28,14 +33,18 @@ class ControllerManager:
 
     def _workloads(self) -> None:
         s = self.store
+        now = self.clock()
         rs_by_owner = _by_controller(s.list("ReplicaSet"))
         for deploy in s.list("Deployment"):
-            execute(s, deployment.reconcile(deploy, rs_by_owner[deploy["metadata"]["uid"]]),
-                    "deployment")
+            execute(s, deployment.reconcile(deploy, rs_by_owner[deploy["metadata"]["uid"]], now,
+                                            self._lookup), "deployment")
         pods_by_owner = _by_controller(s.list("Pod"))
         for rs in s.list("ReplicaSet"):
-            execute(s, replicaset.reconcile(rs, pods_by_owner[rs["metadata"]["uid"]], self.rng),
-                    "replicaset")
+            execute(s, replicaset.reconcile(rs, pods_by_owner[rs["metadata"]["uid"]], self.rng,
+                                            now), "replicaset")
+
+    def _lookup(self, kind: str, namespace: str, name: str) -> dict | None:
+        return self.store.get(ObjectKey(kind, namespace, name))
 
     def _endpoints(self) -> None:
         s = self.store

@@ -6,14 +6,14 @@ import copy
 import random
 
 from gitops.controllers.base import Action, Create, Delete, SetStatus
-from gitops.controllers.pods import is_active, is_ready
+from gitops.controllers.pods import is_active, is_available, is_ready
 from gitops.model import key_of
 from gitops.model.meta import owner_ref
 
 _SUFFIX_CHARS = "bcdfghjklmnpqrstvwxz2456789"   # Kubernetes' vowel-free alphabet
 
 
-def reconcile(rs: dict, pods: list[dict], rng: random.Random) -> list[Action]:
+def reconcile(rs: dict, pods: list[dict], rng: random.Random, now: float) -> list[Action]:
     """pods: the pods this ReplicaSet owns (by controller ownerReference)."""
     if rs["metadata"].get("deletionTimestamp"):
         return []
@@ -29,7 +29,7 @@ def reconcile(rs: dict, pods: list[dict], rng: random.Random) -> list[Action]:
     elif len(active) > want:
         for pod in sorted(active, key=_deletion_rank)[: len(active) - want]:
             actions.append(Delete(key_of(pod)))
-    actions.append(SetStatus(key_of(rs), status(rs, active)))
+    actions.append(SetStatus(key_of(rs), status(rs, active, now)))
     return actions
 
 
@@ -60,8 +60,10 @@ def new_pod(rs: dict, rng: random.Random, taken: set[str]) -> dict:
             "status": {"phase": "Pending"}}
 
 
-def status(rs: dict, active: list[dict]) -> dict:
+def status(rs: dict, active: list[dict], now: float) -> dict:
+    min_ready = rs.get("spec", {}).get("minReadySeconds", 0)
     ready = sum(1 for p in active if is_ready(p))
+    available = sum(1 for p in active if is_available(p, min_ready, now))
     return {"replicas": len(active), "fullyLabeledReplicas": len(active),
-            "readyReplicas": ready, "availableReplicas": ready,
+            "readyReplicas": ready, "availableReplicas": available,
             "observedGeneration": rs["metadata"].get("generation", 1)}

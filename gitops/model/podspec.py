@@ -41,3 +41,31 @@ def host_access(spec: dict) -> Iterator[tuple[str, str]]:
             if sc.get("privileged"):
                 yield (f"{field}[{i}].securityContext.privileged",
                        f"privileged containers are {HOST_ACCESS_HINT}")
+
+
+def referenced_configs(spec: dict) -> set[tuple[str, str]]:
+    """(kind, name) of every ConfigMap and Secret a pod spec reads (env, envFrom, volumes)."""
+    refs: set[tuple[str, str]] = set()
+    for c in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]:
+        for src in c.get("envFrom") or []:
+            if ref := src.get("configMapRef"):
+                refs.add(("ConfigMap", ref.get("name", "")))
+            if ref := src.get("secretRef"):
+                refs.add(("Secret", ref.get("name", "")))
+        for var in c.get("env") or []:
+            source = var.get("valueFrom") or {}
+            if ref := source.get("configMapKeyRef"):
+                refs.add(("ConfigMap", ref.get("name", "")))
+            if ref := source.get("secretKeyRef"):
+                refs.add(("Secret", ref.get("name", "")))
+    for vol in spec.get("volumes") or []:
+        if ref := vol.get("configMap"):
+            refs.add(("ConfigMap", ref.get("name", "")))
+        if ref := vol.get("secret"):
+            refs.add(("Secret", ref.get("secretName", "")))
+        for src in (vol.get("projected") or {}).get("sources") or []:
+            if ref := src.get("configMap"):
+                refs.add(("ConfigMap", ref.get("name", "")))
+            if ref := src.get("secret"):
+                refs.add(("Secret", ref.get("name", "")))
+    return refs

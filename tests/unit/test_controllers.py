@@ -34,12 +34,15 @@ def pod(name, ready=True, node="n1", created="2026-01-01T00:00:00Z", ip="10.0.0.
                        "conditions": [{"type": "Ready", "status": str(ready)}]}}
 
 
+NOW = 1_800_000_000.0
+
+
 def test_deployment_creates_replicaset_with_template_hash():
-    actions = deployment.reconcile(deploy(), [])
+    actions = deployment.reconcile(deploy(), [], NOW)
     created = [a.obj for a in actions if isinstance(a, Create)]
     assert len(created) == 1
     rs = created[0]
-    thash = deployment.template_hash(deploy())
+    thash = deployment.template_hash(deployment.effective_template(deploy()))
     assert rs["metadata"]["name"] == f"web-{thash}"
     assert rs["spec"]["replicas"] == 2
     assert rs["spec"]["selector"]["matchLabels"] == {"app": "web", "pod-template-hash": thash}
@@ -49,35 +52,105 @@ def test_deployment_creates_replicaset_with_template_hash():
 
 
 def _rs(d, replicas, available, revision):
-    thash = deployment.template_hash(d)
-    rs = deployment.new_replicaset(d, f"web-{thash}", thash, replicas, revision)
+    template = deployment.effective_template(d)
+    thash = deployment.template_hash(template)
+    rs = deployment.new_replicaset(d, template, f"web-{thash}", thash, replicas, revision)
     rs["metadata"]["uid"] = f"rs-{revision}"
     rs["status"] = {"replicas": replicas, "availableReplicas": available,
                     "readyReplicas": available}
     return rs
 
 
-@pytest.mark.parametrize("new_available, old_scaled_down", [(0, False), (1, False), (2, True)])
-def test_rollout_retires_old_replicaset_only_when_new_is_available(new_available,
-                                                                   old_scaled_down):
-    old = _rs(deploy(image="img:1"), 2, 2, 1)
-    new_d = deploy(image="img:2")
-    new = _rs(new_d, 2, new_available, 2)
-    actions = deployment.reconcile(new_d, [old, new])
-    scaled = [a.obj for a in actions if isinstance(a, Update)
-              and a.obj["metadata"]["name"] == old["metadata"]["name"]]
-    assert bool(scaled) == old_scaled_down
-    if scaled:
-        assert scaled[0]["spec"]["replicas"] == 0
+def _scales(actions):
+    out = {a.obj["metadata"]["annotations"][deployment.REVISION]: a.obj["spec"]["replicas"]
+           for a in actions if isinstance(a, (Create, Update))}
+    return {int(k): v for k, v in out.items()}
+
+
+@pytest.mark.parametrize("strategy, old, new, want", [
+    # maxSurge/maxUnavailable 25% of 4 -> surge 1, unavailable 1
+    ({}, (4, 4), None, {2: 1}),                               # new RS starts at the surge
+    ({}, (4, 4), (1, 0), {1: 3}),                            # then old shrinks by 1
+    ({}, (3, 3), (1, 1), {2: 2}),                            # room again: new grows
+    ({}, (3, 3), (2, 1), {1: 2}),                            # keep 3 available
+    ({}, (0, 0), (4, 4), {}),                                # done
+    # zero downtime: maxUnavailable 0 never goes below 4 available
+    ({"rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}, (4, 4), None, {2: 1}),
+    ({"rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}, (4, 4), (1, 0), {}),
+    ({"rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}, (4, 4), (1, 1), {1: 3}),
+    # unhealthy old pods go first, even without new availability
+    ({"rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}, (4, 2), (0, 0), {1: 3}),
+    # Recreate: old to zero first, new only when the old pods are gone
+    ({"type": "Recreate"}, (4, 4), None, {1: 0, 2: 0}),
+    ({"type": "Recreate"}, (0, 0), (0, 0), {2: 4}),
+])
+def test_rollout_math(strategy, old, new, want):
+    old_d = deploy(replicas=4, image="img:1")
+    new_d = deploy(replicas=4, image="img:2")
+    new_d["spec"]["strategy"] = strategy
+    rses = [_rs(old_d, old[0], old[1], 1)]
+    if old[0] == 0 and strategy.get("type") == "Recreate":
+        rses[0]["status"]["replicas"] = 0
+    if new is not None:
+        rses.append(_rs(new_d, new[0], new[1], 2))
+    assert _scales(deployment.reconcile(new_d, rses, NOW)) == want
+
+
+def test_recreate_waits_for_old_pods_to_terminate():
+    old = _rs(deploy(replicas=2, image="img:1"), 0, 0, 1)
+    old["status"]["replicas"] = 1            # scaled to zero, a pod still terminating
+    new_d = deploy(replicas=2, image="img:2")
+    new_d["spec"]["strategy"] = {"type": "Recreate"}
+    assert _scales(deployment.reconcile(new_d, [old, _rs(new_d, 0, 0, 2)], NOW)) == {}
+
+
+def test_config_change_rolls_out_unless_opted_out():
+    d = deploy()
+    d["spec"]["template"]["spec"]["containers"][0]["envFrom"] = [{"configMapRef": {"name": "c"}}]
+    configs = {"c": {"data": {"a": "1"}}}
+    lookup = lambda kind, ns, name: configs.get(name)   # noqa: E731
+    first = deployment.template_hash(deployment.effective_template(d, lookup))
+    configs["c"] = {"data": {"a": "2"}}
+    second = deployment.template_hash(deployment.effective_template(d, lookup))
+    assert first != second
+    d["metadata"]["annotations"] = {deployment.CONFIG_ROLLOUT: "false"}
+    assert deployment.template_hash(deployment.effective_template(d, lookup)) == \
+        deployment.template_hash(deployment.effective_template(d))
 
 
 def test_deployment_status_counts_replicas():
     d = deploy()
     rs = _rs(d, 2, 2, 1)
-    st = next(a.status for a in deployment.reconcile(d, [rs]) if isinstance(a, SetStatus))
+    st = next(a.status for a in deployment.reconcile(d, [rs], NOW) if isinstance(a, SetStatus))
     assert st["updatedReplicas"] == 2 and st["availableReplicas"] == 2
     assert {"type": "Available", "status": "True",
             "reason": "MinimumReplicasAvailable"} in st["conditions"]
+    progressing = next(c for c in st["conditions"] if c["type"] == "Progressing")
+    assert progressing["reason"] == "NewReplicaSetAvailable"
+
+
+def test_stuck_rollout_exceeds_progress_deadline():
+    d = deploy(image="img:2")
+    d["spec"]["progressDeadlineSeconds"] = 60
+    old = _rs(deploy(image="img:1"), 2, 2, 1)
+    new = _rs(d, 1, 0, 2)
+    st = next(a.status for a in deployment.reconcile(d, [old, new], NOW)
+              if isinstance(a, SetStatus))
+    d["status"] = st
+    later = next(a.status for a in deployment.reconcile(d, [old, new], NOW + 61)
+                 if isinstance(a, SetStatus))
+    cond = next(c for c in later["conditions"] if c["type"] == "Progressing")
+    assert cond["reason"] == "ProgressDeadlineExceeded" and cond["status"] == "False"
+    from gitops.health import assess
+    d["status"] = later
+    assert assess(d).status == "Degraded"
+
+
+def test_paused_deployment_does_not_roll():
+    d = deploy(image="img:2")
+    d["spec"]["paused"] = True
+    old = _rs(deploy(image="img:1"), 2, 2, 1)
+    assert [type(a) for a in deployment.reconcile(d, [old], NOW)] == [SetStatus]
 
 
 def test_deployment_prunes_history_beyond_limit():
@@ -89,7 +162,7 @@ def test_deployment_prunes_history_beyond_limit():
         o = _rs(deploy(image=f"old:{rev}"), 0, 0, rev)
         o["status"] = {"replicas": 0}
         olds.append(o)
-    deleted = [a.key.name for a in deployment.reconcile(d, [current, *olds])
+    deleted = [a.key.name for a in deployment.reconcile(d, [current, *olds], NOW)
                if isinstance(a, Delete)]
     assert deleted == [olds[0]["metadata"]["name"], olds[1]["metadata"]["name"]]
 
@@ -99,7 +172,7 @@ def test_deployment_prunes_history_beyond_limit():
 def test_replicaset_scales(want, have, creates, deletes):
     rs = _rs(deploy(), want, 0, 1)
     pods = [pod(f"p{i}", owner="rs-1") for i in range(have)]
-    actions = replicaset.reconcile(rs, pods, random.Random(1))
+    actions = replicaset.reconcile(rs, pods, random.Random(1), NOW)
     assert sum(isinstance(a, Create) for a in actions) == creates
     assert sum(isinstance(a, Delete) for a in actions) == deletes
     names = [a.obj["metadata"]["name"] for a in actions if isinstance(a, Create)]
@@ -112,7 +185,7 @@ def test_replicaset_deletes_unready_and_newest_first():
     pods = [pod("old-ready", created="2026-01-01T00:00:00Z"),
             pod("new-ready", created="2026-01-02T00:00:00Z"),
             pod("unready", ready=False, created="2025-01-01T00:00:00Z")]
-    deleted = [a.key.name for a in replicaset.reconcile(rs, pods, random.Random(0))
+    deleted = [a.key.name for a in replicaset.reconcile(rs, pods, random.Random(0), NOW)
                if isinstance(a, Delete)]
     assert deleted == ["unready", "new-ready"]
 
@@ -120,7 +193,8 @@ def test_replicaset_deletes_unready_and_newest_first():
 def test_replicaset_ignores_terminating_pods_in_count():
     rs = _rs(deploy(), 2, 0, 1)
     pods = [pod("a"), pod("b", deleting=True)]
-    assert sum(isinstance(a, Create) for a in replicaset.reconcile(rs, pods, random.Random(0))) == 1
+    assert sum(isinstance(a, Create)
+               for a in replicaset.reconcile(rs, pods, random.Random(0), NOW)) == 1
 
 
 def svc(selector=None, target="http", type_="ClusterIP", node_port=None):
