@@ -23,15 +23,13 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import socket
 import struct
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import suppress
 from dataclasses import dataclass
 
 import structlog
-from dnslib import (A, CNAME, EDNS0, QTYPE, RCODE, RR, SOA, SRV, DNSError, DNSHeader,
-                    DNSLabel, DNSRecord)
+from dnslib import A, CNAME, EDNS0, QTYPE, RCODE, RR, SOA, SRV, DNSError, DNSHeader, DNSRecord
 
 from gitops.controllers.pods import is_ready
 from gitops.model.meta import is_deleting
@@ -458,7 +456,10 @@ class DnsServer:
                 for ip in zone.a.get(target, ()):
                     reply.add_answer(RR(target + ".", QTYPE.A, rdata=A(ip), ttl=zone.ttl))
             return
-        sub = DNSRecord.question(target, QTYPE.get(qtype))
+        try:
+            sub = DNSRecord.question(target, QTYPE[qtype])
+        except (DNSError, AttributeError, KeyError):
+            return
         raw = await self._ask_upstreams(sub.pack(), sub, tcp=False)
         if raw is None:
             return
@@ -550,7 +551,7 @@ def _formerr(data: bytes) -> bytes | None:
     if len(data) < 12:
         return None
     header = DNSHeader(id=struct.unpack("!H", data[:2])[0], qr=1, ra=1, rcode=RCODE.FORMERR)
-    return header.pack()
+    return DNSRecord(header).pack()
 
 
 def _fmt(addr: tuple) -> str:
@@ -560,5 +561,3 @@ def _fmt(addr: tuple) -> str:
 
 __all__ = ["CLUSTER_DOMAIN", "DNS_PORT", "RESOLV_OPTIONS", "TTL", "DnsServer", "SrvRecord",
            "Zone", "build_zone", "host_upstreams", "normalize", "resolv_conf", "search_path"]
-
-_ = socket  # socket family constants are resolved by asyncio; kept for type readers
