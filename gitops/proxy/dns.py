@@ -29,7 +29,19 @@ from contextlib import suppress
 from dataclasses import dataclass
 
 import structlog
-from dnslib import A, CNAME, EDNS0, QTYPE, RCODE, RR, SOA, SRV, DNSError, DNSHeader, DNSRecord
+from dnslib import (
+    CNAME,
+    EDNS0,
+    QTYPE,
+    RCODE,
+    RR,
+    SOA,
+    SRV,
+    A,
+    DNSError,
+    DNSHeader,
+    DNSRecord,
+)
 
 from gitops.controllers.pods import is_ready
 from gitops.model.meta import is_deleting
@@ -106,7 +118,8 @@ class Zone(Mapping[str, tuple[str, ...]]):
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        return f"Zone({self.domain!r}, a={len(self.a)}, srv={len(self.srv)}, cname={len(self.cname)})"
+        return (f"Zone({self.domain!r}, a={len(self.a)}, srv={len(self.srv)}, "
+                f"cname={len(self.cname)})")
 
     def covers(self, name: str) -> bool:
         """Whether this zone is authoritative for name (the domain or below it)."""
@@ -349,7 +362,8 @@ class DnsServer:
             if host == bhost:
                 return True
             with suppress(ValueError):
-                if bhost in ("0.0.0.0", "::") and ipaddress.ip_address(host.split("%")[0]).is_loopback:
+                loopback = ipaddress.ip_address(host.split("%")[0]).is_loopback
+                if bhost in ("0.0.0.0", "::") and loopback:
                     return True
         return False
 
@@ -366,7 +380,7 @@ class DnsServer:
     async def _answer_udp(self, proto: _UdpServer, data: bytes, addr: tuple) -> None:
         try:
             reply = await self.handle(data, tcp=False)
-        except Exception as e:  # a bug must cost one query, not the server
+        except Exception as e:  # noqa: BLE001 - a bug must cost one query, not the server
             log.error("dns_query_error", error=repr(e))
             return
         if reply is not None and proto.transport is not None and not proto.transport.is_closing():
@@ -388,7 +402,7 @@ class DnsServer:
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError, TimeoutError):
             pass
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - likewise: one connection, not the server
             log.error("dns_query_error", error=repr(e), transport="tcp")
         finally:
             if task is not None:
@@ -497,8 +511,9 @@ class DnsServer:
                 if tcp and len(raw) > 3 and raw[2] & 0x02:  # TC bit
                     raw = await self._tcp_exchange(upstream, data)
             except (OSError, TimeoutError, asyncio.IncompleteReadError, struct.error) as e:
+                why = "timeout" if isinstance(e, TimeoutError) else str(e) or type(e).__name__
                 self._note("warning", "dns_upstream_failed", upstream, upstream=_fmt(upstream),
-                           error="timeout" if isinstance(e, TimeoutError) else str(e) or type(e).__name__)
+                           error=why)
                 continue
             return raw
         if not self.upstreams:
