@@ -166,15 +166,19 @@ def down(data_dir, volumes) -> None:
         if not _wait_exit(info["pid"], 20):
             os.kill(info["pid"], signal.SIGKILL)
             _wait_exit(info["pid"], 5)
-    runtime = DockerRuntime(dd.instance, host=docker_host(dd.recorded_docker_host()))
+    runtime = DockerRuntime(dd.instance, host=docker_host(dd.recorded("docker_host")))
     removed = runtime.cleanup(f"gitops-{dd.instance}")
+    if cidr := dd.recorded("service_cidr"):
+        from gitops.proxy.vip import LoopbackVips
+        LoopbackVips(cidr=cidr, label=f"lo:g{dd.instance}").remove_all()
     if volumes:
         removed_volumes = runtime.remove_volumes()
         click.echo(f"removed {removed_volumes} volume(s)")
     for suffix in ("", "-wal", "-shm"):
         Path(str(dd.store) + suffix).unlink(missing_ok=True)
     dd.agent_file.unlink(missing_ok=True)
-    click.echo(f"agent stopped; removed {removed} container(s) and the pod network")
+    click.echo(f"agent stopped; removed {removed} container(s), the pod network and "
+               "service addresses")
 
 
 def _wait_exit(pid: int, timeout: float) -> bool:

@@ -19,7 +19,7 @@ from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from gitops.agent.docker import DockerRuntime
-from gitops.agent.network import pick_subnet
+from gitops.agent.network import SERVICE_POOL, pick_subnet
 from gitops.agent.node import NodeAgent
 from gitops.api.server import ApiContext, make_app, object_health
 from gitops.controllers.manager import ControllerManager
@@ -28,8 +28,7 @@ from gitops.health import assess
 from gitops.loops import LevelLoop
 from gitops.model import ObjectKey
 from gitops.paths import DataDir
-from gitops.proxy.listeners import Proxy
-from gitops.proxy.routes import node_port_routes
+from gitops.proxy.services import ServiceNetwork
 from gitops.source import make_source
 from gitops.source.base import DirSource
 from gitops.source.watch import DirWatcher
@@ -52,6 +51,7 @@ class AgentConfig:
     api_host: str = "127.0.0.1"
     api_port: int = 0
     pod_subnet: str = ""
+    service_cidr: str = ""
     allow_empty_prune: bool = False
     self_heal: bool = True
     prune: bool = True
@@ -82,8 +82,12 @@ class Agent:
                                  wave_timeout=config.wave_timeout,
                                  allow_host_access=config.allow_host_access)
         self.engine = SyncEngine(self.store, self.source, self.policy, self.drift)
-        self.controllers = ControllerManager(self.store)
-        self.proxy = Proxy()
+        self.service_cidr = (config.service_cidr or self.store.get_state("service_cidr")
+                             or pick_subnet(self.dd.instance, [], SERVICE_POOL, 20))
+        self.store.set_state("service_cidr", self.service_cidr)
+        self.controllers = ControllerManager(self.store, service_cidr=self.service_cidr)
+        self.services = ServiceNetwork(self.dd.instance, self.service_cidr,
+                                       config.node_address)
         self.stop = asyncio.Event()
         self._trigger = "startup"
         self._last_result: dict = {}
@@ -132,23 +136,14 @@ class Agent:
         self.controller_loop.poke()
         if kind in ("Pod", "Node", "ConfigMap", "Secret"):
             self.agent_loop.poke()
-        if kind in ("Service", "Endpoints"):
+        if kind in ("Service", "Endpoints", "Pod"):
             self._loop.call_soon_threadsafe(self.proxy_dirty.set)
-
-    _bind_errors: dict = {}
 
     async def _proxy_loop(self) -> None:
         while not self.stop.is_set():
             self.proxy_dirty.clear()
-            routes, names = node_port_routes(self.store.list("Service"),
-                                             self.store.list("Endpoints"),
-                                             self.config.node_address)
-            errors = await self.proxy.apply(routes, names)
-            if errors != self._bind_errors:   # log changes only; the proxy logs attempts
-                for addr, err in errors.items():
-                    log.error("node_port_bind_failed", address=f"{addr[0]}:{addr[1]}",
-                              error=err)
-                self._bind_errors = errors
+            await self.services.apply(self.store.list("Service"), self.store.list("Endpoints"),
+                                      self.store.list("Pod"))
             try:
                 await asyncio.wait_for(self.proxy_dirty.wait(), timeout=10)
             except asyncio.TimeoutError:
@@ -227,6 +222,11 @@ class Agent:
         for sig in (signal.SIGTERM, signal.SIGINT):
             self._loop.add_signal_handler(sig, self.stop.set)
         await asyncio.to_thread(self._setup_runtime)
+        # Cluster DNS on the pod network's gateway (containers' only nameserver) and on
+        # the host's loopback; pods fall back to Docker's resolver if neither could bind.
+        await self.services.start_dns([self.node.host_ip, "127.0.0.1"])
+        if self.services.answers_at(self.node.host_ip):
+            self.node.dns_server = self.node.host_ip
         self.store.watch(self._on_store_change)
 
         token = _token(self.dd.token_file)
@@ -243,7 +243,8 @@ class Agent:
                                          "repo": self.source.url, "network": self.network,
                                          "docker_host": self.runtime.host})
         _write_json(self.dd.runtime_file, {"docker_host": self.runtime.host,
-                                           "network": self.network})
+                                           "network": self.network,
+                                           "service_cidr": self.service_cidr})
         log.info("agent_started", api=url, repo=self.source.url, instance=self.dd.instance,
                  node=self.node.node_name, interval=self.config.interval)
 
@@ -273,7 +274,7 @@ class Agent:
                 loop.poke()
             self.proxy_dirty.set()
             await asyncio.wait(tasks, timeout=15)
-            await self.proxy.close()
+            await self.services.close()
             await runner.cleanup()
             self.node.close()
             self.dd.agent_file.unlink(missing_ok=True)

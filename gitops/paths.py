@@ -39,9 +39,10 @@ class DataDir:
         """Which engine the agent used; lets `down` clean up after a dead agent."""
         return self.root / "runtime.json"
 
-    def recorded_docker_host(self) -> str:
+    def recorded(self, field: str) -> str:
+        """A fact the agent recorded about its runtime (docker_host, service_cidr...)."""
         try:
-            return json.loads(self.runtime_file.read_text()).get("docker_host", "")
+            return json.loads(self.runtime_file.read_text()).get(field, "")
         except (OSError, ValueError):
             return ""
 

@@ -85,3 +85,31 @@ def build_env(pod: dict, container: dict, lookup: Lookup,
             if (value := _ref(lookup, "Secret", ns, source["secretKeyRef"])) is not None:
                 env[name] = value
     return env
+
+
+def service_env(services: list[dict]) -> dict[str, str]:
+    """Kubernetes' service links: FOO_SERVICE_HOST, FOO_SERVICE_PORT, FOO_PORT_80_TCP...
+    for every Service with a ClusterIP in the pod's namespace."""
+    env: dict[str, str] = {}
+    for svc in services:
+        spec = svc.get("spec", {})
+        ip = spec.get("clusterIP")
+        ports = spec.get("ports") or []
+        if not ip or ip == "None" or not ports:
+            continue
+        name = svc["metadata"]["name"].upper().replace("-", "_")
+        first = ports[0]
+        env[f"{name}_SERVICE_HOST"] = ip
+        env[f"{name}_SERVICE_PORT"] = str(first["port"])
+        env[f"{name}_PORT"] = f"{first.get('protocol', 'TCP').lower()}://{ip}:{first['port']}"
+        for port in ports:
+            proto = port.get("protocol", "TCP")
+            if port.get("name"):
+                env[f"{name}_SERVICE_PORT_{port['name'].upper().replace('-', '_')}"] = \
+                    str(port["port"])
+            prefix = f"{name}_PORT_{port['port']}_{proto}"
+            env[prefix] = f"{proto.lower()}://{ip}:{port['port']}"
+            env[f"{prefix}_PROTO"] = proto.lower()
+            env[f"{prefix}_PORT"] = str(port["port"])
+            env[f"{prefix}_ADDR"] = ip
+    return env

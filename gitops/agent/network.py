@@ -6,6 +6,7 @@ import ipaddress
 from collections.abc import Iterable
 
 POD_POOL = "10.213.0.0/16"
+SERVICE_POOL = "10.96.0.0/12"    # each agent takes a /20 of it for its ClusterIPs
 
 
 def pick_subnet(instance: str, used: Iterable[str], pool: str = POD_POOL,

@@ -20,15 +20,16 @@ import structlog
 
 from gitops.agent import plan as P
 from gitops.agent.docker import PAUSE_IMAGE
-from gitops.agent.env import build_env, expand
+from gitops.agent.env import build_env, expand, service_env
 from gitops.agent.runtime import (CONFIG_HASH, CONTAINER, INSTANCE, MANAGED, POD_NAME,
                                   POD_NAMESPACE, POD_UID, SANDBOX, ContainerInfo, ContainerSpec,
-                                  Runtime, RuntimeFailure, SandboxSpec)
+                                  Mount, Runtime, RuntimeFailure, SandboxSpec)
 from gitops.agent.files import write_file_set
 from gitops.agent.status import terminated_state, pod_status
 from gitops.agent.volumes import container_mounts, file_sets
 from gitops.model import ObjectKey, key_of, quantity
 from gitops.model.podspec import host_access
+from gitops.proxy.dns import resolv_conf
 from gitops.store.base import NotFound, Store
 
 log = structlog.get_logger(component="agent")
@@ -45,6 +46,7 @@ class NodeAgent:
                  state_dir: Path, clock: Callable[[], float] = time.time,
                  allow_host_access: bool = False) -> None:
         self.allow_host_access = allow_host_access
+        self.dns_server = ""      # cluster DNS address containers use, once it listens
         self.store = store
         self.runtime = runtime
         self.state_dir = state_dir.resolve()     # per-pod files (projected volumes)
@@ -279,6 +281,32 @@ class NodeAgent:
         except RuntimeFailure as exc:
             log.debug("volume_files_not_refreshed", pod=_name(pod), error=str(exc))
 
+    def _resolv_conf(self, pod: dict) -> Path | None:
+        """The pod's /etc/resolv.conf per dnsPolicy: ClusterFirst (default) points at the
+        cluster DNS with the Kubernetes search path; Default keeps Docker's; None uses
+        dnsConfig alone."""
+        spec = pod["spec"]
+        policy = spec.get("dnsPolicy", "ClusterFirst")
+        config = spec.get("dnsConfig") or {}
+        if policy == "Default" or (spec.get("hostNetwork")
+                                   and policy != "ClusterFirstWithHostNet"):
+            return None
+        if policy == "None":
+            lines = [f"nameserver {ns}" for ns in config.get("nameservers") or []]
+            if config.get("searches"):
+                lines.append("search " + " ".join(config["searches"]))
+            text = "\n".join(lines) + "\n"
+        elif self.dns_server:
+            text = resolv_conf([self.dns_server, *(config.get("nameservers") or [])],
+                               pod["metadata"]["namespace"])
+        else:
+            return None
+        path = self.state_dir / pod["metadata"]["uid"] / "resolv.conf"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists() or path.read_text() != text:
+            path.write_text(text)
+        return path
+
     def _release_pod(self, uid: str) -> None:
         """A pod is gone for good: its emptyDir volumes and projected files go too."""
         self.runtime.remove_pod_volumes(uid)
@@ -376,11 +404,16 @@ class NodeAgent:
 
     def _container_spec(self, pod: dict, container: dict, sandbox_id: str) -> ContainerSpec:
         self._admit(pod)
-        env = build_env(pod, container, self._lookup)
+        links = {}
+        if pod["spec"].get("enableServiceLinks", True):
+            links = service_env(self.store.list("Service", pod["metadata"]["namespace"]))
+        env = build_env(pod, container, self._lookup, links)
         self._write_files(pod)
         mounts = container_mounts(pod, container, self.runtime.instance,
                                   str(self._files_root(pod["metadata"]["uid"])), self._lookup,
                                   self.allow_host_access)
+        if resolv := self._resolv_conf(pod):
+            mounts.append(Mount("bind", "/etc/resolv.conf", str(resolv), True))
         limits = (container.get("resources") or {}).get("limits") or {}
         sc = {**(pod["spec"].get("securityContext") or {}),
               **(container.get("securityContext") or {})}

@@ -11,21 +11,24 @@ from gitops.controllers import deployment, endpoints, gc, pvc, replicaset, servi
 from gitops.controllers.base import execute
 from gitops.model import ObjectKey
 from gitops.model.meta import controller_of
+from gitops.proxy.vip import SERVICE_CIDR
 from gitops.scheduler import scheduler
 from gitops.store.base import Store
 
 
 class ControllerManager:
     def __init__(self, store: Store, rng: random.Random | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 service_cidr: str = SERVICE_CIDR) -> None:
         self.store = store
+        self.service_cidr = service_cidr
         self.rng = rng or random.Random()
         self.clock = clock
 
     def run_once(self) -> None:
         s = self.store
         execute(s, gc.reconcile(s.all_objects()), "garbage-collector")
-        execute(s, service.reconcile(s.list("Service")), "service")
+        execute(s, service.reconcile(s.list("Service"), self.service_cidr), "service")
         execute(s, pvc.reconcile(s.list("PersistentVolumeClaim")), "persistentvolumeclaim")
         self._workloads()
         execute(s, scheduler.reconcile(s.list("Pod"), s.list("Node")), "scheduler")

@@ -6,22 +6,27 @@ import copy
 
 from gitops.controllers.base import Action, Update
 from gitops.model.meta import stable_hash
+from gitops.proxy.vip import allocate
 
 NODE_PORT_RANGE = (30000, 32767)
 
 
-def reconcile(services: list[dict]) -> list[Action]:
+def reconcile(services: list[dict], service_cidr: str) -> list[Action]:
     used = {p["nodePort"] for s in services for p in s.get("spec", {}).get("ports", []) or []
             if p.get("nodePort")}
+    cluster_ips = allocate(services, service_cidr)
     actions: list[Action] = []
     for svc in services:
-        if svc.get("spec", {}).get("type") not in ("NodePort", "LoadBalancer"):
-            continue
         updated = copy.deepcopy(svc)
-        for port in updated["spec"].get("ports", []) or []:
-            if not port.get("nodePort"):
-                port["nodePort"] = pick_node_port(svc, port, used)
-                used.add(port["nodePort"])
+        spec = updated.setdefault("spec", {})
+        ip = cluster_ips.get((svc["metadata"]["namespace"], svc["metadata"]["name"]))
+        if ip and spec.get("clusterIP") != ip:
+            spec["clusterIP"], spec["clusterIPs"] = ip, [ip]
+        if spec.get("type") in ("NodePort", "LoadBalancer"):
+            for port in spec.get("ports", []) or []:
+                if not port.get("nodePort"):
+                    port["nodePort"] = pick_node_port(svc, port, used)
+                    used.add(port["nodePort"])
         if updated != svc:
             updated["metadata"].pop("resourceVersion", None)
             actions.append(Update(updated))

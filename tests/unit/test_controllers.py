@@ -253,17 +253,31 @@ def test_scheduler_reports_unschedulable():
     assert action.obj["status"]["conditions"][0]["reason"] == "Unschedulable"
 
 
-def test_service_node_port_allocation_is_stable_and_unique():
+def test_service_node_port_and_cluster_ip_allocation_is_stable_and_unique():
     a = svc(type_="NodePort")
     b = svc(type_="NodePort")
     b["metadata"]["name"] = "other"
     taken = svc(type_="NodePort", node_port=30001)
     taken["metadata"]["name"] = "taken"
-    first = service.reconcile([a, b, taken])
-    ports = [x.obj["spec"]["ports"][0]["nodePort"] for x in first]
+    headless = svc()
+    headless["metadata"]["name"] = "headless"
+    headless["spec"]["clusterIP"] = "None"
+
+    def allocated(services):
+        out = {}
+        for action in service.reconcile(services, "10.96.0.0/16"):
+            spec = action.obj["spec"]
+            out[action.obj["metadata"]["name"]] = (spec.get("clusterIP"),
+                                                   spec["ports"][0].get("nodePort"))
+        return out
+    first = allocated([a, b, taken, headless])
+    assert set(first) == {"web", "other", "taken"}
+    ports = [first["web"][1], first["other"][1]]
     assert len(set(ports)) == 2 and 30001 not in ports
-    assert all(30000 <= p <= 32767 for p in ports)
-    assert [x.obj["spec"]["ports"][0]["nodePort"] for x in service.reconcile([a, b, taken])] == ports
+    assert all(30000 <= p <= 32767 for p in ports) and first["taken"][1] == 30001
+    ips = {ip for ip, _ in first.values()}
+    assert len(ips) == 3 and all(ip.startswith("10.96.") for ip in ips)
+    assert allocated([a, b, taken, headless]) == first
 
 
 def test_manager_drives_deployment_to_pods_and_endpoints(tmp_path):

@@ -1,0 +1,78 @@
+"""Service networking for one agent: loopback VIPs, the TCP proxy and cluster DNS, kept in
+step with the store's Services, Endpoints and Pods (one level-triggered apply)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+
+from gitops.proxy.dns import DnsServer, build_zone, host_upstreams
+from gitops.proxy.listeners import Proxy
+from gitops.proxy.routes import cluster_ip_routes, node_port_routes
+from gitops.proxy.vip import LoopbackVips, VipUnavailable, fallback_address
+
+log = structlog.get_logger(component="services")
+
+
+class ServiceNetwork:
+    def __init__(self, instance: str, service_cidr: str, node_address: str) -> None:
+        self.service_cidr = service_cidr
+        self.node_address = node_address
+        self.proxy = Proxy()
+        self.vips = LoopbackVips(cidr=service_cidr, label=f"lo:g{instance}")
+        self.dns = DnsServer(host_upstreams())
+        self.dns_addresses: list[tuple[str, int]] = []
+        self._vip_mode = ""
+        self._bind_errors: dict = {}
+
+    async def start_dns(self, hosts: list[str], port: int = 53) -> None:
+        """Listen where containers (their gateway) and the host (127.0.0.1) can ask."""
+        for host in hosts:
+            try:
+                self.dns_addresses.append(await self.dns.start(host, port))
+            except OSError as exc:   # port 53 needs root, or is taken by another resolver
+                log.warning("dns_listen_failed", address=f"{host}:{port}", error=str(exc))
+        if self.dns_addresses:
+            log.info("dns_listening", addresses=[f"{h}:{p}" for h, p in self.dns_addresses])
+
+    def answers_at(self, host: str) -> bool:
+        return any(h == host for h, _ in self.dns_addresses)
+
+    async def apply(self, services: list[dict], endpoints: list[dict], pods: list[dict]) -> None:
+        self.dns.set_zone(build_zone(services, endpoints, pods))
+        wanted = {ip for s in services if (ip := s.get("spec", {}).get("clusterIP"))
+                  and ip != "None"}
+        present = await asyncio.to_thread(self._sync_vips, wanted)
+        routes, names = node_port_routes(services, endpoints, self.node_address)
+        cluster, cluster_names = cluster_ip_routes(
+            services, endpoints, lambda ip: ip if ip in present else self._fallback(ip))
+        errors = await self.proxy.apply({**routes, **cluster}, {**names, **cluster_names})
+        if errors != self._bind_errors:      # log changes only; the proxy logs attempts
+            for addr, err in errors.items():
+                log.error("service_listen_failed", address=f"{addr[0]}:{addr[1]}", error=err)
+            self._bind_errors = errors
+
+    def _sync_vips(self, wanted: set[str]) -> set[str]:
+        try:
+            present = self.vips.sync(wanted)
+            mode = "vip"
+        except VipUnavailable as exc:
+            present, mode = set(), f"fallback: {exc}"
+        if mode != self._vip_mode:
+            # Without root, ClusterIPs are served on 127.x stand-ins: host access only.
+            log.info("cluster_ip_mode", mode=mode, cidr=self.service_cidr)
+            self._vip_mode = mode
+        return present
+
+    def _fallback(self, ip: str) -> str | None:
+        try:
+            return fallback_address(ip, self.service_cidr)
+        except ValueError:
+            return None
+
+    async def close(self, remove_vips: bool = False) -> None:
+        await self.proxy.close()
+        await self.dns.stop()
+        if remove_vips:
+            await asyncio.to_thread(self.vips.remove_all)
