@@ -1,0 +1,189 @@
+"""Agent timings on the real engine, printed as a table:
+
+- push_to_ready_s: commit + `gitops sync` (what a webhook triggers) to the new pods Ready
+- pod_start_overhead_ratio_vs_docker_run: pod Running vs `docker run -d` of the same image
+- restart_after_kill_s: a container killed behind the agent's back to its replacement running
+
+    DOCKER_HOST=unix:///run/gitops-docker/docker.sock python bench/agent_bench.py [--rounds 5]
+
+Traffic stays on this machine; every loop is bounded in count and time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import docker
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from gitops.paths import DataDir  # noqa: E402
+
+LABEL = "gitops.bench=true"
+DEPLOY = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: bench}}
+spec:
+  replicas: 2
+  selector: {{matchLabels: {{app: bench}}}}
+  template:
+    metadata: {{labels: {{app: bench}}}}
+    spec:
+      containers:
+        - name: app
+          image: gitops/busybox:1
+          command: ["sh", "-c", "echo {version} > /www/index.html; exec httpd -f -p 8080 -h /www"]
+"""
+
+
+def sh(*args: str, cwd: Path | None = None) -> str:
+    return subprocess.run(args, cwd=cwd, check=True, capture_output=True, text=True).stdout
+
+
+def gitops(*args: str) -> str:
+    return sh(sys.executable, "-m", "gitops", *args)
+
+
+def wait(predicate, timeout: float, step: float = 0.02) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if predicate():
+            return time.monotonic() - start
+        time.sleep(step)
+    raise TimeoutError("condition not met")
+
+
+def pods(data: str) -> list[dict]:
+    """Read the agent's store directly: polling through the CLI would measure Python start-up."""
+    db = sqlite3.connect(f"file:{Path(data) / 'state.db'}?mode=ro", uri=True, timeout=5)
+    try:
+        rows = db.execute("SELECT body FROM objects WHERE kind='Pod'").fetchall()
+    finally:
+        db.close()
+    return [json.loads(r[0]) for r in rows]
+
+
+def ready_at_version(data: str, version: str, client, instance: str) -> bool:
+    live = [p for p in pods(data) if not p["metadata"].get("deletionTimestamp")]
+    if len(live) != 2 or not all(
+            any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get(
+                "conditions", [])) for p in live):
+        return False
+    hashes = {p["metadata"]["labels"].get("pod-template-hash") for p in live}
+    return len(hashes) == 1 and version in json.dumps(live)
+
+
+def bench_push(repo: Path, data: str, rounds: int) -> list[float]:
+    out = []
+    for i in range(rounds):
+        version = f"v{i + 2}"
+        (repo / "deploy.yaml").write_text(DEPLOY.format(version=version))
+        start = time.monotonic()
+        sh("git", "commit", "-qam", version, cwd=repo)
+        gitops("sync", "--data-dir", data)
+        wait(lambda: ready_at_version(data, version, None, ""), 60, 0.05)
+        out.append(time.monotonic() - start)
+    return out
+
+
+def bench_kill(client, instance: str) -> list[float]:
+    """Kill each app container once: a first restart is immediate in the kubelet's curve
+    (the next ones back off 10 s, 20 s, ...)."""
+    out = []
+    for target in client.containers.list(filters={"label": [
+            f"gitops.instance={instance}", "gitops.container=app"]}):
+        target.kill()
+        start = time.monotonic()
+
+        def back() -> bool:
+            target.reload()
+            return target.status == "running"
+        wait(back, 30, 0.005)
+        out.append(time.monotonic() - start)
+    return out
+
+
+def bench_docker_run(client, rounds: int) -> list[float]:
+    out = []
+    for _ in range(rounds):
+        start = time.monotonic()
+        c = client.containers.run("gitops/busybox:1", ["sleep", "60"], detach=True,
+                                  labels={"gitops.bench": "true"})
+        out.append(time.monotonic() - start)
+        c.remove(force=True)
+    return out
+
+
+def bench_pod_start(repo: Path, data: str, rounds: int) -> list[float]:
+    """Time from a scale-up commit's sync to the extra pod Running."""
+    out = []
+    for i in range(rounds):
+        text = DEPLOY.format(version="v1").replace("replicas: 2", "replicas: 3")
+        (repo / "deploy.yaml").write_text(text)
+        sh("git", "commit", "-qam", f"scale {i}", cwd=repo)
+        gitops("sync", "--data-dir", data)
+        start = time.monotonic()
+        wait(lambda: sum(p["status"].get("phase") == "Running" for p in pods(data)) >= 3, 30,
+             0.005)
+        out.append(time.monotonic() - start)
+        (repo / "deploy.yaml").write_text(DEPLOY.format(version="v1"))
+        sh("git", "commit", "-qam", f"unscale {i}", cwd=repo)
+        gitops("sync", "--data-dir", data)
+        wait(lambda: len(pods(data)) == 2, 60, 0.1)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    os.environ.setdefault("GITOPS_RUNTIME_LABELS", LABEL)
+    client = docker.from_env()
+    with tempfile.TemporaryDirectory() as tmp:
+        repo, data = Path(tmp) / "repo", str(Path(tmp) / "data")
+        repo.mkdir()
+        sh("git", "init", "-q", "-b", "main", cwd=repo)
+        sh("git", "config", "user.email", "b@example.invalid", cwd=repo)
+        sh("git", "config", "user.name", "bench", cwd=repo)
+        (repo / "deploy.yaml").write_text(DEPLOY.format(version="v1"))
+        sh("git", "add", "-A", cwd=repo)
+        sh("git", "commit", "-qm", "v1", cwd=repo)
+        instance = DataDir.at(data).instance
+        try:
+            gitops("up", f"file://{repo}", "--wait", "--timeout", "60", "--data-dir", data,
+                   "--interval", "3600")
+            push = bench_push(repo, data, args.rounds)
+            sh("git", "-C", str(repo), "reset", "-q", "--hard", "HEAD")
+            (repo / "deploy.yaml").write_text(DEPLOY.format(version="v1"))
+            sh("git", "commit", "-qam", "back to v1", cwd=repo)
+            gitops("sync", "--data-dir", data)
+            wait(lambda: ready_at_version(data, "v1", None, ""), 60, 0.1)
+            pod_start = bench_pod_start(repo, data, args.rounds)
+            docker_run = bench_docker_run(client, args.rounds)
+            kill = bench_kill(client, instance)
+        finally:
+            subprocess.run([sys.executable, "-m", "gitops", "down", "--data-dir", data],
+                           capture_output=True)
+    med = statistics.median
+    rows = [("push_to_ready_s", med(push), "<= 3"),
+            ("pod_start_s (agent, scale-up to Running)", med(pod_start), ""),
+            ("docker_run_s (same image)", med(docker_run), ""),
+            ("pod_start_overhead_ratio_vs_docker_run", med(pod_start) / med(docker_run),
+             "<= 1.5"),
+            ("restart_after_kill_s", med(kill), "<= 1")]
+    print(f"{'metric':<44} {'median':>9}  target")
+    for name, value, target in rows:
+        print(f"{name:<44} {value:>9.3f}  {target}")
+
+
+if __name__ == "__main__":
+    main()
