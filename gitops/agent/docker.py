@@ -6,12 +6,15 @@ import io
 import ipaddress
 import os
 import shutil
+import socket
 import tarfile
+import threading
 import time
 from collections.abc import Callable
 
 import docker
 import docker.errors
+from docker.utils.socket import frames_iter
 import structlog
 
 from gitops.agent.runtime import (INSTANCE, MANAGED, ContainerInfo, ContainerSpec, Mount,
@@ -191,6 +194,40 @@ class DockerRuntime:
         except docker.errors.NotFound:
             return ""
         return raw.decode(errors="replace")
+
+    def exec(self, container_id: str, cmd: list[str], timeout: float) -> tuple[int, bytes]:
+        """Run cmd in a container (probes, hooks): (exit code, output). On timeout the
+        stream is cut and TimeoutError raised; the process itself runs on in the container."""
+        api = self.client.api
+        try:
+            exec_id = api.exec_create(container_id, cmd, stdout=True, stderr=True)["Id"]
+            sock = api.exec_start(exec_id, socket=True)
+        except docker.errors.APIError as exc:
+            raise RuntimeFailure(f"exec: {exc.explanation or exc}", "ExecError") from exc
+        chunks: list[bytes] = []
+
+        def read() -> None:
+            try:
+                chunks.extend(data for _, data in frames_iter(sock, tty=False))
+            except (OSError, ValueError):   # shut down below: timed out
+                pass
+        reader = threading.Thread(target=read, daemon=True, name="exec-read")
+        reader.start()
+        reader.join(timeout)
+        raw = getattr(sock, "_sock", sock)   # SocketIO.close() leaves the socket open
+        timed_out = reader.is_alive()
+        if timed_out:
+            raw.shutdown(socket.SHUT_RDWR)   # wakes the reader
+        sock.close()
+        raw.close()
+        if timed_out:
+            raise TimeoutError(f"command timed out after {timeout:g}s")
+        for _ in range(20):   # the exit code can lag the end of the stream a little
+            info = api.exec_inspect(exec_id)
+            if not info["Running"]:
+                return info["ExitCode"], b"".join(chunks)
+            time.sleep(0.05)
+        return -1, b"".join(chunks)
 
     def watch_events(self, on_event: Callable[[dict], None], stop: Callable[[], bool]) -> None:
         """Deliver container events of this instance until stop(); windows never overlap."""

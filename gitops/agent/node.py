@@ -25,6 +25,7 @@ from gitops.agent.runtime import (CONFIG_HASH, CONTAINER, INSTANCE, MANAGED, POD
                                   POD_NAMESPACE, POD_UID, SANDBOX, ContainerInfo, ContainerSpec,
                                   Mount, Runtime, RuntimeFailure, SandboxSpec)
 from gitops.agent.files import write_file_set
+from gitops.agent.probes import ProbeTracker, ProbeWorker
 from gitops.agent.status import terminated_state, pod_status
 from gitops.agent.volumes import container_mounts, file_sets
 from gitops.model import ObjectKey, key_of, quantity
@@ -61,6 +62,10 @@ class NodeAgent:
         self._terminating: set[str] = set()
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="terminate")
         self.wake: Callable[[], None] | None = None   # asks the loop for a pass soon
+        # Probes run on their own pool; a pass reads the verdicts (never waits for them).
+        self.probes = ProbeTracker(clock)
+        self._prober = ProbeWorker(self.probes, runtime.exec, workers=8,
+                                   wake=lambda: self.wake and self.wake())
         # Runtime drift: container ids this agent is acting on (so their events are ours),
         # and events on our containers that someone else caused, waiting to be reported.
         self.on_drift: Callable[[dict], None] | None = None
@@ -113,11 +118,13 @@ class NodeAgent:
         for pod in pods:
             uid = pod["metadata"]["uid"]
             self._seed_counters(pod)
+            unhealthy = {}
             if by_uid.get(uid) and not pod["metadata"].get("deletionTimestamp"):
                 self._refresh_files(pod)
+                unhealthy = self._probe(pod, by_uid[uid])
             pod_plan = P.compute_pod_actions(
                 pod, by_uid.get(uid, []), self._images(pod), self._pull_failures,
-                self._restarts[uid], self.clock())
+                self._restarts[uid], self.clock(), unhealthy)
             acted |= self._execute(pod, pod_plan, by_uid.get(uid, []))
             waiting[uid] = pod_plan.waiting
         if acted:
@@ -130,9 +137,11 @@ class NodeAgent:
                 continue
             pod_waiting = {**waiting.get(uid, {}),
                            **{name: err for (u, name), err in self._errors.items() if u == uid}}
+            probes = {c["name"]: self.probes.results(uid, c["name"], c)
+                      for c in pod["spec"].get("containers", [])}
             status = pod_status(pod, by_uid.get(uid, []), pod_waiting, self._restarts[uid],
                                 self._last_states.get(uid, {}), self.host_ip,
-                                iso_time(self.clock()))
+                                iso_time(self.clock()), probes)
             try:
                 self.store.update_status(key_of(pod), status)
             except NotFound:
@@ -150,6 +159,9 @@ class NodeAgent:
         self._last_states[uid] = {s["name"]: s.get("lastState") or {} for s in statuses}
 
     def _forget(self, known: set[str]) -> None:
+        for uid in list(self._restarts):
+            if uid not in known:
+                self.probes.forget(uid)
         for table in (self._restarts, self._last_states):
             for uid in list(table):
                 if uid not in known:
@@ -190,12 +202,19 @@ class NodeAgent:
                     case P.RunContainer(container):
                         if container["image"] in failed_images or not sandbox_id:
                             continue
+                        self.probes.reset(uid, container["name"])
                         self.runtime.run_container(self._container_spec(pod, container,
                                                                          sandbox_id))
                         self._errors.pop((uid, container["name"]), None)
                         log.info("container_started", pod=_name(pod),
                                  container=container["name"])
+                    case P.Kill(cid, name, grace, message):
+                        log.warning("container_unhealthy", pod=_name(pod), container=name,
+                                    message=message)
+                        self._terminate(by_id[cid], grace, f"probe failed: {message}",
+                                        remove=False)
                     case P.Restart(cid, name):
+                        self.probes.reset(uid, name)
                         self._last_states[uid][name] = {"terminated": terminated_state(by_id[cid])}
                         self._restarts[uid][name] = self._restarts[uid].get(name, 0) + 1
                         self._mark_ours(cid)
@@ -239,8 +258,9 @@ class NodeAgent:
         self.runtime.remove(c.id)
         log.info("container_removed", pod=_pod_of(c), container=c.container, why=why)
 
-    def _terminate(self, c: ContainerInfo, grace: float, why: str) -> None:
-        """Graceful stop on the pool: SIGTERM, up to `grace` seconds, then removal."""
+    def _terminate(self, c: ContainerInfo, grace: float, why: str, remove: bool = True) -> None:
+        """Graceful stop on the pool: SIGTERM, up to `grace` seconds, then (unless a probe
+        asked for a restart) removal."""
         if c.id in self._terminating:
             return
         self._terminating.add(c.id)
@@ -249,8 +269,10 @@ class NodeAgent:
         def work() -> None:
             try:
                 self.runtime.stop(c.id, grace)
-                self.runtime.remove(c.id)
-                log.info("container_removed", pod=_pod_of(c), container=c.container, why=why)
+                if remove:
+                    self.runtime.remove(c.id)
+                log.info("container_removed" if remove else "container_killed",
+                         pod=_pod_of(c), container=c.container, why=why)
             except Exception as exc:   # the next pass retries
                 log.warning("container_remove_failed", pod=_pod_of(c), container=c.container,
                             error=str(exc))
@@ -259,6 +281,24 @@ class NodeAgent:
                 if self.wake:
                     self.wake()
         self._pool.submit(work)
+
+    def _probe(self, pod: dict, containers: list[ContainerInfo]) -> dict:
+        """Start due probes (on the pool) and return containers whose liveness or startup
+        probe has failed."""
+        uid = pod["metadata"]["uid"]
+        sandbox = next((c for c in containers if c.container == SANDBOX), None)
+        pod_ip = sandbox.ip if sandbox else ""
+        running = {c.container: c for c in containers if c.state == "running"}
+        unhealthy = {}
+        for spec in pod["spec"].get("containers", []):
+            info = running.get(spec["name"])
+            if info is None or info.id in self._terminating:
+                continue
+            self._prober.run_due(uid, pod_ip, spec, info.id, P.parse_ts(info.started_at))
+            result = self.probes.results(uid, spec["name"], spec)
+            if not result.live:
+                unhealthy[spec["name"]] = result
+        return unhealthy
 
     # -- pod volumes ------------------------------------------------------------------
     def _lookup(self, kind: str, ns: str, name: str) -> dict | None:
@@ -437,6 +477,7 @@ class NodeAgent:
             privileged=bool(sc.get("privileged")))
 
     def close(self) -> None:
+        self._prober.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from gitops.agent.probes import FIELD, ProbeResults
 from gitops.agent.runtime import CONFIG_HASH, SANDBOX, ContainerInfo
 from gitops.model.meta import is_deleting, stable_hash
 
@@ -63,11 +64,20 @@ class Remove:
 
 
 @dataclass(frozen=True)
+class Kill:
+    """A failed liveness/startup probe: stop it; the restart policy brings it back."""
+    container_id: str
+    name: str
+    grace: float
+    message: str
+
+
+@dataclass(frozen=True)
 class Finalize:
     """Every container of a deleted pod is gone: the pod object can go."""
 
 
-PodAction = RunSandbox | Pull | RunContainer | Restart | Stop | Remove | Finalize
+PodAction = RunSandbox | Pull | RunContainer | Restart | Stop | Remove | Kill | Finalize
 
 
 @dataclass
@@ -106,7 +116,9 @@ def should_restart(policy: str, exit_code: int) -> bool:
 
 def compute_pod_actions(pod: dict, containers: list[ContainerInfo],
                         images: Mapping[str, bool], pull_failures: Mapping[str, PullFailure],
-                        restarts: Mapping[str, int], now: float) -> PodPlan:
+                        restarts: Mapping[str, int], now: float,
+                        unhealthy: Mapping[str, ProbeResults] | None = None) -> PodPlan:
+    """unhealthy: running containers whose liveness or startup probe has failed."""
     plan = PodPlan()
     sandbox = next((c for c in containers if c.container == SANDBOX), None)
     apps = [c for c in containers if c.container != SANDBOX]
@@ -149,6 +161,12 @@ def compute_pod_actions(pod: dict, containers: list[ContainerInfo],
             _create(plan, container, images, pull_failures, now)
         elif current.state in ("exited", "dead", "created"):
             _maybe_restart(plan, current, policy, restarts.get(name, 0), now)
+        elif current.state == "running" and name in (unhealthy or {}):
+            result = (unhealthy or {})[name]
+            probe = container.get(FIELD.get(result.failed_probe, ""), {}) or {}
+            grace = probe.get("terminationGracePeriodSeconds",
+                              spec.get("terminationGracePeriodSeconds", 30))
+            plan.actions.append(Kill(current.id, name, float(grace), result.failure))
     return plan
 
 

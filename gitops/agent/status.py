@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from gitops.agent.plan import should_restart
+from gitops.agent.probes import ProbeResults
 from gitops.agent.runtime import SANDBOX, ContainerInfo
 
 
@@ -32,7 +33,8 @@ def container_state(c: ContainerInfo | None, waiting: tuple[str, str] | None) ->
 
 def pod_status(pod: dict, containers: list[ContainerInfo],
                waiting: Mapping[str, tuple[str, str]], restarts: Mapping[str, int],
-               last_states: Mapping[str, dict], host_ip: str, now: str = "") -> dict:
+               last_states: Mapping[str, dict], host_ip: str, now: str = "",
+               probes: Mapping[str, ProbeResults] | None = None) -> dict:
     spec = pod.get("spec", {})
     by_name = {c.container: c for c in containers if c.container != SANDBOX}
     sandbox = next((c for c in containers if c.container == SANDBOX), None)
@@ -43,9 +45,12 @@ def pod_status(pod: dict, containers: list[ContainerInfo],
         state = container_state(c, waiting.get(name))
         done = init and state.get("terminated", {}).get("exitCode", 1) == 0
         running = "running" in state
+        probe = (probes or {}).get(name, ProbeResults()) if not init else ProbeResults()
         out = {"name": name, "image": container.get("image", ""),
-               "imageID": c.image_id if c else "", "ready": done or running and not init,
-               "started": running, "restartCount": restarts.get(name, 0), "state": state,
+               "imageID": c.image_id if c else "",
+               "ready": done or (running and not init and probe.ready),
+               "started": running and probe.started,
+               "restartCount": restarts.get(name, 0), "state": state,
                "lastState": last_states.get(name, {})}
         if c is not None:
             out["containerID"] = f"docker://{c.id}"

@@ -248,3 +248,69 @@ def test_host_access_is_refused_without_the_flag(agent):
     waiting = pod["status"]["containerStatuses"][0]["state"]["waiting"]
     assert "hostPath" in waiting["message"] and "--allow-host-access" in waiting["message"]
     assert agent.runtime.list_containers() == []
+
+
+def _exec(agent, container: str, cmd: str) -> str:
+    info = next(c for c in agent.runtime.list_containers()
+                if c.container == container and c.state == "running")
+    return agent.runtime.client.containers.get(info.id).exec_run(
+        ["sh", "-c", cmd]).output.decode().strip()
+
+
+def test_liveness_failure_restarts_and_readiness_drives_ready(agent):
+    probed = {"name": "web", "image": "gitops/busybox:1",
+              "command": ["sh", "-c", "echo ok > /www/healthz; exec httpd -f -p 8080 -h /www"],
+              "ports": [{"name": "http", "containerPort": 8080}],
+              "livenessProbe": {"httpGet": {"path": "/healthz", "port": "http"},
+                                "periodSeconds": 1, "failureThreshold": 2},
+              "readinessProbe": {"exec": {"command": ["test", "-f", "/tmp/ready"]},
+                                 "periodSeconds": 1}}
+    make_pod(agent.store, "probed", [probed])
+
+    def ready(p):
+        return {"type": "Ready", "status": "True"} in [
+            {k: c[k] for k in ("type", "status")} for c in p["status"].get("conditions", [])]
+    pod = converge(agent, "probed", lambda p: p["status"].get("phase") == "Running")
+    assert not ready(pod) and not pod["status"]["containerStatuses"][0]["ready"]
+    _exec(agent, "web", "touch /tmp/ready")
+    converge(agent, "probed", ready)
+    _exec(agent, "web", "rm /tmp/ready")
+    converge(agent, "probed", lambda p: not ready(p))
+
+    _exec(agent, "web", "rm /www/healthz")           # liveness now fails (404)
+    pod = converge(agent, "probed", lambda p: p["status"]["containerStatuses"][0][
+        "restartCount"] >= 1, timeout=30)
+    assert "terminated" in pod["status"]["containerStatuses"][0]["lastState"]
+    # restarted: the file is back and the container is live again
+    converge(agent, "probed", lambda p: "running" in p["status"]["containerStatuses"][0]["state"])
+
+
+def test_graceful_termination_delivers_sigterm(agent):
+    store = agent.store
+    store.create({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                  "metadata": {"name": "term"}, "spec": {}})
+    vol = [{"name": "term", "persistentVolumeClaim": {"claimName": "term"}}]
+    trapper = {"name": "app", "image": "gitops/busybox:1",
+               "command": ["sh", "-c", "trap 'echo got-term > /data/term; exit 0' TERM; "
+                           "while true; do sleep 0.1; done"],
+               "volumeMounts": [{"name": "term", "mountPath": "/data"}]}
+    store.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "trapper"},
+                  "spec": {"nodeName": "test-node", "terminationGracePeriodSeconds": 10,
+                           "volumes": vol, "containers": [trapper]}})
+    converge(agent, "trapper", lambda p: p["status"].get("phase") == "Running")
+    request_delete(store, ObjectKey("Pod", "default", "trapper"))
+    started = time.monotonic()
+    while store.get(ObjectKey("Pod", "default", "trapper")) and time.monotonic() - started < 20:
+        agent.sync_once()
+        time.sleep(0.1)
+    assert store.get(ObjectKey("Pod", "default", "trapper")) is None
+    assert time.monotonic() - started < 8        # it exited on SIGTERM, not after the grace
+    reader = {"name": "check", "image": "gitops/busybox:1", "command": ["sleep", "3600"],
+              "volumeMounts": [{"name": "term", "mountPath": "/data"}]}
+    store.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "reader"},
+                  "spec": {"nodeName": "test-node", "terminationGracePeriodSeconds": 1,
+                           "volumes": vol, "containers": [reader]}})
+    converge(agent, "reader", lambda p: p["status"].get("phase") == "Running")
+    assert _exec(agent, "check", "cat /data/term") == "got-term"
+    agent.runtime.cleanup(agent.network)
+    agent.runtime.remove_volumes()
