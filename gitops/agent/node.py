@@ -25,7 +25,7 @@ from gitops.agent.runtime import (CONFIG_HASH, CONTAINER, INSTANCE, MANAGED, POD
                                   POD_NAMESPACE, POD_UID, SANDBOX, ContainerInfo, ContainerSpec,
                                   Mount, Runtime, RuntimeFailure, SandboxSpec)
 from gitops.agent.files import write_file_set
-from gitops.agent.probes import ProbeTracker, ProbeWorker
+from gitops.agent.probes import ProbeTracker, ProbeWorker, run_probe
 from gitops.agent.status import terminated_state, pod_status
 from gitops.agent.volumes import container_mounts, file_sets
 from gitops.model import ObjectKey, key_of, quantity
@@ -190,8 +190,10 @@ class NodeAgent:
         for action in pod_plan.actions:
             try:
                 match action:
-                    case P.Stop(cid, grace):
-                        self._terminate(by_id[cid], grace, "pod deleted")
+                    case P.Stop(cid, grace, hook, spec):
+                        pod_ip = pod.get("status", {}).get("podIP", "")
+                        self._terminate(by_id[cid], grace, "pod deleted",
+                                        pre_stop=(hook, spec, pod_ip) if hook else None)
                     case P.Remove(cid, why):
                         self._remove(by_id[cid], why)
                     case P.RunSandbox():
@@ -258,9 +260,11 @@ class NodeAgent:
         self.runtime.remove(c.id)
         log.info("container_removed", pod=_pod_of(c), container=c.container, why=why)
 
-    def _terminate(self, c: ContainerInfo, grace: float, why: str, remove: bool = True) -> None:
-        """Graceful stop on the pool: SIGTERM, up to `grace` seconds, then (unless a probe
-        asked for a restart) removal."""
+    def _terminate(self, c: ContainerInfo, grace: float, why: str, remove: bool = True,
+                   pre_stop: tuple[dict, dict, str] | None = None) -> None:
+        """Graceful stop on the pool: the preStop hook, SIGTERM, SIGKILL once `grace`
+        seconds (hook included) have passed, then (unless a probe asked for a restart)
+        removal."""
         if c.id in self._terminating:
             return
         self._terminating.add(c.id)
@@ -268,7 +272,15 @@ class NodeAgent:
 
         def work() -> None:
             try:
-                self.runtime.stop(c.id, grace)
+                started = time.monotonic()
+                if pre_stop is not None:
+                    hook, spec, pod_ip = pre_stop
+                    ok, message = run_probe({**hook, "timeoutSeconds": max(1, int(grace))},
+                                            pod_ip, spec, c.id, self.runtime.exec)
+                    log.info("pre_stop_hook_ran", pod=_pod_of(c), container=c.container,
+                             ok=ok, message=message)
+                left = max(0.0, grace - (time.monotonic() - started))
+                self.runtime.stop(c.id, left)
                 if remove:
                     self.runtime.remove(c.id)
                 log.info("container_removed" if remove else "container_killed",

@@ -55,6 +55,8 @@ class Restart:
 class Stop:
     container_id: str
     grace: float
+    pre_stop: dict | None = None     # lifecycle.preStop handler, run before SIGTERM
+    container: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -127,8 +129,11 @@ def compute_pod_actions(pod: dict, containers: list[ContainerInfo],
         grace = float(pod["spec"].get("terminationGracePeriodSeconds", 30))
         # App containers drain first (graceful stop); the sandbox holding their network
         # namespace goes once they are gone, then the pod object.
+        specs = {c["name"]: c for c in pod["spec"].get("containers", [])}
         for c in apps:
-            plan.actions.append(Stop(c.id, grace) if c.state == "running"
+            spec = specs.get(c.container) or {}
+            hook = (spec.get("lifecycle") or {}).get("preStop")
+            plan.actions.append(Stop(c.id, grace, hook, spec) if c.state == "running"
                                 else Remove(c.id, "pod deleted"))
         if sandbox and not apps:
             plan.actions.append(Remove(sandbox.id, "pod deleted"))

@@ -285,7 +285,7 @@ def test_liveness_failure_restarts_and_readiness_drives_ready(agent):
     converge(agent, "probed", lambda p: "running" in p["status"]["containerStatuses"][0]["state"])
 
 
-def test_graceful_termination_delivers_sigterm(agent):
+def test_graceful_termination_runs_pre_stop_then_sigterm(agent):
     store = agent.store
     store.create({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
                   "metadata": {"name": "term"}, "spec": {}})
@@ -293,6 +293,8 @@ def test_graceful_termination_delivers_sigterm(agent):
     trapper = {"name": "app", "image": "gitops/busybox:1",
                "command": ["sh", "-c", "trap 'echo got-term > /data/term; exit 0' TERM; "
                            "while true; do sleep 0.1; done"],
+               "lifecycle": {"preStop": {"exec": {"command": [
+                   "sh", "-c", "[ ! -f /data/term ] && echo pre-stop > /data/pre"]}}},
                "volumeMounts": [{"name": "term", "mountPath": "/data"}]}
     store.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "trapper"},
                   "spec": {"nodeName": "test-node", "terminationGracePeriodSeconds": 10,
@@ -312,5 +314,6 @@ def test_graceful_termination_delivers_sigterm(agent):
                            "volumes": vol, "containers": [reader]}})
     converge(agent, "reader", lambda p: p["status"].get("phase") == "Running")
     assert _exec(agent, "check", "cat /data/term") == "got-term"
+    assert _exec(agent, "check", "cat /data/pre") == "pre-stop"   # the hook ran first
     agent.runtime.cleanup(agent.network)
     agent.runtime.remove_volumes()
