@@ -58,17 +58,29 @@ def _agent_options(f):
                      help="Seconds a sync wave may take to become healthy.")(f)
     f = click.option("--allow-host-access", is_flag=True,
                      help="Allow hostPath, privileged, hostNetwork, hostPID and hostIPC.")(f)
+    f = click.option("--webhook-secret-file", default="", type=click.Path(dir_okay=False),
+                     help="File holding the webhook secret (enables /hooks/...).")(f)
+    f = click.option("--webhook-secret-env", default="",
+                     help="Environment variable holding the webhook secret.")(f)
+    f = click.option("--api-port", default=0,
+                     help="API and webhook port on 127.0.0.1 (default: any free one).")(f)
     return f
 
 
 def _agent_flags(ref, subpath, interval, node_address, pod_subnet, allow_empty_prune,
-                 self_heal, prune, wave_timeout, allow_host_access) -> list[str]:
+                 self_heal, prune, wave_timeout, allow_host_access, webhook_secret_file,
+                 webhook_secret_env, api_port) -> list[str]:
     """The same options, as arguments for a background `gitops run`."""
     args = ["--interval", str(interval), "--node-address", node_address,
+            "--api-port", str(api_port),
             "--wave-timeout", str(wave_timeout),
             "--self-heal" if self_heal else "--no-self-heal",
             "--prune" if prune else "--no-prune"]
-    for flag, value in (("--ref", ref), ("--path", subpath), ("--pod-subnet", pod_subnet)):
+    if webhook_secret_file:
+        webhook_secret_file = str(Path(webhook_secret_file).resolve())
+    for flag, value in (("--ref", ref), ("--path", subpath), ("--pod-subnet", pod_subnet),
+                        ("--webhook-secret-file", webhook_secret_file),
+                        ("--webhook-secret-env", webhook_secret_env)):
         if value:
             args += [flag, value]
     return args + (["--allow-empty-prune"] if allow_empty_prune else []) + (
@@ -79,12 +91,11 @@ def _agent_flags(ref, subpath, interval, node_address, pod_subnet, allow_empty_p
 @click.option("--repo", "-r", required=True, help="Git URL or local directory.")
 @_agent_options
 @DATA_DIR
-@click.option("--api-port", default=0, help="API port on 127.0.0.1 (default: any free).")
 @click.option("--log-format", default="auto", type=click.Choice(["auto", "json", "console"]))
 @click.option("--log-level", default="info")
 def run(repo, ref, subpath, interval, node_address, pod_subnet, allow_empty_prune, self_heal,
-        prune, wave_timeout, allow_host_access, data_dir, api_port, log_format,
-        log_level) -> None:
+        prune, wave_timeout, allow_host_access, webhook_secret_file, webhook_secret_env,
+        api_port, data_dir, log_format, log_level) -> None:
     """Run the agent in the foreground."""
     from gitops.daemon import AgentConfig, run_agent
     logsetup.configure(log_format, log_level)
@@ -94,7 +105,9 @@ def run(repo, ref, subpath, interval, node_address, pod_subnet, allow_empty_prun
                               api_port=api_port, pod_subnet=pod_subnet,
                               allow_empty_prune=allow_empty_prune, self_heal=self_heal,
                               prune=prune, wave_timeout=wave_timeout,
-                              allow_host_access=allow_host_access))
+                              allow_host_access=allow_host_access,
+                              webhook_secret_file=webhook_secret_file,
+                              webhook_secret_env=webhook_secret_env))
     except GitopsError as exc:
         _fail(str(exc))
 
@@ -110,7 +123,8 @@ def _source_id(source: str) -> str:
 @click.option("--wait", is_flag=True, help="Return once every object is healthy.")
 @click.option("--timeout", default=300.0, show_default=True, help="Seconds --wait waits.")
 def up(source, ref, subpath, interval, node_address, pod_subnet, allow_empty_prune, self_heal,
-       prune, wave_timeout, allow_host_access, data_dir, wait, timeout) -> None:
+       prune, wave_timeout, allow_host_access, webhook_secret_file, webhook_secret_env,
+       api_port, data_dir, wait, timeout) -> None:
     """Start an agent in the background for SOURCE (directory or git URL)."""
     dd = DataDir.at(data_dir)
     dd.root.mkdir(parents=True, exist_ok=True)
@@ -126,7 +140,8 @@ def up(source, ref, subpath, interval, node_address, pod_subnet, allow_empty_pru
                str(dd.root), "--log-format", "json",
                *_agent_flags(ref, subpath, interval, node_address, pod_subnet,
                              allow_empty_prune, self_heal, prune, wave_timeout,
-                             allow_host_access)]
+                             allow_host_access, webhook_secret_file, webhook_secret_env,
+                             api_port)]
         with open(dd.log_file, "ab") as logf:
             proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, start_new_session=True)

@@ -22,6 +22,7 @@ from gitops.agent.docker import DockerRuntime
 from gitops.agent.network import SERVICE_POOL, pick_subnet
 from gitops.agent.node import NodeAgent
 from gitops.api.server import ApiContext, make_app, object_health
+from gitops.api.webhook import add_webhook_routes
 from gitops.controllers.manager import ControllerManager
 from gitops.errors import GitopsError
 from gitops.health import assess
@@ -32,6 +33,7 @@ from gitops.proxy.services import ServiceNetwork
 from gitops.source import make_source
 from gitops.source.base import DirSource
 from gitops.source.watch import DirWatcher
+from gitops.source.webhook import load_secret
 from gitops.store.sqlite import SqliteStore
 from gitops.sync.drift import DriftRecorder, declaring_object
 from gitops.sync.engine import SyncEngine, SyncPolicy
@@ -57,12 +59,16 @@ class AgentConfig:
     prune: bool = True
     wave_timeout: float = 300.0
     allow_host_access: bool = False
+    webhook_secret_file: str = ""
+    webhook_secret_env: str = ""
 
 
 class Agent:
     def __init__(self, config: AgentConfig) -> None:
         self.config = config
         self.dd = DataDir.at(config.data_dir)
+        self.webhook_secret = load_secret(config.webhook_secret_file or None,
+                                          config.webhook_secret_env or None)
         self.dd.root.mkdir(parents=True, exist_ok=True)
         self._lock_fd = _lock(self.dd.lock_file)
         self.store = SqliteStore(self.dd.store)
@@ -232,6 +238,8 @@ class Agent:
         token = _token(self.dd.token_file)
         app = make_app(ApiContext(self.store, token, self.status, self.control,
                                   self.stop.set, self.pod_logs))
+        add_webhook_routes(app, self.webhook_secret, self.source.url, self.config.ref,
+                           lambda _event: self.trigger_sync("webhook"))
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, self.config.api_host, self.config.api_port)

@@ -118,3 +118,58 @@ def test_watched_directory_edit_applies_without_waiting_for_the_poll(docker_clie
         assert status["last_sync"]["result"] == "synced"
     finally:
         gitops("down", "--data-dir", data)
+
+
+@pytest.mark.docker
+def test_webhook_push_converges_without_the_poll(docker_client, tmp_path):
+    import hashlib
+    import hmac
+    import time
+    import urllib.error
+    import urllib.request
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "config", "user.email", "t@example.invalid")
+    git(repo, "config", "user.name", "t")
+    write_cm(repo, "a", "1")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "one")
+    secret = tmp_path / "hook-secret"
+    secret.write_text("topsecret\n")
+    data = str(tmp_path / "data")
+
+    def post(body: bytes, signature: str) -> int:
+        url = json.loads((tmp_path / "data" / "agent.json").read_text())["url"]
+        req = urllib.request.Request(f"{url}/hooks/github", data=body, method="POST", headers={
+            "X-GitHub-Event": "push", "X-Hub-Signature-256": signature,
+            "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return resp.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    try:
+        assert gitops("up", f"file://{repo}", "--wait", "--timeout", "60", "--data-dir", data,
+                      "--interval", "3600", "--webhook-secret-file", str(secret)).returncode == 0
+        write_cm(repo, "a", "2")
+        git(repo, "commit", "-qam", "two")
+        body = json.dumps({"ref": "refs/heads/main",
+                           "repository": {"clone_url": f"file://{repo}"}}).encode()
+        bad = "sha256=" + hmac.new(b"wrong", body, hashlib.sha256).hexdigest()
+        assert post(body, bad) == 401
+        time.sleep(1)
+        out = gitops("get", "cm", "a", "-o", "json", "--data-dir", data)
+        assert json.loads(out.stdout)["data"]["value"] == "1"      # nothing changed
+        good = "sha256=" + hmac.new(b"topsecret", body, hashlib.sha256).hexdigest()
+        pushed = time.monotonic()
+        assert post(body, good) == 202
+        value = "1"
+        while value != "2" and time.monotonic() - pushed < 15:
+            out = gitops("get", "cm", "a", "-o", "json", "--data-dir", data)
+            value = json.loads(out.stdout)["data"]["value"]
+        assert value == "2"
+        assert "topsecret" not in (tmp_path / "data" / "agent.log").read_text()
+    finally:
+        gitops("down", "--data-dir", data)
