@@ -257,16 +257,28 @@ def status(fmt, data_dir) -> None:
 @click.option("-c", "--container", default="")
 @click.option("-n", "--namespace", default="default", show_default=True)
 @click.option("--tail", default=100, show_default=True)
+@click.option("-f", "--follow", is_flag=True, help="Stream new output until the container stops.")
+@click.option("-p", "--previous", is_flag=True, help="Output of the previous, terminated run.")
 @DATA_DIR
-def logs(pod, container, namespace, tail, data_dir) -> None:
+def logs(pod, container, namespace, tail, follow, previous, data_dir) -> None:
     """Print a container's logs."""
     path = f"/api/v1/namespaces/{namespace}/pods/{pod}/log?tailLines={tail}"
     if container:
         path += f"&container={container}"
+    if previous:
+        path += "&previous=true"
+    client = _client(data_dir)
     try:
-        click.echo(_client(data_dir).get(path), nl=False)
+        if follow and not previous:
+            for chunk in client.stream(path + "&follow=true"):
+                sys.stdout.buffer.write(chunk)
+                sys.stdout.flush()
+        else:
+            click.echo(client.get(path), nl=False)
     except GitopsError as exc:
         _fail(str(exc), 1)
+    except KeyboardInterrupt:
+        pass
 
 
 def _control(data_dir: str, verb: str, query: str = "", wait: bool = False,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from typing import Any
 
 from gitops.errors import GitopsError
@@ -42,6 +43,22 @@ class Client:
         except (urllib.error.URLError, OSError) as exc:
             raise AgentNotRunning(f"agent at {self.url} does not answer: {exc}") from exc
         return json.loads(body) if "json" in ctype else body.decode(errors="replace")
+
+    def stream(self, path: str) -> Iterator[bytes]:
+        """Chunks of a streaming response (logs -f) until the server ends it."""
+        req = urllib.request.Request(self.url + path,
+                                     headers={"Authorization": f"Bearer {self._token}"})
+        try:
+            with urllib.request.urlopen(req, timeout=3600) as resp:
+                while chunk := resp.read1(65536):
+                    yield chunk
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode(errors="replace")
+            try:
+                detail = json.loads(detail).get("message", detail)
+            except ValueError:
+                pass
+            raise GitopsError(f"GET {path}: {exc.code} {detail}") from exc
 
     def get(self, path: str, timeout: float = 30) -> Any:
         return self.request("GET", path, timeout)

@@ -11,7 +11,9 @@ import signal
 import socket
 import threading
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import structlog
@@ -21,7 +23,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from gitops.agent.docker import DockerRuntime
 from gitops.agent.network import SERVICE_POOL, pick_subnet
 from gitops.agent.node import NodeAgent
-from gitops.api.server import ApiContext, make_app, object_health
+from gitops.api.server import ApiContext, LogRequest, make_app, object_health
 from gitops.api.webhook import add_webhook_routes
 from gitops.controllers.manager import ControllerManager
 from gitops.errors import GitopsError
@@ -211,16 +213,44 @@ class Agent:
                 return {"sha": rev, "head": head}
         raise GitopsError("no earlier successfully applied revision in the history")
 
-    async def pod_logs(self, ns: str, pod: str, container: str, tail: int) -> str:
-        obj = self.store.get(ObjectKey("Pod", ns, pod))
+    async def pod_logs(self, req: LogRequest) -> str | AsyncIterator[bytes]:
+        obj = self.store.get(ObjectKey("Pod", req.namespace, req.pod))
         if obj is None:
-            raise web.HTTPNotFound(text=f'pod "{pod}" not found')
-        names = [c["name"] for c in obj["spec"].get("containers", [])]
-        name = container or names[0]
-        for c in await asyncio.to_thread(self.runtime.list_containers):
-            if c.pod_uid == obj["metadata"]["uid"] and c.container == name:
-                return await asyncio.to_thread(self.runtime.logs, c.id, tail)
-        return ""
+            raise GitopsError(f'pod "{req.pod}" not found')
+        spec = obj["spec"]
+        names = [c["name"] for c in [*(spec.get("initContainers") or []), *spec["containers"]]]
+        name = req.container or spec["containers"][0]["name"]
+        if name not in names:
+            raise GitopsError(f'container "{name}" is not valid for pod "{req.pod}"')
+        info = next((c for c in await asyncio.to_thread(self.runtime.list_containers)
+                     if c.pod_uid == obj["metadata"]["uid"] and c.container == name), None)
+        if info is None:
+            raise GitopsError(f'container "{name}" in pod "{req.pod}" has not started')
+        if req.previous:
+            statuses = obj.get("status", {}).get("containerStatuses") or []
+            last = next((s.get("lastState", {}).get("terminated") for s in statuses
+                         if s["name"] == name), None)
+            if not last:
+                raise GitopsError(f'previous terminated container "{name}" in pod '
+                                  f'"{req.pod}" not found')
+            since = datetime.fromisoformat(last["startedAt"].replace("Z", "+00:00"))
+            return await asyncio.to_thread(self.runtime.logs, info.id, req.tail,
+                                           since.timestamp())
+        if not req.follow:
+            return await asyncio.to_thread(self.runtime.logs, info.id, req.tail)
+        return self._follow(info.id, req.tail)
+
+    async def _follow(self, container_id: str, tail: int) -> AsyncIterator[bytes]:
+        """Relay a blocking Docker log stream; closing it ends the reader thread."""
+        stream = await asyncio.to_thread(self.runtime.follow_logs, container_id, tail)
+        try:
+            while not self.stop.is_set():
+                chunk = await asyncio.to_thread(next, stream, None)
+                if chunk is None:
+                    break
+                yield chunk
+        finally:
+            stream.close()
 
     # -- lifecycle ----------------------------------------------------------------------
     async def run(self) -> None:

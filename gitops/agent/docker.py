@@ -11,6 +11,7 @@ import tarfile
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime, timezone
 
 import docker
 import docker.errors
@@ -188,12 +189,26 @@ class DockerRuntime:
             if "already in progress" not in str(exc):
                 raise
 
-    def logs(self, container_id: str, tail: int = 100) -> str:
+    def logs(self, container_id: str, tail: int = 100, previous_since: float | None = None
+             ) -> str:
+        """The current run's output; with previous_since, the run before it (the agent
+        restarts the same container, so runs are told apart by their start times)."""
         try:
-            raw = self.client.api.logs(container_id, tail=tail, timestamps=False)
+            started = _precise(self.client.api.inspect_container(container_id))
+            if previous_since is not None:
+                raw = self.client.api.logs(container_id, tail=tail, since=int(previous_since),
+                                           until=started)
+            else:
+                raw = self.client.api.logs(container_id, tail=tail, since=started)
         except docker.errors.NotFound:
             return ""
         return raw.decode(errors="replace")
+
+    def follow_logs(self, container_id: str, tail: int = 100):
+        """A closable stream of the current run's output, until the container stops."""
+        started = _precise(self.client.api.inspect_container(container_id))
+        return self.client.api.logs(container_id, tail=tail, since=started, stream=True,
+                                    follow=True)
 
     def exec(self, container_id: str, cmd: list[str], timeout: float) -> tuple[int, bytes]:
         """Run cmd in a container (probes, hooks): (exit code, output). On timeout the
@@ -306,6 +321,16 @@ def _info(raw: dict) -> ContainerInfo:
         finished_at=_ts(state.get("FinishedAt")), oom_killed=bool(state.get("OOMKilled")),
         error=state.get("Error", ""), ip=ip, image=raw.get("Config", {}).get("Image", ""),
         image_id=raw.get("Image", ""))
+
+
+def _precise(raw: dict) -> float:
+    """State.StartedAt to the microsecond (Docker keeps nanoseconds)."""
+    value = raw.get("State", {}).get("StartedAt", "")
+    if not value or value.startswith("0001-"):
+        return 0.0
+    head, _, frac = value.rstrip("Z").partition(".")
+    whole = datetime.fromisoformat(head).replace(tzinfo=timezone.utc).timestamp()
+    return whole + float(f"0.{frac[:6] or 0}")
 
 
 def _ts(value: str | None) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +24,17 @@ class ApiContext:
     status: Callable[[], dict]
     control: Callable[[str, dict], Awaitable[dict]]       # verb, query -> result
     shutdown: Callable[[], None]
-    logs: Callable[[str, str, str, int], Awaitable[str]]   # ns, pod, container, tail
+    logs: Callable[[LogRequest], Awaitable[str | AsyncIterator[bytes]]]
+
+
+@dataclass(frozen=True)
+class LogRequest:
+    namespace: str
+    pod: str
+    container: str = ""
+    tail: int = 100
+    previous: bool = False
+    follow: bool = False
 
 
 CONTROL_VERBS = ("sync", "rollback", "unpin", "suspend", "resume")
@@ -73,12 +83,24 @@ async def _list_or_get(request: web.Request) -> web.Response:
                               "metadata": {}, "items": [mask_secret(o) for o in items]})
 
 
-async def _pod_log(request: web.Request) -> web.Response:
+async def _pod_log(request: web.Request) -> web.StreamResponse:
     ctx: ApiContext = request.app["ctx"]
-    text = await ctx.logs(request.match_info["namespace"], request.match_info["name"],
-                          request.query.get("container", ""),
-                          int(request.query.get("tailLines", "100")))
-    return web.Response(text=text)
+    q = request.query
+    try:
+        out = await ctx.logs(LogRequest(
+            request.match_info["namespace"], request.match_info["name"],
+            q.get("container", ""), int(q.get("tailLines", "100")),
+            q.get("previous") in ("true", "1"), q.get("follow") in ("true", "1")))
+    except GitopsError as exc:
+        return _status_error(400, "BadRequest", str(exc))
+    if isinstance(out, str):
+        return web.Response(text=out)
+    resp = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8"})
+    await resp.prepare(request)
+    async for chunk in out:
+        await resp.write(chunk)
+    await resp.write_eof()
+    return resp
 
 
 async def _status(request: web.Request) -> web.Response:
