@@ -150,8 +150,13 @@ class Agent:
     async def _proxy_loop(self) -> None:
         while not self.stop.is_set():
             self.proxy_dirty.clear()
-            await self.services.apply(self.store.list("Service"), self.store.list("Endpoints"),
-                                      self.store.list("Pod"))
+            try:
+                await self.services.apply(self.store.list("Service"),
+                                          self.store.list("Endpoints"), self.store.list("Pod"))
+            except Exception:   # one bad pass must never stop the loop
+                log.exception("loop_pass_failed", loop="services")
+                await asyncio.sleep(1.0)
+                self.proxy_dirty.set()
             try:
                 await asyncio.wait_for(self.proxy_dirty.wait(), timeout=10)
             except asyncio.TimeoutError:
