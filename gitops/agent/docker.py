@@ -57,16 +57,32 @@ class DockerRuntime:
         self.client = client or docker.DockerClient(base_url=self.host, timeout=60)
         self._labels = [f"{MANAGED}=true", f"{INSTANCE}={instance}"]
         self._extra = extra_labels()
+        self._inspected: dict[str, ContainerInfo] = {}
+        self._images_seen: dict[str, float] = {}
+        self._events_live = False
 
     # -- inventory --------------------------------------------------------------------
     def list_containers(self) -> list[ContainerInfo]:
+        """Every container of this instance. While the events stream runs, inspections are
+        cached and each container event drops its entry, so a pass over hundreds of pods
+        costs one list call instead of one inspect per container."""
         api = self.client.api
         out = []
-        for summary in api.containers(all=True, filters={"label": self._labels}):
-            try:
-                out.append(_info(api.inspect_container(summary["Id"])))
-            except docker.errors.NotFound:
-                continue    # removed between list and inspect
+        listed = api.containers(all=True, filters={"label": self._labels})
+        for summary in listed:
+            cid = summary["Id"]
+            info = self._inspected.get(cid) if self._events_live else None
+            if info is None or info.state != summary.get("State"):
+                try:
+                    info = _info(api.inspect_container(cid))
+                except docker.errors.NotFound:
+                    continue    # removed between list and inspect
+                if self._events_live:
+                    self._inspected[cid] = info
+            out.append(info)
+        if len(self._inspected) > 2 * len(listed) + 100:
+            alive = {c["Id"] for c in listed}
+            self._inspected = {k: v for k, v in self._inspected.items() if k in alive}
         return out
 
     def ping(self) -> dict:
@@ -74,8 +90,12 @@ class DockerRuntime:
 
     # -- images -----------------------------------------------------------------------
     def image_present(self, image: str) -> bool:
+        """Positive answers are remembered briefly: every pass asks for every pod."""
+        if time.monotonic() - self._images_seen.get(image, -1e9) < 30:
+            return True
         try:
-            self.client.images.get(image)
+            self.client.api.inspect_image(image)
+            self._images_seen[image] = time.monotonic()
             return True
         except docker.errors.ImageNotFound:
             return False
@@ -253,11 +273,18 @@ class DockerRuntime:
                 for event in self.client.api.events(
                         since=since, until=until, decode=True,
                         filters={"type": "container", "label": self._labels}):
+                    self._inspected.pop(event.get("id", ""), None)
                     on_event(event)
+                self._events_live = True
             except docker.errors.DockerException as exc:
+                # Events may have been missed: no cached inspection can be trusted.
+                self._events_live = False
+                self._inspected.clear()
                 log.warning("docker_events_failed", error=str(exc))
                 time.sleep(1.0)
             since = until
+        self._events_live = False
+        self._inspected.clear()
 
     def _ensure_volume(self, name: str, labels: dict[str, str]) -> None:
         try:

@@ -9,27 +9,37 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qs
 
 from gitops.errors import GitopsError
 
 PROVIDERS = ("github", "gitea", "gitlab", "generic")
 
+# Where each provider puts the repository's URLs (GitHub/Gitea `repository`, GitLab both).
+_URL_KEYS = {"repository": ("clone_url", "html_url", "ssh_url", "git_url", "url", "homepage",
+                            "git_http_url", "git_ssh_url"),
+             "project": ("git_http_url", "git_ssh_url", "web_url", "http_url", "ssh_url")}
+
 
 def load_secret(file: str | None = None, env: str | None = None) -> bytes | None:
     """The shared secret, from a file or an environment variable (never from argv)."""
+    if file and env:
+        raise GitopsError("give the webhook secret as a file or an environment variable, "
+                          "not both")
     if file:
         try:
-            value = open(file, "rb").read().strip()
+            value = Path(file).read_bytes().rstrip(b"\r\n")   # `echo s > f` adds a newline
         except OSError as exc:
-            raise GitopsError(f"webhook secret file {file}: {exc.strerror}") from exc
-        if not value:
+            raise GitopsError(f"webhook secret file {file}: {exc.strerror or exc}") from exc
+        if not value.strip():
             raise GitopsError(f"webhook secret file {file} is empty")
         return value
     if env:
-        value = os.environ.get(env, "").strip()
-        if not value:
+        value = os.fsencode(os.environ.get(env, "")).rstrip(b"\r\n")
+        if not value.strip():
             raise GitopsError(f"webhook secret variable {env} is unset or empty")
-        return value.encode()
+        return value
     return None
 
 
@@ -46,66 +56,84 @@ def _header(headers: Mapping[str, str], name: str) -> str:
     return next((v for k, v in headers.items() if k.lower() == low), "")
 
 
+def _b(text: str) -> bytes:
+    # aiohttp decodes odd header bytes as surrogates; they must compare unequal, not crash.
+    return text.encode("utf-8", "surrogateescape")
+
+
 def _hmac_ok(secret: bytes, body: bytes, given: str, prefix: str = "sha256=") -> bool:
-    if prefix and not given.startswith(prefix):
+    if not given.startswith(prefix):
         return False
     digest = hmac.new(secret, body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(digest.encode(), given[len(prefix):].strip().lower().encode())
+    return hmac.compare_digest(digest.encode(), _b(given[len(prefix):].strip().lower()))
 
 
 def verify(provider: str, headers: Mapping[str, str], body: bytes, secret: bytes) -> bool:
+    """Does the request carry a valid signature (or token) for `secret`?"""
+    if not secret:
+        return False                    # an empty HMAC key would let anyone sign
     if provider in ("github", "gitea"):
-        if sig := _header(headers, "X-Hub-Signature-256"):
-            return _hmac_ok(secret, body, sig)
-        if provider == "gitea" and (sig := _header(headers, "X-Gitea-Signature")):
-            return _hmac_ok(secret, body, sig, prefix="")
-        return False
+        sigs = [(_header(headers, "X-Hub-Signature-256"), "sha256=")]
+        if provider == "gitea":
+            sigs.append((_header(headers, "X-Gitea-Signature"), ""))
+        return any(_hmac_ok(secret, body, sig, prefix) for sig, prefix in sigs if sig)
     if provider == "gitlab":
         token = _header(headers, "X-Gitlab-Token")
-        return bool(token) and hmac.compare_digest(token.encode(), secret)
+        return bool(token) and hmac.compare_digest(_b(token), secret)
     if provider == "generic":
         return _hmac_ok(secret, body, _header(headers, "X-Signature-256"))
     return False
 
 
+def _payload(headers: Mapping[str, str], body: bytes) -> dict:
+    """The JSON document, also when sent form-encoded (GitHub's `payload=` content type)."""
+    text = body.decode("utf-8", "replace").strip()
+    if ("form-urlencoded" in _header(headers, "Content-Type").lower()
+            or text.startswith("payload=")):
+        text = (parse_qs(text).get("payload") or [""])[0]
+    try:
+        data = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def parse_push(provider: str, headers: Mapping[str, str], body: bytes) -> PushEvent | None:
     """The push this request announces, or None for other events (ping, issues...)."""
     if provider in ("github", "gitea"):
-        event = _header(headers, "X-GitHub-Event") or _header(headers, "X-Gitea-Event")
+        event = (_header(headers, "X-GitHub-Event") or _header(headers, "X-Gitea-Event")
+                 or _header(headers, "X-Gogs-Event"))
         if event and event != "push":
             return None
     if provider == "gitlab" and _header(headers, "X-Gitlab-Event") not in (
             "Push Hook", "Tag Push Hook"):
         return None
-    try:
-        payload = json.loads(body) if body.strip() else {}
-    except ValueError:
-        payload = {}
-    if not isinstance(payload, dict):
-        payload = {}
-    repo = payload.get("repository") if isinstance(payload.get("repository"), dict) else {}
-    project = payload.get("project") if isinstance(payload.get("project"), dict) else {}
-    urls = tuple(u for u in (repo.get(k) for k in (
-        "clone_url", "html_url", "ssh_url", "git_url", "url", "git_http_url", "git_ssh_url"))
-        if isinstance(u, str)) + tuple(u for u in (project.get(k) for k in (
-            "git_http_url", "git_ssh_url", "web_url")) if isinstance(u, str))
-    ref, after = payload.get("ref"), payload.get("after") or payload.get("checkout_sha")
+    data = _payload(headers, body)
+    urls: list[str] = []
+    for section, keys in _URL_KEYS.items():
+        obj = data.get(section)
+        if isinstance(obj, dict):
+            urls += [u for u in (obj.get(k) for k in keys) if isinstance(u, str) and u]
+    ref, after = data.get("ref"), data.get("after") or data.get("checkout_sha")
     return PushEvent(provider, ref if isinstance(ref, str) else None,
-                     after if isinstance(after, str) else None, urls)
+                     after if isinstance(after, str) else None, tuple(dict.fromkeys(urls)))
 
 
 def normalize_url(url: str) -> str:
-    """`git@host:o/r.git`, `https://user@Host/o/r/` and `ssh://git@host/o/r` all match."""
+    """`git@host:o/r.git`, `https://user@Host/o/r/` and `ssh://git@host:22/o/r` all match.
+
+    The whole URL is compared case-insensitively: a false match costs one extra sync,
+    a missed one (GitHub reports `Owner/Repo` as spelled on GitHub) waits for the poll.
+    """
     url = url.strip()
-    if m := re.match(r"^[\w.-]+@([^:/]+):(.+)$", url):   # scp-like ssh syntax
+    if m := re.match(r"^(?:[^@/:]+@)?([^@/:]+):(?!//)(.+)$", url):   # scp-like ssh syntax
         host, path = m.group(1), m.group(2)
     else:
-        url = re.sub(r"^[a-z+]+://", "", url)
-        url = url.split("@", 1)[-1]
-        host, _, path = url.partition("/")
-        host = host.split(":")[0]
-    path = path.strip("/").removesuffix(".git")
-    return f"{host.lower()}/{path}"
+        url = re.sub(r"^[a-z][a-z0-9+.-]*://", "", url, flags=re.IGNORECASE)
+        authority, _, path = url.partition("/")
+        host = re.sub(r":\d*$", "", authority.rpartition("@")[2])   # drop user and port
+    path = path.strip("/").removesuffix(".git").strip("/")
+    return f"{host}/{path}".lower()
 
 
 def concerns(event: PushEvent, repo_url: str, ref: str) -> bool:
@@ -113,8 +141,10 @@ def concerns(event: PushEvent, repo_url: str, ref: str) -> bool:
     if event.repo_urls and normalize_url(repo_url) not in {normalize_url(u)
                                                           for u in event.repo_urls}:
         return False
-    if re.fullmatch(r"[0-9a-f]{40}", ref or ""):
+    if re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", ref or "", flags=re.IGNORECASE):
         return False                    # pinned to a commit: a push cannot move it
-    if not ref or not event.ref:
-        return True
+    if not event.ref:
+        return True                     # payload without a ref: let the sync decide
+    if not ref:
+        return event.ref.startswith("refs/heads/")   # default branch: any branch push
     return event.ref in (ref, f"refs/heads/{ref}", f"refs/tags/{ref}")
