@@ -38,6 +38,7 @@ class LogRequest:
 
 
 CONTROL_VERBS = ("sync", "rollback", "unpin", "suspend", "resume")
+CTX = web.AppKey("ctx", ApiContext)
 
 
 def _status_error(code: int, reason: str, message: str) -> web.Response:
@@ -49,7 +50,7 @@ def _status_error(code: int, reason: str, message: str) -> web.Response:
 async def _auth(request: web.Request, handler: Any) -> web.StreamResponse:
     if request.path == "/healthz" or request.path.startswith("/hooks/"):
         return await handler(request)     # webhooks authenticate by their signature
-    token: str = request.app["ctx"].token
+    token: str = request.app[CTX].token
     given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
     if not hmac.compare_digest(given.encode(), token.encode()):
         return _status_error(401, "Unauthorized", "a valid bearer token is required")
@@ -65,7 +66,7 @@ async def _healthz(_: web.Request) -> web.Response:
 
 
 async def _list_or_get(request: web.Request) -> web.Response:
-    ctx: ApiContext = request.app["ctx"]
+    ctx: ApiContext = request.app[CTX]
     plural = request.match_info["plural"]
     kind = _kind_for_plural(plural)
     if kind is None:
@@ -84,7 +85,7 @@ async def _list_or_get(request: web.Request) -> web.Response:
 
 
 async def _pod_log(request: web.Request) -> web.StreamResponse:
-    ctx: ApiContext = request.app["ctx"]
+    ctx: ApiContext = request.app[CTX]
     q = request.query
     try:
         out = await ctx.logs(LogRequest(
@@ -104,7 +105,7 @@ async def _pod_log(request: web.Request) -> web.StreamResponse:
 
 
 async def _status(request: web.Request) -> web.Response:
-    return web.json_response(request.app["ctx"].status())
+    return web.json_response(request.app[CTX].status())
 
 
 async def _control(request: web.Request) -> web.Response:
@@ -112,7 +113,7 @@ async def _control(request: web.Request) -> web.Response:
     if verb not in CONTROL_VERBS:
         return _status_error(404, "NotFound", f"no such action {verb!r}")
     try:
-        result = await request.app["ctx"].control(verb, dict(request.query))
+        result = await request.app[CTX].control(verb, dict(request.query))
     except GitopsError as exc:
         return _status_error(409, "Conflict", str(exc))
     return web.json_response(result)
@@ -120,17 +121,17 @@ async def _control(request: web.Request) -> web.Response:
 
 async def _history(request: web.Request) -> web.Response:
     limit = int(request.query.get("limit", "20"))
-    return web.json_response({"items": request.app["ctx"].store.history(limit)})
+    return web.json_response({"items": request.app[CTX].store.history(limit)})
 
 
 async def _shutdown(request: web.Request) -> web.Response:
-    asyncio.get_running_loop().call_later(0.1, request.app["ctx"].shutdown)
+    asyncio.get_running_loop().call_later(0.1, request.app[CTX].shutdown)
     return web.json_response({"stopping": True})
 
 
 def make_app(ctx: ApiContext) -> web.Application:
     app = web.Application(middlewares=[_auth])
-    app["ctx"] = ctx
+    app[CTX] = ctx
     app.router.add_get("/healthz", _healthz)
     for prefix in ("/api/v1", "/apis/{group}/{version}"):
         app.router.add_get(prefix + "/{plural}", _list_or_get)
