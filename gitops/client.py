@@ -34,12 +34,7 @@ class Client:
                 body = resp.read()
                 ctype = resp.headers.get("Content-Type", "")
         except urllib.error.HTTPError as exc:
-            detail = exc.read().decode(errors="replace")
-            try:
-                detail = json.loads(detail).get("message", detail)
-            except ValueError:
-                pass
-            raise GitopsError(f"{method} {path}: {exc.code} {detail}") from exc
+            raise GitopsError(f"{method} {path}: {exc.code} {_detail(exc)}") from exc
         except (urllib.error.URLError, OSError) as exc:
             raise AgentNotRunning(f"agent at {self.url} does not answer: {exc}") from exc
         return json.loads(body) if "json" in ctype else body.decode(errors="replace")
@@ -53,18 +48,22 @@ class Client:
                 while chunk := resp.read1(65536):
                     yield chunk
         except urllib.error.HTTPError as exc:
-            detail = exc.read().decode(errors="replace")
-            try:
-                detail = json.loads(detail).get("message", detail)
-            except ValueError:
-                pass
-            raise GitopsError(f"GET {path}: {exc.code} {detail}") from exc
+            raise GitopsError(f"GET {path}: {exc.code} {_detail(exc)}") from exc
 
     def get(self, path: str, timeout: float = 30) -> Any:
         return self.request("GET", path, timeout)
 
     def post(self, path: str, timeout: float = 130) -> Any:
         return self.request("POST", path, timeout)
+
+
+def _detail(exc: urllib.error.HTTPError) -> str:
+    """The message of a Kubernetes-style Status body, else the body itself."""
+    body = exc.read().decode(errors="replace")
+    try:
+        return json.loads(body).get("message", body)
+    except (ValueError, AttributeError):
+        return body
 
 
 def resource_path(api_version: str, plural: str, namespace: str | None, name: str = "") -> str:
