@@ -6,6 +6,7 @@ import time
 import urllib.request
 
 import pytest
+from structlog.testing import capture_logs
 
 from gitops.agent.docker import DockerRuntime
 from gitops.agent.network import pick_subnet
@@ -109,6 +110,13 @@ def test_crashing_container_restarts_with_backoff_and_keeps_last_state(agent):
     assert cs["state"]["waiting"]["reason"] == "CrashLoopBackOff"
     assert cs["lastState"]["terminated"]["exitCode"] == 3
     assert pod["status"]["phase"] == "Running"
+    # the kubelet's curve, not Docker's 100 ms one: the next restart waits 10 s
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        agent.sync_once()
+        time.sleep(0.25)
+    pod = agent.store.get(ObjectKey("Pod", "default", "crash"))
+    assert pod["status"]["containerStatuses"][0]["restartCount"] == 1
 
 
 def test_never_restart_pod_succeeds(agent):
@@ -165,8 +173,10 @@ def test_volumes_empty_dir_pvc_configmap_secret(agent):
     pod = store.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "vols"},
                         "spec": {"nodeName": "test-node", "terminationGracePeriodSeconds": 1,
                                  "volumes": volumes, "containers": [writer, reader]}})
-    converge(agent, "vols", lambda p: p["status"].get("phase") == "Running"
-             and all(c["ready"] for c in p["status"]["containerStatuses"]))
+    with capture_logs() as logs:
+        converge(agent, "vols", lambda p: p["status"].get("phase") == "Running"
+                 and all(c["ready"] for c in p["status"]["containerStatuses"]))
+    assert "s3cr3t" not in repr(logs) and "czNjcjN0" not in repr(logs)
 
     def sh(container: str, cmd: str) -> str:
         info = next(c for c in agent.runtime.list_containers() if c.container == container)
@@ -317,3 +327,20 @@ def test_graceful_termination_runs_pre_stop_then_sigterm(agent):
     assert _exec(agent, "check", "cat /data/pre") == "pre-stop"   # the hook ran first
     agent.runtime.cleanup(agent.network)
     agent.runtime.remove_volumes()
+
+
+def test_orphans_are_removed_and_unlabelled_containers_untouched(agent):
+    client = agent.runtime.client
+    labels = {"gitops.managed": "true", "gitops.instance": agent.runtime.instance,
+              "gitops.pod.uid": "no-such-pod", "gitops.pod.namespace": "default",
+              "gitops.pod.name": "ghost", "gitops.container": "app", "gitops.test": "true"}
+    orphan = client.containers.run("gitops/busybox:1", ["sleep", "60"], detach=True,
+                                   labels=labels, network_mode="none")
+    stranger = client.containers.run("gitops/busybox:1", ["sleep", "60"], detach=True,
+                                     labels={"gitops.test": "true"}, network_mode="none")
+    try:
+        agent.sync_once()
+        ids = {c.id for c in client.containers.list(all=True)}
+        assert orphan.id not in ids and stranger.id in ids
+    finally:
+        stranger.remove(force=True)
