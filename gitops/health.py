@@ -85,5 +85,48 @@ def _pvc(obj: dict) -> Health:
     return Health(HEALTHY, "bound") if phase == "Bound" else Health(PROGRESSING, phase)
 
 
+def _statefulset(obj: dict) -> Health:
+    spec, st = obj.get("spec", {}), obj.get("status", {})
+    want = spec.get("replicas", 1)
+    if st.get("observedGeneration", 0) < obj["metadata"].get("generation", 1):
+        return Health(PROGRESSING, "waiting for the statefulset spec to be observed")
+    ready, available = st.get("readyReplicas", 0), st.get("availableReplicas", 0)
+    if ready < want:
+        return Health(PROGRESSING, f"{ready} of {want} pods ready")
+    if available < want:
+        return Health(PROGRESSING, f"{available} of {want} pods available")
+    if st.get("replicas", 0) > want:
+        return Health(PROGRESSING, f"{st['replicas'] - want} pods pending termination")
+    strategy = spec.get("updateStrategy") or {}
+    if strategy.get("type") == "OnDelete":
+        return Health(HEALTHY, f"{ready}/{want} ready (OnDelete: pods update when deleted)")
+    updated, revision = st.get("updatedReplicas", 0), st.get("updateRevision", "")
+    if partition := (strategy.get("rollingUpdate") or {}).get("partition") or 0:
+        target = max(0, want - partition)
+        if updated < target:
+            return Health(PROGRESSING, f"partitioned rollout: {updated} of {target} pods "
+                                       f"at revision {revision}")
+        return Health(HEALTHY, f"partitioned rollout complete: {updated} of {want} pods "
+                               f"at revision {revision}")
+    if st.get("currentRevision") != revision:
+        return Health(PROGRESSING, f"rolling update: {updated} of {want} pods at revision "
+                                   f"{revision}")
+    return Health(HEALTHY, f"{ready}/{want} ready at revision {revision}")
+
+
+def _daemonset(obj: dict) -> Health:
+    spec, st = obj.get("spec", {}), obj.get("status", {})
+    if st.get("observedGeneration", 0) < obj["metadata"].get("generation", 1):
+        return Health(PROGRESSING, "waiting for the daemonset spec to be observed")
+    desired = st.get("desiredNumberScheduled", 0)
+    updated, available = st.get("updatedNumberScheduled", 0), st.get("numberAvailable", 0)
+    if (spec.get("updateStrategy") or {}).get("type") != "OnDelete" and updated < desired:
+        return Health(PROGRESSING, f"{updated} of {desired} updated pods scheduled")
+    if available < desired:
+        return Health(PROGRESSING, f"{available} of {desired} pods available")
+    return Health(HEALTHY, f"{available}/{desired} available")
+
+
 _BY_KIND = {"Deployment": _deployment, "ReplicaSet": _replicaset, "Pod": _pod,
-            "Service": _service, "PersistentVolumeClaim": _pvc}
+            "Service": _service, "PersistentVolumeClaim": _pvc, "StatefulSet": _statefulset,
+            "DaemonSet": _daemonset}

@@ -66,6 +66,12 @@ def _row(kind: str, obj: dict, wide: bool) -> list[str]:
         want = spec.get("replicas", 1)
         return [meta["name"], f"{st.get('readyReplicas', 0)}/{want}",
                 str(st.get("updatedReplicas", 0)), str(st.get("availableReplicas", 0)), created]
+    if kind == "StatefulSet":
+        return [meta["name"], f"{st.get('readyReplicas', 0)}/{spec.get('replicas', 1)}", created]
+    if kind == "DaemonSet":
+        return [meta["name"], *(str(st.get(k, 0)) for k in (
+            "desiredNumberScheduled", "currentNumberScheduled", "numberReady",
+            "updatedNumberScheduled", "numberAvailable")), created]
     if kind == "ReplicaSet":
         return [meta["name"], str(spec.get("replicas", 0)), str(st.get("replicas", 0)),
                 str(st.get("readyReplicas", 0)), created]
@@ -87,6 +93,8 @@ _HEADERS = {
     "Pod": ["NAME", "READY", "STATUS", "RESTARTS", "AGE"],
     "Deployment": ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"],
     "ReplicaSet": ["NAME", "DESIRED", "CURRENT", "READY", "AGE"],
+    "StatefulSet": ["NAME", "READY", "AGE"],
+    "DaemonSet": ["NAME", "DESIRED", "CURRENT", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"],
     "Service": ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"],
     "ConfigMap": ["NAME", "DATA", "AGE"],
     "Secret": ["NAME", "DATA", "AGE"],

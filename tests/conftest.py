@@ -6,12 +6,19 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import time
+import uuid
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
 TEST_LABEL = "gitops.test=true"
-os.environ.setdefault("GITOPS_RUNTIME_LABELS", TEST_LABEL)
+# This run's own label: the final sweep takes only what this run made, so two test runs
+# on one engine (a developer's and CI's) never remove each other's containers.
+SESSION_LABEL = f"gitops.test.session={uuid.uuid4().hex[:12]}"
+os.environ.setdefault("GITOPS_RUNTIME_LABELS", f"{TEST_LABEL},{SESSION_LABEL}")
+STALE_AFTER = 3600      # seconds: test objects older than this are a crashed run's
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -27,19 +34,34 @@ def _docker_client():
         pytest.skip(f"no Docker engine (run scripts/start-docker.sh): {exc}")
 
 
-def sweep(client) -> None:
-    for c in client.containers.list(all=True, filters={"label": TEST_LABEL}):
-        c.remove(force=True, v=True)
-    for n in client.networks.list(filters={"label": TEST_LABEL}):
-        n.remove()
-    for v in client.volumes.list(filters={"label": TEST_LABEL}):
-        v.remove(force=True)
+def _age(created: str) -> float:
+    stamp = datetime.fromisoformat(created.split(".")[0].rstrip("Z")).replace(tzinfo=timezone.utc)
+    return time.time() - stamp.timestamp()
+
+
+def sweep(client, label: str, only_stale: bool = False) -> None:
+    """Remove test containers, networks and volumes carrying `label` (best effort)."""
+    import docker.errors
+    kinds = ((client.containers.list(all=True, filters={"label": label}),
+              lambda c: c.attrs["Created"], lambda c: c.remove(force=True, v=True)),
+             (client.networks.list(filters={"label": label}),
+              lambda n: n.attrs["Created"], lambda n: n.remove()),
+             (client.volumes.list(filters={"label": label}),
+              lambda v: v.attrs["CreatedAt"], lambda v: v.remove(force=True)))
+    for objects, created, remove in kinds:
+        for obj in objects:
+            if only_stale and _age(created(obj)) < STALE_AFTER:
+                continue
+            try:
+                remove(obj)
+            except docker.errors.APIError:
+                pass        # in use by a live run: it will clean up after itself
 
 
 @pytest.fixture(scope="session")
 def docker_client():
     client = _docker_client()
-    sweep(client)
+    sweep(client, TEST_LABEL, only_stale=True)
     for image in ("gitops/pause:1", "gitops/busybox:1"):
         try:
             client.images.get(image)
@@ -47,7 +69,7 @@ def docker_client():
             subprocess.run([str(ROOT / "scripts" / "build-images.sh")], check=True)
             break
     yield client
-    sweep(client)
+    sweep(client, SESSION_LABEL)
 
 
 def free_port(lo: int = 0, hi: int = 0) -> int:

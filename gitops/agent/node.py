@@ -450,7 +450,8 @@ class NodeAgent:
     def _sandbox_spec(self, pod: dict) -> SandboxSpec:
         self._admit(pod)
         return SandboxSpec(name=self._docker_name(pod, SANDBOX),
-                           hostname=pod["metadata"]["name"][:63], network=self.network,
+                           hostname=(pod["spec"].get("hostname")
+                                     or pod["metadata"]["name"])[:63], network=self.network,
                            labels=self._labels(pod, SANDBOX), image=PAUSE_IMAGE,
                            host_network=bool(pod["spec"].get("hostNetwork")))
 

@@ -7,7 +7,8 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 
-from gitops.controllers import deployment, endpoints, gc, pvc, replicaset, service
+from gitops.controllers import (daemonset, deployment, endpoints, gc, pvc, replicaset, service,
+                                statefulset)
 from gitops.controllers.base import execute
 from gitops.model import ObjectKey
 from gitops.model.meta import controller_of
@@ -45,6 +46,16 @@ class ControllerManager:
         for rs in s.list("ReplicaSet"):
             execute(s, replicaset.reconcile(rs, pods_by_owner[rs["metadata"]["uid"]], self.rng,
                                             now), "replicaset")
+        pods_by_ns = _by_namespace(s.list("Pod"))
+        claims_by_ns = _by_namespace(s.list("PersistentVolumeClaim"))
+        for sts in s.list("StatefulSet"):
+            ns = sts["metadata"]["namespace"]
+            execute(s, statefulset.reconcile(sts, pods_by_ns[ns], claims_by_ns[ns], now,
+                                             self._lookup), "statefulset")
+        nodes = s.list("Node")
+        for ds in s.list("DaemonSet"):
+            execute(s, daemonset.reconcile(ds, pods_by_owner[ds["metadata"]["uid"]], nodes, now,
+                                           self.rng, self._lookup), "daemonset")
 
     def _lookup(self, kind: str, namespace: str, name: str) -> dict | None:
         return self.store.get(ObjectKey(kind, namespace, name))
@@ -68,4 +79,11 @@ def _by_controller(objs: list[dict]) -> dict[str, list[dict]]:
     for obj in objs:
         if ref := controller_of(obj):
             out[ref["uid"]].append(obj)
+    return out
+
+
+def _by_namespace(objs: list[dict]) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = defaultdict(list)
+    for obj in objs:
+        out[obj["metadata"].get("namespace") or "default"].append(obj)
     return out

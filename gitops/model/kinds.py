@@ -30,16 +30,13 @@ KINDS: dict[str, Kind] = {k.kind: k for k in (
     Kind("ServiceAccount", "v1", "serviceaccounts", apply_order=15, short_names=("sa",)),
     Kind("Service", "v1", "services", apply_order=20, short_names=("svc",)),
     Kind("Deployment", "apps/v1", "deployments", apply_order=30, short_names=("deploy",)),
+    Kind("StatefulSet", "apps/v1", "statefulsets", apply_order=30, short_names=("sts",)),
+    Kind("DaemonSet", "apps/v1", "daemonsets", apply_order=30, short_names=("ds",)),
     Kind("ReplicaSet", "apps/v1", "replicasets", apply_order=31, short_names=("rs",)),
     Kind("Pod", "v1", "pods", apply_order=32, short_names=("po",)),
     Kind("Endpoints", "v1", "endpoints", apply_order=40, short_names=("ep",)),
     Kind("Node", "v1", "nodes", namespaced=False, apply_order=5, short_names=("no",)),
 )}
-
-# Kinds git may declare; the rest are owned by controllers or the agent itself.
-DECLARABLE = frozenset({"Namespace", "ConfigMap", "Secret", "PersistentVolumeClaim",
-                        "ServiceAccount", "Service", "Deployment", "ReplicaSet", "Pod"})
-
 
 def kind_for(name: str) -> Kind | None:
     """Resolve a kind from what a user types: Kind, plural, singular or short name."""
