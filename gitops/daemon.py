@@ -231,23 +231,27 @@ class Agent:
                      if c.pod_uid == obj["metadata"]["uid"] and c.container == name), None)
         if info is None:
             raise GitopsError(f'container "{name}" in pod "{req.pod}" has not started')
+        statuses = obj.get("status", {}).get("containerStatuses") or []
+        last = next((s.get("lastState", {}).get("terminated") for s in statuses
+                     if s["name"] == name), None)
         if req.previous:
-            statuses = obj.get("status", {}).get("containerStatuses") or []
-            last = next((s.get("lastState", {}).get("terminated") for s in statuses
-                         if s["name"] == name), None)
             if not last:
                 raise GitopsError(f'previous terminated container "{name}" in pod '
                                   f'"{req.pod}" not found')
-            since = datetime.fromisoformat(last["startedAt"].replace("Z", "+00:00"))
-            return await asyncio.to_thread(self.runtime.logs, info.id, req.tail,
-                                           since.timestamp())
+            since = self.node.previous_run_since(obj["metadata"]["uid"], name,
+                                                 last.get("startedAt") or "")
+            return await asyncio.to_thread(self.runtime.logs, info.id, req.tail, since,
+                                           _epoch(last.get("finishedAt"), 0.001))
+        # The current run began when the previous one finished.
+        since = _epoch(last.get("finishedAt")) if last else None
         if not req.follow:
-            return await asyncio.to_thread(self.runtime.logs, info.id, req.tail)
-        return self._follow(info.id, req.tail)
+            return await asyncio.to_thread(self.runtime.logs, info.id, req.tail, since)
+        return self._follow(info.id, req.tail, since)
 
-    async def _follow(self, container_id: str, tail: int) -> AsyncIterator[bytes]:
+    async def _follow(self, container_id: str, tail: int,
+                      since: float | None) -> AsyncIterator[bytes]:
         """Relay a blocking Docker log stream; closing it ends the reader thread."""
-        stream = await asyncio.to_thread(self.runtime.follow_logs, container_id, tail)
+        stream = await asyncio.to_thread(self.runtime.follow_logs, container_id, tail, since)
         try:
             while not self.stop.is_set():
                 chunk = await asyncio.to_thread(next, stream, None)
@@ -330,6 +334,12 @@ class Agent:
             subnet = pick_subnet(self.dd.instance, self.runtime.used_subnets())
         self.node.setup(subnet)
         self.store.set_state("pod_subnet", subnet)
+
+
+def _epoch(stamp: str | None, pad: float = 0.0) -> float | None:
+    if not stamp:
+        return None
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() + pad
 
 
 def _lock(path: Path) -> int:

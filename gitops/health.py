@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 HEALTHY, PROGRESSING, DEGRADED, MISSING, SUSPENDED = (
     "Healthy", "Progressing", "Degraded", "Missing", "Suspended")
@@ -127,6 +128,38 @@ def _daemonset(obj: dict) -> Health:
     return Health(HEALTHY, f"{available}/{desired} available")
 
 
+def _job(obj: dict) -> Health:
+    st = obj.get("status", {})
+    conditions = {c.get("type"): c for c in st.get("conditions", []) or []}
+    failed = conditions.get("Failed", {})
+    if failed.get("status") == "True":
+        return Health(DEGRADED, failed.get("message") or failed.get("reason") or "job failed")
+    if conditions.get("Complete", {}).get("status") == "True":
+        return Health(HEALTHY, f"{st.get('succeeded', 0)} succeeded")
+    if obj.get("spec", {}).get("suspend"):
+        return Health(SUSPENDED, "job is suspended")
+    return Health(PROGRESSING, f"{st.get('active', 0)} active, {st.get('succeeded', 0)} "
+                               f"succeeded, {st.get('failed', 0)} failed")
+
+
+def _cronjob(obj: dict) -> Health:
+    st = obj.get("status", {})
+    if obj.get("spec", {}).get("suspend"):
+        return Health(SUSPENDED, "cronjob is suspended")
+    for cond in st.get("conditions", []) or []:
+        if cond.get("type") == "InvalidSchedule" and cond.get("status") == "True":
+            return Health(DEGRADED, cond.get("message", "invalid schedule"))
+    scheduled, succeeded = st.get("lastScheduleTime"), st.get("lastSuccessfulTime")
+    if scheduled and not st.get("active") and \
+            (not succeeded or _when(succeeded) < _when(scheduled)):
+        return Health(DEGRADED, "the last job did not complete successfully")
+    return Health(HEALTHY, f"{len(st.get('active') or [])} active")
+
+
+def _when(value: str) -> float:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
 _BY_KIND = {"Deployment": _deployment, "ReplicaSet": _replicaset, "Pod": _pod,
             "Service": _service, "PersistentVolumeClaim": _pvc, "StatefulSet": _statefulset,
-            "DaemonSet": _daemonset}
+            "DaemonSet": _daemonset, "Job": _job, "CronJob": _cronjob}

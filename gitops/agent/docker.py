@@ -11,7 +11,6 @@ import tarfile
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
 
 import docker
 import docker.errors
@@ -21,6 +20,7 @@ import structlog
 from gitops.agent.runtime import (INSTANCE, MANAGED, ContainerInfo, ContainerSpec, Mount,
                                   RuntimeFailure, SandboxSpec)
 from gitops.agent.volumes import VOLUME_KIND, VOLUME_POD_UID
+from gitops.errors import TransientError
 
 log = structlog.get_logger(component="docker")
 
@@ -209,25 +209,21 @@ class DockerRuntime:
             if "already in progress" not in str(exc):
                 raise
 
-    def logs(self, container_id: str, tail: int = 100, previous_since: float | None = None
-             ) -> str:
-        """The current run's output; with previous_since, the run before it (the agent
-        restarts the same container, so runs are told apart by their start times)."""
+    def logs(self, container_id: str, tail: int = 100, since: float | None = None,
+             until: float | None = None) -> str:
+        """Output between two times (the agent restarts the same container, so runs are
+        told apart by their start and finish times)."""
         try:
-            started = _precise(self.client.api.inspect_container(container_id))
-            if previous_since is not None:
-                raw = self.client.api.logs(container_id, tail=tail, since=int(previous_since),
-                                           until=started)
-            else:
-                raw = self.client.api.logs(container_id, tail=tail, since=started)
+            raw = self.client.api.logs(container_id, tail=tail, since=since, until=until)
         except docker.errors.NotFound:
             return ""
+        except docker.errors.APIError as exc:
+            raise TransientError(f"reading logs: {exc.explanation or exc}") from exc
         return raw.decode(errors="replace")
 
-    def follow_logs(self, container_id: str, tail: int = 100):
-        """A closable stream of the current run's output, until the container stops."""
-        started = _precise(self.client.api.inspect_container(container_id))
-        return self.client.api.logs(container_id, tail=tail, since=started, stream=True,
+    def follow_logs(self, container_id: str, tail: int = 100, since: float | None = None):
+        """A closable stream of output until the container stops."""
+        return self.client.api.logs(container_id, tail=tail, since=since, stream=True,
                                     follow=True)
 
     def exec(self, container_id: str, cmd: list[str], timeout: float) -> tuple[int, bytes]:
@@ -350,21 +346,13 @@ def _info(raw: dict) -> ContainerInfo:
         image_id=raw.get("Image", ""))
 
 
-def _precise(raw: dict) -> float:
-    """State.StartedAt to the microsecond (Docker keeps nanoseconds)."""
-    value = raw.get("State", {}).get("StartedAt", "")
-    if not value or value.startswith("0001-"):
-        return 0.0
-    head, _, frac = value.rstrip("Z").partition(".")
-    whole = datetime.fromisoformat(head).replace(tzinfo=timezone.utc).timestamp()
-    return whole + float(f"0.{frac[:6] or 0}")
-
-
 def _ts(value: str | None) -> str:
-    """Docker's zero time means 'never'; trim nanoseconds to Kubernetes' RFC 3339 seconds."""
+    """Docker's zero time means 'never'. Nanoseconds become microseconds: still RFC 3339
+    for Kubernetes clients, and precise enough to tell two runs' logs apart."""
     if not value or value.startswith("0001-"):
         return ""
-    return value.split(".")[0].rstrip("Z") + "Z"
+    head, _, frac = value.rstrip("Z").partition(".")
+    return f"{head}.{frac[:6].ljust(6, '0')}Z" if frac else f"{head}Z"
 
 
 def _first_host(subnet: str) -> str:

@@ -58,6 +58,10 @@ class NodeAgent:
         self._pull_failures: dict[str, P.PullFailure] = {}
         self._restarts: dict[str, dict[str, int]] = {}         # pod uid -> name -> count
         self._last_states: dict[str, dict[str, dict]] = {}     # pod uid -> name -> lastState
+        # pod uid -> name -> when the previous run began (the finish of the run before it):
+        # Docker's StartedAt comes after a fast process's first output, so logs of a run
+        # are cut at finish times. Kept in memory only; see previous_run_since().
+        self._previous_since: dict[str, dict[str, float]] = {}
         self._errors: dict[tuple[str, str], tuple[str, str]] = {}
         self._terminating: set[str] = set()
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="terminate")
@@ -149,6 +153,16 @@ class NodeAgent:
         self._report_runtime_drift(events, pods, by_uid)
         self._forget(known)
 
+    def previous_run_since(self, uid: str, name: str, started_at: str) -> float | None:
+        """Where the logs of a container's previous run begin (None: at the start): just
+        after the run before it finished, or, after an agent restart forgot that, a second
+        before the previous run started."""
+        known = self._previous_since.get(uid, {}).get(name)
+        if known is not None:
+            return known + 0.000001 if known else None
+        start = P.parse_ts(started_at)
+        return start - 1.0 if start > 1.0 else None
+
     def _seed_counters(self, pod: dict) -> None:
         """Restart counts live in the pod's status, so they survive an agent restart."""
         uid = pod["metadata"]["uid"]
@@ -162,7 +176,7 @@ class NodeAgent:
         for uid in list(self._restarts):
             if uid not in known:
                 self.probes.forget(uid)
-        for table in (self._restarts, self._last_states):
+        for table in (self._restarts, self._last_states, self._previous_since):
             for uid in list(table):
                 if uid not in known:
                     del table[uid]
@@ -217,6 +231,9 @@ class NodeAgent:
                                         remove=False)
                     case P.Restart(cid, name):
                         self.probes.reset(uid, name)
+                        before = self._last_states[uid].get(name, {}).get("terminated", {})
+                        self._previous_since.setdefault(uid, {})[name] = \
+                            P.parse_ts(before.get("finishedAt") or "")
                         self._last_states[uid][name] = {"terminated": terminated_state(by_id[cid])}
                         self._restarts[uid][name] = self._restarts[uid].get(name, 0) + 1
                         self._mark_ours(cid)

@@ -7,8 +7,8 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 
-from gitops.controllers import (daemonset, deployment, endpoints, gc, pvc, replicaset, service,
-                                statefulset)
+from gitops.controllers import (cronjob, daemonset, deployment, endpoints, gc, job, pvc,
+                                replicaset, service, statefulset)
 from gitops.controllers.base import execute
 from gitops.model import ObjectKey
 from gitops.model.meta import controller_of
@@ -32,6 +32,7 @@ class ControllerManager:
         execute(s, service.reconcile(s.list("Service"), self.service_cidr), "service")
         execute(s, pvc.reconcile(s.list("PersistentVolumeClaim")), "persistentvolumeclaim")
         self._workloads()
+        self._batch()
         execute(s, scheduler.reconcile(s.list("Pod"), s.list("Node")), "scheduler")
         self._endpoints()
 
@@ -56,6 +57,18 @@ class ControllerManager:
         for ds in s.list("DaemonSet"):
             execute(s, daemonset.reconcile(ds, pods_by_owner[ds["metadata"]["uid"]], nodes, now,
                                            self.rng, self._lookup), "daemonset")
+
+    def _batch(self) -> None:
+        s = self.store
+        now = self.clock()
+        jobs_by_owner = _by_controller(s.list("Job"))
+        for cj in s.list("CronJob"):
+            execute(s, cronjob.reconcile(cj, jobs_by_owner[cj["metadata"]["uid"]], now),
+                    "cronjob")
+        pods_by_owner = _by_controller(s.list("Pod"))
+        for j in s.list("Job"):          # listed again: includes Jobs CronJobs just made
+            execute(s, job.reconcile(j, pods_by_owner[j["metadata"]["uid"]], now, self.rng),
+                    "job")
 
     def _lookup(self, kind: str, namespace: str, name: str) -> dict | None:
         return self.store.get(ObjectKey(kind, namespace, name))

@@ -34,6 +34,8 @@ KINDS: dict[str, Kind] = {k.kind: k for k in (
     Kind("DaemonSet", "apps/v1", "daemonsets", apply_order=30, short_names=("ds",)),
     Kind("ReplicaSet", "apps/v1", "replicasets", apply_order=31, short_names=("rs",)),
     Kind("Pod", "v1", "pods", apply_order=32, short_names=("po",)),
+    Kind("Job", "batch/v1", "jobs", apply_order=33),
+    Kind("CronJob", "batch/v1", "cronjobs", apply_order=34, short_names=("cj",)),
     Kind("Endpoints", "v1", "endpoints", apply_order=40, short_names=("ep",)),
     Kind("Node", "v1", "nodes", namespaced=False, apply_order=5, short_names=("no",)),
 )}

@@ -1,13 +1,18 @@
-"""Userspace TCP Service proxy: one listener per (host, port), each accepted connection
-spliced to an endpoint chosen by that listener's Balancer. The only socket code of the proxy.
+"""Userspace Service proxy: one listener per (host, port) for TCP and per (host, port, "UDP")
+for UDP, each forwarding to an endpoint chosen by that listener's Balancer. The only socket
+code of the proxy.
 
-Built on asyncio Protocols rather than streams or loop.sock_*: a chunk goes from one
+TCP is built on asyncio Protocols rather than streams or loop.sock_*: a chunk goes from one
 transport's recv() (256 KiB per wakeup in CPython's selector transport) straight into the
 other transport's send(), with no task switch per chunk, and the transports' write-buffer
 watermarks give back-pressure (pause reading the fast side while the slow side drains).
 
-UDP is meant to arrive as another listener class next to _TcpListener with the same
-update()/close() surface; routes would then be keyed by protocol as well.
+UDP has no connections, so the proxy makes flows: the first datagram from a client address
+picks an endpoint (round-robin, or the client IP's pin with sessionAffinity) and opens a
+connected socket to it; later datagrams from that address go through the same socket, and
+replies arriving on it are sent back to the client from the listening socket. A flow ends
+after udp_idle_timeout without traffic in either direction, or when its endpoint leaves
+the route. Datagrams are dropped, never queued without bound, when a socket backs up.
 """
 
 from __future__ import annotations
@@ -22,14 +27,17 @@ from contextlib import suppress
 import structlog
 
 from gitops.proxy.balancer import Balancer, Endpoint
-
-ListenAddr = tuple[str, int]  # (bind host, port)
+from gitops.proxy.routes import PROTOCOLS, ListenAddr, Route, listen_addr, protocol_of
 
 log = structlog.get_logger(component="proxy")
 
 _HIGH_WATER = 256 * 1024   # queued bytes toward a slow peer before we stop reading the fast one
 _BACKLOG = 1024            # bursts of new connections should queue, not get refused
 _LOG_WINDOW = 10.0         # seconds between repeated lines of the same kind for the same key
+_UDP_IDLE = 30.0           # seconds a UDP flow lives without traffic either way
+_UDP_MAX_FLOWS = 1024      # per listener (each flow holds a socket); beyond it the oldest goes
+_UDP_PENDING = 64          # datagrams held per flow while its upstream socket opens
+_UDP_BUFFERED = 1 << 20    # bytes queued in a datagram transport beyond which we drop
 
 
 class _Throttle:
@@ -163,23 +171,24 @@ class _Conn:
 
 
 class _TcpListener:
-    def __init__(self, addr: ListenAddr, name: str, endpoints: Sequence[Endpoint]) -> None:
+    def __init__(self, addr: ListenAddr, name: str, route: Route) -> None:
         self.addr, self.name = addr, name
-        self.balancer = Balancer(endpoints)
+        self.balancer = Balancer(route.endpoints, affinity_timeout=route.affinity_timeout)
         self.server: asyncio.Server | None = None
         self.active = 0  # open client connections, including ones still draining after removal
 
     async def open(self, proxy: Proxy) -> None:
-        host, port = self.addr
+        host, port = self.addr[:2]
         # reuse_address (SO_REUSEADDR): a restarted agent rebinds despite TIME_WAIT sockets.
         self.server = await asyncio.get_running_loop().create_server(
             lambda: _Conn(proxy, self).client, host, port, reuse_address=True, backlog=_BACKLOG)
 
-    def update(self, endpoints: Sequence[Endpoint], name: str) -> bool:
-        before = self.balancer.endpoints
-        self.balancer.update(endpoints)
+    def update(self, route: Route, name: str) -> bool:
+        before = (self.balancer.endpoints, self.balancer.affinity_timeout)
+        self.balancer.update(route.endpoints)
+        self.balancer.affinity_timeout = route.affinity_timeout
         self.name = name
-        return self.balancer.endpoints != before
+        return (self.balancer.endpoints, self.balancer.affinity_timeout) != before
 
     def close(self) -> None:
         # Server.close() only stops accepting: established connections keep draining
@@ -188,12 +197,187 @@ class _TcpListener:
             self.server.close()
 
 
+class _UdpServer(asyncio.DatagramProtocol):
+    """The listening socket: datagrams from clients in, replies to clients out."""
+
+    def __init__(self, listener: _UdpListener) -> None:
+        self.listener = listener
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.listener.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple) -> None:
+        self.listener.from_client(data, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        pass  # a reply to a client that went away; the flow's idle timer cleans up
+
+
+class _UdpFlow(asyncio.DatagramProtocol):
+    """One client address and its connected socket to the endpoint it was given."""
+
+    __slots__ = ("listener", "client", "endpoint", "transport", "pending", "last", "timer",
+                 "opening", "closed")
+
+    def __init__(self, listener: _UdpListener, client: tuple, endpoint: Endpoint, now: float) -> None:
+        self.listener, self.client, self.endpoint = listener, client, endpoint
+        self.transport: asyncio.DatagramTransport | None = None
+        self.pending: list[bytes] | None = []  # until the upstream socket is ready
+        self.last = now                           # last datagram either way (loop.time())
+        self.timer: asyncio.TimerHandle | None = None
+        self.opening: asyncio.Task | None = None
+        self.closed = False
+
+    def send(self, data: bytes) -> bool:
+        if self.pending is not None:
+            if len(self.pending) >= _UDP_PENDING:
+                return False
+            self.pending.append(data)
+            return True
+        if self.transport.get_write_buffer_size() > _UDP_BUFFERED:
+            return False
+        self.transport.sendto(data)
+        return True
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        if self.closed:
+            transport.close()
+            return
+        pending, self.pending = self.pending or [], None
+        for data in pending:
+            self.transport.sendto(data)
+
+    def datagram_received(self, data: bytes, addr: tuple) -> None:
+        self.last = self.listener.loop.time()
+        self.listener.to_client(data, self.client)
+
+    def error_received(self, exc: Exception) -> None:
+        # On a connected socket this is the endpoint's ICMP error (port unreachable: nothing
+        # listens there). End the flow so the client's next datagram picks again.
+        self.listener.flow_failed(self, exc)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.listener.forget(self)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.listener.forget(self)  # at once: the client's next datagram starts a new flow
+        if self.opening is not None and not self.opening.done():
+            self.opening.cancel()
+        if self.transport is not None:
+            self.transport.close()
+
+
+class _UdpListener:
+    """Same surface as _TcpListener (open/update/close, balancer, active)."""
+
+    def __init__(self, addr: ListenAddr, name: str, route: Route, proxy: Proxy) -> None:
+        self.addr, self.name, self.proxy = addr, name, proxy
+        self.balancer = Balancer(route.endpoints, affinity_timeout=route.affinity_timeout)
+        self.transport: asyncio.DatagramTransport | None = None
+        self.flows: dict[tuple, _UdpFlow] = {}  # client address -> flow, oldest first
+        self.loop = asyncio.get_running_loop()
+
+    @property
+    def active(self) -> int:
+        return len(self.flows)
+
+    async def open(self, proxy: Proxy) -> None:
+        host, port = self.addr[:2]
+        await self.loop.create_datagram_endpoint(lambda: _UdpServer(self), local_addr=(host, port))
+
+    def update(self, route: Route, name: str) -> bool:
+        before = (self.balancer.endpoints, self.balancer.affinity_timeout)
+        self.balancer.update(route.endpoints)
+        self.balancer.affinity_timeout = route.affinity_timeout
+        self.name = name
+        alive = set(self.balancer.endpoints)
+        for flow in [f for f in self.flows.values() if f.endpoint not in alive]:
+            flow.close()  # unlike TCP there is nothing to drain: the next datagram re-picks
+        return (self.balancer.endpoints, self.balancer.affinity_timeout) != before
+
+    def close(self) -> None:
+        # Replies leave through the listening socket, so flows cannot outlive it.
+        for flow in list(self.flows.values()):
+            flow.close()
+        if self.transport is not None:
+            self.transport.close()
+
+    def from_client(self, data: bytes, client: tuple) -> None:
+        flow = self.flows.get(client)
+        if flow is None:
+            flow = self._new_flow(client)
+            if flow is None:
+                return
+        flow.last = self.loop.time()
+        if not flow.send(data):
+            self.proxy._note("debug", "proxy_udp_dropped", ("udp_drop", self.addr),
+                             listener=self.name, direction="to_endpoint")
+
+    def to_client(self, data: bytes, client: tuple) -> None:
+        t = self.transport
+        if t is None or t.is_closing() or t.get_write_buffer_size() > _UDP_BUFFERED:
+            self.proxy._note("debug", "proxy_udp_dropped", ("udp_drop", self.addr),
+                             listener=self.name, direction="to_client")
+            return
+        t.sendto(data, client)
+
+    def _new_flow(self, client: tuple) -> _UdpFlow | None:
+        candidates = self.balancer.candidates(client[0])
+        if not candidates:
+            self.proxy._note("warning", "proxy_no_endpoint", ("none", self.addr), listener=self.name)
+            return None
+        if len(self.flows) >= self.proxy._udp_max_flows:
+            next(iter(self.flows.values())).close()  # the oldest flow makes room
+        flow = _UdpFlow(self, client, candidates[0], self.loop.time())
+        self.flows[client] = flow
+        flow.opening = self.loop.create_task(self._open_flow(flow))
+        flow.timer = self.loop.call_at(flow.last + self.proxy._udp_idle, self._expire, flow)
+        return flow
+
+    async def _open_flow(self, flow: _UdpFlow) -> None:
+        try:
+            await self.loop.create_datagram_endpoint(lambda: flow, remote_addr=flow.endpoint)
+        except OSError as e:
+            self.proxy._note("warning", "proxy_udp_open_failed", ("udp_open", self.addr, flow.endpoint),
+                             listener=self.name, endpoint=_fmt(flow.endpoint), error=_why(e))
+            flow.opening = None
+            flow.close()
+
+    def _expire(self, flow: _UdpFlow) -> None:
+        # Re-armed lazily: traffic only moves flow.last, it never touches the timer.
+        due = flow.last + self.proxy._udp_idle
+        if self.loop.time() < due:
+            flow.timer = self.loop.call_at(due, self._expire, flow)
+            return
+        flow.timer = None
+        flow.close()
+
+    def flow_failed(self, flow: _UdpFlow, exc: Exception) -> None:
+        self.proxy._note("debug", "proxy_endpoint_dial_failed", ("ep", self.addr, *flow.endpoint),
+                         listener=self.name, endpoint=_fmt(flow.endpoint), error=_why(exc))
+        flow.close()
+
+    def forget(self, flow: _UdpFlow) -> None:
+        flow.closed = True
+        if flow.timer is not None:
+            flow.timer.cancel()
+            flow.timer = None
+        if self.flows.get(flow.client) is flow:
+            del self.flows[flow.client]
+
+
 class Proxy:
     """Level-triggered set of listeners: apply() makes it exactly the given routes."""
 
-    def __init__(self, dial_timeout: float = 2.0) -> None:
+    def __init__(self, dial_timeout: float = 2.0, udp_idle_timeout: float = _UDP_IDLE,
+                 udp_max_flows: int = _UDP_MAX_FLOWS) -> None:
         self._dial_timeout = dial_timeout
-        self._listeners: dict[ListenAddr, _TcpListener] = {}
+        self._udp_idle = udp_idle_timeout
+        self._udp_max_flows = udp_max_flows
+        self._listeners: dict[ListenAddr, _TcpListener | _UdpListener] = {}
         self._conns: set[_Conn] = set()
         self._throttle = _Throttle()
         self._lock = asyncio.Lock()  # apply() awaits binds; overlapping calls must not interleave
@@ -207,29 +391,44 @@ class Proxy:
     def listening(self) -> set[ListenAddr]:
         return set(self._listeners)
 
-    async def apply(self, routes: Mapping[ListenAddr, Sequence[Endpoint]],
+    async def apply(self, routes: Mapping[ListenAddr, Route | Sequence[Endpoint]],
                     names: Mapping[ListenAddr, str] | None = None) -> dict[ListenAddr, str]:
-        """Open, update in place, or close listeners so they match routes. Returns the
-        addresses that could not be bound, with the reason; the rest is applied anyway."""
+        """Open, update in place, or close listeners so they match routes.
+
+        Keys: (host, port) is TCP; (host, port, "UDP") is UDP ((host, port, "TCP") is taken
+        as (host, port)). Values: a Route (endpoints + affinity) or a plain endpoint list
+        (no affinity). Returns the keys that could not be applied (bind error, unknown
+        protocol), with the reason; the rest is applied anyway."""
         async with self._lock:
             return await self._apply(routes, names or {})
 
-    async def _apply(self, routes: Mapping[ListenAddr, Sequence[Endpoint]],
+    async def _apply(self, routes: Mapping[ListenAddr, Route | Sequence[Endpoint]],
                      names: Mapping[ListenAddr, str]) -> dict[ListenAddr, str]:
-        wanted = {(str(h), int(p)): (eps, names.get((h, p))) for (h, p), eps in routes.items()}
+        errors: dict[ListenAddr, str] = {}
+        wanted: dict[ListenAddr, tuple[Route, str | None]] = {}
+        for key, route in routes.items():
+            protocol = protocol_of(key)
+            if protocol not in PROTOCOLS:
+                errors[key] = f"unsupported protocol {protocol}"
+                continue
+            addr = listen_addr(str(key[0]), int(key[1]), protocol)
+            wanted[addr] = (route if isinstance(route, Route) else Route(tuple(route)),
+                            names.get(key, names.get(addr)))
         for addr in [a for a in self._listeners if a not in wanted]:
             lst = self._listeners.pop(addr)
             lst.close()
             log.info("proxy_listener_closed", listener=lst.name, addr=_fmt(addr), draining=lst.active)
-        errors: dict[ListenAddr, str] = {}
-        for addr, (eps, name) in wanted.items():
+        for addr, (route, name) in wanted.items():
             name = name or _fmt(addr)
             lst = self._listeners.get(addr)
             if lst is not None:
-                if lst.update(eps, name):
-                    log.info("proxy_endpoints_updated", listener=name, endpoints=len(lst.balancer.endpoints))
+                if lst.update(route, name):
+                    log.info("proxy_endpoints_updated", listener=name,
+                             endpoints=len(lst.balancer.endpoints),
+                             affinity_timeout=lst.balancer.affinity_timeout)
                 continue
-            lst = _TcpListener(addr, name, eps)
+            lst = _TcpListener(addr, name, route) if protocol_of(addr) == "TCP" \
+                else _UdpListener(addr, name, route, self)
             try:
                 await lst.open(self)
             except Exception as e:  # one bad route never stops the others (bind error, bad host)
@@ -239,7 +438,8 @@ class Proxy:
                 continue
             self._listeners[addr] = lst
             log.info("proxy_listener_opened", listener=name, addr=_fmt(addr),
-                     endpoints=len(lst.balancer.endpoints))
+                     endpoints=len(lst.balancer.endpoints),
+                     affinity_timeout=lst.balancer.affinity_timeout)
         return errors
 
     async def close(self) -> None:
@@ -248,7 +448,8 @@ class Proxy:
             await self._close()
 
     async def _close(self) -> None:
-        servers = [lst.server for lst in self._listeners.values() if lst.server is not None]
+        servers = [lst.server for lst in self._listeners.values()
+                   if isinstance(lst, _TcpListener) and lst.server is not None]
         for lst in self._listeners.values():
             lst.close()
         self._listeners.clear()
@@ -271,7 +472,7 @@ class Proxy:
                 return
             loop = asyncio.get_running_loop()
             error: BaseException | None = None
-            for ip, port in candidates:
+            for i, (ip, port) in enumerate(candidates):
                 try:
                     async with asyncio.timeout(self._dial_timeout):  # no extra Task, unlike wait_for
                         _, backend = await loop.create_connection(
@@ -281,6 +482,8 @@ class Proxy:
                     self._note("debug", "proxy_endpoint_dial_failed", ("ep", lst.addr, ip, port),
                                listener=lst.name, endpoint=f"{ip}:{port}", error=_why(e))
                     continue
+                if i:  # fell through: with affinity, the client now belongs to this endpoint
+                    lst.balancer.stick(client_ip, (ip, port))
                 if conn.client_gone:
                     backend.transport.close()
                 else:
@@ -304,9 +507,10 @@ class Proxy:
         getattr(log, level)(event, **fields)
 
 
-def _fmt(addr: ListenAddr) -> str:
-    host, port = addr
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+def _fmt(addr: Sequence) -> str:
+    host, port = addr[0], addr[1]
+    out = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return out if len(addr) < 3 or protocol_of(addr) == "TCP" else f"{out}/{protocol_of(addr).lower()}"
 
 
 def _why(e: BaseException | None) -> str:

@@ -57,9 +57,11 @@ def test_logs_current_previous_and_follow(docker_client, repo, tmp_path):
             time.sleep(0.3)
         assert restarts >= 1
         time.sleep(0.5)
-        previous = gitops("logs", "crasher", "--previous", "--data-dir", data).stdout.split()
+        prev = gitops("logs", "crasher", "--previous", "--data-dir", data)
+        previous = prev.stdout.split()
         current = gitops("logs", "crasher", "--data-dir", data).stdout.split()
-        assert len(previous) == 1 and previous[0].startswith("run-")
+        status = gitops("get", "pod", "crasher", "-o", "json", "--data-dir", data).stdout
+        assert len(previous) == 1 and previous[0].startswith("run-"), (prev.stderr, status)
         assert len(current) <= 1 and previous != current
         missing = gitops("logs", "ticker", "--previous", "--data-dir", data)
         assert missing.returncode == 1 and "previous terminated container" in missing.stderr

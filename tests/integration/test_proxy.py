@@ -1,7 +1,8 @@
-"""The TCP proxy over real loopback sockets (127.0.0.1 only).
+"""The proxy over real loopback sockets (traffic only to 127.0.0.1).
 
-Backends greet each connection with their name, echo what they read, and on EOF send
+TCP backends greet each connection with their name, echo what they read, and on EOF send
 "bye\\n" and close, which lets one backend exercise round-robin, echo, half-close and bulk.
+UDP backends answer each datagram with "<name>:<datagram>".
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections import Counter
 import pytest
 
 from gitops.proxy.listeners import Proxy, _Throttle
+from gitops.proxy.routes import Route
 
 LO = "127.0.0.1"
 T = 5.0  # per-step bound; every await on the network goes through it
@@ -81,8 +83,11 @@ async def setup(n: int = 2, dial_timeout: float = 1.0):
             await b.stop()
 
 
-async def connect(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, str]:
-    r, w = await asyncio.wait_for(asyncio.open_connection(LO, port), T)
+async def connect(port: int, source: str | None = None
+                  ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, str]:
+    """source: another loopback address to connect from (a second "client IP")."""
+    local = (source, 0) if source else None
+    r, w = await asyncio.wait_for(asyncio.open_connection(LO, port, local_addr=local), T)
     name = (await asyncio.wait_for(r.readline(), T)).decode().strip()
     return r, w, name
 
@@ -323,3 +328,266 @@ def test_throttle_aggregates_repeats():
     now[0] = 10.0
     assert th.allow("k") == 5
     assert th.allow("k") is None
+
+
+# ---------------------------------------------------------------- sessionAffinity (TCP)
+
+async def names_seen(port: int, n: int, source: str | None = None) -> list[str]:
+    out = []
+    for _ in range(n):
+        _, w, name = await connect(port, source)
+        out.append(name)
+        await close(w)
+    return out
+
+
+def test_affinity_keeps_a_client_ip_on_one_backend():
+    async def main():
+        async with setup(2) as (proxy, bs):
+            port = free_port()
+            await proxy.apply({(LO, port): Route([b.addr for b in bs], affinity_timeout=60.0)})
+            first = await names_seen(port, 8)
+            assert len(set(first)) == 1
+            # another client IP (127.0.0.2 -> 127.0.0.1) takes the next round-robin pick
+            other = await names_seen(port, 4, source="127.0.0.2")
+            assert len(set(other)) == 1 and other[0] != first[0]
+            assert await names_seen(port, 2) == first[:2]
+            # turning affinity off (same endpoints) goes back to round-robin
+            await proxy.apply({(LO, port): [b.addr for b in bs]})
+            assert Counter(await names_seen(port, 6)) == {"b0": 3, "b1": 3}
+    run(main())
+
+
+def test_affinity_expires_and_follows_endpoint_removal():
+    async def main():
+        async with setup(2) as (proxy, (b0, b1)):
+            port = free_port()
+            by_name = {"b0": b0, "b1": b1}
+            route = Route([b0.addr, b1.addr], affinity_timeout=0.4)
+            await proxy.apply({(LO, port): route})
+            (pinned,) = set(await names_seen(port, 3))
+            await asyncio.sleep(0.6)  # idle past the timeout: the next pick is round-robin
+            (moved,) = set(await names_seen(port, 3))
+            assert moved != pinned
+            # the pinned backend leaves the Service: the client moves, and stays moved
+            # when it returns
+            rest = [b.addr for n, b in by_name.items() if n != moved]
+            await proxy.apply({(LO, port): Route(rest, affinity_timeout=60.0)})
+            (now,) = set(await names_seen(port, 3))
+            assert now != moved
+            await proxy.apply({(LO, port): Route([b0.addr, b1.addr], affinity_timeout=60.0)})
+            assert set(await names_seen(port, 3)) == {now}
+    run(main())
+
+
+def test_affinity_falls_through_a_dead_endpoint_and_sticks_to_the_live_one():
+    async def main():
+        async with setup(2) as (proxy, (b0, b1)):
+            port, dead = free_port(), (LO, free_port())
+            await proxy.apply({(LO, port): Route([dead, b0.addr, b1.addr], affinity_timeout=60.0)})
+            for source in ("127.0.0.1", "127.0.0.2", "127.0.0.3"):
+                seen = await names_seen(port, 4, source=source)
+                assert len(set(seen)) == 1  # including the client whose first pick was dead
+    run(main())
+
+
+# ---------------------------------------------------------------- UDP
+
+class UdpBackend(asyncio.DatagramProtocol):
+    def __init__(self, name: str) -> None:
+        self.name, self.got, self.peers = name, 0, set()
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def datagram_received(self, data, addr):
+        self.got += 1
+        self.peers.add(addr)
+        self.transport.sendto(self.name.encode() + b":" + data, addr)
+
+    @property
+    def addr(self) -> tuple[str, int]:
+        return self.transport.get_extra_info("sockname")[:2]
+
+
+class UdpClient(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.replies: asyncio.Queue[bytes] = asyncio.Queue()
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def datagram_received(self, data, addr):
+        self.replies.put_nowait(data)
+
+    async def ask(self, data: bytes, timeout: float = T) -> bytes:
+        self.transport.sendto(data)
+        return await asyncio.wait_for(self.replies.get(), timeout)
+
+
+@contextlib.asynccontextmanager
+async def udp_setup(n: int = 2, **proxy_args):
+    loop = asyncio.get_running_loop()
+    backends, clients = [], []
+    for i in range(n):
+        _, b = await loop.create_datagram_endpoint(lambda i=i: UdpBackend(f"u{i}"),
+                                                   local_addr=(LO, 0))
+        backends.append(b)
+    proxy = Proxy(**proxy_args)
+
+    async def client(port: int, source: str = LO) -> UdpClient:
+        _, c = await loop.create_datagram_endpoint(UdpClient, local_addr=(source, 0),
+                                                   remote_addr=(LO, port))
+        clients.append(c)
+        return c
+    try:
+        yield proxy, backends, client
+    finally:
+        await proxy.close()
+        for x in backends + clients:
+            x.transport.close()
+
+
+def udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((LO, 0))
+        return s.getsockname()[1]
+
+
+def flows(proxy: Proxy, key) -> int:
+    return len(proxy._listeners[key].flows)
+
+
+def test_udp_echo_round_robin_per_client_flow():
+    async def main():
+        async with udp_setup(2) as (proxy, bs, client):
+            port = udp_port()
+            key = (LO, port, "UDP")
+            assert await proxy.apply({key: [b.addr for b in bs]}, names={key: "default/dns:53/UDP"}) == {}
+            assert proxy.listening() == {key}
+            clients = [await client(port) for _ in range(6)]
+            firsts = []
+            for i, c in enumerate(clients):
+                reply = await c.ask(b"q%d" % i)
+                name, _, body = reply.partition(b":")
+                assert body == b"q%d" % i
+                firsts.append(name)
+            assert Counter(firsts) == {b"u0": 3, b"u1": 3}
+            for _ in range(3):  # later datagrams of a flow stay on its backend
+                for i, c in enumerate(clients):
+                    assert await c.ask(b"again") == firsts[i] + b":again"
+            assert flows(proxy, key) == 6
+            # one upstream socket per client flow: each backend saw 3 distinct source ports
+            assert [len(b.peers) for b in bs] == [3, 3]
+            big = os.urandom(60000)  # near the largest IPv4 datagram, still one datagram
+            assert await clients[0].ask(big) == firsts[0] + b":" + big
+    run(main())
+
+
+def test_udp_idle_flow_is_cleaned_up_and_activity_keeps_it():
+    async def main():
+        async with udp_setup(2, udp_idle_timeout=0.4) as (proxy, bs, client):
+            port = udp_port()
+            key = (LO, port, "UDP")
+            await proxy.apply({key: [b.addr for b in bs]})
+            busy, idle = await client(port), await client(port)
+            first_busy = (await busy.ask(b"x")).partition(b":")[0]
+            await idle.ask(b"x")
+            assert flows(proxy, key) == 2
+            for _ in range(8):  # 0.8 s of traffic every 0.1 s: the busy flow survives
+                await asyncio.sleep(0.1)
+                assert (await busy.ask(b"y")).partition(b":")[0] == first_busy
+            assert flows(proxy, key) == 1
+            (flow,) = proxy._listeners[key].flows.values()
+            await asyncio.sleep(0.6)
+            assert flows(proxy, key) == 0
+            assert flow.transport.get_extra_info("socket").fileno() == -1  # upstream socket closed
+            # a returning client gets a new flow
+            assert (await busy.ask(b"z")).endswith(b":z")
+            assert flows(proxy, key) == 1
+    run(main())
+
+
+def test_udp_affinity_same_ip_other_ports_share_a_backend():
+    async def main():
+        async with udp_setup(2) as (proxy, bs, client):
+            port = udp_port()
+            key = (LO, port, "UDP")
+            await proxy.apply({key: Route([b.addr for b in bs], affinity_timeout=60.0)})
+            here = {(await (await client(port)).ask(b"a")).partition(b":")[0] for _ in range(4)}
+            there = {(await (await client(port, "127.0.0.2")).ask(b"a")).partition(b":")[0]
+                     for _ in range(4)}
+            assert len(here) == 1 and len(there) == 1 and here != there
+    run(main())
+
+
+def test_udp_endpoint_removal_moves_flows_and_dead_endpoint_is_left():
+    async def main():
+        async with udp_setup(2) as (proxy, (u0, u1), client):
+            port = udp_port()
+            key = (LO, port, "UDP")
+            await proxy.apply({key: [u0.addr]})
+            c = await client(port)
+            assert await c.ask(b"1") == b"u0:1"
+            await proxy.apply({key: [u1.addr]})
+            assert flows(proxy, key) == 0  # nothing to drain for UDP: the flow ends now
+            assert await c.ask(b"2") == b"u1:2"
+            # an endpoint with nothing listening answers ICMP port unreachable: the flow
+            # ends and the client's retry picks the next endpoint
+            await proxy.apply({key: [(LO, udp_port()), u1.addr]})
+            replies = []
+            for i in range(4):
+                with contextlib.suppress(TimeoutError):
+                    replies.append(await c.ask(b"r%d" % i, timeout=0.3))
+            assert replies and all(r.startswith(b"u1:") for r in replies)
+    run(main())
+
+
+def test_udp_no_endpoints_drops_and_max_flows_evicts_oldest():
+    async def main():
+        async with udp_setup(1, udp_max_flows=3) as (proxy, (u0,), client):
+            port = udp_port()
+            key = (LO, port, "UDP")
+            await proxy.apply({key: []})
+            c = await client(port)
+            with pytest.raises(TimeoutError):
+                await c.ask(b"nobody", timeout=0.2)
+            assert flows(proxy, key) == 0
+            await proxy.apply({key: [u0.addr]})
+            cs = [c] + [await client(port) for _ in range(4)]
+            for x in cs:
+                assert (await x.ask(b"hi")) == b"u0:hi"
+                assert flows(proxy, key) <= 3
+            assert set(proxy._listeners[key].flows) == \
+                {x.transport.get_extra_info("sockname") for x in cs[-3:]}
+    run(main())
+
+
+def test_tcp_and_udp_share_a_port_and_close_cleanly():
+    async def main():
+        async with setup(1) as (proxy, (b0,)):
+            loop = asyncio.get_running_loop()
+            _, u = await loop.create_datagram_endpoint(lambda: UdpBackend("u0"), local_addr=(LO, 0))
+            try:
+                port = free_port()
+                routes = {(LO, port): [b0.addr], (LO, port, "UDP"): [u.addr],
+                          (LO, port + 0, "SCTP"): [b0.addr]}
+                errors = await proxy.apply(routes)
+                assert set(errors) == {(LO, port, "SCTP")}
+                assert proxy.listening() == {(LO, port), (LO, port, "UDP")}
+                _, w, name = await connect(port)
+                assert name == "b0"
+                _, c = await loop.create_datagram_endpoint(UdpClient, remote_addr=(LO, port))
+                assert await c.ask(b"x") == b"u0:x"
+                # (host, port, "TCP") is the same listener as (host, port)
+                assert await proxy.apply({(LO, port, "TCP"): [b0.addr]}) == {}
+                assert proxy.listening() == {(LO, port)}
+                with pytest.raises(TimeoutError):
+                    await c.ask(b"gone", timeout=0.2)
+                await close(w)
+                c.transport.close()
+                await proxy.close()
+                assert proxy.listening() == set()
+            finally:
+                u.transport.close()
+    run(main())

@@ -96,3 +96,149 @@ def test_shuffled_across_instances():
 def test_client_ip_is_accepted():
     bal = Balancer([A, B], rng=random.Random(5))
     assert sorted(bal.candidates(client_ip="127.0.0.1")) == sorted([A, B])
+
+
+# ---------------------------------------------------------------- sessionAffinity: ClientIP
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _sticky(endpoints, timeout: float = 10.0, seed: int = 8):
+    clock = Clock()
+    return Balancer(endpoints, rng=random.Random(seed), affinity_timeout=timeout, clock=clock), clock
+
+
+def test_affinity_pins_client_to_one_endpoint():
+    bal, clock = _sticky([A, B, C])
+    first = bal.candidates("10.1.0.1")[0]
+    for _ in range(20):
+        clock.now += 1.0  # well inside the timeout, and each use renews it
+        cands = bal.candidates("10.1.0.1")
+        assert cands[0] == first
+        assert sorted(cands) == sorted([A, B, C])  # fall-through still lists everyone
+    assert bal.pinned == 1
+
+
+def test_affinity_distinct_clients_still_rotate():
+    bal, _ = _sticky([A, B, C])
+    firsts = [bal.candidates(f"10.1.0.{i}")[0] for i in range(6)]
+    assert Counter(firsts) == {A: 2, B: 2, C: 2}
+    # and each keeps its own pick
+    assert [bal.candidates(f"10.1.0.{i}")[0] for i in range(6)] == firsts
+
+
+def test_sticky_pick_does_not_advance_rotation():
+    bal, _ = _sticky([A, B, C])
+    order = bal.endpoints
+    assert bal.candidates("10.1.0.1")[0] == order[0]
+    for _ in range(5):
+        bal.candidates("10.1.0.1")
+    assert bal.candidates("10.1.0.2")[0] == order[1]
+    assert bal.candidates()[0] == order[2]  # no client IP: plain round-robin
+
+
+@pytest.mark.parametrize("idle, sticky", [(9.99, True), (10.0, False), (50.0, False)])
+def test_affinity_expires_after_timeout_since_last_use(idle, sticky):
+    bal, clock = _sticky([A, B], timeout=10.0)
+    first = bal.candidates("10.1.0.1")[0]
+    clock.now += idle
+    again = bal.candidates("10.1.0.1")[0]
+    assert (again == first) is sticky
+    if not sticky:  # re-pinned to the new pick
+        clock.now += 1.0
+        assert bal.candidates("10.1.0.1")[0] == again
+
+
+def test_affinity_timeout_counts_from_last_use_not_first():
+    bal, clock = _sticky([A, B], timeout=10.0)
+    first = bal.candidates("c")[0]
+    for _ in range(5):
+        clock.now += 8.0  # 40 s in total, never 10 s idle
+        assert bal.candidates("c")[0] == first
+
+
+def test_endpoint_removal_breaks_stickiness():
+    bal, clock = _sticky([A, B, C])
+    first = bal.candidates("c")[0]
+    rest = [e for e in (A, B, C) if e != first]
+    bal.update(rest)
+    moved = bal.candidates("c")[0]
+    assert moved in rest
+    assert bal.candidates("c")[0] == moved  # pinned to the new one
+    bal.update([A, B, C])  # the old endpoint comes back: the client stays where it is
+    assert bal.candidates("c")[0] == moved
+
+
+def test_unrelated_update_keeps_pins():
+    bal, _ = _sticky([A, B])
+    first = bal.candidates("c")[0]
+    bal.update([A, B, C])
+    assert all(bal.candidates("c")[0] == first for _ in range(5))
+
+
+def test_stick_follows_the_endpoint_that_answered():
+    bal, _ = _sticky([A, B, C])
+    cands = bal.candidates("c")
+    bal.stick("c", cands[1])  # the first candidate's dial failed
+    assert bal.candidates("c")[0] == cands[1]
+    bal.stick("c", D)  # not in the set: ignored
+    assert bal.candidates("c")[0] == cands[1]
+
+
+def test_stick_without_affinity_is_a_no_op():
+    bal = Balancer([A, B], rng=random.Random(1))
+    bal.stick("c", B)
+    assert bal.pinned == 0
+
+
+def test_no_affinity_ignores_client_ip():
+    bal = Balancer([A, B], rng=random.Random(1))
+    assert Counter(bal.candidates("c")[0] for _ in range(10)) == {A: 5, B: 5}
+    assert bal.pinned == 0
+
+
+def test_turning_affinity_off_forgets_pins_and_on_again_starts_fresh():
+    bal, _ = _sticky([A, B])
+    bal.candidates("c")
+    bal.affinity_timeout = None
+    assert bal.pinned == 0
+    assert Counter(bal.candidates("c")[0] for _ in range(4)) == {A: 2, B: 2}
+    bal.affinity_timeout = 5.0
+    first = bal.candidates("c")[0]
+    assert all(bal.candidates("c")[0] == first for _ in range(3))
+
+
+def test_shorter_timeout_applies_to_existing_pins():
+    bal, clock = _sticky([A, B], timeout=100.0)
+    first = bal.candidates("c")[0]
+    clock.now += 20.0
+    bal.affinity_timeout = 10.0
+    assert bal.candidates("c")[0] != first
+
+
+@pytest.mark.parametrize("bad", [0, -1.0])
+def test_affinity_timeout_must_be_positive(bad):
+    with pytest.raises(ValueError):
+        Balancer([A], affinity_timeout=bad)
+
+
+def test_expired_pins_are_swept():
+    bal, clock = _sticky([A, B], timeout=10.0)
+    for i in range(100):
+        bal.candidates(f"10.2.0.{i}")
+    assert bal.pinned == 100
+    clock.now += 11.0
+    bal.candidates("10.3.0.1")
+    assert bal.pinned == 1
+
+
+def test_affinity_with_empty_set():
+    bal, _ = _sticky([])
+    assert bal.candidates("c") == []
+    bal.update([A])
+    assert bal.candidates("c") == [A]

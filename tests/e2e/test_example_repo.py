@@ -1,0 +1,117 @@
+"""example-repo/ end to end: the three-tier guestbook (web -> api -> db on a claim) comes up
+with `gitops up --wait`, serves the page and the API through its NodePort, and keeps its
+data on the claim's volume across `gitops down` until `gitops down --volumes`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, free_port
+from tests.e2e.conftest import gitops
+
+pytestmark = pytest.mark.docker
+
+IMAGE = "gitops/python:3.11"          # what example-repo/ runs; scripts/build-images.sh
+EXAMPLE_NODE_PORT = "nodePort: 30080"
+
+
+@pytest.fixture
+def example(docker_client, tmp_path) -> tuple[Path, int]:
+    """A copy of example-repo/ (independent of the checkout) on a free NodePort, so it
+    never collides with an example a user runs on 30080."""
+    try:
+        docker_client.images.get(IMAGE)
+    except Exception:  # noqa: BLE001 - any failure means the image is not there
+        pytest.skip(f"{IMAGE} is not built: run scripts/build-images.sh")
+    repo = tmp_path / "example-repo"
+    shutil.copytree(ROOT / "example-repo", repo)
+    port = free_port(30000, 32767)
+    service = repo / "web" / "service.yaml"
+    text = service.read_text()
+    assert EXAMPLE_NODE_PORT in text
+    service.write_text(text.replace(EXAMPLE_NODE_PORT, f"nodePort: {port}"))
+    return repo, port
+
+
+def request(port: int, path: str, body: dict | None = None) -> tuple[int, dict, str]:
+    """(status, headers, text) of one request to the NodePort."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data,
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, dict(resp.headers), resp.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, dict(err.headers), err.read().decode()
+
+
+def messages(port: int) -> dict:
+    status, _, text = request(port, "/api/messages")
+    assert status == 200, text
+    return json.loads(text)
+
+
+def up(repo: Path, data: str) -> float:
+    start = time.monotonic()
+    result = gitops("up", str(repo), "--wait", "--timeout", "180", "--data-dir", data,
+                    timeout=240)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return time.monotonic() - start
+
+
+def claim_volumes(docker_client, instance: str) -> list[str]:
+    return [v.name for v in docker_client.volumes.list(
+        filters={"label": [f"gitops.instance={instance}", "gitops.pvc.name=db-data"]})]
+
+
+def test_example_repo_serves_the_guestbook_and_keeps_messages_on_its_claim(
+        docker_client, example, tmp_path):
+    from gitops.paths import DataDir
+    repo, port = example
+    data = str(tmp_path / "data")
+    instance = DataDir.at(data).instance
+    text = f"hello from the e2e test {uuid.uuid4().hex[:8]}"
+    try:
+        try:
+            took = up(repo, data)
+            print(f"example-repo: up --wait took {took:.1f}s")
+
+            status, headers, page = request(port, "/")
+            assert status == 200 and "<title>Guestbook" in page
+            assert "text/html" in headers["Content-Type"]
+            # both web replicas answer behind the NodePort (bounded number of requests)
+            served = {request(port, "/")[1].get("X-Served-By") for _ in range(20)}
+            assert len(served - {None}) == 2, served
+
+            # web proxies /api to the api, which stores through the db (token from the Secret)
+            status, _, body = request(port, "/api/messages", {"text": text})
+            assert status == 201, body
+            assert json.loads(body)["text"] == text
+            listed = messages(port)
+            assert text in [m["text"] for m in listed["messages"]]
+            assert listed["greeting"].startswith("Hello from gitops")   # from api-config
+            status, _, body = request(port, "/api/messages", {"nope": 1})
+            assert status == 400, body
+        finally:
+            down = gitops("down", "--data-dir", data)
+        assert down.returncode == 0, down.stdout + down.stderr
+        assert docker_client.containers.list(
+            all=True, filters={"label": f"gitops.instance={instance}"}) == []
+        # the claim's volume outlives `down`: the same data comes back with the next `up`
+        assert len(claim_volumes(docker_client, instance)) == 1
+
+        up(repo, data)
+        assert text in [m["text"] for m in messages(port)["messages"]]
+    finally:
+        down = gitops("down", "--volumes", "--data-dir", data)
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert claim_volumes(docker_client, instance) == []
+    assert docker_client.volumes.list(filters={"label": f"gitops.instance={instance}"}) == []
