@@ -10,6 +10,7 @@ from typing import Any
 from gitops.manifests import paths
 from gitops.model import KINDS, ObjectKey, key_of
 from gitops.model.meta import stable_hash
+from gitops.sync.defaults import json_copy, with_defaults
 
 MASK = "***"
 PRUNE_ANNOTATION = "gitops.io/prune"        # "false" exempts an object from prune
@@ -74,24 +75,31 @@ class Plan:
         return any(c.action in ("create", "update", "prune") for c in self.changes)
 
 
-def normalize(body: dict) -> dict:
-    """The desired object as the store will hold it: namespace set, no status/server meta."""
-    obj = copy.deepcopy(body)
-    obj.pop("status", None)
-    meta = obj.setdefault("metadata", {})
-    for f in _SERVER_META:
-        meta.pop(f, None)
+def _view(body: dict) -> dict:
+    """normalize() without the deep copy: nested values are shared, so read it only."""
+    obj = {k: v for k, v in body.items() if k != "status"}
+    meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in _SERVER_META}
     info = KINDS.get(obj.get("kind", ""))
     if info is None or info.namespaced:
         meta["namespace"] = meta.get("namespace") or "default"
+    obj["metadata"] = meta
     return obj
+
+
+def normalize(body: dict) -> dict:
+    """The desired object as the store will hold it: namespace set, no status/server meta."""
+    return json_copy(_view(body))
 
 
 def declared_view(live: Any, desired: Any) -> Any:
     """Project `live` onto the shape of `desired`, so fields git does not declare (server
-    defaults, controller-owned fields) never count as drift. Lists compare as wholes."""
+    defaults, controller-owned fields such as an allocated nodePort) never count as drift.
+    Lists of the same length are projected item by item; an item added or removed shows
+    as a difference of the whole list."""
     if isinstance(desired, dict) and isinstance(live, dict):
         return {k: declared_view(live[k], v) for k, v in desired.items() if k in live}
+    if isinstance(desired, list) and isinstance(live, list) and len(desired) == len(live):
+        return [declared_view(item, want) for item, want in zip(live, desired)]
     return live
 
 
@@ -134,13 +142,21 @@ def _masked_fields(key: ObjectKey, fields: list[FieldDiff]) -> tuple[FieldDiff, 
                  if f.path.startswith(("data", "stringData")) else f for f in fields)
 
 
+def _compare(want: dict, live: dict) -> tuple[FieldDiff, ...]:
+    """want: a normalised view of the desired object. Both sides get the kind's API
+    defaults, then only what the desired side declares is compared."""
+    want_full = with_defaults(want)
+    have_full = with_defaults(_view(live))
+    return _masked_fields(key_of(want), field_diffs(want_full,
+                                                    declared_view(have_full, want_full)))
+
+
 def diff_object(desired: dict, live: dict) -> tuple[FieldDiff, ...]:
-    want = normalize(desired)
-    return _masked_fields(key_of(want), field_diffs(want, declared_view(live, want)))
+    return _compare(_view(desired), live)
 
 
 def desired_hash(body: dict) -> str:
-    return stable_hash(normalize(body), 16)
+    return stable_hash(_view(body), 16)
 
 
 def apply_rank(key: ObjectKey) -> tuple[int, str, str, str]:
@@ -160,17 +176,18 @@ def compute_plan(desired: Iterable[Desired], live: Mapping[ObjectKey, dict],
     for key in sorted(wanted, key=apply_rank):
         d = wanted[key]
         current = live.get(key)
-        dhash = desired_hash(d.body)
+        want = _view(d.body)
+        dhash = stable_hash(want, 16)
         unchanged_in_git = applied.get(key) == dhash
         if current is None:
-            plan.changes.append(Change("create", key, normalize(d.body), None, d.file, d.line,
+            plan.changes.append(Change("create", key, json_copy(want), None, d.file, d.line,
                                        drift="missing" if unchanged_in_git else "",
                                        desired_hash=dhash))
             continue
         fields = tuple(FieldDiff(f.path, f.desired, f.live, d.line_of(f.path))
-                       for f in diff_object(d.body, current))
+                       for f in _compare(want, current))
         plan.changes.append(Change(
-            "update" if fields else "unchanged", key, normalize(d.body), current, d.file,
+            "update" if fields else "unchanged", key, json_copy(want), current, d.file,
             d.line, fields, drift="modified" if fields and unchanged_in_git else "",
             desired_hash=dhash))
     gone = [k for k in applied if k not in wanted]

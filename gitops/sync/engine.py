@@ -81,6 +81,11 @@ class SyncEngine:
         self.drift = drift or DriftRecorder()
         self.sleep = sleep
         self.clock = clock
+        # The last revision that rendered cleanly: a revision is immutable (a commit, or a
+        # directory's content hash), so a re-sync of it skips load and validation, as Argo
+        # CD's repo server caches manifests per commit. Failed renders are never kept (a
+        # tool that timed out is tried again).
+        self._rendered: tuple[tuple, list[Desired]] | None = None
 
     @property
     def source_info(self) -> dict:
@@ -104,7 +109,7 @@ class SyncEngine:
         blog = blog.bind(revision=revision.sha)
 
         t1 = time.perf_counter()
-        desired, errors = render(revision, self.policy.allow_host_access)
+        desired, errors = self._render(revision)
         timings["render"] = time.perf_counter() - t1
         if errors:
             for err in errors:
@@ -151,6 +156,14 @@ class SyncEngine:
             revision = self.source.fetch(None)
         self.store.set_state("fetched_revision", revision.head)
         return revision
+
+    def _render(self, revision: Revision) -> tuple[list[Desired], list[ManifestError]]:
+        key = (revision.sha, revision.path, self.policy.allow_host_access)
+        if self._rendered is not None and self._rendered[0] == key:
+            return self._rendered[1], []
+        desired, errors = render(revision, self.policy.allow_host_access)
+        self._rendered = None if errors else (key, desired)
+        return desired, errors
 
     def _held(self, change: Change) -> bool:
         """A drifted object left alone because self-heal is off."""

@@ -114,3 +114,100 @@ def test_waves_order_by_annotation_then_kind():
                          Desired(argo)], {}, {})
     got = [(w, [c.key.name for c in changes]) for w, changes in waves(plan.changes)]
     assert got == [(-1, ["argo"]), (0, ["early", "s"]), (2, ["late"])]
+
+
+def deployment(**spec):
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "w"},
+            "spec": {"selector": {"matchLabels": {"app": "w"}},
+                     "template": {"metadata": {"labels": {"app": "w"}},
+                                  "spec": {"containers": [{"name": "c", "image": "i:1"}]}},
+                     **spec}}
+
+
+def test_scale_of_a_defaulted_field_is_drift_and_the_default_itself_is_not():
+    d = deployment()                          # git leaves replicas out: 1 by default
+    assert diff_object(d, live_of(d)) == ()
+    scaled = live_of(d)
+    scaled["spec"]["replicas"] = 5
+    assert [(f.path, f.desired, f.live) for f in diff_object(d, scaled)] == [
+        ("spec.replicas", 1, 5)]
+    explicit_default = live_of(d)             # a client that writes every default
+    explicit_default["spec"].update({"replicas": 1, "revisionHistoryLimit": 10,
+                                     "strategy": {"type": "RollingUpdate"}})
+    explicit_default["spec"]["template"]["spec"]["containers"][0].update(
+        {"imagePullPolicy": "IfNotPresent", "terminationMessagePath": "/dev/termination-log"})
+    explicit_default["spec"]["template"]["spec"].update({"restartPolicy": "Always",
+                                                         "dnsPolicy": "ClusterFirst"})
+    assert diff_object(d, explicit_default) == ()
+    other_policy = live_of(d)
+    other_policy["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] = "Always"
+    assert [f.path for f in diff_object(d, other_policy)] == [
+        "spec.template.spec.containers[0].imagePullPolicy"]
+
+
+def test_allocated_node_port_and_cluster_ip_are_not_drift_but_a_changed_port_is():
+    svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
+           "spec": {"type": "NodePort", "selector": {"app": "w"}, "ports": [{"port": 80}]}}
+    live = live_of(svc)
+    live["spec"]["clusterIP"] = "10.96.0.10"
+    live["spec"]["ports"] = [{"port": 80, "nodePort": 30080, "protocol": "TCP",
+                              "targetPort": 80}]
+    assert diff_object(svc, live) == ()
+    live["spec"]["ports"][0]["targetPort"] = 8080
+    assert [(f.path, f.desired, f.live) for f in diff_object(svc, live)] == [
+        ("spec.ports[0].targetPort", 80, 8080)]
+    live["spec"]["ports"].append({"port": 81})          # an extra port: the list differs
+    assert [f.path for f in diff_object(svc, live)] == ["spec.ports"]
+
+
+def test_job_work_queue_keeps_completions_unset():
+    from gitops.sync.defaults import with_defaults
+    queue = {"kind": "Job", "spec": {"parallelism": 3, "template": {"spec": {}}}}
+    assert "completions" not in with_defaults(queue)["spec"]
+    plain = {"kind": "Job", "spec": {"template": {"spec": {}}}}
+    assert with_defaults(plain)["spec"]["completions"] == 1
+
+
+names = st.from_regex(r"[a-z][a-z0-9-]{0,8}", fullmatch=True)
+containers = st.lists(st.fixed_dictionaries(
+    {"name": names, "image": st.sampled_from(["busybox", "b:1", "b:latest", "r/b@sha256:0"])},
+    optional={"imagePullPolicy": st.sampled_from(["Always", "IfNotPresent", "Never"]),
+              "ports": st.lists(st.fixed_dictionaries(
+                  {"containerPort": st.integers(1, 65535)},
+                  optional={"protocol": st.sampled_from(["TCP", "UDP"])}), max_size=2),
+              "args": st.lists(st.text(max_size=6), max_size=3),
+              "readinessProbe": st.fixed_dictionaries(
+                  {"httpGet": st.fixed_dictionaries({"port": st.integers(1, 65535)})},
+                  optional={"periodSeconds": st.integers(1, 60)})}),
+    min_size=1, max_size=3)
+pod_specs = st.fixed_dictionaries({"containers": containers}, optional={
+    "restartPolicy": st.sampled_from(["Always", "OnFailure", "Never"]),
+    "terminationGracePeriodSeconds": st.integers(0, 120)})
+workloads = st.builds(
+    lambda kind, name, replicas, spec: {
+        "apiVersion": "apps/v1", "kind": kind, "metadata": {"name": name},
+        "spec": {**({"replicas": replicas} if replicas is not None else {}),
+                 "selector": {"matchLabels": {"app": name}},
+                 "template": {"metadata": {"labels": {"app": name}}, "spec": spec}}},
+    st.sampled_from(["Deployment", "StatefulSet", "ReplicaSet"]), names,
+    st.none() | st.integers(0, 10), pod_specs)
+services = st.builds(
+    lambda name, type_, ports: {"apiVersion": "v1", "kind": "Service",
+                                "metadata": {"name": name},
+                                "spec": {"type": type_, "ports": ports}},
+    names, st.sampled_from(["ClusterIP", "NodePort"]),
+    st.lists(st.fixed_dictionaries({"port": st.integers(1, 65535)}, optional={
+        "targetPort": st.integers(1, 65535), "protocol": st.sampled_from(["TCP", "UDP"])}),
+        min_size=1, max_size=3))
+
+
+@given(obj=st.one_of(workloads, services))
+def test_realistic_objects_against_themselves_and_their_defaulted_form_are_never_drift(obj):
+    from gitops.sync.defaults import with_defaults
+    assert diff_object(obj, normalize(obj)) == ()
+    assert diff_object(obj, live_of(obj)) == ()
+    assert diff_object(obj, live_of(with_defaults(obj))) == ()   # server filled defaults
+    declared = Desired(obj, "x.yaml", 1)
+    plan = compute_plan([declared], {declared.key: live_of(with_defaults(obj))},
+                        {declared.key: desired_hash(obj)})
+    assert [c.action for c in plan.changes] == ["unchanged"] and not plan.drifted
