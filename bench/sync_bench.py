@@ -3,6 +3,8 @@
     python bench/sync_bench.py [--counts 100,1000]
 
 Prints a table; no Docker needed (controllers and the node agent are not involved).
+`run(quick)` returns noop_sync_1000_objects_s (a re-sync of the unchanged revision: fetch,
+plan against the store, nothing to apply) plus the first sync and its phase timings.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import resource
+import statistics
 import sys
 import tempfile
 import time
@@ -86,11 +89,26 @@ def measure(count: int) -> dict:
                 "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
+def _quiet() -> None:
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
+
+
+def run(quick: bool = False) -> dict:
+    _quiet()
+    samples = [measure(1000) for _ in range(1 if quick else 3)]
+    best = min(samples, key=lambda r: r["noop_s"])
+    return {"noop_sync_1000_objects_s": round(statistics.median(r["noop_s"] for r in samples), 4),
+            "first_sync_1000_objects_s": round(statistics.median(r["first_s"]
+                                                                 for r in samples), 4),
+            "noop_sync_1000_timings_ms": {k: round(v * 1000, 1)
+                                          for k, v in best["noop_timings"].items()}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--counts", default="100,1000")
     args = parser.parse_args()
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
+    _quiet()
     print(f"{'objects':>8} {'first sync s':>13} {'no-op sync s':>13} {'render':>8} "
           f"{'diff':>8} {'peak RSS MB':>12}")
     for count in (int(c) for c in args.counts.split(",")):

@@ -104,6 +104,8 @@ def declared_view(live: Any, desired: Any) -> Any:
 
 
 def field_diffs(desired: Any, live: Any, path: str = "") -> list[FieldDiff]:
+    if desired == live:     # the common case, compared at C speed
+        return []
     if isinstance(desired, dict) and isinstance(live, dict):
         out: list[FieldDiff] = []
         for k in desired.keys() | live.keys():
@@ -186,8 +188,10 @@ def compute_plan(desired: Iterable[Desired], live: Mapping[ObjectKey, dict],
             continue
         fields = tuple(FieldDiff(f.path, f.desired, f.live, d.line_of(f.path))
                        for f in _compare(want, current))
+        # An unchanged object's desired body is only read (waves, inventory): no copy.
         plan.changes.append(Change(
-            "update" if fields else "unchanged", key, json_copy(want), current, d.file,
+            "update" if fields else "unchanged", key, json_copy(want) if fields else want,
+            current, d.file,
             d.line, fields, drift="modified" if fields and unchanged_in_git else "",
             desired_hash=dhash))
     gone = [k for k in applied if k not in wanted]
