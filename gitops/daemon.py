@@ -23,6 +23,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from gitops.agent.docker import DockerRuntime
 from gitops.agent.network import SERVICE_POOL, pick_subnet
 from gitops.agent.node import NodeAgent
+from gitops.agent.runtime import RuntimeUnavailable
 from gitops.api.server import ApiContext, LogRequest, make_app, object_health
 from gitops.api.webhook import add_webhook_routes
 from gitops.controllers.manager import ControllerManager
@@ -266,7 +267,8 @@ class Agent:
         self._loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             self._loop.add_signal_handler(sig, self.stop.set)
-        await asyncio.to_thread(self._setup_runtime)
+        if not await self._wait_for_runtime():
+            return
         # Cluster DNS on the pod network's gateway (containers' only nameserver) and on
         # the host's loopback; pods fall back to Docker's resolver if neither could bind.
         await self.services.start_dns([self.node.host_ip, "127.0.0.1"])
@@ -327,6 +329,22 @@ class Agent:
             self.dd.agent_file.unlink(missing_ok=True)
             self.store.close()
             log.info("agent_stopped")
+
+    async def _wait_for_runtime(self) -> bool:
+        """Set up the runtime, waiting while the engine does not answer (it may be starting).
+        False if asked to stop meanwhile."""
+        delay = 1.0
+        while True:
+            try:
+                await asyncio.to_thread(self._setup_runtime)
+                return True
+            except RuntimeUnavailable as exc:
+                log.warning("runtime_unavailable_waiting", error=str(exc), retry_in=delay)
+            try:
+                await asyncio.wait_for(self.stop.wait(), timeout=delay)
+                return False
+            except asyncio.TimeoutError:
+                delay = min(10.0, delay * 2)
 
     def _setup_runtime(self) -> None:
         subnet = self.config.pod_subnet or self.store.get_state("pod_subnet")

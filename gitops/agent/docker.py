@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import ipaddress
 import os
@@ -14,11 +15,12 @@ from collections.abc import Callable
 
 import docker
 import docker.errors
+import requests.exceptions
 from docker.utils.socket import frames_iter
 import structlog
 
 from gitops.agent.runtime import (INSTANCE, MANAGED, ContainerInfo, ContainerSpec, Mount,
-                                  RuntimeFailure, SandboxSpec)
+                                  RuntimeFailure, RuntimeUnavailable, SandboxSpec)
 from gitops.agent.volumes import VOLUME_KIND, VOLUME_POD_UID
 from gitops.errors import TransientError
 
@@ -32,6 +34,37 @@ def extra_labels() -> dict[str, str]:
     sweep up after a crashed run)."""
     raw = os.environ.get("GITOPS_RUNTIME_LABELS", "")
     return dict(item.split("=", 1) for item in raw.split(",") if "=" in item)
+
+
+# The engine's API version when it cannot be asked at start-up (Docker 20.10's; newer
+# engines still serve it).
+FALLBACK_API_VERSION = "1.41"
+# What a request to an engine that is restarting or gone raises.
+_UNREACHABLE = (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
+                ConnectionError)
+
+
+def _engine_call(method: Callable) -> Callable:
+    """Turn 'the engine does not answer' into RuntimeUnavailable, so callers wait and retry
+    instead of treating it as a verdict on a container."""
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except _UNREACHABLE as exc:
+            raise RuntimeUnavailable(f"docker engine at {self.host} does not answer: {exc}",
+                                     retry_after=2) from exc
+    return call
+
+
+def connect(host: str, timeout: float = 60) -> docker.DockerClient:
+    """A client for `host`; one made while the engine is down still works once it is up."""
+    try:
+        return docker.DockerClient(base_url=host, timeout=timeout)
+    except docker.errors.DockerException as exc:
+        log.warning("docker_unavailable_at_start", docker_host=host, error=str(exc))
+        return docker.DockerClient(base_url=host, timeout=timeout,
+                                   version=FALLBACK_API_VERSION)
 
 
 # Where scripts/start-docker.sh runs the project's own engine.
@@ -54,7 +87,7 @@ class DockerRuntime:
                  host: str = "") -> None:
         self.instance = instance
         self.host = host or docker_host()
-        self.client = client or docker.DockerClient(base_url=self.host, timeout=60)
+        self.client = client or connect(self.host)
         self._labels = [f"{MANAGED}=true", f"{INSTANCE}={instance}"]
         self._extra = extra_labels()
         self._inspected: dict[str, ContainerInfo] = {}
@@ -261,8 +294,10 @@ class DockerRuntime:
         return -1, b"".join(chunks)
 
     def watch_events(self, on_event: Callable[[dict], None], stop: Callable[[], bool]) -> None:
-        """Deliver container events of this instance until stop(); windows never overlap."""
+        """Deliver container events of this instance until stop(); windows never overlap.
+        Survives the engine going away: it waits (1 s, doubling to 5 s) and resumes."""
         since = time.time()
+        backoff = 0.0
         while not stop():
             until = time.time() + 1.0
             try:
@@ -272,12 +307,19 @@ class DockerRuntime:
                     self._inspected.pop(event.get("id", ""), None)
                     on_event(event)
                 self._events_live = True
-            except docker.errors.DockerException as exc:
+                if backoff:
+                    log.info("docker_events_resumed", docker_host=self.host)
+                backoff = 0.0
+            except Exception as exc:   # noqa: BLE001 - this thread must outlive any error
                 # Events may have been missed: no cached inspection can be trusted.
                 self._events_live = False
                 self._inspected.clear()
-                log.warning("docker_events_failed", error=str(exc))
-                time.sleep(1.0)
+                if not backoff:
+                    log.warning("docker_events_failed", docker_host=self.host, error=str(exc))
+                backoff = min(5.0, backoff * 2 or 1.0)
+                time.sleep(backoff)
+                # Events of the outage are not replayed; the next resync looks at everything.
+                until = time.time()
             since = until
         self._events_live = False
         self._inspected.clear()
@@ -325,6 +367,13 @@ class DockerRuntime:
             vol.remove(force=True)
             removed += 1
         return removed
+
+
+for _name in ("list_containers", "ping", "image_present", "pull", "ensure_pause_image",
+              "ensure_network", "used_subnets", "run_sandbox", "run_container", "start", "stop",
+              "remove", "logs", "follow_logs", "exec", "remove_pod_volumes", "cleanup",
+              "remove_volumes"):
+    setattr(DockerRuntime, _name, _engine_call(getattr(DockerRuntime, _name)))
 
 
 def _mount(m: Mount) -> docker.types.Mount:

@@ -23,7 +23,8 @@ from gitops.agent.docker import PAUSE_IMAGE
 from gitops.agent.env import build_env, expand, service_env
 from gitops.agent.runtime import (CONFIG_HASH, CONTAINER, INSTANCE, MANAGED, POD_NAME,
                                   POD_NAMESPACE, POD_UID, SANDBOX, ContainerInfo, ContainerSpec,
-                                  Mount, Runtime, RuntimeFailure, SandboxSpec)
+                                  Mount, Runtime, RuntimeFailure, RuntimeUnavailable,
+                                  SandboxSpec)
 from gitops.agent.files import write_file_set
 from gitops.agent.probes import ProbeTracker, ProbeWorker, run_probe
 from gitops.agent.status import terminated_state, pod_status
@@ -76,6 +77,7 @@ class NodeAgent:
         self._ours: dict[str, float] = {}
         self._external: list[dict] = []
         self._events_lock = threading.Lock()
+        self._runtime_down_since: float | None = None
 
     # -- setup ------------------------------------------------------------------------
     def setup(self, subnet: str) -> None:
@@ -105,6 +107,21 @@ class NodeAgent:
 
     # -- one pass ---------------------------------------------------------------------
     def sync_once(self) -> None:
+        """One pass; while the engine does not answer, passes wait for it (pod status is
+        left as last seen) and the first pass after it is back reconciles everything."""
+        try:
+            self._sync_pass()
+        except RuntimeUnavailable as exc:
+            if self._runtime_down_since is None:
+                self._runtime_down_since = time.monotonic()
+                log.warning("runtime_unavailable", error=str(exc))
+            return
+        if self._runtime_down_since is not None:
+            log.info("runtime_available_again",
+                     after_s=round(time.monotonic() - self._runtime_down_since, 1))
+            self._runtime_down_since = None
+
+    def _sync_pass(self) -> None:
         events = self._take_external_events()
         pods = [p for p in self.store.list("Pod")
                 if p.get("spec", {}).get("nodeName") == self.node_name]

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from gitops.errors import TransientError
+
 log = structlog.get_logger(component="probes")
 
 # (container id, command, timeout seconds) -> (exit code, output); raises TimeoutError.
@@ -161,6 +163,15 @@ class ProbeTracker:
                                 failed_probe=c.failed_probe,
                                 messages={k: s.message for k, s in c.states.items()})
 
+    def abandon(self, pod_uid: str, container_name: str, kind: str) -> None:
+        """A probe that could not run at all (the engine did not answer): it counts neither
+        way and is due again next period."""
+        with self._lock:
+            c = self._c.get((pod_uid, container_name))
+            st = c.states.get(kind) if c else None
+            if st is not None:
+                st.in_flight = False
+
     def reset(self, pod_uid: str, container_name: str) -> None:
         """The container (re)starts: the next due() starts its probes over."""
         with self._lock:
@@ -224,7 +235,8 @@ def _http_get(action: dict, host: str, port: int, timeout: float) -> tuple[bool,
 def run_probe(probe: dict, pod_ip: str, container: dict, container_id: str,
               exec_fn: Exec) -> tuple[bool, str]:
     """Run one probe to completion within its timeoutSeconds: (success, message).
-    Never raises: any error is a failed probe with a message saying why."""
+    Any error is a failed probe with a message saying why, except TransientError (the
+    runtime could not be asked), which is raised: that is no verdict at all."""
     timeout = timing(probe, "readiness").timeout
     try:
         if (action := probe.get("httpGet")) is not None:
@@ -243,6 +255,8 @@ def run_probe(probe: dict, pod_ip: str, container: dict, container_id: str,
         if "grpc" in probe:
             return False, "grpc probes are not supported"
         return False, "probe has no handler (httpGet, tcpSocket or exec)"
+    except TransientError:   # the engine did not answer: no verdict on the container
+        raise
     except TimeoutError:   # socket.timeout too
         return False, f"probe timed out after {timeout:g}s"
     except Exception as exc:   # noqa: BLE001 - a probe failing is data, not a crash
@@ -271,8 +285,14 @@ class ProbeWorker:
     def _run(self, pod_uid: str, pod_ip: str, container: dict, container_id: str,
              started_at: float, kind: str) -> None:
         name = container["name"]
-        ok, message = run_probe(container[FIELD[kind]], pod_ip, container, container_id,
-                                self.exec_fn)
+        try:
+            ok, message = run_probe(container[FIELD[kind]], pod_ip, container, container_id,
+                                    self.exec_fn)
+        except TransientError as exc:
+            log.debug("probe_not_run", pod_uid=pod_uid, container=name, kind=kind,
+                      error=str(exc))
+            self.tracker.abandon(pod_uid, name, kind)
+            return
         if not ok:
             log.debug("probe_failed", pod_uid=pod_uid, container=name, kind=kind,
                       message=message)

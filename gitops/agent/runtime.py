@@ -6,6 +6,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from gitops.errors import TransientError
+
 # Labels on everything the agent creates. Nothing without MANAGED=true is ever touched.
 MANAGED = "gitops.managed"
 INSTANCE = "gitops.instance"
@@ -15,6 +17,11 @@ POD_UID = "gitops.pod.uid"
 CONTAINER = "gitops.container"
 CONFIG_HASH = "gitops.config-hash"
 SANDBOX = "POD"     # CONTAINER label value of a pod's sandbox
+
+
+class RuntimeUnavailable(TransientError):
+    """The engine does not answer (restarting, socket gone): nothing was decided about any
+    container, so a pass stops and the next one tries again."""
 
 
 class RuntimeFailure(Exception):

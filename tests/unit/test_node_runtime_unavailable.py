@@ -1,0 +1,111 @@
+"""The node agent while the engine does not answer: no crash, no verdicts, then reconcile."""
+
+from __future__ import annotations
+
+from structlog.testing import capture_logs
+
+from gitops.agent.node import NodeAgent
+from gitops.agent.probes import ProbeTracker, ProbeWorker
+from gitops.agent.runtime import CONTAINER, ContainerInfo, RuntimeUnavailable
+from gitops.model import ObjectKey
+from gitops.store import SqliteStore
+
+
+class FlakyRuntime:
+    """Records what the agent asks; raises RuntimeUnavailable on every call while down."""
+    instance = "feed0001"
+
+    def __init__(self) -> None:
+        self.down = False
+        self.containers: dict[str, ContainerInfo] = {}
+        self.calls: list[str] = []
+
+    def _call(self, name: str) -> None:
+        if self.down:
+            raise RuntimeUnavailable("engine at unix:///nowhere does not answer")
+        self.calls.append(name)
+
+    def list_containers(self):
+        self._call("list")
+        return list(self.containers.values())
+
+    def image_present(self, image):
+        self._call("image_present")
+        return True
+
+    def run_sandbox(self, spec):
+        self._call("run_sandbox")
+        return self._add(spec, "POD")
+
+    def run_container(self, spec):
+        self._call("run_container")
+        return self._add(spec, spec.labels[CONTAINER])
+
+    def _add(self, spec, name):
+        cid = f"c{len(self.containers)}"
+        self.containers[cid] = ContainerInfo(cid, spec.name, dict(spec.labels), "running",
+                                             started_at="2026-01-01T00:00:00.000000Z",
+                                             ip="10.0.0.2" if name == "POD" else "")
+        return cid
+
+    def remove(self, cid):
+        self._call("remove")
+        self.containers.pop(cid, None)
+
+    def remove_pod_volumes(self, uid):
+        self._call("remove_pod_volumes")
+
+    def exec(self, cid, cmd, timeout):
+        self._call("exec")
+        return 0, b""
+
+
+def test_passes_while_the_engine_is_down_change_nothing_then_the_pod_is_rebuilt(tmp_path):
+    store = SqliteStore(tmp_path / "state.db")
+    runtime = FlakyRuntime()
+    node = NodeAgent(store, runtime, "n1", "net", tmp_path / "pods")
+    store.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+                  "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "i:1"}]}})
+    key = ObjectKey("Pod", "default", "p")
+    node.sync_once()
+    node.sync_once()
+    running = store.get(key)
+    assert running["status"]["phase"] == "Running"
+
+    runtime.down = True
+    with capture_logs() as logs:
+        node.sync_once()            # must not raise
+        node.sync_once()
+    assert [e["event"] for e in logs].count("runtime_unavailable") == 1   # once per outage
+    assert store.get(key)["status"] == running["status"]                 # left as last seen
+
+    # The engine comes back having lost every container (as after a restart).
+    runtime.down = False
+    runtime.containers.clear()
+    with capture_logs() as logs:
+        node.sync_once()
+    assert any(e["event"] == "runtime_available_again" for e in logs)
+    assert "run_sandbox" in runtime.calls and "run_container" in runtime.calls
+    node.sync_once()
+    assert store.get(key)["status"]["phase"] == "Running"
+    node.close()
+    store.close()
+
+
+def test_a_probe_the_engine_could_not_run_counts_neither_way():
+    now = [100.0]
+    tracker = ProbeTracker(lambda: now[0])
+    container = {"name": "c", "livenessProbe": {"exec": {"command": ["true"]},
+                                                "failureThreshold": 1, "periodSeconds": 1}}
+
+    def unavailable(cid, cmd, timeout):
+        raise RuntimeUnavailable("engine does not answer")
+    worker = ProbeWorker(tracker, unavailable, workers=1)
+    for _ in range(3):
+        worker.run_due("uid", "10.0.0.2", container, "cid", 100.0)
+        worker._pool.shutdown(wait=True)          # let the probe finish
+        worker._pool = type(worker._pool)(max_workers=1)
+        now[0] += 1.5
+    assert tracker.results("uid", "c").live      # failureThreshold 1, yet not failed
+    assert tracker.due("uid", container, 100.0, "liveness")   # and due again
+    worker.close()
