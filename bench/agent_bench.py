@@ -6,6 +6,7 @@
 
     DOCKER_HOST=unix:///run/gitops-docker/docker.sock python bench/agent_bench.py [--rounds 5]
 
+`run(quick)` returns those three figures (medians) plus the raw timings, for bench/run.py.
 Traffic stays on this machine; every loop is bounded in count and time.
 """
 
@@ -146,10 +147,8 @@ def bench_pod_start(repo: Path, data: str, rounds: int) -> list[float]:
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=5)
-    args = parser.parse_args()
+def measure(rounds: int) -> dict[str, list[float]]:
+    """Raw timings (seconds) of every round, on a throwaway agent and repo."""
     os.environ.setdefault("GITOPS_RUNTIME_LABELS", LABEL)
     client = docker.from_env()
     with tempfile.TemporaryDirectory() as tmp:
@@ -165,20 +164,43 @@ def main() -> None:
         try:
             gitops("up", f"file://{repo}", "--wait", "--timeout", "60", "--data-dir", data,
                    "--interval", "3600")
-            push = bench_push(repo, data, args.rounds)
+            push = bench_push(repo, data, rounds)
             sh("git", "-C", str(repo), "reset", "-q", "--hard", "HEAD")
             (repo / "deploy.yaml").write_text(DEPLOY.format(version="v1"))
             sh("git", "commit", "-qam", "back to v1", cwd=repo)
             gitops("sync", "--data-dir", data)
             wait(lambda: ready_at_version(data, "v1", None, ""), 60, 0.1)
-            pod_start = bench_pod_start(repo, data, args.rounds)
-            docker_run = bench_docker_run(client, args.rounds, None)
-            docker_run_net = bench_docker_run(client, args.rounds, f"gitops-{instance}")
+            pod_start = bench_pod_start(repo, data, rounds)
+            docker_run = bench_docker_run(client, rounds, None)
+            docker_run_net = bench_docker_run(client, rounds, f"gitops-{instance}")
             kill = bench_kill(client, instance)
         finally:
             subprocess.run([sys.executable, "-m", "gitops", "down", "--data-dir", data],
                            capture_output=True)
+    return {"push": push, "pod_start": pod_start, "docker_run": docker_run,
+            "docker_run_net": docker_run_net, "kill": kill}
+
+
+def run(quick: bool = False) -> dict:
+    raw = measure(2 if quick else 5)
     med = statistics.median
+    return {"push_to_ready_s": round(med(raw["push"]), 3),
+            "pod_start_overhead_ratio_vs_docker_run": round(
+                med(raw["pod_start"]) / med(raw["docker_run_net"]), 3),
+            "restart_after_kill_s": round(med(raw["kill"]), 3),
+            "pod_start_s": round(med(raw["pod_start"]), 3),
+            "docker_run_bridge_s": round(med(raw["docker_run_net"]), 3),
+            "docker_run_no_network_s": round(med(raw["docker_run"]), 3)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    raw = measure(args.rounds)
+    med = statistics.median
+    push, pod_start, kill = raw["push"], raw["pod_start"], raw["kill"]
+    docker_run, docker_run_net = raw["docker_run"], raw["docker_run_net"]
     rows = [("push_to_ready_s", med(push), "<= 3"),
             ("pod_start_s (agent, scale-up to Running)", med(pod_start), ""),
             ("docker_run_s (same image, no network)", med(docker_run), ""),

@@ -12,6 +12,7 @@ import tarfile
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import docker
 import docker.errors
@@ -93,6 +94,10 @@ class DockerRuntime:
         self._inspected: dict[str, ContainerInfo] = {}
         self._images_seen: dict[str, float] = {}
         self._events_live = False
+        # Sandboxes still starting: their network set-up (the slow part of a pod start)
+        # overlaps the creation of the containers that will join them.
+        self._starting: dict[str, Future] = {}
+        self._starter = ThreadPoolExecutor(max_workers=4, thread_name_prefix="sandbox-start")
 
     # -- inventory --------------------------------------------------------------------
     def list_containers(self) -> list[ContainerInfo]:
@@ -100,6 +105,7 @@ class DockerRuntime:
         cached and each container event drops its entry, so a pass over hundreds of pods
         costs one list call instead of one inspect per container."""
         api = self.client.api
+        self._settle_sandboxes()
         out = []
         listed = api.containers(all=True, filters={"label": self._labels})
         for summary in listed:
@@ -186,19 +192,41 @@ class DockerRuntime:
 
     # -- containers -------------------------------------------------------------------
     def run_sandbox(self, spec: SandboxSpec) -> str:
+        """Create the sandbox and start it in the background: run_container creates its
+        containers meanwhile and waits for the start before starting them."""
         try:
-            c = self.client.containers.create(
+            c = self.client.api.create_container(
                 spec.image, name=spec.name,
                 hostname=None if spec.host_network else spec.hostname,
                 labels={**self._extra, **spec.labels},
-                network=None if spec.host_network else spec.network,
-                network_mode="host" if spec.host_network else None,
-                detach=True, restart_policy={"Name": "no"})
-            c.start()
+                host_config=self.client.api.create_host_config(
+                    network_mode="host" if spec.host_network else spec.network,
+                    restart_policy={"Name": "no"}))
         except docker.errors.APIError as exc:
             raise RuntimeFailure(f"sandbox: {exc.explanation or exc}",
                                  "CreatePodSandboxError") from exc
-        return c.id
+        cid = c["Id"]
+        self._starting[cid] = self._starter.submit(self.client.api.start, cid)
+        return cid
+
+    def _await_sandbox(self, cid: str) -> None:
+        future = self._starting.pop(cid, None)
+        if future is None:
+            return
+        try:
+            future.result()
+        except docker.errors.APIError as exc:
+            raise RuntimeFailure(f"sandbox: {exc.explanation or exc}",
+                                 "CreatePodSandboxError") from exc
+
+    def _settle_sandboxes(self) -> None:
+        """Every background start finished before anyone looks: a sandbox seen half
+        started would be taken for a dead one."""
+        for cid in list(self._starting):
+            try:
+                self._await_sandbox(cid)
+            except RuntimeFailure as exc:
+                log.warning("sandbox_start_failed", container=cid[:12], error=str(exc))
 
     def run_container(self, spec: ContainerSpec) -> str:
         try:
@@ -217,6 +245,7 @@ class DockerRuntime:
         except docker.errors.APIError as exc:
             raise RuntimeFailure(f"create: {exc.explanation or exc}",
                                  "CreateContainerError") from exc
+        self._await_sandbox(spec.sandbox_id)
         self.start(c.id)
         return c.id
 
