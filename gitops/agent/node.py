@@ -97,7 +97,13 @@ class NodeAgent:
                   "addresses": [{"type": "InternalIP", "address": self.host_ip},
                                 {"type": "Hostname", "address": self.node_name}],
                   "nodeInfo": {"containerRuntimeVersion":
-                               f"docker://{info.get('ServerVersion', '')}"}}
+                               f"docker://{info.get('ServerVersion', '')}",
+                               "operatingSystem": info.get("OSType", "linux"),
+                               "architecture": {"x86_64": "amd64", "aarch64": "arm64"}.get(
+                                   info.get("Architecture", ""), info.get("Architecture", "")),
+                               "kernelVersion": info.get("KernelVersion", ""),
+                               "osImage": info.get("OperatingSystem", "")}}
+        status["allocatable"] = dict(status["capacity"])    # what the scheduler may place
         key = ObjectKey("Node", "", self.node_name)
         if self.store.get(key) is None:
             self.store.create(node)

@@ -31,8 +31,8 @@ import random
 from datetime import UTC, datetime
 
 from gitops.controllers.base import Action, Create, Delete, SetStatus
-from gitops.controllers.pods import is_active, is_ready
-from gitops.controllers.replicaset import _deletion_rank, new_pod
+from gitops.controllers.pods import deletion_order, is_active, is_ready
+from gitops.controllers.replicaset import new_pod
 from gitops.model import key_of
 from gitops.model.meta import is_deleting
 
@@ -278,7 +278,7 @@ def reconcile(job: dict, pods: list[dict], now: float, rng: random.Random) -> li
 
     count = len(active)
     if count > want:
-        for pod in sorted(active, key=_deletion_rank)[: count - want]:
+        for pod in deletion_order(active, [])[: count - want]:    # ActivePods order
             actions.append(Delete(key_of(pod)))
             active.remove(pod)
     elif count < want:
