@@ -142,6 +142,8 @@ class Agent:
 
     def _on_store_change(self, event: str, obj: dict) -> None:
         kind = obj.get("kind")
+        if kind == "Event":
+            return          # events record what loops did; they never ask for a pass
         self.controller_loop.poke()
         if kind in ("Pod", "Node", "ConfigMap", "Secret"):
             self.agent_loop.poke()

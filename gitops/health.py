@@ -1,9 +1,16 @@
-"""Health per kind, as Argo CD users know it: Healthy, Progressing, Degraded, Missing (pure)."""
+"""Health per kind, as Argo CD users know it: Healthy, Progressing, Degraded, Missing (pure).
+
+Workloads (Deployment, ReplicaSet, StatefulSet, DaemonSet) are also judged by their pods
+when they are given: one crash-looping or image-less pod makes the workload Degraded at
+once, without waiting for a progress deadline. `assess_in` finds those pods in a store.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 HEALTHY, PROGRESSING, DEGRADED, MISSING, SUSPENDED = (
     "Healthy", "Progressing", "Degraded", "Missing", "Suspended")
@@ -19,11 +26,56 @@ class Health:
     message: str = ""
 
 
-def assess(obj: dict | None) -> Health:
+_WORKLOADS = ("Deployment", "ReplicaSet", "StatefulSet", "DaemonSet")
+
+
+def assess(obj: dict | None, pods: Iterable[dict] | None = None) -> Health:
+    """pods: the workload's pods (for workloads), to see crash loops at once."""
     if obj is None:
         return Health(MISSING, "not in the store")
+    if pods is not None and obj.get("kind") in _WORKLOADS:
+        if (bad := _failing_pod(pods)) is not None:
+            return bad
     fn = _BY_KIND.get(obj.get("kind", ""))
     return fn(obj) if fn else Health(HEALTHY)
+
+
+class _Reader(Protocol):
+    def list(self, kind: str, namespace: str | None = None) -> list[dict]: ...
+
+
+def pods_of(store: _Reader, obj: dict) -> list[dict] | None:
+    """The pods a workload controls (a Deployment's through its ReplicaSets)."""
+    kind = obj.get("kind")
+    if kind not in _WORKLOADS:
+        return None
+    ns = (obj.get("metadata") or {}).get("namespace") or "default"
+    owners = {(obj.get("metadata") or {}).get("uid")}
+    if kind == "Deployment":
+        owners = {rs["metadata"].get("uid") for rs in store.list("ReplicaSet", ns)
+                  if _controller_uid(rs) in owners}
+    return [p for p in store.list("Pod", ns) if _controller_uid(p) in owners]
+
+
+def assess_in(store: _Reader, obj: dict | None) -> Health:
+    return assess(obj, pods_of(store, obj) if obj is not None else None)
+
+
+def _controller_uid(obj: dict) -> str | None:
+    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
+        if ref.get("controller"):
+            return ref.get("uid")
+    return None
+
+
+def _failing_pod(pods: Iterable[dict]) -> Health | None:
+    for pod in sorted(pods, key=lambda p: p["metadata"].get("name", "")):
+        if pod["metadata"].get("deletionTimestamp"):
+            continue
+        health = _pod(pod)
+        if health.status == DEGRADED and (pod.get("status") or {}).get("phase") != "Failed":
+            return Health(DEGRADED, f"pod {pod['metadata']['name']}: {health.message}")
+    return None
 
 
 def _deployment(obj: dict) -> Health:
@@ -36,6 +88,8 @@ def _deployment(obj: dict) -> Health:
     for cond in st.get("conditions", []) or []:
         if cond.get("type") == "Progressing" and cond.get("reason") == "ProgressDeadlineExceeded":
             return Health(DEGRADED, cond.get("message", "progress deadline exceeded"))
+        if cond.get("type") == "ReplicaFailure" and cond.get("status") == "True":
+            return Health(DEGRADED, cond.get("message", "replica failure"))
     updated, available = st.get("updatedReplicas", 0), st.get("availableReplicas", 0)
     if updated < want:
         return Health(PROGRESSING, f"{updated} of {want} updated replicas")
@@ -75,7 +129,10 @@ def _pod(obj: dict) -> Health:
 
 def _service(obj: dict) -> Health:
     spec = obj.get("spec", {})
-    if spec.get("type") in ("NodePort", "LoadBalancer") and \
+    kind = spec.get("type", "ClusterIP")
+    if kind != "ExternalName" and not spec.get("clusterIP"):
+        return Health(PROGRESSING, "waiting for a cluster IP")
+    if kind in ("NodePort", "LoadBalancer") and \
             not all(p.get("nodePort") for p in spec.get("ports", []) or []):
         return Health(PROGRESSING, "waiting for node port allocation")
     return Health(HEALTHY)
@@ -83,7 +140,28 @@ def _service(obj: dict) -> Health:
 
 def _pvc(obj: dict) -> Health:
     phase = obj.get("status", {}).get("phase", "Pending")
-    return Health(HEALTHY, "bound") if phase == "Bound" else Health(PROGRESSING, phase)
+    if phase == "Bound":
+        return Health(HEALTHY, "bound")
+    if phase == "Lost":
+        return Health(DEGRADED, "the claim lost its volume")
+    return Health(PROGRESSING, phase)
+
+
+def _config(obj: dict) -> Health:
+    """ConfigMaps and Secrets are data: present is healthy (keys counted, never shown)."""
+    keys = {*(obj.get("data") or {}), *(obj.get("binaryData") or {}),
+            *(obj.get("stringData") or {})}
+    return Health(HEALTHY, f"{len(keys)} key(s)")
+
+
+def _node(obj: dict) -> Health:
+    ready = next((c for c in (obj.get("status") or {}).get("conditions") or []
+                  if c.get("type") == "Ready"), None)
+    if ready is None or ready.get("status") != "True":
+        return Health(DEGRADED, (ready or {}).get("message") or "node is not ready")
+    if (obj.get("spec") or {}).get("unschedulable"):
+        return Health(HEALTHY, "ready, scheduling disabled")
+    return Health(HEALTHY, "ready")
 
 
 def _statefulset(obj: dict) -> Health:
@@ -162,4 +240,5 @@ def _when(value: str) -> float:
 
 _BY_KIND = {"Deployment": _deployment, "ReplicaSet": _replicaset, "Pod": _pod,
             "Service": _service, "PersistentVolumeClaim": _pvc, "StatefulSet": _statefulset,
-            "DaemonSet": _daemonset, "Job": _job, "CronJob": _cronjob}
+            "DaemonSet": _daemonset, "Job": _job, "CronJob": _cronjob,
+            "ConfigMap": _config, "Secret": _config, "Node": _node}

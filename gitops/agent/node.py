@@ -29,6 +29,7 @@ from gitops.agent.files import write_file_set
 from gitops.agent.probes import ProbeTracker, ProbeWorker, run_probe
 from gitops.agent.status import terminated_state, pod_status
 from gitops.agent.volumes import container_mounts, file_sets
+from gitops.events import NORMAL, WARNING, EventRecorder, event_for
 from gitops.model import ObjectKey, key_of, quantity
 from gitops.model.podspec import host_access
 from gitops.proxy.dns import resolv_conf
@@ -78,6 +79,7 @@ class NodeAgent:
         self._external: list[dict] = []
         self._events_lock = threading.Lock()
         self._runtime_down_since: float | None = None
+        self.events = EventRecorder(store, clock, host=node_name)    # kubelet-style Events
 
     # -- setup ------------------------------------------------------------------------
     def setup(self, subnet: str) -> None:
@@ -99,7 +101,13 @@ class NodeAgent:
                   "addresses": [{"type": "InternalIP", "address": self.host_ip},
                                 {"type": "Hostname", "address": self.node_name}],
                   "nodeInfo": {"containerRuntimeVersion":
-                               f"docker://{info.get('ServerVersion', '')}"}}
+                               f"docker://{info.get('ServerVersion', '')}",
+                               "operatingSystem": info.get("OSType", "linux"),
+                               "architecture": {"x86_64": "amd64", "aarch64": "arm64"}.get(
+                                   info.get("Architecture", ""), info.get("Architecture", "")),
+                               "kernelVersion": info.get("KernelVersion", ""),
+                               "osImage": info.get("OperatingSystem", "")}}
+        status["allocatable"] = dict(status["capacity"])    # what the scheduler may place
         key = ObjectKey("Node", "", self.node_name)
         if self.store.get(key) is None:
             self.store.create(node)
@@ -147,6 +155,7 @@ class NodeAgent:
                 pod, by_uid.get(uid, []), self._images(pod), self._pull_failures,
                 self._restarts[uid], self.clock(), unhealthy)
             acted |= self._execute(pod, pod_plan, by_uid.get(uid, []))
+            self._waiting_events(pod, pod_plan.waiting)
             waiting[uid] = pod_plan.waiting
         if acted:
             by_uid = defaultdict(list)
@@ -217,6 +226,7 @@ class NodeAgent:
         sandbox_id = next((c.id for c in containers
                            if c.container == SANDBOX and c.state == "running"), "")
         failed_images: set[str] = set()
+        pulled: set[str] = set()
         by_id = {c.id: c for c in containers}
         for action in pod_plan.actions:
             try:
@@ -225,13 +235,23 @@ class NodeAgent:
                         pod_ip = pod.get("status", {}).get("podIP", "")
                         self._terminate(by_id[cid], grace, "pod deleted",
                                         pre_stop=(hook, spec, pod_ip) if hook else None)
+                        if by_id[cid].container != SANDBOX:
+                            self._event(pod, "Killing", "Stopping container "
+                                        f"{by_id[cid].container}", by_id[cid].container)
                     case P.Remove(cid, why):
                         self._remove(by_id[cid], why)
                     case P.RunSandbox():
                         sandbox_id = self.runtime.run_sandbox(self._sandbox_spec(pod))
                         log.info("sandbox_started", pod=_name(pod))
                     case P.Pull(image):
+                        self._event(pod, "Pulling", f'Pulling image "{image}"')
                         self._pull(image, failed_images)
+                        if image in failed_images:
+                            self._event(pod, "Failed", f'Failed to pull image "{image}": '
+                                        f"{self._pull_failures[image].message}", warning=True)
+                        else:
+                            pulled.add(image)
+                            self._event(pod, "Pulled", f'Successfully pulled image "{image}"')
                     case P.RunContainer(container):
                         if container["image"] in failed_images or not sandbox_id:
                             continue
@@ -241,11 +261,20 @@ class NodeAgent:
                         self._errors.pop((uid, container["name"]), None)
                         log.info("container_started", pod=_name(pod),
                                  container=container["name"])
+                        cname = container["name"]
+                        if container["image"] not in pulled:
+                            self._event(pod, "Pulled", f'Container image "{container["image"]}"'
+                                        " already present on machine", cname)
+                        self._event(pod, "Created", f"Created container {cname}", cname)
+                        self._event(pod, "Started", f"Started container {cname}", cname)
                     case P.Kill(cid, name, grace, message):
                         log.warning("container_unhealthy", pod=_name(pod), container=name,
                                     message=message)
                         self._terminate(by_id[cid], grace, f"probe failed: {message}",
                                         remove=False)
+                        probe = message.split(" ", 1)[0].lower()
+                        self._event(pod, "Killing", f"Container {name} failed {probe} probe, "
+                                    "will be restarted", name)
                     case P.Restart(cid, name):
                         self.probes.reset(uid, name)
                         before = self._last_states[uid].get(name, {}).get("terminated", {})
@@ -257,6 +286,8 @@ class NodeAgent:
                         self.runtime.start(cid)
                         log.info("container_restarted", pod=_name(pod), container=name,
                                  restarts=self._restarts[uid][name])
+                        self._event(pod, "Created", f"Created container {name}", name)
+                        self._event(pod, "Started", f"Started container {name}", name)
                     case P.Finalize():
                         self._release_pod(uid)
                         self.store.delete(key_of(pod))
@@ -270,6 +301,8 @@ class NodeAgent:
                     names = [getattr(action, "name", "")]
                 for name in filter(None, names):
                     self._errors[(uid, name)] = (exc.reason, str(exc))
+                    if isinstance(action, (P.RunContainer, P.RunSandbox)):
+                        self._event(pod, "Failed", f"Error: {exc}", name, warning=True)
                 log.warning("pod_action_failed", pod=_name(pod), action=type(action).__name__,
                             reason=exc.reason, error=str(exc))
         return bool(pod_plan.actions)
@@ -344,7 +377,37 @@ class NodeAgent:
             result = self.probes.results(uid, spec["name"], spec)
             if not result.live:
                 unhealthy[spec["name"]] = result
+                self._event(pod, "Unhealthy", result.failure, spec["name"], warning=True)
+            elif not result.ready and result.messages.get("readiness"):
+                self._event(pod, "Unhealthy", "Readiness probe failed: "
+                            f"{result.messages['readiness']}", spec["name"], warning=True)
         return unhealthy
+
+    # -- events -----------------------------------------------------------------------
+    def _event(self, pod: dict, reason: str, message: str, container: str = "",
+               warning: bool = False) -> None:
+        """An Event on the pod, from the kubelet (Secret values are masked on record)."""
+        inits = {c["name"] for c in pod["spec"].get("initContainers") or []}
+        field = (f"spec.{'initContainers' if container in inits else 'containers'}"
+                 f"{{{container}}}") if container else ""
+        self.events.record(event_for(pod, reason, message, WARNING if warning else NORMAL,
+                                     "kubelet", field))
+
+    def _waiting_events(self, pod: dict, waiting: dict[str, tuple[str, str]]) -> None:
+        """Back-off is an event on every pass it holds a container (counted, coalesced)."""
+        meta = pod["metadata"]
+        images = {c["name"]: c.get("image", "") for c in
+                  [*(pod["spec"].get("initContainers") or []), *pod["spec"]["containers"]]}
+        for name, (reason, message) in waiting.items():
+            if reason == "CrashLoopBackOff":
+                self._event(pod, "BackOff", f"Back-off restarting failed container {name} in "
+                            f"pod {meta['name']}_{meta['namespace']}({meta['uid']})", name,
+                            warning=True)
+            elif reason == "ImagePullBackOff":
+                self._event(pod, "BackOff", f'Back-off pulling image "{images.get(name)}"',
+                            name)
+            elif reason == "ErrImageNeverPull":
+                self._event(pod, reason, message, name, warning=True)
 
     # -- pod volumes ------------------------------------------------------------------
     def _lookup(self, kind: str, ns: str, name: str) -> dict | None:

@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from gitops.errors import GitopsError
-from gitops.health import assess
+from gitops.health import assess_in
 from gitops.model import KINDS, ObjectKey
 from gitops.store.base import Store
 from gitops.sync.diff import mask_secret
@@ -150,7 +150,7 @@ def object_health(store: Store) -> list[dict]:
     """Every object git declared, with its health: what `status` and `up --wait` show."""
     out = []
     for key, entry in sorted(store.inventory().items()):
-        health = assess(store.get(key))
+        health = assess_in(store, store.get(key))     # workloads judged with their pods
         out.append({"kind": key.kind, "namespace": key.namespace, "name": key.name,
                     "file": entry.file, "line": entry.line, "sync": entry.sync_status,
                     "health": health.status, "message": health.message})

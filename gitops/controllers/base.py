@@ -1,4 +1,9 @@
-"""Actions controllers return, and the one executor that applies them to the store."""
+"""Actions controllers return, and the one executor that applies them to the store.
+
+An action may carry the Event that describes it (`event=`); the executor records it only
+once the action succeeded, as Kubernetes controllers emit SuccessfulCreate after the
+create call returned.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from gitops.events import EventRecorder, EventSpec
 from gitops.model import ObjectKey, key_of
 from gitops.model.meta import is_deleting
 from gitops.store.base import Conflict, NotFound, Store
@@ -13,45 +19,83 @@ from gitops.store.sqlite import now_iso
 
 log = structlog.get_logger(component="controllers")
 
+BACKGROUND, FOREGROUND, ORPHAN = "Background", "Foreground", "Orphan"
+FOREGROUND_FINALIZER, ORPHAN_FINALIZER = "foregroundDeletion", "orphan"
+# Set on an object (in git, say) to choose how deleting it treats its dependents.
+PROPAGATION_ANNOTATION = "gitops.io/delete-propagation"
+
 
 @dataclass(frozen=True)
 class Create:
     obj: dict
+    event: EventSpec | None = None
 
 
 @dataclass(frozen=True)
 class Update:
     obj: dict
+    event: EventSpec | None = None
 
 
 @dataclass(frozen=True)
 class SetStatus:
     key: ObjectKey
     status: dict
+    event: EventSpec | None = None
 
 
 @dataclass(frozen=True)
 class Delete:
     key: ObjectKey
+    event: EventSpec | None = None
+    propagation: str = ""           # "" : the object's annotation, else Background
 
 
-Action = Create | Update | SetStatus | Delete
+@dataclass(frozen=True)
+class Emit:
+    """An event on its own, for something seen rather than done."""
+    event: EventSpec
 
 
-def request_delete(store: Store, key: ObjectKey) -> None:
-    """Delete as Kubernetes does: a bound pod is only marked; its node finishes the job."""
+Action = Create | Update | SetStatus | Delete | Emit
+
+
+def propagation_of(obj: dict, requested: str = "") -> str:
+    if requested:
+        return requested
+    value = ((obj.get("metadata") or {}).get("annotations") or {}).get(PROPAGATION_ANNOTATION,
+                                                                        "")
+    return {"orphan": ORPHAN, "foreground": FOREGROUND}.get(value.lower(), BACKGROUND)
+
+
+def request_delete(store: Store, key: ObjectKey, propagation: str = "") -> None:
+    """Delete as the API server does. Background: the object goes now, the garbage
+    collector takes its dependents later. Orphan / Foreground: the object is only marked
+    (deletionTimestamp and the `orphan` / `foregroundDeletion` finalizer); the garbage
+    collector frees or deletes the dependents first, then removes it. A bound pod is only
+    marked; its node finishes the job."""
     obj = store.get(key)
     if obj is None:
         return
+    policy = propagation_of(obj, propagation)
+    meta = obj["metadata"]
+    if policy in (ORPHAN, FOREGROUND) and key.kind != "Pod":
+        finalizer = ORPHAN_FINALIZER if policy == ORPHAN else FOREGROUND_FINALIZER
+        if finalizer not in (meta.get("finalizers") or []):
+            meta["finalizers"] = [*(meta.get("finalizers") or []), finalizer]
+            meta.setdefault("deletionTimestamp", now_iso())
+            store.update(obj)
+        return
     if key.kind == "Pod" and obj.get("spec", {}).get("nodeName"):
         if not is_deleting(obj):
-            obj["metadata"]["deletionTimestamp"] = now_iso()
+            meta["deletionTimestamp"] = now_iso()
             store.update(obj)
         return
     store.delete(key)
 
 
-def execute(store: Store, actions: list[Action], controller: str) -> None:
+def execute(store: Store, actions: list[Action], controller: str,
+            recorder: EventRecorder | None = None) -> None:
     """Apply actions one by one; a conflict just means the next pass will redo the work."""
     for action in actions:
         try:
@@ -63,8 +107,13 @@ def execute(store: Store, actions: list[Action], controller: str) -> None:
                     store.update(obj)
                 case SetStatus(key, status):
                     store.update_status(key, status)
-                case Delete(key):
-                    request_delete(store, key)
+                case Delete(key, _, propagation):
+                    request_delete(store, key, propagation)
                     log.info("object_deleted", controller=controller, object=str(key))
+                case Emit():
+                    pass
         except (Conflict, NotFound) as exc:
             log.debug("action_conflict", controller=controller, error=str(exc))
+            continue
+        if action.event is not None and recorder is not None:
+            recorder.record(action.event)

@@ -39,11 +39,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from apscheduler.triggers.cron import CronTrigger
 
 from gitops.controllers import job as jobs_mod
-from gitops.controllers.base import Action, Create, Delete, SetStatus
+from gitops.controllers.base import Action, Create, Delete, Emit, SetStatus
+from gitops.events import WARNING, EventSpec, event_for
 from gitops.controllers.job import iso, parse_ts
 from gitops.model import key_of
 from gitops.model.meta import is_deleting, owner_ref
 
+COMPONENT = "cronjob-controller"
 SCHEDULED_TIMESTAMP = "batch.kubernetes.io/cronjob-scheduled-timestamp"
 INVALID_SCHEDULE = "InvalidSchedule"
 UNKNOWN_TIME_ZONE = "UnknownTimeZone"
@@ -249,15 +251,38 @@ def _limit(value: object, default: int) -> int:
         else value
 
 
-def _prune(spec: dict, jobs: list[dict]) -> list[Action]:
+def _prune(cronjob: dict, spec: dict, jobs: list[dict]) -> list[Action]:
     live = [j for j in jobs if not is_deleting(j) and jobs_mod.is_finished(j)]
     actions: list[Action] = []
     for keep, pick in ((_limit(spec.get("successfulJobsHistoryLimit"), 3), jobs_mod.succeeded),
                        (_limit(spec.get("failedJobsHistoryLimit"), 1),
                         lambda j: not jobs_mod.succeeded(j))):
         done = sorted((j for j in live if pick(j)), key=_order)
-        actions += [Delete(key_of(j)) for j in done[: max(0, len(done) - keep)]]
+        actions += [_delete_job(cronjob, j) for j in done[: max(0, len(done) - keep)]]
     return actions
+
+
+def _event(cronjob: dict, reason: str, message: str, type: str = "Normal") -> EventSpec:
+    return event_for(cronjob, reason, message, type, COMPONENT)
+
+
+def _delete_job(cronjob: dict, job: dict) -> Delete:
+    """Background, as the CronJob controller deletes: the Job now, its pods after."""
+    return Delete(key_of(job), _event(cronjob, "SuccessfulDelete",
+                                      f"Deleted job {job['metadata']['name']}"), "Background")
+
+
+def _saw_completed(cronjob: dict, jobs: list[dict]) -> list[Action]:
+    """SawCompletedJob, once: for Jobs the last status still listed as active."""
+    was_active = {r.get("name") for r in (cronjob.get("status") or {}).get("active") or []}
+    out: list[Action] = []
+    for j in jobs:
+        cond = jobs_mod.finished_condition(j)
+        if cond is not None and j["metadata"]["name"] in was_active:
+            out.append(Emit(_event(cronjob, "SawCompletedJob",
+                                   f"Saw completed job: {j['metadata']['name']}, "
+                                   f"status: {cond['type']}")))
+    return out
 
 
 # -- reconcile --------------------------------------------------------------------------
@@ -276,7 +301,7 @@ def reconcile(cronjob: dict, jobs: list[dict], now: float) -> list[Action]:
     best = max([*successes, parse_ts(prev.get("lastSuccessfulTime")) or 0.0])
     if best > 0:
         status["lastSuccessfulTime"] = iso(best)
-    actions = _prune(spec, jobs)
+    actions = [*_saw_completed(cronjob, jobs), *_prune(cronjob, spec, jobs)]
 
     try:
         schedule = parse_schedule(spec.get("schedule"), spec.get("timeZone"))
@@ -289,7 +314,8 @@ def reconcile(cronjob: dict, jobs: list[dict], now: float) -> list[Action]:
             "message": exc.message,
             "lastTransitionTime": before["lastTransitionTime"] if same else iso(now)}]
         status["active"] = [_ref(j) for j in active]
-        return [*actions, SetStatus(key_of(cronjob), status)]
+        return [*actions, SetStatus(key_of(cronjob), status, None if same else _event(
+            cronjob, exc.reason, exc.message, WARNING))]
 
     if not spec.get("suspend"):
         scheduled = schedule.latest(_anchor(cronjob), now)
@@ -322,10 +348,11 @@ def _run(cronjob: dict, jobs: list[dict], active: list[dict], scheduled: float,
     if policy == "Forbid" and active:
         return []                                       # retried while still in window
     if policy == "Replace":
-        actions += [Delete(key_of(j)) for j in active]
+        actions += [_delete_job(cronjob, j) for j in active]
         active.clear()
     job = new_job(cronjob, scheduled, tz)
-    actions.append(Create(job))
+    actions.append(Create(job, _event(cronjob, "SuccessfulCreate",
+                                      f"Created job {job['metadata']['name']}")))
     active.append(job)
     status["lastScheduleTime"] = iso(scheduled)
     return actions

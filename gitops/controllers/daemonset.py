@@ -1,8 +1,11 @@
 """DaemonSet: one pod on every eligible node (pure).
 
-Placement. A node should run the daemon pod when it is Ready and the template's
-nodeSelector matches its labels (taints and tolerations are not modelled; DaemonSet pods
-tolerate `unschedulable` as in Kubernetes). Pods are created already bound
+Placement. A node should run the daemon pod when the template's nodeSelector and required
+node affinity match it and it has no NoSchedule/NoExecute taint the pod does not tolerate;
+daemon pods get Kubernetes' extra tolerations (not-ready and unreachable NoExecute,
+unschedulable and the pressure taints NoSchedule). A NotReady node carries the not-ready
+NoSchedule taint, so it keeps the pod it has but gets no new one; an untolerated NoExecute
+taint, or a node that stops matching, removes the pod. Pods are created already bound
 (`spec.nodeName`), named `<ds>-<5 random chars>`, and bypass the scheduler. A node
 that stops matching the nodeSelector, or disappears, loses its pod; duplicates on one
 node are cut back to the oldest; Failed pods are deleted and replaced. A node that goes
@@ -35,22 +38,41 @@ from gitops.controllers.deployment import (
     template_hash,
 )
 from gitops.controllers.pods import is_available, is_ready
+from gitops.events import event_for
 from gitops.model import key_of
 from gitops.model.meta import controller_of, is_deleting
-from gitops.scheduler.scheduler import node_ready
+from gitops.scheduler.predicates import matches_affinity, untolerated
 
+COMPONENT = "daemonset-controller"
 REVISION_LABEL = "controller-revision-hash"
+# What the DaemonSet controller adds to every daemon pod (util.AddOrUpdateDaemonPodTolerations).
+DAEMON_TOLERATIONS = (
+    {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute"},
+    {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute"},
+    {"key": "node.kubernetes.io/disk-pressure", "operator": "Exists", "effect": "NoSchedule"},
+    {"key": "node.kubernetes.io/memory-pressure", "operator": "Exists", "effect": "NoSchedule"},
+    {"key": "node.kubernetes.io/pid-pressure", "operator": "Exists", "effect": "NoSchedule"},
+    {"key": "node.kubernetes.io/unschedulable", "operator": "Exists", "effect": "NoSchedule"},
+)
 
 
-def selector_matches(template: dict, node: dict) -> bool:
-    wanted = (template.get("spec") or {}).get("nodeSelector") or {}
-    labels = node.get("metadata", {}).get("labels") or {}
-    return all(labels.get(k) == v for k, v in wanted.items())
+def _daemon_spec(template: dict) -> dict:
+    spec = dict(template.get("spec") or {})
+    tolerations = list(spec.get("tolerations") or [])
+    spec["tolerations"] = tolerations + [t for t in DAEMON_TOLERATIONS if t not in tolerations]
+    return spec
+
+
+def should_continue(template: dict, node: dict) -> bool:
+    """A daemon pod already here may stay."""
+    pod = {"spec": _daemon_spec(template)}
+    return matches_affinity(pod, node) and not untolerated(pod, node, ("NoExecute",))
 
 
 def should_run(template: dict, node: dict) -> bool:
     """A new daemon pod may be placed here."""
-    return node_ready(node) and selector_matches(template, node)
+    pod = {"spec": _daemon_spec(template)}
+    return matches_affinity(pod, node) and not untolerated(pod, node)
 
 
 def revision_of(pod: dict) -> str:
@@ -79,7 +101,7 @@ def new_pod(ds: dict, template: dict, thash: str, node: str, rng: random.Random,
         **(tmeta.get("labels") or {}), REVISION_LABEL: thash}}}
     pod = replicaset.new_pod({**ds, "spec": {**ds.get("spec", {}), "template": labelled}},
                              rng, taken)
-    pod["spec"]["nodeName"] = node
+    pod["spec"] = {**_daemon_spec(pod), "nodeName": node}
     pod["status"]["conditions"] = [{"type": "PodScheduled", "status": "True"}]
     return pod
 
@@ -105,7 +127,8 @@ def reconcile(ds: dict, pods: list[dict], nodes: list[dict], now: float,
     kept: dict[str, list[dict]] = {}        # eligible node -> live pods left after this pass
 
     def delete(pod: dict) -> None:
-        actions.append(Delete(key_of(pod)))
+        actions.append(Delete(key_of(pod), _event(ds, "SuccessfulDelete",
+                                                  f"Deleted pod: {pod['metadata']['name']}")))
 
     for node_name in sorted(by_node.keys() - known.keys()):
         for pod in by_node[node_name]:       # node gone (or never bound): nothing to run on
@@ -120,18 +143,19 @@ def reconcile(ds: dict, pods: list[dict], nodes: list[dict], now: float,
         for pod in leaving:
             if not is_deleting(pod):
                 delete(pod)
-        if not selector_matches(template, node):
+        if not should_continue(template, node):
             for pod in live:
                 delete(pod)
             continue
         for pod in live[1:]:                 # duplicates: keep the oldest
             delete(pod)
-        if not node_ready(node):
+        if not should_run(template, node):
             continue                         # keep what runs; place nothing new
         if not live and not leaving:
             pod = new_pod(ds, template, thash, node_name, rng, taken)
             taken.add(pod["metadata"]["name"])
-            actions.append(Create(pod))
+            actions.append(Create(pod, _event(ds, "SuccessfulCreate",
+                                              f"Created pod: {pod['metadata']['name']}")))
         kept[node_name] = live
 
     if (spec.get("updateStrategy") or {}).get("type", "RollingUpdate") != "OnDelete":
@@ -161,7 +185,13 @@ def _rolling_update(ds: dict, kept: dict[str, list[dict]], thash: str, min_ready
         else:
             candidates.append(pod)
     budget = max(0, max_unavailable(ds, len(kept)) - unavailable)
-    return [Delete(key_of(p)) for p in [*replace, *candidates[:budget]]]
+    return [Delete(key_of(p), _event(ds, "SuccessfulDelete",
+                                     f"Deleted pod: {p['metadata']['name']}"))
+            for p in [*replace, *candidates[:budget]]]
+
+
+def _event(ds: dict, reason: str, message: str):
+    return event_for(ds, reason, message, component=COMPONENT)
 
 
 def status(ds: dict, template: dict, thash: str, by_node: dict[str, list[dict]],

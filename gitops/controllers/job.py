@@ -31,8 +31,9 @@ import random
 from datetime import UTC, datetime
 
 from gitops.controllers.base import Action, Create, Delete, SetStatus
-from gitops.controllers.pods import is_active, is_ready
-from gitops.controllers.replicaset import _deletion_rank, new_pod
+from gitops.controllers.pods import deletion_order, is_active, is_ready
+from gitops.controllers.replicaset import new_pod
+from gitops.events import WARNING, EventSpec, event_for
 from gitops.model import key_of
 from gitops.model.meta import is_deleting
 
@@ -44,6 +45,7 @@ DEADLINE_EXCEEDED = "DeadlineExceeded"
 JOB_NAME_LABELS = ("job-name", "batch.kubernetes.io/job-name")
 CONTROLLER_UID_LABELS = ("controller-uid", "batch.kubernetes.io/controller-uid")
 
+COMPONENT = "job-controller"
 DEFAULT_BACKOFF_LIMIT = 6
 BACKOFF_BASE, BACKOFF_MAX = 10.0, 360.0     # seconds, as the Kubernetes job controller
 
@@ -212,11 +214,11 @@ def reconcile(job: dict, pods: list[dict], now: float, rng: random.Random) -> li
 
     if finished is not None and not (finished.get("reason") == INVALID_SPEC and not invalid):
         # Final: only clean-up and the TTL remain.
-        actions: list[Action] = [Delete(key_of(p)) for p in active]
+        actions: list[Action] = [_delete_pod(job, p) for p in active]
         ttl = _int(spec.get("ttlSecondsAfterFinished"), None)
         done_at = finish_time(job)
         if ttl is not None and done_at is not None and now >= done_at + ttl:
-            actions.append(Delete(key))
+            actions.append(Delete(key, propagation="Foreground"))   # as the TTL controller
         return actions
 
     every = list(prev.get("conditions") or [])
@@ -231,18 +233,22 @@ def reconcile(job: dict, pods: list[dict], now: float, rng: random.Random) -> li
         status.update(active=len(active), ready=sum(1 for p in active if is_ready(p)),
                       conditions=_set_condition(every, FAILED, "True", INVALID_SPEC,
                                                 invalid, now))
-        return [*(Delete(key_of(p)) for p in active), SetStatus(key, _clean(status))]
+        return [*(_delete_pod(job, p) for p in active), SetStatus(key, _clean(status))]
 
     suspended = bool(spec.get("suspend"))
     was_suspended = (condition(job, SUSPENDED) or {}).get("status") == "True"
     if suspended:
         status.update(active=0, ready=0, conditions=_set_condition(
             conditions, SUSPENDED, "True", "JobSuspended", "Job suspended", now))
-        return [*(Delete(key_of(p)) for p in active), SetStatus(key, _clean(status))]
+        return [*(_delete_pod(job, p) for p in active), SetStatus(
+            key, _clean(status), None if was_suspended else _event(job, "Suspended",
+                                                                   "Job suspended"))]
+    resumed = None
     if was_suspended:
         conditions = _set_condition(conditions, SUSPENDED, "False", "JobResumed",
                                     "Job resumed", now)
         status["startTime"] = iso(now)
+        resumed = _event(job, "Resumed", "Job resumed")
     if not status.get("startTime"):
         status["startTime"] = iso(now)
 
@@ -260,26 +266,27 @@ def reconcile(job: dict, pods: list[dict], now: float, rng: random.Random) -> li
     else:
         complete = n_succeeded >= completions
     if complete:
-        actions += [Delete(key_of(p)) for p in active]
+        actions += [_delete_pod(job, p) for p in active]
         status.update(active=0, ready=0, completionTime=iso(now),
                       conditions=_set_condition(conditions, COMPLETE, "True",
                                                 "CompletionsReached",
                                                 "Reached expected number of succeeded pods",
                                                 now))
-        return [*actions, SetStatus(key, _clean(status))]
+        return [*actions, SetStatus(key, _clean(status), _event(job, "Completed",
+                                                                "Job completed"))]
 
     failure = _failure(spec, active, n_failed, status["startTime"], now)
     if failure is not None:
         reason, message = failure
-        actions += [Delete(key_of(p)) for p in active]
+        actions += [_delete_pod(job, p) for p in active]
         status.update(active=0, ready=0, conditions=_set_condition(
             conditions, FAILED, "True", reason, message, now))
-        return [*actions, SetStatus(key, _clean(status))]
+        return [*actions, SetStatus(key, _clean(status), _event(job, reason, message, WARNING))]
 
     count = len(active)
     if count > want:
-        for pod in sorted(active, key=_deletion_rank)[: count - want]:
-            actions.append(Delete(key_of(pod)))
+        for pod in deletion_order(active, [])[: count - want]:    # ActivePods order
+            actions.append(_delete_pod(job, pod))
             active.remove(pod)
     elif count < want:
         until = backoff_until(pods)
@@ -288,11 +295,21 @@ def reconcile(job: dict, pods: list[dict], now: float, rng: random.Random) -> li
             for _ in range(want - count):
                 pod = new_job_pod(job, rng, taken)
                 taken.add(pod["metadata"]["name"])
-                actions.append(Create(pod))
+                actions.append(Create(pod, _event(job, "SuccessfulCreate",
+                                                  f"Created pod: {pod['metadata']['name']}")))
     created = sum(1 for a in actions if isinstance(a, Create))
     status.update(active=len(active) + created, ready=sum(1 for p in active if is_ready(p)),
                   conditions=conditions)
-    return [*actions, SetStatus(key, _clean(status))]
+    return [*actions, SetStatus(key, _clean(status), resumed)]
+
+
+def _event(job: dict, reason: str, message: str, type: str = "Normal") -> EventSpec:
+    return event_for(job, reason, message, type, COMPONENT)
+
+
+def _delete_pod(job: dict, pod: dict) -> Delete:
+    return Delete(key_of(pod), _event(job, "SuccessfulDelete",
+                                      f"Deleted pod: {pod['metadata']['name']}"))
 
 
 def _failure(spec: dict, active: list[dict], n_failed: int, start: str,

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import random
+import socket
 import time
 from collections import defaultdict
 from collections.abc import Callable
 
 from gitops.controllers import (cronjob, daemonset, deployment, endpoints, gc, job, pvc,
                                 replicaset, service, statefulset)
-from gitops.controllers.base import execute
+from gitops.controllers.base import Action, execute
+from gitops.controllers.claims import claim
+from gitops.events import EventRecorder
 from gitops.model import ObjectKey
 from gitops.model.meta import controller_of
 from gitops.proxy.vip import SERVICE_CIDR
@@ -20,55 +23,78 @@ from gitops.store.base import Store
 class ControllerManager:
     def __init__(self, store: Store, rng: random.Random | None = None,
                  clock: Callable[[], float] = time.time,
-                 service_cidr: str = SERVICE_CIDR) -> None:
+                 service_cidr: str = SERVICE_CIDR,
+                 events: EventRecorder | None = None) -> None:
         self.store = store
         self.service_cidr = service_cidr
         self.rng = rng or random.Random()
         self.clock = clock
+        self.events = events or EventRecorder(store, clock, host=socket.gethostname())
+
+    def _execute(self, actions: list[Action], controller: str) -> None:
+        execute(self.store, actions, controller, self.events)
 
     def run_once(self) -> None:
         s = self.store
-        execute(s, gc.reconcile(s.all_objects()), "garbage-collector")
-        execute(s, service.reconcile(s.list("Service"), self.service_cidr), "service")
-        execute(s, pvc.reconcile(s.list("PersistentVolumeClaim")), "persistentvolumeclaim")
+        self._execute(gc.reconcile(s.all_objects()), "garbage-collector")
+        self._execute(service.reconcile(s.list("Service"), self.service_cidr), "service")
+        self._execute(pvc.reconcile(s.list("PersistentVolumeClaim")), "persistentvolumeclaim")
         self._workloads()
         self._batch()
-        execute(s, scheduler.reconcile(s.list("Pod"), s.list("Node")), "scheduler")
+        self._execute(scheduler.reconcile(s.list("Pod"), s.list("Node"), self.clock()),
+                      "scheduler")
         self._endpoints()
+        self.events.prune()
 
     def _workloads(self) -> None:
         s = self.store
         now = self.clock()
-        rs_by_owner = _by_controller(s.list("ReplicaSet"))
-        for deploy in s.list("Deployment"):
-            execute(s, deployment.reconcile(deploy, rs_by_owner[deploy["metadata"]["uid"]], now,
-                                            self._lookup), "deployment")
+        replicasets = s.list("ReplicaSet")
+        rs_by_ns = _by_namespace(replicasets)
         pods_by_owner = _by_controller(s.list("Pod"))
-        for rs in s.list("ReplicaSet"):
-            execute(s, replicaset.reconcile(rs, pods_by_owner[rs["metadata"]["uid"]], self.rng,
-                                            now), "replicaset")
+        for deploy in s.list("Deployment"):
+            owned, adopt = claim(deploy, deploy["spec"].get("selector"),
+                                 rs_by_ns[deploy["metadata"]["namespace"]])
+            self._execute(adopt, "deployment")
+            pods = [p for rs in owned for p in pods_by_owner[rs["metadata"]["uid"]]]
+            self._execute(deployment.reconcile(deploy, owned, now, self._lookup, pods),
+                          "deployment")
+        pods_by_ns = _by_namespace(s.list("Pod"))
+        replicasets = s.list("ReplicaSet")
+        siblings = _by_controller(replicasets)
+        for rs in replicasets:
+            owned, adopt = claim(rs, rs["spec"].get("selector"),
+                                 pods_by_ns[rs["metadata"]["namespace"]])
+            self._execute(adopt, "replicaset")
+            parent = controller_of(rs)
+            related = [p for sib in (siblings[parent["uid"]] if parent else [rs])
+                       for p in pods_by_owner[sib["metadata"]["uid"]]]
+            related += [p for p in owned if p not in related]
+            self._execute(replicaset.reconcile(rs, owned, self.rng, now, related),
+                          "replicaset")
         pods_by_ns = _by_namespace(s.list("Pod"))
         claims_by_ns = _by_namespace(s.list("PersistentVolumeClaim"))
         for sts in s.list("StatefulSet"):
             ns = sts["metadata"]["namespace"]
-            execute(s, statefulset.reconcile(sts, pods_by_ns[ns], claims_by_ns[ns], now,
-                                             self._lookup), "statefulset")
+            self._execute(statefulset.reconcile(sts, pods_by_ns[ns], claims_by_ns[ns], now,
+                                                self._lookup), "statefulset")
         nodes = s.list("Node")
+        pods_by_owner = _by_controller(s.list("Pod"))
         for ds in s.list("DaemonSet"):
-            execute(s, daemonset.reconcile(ds, pods_by_owner[ds["metadata"]["uid"]], nodes, now,
-                                           self.rng, self._lookup), "daemonset")
+            self._execute(daemonset.reconcile(ds, pods_by_owner[ds["metadata"]["uid"]], nodes,
+                                              now, self.rng, self._lookup), "daemonset")
 
     def _batch(self) -> None:
         s = self.store
         now = self.clock()
         jobs_by_owner = _by_controller(s.list("Job"))
         for cj in s.list("CronJob"):
-            execute(s, cronjob.reconcile(cj, jobs_by_owner[cj["metadata"]["uid"]], now),
-                    "cronjob")
+            self._execute(cronjob.reconcile(cj, jobs_by_owner[cj["metadata"]["uid"]], now),
+                          "cronjob")
         pods_by_owner = _by_controller(s.list("Pod"))
         for j in s.list("Job"):          # listed again: includes Jobs CronJobs just made
-            execute(s, job.reconcile(j, pods_by_owner[j["metadata"]["uid"]], now, self.rng),
-                    "job")
+            self._execute(job.reconcile(j, pods_by_owner[j["metadata"]["uid"]], now,
+                                        self.rng), "job")
 
     def _lookup(self, kind: str, namespace: str, name: str) -> dict | None:
         return self.store.get(ObjectKey(kind, namespace, name))
@@ -83,8 +109,8 @@ class ControllerManager:
         current = {(o["metadata"]["namespace"], o["metadata"]["name"]): o
                    for o in s.list("Endpoints")}
         for key in services.keys() | current.keys():
-            execute(s, endpoints.reconcile(services.get(key), current.get(key),
-                                           pods_by_ns[key[0]]), "endpoints")
+            self._execute(endpoints.reconcile(services.get(key), current.get(key),
+                                              pods_by_ns[key[0]]), "endpoints")
 
 
 def _by_controller(objs: list[dict]) -> dict[str, list[dict]]:

@@ -1,8 +1,25 @@
-"""Small facts about pods that several controllers need."""
+"""Small facts about pods that several controllers need, and the order Kubernetes deletes
+them in (controller.ActivePodsWithRanks)."""
 
 from __future__ import annotations
 
+import functools
+import math
+from collections import Counter
+from collections.abc import Iterable
 from datetime import datetime
+
+DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
+_PHASE_ORDER = {"Pending": 0, "Unknown": 1, "Running": 2}
+
+
+def _ts(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 def is_ready(pod: dict) -> bool:
@@ -10,6 +27,13 @@ def is_ready(pod: dict) -> bool:
         if cond.get("type") == "Ready":
             return cond.get("status") == "True"
     return False
+
+
+def ready_since(pod: dict) -> float | None:
+    for cond in pod.get("status", {}).get("conditions", []) or []:
+        if cond.get("type") == "Ready" and cond.get("status") == "True":
+            return _ts(cond.get("lastTransitionTime"))
+    return None
 
 
 def is_active(pod: dict) -> bool:
@@ -25,8 +49,78 @@ def is_available(pod: dict, min_ready_seconds: int, now: float) -> bool:
         return False
     if not min_ready_seconds:
         return True
-    for cond in pod.get("status", {}).get("conditions", []) or []:
-        if cond.get("type") == "Ready" and cond.get("lastTransitionTime"):
-            since = datetime.fromisoformat(cond["lastTransitionTime"].replace("Z", "+00:00"))
-            return now - since.timestamp() >= min_ready_seconds
-    return False
+    since = ready_since(pod)
+    return since is not None and now - since >= min_ready_seconds
+
+
+def max_restarts(pod: dict) -> int:
+    return max((int(cs.get("restartCount") or 0)
+                for cs in (pod.get("status") or {}).get("containerStatuses") or []), default=0)
+
+
+def _deletion_cost(pod: dict) -> int:
+    try:
+        return int(((pod.get("metadata") or {}).get("annotations") or {}).get(DELETION_COST, 0))
+    except (TypeError, ValueError):
+        return 0
+
+
+def _log_rank(ts: float, now: float) -> int:
+    """LogarithmicScaleDown: times compare by the power of two of their age."""
+    age = now - ts
+    return int(math.log2(age)) if age > 0 else -1
+
+
+def _compare_times(a: float | None, b: float | None, now: float | None,
+                   uid_a: str, uid_b: str) -> int:
+    """<0 when a goes first: empty first, then the more recent one."""
+    if a == b:
+        return 0
+    if now is None or a is None or b is None:
+        if a is None:
+            return -1
+        if b is None:
+            return 1
+        return -1 if a > b else 1
+    diff = _log_rank(a, now) - _log_rank(b, now)
+    if diff == 0:
+        return -1 if uid_a < uid_b else (1 if uid_a > uid_b else 0)
+    return diff
+
+
+def deletion_order(pods: Iterable[dict], related: Iterable[dict] | None = None,
+                   now: float | None = None) -> list[dict]:
+    """Pods in the order a ReplicaSet deletes them, least useful first:
+    unscheduled, then Pending < Unknown < Running, not ready, lower pod-deletion-cost,
+    more siblings on the same node (from `related`), ready more recently, more restarts,
+    created more recently (ages compared on a log2 scale when `now` is given)."""
+    pods = list(pods)
+    per_node = Counter(p.get("spec", {}).get("nodeName", "")
+                       for p in (pods if related is None else related) if is_active(p))
+
+    def compare(a: dict, b: dict) -> int:
+        na, nb = a.get("spec", {}).get("nodeName", ""), b.get("spec", {}).get("nodeName", "")
+        if na != nb and (not na or not nb):
+            return -1 if not na else 1
+        pa = _PHASE_ORDER.get(a.get("status", {}).get("phase", "Pending"), 0)
+        pb = _PHASE_ORDER.get(b.get("status", {}).get("phase", "Pending"), 0)
+        if pa != pb:
+            return pa - pb
+        if is_ready(a) != is_ready(b):
+            return -1 if not is_ready(a) else 1
+        if _deletion_cost(a) != _deletion_cost(b):
+            return _deletion_cost(a) - _deletion_cost(b)
+        ra, rb = per_node[na], per_node[nb]
+        if ra != rb:
+            return rb - ra
+        ua, ub = a["metadata"].get("uid", ""), b["metadata"].get("uid", "")
+        if is_ready(a) and is_ready(b):
+            if c := _compare_times(ready_since(a), ready_since(b), now, ua, ub):
+                return c
+        if max_restarts(a) != max_restarts(b):
+            return max_restarts(b) - max_restarts(a)
+        if c := _compare_times(_ts(a["metadata"].get("creationTimestamp")),
+                               _ts(b["metadata"].get("creationTimestamp")), now, ua, ub):
+            return c
+        return 0
+    return sorted(pods, key=functools.cmp_to_key(compare))

@@ -1,4 +1,4 @@
-"""ReplicaSet: keep exactly spec.replicas active pods, prefer deleting the least useful."""
+"""ReplicaSet: keep exactly spec.replicas active pods; delete the least useful first."""
 
 from __future__ import annotations
 
@@ -6,15 +6,19 @@ import copy
 import random
 
 from gitops.controllers.base import Action, Create, Delete, SetStatus
-from gitops.controllers.pods import is_active, is_available, is_ready
+from gitops.controllers.pods import deletion_order, is_active, is_available, is_ready
+from gitops.events import event_for
 from gitops.model import key_of
 from gitops.model.meta import owner_ref
 
+COMPONENT = "replicaset-controller"
 _SUFFIX_CHARS = "bcdfghjklmnpqrstvwxz2456789"   # Kubernetes' vowel-free alphabet
 
 
-def reconcile(rs: dict, pods: list[dict], rng: random.Random, now: float) -> list[Action]:
-    """pods: the pods this ReplicaSet owns (by controller ownerReference)."""
+def reconcile(rs: dict, pods: list[dict], rng: random.Random, now: float,
+              related: list[dict] | None = None) -> list[Action]:
+    """pods: the pods this ReplicaSet owns (by controller ownerReference); related: the
+    pods of every ReplicaSet of the same Deployment, to rank crowded nodes first."""
     if rs["metadata"].get("deletionTimestamp"):
         return []
     want = rs.get("spec", {}).get("replicas", 1)
@@ -25,22 +29,16 @@ def reconcile(rs: dict, pods: list[dict], rng: random.Random, now: float) -> lis
         for _ in range(want - len(active)):
             pod = new_pod(rs, rng, taken)
             taken.add(pod["metadata"]["name"])
-            actions.append(Create(pod))
+            actions.append(Create(pod, event_for(rs, "SuccessfulCreate",
+                                                 f"Created pod: {pod['metadata']['name']}",
+                                                 component=COMPONENT)))
     elif len(active) > want:
-        for pod in sorted(active, key=_deletion_rank)[: len(active) - want]:
-            actions.append(Delete(key_of(pod)))
+        for pod in deletion_order(active, related, now)[: len(active) - want]:
+            actions.append(Delete(key_of(pod), event_for(
+                rs, "SuccessfulDelete", f"Deleted pod: {pod['metadata']['name']}",
+                component=COMPONENT)))
     actions.append(SetStatus(key_of(rs), status(rs, active, now)))
     return actions
-
-
-def _deletion_rank(pod: dict) -> tuple:
-    """Unscheduled first, then not-ready, then the newest (Kubernetes' ActivePods order)."""
-    return (bool(pod.get("spec", {}).get("nodeName")), is_ready(pod),
-            _neg(pod["metadata"].get("creationTimestamp", "")))
-
-
-def _neg(ts: str) -> tuple:
-    return tuple(-ord(c) for c in ts)
 
 
 def new_pod(rs: dict, rng: random.Random, taken: set[str]) -> dict:

@@ -49,9 +49,11 @@ from gitops.controllers.deployment import (
     template_hash,
 )
 from gitops.controllers.pods import is_available, is_ready
+from gitops.events import event_for
 from gitops.model import key_of
 from gitops.model.meta import controller_of, is_deleting, owner_ref
 
+COMPONENT = "statefulset-controller"
 POD_NAME_LABEL = "statefulset.kubernetes.io/pod-name"
 POD_INDEX_LABEL = "apps.kubernetes.io/pod-index"
 REVISION_LABEL = "controller-revision-hash"
@@ -217,7 +219,9 @@ def reconcile(sts: dict, pods: list[dict], claims: list[dict], now: float,
             elif is_deleting(claim):
                 return False
         for claim in missing:
-            actions.append(Create(claim))
+            actions.append(Create(claim, _event(
+                sts, "SuccessfulCreate", f"create Claim {claim['metadata']['name']} Pod "
+                f"{pod_name(sts, ordinal)} in StatefulSet {name} success")))
             existing[claim["metadata"]["name"]] = claim
         return True
 
@@ -236,7 +240,9 @@ def reconcile(sts: dict, pods: list[dict], claims: list[dict], now: float,
         if pod is None:
             if ordinal not in taken and ensure_claims(ordinal):
                 pod_template, revision = template_for(ordinal)
-                actions.append(Create(new_pod(sts, pod_template, revision, ordinal)))
+                actions.append(Create(new_pod(sts, pod_template, revision, ordinal), _event(
+                    sts, "SuccessfulCreate", f"create Pod {pod_name(sts, ordinal)} in "
+                    f"StatefulSet {name} successful")))
             if not parallel:
                 blocked = True
                 break
@@ -247,7 +253,7 @@ def reconcile(sts: dict, pods: list[dict], claims: list[dict], now: float,
                 break
             continue
         if _terminal(pod):
-            actions.append(Delete(key_of(pod)))
+            actions.append(_delete(sts, pod))
             if not parallel:
                 blocked = True
                 break
@@ -273,7 +279,7 @@ def reconcile(sts: dict, pods: list[dict], claims: list[dict], now: float,
                     not healthy(pod, min_ready, now):
                 blocked = True
                 break
-            actions.append(Delete(key_of(pod)))
+            actions.append(_delete(sts, pod))
             if not parallel:
                 blocked = True
                 break
@@ -284,12 +290,22 @@ def reconcile(sts: dict, pods: list[dict], claims: list[dict], now: float,
     if rolling and not blocked and settled:
         for ordinal in range(want - 1, partition - 1, -1):
             if revision_of(ours[ordinal]) != update_rev:
-                actions.append(Delete(key_of(ours[ordinal])))
+                actions.append(_delete(sts, ours[ordinal]))
                 break
 
     actions.append(SetStatus(key_of(sts), status(sts, ours, want, current_rev, update_rev,
                                                  now)))
     return actions
+
+
+def _event(sts: dict, reason: str, message: str):
+    return event_for(sts, reason, message, component=COMPONENT)
+
+
+def _delete(sts: dict, pod: dict) -> Delete:
+    return Delete(key_of(pod), _event(sts, "SuccessfulDelete", f"delete Pod "
+                                      f"{pod['metadata']['name']} in StatefulSet "
+                                      f"{sts['metadata']['name']} successful"))
 
 
 def status(sts: dict, ours: dict[int, dict], want: int, current_rev: str, update_rev: str,

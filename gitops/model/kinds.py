@@ -38,6 +38,7 @@ KINDS: dict[str, Kind] = {k.kind: k for k in (
     Kind("CronJob", "batch/v1", "cronjobs", apply_order=34, short_names=("cj",)),
     Kind("Endpoints", "v1", "endpoints", apply_order=40, short_names=("ep",)),
     Kind("Node", "v1", "nodes", namespaced=False, apply_order=5, short_names=("no",)),
+    Kind("Event", "v1", "events", apply_order=60, short_names=("ev",)),
 )}
 
 def kind_for(name: str) -> Kind | None:

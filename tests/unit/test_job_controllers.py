@@ -190,7 +190,9 @@ def test_failed_job_deletes_stragglers_on_later_passes():
                                       "reason": "DeadlineExceeded",
                                       "lastTransitionTime": iso(NOW - 5)}]})
     ps = [a_pod("work-a"), a_pod("work-b", deleting=True), a_pod("work-c", "Failed")]
-    assert run_job(j, ps) == [Delete(ObjectKey("Pod", "default", "work-a"))]
+    [delete] = run_job(j, ps)
+    assert isinstance(delete, Delete) and delete.key == ObjectKey("Pod", "default", "work-a")
+    assert delete.event.message == "Deleted pod: work-a"
 
 
 @pytest.mark.parametrize("failures, since_last, creates_pod", [
@@ -286,7 +288,9 @@ def test_job_ttl_after_finished(ctype, ttl, ago, deleted):
     spec = {} if ttl is None else {"ttlSecondsAfterFinished": ttl}
     j = _finished(ctype, NOW - ago, **spec)
     actions = run_job(j, pods("Succeeded"))
-    assert (Delete(ObjectKey("Job", "default", "work")) in actions) is deleted
+    # deleted in the foreground, as Kubernetes' TTL controller does: pods first
+    assert (Delete(ObjectKey("Job", "default", "work"), propagation="Foreground")
+            in actions) is deleted
     assert job.next_sync(j, [], NOW) == (None if ttl is None else NOW - ago + ttl)
 
 

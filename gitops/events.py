@@ -1,0 +1,283 @@
+"""Events, shaped like core/v1 Events: what controllers, the scheduler and the node agent did.
+
+Deciding is pure: reconcilers attach an `EventSpec` to the action it describes, and the
+functions here build, merge and expire Event objects. `EventRecorder` is the edge that
+writes them, the way client-go's recorder does:
+
+- an identical event (same object, source, type, reason and message) bumps `count` and
+  `lastTimestamp` of the existing Event instead of adding one (EventCorrelator);
+- repeats of one event within `coalesce` seconds are counted in memory and written with
+  the next bump, so a pod in back-off does not rewrite its Event on every pass;
+- Events live one hour after their last occurrence (the API server's --event-ttl) and at
+  most `max_events` are kept, oldest first out;
+- a message never carries a Secret's value: every value of every Secret in the object's
+  namespace is replaced by *** before anything is stored.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+import structlog
+
+from gitops.model import KINDS, ObjectKey
+from gitops.store.base import Conflict, NotFound, Store
+
+log = structlog.get_logger(component="events")
+
+NORMAL, WARNING = "Normal", "Warning"
+TTL_SECONDS = 3600.0          # kube-apiserver --event-ttl default
+MAX_EVENTS = 1000
+MASK = "***"
+MAX_MESSAGE = 1024            # the API server truncates longer messages the same way
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    """One occurrence: who saw what about which object."""
+    involved: tuple[tuple[str, str], ...]    # involvedObject as sorted (field, value) pairs
+    reason: str
+    message: str
+    type: str = NORMAL
+    component: str = ""
+
+    @property
+    def involved_object(self) -> dict:
+        return dict(self.involved)
+
+    @property
+    def namespace(self) -> str:
+        """Events of cluster-scoped objects (Nodes) live in "default", as in Kubernetes."""
+        return self.involved_object.get("namespace") or "default"
+
+
+def reference(obj: dict, field_path: str = "") -> tuple[tuple[str, str], ...]:
+    """An ObjectReference to obj, as involvedObject."""
+    meta = obj.get("metadata") or {}
+    kind = obj.get("kind", "")
+    info = KINDS.get(kind)
+    ref = {"kind": kind, "name": meta.get("name", ""),
+           "apiVersion": obj.get("apiVersion") or (info.api_version if info else "v1")}
+    if info is None or info.namespaced:
+        ref["namespace"] = meta.get("namespace") or "default"
+    if meta.get("uid"):
+        ref["uid"] = meta["uid"]
+    if field_path:
+        ref["fieldPath"] = field_path
+    return tuple(sorted(ref.items()))
+
+
+def event_for(obj: dict, reason: str, message: str, type: str = NORMAL, component: str = "",
+              field_path: str = "") -> EventSpec:
+    return EventSpec(reference(obj, field_path), reason, message, type, component)
+
+
+# -- pure helpers over Event objects --------------------------------------------------
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _epoch(value: object) -> float:
+    if not isinstance(value, str) or not value:
+        return 0.0
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
+
+
+def aggregate_key(event: dict) -> tuple:
+    """What makes two Events the same occurrence (client-go's getEventKey)."""
+    inv = event.get("involvedObject") or {}
+    src = event.get("source") or {}
+    return (src.get("component", ""), src.get("host", ""), inv.get("kind", ""),
+            inv.get("namespace", ""), inv.get("name", ""), inv.get("uid", ""),
+            inv.get("apiVersion", ""), inv.get("fieldPath", ""), event.get("type", ""),
+            event.get("reason", ""), event.get("message", ""))
+
+
+def new_event(spec: EventSpec, name: str, now: float, host: str = "") -> dict:
+    stamp = iso(now)
+    return {"apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": name, "namespace": spec.namespace},
+            "involvedObject": spec.involved_object,
+            "reason": spec.reason, "message": spec.message[:MAX_MESSAGE], "type": spec.type,
+            "source": {"component": spec.component, **({"host": host} if host else {})},
+            "firstTimestamp": stamp, "lastTimestamp": stamp, "count": 1,
+            "eventTime": None, "reportingComponent": spec.component,
+            "reportingInstance": host}
+
+
+def bumped(event: dict, now: float, by: int = 1) -> dict:
+    out = {**event, "count": int(event.get("count") or 1) + by, "lastTimestamp": iso(now),
+           "metadata": dict(event["metadata"])}
+    return out
+
+
+def last_seen(event: dict) -> float:
+    return _epoch(event.get("lastTimestamp")) or _epoch(event.get("eventTime")) or \
+        _epoch((event.get("metadata") or {}).get("creationTimestamp"))
+
+
+def expired(events: Iterable[dict], now: float, ttl: float = TTL_SECONDS,
+            max_events: int = MAX_EVENTS) -> list[ObjectKey]:
+    """Events to delete: older than ttl since last seen, then the oldest beyond max_events."""
+    events = sorted(events, key=last_seen)
+    gone = [e for e in events if now - last_seen(e) > ttl]
+    kept = [e for e in events if now - last_seen(e) <= ttl]
+    gone += kept[: max(0, len(kept) - max_events)]
+    return [ObjectKey("Event", e["metadata"].get("namespace") or "default",
+                      e["metadata"]["name"]) for e in gone]
+
+
+def for_object(events: Iterable[dict], kind: str, name: str, namespace: str = "",
+               uid: str = "") -> list[dict]:
+    """The Events about one object, oldest first (by uid when given, else by kind/name)."""
+    out = []
+    for e in events:
+        inv = e.get("involvedObject") or {}
+        if uid and inv.get("uid"):
+            if inv["uid"] != uid:
+                continue
+        elif inv.get("kind") != kind or inv.get("name") != name or \
+                (namespace and (inv.get("namespace") or "") not in (namespace, "")):
+            continue
+        out.append(e)
+    return sorted(out, key=lambda e: (last_seen(e), e["metadata"]["name"]))
+
+
+def secret_values(secrets: Iterable[dict]) -> set[str]:
+    """Every value of every Secret given, decoded (data is base64, stringData plain)."""
+    values: set[str] = set()
+    for secret in secrets:
+        for raw in (secret.get("stringData") or {}).values():
+            if isinstance(raw, str):
+                values.add(raw)
+        for raw in (secret.get("data") or {}).values():
+            if not isinstance(raw, str):
+                continue
+            try:
+                values.add(base64.b64decode(raw, validate=True).decode())
+            except (binascii.Error, UnicodeDecodeError, ValueError):
+                values.add(raw)
+    return {v for v in values if v.strip()}
+
+
+def mask(message: str, values: Iterable[str]) -> str:
+    """Replace secret values in a message: long values anywhere, short ones (under four
+    characters) only as whole words, so a one-letter value does not eat the message."""
+    for value in sorted(values, key=len, reverse=True):
+        if len(value) >= 4:
+            message = message.replace(value, MASK)
+        else:
+            message = re.sub(rf"(?<![\w]){re.escape(value)}(?![\w])", MASK, message)
+    return message
+
+
+# -- the edge: writing to the store ---------------------------------------------------
+class EventRecorder:
+    def __init__(self, store: Store, clock: Callable[[], float] = time.time, host: str = "",
+                 coalesce: float = 10.0, ttl: float = TTL_SECONDS,
+                 max_events: int = MAX_EVENTS, prune_every: float = 60.0) -> None:
+        self.store = store
+        self.clock = clock
+        self.host = host
+        self.coalesce = coalesce
+        self.ttl = ttl
+        self.max_events = max_events
+        self.prune_every = prune_every
+        self._lock = threading.Lock()
+        self._names: dict[tuple, str] | None = None    # aggregate key -> Event name
+        self._written: dict[tuple, float] = {}         # aggregate key -> last write
+        self._pending: dict[tuple, int] = {}           # occurrences not written yet
+        self._last_prune = 0.0
+        self._seq = 0
+
+    def record(self, spec: EventSpec) -> None:
+        """Store one occurrence; never raises (an event is never worth a failed pass)."""
+        try:
+            with self._lock:
+                self._record(spec)
+        except Exception as exc:   # noqa: BLE001 - the store may be closing
+            log.warning("event_not_recorded", reason=spec.reason, error=str(exc))
+
+    def _record(self, spec: EventSpec) -> None:
+        now = self.clock()
+        secrets = secret_values(self.store.list("Secret", spec.namespace))
+        spec = replace(spec, message=mask(spec.message, secrets))
+        probe = new_event(spec, "", now, self.host)
+        key = aggregate_key(probe)
+        names = self._index()
+        name = names.get(key)
+        existing = self.store.get(ObjectKey("Event", spec.namespace, name)) if name else None
+        if existing is not None:
+            if now - self._written.get(key, 0.0) < self.coalesce:
+                self._pending[key] = self._pending.get(key, 0) + 1
+                return
+            by = 1 + self._pending.pop(key, 0)
+            try:
+                self.store.update(bumped(existing, now, by))
+                self._written[key] = now
+                return
+            except (Conflict, NotFound):
+                pass                       # deleted (expired) meanwhile: start afresh
+        self._pending.pop(key, None)
+        for _ in range(5):
+            self._seq += 1
+            name = f"{spec.involved_object.get('name', 'event')}.{int(now * 1e9) + self._seq:x}"
+            try:
+                self.store.create(new_event(spec, name, now, self.host))
+                break
+            except Conflict:
+                continue
+        names[key] = name
+        self._written[key] = now
+
+    def _index(self) -> dict[tuple, str]:
+        """Built from the store once, so counts continue across an agent restart."""
+        if self._names is None:
+            self._names = {aggregate_key(e): e["metadata"]["name"]
+                           for e in self.store.list("Event")}
+        return self._names
+
+    def flush(self) -> None:
+        """Write counts still held back by coalescing."""
+        with self._lock:
+            now = self.clock()
+            names = self._index()
+            for key, count in list(self._pending.items()):
+                ns = key[3] or "default"
+                existing = self.store.get(ObjectKey("Event", ns, names.get(key, "")))
+                self._pending.pop(key)
+                if existing is not None:
+                    try:
+                        self.store.update(bumped(existing, now, count))
+                        self._written[key] = now
+                    except (Conflict, NotFound):
+                        pass
+
+    def prune(self, force: bool = False) -> int:
+        """Delete expired Events (at most once per prune_every seconds unless forced)."""
+        now = self.clock()
+        if not force and now - self._last_prune < self.prune_every:
+            return 0
+        self._last_prune = now
+        self.flush()
+        gone = expired(self.store.list("Event"), now, self.ttl, self.max_events)
+        with self._lock:
+            for key in gone:
+                try:
+                    self.store.delete(key)
+                except NotFound:
+                    pass
+            if gone and self._names is not None:
+                names = {k.name for k in gone}
+                self._names = {k: v for k, v in self._names.items() if v not in names}
+        return len(gone)

@@ -1,0 +1,86 @@
+"""Resource arithmetic the scheduler needs: what a pod requests, what a node offers (pure).
+
+Amounts are plain numbers: CPUs in millicores, memory and storage in bytes, pods as a
+count, extended resources (e.g. example.com/gpu) as given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from gitops.model import quantity
+
+CPU, MEMORY, PODS, STORAGE = "cpu", "memory", "pods", "ephemeral-storage"
+# What scoring assumes for a container that requests nothing (Kubernetes' non-zero
+# defaults: 100 millicores, 200 MiB), so empty pods do not all pile onto one node.
+DEFAULT_MILLI_CPU, DEFAULT_MEMORY = 100, 200 * 2**20
+
+Resources = dict[str, int]
+
+
+def amount(name: str, value: object) -> int:
+    try:
+        parsed = quantity.parse(value)  # type: ignore[arg-type]
+    except (ValueError, TypeError):
+        return 0
+    return int(parsed * 1000) if name == CPU else int(parsed)
+
+
+def _container_requests(container: dict) -> Resources:
+    """Requests, defaulted from limits as the API server does when only limits are set."""
+    res = container.get("resources") or {}
+    merged = {**(res.get("limits") or {}), **(res.get("requests") or {})}
+    return {name: amount(name, value) for name, value in merged.items()}
+
+
+def _add(a: Resources, b: Resources) -> Resources:
+    return {k: a.get(k, 0) + b.get(k, 0) for k in a.keys() | b.keys()}
+
+
+def _max(a: Resources, b: Resources) -> Resources:
+    return {k: max(a.get(k, 0), b.get(k, 0)) for k in a.keys() | b.keys()}
+
+
+def pod_requests(pod: dict, non_zero: bool = False) -> Resources:
+    """resource.PodRequests: containers summed, each init container alone (a sidecar,
+    restartPolicy Always, adds to everything after it), the larger wins; plus overhead.
+    non_zero: containers without a CPU or memory request count the scoring defaults."""
+    spec = pod.get("spec") or {}
+    total: Resources = {}
+    for c in spec.get("containers") or []:
+        req = _container_requests(c)
+        if non_zero:
+            req[CPU] = req.get(CPU) or DEFAULT_MILLI_CPU
+            req[MEMORY] = req.get(MEMORY) or DEFAULT_MEMORY
+        total = _add(total, req)
+    sidecars: Resources = {}
+    init_peak: Resources = {}
+    for c in spec.get("initContainers") or []:
+        req = _container_requests(c)
+        if c.get("restartPolicy") == "Always":
+            sidecars = _add(sidecars, req)
+            init_peak = _max(init_peak, sidecars)
+        else:
+            init_peak = _max(init_peak, _add(req, sidecars))
+    total = _max(_add(total, sidecars), init_peak)
+    for name, value in (spec.get("overhead") or {}).items():
+        total[name] = total.get(name, 0) + amount(name, value)
+    return {k: v for k, v in total.items() if v}
+
+
+def allocatable(node: dict) -> Resources:
+    status = node.get("status") or {}
+    offered = status.get("allocatable") or status.get("capacity") or {}
+    return {name: amount(name, value) for name, value in offered.items()}
+
+
+def requested(pods: Iterable[dict], non_zero: bool = False) -> Resources:
+    total: Resources = {}
+    for pod in pods:
+        total = _add(total, pod_requests(pod, non_zero))
+    return total
+
+
+def counts_on_node(pod: dict) -> bool:
+    """A pod holds its node's resources until it is finished (terminating ones too)."""
+    return (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
