@@ -69,6 +69,9 @@ class _Pipe(asyncio.Protocol):
         self.peer = peer
         self.transport: asyncio.Transport | None = None
         self.eof = False
+        # Bytes that arrived before the peer existed: uvloop may deliver one read that was
+        # already under way when pause_reading() ran. At most a chunk or two.
+        self.early: list[bytes] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -79,11 +82,21 @@ class _Pipe(asyncio.Protocol):
         self.transport.set_write_buffer_limits(high=_HIGH_WATER)
 
     def data_received(self, data: bytes) -> None:
-        self.peer.transport.write(data)
+        peer = self.peer
+        if peer is None:
+            (self.early if self.early is not None else self._hold()).append(data)
+            return
+        peer.transport.write(data)
+
+    def _hold(self) -> list[bytes]:
+        self.early = []
+        return self.early
 
     def eof_received(self) -> bool:
         # Half-close: pass the FIN on and keep the other direction flowing.
         self.eof = True
+        if self.peer is None:   # the client sent its request and FIN before the dial finished
+            return True
         self.peer.transport.write_eof()
         if self.peer.eof:
             self.peer.transport.close()  # both directions done; close() still flushes
@@ -138,8 +151,15 @@ class _Conn:
 
     def link(self, backend: _Pipe) -> None:
         self.backend = backend
-        self.client.peer = backend
-        self.client.transport.resume_reading()
+        client = self.client
+        client.peer = backend
+        if client.early:
+            backend.transport.writelines(client.early)
+        client.early = None
+        if client.eof:
+            backend.transport.write_eof()
+        else:
+            client.transport.resume_reading()
 
     def lost(self, side: _Pipe, exc: Exception | None) -> None:
         # A reset on one side is passed on as a reset; a clean close as a flushed close.
