@@ -401,6 +401,7 @@ class Proxy:
         self._conns: set[_Conn] = set()
         self._throttle = _Throttle()
         self._lock = asyncio.Lock()  # apply() awaits binds; overlapping calls must not interleave
+        self._routed: frozenset[str] = frozenset()
 
     async def __aenter__(self) -> Proxy:
         return self
@@ -410,6 +411,15 @@ class Proxy:
 
     def listening(self) -> set[ListenAddr]:
         return set(self._listeners)
+
+    def routes_to(self, ip: str) -> bool:
+        """Whether a new connection may still go to this endpoint IP. Safe from any thread
+        (the node agent asks before it signals a deleted pod)."""
+        return ip in self._routed
+
+    def _note_routed(self) -> None:
+        self._routed = frozenset(ip for lst in self._listeners.values()
+                                 for ip, _ in lst.balancer.endpoints)
 
     async def apply(self, routes: Mapping[ListenAddr, Route | Sequence[Endpoint]],
                     names: Mapping[ListenAddr, str] | None = None) -> dict[ListenAddr, str]:
@@ -460,6 +470,7 @@ class Proxy:
             log.info("proxy_listener_opened", listener=name, addr=_fmt(addr),
                      endpoints=len(lst.balancer.endpoints),
                      affinity_timeout=lst.balancer.affinity_timeout)
+        self._note_routed()
         return errors
 
     async def close(self) -> None:
@@ -473,6 +484,7 @@ class Proxy:
         for lst in self._listeners.values():
             lst.close()
         self._listeners.clear()
+        self._note_routed()
         conns = list(self._conns)
         for conn in conns:
             conn.abort()
