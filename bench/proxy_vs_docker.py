@@ -1,6 +1,6 @@
 """gitops proxy vs Docker's docker-proxy vs a direct connection, against one container.
 
-One busybox container (label gitops.bench=true) on a throwaway bridge network with subnet
+One busybox container (label gitops.bench.proxy=true) on a throwaway bridge network with subnet
 10.213.251.0/24 serves
   :8080  busybox httpd: /index.html (1 KiB) and /big (--big-mb MiB)
   :9000  `nc -ll -e cat`: a TCP echo, one cat per connection (the keep-alive workload:
@@ -46,7 +46,8 @@ import time
 import structlog
 
 LO = "127.0.0.1"
-LABEL = {"gitops.bench": "true"}
+# Its own label: agent_bench labels its pods gitops.bench=true, which this sweep must not touch.
+LABEL = {"gitops.bench.proxy": "true"}
 SUBNET, GATEWAY = "10.213.251.0/24", "10.213.251.1"
 NETWORK = "gitops-bench-proxy"
 IMAGE = "gitops/busybox:1"

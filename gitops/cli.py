@@ -423,3 +423,65 @@ def _client(data_dir: str) -> Client:
 
 
 
+
+
+# -- port-forward ------------------------------------------------------------------------
+@main.command("port-forward")
+@click.argument("target")
+@click.argument("ports", nargs=-1, required=True)
+@click.option("-n", "--namespace", default="default", show_default=True)
+@click.option("--address", default="127.0.0.1", show_default=True,
+              help="Local address to listen on.")
+@DATA_DIR
+def port_forward(target, ports, namespace, address, data_dir) -> None:
+    """Forward local ports to a pod or Service: TARGET is pod/NAME or svc/NAME, each PORT
+    LOCAL:REMOTE, PORT or :REMOTE. Runs until interrupted."""
+    from gitops.proxy import portforward as pf
+    try:
+        tgt, specs = pf.parse_target(target), [pf.parse_port(p) for p in ports]
+    except GitopsError as exc:
+        _fail(str(exc))
+    client = _client(data_dir)
+    fetch = _forward_fetch(client, namespace, tgt, specs)
+    try:
+        first = fetch()
+    except GitopsError as exc:
+        _fail(str(exc), 1)
+    if tgt.kind == "pod" and not all(first):
+        _fail(f'pod "{tgt.name}" is not running or has no such port', 1)
+    forwarder = pf.Forwarder(address, specs, fetch)
+
+    def announce(port, spec):
+        click.echo(f"Forwarding from {address}:{port} -> {spec.remote}")
+    try:
+        _run_async(pf.run(forwarder, announce))
+    except GitopsError as exc:
+        _fail(str(exc), 1)
+
+
+def _forward_fetch(client: Client, namespace: str, tgt, specs):
+    from gitops.proxy import portforward as pf
+    base = f"/api/v1/namespaces/{namespace}"
+
+    def fetch():
+        if tgt.kind == "pod":
+            pod = client.get(f"{base}/pods/{tgt.name}")
+            return [pf.pod_targets(pod, s.remote) for s in specs]
+        svc = client.get(f"{base}/services/{tgt.name}")
+        try:
+            eps = client.get(f"{base}/endpoints/{tgt.name}")
+        except GitopsError:   # not made yet: no endpoints
+            eps = None
+        return [pf.service_targets(svc, eps, s.remote) for s in specs]
+    return fetch
+
+
+def _run_async(coro) -> None:
+    """uvloop when installed (the proxy's data path is faster there), else asyncio."""
+    try:
+        import uvloop
+    except ImportError:
+        import asyncio
+        asyncio.run(coro)
+    else:
+        uvloop.run(coro)

@@ -105,6 +105,7 @@ class Agent:
         self.agent_loop = LevelLoop("node-agent", self.node.sync_once, resync=2)
         self.proxy_dirty = asyncio.Event()
         self.node.wake = self.agent_loop.poke
+        self.node.in_rotation = self.services.routes_to   # out of Services before SIGTERM
         self.node.on_drift = self._runtime_drift
 
     # -- loops ------------------------------------------------------------------------

@@ -42,6 +42,7 @@ def iso_time(ts: float) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 EVENT_SETTLE = 0.5   # seconds: one `docker rm -f` is kill, die, destroy; report it once
+ROTATION_WAIT = 5.0  # seconds at most a deleted pod waits to leave Service rotation before SIGTERM
 
 
 class NodeAgent:
@@ -68,6 +69,9 @@ class NodeAgent:
         self._terminating: set[str] = set()
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="terminate")
         self.wake: Callable[[], None] | None = None   # asks the loop for a pass soon
+        # Whether the Service proxy or DNS still sends new traffic to a pod IP (set by the
+        # daemon). A deleted pod is signalled only once it is out of rotation.
+        self.in_rotation: Callable[[str], bool] | None = None
         # Probes run on their own pool; a pass reads the verdicts (never waits for them).
         self.probes = ProbeTracker(clock)
         self._prober = ProbeWorker(self.probes, runtime.exec, workers=8,
@@ -234,7 +238,8 @@ class NodeAgent:
                     case P.Stop(cid, grace, hook, spec):
                         pod_ip = pod.get("status", {}).get("podIP", "")
                         self._terminate(by_id[cid], grace, "pod deleted",
-                                        pre_stop=(hook, spec, pod_ip) if hook else None)
+                                        pre_stop=(hook, spec, pod_ip) if hook else None,
+                                        drain_ip=pod_ip)
                         if by_id[cid].container != SANDBOX:
                             self._event(pod, "Killing", "Stopping container "
                                         f"{by_id[cid].container}", by_id[cid].container)
@@ -328,10 +333,11 @@ class NodeAgent:
         log.info("container_removed", pod=_pod_of(c), container=c.container, why=why)
 
     def _terminate(self, c: ContainerInfo, grace: float, why: str, remove: bool = True,
-                   pre_stop: tuple[dict, dict, str] | None = None) -> None:
-        """Graceful stop on the pool: the preStop hook, SIGTERM, SIGKILL once `grace`
-        seconds (hook included) have passed, then (unless a probe asked for a restart)
-        removal."""
+                   pre_stop: tuple[dict, dict, str] | None = None, drain_ip: str = "") -> None:
+        """Graceful stop on the pool: wait (for a deleted pod's drain_ip) until no Service
+        sends new connections there, the preStop hook, SIGTERM, SIGKILL once `grace`
+        seconds (all of it included) have passed, then (unless a probe asked for a
+        restart) removal."""
         if c.id in self._terminating:
             return
         self._terminating.add(c.id)
@@ -340,6 +346,8 @@ class NodeAgent:
         def work() -> None:
             try:
                 started = time.monotonic()
+                if drain_ip:
+                    self._await_out_of_rotation(c, drain_ip, min(grace, ROTATION_WAIT))
                 if pre_stop is not None:
                     hook, spec, pod_ip = pre_stop
                     ok, message = run_probe({**hook, "timeoutSeconds": max(1, int(grace))},
@@ -360,6 +368,19 @@ class NodeAgent:
                 if self.wake:
                     self.wake()
         self._pool.submit(work)
+
+    def _await_out_of_rotation(self, c: ContainerInfo, ip: str, timeout: float) -> None:
+        """Endpoints drop a deleted pod at once, but the proxy applies that a moment later;
+        SIGTERM before then would refuse connections the proxy still sends there."""
+        check = self.in_rotation
+        if check is None:
+            return
+        deadline = time.monotonic() + timeout
+        while check(ip):
+            if time.monotonic() >= deadline:
+                log.warning("pod_still_in_rotation", pod=_pod_of(c), ip=ip, waited=timeout)
+                return
+            time.sleep(0.05)
 
     def _probe(self, pod: dict, containers: list[ContainerInfo]) -> dict:
         """Start due probes (on the pool) and return containers whose liveness or startup

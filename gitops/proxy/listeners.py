@@ -69,6 +69,9 @@ class _Pipe(asyncio.Protocol):
         self.peer = peer
         self.transport: asyncio.Transport | None = None
         self.eof = False
+        # Bytes that arrived before the peer existed: uvloop may deliver one read that was
+        # already under way when pause_reading() ran. At most a chunk or two.
+        self.early: list[bytes] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -79,11 +82,21 @@ class _Pipe(asyncio.Protocol):
         self.transport.set_write_buffer_limits(high=_HIGH_WATER)
 
     def data_received(self, data: bytes) -> None:
-        self.peer.transport.write(data)
+        peer = self.peer
+        if peer is None:
+            (self.early if self.early is not None else self._hold()).append(data)
+            return
+        peer.transport.write(data)
+
+    def _hold(self) -> list[bytes]:
+        self.early = []
+        return self.early
 
     def eof_received(self) -> bool:
         # Half-close: pass the FIN on and keep the other direction flowing.
         self.eof = True
+        if self.peer is None:   # the client sent its request and FIN before the dial finished
+            return True
         self.peer.transport.write_eof()
         if self.peer.eof:
             self.peer.transport.close()  # both directions done; close() still flushes
@@ -138,8 +151,15 @@ class _Conn:
 
     def link(self, backend: _Pipe) -> None:
         self.backend = backend
-        self.client.peer = backend
-        self.client.transport.resume_reading()
+        client = self.client
+        client.peer = backend
+        if client.early:
+            backend.transport.writelines(client.early)
+        client.early = None
+        if client.eof:
+            backend.transport.write_eof()
+        else:
+            client.transport.resume_reading()
 
     def lost(self, side: _Pipe, exc: Exception | None) -> None:
         # A reset on one side is passed on as a reset; a clean close as a flushed close.
@@ -381,6 +401,7 @@ class Proxy:
         self._conns: set[_Conn] = set()
         self._throttle = _Throttle()
         self._lock = asyncio.Lock()  # apply() awaits binds; overlapping calls must not interleave
+        self._routed: frozenset[str] = frozenset()
 
     async def __aenter__(self) -> Proxy:
         return self
@@ -390,6 +411,15 @@ class Proxy:
 
     def listening(self) -> set[ListenAddr]:
         return set(self._listeners)
+
+    def routes_to(self, ip: str) -> bool:
+        """Whether a new connection may still go to this endpoint IP. Safe from any thread
+        (the node agent asks before it signals a deleted pod)."""
+        return ip in self._routed
+
+    def _note_routed(self) -> None:
+        self._routed = frozenset(ip for lst in self._listeners.values()
+                                 for ip, _ in lst.balancer.endpoints)
 
     async def apply(self, routes: Mapping[ListenAddr, Route | Sequence[Endpoint]],
                     names: Mapping[ListenAddr, str] | None = None) -> dict[ListenAddr, str]:
@@ -440,6 +470,7 @@ class Proxy:
             log.info("proxy_listener_opened", listener=name, addr=_fmt(addr),
                      endpoints=len(lst.balancer.endpoints),
                      affinity_timeout=lst.balancer.affinity_timeout)
+        self._note_routed()
         return errors
 
     async def close(self) -> None:
@@ -453,6 +484,7 @@ class Proxy:
         for lst in self._listeners.values():
             lst.close()
         self._listeners.clear()
+        self._note_routed()
         conns = list(self._conns)
         for conn in conns:
             conn.abort()

@@ -25,6 +25,7 @@ class ServiceNetwork:
         self.dns_addresses: list[tuple[str, int]] = []
         self._vip_mode = ""
         self._bind_errors: dict = {}
+        self._dns_ips: frozenset[str] = frozenset()
 
     async def start_dns(self, hosts: list[str], port: int = 53) -> None:
         """Listen where containers (their gateway) and the host (127.0.0.1) can ask."""
@@ -39,8 +40,15 @@ class ServiceNetwork:
     def answers_at(self, host: str) -> bool:
         return any(h == host for h, _ in self.dns_addresses)
 
+    def routes_to(self, ip: str) -> bool:
+        """Whether new traffic may still reach this pod IP: a proxy listener balances over
+        it, or DNS hands it out (headless Services, StatefulSet pod names). Thread-safe."""
+        return self.proxy.routes_to(ip) or ip in self._dns_ips
+
     async def apply(self, services: list[dict], endpoints: list[dict], pods: list[dict]) -> None:
-        self.dns.set_zone(build_zone(services, endpoints, pods))
+        zone = build_zone(services, endpoints, pods)
+        self.dns.set_zone(zone)
+        self._dns_ips = frozenset(ip for ips in zone.a.values() for ip in ips)
         wanted = {ip for s in services if (ip := s.get("spec", {}).get("clusterIP"))
                   and ip != "None"}
         present = await asyncio.to_thread(self._sync_vips, wanted)

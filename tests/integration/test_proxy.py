@@ -191,6 +191,20 @@ def test_update_keeps_established_connection():
     run(main())
 
 
+def test_routes_to_tells_which_endpoint_ips_still_get_new_connections():
+    async def main():
+        async with setup(2) as (proxy, (b0, b1)):
+            port, udp = free_port(), free_port()
+            assert not proxy.routes_to(LO)
+            await proxy.apply({(LO, port): [b0.addr], (LO, udp, "UDP"): [("127.0.0.2", 53)]})
+            assert proxy.routes_to(LO) and proxy.routes_to("127.0.0.2")
+            await proxy.apply({(LO, port): [], (LO, udp, "UDP"): [("127.0.0.2", 53)]})
+            assert not proxy.routes_to(LO) and proxy.routes_to("127.0.0.2")
+            await proxy.close()
+            assert not proxy.routes_to("127.0.0.2")
+    run(main())
+
+
 def test_removed_route_refuses_new_but_drains_open_connections():
     async def main():
         async with setup(1) as (proxy, (b0,)):
