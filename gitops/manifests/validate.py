@@ -27,6 +27,13 @@ _VERSION = re.compile(r"v?(\d+)\.(\d+)(?:\.\d+)?\Z")
 _KIND = re.compile(r"[A-Za-z][A-Za-z0-9]*\Z")
 _GROUP = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?\Z")
 _API_VERSION = re.compile(r"v\d+((alpha|beta)\d+)?\Z")
+# Integer widths the schemas declare (replicas, ports, ...): Kubernetes refuses a value that
+# does not fit, so a replicas of 10**20 must not reach the controllers.
+_INT_BITS = {"int32": 32, "int64": 64}
+_FORMATS = jsonschema.FormatChecker(formats=())
+for _name, _bits in _INT_BITS.items():
+    _FORMATS.checks(_name)(lambda v, b=_bits: not isinstance(v, int) or isinstance(v, bool)
+                           or -2 ** (b - 1) <= v < 2 ** (b - 1))
 
 
 def _bundled() -> dict[tuple[int, int], str]:
@@ -87,7 +94,8 @@ def _validator(schema_dir: str, api_version: str, kind: str) -> jsonschema.Valid
     if {"group": group, "version": version, "kind": kind} not in \
             schema.get("x-kubernetes-group-version-kind", []):
         return None
-    return jsonschema.Draft202012Validator(schema, registry=_registry(schema_dir))
+    return jsonschema.Draft202012Validator(schema, registry=_registry(schema_dir),
+                                           format_checker=_FORMATS)
 
 
 def validate(objects: Sequence[SourceObject],
@@ -152,6 +160,9 @@ def _describe(error: jsonschema.ValidationError) -> list[tuple[str, str]]:
     if keyword in ("oneOf", "anyOf") and all("type" in s for s in expected):
         # IntOrString, Quantity: the alternatives are plain types
         return [(path, f"expected {_types([s['type'] for s in expected])}, got {_show(instance)}")]
+    if keyword == "format" and expected in _INT_BITS:
+        return [(path, f"{_show(instance)} does not fit in {expected} "
+                       f"(at most {2 ** (_INT_BITS[expected] - 1) - 1})")]
     message = error.message if len(error.message) <= 160 else error.message[:157] + "..."
     return [(path, message)]
 
