@@ -21,6 +21,7 @@ _LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 _DNS1123_LABEL = re.compile(_LABEL + r"\Z")
 _DNS1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?\Z")
 _DNS1123_SUBDOMAIN = re.compile(rf"{_LABEL}(\.{_LABEL})*\Z")
+_ENV_NAME = re.compile(r"[\x20-\x3c\x3e-\x7e]+\Z")  # Kubernetes: printable ASCII but "="
 
 # Where each workload kind keeps its pod spec.
 POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
@@ -186,6 +187,12 @@ def check_pod_spec(body: dict) -> Iterator[Problem]:
                     yield f"{path}.name", f'duplicate container name "{name}" (also {names[name]})'
                 else:
                     names[name] = path
+            env = container.get("env")
+            for j, var in enumerate(env if isinstance(env, list) else []):
+                name = var.get("name") if isinstance(var, dict) else None
+                if isinstance(name, str) and not _ENV_NAME.match(name):
+                    yield (f"{path}.env[{j}].name", f'invalid environment variable name '
+                           f'"{name[:70]}": printable ASCII characters other than "=" only')
             if not container.get("image"):  # optional in the schema, required by the API
                 yield path, 'required field "image" is missing'
             ports = container.get("ports")
@@ -207,9 +214,57 @@ def check_service(body: dict) -> Iterator[Problem]:
 
 
 # (kinds it applies to, or None for every kind; check)
+_LABEL_NAME = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?\Z")
+
+
+def label_problem(key: str, value: Any) -> str | None:
+    """Kubernetes' rules for one label: a qualified key, a value of at most 63 characters."""
+    prefix, _, name = key.rpartition("/")
+    if not name or len(name) > 63 or not _LABEL_NAME.match(name) or \
+            (prefix and dns1123_subdomain(prefix)):
+        return (f'invalid label key "{key}": must be [prefix/]name, the name at most 63 '
+                "alphanumerics, '-', '_' or '.', the prefix a DNS-1123 subdomain")
+    if isinstance(value, str) and (len(value) > 63 or not _LABEL_NAME.match(value)):
+        return (f'invalid label value "{value[:70]}": at most 63 alphanumerics, '
+                "'-', '_' or '.', starting and ending with an alphanumeric")
+    return None
+
+
+def check_labels(body: dict) -> Iterator[Problem]:
+    """The object's labels and, for workloads, its pod template's."""
+    spots = [("metadata",)]
+    if body.get("kind") in POD_SPEC_PATHS:
+        spots.append(POD_SPEC_PATHS[body["kind"]][:-1] + ("metadata",))
+    for spot in spots:
+        labels = _get(body, *spot, "labels")
+        if not isinstance(labels, dict):
+            continue
+        for key, value in labels.items():
+            problem = label_problem(str(key), value)
+            if problem:
+                yield paths.join([*spot, "labels", str(key)]), problem
+
+
+MAX_CONFIG_BYTES = 1024 * 1024   # Kubernetes' cap on a ConfigMap's or a Secret's data
+
+
+def check_config_size(body: dict) -> Iterator[Problem]:
+    """ConfigMap and Secret payloads are capped at 1 MiB (keys and values)."""
+    total = 0
+    for field in ("data", "binaryData", "stringData"):
+        entries = body.get(field)
+        if isinstance(entries, dict):
+            total += sum(len(str(k).encode()) + len(v.encode()) for k, v in entries.items()
+                         if isinstance(v, str))
+    if total > MAX_CONFIG_BYTES:
+        yield "data", f"{total} bytes of data: at most {MAX_CONFIG_BYTES} allowed"
+
+
 CHECKS: list[tuple[frozenset[str] | None, Check]] = [
+    (frozenset({"ConfigMap", "Secret"}), check_config_size),
     (None, check_name),
     (None, check_namespace),
+    (None, check_labels),
     (SELECTOR_CHECKED, check_selector),
     (frozenset(POD_SPEC_PATHS), check_pod_spec),
     (frozenset({"Service"}), check_service),

@@ -32,6 +32,13 @@ _VERSION = re.compile(r"v?(\d+)\.(\d+)(?:\.\d+)?\Z")
 _KIND = re.compile(r"[A-Za-z][A-Za-z0-9]*\Z")
 _GROUP = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?\Z")
 _API_VERSION = re.compile(r"v\d+((alpha|beta)\d+)?\Z")
+# Integer widths the schemas declare (replicas, ports, ...): Kubernetes refuses a value that
+# does not fit, so a replicas of 10**20 must not reach the controllers.
+_INT_BITS = {"int32": 32, "int64": 64}
+_FORMATS = jsonschema.FormatChecker(formats=())
+for _name, _bits in _INT_BITS.items():
+    _FORMATS.checks(_name)(lambda v, b=_bits: not isinstance(v, int) or isinstance(v, bool)
+                           or -2 ** (b - 1) <= v < 2 ** (b - 1))
 
 
 def _bundled() -> dict[tuple[int, int], str]:
@@ -95,14 +102,28 @@ class KindValidator:
 
     def iter_errors(self, body: object):
         try:
-            if self._fast.is_valid(body):
+            # The fast engine does not check int32/int64 widths: an integer beyond int32
+            # anywhere sends the object to the precise validator, which does.
+            if self._fast.is_valid(body) and not _has_wide_int(body):
                 return iter(())
         except (ValueError, TypeError, OverflowError):
             pass    # e.g. an integer beyond 64 bits: let the precise validator describe it
         if self._precise is None:
             self._precise = jsonschema.Draft202012Validator(
-                self._schema, registry=_registry(self._schema_dir))
+                self._schema, registry=_registry(self._schema_dir), format_checker=_FORMATS)
         return self._precise.iter_errors(body)
+
+
+_INT32_MAX = 2 ** 31 - 1
+
+
+def _has_wide_int(value: object) -> bool:
+    if isinstance(value, dict):
+        return any(_has_wide_int(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_wide_int(v) for v in value)
+    return isinstance(value, int) and not isinstance(value, bool) and \
+        not -_INT32_MAX - 1 <= value <= _INT32_MAX
 
 
 @functools.lru_cache(maxsize=None)
@@ -189,6 +210,9 @@ def _describe(error: jsonschema.ValidationError) -> list[tuple[str, str]]:
     if keyword in ("oneOf", "anyOf") and all("type" in s for s in expected):
         # IntOrString, Quantity: the alternatives are plain types
         return [(path, f"expected {_types([s['type'] for s in expected])}, got {_show(instance)}")]
+    if keyword == "format" and expected in _INT_BITS:
+        return [(path, f"{_show(instance)} does not fit in {expected} "
+                       f"(at most {2 ** (_INT_BITS[expected] - 1) - 1})")]
     message = error.message if len(error.message) <= 160 else error.message[:157] + "..."
     return [(path, message)]
 

@@ -27,18 +27,24 @@ def pod_spec_of(obj: dict) -> tuple[str, dict] | None:
     return (".".join(path), node) if isinstance(node, dict) else None
 
 
+def _list(value: object) -> list:
+    """A list field as a list; junk (a type error validation reports) as nothing."""
+    return value if isinstance(value, list) else []
+
+
 def host_access(spec: dict) -> Iterator[tuple[str, str]]:
-    """(path inside the pod spec, message) for every request to reach into the host."""
+    """(path inside the pod spec, message) for every request to reach into the host.
+    Runs at sync time on unvalidated specs too, so wrong types are skipped, not fatal."""
     for flag in ("hostNetwork", "hostPID", "hostIPC"):
         if spec.get(flag):
             yield flag, f"{flag} is {HOST_ACCESS_HINT}"
-    for i, vol in enumerate(spec.get("volumes") or []):
+    for i, vol in enumerate(_list(spec.get("volumes"))):
         if isinstance(vol, dict) and "hostPath" in vol:
             yield f"volumes[{i}].hostPath", f"hostPath volumes are {HOST_ACCESS_HINT}"
     for field in ("initContainers", "containers"):
-        for i, c in enumerate(spec.get(field) or []):
-            sc = (c or {}).get("securityContext") or {}
-            if sc.get("privileged"):
+        for i, c in enumerate(_list(spec.get(field))):
+            sc = c.get("securityContext") if isinstance(c, dict) else None
+            if isinstance(sc, dict) and sc.get("privileged"):
                 yield (f"{field}[{i}].securityContext.privileged",
                        f"privileged containers are {HOST_ACCESS_HINT}")
 
