@@ -15,6 +15,14 @@ CM = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  a: '1
 BAD = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: bad\ndata:\n  a: 1\nbogus: true\n"
 
 
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    """main() configures structlog for the process: later tests must not inherit it."""
+    yield
+    import structlog
+    structlog.reset_defaults()
+
+
 def invoke(*args, **kw):
     return CliRunner().invoke(cli.main, list(args), **kw)
 
