@@ -229,13 +229,13 @@ def up(source, ref, subpath, interval, node_address, pod_subnet, allow_empty_pru
         _await_agent(dd, proc, timeout=60)
         click.echo(f"agent started (pid {proc.pid}), logs: {dd.log_file}")
     if wait or report:
-        _wait_and_report(Client(dd), timeout - (time.monotonic() - started), report)
+        _wait_and_report(Client(dd), timeout, report, spent=time.monotonic() - started)
 
 
-def _wait_and_report(client: Client, timeout: float, report: str) -> None:
+def _wait_and_report(client: Client, timeout: float, report: str, spent: float = 0) -> None:
     """--wait: follow health to the end, explain failures, write --report; exit 0 or 1."""
     from gitops import progress
-    out = progress.wait_healthy(client, timeout)
+    out = progress.wait_healthy(client, timeout, spent=spent)
     click.echo(progress.render_outcome(out), err=not out.ok)
     if report:
         progress.write_report(report, out)

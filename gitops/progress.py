@@ -128,15 +128,17 @@ def progress_table(st: dict, elapsed: float, timeout: float):
     return table
 
 
-def wait_healthy(client: Client, timeout: float, *, stream: TextIO | None = None,
-                 tty: bool | None = None, clock: Callable[[], float] = time.monotonic,
+def wait_healthy(client: Client, timeout: float, *, spent: float = 0.0,
+                 stream: TextIO | None = None, tty: bool | None = None,
+                 clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep) -> Outcome:
     """Poll the agent until every object of the applied revision is healthy, the first
-    sync was refused, or `timeout` seconds pass (then explain what is not healthy)."""
+    sync was refused, or `timeout` seconds pass (then explain what is not healthy).
+    `spent`: seconds of the timeout already used (starting the agent)."""
     stream = stream or sys.stderr
     tty = stream.isatty() if tty is None else tty
     view = _Live(stream) if tty else _Plain(stream)
-    start = clock()
+    start = clock() - spent
     try:
         while True:
             elapsed = clock() - start
