@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import traceback
 from pathlib import Path
 
 import click
@@ -15,27 +16,87 @@ import click
 from gitops import log as logsetup
 from gitops.client import AgentNotRunning, Client, resource_path
 from gitops.errors import GitopsError
-from gitops.model import kind_for
+from gitops.model import KINDS, kind_for
 from gitops.model.selectors import matches, parse
 from gitops.paths import DataDir
 from gitops.source.base import is_git_url
 from gitops import output
 
 DATA_DIR = click.option("--data-dir", default=".gitops", show_default=True,
+                        envvar="GITOPS_DATA_DIR", show_envvar=True,
                         type=click.Path(file_okay=False), help="Agent state directory.")
-OUTPUT = click.option("-o", "--output", "fmt", default="", help="json | yaml | wide | name")
+OUTPUT = click.option("-o", "--output", "fmt", default="",
+                      type=click.Choice(["", "json", "yaml", "wide", "name"]),
+                      metavar="json|yaml|wide|name", help="Output format (default: a table).")
+# Exit codes, the same for every verb (CI relies on them).
+EXIT_OK, EXIT_PROBLEM, EXIT_ERROR = 0, 1, 2
 
 
-def _fail(message: str, code: int = 2) -> None:
+def _fail(message: str, code: int = EXIT_ERROR) -> None:
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class GitopsGroup(click.Group):
+    """Turns errors into one line on stderr and exit 2; `--debug` (or GITOPS_DEBUG=1) adds
+    the traceback. Usage errors stay click's (exit 2 with the usage line)."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit,
+                click.exceptions.Abort, SystemExit):
+            raise
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        except Exception as exc:   # noqa: BLE001 - the one place errors reach the user
+            if ctx.params.get("debug") or os.environ.get("GITOPS_DEBUG"):
+                traceback.print_exc()
+            known = isinstance(exc, (GitopsError, OSError))
+            text = str(exc) or type(exc).__name__
+            hint = "" if known else f" ({type(exc).__name__}; --debug shows the traceback)"
+            _fail(text.splitlines()[0] + hint if not known else text, EXIT_ERROR)
+
+
+def _complete_kinds(ctx, param, incomplete: str) -> list[str]:
+    names = sorted({n for k in KINDS.values() for n in (k.plural, *k.short_names)})
+    return [n for n in names if n.startswith(incomplete.lower())]
+
+
+@click.group(cls=GitopsGroup, context_settings={"help_option_names": ["-h", "--help"],
+                                                "max_content_width": 100})
 @click.version_option(package_name="gitops")
-def main() -> None:
-    """Run Kubernetes manifests from git on a Docker host."""
-    logsetup.configure("auto", "warning")   # client verbs: warnings only, on stderr
+@click.option("--debug", is_flag=True, envvar="GITOPS_DEBUG",
+              help="Show tracebacks and debug logs.")
+def main(debug: bool) -> None:
+    """Run Kubernetes manifests from git on a Docker host.
+
+    \b
+    Examples:
+      gitops validate example-repo            # check manifests (exit 1 on problems)
+      gitops up example-repo --wait           # deploy and wait until healthy
+      gitops get pods -o wide                 # what runs
+      gitops down --volumes                   # remove everything
+
+    Exit codes: 0 ok, 1 problems found (invalid, diff present, unhealthy), 2 error.
+    """
+    logsetup.configure("auto", "debug" if debug else "warning")   # client verbs: stderr
+
+
+@main.command()
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell: str) -> None:
+    """Print a shell completion script.
+
+    \b
+    Examples:
+      eval "$(gitops completion bash)"        # in ~/.bashrc
+      gitops completion fish > ~/.config/fish/completions/gitops.fish
+    """
+    from click.shell_completion import get_completion_class
+    cls = get_completion_class(shell)
+    click.echo(cls(main, {}, "gitops", "_GITOPS_COMPLETE").source())
 
 
 # -- the agent ---------------------------------------------------------------------------
@@ -96,7 +157,14 @@ def _agent_flags(ref, subpath, interval, node_address, pod_subnet, allow_empty_p
 def run(repo, ref, subpath, interval, node_address, pod_subnet, allow_empty_prune, self_heal,
         prune, wave_timeout, allow_host_access, webhook_secret_file, webhook_secret_env,
         api_port, data_dir, log_format, log_level) -> None:
-    """Run the agent in the foreground."""
+    """Run the agent in the foreground (Ctrl-C or SIGTERM stops it cleanly).
+
+    \b
+    Examples:
+      gitops run --repo example-repo --interval 15 --log-format json
+      gitops run --repo https://git.example.com/team/app.git --ref main --path k8s \\
+        --webhook-secret-file /etc/gitops/hook-secret --api-port 8081
+    """
     from gitops.daemon import AgentConfig, run_agent
     logsetup.configure(log_format, log_level)
     try:
@@ -120,12 +188,25 @@ def _source_id(source: str) -> str:
 @click.argument("source")
 @_agent_options
 @DATA_DIR
-@click.option("--wait", is_flag=True, help="Return once every object is healthy.")
+@click.option("--wait", is_flag=True, help="Return once every object is healthy "
+              "(exit 1 on timeout, with why each unhealthy object is not).")
 @click.option("--timeout", default=300.0, show_default=True, help="Seconds --wait waits.")
+@click.option("--report", default="", type=click.Path(dir_okay=False),
+              help="Write every object's final health as JSON to this file (implies --wait).")
 def up(source, ref, subpath, interval, node_address, pod_subnet, allow_empty_prune, self_heal,
        prune, wave_timeout, allow_host_access, webhook_secret_file, webhook_secret_env,
-       api_port, data_dir, wait, timeout) -> None:
-    """Start an agent in the background for SOURCE (directory or git URL)."""
+       api_port, data_dir, wait, timeout, report) -> None:
+    """Start an agent in the background for SOURCE (directory or git URL).
+
+    With an agent already running for the data dir, sync it now instead.
+    Progress is a live table on a terminal and plain lines otherwise (CI logs).
+
+    \b
+    Examples:
+      gitops up example-repo --wait --timeout 180
+      gitops up https://git.example.com/team/app.git --ref main --path k8s
+      gitops up . --wait --timeout 120 --report health.json   # CI
+    """
     dd = DataDir.at(data_dir)
     dd.root.mkdir(parents=True, exist_ok=True)
     info = dd.read_agent()
@@ -147,9 +228,18 @@ def up(source, ref, subpath, interval, node_address, pod_subnet, allow_empty_pru
                                     stdin=subprocess.DEVNULL, start_new_session=True)
         _await_agent(dd, proc, timeout=60)
         click.echo(f"agent started (pid {proc.pid}), logs: {dd.log_file}")
-    if wait:
-        ok = output.wait_healthy(Client(dd), timeout - (time.monotonic() - started))
-        sys.exit(0 if ok else 1)
+    if wait or report:
+        _wait_and_report(Client(dd), timeout, report, spent=time.monotonic() - started)
+
+
+def _wait_and_report(client: Client, timeout: float, report: str, spent: float = 0) -> None:
+    """--wait: follow health to the end, explain failures, write --report; exit 0 or 1."""
+    from gitops import progress
+    out = progress.wait_healthy(client, timeout, spent=spent)
+    click.echo(progress.render_outcome(out), err=not out.ok)
+    if report:
+        progress.write_report(report, out)
+    sys.exit(EXIT_OK if out.ok else EXIT_PROBLEM)
 
 
 def _await_agent(dd: DataDir, proc: subprocess.Popen, timeout: float) -> None:
@@ -169,7 +259,15 @@ def _await_agent(dd: DataDir, proc: subprocess.Popen, timeout: float) -> None:
 @DATA_DIR
 @click.option("--volumes", is_flag=True, help="Also remove the volumes of PersistentVolumeClaims.")
 def down(data_dir, volumes) -> None:
-    """Stop the agent and remove every container and network it created."""
+    """Stop the agent and remove every container, network and service address it created.
+
+    Claims' volumes stay (the next `up` finds their data) unless --volumes is given.
+
+    \b
+    Examples:
+      gitops down
+      gitops down --volumes --data-dir /tmp/ci-env
+    """
     from gitops.agent.docker import DockerRuntime, docker_host
     dd = DataDir.at(data_dir)
     info = dd.read_agent()
@@ -207,17 +305,51 @@ def _wait_exit(pid: int, timeout: float) -> bool:
     return False
 
 
+@main.command()
+@DATA_DIR
+@click.option("--timeout", default=5.0, show_default=True, help="Seconds to wait for /healthz.")
+def healthcheck(data_dir, timeout) -> None:
+    """Exit 0 when the agent for the data dir answers /healthz, else 1 (Docker HEALTHCHECK).
+
+    \b
+    Example:
+      gitops healthcheck --data-dir /data
+    """
+    dd = DataDir.at(data_dir)
+    info = dd.read_agent()
+    if info is None:
+        _fail(f"no agent is running for data dir {dd.root}", EXIT_PROBLEM)
+    import urllib.request
+    try:
+        with urllib.request.urlopen(info["url"] + "/healthz", timeout=timeout) as resp:
+            body = resp.read().decode(errors="replace").strip()
+    except OSError as exc:
+        _fail(f"agent at {info['url']} does not answer: {exc}", EXIT_PROBLEM)
+    click.echo(f"{body} ({info['url']}, pid {info['pid']})")
+
+
 # -- reading state -----------------------------------------------------------------------
 @main.command()
-@click.argument("resource")
+@click.argument("resource", shell_complete=_complete_kinds)
 @click.argument("name", required=False)
-@click.option("-n", "--namespace", default="default", show_default=True)
-@click.option("-A", "--all-namespaces", is_flag=True)
+@click.option("-n", "--namespace", default="default", show_default=True,
+              help="Namespace to read.")
+@click.option("-A", "--all-namespaces", is_flag=True, help="Every namespace.")
 @click.option("-l", "--selector", default="", help="Label selector, e.g. app=web,tier!=db")
 @OUTPUT
 @DATA_DIR
 def get(resource, name, namespace, all_namespaces, selector, fmt, data_dir) -> None:
-    """Show objects, like `kubectl get`."""
+    """Show objects, like `kubectl get`: a table, or -o wide|json|yaml|name.
+
+    RESOURCE is a kind, its plural or short name (pods, po, deploy, svc, cm, pvc...).
+
+    \b
+    Examples:
+      gitops get pods -o wide
+      gitops get deploy web -o yaml
+      gitops get svc -A
+      gitops get pods -l app=web,tier!=db -o name
+    """
     info = kind_for(resource)
     if info is None:
         _fail(f'the server doesn\'t have a resource type "{resource}"')
@@ -238,18 +370,50 @@ def get(resource, name, namespace, all_namespaces, selector, fmt, data_dir) -> N
 
 
 @main.command()
-@OUTPUT
+@click.option("-o", "--output", "fmt", default="", type=click.Choice(["", "json"]),
+              metavar="json", help="Output format (default: a tree).")
 @DATA_DIR
 def status(fmt, data_dir) -> None:
-    """Source, applied revision, last sync and the health of every object."""
-    st = _client(data_dir).get("/gitops/v1/status")
+    """The source as a tree: objects with their sync and health, and the pods of workloads.
+
+    Exit 1 when an object is not healthy or the last sync failed.
+
+    \b
+    Examples:
+      gitops status
+      gitops status -o json | jq '.objects[] | select(.health != "Healthy")'
+    """
+    client = _client(data_dir)
+    st = client.get("/gitops/v1/status")
     if fmt == "json":
         click.echo(json.dumps(st, indent=2))
-        return
-    click.echo(output.render_status(st))
+    else:
+        click.echo(output.render_status(st, _workload_pods(client, st["objects"]),
+                                        color=sys.stdout.isatty()))
     unhealthy = [o for o in st["objects"] if o["health"] != "Healthy"]
-    sys.exit(1 if unhealthy or (st.get("last_sync") or {}).get("result") in ("failed", "refused")
-             else 0)
+    sys.exit(EXIT_PROBLEM if unhealthy or (st.get("last_sync") or {}).get("result")
+             in ("failed", "refused") else EXIT_OK)
+
+
+def _workload_pods(client: Client, objects: list[dict]) -> dict[str, list[dict]]:
+    """Object id -> the pods it owns, for the workloads among `objects`."""
+    from gitops.diagnose import pods_of
+    from gitops.progress import object_id
+    workloads = [o for o in objects if o["kind"] in
+                 ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job")]
+    if not workloads:
+        return {}
+    pods = client.get("/api/v1/pods")["items"]
+    out = {}
+    for o in workloads:
+        info = KINDS[o["kind"]]
+        try:
+            obj = client.get(resource_path(info.api_version, info.plural, o["namespace"],
+                                           o["name"]))
+        except GitopsError:
+            continue
+        out[object_id(o)] = pods_of(obj, pods)
+    return out
 
 
 @main.command()
@@ -261,7 +425,14 @@ def status(fmt, data_dir) -> None:
 @click.option("-p", "--previous", is_flag=True, help="Output of the previous, terminated run.")
 @DATA_DIR
 def logs(pod, container, namespace, tail, follow, previous, data_dir) -> None:
-    """Print a container's logs."""
+    """Print a container's logs.
+
+    \b
+    Examples:
+      gitops logs api-7d9c5b-x2kqf
+      gitops logs api-7d9c5b-x2kqf -c api --tail 20 -f
+      gitops logs db-5f6d7-abcde --previous        # the run before the last restart
+    """
     path = f"/api/v1/namespaces/{namespace}/pods/{pod}/log?tailLines={tail}"
     if container:
         path += f"&container={container}"
@@ -297,8 +468,8 @@ def _control(data_dir: str, verb: str, query: str = "", wait: bool = False,
         click.echo(err)
     ok = res.get("result") in ("synced", "unchanged")
     if ok and wait:
-        ok = output.wait_healthy(client, timeout)
-    sys.exit(0 if ok else 1)
+        _wait_and_report(client, timeout, "")
+    sys.exit(EXIT_OK if ok else EXIT_PROBLEM)
 
 
 @main.command()
@@ -306,7 +477,13 @@ def _control(data_dir: str, verb: str, query: str = "", wait: bool = False,
 @click.option("--wait", is_flag=True, help="Also wait until every object is healthy.")
 @click.option("--timeout", default=300.0, show_default=True)
 def sync(data_dir, wait, timeout) -> None:
-    """Sync now; print the result (exit 1 if it failed)."""
+    """Sync now; print the result (exit 1 if it failed or, with --wait, is not healthy).
+
+    \b
+    Examples:
+      gitops sync
+      gitops sync --wait --timeout 120
+    """
     _control(data_dir, "sync", wait=wait, timeout=timeout)
 
 
@@ -315,21 +492,37 @@ def sync(data_dir, wait, timeout) -> None:
               "successfully applied one).")
 @DATA_DIR
 def rollback(sha, data_dir) -> None:
-    """Pin the agent to an earlier revision until `gitops unpin` or a new commit."""
+    """Pin the agent to an earlier revision until `gitops unpin` or a new commit.
+
+    \b
+    Examples:
+      gitops rollback                  # the previous good revision
+      gitops rollback --to 3f2c1ab
+    """
     _control(data_dir, "rollback", f"?to={sha}" if sha else "")
 
 
 @main.command()
 @DATA_DIR
 def unpin(data_dir) -> None:
-    """Release a rollback pin: follow the tracked ref again."""
+    """Release a rollback pin: follow the tracked ref again.
+
+    \b
+    Example:
+      gitops unpin
+    """
     _control(data_dir, "unpin")
 
 
 @main.command()
 @DATA_DIR
 def suspend(data_dir) -> None:
-    """Stop syncing from git; what runs keeps running (and self-healing at runtime)."""
+    """Stop syncing from git; what runs keeps running (and self-healing at runtime).
+
+    \b
+    Example:
+      gitops suspend && gitops resume
+    """
     _control(data_dir, "suspend")
     click.echo("syncing suspended")
 
@@ -337,15 +530,27 @@ def suspend(data_dir) -> None:
 @main.command()
 @DATA_DIR
 def resume(data_dir) -> None:
-    """Resume syncing and sync now."""
+    """Resume syncing and sync now.
+
+    \b
+    Example:
+      gitops resume
+    """
     _control(data_dir, "resume")
 
 
 @main.command()
-@OUTPUT
+@click.option("-o", "--output", "fmt", default="", type=click.Choice(["", "json"]),
+              metavar="json", help="Output format (default: a table).")
 @DATA_DIR
 def history(fmt, data_dir) -> None:
-    """Revisions applied (or refused), newest first."""
+    """Revisions applied (or refused), newest first.
+
+    \b
+    Examples:
+      gitops history
+      gitops history -o json
+    """
     items = _client(data_dir).get("/gitops/v1/history")["items"]
     if fmt == "json":
         click.echo(json.dumps(items, indent=2))
@@ -360,28 +565,42 @@ def history(fmt, data_dir) -> None:
 # -- offline checks ----------------------------------------------------------------------
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
-@click.option("-o", "--output", "fmt", default="text", type=click.Choice(["text", "json"]))
+@click.option("-o", "--output", "fmt", default="text",
+              type=click.Choice(["text", "json", "junit"]),
+              help="text (file:line lines) | json | junit (XML for CI test reports)")
 @click.option("--allow-host-access", is_flag=True,
               help="Accept hostPath, privileged, hostNetwork, hostPID and hostIPC.")
 def validate(paths, fmt, allow_host_access) -> None:
-    """Validate manifests; one line per problem: file:line: Kind/name: field: message."""
+    """Validate manifests; one line per problem: file:line: Kind/name: field: message.
+
+    Exit 0 when every manifest is valid, 1 on any problem, 2 when it cannot run.
+
+    \b
+    Examples:
+      gitops validate example-repo
+      gitops validate -o junit k8s/ > validate.xml    # a PR check's test report
+    """
     from gitops.manifests import policy
     from gitops.manifests.render import render_path
     from gitops.manifests.validate import validate as check
-    errors, count = [], 0
+    results = []
     for p in paths:
         loaded = render_path(p)
-        count += len(loaded.objects)
-        errors += [*loaded.errors, *check(loaded.objects),
-                   *policy.check(loaded.objects, allow_host_access)]
+        errors = [*loaded.errors, *check(loaded.objects),
+                  *policy.check(loaded.objects, allow_host_access)]
+        results.append((p, loaded.objects, errors))
+    errors = [e for _, _, errs in results for e in errs]
+    count = sum(len(objs) for _, objs, _ in results)
     if fmt == "json":
         click.echo(json.dumps({"objects": count, "errors": [e.as_dict() for e in errors]},
                               indent=2))
+    elif fmt == "junit":
+        click.echo(output.render_junit(results))
     else:
         for e in errors:
             click.echo(str(e))
         click.echo(f"{count} object(s), {len(errors)} problem(s)", err=True)
-    sys.exit(1 if errors else 0)
+    sys.exit(EXIT_PROBLEM if errors else EXIT_OK)
 
 
 @main.command()
@@ -392,7 +611,17 @@ def validate(paths, fmt, allow_host_access) -> None:
               type=click.Choice(["text", "json", "markdown"]))
 @DATA_DIR
 def diff(source, ref, subpath, fmt, data_dir) -> None:
-    """Show what syncing SOURCE would change in the data dir's store (nothing is changed)."""
+    """Show what syncing SOURCE would change in the data dir's store (nothing is changed).
+
+    Exit 0 when nothing would change, 1 when something would, 2 on an error (e.g. an
+    invalid manifest). Against a data dir no agent has used, everything is a create.
+
+    \b
+    Examples:
+      gitops diff example-repo
+      gitops diff . -o markdown > diff.md          # a PR comment
+      gitops diff https://git.example.com/team/app.git --ref my-branch -o json
+    """
     from gitops.source import make_source
     from gitops.store.sqlite import SqliteStore
     from gitops.sync.engine import plan_against, render

@@ -24,6 +24,7 @@ from gitops.agent.docker import DockerRuntime
 from gitops.agent.network import SERVICE_POOL, pick_subnet
 from gitops.agent.node import NodeAgent
 from gitops.agent.runtime import RuntimeUnavailable
+from gitops.api import metrics
 from gitops.api.server import ApiContext, LogRequest, make_app, object_health
 from gitops.api.webhook import add_webhook_routes
 from gitops.controllers.manager import ControllerManager
@@ -284,6 +285,7 @@ class Agent:
                                   self.stop.set, self.pod_logs))
         add_webhook_routes(app, self.webhook_secret, self.source.url, self.config.ref,
                            lambda _event: self.trigger_sync("webhook"))
+        metrics.attach(self, app)       # GET /metrics (Prometheus)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, self.config.api_host, self.config.api_port)

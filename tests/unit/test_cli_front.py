@@ -1,0 +1,96 @@
+"""The CLI as a user meets it: --help with an example on every command, one-line errors
+(tracebacks only with --debug), stable exit codes, JUnit output, shell completion."""
+
+from __future__ import annotations
+
+from xml.etree import ElementTree as ET
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from gitops import cli
+
+CM = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  a: '1'\n"
+BAD = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: bad\ndata:\n  a: 1\nbogus: true\n"
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    """main() configures structlog for the process: later tests must not inherit it."""
+    yield
+    import structlog
+    structlog.reset_defaults()
+
+
+def invoke(*args, **kw):
+    return CliRunner().invoke(cli.main, list(args), **kw)
+
+
+def commands():
+    return sorted(cli.main.commands)
+
+
+@pytest.mark.parametrize("name", commands())
+def test_every_command_has_help_with_an_example(name):
+    res = invoke(name, "--help")
+    assert res.exit_code == 0, res.output
+    assert "Example" in res.output and "gitops " in res.output.split("Example", 1)[1]
+
+
+def test_user_errors_are_one_line_and_exit_2(tmp_path):
+    res = invoke("get", "pods", "--data-dir", str(tmp_path / "none"))
+    assert res.exit_code == 2
+    assert res.output.startswith("error: no agent is running for data dir")
+    assert len(res.output.strip().splitlines()) == 1 and "Traceback" not in res.output
+    res = invoke("get", "widgets", "--data-dir", str(tmp_path))
+    assert res.exit_code == 2 and 'resource type "widgets"' in res.output
+    assert invoke("get").exit_code == 2                     # usage error: click's own
+
+
+def test_unexpected_errors_are_one_line_unless_debug(tmp_path, monkeypatch):
+    (tmp_path / "a.yaml").write_text(CM.format(name="a"))
+
+    def boom(*_):
+        raise RuntimeError("boom\nsecond line")
+    monkeypatch.setattr(cli.output, "render_junit", boom)
+    res = invoke("validate", "-o", "junit", str(tmp_path))
+    assert res.exit_code == 2
+    assert res.output.strip() == "error: boom (RuntimeError; --debug shows the traceback)"
+    res = invoke("--debug", "validate", "-o", "junit", str(tmp_path))
+    assert res.exit_code == 2 and "Traceback (most recent call last)" in res.output
+
+
+def test_validate_junit_has_a_testcase_per_object_and_failures_with_file_line(tmp_path):
+    (tmp_path / "a.yaml").write_text(CM.format(name="a") + "---\n" + CM.format(name="b"))
+    (tmp_path / "bad.yaml").write_text(BAD)
+    (tmp_path / "broken.yaml").write_text("kind: [\n")
+    res = invoke("validate", "-o", "junit", str(tmp_path))
+    assert res.exit_code == 1
+    top = ET.fromstring(res.stdout)
+    cases = {c.get("name"): c for c in top.iter("testcase")}
+    assert {"ConfigMap/a", "ConfigMap/b", "ConfigMap/bad", "broken.yaml"} <= set(cases)
+    assert cases["ConfigMap/a"].find("failure") is None
+    failures = [f.text for f in cases["ConfigMap/bad"].findall("failure")]
+    assert any(t.startswith("bad.yaml:7: ConfigMap/bad: bogus") for t in failures), failures
+    assert cases["broken.yaml"].find("failure") is not None
+    assert int(top.get("failures")) == len(list(top.iter("failure"))) >= 3
+    assert int(top.get("tests")) == len(cases)
+
+    ok = tmp_path / "ok"
+    ok.mkdir()
+    (ok / "a.yaml").write_text(CM.format(name="a"))
+    res = invoke("validate", "-o", "junit", str(ok))
+    assert res.exit_code == 0 and ET.fromstring(res.stdout).get("failures") == "0"
+
+
+def test_shell_completion_scripts_and_kind_completion():
+    for shell in ("bash", "zsh", "fish"):
+        res = invoke("completion", shell)
+        assert res.exit_code == 0 and "_GITOPS_COMPLETE" in res.output
+    ctx = click.Context(cli.get)
+    assert {"deployments", "deploy"} <= set(cli._complete_kinds(ctx, None, "dep"))
+    res = CliRunner().invoke(cli.main, [], env={"_GITOPS_COMPLETE": "bash_complete",
+                                                "COMP_WORDS": "gitops get po",
+                                                "COMP_CWORD": "2"}, prog_name="gitops")
+    assert res.output.split() == ["plain,po", "plain,pods"]
