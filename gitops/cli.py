@@ -562,6 +562,20 @@ def history(fmt, data_dir) -> None:
     click.echo(output.table(["TIME", "REVISION", "RESULT", "CHANGES", "MESSAGE"], rows))
 
 
+# -- kubectl ---------------------------------------------------------------------------
+@main.command()
+@click.option("-n", "--namespace", default="default", show_default=True,
+              help="Namespace the kubeconfig's context uses.")
+@DATA_DIR
+def kubeconfig(namespace, data_dir) -> None:
+    """Print a kubeconfig so kubectl talks to this agent (KUBECONFIG=FILE kubectl ...)."""
+    from gitops.api.kube.kubeconfig import kubeconfig as build
+    try:
+        click.echo(build(DataDir.at(data_dir), namespace), nl=False)
+    except GitopsError as exc:
+        _fail(str(exc))
+
+
 # -- offline checks ----------------------------------------------------------------------
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))

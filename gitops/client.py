@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import ssl
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -25,12 +26,15 @@ class Client:
         self.url = info["url"]
         self.info = info
         self._token = dd.token()
+        # An agent bound beyond loopback serves HTTPS with its data dir's CA.
+        self._tls = ssl.create_default_context(cafile=str(dd.root / "ca.crt")) \
+            if self.url.startswith("https://") else None
 
     def request(self, method: str, path: str, timeout: float = 30) -> Any:
         req = urllib.request.Request(self.url + path, method=method,
                                      headers={"Authorization": f"Bearer {self._token}"})
         try:
-            with urllib.request.urlopen(req, timeout=timeout) as resp:
+            with urllib.request.urlopen(req, timeout=timeout, context=self._tls) as resp:
                 body = resp.read()
                 ctype = resp.headers.get("Content-Type", "")
         except urllib.error.HTTPError as exc:
@@ -44,7 +48,7 @@ class Client:
         req = urllib.request.Request(self.url + path,
                                      headers={"Authorization": f"Bearer {self._token}"})
         try:
-            with urllib.request.urlopen(req, timeout=3600) as resp:
+            with urllib.request.urlopen(req, timeout=3600, context=self._tls) as resp:
                 while chunk := resp.read1(65536):
                     yield chunk
         except urllib.error.HTTPError as exc:

@@ -25,6 +25,7 @@ from gitops.agent.network import SERVICE_POOL, pick_subnet
 from gitops.agent.node import NodeAgent
 from gitops.agent.runtime import RuntimeUnavailable
 from gitops.api import metrics
+from gitops.api.kube.listen import start_listeners
 from gitops.api.server import ApiContext, LogRequest, make_app, object_health
 from gitops.api.webhook import add_webhook_routes
 from gitops.controllers.manager import ControllerManager
@@ -282,17 +283,16 @@ class Agent:
 
         token = _token(self.dd.token_file)
         app = make_app(ApiContext(self.store, token, self.status, self.control,
-                                  self.stop.set, self.pod_logs))
+                                  self.stop.set, self.pod_logs,
+                                  allow_host_access=self.config.allow_host_access))
         add_webhook_routes(app, self.webhook_secret, self.source.url, self.config.ref,
                            lambda _event: self.trigger_sync("webhook"))
         metrics.attach(self, app)       # GET /metrics (Prometheus)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        site = web.TCPSite(runner, self.config.api_host, self.config.api_port)
-        await site.start()
-        port = runner.addresses[0][1]
-        url = f"http://{self.config.api_host}:{port}"
-        _write_json(self.dd.agent_file, {"pid": os.getpid(), "url": url,
+        url, kube_url = await start_listeners(runner, self.dd.root, self.config.api_host,
+                                              self.config.api_port)
+        _write_json(self.dd.agent_file, {"pid": os.getpid(), "url": url, "kube_url": kube_url,
                                          "instance": self.dd.instance,
                                          "repo": self.source.url, "network": self.network,
                                          "docker_host": self.runtime.host})

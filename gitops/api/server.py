@@ -10,11 +10,10 @@ from typing import Any
 
 from aiohttp import web
 
+from gitops.api.kube.api import KubeApi, KubeBackends
 from gitops.errors import GitopsError
 from gitops.health import assess_in
-from gitops.model import KINDS, ObjectKey
 from gitops.store.base import Store
-from gitops.sync.diff import mask_secret
 
 
 @dataclass
@@ -25,6 +24,8 @@ class ApiContext:
     control: Callable[[str, dict], Awaitable[dict]]       # verb, query -> result
     shutdown: Callable[[], None]
     logs: Callable[[LogRequest], Awaitable[str | AsyncIterator[bytes]]]
+    kube: KubeBackends | None = None      # exec / port-forward for the Kubernetes API
+    allow_host_access: bool = False       # API writes follow the same node policy as git
 
 
 @dataclass(frozen=True)
@@ -57,51 +58,8 @@ async def _auth(request: web.Request, handler: Any) -> web.StreamResponse:
     return await handler(request)
 
 
-def _kind_for_plural(plural: str) -> str | None:
-    return next((k.kind for k in KINDS.values() if k.plural == plural), None)
-
-
 async def _healthz(_: web.Request) -> web.Response:
     return web.Response(text="ok")
-
-
-async def _list_or_get(request: web.Request) -> web.Response:
-    ctx: ApiContext = request.app[CTX]
-    plural = request.match_info["plural"]
-    kind = _kind_for_plural(plural)
-    if kind is None:
-        return _status_error(404, "NotFound", f"the server could not find resource {plural!r}")
-    info = KINDS[kind]
-    ns = request.match_info.get("namespace")
-    name = request.match_info.get("name")
-    if name:
-        obj = ctx.store.get(ObjectKey(kind, ns or "" if info.namespaced else "", name))
-        if obj is None:
-            return _status_error(404, "NotFound", f'{plural} "{name}" not found')
-        return web.json_response(mask_secret(obj))
-    items = ctx.store.list(kind, ns if info.namespaced else None)
-    return web.json_response({"kind": f"{kind}List", "apiVersion": info.api_version,
-                              "metadata": {}, "items": [mask_secret(o) for o in items]})
-
-
-async def _pod_log(request: web.Request) -> web.StreamResponse:
-    ctx: ApiContext = request.app[CTX]
-    q = request.query
-    try:
-        out = await ctx.logs(LogRequest(
-            request.match_info["namespace"], request.match_info["name"],
-            q.get("container", ""), int(q.get("tailLines", "100")),
-            q.get("previous") in ("true", "1"), q.get("follow") in ("true", "1")))
-    except GitopsError as exc:
-        return _status_error(400, "BadRequest", str(exc))
-    if isinstance(out, str):
-        return web.Response(text=out)
-    resp = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8"})
-    await resp.prepare(request)
-    async for chunk in out:
-        await resp.write(chunk)
-    await resp.write_eof()
-    return resp
 
 
 async def _status(request: web.Request) -> web.Response:
@@ -133,12 +91,11 @@ def make_app(ctx: ApiContext) -> web.Application:
     app = web.Application(middlewares=[_auth])
     app[CTX] = ctx
     app.router.add_get("/healthz", _healthz)
-    for prefix in ("/api/v1", "/apis/{group}/{version}"):
-        app.router.add_get(prefix + "/{plural}", _list_or_get)
-        app.router.add_get(prefix + "/{plural}/{name}", _list_or_get)
-        app.router.add_get(prefix + "/namespaces/{namespace}/{plural}", _list_or_get)
-        app.router.add_get(prefix + "/namespaces/{namespace}/{plural}/{name}", _list_or_get)
-    app.router.add_get("/api/v1/namespaces/{namespace}/pods/{name}/log", _pod_log)
+    backends = ctx.kube or KubeBackends()
+    backends.logs = backends.logs or ctx.logs
+    # The Kubernetes API: discovery, OpenAPI, every kind's verbs, pods/log (kubectl and
+    # `gitops get`/`gitops logs` read through it).
+    KubeApi(ctx.store, backends, ctx.allow_host_access).add_routes(app)
     app.router.add_get("/gitops/v1/status", _status)
     app.router.add_get("/gitops/v1/history", _history)
     app.router.add_post("/gitops/v1/shutdown", _shutdown)   # before {verb}: routes match in order

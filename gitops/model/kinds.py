@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -13,6 +13,7 @@ class Kind:
     namespaced: bool = True
     apply_order: int = 50           # lower applies first, prunes last
     short_names: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()     # `kubectl get all` lists the kinds in "all"
 
     @property
     def group(self) -> str:
@@ -40,6 +41,13 @@ KINDS: dict[str, Kind] = {k.kind: k for k in (
     Kind("Node", "v1", "nodes", namespaced=False, apply_order=5, short_names=("no",)),
     Kind("Event", "v1", "events", apply_order=60, short_names=("ev",)),
 )}
+
+# kubectl's `all` category, as a real API server groups it.
+for _name in ("Pod", "Service", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job",
+              "CronJob"):
+    if _name in KINDS:
+        KINDS[_name] = replace(KINDS[_name], categories=("all",))
+
 
 def kind_for(name: str) -> Kind | None:
     """Resolve a kind from what a user types: Kind, plural, singular or short name."""

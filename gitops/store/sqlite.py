@@ -18,6 +18,7 @@ from pathlib import Path
 
 from gitops.model import ObjectKey, key_of
 from gitops.store.base import Conflict, InventoryEntry, NotFound, Watcher
+from gitops.store.changes import ChangeLog
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS objects (
@@ -55,6 +56,7 @@ class SqliteStore:
         self._depth = 0
         self._pending: list[tuple[str, dict]] = []
         self._watchers: list[Watcher] = []
+        self.changes = ChangeLog(self.resource_version())   # what API watches resume from
 
     # -- transactions and notification ------------------------------------------------
     @contextmanager
@@ -77,12 +79,25 @@ class SqliteStore:
                 return
             self._db.execute("COMMIT")
             events, self._pending = self._pending, []
+            self.changes.extend(events)      # under the lock: the log is in commit order
         for event in events:
             for fn in self._watchers:
                 fn(*event)
 
     def watch(self, fn: Watcher) -> None:
         self._watchers.append(fn)
+
+    def resource_version(self) -> int:
+        """The newest resourceVersion handed out (what a list is consistent with)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT value FROM state WHERE name='resourceVersion'").fetchone()
+        return int(json.loads(row[0])) if row else 0
+
+    def snapshot(self, kind: str, namespace: str | None = None) -> tuple[int, list[dict]]:
+        """A list and the resourceVersion it is consistent with (a watch resumes there)."""
+        with self._lock:
+            return self.resource_version(), self.list(kind, namespace)
 
     def _next_rv(self) -> int:
         row = self._db.execute("SELECT value FROM state WHERE name='resourceVersion'").fetchone()
@@ -184,8 +199,10 @@ class SqliteStore:
             if old is None:
                 return None
             self._db.execute("DELETE FROM objects WHERE kind=? AND namespace=? AND name=?", key)
-            self._next_rv()
-            self._pending.append(("DELETED", old))
+            # Watchers see the deletion at its own resourceVersion, as Kubernetes reports it.
+            gone = {**old, "metadata": {**old["metadata"],
+                                        "resourceVersion": str(self._next_rv())}}
+            self._pending.append(("DELETED", gone))
         return old
 
     def _write(self, key: ObjectKey, obj: dict) -> None:

@@ -1,0 +1,165 @@
+"""The Kubernetes API face of the store: routes, content negotiation, verb dispatch.
+
+Every /api and /apis request lands in one dispatcher that parses the path into a target
+(resource, namespace, name, subresource) and calls the verb's module; every failure
+leaves as a Kubernetes `Status`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from gitops.api.kube import discovery, openapi
+from gitops.api.kube import status as st
+from gitops.api.kube.reads import list_objects, read
+from gitops.api.kube.request import Target, bool_param, parse_path, wanted_shape
+from gitops.errors import GitopsError
+from gitops.store.base import Store
+
+log = structlog.get_logger(component="kube-api")
+
+Handler = Callable[[web.Request, Target], Awaitable[web.StreamResponse]]
+
+
+@dataclass
+class KubeBackends:
+    """What the API needs beyond the store; each is optional (tests, a store-only agent)."""
+    logs: Callable[..., Awaitable[Any]] | None = None           # LogRequest -> str | stream
+    exec: Any = None                                           # gitops.api.kube.exec.Exec
+    dial: Callable[[str, str, int], Awaitable[Any]] | None = None   # ns, pod, port -> streams
+
+
+def json_response(data: Any, status: int = 200, content_type: str = "application/json"
+                  ) -> web.Response:
+    return web.Response(body=json.dumps(data, separators=(",", ":")).encode(), status=status,
+                        headers={"Content-Type": content_type})
+
+
+class KubeApi:
+    def __init__(self, store: Store, backends: KubeBackends | None = None,
+                 allow_host_access: bool = False) -> None:
+        self.store = store
+        self.backends = backends or KubeBackends()
+        self.allow_host_access = allow_host_access
+        from gitops.api.kube.watch import Broadcaster
+        self.broadcaster = Broadcaster()
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_get("/version", self._version)
+        app.router.add_get("/openapi/v3", self._openapi_index)
+        app.router.add_get("/openapi/v3/{tail:.*}", self._openapi_doc)
+        app.router.add_route("*", "/api", self._dispatch)
+        app.router.add_route("*", "/api/{tail:.*}", self._dispatch)
+        app.router.add_route("*", "/apis", self._dispatch)
+        app.router.add_route("*", "/apis/{tail:.*}", self._dispatch)
+        if self.store is not None:
+            app.on_startup.append(self._start)
+            app.on_shutdown.append(self._stop)
+
+    async def _start(self, _app: web.Application) -> None:
+        self.broadcaster.attach(self.store, asyncio.get_running_loop())
+
+    async def _stop(self, _app: web.Application) -> None:
+        self.broadcaster.close()          # open watches end instead of holding shutdown
+
+    # -- discovery and schemas ------------------------------------------------------------
+    async def _version(self, _request: web.Request) -> web.Response:
+        return json_response(discovery.version())
+
+    async def _openapi_index(self, _request: web.Request) -> web.Response:
+        return json_response(openapi.index())
+
+    async def _openapi_doc(self, request: web.Request) -> web.Response:
+        tail = request.match_info["tail"]
+        api_version = tail.removeprefix("api/") if tail.startswith("api/") else \
+            tail.removeprefix("apis/")
+        body = openapi.document(api_version)
+        if body is None:
+            return st.ApiError(404, "NotFound", f"no OpenAPI document for {tail}").response()
+        return web.Response(body=body, content_type="application/json",
+                            headers={"Cache-Control": "public, immutable"})
+
+    def _discovery(self, request: web.Request) -> web.Response | None:
+        parts = [p for p in request.path.split("/") if p]
+        aggregated = discovery.wants_aggregated(request.headers.get("Accept", ""))
+        if parts == ["api"]:
+            if aggregated:
+                return json_response(discovery.aggregated(core=True), content_type=discovery.AGGREGATED)
+            return json_response(discovery.core_versions(request.host))
+        if parts == ["apis"]:
+            if aggregated:
+                return json_response(discovery.aggregated(core=False), content_type=discovery.AGGREGATED)
+            return json_response(discovery.group_list())
+        if parts == ["api", "v1"] or (parts[:1] == ["apis"] and len(parts) == 3):
+            listed = discovery.resource_list("/".join(parts[1:]))
+            if listed is None:
+                raise st.ApiError(404, "NotFound", "the server could not find the requested "
+                                  "resource")
+            return json_response(listed)
+        if parts[:1] == ["apis"] and len(parts) == 2:
+            group = discovery.api_group(parts[1])
+            if group is None:
+                raise st.ApiError(404, "NotFound", "the server could not find the requested "
+                                  "resource")
+            return json_response(group)
+        return None
+
+    # -- resources ---------------------------------------------------------------------
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        try:
+            if request.method == "GET":
+                found = self._discovery(request)
+                if found is not None:
+                    return found
+            target = parse_path(request.path)
+            if target is None:
+                raise st.ApiError(404, "NotFound", "the server could not find the requested "
+                                  "resource")
+            return await self._verb(request, target)
+        except st.ApiError as exc:
+            return exc.response()
+        except GitopsError as exc:
+            return st.bad_request(str(exc)).response()
+        except Exception as exc:       # one bad request never takes the server down
+            log.exception("api_request_failed", method=request.method, path=request.path)
+            return st.ApiError(500, "InternalError", f"internal error: {exc}").response()
+
+    async def _verb(self, request: web.Request, target: Target) -> web.StreamResponse:
+        resp = await self._call(request, target)
+        for warning in request.get("warnings", []):
+            resp.headers.add("Warning", f'299 - "{warning}"')
+        return resp
+
+    async def _call(self, request: web.Request, target: Target) -> web.StreamResponse:
+        from gitops.api.kube import subresources, watch, writes
+        method, q = request.method, request.query
+        shape = wanted_shape(request.headers.get("Accept", ""))
+        if target.sub:
+            return await subresources.handle(self, request, target)
+        if method == "GET":
+            if bool_param(q, "watch"):
+                return await watch.serve(self, request, target, shape)
+            if target.name:
+                return json_response(read(self.store, target, shape, q))
+            return json_response(list_objects(self.store, target, shape, q))
+        if method == "POST" and not target.name:
+            obj, code = await writes.create(self, request, target)
+            return json_response(obj, code)
+        if method == "PUT" and target.name:
+            return json_response(await writes.replace(self, request, target))
+        if method == "PATCH" and target.name:
+            obj, code = await writes.patch(self, request, target)
+            return json_response(obj, code)
+        if method == "DELETE":
+            if target.name:
+                obj, code = await writes.delete(self, request, target)
+                return json_response(obj, code)
+            return json_response(await writes.delete_collection(self, request, target))
+        raise st.method_not_allowed()

@@ -1,0 +1,76 @@
+"""How stored objects leave the API: Secret values masked, the few defaults kubectl relies on.
+
+The store keeps objects as git declared them. kubectl dereferences some fields a
+Kubernetes server always sets (`kubectl describe deploy` prints `*spec.replicas`), so those
+are filled in on the way out; pod templates are left exactly as stored, since their hash
+names ReplicaSets and `kubectl rollout undo` copies them back.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+
+from gitops.sync.diff import MASK, mask_secret
+
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+_REPLICAS = ("Deployment", "ReplicaSet", "StatefulSet")
+
+
+def with_defaults(obj: dict) -> dict:
+    kind = obj.get("kind")
+    if kind not in _REPLICAS and kind != "Job":
+        return obj
+    obj = copy.deepcopy(obj)
+    spec = obj.setdefault("spec", {})
+    if kind in _REPLICAS:
+        spec.setdefault("replicas", 1)
+    if kind == "Deployment":
+        spec.setdefault("strategy", {"type": "RollingUpdate",
+                                     "rollingUpdate": {"maxUnavailable": "25%",
+                                                       "maxSurge": "25%"}})
+        spec.setdefault("revisionHistoryLimit", 10)
+        spec.setdefault("progressDeadlineSeconds", 600)
+    if kind == "Job":
+        spec.setdefault("parallelism", 1)
+        spec.setdefault("backoffLimit", 6)
+    return obj
+
+
+def _mask_last_applied(obj: dict) -> dict:
+    annotations = obj.get("metadata", {}).get("annotations") or {}
+    raw = annotations.get(LAST_APPLIED)
+    if not raw:
+        return obj
+    try:
+        applied = mask_secret(json.loads(raw))
+    except ValueError:
+        applied = MASK
+    obj["metadata"]["annotations"] = {**annotations, LAST_APPLIED: json.dumps(applied)
+                                      if isinstance(applied, dict) else applied}
+    return obj
+
+
+def present(obj: dict) -> dict:
+    """The API view of a stored object (never the stored dict itself)."""
+    if obj.get("kind") == "Secret":
+        return _mask_last_applied(mask_secret(obj))
+    return with_defaults(obj)
+
+
+def unmask_secret(new: dict, old: dict | None) -> dict:
+    """A Secret written back as read (values ***) keeps the stored values for those keys."""
+    if new.get("kind") != "Secret" or old is None:
+        return new
+    for section in ("data", "stringData"):
+        values = new.get(section)
+        if isinstance(values, dict):
+            kept = old.get(section) or {}
+            for key, value in list(values.items()):
+                if value == MASK and key in kept:
+                    values[key] = kept[key]
+    annotations = new.get("metadata", {}).get("annotations") or {}
+    old_applied = (old.get("metadata", {}).get("annotations") or {}).get(LAST_APPLIED)
+    if LAST_APPLIED in annotations and old_applied and MASK in annotations[LAST_APPLIED]:
+        annotations[LAST_APPLIED] = old_applied
+    return new

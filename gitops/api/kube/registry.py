@@ -1,0 +1,87 @@
+"""The REST resources the Kubernetes API serves: one per kind in the kinds registry.
+
+Every kind gets the standard verbs generically; subresources (status, scale, pod log,
+exec, port-forward) are added where Kubernetes has them. Events are served even before
+the kinds registry lists them, so `kubectl describe` and `kubectl get events` work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from gitops.model.kinds import KINDS, Kind
+
+VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+_NO_STATUS = {"ConfigMap", "Secret", "ServiceAccount", "Endpoints", "Event"}
+SCALABLE = {"Deployment", "ReplicaSet", "StatefulSet"}
+_POD_EXTRA = ("log", "exec", "portforward")
+_FALLBACK = (Kind("Event", "v1", "events", apply_order=90, short_names=("ev",)),)
+
+
+@dataclass(frozen=True)
+class Resource:
+    kind: str
+    group: str
+    version: str
+    plural: str
+    namespaced: bool
+    short_names: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    subresources: tuple[str, ...] = ()
+
+    @property
+    def singular(self) -> str:
+        return self.kind.lower()
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def list_kind(self) -> str:
+        return f"{self.kind}List"
+
+    def path(self, namespace: str | None = None, name: str = "") -> str:
+        base = f"/apis/{self.api_version}" if self.group else "/api/v1"
+        path = f"{base}/namespaces/{namespace}/{self.plural}" if namespace and self.namespaced \
+            else f"{base}/{self.plural}"
+        return f"{path}/{name}" if name else path
+
+
+def _resource(k: Kind) -> Resource:
+    group, _, version = k.api_version.rpartition("/")
+    subs: list[str] = []
+    if k.kind not in _NO_STATUS:
+        subs.append("status")
+    if k.kind in SCALABLE:
+        subs.append("scale")
+    if k.kind == "Pod":
+        subs.extend(_POD_EXTRA)
+    return Resource(k.kind, group, version, k.plural, k.namespaced, tuple(k.short_names),
+                    tuple(getattr(k, "categories", ()) or ()), tuple(subs))
+
+
+@lru_cache(maxsize=1)
+def resources() -> tuple[Resource, ...]:
+    kinds = dict(KINDS)
+    for k in _FALLBACK:
+        kinds.setdefault(k.kind, k)
+    return tuple(_resource(k) for k in kinds.values())
+
+
+def group_versions() -> dict[str, list[Resource]]:
+    """"v1", "apps/v1", ... -> their resources, core first then groups by name."""
+    out: dict[str, list[Resource]] = {}
+    for r in sorted(resources(), key=lambda r: (r.group != "", r.group, r.version, r.plural)):
+        out.setdefault(r.api_version, []).append(r)
+    return out
+
+
+def lookup(group: str, version: str, plural: str) -> Resource | None:
+    return next((r for r in resources()
+                 if r.group == group and r.version == version and r.plural == plural), None)
+
+
+def for_kind(kind: str) -> Resource | None:
+    return next((r for r in resources() if r.kind == kind), None)

@@ -1,0 +1,133 @@
+"""Subresources: status, scale (autoscaling/v1 Scale), pods/log, pods/exec, pods/portforward."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from gitops.api.kube import patch as P
+from gitops.api.kube import status as st
+from gitops.api.kube import writes
+from gitops.api.kube.present import present
+from gitops.api.kube.reads import get_object, shaped_one
+from gitops.api.kube.request import Target, bool_param, int_param, wanted_shape
+from gitops.api.kube.tables import format_selector
+from gitops.errors import GitopsError
+from gitops.model import ObjectKey
+
+if TYPE_CHECKING:
+    from gitops.api.kube.api import KubeApi
+
+
+async def handle(api: "KubeApi", request: web.Request, target: Target) -> web.StreamResponse:
+    from gitops.api.kube.api import json_response
+    sub, method = target.sub, request.method
+    if sub == "status":
+        if method == "GET":
+            obj = present(get_object(api.store, target))
+            return json_response(shaped_one(target, obj, wanted_shape(
+                request.headers.get("Accept", "")), request.query))
+        if method == "PUT":
+            return json_response(await writes.replace(api, request, target, "status"))
+        if method == "PATCH":
+            obj, code = await writes.patch(api, request, target, "status")
+            return json_response(obj, code)
+    elif sub == "scale":
+        if method == "GET":
+            return json_response(scale_of(present(get_object(api.store, target))))
+        if method in ("PUT", "PATCH"):
+            return json_response(await write_scale(api, request, target))
+    elif sub == "log" and method == "GET":
+        return await pod_log(api, request, target)
+    elif sub in ("exec", "portforward") and method in ("GET", "POST"):
+        from gitops.api.kube import streams
+        return await streams.handle(api, request, target)
+    raise st.method_not_allowed()
+
+
+# -- scale -------------------------------------------------------------------------------
+def scale_of(obj: dict) -> dict:
+    meta = obj["metadata"]
+    spec, status = obj.get("spec", {}), obj.get("status", {})
+    return {"kind": "Scale", "apiVersion": "autoscaling/v1",
+            "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion",
+                                              "creationTimestamp") if k in meta},
+            "spec": {"replicas": spec.get("replicas", 1)},
+            "status": {"replicas": status.get("replicas", 0),
+                       "selector": format_selector(spec.get("selector")).replace(
+                           "<none>", "")}}
+
+
+async def write_scale(api: "KubeApi", request: web.Request, target: Target) -> dict:
+    r = target.resource
+    body = await writes.body_of(request)
+    for attempt in range(writes.PATCH_RETRIES):
+        old = get_object(api.store, target)
+        current = scale_of(present(old))
+        if request.method == "PUT":
+            scale, precondition = body, (body or {}).get("metadata", {}).get("resourceVersion")
+        else:
+            kind = writes._content_type(request)
+            if kind == P.APPLY:
+                raise st.ApiError(415, "UnsupportedMediaType", "apply is not supported on "
+                                  "the scale subresource")
+            scale = writes.apply_patch(kind, current, body, None)
+            precondition = None
+        if not isinstance(scale, dict):
+            raise st.bad_request("the body must be a Scale object")
+        replicas = (scale.get("spec") or {}).get("replicas")
+        if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+            raise st.invalid("Scale", "autoscaling", target.name,
+                             [("spec.replicas", "must be a non-negative integer")])
+        if precondition and precondition != old["metadata"]["resourceVersion"]:
+            raise st.stale(r.plural, r.group, target.name)
+        obj = json.loads(json.dumps(old))
+        obj.setdefault("spec", {})["replicas"] = replicas
+        from gitops.api.kube import managed, openapi
+        obj["metadata"]["managedFields"] = managed.record_update(
+            old, obj, writes.manager_of(request), r.api_version,
+            openapi.kind_schema(r), "scale")
+        if writes.dry_run(request):
+            return scale_of(present(obj))
+        try:
+            return scale_of(writes._store_update(api, target, obj, old))
+        except st.ApiError as exc:
+            if exc.code != 409 or precondition or attempt == writes.PATCH_RETRIES - 1:
+                raise
+    raise st.stale(r.plural, r.group, target.name)
+
+
+# -- logs --------------------------------------------------------------------------------
+async def pod_log(api: "KubeApi", request: web.Request, target: Target) -> web.StreamResponse:
+    from gitops.api.server import LogRequest
+    if api.backends.logs is None:
+        raise st.ApiError(503, "ServiceUnavailable", "logs are not available from this server")
+    q = request.query
+    pod = api.store.get(ObjectKey("Pod", target.namespace or "default", target.name))
+    if pod is None:
+        raise st.not_found("pods", "", target.name)
+    tail = int_param(q, "tailLines", -1)
+    try:
+        out = await api.backends.logs(LogRequest(
+            target.namespace or "default", target.name, q.get("container", ""),
+            -1 if tail is None else tail, bool_param(q, "previous"), bool_param(q, "follow")))
+    except GitopsError as exc:
+        raise st.bad_request(str(exc))
+    if isinstance(out, str):
+        return web.Response(text=out, content_type="text/plain")
+    resp = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8"})
+    resp.enable_chunked_encoding()
+    await resp.prepare(request)
+    try:
+        async for chunk in out:
+            await resp.write(chunk)
+    except (ConnectionResetError, ConnectionError):
+        return resp
+    finally:
+        closer = getattr(out, "aclose", None)
+        if closer is not None:
+            await closer()
+    await resp.write_eof()
+    return resp

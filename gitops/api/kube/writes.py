@@ -1,0 +1,421 @@
+"""create, update (PUT), patch, delete, deletecollection against the store.
+
+Kubernetes rules kept here: identity fields are the server's; the main resource never
+changes status (the status subresource does); a stale resourceVersion is 409 Conflict;
+dryRun=All answers without writing; every write records its field manager. Patches are
+retried on a concurrent write, as the API server does, since they carry no
+resourceVersion of their own.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import string
+from typing import TYPE_CHECKING, Any
+
+import yaml
+from aiohttp import web
+
+from gitops.api.kube import managed, openapi
+from gitops.api.kube import patch as P
+from gitops.api.kube import status as st
+from gitops.api.kube.present import present, unmask_secret
+from gitops.api.kube.reads import get_object, key, list_page
+from gitops.api.kube.request import Target, bool_param, int_param
+from gitops.api.kube.validation import check
+from gitops.controllers.base import request_delete
+from gitops.model.meta import key_of
+from gitops.store.base import Conflict, NotFound
+from gitops.store.sqlite import now_iso
+
+if TYPE_CHECKING:
+    from gitops.api.kube.api import KubeApi
+
+_IDENTITY = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds",
+             "generation", "selfLink")
+_SUFFIX = "bcdfghjklmnpqrstvwxz2456789"     # Kubernetes' generateName alphabet
+PATCH_RETRIES = 5
+
+
+# -- request helpers ---------------------------------------------------------------------
+async def body_of(request: web.Request, yaml_ok: bool = False) -> Any:
+    raw = await request.read()
+    if not raw.strip():
+        return None
+    try:
+        return yaml.safe_load(raw) if yaml_ok else json.loads(raw)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise st.bad_request(f"the request body is not valid "
+                             f"{'YAML' if yaml_ok else 'JSON'}: {exc}")
+
+
+def manager_of(request: web.Request, default: str = "") -> str:
+    given = request.query.get("fieldManager", "")
+    if given:
+        return given
+    agent = request.headers.get("User-Agent", "")
+    return default or agent.split("/", 1)[0] or "unknown"
+
+
+def dry_run(request: web.Request) -> bool:
+    values = request.query.getall("dryRun", [])
+    if any(v != "All" for v in values):
+        raise st.bad_request(f"dryRun: unsupported value {values!r} (only All)")
+    return bool(values)
+
+
+def _check_identity(target: Target, obj: Any, name_required: bool = True) -> dict:
+    r = target.resource
+    if not isinstance(obj, dict):
+        raise st.bad_request("the request body must be a JSON object")
+    if obj.get("kind") not in (None, r.kind):
+        raise st.bad_request(f"the kind of the body ({obj.get('kind')}) does not match the "
+                             f"resource ({r.kind})")
+    if obj.get("apiVersion") not in (None, r.api_version):
+        raise st.bad_request(f"the apiVersion of the body ({obj.get('apiVersion')}) does "
+                             f"not match the resource ({r.api_version})")
+    obj = {**obj, "kind": r.kind, "apiVersion": r.api_version}
+    meta = obj.setdefault("metadata", {}) or {}
+    obj["metadata"] = meta
+    if r.namespaced:
+        ns = target.namespace or "default"
+        if meta.get("namespace") not in (None, "", ns):
+            raise st.bad_request("the namespace of the provided object does not match the "
+                                 "namespace sent on the request")
+        meta["namespace"] = ns
+    else:
+        meta.pop("namespace", None)
+    if target.name and meta.get("name") not in (None, target.name):
+        raise st.bad_request(f'the name of the object ({meta.get("name")}) does not match '
+                             f'the name on the URL ({target.name})')
+    if target.name:
+        meta["name"] = target.name
+    if name_required and not meta.get("name"):
+        raise st.invalid(r.kind, r.group, "", [("metadata.name", "name or generateName is "
+                                                "required")])
+    return obj
+
+
+def _schema(target: Target):
+    return openapi.kind_schema(target.resource)
+
+
+def _has_status(target: Target) -> bool:
+    return "status" in target.resource.subresources
+
+
+def _validate(api: "KubeApi", request: web.Request, target: Target, obj: dict,
+              default: str = "") -> None:
+    """Field validation; its warnings go back as `Warning: 299` headers."""
+    outcome = check(target.resource, obj, request.query.get("fieldValidation", default),
+                    api.allow_host_access)
+    if outcome.warnings:
+        request["warnings"] = [*request.get("warnings", []), *outcome.warnings]
+
+
+# -- create ------------------------------------------------------------------------------
+async def create(api: "KubeApi", request: web.Request, target: Target) -> tuple[dict, int]:
+    r = target.resource
+    obj = await body_of(request)
+    if isinstance(obj, dict) and not (obj.get("metadata") or {}).get("name") and \
+            (obj.get("metadata") or {}).get("generateName"):
+        meta = obj["metadata"]
+        meta["name"] = meta["generateName"] + "".join(random.choice(_SUFFIX) for _ in range(5))
+    obj = _check_identity(target, obj)
+    meta = obj["metadata"]
+    for field in (*_IDENTITY, "resourceVersion", "managedFields"):
+        meta.pop(field, None)
+    if _has_status(target):
+        obj.pop("status", None)
+    _validate(api, request, target, obj)
+    meta["managedFields"] = managed.record_update(None, obj, manager_of(request),
+                                                  r.api_version, _schema(target))
+    if dry_run(request):
+        if api.store.get(key_of(obj)) is not None:
+            raise st.already_exists(r.plural, r.group, meta["name"])
+        return present({**obj, "metadata": {**meta, "uid": "", "creationTimestamp": now_iso()}}
+                       ), 201
+    try:
+        created = api.store.create(obj)
+    except Conflict:
+        raise st.already_exists(r.plural, r.group, meta["name"])
+    return present(created), 201
+
+
+# -- update ------------------------------------------------------------------------------
+def _carry_server_fields(obj: dict, old: dict, target: Target, sub: str = "") -> dict:
+    """Identity from the stored object; status from it too unless writing status (and
+    the rest from it when writing status)."""
+    if sub == "status":
+        out = json.loads(json.dumps(old))
+        out["status"] = obj.get("status", {})
+        out["metadata"]["resourceVersion"] = obj["metadata"].get("resourceVersion")
+        return out
+    meta = obj["metadata"]
+    for field in _IDENTITY:
+        if field in old["metadata"]:
+            meta[field] = old["metadata"][field]
+        else:
+            meta.pop(field, None)
+    if _has_status(target):
+        if "status" in old:
+            obj["status"] = old["status"]
+        else:
+            obj.pop("status", None)
+    return unmask_secret(obj, old)
+
+
+def _store_update(api: "KubeApi", target: Target, obj: dict, old: dict) -> dict:
+    r = target.resource
+    try:
+        if is_finalized(obj):
+            request_delete(api.store, key_of(obj))
+            return present(obj)
+        return present(api.store.update(obj))
+    except Conflict:
+        raise st.stale(r.plural, r.group, target.name)
+    except NotFound:
+        raise st.not_found(r.plural, r.group, target.name)
+
+
+def is_finalized(obj: dict) -> bool:
+    """A deleting object whose last finalizer was just removed goes now."""
+    meta = obj.get("metadata", {})
+    return bool(meta.get("deletionTimestamp")) and not meta.get("finalizers") and \
+        obj.get("kind") != "Pod"
+
+
+async def replace(api: "KubeApi", request: web.Request, target: Target,
+                  sub: str = "") -> dict:
+    r = target.resource
+    obj = _check_identity(target, await body_of(request))
+    old = get_object(api.store, target)
+    given_rv = obj["metadata"].get("resourceVersion")
+    if given_rv and given_rv != old["metadata"].get("resourceVersion"):
+        raise st.stale(r.plural, r.group, target.name)
+    obj = _carry_server_fields(obj, old, target, sub)
+    if sub != "status":
+        _validate(api, request, target, obj)
+    obj["metadata"]["managedFields"] = managed.record_update(
+        old, obj, manager_of(request), r.api_version, _schema(target), sub)
+    if dry_run(request):
+        return present(obj)
+    return _store_update(api, target, obj, old)
+
+
+# -- patch -------------------------------------------------------------------------------
+def _content_type(request: web.Request) -> str:
+    return request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+
+
+def apply_patch(kind: str, current: dict, body: Any, schema) -> dict:
+    try:
+        if kind == P.JSON_PATCH:
+            return P.json_patch(current, body)
+        if kind == P.MERGE_PATCH:
+            return P.merge_patch(current, body)
+        if kind == P.STRATEGIC:
+            merged = P.strategic_merge(current, body, schema)
+            return merged if merged is not None else {}
+    except P.PatchError as exc:
+        raise st.ApiError(422, "Invalid", str(exc))
+    raise st.ApiError(415, "UnsupportedMediaType",
+                      f"the body of the request was in an unknown format - accepted media "
+                      f"types include: {P.JSON_PATCH}, {P.MERGE_PATCH}, {P.STRATEGIC}, "
+                      f"{P.APPLY}")
+
+
+async def patch(api: "KubeApi", request: web.Request, target: Target,
+                sub: str = "") -> tuple[dict, int]:
+    r = target.resource
+    kind = _content_type(request)
+    if kind == P.APPLY:
+        return await server_side_apply(api, request, target, sub)
+    body = await body_of(request)
+    if body is None:
+        raise st.bad_request("the patch is empty")
+    schema = _schema(target)
+    for attempt in range(PATCH_RETRIES):
+        old = get_object(api.store, target)
+        current = present(old) if sub != "status" else json.loads(json.dumps(old))
+        if old.get("kind") == "Secret":
+            current = json.loads(json.dumps(old))     # patched as stored, shown masked
+        patched = apply_patch(kind, current, body, schema)
+        if not isinstance(patched, dict):
+            raise st.ApiError(422, "Invalid", "the patch result is not an object")
+        precondition = (patched.get("metadata") or {}).get("resourceVersion")
+        if precondition and precondition != old["metadata"].get("resourceVersion"):
+            raise st.stale(r.plural, r.group, target.name)
+        obj = _check_identity(target, patched)
+        obj["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
+        obj = _carry_server_fields(obj, old, target, sub)
+        if sub != "status":
+            _validate(api, request, target, obj)
+        obj["metadata"]["managedFields"] = managed.record_update(
+            old, obj, manager_of(request), r.api_version, schema, sub)
+        if dry_run(request):
+            return present(obj), 200
+        try:
+            return _store_update(api, target, obj, old), 200
+        except st.ApiError as exc:
+            if exc.code != 409 or attempt == PATCH_RETRIES - 1 or precondition:
+                raise
+    raise st.stale(r.plural, r.group, target.name)
+
+
+async def server_side_apply(api: "KubeApi", request: web.Request, target: Target,
+                            sub: str = "") -> tuple[dict, int]:
+    r = target.resource
+    manager = request.query.get("fieldManager", "")
+    if not manager:
+        raise st.bad_request("PATCH requests with apply content type (application/"
+                             "apply-patch+yaml) require a fieldManager query parameter")
+    force = bool_param(request.query, "force")
+    applied = _check_identity(target, await body_of(request, yaml_ok=True))
+    schema = _schema(target)
+    for attempt in range(PATCH_RETRIES):
+        old = api.store.get(key(target))
+        live = (present(old) if old.get("kind") != "Secret" else json.loads(json.dumps(old))) \
+            if old else None
+        try:
+            merged, fields = managed.apply(live, applied, manager, r.api_version, schema,
+                                           force, sub)
+        except managed.ApplyConflict as exc:
+            raise st.ApiError(409, "Conflict", str(exc), {
+                "name": target.name, **({"group": r.group} if r.group else {}),
+                "kind": r.plural, "causes": [
+                    {"reason": "FieldManagerConflict",
+                     "message": f'conflict with "{c.manager}"'
+                                + (f" using {c.api_version}" if c.api_version else ""),
+                     "field": managed.display(c.path)} for c in exc.conflicts]})
+        obj = _check_identity(target, merged)
+        if old is None:
+            if sub:
+                raise st.not_found(r.plural, r.group, target.name)
+            for field in (*_IDENTITY, "resourceVersion"):
+                obj["metadata"].pop(field, None)
+            if _has_status(target):
+                obj.pop("status", None)
+            _validate(api, request, target, obj, "Strict")
+            obj["metadata"]["managedFields"] = fields
+            if dry_run(request):
+                return present(obj), 201
+            try:
+                return present(api.store.create(obj)), 201
+            except Conflict:
+                continue             # created meanwhile: apply onto it
+        obj["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
+        obj = _carry_server_fields(obj, old, target, sub)
+        if sub != "status":
+            _validate(api, request, target, obj, "Strict")
+        obj["metadata"]["managedFields"] = fields
+        if dry_run(request):
+            return present(obj), 200
+        try:
+            return _store_update(api, target, obj, old), 200
+        except st.ApiError as exc:
+            if exc.code != 409 or attempt == PATCH_RETRIES - 1:
+                raise
+    raise st.stale(r.plural, r.group, target.name)
+
+
+# -- delete ------------------------------------------------------------------------------
+async def _delete_options(request: web.Request) -> dict:
+    opts: dict = {}
+    try:
+        body = await body_of(request)
+    except st.ApiError:
+        body = None
+    if isinstance(body, dict):
+        opts.update(body)
+    q = request.query
+    if "propagationPolicy" in q:
+        opts["propagationPolicy"] = q["propagationPolicy"]
+    if "gracePeriodSeconds" in q:
+        opts["gracePeriodSeconds"] = int_param(q, "gracePeriodSeconds")
+    if q.getall("dryRun", []):
+        opts["dryRun"] = q.getall("dryRun")
+    if opts.get("orphanDependents") is not None and "propagationPolicy" not in opts:
+        opts["propagationPolicy"] = "Orphan" if opts["orphanDependents"] else "Background"
+    policy = opts.get("propagationPolicy") or "Background"
+    if policy not in ("Background", "Foreground", "Orphan"):
+        raise st.bad_request(f"propagationPolicy: unsupported value {policy!r}: supported "
+                             "values: Background, Foreground, Orphan")
+    opts["propagationPolicy"] = policy
+    return opts
+
+
+def _dependents(store, uid: str) -> list[dict]:
+    return [o for o in store.all_objects()
+            if any(ref.get("uid") == uid for ref in o["metadata"].get("ownerReferences") or [])]
+
+
+def delete_one(api: "KubeApi", target: Target, k, opts: dict) -> dict:
+    r = target.resource
+    store = api.store
+    name = k.name
+    with store.transaction():
+        obj = store.get(k)
+        if obj is None:
+            raise st.not_found(r.plural, r.group, name)
+        pre = opts.get("preconditions") or {}
+        meta = obj["metadata"]
+        if pre.get("uid") and pre["uid"] != meta.get("uid"):
+            raise st.conflict(r.plural, r.group, name, f"Precondition failed: UID in "
+                              f"precondition: {pre['uid']}, UID in object meta: {meta['uid']}")
+        if pre.get("resourceVersion") and pre["resourceVersion"] != meta.get("resourceVersion"):
+            raise st.conflict(r.plural, r.group, name, "Precondition failed: "
+                              f"ResourceVersion in precondition: {pre['resourceVersion']}, "
+                              f"ResourceVersion in object meta: {meta['resourceVersion']}")
+        if opts.get("dryRun"):
+            return present(obj)
+        policy = opts["propagationPolicy"]
+        if policy == "Orphan":
+            for dep in _dependents(store, meta["uid"]):
+                dep["metadata"]["ownerReferences"] = [
+                    ref for ref in dep["metadata"]["ownerReferences"] if ref.get("uid") !=
+                    meta["uid"]]
+                if not dep["metadata"]["ownerReferences"]:
+                    del dep["metadata"]["ownerReferences"]
+                dep["metadata"].pop("resourceVersion", None)
+                store.update(dep)
+        elif policy == "Foreground":
+            _delete_tree(store, meta["uid"])
+        if meta.get("finalizers"):
+            if not meta.get("deletionTimestamp"):
+                meta["deletionTimestamp"] = now_iso()
+                obj = store.update(obj)
+            return present(obj)
+        request_delete(store, k)
+        after = store.get(k)
+    return present(after or obj)
+
+
+def _delete_tree(store, uid: str, depth: int = 0) -> None:
+    """Foreground cascading, done at once: dependents (theirs first), then the owner."""
+    if depth > 10:
+        return
+    for dep in _dependents(store, uid):
+        _delete_tree(store, dep["metadata"]["uid"], depth + 1)
+        request_delete(store, key_of(dep))
+
+
+async def delete(api: "KubeApi", request: web.Request, target: Target) -> tuple[dict, int]:
+    opts = await _delete_options(request)
+    return delete_one(api, target, key(target), opts), 200
+
+
+async def delete_collection(api: "KubeApi", request: web.Request, target: Target) -> dict:
+    opts = await _delete_options(request)
+    r = target.resource
+    _, page, _, _ = list_page(api.store, target, request.query)
+    gone = []
+    for obj in page:
+        try:
+            gone.append(delete_one(api, target, key_of(obj), opts))
+        except st.ApiError as exc:
+            if exc.code != 404:
+                raise
+    return {"kind": r.list_kind, "apiVersion": r.api_version,
+            "metadata": {"resourceVersion": str(api.store.resource_version())}, "items": gone}
