@@ -568,7 +568,13 @@ def history(fmt, data_dir) -> None:
               help="Namespace the kubeconfig's context uses.")
 @DATA_DIR
 def kubeconfig(namespace, data_dir) -> None:
-    """Print a kubeconfig so kubectl talks to this agent (KUBECONFIG=FILE kubectl ...)."""
+    """Print a kubeconfig so kubectl talks to this agent (KUBECONFIG=FILE kubectl ...).
+
+    \b
+    Examples:
+      gitops kubeconfig > kubeconfig.yaml
+      KUBECONFIG=kubeconfig.yaml kubectl get pods -o wide
+    """
     from gitops.api.kube.kubeconfig import kubeconfig as build
     try:
         click.echo(build(DataDir.at(data_dir), namespace), nl=False)
@@ -678,7 +684,13 @@ def _client(data_dir: str) -> Client:
 @DATA_DIR
 def port_forward(target, ports, namespace, address, data_dir) -> None:
     """Forward local ports to a pod or Service: TARGET is pod/NAME or svc/NAME, each PORT
-    LOCAL:REMOTE, PORT or :REMOTE. Runs until interrupted."""
+    LOCAL:REMOTE, PORT or :REMOTE. Runs until interrupted.
+
+    \b
+    Examples:
+      gitops port-forward svc/web 8080:80
+      gitops port-forward pod/db-0 :5432 --address 127.0.0.1
+    """
     from gitops.proxy import portforward as pf
     try:
         tgt, specs = pf.parse_target(target), [pf.parse_port(p) for p in ports]

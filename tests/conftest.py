@@ -34,28 +34,39 @@ def _docker_client():
         pytest.skip(f"no Docker engine (run scripts/start-docker.sh): {exc}")
 
 
-def _age(created: str) -> float:
-    stamp = datetime.fromisoformat(created.split(".")[0].rstrip("Z")).replace(tzinfo=timezone.utc)
+def _age(created: str | int | None) -> float:
+    """Seconds since an object was created: containers give epoch seconds, networks and
+    volumes an RFC 3339 string."""
+    if isinstance(created, (int, float)):
+        return time.time() - created
+    if not created:
+        return 0.0
+    head = created.split(".")[0].rstrip("Z")[:19]
+    stamp = datetime.fromisoformat(head).replace(tzinfo=timezone.utc)
     return time.time() - stamp.timestamp()
 
 
 def sweep(client, label: str, only_stale: bool = False) -> None:
-    """Remove test containers, networks and volumes carrying `label` (best effort)."""
+    """Remove test containers, networks and volumes carrying `label` (best effort).
+
+    Uses the list endpoints only (no inspect per object): other test runs on the same
+    engine remove their own objects meanwhile, and a vanished object is simply skipped."""
     import docker.errors
-    kinds = ((client.containers.list(all=True, filters={"label": label}),
-              lambda c: c.attrs["Created"], lambda c: c.remove(force=True, v=True)),
-             (client.networks.list(filters={"label": label}),
-              lambda n: n.attrs["Created"], lambda n: n.remove()),
-             (client.volumes.list(filters={"label": label}),
-              lambda v: v.attrs["CreatedAt"], lambda v: v.remove(force=True)))
-    for objects, created, remove in kinds:
+    api = client.api
+    filters = {"label": label}
+    kinds = ((api.containers(all=True, filters=filters), "Id", "Created",
+              lambda ident: api.remove_container(ident, force=True, v=True)),
+             (api.networks(filters=filters), "Id", "Created", api.remove_network),
+             ((api.volumes(filters=filters) or {}).get("Volumes") or [], "Name", "CreatedAt",
+              lambda ident: api.remove_volume(ident, force=True)))
+    for objects, ident, created, remove in kinds:
         for obj in objects:
-            if only_stale and _age(created(obj)) < STALE_AFTER:
+            if only_stale and _age(obj.get(created)) < STALE_AFTER:
                 continue
             try:
-                remove(obj)
+                remove(obj[ident])
             except docker.errors.APIError:
-                pass        # in use by a live run: it will clean up after itself
+                pass        # gone already, or in use by a live run that cleans up itself
 
 
 @pytest.fixture(scope="session")
