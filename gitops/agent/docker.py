@@ -219,6 +219,14 @@ class DockerRuntime:
             raise RuntimeFailure(f"sandbox: {exc.explanation or exc}",
                                  "CreatePodSandboxError") from exc
 
+    def sandbox_ip(self, sandbox_id: str) -> str:
+        """The pod's address, once its sandbox has started."""
+        self._await_sandbox(sandbox_id)
+        try:
+            return _info(self.client.api.inspect_container(sandbox_id)).ip
+        except docker.errors.NotFound:
+            return ""
+
     def _settle_sandboxes(self) -> None:
         """Every background start finished before anyone looks: a sandbox seen half
         started would be taken for a dead one."""
@@ -399,7 +407,7 @@ class DockerRuntime:
 
 
 for _name in ("list_containers", "ping", "image_present", "pull", "ensure_pause_image",
-              "ensure_network", "used_subnets", "run_sandbox", "run_container", "start", "stop",
+              "ensure_network", "used_subnets", "run_sandbox", "sandbox_ip", "run_container", "start", "stop",
               "remove", "logs", "follow_logs", "exec", "remove_pod_volumes", "cleanup",
               "remove_volumes"):
     setattr(DockerRuntime, _name, _engine_call(getattr(DockerRuntime, _name)))

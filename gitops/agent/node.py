@@ -20,7 +20,7 @@ import structlog
 
 from gitops.agent import plan as P
 from gitops.agent.docker import PAUSE_IMAGE
-from gitops.agent.env import build_env, expand, service_env
+from gitops.agent.env import build_env, expand, service_env, uses_pod_ip
 from gitops.agent.runtime import (CONFIG_HASH, CONTAINER, INSTANCE, MANAGED, POD_NAME,
                                   POD_NAMESPACE, POD_UID, SANDBOX, ContainerInfo, ContainerSpec,
                                   Mount, Runtime, RuntimeFailure, RuntimeUnavailable,
@@ -489,8 +489,20 @@ class NodeAgent:
                            labels=self._labels(pod, SANDBOX), image=PAUSE_IMAGE,
                            host_network=bool(pod["spec"].get("hostNetwork")))
 
+    def _with_pod_ip(self, pod: dict, sandbox_id: str) -> dict:
+        """The pod as its containers must see it: status.podIP of the sandbox they join.
+        The store's copy lags a pass behind (empty for a new pod, stale after a sandbox
+        was replaced), so when env or files read it, the runtime is asked."""
+        if not uses_pod_ip(pod):
+            return pod
+        ip = self.runtime.sandbox_ip(sandbox_id)
+        if ip == pod.get("status", {}).get("podIP"):
+            return pod
+        return {**pod, "status": {**pod.get("status", {}), "podIP": ip}}
+
     def _container_spec(self, pod: dict, container: dict, sandbox_id: str) -> ContainerSpec:
         self._admit(pod)
+        pod = self._with_pod_ip(pod, sandbox_id)
         links = {}
         if pod["spec"].get("enableServiceLinks", True):
             links = service_env(self.store.list("Service", pod["metadata"]["namespace"]))

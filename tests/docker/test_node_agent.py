@@ -55,9 +55,10 @@ def converge(agent, name, until, timeout=20.0):
 
 HTTPD = {"name": "web", "image": "gitops/busybox:1", "imagePullPolicy": "IfNotPresent",
          "command": ["sh", "-c", "hostname > /www/index.html; echo \"$GREETING\" >> /www/index.html;"
-                     " exec httpd -f -p 8080 -h /www"],
+                     " echo \"$POD_IP\" >> /www/index.html; exec httpd -f -p 8080 -h /www"],
          "env": [{"name": "GREETING", "value": "hi-$(POD)"},
-                 {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]}
+                 {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                 {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]}
 SIDECAR = {"name": "side", "image": "gitops/busybox:1", "command": ["sleep", "3600"]}
 
 
@@ -68,7 +69,8 @@ def test_pod_runs_reachable_in_shared_namespace_and_is_removed(agent):
     ip = pod["status"]["podIP"]
     assert ip and pod["status"]["hostIP"]
     body = urllib.request.urlopen(f"http://{ip}:8080/", timeout=5).read().decode()
-    assert body.split() == ["web", "hi-$(POD)"]   # hostname is the pod name; $(POD) defined later
+    # hostname is the pod name; $(POD) is defined later; status.podIP is set at first start
+    assert body.split() == ["web", "hi-$(POD)", ip]
     # containers share the sandbox's network namespace: the sidecar reaches httpd on localhost
     side = next(c for c in agent.runtime.list_containers() if c.container == "side")
     out = agent.runtime.client.containers.get(side.id).exec_run(
