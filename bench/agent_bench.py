@@ -39,6 +39,7 @@ spec:
   template:
     metadata: {{labels: {{app: bench}}}}
     spec:
+      terminationGracePeriodSeconds: 2      # httpd as PID 1 ignores SIGTERM
       containers:
         - name: app
           image: gitops/busybox:1

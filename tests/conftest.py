@@ -34,7 +34,9 @@ def _docker_client():
         pytest.skip(f"no Docker engine (run scripts/start-docker.sh): {exc}")
 
 
-def _age(created: str) -> float:
+def _age(created: str | int) -> float:
+    if isinstance(created, int):          # a sparse container listing: epoch seconds
+        return time.time() - created
     stamp = datetime.fromisoformat(created.split(".")[0].rstrip("Z")).replace(tzinfo=timezone.utc)
     return time.time() - stamp.timestamp()
 
@@ -42,7 +44,8 @@ def _age(created: str) -> float:
 def sweep(client, label: str, only_stale: bool = False) -> None:
     """Remove test containers, networks and volumes carrying `label` (best effort)."""
     import docker.errors
-    kinds = ((client.containers.list(all=True, filters={"label": label}),
+    # sparse: no inspect per container, which fails when another run removes one meanwhile
+    kinds = ((client.containers.list(all=True, filters={"label": label}, sparse=True),
               lambda c: c.attrs["Created"], lambda c: c.remove(force=True, v=True)),
              (client.networks.list(filters={"label": label}),
               lambda n: n.attrs["Created"], lambda n: n.remove()),
@@ -55,7 +58,7 @@ def sweep(client, label: str, only_stale: bool = False) -> None:
             try:
                 remove(obj)
             except docker.errors.APIError:
-                pass        # in use by a live run: it will clean up after itself
+                pass        # in use by a live run, or already gone
 
 
 @pytest.fixture(scope="session")

@@ -241,21 +241,23 @@ class DockerRuntime:
             for m in spec.mounts:
                 if m.type == "volume":
                     self._ensure_volume(m.source, dict(m.labels))
-            c = self.client.containers.create(
+            api = self.client.api     # the low-level call: no inspect after the create
+            host = api.create_host_config(
+                network_mode=f"container:{spec.sandbox_id}", restart_policy={"Name": "no"},
+                mounts=[_mount(m) for m in spec.mounts], nano_cpus=spec.nano_cpus,
+                mem_limit=spec.memory, memswap_limit=spec.memory, read_only=spec.read_only,
+                privileged=spec.privileged)
+            cid = api.create_container(
                 spec.image, name=spec.name, labels={**self._extra, **spec.labels},
                 entrypoint=spec.entrypoint, command=spec.cmd, environment=dict(spec.env),
-                working_dir=spec.working_dir, network_mode=f"container:{spec.sandbox_id}",
-                tty=spec.tty, stdin_open=spec.stdin, detach=True,
-                restart_policy={"Name": "no"}, mounts=[_mount(m) for m in spec.mounts],
-                nano_cpus=spec.nano_cpus, mem_limit=spec.memory,
-                memswap_limit=spec.memory, user=spec.user, read_only=spec.read_only,
-                privileged=spec.privileged)
+                working_dir=spec.working_dir, tty=spec.tty, stdin_open=spec.stdin,
+                user=spec.user, host_config=host)["Id"]
         except docker.errors.APIError as exc:
             raise RuntimeFailure(f"create: {exc.explanation or exc}",
                                  "CreateContainerError") from exc
         self._await_sandbox(spec.sandbox_id)
-        self.start(c.id)
-        return c.id
+        self.start(cid)
+        return cid
 
     def start(self, container_id: str) -> None:
         try:

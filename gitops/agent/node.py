@@ -58,6 +58,7 @@ class NodeAgent:
         self.host_ip = ""
         self._pull_failures: dict[str, P.PullFailure] = {}
         self._restarts: dict[str, dict[str, int]] = {}         # pod uid -> name -> count
+        self._backoff_base: dict[str, dict[str, int]] = {}     # count at the last reset
         self._last_states: dict[str, dict[str, dict]] = {}     # pod uid -> name -> lastState
         # pod uid -> name -> when the previous run began (the finish of the run before it):
         # Docker's StartedAt comes after a fast process's first output, so logs of a run
@@ -145,7 +146,8 @@ class NodeAgent:
                 unhealthy = self._probe(pod, by_uid[uid])
             pod_plan = P.compute_pod_actions(
                 pod, by_uid.get(uid, []), self._images(pod), self._pull_failures,
-                self._restarts[uid], self.clock(), unhealthy)
+                P.backoff_restarts(self._restarts[uid], self._backoff_base.get(uid, {})),
+                self.clock(), unhealthy)
             acted |= self._execute(pod, pod_plan, by_uid.get(uid, []))
             waiting[uid] = pod_plan.waiting
         if acted:
@@ -193,7 +195,8 @@ class NodeAgent:
         for uid in list(self._restarts):
             if uid not in known:
                 self.probes.forget(uid)
-        for table in (self._restarts, self._last_states, self._previous_since):
+        for table in (self._restarts, self._last_states, self._previous_since,
+                      self._backoff_base):
             for uid in list(table):
                 if uid not in known:
                     del table[uid]
@@ -246,7 +249,10 @@ class NodeAgent:
                                     message=message)
                         self._terminate(by_id[cid], grace, f"probe failed: {message}",
                                         remove=False)
-                    case P.Restart(cid, name):
+                    case P.Restart(cid, name, backoff_reset):
+                        if backoff_reset:
+                            self._backoff_base.setdefault(uid, {})[name] = \
+                                self._restarts[uid].get(name, 0)
                         self.probes.reset(uid, name)
                         before = self._last_states[uid].get(name, {}).get("terminated", {})
                         self._previous_since.setdefault(uid, {})[name] = \

@@ -49,6 +49,7 @@ class RunContainer:
 class Restart:
     container_id: str
     name: str
+    backoff_reset: bool = False     # it ran 10 minutes: the back-off curve starts over
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,11 @@ def parse_ts(value: str) -> float:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
+def backoff_restarts(restarts: Mapping[str, int], base: Mapping[str, int]) -> dict[str, int]:
+    """Restarts that count for the back-off: those since it was last reset."""
+    return {name: count - base.get(name, 0) for name, count in restarts.items()}
+
+
 def restart_delay(restarts: int, ran_for: float) -> float:
     if restarts == 0 or ran_for >= BACKOFF_RESET_AFTER:
         return 0.0
@@ -120,7 +126,9 @@ def compute_pod_actions(pod: dict, containers: list[ContainerInfo],
                         images: Mapping[str, bool], pull_failures: Mapping[str, PullFailure],
                         restarts: Mapping[str, int], now: float,
                         unhealthy: Mapping[str, ProbeResults] | None = None) -> PodPlan:
-    """unhealthy: running containers whose liveness or startup probe has failed."""
+    """restarts: per container, restarts since its back-off was last reset
+    (backoff_restarts); unhealthy: running containers whose liveness or startup probe
+    has failed."""
     plan = PodPlan()
     sandbox = next((c for c in containers if c.container == SANDBOX), None)
     apps = [c for c in containers if c.container != SANDBOX]
@@ -239,7 +247,7 @@ def _maybe_restart(plan: PodPlan, c: ContainerInfo, policy: str, restarts: int,
     ran_for = finished - parse_ts(c.started_at) if c.started_at else 0.0
     delay = restart_delay(restarts, ran_for)
     if now - finished >= delay:
-        plan.actions.append(Restart(c.id, c.container))
+        plan.actions.append(Restart(c.id, c.container, ran_for >= BACKOFF_RESET_AFTER))
     else:
         plan.waiting[c.container] = (
             "CrashLoopBackOff",

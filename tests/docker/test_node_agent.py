@@ -136,8 +136,17 @@ def test_agent_restart_adopts_running_containers(agent):
                       agent.state_dir)
     fresh.host_ip = agent.host_ip
     fresh.sync_once()
-    fresh.close()
     assert {c.id for c in agent.runtime.list_containers()} == before
+    # a container whose spec hash no longer matches the pod is replaced, the rest kept
+    pod = agent.store.get(ObjectKey("Pod", "default", "keep"))
+    pod["spec"]["containers"][0]["command"] = ["sleep", "3601"]
+    agent.store.update(pod)
+    fresh.sync_once()
+    fresh.close()
+    after = {c.container: c for c in agent.runtime.list_containers()}
+    assert after[SANDBOX].id in before and after["side"].id not in before
+    replaced = agent.runtime.client.api.inspect_container(after["side"].id)
+    assert replaced["Config"]["Entrypoint"] == ["sleep", "3601"]
 
 
 def test_killed_container_is_restarted(agent):
@@ -348,3 +357,78 @@ def test_orphans_are_removed_and_unlabelled_containers_untouched(agent):
         assert orphan.id not in ids and stranger.id in ids
     finally:
         stranger.remove(force=True)
+
+
+def test_env_sources_files_working_dir_and_init_containers_in_order(agent):
+    from gitops.output import pod_display_status
+    store = agent.store
+    store.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "app"},
+                  "data": {"mode": "fast", "motd": "hello there", "other": "x"}})
+    store.create({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds"},
+                  "data": {"user": "YWRtaW4=", "token": "dDBrM24="}})       # admin, t0k3n
+    init = [{"name": "first", "image": "gitops/busybox:1", "workingDir": "/work",
+             "command": ["sh", "-c", "pwd > /work/order"],
+             "volumeMounts": [{"name": "work", "mountPath": "/work"}]},
+            {"name": "second", "image": "gitops/busybox:1",
+             "command": ["sh", "-c", "echo second >> /work/order"],
+             "volumeMounts": [{"name": "work", "mountPath": "/work"}]}]
+    app = {"name": "app", "image": "gitops/busybox:1", "workingDir": "/work",
+           "command": ["sleep", "3600"],
+           "env": [{"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "app",
+                                                                      "key": "mode"}}},
+                   {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "creds",
+                                                                    "key": "token"}}},
+                   {"name": "NS", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+                   {"name": "MISSING", "valueFrom": {"configMapKeyRef": {
+                       "name": "app", "key": "nope", "optional": True}}}],
+           "envFrom": [{"configMapRef": {"name": "app"}, "prefix": "CFG_"},
+                       {"secretRef": {"name": "creds"}, "prefix": "S_"}],
+           "volumeMounts": [{"name": "work", "mountPath": "/work"},
+                            {"name": "cfg", "mountPath": "/etc/cfg"},
+                            {"name": "info", "mountPath": "/etc/info"}]}
+    volumes = [{"name": "work", "emptyDir": {}},
+               {"name": "cfg", "configMap": {"name": "app", "items": [
+                   {"key": "motd", "path": "text/motd.txt", "mode": 0o600}]}},
+               {"name": "info", "downwardAPI": {"items": [
+                   {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels['tier']"}},
+                   {"path": "name", "fieldRef": {"fieldPath": "metadata.name"}}]}}]
+    store.create({"apiVersion": "v1", "kind": "Pod",
+                  "metadata": {"name": "full", "labels": {"tier": "back"}},
+                  "spec": {"nodeName": "test-node", "terminationGracePeriodSeconds": 1,
+                           "initContainers": init, "containers": [app],
+                           "volumes": volumes}})
+    with capture_logs() as logs:
+        pod = converge(agent, "full", lambda p: p["status"].get("phase") == "Running"
+                       and p["status"]["containerStatuses"][0]["ready"])
+    assert "t0k3n" not in repr(logs) and "dDBrM24=" not in repr(logs)
+    assert [s["state"]["terminated"]["reason"] for s in pod["status"]["initContainerStatuses"]
+            ] == ["Completed", "Completed"]
+
+    def sh(cmd: str) -> str:
+        info = next(c for c in agent.runtime.list_containers() if c.container == "app")
+        return agent.runtime.client.containers.get(info.id).exec_run(
+            ["sh", "-c", cmd]).output.decode().strip()
+    assert sh("cat order").split() == ["/work", "second"]      # in order, in workingDir
+    env = dict(line.split("=", 1) for line in sh("env").splitlines() if "=" in line)
+    assert (env["MODE"], env["TOKEN"], env["NS"]) == ("fast", "t0k3n", "default")
+    assert (env["CFG_motd"], env["CFG_other"], env["S_user"]) == ("hello there", "x", "admin")
+    assert "MISSING" not in env
+    assert sh("cat /etc/cfg/text/motd.txt") == "hello there"
+    assert sh("ls /etc/cfg") == "text"                         # only the listed item
+    assert sh("stat -L -c %a /etc/cfg/text/motd.txt") == "600"
+    assert sh("cat /etc/info/labels; echo; cat /etc/info/name").split() == ["back", "full"]
+
+    # a failing init container is retried with back-off and blocks the app container
+    failing = [{"name": "migrate", "image": "gitops/busybox:1", "command": ["sh", "-c", "exit 1"]}]
+    store.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "blocked"},
+                  "spec": {"nodeName": "test-node", "terminationGracePeriodSeconds": 1,
+                           "initContainers": failing, "containers": [SIDECAR]}})
+    pod = converge(agent, "blocked", lambda p: any(
+        s.get("restartCount", 0) >= 1 and "waiting" in s["state"]
+        for s in p.get("status", {}).get("initContainerStatuses") or []), timeout=30)
+    assert pod_display_status(pod) == "Init:CrashLoopBackOff"
+    assert pod["status"]["phase"] == "Pending"
+    assert pod["status"]["initContainerStatuses"][0]["lastState"]["terminated"]["exitCode"] == 1
+    uid = pod["metadata"]["uid"]
+    assert not [c for c in agent.runtime.list_containers()
+                if c.pod_uid == uid and c.container == "side"]   # never started
