@@ -33,7 +33,7 @@ from gitops.model import ObjectKey
 from gitops.paths import DataDir
 from gitops.proxy.services import ServiceNetwork
 from gitops.source import make_source
-from gitops.source.base import DirSource
+from gitops.source.base import DirSource, redact_url
 from gitops.source.watch import DirWatcher
 from gitops.source.webhook import load_secret
 from gitops.store.sqlite import SqliteStore
@@ -170,7 +170,7 @@ class Agent:
 
     # -- API callbacks ------------------------------------------------------------------
     def status(self) -> dict:
-        return {"source": {"repo": self.source.url, "ref": self.config.ref,
+        return {"source": {"repo": redact_url(self.source.url), "ref": self.config.ref,
                            "path": self.config.path},
                 "applied_revision": self.store.get_state("applied_revision"),
                 "fetched_revision": self.store.get_state("fetched_revision"),
@@ -306,7 +306,8 @@ class Agent:
         _write_json(self.dd.runtime_file, {"docker_host": self.runtime.host,
                                            "network": self.network,
                                            "service_cidr": self.service_cidr})
-        log.info("agent_started", api=url, repo=self.source.url, instance=self.dd.instance,
+        log.info("agent_started", api=url, repo=redact_url(self.source.url),
+                 instance=self.dd.instance,
                  node=self.node.node_name, interval=self.config.interval)
 
         scheduler = start_polling(self.config.interval, self.sync_loop.poke)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -55,6 +56,12 @@ class DirSource:
             digest.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes() + b"\0")
         sha = "dir-" + digest.hexdigest()[:12]
         return Revision(sha=sha, root=root, path=self.path, head=sha)
+
+
+def redact_url(url: str) -> str:
+    """The URL fit for logs and status: a password or token in it becomes ***."""
+    return re.sub(r"^([a-z][a-z0-9+.-]*://[^/@:]*):[^/@]*@", r"\1:***@", url,
+                  flags=re.IGNORECASE)
 
 
 def is_git_url(spec: str) -> bool:

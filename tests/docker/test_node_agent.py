@@ -379,6 +379,7 @@ def test_env_sources_files_working_dir_and_init_containers_in_order(agent):
                    {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "creds",
                                                                     "key": "token"}}},
                    {"name": "NS", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+                   {"name": "LABEL", "value": "$(NS)-$(MODE)-$$(NS)"},
                    {"name": "MISSING", "valueFrom": {"configMapKeyRef": {
                        "name": "app", "key": "nope", "optional": True}}}],
            "envFrom": [{"configMapRef": {"name": "app"}, "prefix": "CFG_"},
@@ -411,6 +412,7 @@ def test_env_sources_files_working_dir_and_init_containers_in_order(agent):
     assert sh("cat order").split() == ["/work", "second"]      # in order, in workingDir
     env = dict(line.split("=", 1) for line in sh("env").splitlines() if "=" in line)
     assert (env["MODE"], env["TOKEN"], env["NS"]) == ("fast", "t0k3n", "default")
+    assert env["LABEL"] == "default-fast-$(NS)"                 # $(VAR) expanded, $$ escapes
     assert (env["CFG_motd"], env["CFG_other"], env["S_user"]) == ("hello there", "x", "admin")
     assert "MISSING" not in env
     assert sh("cat /etc/cfg/text/motd.txt") == "hello there"

@@ -29,7 +29,7 @@ spec:
   containers:
     - name: w
       image: gitops/busybox:1
-      command: ["sh", "-c", "cat /data/v 2>/dev/null; [ -f /data/v ] || echo {first} > /data/v; exec sleep 3600"]
+      command: ["sh", "-c", "cat /data/v 2>/dev/null; [ -f /data/v ] || echo FIRST > /data/v; exec sleep 3600"]
       volumeMounts: [{name: d, mountPath: /data}]
   volumes:
     - name: d
@@ -51,7 +51,7 @@ def test_pruned_claim_keeps_its_volume_and_data(docker_client, tmp_path):
     src, data = tmp_path / "src", str(tmp_path / "data")
     src.mkdir()
     (src / "keep.yaml").write_text(KEEP)
-    (src / "data.yaml").write_text(DATA.format(first="written-first"))
+    (src / "data.yaml").write_text(DATA.replace("FIRST", "written-first"))
     instance = DataDir.at(data).instance
     labels = [f"gitops.instance={instance}", "gitops.pvc.name=store"]
 
@@ -74,7 +74,7 @@ def test_pruned_claim_keeps_its_volume_and_data(docker_client, tmp_path):
         assert [v.name for v in docker_client.volumes.list(filters={"label": labels})] == [
             volume.name]                                         # prune left the data
 
-        (src / "data.yaml").write_text(DATA.format(first="written-second"))
+        (src / "data.yaml").write_text(DATA.replace("FIRST", "written-second"))
         assert gitops("sync", "--wait", "--timeout", "60", "--data-dir", data).returncode == 0
         logs = _wait(lambda: gitops("logs", "writer", "--data-dir", data).stdout.strip())
         assert logs == "written-first"                           # the old claim's file
