@@ -409,9 +409,9 @@ class DockerRuntime:
 
 
 for _name in ("list_containers", "ping", "image_present", "pull", "ensure_pause_image",
-              "ensure_network", "used_subnets", "run_sandbox", "sandbox_ip", "run_container", "start", "stop",
-              "remove", "logs", "follow_logs", "exec", "remove_pod_volumes", "cleanup",
-              "remove_volumes"):
+              "ensure_network", "used_subnets", "run_sandbox", "sandbox_ip", "run_container",
+              "start", "stop", "remove", "logs", "follow_logs", "exec", "remove_pod_volumes",
+              "cleanup", "remove_volumes"):
     setattr(DockerRuntime, _name, _engine_call(getattr(DockerRuntime, _name)))
 
 
@@ -431,7 +431,9 @@ def _info(raw: dict) -> ContainerInfo:
         exit_code=state.get("ExitCode", 0), started_at=_ts(state.get("StartedAt")),
         finished_at=_ts(state.get("FinishedAt")), oom_killed=bool(state.get("OOMKilled")),
         error=state.get("Error", ""), ip=ip, image=raw.get("Config", {}).get("Image", ""),
-        image_id=raw.get("Image", ""))
+        image_id=raw.get("Image", ""),
+        nano_cpus=int((raw.get("HostConfig") or {}).get("NanoCpus") or 0),
+        memory=int((raw.get("HostConfig") or {}).get("Memory") or 0))
 
 
 def _ts(value: str | None) -> str:

@@ -29,7 +29,7 @@ from gitops.agent.files import write_file_set
 from gitops.agent.probes import ProbeTracker, ProbeWorker, run_probe
 from gitops.agent.status import terminated_state, pod_status
 from gitops.agent.volumes import container_mounts, file_sets
-from gitops.model import ObjectKey, key_of, quantity
+from gitops.model import ObjectKey, key_of
 from gitops.model.podspec import host_access
 from gitops.proxy.dns import resolv_conf
 from gitops.store.base import NotFound, Store
@@ -519,7 +519,6 @@ class NodeAgent:
                                   self.allow_host_access)
         if resolv := self._resolv_conf(pod):
             mounts.append(Mount("bind", "/etc/resolv.conf", str(resolv), True))
-        limits = (container.get("resources") or {}).get("limits") or {}
         sc = {**(pod["spec"].get("securityContext") or {}),
               **(container.get("securityContext") or {})}
         user = None
@@ -536,8 +535,7 @@ class NodeAgent:
             cmd=args if args is not None else ([] if command else None), env=env,
             working_dir=container.get("workingDir"), tty=bool(container.get("tty")),
             stdin=bool(container.get("stdin")), mounts=tuple(mounts),
-            nano_cpus=int(quantity.parse(limits["cpu"]) * 10**9) if "cpu" in limits else None,
-            memory=int(quantity.parse(limits["memory"])) if "memory" in limits else None,
+            nano_cpus=P.limits(container)[0] or None, memory=P.limits(container)[1] or None,
             user=user, read_only=bool(sc.get("readOnlyRootFilesystem")),
             privileged=bool(sc.get("privileged")))
 

@@ -13,6 +13,7 @@ from datetime import datetime
 
 from gitops.agent.probes import FIELD, ProbeResults
 from gitops.agent.runtime import CONFIG_HASH, SANDBOX, ContainerInfo
+from gitops.model import quantity
 from gitops.model.meta import is_deleting, stable_hash
 
 BACKOFF_INITIAL = 10.0
@@ -183,11 +184,30 @@ def compute_pod_actions(pod: dict, containers: list[ContainerInfo],
     return plan
 
 
+def limits(container: dict) -> tuple[int, int]:
+    """(nano CPUs, memory bytes) the engine must enforce; 0 means no limit."""
+    lim = (container.get("resources") or {}).get("limits") or {}
+    return (int(quantity.parse(lim["cpu"]) * 10**9) if "cpu" in lim else 0,
+            int(quantity.parse(lim["memory"])) if "memory" in lim else 0)
+
+
 def _current(plan: PodPlan, current: ContainerInfo | None,
              container: dict) -> ContainerInfo | None:
-    """The running copy of a container, unless its spec changed (then it is replaced)."""
-    if current is not None and current.labels.get(CONFIG_HASH) != container_hash(container):
-        plan.actions.append(Remove(current.id, "spec changed"))
+    """The live copy of a container, unless it no longer is what the pod asks for: its
+    spec changed, or someone changed it behind the agent's back (`docker pause`,
+    `docker update` of its limits). Then it is replaced."""
+    if current is None:
+        return None
+    why = ""
+    if current.labels.get(CONFIG_HASH) != container_hash(container):
+        why = "spec changed"
+    elif current.state == "paused":
+        why = "paused outside the agent"
+    elif current.nano_cpus is not None and current.memory is not None \
+            and (current.nano_cpus, current.memory) != limits(container):
+        why = "resource limits changed outside the agent"
+    if why:
+        plan.actions.append(Remove(current.id, why))
         return None
     return current
 

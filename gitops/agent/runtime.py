@@ -46,6 +46,8 @@ class ContainerInfo:
     ip: str = ""               # address on the pod network (meaningful for sandboxes)
     image: str = ""
     image_id: str = ""
+    nano_cpus: int | None = None   # limits as the engine holds them (None: not known)
+    memory: int | None = None
 
     @property
     def container(self) -> str:

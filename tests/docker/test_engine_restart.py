@@ -160,7 +160,8 @@ def _ready_pods(data: Path) -> list[dict]:
 def _wait(what: str, predicate, agent: subprocess.Popen, log: Path, timeout: float = 90):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        assert agent.poll() is None, f"agent exited ({agent.returncode}):\n{log.read_text()[-3000:]}"
+        assert agent.poll() is None, \
+            f"agent exited ({agent.returncode}):\n{log.read_text()[-3000:]}"
         if value := predicate():
             return value
         time.sleep(0.3)

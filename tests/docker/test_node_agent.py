@@ -159,6 +159,23 @@ def test_killed_container_is_restarted(agent):
     assert pod["status"]["containerStatuses"][0]["lastState"]["terminated"]["exitCode"] == 137
 
 
+def test_paused_or_updated_container_is_replaced(agent):
+    limited = {**SIDECAR, "resources": {"limits": {"memory": "64Mi"}}}
+    make_pod(agent.store, "tamper", [limited])
+    converge(agent, "tamper", lambda p: p["status"].get("phase") == "Running")
+    client = agent.runtime.client
+
+    def side():
+        return next(c for c in agent.runtime.list_containers() if c.container == "side")
+    first = side()
+    client.api.pause(first.id)                                   # `docker pause`
+    converge(agent, "tamper", lambda p: side().id != first.id and side().state == "running")
+    second = side()
+    client.api.update_container(second.id, mem_limit="128m", memswap_limit="128m")
+    converge(agent, "tamper", lambda p: side().id != second.id and side().state == "running")
+    assert client.api.inspect_container(side().id)["HostConfig"]["Memory"] == 64 * 2**20
+
+
 def test_volumes_empty_dir_pvc_configmap_secret(agent):
     store = agent.store
     store.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"},
@@ -340,6 +357,28 @@ def test_graceful_termination_runs_pre_stop_then_sigterm(agent):
     assert _exec(agent, "check", "cat /data/pre") == "pre-stop"   # the hook ran first
     agent.runtime.cleanup(agent.network)
     agent.runtime.remove_volumes()
+
+
+def test_sigkill_follows_sigterm_once_the_grace_period_is_over(agent):
+    stubborn = {"name": "app", "image": "gitops/busybox:1",
+                "command": ["sh", "-c", "trap '' TERM; while true; do sleep 0.1; done"]}
+    make_pod(agent.store, "stubborn", [stubborn], grace=2)
+    converge(agent, "stubborn", lambda p: p["status"].get("phase") == "Running")
+    app = next(c for c in agent.runtime.list_containers() if c.container == "app")
+    since = time.time() - 1
+    request_delete(agent.store, ObjectKey("Pod", "default", "stubborn"))
+    deadline = time.monotonic() + 30
+    while agent.store.get(ObjectKey("Pod", "default", "stubborn")) and \
+            time.monotonic() < deadline:
+        agent.sync_once()
+        time.sleep(0.2)
+    assert agent.store.get(ObjectKey("Pod", "default", "stubborn")) is None
+    events = agent.runtime.client.api.events(since=since, until=time.time(), decode=True,
+                                             filters={"container": app.id})
+    seen = [(e["Action"], e["Actor"]["Attributes"].get("signal")
+             or e["Actor"]["Attributes"].get("exitCode")) for e in events
+            if e["Action"] in ("kill", "die")]
+    assert seen == [("kill", "15"), ("kill", "9"), ("die", "137")]
 
 
 def test_orphans_are_removed_and_unlabelled_containers_untouched(agent):

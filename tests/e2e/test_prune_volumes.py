@@ -29,7 +29,8 @@ spec:
   containers:
     - name: w
       image: gitops/busybox:1
-      command: ["sh", "-c", "cat /data/v 2>/dev/null; [ -f /data/v ] || echo FIRST > /data/v; exec sleep 3600"]
+      command: ["sh", "-c", "cat /data/v 2>/dev/null; [ -f /data/v ] || echo FIRST > /data/v;
+                exec sleep 3600"]
       volumeMounts: [{name: d, mountPath: /data}]
   volumes:
     - name: d

@@ -231,3 +231,23 @@ def test_status_reports_init_containers_and_pending_phase():
 def test_apps_existing_means_initialised_even_without_init_containers_left():
     p = pod_with_inits()
     assert compute(p, [SANDBOX_OK, ctr("app", spec=APP)]).actions == []
+
+
+LIMITED = {"name": "app", "image": "img:1",
+           "resources": {"limits": {"cpu": "500m", "memory": "64Mi"}}}
+
+
+@pytest.mark.parametrize("state, cpus, memory, replaced", [
+    ("running", 500_000_000, 64 * 2**20, False),   # as asked
+    ("running", None, None, False),                # the runtime does not say: trust it
+    ("paused", 500_000_000, 64 * 2**20, True),     # `docker pause`
+    ("running", 500_000_000, 128 * 2**20, True),   # `docker update --memory`
+    ("running", 0, 64 * 2**20, True),              # `docker update --cpus 0`
+])
+def test_a_container_changed_behind_the_agents_back_is_replaced(state, cpus, memory, replaced):
+    from dataclasses import replace
+    live = replace(ctr("app", state, spec=LIMITED), nano_cpus=cpus, memory=memory)
+    plan = compute(pod([LIMITED]), [SANDBOX_OK, live])
+    assert kinds(plan) == (["Remove", "RunContainer"] if replaced else [])
+    if replaced:
+        assert "outside the agent" in plan.actions[0].why
