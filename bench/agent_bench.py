@@ -146,7 +146,7 @@ def bench_pod_start(repo: Path, data: str, rounds: int) -> list[float]:
                  0.002)
             start = time.monotonic()
             wait(lambda: sum(p["status"].get("phase") == "Running" for p in pods(data)) >= 3,
-                 30, 0.002)
+                 60, 0.002)
             out.append(time.monotonic() - start)
         finally:
             sync.wait(timeout=60)

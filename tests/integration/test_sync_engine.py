@@ -292,3 +292,20 @@ def test_standard_git_configuration_is_honoured_and_credentials_stay_out_of_logs
     assert res.result == "synced" and value_of(store, "a") == "from-config"
     assert "s3cr3t-token" not in repr(logs)
     assert any("https://deploy:***@git.example.invalid/team/app" in repr(e) for e in logs)
+
+
+def test_directory_revision_covers_files_outside_the_path(tmp_path):
+    """An overlay under --path may read a base beside it: editing the base is a new
+    revision (the engine reuses a revision's rendering)."""
+    from gitops.source.base import DirSource
+    root = tmp_path / "src"
+    (root / "envs" / "prod").mkdir(parents=True)
+    (root / "base").mkdir()
+    (root / "envs" / "prod" / "a.yaml").write_text("x: 1\n")
+    (root / "base" / "b.yaml").write_text("y: 1\n")
+    source = DirSource(str(root), path="envs/prod")
+    first = source.fetch().sha
+    (root / "base" / "b.yaml").write_text("y: 2\n")
+    assert source.fetch().sha != first
+    (root / ".hidden").write_text("ignored\n")
+    assert source.fetch().sha == source.fetch().sha
