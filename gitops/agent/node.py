@@ -134,6 +134,7 @@ class NodeAgent:
             if uid not in known:
                 for c in orphans:
                     self._remove(c, "orphan: its pod is gone")
+                    self._report_orphan(c)
                 self._release_pod(uid)
         acted = False
         waiting: dict[str, dict[str, tuple[str, str]]] = {}
@@ -443,6 +444,21 @@ class NodeAgent:
             attrs = ev["attrs"]
             last[(attrs.get(POD_UID, ""), attrs.get(CONTAINER, ""))] = ev
         return list(last.values())
+
+    def _report_orphan(self, c: ContainerInfo) -> None:
+        """A container of ours whose pod does not exist (the pods this agent deletes lose
+        their containers first): extraneous runtime drift, pruned."""
+        if self.on_drift is None or c.container == SANDBOX:
+            return
+        labels = c.labels
+        pod = {"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"namespace": labels.get(POD_NAMESPACE, ""),
+                            "name": labels.get(POD_NAME, ""), "uid": labels.get(POD_UID, "")}}
+        self.on_drift({"pod": pod, "container": c.container, "container_id": c.id,
+                       "type": "extraneous",
+                       "fields": [{"path": f"status.containerStatuses[{c.container}].state",
+                                   "desired": None, "live": c.state}],
+                       "actor": "unknown", "action": "pruned"})
 
     def _report_runtime_drift(self, events: list[dict], pods: list[dict], by_uid: dict) -> None:
         if not events or self.on_drift is None:

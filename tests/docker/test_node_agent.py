@@ -390,11 +390,18 @@ def test_orphans_are_removed_and_unlabelled_containers_untouched(agent):
                                    labels=labels, network_mode="none")
     stranger = client.containers.run("gitops/busybox:1", ["sleep", "60"], detach=True,
                                      labels={"gitops.test": "true"}, network_mode="none")
+    drift = []
+    agent.on_drift = drift.append
     try:
         agent.sync_once()
         ids = {c.id for c in client.containers.list(all=True)}
         assert orphan.id not in ids and stranger.id in ids
+        [record] = drift                         # extraneous runtime drift, pruned
+        assert (record["type"], record["action"], record["container"]) == (
+            "extraneous", "pruned", "app")
+        assert record["pod"]["metadata"]["name"] == "ghost"
     finally:
+        agent.on_drift = None
         stranger.remove(force=True)
 
 
