@@ -325,6 +325,30 @@ def test_liveness_failure_restarts_and_readiness_drives_ready(agent):
     converge(agent, "probed", lambda p: "running" in p["status"]["containerStatuses"][0]["state"])
 
 
+def test_startup_probe_gates_readiness_and_liveness_then_a_failure_restarts(agent):
+    gated = {"name": "slow", "image": "gitops/busybox:1", "command": ["sleep", "3600"],
+             "startupProbe": {"exec": {"command": ["test", "-f", "/tmp/started"]},
+                              "periodSeconds": 1, "failureThreshold": 30},
+             # would kill the container at once if it ran before the startup probe passed
+             "livenessProbe": {"exec": {"command": ["test", "-f", "/tmp/started"]},
+                               "periodSeconds": 1, "failureThreshold": 1}}
+    make_pod(agent.store, "gated", [gated])
+    pod = converge(agent, "gated", lambda p: p["status"].get("phase") == "Running")
+    for _ in range(8):                                  # a few probe periods
+        agent.sync_once()
+        time.sleep(0.25)
+    pod = agent.store.get(ObjectKey("Pod", "default", "gated"))
+    status = pod["status"]["containerStatuses"][0]
+    assert status["started"] is False and status["ready"] is False
+    assert status["restartCount"] == 0                  # liveness held back
+    _exec(agent, "slow", "touch /tmp/started")
+    pod = converge(agent, "gated", lambda p: p["status"]["containerStatuses"][0]["started"]
+                   and p["status"]["containerStatuses"][0]["ready"])
+    _exec(agent, "slow", "rm /tmp/started")             # now liveness runs, and fails
+    converge(agent, "gated", lambda p: p["status"]["containerStatuses"][0][
+        "restartCount"] >= 1, timeout=30)
+
+
 def test_graceful_termination_runs_pre_stop_then_sigterm(agent):
     store = agent.store
     store.create({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
