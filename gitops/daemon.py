@@ -18,7 +18,6 @@ from pathlib import Path
 
 import structlog
 from aiohttp import web
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from gitops.agent.docker import DockerRuntime
 from gitops.agent.network import SERVICE_POOL, pick_subnet
@@ -31,12 +30,12 @@ from gitops.api.webhook import add_webhook_routes
 from gitops.controllers.manager import ControllerManager
 from gitops.errors import GitopsError
 from gitops.health import assess
-from gitops.loops import LevelLoop
+from gitops.loops import LevelLoop, start_polling
 from gitops.model import ObjectKey
 from gitops.paths import DataDir
 from gitops.proxy.services import ServiceNetwork
 from gitops.source import make_source
-from gitops.source.base import DirSource
+from gitops.source.base import DirSource, redact_url
 from gitops.source.watch import DirWatcher
 from gitops.source.webhook import load_secret
 from gitops.store.sqlite import SqliteStore
@@ -176,7 +175,7 @@ class Agent:
 
     # -- API callbacks ------------------------------------------------------------------
     def status(self) -> dict:
-        return {"source": {"repo": self.source.url, "ref": self.config.ref,
+        return {"source": {"repo": redact_url(self.source.url), "ref": self.config.ref,
                            "path": self.config.path},
                 "applied_revision": self.store.get_state("applied_revision"),
                 "fetched_revision": self.store.get_state("fetched_revision"),
@@ -207,9 +206,22 @@ class Agent:
             self.store.set_state("pin", None)
             return await self.sync_now()
         if verb == "rollback":
-            self.store.set_state("pin", self._rollback_target(params.get("to", "")))
-            return await self.sync_now()
+            return await self._rollback(params.get("to", ""))
         return await self.sync_now()
+
+    async def _rollback(self, to: str) -> dict:
+        """Pin, sync, and keep the pin only if the pinned revision applied: a sha that does
+        not exist or does not apply leaves the previous pin (and what runs) as it was."""
+        before = self.store.get_state("pin")
+        self.store.set_state("pin", self._rollback_target(to))
+        res = await self.sync_now()
+        if res.get("result") not in ("synced", "unchanged"):
+            self.store.set_state("pin", before)
+            raise GitopsError(f"rollback to {to or 'the previous revision'} failed, pin "
+                              f"unchanged: {res.get('message') or res.get('result')}")
+        if pin := self.store.get_state("pin"):     # None: a new commit released it
+            self.store.set_state("pin", {**pin, "sha": res.get("revision")})   # full sha
+        return res
 
     def _rollback_target(self, to: str) -> dict:
         if isinstance(self.source, DirSource):
@@ -299,14 +311,11 @@ class Agent:
         _write_json(self.dd.runtime_file, {"docker_host": self.runtime.host,
                                            "network": self.network,
                                            "service_cidr": self.service_cidr})
-        log.info("agent_started", api=url, repo=self.source.url, instance=self.dd.instance,
+        log.info("agent_started", api=url, repo=redact_url(self.source.url),
+                 instance=self.dd.instance,
                  node=self.node.node_name, interval=self.config.interval)
 
-        scheduler = AsyncIOScheduler()
-        scheduler.add_job(self.sync_loop.poke, "interval", seconds=self.config.interval,
-                          jitter=max(1, int(self.config.interval * 0.1)),
-                          id="poll", max_instances=1, coalesce=True)
-        scheduler.start()
+        scheduler = start_polling(self.config.interval, self.sync_loop.poke)
         if self.dir_watcher is not None:
             try:
                 self.dir_watcher.start()

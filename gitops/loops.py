@@ -11,8 +11,25 @@ import time
 from collections.abc import Callable
 
 import structlog
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 log = structlog.get_logger(component="loop")
+
+
+def jitter_for(interval: float) -> int:
+    """Up to 10% of the interval (at least a second), so agents started together do not
+    poll their git server in step."""
+    return max(1, int(interval * 0.1))
+
+
+def start_polling(interval: float, poke: Callable[[], None]) -> AsyncIOScheduler:
+    """apscheduler job calling `poke` every `interval` seconds plus jitter, on the running
+    event loop. Missed runs coalesce into one; shut it down with .shutdown(wait=False)."""
+    scheduler = AsyncIOScheduler()
+    scheduler.add_job(poke, "interval", seconds=interval, jitter=jitter_for(interval),
+                      id="poll", max_instances=1, coalesce=True)
+    scheduler.start()
+    return scheduler
 
 
 class LevelLoop:

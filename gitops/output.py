@@ -13,7 +13,7 @@ import yaml
 
 from gitops.client import Client
 from gitops.model.kinds import Kind
-from gitops.sync.diff import Plan, declared_view, mask_secret
+from gitops.sync.diff import Plan, compared_views, mask_secret
 
 
 def age(ts: str | None) -> str:
@@ -195,7 +195,8 @@ def render_plan(plan: Plan, fmt: str) -> str:
         if c.action in ("unchanged", "skip"):
             continue
         title = f"{c.action}: {c.key}" + (f"  ({c.file}:{c.line})" if c.file else "")
-        body = list(difflib.unified_diff(_before(c), _yaml(mask_secret(c.desired))
+        after = compared_views(c.desired, c.live)[1] if c.action == "update" else c.desired
+        body = list(difflib.unified_diff(_before(c), _yaml(mask_secret(after))
                                          if c.action != "prune" else [],
                                          "live", "desired", lineterm=""))
         if md:
@@ -211,8 +212,8 @@ def render_plan(plan: Plan, fmt: str) -> str:
 def _before(c) -> list[str]:
     if c.action == "create":
         return []
-    if c.action == "update":   # only what git declares: defaults are not noise
-        return _yaml(mask_secret(declared_view(c.live, c.desired)))
+    if c.action == "update":   # only what git declares (with the API's defaults)
+        return _yaml(mask_secret(compared_views(c.desired, c.live)[0]))
     return _yaml(mask_secret(c.live))
 
 

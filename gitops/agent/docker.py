@@ -219,6 +219,14 @@ class DockerRuntime:
             raise RuntimeFailure(f"sandbox: {exc.explanation or exc}",
                                  "CreatePodSandboxError") from exc
 
+    def sandbox_ip(self, sandbox_id: str) -> str:
+        """The pod's address, once its sandbox has started."""
+        self._await_sandbox(sandbox_id)
+        try:
+            return _info(self.client.api.inspect_container(sandbox_id)).ip
+        except docker.errors.NotFound:
+            return ""
+
     def _settle_sandboxes(self) -> None:
         """Every background start finished before anyone looks: a sandbox seen half
         started would be taken for a dead one."""
@@ -233,21 +241,23 @@ class DockerRuntime:
             for m in spec.mounts:
                 if m.type == "volume":
                     self._ensure_volume(m.source, dict(m.labels))
-            c = self.client.containers.create(
+            api = self.client.api     # the low-level call: no inspect after the create
+            host = api.create_host_config(
+                network_mode=f"container:{spec.sandbox_id}", restart_policy={"Name": "no"},
+                mounts=[_mount(m) for m in spec.mounts], nano_cpus=spec.nano_cpus,
+                mem_limit=spec.memory, memswap_limit=spec.memory, read_only=spec.read_only,
+                privileged=spec.privileged)
+            cid = api.create_container(
                 spec.image, name=spec.name, labels={**self._extra, **spec.labels},
                 entrypoint=spec.entrypoint, command=spec.cmd, environment=dict(spec.env),
-                working_dir=spec.working_dir, network_mode=f"container:{spec.sandbox_id}",
-                tty=spec.tty, stdin_open=spec.stdin, detach=True,
-                restart_policy={"Name": "no"}, mounts=[_mount(m) for m in spec.mounts],
-                nano_cpus=spec.nano_cpus, mem_limit=spec.memory,
-                memswap_limit=spec.memory, user=spec.user, read_only=spec.read_only,
-                privileged=spec.privileged)
+                working_dir=spec.working_dir, tty=spec.tty, stdin_open=spec.stdin,
+                user=spec.user, host_config=host)["Id"]
         except docker.errors.APIError as exc:
             raise RuntimeFailure(f"create: {exc.explanation or exc}",
                                  "CreateContainerError") from exc
         self._await_sandbox(spec.sandbox_id)
-        self.start(c.id)
-        return c.id
+        self.start(cid)
+        return cid
 
     def start(self, container_id: str) -> None:
         try:
@@ -399,9 +409,9 @@ class DockerRuntime:
 
 
 for _name in ("list_containers", "ping", "image_present", "pull", "ensure_pause_image",
-              "ensure_network", "used_subnets", "run_sandbox", "run_container", "start", "stop",
-              "remove", "logs", "follow_logs", "exec", "remove_pod_volumes", "cleanup",
-              "remove_volumes"):
+              "ensure_network", "used_subnets", "run_sandbox", "sandbox_ip", "run_container",
+              "start", "stop", "remove", "logs", "follow_logs", "exec", "remove_pod_volumes",
+              "cleanup", "remove_volumes"):
     setattr(DockerRuntime, _name, _engine_call(getattr(DockerRuntime, _name)))
 
 
@@ -421,7 +431,9 @@ def _info(raw: dict) -> ContainerInfo:
         exit_code=state.get("ExitCode", 0), started_at=_ts(state.get("StartedAt")),
         finished_at=_ts(state.get("FinishedAt")), oom_killed=bool(state.get("OOMKilled")),
         error=state.get("Error", ""), ip=ip, image=raw.get("Config", {}).get("Image", ""),
-        image_id=raw.get("Image", ""))
+        image_id=raw.get("Image", ""),
+        nano_cpus=int((raw.get("HostConfig") or {}).get("NanoCpus") or 0),
+        memory=int((raw.get("HostConfig") or {}).get("Memory") or 0))
 
 
 def _ts(value: str | None) -> str:

@@ -38,6 +38,21 @@ def field_value(pod: dict, path: str) -> str:
     raise RuntimeFailure(f"unsupported fieldRef {path}", "CreateContainerConfigError")
 
 
+def uses_pod_ip(pod: dict) -> bool:
+    """Does any env var or downwardAPI file of the pod read status.podIP?"""
+    spec = pod.get("spec", {})
+    for c in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]:
+        for var in c.get("env") or []:
+            if ((var.get("valueFrom") or {}).get("fieldRef") or {}).get("fieldPath") \
+                    == "status.podIP":
+                return True
+    for vol in spec.get("volumes") or []:
+        for item in (vol.get("downwardAPI") or {}).get("items") or []:
+            if (item.get("fieldRef") or {}).get("fieldPath") == "status.podIP":
+                return True
+    return False
+
+
 def _data(obj: dict) -> dict[str, str]:
     if obj.get("kind") == "Secret":
         out = {k: base64.b64decode(v).decode(errors="replace")

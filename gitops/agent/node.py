@@ -20,7 +20,7 @@ import structlog
 
 from gitops.agent import plan as P
 from gitops.agent.docker import PAUSE_IMAGE
-from gitops.agent.env import build_env, expand, service_env
+from gitops.agent.env import build_env, expand, service_env, uses_pod_ip
 from gitops.agent.runtime import (CONFIG_HASH, CONTAINER, INSTANCE, MANAGED, POD_NAME,
                                   POD_NAMESPACE, POD_UID, SANDBOX, ContainerInfo, ContainerSpec,
                                   Mount, Runtime, RuntimeFailure, RuntimeUnavailable,
@@ -60,6 +60,7 @@ class NodeAgent:
         self.host_ip = ""
         self._pull_failures: dict[str, P.PullFailure] = {}
         self._restarts: dict[str, dict[str, int]] = {}         # pod uid -> name -> count
+        self._backoff_base: dict[str, dict[str, int]] = {}     # count at the last reset
         self._last_states: dict[str, dict[str, dict]] = {}     # pod uid -> name -> lastState
         # pod uid -> name -> when the previous run began (the finish of the run before it):
         # Docker's StartedAt comes after a fast process's first output, so logs of a run
@@ -145,6 +146,7 @@ class NodeAgent:
             if uid not in known:
                 for c in orphans:
                     self._remove(c, "orphan: its pod is gone")
+                    self._report_orphan(c)
                 self._release_pod(uid)
         acted = False
         waiting: dict[str, dict[str, tuple[str, str]]] = {}
@@ -157,7 +159,8 @@ class NodeAgent:
                 unhealthy = self._probe(pod, by_uid[uid])
             pod_plan = P.compute_pod_actions(
                 pod, by_uid.get(uid, []), self._images(pod), self._pull_failures,
-                self._restarts[uid], self.clock(), unhealthy)
+                P.backoff_restarts(self._restarts[uid], self._backoff_base.get(uid, {})),
+                self.clock(), unhealthy)
             acted |= self._execute(pod, pod_plan, by_uid.get(uid, []))
             self._waiting_events(pod, pod_plan.waiting)
             waiting[uid] = pod_plan.waiting
@@ -206,7 +209,8 @@ class NodeAgent:
         for uid in list(self._restarts):
             if uid not in known:
                 self.probes.forget(uid)
-        for table in (self._restarts, self._last_states, self._previous_since):
+        for table in (self._restarts, self._last_states, self._previous_since,
+                      self._backoff_base):
             for uid in list(table):
                 if uid not in known:
                     del table[uid]
@@ -280,7 +284,10 @@ class NodeAgent:
                         probe = message.split(" ", 1)[0].lower()
                         self._event(pod, "Killing", f"Container {name} failed {probe} probe, "
                                     "will be restarted", name)
-                    case P.Restart(cid, name):
+                    case P.Restart(cid, name, backoff_reset):
+                        if backoff_reset:
+                            self._backoff_base.setdefault(uid, {})[name] = \
+                                self._restarts[uid].get(name, 0)
                         self.probes.reset(uid, name)
                         before = self._last_states[uid].get(name, {}).get("terminated", {})
                         self._previous_since.setdefault(uid, {})[name] = \
@@ -522,6 +529,21 @@ class NodeAgent:
             last[(attrs.get(POD_UID, ""), attrs.get(CONTAINER, ""))] = ev
         return list(last.values())
 
+    def _report_orphan(self, c: ContainerInfo) -> None:
+        """A container of ours whose pod does not exist (the pods this agent deletes lose
+        their containers first): extraneous runtime drift, pruned."""
+        if self.on_drift is None or c.container == SANDBOX:
+            return
+        labels = c.labels
+        pod = {"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"namespace": labels.get(POD_NAMESPACE, ""),
+                            "name": labels.get(POD_NAME, ""), "uid": labels.get(POD_UID, "")}}
+        self.on_drift({"pod": pod, "container": c.container, "container_id": c.id,
+                       "type": "extraneous",
+                       "fields": [{"path": f"status.containerStatuses[{c.container}].state",
+                                   "desired": None, "live": c.state}],
+                       "actor": "unknown", "action": "pruned"})
+
     def _report_runtime_drift(self, events: list[dict], pods: list[dict], by_uid: dict) -> None:
         if not events or self.on_drift is None:
             return
@@ -573,8 +595,20 @@ class NodeAgent:
                            labels=self._labels(pod, SANDBOX), image=PAUSE_IMAGE,
                            host_network=bool(pod["spec"].get("hostNetwork")))
 
+    def _with_pod_ip(self, pod: dict, sandbox_id: str) -> dict:
+        """The pod as its containers must see it: status.podIP of the sandbox they join.
+        The store's copy lags a pass behind (empty for a new pod, stale after a sandbox
+        was replaced), so when env or files read it, the runtime is asked."""
+        if not uses_pod_ip(pod):
+            return pod
+        ip = self.runtime.sandbox_ip(sandbox_id)
+        if ip == pod.get("status", {}).get("podIP"):
+            return pod
+        return {**pod, "status": {**pod.get("status", {}), "podIP": ip}}
+
     def _container_spec(self, pod: dict, container: dict, sandbox_id: str) -> ContainerSpec:
         self._admit(pod)
+        pod = self._with_pod_ip(pod, sandbox_id)
         links = {}
         if pod["spec"].get("enableServiceLinks", True):
             links = service_env(self.store.list("Service", pod["metadata"]["namespace"]))
@@ -585,7 +619,6 @@ class NodeAgent:
                                   self.allow_host_access)
         if resolv := self._resolv_conf(pod):
             mounts.append(Mount("bind", "/etc/resolv.conf", str(resolv), True))
-        limits = (container.get("resources") or {}).get("limits") or {}
         sc = {**(pod["spec"].get("securityContext") or {}),
               **(container.get("securityContext") or {})}
         user = None
@@ -602,8 +635,7 @@ class NodeAgent:
             cmd=args if args is not None else ([] if command else None), env=env,
             working_dir=container.get("workingDir"), tty=bool(container.get("tty")),
             stdin=bool(container.get("stdin")), mounts=tuple(mounts),
-            nano_cpus=int(quantity.parse(limits["cpu"]) * 10**9) if "cpu" in limits else None,
-            memory=int(quantity.parse(limits["memory"])) if "memory" in limits else None,
+            nano_cpus=P.limits(container)[0] or None, memory=P.limits(container)[1] or None,
             user=user, read_only=bool(sc.get("readOnlyRootFilesystem")),
             privileged=bool(sc.get("privileged")))
 

@@ -13,6 +13,7 @@ from datetime import datetime
 
 from gitops.agent.probes import FIELD, ProbeResults
 from gitops.agent.runtime import CONFIG_HASH, SANDBOX, ContainerInfo
+from gitops.model import quantity
 from gitops.model.meta import is_deleting, stable_hash
 
 BACKOFF_INITIAL = 10.0
@@ -49,6 +50,7 @@ class RunContainer:
 class Restart:
     container_id: str
     name: str
+    backoff_reset: bool = False     # it ran 10 minutes: the back-off curve starts over
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,11 @@ def parse_ts(value: str) -> float:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
+def backoff_restarts(restarts: Mapping[str, int], base: Mapping[str, int]) -> dict[str, int]:
+    """Restarts that count for the back-off: those since it was last reset."""
+    return {name: count - base.get(name, 0) for name, count in restarts.items()}
+
+
 def restart_delay(restarts: int, ran_for: float) -> float:
     if restarts == 0 or ran_for >= BACKOFF_RESET_AFTER:
         return 0.0
@@ -120,7 +127,9 @@ def compute_pod_actions(pod: dict, containers: list[ContainerInfo],
                         images: Mapping[str, bool], pull_failures: Mapping[str, PullFailure],
                         restarts: Mapping[str, int], now: float,
                         unhealthy: Mapping[str, ProbeResults] | None = None) -> PodPlan:
-    """unhealthy: running containers whose liveness or startup probe has failed."""
+    """restarts: per container, restarts since its back-off was last reset
+    (backoff_restarts); unhealthy: running containers whose liveness or startup probe
+    has failed."""
     plan = PodPlan()
     sandbox = next((c for c in containers if c.container == SANDBOX), None)
     apps = [c for c in containers if c.container != SANDBOX]
@@ -175,11 +184,30 @@ def compute_pod_actions(pod: dict, containers: list[ContainerInfo],
     return plan
 
 
+def limits(container: dict) -> tuple[int, int]:
+    """(nano CPUs, memory bytes) the engine must enforce; 0 means no limit."""
+    lim = (container.get("resources") or {}).get("limits") or {}
+    return (int(quantity.parse(lim["cpu"]) * 10**9) if "cpu" in lim else 0,
+            int(quantity.parse(lim["memory"])) if "memory" in lim else 0)
+
+
 def _current(plan: PodPlan, current: ContainerInfo | None,
              container: dict) -> ContainerInfo | None:
-    """The running copy of a container, unless its spec changed (then it is replaced)."""
-    if current is not None and current.labels.get(CONFIG_HASH) != container_hash(container):
-        plan.actions.append(Remove(current.id, "spec changed"))
+    """The live copy of a container, unless it no longer is what the pod asks for: its
+    spec changed, or someone changed it behind the agent's back (`docker pause`,
+    `docker update` of its limits). Then it is replaced."""
+    if current is None:
+        return None
+    why = ""
+    if current.labels.get(CONFIG_HASH) != container_hash(container):
+        why = "spec changed"
+    elif current.state == "paused":
+        why = "paused outside the agent"
+    elif current.nano_cpus is not None and current.memory is not None \
+            and (current.nano_cpus, current.memory) != limits(container):
+        why = "resource limits changed outside the agent"
+    if why:
+        plan.actions.append(Remove(current.id, why))
         return None
     return current
 
@@ -239,7 +267,7 @@ def _maybe_restart(plan: PodPlan, c: ContainerInfo, policy: str, restarts: int,
     ran_for = finished - parse_ts(c.started_at) if c.started_at else 0.0
     delay = restart_delay(restarts, ran_for)
     if now - finished >= delay:
-        plan.actions.append(Restart(c.id, c.container))
+        plan.actions.append(Restart(c.id, c.container, ran_for >= BACKOFF_RESET_AFTER))
     else:
         plan.waiting[c.container] = (
             "CrashLoopBackOff",

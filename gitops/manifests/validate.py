@@ -97,14 +97,19 @@ class KindValidator:
     def __init__(self, schema: dict, schema_dir: str) -> None:
         self._schema = schema
         self._schema_dir = schema_dir
-        self._fast = jsonschema_rs.validator_for(schema, registry=_fast_registry(schema_dir))
+        try:
+            self._fast = jsonschema_rs.validator_for(schema,
+                                                     registry=_fast_registry(schema_dir))
+        except Exception:   # noqa: BLE001 - a schema it cannot compile: precise path only
+            self._fast = None
         self._precise: jsonschema.Validator | None = None
 
     def iter_errors(self, body: object):
         try:
             # The fast engine does not check int32/int64 widths: an integer beyond int32
             # anywhere sends the object to the precise validator, which does.
-            if self._fast.is_valid(body) and not _has_wide_int(body):
+            if self._fast is not None and self._fast.is_valid(body) \
+                    and not _has_wide_int(body):
                 return iter(())
         except (ValueError, TypeError, OverflowError):
             pass    # e.g. an integer beyond 64 bits: let the precise validator describe it

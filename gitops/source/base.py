@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -47,14 +48,22 @@ class DirSource:
         root = Path(self.url).resolve()
         base = root / self.path if self.path else root
         digest = hashlib.sha256()
-        # Every visible file counts: Kustomize and Helm inputs are not only YAML.
+        # Every visible file under the root counts: Kustomize and Helm inputs are not only
+        # YAML, and an overlay in `path` may use a base outside it (../../base).
+        top = root if root.is_dir() else base
         files = [base] if base.is_file() else sorted(
-            p for p in base.rglob("*") if p.is_file()
-            and not any(part.startswith(".") for part in p.relative_to(base).parts))
+            p for p in top.rglob("*") if p.is_file()
+            and not any(part.startswith(".") for part in p.relative_to(top).parts))
         for f in files:
             digest.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes() + b"\0")
         sha = "dir-" + digest.hexdigest()[:12]
         return Revision(sha=sha, root=root, path=self.path, head=sha)
+
+
+def redact_url(url: str) -> str:
+    """The URL fit for logs and status: a password or token in it becomes ***."""
+    return re.sub(r"^([a-z][a-z0-9+.-]*://[^/@:]*):[^/@]*@", r"\1:***@", url,
+                  flags=re.IGNORECASE)
 
 
 def is_git_url(spec: str) -> bool:

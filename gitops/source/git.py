@@ -11,7 +11,7 @@ import git
 import structlog
 
 from gitops.errors import TransientError
-from gitops.source.base import Revision
+from gitops.source.base import Revision, redact_url
 
 log = structlog.get_logger(component="source")
 
@@ -40,7 +40,9 @@ class GitSource:
             repo.git.clean("-fdxq")
             commit = repo.commit(sha)
         except git.GitCommandError as exc:
-            raise TransientError(f"git: {exc.stderr.strip() or exc}", retry_after=10) from exc
+            detail = str(exc.stderr).strip() or str(exc)
+            raise TransientError(f"git: {detail.replace(self.url, redact_url(self.url))}",
+                                 retry_after=10) from exc
         message = str(commit.message).strip().splitlines()
         return Revision(sha=commit.hexsha, root=self.checkout, path=self.path,
                         message=message[0] if message else "", head=head)
@@ -53,7 +55,7 @@ class GitSource:
                 log.warning("git_checkout_corrupt_recloning", checkout=str(self.checkout))
                 shutil.rmtree(self.checkout)
         self.checkout.parent.mkdir(parents=True, exist_ok=True)
-        log.info("git_clone", repo=self.url)
+        log.info("git_clone", repo=redact_url(self.url))
         return git.Repo.clone_from(self.url, self.checkout, no_checkout=True)
 
     def _resolve(self, repo: git.Repo, ref: str) -> str:
@@ -62,7 +64,8 @@ class GitSource:
                 return repo.git.rev_parse("--verify", "--quiet", f"{candidate}^{{commit}}")
             except git.GitCommandError:
                 continue
-        raise TransientError(f"git: ref {ref!r} not found in {self.url}", retry_after=30)
+        raise TransientError(f"git: ref {ref!r} not found in {redact_url(self.url)}",
+                             retry_after=30)
 
     def _default_branch(self, repo: git.Repo) -> str:
         try:

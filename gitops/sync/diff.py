@@ -153,6 +153,13 @@ def _compare(want: dict, live: dict) -> tuple[FieldDiff, ...]:
                                                     declared_view(have_full, want_full)))
 
 
+def compared_views(desired: dict, live: dict) -> tuple[dict, dict]:
+    """(live, desired) exactly as _compare sees them, for showing a unified diff whose
+    lines match the plan's field paths (a scaled replica count git leaves out included)."""
+    want_full = with_defaults(_view(desired))
+    return declared_view(with_defaults(_view(live)), want_full), want_full
+
+
 def diff_object(desired: dict, live: dict) -> tuple[FieldDiff, ...]:
     return _compare(_view(desired), live)
 

@@ -22,6 +22,7 @@ from gitops.manifests import policy as node_policy
 from gitops.manifests.render import render_path
 from gitops.manifests.validate import validate
 from gitops.source import Revision, Source
+from gitops.source.base import redact_url
 from gitops.store.base import InventoryEntry, Store
 from gitops.sync.apply import apply_changes, prune
 from gitops.sync.diff import Change, Desired, Plan, compute_plan, mask_secret
@@ -89,7 +90,8 @@ class SyncEngine:
 
     @property
     def source_info(self) -> dict:
-        return {"repo": self.source.url, "ref": self.source.ref, "path": self.source.path}
+        return {"repo": redact_url(self.source.url), "ref": self.source.ref,
+                "path": self.source.path}
 
     def sync_once(self, trigger: str = "interval") -> SyncResult:
         reconcile_id = uuid.uuid4().hex[:12]
@@ -103,7 +105,7 @@ class SyncEngine:
         try:
             revision = self._fetch(blog)
         except GitopsError as exc:
-            blog.error("source_fetch_failed", repo=self.source.url, error=str(exc))
+            blog.error("source_fetch_failed", repo=redact_url(self.source.url), error=str(exc))
             return self._finish(SyncResult("failed", message=str(exc)), blog)
         timings["fetch"] = time.perf_counter() - t0
         blog = blog.bind(revision=revision.sha)

@@ -55,9 +55,10 @@ def converge(agent, name, until, timeout=20.0):
 
 HTTPD = {"name": "web", "image": "gitops/busybox:1", "imagePullPolicy": "IfNotPresent",
          "command": ["sh", "-c", "hostname > /www/index.html; echo \"$GREETING\" >> /www/index.html;"
-                     " exec httpd -f -p 8080 -h /www"],
+                     " echo \"$POD_IP\" >> /www/index.html; exec httpd -f -p 8080 -h /www"],
          "env": [{"name": "GREETING", "value": "hi-$(POD)"},
-                 {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]}
+                 {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                 {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]}
 SIDECAR = {"name": "side", "image": "gitops/busybox:1", "command": ["sleep", "3600"]}
 
 
@@ -68,7 +69,8 @@ def test_pod_runs_reachable_in_shared_namespace_and_is_removed(agent):
     ip = pod["status"]["podIP"]
     assert ip and pod["status"]["hostIP"]
     body = urllib.request.urlopen(f"http://{ip}:8080/", timeout=5).read().decode()
-    assert body.split() == ["web", "hi-$(POD)"]   # hostname is the pod name; $(POD) defined later
+    # hostname is the pod name; $(POD) is defined later; status.podIP is set at first start
+    assert body.split() == ["web", "hi-$(POD)", ip]
     # containers share the sandbox's network namespace: the sidecar reaches httpd on localhost
     side = next(c for c in agent.runtime.list_containers() if c.container == "side")
     out = agent.runtime.client.containers.get(side.id).exec_run(
@@ -134,8 +136,17 @@ def test_agent_restart_adopts_running_containers(agent):
                       agent.state_dir)
     fresh.host_ip = agent.host_ip
     fresh.sync_once()
-    fresh.close()
     assert {c.id for c in agent.runtime.list_containers()} == before
+    # a container whose spec hash no longer matches the pod is replaced, the rest kept
+    pod = agent.store.get(ObjectKey("Pod", "default", "keep"))
+    pod["spec"]["containers"][0]["command"] = ["sleep", "3601"]
+    agent.store.update(pod)
+    fresh.sync_once()
+    fresh.close()
+    after = {c.container: c for c in agent.runtime.list_containers()}
+    assert after[SANDBOX].id in before and after["side"].id not in before
+    replaced = agent.runtime.client.api.inspect_container(after["side"].id)
+    assert replaced["Config"]["Entrypoint"] == ["sleep", "3601"]
 
 
 def test_killed_container_is_restarted(agent):
@@ -146,6 +157,23 @@ def test_killed_container_is_restarted(agent):
     pod = converge(agent, "victim", lambda p: p["status"]["containerStatuses"][0][
         "restartCount"] == 1 and p["status"]["containerStatuses"][0]["ready"])
     assert pod["status"]["containerStatuses"][0]["lastState"]["terminated"]["exitCode"] == 137
+
+
+def test_paused_or_updated_container_is_replaced(agent):
+    limited = {**SIDECAR, "resources": {"limits": {"memory": "64Mi"}}}
+    make_pod(agent.store, "tamper", [limited])
+    converge(agent, "tamper", lambda p: p["status"].get("phase") == "Running")
+    client = agent.runtime.client
+
+    def side():
+        return next(c for c in agent.runtime.list_containers() if c.container == "side")
+    first = side()
+    client.api.pause(first.id)                                   # `docker pause`
+    converge(agent, "tamper", lambda p: side().id != first.id and side().state == "running")
+    second = side()
+    client.api.update_container(second.id, mem_limit="128m", memswap_limit="128m")
+    converge(agent, "tamper", lambda p: side().id != second.id and side().state == "running")
+    assert client.api.inspect_container(side().id)["HostConfig"]["Memory"] == 64 * 2**20
 
 
 def test_volumes_empty_dir_pvc_configmap_secret(agent):
@@ -297,6 +325,30 @@ def test_liveness_failure_restarts_and_readiness_drives_ready(agent):
     converge(agent, "probed", lambda p: "running" in p["status"]["containerStatuses"][0]["state"])
 
 
+def test_startup_probe_gates_readiness_and_liveness_then_a_failure_restarts(agent):
+    gated = {"name": "slow", "image": "gitops/busybox:1", "command": ["sleep", "3600"],
+             "startupProbe": {"exec": {"command": ["test", "-f", "/tmp/started"]},
+                              "periodSeconds": 1, "failureThreshold": 30},
+             # would kill the container at once if it ran before the startup probe passed
+             "livenessProbe": {"exec": {"command": ["test", "-f", "/tmp/started"]},
+                               "periodSeconds": 1, "failureThreshold": 1}}
+    make_pod(agent.store, "gated", [gated])
+    pod = converge(agent, "gated", lambda p: p["status"].get("phase") == "Running")
+    for _ in range(8):                                  # a few probe periods
+        agent.sync_once()
+        time.sleep(0.25)
+    pod = agent.store.get(ObjectKey("Pod", "default", "gated"))
+    status = pod["status"]["containerStatuses"][0]
+    assert status["started"] is False and status["ready"] is False
+    assert status["restartCount"] == 0                  # liveness held back
+    _exec(agent, "slow", "touch /tmp/started")
+    pod = converge(agent, "gated", lambda p: p["status"]["containerStatuses"][0]["started"]
+                   and p["status"]["containerStatuses"][0]["ready"])
+    _exec(agent, "slow", "rm /tmp/started")             # now liveness runs, and fails
+    converge(agent, "gated", lambda p: p["status"]["containerStatuses"][0][
+        "restartCount"] >= 1, timeout=30)
+
+
 def test_graceful_termination_runs_pre_stop_then_sigterm(agent):
     store = agent.store
     store.create({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
@@ -331,6 +383,28 @@ def test_graceful_termination_runs_pre_stop_then_sigterm(agent):
     agent.runtime.remove_volumes()
 
 
+def test_sigkill_follows_sigterm_once_the_grace_period_is_over(agent):
+    stubborn = {"name": "app", "image": "gitops/busybox:1",
+                "command": ["sh", "-c", "trap '' TERM; while true; do sleep 0.1; done"]}
+    make_pod(agent.store, "stubborn", [stubborn], grace=2)
+    converge(agent, "stubborn", lambda p: p["status"].get("phase") == "Running")
+    app = next(c for c in agent.runtime.list_containers() if c.container == "app")
+    since = time.time() - 1
+    request_delete(agent.store, ObjectKey("Pod", "default", "stubborn"))
+    deadline = time.monotonic() + 30
+    while agent.store.get(ObjectKey("Pod", "default", "stubborn")) and \
+            time.monotonic() < deadline:
+        agent.sync_once()
+        time.sleep(0.2)
+    assert agent.store.get(ObjectKey("Pod", "default", "stubborn")) is None
+    events = agent.runtime.client.api.events(since=since, until=time.time(), decode=True,
+                                             filters={"container": app.id})
+    seen = [(e["Action"], e["Actor"]["Attributes"].get("signal")
+             or e["Actor"]["Attributes"].get("exitCode")) for e in events
+            if e["Action"] in ("kill", "die")]
+    assert seen == [("kill", "15"), ("kill", "9"), ("die", "137")]
+
+
 def test_orphans_are_removed_and_unlabelled_containers_untouched(agent):
     client = agent.runtime.client
     labels = {"gitops.managed": "true", "gitops.instance": agent.runtime.instance,
@@ -340,9 +414,93 @@ def test_orphans_are_removed_and_unlabelled_containers_untouched(agent):
                                    labels=labels, network_mode="none")
     stranger = client.containers.run("gitops/busybox:1", ["sleep", "60"], detach=True,
                                      labels={"gitops.test": "true"}, network_mode="none")
+    drift = []
+    agent.on_drift = drift.append
     try:
         agent.sync_once()
         ids = {c.id for c in client.containers.list(all=True)}
         assert orphan.id not in ids and stranger.id in ids
+        [record] = drift                         # extraneous runtime drift, pruned
+        assert (record["type"], record["action"], record["container"]) == (
+            "extraneous", "pruned", "app")
+        assert record["pod"]["metadata"]["name"] == "ghost"
     finally:
+        agent.on_drift = None
         stranger.remove(force=True)
+
+
+def test_env_sources_files_working_dir_and_init_containers_in_order(agent):
+    from gitops.output import pod_display_status
+    store = agent.store
+    store.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "app"},
+                  "data": {"mode": "fast", "motd": "hello there", "other": "x"}})
+    store.create({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds"},
+                  "data": {"user": "YWRtaW4=", "token": "dDBrM24="}})       # admin, t0k3n
+    init = [{"name": "first", "image": "gitops/busybox:1", "workingDir": "/work",
+             "command": ["sh", "-c", "pwd > /work/order"],
+             "volumeMounts": [{"name": "work", "mountPath": "/work"}]},
+            {"name": "second", "image": "gitops/busybox:1",
+             "command": ["sh", "-c", "echo second >> /work/order"],
+             "volumeMounts": [{"name": "work", "mountPath": "/work"}]}]
+    app = {"name": "app", "image": "gitops/busybox:1", "workingDir": "/work",
+           "command": ["sleep", "3600"],
+           "env": [{"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "app",
+                                                                      "key": "mode"}}},
+                   {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "creds",
+                                                                    "key": "token"}}},
+                   {"name": "NS", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+                   {"name": "LABEL", "value": "$(NS)-$(MODE)-$$(NS)"},
+                   {"name": "MISSING", "valueFrom": {"configMapKeyRef": {
+                       "name": "app", "key": "nope", "optional": True}}}],
+           "envFrom": [{"configMapRef": {"name": "app"}, "prefix": "CFG_"},
+                       {"secretRef": {"name": "creds"}, "prefix": "S_"}],
+           "volumeMounts": [{"name": "work", "mountPath": "/work"},
+                            {"name": "cfg", "mountPath": "/etc/cfg"},
+                            {"name": "info", "mountPath": "/etc/info"}]}
+    volumes = [{"name": "work", "emptyDir": {}},
+               {"name": "cfg", "configMap": {"name": "app", "items": [
+                   {"key": "motd", "path": "text/motd.txt", "mode": 0o600}]}},
+               {"name": "info", "downwardAPI": {"items": [
+                   {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels['tier']"}},
+                   {"path": "name", "fieldRef": {"fieldPath": "metadata.name"}}]}}]
+    store.create({"apiVersion": "v1", "kind": "Pod",
+                  "metadata": {"name": "full", "labels": {"tier": "back"}},
+                  "spec": {"nodeName": "test-node", "terminationGracePeriodSeconds": 1,
+                           "initContainers": init, "containers": [app],
+                           "volumes": volumes}})
+    with capture_logs() as logs:
+        pod = converge(agent, "full", lambda p: p["status"].get("phase") == "Running"
+                       and p["status"]["containerStatuses"][0]["ready"])
+    assert "t0k3n" not in repr(logs) and "dDBrM24=" not in repr(logs)
+    assert [s["state"]["terminated"]["reason"] for s in pod["status"]["initContainerStatuses"]
+            ] == ["Completed", "Completed"]
+
+    def sh(cmd: str) -> str:
+        info = next(c for c in agent.runtime.list_containers() if c.container == "app")
+        return agent.runtime.client.containers.get(info.id).exec_run(
+            ["sh", "-c", cmd]).output.decode().strip()
+    assert sh("cat order").split() == ["/work", "second"]      # in order, in workingDir
+    env = dict(line.split("=", 1) for line in sh("env").splitlines() if "=" in line)
+    assert (env["MODE"], env["TOKEN"], env["NS"]) == ("fast", "t0k3n", "default")
+    assert env["LABEL"] == "default-fast-$(NS)"                 # $(VAR) expanded, $$ escapes
+    assert (env["CFG_motd"], env["CFG_other"], env["S_user"]) == ("hello there", "x", "admin")
+    assert "MISSING" not in env
+    assert sh("cat /etc/cfg/text/motd.txt") == "hello there"
+    assert sh("ls /etc/cfg") == "text"                         # only the listed item
+    assert sh("stat -L -c %a /etc/cfg/text/motd.txt") == "600"
+    assert sh("cat /etc/info/labels; echo; cat /etc/info/name").split() == ["back", "full"]
+
+    # a failing init container is retried with back-off and blocks the app container
+    failing = [{"name": "migrate", "image": "gitops/busybox:1", "command": ["sh", "-c", "exit 1"]}]
+    store.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "blocked"},
+                  "spec": {"nodeName": "test-node", "terminationGracePeriodSeconds": 1,
+                           "initContainers": failing, "containers": [SIDECAR]}})
+    pod = converge(agent, "blocked", lambda p: any(
+        s.get("restartCount", 0) >= 1 and "waiting" in s["state"]
+        for s in p.get("status", {}).get("initContainerStatuses") or []), timeout=30)
+    assert pod_display_status(pod) == "Init:CrashLoopBackOff"
+    assert pod["status"]["phase"] == "Pending"
+    assert pod["status"]["initContainerStatuses"][0]["lastState"]["terminated"]["exitCode"] == 1
+    uid = pod["metadata"]["uid"]
+    assert not [c for c in agent.runtime.list_containers()
+                if c.pod_uid == uid and c.container == "side"]   # never started

@@ -85,6 +85,15 @@ def test_rollback_pin_suspend_resume_through_the_agent(docker_client, tmp_path):
         assert gitops("sync", "--data-dir", data).returncode == 0 and value(data) == "1"
         assert "Pinned:" in gitops("status", "--data-dir", data).stdout
         assert gitops("unpin", "--data-dir", data).returncode == 0 and value(data) == "2"
+        # --to an abbreviated sha pins to the full one; an unknown sha changes nothing
+        assert gitops("rollback", "--to", first[:10], "--data-dir", data).returncode == 0
+        status = json.loads(gitops("status", "-o", "json", "--data-dir", data).stdout)
+        assert status["pin"]["sha"] == first and value(data) == "1"
+        bad = gitops("rollback", "--to", "0123456789abcdef", "--data-dir", data)
+        assert bad.returncode == 1 and "pin unchanged" in bad.stderr
+        status = json.loads(gitops("status", "-o", "json", "--data-dir", data).stdout)
+        assert status["pin"]["sha"] == first and value(data) == "1"
+        assert gitops("unpin", "--data-dir", data).returncode == 0 and value(data) == "2"
 
         assert gitops("suspend", "--data-dir", data).returncode == 0
         push("3")

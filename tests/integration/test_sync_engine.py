@@ -253,3 +253,59 @@ spec:
     assert res.result == "failed" and "wave 0" in res.message
     assert value_of(store, "first") == "1" and value_of(store, "last") is None
     assert ObjectKey("Deployment", "default", "web") in store.inventory()
+
+
+def test_ref_may_be_a_branch_or_a_commit(env, tmp_path):
+    repo, store, _ = env
+    repo.write("a.yaml", CM.format(name="a", value="main-1", annotations=""))
+    pinned = repo.commit("main 1")
+    git(repo.path, "checkout", "-q", "-b", "staging")
+    repo.write("a.yaml", CM.format(name="a", value="staging", annotations=""))
+    repo.commit("staging")
+    git(repo.path, "checkout", "-q", "main")
+    repo.write("a.yaml", CM.format(name="a", value="main-2", annotations=""))
+    repo.commit("main 2")
+    url = f"file://{repo.path}"
+    SyncEngine(store, GitSource(url=url, workdir=tmp_path / "b", ref="staging")).sync_once()
+    assert value_of(store, "a") == "staging"
+    SyncEngine(store, GitSource(url=url, workdir=tmp_path / "c", ref=pinned)).sync_once()
+    assert value_of(store, "a") == "main-1"
+    res = SyncEngine(store, GitSource(url=url, workdir=tmp_path / "d", ref="nope")).sync_once()
+    assert res.result == "failed" and "nope" in res.message and value_of(store, "a") == "main-1"
+
+
+def test_standard_git_configuration_is_honoured_and_credentials_stay_out_of_logs(
+        env, tmp_path, monkeypatch):
+    """An https URL with a token, rewritten by the user's git config (url.insteadOf, as
+    credential helpers and ssh keys are also read from it) to where the repo really is."""
+    repo, store, _ = env
+    repo.cm("a", "from-config")
+    repo.commit()
+    config = tmp_path / "gitconfig"
+    config.write_text(f'[url "file://{repo.path}"]\n'
+                      '\tinsteadOf = https://deploy:s3cr3t-token@git.example.invalid/team/app\n')
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(config))
+    url = "https://deploy:s3cr3t-token@git.example.invalid/team/app"
+    source = GitSource(url=url, workdir=tmp_path / "cfg")
+    with capture_logs() as logs:
+        res = SyncEngine(store, source).sync_once()
+    assert res.result == "synced" and value_of(store, "a") == "from-config"
+    assert "s3cr3t-token" not in repr(logs)
+    assert any("https://deploy:***@git.example.invalid/team/app" in repr(e) for e in logs)
+
+
+def test_directory_revision_covers_files_outside_the_path(tmp_path):
+    """An overlay under --path may read a base beside it: editing the base is a new
+    revision (the engine reuses a revision's rendering)."""
+    from gitops.source.base import DirSource
+    root = tmp_path / "src"
+    (root / "envs" / "prod").mkdir(parents=True)
+    (root / "base").mkdir()
+    (root / "envs" / "prod" / "a.yaml").write_text("x: 1\n")
+    (root / "base" / "b.yaml").write_text("y: 1\n")
+    source = DirSource(str(root), path="envs/prod")
+    first = source.fetch().sha
+    (root / "base" / "b.yaml").write_text("y: 2\n")
+    assert source.fetch().sha != first
+    (root / ".hidden").write_text("ignored\n")
+    assert source.fetch().sha == source.fetch().sha

@@ -82,6 +82,19 @@ def test_restart_backoff_curve(restarts, ran_for, delay):
     assert P.restart_delay(restarts, ran_for) == delay
 
 
+def test_backoff_starts_over_after_ten_minutes_of_running():
+    long_run = ctr("app", "exited", 1, started=NOW - 700, finished=NOW - 1, spec=APP)
+    [restart] = compute(pod(), [SANDBOX_OK, long_run], restarts={"app": 9}).actions
+    assert restart == P.Restart(long_run.id, "app", backoff_reset=True)   # at once
+    short = ctr("app", "exited", 1, started=NOW - 6, finished=NOW - 5, spec=APP)
+    assert compute(pod(), [SANDBOX_OK, short], restarts={"app": 9}).actions == []  # 300 s
+    # 10 restarts in all, the reset at the 10th: the curve counts from there (10 s, not 300)
+    counted = P.backoff_restarts({"app": 11}, {"app": 10})
+    assert counted == {"app": 1} and P.restart_delay(counted["app"], 5) == 10
+    waiting = compute(pod(), [SANDBOX_OK, short], restarts=counted)
+    assert waiting.actions == [] and "back-off 10s" in waiting.waiting["app"][1]
+
+
 def test_crash_loop_waits_then_restarts():
     crashed = ctr("app", "exited", 1, started=NOW - 6, finished=NOW - 5, spec=APP)
     waiting = compute(pod(), [SANDBOX_OK, crashed], restarts={"app": 2})
@@ -218,3 +231,23 @@ def test_status_reports_init_containers_and_pending_phase():
 def test_apps_existing_means_initialised_even_without_init_containers_left():
     p = pod_with_inits()
     assert compute(p, [SANDBOX_OK, ctr("app", spec=APP)]).actions == []
+
+
+LIMITED = {"name": "app", "image": "img:1",
+           "resources": {"limits": {"cpu": "500m", "memory": "64Mi"}}}
+
+
+@pytest.mark.parametrize("state, cpus, memory, replaced", [
+    ("running", 500_000_000, 64 * 2**20, False),   # as asked
+    ("running", None, None, False),                # the runtime does not say: trust it
+    ("paused", 500_000_000, 64 * 2**20, True),     # `docker pause`
+    ("running", 500_000_000, 128 * 2**20, True),   # `docker update --memory`
+    ("running", 0, 64 * 2**20, True),              # `docker update --cpus 0`
+])
+def test_a_container_changed_behind_the_agents_back_is_replaced(state, cpus, memory, replaced):
+    from dataclasses import replace
+    live = replace(ctr("app", state, spec=LIMITED), nano_cpus=cpus, memory=memory)
+    plan = compute(pod([LIMITED]), [SANDBOX_OK, live])
+    assert kinds(plan) == (["Remove", "RunContainer"] if replaced else [])
+    if replaced:
+        assert "outside the agent" in plan.actions[0].why
