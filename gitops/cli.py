@@ -414,6 +414,75 @@ def diff(source, ref, subpath, fmt, data_dir) -> None:
     sys.exit(1 if plan.has_changes else 0)
 
 
+# -- events and describe (rendering in gitops/describe.py) --------------------------------
+def _list_fn(client: Client):
+    def list_fn(kind: str, namespace: str | None) -> list[dict]:
+        info = kind_for(kind)
+        ns = namespace if info.namespaced else None
+        return client.get(resource_path(info.api_version, info.plural, ns))["items"]
+    return list_fn
+
+
+@main.command()
+@click.option("-n", "--namespace", default="default", show_default=True)
+@click.option("-A", "--all-namespaces", is_flag=True)
+@click.option("--for", "for_object", default="", help="Only events about KIND/NAME, "
+              "e.g. pod/web-1 or deploy/web.")
+@click.option("--types", default="", help="Comma-separated event types: Normal,Warning.")
+@OUTPUT
+@DATA_DIR
+def events(namespace, all_namespaces, for_object, types, fmt, data_dir) -> None:
+    """Show Events, like `kubectl events`: oldest first, repeats counted."""
+    from gitops import describe as view
+    kind = name = ""
+    if for_object:
+        kind_text, _, name = for_object.partition("/")
+        info = kind_for(kind_text)
+        if info is None or not name:
+            _fail(f"--for must be KIND/NAME, got {for_object!r}")
+        kind = info.kind
+    client = _client(data_dir)
+    try:
+        items = _list_fn(client)("Event", None if all_namespaces else namespace)
+    except GitopsError as exc:
+        _fail(str(exc), 1)
+    items = view.select_events(items, kind, name, [t for t in types.split(",") if t])
+    if fmt in ("json", "yaml"):
+        click.echo(output.render_objects(kind_for("Event"), items, fmt, single=False,
+                                         show_namespace=False))
+        return
+    click.echo(view.render_events(items, time.time(), all_namespaces))
+
+
+@main.command()
+@click.argument("resource")
+@click.argument("name", required=False)
+@click.option("-n", "--namespace", default="default", show_default=True)
+@DATA_DIR
+def describe(resource, name, namespace, data_dir) -> None:
+    """Show an object's key fields, conditions and events, like `kubectl describe`.
+    RESOURCE NAME, RESOURCE/NAME, or RESOURCE alone for every object of that kind."""
+    from gitops import describe as view
+    if name is None and "/" in resource:
+        resource, _, name = resource.partition("/")
+    info = kind_for(resource)
+    if info is None:
+        _fail(f'the server doesn\'t have a resource type "{resource}"')
+    client = _client(data_dir)
+    ns = namespace if info.namespaced else None
+    list_fn = _list_fn(client)
+    try:
+        objs = [client.get(resource_path(info.api_version, info.plural, ns, name))] if name \
+            else list_fn(info.kind, ns)
+        evs = list_fn("Event", namespace if info.namespaced else "default")
+        texts = [view.describe(o, evs, view.gather(o, list_fn), time.time()) for o in objs]
+    except GitopsError as exc:
+        _fail(str(exc), 1)
+    if not texts:
+        _fail(f"No resources found in {namespace} namespace.", 1)
+    click.echo("\n\n\n".join(texts))
+
+
 def _client(data_dir: str) -> Client:
     try:
         return Client(DataDir.at(data_dir))
