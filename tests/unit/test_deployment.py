@@ -58,7 +58,7 @@ class Cluster:
                     self._uid += 1
                     obj = copy.deepcopy(obj)
                     obj["metadata"].update(uid=f"rs-{self._uid}", generation=1,
-                                           creationTimestamp=D._iso(self.now))
+                                           creationTimestamp=D.iso(self.now))
                     self.rs[obj["metadata"]["name"]] = obj
                 case Update(obj) if obj["kind"] == "ReplicaSet":
                     self.rs[obj["metadata"]["name"]] = copy.deepcopy(obj)
@@ -204,7 +204,7 @@ def test_proportional_scaling_during_a_rollout(sizes, annotated_max, new_replica
         rs = D.new_replicaset(d, t, f"web-{D.template_hash(t)}", D.template_hash(t), size, rev)
         rs["metadata"]["annotations"].update({D.DESIRED_REPLICAS: "10",
                                               D.MAX_REPLICAS: str(annotated_max)})
-        rs["metadata"]["creationTimestamp"] = D._iso(NOW + rev)
+        rs["metadata"]["creationTimestamp"] = D.iso(NOW + rev)
         rs["status"] = {"replicas": size, "availableReplicas": size}
         rses.append(rs)
     actions = D.reconcile(new_d, rses, NOW)
