@@ -81,6 +81,7 @@ from gitops.controllers.rollout import (  # noqa: F401 - re-exported for callers
     remove_condition,
     progress_deadline,
     rollout_history,
+    rollout_status,
 )
 from gitops.events import event_for
 from gitops.model import key_of

@@ -210,3 +210,30 @@ def rollout_history(replicasets: list[dict]) -> list[tuple[int, dict]]:
     """(revision, ReplicaSet) oldest first, as `kubectl rollout history` lists them."""
     return sorted(((revision_of(rs), rs) for rs in replicasets if revision_of(rs)),
                   key=lambda pair: pair[0])
+
+
+def rollout_status(deploy: dict) -> tuple[bool, str]:
+    """(done, message) as `kubectl rollout status` words it; raises RolloutFailed when
+    the progress deadline was exceeded."""
+    name = deploy["metadata"]["name"]
+    st = deploy.get("status") or {}
+    if deploy["metadata"].get("generation", 1) > int(st.get("observedGeneration", 0) or 0):
+        return False, "Waiting for deployment spec update to be observed..."
+    cond = get_condition(st, "Progressing")
+    if cond is not None and cond.get("reason") == TIMED_OUT:
+        raise RolloutFailed(f'deployment "{name}" exceeded its progress deadline')
+    want = desired_replicas(deploy)
+    updated, total = int(st.get("updatedReplicas", 0)), int(st.get("replicas", 0))
+    available = int(st.get("availableReplicas", 0))
+    prefix = f'Waiting for deployment "{name}" rollout to finish: '
+    if updated < want:
+        return False, f"{prefix}{updated} out of {want} new replicas have been updated..."
+    if total > updated:
+        return False, f"{prefix}{total - updated} old replicas are pending termination..."
+    if available < updated:
+        return False, f"{prefix}{available} of {updated} updated replicas are available..."
+    return True, f'deployment "{name}" successfully rolled out'
+
+
+class RolloutFailed(Exception):
+    pass

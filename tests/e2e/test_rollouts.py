@@ -198,6 +198,13 @@ def test_config_rollout_zero_downtime_update_rollback_and_events(docker_client, 
             "deployment.kubernetes.io/revision-history"] == "2"
         assert rses[4]["spec"]["replicas"] == 3 and rses[3]["spec"]["replicas"] == 0
 
+        done = gitops("rollout", "status", "deploy/web", "--timeout", "60", "--data-dir", data)
+        assert done.returncode == 0 and done.stdout.strip().endswith(
+            'deployment "web" successfully rolled out'), done.stdout + done.stderr
+        hist = gitops("rollout", "history", "deploy/web", "--data-dir", data).stdout.split()
+        assert hist[:3] == ["deployment.apps/web", "REVISION", "CHANGE-CAUSE"]
+        assert hist[3::2] == ["1", "3", "4"]
+
         # 5. What a user reads: events, describe, get -o json of the new kinds.
         ev = gitops("events", "--for", "deploy/web", "--data-dir", data)
         assert ev.returncode == 0 and "ScalingReplicaSet" in ev.stdout

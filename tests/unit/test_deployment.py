@@ -445,3 +445,33 @@ def test_config_change_rolls_out_unless_opted_out():
     d["metadata"]["annotations"] = {D.CONFIG_ROLLOUT: "false"}
     assert D.template_hash(D.effective_template(d, lookup)) == \
         D.template_hash(D.effective_template(d))
+
+
+@pytest.mark.parametrize("generation, status, done, message", [
+    (2, {"observedGeneration": 1}, False, "Waiting for deployment spec update to be observed..."),
+    (1, {"observedGeneration": 1, "updatedReplicas": 1, "replicas": 3},
+     False, 'Waiting for deployment "web" rollout to finish: 1 out of 3 new replicas have '
+            'been updated...'),
+    (1, {"observedGeneration": 1, "updatedReplicas": 3, "replicas": 4},
+     False, 'Waiting for deployment "web" rollout to finish: 1 old replicas are pending '
+            'termination...'),
+    (1, {"observedGeneration": 1, "updatedReplicas": 3, "replicas": 3, "availableReplicas": 2},
+     False, 'Waiting for deployment "web" rollout to finish: 2 of 3 updated replicas are '
+            'available...'),
+    (1, {"observedGeneration": 1, "updatedReplicas": 3, "replicas": 3, "availableReplicas": 3},
+     True, 'deployment "web" successfully rolled out'),
+])
+def test_rollout_status_words_it_as_kubectl(generation, status, done, message):
+    d = deploy(3)
+    d["metadata"]["generation"] = generation
+    d["status"] = status
+    assert D.rollout_status(d) == (done, message)
+
+
+def test_rollout_status_fails_on_the_deadline():
+    from gitops.controllers.rollout import RolloutFailed
+    d = deploy(3)
+    d["status"] = {"observedGeneration": 1, "conditions": [
+        {"type": "Progressing", "status": "False", "reason": D.TIMED_OUT}]}
+    with pytest.raises(RolloutFailed, match="exceeded its progress deadline"):
+        D.rollout_status(d)
