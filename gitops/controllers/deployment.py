@@ -103,8 +103,8 @@ class _Rollout:
         self.template = effective_template(deploy, lookup)
         self.hash = template_hash(self.template)
         self.new_name = f"{deploy['metadata']['name']}-{self.hash}"
-        self.rs = {rs["metadata"]["name"]: copy.deepcopy(rs) for rs in replicasets}
-        self.before = {name: copy.deepcopy(rs) for name, rs in self.rs.items()}
+        self.before = {rs["metadata"]["name"]: rs for rs in replicasets}   # never mutated
+        self.rs = {name: _writable(rs) for name, rs in self.before.items()}
         self.created: str | None = None
         self.deleted: list[dict] = []
         self.events: dict[str, list] = {}          # RS name -> events of its write
@@ -416,7 +416,7 @@ class _Rollout:
             "readyReplicas": sum(status_count(rs, "readyReplicas") for rs in every),
             "availableReplicas": available,
             "unavailableReplicas": max(0, total - available),
-            "conditions": copy.deepcopy(self.status.get("conditions") or []),
+            "conditions": [dict(c) for c in self.status.get("conditions") or []],
         }
         if "collisionCount" in self.status:
             status["collisionCount"] = self.status["collisionCount"]
@@ -512,6 +512,14 @@ class _Rollout:
             actions.append(Update(d))
         actions.append(SetStatus(key_of(self.d), self.status))
         return actions
+
+
+def _writable(rs: dict) -> dict:
+    """A copy of the parts a pass may change (annotations, spec fields); the pod template
+    and everything else stay shared with the input, which is never changed."""
+    meta = rs["metadata"]
+    return {**rs, "metadata": {**meta, "annotations": dict(meta.get("annotations") or {})},
+            "spec": dict(rs["spec"])}
 
 
 def reconcile(deploy: dict, replicasets: list[dict], now: float,

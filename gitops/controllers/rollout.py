@@ -49,7 +49,9 @@ def parse_time(value: str | None) -> float:
 
 # -- templates ------------------------------------------------------------------------
 def effective_template(deploy: dict, lookup: ConfigLookup | None = None) -> dict:
-    template = copy.deepcopy(deploy["spec"].get("template", {}))
+    """The pod template with the config hash added; without one to add it is the object's
+    own template (callers copy before they change it)."""
+    template = deploy["spec"].get("template", {})
     annotations = deploy["metadata"].get("annotations") or {}
     if lookup is None or annotations.get(CONFIG_ROLLOUT) == "false":
         return template
@@ -57,6 +59,7 @@ def effective_template(deploy: dict, lookup: ConfigLookup | None = None) -> dict
     refs = sorted(referenced_configs(template.get("spec", {})))
     if not refs:
         return template
+    template = copy.deepcopy(template)
     data = []
     for kind, name in refs:
         obj = lookup(kind, ns, name) or {}
