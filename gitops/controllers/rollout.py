@@ -8,6 +8,7 @@ import math
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 
+from gitops.controllers.base import PROPAGATION_ANNOTATION
 from gitops.model.meta import owner_ref, stable_hash
 from gitops.model.podspec import referenced_configs
 
@@ -20,8 +21,9 @@ CHANGE_CAUSE = "kubernetes.io/change-cause"
 CONFIG_HASH = "gitops.io/config-hash"
 CONFIG_ROLLOUT = "gitops.io/config-rollout"
 # Annotations of the Deployment that are not copied to its ReplicaSets.
-SKIP_COPY = {"kubectl.kubernetes.io/last-applied-configuration", REVISION, REVISION_HISTORY,
-              DESIRED_REPLICAS, MAX_REPLICAS, "deprecated.deployment.rollback.to"}
+SKIP_COPY = {PROPAGATION_ANNOTATION,          # ours: how deleting the Deployment cascades
+             "kubectl.kubernetes.io/last-applied-configuration", REVISION, REVISION_HISTORY,
+             DESIRED_REPLICAS, MAX_REPLICAS, "deprecated.deployment.rollback.to"}
 MAX_REVISION_HISTORY_CHARS = 2000
 NO_DEADLINE = 2**31 - 1
 
