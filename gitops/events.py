@@ -239,6 +239,16 @@ class EventRecorder:
                 continue
         names[key] = name
         self._written[key] = now
+        self._bound_caches(now)
+
+    def _bound_caches(self, now: float) -> None:
+        """A long-lived agent records events for ever-new pods: forget what no longer
+        matters (the index is rebuilt from the store when it grows past its bound)."""
+        if len(self._written) > 2 * self.max_events:
+            self._written = {k: t for k, t in self._written.items()
+                             if now - t < self.coalesce or k in self._pending}
+        if self._names is not None and len(self._names) > 2 * self.max_events:
+            self._names = None
 
     def _index(self) -> dict[tuple, str]:
         """Built from the store once, so counts continue across an agent restart."""
