@@ -210,6 +210,7 @@ class EventRecorder:
 
     def _record(self, spec: EventSpec) -> None:
         now = self.clock()
+        self._flush(now, due_only=True)
         secrets = secret_values(self.store.list("Secret", spec.namespace))
         spec = replace(spec, message=mask(spec.message, secrets))
         probe = new_event(spec, "", now, self.host)
@@ -260,18 +261,24 @@ class EventRecorder:
     def flush(self) -> None:
         """Write counts still held back by coalescing."""
         with self._lock:
-            now = self.clock()
-            names = self._index()
-            for key, count in list(self._pending.items()):
-                ns = key[3] or "default"
-                existing = self.store.get(ObjectKey("Event", ns, names.get(key, "")))
-                self._pending.pop(key)
-                if existing is not None:
-                    try:
-                        self.store.update(bumped(existing, now, count))
-                        self._written[key] = now
-                    except (Conflict, NotFound):
-                        pass
+            self._flush(self.clock(), due_only=False)
+
+    def _flush(self, now: float, due_only: bool) -> None:
+        if not self._pending:
+            return
+        names = self._index()
+        for key, count in list(self._pending.items()):
+            if due_only and now - self._written.get(key, 0.0) < self.coalesce:
+                continue
+            existing = self.store.get(ObjectKey("Event", key[3] or "default",
+                                                names.get(key, "")))
+            self._pending.pop(key)
+            if existing is not None:
+                try:
+                    self.store.update(bumped(existing, now, count))
+                    self._written[key] = now
+                except (Conflict, NotFound):
+                    pass
 
     def prune(self, force: bool = False) -> int:
         """Delete expired Events (at most once per prune_every seconds unless forced)."""

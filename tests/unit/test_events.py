@@ -194,3 +194,15 @@ def test_caches_stay_bounded_on_a_long_lived_recorder(store):
     clock.t += 5
     rec.record(spec("event 59"))               # still counted after the index was rebuilt
     assert next(e for e in store.list("Event") if e["message"] == "event 59")["count"] == 2
+
+
+def test_held_back_counts_are_written_by_a_later_event(store):
+    clock = Clock()
+    rec = E.EventRecorder(store, clock, coalesce=10)
+    rec.record(spec("Back-off", "BackOff"))
+    clock.t += 2
+    rec.record(spec("Back-off", "BackOff"))        # held back
+    clock.t += 20
+    rec.record(spec("Started container web"))      # any later event writes it
+    backoff = next(e for e in store.list("Event") if e["reason"] == "BackOff")
+    assert backoff["count"] == 2
