@@ -663,6 +663,138 @@ def diff(source, ref, subpath, fmt, data_dir) -> None:
     sys.exit(1 if plan.has_changes else 0)
 
 
+# -- events and describe (rendering in gitops/describe.py) --------------------------------
+def _list_fn(client: Client):
+    def list_fn(kind: str, namespace: str | None) -> list[dict]:
+        info = kind_for(kind)
+        ns = namespace if info.namespaced else None
+        return client.get(resource_path(info.api_version, info.plural, ns))["items"]
+    return list_fn
+
+
+@main.command()
+@click.option("-n", "--namespace", default="default", show_default=True)
+@click.option("-A", "--all-namespaces", is_flag=True)
+@click.option("--for", "for_object", default="", help="Only events about KIND/NAME, "
+              "e.g. pod/web-1 or deploy/web.")
+@click.option("--types", default="", help="Comma-separated event types: Normal,Warning.")
+@OUTPUT
+@DATA_DIR
+def events(namespace, all_namespaces, for_object, types, fmt, data_dir) -> None:
+    """Show Events, like `kubectl events`: oldest first, repeats counted."""
+    from gitops import describe as view
+    kind = name = ""
+    if for_object:
+        kind_text, _, name = for_object.partition("/")
+        info = kind_for(kind_text)
+        if info is None or not name:
+            _fail(f"--for must be KIND/NAME, got {for_object!r}")
+        kind = info.kind
+    client = _client(data_dir)
+    try:
+        items = _list_fn(client)("Event", None if all_namespaces else namespace)
+    except GitopsError as exc:
+        _fail(str(exc), 1)
+    items = view.select_events(items, kind, name, [t for t in types.split(",") if t])
+    if fmt in ("json", "yaml"):
+        click.echo(output.render_objects(kind_for("Event"), items, fmt, single=False,
+                                         show_namespace=False))
+        return
+    click.echo(view.render_events(items, time.time(), all_namespaces))
+
+
+@main.command()
+@click.argument("resource")
+@click.argument("name", required=False)
+@click.option("-n", "--namespace", default="default", show_default=True)
+@DATA_DIR
+def describe(resource, name, namespace, data_dir) -> None:
+    """Show an object's key fields, conditions and events, like `kubectl describe`.
+    RESOURCE NAME, RESOURCE/NAME, or RESOURCE alone for every object of that kind."""
+    from gitops import describe as view
+    if name is None and "/" in resource:
+        resource, _, name = resource.partition("/")
+    info = kind_for(resource)
+    if info is None:
+        _fail(f'the server doesn\'t have a resource type "{resource}"')
+    client = _client(data_dir)
+    ns = namespace if info.namespaced else None
+    list_fn = _list_fn(client)
+    try:
+        objs = [client.get(resource_path(info.api_version, info.plural, ns, name))] if name \
+            else list_fn(info.kind, ns)
+        evs = list_fn("Event", namespace if info.namespaced else "default")
+        texts = [view.describe(o, evs, view.gather(o, list_fn), time.time()) for o in objs]
+    except GitopsError as exc:
+        _fail(str(exc), 1)
+    if not texts:
+        _fail(f"No resources found in {namespace} namespace.", 1)
+    click.echo("\n\n\n".join(texts))
+
+
+@main.group()
+def rollout() -> None:
+    """Read a Deployment's rollout: `status` (waits, like kubectl) and `history`."""
+
+
+@rollout.command("status")
+@click.argument("target")
+@click.option("-n", "--namespace", default="default", show_default=True)
+@click.option("--timeout", default=300.0, show_default=True)
+@DATA_DIR
+def rollout_status(target, namespace, timeout, data_dir) -> None:
+    """Wait for deploy/NAME to finish rolling out; exit 1 on its progress deadline."""
+    from gitops.controllers.rollout import RolloutFailed, rollout_status as check
+    path = _deployment_path(target, namespace)
+    client = _client(data_dir)
+    deadline, last = time.monotonic() + timeout, ""
+    while True:
+        try:
+            done, message = check(client.get(path))
+        except RolloutFailed as exc:
+            _fail(str(exc), 1)
+        except GitopsError as exc:
+            _fail(str(exc), 1)
+        if message != last:
+            click.echo(message)
+            last = message
+        if done:
+            return
+        if time.monotonic() >= deadline:
+            _fail(f"timed out waiting for the rollout of {target}", 1)
+        time.sleep(0.5)
+
+
+@rollout.command("history")
+@click.argument("target")
+@click.option("-n", "--namespace", default="default", show_default=True)
+@DATA_DIR
+def rollout_history(target, namespace, data_dir) -> None:
+    """Revisions of deploy/NAME from its ReplicaSets, as `kubectl rollout history`."""
+    from gitops.controllers.rollout import CHANGE_CAUSE, rollout_history as history
+    client = _client(data_dir)
+    try:
+        deploy = client.get(_deployment_path(target, namespace))
+        rses = client.get(resource_path("apps/v1", "replicasets", namespace))["items"]
+    except GitopsError as exc:
+        _fail(str(exc), 1)
+    uid = deploy["metadata"]["uid"]
+    mine = [rs for rs in rses if any(r.get("uid") == uid and r.get("controller")
+                                     for r in rs["metadata"].get("ownerReferences") or [])]
+    rows = [[str(rev), (rs["metadata"].get("annotations") or {}).get(CHANGE_CAUSE, "<none>")]
+            for rev, rs in history(mine)]
+    click.echo(f"deployment.apps/{deploy['metadata']['name']}")
+    click.echo(output.table(["REVISION", "CHANGE-CAUSE"], rows))
+
+
+def _deployment_path(target: str, namespace: str) -> str:
+    kind, _, name = target.partition("/")
+    info = kind_for(kind)
+    if info is None or info.kind != "Deployment" or not name:
+        _fail(f"expected deploy/NAME (Deployments only), got {target!r}")
+    return resource_path("apps/v1", "deployments", namespace, name)
+
+
 def _client(data_dir: str) -> Client:
     try:
         return Client(DataDir.at(data_dir))

@@ -210,6 +210,10 @@ class EventRecorder:
 
     def _record(self, spec: EventSpec) -> None:
         now = self.clock()
+        self._record_one(spec, now)
+        self._flush(now, due_only=True)       # counts other events held back long enough
+
+    def _record_one(self, spec: EventSpec, now: float) -> None:
         secrets = secret_values(self.store.list("Secret", spec.namespace))
         spec = replace(spec, message=mask(spec.message, secrets))
         probe = new_event(spec, "", now, self.host)
@@ -239,6 +243,16 @@ class EventRecorder:
                 continue
         names[key] = name
         self._written[key] = now
+        self._bound_caches(now)
+
+    def _bound_caches(self, now: float) -> None:
+        """A long-lived agent records events for ever-new pods: forget what no longer
+        matters (the index is rebuilt from the store when it grows past its bound)."""
+        if len(self._written) > 2 * self.max_events:
+            self._written = {k: t for k, t in self._written.items()
+                             if now - t < self.coalesce or k in self._pending}
+        if self._names is not None and len(self._names) > 2 * self.max_events:
+            self._names = None
 
     def _index(self) -> dict[tuple, str]:
         """Built from the store once, so counts continue across an agent restart."""
@@ -250,18 +264,24 @@ class EventRecorder:
     def flush(self) -> None:
         """Write counts still held back by coalescing."""
         with self._lock:
-            now = self.clock()
-            names = self._index()
-            for key, count in list(self._pending.items()):
-                ns = key[3] or "default"
-                existing = self.store.get(ObjectKey("Event", ns, names.get(key, "")))
-                self._pending.pop(key)
-                if existing is not None:
-                    try:
-                        self.store.update(bumped(existing, now, count))
-                        self._written[key] = now
-                    except (Conflict, NotFound):
-                        pass
+            self._flush(self.clock(), due_only=False)
+
+    def _flush(self, now: float, due_only: bool) -> None:
+        if not self._pending:
+            return
+        names = self._index()
+        for key, count in list(self._pending.items()):
+            if due_only and now - self._written.get(key, 0.0) < self.coalesce:
+                continue
+            existing = self.store.get(ObjectKey("Event", key[3] or "default",
+                                                names.get(key, "")))
+            self._pending.pop(key)
+            if existing is not None:
+                try:
+                    self.store.update(bumped(existing, now, count))
+                    self._written[key] = now
+                except (Conflict, NotFound):
+                    pass
 
     def prune(self, force: bool = False) -> int:
         """Delete expired Events (at most once per prune_every seconds unless forced)."""

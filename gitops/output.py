@@ -84,8 +84,47 @@ def _row(kind: str, obj: dict, wide: bool) -> list[str]:
     if kind == "Node":
         ready = any(c["type"] == "Ready" and c["status"] == "True"
                     for c in st.get("conditions", []))
-        return [meta["name"], "Ready" if ready else "NotReady", created]
+        state = ("Ready" if ready else "NotReady") + (
+            ",SchedulingDisabled" if spec.get("unschedulable") else "")
+        return [meta["name"], state, "<none>", created,
+                st.get("nodeInfo", {}).get("kubeletVersion", "") or "<none>"]
+    if kind in ("Job", "CronJob", "Event", "PersistentVolumeClaim"):
+        return _batch_row(kind, obj, created)
     return [meta["name"], created]
+
+
+def _batch_row(kind: str, obj: dict, created: str) -> list[str]:
+    """Jobs, CronJobs, Events and claims, with kubectl's columns."""
+    meta, spec, st = obj["metadata"], obj.get("spec", {}), obj.get("status", {})
+    if kind == "Job":
+        conds = {c.get("type"): c.get("status") for c in st.get("conditions") or []}
+        state = next((t for t in ("Complete", "Failed", "Suspended") if conds.get(t) == "True"),
+                     "Running")
+        completions = spec.get("completions", 1) if "completions" in spec else 1
+        duration = "<none>"
+        if st.get("startTime"):
+            end = st.get("completionTime")
+            start_ts = datetime.fromisoformat(st["startTime"].replace("Z", "+00:00"))
+            end_ts = datetime.fromisoformat(end.replace("Z", "+00:00")).timestamp() if end \
+                else time.time()
+            duration = f"{max(0, int(end_ts - start_ts.timestamp()))}s"
+        return [meta["name"], state, f"{st.get('succeeded', 0)}/{completions or 1}", duration,
+                created]
+    if kind == "CronJob":
+        return [meta["name"], spec.get("schedule", ""), spec.get("timeZone") or "<none>",
+                str(bool(spec.get("suspend"))), str(len(st.get("active") or [])),
+                age(st.get("lastScheduleTime")) if st.get("lastScheduleTime") else "<none>",
+                created]
+    if kind == "Event":
+        inv = obj.get("involvedObject") or {}
+        return [age(obj.get("lastTimestamp")), obj.get("type", ""), obj.get("reason", ""),
+                f"{str(inv.get('kind', '')).lower()}/{inv.get('name', '')}",
+                obj.get("message", "")]
+    return [meta["name"], st.get("phase", "Pending"), f"pvc-{meta.get('uid', '')[:8]}",
+            (st.get("capacity") or {}).get("storage", ""),
+            ",".join({"ReadWriteOnce": "RWO", "ReadOnlyMany": "ROX", "ReadWriteMany": "RWX",
+                      "ReadWriteOncePod": "RWOP"}.get(m, m) for m in st.get("accessModes") or []),
+            spec.get("storageClassName") or "<unset>", created]
 
 
 _HEADERS = {
@@ -97,7 +136,12 @@ _HEADERS = {
     "Service": ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"],
     "ConfigMap": ["NAME", "DATA", "AGE"],
     "Secret": ["NAME", "DATA", "AGE"],
-    "Node": ["NAME", "STATUS", "AGE"],
+    "Node": ["NAME", "STATUS", "ROLES", "AGE", "VERSION"],
+    "Job": ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"],
+    "CronJob": ["NAME", "SCHEDULE", "TIMEZONE", "SUSPEND", "ACTIVE", "LAST SCHEDULE", "AGE"],
+    "Event": ["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"],
+    "PersistentVolumeClaim": ["NAME", "STATUS", "VOLUME", "CAPACITY", "ACCESS MODES",
+                              "STORAGECLASS", "AGE"],
 }
 
 

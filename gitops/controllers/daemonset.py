@@ -31,7 +31,7 @@ from collections import defaultdict
 
 from gitops.controllers import replicaset
 from gitops.controllers.base import Action, Create, Delete, SetStatus
-from gitops.controllers.deployment import (
+from gitops.controllers.rollout import (
     ConfigLookup,
     effective_template,
     resolve_int_or_percent,

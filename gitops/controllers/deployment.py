@@ -33,210 +33,61 @@ gitops.io/config-rollout: "false").
 from __future__ import annotations
 
 import copy
-import math
-from collections.abc import Callable, Iterable
-from datetime import datetime, timezone
 
 from gitops.controllers.base import Action, Create, Delete, Emit, SetStatus, Update
+from gitops.controllers.rollout import (  # noqa: F401 - re-exported for callers
+    ConfigLookup,
+    REVISION,
+    REVISION_HISTORY,
+    DESIRED_REPLICAS,
+    MAX_REPLICAS,
+    RESTARTED_AT,
+    CHANGE_CAUSE,
+    CONFIG_HASH,
+    CONFIG_ROLLOUT,
+    SKIP_COPY,
+    MAX_REVISION_HISTORY_CHARS,
+    NO_DEADLINE,
+    NEW_RS_CREATED,
+    FOUND_NEW_RS,
+    RS_UPDATED,
+    NEW_RS_AVAILABLE,
+    TIMED_OUT,
+    PAUSED,
+    RESUMED,
+    MIN_AVAILABLE,
+    MIN_UNAVAILABLE,
+    iso,
+    parse_time,
+    effective_template,
+    template_hash,
+    resolve_int_or_percent,
+    is_rolling,
+    desired_replicas,
+    surge_and_unavailable,
+    max_surge,
+    max_unavailable,
+    round_half_away,
+    spec_replicas,
+    status_count,
+    revision_of,
+    annotation_int,
+    creation_order,
+    active as active_sets,
+    new_replicaset,
+    get_condition,
+    new_condition,
+    set_condition,
+    remove_condition,
+    progress_deadline,
+    rollout_history,
+    rollout_status,
+)
 from gitops.events import event_for
 from gitops.model import key_of
-from gitops.model.meta import is_deleting, owner_ref, stable_hash
-from gitops.model.podspec import referenced_configs
+from gitops.model.meta import is_deleting
 
 COMPONENT = "deployment-controller"
-REVISION = "deployment.kubernetes.io/revision"
-REVISION_HISTORY = "deployment.kubernetes.io/revision-history"
-DESIRED_REPLICAS = "deployment.kubernetes.io/desired-replicas"
-MAX_REPLICAS = "deployment.kubernetes.io/max-replicas"
-RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
-CHANGE_CAUSE = "kubernetes.io/change-cause"
-CONFIG_HASH = "gitops.io/config-hash"
-CONFIG_ROLLOUT = "gitops.io/config-rollout"
-# Annotations of the Deployment that are not copied to its ReplicaSets.
-_SKIP_COPY = {"kubectl.kubernetes.io/last-applied-configuration", REVISION, REVISION_HISTORY,
-              DESIRED_REPLICAS, MAX_REPLICAS, "deprecated.deployment.rollback.to"}
-MAX_REVISION_HISTORY_CHARS = 2000
-NO_DEADLINE = 2**31 - 1
-
-# Condition reasons (pkg/controller/deployment/util).
-NEW_RS_CREATED, FOUND_NEW_RS = "NewReplicaSetCreated", "FoundNewReplicaSet"
-RS_UPDATED, NEW_RS_AVAILABLE = "ReplicaSetUpdated", "NewReplicaSetAvailable"
-TIMED_OUT, PAUSED, RESUMED = "ProgressDeadlineExceeded", "DeploymentPaused", "DeploymentResumed"
-MIN_AVAILABLE, MIN_UNAVAILABLE = "MinimumReplicasAvailable", "MinimumReplicasUnavailable"
-
-ConfigLookup = Callable[[str, str, str], dict | None]   # kind, namespace, name
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _ts(value: str | None) -> float:
-    if not value:
-        return 0.0
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return 0.0
-
-
-# -- templates ------------------------------------------------------------------------
-def effective_template(deploy: dict, lookup: ConfigLookup | None = None) -> dict:
-    template = copy.deepcopy(deploy["spec"].get("template", {}))
-    annotations = deploy["metadata"].get("annotations") or {}
-    if lookup is None or annotations.get(CONFIG_ROLLOUT) == "false":
-        return template
-    ns = deploy["metadata"]["namespace"]
-    refs = sorted(referenced_configs(template.get("spec", {})))
-    if not refs:
-        return template
-    data = []
-    for kind, name in refs:
-        obj = lookup(kind, ns, name) or {}
-        data.append([kind, name, obj.get("data"), obj.get("stringData"), obj.get("binaryData")])
-    meta = template.setdefault("metadata", {})
-    meta["annotations"] = {**(meta.get("annotations") or {}), CONFIG_HASH: stable_hash(data)}
-    return template
-
-
-def template_hash(template: dict) -> str:
-    return stable_hash(template)
-
-
-# -- rollout arithmetic ---------------------------------------------------------------
-def resolve_int_or_percent(value: int | str | None, total: int, round_up: bool,
-                           default: int | str) -> int:
-    """intstr.GetScaledValueFromIntOrPercent: "25%" of total, rounded up or down."""
-    value = default if value is None else value
-    if isinstance(value, str) and value.endswith("%"):
-        exact = int(value[:-1]) * total / 100
-        return math.ceil(exact) if round_up else math.floor(exact)
-    return int(value)
-
-
-def _is_rolling(deploy: dict) -> bool:
-    return ((deploy.get("spec") or {}).get("strategy") or {}).get("type",
-                                                                  "RollingUpdate") != "Recreate"
-
-
-def desired_replicas(deploy: dict) -> int:
-    value = (deploy.get("spec") or {}).get("replicas")
-    return 1 if value is None else int(value)
-
-
-def surge_and_unavailable(deploy: dict) -> tuple[int, int]:
-    """ResolveFenceposts: (maxSurge, maxUnavailable) as pod counts."""
-    spec = deploy.get("spec", {})
-    want = desired_replicas(deploy)
-    rolling = (spec.get("strategy") or {}).get("rollingUpdate") or {}
-    surge = resolve_int_or_percent(rolling.get("maxSurge"), want, True, "25%")
-    unavailable = resolve_int_or_percent(rolling.get("maxUnavailable"), want, False, "25%")
-    if surge == 0 and unavailable == 0:
-        unavailable = 1          # Kubernetes: both zero would deadlock
-    return surge, unavailable
-
-
-def max_surge(deploy: dict) -> int:
-    return surge_and_unavailable(deploy)[0] if _is_rolling(deploy) else 0
-
-
-def max_unavailable(deploy: dict) -> int:
-    want = desired_replicas(deploy)
-    if not _is_rolling(deploy) or want == 0:
-        return 0
-    return min(surge_and_unavailable(deploy)[1], want)
-
-
-def _round_half_away(x: float) -> int:
-    """Go's math.Round, which Kubernetes' RoundToInt32 uses (Python's round is banker's)."""
-    return int(math.floor(abs(x) + 0.5)) * (1 if x >= 0 else -1)
-
-
-# -- small facts about ReplicaSets ----------------------------------------------------
-def _replicas(rs: dict) -> int:
-    return int(rs["spec"].get("replicas", 0) or 0)
-
-
-def _st(rs: dict | None, field: str) -> int:
-    return int(((rs or {}).get("status") or {}).get(field, 0) or 0)
-
-
-def revision_of(obj: dict) -> int:
-    try:
-        return int(((obj.get("metadata") or {}).get("annotations") or {}).get(REVISION, 0))
-    except (TypeError, ValueError):
-        return 0
-
-
-def _annotation_int(rs: dict, name: str) -> int | None:
-    try:
-        return int((rs["metadata"].get("annotations") or {})[name])
-    except (KeyError, TypeError, ValueError):
-        return None
-
-
-def _created(rs: dict) -> tuple:
-    return (_ts(rs["metadata"].get("creationTimestamp")), revision_of(rs),
-            rs["metadata"]["name"])
-
-
-def _active(rses: Iterable[dict]) -> list[dict]:
-    return [rs for rs in rses if rs is not None and _replicas(rs) > 0]
-
-
-# -- object builders ------------------------------------------------------------------
-def new_replicaset(deploy: dict, template: dict, name: str, thash: str, replicas: int,
-                   revision: int) -> dict:
-    template = copy.deepcopy(template)
-    tmeta = template.setdefault("metadata", {})
-    tmeta["labels"] = {**(tmeta.get("labels") or {}), "pod-template-hash": thash}
-    selector = copy.deepcopy(deploy["spec"].get("selector", {}))
-    selector["matchLabels"] = {**(selector.get("matchLabels") or {}), "pod-template-hash": thash}
-    annotations = {k: v for k, v in (deploy["metadata"].get("annotations") or {}).items()
-                   if k not in _SKIP_COPY}
-    want = desired_replicas(deploy)
-    annotations.update({REVISION: str(revision), DESIRED_REPLICAS: str(want),
-                        MAX_REPLICAS: str(want + max_surge(deploy))})
-    return {"apiVersion": "apps/v1", "kind": "ReplicaSet",
-            "metadata": {"name": name, "namespace": deploy["metadata"]["namespace"],
-                         "labels": dict(tmeta["labels"]), "annotations": annotations,
-                         "ownerReferences": [owner_ref(deploy)]},
-            "spec": {"replicas": replicas, "selector": selector, "template": template,
-                     "minReadySeconds": deploy["spec"].get("minReadySeconds", 0)}}
-
-
-# -- conditions -----------------------------------------------------------------------
-def _condition(status: dict, ctype: str) -> dict | None:
-    return next((c for c in status.get("conditions") or [] if c.get("type") == ctype), None)
-
-
-def _new_condition(ctype: str, status: str, reason: str, message: str, now: float) -> dict:
-    stamp = _iso(now)
-    return {"type": ctype, "status": status, "lastUpdateTime": stamp,
-            "lastTransitionTime": stamp, "reason": reason, "message": message}
-
-
-def _set_condition(status: dict, cond: dict) -> None:
-    """SetDeploymentCondition: same status and reason -> untouched; same status -> the
-    transition time is kept."""
-    current = _condition(status, cond["type"])
-    if current and current.get("status") == cond["status"] and \
-            current.get("reason") == cond["reason"]:
-        return
-    if current and current.get("status") == cond["status"]:
-        cond = {**cond, "lastTransitionTime": current.get("lastTransitionTime",
-                                                          cond["lastTransitionTime"])}
-    status["conditions"] = [*(c for c in status.get("conditions") or []
-                              if c.get("type") != cond["type"]), cond]
-
-
-def _remove_condition(status: dict, ctype: str) -> None:
-    status["conditions"] = [c for c in status.get("conditions") or [] if c.get("type") != ctype]
-
-
-def progress_deadline(deploy: dict) -> int | None:
-    value = (deploy.get("spec") or {}).get("progressDeadlineSeconds", 600)
-    return None if value is None or int(value) >= NO_DEADLINE else int(value)
 
 
 # -- the reconciler -------------------------------------------------------------------
@@ -252,8 +103,8 @@ class _Rollout:
         self.template = effective_template(deploy, lookup)
         self.hash = template_hash(self.template)
         self.new_name = f"{deploy['metadata']['name']}-{self.hash}"
-        self.rs = {rs["metadata"]["name"]: copy.deepcopy(rs) for rs in replicasets}
-        self.before = {name: copy.deepcopy(rs) for name, rs in self.rs.items()}
+        self.before = {rs["metadata"]["name"]: rs for rs in replicasets}   # never mutated
+        self.rs = {name: _writable(rs) for name, rs in self.before.items()}
         self.created: str | None = None
         self.deleted: list[dict] = []
         self.events: dict[str, list] = {}          # RS name -> events of its write
@@ -267,7 +118,7 @@ class _Rollout:
 
     @property
     def old(self) -> list[dict]:
-        return sorted((rs for n, rs in self.rs.items() if n != self.new_name), key=_created)
+        return sorted((rs for n, rs in self.rs.items() if n != self.new_name), key=creation_order)
 
     def every(self) -> list[dict]:
         return [*self.old, *([self.new] if self.new else [])]
@@ -279,7 +130,7 @@ class _Rollout:
             self._sync(paused=True)
         elif self._is_scaling_event():
             self._sync(paused=False)
-        elif _is_rolling(self.d):
+        elif is_rolling(self.d):
             self._rolling()
         else:
             self._recreate()
@@ -302,7 +153,7 @@ class _Rollout:
     def _recreate(self) -> None:
         self._new_replicaset(create=False)
         scaled = False
-        for rs in _active(self.old):
+        for rs in active_sets(self.old):
             scaled |= self._scale_rs(rs, 0)
         if not scaled and not self._old_pods_running():
             if self.new is None:
@@ -321,8 +172,8 @@ class _Rollout:
             self._sync_annotations(existing, new_revision)
             existing["spec"]["minReadySeconds"] = self.d["spec"].get("minReadySeconds", 0)
             self.revision = existing["metadata"]["annotations"][REVISION]
-            if deadline and _condition(self.status, "Progressing") is None:
-                _set_condition(self.status, _new_condition(
+            if deadline and get_condition(self.status, "Progressing") is None:
+                set_condition(self.status, new_condition(
                     "Progressing", "True", FOUND_NEW_RS,
                     f'Found new replica set "{self.new_name}"', self.now))
             return
@@ -338,7 +189,7 @@ class _Rollout:
                         f"Scaled up replica set {self.new_name} from 0 to {count}")
         self.revision = str(new_revision)
         if deadline:
-            _set_condition(self.status, _new_condition(
+            set_condition(self.status, new_condition(
                 "Progressing", "True", NEW_RS_CREATED,
                 f'Created new replica set "{self.new_name}"', self.now))
 
@@ -346,7 +197,7 @@ class _Rollout:
         """SetNewReplicaSetAnnotations for an existing new ReplicaSet."""
         ann = rs["metadata"].setdefault("annotations", {})
         for k, v in (self.d["metadata"].get("annotations") or {}).items():
-            if k not in _SKIP_COPY and ann.get(k) != v:
+            if k not in SKIP_COPY and ann.get(k) != v:
                 ann[k] = v
         old = ann.get(REVISION)
         try:
@@ -363,18 +214,18 @@ class _Rollout:
                 ann[REVISION_HISTORY] = ",".join(revisions)
 
     def _new_rs_new_replicas(self, new: dict) -> int:
-        if not _is_rolling(self.d):
+        if not is_rolling(self.d):
             return self.want
-        current = sum(_replicas(rs) for rs in self.every())
+        current = sum(spec_replicas(rs) for rs in self.every())
         total_max = self.want + max_surge(self.d)
         if current >= total_max:
-            return _replicas(new)
-        return _replicas(new) + min(total_max - current, self.want - _replicas(new))
+            return spec_replicas(new)
+        return spec_replicas(new) + min(total_max - current, self.want - spec_replicas(new))
 
     # -- scaling ----------------------------------------------------------------------
     def _scale_rs(self, rs: dict, count: int, operation: str = "") -> bool:
         """scaleReplicaSet: the size and the replica annotations; True when resized."""
-        before = _replicas(rs)
+        before = spec_replicas(rs)
         ann = rs["metadata"].setdefault("annotations", {})
         ann[DESIRED_REPLICAS] = str(self.want)
         ann[MAX_REPLICAS] = str(self.want + max_surge(self.d))
@@ -391,26 +242,26 @@ class _Rollout:
         return True
 
     def _is_scaling_event(self) -> bool:
-        for rs in _active([*self.old, self.new]):
-            desired = _annotation_int(rs, DESIRED_REPLICAS)
+        for rs in active_sets([*self.old, self.new]):
+            desired = annotation_int(rs, DESIRED_REPLICAS)
             if desired is not None and desired != self.want:
                 return True
         return False
 
     def _active_or_latest(self) -> dict | None:
-        old = sorted(self.old, key=_created, reverse=True)
-        active = _active([*old, self.new])
-        if len(active) == 1:
-            return active[0]
-        if not active:
+        old = sorted(self.old, key=creation_order, reverse=True)
+        live = active_sets([*old, self.new])
+        if len(live) == 1:
+            return live[0]
+        if not live:
             return self.new or (old[0] if old else None)
         return None
 
     def _saturated(self) -> bool:
         new = self.new
-        return new is not None and _replicas(new) == self.want and \
-            _annotation_int(new, DESIRED_REPLICAS) == self.want and \
-            _st(new, "availableReplicas") == self.want
+        return new is not None and spec_replicas(new) == self.want and \
+            annotation_int(new, DESIRED_REPLICAS) == self.want and \
+            status_count(new, "availableReplicas") == self.want
 
     def _scale(self) -> None:
         """DeploymentController.scale: replicas changed, no template change."""
@@ -418,25 +269,25 @@ class _Rollout:
             self._scale_rs(target, self.want)
             return
         if self._saturated():
-            for rs in _active(self.old):
+            for rs in active_sets(self.old):
                 self._scale_rs(rs, 0)
             return
-        if not _is_rolling(self.d):
+        if not is_rolling(self.d):
             return
-        active = _active(self.every())
+        active = active_sets(self.every())
         allowed = self.want + max_surge(self.d) if self.want > 0 else 0
-        to_add = allowed - sum(_replicas(rs) for rs in active)
+        to_add = allowed - sum(spec_replicas(rs) for rs in active)
         if to_add == 0:
             return
         # Largest first; among equals, newer first when growing and older first when
         # shrinking.
-        active.sort(key=_created, reverse=to_add > 0)
-        active.sort(key=lambda rs: -_replicas(rs))        # stable: ties keep that order
+        active.sort(key=creation_order, reverse=to_add > 0)
+        active.sort(key=lambda rs: -spec_replicas(rs))        # stable: ties keep that order
         added = 0
         sizes: dict[str, int] = {}
         for rs in active:
             proportion = self._proportion(rs, to_add, added)
-            sizes[rs["metadata"]["name"]] = _replicas(rs) + proportion
+            sizes[rs["metadata"]["name"]] = spec_replicas(rs) + proportion
             added += proportion
         first = active[0]["metadata"]["name"]
         sizes[first] = max(0, sizes[first] + to_add - added)
@@ -445,67 +296,67 @@ class _Rollout:
 
     def _proportion(self, rs: dict, to_add: int, added: int) -> int:
         """GetReplicaSetProportion."""
-        if _replicas(rs) == 0 or to_add == 0 or to_add == added:
+        if spec_replicas(rs) == 0 or to_add == 0 or to_add == added:
             return 0
         if self.want == 0:
-            fraction = -_replicas(rs)
+            fraction = -spec_replicas(rs)
         else:
             max_now = self.want + max_surge(self.d)
-            max_before = _annotation_int(rs, MAX_REPLICAS) or \
+            max_before = annotation_int(rs, MAX_REPLICAS) or \
                 int((self.d.get("status") or {}).get("replicas", 0) or 0)
             if max_before == 0:
                 return 0
-            fraction = _round_half_away(_replicas(rs) * max_now / max_before) - _replicas(rs)
+            fraction = round_half_away(spec_replicas(rs) * max_now / max_before) - spec_replicas(rs)
         allowed = to_add - added
         return min(fraction, allowed) if to_add > 0 else max(fraction, allowed)
 
     # -- rolling update ---------------------------------------------------------------
     def _reconcile_new(self) -> bool:
         new = self.new
-        if _replicas(new) == self.want:
+        if spec_replicas(new) == self.want:
             return False
-        if _replicas(new) > self.want:
+        if spec_replicas(new) > self.want:
             return self._scale_rs(new, self.want)
         return self._scale_rs(new, self._new_rs_new_replicas(new))
 
     def _reconcile_old(self) -> bool:
-        old = _active(self.old)
-        if sum(_replicas(rs) for rs in old) == 0:
+        old = active_sets(self.old)
+        if sum(spec_replicas(rs) for rs in old) == 0:
             return False
         new = self.new
         every = self.every()
         min_available = self.want - max_unavailable(self.d)
-        new_unavailable = _replicas(new) - _st(new, "availableReplicas")
-        max_scaled_down = sum(_replicas(rs) for rs in every) - min_available - new_unavailable
+        new_unavailable = spec_replicas(new) - status_count(new, "availableReplicas")
+        max_scaled_down = sum(spec_replicas(rs) for rs in every) - min_available - new_unavailable
         if max_scaled_down <= 0:
             return False
         total = 0
-        for rs in sorted(old, key=_created):       # unhealthy replicas first
+        for rs in sorted(old, key=creation_order):       # unhealthy replicas first
             if total >= max_scaled_down:
                 break
-            if _replicas(rs) == 0 or _replicas(rs) == _st(rs, "availableReplicas"):
+            if spec_replicas(rs) == 0 or spec_replicas(rs) == status_count(rs, "availableReplicas"):
                 continue
-            cut = min(max_scaled_down - total, _replicas(rs) - _st(rs, "availableReplicas"))
-            self._scale_rs(rs, _replicas(rs) - cut)
+            cut = min(max_scaled_down - total, spec_replicas(rs) - status_count(rs, "availableReplicas"))
+            self._scale_rs(rs, spec_replicas(rs) - cut)
             total += cut
-        available = sum(_st(rs, "availableReplicas") for rs in every)
+        available = sum(status_count(rs, "availableReplicas") for rs in every)
         if available > min_available:               # then the oldest, within the budget
             budget = available - min_available
             done = 0
-            for rs in sorted(old, key=_created):
+            for rs in sorted(old, key=creation_order):
                 if done >= budget:
                     break
-                if _replicas(rs) == 0:
+                if spec_replicas(rs) == 0:
                     continue
-                cut = min(_replicas(rs), budget - done)
-                self._scale_rs(rs, _replicas(rs) - cut)
+                cut = min(spec_replicas(rs), budget - done)
+                self._scale_rs(rs, spec_replicas(rs) - cut)
                 done += cut
             total += done
         return total > 0
 
     # -- recreate ---------------------------------------------------------------------
     def _old_pods_running(self) -> bool:
-        if sum(_st(rs, "replicas") for rs in self.old):
+        if sum(status_count(rs, "replicas") for rs in self.old):
             return True
         if self.pods is None:
             return False
@@ -525,10 +376,10 @@ class _Rollout:
         if limit is None:
             return
         alive = sorted((rs for rs in self.old if not is_deleting(rs)),
-                       key=lambda rs: (revision_of(rs), _created(rs)))
+                       key=lambda rs: (revision_of(rs), creation_order(rs)))
         for rs in alive[: max(0, len(alive) - int(limit))]:
-            if _st(rs, "replicas") or _replicas(rs) or \
-                    rs["metadata"].get("generation", 1) > _st(rs, "observedGeneration"):
+            if status_count(rs, "replicas") or spec_replicas(rs) or \
+                    rs["metadata"].get("generation", 1) > status_count(rs, "observedGeneration"):
                 continue
             self.deleted.append(rs)
 
@@ -543,38 +394,38 @@ class _Rollout:
     def _check_paused_conditions(self) -> None:
         if progress_deadline(self.d) is None:
             return
-        cond = _condition(self.status, "Progressing")
+        cond = get_condition(self.status, "Progressing")
         if cond and cond.get("reason") == TIMED_OUT:
             return
         paused_cond = cond is not None and cond.get("reason") == PAUSED
         if self.d["spec"].get("paused") and not paused_cond:
-            _set_condition(self.status, _new_condition("Progressing", "Unknown", PAUSED,
+            set_condition(self.status, new_condition("Progressing", "Unknown", PAUSED,
                                                        "Deployment is paused", self.now))
         elif not self.d["spec"].get("paused") and paused_cond:
-            _set_condition(self.status, _new_condition("Progressing", "Unknown", RESUMED,
+            set_condition(self.status, new_condition("Progressing", "Unknown", RESUMED,
                                                        "Deployment is resumed", self.now))
 
     def _calculate(self) -> dict:
         every = self.every()
-        available = sum(_st(rs, "availableReplicas") for rs in every)
-        total = sum(_replicas(rs) for rs in every)
+        available = sum(status_count(rs, "availableReplicas") for rs in every)
+        total = sum(spec_replicas(rs) for rs in every)
         status = {
             "observedGeneration": self.d["metadata"].get("generation", 1),
-            "replicas": sum(_st(rs, "replicas") for rs in every),
-            "updatedReplicas": _st(self.new, "replicas"),
-            "readyReplicas": sum(_st(rs, "readyReplicas") for rs in every),
+            "replicas": sum(status_count(rs, "replicas") for rs in every),
+            "updatedReplicas": status_count(self.new, "replicas"),
+            "readyReplicas": sum(status_count(rs, "readyReplicas") for rs in every),
             "availableReplicas": available,
             "unavailableReplicas": max(0, total - available),
-            "conditions": copy.deepcopy(self.status.get("conditions") or []),
+            "conditions": [dict(c) for c in self.status.get("conditions") or []],
         }
         if "collisionCount" in self.status:
             status["collisionCount"] = self.status["collisionCount"]
         if available >= self.want - max_unavailable(self.d):
-            _set_condition(status, _new_condition("Available", "True", MIN_AVAILABLE,
+            set_condition(status, new_condition("Available", "True", MIN_AVAILABLE,
                                                   "Deployment has minimum availability.",
                                                   self.now))
         else:
-            _set_condition(status, _new_condition("Available", "False", MIN_UNAVAILABLE,
+            set_condition(status, new_condition("Available", "False", MIN_UNAVAILABLE,
                                                   "Deployment does not have minimum "
                                                   "availability.", self.now))
         return status
@@ -590,9 +441,9 @@ class _Rollout:
     def _rollout_conditions(self, old_status: dict, new_status: dict) -> None:
         """syncRolloutStatus: NewReplicaSetAvailable, ReplicaSetUpdated or timed out."""
         if progress_deadline(self.d) is None:
-            _remove_condition(new_status, "Progressing")
+            remove_condition(new_status, "Progressing")
             return
-        current = _condition(old_status, "Progressing")
+        current = get_condition(old_status, "Progressing")
         complete_before = new_status["replicas"] == new_status["updatedReplicas"] and \
             current is not None and current.get("reason") == NEW_RS_AVAILABLE
         if complete_before:
@@ -600,11 +451,11 @@ class _Rollout:
         name = self.new_name if self.new is not None else None
         subject = f'ReplicaSet "{name}"' if name else f'Deployment "{self.d["metadata"]["name"]}"'
         if self._complete(new_status):
-            _set_condition(new_status, _new_condition(
+            set_condition(new_status, new_condition(
                 "Progressing", "True", NEW_RS_AVAILABLE, f"{subject} has successfully "
                 "progressed.", self.now))
         elif self._progressing(old_status, new_status):
-            cond = _new_condition("Progressing", "True", RS_UPDATED,
+            cond = new_condition("Progressing", "True", RS_UPDATED,
                                   f"{subject} is progressing.", self.now)
             if current is not None and current.get("status") == "True":
                 cond["lastTransitionTime"] = current.get("lastTransitionTime",
@@ -612,7 +463,7 @@ class _Rollout:
             new_status["conditions"] = [c for c in new_status["conditions"]
                                         if c.get("type") != "Progressing"] + [cond]
         elif self._timed_out(new_status):
-            _set_condition(new_status, _new_condition(
+            set_condition(new_status, new_condition(
                 "Progressing", "False", TIMED_OUT, f"{subject} has timed out progressing.",
                 self.now))
 
@@ -628,12 +479,12 @@ class _Rollout:
 
     def _timed_out(self, new_status: dict) -> bool:
         deadline = progress_deadline(self.d)
-        cond = _condition(new_status, "Progressing")
+        cond = get_condition(new_status, "Progressing")
         if deadline is None or cond is None or cond.get("reason") == NEW_RS_AVAILABLE:
             return False
         if cond.get("reason") == TIMED_OUT:
             return True
-        return _ts(cond.get("lastUpdateTime")) + deadline < self.now
+        return parse_time(cond.get("lastUpdateTime")) + deadline < self.now
 
     # -- output -----------------------------------------------------------------------
     def _event(self, rs_name: str, reason: str, message: str) -> None:
@@ -663,6 +514,14 @@ class _Rollout:
         return actions
 
 
+def _writable(rs: dict) -> dict:
+    """A copy of the parts a pass may change (annotations, spec fields); the pod template
+    and everything else stay shared with the input, which is never changed."""
+    meta = rs["metadata"]
+    return {**rs, "metadata": {**meta, "annotations": dict(meta.get("annotations") or {})},
+            "spec": dict(rs["spec"])}
+
+
 def reconcile(deploy: dict, replicasets: list[dict], now: float,
               lookup: ConfigLookup | None = None, pods: list[dict] | None = None
               ) -> list[Action]:
@@ -672,8 +531,3 @@ def reconcile(deploy: dict, replicasets: list[dict], now: float,
         return []
     return _Rollout(deploy, replicasets, now, lookup, pods).run()
 
-
-def rollout_history(replicasets: list[dict]) -> list[tuple[int, dict]]:
-    """(revision, ReplicaSet) oldest first, as `kubectl rollout history` lists them."""
-    return sorted(((revision_of(rs), rs) for rs in replicasets if revision_of(rs)),
-                  key=lambda pair: pair[0])

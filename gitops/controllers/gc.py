@@ -17,8 +17,8 @@ import copy
 from collections import defaultdict
 from collections.abc import Iterable
 
-from gitops.controllers.base import (FOREGROUND, FOREGROUND_FINALIZER, ORPHAN_FINALIZER,
-                                     Action, Delete, Update)
+from gitops.controllers.base import (BACKGROUND, FOREGROUND, FOREGROUND_FINALIZER,
+                                     ORPHAN_FINALIZER, Action, Delete, Update)
 from gitops.model import key_of
 from gitops.model.meta import is_deleting
 
@@ -97,7 +97,9 @@ def reconcile(objects: Iterable[dict]) -> list[Action]:
         if not gone:
             continue
         if len(gone) == len({r["uid"] for r in refs}):
-            actions.append(Delete(key_of(obj)))        # every owner is gone
+            # every owner is gone; its own dependents follow in the background (an
+            # object's propagation annotation is for deletions a user asks for)
+            actions.append(Delete(key_of(obj), propagation=BACKGROUND))
         else:
             actions.append(Update(_without_refs(obj, gone)))
     return actions
@@ -109,4 +111,4 @@ def _finish(owner: dict, finalizer: str) -> Action:
     rest = [f for f in _finalizers(owner) if f != finalizer]
     if rest:
         return Update(_without_finalizer(owner, finalizer))
-    return Delete(key_of(owner), propagation="Background")
+    return Delete(key_of(owner), propagation=BACKGROUND)

@@ -10,10 +10,10 @@ from collections.abc import Callable
 
 from gitops.controllers import (cronjob, daemonset, deployment, endpoints, gc, job, pvc,
                                 replicaset, service, statefulset)
-from gitops.controllers.base import Action, execute
+from gitops.controllers.base import Action, SetStatus, execute
 from gitops.controllers.claims import claim
 from gitops.events import EventRecorder
-from gitops.model import ObjectKey
+from gitops.model import KINDS, ObjectKey, key_of
 from gitops.model.meta import controller_of
 from gitops.proxy.vip import SERVICE_CIDR
 from gitops.scheduler import scheduler
@@ -31,12 +31,20 @@ class ControllerManager:
         self.clock = clock
         self.events = events or EventRecorder(store, clock, host=socket.gethostname())
 
-    def _execute(self, actions: list[Action], controller: str) -> None:
+    def _execute(self, actions: list[Action], controller: str,
+                 obj: dict | None = None) -> None:
+        """obj: the object reconciled, whose unchanged status need not be written again."""
+        if obj is not None:
+            actions = [a for a in actions if not (isinstance(a, SetStatus) and a.event is None
+                                                  and a.key == key_of(obj)
+                                                  and a.status == obj.get("status"))]
         execute(self.store, actions, controller, self.events)
 
     def run_once(self) -> None:
         s = self.store
-        self._execute(gc.reconcile(s.all_objects()), "garbage-collector")
+        # Events own nothing and are owned by nothing: the collector need not read them.
+        self._execute(gc.reconcile(o for kind in KINDS if kind != "Event"
+                                   for o in s.list(kind)), "garbage-collector")
         self._execute(service.reconcile(s.list("Service"), self.service_cidr), "service")
         self._execute(pvc.reconcile(s.list("PersistentVolumeClaim")), "persistentvolumeclaim")
         self._workloads()
@@ -50,39 +58,42 @@ class ControllerManager:
         s = self.store
         now = self.clock()
         replicasets = s.list("ReplicaSet")
-        rs_by_ns = _by_namespace(replicasets)
+        rs_by_owner, rs_orphans = _by_controller(replicasets), _orphans(replicasets)
         pods_by_owner = _by_controller(s.list("Pod"))
         for deploy in s.list("Deployment"):
+            uid, ns = deploy["metadata"]["uid"], deploy["metadata"]["namespace"]
             owned, adopt = claim(deploy, deploy["spec"].get("selector"),
-                                 rs_by_ns[deploy["metadata"]["namespace"]])
+                                 [*rs_by_owner[uid], *rs_orphans[ns]])
             self._execute(adopt, "deployment")
             pods = [p for rs in owned for p in pods_by_owner[rs["metadata"]["uid"]]]
             self._execute(deployment.reconcile(deploy, owned, now, self._lookup, pods),
-                          "deployment")
-        pods_by_ns = _by_namespace(s.list("Pod"))
+                          "deployment", deploy)
+        all_pods = s.list("Pod")
+        pods_by_owner, pod_orphans = _by_controller(all_pods), _orphans(all_pods)
         replicasets = s.list("ReplicaSet")
         siblings = _by_controller(replicasets)
         for rs in replicasets:
+            uid, ns = rs["metadata"]["uid"], rs["metadata"]["namespace"]
             owned, adopt = claim(rs, rs["spec"].get("selector"),
-                                 pods_by_ns[rs["metadata"]["namespace"]])
+                                 [*pods_by_owner[uid], *pod_orphans[ns]])
             self._execute(adopt, "replicaset")
             parent = controller_of(rs)
             related = [p for sib in (siblings[parent["uid"]] if parent else [rs])
                        for p in pods_by_owner[sib["metadata"]["uid"]]]
             related += [p for p in owned if p not in related]
             self._execute(replicaset.reconcile(rs, owned, self.rng, now, related),
-                          "replicaset")
-        pods_by_ns = _by_namespace(s.list("Pod"))
+                          "replicaset", rs)
+        all_pods = s.list("Pod")         # with the ReplicaSets' new pods
+        pods_by_ns, pods_by_owner = _by_namespace(all_pods), _by_controller(all_pods)
         claims_by_ns = _by_namespace(s.list("PersistentVolumeClaim"))
         for sts in s.list("StatefulSet"):
             ns = sts["metadata"]["namespace"]
             self._execute(statefulset.reconcile(sts, pods_by_ns[ns], claims_by_ns[ns], now,
-                                                self._lookup), "statefulset")
+                                                self._lookup), "statefulset", sts)
         nodes = s.list("Node")
-        pods_by_owner = _by_controller(s.list("Pod"))
         for ds in s.list("DaemonSet"):
             self._execute(daemonset.reconcile(ds, pods_by_owner[ds["metadata"]["uid"]], nodes,
-                                              now, self.rng, self._lookup), "daemonset")
+                                              now, self.rng, self._lookup), "daemonset", ds)
 
     def _batch(self) -> None:
         s = self.store
@@ -90,11 +101,11 @@ class ControllerManager:
         jobs_by_owner = _by_controller(s.list("Job"))
         for cj in s.list("CronJob"):
             self._execute(cronjob.reconcile(cj, jobs_by_owner[cj["metadata"]["uid"]], now),
-                          "cronjob")
+                          "cronjob", cj)
         pods_by_owner = _by_controller(s.list("Pod"))
         for j in s.list("Job"):          # listed again: includes Jobs CronJobs just made
             self._execute(job.reconcile(j, pods_by_owner[j["metadata"]["uid"]], now,
-                                        self.rng), "job")
+                                        self.rng), "job", j)
 
     def _lookup(self, kind: str, namespace: str, name: str) -> dict | None:
         return self.store.get(ObjectKey(kind, namespace, name))
@@ -119,6 +130,11 @@ def _by_controller(objs: list[dict]) -> dict[str, list[dict]]:
         if ref := controller_of(obj):
             out[ref["uid"]].append(obj)
     return out
+
+
+def _orphans(objs: list[dict]) -> dict[str, list[dict]]:
+    """Per namespace, the objects no controller owns (candidates for adoption)."""
+    return _by_namespace([o for o in objs if controller_of(o) is None])
 
 
 def _by_namespace(objs: list[dict]) -> dict[str, list[dict]]:

@@ -43,7 +43,7 @@ from __future__ import annotations
 import copy
 
 from gitops.controllers.base import Action, Create, Delete, SetStatus
-from gitops.controllers.deployment import (
+from gitops.controllers.rollout import (
     ConfigLookup,
     effective_template,
     template_hash,

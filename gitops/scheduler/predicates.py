@@ -94,16 +94,6 @@ def matches_affinity(pod: dict, node: dict) -> bool:
     return any(term_matches(t, node) for t in required.get("nodeSelectorTerms") or [])
 
 
-def _host_ports(pod: dict) -> set[tuple[str, str, int]]:
-    out = set()
-    for c in (pod.get("spec") or {}).get("containers") or []:
-        for p in c.get("ports") or []:
-            if p.get("hostPort"):
-                out.add((p.get("hostIP") or "0.0.0.0", p.get("protocol") or "TCP",
-                         int(p["hostPort"])))
-    return out
-
-
 def _ports_clash(wanted: set, used: set) -> bool:
     for ip, proto, port in wanted:
         for uip, uproto, uport in used:
@@ -113,12 +103,12 @@ def _ports_clash(wanted: set, used: set) -> bool:
     return False
 
 
-def insufficient(pod: dict, node: dict, on_node: list[dict]) -> list[str]:
+def insufficient(pod: dict, info: R.NodeInfo) -> list[str]:
     """NodeResourcesFit: every resource the pod requests that the node cannot give."""
-    offered = R.allocatable(node)
-    used = R.requested(on_node)
+    offered = info.allocatable
+    used = info.requested
     reasons = []
-    if R.PODS in offered and len(on_node) + 1 > offered[R.PODS]:
+    if R.PODS in offered and info.pods + 1 > offered[R.PODS]:
         reasons.append("Too many pods")
     for name, want in sorted(R.pod_requests(pod).items(),
                              key=lambda kv: (kv[0] not in (R.CPU, R.MEMORY), kv[0])):
@@ -129,10 +119,11 @@ def insufficient(pod: dict, node: dict, on_node: list[dict]) -> list[str]:
     return reasons
 
 
-def filter_reasons(pod: dict, node: dict, on_node: list[dict]) -> list[str]:
-    """Why `pod` cannot go to `node` ([] : it can). Like the scheduler, the first plugin
+def filter_reasons(pod: dict, info: R.NodeInfo) -> list[str]:
+    """Why `pod` cannot go to the node ([] : it can). Like the scheduler, the first plugin
     that fails decides: NodeUnschedulable, TaintToleration, NodeAffinity, NodePorts,
     NodeResourcesFit."""
+    node = info.node
     spec = node.get("spec") or {}
     if spec.get("unschedulable") and not any(
             tolerates(t, {"key": UNSCHEDULABLE_TAINT, "effect": "NoSchedule"})
@@ -143,7 +134,6 @@ def filter_reasons(pod: dict, node: dict, on_node: list[dict]) -> list[str]:
                 f"{bad[0].get('value', '')}}}"]
     if not matches_affinity(pod, node):
         return ["node(s) didn't match Pod's node affinity/selector"]
-    if (wanted := _host_ports(pod)) and _ports_clash(
-            wanted, set().union(*(_host_ports(p) for p in on_node))):
+    if (wanted := R.host_ports(pod)) and _ports_clash(wanted, info.ports):
         return ["node(s) didn't have free ports for the requested pod ports"]
-    return insufficient(pod, node, on_node)
+    return insufficient(pod, info)

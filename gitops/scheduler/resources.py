@@ -6,7 +6,10 @@ count, extended resources (e.g. example.com/gpu) as given.
 
 from __future__ import annotations
 
+import functools
+from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 from gitops.model import quantity
 
@@ -19,8 +22,15 @@ Resources = dict[str, int]
 
 
 def amount(name: str, value: object) -> int:
+    if isinstance(value, (str, int, float)):
+        return _amount(name, value)
+    return 0
+
+
+@functools.lru_cache(maxsize=4096)      # the same few quantities, parsed for every node
+def _amount(name: str, value: str | int | float) -> int:
     try:
-        parsed = quantity.parse(value)  # type: ignore[arg-type]
+        parsed = quantity.parse(value)
     except (ValueError, TypeError):
         return 0
     return int(parsed * 1000) if name == CPU else int(parsed)
@@ -84,3 +94,55 @@ def requested(pods: Iterable[dict], non_zero: bool = False) -> Resources:
 def counts_on_node(pod: dict) -> bool:
     """A pod holds its node's resources until it is finished (terminating ones too)."""
     return (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+
+
+def owner_uid(pod: dict) -> str:
+    for ref in (pod.get("metadata") or {}).get("ownerReferences") or []:
+        if ref.get("controller"):
+            return ref.get("uid", "")
+    return ""
+
+
+def host_ports(pod: dict) -> set[tuple[str, str, int]]:
+    out = set()
+    for c in (pod.get("spec") or {}).get("containers") or []:
+        for p in c.get("ports") or []:
+            if p.get("hostPort"):
+                out.add((p.get("hostIP") or "0.0.0.0", p.get("protocol") or "TCP",
+                         int(p["hostPort"])))
+    return out
+
+
+@dataclass
+class NodeInfo:
+    """A node with what is placed on it, summed once and kept up to date as pods are
+    bound in a pass (the scheduler cache's NodeInfo)."""
+    node: dict
+    pods: int = 0
+    requested: Resources = field(default_factory=dict)
+    non_zero: Resources = field(default_factory=dict)      # with the scoring defaults
+    ports: set = field(default_factory=set)
+    owners: Counter = field(default_factory=Counter)       # controller uid -> pods here
+
+    @property
+    def name(self) -> str:
+        return self.node["metadata"]["name"]
+
+    @functools.cached_property
+    def allocatable(self) -> Resources:
+        return allocatable(self.node)
+
+    def add(self, pod: dict) -> None:
+        self.pods += 1
+        self.requested = _add(self.requested, pod_requests(pod))
+        self.non_zero = _add(self.non_zero, pod_requests(pod, non_zero=True))
+        self.ports |= host_ports(pod)
+        if uid := owner_uid(pod):
+            self.owners[uid] += 1
+
+    @classmethod
+    def build(cls, node: dict, pods: Iterable[dict] = ()) -> NodeInfo:
+        info = cls(node)
+        for pod in pods:
+            info.add(pod)
+        return info

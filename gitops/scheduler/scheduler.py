@@ -11,14 +11,14 @@ written again only when that message changes (the pod is retried on every pass).
 from __future__ import annotations
 
 import copy
-from collections import Counter, defaultdict
+from collections import Counter
 from datetime import UTC, datetime
 
 from gitops.controllers.base import Action, Update
 from gitops.events import WARNING, event_for
 from gitops.model.meta import is_deleting
 from gitops.scheduler.predicates import filter_reasons, node_ready
-from gitops.scheduler.resources import counts_on_node
+from gitops.scheduler.resources import NodeInfo, counts_on_node
 from gitops.scheduler.scoring import score
 
 COMPONENT = "default-scheduler"
@@ -39,24 +39,21 @@ def fit_error(total: int, reasons: dict[str, list[str]]) -> str:
     return f"0/{total} nodes are available" + (f": {', '.join(parts)}." if parts else ".")
 
 
-def choose_node(pod: dict, nodes: list[dict], on_node: dict[str, list[dict]]
-                ) -> tuple[str | None, dict[str, list[str]]]:
+def choose_node(pod: dict, infos: list[NodeInfo]
+                ) -> tuple[NodeInfo | None, dict[str, list[str]]]:
     """(best node or None, reasons per rejected node)."""
     reasons: dict[str, list[str]] = {}
     feasible = []
-    for node in nodes:
-        name = node["metadata"]["name"]
-        why = filter_reasons(pod, node, on_node.get(name, []))
+    for info in infos:
+        why = filter_reasons(pod, info)
         if why:
-            reasons[name] = why
+            reasons[info.name] = why
         else:
-            feasible.append(node)
+            feasible.append(info)
     if not feasible:
         return None, reasons
-    scores = score(pod, feasible, on_node)
-    best = max(feasible, key=lambda n: (scores[n["metadata"]["name"]],
-                                        _neg(n["metadata"]["name"])))
-    return best["metadata"]["name"], reasons
+    scores = score(pod, feasible)
+    return max(feasible, key=lambda i: (scores[i.name], _neg(i.name))), reasons
 
 
 def _neg(name: str) -> tuple:
@@ -69,23 +66,26 @@ def _condition(pod: dict) -> dict | None:
 
 
 def reconcile(pods: list[dict], nodes: list[dict], now: float = 0.0) -> list[Action]:
-    on_node: dict[str, list[dict]] = defaultdict(list)
+    if all(p.get("spec", {}).get("nodeName") or is_deleting(p) for p in pods):
+        return []                       # nothing pending: no need to add up the nodes
+    infos = {n["metadata"]["name"]: NodeInfo(n) for n in nodes}
     for pod in pods:
-        if (bound := pod.get("spec", {}).get("nodeName")) and counts_on_node(pod):
-            on_node[bound].append(pod)
+        bound = pod.get("spec", {}).get("nodeName")
+        if bound in infos and counts_on_node(pod):
+            infos[bound].add(pod)
     pending = sorted((p for p in pods if not p.get("spec", {}).get("nodeName")
                       and not is_deleting(p)),
                      key=lambda p: (p["metadata"].get("creationTimestamp", ""),
                                     p["metadata"]["name"]))
     actions: list[Action] = []
     for pod in pending:
-        node, reasons = choose_node(pod, nodes, on_node)
+        info, reasons = choose_node(pod, list(infos.values()))
         meta = pod["metadata"]
         bound = copy.deepcopy(pod)
         status = bound.setdefault("status", {})
         status.setdefault("phase", "Pending")
         others = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
-        if node is None:
+        if info is None:
             message = fit_error(len(nodes), reasons)
             before = _condition(pod)
             if before and before.get("status") == "False" and before.get("message") == message:
@@ -98,8 +98,9 @@ def reconcile(pods: list[dict], nodes: list[dict], now: float = 0.0) -> list[Act
             actions.append(Update(bound, event_for(pod, "FailedScheduling", message, WARNING,
                                                    COMPONENT)))
             continue
+        node = info.name
         bound["spec"]["nodeName"] = node
-        on_node[node].append(bound)
+        info.add(bound)
         status["conditions"] = [*others, {"type": "PodScheduled", "status": "True",
                                           "lastProbeTime": None,
                                           "lastTransitionTime": _iso(now)}]

@@ -11,17 +11,20 @@ WEIGHTS = {"NodeResourcesFit": 1, "NodeResourcesBalancedAllocation": 1,
            "TaintToleration": 3, "NodeAffinity": 2, "PodTopologySpread": 2}
 
 
-def _fractions(pod: dict, node: dict, on_node: list[dict]) -> dict[str, float]:
-    offered = R.allocatable(node)
-    used = R.requested([*on_node, pod], non_zero=True)
+def _used(pod_request: R.Resources, info: R.NodeInfo) -> R.Resources:
+    return {k: info.non_zero.get(k, 0) + pod_request.get(k, 0) for k in (R.CPU, R.MEMORY)}
+
+
+def _fractions(pod_request: R.Resources, info: R.NodeInfo) -> dict[str, float]:
+    offered, used = info.allocatable, _used(pod_request, info)
     return {name: (used.get(name, 0) / offered[name]) if offered.get(name) else 1.0
             for name in (R.CPU, R.MEMORY)}
 
 
-def least_allocated(pod: dict, node: dict, on_node: list[dict]) -> int:
-    """Free share of CPU and memory once the pod is placed, averaged."""
-    offered = R.allocatable(node)
-    used = R.requested([*on_node, pod], non_zero=True)
+def least_allocated(pod_request: R.Resources, info: R.NodeInfo) -> int:
+    """Free share of CPU and memory once the pod is placed, averaged (pod_request: the
+    pod's non-zero requests)."""
+    offered, used = info.allocatable, _used(pod_request, info)
     scores = []
     for name in (R.CPU, R.MEMORY):
         cap, req = offered.get(name, 0), used.get(name, 0)
@@ -29,9 +32,9 @@ def least_allocated(pod: dict, node: dict, on_node: list[dict]) -> int:
     return sum(scores) // len(scores)
 
 
-def balanced_allocation(pod: dict, node: dict, on_node: list[dict]) -> int:
+def balanced_allocation(pod_request: R.Resources, info: R.NodeInfo) -> int:
     """CPU and memory used in similar shares score high."""
-    f = [min(v, 1.0) for v in _fractions(pod, node, on_node).values()]
+    f = [min(v, 1.0) for v in _fractions(pod_request, info).values()]
     mean = sum(f) / len(f)
     std = (sum((x - mean) ** 2 for x in f) / len(f)) ** 0.5
     return int((1 - std) * MAX_SCORE)
@@ -49,17 +52,10 @@ def prefer_no_schedule(pod: dict, node: dict) -> int:
     return len(untolerated(pod, node, ("PreferNoSchedule",)))
 
 
-def owner_uid(pod: dict) -> str:
-    for ref in pod["metadata"].get("ownerReferences") or []:
-        if ref.get("controller"):
-            return ref.get("uid", "")
-    return ""
-
-
-def siblings(pod: dict, on_node: list[dict]) -> int:
+def siblings(pod: dict, info: R.NodeInfo) -> int:
     """Pods of the same controller already on the node (raw: fewer is better)."""
-    uid = owner_uid(pod)
-    return sum(1 for p in on_node if uid and owner_uid(p) == uid)
+    uid = R.owner_uid(pod)
+    return info.owners[uid] if uid else 0
 
 
 def _normalize(raw: dict[str, int], reverse: bool) -> dict[str, int]:
@@ -71,20 +67,18 @@ def _normalize(raw: dict[str, int], reverse: bool) -> dict[str, int]:
             for n, v in raw.items()}
 
 
-def score(pod: dict, nodes: list[dict], on_node: dict[str, list[dict]]) -> dict[str, int]:
+def score(pod: dict, infos: list[R.NodeInfo]) -> dict[str, int]:
     """Weighted total per node name."""
-    names = [n["metadata"]["name"] for n in nodes]
-    by_name = {n["metadata"]["name"]: n for n in nodes}
+    request = R.pod_requests(pod, non_zero=True)
     plugins = {
-        "NodeResourcesFit": {n: least_allocated(pod, by_name[n], on_node.get(n, []))
-                             for n in names},
-        "NodeResourcesBalancedAllocation": {
-            n: balanced_allocation(pod, by_name[n], on_node.get(n, [])) for n in names},
-        "TaintToleration": _normalize({n: prefer_no_schedule(pod, by_name[n]) for n in names},
-                                      reverse=True),
-        "NodeAffinity": _normalize({n: preferred_affinity(pod, by_name[n]) for n in names},
+        "NodeResourcesFit": {i.name: least_allocated(request, i) for i in infos},
+        "NodeResourcesBalancedAllocation": {i.name: balanced_allocation(request, i)
+                                            for i in infos},
+        "TaintToleration": _normalize({i.name: prefer_no_schedule(pod, i.node)
+                                       for i in infos}, reverse=True),
+        "NodeAffinity": _normalize({i.name: preferred_affinity(pod, i.node) for i in infos},
                                    reverse=False),
-        "PodTopologySpread": _normalize({n: siblings(pod, on_node.get(n, [])) for n in names},
+        "PodTopologySpread": _normalize({i.name: siblings(pod, i) for i in infos},
                                         reverse=True),
     }
-    return {n: sum(WEIGHTS[p] * s[n] for p, s in plugins.items()) for n in names}
+    return {i.name: sum(WEIGHTS[p] * s[i.name] for p, s in plugins.items()) for i in infos}

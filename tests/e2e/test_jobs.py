@@ -55,5 +55,10 @@ def test_job_completes_and_cronjob_is_healthy(docker_client, repo, tmp_path):
         assert len(done) == 2 and all(p["status"]["phase"] == "Succeeded" for p in done)
         logs = gitops("logs", done[0]["metadata"]["name"], "--data-dir", data)
         assert logs.stdout.strip() == "done"
+        assert job["status"]["startTime"] and job["status"]["completionTime"]
+        cron = json.loads(gitops("get", "cronjobs", "-o", "json", "--data-dir", data).stdout)
+        assert [c["metadata"]["name"] for c in cron["items"]] == ["every-minute"]
+        events = gitops("events", "--for", "job/once", "--data-dir", data).stdout
+        assert "Completed" in events and events.count("Created pod: once-") == 2
     finally:
         gitops("down", "--data-dir", data)

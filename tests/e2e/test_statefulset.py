@@ -76,6 +76,18 @@ def test_statefulset_ordinals_dns_claims_and_daemonset(docker_client, repo, tmp_
         [db0] = docker_client.containers.list(filters={"label": [
             f"gitops.instance={instance}", "gitops.pod.name=db-0", "gitops.container=db"]})
         assert db0.exec_run(["cat", "/data/who"]).output.decode().strip() == "db-0"
+        sts = json.loads(gitops("get", "sts", "db", "-o", "json", "--data-dir", data).stdout)
+        st = sts["status"]
+        assert (st["replicas"], st["readyReplicas"], st["updatedReplicas"]) == (2, 2, 2)
+        assert st["currentRevision"] == st["updateRevision"] and \
+            st["observedGeneration"] == sts["metadata"]["generation"]
+        ds = json.loads(gitops("get", "ds", "agent", "-o", "json", "--data-dir", data).stdout)
+        assert {k: ds["status"][k] for k in ("desiredNumberScheduled", "numberAvailable",
+                                             "updatedNumberScheduled")} == {
+            "desiredNumberScheduled": 1, "numberAvailable": 1, "updatedNumberScheduled": 1}
+        events = gitops("events", "--for", "sts/db", "--data-dir", data).stdout
+        assert "create Pod db-1 in StatefulSet db successful" in events
+        assert "create Claim data-db-1 Pod db-1 in StatefulSet db success" in events
     finally:
         gitops("down", "--data-dir", data)
     volumes = [v.name for v in docker_client.volumes.list(

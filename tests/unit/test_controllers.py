@@ -3,7 +3,7 @@ import random
 import pytest
 
 from gitops.controllers import deployment, endpoints, gc, replicaset, service
-from gitops.controllers.base import Create, Delete, SetStatus, Update
+from gitops.controllers.base import Create, Delete, Update
 from gitops.controllers.manager import ControllerManager
 from gitops.model import ObjectKey
 from gitops.store import SqliteStore

@@ -58,7 +58,7 @@ class Cluster:
                     self._uid += 1
                     obj = copy.deepcopy(obj)
                     obj["metadata"].update(uid=f"rs-{self._uid}", generation=1,
-                                           creationTimestamp=D._iso(self.now))
+                                           creationTimestamp=D.iso(self.now))
                     self.rs[obj["metadata"]["name"]] = obj
                 case Update(obj) if obj["kind"] == "ReplicaSet":
                     self.rs[obj["metadata"]["name"]] = copy.deepcopy(obj)
@@ -204,7 +204,7 @@ def test_proportional_scaling_during_a_rollout(sizes, annotated_max, new_replica
         rs = D.new_replicaset(d, t, f"web-{D.template_hash(t)}", D.template_hash(t), size, rev)
         rs["metadata"]["annotations"].update({D.DESIRED_REPLICAS: "10",
                                               D.MAX_REPLICAS: str(annotated_max)})
-        rs["metadata"]["creationTimestamp"] = D._iso(NOW + rev)
+        rs["metadata"]["creationTimestamp"] = D.iso(NOW + rev)
         rs["status"] = {"replicas": size, "availableReplicas": size}
         rses.append(rs)
     actions = D.reconcile(new_d, rses, NOW)
@@ -445,3 +445,33 @@ def test_config_change_rolls_out_unless_opted_out():
     d["metadata"]["annotations"] = {D.CONFIG_ROLLOUT: "false"}
     assert D.template_hash(D.effective_template(d, lookup)) == \
         D.template_hash(D.effective_template(d))
+
+
+@pytest.mark.parametrize("generation, status, done, message", [
+    (2, {"observedGeneration": 1}, False, "Waiting for deployment spec update to be observed..."),
+    (1, {"observedGeneration": 1, "updatedReplicas": 1, "replicas": 3},
+     False, 'Waiting for deployment "web" rollout to finish: 1 out of 3 new replicas have '
+            'been updated...'),
+    (1, {"observedGeneration": 1, "updatedReplicas": 3, "replicas": 4},
+     False, 'Waiting for deployment "web" rollout to finish: 1 old replicas are pending '
+            'termination...'),
+    (1, {"observedGeneration": 1, "updatedReplicas": 3, "replicas": 3, "availableReplicas": 2},
+     False, 'Waiting for deployment "web" rollout to finish: 2 of 3 updated replicas are '
+            'available...'),
+    (1, {"observedGeneration": 1, "updatedReplicas": 3, "replicas": 3, "availableReplicas": 3},
+     True, 'deployment "web" successfully rolled out'),
+])
+def test_rollout_status_words_it_as_kubectl(generation, status, done, message):
+    d = deploy(3)
+    d["metadata"]["generation"] = generation
+    d["status"] = status
+    assert D.rollout_status(d) == (done, message)
+
+
+def test_rollout_status_fails_on_the_deadline():
+    from gitops.controllers.rollout import RolloutFailed
+    d = deploy(3)
+    d["status"] = {"observedGeneration": 1, "conditions": [
+        {"type": "Progressing", "status": "False", "reason": D.TIMED_OUT}]}
+    with pytest.raises(RolloutFailed, match="exceeded its progress deadline"):
+        D.rollout_status(d)

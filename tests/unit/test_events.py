@@ -181,3 +181,28 @@ def test_for_object_matches_by_uid_then_kind_and_name():
             "lastTimestamp": E.iso(1)}]
     assert [e["metadata"]["name"] for e in E.for_object(evs, "Pod", "a", "d", "u1")] == ["1"]
     assert [e["metadata"]["name"] for e in E.for_object(evs, "Pod", "a", "d")] == ["2", "1"]
+
+
+def test_caches_stay_bounded_on_a_long_lived_recorder(store):
+    clock = Clock()
+    rec = E.EventRecorder(store, clock, coalesce=5, max_events=10)
+    for i in range(60):
+        rec.record(spec(f"event {i}"))
+        clock.t += 1
+    assert len(rec._written) <= 2 * 10 + 1
+    assert rec._names is None or len(rec._names) <= 2 * 10 + 1
+    clock.t += 5
+    rec.record(spec("event 59"))               # still counted after the index was rebuilt
+    assert next(e for e in store.list("Event") if e["message"] == "event 59")["count"] == 2
+
+
+def test_held_back_counts_are_written_by_a_later_event(store):
+    clock = Clock()
+    rec = E.EventRecorder(store, clock, coalesce=10)
+    rec.record(spec("Back-off", "BackOff"))
+    clock.t += 2
+    rec.record(spec("Back-off", "BackOff"))        # held back
+    clock.t += 20
+    rec.record(spec("Started container web"))      # any later event writes it
+    backoff = next(e for e in store.list("Event") if e["reason"] == "BackOff")
+    assert backoff["count"] == 2

@@ -49,7 +49,7 @@ def _summary(actions):
     # owner alive: nothing
     ([obj("ReplicaSet", "rs", "rs"), obj("Pod", "p", "p", ["rs"])], []),
     # owner gone: the dependent goes (background)
-    ([obj("Pod", "p", "p", ["gone"])], [("delete", "p", "")]),
+    ([obj("Pod", "p", "p", ["gone"])], [("delete", "p", "Background")]),
     # one of two owners gone: only the dangling reference goes
     ([obj("ConfigMap", "a", "a"), obj("Pod", "p", "p", ["a", "gone"])],
      [("update", "p", ("a",), ())]),

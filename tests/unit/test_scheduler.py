@@ -111,7 +111,7 @@ def test_non_zero_requests_for_scoring():
      ["node(s) had untolerated taint {a: }"]),
 ])
 def test_filters(p, n, on_node, want):
-    assert P.filter_reasons(p, n, on_node) == want
+    assert P.filter_reasons(p, R.NodeInfo.build(n, on_node)) == want
 
 
 def _affinity(*terms, preferred=None):
@@ -245,7 +245,8 @@ def test_finished_pods_free_their_node():
 
 
 def test_scores_are_bounded():
-    n = node("n")
-    for p in (pod("a"), pod("b", cpu="4", memory="8Gi")):
-        assert 0 <= scoring.least_allocated(p, n, []) <= 100
-        assert 0 <= scoring.balanced_allocation(p, n, []) <= 100
+    info = R.NodeInfo.build(node("n"))
+    for p in (pod("a"), pod("b", cpu="4", memory="8Gi"), pod("c", cpu="9", memory="99Gi")):
+        request = R.pod_requests(p, non_zero=True)
+        assert 0 <= scoring.least_allocated(request, info) <= 100
+        assert 0 <= scoring.balanced_allocation(request, info) <= 100
