@@ -182,10 +182,10 @@ class TcpConn:
 
     def _dial_done(self, timeout: float) -> None:
         sock = self.backend
-        self.loop.remove_writer(sock.fileno())
         self.dial_timer.cancel()
         err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if err:
+            self.loop.remove_writer(sock.fileno())
             self._drop_backend()
             error = OSError(err, os.strerror(err))
             self.listener.endpoint_failed(self, self.candidates[self.attempt], error)
@@ -211,8 +211,12 @@ class TcpConn:
         up = _Flow(self, self.client, self.backend, self.pool.get())
         down = _Flow(self, self.backend, self.client, self.pool.get())
         self.flows = (up, down)
-        self.loop.add_reader(self.client.fileno(), up.readable)
-        self.loop.add_reader(self.backend.fileno(), down.readable)
+        loop, backend = self.loop, self.backend.fileno()
+        loop.add_reader(self.client.fileno(), up.readable)
+        # Reader first, then drop the dial's writer: the fd's poll registration is modified
+        # in place instead of torn down and made again (fewer epoll_ctl calls on uvloop).
+        loop.add_reader(backend, down.readable)
+        loop.remove_writer(backend)
 
     # -- ending --------------------------------------------------------------------------
     def flow_done(self) -> None:
