@@ -2,9 +2,9 @@
 for UDP, each forwarding to an endpoint chosen by that listener's Balancer. The only socket
 code of the proxy.
 
-TCP connections are relayed by gitops.proxy.tcp: raw non-blocking sockets on the event
-loop's reader/writer callbacks, bytes moved with splice(2) (zero copy), no Task per
-connection. It runs on any asyncio loop; uvloop makes the callbacks cheaper.
+TCP connections are relayed by gitops.proxy.tcp: raw non-blocking sockets in one
+edge-triggered epoll set the event loop watches as a single fd, bytes moved with splice(2)
+(zero copy), no Task per connection. It runs on any asyncio loop (uvloop is faster).
 
 UDP has no connections, so the proxy makes flows: the first datagram from a client address
 picks an endpoint (round-robin, or the client IP's pin with sessionAffinity) and opens a
@@ -25,7 +25,7 @@ import structlog
 
 from gitops.proxy.balancer import Balancer, Endpoint
 from gitops.proxy.routes import PROTOCOLS, ListenAddr, Route, listen_addr, protocol_of
-from gitops.proxy.tcp import PipePool, TcpConn, TcpListener
+from gitops.proxy.tcp import Engine, TcpConn, TcpListener
 
 log = structlog.get_logger(component="proxy")
 
@@ -75,10 +75,9 @@ class _TcpListener:
     async def open(self, proxy: Proxy) -> None:
         host, port = self.addr[:2]
         sock = TcpListener.bind(host, port, _BACKLOG)
-        self.tcp = TcpListener(asyncio.get_running_loop(), sock, proxy._pipes,
-                               self.balancer.candidates, proxy._dial_timeout,
-                               lambda: self.balancer.affinity_timeout is not None, self,
-                               proxy._conns)
+        self.tcp = TcpListener(proxy._engine(), sock, self.balancer.candidates,
+                               proxy._dial_timeout,
+                               lambda: self.balancer.affinity_timeout is not None, self)
 
     def update(self, route: Route, name: str) -> bool:
         before = (self.balancer.endpoints, self.balancer.affinity_timeout)
@@ -296,8 +295,7 @@ class Proxy:
         self._udp_idle = udp_idle_timeout
         self._udp_max_flows = udp_max_flows
         self._listeners: dict[ListenAddr, _TcpListener | _UdpListener] = {}
-        self._conns: set[TcpConn] = set()   # every open TCP connection, draining ones too
-        self._pipes = PipePool()
+        self._tcp: Engine | None = None      # made with the first TCP listener
         self._throttle = _Throttle()
         self._lock = asyncio.Lock()  # apply() awaits binds; overlapping calls must not interleave
         self._routed: frozenset[str] = frozenset()
@@ -307,6 +305,16 @@ class Proxy:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+    @property
+    def _conns(self) -> set[TcpConn]:
+        """Every open TCP connection, draining ones too."""
+        return self._tcp.conns if self._tcp else set()
+
+    def _engine(self) -> Engine:
+        if self._tcp is None:
+            self._tcp = Engine(asyncio.get_running_loop())
+        return self._tcp
 
     def listening(self) -> set[ListenAddr]:
         return set(self._listeners)
@@ -382,9 +390,9 @@ class Proxy:
             lst.close()
         self._listeners.clear()
         self._note_routed()
-        for conn in list(self._conns):
-            conn.abort()
-        self._pipes.close()
+        if self._tcp is not None:
+            self._tcp.close()
+            self._tcp = None
         await asyncio.sleep(0)  # let closed UDP transports run connection_lost and free their fds
 
     def _note(self, level: str, event: str, key: object, **fields: object) -> None:

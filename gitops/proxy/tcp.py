@@ -1,18 +1,22 @@
-"""TCP forwarding for the proxy: non-blocking sockets driven by the event loop's
-add_reader/add_writer callbacks, with the bytes moved by splice(2) through a pipe, so a
-payload never enters Python (zero copy: socket -> pipe -> socket inside the kernel).
+"""TCP forwarding for the proxy: non-blocking sockets in one edge-triggered epoll set of
+our own, with the bytes moved by splice(2) through a pipe, so a payload never enters
+Python (zero copy: socket -> pipe -> socket inside the kernel).
 
-Per connection the work is a handful of callbacks and syscalls: accept, a non-blocking
-connect (its timeout a timer, not a Task), then per chunk one splice in and one out. A
-chunk is whatever the socket holds, up to the pipe's capacity (1 MiB when the kernel
-allows it), so bulk transfers move large pieces per wakeup. Back-pressure is the pipe:
-while a chunk cannot be written on, its source is not read (at most one pipe's worth is
-in flight per direction). Pipes are pooled: a connection that ends cleanly leaves them
-empty for the next one.
+The event loop (asyncio's or uvloop) watches a single fd, the epoll instance; each socket
+is registered once, for input and output, edge-triggered, and never modified: closing it
+is its removal. Per connection that is two epoll_ctl calls, against a dozen when every
+pause and resume goes through loop.add_reader/remove_reader. Edge-triggered means every
+handler works until EAGAIN (and a long bulk run yields to the loop after a few rounds).
+
+Per connection: accept, a non-blocking connect (its timeout a timer, not a Task), then per
+chunk one splice in and one out; a chunk is whatever the socket holds, up to the pipe's
+capacity (1 MiB when the kernel allows it). Back-pressure is the pipe: while a chunk
+cannot be written on, its source is not read (at most one pipe's worth is in flight per
+direction). Pipes are pooled: a connection that ends cleanly leaves them empty.
 
 Half-close passes through (FIN becomes shutdown(SHUT_WR) once the pipe is drained); a reset
-or write error on one side resets the other. Linux only (splice), like the rest of the
-proxy (loopback VIPs).
+or write error on one side resets the other. Linux only (epoll, splice), like the rest of
+the proxy (loopback VIPs).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import asyncio
 import errno
 import fcntl
 import os
+import select
 import socket
 import struct
 from collections.abc import Callable
@@ -29,11 +34,51 @@ _SPLICE = os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK
 _PIPE_SIZE = 1 << 20                            # bytes per pipe if pipe-max-size allows
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 _POOL_MAX = 256                                 # idle pipes kept for reuse
-_ROUNDS = 8                                     # splice rounds per readable wakeup at most
+_ROUNDS = 8                                     # chunks per direction before yielding
 _ACCEPT_BATCH = 64                              # connections accepted per wakeup at most
+_EVENTS_BATCH = 512                             # epoll events handled per wakeup at most
 _RESET = struct.pack("ii", 1, 0)                # SO_LINGER on, 0 s: close() sends RST
-_GONE = (errno.ECONNRESET, errno.EPIPE, errno.ETIMEDOUT, errno.EHOSTUNREACH,
-         errno.ENETUNREACH, errno.ENOTCONN)
+_SOCKET_EVENTS = select.EPOLLIN | select.EPOLLOUT | select.EPOLLRDHUP | select.EPOLLET
+_READ = select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLHUP | select.EPOLLERR
+_WRITE = select.EPOLLOUT | select.EPOLLHUP | select.EPOLLERR
+
+
+class Poller:
+    """One epoll instance for the proxy's TCP sockets, watched by the event loop as one fd.
+    Handlers get the event mask."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._ep = select.epoll()
+        self._handlers: dict[int, Callable[[int], None]] = {}
+        # fds registered while a batch is being handled: an event later in that batch for
+        # the same number belongs to the socket closed before (fd numbers are reused).
+        self._fresh: set[int] = set()
+        loop.add_reader(self._ep.fileno(), self._dispatch)
+
+    def add(self, sock: socket.socket, handler: Callable[[int], None],
+            events: int = _SOCKET_EVENTS) -> None:
+        fd = sock.fileno()
+        self._handlers[fd] = handler
+        self._fresh.add(fd)
+        self._ep.register(fd, events)
+
+    def drop(self, sock: socket.socket) -> None:
+        """Forget a socket that is about to be closed (closing removes it from epoll)."""
+        self._handlers.pop(sock.fileno(), None)
+
+    def _dispatch(self) -> None:
+        handlers, fresh = self._handlers, self._fresh
+        fresh.clear()
+        for fd, events in self._ep.poll(0, _EVENTS_BATCH):
+            handler = handlers.get(fd)
+            if handler is not None and fd not in fresh:   # None: closed earlier in the batch
+                handler(events)
+
+    def close(self) -> None:
+        self.loop.remove_reader(self._ep.fileno())
+        self._ep.close()
+        self._handlers.clear()
 
 
 class PipePool:
@@ -67,6 +112,23 @@ class PipePool:
         self._free.clear()
 
 
+class Engine:
+    """What every TCP listener of one proxy shares: the loop, the poller, the pipes, and
+    the set of open connections (so shutdown can reach the draining ones too)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.poller = Poller(loop)
+        self.pipes = PipePool()
+        self.conns: set[TcpConn] = set()
+
+    def close(self) -> None:
+        for conn in list(self.conns):
+            conn.abort()
+        self.poller.close()
+        self.pipes.close()
+
+
 class _Flow:
     """One direction of a connection: src -> pipe -> dst."""
 
@@ -80,147 +142,147 @@ class _Flow:
         self.done = False       # src sent FIN and everything reached dst
 
     def readable(self) -> None:
-        # A few rounds per wakeup: a bulk sender refills the socket while we write.
+        if self.writing or self.done or self.conn.closed:
+            return
+        src, pipe_w = self.src.fileno(), self.pipe[1]
         for _ in range(_ROUNDS):
             try:
-                n = os.splice(self.src.fileno(), self.pipe[1], _PIPE_SIZE, flags=_SPLICE)
+                n = os.splice(src, pipe_w, _PIPE_SIZE, flags=_SPLICE)
             except BlockingIOError:
                 return
             except OSError as e:
                 self.conn.abort(e)
                 return
             if n == 0:              # FIN from src
-                self.conn.loop.remove_reader(self.src.fileno())
                 self.done = True
-                self._pass_eof()
+                try:
+                    self.dst.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass  # dst already gone; its own direction reports that
+                self.conn.flow_done()
                 return
             self.queued = n
-            self.flush()
-            if self.queued or self.conn.closed:
+            if not self._drain():
                 return
+        # Still more to read (edge-triggered: no new event will say so): later, in turn.
+        self.conn.loop.call_soon(self.readable)
 
-    def flush(self) -> None:
+    def writable(self) -> None:
+        if self.writing and not self.conn.closed and self._drain():
+            self.writing = False
+            self.readable()         # the source may have filled while we waited
+
+    def _drain(self) -> bool:
         try:
             while self.queued:
                 self.queued -= os.splice(self.pipe[0], self.dst.fileno(), self.queued,
                                          flags=_SPLICE)
         except BlockingIOError:
-            if not self.writing:
-                self.writing = True
-                loop = self.conn.loop
-                loop.remove_reader(self.src.fileno())
-                loop.add_writer(self.dst.fileno(), self.flush)
-            return
+            self.writing = True
+            return False
         except OSError as e:
             self.conn.abort(e)
-            return
-        if self.writing:
-            self.writing = False
-            loop = self.conn.loop
-            loop.remove_writer(self.dst.fileno())
-            loop.add_reader(self.src.fileno(), self.readable)
-
-    def _pass_eof(self) -> None:
-        try:
-            self.dst.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass  # dst already gone; its own direction reports that
-        self.conn.flow_done()
+            return False
+        return True
 
 
 class TcpConn:
     """A client socket and, once dialed, its backend socket, relayed both ways."""
 
-    __slots__ = ("loop", "pool", "client", "backend", "flows", "closed", "on_close",
-                 "dial_timer", "candidates", "attempt", "client_ip", "listener")
+    __slots__ = ("engine", "loop", "client", "backend", "up", "down", "closed", "on_close",
+                 "dial_timer", "dial_timeout", "candidates", "attempt", "client_ip", "events")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, pool: PipePool, client: socket.socket,
-                 client_ip: str | None, listener, on_close: Callable[[TcpConn], None]) -> None:
-        self.loop, self.pool, self.client, self.client_ip = loop, pool, client, client_ip
-        self.listener, self.on_close = listener, on_close
+    def __init__(self, engine: Engine, client: socket.socket, client_ip: str | None, events,
+                 on_close: Callable[[TcpConn], None]) -> None:
+        self.engine, self.loop = engine, engine.loop
+        self.client, self.client_ip, self.events, self.on_close = client, client_ip, events, on_close
         self.backend: socket.socket | None = None
-        self.flows: tuple[_Flow, _Flow] | None = None
+        self.up: _Flow | None = None        # client -> backend
+        self.down: _Flow | None = None      # backend -> client
         self.closed = False
         self.dial_timer: asyncio.TimerHandle | None = None
+        self.dial_timeout = 0.0
         self.candidates: list[tuple[str, int]] = []
         self.attempt = -1
 
     # -- dialing: candidates in order, each with a timeout, until one connects ------------
     def dial(self, candidates: list[tuple[str, int]], timeout: float) -> None:
-        self.candidates = candidates
-        self._next(timeout)
+        self.candidates, self.dial_timeout = candidates, timeout
+        self._next(None)
 
-    def _next(self, timeout: float, error: BaseException | None = None) -> None:
+    def _next(self, error: BaseException | None) -> None:
         while True:
             self.attempt += 1
             if self.attempt >= len(self.candidates):
-                self.listener.dial_failed(self, error)
+                self.events.dial_failed(self, error)
                 self.close()
                 return
             ip, port = self.candidates[self.attempt]
             try:
                 sock = socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET,
                                      socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                err = sock.connect_ex((ip, port))
             except OSError as e:
                 error = e
                 continue
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            err = sock.connect_ex((ip, port))
-            if err == 0:
-                self.backend = sock
-                self._connected()
-                return
-            if err != errno.EINPROGRESS:
+            if err not in (0, errno.EINPROGRESS):
                 sock.close()
                 error = OSError(err, os.strerror(err))
-                self.listener.endpoint_failed(self, (ip, port), error)
+                self.events.endpoint_failed(self, (ip, port), error)
                 continue
             self.backend = sock
-            self.loop.add_writer(sock.fileno(), self._dial_done, timeout)
-            self.dial_timer = self.loop.call_later(timeout, self._dial_timeout, timeout)
+            self.engine.poller.add(sock, self._backend_event)   # EPOLLOUT says: dialed
+            self.dial_timer = self.loop.call_later(self.dial_timeout, self._dial_expired)
             return
 
-    def _dial_done(self, timeout: float) -> None:
-        sock = self.backend
+    def _backend_event(self, events: int) -> None:
+        if self.down is not None:
+            if events & _READ:
+                self.down.readable()
+            if events & _WRITE:
+                self.up.writable()
+        elif events & _WRITE:       # the connect finished, one way or the other
+            err = self.backend.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if err:
+                self._dial_failed(OSError(err, os.strerror(err)))
+            else:
+                self._connected()
+
+    def _dial_expired(self) -> None:
+        self._dial_failed(TimeoutError())
+
+    def _dial_failed(self, error: BaseException) -> None:
         self.dial_timer.cancel()
-        err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        if err:
-            self.loop.remove_writer(sock.fileno())
-            self._drop_backend()
-            error = OSError(err, os.strerror(err))
-            self.listener.endpoint_failed(self, self.candidates[self.attempt], error)
-            self._next(timeout, error)
-            return
-        self._connected()
-
-    def _dial_timeout(self, timeout: float) -> None:
-        self.loop.remove_writer(self.backend.fileno())
-        self._drop_backend()
-        error = TimeoutError()
-        self.listener.endpoint_failed(self, self.candidates[self.attempt], error)
-        self._next(timeout, error)
-
-    def _drop_backend(self) -> None:
+        self.dial_timer = None
+        self.engine.poller.drop(self.backend)
         self.backend.close()
         self.backend = None
+        self.events.endpoint_failed(self, self.candidates[self.attempt], error)
+        self._next(error)
 
     def _connected(self) -> None:
+        self.dial_timer.cancel()
         self.dial_timer = None
         if self.attempt:
-            self.listener.fell_through(self, self.candidates[self.attempt])
-        up = _Flow(self, self.client, self.backend, self.pool.get())
-        down = _Flow(self, self.backend, self.client, self.pool.get())
-        self.flows = (up, down)
-        loop, backend = self.loop, self.backend.fileno()
-        loop.add_reader(self.client.fileno(), up.readable)
-        # Reader first, then drop the dial's writer: the fd's poll registration is modified
-        # in place instead of torn down and made again (fewer epoll_ctl calls on uvloop).
-        loop.add_reader(backend, down.readable)
-        loop.remove_writer(backend)
+            self.events.fell_through(self, self.candidates[self.attempt])
+        pipes = self.engine.pipes
+        self.up = _Flow(self, self.client, self.backend, pipes.get())
+        self.down = _Flow(self, self.backend, self.client, pipes.get())
+        # Registering reports what is already there; reading now as well is harmless.
+        self.engine.poller.add(self.client, self._client_event)
+        self.up.readable()
+        self.down.readable()
+
+    def _client_event(self, events: int) -> None:
+        if events & _READ:
+            self.up.readable()
+        if events & _WRITE:
+            self.down.writable()
 
     # -- ending --------------------------------------------------------------------------
     def flow_done(self) -> None:
-        if self.flows and self.flows[0].done and self.flows[1].done:
+        if self.up.done and self.down.done:
             self.close()
 
     def abort(self, error: BaseException | None = None) -> None:
@@ -237,35 +299,34 @@ class TcpConn:
         if self.closed:
             return
         self.closed = True
-        loop = self.loop
         if self.dial_timer is not None:
             self.dial_timer.cancel()
+        poller = self.engine.poller
         for sock in (self.client, self.backend):
             if sock is not None and sock.fileno() >= 0:
-                loop.remove_reader(sock.fileno())
-                loop.remove_writer(sock.fileno())
+                poller.drop(sock)
                 sock.close()
-        if self.flows:
-            for flow in self.flows:
-                self.pool.put(flow.pipe, flow.queued == 0)
+        pipes = self.engine.pipes
+        for flow in (self.up, self.down):
+            if flow is not None:
+                pipes.put(flow.pipe, flow.queued == 0)
         self.on_close(self)
 
 
 class TcpListener:
-    """A listening socket whose accepted connections are dialed to the endpoints its
-    Balancer picks. `events` receives the dial outcomes (for logs)."""
+    """A listening socket whose accepted connections are dialed to the endpoints pick()
+    returns. `events` receives the dial outcomes (for logs and affinity)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, pool: PipePool,
+    def __init__(self, engine: Engine, sock: socket.socket,
                  pick: Callable[[str | None], list[tuple[str, int]]], dial_timeout: float,
-                 wants_client_ip: Callable[[], bool], events, registry: set) -> None:
-        self.loop, self.sock, self.pool, self.pick = loop, sock, pool, pick
+                 wants_client_ip: Callable[[], bool], events) -> None:
+        self.engine, self.sock, self.pick = engine, sock, pick
         self.dial_timeout, self.wants_client_ip, self.events = dial_timeout, wants_client_ip, events
         self.conns: set[TcpConn] = set()   # this listener's open connections
-        self.registry = registry           # every listener's, for shutting down
-        loop.add_reader(sock.fileno(), self._accept)
+        engine.poller.add(sock, self._accept, select.EPOLLIN)   # level-triggered
 
-    @classmethod
-    def bind(cls, host: str, port: int, backlog: int) -> socket.socket:
+    @staticmethod
+    def bind(host: str, port: int, backlog: int) -> socket.socket:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:
@@ -280,7 +341,8 @@ class TcpListener:
                                    f"{(host, port)!r}: {e.strerror}") from None
         return sock
 
-    def _accept(self) -> None:
+    def _accept(self, _events: int) -> None:
+        engine = self.engine
         for _ in range(_ACCEPT_BATCH):
             try:
                 client, addr = self.sock.accept()
@@ -293,25 +355,21 @@ class TcpListener:
             client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             client_ip = addr[0] if self.wants_client_ip() else None
             candidates = self.pick(client_ip)
-            conn = TcpConn(self.loop, self.pool, client, client_ip, self.events, self._closed)
+            conn = TcpConn(engine, client, client_ip, self.events, self._closed)
             if not candidates:
                 self.events.no_endpoint()
                 conn.close()
                 continue
             self.conns.add(conn)
-            self.registry.add(conn)
+            engine.conns.add(conn)
             conn.dial(candidates, self.dial_timeout)
 
     def _closed(self, conn: TcpConn) -> None:
         self.conns.discard(conn)
-        self.registry.discard(conn)
+        self.engine.conns.discard(conn)
 
     def close(self) -> None:
         """Stop accepting; established connections keep draining."""
         if self.sock.fileno() >= 0:
-            self.loop.remove_reader(self.sock.fileno())
+            self.engine.poller.drop(self.sock)
             self.sock.close()
-
-    def abort_all(self) -> None:
-        for conn in list(self.conns):
-            conn.abort()
