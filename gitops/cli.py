@@ -841,7 +841,8 @@ def port_forward(target, ports, namespace, address, data_dir) -> None:
     def announce(port, spec):
         click.echo(f"Forwarding from {address}:{port} -> {spec.remote}")
     try:
-        _run_async(pf.run(forwarder, announce))
+        from gitops.proxy.loop import run
+        run(pf.run(forwarder, announce))
     except GitopsError as exc:
         _fail(str(exc), 1)
 
@@ -861,14 +862,3 @@ def _forward_fetch(client: Client, namespace: str, tgt, specs):
             eps = None
         return [pf.service_targets(svc, eps, s.remote) for s in specs]
     return fetch
-
-
-def _run_async(coro) -> None:
-    """uvloop when installed (the proxy's data path is faster there), else asyncio."""
-    try:
-        import uvloop
-    except ImportError:
-        import asyncio
-        asyncio.run(coro)
-    else:
-        uvloop.run(coro)

@@ -399,4 +399,5 @@ def _write_json(path: Path, data: dict) -> None:
 
 
 def run_agent(config: AgentConfig) -> None:
-    asyncio.run(Agent(config).run())
+    from gitops.proxy.loop import run   # uvloop when installed: the proxy's data path
+    run(Agent(config).run())

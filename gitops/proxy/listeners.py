@@ -2,10 +2,9 @@
 for UDP, each forwarding to an endpoint chosen by that listener's Balancer. The only socket
 code of the proxy.
 
-TCP is built on asyncio Protocols rather than streams or loop.sock_*: a chunk goes from one
-transport's recv() (256 KiB per wakeup in CPython's selector transport) straight into the
-other transport's send(), with no task switch per chunk, and the transports' write-buffer
-watermarks give back-pressure (pause reading the fast side while the slow side drains).
+TCP connections are relayed by gitops.proxy.tcp: raw non-blocking sockets in one
+edge-triggered epoll set the event loop watches as a single fd, bytes moved with splice(2)
+(zero copy), no Task per connection. It runs on any asyncio loop (uvloop is faster).
 
 UDP has no connections, so the proxy makes flows: the first datagram from a client address
 picks an endpoint (round-robin, or the client IP's pin with sessionAffinity) and opens a
@@ -19,19 +18,17 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import suppress
 
 import structlog
 
 from gitops.proxy.balancer import Balancer, Endpoint
 from gitops.proxy.routes import PROTOCOLS, ListenAddr, Route, listen_addr, protocol_of
+from gitops.proxy.tcp import Engine, TcpConn, TcpListener
 
 log = structlog.get_logger(component="proxy")
 
-_HIGH_WATER = 256 * 1024   # queued bytes toward a slow peer before we stop reading the fast one
 _BACKLOG = 1024            # bursts of new connections should queue, not get refused
 _LOG_WINDOW = 10.0         # seconds between repeated lines of the same kind for the same key
 _UDP_IDLE = 30.0           # seconds a UDP flow lives without traffic either way
@@ -61,147 +58,26 @@ class _Throttle:
         return entry[1] if entry else 0
 
 
-class _Pipe(asyncio.Protocol):
-    """One socket of a proxied connection; whatever it reads is written to its peer."""
-
-    def __init__(self, conn: _Conn, peer: _Pipe | None = None) -> None:
-        self.conn = conn
-        self.peer = peer
-        self.transport: asyncio.Transport | None = None
-        self.eof = False
-        # Bytes that arrived before the peer existed: uvloop may deliver one read that was
-        # already under way when pause_reading() ran. At most a chunk or two.
-        self.early: list[bytes] | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        sock = transport.get_extra_info("socket")
-        if sock is not None:  # asyncio already does this on Unix; be explicit, it matters for RPC latency
-            with suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.transport.set_write_buffer_limits(high=_HIGH_WATER)
-
-    def data_received(self, data: bytes) -> None:
-        peer = self.peer
-        if peer is None:
-            (self.early if self.early is not None else self._hold()).append(data)
-            return
-        peer.transport.write(data)
-
-    def _hold(self) -> list[bytes]:
-        self.early = []
-        return self.early
-
-    def eof_received(self) -> bool:
-        # Half-close: pass the FIN on and keep the other direction flowing.
-        self.eof = True
-        if self.peer is None:   # the client sent its request and FIN before the dial finished
-            return True
-        self.peer.transport.write_eof()
-        if self.peer.eof:
-            self.peer.transport.close()  # both directions done; close() still flushes
-            return False
-        return True
-
-    def pause_writing(self) -> None:
-        if self.peer is not None and not self.peer.eof:
-            self.peer.transport.pause_reading()
-
-    def resume_writing(self) -> None:
-        if self.peer is not None and not self.peer.eof:
-            self.peer.transport.resume_reading()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.conn.lost(self, exc)
-
-
-class _BackendPipe(_Pipe):
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        if self.conn.client_gone:  # client left while we dialed: nobody will adopt this socket
-            transport.close()
-
-
-class _ClientPipe(_Pipe):
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        # Leave client bytes in the kernel until a backend is connected: no buffering here.
-        self.transport.pause_reading()
-        self.conn.start()
-
-
-class _Conn:
-    """A client connection and (once dialed) its backend connection."""
-
-    __slots__ = ("proxy", "listener", "client", "backend", "dial", "client_gone", "backend_gone")
-
-    def __init__(self, proxy: Proxy, listener: _TcpListener) -> None:
-        self.proxy, self.listener = proxy, listener
-        self.client = _ClientPipe(self)
-        self.backend: _Pipe | None = None
-        self.dial: asyncio.Task | None = None
-        self.client_gone = self.backend_gone = False
-
-    def start(self) -> None:
-        self.proxy._conns.add(self)
-        self.listener.active += 1
-        peer = self.client.transport.get_extra_info("peername")
-        self.dial = asyncio.get_running_loop().create_task(
-            self.proxy._dial(self, peer[0] if peer else None))
-
-    def link(self, backend: _Pipe) -> None:
-        self.backend = backend
-        client = self.client
-        client.peer = backend
-        if client.early:
-            backend.transport.writelines(client.early)
-        client.early = None
-        if client.eof:
-            backend.transport.write_eof()
-        else:
-            client.transport.resume_reading()
-
-    def lost(self, side: _Pipe, exc: Exception | None) -> None:
-        # A reset on one side is passed on as a reset; a clean close as a flushed close.
-        if side is self.client:
-            self.client_gone = True
-            if self.dial is not None:
-                self.dial.cancel()  # no-op once the dial finished
-            other = self.backend
-        elif side is self.backend:
-            self.backend_gone = True
-            other = self.client
-        else:  # a backend whose dial was abandoned (timeout/cancel) before we adopted it
-            return
-        if other is not None and other.transport is not None:
-            if exc is not None:
-                other.transport.abort()
-            else:
-                other.transport.close()
-        if self.client_gone and (self.backend is None or self.backend_gone):
-            self.proxy._conns.discard(self)
-            self.listener.active -= 1
-
-    def abort(self) -> None:
-        if self.dial is not None:
-            self.dial.cancel()
-        for pipe in (self.client, self.backend):
-            if pipe is not None and pipe.transport is not None:
-                pipe.transport.abort()
-
-
 class _TcpListener:
-    def __init__(self, addr: ListenAddr, name: str, route: Route) -> None:
-        self.addr, self.name = addr, name
+    """A TCP listen address: its Balancer, and the socket work in gitops.proxy.tcp. Also
+    what the connections report dial outcomes to (logs, affinity after a fall-through)."""
+
+    def __init__(self, addr: ListenAddr, name: str, route: Route, proxy: Proxy) -> None:
+        self.addr, self.name, self.proxy = addr, name, proxy
         self.balancer = Balancer(route.endpoints, affinity_timeout=route.affinity_timeout)
-        self.server: asyncio.Server | None = None
-        self.active = 0  # open client connections, including ones still draining after removal
+        self.tcp: TcpListener | None = None
+
+    @property
+    def active(self) -> int:
+        """Open client connections, including ones still draining after removal."""
+        return len(self.tcp.conns) if self.tcp else 0
 
     async def open(self, proxy: Proxy) -> None:
         host, port = self.addr[:2]
-        # reuse_address (SO_REUSEADDR): a restarted agent rebinds despite TIME_WAIT sockets.
-        self.server = await asyncio.get_running_loop().create_server(
-            lambda: _Conn(proxy, self).client, host, port, reuse_address=True, backlog=_BACKLOG)
+        sock = TcpListener.bind(host, port, _BACKLOG)
+        self.tcp = TcpListener(proxy._engine(), sock, self.balancer.candidates,
+                               proxy._dial_timeout,
+                               lambda: self.balancer.affinity_timeout is not None, self)
 
     def update(self, route: Route, name: str) -> bool:
         before = (self.balancer.endpoints, self.balancer.affinity_timeout)
@@ -211,10 +87,31 @@ class _TcpListener:
         return (self.balancer.endpoints, self.balancer.affinity_timeout) != before
 
     def close(self) -> None:
-        # Server.close() only stops accepting: established connections keep draining
-        # (we never call close_clients(); Proxy.close() aborts them itself).
-        if self.server is not None:
-            self.server.close()
+        # Only stops accepting: established connections keep draining (Proxy.close()
+        # aborts them itself).
+        if self.tcp is not None:
+            self.tcp.close()
+
+    # -- what connections report ---------------------------------------------------------
+    def no_endpoint(self) -> None:
+        self.proxy._note("warning", "proxy_no_endpoint", ("none", self.addr), listener=self.name)
+
+    def endpoint_failed(self, conn: TcpConn, endpoint: Endpoint, error: BaseException) -> None:
+        ip, port = endpoint
+        self.proxy._note("debug", "proxy_endpoint_dial_failed", ("ep", self.addr, ip, port),
+                         listener=self.name, endpoint=f"{ip}:{port}", error=_why(error))
+
+    def fell_through(self, conn: TcpConn, endpoint: Endpoint) -> None:
+        # With affinity, the client now belongs to the endpoint that answered.
+        self.balancer.stick(conn.client_ip, endpoint)
+
+    def dial_failed(self, conn: TcpConn, error: BaseException | None) -> None:
+        self.proxy._note("warning", "proxy_dial_failed", ("all", self.addr), listener=self.name,
+                         tried=len(conn.candidates), error=_why(error))
+
+    def accept_failed(self, error: OSError) -> None:
+        self.proxy._note("warning", "proxy_accept_failed", ("accept", self.addr),
+                         listener=self.name, error=_why(error))
 
 
 class _UdpServer(asyncio.DatagramProtocol):
@@ -398,7 +295,7 @@ class Proxy:
         self._udp_idle = udp_idle_timeout
         self._udp_max_flows = udp_max_flows
         self._listeners: dict[ListenAddr, _TcpListener | _UdpListener] = {}
-        self._conns: set[_Conn] = set()
+        self._tcp: Engine | None = None      # made with the first TCP listener
         self._throttle = _Throttle()
         self._lock = asyncio.Lock()  # apply() awaits binds; overlapping calls must not interleave
         self._routed: frozenset[str] = frozenset()
@@ -408,6 +305,16 @@ class Proxy:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+    @property
+    def _conns(self) -> set[TcpConn]:
+        """Every open TCP connection, draining ones too."""
+        return self._tcp.conns if self._tcp else set()
+
+    def _engine(self) -> Engine:
+        if self._tcp is None:
+            self._tcp = Engine(asyncio.get_running_loop())
+        return self._tcp
 
     def listening(self) -> set[ListenAddr]:
         return set(self._listeners)
@@ -457,7 +364,7 @@ class Proxy:
                              endpoints=len(lst.balancer.endpoints),
                              affinity_timeout=lst.balancer.affinity_timeout)
                 continue
-            lst = _TcpListener(addr, name, route) if protocol_of(addr) == "TCP" \
+            lst = _TcpListener(addr, name, route, self) if protocol_of(addr) == "TCP" \
                 else _UdpListener(addr, name, route, self)
             try:
                 await lst.open(self)
@@ -479,56 +386,14 @@ class Proxy:
             await self._close()
 
     async def _close(self) -> None:
-        servers = [lst.server for lst in self._listeners.values()
-                   if isinstance(lst, _TcpListener) and lst.server is not None]
         for lst in self._listeners.values():
             lst.close()
         self._listeners.clear()
         self._note_routed()
-        conns = list(self._conns)
-        for conn in conns:
-            conn.abort()
-        dials = [c.dial for c in conns if c.dial is not None]
-        await asyncio.gather(*dials, return_exceptions=True)
-        for server in servers:
-            await server.wait_closed()
-        await asyncio.sleep(0)  # let the aborted transports run connection_lost and free their fds
-
-    async def _dial(self, conn: _Conn, client_ip: str | None) -> None:
-        lst = conn.listener
-        try:
-            candidates = lst.balancer.candidates(client_ip)
-            if not candidates:
-                self._note("warning", "proxy_no_endpoint", ("none", lst.addr), listener=lst.name)
-                conn.client.transport.close()
-                return
-            loop = asyncio.get_running_loop()
-            error: BaseException | None = None
-            for i, (ip, port) in enumerate(candidates):
-                try:
-                    async with asyncio.timeout(self._dial_timeout):  # no extra Task, unlike wait_for
-                        _, backend = await loop.create_connection(
-                            lambda: _BackendPipe(conn, peer=conn.client), ip, port)
-                except (OSError, TimeoutError) as e:
-                    error = e
-                    self._note("debug", "proxy_endpoint_dial_failed", ("ep", lst.addr, ip, port),
-                               listener=lst.name, endpoint=f"{ip}:{port}", error=_why(e))
-                    continue
-                if i:  # fell through: with affinity, the client now belongs to this endpoint
-                    lst.balancer.stick(client_ip, (ip, port))
-                if conn.client_gone:
-                    backend.transport.close()
-                else:
-                    conn.link(backend)
-                return
-            self._note("warning", "proxy_dial_failed", ("all", lst.addr), listener=lst.name,
-                       tried=len(candidates), error=_why(error))
-            conn.client.transport.close()
-        except asyncio.CancelledError:
-            raise
-        except Exception as e:  # a bug here must cost one connection, not leak it
-            log.error("proxy_connection_error", listener=lst.name, error=repr(e))
-            conn.abort()
+        if self._tcp is not None:
+            self._tcp.close()
+            self._tcp = None
+        await asyncio.sleep(0)  # let closed UDP transports run connection_lost and free their fds
 
     def _note(self, level: str, event: str, key: object, **fields: object) -> None:
         suppressed = self._throttle.allow((event, key))

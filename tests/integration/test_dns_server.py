@@ -8,6 +8,7 @@ that nothing ever connects to.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import socket
 import struct
 
@@ -20,7 +21,21 @@ LO = "127.0.0.1"
 T = 5.0
 
 
+LOOPS = ["asyncio"] + (["uvloop"] if importlib.util.find_spec("uvloop") else [])
+_loop = {"kind": "asyncio"}
+
+
+@pytest.fixture(autouse=True, params=LOOPS)
+def event_loop_kind(request):
+    """Every test on both event loops the agent may run on (uvloop when installed)."""
+    _loop["kind"] = request.param
+    yield request.param
+
+
 def run(coro, timeout: float = 30.0):
+    if _loop["kind"] == "uvloop":
+        import uvloop
+        return uvloop.run(asyncio.wait_for(coro, timeout))
     return asyncio.run(asyncio.wait_for(coro, timeout))
 
 
