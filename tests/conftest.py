@@ -42,7 +42,7 @@ def _age(created: str) -> float:
 def sweep(client, label: str, only_stale: bool = False) -> None:
     """Remove test containers, networks and volumes carrying `label` (best effort)."""
     import docker.errors
-    kinds = ((client.containers.list(all=True, filters={"label": label}),
+    kinds = ((_listed(lambda: client.containers.list(all=True, filters={"label": label})),
               lambda c: c.attrs["Created"], lambda c: c.remove(force=True, v=True)),
              (client.networks.list(filters={"label": label}),
               lambda n: n.attrs["Created"], lambda n: n.remove()),
@@ -56,6 +56,20 @@ def sweep(client, label: str, only_stale: bool = False) -> None:
                 remove(obj)
             except docker.errors.APIError:
                 pass        # in use by a live run: it will clean up after itself
+
+
+def _listed(list_fn, tries: int = 5) -> list:
+    """containers.list() inspects each container it lists: one removed in between (by a
+    test running at the same time) is a NotFound, so list again."""
+    import docker.errors
+    for attempt in range(tries):
+        try:
+            return list_fn()
+        except docker.errors.NotFound:
+            if attempt == tries - 1:
+                raise
+            time.sleep(0.2)
+    return []
 
 
 @pytest.fixture(scope="session")
