@@ -13,6 +13,7 @@ the exit status is then 1. Traffic only to loopback and the project's own contai
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib.util
 import json
 import math
@@ -121,8 +122,23 @@ def ensure_binary(package: str) -> str:
     return f"apt-get install -y {package} failed"
 
 
+def has_run(module: str) -> str:
+    """'' when bench/<module>.py defines run() at top level, else what is missing (read
+    with ast, so nothing is installed for a module that cannot run yet)."""
+    path = HERE / f"{module}.py"
+    if not path.exists():
+        return f"bench/{module}.py does not exist"
+    tree = ast.parse(path.read_text(), str(path))
+    if any(isinstance(n, ast.FunctionDef) and n.name == "run" for n in tree.body):
+        return ""
+    return (f"bench/{module}.py has no run(quick: bool = False) -> dict yet "
+            "(the benchmark interface in bench/README.md)")
+
+
 def run_bench(bench: Bench, quick: bool) -> tuple[dict, str]:
     """Run one module in a child process with a time limit: (figures, error or '')."""
+    if problem := has_run(bench.module):
+        return {}, problem
     if bench.needs and (problem := ensure_binary(bench.needs)):
         return {}, problem
     limit = bench.quick_timeout if quick else bench.timeout
@@ -201,6 +217,10 @@ def print_report(figures: dict, details: dict, errors: dict, quick: bool,
         print(f"\n{mem['pods']} pods Ready in {mem['converge_s']:.1f}s; agent RSS "
               f"{mem['rss_idle_mb']:.1f} MB with no pods, {mem['rss_mb']:.1f} MB with them "
               f"(peak {mem['rss_peak_mb']:.1f} MB)")
+    if other := details.get("other"):
+        print("\nalongside (not targets)")
+        for key, value in other.items():
+            print(f"  {key:<40} {fmt(value):>10}")
     for name, error in errors.items():
         print(f"\n{name}: {error}")
 
@@ -261,6 +281,9 @@ def main() -> int:
             print(f"bench/{bench.module}.py: {error}", file=sys.stderr)
         figures.update({k: data[k] for k in bench.keys if k in data})
         details.update({k: data[k] for k in bench.extra if k in data})
+        details.setdefault("other", {}).update(
+            {k: v for k, v in data.items() if k not in bench.keys and k not in bench.extra
+             and isinstance(v, (int, float)) and not isinstance(v, bool)})
     print_report(figures, details, errors, args.quick, time.monotonic() - start)
     if args.json:
         Path(args.json).write_text(json.dumps(finite(figures), indent=2) + "\n")
