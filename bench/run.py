@@ -75,13 +75,14 @@ class MissingInterface(RuntimeError):
     pass
 
 
-def load_run(module: str):
+def load_run(module: str, bench_dir: Path = HERE):
     """bench/<module>.py's run(quick), or MissingInterface saying what is missing."""
-    path = HERE / f"{module}.py"
+    path = bench_dir / f"{module}.py"
     if not path.exists():
         raise MissingInterface(f"bench/{module}.py does not exist")
     spec = importlib.util.spec_from_file_location(f"bench_{module}", path)
     mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod         # dataclasses and pickling look modules up there
     spec.loader.exec_module(mod)
     fn = getattr(mod, "run", None)
     if not callable(fn):
@@ -90,11 +91,11 @@ def load_run(module: str):
     return fn
 
 
-def child(module: str, quick: bool, out: Path) -> int:
+def child(module: str, quick: bool, out: Path, bench_dir: Path = HERE) -> int:
     """Runs in the child process: call the module's run() and write its figures to `out`."""
     sys.path.insert(0, str(ROOT))
     try:
-        result = load_run(module)(quick=quick)
+        result = load_run(module, bench_dir)(quick=quick)
     except MissingInterface as exc:
         out.write_text(json.dumps({"error": str(exc)}))
         return 3
@@ -122,10 +123,10 @@ def ensure_binary(package: str) -> str:
     return f"apt-get install -y {package} failed"
 
 
-def has_run(module: str) -> str:
+def has_run(module: str, bench_dir: Path = HERE) -> str:
     """'' when bench/<module>.py defines run() at top level, else what is missing (read
     with ast, so nothing is installed for a module that cannot run yet)."""
-    path = HERE / f"{module}.py"
+    path = bench_dir / f"{module}.py"
     if not path.exists():
         return f"bench/{module}.py does not exist"
     tree = ast.parse(path.read_text(), str(path))
@@ -135,16 +136,17 @@ def has_run(module: str) -> str:
             "(the benchmark interface in bench/README.md)")
 
 
-def run_bench(bench: Bench, quick: bool) -> tuple[dict, str]:
+def run_bench(bench: Bench, quick: bool, bench_dir: Path = HERE) -> tuple[dict, str]:
     """Run one module in a child process with a time limit: (figures, error or '')."""
-    if problem := has_run(bench.module):
+    if problem := has_run(bench.module, bench_dir):
         return {}, problem
     if bench.needs and (problem := ensure_binary(bench.needs)):
         return {}, problem
     limit = bench.quick_timeout if quick else bench.timeout
     with tempfile.TemporaryDirectory(prefix="gitops-bench-") as tmp:
         out = Path(tmp) / "result.json"
-        cmd = [sys.executable, __file__, "--child", bench.module, "--out", str(out)]
+        cmd = [sys.executable, __file__, "--child", bench.module, "--out", str(out),
+               "--bench-dir", str(bench_dir)]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(
             p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)}
         proc = subprocess.Popen(cmd + (["--quick"] if quick else []), cwd=ROOT, env=env,
@@ -248,32 +250,15 @@ def finite(value):
     return value
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="the short version (under 10 min)")
-    ap.add_argument("--json", metavar="OUT", help="write the figures to this file")
-    ap.add_argument("--only", default="", help="comma-separated: " +
-                    ",".join(b.name for b in BENCHES))
-    ap.add_argument("--child", help=argparse.SUPPRESS)
-    ap.add_argument("--out", help=argparse.SUPPRESS)
-    args = ap.parse_args()
-    if args.child:
-        return child(args.child, args.quick, Path(args.out))
-    wanted = set(filter(None, args.only.split(",")))
-    unknown = wanted - {b.name for b in BENCHES}
-    if unknown:
-        ap.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
-    os.environ.setdefault("DOCKER_HOST", "unix:///run/gitops-docker/docker.sock")
-    figures: dict = {k: None for k in KEYS}
+def run_all(benches, quick: bool, bench_dir: Path = HERE) -> tuple[dict, dict, dict]:
+    """(figures under KEYS, details for the table, module -> error) for these benches."""
+    figures: dict = {k: None for k in [*KEYS, *(k for b in benches for k in b.keys)]}
     details: dict = {}
     errors: dict = {}
-    start = time.monotonic()
-    for bench in BENCHES:
-        if wanted and bench.name not in wanted:
-            continue
+    for bench in benches:
         print(f"== {bench.module}", flush=True)
         t0 = time.monotonic()
-        data, error = run_bench(bench, args.quick)
+        data, error = run_bench(bench, quick, bench_dir)
         print(f"== {bench.module}: {'failed: ' + error if error else 'done'} "
               f"({time.monotonic() - t0:.0f}s)", flush=True)
         if error:
@@ -284,6 +269,29 @@ def main() -> int:
         details.setdefault("other", {}).update(
             {k: v for k, v in data.items() if k not in bench.keys and k not in bench.extra
              and isinstance(v, (int, float)) and not isinstance(v, bool)})
+    return figures, details, errors
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="the short version (under 10 min)")
+    ap.add_argument("--json", metavar="OUT", help="write the figures to this file")
+    ap.add_argument("--only", default="", help="comma-separated: " +
+                    ",".join(b.name for b in BENCHES))
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--out", help=argparse.SUPPRESS)
+    ap.add_argument("--bench-dir", default=str(HERE), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        return child(args.child, args.quick, Path(args.out), Path(args.bench_dir))
+    wanted = set(filter(None, args.only.split(",")))
+    unknown = wanted - {b.name for b in BENCHES}
+    if unknown:
+        ap.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
+    os.environ.setdefault("DOCKER_HOST", "unix:///run/gitops-docker/docker.sock")
+    start = time.monotonic()
+    figures, details, errors = run_all([b for b in BENCHES if not wanted or b.name in wanted],
+                                       args.quick)
     print_report(figures, details, errors, args.quick, time.monotonic() - start)
     if args.json:
         Path(args.json).write_text(json.dumps(finite(figures), indent=2) + "\n")
