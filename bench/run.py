@@ -13,6 +13,7 @@ the exit status is then 1. Traffic only to loopback and the project's own contai
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib.util
 import json
 import math
@@ -74,13 +75,14 @@ class MissingInterface(RuntimeError):
     pass
 
 
-def load_run(module: str):
+def load_run(module: str, bench_dir: Path = HERE):
     """bench/<module>.py's run(quick), or MissingInterface saying what is missing."""
-    path = HERE / f"{module}.py"
+    path = bench_dir / f"{module}.py"
     if not path.exists():
         raise MissingInterface(f"bench/{module}.py does not exist")
     spec = importlib.util.spec_from_file_location(f"bench_{module}", path)
     mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod         # dataclasses and pickling look modules up there
     spec.loader.exec_module(mod)
     fn = getattr(mod, "run", None)
     if not callable(fn):
@@ -89,11 +91,11 @@ def load_run(module: str):
     return fn
 
 
-def child(module: str, quick: bool, out: Path) -> int:
+def child(module: str, quick: bool, out: Path, bench_dir: Path = HERE) -> int:
     """Runs in the child process: call the module's run() and write its figures to `out`."""
     sys.path.insert(0, str(ROOT))
     try:
-        result = load_run(module)(quick=quick)
+        result = load_run(module, bench_dir)(quick=quick)
     except MissingInterface as exc:
         out.write_text(json.dumps({"error": str(exc)}))
         return 3
@@ -121,14 +123,30 @@ def ensure_binary(package: str) -> str:
     return f"apt-get install -y {package} failed"
 
 
-def run_bench(bench: Bench, quick: bool) -> tuple[dict, str]:
+def has_run(module: str, bench_dir: Path = HERE) -> str:
+    """'' when bench/<module>.py defines run() at top level, else what is missing (read
+    with ast, so nothing is installed for a module that cannot run yet)."""
+    path = bench_dir / f"{module}.py"
+    if not path.exists():
+        return f"bench/{module}.py does not exist"
+    tree = ast.parse(path.read_text(), str(path))
+    if any(isinstance(n, ast.FunctionDef) and n.name == "run" for n in tree.body):
+        return ""
+    return (f"bench/{module}.py has no run(quick: bool = False) -> dict yet "
+            "(the benchmark interface in bench/README.md)")
+
+
+def run_bench(bench: Bench, quick: bool, bench_dir: Path = HERE) -> tuple[dict, str]:
     """Run one module in a child process with a time limit: (figures, error or '')."""
+    if problem := has_run(bench.module, bench_dir):
+        return {}, problem
     if bench.needs and (problem := ensure_binary(bench.needs)):
         return {}, problem
     limit = bench.quick_timeout if quick else bench.timeout
     with tempfile.TemporaryDirectory(prefix="gitops-bench-") as tmp:
         out = Path(tmp) / "result.json"
-        cmd = [sys.executable, __file__, "--child", bench.module, "--out", str(out)]
+        cmd = [sys.executable, __file__, "--child", bench.module, "--out", str(out),
+               "--bench-dir", str(bench_dir)]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(
             p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)}
         proc = subprocess.Popen(cmd + (["--quick"] if quick else []), cwd=ROOT, env=env,
@@ -201,6 +219,10 @@ def print_report(figures: dict, details: dict, errors: dict, quick: bool,
         print(f"\n{mem['pods']} pods Ready in {mem['converge_s']:.1f}s; agent RSS "
               f"{mem['rss_idle_mb']:.1f} MB with no pods, {mem['rss_mb']:.1f} MB with them "
               f"(peak {mem['rss_peak_mb']:.1f} MB)")
+    if other := details.get("other"):
+        print("\nalongside (not targets)")
+        for key, value in other.items():
+            print(f"  {key:<40} {fmt(value):>10}")
     for name, error in errors.items():
         print(f"\n{name}: {error}")
 
@@ -228,6 +250,28 @@ def finite(value):
     return value
 
 
+def run_all(benches, quick: bool, bench_dir: Path = HERE) -> tuple[dict, dict, dict]:
+    """(figures under KEYS, details for the table, module -> error) for these benches."""
+    figures: dict = {k: None for k in [*KEYS, *(k for b in benches for k in b.keys)]}
+    details: dict = {}
+    errors: dict = {}
+    for bench in benches:
+        print(f"== {bench.module}", flush=True)
+        t0 = time.monotonic()
+        data, error = run_bench(bench, quick, bench_dir)
+        print(f"== {bench.module}: {'failed: ' + error if error else 'done'} "
+              f"({time.monotonic() - t0:.0f}s)", flush=True)
+        if error:
+            errors[bench.module] = error
+            print(f"bench/{bench.module}.py: {error}", file=sys.stderr)
+        figures.update({k: data[k] for k in bench.keys if k in data})
+        details.update({k: data[k] for k in bench.extra if k in data})
+        details.setdefault("other", {}).update(
+            {k: v for k, v in data.items() if k not in bench.keys and k not in bench.extra
+             and isinstance(v, (int, float)) and not isinstance(v, bool)})
+    return figures, details, errors
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="the short version (under 10 min)")
@@ -236,31 +280,18 @@ def main() -> int:
                     ",".join(b.name for b in BENCHES))
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
+    ap.add_argument("--bench-dir", default=str(HERE), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        return child(args.child, args.quick, Path(args.out))
+        return child(args.child, args.quick, Path(args.out), Path(args.bench_dir))
     wanted = set(filter(None, args.only.split(",")))
     unknown = wanted - {b.name for b in BENCHES}
     if unknown:
         ap.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
     os.environ.setdefault("DOCKER_HOST", "unix:///run/gitops-docker/docker.sock")
-    figures: dict = {k: None for k in KEYS}
-    details: dict = {}
-    errors: dict = {}
     start = time.monotonic()
-    for bench in BENCHES:
-        if wanted and bench.name not in wanted:
-            continue
-        print(f"== {bench.module}", flush=True)
-        t0 = time.monotonic()
-        data, error = run_bench(bench, args.quick)
-        print(f"== {bench.module}: {'failed: ' + error if error else 'done'} "
-              f"({time.monotonic() - t0:.0f}s)", flush=True)
-        if error:
-            errors[bench.module] = error
-            print(f"bench/{bench.module}.py: {error}", file=sys.stderr)
-        figures.update({k: data[k] for k in bench.keys if k in data})
-        details.update({k: data[k] for k in bench.extra if k in data})
+    figures, details, errors = run_all([b for b in BENCHES if not wanted or b.name in wanted],
+                                       args.quick)
     print_report(figures, details, errors, args.quick, time.monotonic() - start)
     if args.json:
         Path(args.json).write_text(json.dumps(finite(figures), indent=2) + "\n")

@@ -248,11 +248,28 @@ def check_labels(body: dict) -> Iterator[Problem]:
 MAX_CONFIG_BYTES = 1024 * 1024   # Kubernetes' cap on a ConfigMap's or a Secret's data
 
 
-def check_config_size(body: dict) -> Iterator[Problem]:
-    """ConfigMap and Secret payloads are capped at 1 MiB (keys and values)."""
+_CONFIG_KEY = re.compile(r"[-._a-zA-Z0-9]+\Z")
+_BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}\Z")
+
+
+def check_config_data(body: dict) -> Iterator[Problem]:
+    """ConfigMap and Secret payloads: keys Kubernetes accepts, base64 where it is expected
+    (never quoting a value: it may be a Secret's), at most 1 MiB in all."""
     total = 0
+    encoded = ("data", "binaryData") if body.get("kind") == "Secret" else ("binaryData",)
     for field in ("data", "binaryData", "stringData"):
         entries = body.get(field)
+        if not isinstance(entries, dict):
+            continue
+        for key, value in entries.items():
+            where = paths.child(field, str(key))
+            if not _CONFIG_KEY.match(str(key)) or len(str(key)) > 253:
+                yield where, (f'invalid key "{str(key)[:70]}": letters, digits, "-", "_" and '
+                              '"." only, at most 253')
+            flat = value.replace("\n", "").replace("\r", "") if isinstance(value, str) else ""
+            if field in encoded and isinstance(value, str) and \
+                    (len(flat) % 4 or not _BASE64.match(flat)):   # Go skips newlines too
+                yield where, "value is not valid base64 (use stringData for plain text)"
         if isinstance(entries, dict):
             total += sum(len(str(k).encode()) + len(v.encode()) for k, v in entries.items()
                          if isinstance(v, str))
@@ -261,7 +278,7 @@ def check_config_size(body: dict) -> Iterator[Problem]:
 
 
 CHECKS: list[tuple[frozenset[str] | None, Check]] = [
-    (frozenset({"ConfigMap", "Secret"}), check_config_size),
+    (frozenset({"ConfigMap", "Secret"}), check_config_data),
     (None, check_name),
     (None, check_namespace),
     (None, check_labels),

@@ -196,7 +196,22 @@ def _schema_problems(obj: SourceObject, schema_dir: str) -> list[tuple[str, str]
     problems = []
     for error in validator.iter_errors(obj.body):
         problems += _describe(error)
+    if kind == "Secret":   # an error message must never echo a Secret's value
+        problems = [(path, _masked(message)) if path.startswith(_SECRET_FIELDS) else
+                    (path, message) for path, message in problems]
     return problems
+
+
+_SECRET_FIELDS = ("data", "stringData", "binaryData")
+_GOT_VALUE = re.compile(r"(, got (?:integer|number|boolean|string)) .*\Z", re.S)
+
+
+def _masked(message: str) -> str:
+    """A schema message about a Secret value with the value left out."""
+    if _GOT_VALUE.search(message):
+        return _GOT_VALUE.sub(r"\1 (value hidden)", message)
+    return message if message.startswith(("unknown field", "required field", "expected ")) \
+        else "invalid value (hidden: it is a Secret's)"
 
 
 def _describe(error: jsonschema.ValidationError) -> list[tuple[str, str]]:

@@ -29,7 +29,28 @@ class GitSource:
 
     def fetch(self, pin: str | None = None) -> Revision:
         """Fetch, then check out `pin` or the ref's tip. History rewrites (force pushes) are
-        followed: remote branches are force-updated and the checkout is detached."""
+        followed: remote branches are force-updated and the checkout is detached. A clone
+        that git can no longer use (bad config, refs, HEAD) is cloned afresh, but only once
+        the remote answers: offline, the last good checkout is kept."""
+        try:
+            return self._fetch(pin)
+        except TransientError as exc:
+            if not isinstance(exc.__cause__, git.GitError) or not self.checkout.exists() \
+                    or not self._remote_answers():
+                raise
+            log.warning("git_checkout_corrupt_recloning", checkout=str(self.checkout),
+                        error=str(exc))
+            shutil.rmtree(self.checkout)
+            return self._fetch(pin)
+
+    def _remote_answers(self) -> bool:
+        try:
+            git.cmd.Git().ls_remote("--heads", self.url, kill_after_timeout=60)
+            return True
+        except git.GitError:
+            return False
+
+    def _fetch(self, pin: str | None) -> Revision:
         try:
             repo = self._open_or_clone()
             repo.git.fetch("origin", "+refs/heads/*:refs/remotes/origin/*", "--tags", "--force",
@@ -42,6 +63,9 @@ class GitSource:
         except git.GitCommandError as exc:
             detail = str(exc.stderr).strip() or str(exc)
             raise TransientError(f"git: {detail.replace(self.url, redact_url(self.url))}",
+                                 retry_after=10) from exc
+        except git.GitError as exc:         # e.g. InvalidGitRepositoryError from a bad .git
+            raise TransientError(f"git: {exc}".replace(self.url, redact_url(self.url)),
                                  retry_after=10) from exc
         message = str(commit.message).strip().splitlines()
         return Revision(sha=commit.hexsha, root=self.checkout, path=self.path,

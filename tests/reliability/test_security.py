@@ -1,0 +1,283 @@
+"""Security on a real agent: the API wants its token, webhooks their signature, host access
+is refused without --allow-host-access, and a Secret's values appear nowhere a person or a
+log collector can read: agent log, `gitops diff`, `gitops get secret -o json`, status,
+history, events, and the error messages of a refused revision.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import sqlite3
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import git, gitops
+
+pytestmark = pytest.mark.docker
+
+HOOK_SECRET = "hook-Kq93-secret"
+# Every form in which a Secret value could leak: plain, and as Kubernetes stores it.
+V1_PLAIN, V1_DATA = "pw-Zq81-LEAKCHECK", "tok-Ux72-LEAKCHECK"
+V2_PLAIN = "pw-Rr55-LEAKCHECK-v2"
+BAD_VALUE = "LEAKCHECK-bad!value"
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+SECRET = """\
+apiVersion: v1
+kind: Secret
+metadata: {{name: creds}}
+type: Opaque
+stringData: {{password: "{plain}"}}
+data: {{token: "{data}"}}
+"""
+APP = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: app}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: app}}
+  template:
+    metadata: {labels: {app: app}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+        - name: main
+          image: gitops/busybox:1
+          command: ["sleep", "3600"]
+          env:
+            - name: PASSWORD
+              valueFrom: {secretKeyRef: {name: creds, key: password}}
+          volumeMounts: [{name: creds, mountPath: /creds}]
+      volumes: [{name: creds, secret: {secretName: creds}}]
+"""
+HOSTILE = {
+    "hostpath.yaml": """\
+apiVersion: v1
+kind: Pod
+metadata: {name: rootfs}
+spec:
+  containers: [{name: c, image: gitops/busybox:1, command: [sleep, "60"],
+                volumeMounts: [{name: root, mountPath: /host}]}]
+  volumes:
+    - name: root
+      hostPath: {path: /}
+""",
+    "privileged.yaml": """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: priv}
+spec:
+  selector: {matchLabels: {app: priv}}
+  template:
+    metadata: {labels: {app: priv}}
+    spec:
+      containers:
+        - name: c
+          image: gitops/busybox:1
+          securityContext:
+            privileged: true
+""",
+    "dockersock.yaml": """\
+apiVersion: v1
+kind: Pod
+metadata: {name: sock}
+spec:
+  containers: [{name: c, image: gitops/busybox:1, command: [sleep, "60"],
+                volumeMounts: [{name: sock, mountPath: /var/run/docker.sock}]}]
+  volumes:
+    - name: sock
+      hostPath: {path: /var/run/docker.sock, type: Socket}
+""",
+}
+# Where each hostile file's refusal must point (file, line).
+HOSTILE_LINES = {("hostpath.yaml", 9), ("privileged.yaml", 13), ("dockersock.yaml", 9)}
+BAD_SECRET = f"""\
+apiVersion: v1
+kind: Secret
+metadata: {{name: broken}}
+data: {{token: "{BAD_VALUE}"}}
+"""
+
+
+def commit(repo: Path, message: str, files: dict[str, str | None]) -> str:
+    for name, text in files.items():
+        if text is None:
+            (repo / name).unlink(missing_ok=True)
+        else:
+            (repo / name).write_text(text)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", message)
+    return subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+
+
+def request(url: str, method: str = "GET", body: bytes | None = None,
+            headers: dict | None = None) -> int:
+    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def applied(data: str) -> str:
+    return json.loads(gitops("status", "-o", "json", "--data-dir", data).stdout)[
+        "applied_revision"]
+
+
+def stored_secret(data: str, name: str = "creds") -> dict:
+    db = sqlite3.connect(f"file:{Path(data) / 'state.db'}?mode=ro", uri=True, timeout=10)
+    try:
+        [(body,)] = db.execute("SELECT body FROM objects WHERE kind='Secret' AND name=?",
+                               (name,)).fetchall()
+    finally:
+        db.close()
+    return json.loads(body)
+
+
+def test_tokens_signatures_host_access_and_secret_values(docker_client, tmp_path):
+    from gitops.paths import DataDir
+    repo, data = tmp_path / "repo", str(tmp_path / "data")
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "config", "user.email", "t@example.invalid")
+    git(repo, "config", "user.name", "t")
+    first = commit(repo, "v1", {"secret.yaml": SECRET.format(plain=V1_PLAIN, data=b64(V1_DATA)),
+                                "app.yaml": APP})
+    hook_file = tmp_path / "hook-secret"
+    hook_file.write_text(HOOK_SECRET + "\n")
+    dd = DataDir.at(data)
+    outputs: dict[str, str] = {}          # every text a person could read, checked at the end
+    try:
+        up = gitops("up", f"file://{repo}", "--wait", "--timeout", "120", "--data-dir", data,
+                    "--interval", "3600", "--webhook-secret-file", str(hook_file))
+        assert up.returncode == 0, up.stdout + up.stderr
+        url = json.loads(dd.agent_file.read_text())["url"]
+        token = dd.token()
+
+        # -- the API: nothing but /healthz without the bearer token ----------------------
+        routes = [("GET", "/api/v1/namespaces/default/secrets"),
+                  ("GET", "/api/v1/namespaces/default/secrets/creds"),
+                  ("GET", "/api/v1/pods"), ("GET", "/gitops/v1/status"),
+                  ("GET", "/gitops/v1/history"), ("POST", "/gitops/v1/sync"),
+                  ("POST", "/gitops/v1/suspend"), ("POST", "/gitops/v1/shutdown")]
+        bad_auth = [{}, {"Authorization": "Bearer "}, {"Authorization": "Bearer wrong"},
+                    {"Authorization": f"Bearer {token}x"}, {"Authorization": token[:-1]},
+                    {"Authorization": f"Basic {token}"}]
+        for method, path in routes:
+            for headers in bad_auth:
+                assert request(url + path, method, b"" if method == "POST" else None,
+                               headers) == 401, (method, path, headers)
+        assert request(url + "/healthz") == 200
+        assert request(url + "/gitops/v1/status",
+                       headers={"Authorization": f"Bearer {token}"}) == 200
+        assert dd.read_agent() is not None                   # shutdown was refused
+        assert not json.loads(gitops("status", "-o", "json", "--data-dir", data).stdout)[
+            "suspended"]
+
+        # -- webhooks: a bad signature triggers nothing, a good one syncs ---------------
+        second = commit(repo, "v2 via webhook", {"app.yaml": APP.replace("3600", "3601")})
+        body = json.dumps({"ref": "refs/heads/main", "after": second}).encode()
+        good_sig = "sha256=" + hmac.new(HOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
+        wrong_key = "sha256=" + hmac.new(b"guess", body, hashlib.sha256).hexdigest()
+        other_body = "sha256=" + hmac.new(HOOK_SECRET.encode(), body + b" ",
+                                          hashlib.sha256).hexdigest()
+        rejected = [
+            ("github", {"X-GitHub-Event": "push"}),
+            ("github", {"X-GitHub-Event": "push", "X-Hub-Signature-256": wrong_key}),
+            ("github", {"X-GitHub-Event": "push", "X-Hub-Signature-256": other_body}),
+            ("github", {"X-GitHub-Event": "push", "X-Hub-Signature-256": good_sig[7:]}),
+            ("gitea", {"X-Gitea-Event": "push", "X-Gitea-Signature": wrong_key[7:]}),
+            ("gitlab", {"X-Gitlab-Event": "Push Hook", "X-Gitlab-Token": "guess"}),
+            ("gitlab", {"X-Gitlab-Event": "Push Hook", "X-Gitlab-Token": HOOK_SECRET + "x"}),
+            ("generic", {"X-Signature-256": wrong_key}),
+            ("generic", {"X-Signature-256": "sha256="}),
+            ("generic", {"Authorization": f"Bearer {token}"}),      # the API token is not it
+        ]
+        for provider, headers in rejected:
+            status = request(f"{url}/hooks/{provider}", "POST", body,
+                             {"Content-Type": "application/json", **headers})
+            assert status == 401, (provider, headers, status)
+        time.sleep(2)
+        assert applied(data) == first                        # nothing was triggered
+        assert request(f"{url}/hooks/generic", "POST", body,
+                       {"Content-Type": "application/json", "X-Signature-256": good_sig}) == 202
+        deadline = time.monotonic() + 60
+        while applied(data) != second and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert applied(data) == second                       # the check is not vacuous
+
+        # -- host access refused without the flag, with file:line ----------------------
+        before = {c.id for c in docker_client.containers.list(
+            all=True, filters={"label": f"gitops.instance={dd.instance}"})}
+        commit(repo, "hostile", {**HOSTILE, "broken.yaml": BAD_SECRET,
+                                 "secret.yaml": SECRET.format(plain=V2_PLAIN, data=b64(V1_DATA))})
+        refused = gitops("sync", "--data-dir", data)
+        outputs["refused sync"] = refused.stdout + refused.stderr
+        assert refused.returncode == 1, outputs["refused sync"]
+        for file, line in HOSTILE_LINES:
+            assert f"{file}:{line}:" in outputs["refused sync"], (file, outputs["refused sync"])
+        assert "--allow-host-access" in outputs["refused sync"]
+        assert "broken.yaml:4:" in outputs["refused sync"]   # the bad Secret is named too
+        status = gitops("status", "-o", "json", "--data-dir", data)
+        outputs["status after refusal"] = status.stdout
+        assert json.loads(status.stdout)["applied_revision"] == second
+        assert stored_secret(data)["stringData"]["password"] == V1_PLAIN   # nothing applied
+        after = docker_client.containers.list(
+            all=True, filters={"label": f"gitops.instance={dd.instance}"})
+        assert {c.id for c in after} == before               # nothing started either
+        for c in after:
+            binds = c.attrs["HostConfig"].get("Binds") or []
+            assert not any(b.startswith(("/:", "/var/run/docker.sock", "/run/docker.sock"))
+                           for b in binds), binds
+            assert not c.attrs["HostConfig"].get("Privileged")
+        check = gitops("validate", str(repo))
+        assert check.returncode == 1
+        allowed = gitops("validate", "--allow-host-access", *(str(repo / f) for f in HOSTILE))
+        assert allowed.returncode == 0, allowed.stdout + allowed.stderr   # the flag is the gate
+
+        # -- a Secret change: the diff says so without a value, the sync applies it -----
+        third = commit(repo, "v2 secret", {**{f: None for f in HOSTILE}, "broken.yaml": None})
+        diffs = [gitops("diff", f"file://{repo}", "--data-dir", data, "-o", fmt)
+                 for fmt in ("text", "json", "markdown")]
+        for fmt, d in zip(("text", "json", "markdown"), diffs):
+            outputs[f"diff -o {fmt}"] = d.stdout + d.stderr
+            assert d.returncode == 1 and "creds" in d.stdout, d.stdout + d.stderr
+        synced = gitops("sync", "--data-dir", data)
+        assert synced.returncode == 0, synced.stdout + synced.stderr
+        assert applied(data) == third
+        assert stored_secret(data)["stringData"]["password"] == V2_PLAIN
+
+        for args in (("get", "secret", "creds", "-o", "json"), ("get", "secrets", "-o", "yaml"),
+                     ("get", "secrets", "-A", "-o", "wide"), ("status", "-o", "json"),
+                     ("history", "-o", "json"), ("events",), ("get", "events", "-o", "json"),
+                     ("describe", "secret", "creds")):
+            out = gitops(*args, "--data-dir", data)
+            outputs[" ".join(args)] = out.stdout + out.stderr
+        got = json.loads(outputs["get secret creds -o json"])
+        assert set(got["stringData"]) == {"password"} and set(got["data"]) == {"token"}
+    finally:
+        down = gitops("down", "--data-dir", data)
+        outputs["agent log"] = (Path(data) / "agent.log").read_text(errors="replace") \
+            if (Path(data) / "agent.log").exists() else ""
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert "sync_completed" in outputs["agent log"]          # the log is the real one
+    leaks = [V1_PLAIN, V1_DATA, b64(V1_DATA), V2_PLAIN, b64(V2_PLAIN), BAD_VALUE, HOOK_SECRET]
+    for where, text in outputs.items():
+        for value in leaks:
+            assert value not in text, f"{value!r} leaked into {where}"
+    assert token not in outputs["agent log"]
