@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import io
+import shutil
 import json
 import time
 from datetime import datetime
@@ -131,7 +132,7 @@ def render_objects(info: Kind, items: list[dict], fmt: str, single: bool,
 
 
 def render_status(st: dict, children: dict[str, list[dict]] | None = None,
-                  color: bool = False, width: int = 100) -> str:
+                  color: bool = False, width: int = 0) -> str:
     """The source as a tree: source -> objects (sync, health, why) -> the pods of workloads
     (`children`: object id as gitops.progress.object_id makes it -> its pods)."""
     from rich.console import Console
@@ -165,6 +166,8 @@ def render_status(st: dict, children: dict[str, list[dict]] | None = None,
                         + _escape(msg))
         for pod in children.get(object_id(o), []):
             node.add(f"Pod/{pod['metadata']['name']}  {pod_display_status(pod)}")
+    # Off a terminal, lines are never wrapped (logs and greps read them whole).
+    width = width or (shutil.get_terminal_size().columns if color else 1000)
     console = Console(file=io.StringIO(), width=width, force_terminal=color,
                       no_color=not color, highlight=False)
     console.print(tree)

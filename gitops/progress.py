@@ -68,8 +68,13 @@ class _Plain:
         self.stream = stream
         self.seen: dict[str, tuple[str, str]] = {}
         self.revision = None
+        self.started = False
 
     def update(self, st: dict, elapsed: float, timeout: float) -> None:
+        if not self.started:
+            self.started = True
+            self._line(elapsed, f"waiting up to {timeout:.0f}s for "
+                       f"{(st.get('source') or {}).get('repo', 'the source')} to be healthy")
         if st.get("applied_revision") != self.revision:
             self.revision = st.get("applied_revision")
             if self.revision:

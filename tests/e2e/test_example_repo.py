@@ -100,6 +100,25 @@ def test_example_repo_serves_the_guestbook_and_keeps_messages_on_its_claim(
             assert listed["greeting"].startswith("Hello from gitops")   # from api-config
             status, _, body = request(port, "/api/messages", {"nope": 1})
             assert status == 400, body
+
+            # `status`: the source as a tree of objects (sync, health) and their pods
+            tree = gitops("status", "--data-dir", data)
+            assert tree.returncode == 0, tree.stdout + tree.stderr
+            assert "(16/16 healthy)" in tree.stdout
+            assert "├── Deployment/default/api  Synced  Healthy" in tree.stdout
+            assert sum(ln.strip(" │├└─").startswith("Pod/web-")
+                       for ln in tree.stdout.splitlines()) == 2
+            # Prometheus metrics on the agent's API address (no token)
+            url = json.loads((Path(data) / "agent.json").read_text())["url"]
+            with urllib.request.urlopen(url + "/metrics", timeout=10) as resp:
+                metrics = resp.read().decode()
+            assert 'gitops_objects{health="Healthy",kind="Deployment",sync="Synced"} 3.0' \
+                in metrics
+            assert 'gitops_syncs_total{result="synced",trigger="startup"} 1.0' in metrics
+            assert "gitops_sync_duration_seconds_bucket" in metrics
+            conns = [ln for ln in metrics.splitlines()
+                     if ln.startswith("gitops_proxy_connections{")]
+            assert any("web" in ln for ln in conns), conns
         finally:
             down = gitops("down", "--data-dir", data)
         assert down.returncode == 0, down.stdout + down.stderr

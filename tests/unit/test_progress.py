@@ -65,7 +65,8 @@ def test_plain_lines_per_health_change_then_healthy():
     out, text = run(client)
     assert out.ok and out.result == "healthy"
     lines = [ln.split("] ", 1)[1] for ln in text.splitlines()]
-    assert lines == ["Deployment/default/web: Progressing (0 of 2 updated replicas)",
+    assert lines == ["waiting up to 10s for /src to be healthy",
+                     "Deployment/default/web: Progressing (0 of 2 updated replicas)",
                      "revision abc123 applied",
                      "Deployment/default/web: Progressing (1 of 2 updated replicas)",
                      "Deployment/default/web: Healthy (2/2 available)"]
