@@ -53,7 +53,8 @@ class GitopsGroup(click.Group):
         except Exception as exc:   # noqa: BLE001 - the one place errors reach the user
             if ctx.params.get("debug") or os.environ.get("GITOPS_DEBUG"):
                 traceback.print_exc()
-            known = isinstance(exc, (GitopsError, OSError))
+            known = isinstance(exc, (GitopsError, OSError)) or \
+                type(exc).__module__.split(".")[0] == "docker"   # e.g. the engine is down
             text = str(exc) or type(exc).__name__
             hint = "" if known else f" ({type(exc).__name__}; --debug shows the traceback)"
             _fail(text.splitlines()[0] + hint if not known else text, EXIT_ERROR)
@@ -226,7 +227,8 @@ def up(source, ref, subpath, interval, node_address, pod_subnet, allow_empty_pru
         with open(dd.log_file, "ab") as logf:
             proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, start_new_session=True)
-        _await_agent(dd, proc, timeout=60)
+        with output.working("starting the agent (pod network, DNS, API)..."):
+            _await_agent(dd, proc, timeout=60)
         click.echo(f"agent started (pid {proc.pid}), logs: {dd.log_file}")
     if wait or report:
         _wait_and_report(Client(dd), timeout, report, spent=time.monotonic() - started)
@@ -268,8 +270,12 @@ def down(data_dir, volumes) -> None:
       gitops down
       gitops down --volumes --data-dir /tmp/ci-env
     """
+    with output.working("stopping the agent and removing what it created..."):
+        _down(DataDir.at(data_dir), volumes)
+
+
+def _down(dd: DataDir, volumes: bool) -> None:
     from gitops.agent.docker import DockerRuntime, docker_host
-    dd = DataDir.at(data_dir)
     info = dd.read_agent()
     if info:
         try:
@@ -585,7 +591,8 @@ def validate(paths, fmt, allow_host_access) -> None:
     from gitops.manifests.validate import validate as check
     results = []
     for p in paths:
-        loaded = render_path(p)
+        with output.working(f"rendering and validating {p}..."):
+            loaded = render_path(p)
         errors = [*loaded.errors, *check(loaded.objects),
                   *policy.check(loaded.objects, allow_host_access)]
         results.append((p, loaded.objects, errors))
@@ -628,7 +635,7 @@ def diff(source, ref, subpath, fmt, data_dir) -> None:
     dd = DataDir.at(data_dir)
     try:
         import tempfile
-        with tempfile.TemporaryDirectory() as tmp:
+        with tempfile.TemporaryDirectory() as tmp, output.working(f"reading {source}..."):
             revision = make_source(source, Path(tmp), ref, subpath).fetch()
             desired, errors = render(revision)
             if errors:

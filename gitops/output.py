@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import io
 import shutil
+import sys
 import json
 import time
 from datetime import datetime
@@ -15,6 +17,18 @@ import yaml
 from gitops.client import Client
 from gitops.model.kinds import Kind
 from gitops.sync.diff import Plan, declared_view, mask_secret
+
+
+@contextlib.contextmanager
+def working(message: str):
+    """A spinner with `message` on a terminal while long work runs; nothing elsewhere
+    (CI logs get the result lines only)."""
+    if not sys.stderr.isatty():
+        yield
+        return
+    from rich.console import Console
+    with Console(stderr=True).status(message):
+        yield
 
 
 def age(ts: str | None) -> str:
@@ -65,21 +79,47 @@ def _row(kind: str, obj: dict, wide: bool) -> list[str]:
     if kind == "Deployment":
         want = spec.get("replicas", 1)
         return [meta["name"], f"{st.get('readyReplicas', 0)}/{want}",
-                str(st.get("updatedReplicas", 0)), str(st.get("availableReplicas", 0)), created]
+                str(st.get("updatedReplicas", 0)), str(st.get("availableReplicas", 0)),
+                created] + (_template_columns(spec) if wide else [])
     if kind == "StatefulSet":
-        return [meta["name"], f"{st.get('readyReplicas', 0)}/{spec.get('replicas', 1)}", created]
+        return [meta["name"], f"{st.get('readyReplicas', 0)}/{spec.get('replicas', 1)}",
+                created] + (_template_columns(spec)[:2] if wide else [])
     if kind == "DaemonSet":
         return [meta["name"], *(str(st.get(k, 0)) for k in (
             "desiredNumberScheduled", "currentNumberScheduled", "numberReady",
             "updatedNumberScheduled", "numberAvailable")), created]
     if kind == "ReplicaSet":
         return [meta["name"], str(spec.get("replicas", 0)), str(st.get("replicas", 0)),
-                str(st.get("readyReplicas", 0)), created]
+                str(st.get("readyReplicas", 0)), created] + (
+                    _template_columns(spec) if wide else [])
     if kind == "Service":
         ports = ",".join(f"{p['port']}" + (f":{p['nodePort']}" if p.get("nodePort") else "")
                          + f"/{p.get('protocol', 'TCP')}" for p in spec.get("ports", []) or [])
+        selector = ",".join(f"{k}={v}" for k, v in (spec.get("selector") or {}).items())
         return [meta["name"], spec.get("type", "ClusterIP"), spec.get("clusterIP", "<none>"),
-                "<none>", ports or "<none>", created]
+                "<none>", ports or "<none>", created] + ([selector or "<none>"] if wide else [])
+    if kind == "PersistentVolumeClaim":
+        return [meta["name"], st.get("phase", "Pending"),
+                (st.get("capacity") or {}).get("storage", ""),
+                ",".join(_ACCESS.get(m, m) for m in st.get("accessModes") or []), created]
+    if kind == "Job":
+        want = spec.get("completions", 1)
+        return [meta["name"], _job_status(st), f"{st.get('succeeded', 0)}/{want}",
+                _duration(st.get("startTime"), st.get("completionTime")), created] + (
+                    _template_columns(spec) if wide else [])
+    if kind == "CronJob":
+        return [meta["name"], spec.get("schedule", ""), str(bool(spec.get("suspend"))),
+                str(len(st.get("active") or [])),
+                age(st["lastScheduleTime"]) if st.get("lastScheduleTime") else "<none>",
+                created]
+    if kind == "Endpoints":
+        addrs = [f"{a['ip']}:{p['port']}" for sub in obj.get("subsets") or []
+                 for a in sub.get("addresses") or [] for p in sub.get("ports") or []]
+        shown = ",".join(addrs[:3]) + (f" + {len(addrs) - 3} more..." if len(addrs) > 3
+                                       else "")
+        return [meta["name"], shown or "<none>", created]
+    if kind == "Namespace":
+        return [meta["name"], st.get("phase", "Active"), created]
     if kind in ("ConfigMap", "Secret"):
         return [meta["name"], str(len(obj.get("data") or {})), created]
     if kind == "Node":
@@ -99,7 +139,48 @@ _HEADERS = {
     "ConfigMap": ["NAME", "DATA", "AGE"],
     "Secret": ["NAME", "DATA", "AGE"],
     "Node": ["NAME", "STATUS", "AGE"],
+    "PersistentVolumeClaim": ["NAME", "STATUS", "CAPACITY", "ACCESS MODES", "AGE"],
+    "Job": ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"],
+    "CronJob": ["NAME", "SCHEDULE", "SUSPEND", "ACTIVE", "LAST SCHEDULE", "AGE"],
+    "Endpoints": ["NAME", "ENDPOINTS", "AGE"],
+    "Namespace": ["NAME", "STATUS", "AGE"],
 }
+# -o wide adds these, as kubectl does
+_WIDE = {"Pod": ["IP", "NODE"], "Deployment": ["CONTAINERS", "IMAGES", "SELECTOR"],
+         "ReplicaSet": ["CONTAINERS", "IMAGES", "SELECTOR"], "Job": ["CONTAINERS", "IMAGES",
+                                                                     "SELECTOR"],
+         "StatefulSet": ["CONTAINERS", "IMAGES"], "Service": ["SELECTOR"]}
+_ACCESS = {"ReadWriteOnce": "RWO", "ReadOnlyMany": "ROX", "ReadWriteMany": "RWX",
+           "ReadWriteOncePod": "RWOP"}
+
+
+def _template_columns(spec: dict) -> list[str]:
+    containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or []
+    sel = spec.get("selector") or {}
+    selector = ",".join([f"{k}={v}" for k, v in (sel.get("matchLabels") or {}).items()]
+                        + [f"{e.get('key')} {e.get('operator', '').lower()}"
+                           + (f" ({','.join(e.get('values') or [])})" if e.get("values") else "")
+                           for e in sel.get("matchExpressions") or []])
+    return [",".join(c.get("name", "") for c in containers) or "<none>",
+            ",".join(c.get("image", "") for c in containers) or "<none>", selector or "<none>"]
+
+
+def _job_status(st: dict) -> str:
+    for cond in st.get("conditions") or []:
+        if cond.get("status") == "True" and cond.get("type") in ("Complete", "Failed",
+                                                                  "Suspended"):
+            return cond["type"]
+    return "Running" if st.get("active") else "Pending"
+
+
+def _duration(start: str | None, end: str | None) -> str:
+    if not start:
+        return "<none>"
+    begin = datetime.fromisoformat(start.replace("Z", "+00:00")).timestamp()
+    finish = (datetime.fromisoformat(end.replace("Z", "+00:00")).timestamp() if end
+              else time.time())
+    secs = max(int(finish - begin), 0)
+    return f"{secs // 60}m{secs % 60}s" if secs >= 60 else f"{secs}s"
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:
@@ -122,8 +203,8 @@ def render_objects(info: Kind, items: list[dict], fmt: str, single: bool,
         return "No resources found."
     wide = fmt == "wide"
     headers = list(_HEADERS.get(info.kind, ["NAME", "AGE"]))
-    if wide and info.kind == "Pod":
-        headers += ["IP", "NODE"]
+    if wide:
+        headers += _WIDE.get(info.kind, [])
     rows = [_row(info.kind, o, wide) for o in items]
     if show_namespace:
         headers = ["NAMESPACE", *headers]
