@@ -134,3 +134,26 @@ def test_example_repo_serves_the_guestbook_and_keeps_messages_on_its_claim(
     assert down.returncode == 0, down.stdout + down.stderr
     assert claim_volumes(docker_client, instance) == []
     assert docker_client.volumes.list(filters={"label": f"gitops.instance={instance}"}) == []
+
+
+def test_status_page_chart_deploys_through_helm(docker_client, example, tmp_path):
+    """The optional Helm chart of example-repo/ (rendered with the helm extra) runs too."""
+    try:
+        import helm_python  # noqa: F401
+    except ImportError:
+        if shutil.which("helm") is None:
+            pytest.skip("needs the helm extra or a helm binary")
+    repo, _ = example
+    port = free_port(30000, 32767)
+    values = repo / "charts" / "status-page" / "values.yaml"
+    values.write_text(values.read_text().replace("nodePort: 30090", f"nodePort: {port}"))
+    data = str(tmp_path / "data")
+    try:
+        res = gitops("up", str(repo), "--path", "charts/status-page", "--wait", "--timeout",
+                     "120", "--data-dir", data, timeout=180)
+        assert res.returncode == 0, res.stdout + res.stderr
+        status, _, page = request(port, "/")
+        assert status == 200 and "<h1>Guestbook status</h1>" in page
+    finally:
+        down = gitops("down", "--data-dir", data)
+    assert down.returncode == 0, down.stdout + down.stderr

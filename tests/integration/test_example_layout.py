@@ -68,3 +68,24 @@ def test_validate_passes_and_diff_against_an_empty_data_dir_lists_every_object(t
     assert "create: Deployment/default/web  (web/deployment.yaml:" in res.stdout
     assert "Plan: 16 to create, 0 to update, 0 to prune, 0 unchanged." in res.stdout
     assert not (tmp_path / "empty").exists()          # a diff writes nothing
+
+
+def _have_helm() -> bool:
+    try:
+        import helm_python  # noqa: F401
+        return True
+    except ImportError:
+        return shutil.which("helm") is not None
+
+
+@pytest.mark.skipif(not _have_helm(), reason="needs the helm extra or a helm binary")
+def test_status_page_chart_renders_with_its_values():
+    chart = EXAMPLE / "charts" / "status-page"
+    objs = by_key(chart)
+    assert set(objs) == {("ConfigMap", "", "status-page"), ("Deployment", "", "status-page"),
+                         ("Service", "", "status-page")}
+    assert objs[("Service", "", "status-page")].body["spec"]["ports"][0]["nodePort"] == 30090
+    page = objs[("ConfigMap", "", "status-page")].body["data"]["index.html"]
+    assert "<h1>Guestbook status</h1>" in page and "All systems normal." in page
+    assert objs[("Deployment", "", "status-page")].file == "templates/deployment.yaml"
+    assert gitops("validate", str(chart)).returncode == 0
