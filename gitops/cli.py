@@ -51,13 +51,15 @@ class GitopsGroup(click.Group):
             click.echo("interrupted", err=True)
             sys.exit(130)
         except Exception as exc:   # noqa: BLE001 - the one place errors reach the user
-            if ctx.params.get("debug") or os.environ.get("GITOPS_DEBUG"):
+            if ctx.params.get("debug"):       # --debug or GITOPS_DEBUG=1
                 traceback.print_exc()
             known = isinstance(exc, (GitopsError, OSError)) or \
                 type(exc).__module__.split(".")[0] == "docker"   # e.g. the engine is down
             text = str(exc) or type(exc).__name__
-            hint = "" if known else f" ({type(exc).__name__}; --debug shows the traceback)"
-            _fail(text.splitlines()[0] + hint if not known else text, EXIT_ERROR)
+            if not known:                       # a bug: say so, keep it to one line
+                text = (f"{text.splitlines()[0]} ({type(exc).__name__}; "
+                        "--debug shows the traceback)")
+            _fail(text, EXIT_ERROR)
 
 
 def _complete_kinds(ctx, param, incomplete: str) -> list[str]:
