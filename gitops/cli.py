@@ -62,6 +62,18 @@ class GitopsGroup(click.Group):
             _fail(text, EXIT_ERROR)
 
 
+def _complete_pods(ctx, param, incomplete: str) -> list[str]:
+    """Pod names from the agent of the data dir given so far (or the default one)."""
+    data_dir = ctx.params.get("data_dir") or os.environ.get("GITOPS_DATA_DIR") or ".gitops"
+    namespace = ctx.params.get("namespace") or "default"
+    try:
+        items = Client(DataDir.at(data_dir)).get(
+            f"/api/v1/namespaces/{namespace}/pods", timeout=2)["items"]
+    except (GitopsError, OSError, KeyError, TypeError):
+        return []
+    return sorted(n for o in items if (n := o["metadata"]["name"]).startswith(incomplete))
+
+
 def _complete_kinds(ctx, param, incomplete: str) -> list[str]:
     names = sorted({n for k in KINDS.values() for n in (k.plural, *k.short_names)})
     return [n for n in names if n.startswith(incomplete.lower())]
@@ -425,7 +437,7 @@ def _workload_pods(client: Client, objects: list[dict]) -> dict[str, list[dict]]
 
 
 @main.command()
-@click.argument("pod")
+@click.argument("pod", shell_complete=_complete_pods)
 @click.option("-c", "--container", default="")
 @click.option("-n", "--namespace", default="default", show_default=True)
 @click.option("--tail", default=100, show_default=True)

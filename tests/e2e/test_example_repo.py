@@ -108,6 +108,18 @@ def test_example_repo_serves_the_guestbook_and_keeps_messages_on_its_claim(
             assert "├── Deployment/default/api  Synced  Healthy" in tree.stdout
             assert sum(ln.strip(" │├└─").startswith("Pod/web-")
                        for ln in tree.stdout.splitlines()) == 2
+            # shell completion of pod names asks the running agent
+            import os
+            import subprocess
+            import sys
+            done = subprocess.run([sys.executable, "-m", "gitops"], capture_output=True,
+                                  text=True, timeout=30, env={
+                                      **os.environ, "_GITOPS_COMPLETE": "bash_complete",
+                                      "COMP_WORDS": f"gitops logs --data-dir {data} web",
+                                      "COMP_CWORD": "4"})
+            completed = [ln.split(",", 1)[1] for ln in done.stdout.split()]
+            assert len(completed) == 2 and all(n.startswith("web-") for n in completed), \
+                done.stdout + done.stderr
             # Prometheus metrics on the agent's API address (no token)
             url = json.loads((Path(data) / "agent.json").read_text())["url"]
             with urllib.request.urlopen(url + "/metrics", timeout=10) as resp:
