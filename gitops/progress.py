@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+import click
+
 from gitops.client import Client, resource_path
 from gitops.diagnose import CRASH_LOOP, NOT_READY, WAITING, Finding, explain
 from gitops.errors import GitopsError
@@ -88,7 +90,7 @@ class _Plain:
                            + (f" ({now[1]})" if now[1] else ""))
 
     def _line(self, elapsed: float, text: str) -> None:
-        print(f"[{elapsed:6.1f}s] {text}", file=self.stream, flush=True)
+        click.echo(f"[{elapsed:6.1f}s] {text}", file=self.stream)
 
     def close(self) -> None:
         pass
