@@ -13,7 +13,6 @@ from pathlib import Path
 
 import click
 
-from gitops import log as logsetup
 from gitops.client import AgentNotRunning, Client, resource_path
 from gitops.errors import GitopsError
 from gitops.model import KINDS, kind_for
@@ -96,6 +95,7 @@ def main(debug: bool) -> None:
 
     Exit codes: 0 ok, 1 problems found (invalid, diff present, unhealthy), 2 error.
     """
+    from gitops import log as logsetup     # lazily: structlog costs most of a --help
     logsetup.configure("auto", "debug" if debug else "warning")   # client verbs: stderr
 
 
@@ -180,6 +180,7 @@ def run(repo, ref, subpath, interval, node_address, pod_subnet, allow_empty_prun
       gitops run --repo https://git.example.com/team/app.git --ref main --path k8s \\
         --webhook-secret-file /etc/gitops/hook-secret --api-port 8081
     """
+    from gitops import log as logsetup
     from gitops.daemon import AgentConfig, run_agent
     logsetup.configure(log_format, log_level)
     try:
