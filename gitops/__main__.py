@@ -1,3 +1,3 @@
 from gitops.cli import main
 
-main()
+main(prog_name="gitops")   # usage lines and shell completion say `gitops`, not `python -m`

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import click
 
-from gitops import log as logsetup
 from gitops.client import AgentNotRunning, Client, resource_path
 from gitops.errors import GitopsError
 from gitops.model import KINDS, kind_for
@@ -51,12 +50,27 @@ class GitopsGroup(click.Group):
             click.echo("interrupted", err=True)
             sys.exit(130)
         except Exception as exc:   # noqa: BLE001 - the one place errors reach the user
-            if ctx.params.get("debug") or os.environ.get("GITOPS_DEBUG"):
+            if ctx.params.get("debug"):       # --debug or GITOPS_DEBUG=1
                 traceback.print_exc()
-            known = isinstance(exc, (GitopsError, OSError))
+            known = isinstance(exc, (GitopsError, OSError)) or \
+                type(exc).__module__.split(".")[0] == "docker"   # e.g. the engine is down
             text = str(exc) or type(exc).__name__
-            hint = "" if known else f" ({type(exc).__name__}; --debug shows the traceback)"
-            _fail(text.splitlines()[0] + hint if not known else text, EXIT_ERROR)
+            if not known:                       # a bug: say so, keep it to one line
+                text = (f"{text.splitlines()[0]} ({type(exc).__name__}; "
+                        "--debug shows the traceback)")
+            _fail(text, EXIT_ERROR)
+
+
+def _complete_pods(ctx, param, incomplete: str) -> list[str]:
+    """Pod names from the agent of the data dir given so far (or the default one)."""
+    data_dir = ctx.params.get("data_dir") or os.environ.get("GITOPS_DATA_DIR") or ".gitops"
+    namespace = ctx.params.get("namespace") or "default"
+    try:
+        items = Client(DataDir.at(data_dir)).get(
+            f"/api/v1/namespaces/{namespace}/pods", timeout=2)["items"]
+    except (GitopsError, OSError, KeyError, TypeError):
+        return []
+    return sorted(n for o in items if (n := o["metadata"]["name"]).startswith(incomplete))
 
 
 def _complete_kinds(ctx, param, incomplete: str) -> list[str]:
@@ -81,6 +95,7 @@ def main(debug: bool) -> None:
 
     Exit codes: 0 ok, 1 problems found (invalid, diff present, unhealthy), 2 error.
     """
+    from gitops import log as logsetup     # lazily: structlog costs most of a --help
     logsetup.configure("auto", "debug" if debug else "warning")   # client verbs: stderr
 
 
@@ -165,6 +180,7 @@ def run(repo, ref, subpath, interval, node_address, pod_subnet, allow_empty_prun
       gitops run --repo https://git.example.com/team/app.git --ref main --path k8s \\
         --webhook-secret-file /etc/gitops/hook-secret --api-port 8081
     """
+    from gitops import log as logsetup
     from gitops.daemon import AgentConfig, run_agent
     logsetup.configure(log_format, log_level)
     try:
@@ -226,7 +242,8 @@ def up(source, ref, subpath, interval, node_address, pod_subnet, allow_empty_pru
         with open(dd.log_file, "ab") as logf:
             proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, start_new_session=True)
-        _await_agent(dd, proc, timeout=60)
+        with output.working("starting the agent (pod network, DNS, API)..."):
+            _await_agent(dd, proc, timeout=60)
         click.echo(f"agent started (pid {proc.pid}), logs: {dd.log_file}")
     if wait or report:
         _wait_and_report(Client(dd), timeout, report, spent=time.monotonic() - started)
@@ -268,8 +285,12 @@ def down(data_dir, volumes) -> None:
       gitops down
       gitops down --volumes --data-dir /tmp/ci-env
     """
+    with output.working("stopping the agent and removing what it created..."):
+        _down(DataDir.at(data_dir), volumes)
+
+
+def _down(dd: DataDir, volumes: bool) -> None:
     from gitops.agent.docker import DockerRuntime, docker_host
-    dd = DataDir.at(data_dir)
     info = dd.read_agent()
     if info:
         try:
@@ -417,7 +438,7 @@ def _workload_pods(client: Client, objects: list[dict]) -> dict[str, list[dict]]
 
 
 @main.command()
-@click.argument("pod")
+@click.argument("pod", shell_complete=_complete_pods)
 @click.option("-c", "--container", default="")
 @click.option("-n", "--namespace", default="default", show_default=True)
 @click.option("--tail", default=100, show_default=True)
@@ -605,7 +626,8 @@ def validate(paths, fmt, allow_host_access) -> None:
     from gitops.manifests.validate import validate as check
     results = []
     for p in paths:
-        loaded = render_path(p)
+        with output.working(f"rendering and validating {p}..."):
+            loaded = render_path(p)
         errors = [*loaded.errors, *check(loaded.objects),
                   *policy.check(loaded.objects, allow_host_access)]
         results.append((p, loaded.objects, errors))
@@ -648,7 +670,7 @@ def diff(source, ref, subpath, fmt, data_dir) -> None:
     dd = DataDir.at(data_dir)
     try:
         import tempfile
-        with tempfile.TemporaryDirectory() as tmp:
+        with tempfile.TemporaryDirectory() as tmp, output.working(f"reading {source}..."):
             revision = make_source(source, Path(tmp), ref, subpath).fetch()
             desired, errors = render(revision)
             if errors:
@@ -681,7 +703,13 @@ def _list_fn(client: Client):
 @OUTPUT
 @DATA_DIR
 def events(namespace, all_namespaces, for_object, types, fmt, data_dir) -> None:
-    """Show Events, like `kubectl events`: oldest first, repeats counted."""
+    """Show Events, like `kubectl events`: oldest first, repeats counted.
+
+    \b
+    Examples:
+      gitops events -A
+      gitops events --for deploy/web --types Warning
+    """
     from gitops import describe as view
     kind = name = ""
     if for_object:
@@ -710,7 +738,13 @@ def events(namespace, all_namespaces, for_object, types, fmt, data_dir) -> None:
 @DATA_DIR
 def describe(resource, name, namespace, data_dir) -> None:
     """Show an object's key fields, conditions and events, like `kubectl describe`.
-    RESOURCE NAME, RESOURCE/NAME, or RESOURCE alone for every object of that kind."""
+    RESOURCE NAME, RESOURCE/NAME, or RESOURCE alone for every object of that kind.
+
+    \b
+    Examples:
+      gitops describe deploy web
+      gitops describe pod/web-5d8f7c9b6d-x2x9q
+    """
     from gitops import describe as view
     if name is None and "/" in resource:
         resource, _, name = resource.partition("/")
@@ -734,7 +768,13 @@ def describe(resource, name, namespace, data_dir) -> None:
 
 @main.group()
 def rollout() -> None:
-    """Read a Deployment's rollout: `status` (waits, like kubectl) and `history`."""
+    """Read a Deployment's rollout: `status` (waits, like kubectl) and `history`.
+
+    \b
+    Examples:
+      gitops rollout status deploy/web --timeout 120
+      gitops rollout history deploy/web
+    """
 
 
 @rollout.command("status")

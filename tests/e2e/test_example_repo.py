@@ -100,6 +100,37 @@ def test_example_repo_serves_the_guestbook_and_keeps_messages_on_its_claim(
             assert listed["greeting"].startswith("Hello from gitops")   # from api-config
             status, _, body = request(port, "/api/messages", {"nope": 1})
             assert status == 400, body
+
+            # `status`: the source as a tree of objects (sync, health) and their pods
+            tree = gitops("status", "--data-dir", data)
+            assert tree.returncode == 0, tree.stdout + tree.stderr
+            assert "(16/16 healthy)" in tree.stdout
+            assert "├── Deployment/default/api  Synced  Healthy" in tree.stdout
+            assert sum(ln.strip(" │├└─").startswith("Pod/web-")
+                       for ln in tree.stdout.splitlines()) == 2
+            # shell completion of pod names asks the running agent
+            import os
+            import subprocess
+            import sys
+            done = subprocess.run([sys.executable, "-m", "gitops"], capture_output=True,
+                                  text=True, timeout=30, env={
+                                      **os.environ, "_GITOPS_COMPLETE": "bash_complete",
+                                      "COMP_WORDS": f"gitops logs --data-dir {data} web",
+                                      "COMP_CWORD": "4"})
+            completed = [ln.split(",", 1)[1] for ln in done.stdout.split()]
+            assert len(completed) == 2 and all(n.startswith("web-") for n in completed), \
+                done.stdout + done.stderr
+            # Prometheus metrics on the agent's API address (no token)
+            url = json.loads((Path(data) / "agent.json").read_text())["url"]
+            with urllib.request.urlopen(url + "/metrics", timeout=10) as resp:
+                metrics = resp.read().decode()
+            assert 'gitops_objects{health="Healthy",kind="Deployment",sync="Synced"} 3.0' \
+                in metrics
+            assert 'gitops_syncs_total{result="synced",trigger="startup"} 1.0' in metrics
+            assert "gitops_sync_duration_seconds_bucket" in metrics
+            conns = [ln for ln in metrics.splitlines()
+                     if ln.startswith("gitops_proxy_connections{")]
+            assert any("web" in ln for ln in conns), conns
         finally:
             down = gitops("down", "--data-dir", data)
         assert down.returncode == 0, down.stdout + down.stderr
@@ -115,3 +146,26 @@ def test_example_repo_serves_the_guestbook_and_keeps_messages_on_its_claim(
     assert down.returncode == 0, down.stdout + down.stderr
     assert claim_volumes(docker_client, instance) == []
     assert docker_client.volumes.list(filters={"label": f"gitops.instance={instance}"}) == []
+
+
+def test_status_page_chart_deploys_through_helm(docker_client, example, tmp_path):
+    """The optional Helm chart of example-repo/ (rendered with the helm extra) runs too."""
+    try:
+        import helm_python  # noqa: F401
+    except ImportError:
+        if shutil.which("helm") is None:
+            pytest.skip("needs the helm extra or a helm binary")
+    repo, _ = example
+    port = free_port(30000, 32767)
+    values = repo / "charts" / "status-page" / "values.yaml"
+    values.write_text(values.read_text().replace("nodePort: 30090", f"nodePort: {port}"))
+    data = str(tmp_path / "data")
+    try:
+        res = gitops("up", str(repo), "--path", "charts/status-page", "--wait", "--timeout",
+                     "120", "--data-dir", data, timeout=180)
+        assert res.returncode == 0, res.stdout + res.stderr
+        status, _, page = request(port, "/")
+        assert status == 200 and "<h1>Guestbook status</h1>" in page
+    finally:
+        down = gitops("down", "--data-dir", data)
+    assert down.returncode == 0, down.stdout + down.stderr

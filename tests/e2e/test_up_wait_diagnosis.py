@@ -74,6 +74,7 @@ def test_up_wait_timeout_explains_each_unhealthy_object(docker_client, tmp_path)
         err = up.stderr
         # progress: plain lines with the elapsed time, no terminal control codes
         assert "] Deployment/default/crasher: Progressing" in err and "\x1b[" not in err
+        assert "; pod noimage-" in err and ": image-missing)" in err   # named while waiting
         assert "timed out after 30s: 3 of 4 object(s) not healthy" in err
         assert ("image-missing: pod noimage-" in err
                 and "image gitops/does-not-exist:1 is not on the node" in err)

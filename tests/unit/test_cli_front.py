@@ -59,6 +59,10 @@ def test_unexpected_errors_are_one_line_unless_debug(tmp_path, monkeypatch):
     assert res.output.strip() == "error: boom (RuntimeError; --debug shows the traceback)"
     res = invoke("--debug", "validate", "-o", "junit", str(tmp_path))
     assert res.exit_code == 2 and "Traceback (most recent call last)" in res.output
+    res = invoke("validate", "-o", "junit", str(tmp_path), env={"GITOPS_DEBUG": "1"})
+    assert res.exit_code == 2 and "Traceback (most recent call last)" in res.output
+    res = invoke("validate", "-o", "junit", str(tmp_path), env={"GITOPS_DEBUG": "0"})
+    assert "Traceback" not in res.output
 
 
 def test_validate_junit_has_a_testcase_per_object_and_failures_with_file_line(tmp_path):

@@ -70,3 +70,10 @@ def test_metrics_exposition(monkeypatch):
     assert 'gitops_objects{health="Progressing",kind="Deployment",sync="Synced"} 1.0' in lines
     assert 'gitops_proxy_connections{listener="default/web:80"} 3.0' in lines
     assert 'gitops_agent_info{ref="main",repo="/src",revision="abc123"} 1.0' in lines
+
+
+def test_source_urls_lose_their_credentials():
+    assert metrics.redact("https://user:tok3n@git.example.com/a/b.git") == \
+        "https://git.example.com/a/b.git"
+    assert metrics.redact("ssh://git@git.example.com/a/b.git") == "ssh://git.example.com/a/b.git"
+    assert metrics.redact("/srv/repo") == "/srv/repo"

@@ -65,7 +65,8 @@ def test_plain_lines_per_health_change_then_healthy():
     out, text = run(client)
     assert out.ok and out.result == "healthy"
     lines = [ln.split("] ", 1)[1] for ln in text.splitlines()]
-    assert lines == ["Deployment/default/web: Progressing (0 of 2 updated replicas)",
+    assert lines == ["waiting up to 10s for /src to be healthy",
+                     "Deployment/default/web: Progressing (0 of 2 updated replicas)",
                      "revision abc123 applied",
                      "Deployment/default/web: Progressing (1 of 2 updated replicas)",
                      "Deployment/default/web: Healthy (2/2 available)"]
@@ -151,3 +152,23 @@ def test_agent_gone_is_an_error_outcome():
             raise GitopsError("agent at http://127.0.0.1:1 does not answer")
     out, _ = run(Gone([]))
     assert out.result == "error" and "does not answer" in progress.render_outcome(out)
+
+
+def test_progress_lines_name_the_pod_problem_while_waiting():
+    pods = {"items": [{"kind": "Pod", "metadata": {"name": "web-1", "namespace": "default",
+                                                   "labels": {"app": "web"}},
+                       "spec": {"containers": [{"name": "web"}]},
+                       "status": {"phase": "Pending", "containerStatuses": [
+                           {"name": "web", "image": "nope:1",
+                            "state": {"waiting": {"reason": "ErrImagePull"}}}]}}]}
+    deploy = {"kind": "Deployment", "metadata": {"name": "web", "namespace": "default"},
+              "spec": {"selector": {"matchLabels": {"app": "web"}}}}
+    client = FakeClient([status([obj("Deployment", "web", "Progressing", "0 of 1 available")])],
+                        {"/api/v1/pods": pods,
+                         "/apis/apps/v1/namespaces/default/deployments/web": deploy})
+    out, text = run(client, timeout=3)
+    assert not out.ok
+    assert ("Deployment/default/web: Progressing (0 of 1 available; pod web-1: image-missing)"
+            in text)
+    # the workload's selector is read once, not on every poll
+    assert client.calls.count("/apis/apps/v1/namespaces/default/deployments/web") <= 2
