@@ -24,7 +24,8 @@ from gitops.agent.docker import DockerRuntime
 from gitops.agent.network import SERVICE_POOL, pick_subnet
 from gitops.agent.node import NodeAgent
 from gitops.api.kube.listen import start_listeners
-from gitops.api.server import ApiContext, LogRequest, make_app, object_health
+from gitops.api.server import (ApiContext, LogRequest, make_app, object_health,
+                               unmanaged_objects)
 from gitops.api.webhook import add_webhook_routes
 from gitops.controllers.manager import ControllerManager
 from gitops.errors import GitopsError
@@ -180,7 +181,8 @@ class Agent:
                 "policy": {"self_heal": self.policy.self_heal, "prune": self.policy.prune},
                 "last_sync": self.store.get_state("last_sync"),
                 "node": self.node.node_name, "network": self.network,
-                "objects": object_health(self.store)}
+                "objects": object_health(self.store),
+                "unmanaged": unmanaged_objects(self.store)}
 
     async def sync_now(self, trigger: str = "manual") -> dict:
         self._trigger = trigger

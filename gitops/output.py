@@ -148,6 +148,11 @@ def render_status(st: dict) -> str:
              o["message"]] for o in st["objects"]]
     if rows:
         lines += ["", table(["KIND", "NAMESPACE", "NAME", "SYNC", "HEALTH", "MESSAGE"], rows)]
+    unmanaged = [[o["kind"], o["namespace"] or "-", o["name"], ",".join(o.get("managers", [])),
+                  o["health"]] for o in st.get("unmanaged") or []]
+    if unmanaged:
+        lines += ["", "Unmanaged (made through the Kubernetes API; git leaves them alone):",
+                  table(["KIND", "NAMESPACE", "NAME", "MANAGERS", "HEALTH"], unmanaged)]
     return "\n".join(lines)
 
 

@@ -13,6 +13,7 @@ from aiohttp import web
 from gitops.api.kube.api import KubeApi, KubeBackends
 from gitops.errors import GitopsError
 from gitops.health import assess
+from gitops.model import key_of
 from gitops.store.base import Store
 
 
@@ -43,8 +44,9 @@ CTX = web.AppKey("ctx", ApiContext)
 
 
 def _status_error(code: int, reason: str, message: str) -> web.Response:
-    return web.json_response({"kind": "Status", "apiVersion": "v1", "status": "Failure",
-                              "reason": reason, "message": message, "code": code}, status=code)
+    return web.json_response({"kind": "Status", "apiVersion": "v1", "metadata": {},
+                              "status": "Failure", "reason": reason, "message": message,
+                              "code": code}, status=code)
 
 
 @web.middleware
@@ -110,5 +112,24 @@ def object_health(store: Store) -> list[dict]:
         health = assess(store.get(key))
         out.append({"kind": key.kind, "namespace": key.namespace, "name": key.name,
                     "file": entry.file, "line": entry.line, "sync": entry.sync_status,
+                    "health": health.status, "message": health.message})
+    return out
+
+
+def unmanaged_objects(store: Store) -> list[dict]:
+    """Objects made through the Kubernetes API that git does not declare: sync leaves them
+    alone (never pruned, never corrected). Objects owned by another (pods of a
+    ReplicaSet) belong to their owner; those the agent makes itself carry no field manager."""
+    inventory = store.inventory()
+    out = []
+    for obj in store.all_objects():
+        meta = obj.get("metadata", {})
+        if key_of(obj) in inventory or meta.get("ownerReferences") or \
+                not meta.get("managedFields"):
+            continue
+        health = assess(obj)
+        managers = sorted({e.get("manager", "") for e in meta["managedFields"]})
+        out.append({"kind": obj.get("kind", ""), "namespace": meta.get("namespace", ""),
+                    "name": meta.get("name", ""), "managers": managers,
                     "health": health.status, "message": health.message})
     return out

@@ -15,6 +15,11 @@ def merged(change: Change) -> dict:
     status and fields owned by controllers are kept from the store."""
     assert change.desired is not None and change.live is not None
     obj = copy.deepcopy(change.desired)
+    if change.drift:
+        # Correcting drift: git did not change, so fields it does not declare were set
+        # by someone else (kubectl scale, a label) and stay; what git declares is restored.
+        live = {k: v for k, v in change.live.items() if k != "status"}
+        obj = overlay(live, obj)
     live_meta = change.live.get("metadata", {})
     meta = obj["metadata"]
     for keep in ("ownerReferences", "finalizers"):
@@ -22,6 +27,17 @@ def merged(change: Change) -> dict:
             meta[keep] = live_meta[keep]
     meta.pop("resourceVersion", None)
     return keep_allocations(obj, change.live)
+
+
+def overlay(base: dict, top: dict) -> dict:
+    """top over base: maps merge key by key, anything else (lists too) comes from top."""
+    out = copy.deepcopy(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = overlay(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
 
 
 def apply_changes(store: Store, changes: list[Change]) -> None:

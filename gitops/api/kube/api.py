@@ -26,6 +26,8 @@ from gitops.store.base import Store
 log = structlog.get_logger(component="kube-api")
 
 Handler = Callable[[web.Request, Target], Awaitable[web.StreamResponse]]
+# Field-validation warnings a handler collected, sent back as `Warning: 299` headers.
+WARNINGS = web.RequestKey("warnings", list) if hasattr(web, "RequestKey") else "warnings"
 
 
 @dataclass
@@ -133,7 +135,7 @@ class KubeApi:
 
     async def _verb(self, request: web.Request, target: Target) -> web.StreamResponse:
         resp = await self._call(request, target)
-        for warning in request.get("warnings", []):
+        for warning in request.get(WARNINGS, []):
             resp.headers.add("Warning", f'299 - "{warning}"')
         return resp
 

@@ -111,7 +111,8 @@ def _validate(api: "KubeApi", request: web.Request, target: Target, obj: dict,
     outcome = check(target.resource, obj, request.query.get("fieldValidation", default),
                     api.allow_host_access)
     if outcome.warnings:
-        request["warnings"] = [*request.get("warnings", []), *outcome.warnings]
+        from gitops.api.kube.api import WARNINGS
+        request[WARNINGS] = [*request.get(WARNINGS, []), *outcome.warnings]
 
 
 # -- create ------------------------------------------------------------------------------
