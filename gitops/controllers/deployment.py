@@ -109,6 +109,12 @@ def reconcile(deploy: dict, replicasets: list[dict], now: float,
 
     scaled: dict[str, int] = {}      # ReplicaSet name -> new spec.replicas this pass
     created = current is None
+    newest = max((_revision(rs) for rs in old), default=0)
+    bumped = current is not None and _revision(current) < newest
+    if bumped:                      # back to an older template (rollout undo): as Kubernetes
+        current = copy.deepcopy(current)        # does, it becomes the newest revision
+        current["metadata"]["annotations"] = {**(current["metadata"].get("annotations") or {}),
+                                              REVISION: str(newest + 1)}
     if current is None:
         revision = max((_revision(rs) for rs in replicasets), default=0) + 1
         current = new_replicaset(deploy, template, name, thash, 0, revision)
@@ -121,7 +127,7 @@ def reconcile(deploy: dict, replicasets: list[dict], now: float,
         actions.append(Create(current))
     for rs in [current, *old]:
         count = scaled.get(rs["metadata"]["name"], _replicas(rs))
-        if count != _replicas(rs):
+        if count != _replicas(rs) or (bumped and rs is current):
             actions.append(Update(_scaled(rs, count)))
 
     history = spec.get("revisionHistoryLimit", 10)

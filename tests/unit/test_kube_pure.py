@@ -133,3 +133,14 @@ def test_discovery_lists_short_names_categories_and_subresources():
     assert discovery.wants_aggregated(
         "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json")
     assert not discovery.wants_aggregated("application/json")
+
+
+def test_go_zero_values_are_dropped_from_writes():
+    from gitops.api.kube.writes import without_go_zero_values
+    template = {"metadata": {"creationTimestamp": None, "labels": {"app": "w"}},
+                "spec": {"containers": [{"name": "a", "image": "i", "resources": {}}],
+                         "volumes": [{"name": "v", "emptyDir": {}}]}}
+    assert without_go_zero_values(template) == {
+        "metadata": {"labels": {"app": "w"}},
+        "spec": {"containers": [{"name": "a", "image": "i"}],
+                 "volumes": [{"name": "v", "emptyDir": {}}]}}

@@ -65,10 +65,30 @@ def dry_run(request: web.Request) -> bool:
     return bool(values)
 
 
+_CONTAINER_LISTS = ("containers", "initContainers", "ephemeralContainers")
+
+
+def without_go_zero_values(value: Any) -> Any:
+    """Drop what Go clients send for unset fields: nulls (`creationTimestamp: null`) and
+    empty container `resources: {}`. Kubernetes decodes both as "not set"; kept, they
+    would change a pod template's hash (`kubectl rollout undo` sends templates so)."""
+    if isinstance(value, dict):
+        out = {k: without_go_zero_values(v) for k, v in value.items() if v is not None}
+        for name in _CONTAINER_LISTS:
+            for c in out.get(name) or []:
+                if isinstance(c, dict) and c.get("resources") == {}:
+                    del c["resources"]
+        return out
+    if isinstance(value, list):
+        return [without_go_zero_values(v) for v in value]
+    return value
+
+
 def _check_identity(target: Target, obj: Any, name_required: bool = True) -> dict:
     r = target.resource
     if not isinstance(obj, dict):
         raise st.bad_request("the request body must be a JSON object")
+    obj = without_go_zero_values(obj)
     if obj.get("kind") not in (None, r.kind):
         raise st.bad_request(f"the kind of the body ({obj.get('kind')}) does not match the "
                              f"resource ({r.kind})")
