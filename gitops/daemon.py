@@ -23,6 +23,8 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from gitops.agent.docker import DockerRuntime
 from gitops.agent.network import SERVICE_POOL, pick_subnet
 from gitops.agent.node import NodeAgent
+from gitops.api.kube.api import KubeBackends
+from gitops.api.kube.backends import RuntimeStreams
 from gitops.api.kube.listen import start_listeners
 from gitops.api.server import (ApiContext, LogRequest, make_app, object_health,
                                unmanaged_objects)
@@ -280,6 +282,7 @@ class Agent:
         token = _token(self.dd.token_file)
         app = make_app(ApiContext(self.store, token, self.status, self.control,
                                   self.stop.set, self.pod_logs,
+                                  kube=KubeBackends(exec=RuntimeStreams(self.runtime)),
                                   allow_host_access=self.config.allow_host_access))
         add_webhook_routes(app, self.webhook_secret, self.source.url, self.config.ref,
                            lambda _event: self.trigger_sync("webhook"))

@@ -4,8 +4,12 @@ of truth (drift corrected, undeclared fields kept, kubectl-made objects left alo
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -69,6 +73,24 @@ def wait_for(check, timeout: float = 60, every: float = 0.5):
     raise AssertionError(f"condition not met within {timeout}s (last: {last!r})")
 
 
+def assert_port_forward(config: Path, pod: str) -> None:
+    """kubectl port-forward to the pod's httpd, which serves the file exec wrote."""
+    from tests.conftest import free_port
+    local = free_port()
+    proc = subprocess.Popen([kubectl_path(), "--cache-dir", str(config.parent / "kcache"),
+                             "port-forward", f"pod/{pod}", f"{local}:8080"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "KUBECONFIG": str(config)})
+    try:
+        assert "Forwarding from 127.0.0.1" in proc.stdout.readline()
+        for _ in range(2):          # two connections through one forward
+            with urllib.request.urlopen(f"http://127.0.0.1:{local}/served", timeout=20) as r:
+                assert r.read() == b"x" * 100_000
+    finally:
+        proc.kill()
+        proc.communicate(timeout=10)
+
+
 def test_kubectl_against_the_agent(docker_client, tmp_path):
     kubectl_path()
     repo = tmp_path / "repo"
@@ -110,6 +132,16 @@ def test_kubectl_against_the_agent(docker_client, tmp_path):
         assert k("logs", first).strip() == f"hello-from-{first}"
         assert k("logs", "deploy/web", "--tail", "1").strip() == f"hello-from-{first}"
         assert "Ready" in k("get", "nodes")
+
+        # exec: output, stderr, exit code, stdin; port-forward to the pod's port
+        res = run_kubectl(config, "exec", first, "--", "sh", "-c",
+                          "echo out; echo err >&2; exit 3")
+        assert (res.returncode, res.stdout, "err" in res.stderr) == (3, "out\n", True)
+        res = run_kubectl(config, "exec", "-i", first, "--", "sh", "-c",
+                          "cat > /served; md5sum /served", input="x" * 100_000)
+        assert res.returncode == 0 and res.stdout.split()[0] == hashlib.md5(
+            b"x" * 100_000).hexdigest()
+        assert_port_forward(config, first)
 
         # a deleted pod is replaced by its ReplicaSet
         assert f'pod "{first}" deleted' in k("delete", "pod", first)
