@@ -132,6 +132,10 @@ def test_errors_are_status_objects_with_kubernetes_codes(api):
                                   headers={"Content-Type": "application/apply-patch+yaml"})
     assert status == 400 and "fieldManager" in body["message"]
     assert api.request("PUT", CMS, cm("a"))[2]["reason"] == "MethodNotAllowed"
+    status, _, body = api.request("POST", CMS, b"k8s\x00\n\x0f", headers={
+        "Content-Type": "application/vnd.kubernetes.protobuf"})
+    assert (status, body["reason"]) == (415, "UnsupportedMediaType")
+    assert "--dry-run=client -o yaml | kubectl apply -f -" in body["message"]
     hostpath = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "h"}, "spec": {
         "containers": [{"name": "c", "image": "i"}],
         "volumes": [{"name": "v", "hostPath": {"path": "/etc"}}]}}

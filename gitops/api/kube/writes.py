@@ -39,7 +39,15 @@ PATCH_RETRIES = 5
 
 
 # -- request helpers ---------------------------------------------------------------------
+PROTOBUF = "application/vnd.kubernetes.protobuf"
+
+
 async def body_of(request: web.Request, yaml_ok: bool = False) -> Any:
+    if request.headers.get("Content-Type", "").startswith(PROTOBUF):
+        raise st.ApiError(415, "UnsupportedMediaType", (
+            "this server reads JSON and YAML, not protobuf, which kubectl's generators send "
+            "(kubectl create configmap|secret|deployment|...); pipe them through apply: "
+            "kubectl create ... --dry-run=client -o yaml | kubectl apply -f -"))
     raw = await request.read()
     if not raw.strip():
         return None
