@@ -142,6 +142,8 @@ def test_kubectl_against_the_agent(docker_client, tmp_path):
         assert res.returncode == 0 and res.stdout.split()[0] == hashlib.md5(
             b"x" * 100_000).hexdigest()
         assert_port_forward(config, first)
+        assert k("exec", "deploy/web", "--", "cat", "/served") == "x" * 100_000
+        assert "default" in k("get", "namespaces")
 
         # a deleted pod is replaced by its ReplicaSet
         assert f'pod "{first}" deleted' in k("delete", "pod", first)

@@ -305,3 +305,17 @@ def test_delete_propagation_preconditions_and_collections(api):
     assert sorted(o["metadata"]["name"] for o in body["items"]) == ["x0", "x1", "x2"]
     assert [o["metadata"]["name"] for o in store.list("ConfigMap")] == [
         "d-background", "d-orphan", "y"]
+
+
+def test_namespaces_default_exists_and_deleting_one_takes_its_contents(api):
+    _, _, ns = api.request("GET", "/api/v1/namespaces/default")
+    assert ns["status"] == {"phase": "Active"}
+    status, _, body = api.request("DELETE", "/api/v1/namespaces/default")
+    assert (status, body["reason"]) == (403, "Forbidden")
+    api.request("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
+                                               "metadata": {"name": "team"}})
+    api.store.create(cm("inside", ns="team"))
+    api.store.create(cm("outside"))
+    assert api.request("DELETE", "/api/v1/namespaces/team")[0] == 200
+    assert api.store.get(ObjectKey("ConfigMap", "team", "inside")) is None
+    assert api.store.get(ObjectKey("ConfigMap", "default", "outside")) is not None

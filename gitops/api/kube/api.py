@@ -21,7 +21,8 @@ from gitops.api.kube import status as st
 from gitops.api.kube.reads import list_objects, read
 from gitops.api.kube.request import Target, bool_param, parse_path, wanted_shape
 from gitops.errors import GitopsError
-from gitops.store.base import Store
+from gitops.model import ObjectKey
+from gitops.store.base import Conflict, Store
 
 log = structlog.get_logger(component="kube-api")
 
@@ -42,6 +43,18 @@ def json_response(data: Any, status: int = 200, content_type: str = "application
                   ) -> web.Response:
     return web.Response(body=json.dumps(data, separators=(",", ":")).encode(), status=status,
                         headers={"Content-Type": content_type})
+
+
+def ensure_default_namespace(store: Store) -> None:
+    """kubectl's contexts point at "default"; a Kubernetes server always has it."""
+    key = ObjectKey("Namespace", "", "default")
+    if store.get(key) is None:
+        try:
+            store.create({"apiVersion": "v1", "kind": "Namespace",
+                          "metadata": {"name": "default"}})
+            store.update_status(key, {"phase": "Active"})
+        except Conflict:
+            pass
 
 
 class KubeApi:
@@ -67,6 +80,7 @@ class KubeApi:
 
     async def _start(self, _app: web.Application) -> None:
         self.broadcaster.attach(self.store, asyncio.get_running_loop())
+        ensure_default_namespace(self.store)
 
     async def _stop(self, _app: web.Application) -> None:
         self.broadcaster.close()          # open watches end instead of holding shutdown

@@ -397,8 +397,15 @@ def delete_one(api: "KubeApi", target: Target, k, opts: dict) -> dict:
             raise st.conflict(r.plural, r.group, name, "Precondition failed: "
                               f"ResourceVersion in precondition: {pre['resourceVersion']}, "
                               f"ResourceVersion in object meta: {meta['resourceVersion']}")
+        if k.kind == "Namespace" and name == "default":
+            raise st.ApiError(403, "Forbidden", 'namespaces "default" is forbidden: this '
+                              "namespace may not be deleted")
         if opts.get("dryRun"):
             return present(obj)
+        if k.kind == "Namespace":          # its contents go with it
+            for inner in list(store.all_objects()):
+                if inner["metadata"].get("namespace") == name:
+                    request_delete(store, key_of(inner))
         policy = opts["propagationPolicy"]
         if policy == "Orphan":
             for dep in _dependents(store, meta["uid"]):
