@@ -14,7 +14,6 @@ Everything stays on 127.0.0.1; every loop is bounded in count and time.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import socket
 import statistics

@@ -8,7 +8,6 @@ leaves as a Kubernetes `Status`.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -16,33 +15,23 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from gitops.api.kube import discovery, openapi
+from gitops.api.kube import discovery, openapi, subresources, watch, writes
 from gitops.api.kube import status as st
 from gitops.api.kube.reads import list_objects, read
-from gitops.api.kube.request import Target, bool_param, parse_path, wanted_shape
+from gitops.api.kube.respond import json_response
+from gitops.api.kube.request import WARNINGS, Target, bool_param, parse_path, wanted_shape
 from gitops.errors import GitopsError
 from gitops.model import ObjectKey
 from gitops.store.base import Conflict, Store
 
 log = structlog.get_logger(component="kube-api")
 
-Handler = Callable[[web.Request, Target], Awaitable[web.StreamResponse]]
-# Field-validation warnings a handler collected, sent back as `Warning: 299` headers.
-WARNINGS = web.RequestKey("warnings", list) if hasattr(web, "RequestKey") else "warnings"
-
-
 @dataclass
 class KubeBackends:
     """What the API needs beyond the store; each is optional (tests, a store-only agent)."""
-    logs: Callable[..., Awaitable[Any]] | None = None           # LogRequest -> str | stream
-    exec: Any = None                                           # gitops.api.kube.exec.Exec
-    dial: Callable[[str, str, int], Awaitable[Any]] | None = None   # ns, pod, port -> streams
-
-
-def json_response(data: Any, status: int = 200, content_type: str = "application/json"
-                  ) -> web.Response:
-    return web.Response(body=json.dumps(data, separators=(",", ":")).encode(), status=status,
-                        headers={"Content-Type": content_type})
+    logs: Callable[..., Awaitable[Any]] | None = None      # LogRequest -> str | stream
+    exec: Any = None                                      # backends.RuntimeStreams
+    dial: Callable[[str, int], Awaitable[Any]] | None = None   # pod IP, port -> streams
 
 
 def ensure_default_namespace(store: Store) -> None:
@@ -63,8 +52,7 @@ class KubeApi:
         self.store = store
         self.backends = backends or KubeBackends()
         self.allow_host_access = allow_host_access
-        from gitops.api.kube.watch import Broadcaster
-        self.broadcaster = Broadcaster()
+        self.broadcaster = watch.Broadcaster()
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/version", self._version)
@@ -105,13 +93,12 @@ class KubeApi:
     def _discovery(self, request: web.Request) -> web.Response | None:
         parts = [p for p in request.path.split("/") if p]
         aggregated = discovery.wants_aggregated(request.headers.get("Accept", ""))
+        if parts in (["api"], ["apis"]) and aggregated:
+            return json_response(discovery.aggregated(core=parts == ["api"]),
+                                 content_type=discovery.AGGREGATED)
         if parts == ["api"]:
-            if aggregated:
-                return json_response(discovery.aggregated(core=True), content_type=discovery.AGGREGATED)
             return json_response(discovery.core_versions(request.host))
         if parts == ["apis"]:
-            if aggregated:
-                return json_response(discovery.aggregated(core=False), content_type=discovery.AGGREGATED)
             return json_response(discovery.group_list())
         if parts == ["api", "v1"] or (parts[:1] == ["apis"] and len(parts) == 3):
             listed = discovery.resource_list("/".join(parts[1:]))
@@ -154,7 +141,6 @@ class KubeApi:
         return resp
 
     async def _call(self, request: web.Request, target: Target) -> web.StreamResponse:
-        from gitops.api.kube import subresources, watch, writes
         method, q = request.method, request.query
         shape = wanted_shape(request.headers.get("Accept", ""))
         if target.sub:

@@ -176,10 +176,10 @@ async def port_forward(api: "KubeApi", request: web.Request, pod: dict) -> web.S
     async def pipe(fwd: _Forward, port: int) -> None:
         try:
             reader, fwd.writer = await dial(pod_ip, port)
-        except OSError as exc:
-            await send_frame(lambda: encoder.data(fwd.error_stream, (
-                f"error forwarding port {port} to pod {pod['metadata']['name']}: "
-                f"{exc}").encode(), fin=True))
+        except (OSError, asyncio.TimeoutError) as exc:
+            message = (f"error forwarding port {port} to pod {pod['metadata']['name']}: "
+                       f"{exc or type(exc).__name__}").encode()
+            await send_frame(lambda: encoder.data(fwd.error_stream, message, fin=True))
             await send_frame(lambda: encoder.data(fwd.data_stream, b"", fin=True))
             return
         for chunk in fwd.pending:

@@ -7,9 +7,10 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from gitops.api.kube import managed, openapi, streams, writes
 from gitops.api.kube import patch as P
 from gitops.api.kube import status as st
-from gitops.api.kube import writes
+from gitops.api.kube.respond import json_response
 from gitops.api.kube.present import present
 from gitops.api.kube.reads import get_object, shaped_one
 from gitops.api.kube.request import Target, bool_param, int_param, wanted_shape
@@ -22,7 +23,6 @@ if TYPE_CHECKING:
 
 
 async def handle(api: "KubeApi", request: web.Request, target: Target) -> web.StreamResponse:
-    from gitops.api.kube.api import json_response
     sub, method = target.sub, request.method
     if sub == "status":
         if method == "GET":
@@ -42,7 +42,6 @@ async def handle(api: "KubeApi", request: web.Request, target: Target) -> web.St
     elif sub == "log" and method == "GET":
         return await pod_log(api, request, target)
     elif sub in ("exec", "portforward") and method in ("GET", "POST"):
-        from gitops.api.kube import streams
         return await streams.handle(api, request, target)
     raise st.method_not_allowed()
 
@@ -85,7 +84,6 @@ async def write_scale(api: "KubeApi", request: web.Request, target: Target) -> d
             raise st.stale(r.plural, r.group, target.name)
         obj = json.loads(json.dumps(old))
         obj.setdefault("spec", {})["replicas"] = replicas
-        from gitops.api.kube import managed, openapi
         obj["metadata"]["managedFields"] = managed.record_update(
             old, obj, writes.manager_of(request), r.api_version,
             openapi.kind_schema(r), "scale")

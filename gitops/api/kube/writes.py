@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import random
-import string
 from typing import TYPE_CHECKING, Any
 
 import yaml
@@ -22,7 +21,7 @@ from gitops.api.kube import patch as P
 from gitops.api.kube import status as st
 from gitops.api.kube.present import present, unmask_secret
 from gitops.api.kube.reads import get_object, key, list_page
-from gitops.api.kube.request import Target, bool_param, int_param
+from gitops.api.kube.request import WARNINGS, Target, bool_param, int_param
 from gitops.api.kube.validation import check
 from gitops.controllers.base import request_delete
 from gitops.model.meta import key_of
@@ -139,7 +138,6 @@ def _validate(api: "KubeApi", request: web.Request, target: Target, obj: dict,
     outcome = check(target.resource, obj, request.query.get("fieldValidation", default),
                     api.allow_host_access)
     if outcome.warnings:
-        from gitops.api.kube.api import WARNINGS
         request[WARNINGS] = [*request.get(WARNINGS, []), *outcome.warnings]
 
 
