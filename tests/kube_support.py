@@ -46,8 +46,10 @@ def write_kubeconfig(path: Path, server: str, token: str, ca: bytes | None) -> P
 
 
 def run_kubectl(kubeconfig: Path, *args: str, timeout: float = 60,
-                input: str | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "HOME": str(kubeconfig.parent)}
+                input: str | None = None,
+                env_extra: dict | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "HOME": str(kubeconfig.parent),
+           **(env_extra or {})}
     return subprocess.run([kubectl_path(), "--cache-dir", str(kubeconfig.parent / "kcache"),
                            *args], capture_output=True, text=True, timeout=timeout, env=env,
                           input=input)

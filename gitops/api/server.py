@@ -1,4 +1,5 @@
-"""aiohttp app: bearer-token auth, Kubernetes-style object reads, status, sync, shutdown."""
+"""aiohttp app: bearer-token auth, the Kubernetes API (gitops.api.kube), and the agent's
+own /gitops/v1 routes: status, history, sync and the other control verbs, shutdown."""
 
 from __future__ import annotations
 
@@ -90,7 +91,8 @@ async def _shutdown(request: web.Request) -> web.Response:
 
 
 def make_app(ctx: ApiContext) -> web.Application:
-    app = web.Application(middlewares=[_auth])
+    # Kubernetes takes objects up to about 3 MiB (etcd's limit); so does this API.
+    app = web.Application(middlewares=[_auth], client_max_size=4 * 1024 * 1024)
     app[CTX] = ctx
     app.router.add_get("/healthz", _healthz)
     backends = ctx.kube or KubeBackends()

@@ -174,6 +174,16 @@ def test_kubectl_against_the_agent(docker_client, tmp_path):
         assert record["action"] == "corrected" and record["drift"]["actor"] == "kubectl-patch"
         assert record["drift"]["fields"][0]["path"] == "data.mode"
 
+        # server-side apply of a new object and of a change
+        ssa = tmp_path / "ssa.yaml"
+        ssa.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ssa}\n"
+                       "data: {a: '1', b: '2'}\n")
+        assert "serverside-applied" in k("apply", "--server-side", "-f", str(ssa))
+        ssa.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ssa}\n"
+                       "data: {a: '3'}\n")
+        k("apply", "--server-side", "-f", str(ssa))
+        assert json.loads(k("get", "cm", "ssa", "-o", "jsonpath={.data}")) == {"a": "3"}
+
         # an object made with kubectl is unmanaged: rolled with kubectl, never pruned
         tool = tmp_path / "tool.yaml"
         tool.write_text(TOOL % "1")
@@ -195,7 +205,8 @@ def test_kubectl_against_the_agent(docker_client, tmp_path):
         assert wait_for(lambda: ready_pods("app=tool") not in ([], [pod]))
         assert gitops("sync", "--data-dir", data).returncode == 0
         status = json.loads(gitops("status", "-o", "json", "--data-dir", data).stdout)
-        assert [(o["kind"], o["name"]) for o in status["unmanaged"]] == [("Deployment", "tool")]
+        assert [(o["kind"], o["name"]) for o in status["unmanaged"]] == [
+            ("ConfigMap", "ssa"), ("Deployment", "tool")]
         assert "Unmanaged" in gitops("status", "--data-dir", data).stdout
         assert "deployment.apps/tool" in k("get", "deploy", "-o", "name")
         described = k("describe", "deploy", "tool")

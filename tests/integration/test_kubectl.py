@@ -162,6 +162,12 @@ data:
         {"name": "app", "image": "gitops/busybox:2"}]
     assert live["metadata"]["labels"] == {"app": "web", "tier": "front"}
     assert live["spec"]["minReadySeconds"] == 5 and live["metadata"]["generation"] == 3
+    assert {e["manager"] for e in live["metadata"]["managedFields"]} == {"kubectl-patch"}
+    edit = run_kubectl(kube.kubeconfig, "edit", "deploy", "web", env_extra={
+        "EDITOR": "sed -i s#gitops/busybox:2#gitops/busybox:3#"})
+    assert edit.returncode == 0 and "edited" in edit.stdout, edit.stderr
+    assert kube.store.get(ObjectKey("Deployment", "default", "web"))["spec"]["template"][
+        "spec"]["containers"][0]["image"] == "gitops/busybox:3"
     assert "scaled" in ok(kube.kubectl("scale", "deploy", "web", "--replicas", "4"))
     assert kube.store.get(ObjectKey("Deployment", "default", "web"))["spec"]["replicas"] == 4
     # a stale update: replace with the resourceVersion read before someone else wrote
