@@ -215,3 +215,32 @@ def test_watch_receives_updates_and_the_token_is_required(kube, tmp_path):
     result = run_kubectl(wrong, "get", "pods")
     assert result.returncode == 1
     assert "You must be logged in to the server" in result.stderr
+
+
+def test_logs_parameters_and_follow(tmp_path):
+    kubectl_path()
+    seen = []
+
+    async def logs(req):
+        seen.append(req)
+        if not req.follow:
+            return f"lines of {req.container or 'app'}\n"
+
+        async def chunks():
+            for i in range(3):
+                yield f"tick{i}\n".encode()
+        return chunks()
+
+    store = SqliteStore(tmp_path / "state.db")
+    seed(store)
+    with KubeServer(store, tmp_path, logs=logs) as kube:
+        assert ok(kube.kubectl("logs", "web-abc-0")) == "lines of app\n"
+        assert ok(kube.kubectl("logs", "web-abc-0", "-c", "app", "--tail", "5", "-p")) == \
+            "lines of app\n"
+        assert ok(kube.kubectl("logs", "-f", "web-abc-0")) == "tick0\ntick1\ntick2\n"
+        missing = kube.kubectl("logs", "nope")
+        assert missing.returncode == 1 and 'pods "nope" not found' in missing.stderr
+    store.close()
+    assert [(r.pod, r.container, r.tail, r.previous, r.follow) for r in seen] == [
+        ("web-abc-0", "app", -1, False, False), ("web-abc-0", "app", 5, True, False),
+        ("web-abc-0", "app", -1, False, True)]
