@@ -67,7 +67,9 @@ def plan_against(store: Store, desired: list[Desired]) -> Plan:
     inventory = store.inventory()
     keys = {d.key for d in desired} | set(inventory)
     live = {k: obj for k in keys if (obj := store.get(k)) is not None}
-    return compute_plan(desired, live, {k: e.applied_hash for k, e in inventory.items()})
+    last = {k: store.applied(k) for k in inventory} if hasattr(store, "applied") else None
+    return compute_plan(desired, live, {k: e.applied_hash for k, e in inventory.items()},
+                        last)
 
 
 def last_writer(live: dict) -> str:

@@ -98,3 +98,27 @@ def test_objects_made_through_the_api_are_unmanaged(world):
     api.store.create({"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "web"}})
     assert len(unmanaged_objects(api.store)) == 1
     assert json.dumps(unmanaged)
+
+
+def test_a_git_change_keeps_what_git_never_declared(world, tmp_path):
+    api, source = world
+    engine = SyncEngine(api.store, source)
+    engine.sync_once()
+    api.request("PATCH", WEB + "/scale", {"spec": {"replicas": 4}}, headers=MERGE)
+    api.request("PATCH", WEB, {"metadata": {"labels": {"team": "blue"}}}, headers=MERGE)
+    # git changes the image and stops declaring the ConfigMap's label
+    manifests = MANIFESTS.replace("gitops/busybox:1", "gitops/busybox:2").replace(
+        "metadata: {name: settings, labels: {app: web}}", "metadata: {name: settings}")
+    (tmp_path / "src" / "app.yaml").write_text(manifests)
+    assert engine.sync_once().result == "synced"
+    web = api.store.get(ObjectKey("Deployment", "default", "web"))
+    assert web["spec"]["template"]["spec"]["containers"][0]["image"] == "gitops/busybox:2"
+    assert web["spec"]["replicas"] == 4 and web["metadata"]["labels"] == {"team": "blue"}
+    settings = api.store.get(ObjectKey("ConfigMap", "default", "settings"))
+    assert "labels" not in settings["metadata"]          # removed from git: removed live
+    # pruned objects forget what was applied
+    (tmp_path / "src" / "app.yaml").write_text(manifests.split("---")[1])
+    engine.sync_once()
+    assert api.store.applied(ObjectKey("ConfigMap", "default", "settings")) is None
+    assert api.store.applied(ObjectKey("Deployment", "default", "web"))["spec"]["template"][
+        "spec"]["containers"][0]["image"] == "gitops/busybox:2"
