@@ -244,3 +244,25 @@ def test_logs_parameters_and_follow(tmp_path):
     assert [(r.pod, r.container, r.tail, r.previous, r.follow) for r in seen] == [
         ("web-abc-0", "app", -1, False, False), ("web-abc-0", "app", 5, True, False),
         ("web-abc-0", "app", -1, False, True)]
+
+
+def test_rollout_status_of_statefulsets_and_daemonsets(kube):
+    template = {"metadata": {"labels": {"app": "x"}},
+                "spec": {"containers": [{"name": "c", "image": "gitops/busybox:1"}]}}
+    for kind, status in (
+            ("StatefulSet", {"observedGeneration": 1, "replicas": 2, "readyReplicas": 2,
+                             "updatedReplicas": 2, "currentReplicas": 2,
+                             "currentRevision": "x-1", "updateRevision": "x-1"}),
+            ("DaemonSet", {"observedGeneration": 1, "desiredNumberScheduled": 1,
+                           "updatedNumberScheduled": 1, "numberAvailable": 1,
+                           "numberReady": 1, "currentNumberScheduled": 1})):
+        spec = {"selector": {"matchLabels": {"app": "x"}}, "template": template}
+        if kind == "StatefulSet":
+            spec |= {"replicas": 2, "serviceName": "x"}
+        kube.store.create({"apiVersion": "apps/v1", "kind": kind, "metadata": {"name": "x"},
+                           "spec": spec})
+        kube.store.update_status(ObjectKey(kind, "default", "x"), status)
+    assert "partitioned roll out complete: 2 new pods" in ok(
+        kube.kubectl("rollout", "status", "sts/x", "--timeout", "10s"))
+    assert 'daemon set "x" successfully rolled out' in ok(
+        kube.kubectl("rollout", "status", "ds/x", "--timeout", "10s"))
