@@ -319,3 +319,16 @@ def test_namespaces_default_exists_and_deleting_one_takes_its_contents(api):
     assert api.request("DELETE", "/api/v1/namespaces/team")[0] == 200
     assert api.store.get(ObjectKey("ConfigMap", "team", "inside")) is None
     assert api.store.get(ObjectKey("ConfigMap", "default", "outside")) is not None
+
+
+def test_pod_deletion_is_graceful_unless_forced(api):
+    pods = "/api/v1/namespaces/default/pods"
+    for name in ("slow", "forced"):
+        api.store.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+                          "spec": {"nodeName": "n1", "containers": [{"name": "c",
+                                                                      "image": "i"}]}})
+    status, _, pod = api.request("DELETE", f"{pods}/slow")
+    assert status == 200 and pod["metadata"]["deletionTimestamp"]     # the node finishes
+    assert api.store.get(ObjectKey("Pod", "default", "slow")) is not None
+    status, _, _ = api.request("DELETE", f"{pods}/forced", {"gracePeriodSeconds": 0})
+    assert status == 200 and api.store.get(ObjectKey("Pod", "default", "forced")) is None

@@ -421,7 +421,10 @@ def delete_one(api: "KubeApi", target: Target, k, opts: dict) -> dict:
                 meta["deletionTimestamp"] = now_iso()
                 obj = store.update(obj)
             return present(obj)
-        request_delete(store, k)
+        if k.kind == "Pod" and opts.get("gracePeriodSeconds") == 0:
+            store.delete(k)            # --force --grace-period=0: the node removes orphans
+        else:
+            request_delete(store, k)
         after = store.get(k)
     return present(after or obj)
 
