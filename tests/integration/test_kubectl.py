@@ -105,6 +105,8 @@ def test_get_list_output_formats_selectors_and_describe(kube):
     assert "2 desired | 2 updated | 2 total | 2 available" in described
     explained = ok(kube.kubectl("explain", "deployment.spec.replicas"))
     assert "FIELD: replicas <integer>" in explained
+    assert ok(kube.kubectl("auth", "can-i", "delete", "deployments")).strip() == "yes"
+    assert "gitops-admin" in ok(kube.kubectl("auth", "whoami"))
     missing = kube.kubectl("get", "pod", "nope")
     assert missing.returncode == 1 and 'pods "nope" not found' in missing.stderr
 

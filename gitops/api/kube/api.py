@@ -15,7 +15,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from gitops.api.kube import discovery, openapi, subresources, watch, writes
+from gitops.api.kube import discovery, openapi, reviews, subresources, watch, writes
 from gitops.api.kube import status as st
 from gitops.api.kube.reads import list_objects, read
 from gitops.api.kube.respond import json_response
@@ -143,6 +143,11 @@ class KubeApi:
     async def _call(self, request: web.Request, target: Target) -> web.StreamResponse:
         method, q = request.method, request.query
         shape = wanted_shape(request.headers.get("Accept", ""))
+        if target.resource.virtual:
+            if method != "POST" or target.name:
+                raise st.method_not_allowed()
+            return json_response(reviews.answer(target.resource, await reviews.body(request)),
+                                 201)
         if target.sub:
             return await subresources.handle(self, request, target)
         if method == "GET":
