@@ -58,7 +58,8 @@ def test_discovery_legacy_and_aggregated(api):
     assert {s["subresource"] for s in pods["subresources"]} >= {"status", "log", "exec",
                                                                "portforward"}
     _, _, groups = api.request("GET", "/apis")
-    assert {g["name"] for g in groups["groups"]} == {"apps", "batch"}
+    assert {g["name"] for g in groups["groups"]} == {
+        "apps", "batch", "authentication.k8s.io", "authorization.k8s.io"}
     _, _, apps = api.request("GET", "/apis/apps")
     assert apps["preferredVersion"]["groupVersion"] == "apps/v1"
     _, _, resources = api.request("GET", "/apis/apps/v1")
