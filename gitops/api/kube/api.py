@@ -155,18 +155,13 @@ class KubeApi:
                 return await watch.serve(self, request, target, shape)
             if target.name:
                 return json_response(read(self.store, target, shape, q))
-            return json_response(list_objects(self.store, target, shape, q))
-        if method == "POST" and not target.name:
-            obj, code = await writes.create(self, request, target)
-            return json_response(obj, code)
-        if method == "PUT" and target.name:
-            return json_response(await writes.replace(self, request, target))
-        if method == "PATCH" and target.name:
-            obj, code = await writes.patch(self, request, target)
-            return json_response(obj, code)
-        if method == "DELETE":
-            if target.name:
-                obj, code = await writes.delete(self, request, target)
-                return json_response(obj, code)
-            return json_response(await writes.delete_collection(self, request, target))
-        raise st.method_not_allowed()
+            return await asyncio.to_thread(lambda: json_response(
+                list_objects(self.store, target, shape, q)))
+        verb = {("POST", False): writes.create, ("PUT", True): writes.replace,
+                ("PATCH", True): writes.patch, ("DELETE", True): writes.delete,
+                ("DELETE", False): writes.delete_collection}.get((method, bool(target.name)))
+        if verb is None:
+            raise st.method_not_allowed()
+        result = await subresources.in_thread(verb, self, request, target)
+        obj, code = result if isinstance(result, tuple) else (result, 200)
+        return json_response(obj, code)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import TYPE_CHECKING
 
@@ -30,15 +31,16 @@ async def handle(api: "KubeApi", request: web.Request, target: Target) -> web.St
             return json_response(shaped_one(target, obj, wanted_shape(
                 request.headers.get("Accept", "")), request.query))
         if method == "PUT":
-            return json_response(await writes.replace(api, request, target, "status"))
+            return json_response(await in_thread(writes.replace, api, request, target,
+                                                  "status"))
         if method == "PATCH":
-            obj, code = await writes.patch(api, request, target, "status")
+            obj, code = await in_thread(writes.patch, api, request, target, "status")
             return json_response(obj, code)
     elif sub == "scale":
         if method == "GET":
             return json_response(scale_of(present(get_object(api.store, target))))
         if method in ("PUT", "PATCH"):
-            return json_response(await write_scale(api, request, target))
+            return json_response(await in_thread(write_scale, api, request, target))
     elif sub == "log" and method == "GET":
         return await pod_log(api, request, target)
     elif sub in ("exec", "portforward") and method in ("GET", "POST"):
@@ -59,9 +61,16 @@ def scale_of(obj: dict) -> dict:
                            "<none>", "")}}
 
 
-async def write_scale(api: "KubeApi", request: web.Request, target: Target) -> dict:
+async def in_thread(fn, api: "KubeApi", request: web.Request, target: Target, *args):
+    """Run a write on a worker thread with the body already read: store calls may wait
+    for another thread's transaction, and the event loop also carries the service proxy."""
+    raw = await request.read()
+    return await asyncio.to_thread(fn, api, request, target, raw, *args)
+
+
+def write_scale(api: "KubeApi", request: web.Request, target: Target, raw: bytes) -> dict:
     r = target.resource
-    body = await writes.body_of(request)
+    body = writes.body_of(request, raw)
     for attempt in range(writes.PATCH_RETRIES):
         old = get_object(api.store, target)
         current = scale_of(present(old))

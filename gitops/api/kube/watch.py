@@ -124,7 +124,7 @@ async def serve(api: "KubeApi", request: web.Request, target: Target,
     await resp.prepare(request)
     out = _Stream(resp, target, shape, q)
     try:
-        rv, current = store.snapshot(kind, chosen.namespace)
+        rv, current = await asyncio.to_thread(store.snapshot, kind, chosen.namespace)
         current = [o for o in current if chosen(o) and _named(target, o)]
         seen = {key_of(o) for o in current}
         if initial:

@@ -41,13 +41,13 @@ PATCH_RETRIES = 5
 PROTOBUF = "application/vnd.kubernetes.protobuf"
 
 
-async def body_of(request: web.Request, yaml_ok: bool = False) -> Any:
+def body_of(request: web.Request, raw: bytes, yaml_ok: bool = False) -> Any:
+    """The request body (already read: handlers run on worker threads) as JSON or YAML."""
     if request.headers.get("Content-Type", "").startswith(PROTOBUF):
         raise st.ApiError(415, "UnsupportedMediaType", (
             "this server reads JSON and YAML, not protobuf, which kubectl's generators send "
             "(kubectl create configmap|secret|deployment|...); pipe them through apply: "
             "kubectl create ... --dry-run=client -o yaml | kubectl apply -f -"))
-    raw = await request.read()
     if not raw.strip():
         return None
     try:
@@ -142,9 +142,10 @@ def _validate(api: "KubeApi", request: web.Request, target: Target, obj: dict,
 
 
 # -- create ------------------------------------------------------------------------------
-async def create(api: "KubeApi", request: web.Request, target: Target) -> tuple[dict, int]:
+def create(api: "KubeApi", request: web.Request, target: Target,
+           raw: bytes) -> tuple[dict, int]:
     r = target.resource
-    obj = await body_of(request)
+    obj = body_of(request, raw)
     if isinstance(obj, dict) and not (obj.get("metadata") or {}).get("name") and \
             (obj.get("metadata") or {}).get("generateName"):
         meta = obj["metadata"]
@@ -213,10 +214,10 @@ def is_finalized(obj: dict) -> bool:
         obj.get("kind") != "Pod"
 
 
-async def replace(api: "KubeApi", request: web.Request, target: Target,
-                  sub: str = "") -> dict:
+def replace(api: "KubeApi", request: web.Request, target: Target, raw: bytes,
+            sub: str = "") -> dict:
     r = target.resource
-    obj = _check_identity(target, await body_of(request))
+    obj = _check_identity(target, body_of(request, raw))
     old = get_object(api.store, target)
     given_rv = obj["metadata"].get("resourceVersion")
     if given_rv and given_rv != old["metadata"].get("resourceVersion"):
@@ -253,13 +254,13 @@ def apply_patch(kind: str, current: dict, body: Any, schema) -> dict:
                       f"{P.APPLY}")
 
 
-async def patch(api: "KubeApi", request: web.Request, target: Target,
-                sub: str = "") -> tuple[dict, int]:
+def patch(api: "KubeApi", request: web.Request, target: Target, raw: bytes,
+          sub: str = "") -> tuple[dict, int]:
     r = target.resource
     kind = _content_type(request)
     if kind == P.APPLY:
-        return await server_side_apply(api, request, target, sub)
-    body = await body_of(request)
+        return server_side_apply(api, request, target, raw, sub)
+    body = body_of(request, raw)
     if body is None:
         raise st.bad_request("the patch is empty")
     schema = _schema(target)
@@ -291,15 +292,15 @@ async def patch(api: "KubeApi", request: web.Request, target: Target,
     raise st.stale(r.plural, r.group, target.name)
 
 
-async def server_side_apply(api: "KubeApi", request: web.Request, target: Target,
-                            sub: str = "") -> tuple[dict, int]:
+def server_side_apply(api: "KubeApi", request: web.Request, target: Target, raw: bytes,
+                      sub: str = "") -> tuple[dict, int]:
     r = target.resource
     manager = request.query.get("fieldManager", "")
     if not manager:
         raise st.bad_request("PATCH requests with apply content type (application/"
                              "apply-patch+yaml) require a fieldManager query parameter")
     force = bool_param(request.query, "force")
-    applied = _check_identity(target, await body_of(request, yaml_ok=True))
+    applied = _check_identity(target, body_of(request, raw, yaml_ok=True))
     schema = _schema(target)
     for attempt in range(PATCH_RETRIES):
         old = api.store.get(key(target))
@@ -348,10 +349,10 @@ async def server_side_apply(api: "KubeApi", request: web.Request, target: Target
 
 
 # -- delete ------------------------------------------------------------------------------
-async def _delete_options(request: web.Request) -> dict:
+def _delete_options(request: web.Request, raw: bytes) -> dict:
     opts: dict = {}
     try:
-        body = await body_of(request)
+        body = body_of(request, raw)
     except st.ApiError:
         body = None
     if isinstance(body, dict):
@@ -438,13 +439,15 @@ def _delete_tree(store, uid: str, depth: int = 0) -> None:
         request_delete(store, key_of(dep))
 
 
-async def delete(api: "KubeApi", request: web.Request, target: Target) -> tuple[dict, int]:
-    opts = await _delete_options(request)
+def delete(api: "KubeApi", request: web.Request, target: Target,
+           raw: bytes) -> tuple[dict, int]:
+    opts = _delete_options(request, raw)
     return delete_one(api, target, key(target), opts), 200
 
 
-async def delete_collection(api: "KubeApi", request: web.Request, target: Target) -> dict:
-    opts = await _delete_options(request)
+def delete_collection(api: "KubeApi", request: web.Request, target: Target,
+                      raw: bytes) -> dict:
+    opts = _delete_options(request, raw)
     r = target.resource
     _, page, _, _ = list_page(api.store, target, request.query)
     gone = []
