@@ -140,15 +140,18 @@ def _agent_options(f):
                      help="Environment variable holding the webhook secret.")(f)
     f = click.option("--api-port", default=0,
                      help="API and webhook port on 127.0.0.1 (default: any free one).")(f)
+    f = click.option("--api-address", default="127.0.0.1", show_default=True,
+                     help="Address the API listens on; beyond loopback it is HTTPS only, "
+                          "with a CA kept in the data dir.")(f)
     return f
 
 
 def _agent_flags(ref, subpath, interval, node_address, pod_subnet, allow_empty_prune,
                  self_heal, prune, wave_timeout, allow_host_access, webhook_secret_file,
-                 webhook_secret_env, api_port) -> list[str]:
+                 webhook_secret_env, api_port, api_address="127.0.0.1") -> list[str]:
     """The same options, as arguments for a background `gitops run`."""
     args = ["--interval", str(interval), "--node-address", node_address,
-            "--api-port", str(api_port),
+            "--api-port", str(api_port), "--api-address", api_address,
             "--wave-timeout", str(wave_timeout),
             "--self-heal" if self_heal else "--no-self-heal",
             "--prune" if prune else "--no-prune"]
@@ -171,7 +174,7 @@ def _agent_flags(ref, subpath, interval, node_address, pod_subnet, allow_empty_p
 @click.option("--log-level", default="info")
 def run(repo, ref, subpath, interval, node_address, pod_subnet, allow_empty_prune, self_heal,
         prune, wave_timeout, allow_host_access, webhook_secret_file, webhook_secret_env,
-        api_port, data_dir, log_format, log_level) -> None:
+        api_port, api_address, data_dir, log_format, log_level) -> None:
     """Run the agent in the foreground (Ctrl-C or SIGTERM stops it cleanly).
 
     \b
@@ -186,7 +189,8 @@ def run(repo, ref, subpath, interval, node_address, pod_subnet, allow_empty_prun
     try:
         run_agent(AgentConfig(repo=repo, data_dir=Path(data_dir), ref=ref, path=subpath,
                               interval=interval, node_address=node_address,
-                              api_port=api_port, pod_subnet=pod_subnet,
+                              api_port=api_port, api_host=api_address,
+                              pod_subnet=pod_subnet,
                               allow_empty_prune=allow_empty_prune, self_heal=self_heal,
                               prune=prune, wave_timeout=wave_timeout,
                               allow_host_access=allow_host_access,
@@ -211,7 +215,7 @@ def _source_id(source: str) -> str:
               help="Write every object's final health as JSON to this file (implies --wait).")
 def up(source, ref, subpath, interval, node_address, pod_subnet, allow_empty_prune, self_heal,
        prune, wave_timeout, allow_host_access, webhook_secret_file, webhook_secret_env,
-       api_port, data_dir, wait, timeout, report) -> None:
+       api_port, api_address, data_dir, wait, timeout, report) -> None:
     """Start an agent in the background for SOURCE (directory or git URL).
 
     With an agent already running for the data dir, sync it now instead.
@@ -238,7 +242,7 @@ def up(source, ref, subpath, interval, node_address, pod_subnet, allow_empty_pru
                *_agent_flags(ref, subpath, interval, node_address, pod_subnet,
                              allow_empty_prune, self_heal, prune, wave_timeout,
                              allow_host_access, webhook_secret_file, webhook_secret_env,
-                             api_port)]
+                             api_port, api_address)]
         with open(dd.log_file, "ab") as logf:
             proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, start_new_session=True)

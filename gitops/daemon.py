@@ -24,8 +24,11 @@ from gitops.agent.network import SERVICE_POOL, pick_subnet
 from gitops.agent.node import NodeAgent
 from gitops.agent.runtime import RuntimeUnavailable
 from gitops.api import metrics
+from gitops.api.kube.api import KubeBackends
+from gitops.api.kube.backends import RuntimeStreams
 from gitops.api.kube.listen import start_listeners
-from gitops.api.server import ApiContext, LogRequest, make_app, object_health
+from gitops.api.server import (ApiContext, LogRequest, make_app, object_health,
+                               unmanaged_objects)
 from gitops.api.webhook import add_webhook_routes
 from gitops.controllers.manager import ControllerManager
 from gitops.errors import GitopsError
@@ -184,7 +187,8 @@ class Agent:
                 "policy": {"self_heal": self.policy.self_heal, "prune": self.policy.prune},
                 "last_sync": self.store.get_state("last_sync"),
                 "node": self.node.node_name, "network": self.network,
-                "objects": object_health(self.store)}
+                "objects": object_health(self.store),
+                "unmanaged": unmanaged_objects(self.store)}
 
     async def sync_now(self, trigger: str = "manual") -> dict:
         self._trigger = trigger
@@ -296,6 +300,7 @@ class Agent:
         token = _token(self.dd.token_file)
         app = make_app(ApiContext(self.store, token, self.status, self.control,
                                   self.stop.set, self.pod_logs,
+                                  kube=KubeBackends(exec=RuntimeStreams(self.runtime)),
                                   allow_host_access=self.config.allow_host_access))
         add_webhook_routes(app, self.webhook_secret, self.source.url, self.config.ref,
                            lambda _event: self.trigger_sync("webhook"))

@@ -240,9 +240,14 @@ def render_status(st: dict, children: dict[str, list[dict]] | None = None,
                     "or a new commit)")
     if st.get("suspended"):
         head.append("Suspended: yes (`gitops resume` to sync again)")
+    unmanaged = [[o["kind"], o["namespace"] or "-", o["name"], ",".join(o.get("managers", [])),
+                  o["health"]] for o in st.get("unmanaged") or []]
+    tail = "\n\n" + "\n".join([
+        "Unmanaged (made through the Kubernetes API; git leaves them alone):",
+        table(["KIND", "NAMESPACE", "NAME", "MANAGERS", "HEALTH"], unmanaged)]) if unmanaged else ""
     objects = st.get("objects", [])
     if not objects:
-        return "\n".join(head)
+        return "\n".join(head) + tail
     healthy = sum(1 for o in objects if o["health"] == "Healthy")
     rev = (st.get("applied_revision") or "")[:12] or "-"
     tree = Tree(f"[bold]{src['repo']}[/] @ {rev}  ({healthy}/{len(objects)} healthy)")
@@ -261,7 +266,7 @@ def render_status(st: dict, children: dict[str, list[dict]] | None = None,
     console = Console(file=io.StringIO(), width=width, force_terminal=color,
                       no_color=not color, highlight=False)
     console.print(tree)
-    return "\n".join(head) + "\n\n" + console.file.getvalue().rstrip()
+    return "\n".join(head) + "\n\n" + console.file.getvalue().rstrip() + tail
 
 
 _HEALTH_STYLE = {"Healthy": "green", "Progressing": "yellow", "Degraded": "red",

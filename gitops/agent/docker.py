@@ -332,6 +332,18 @@ class DockerRuntime:
             time.sleep(0.05)
         return -1, b"".join(chunks)
 
+    # -- interactive exec (kubectl exec) ------------------------------------------------
+    def exec_session(self, container_id: str, cmd: list[str], stdin: bool,
+                     tty: bool) -> "ExecSession":
+        api = self.client.api
+        try:
+            exec_id = api.exec_create(container_id, cmd, stdout=True, stderr=True,
+                                      stdin=stdin, tty=tty)["Id"]
+            sock = api.exec_start(exec_id, socket=True, tty=tty)
+        except docker.errors.APIError as exc:
+            raise RuntimeFailure(f"exec: {exc.explanation or exc}", "ExecError") from exc
+        return ExecSession(api, exec_id, sock, tty)
+
     def watch_events(self, on_event: Callable[[dict], None], stop: Callable[[], bool]) -> None:
         """Deliver container events of this instance until stop(); windows never overlap.
         Survives the engine going away: it waits (1 s, doubling to 5 s) and resumes."""
@@ -447,3 +459,53 @@ def _ts(value: str | None) -> str:
 
 def _first_host(subnet: str) -> str:
     return str(next(ipaddress.ip_network(subnet, strict=False).hosts()))
+
+
+class ExecSession:
+    """One running `docker exec` with its hijacked connection; every call blocks."""
+
+    def __init__(self, api, exec_id: str, sock, tty: bool) -> None:
+        self._api = api
+        self.exec_id = exec_id
+        self._sock = sock
+        self._raw = getattr(sock, "_sock", sock)     # SocketIO wraps the real socket
+        self.tty = tty
+
+    def output(self):
+        """(1 stdout | 2 stderr, bytes) until the command's output ends."""
+        try:
+            for stream, data in frames_iter(self._sock, tty=self.tty):
+                yield (1 if self.tty else stream), data
+        except (OSError, ValueError):
+            return
+
+    def write(self, data: bytes) -> None:
+        self._raw.sendall(data)
+
+    def close_stdin(self) -> None:
+        try:
+            self._raw.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def resize(self, width: int, height: int) -> None:
+        try:
+            self._api.exec_resize(self.exec_id, height=height, width=width)
+        except docker.errors.APIError:
+            pass                       # the process may be gone already
+
+    def exit_code(self) -> int:
+        for _ in range(40):            # the exit code can lag the end of the stream
+            info = self._api.exec_inspect(self.exec_id)
+            if not info["Running"]:
+                return int(info["ExitCode"] if info["ExitCode"] is not None else -1)
+            time.sleep(0.05)
+        return -1
+
+    def close(self) -> None:
+        for closer in (lambda: self._raw.shutdown(socket.SHUT_RDWR), self._sock.close,
+                       self._raw.close):
+            try:
+                closer()
+            except OSError:
+                pass

@@ -1,1 +1,1 @@
-"""The agent's HTTP face: a Kubernetes-shaped read API plus gitops control endpoints."""
+"""The agent's HTTP face: the Kubernetes API (kube/) plus gitops control endpoints."""

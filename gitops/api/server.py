@@ -1,4 +1,5 @@
-"""aiohttp app: bearer-token auth, Kubernetes-style object reads, status, sync, shutdown."""
+"""aiohttp app: bearer-token auth, the Kubernetes API (gitops.api.kube), and the agent's
+own /gitops/v1 routes: status, history, sync and the other control verbs, shutdown."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from aiohttp import web
 
 from gitops.api.kube.api import KubeApi, KubeBackends
 from gitops.errors import GitopsError
-from gitops.health import assess_in
+from gitops.health import assess, assess_in
+from gitops.model import key_of
 from gitops.store.base import Store
 
 
@@ -43,8 +45,9 @@ CTX = web.AppKey("ctx", ApiContext)
 
 
 def _status_error(code: int, reason: str, message: str) -> web.Response:
-    return web.json_response({"kind": "Status", "apiVersion": "v1", "status": "Failure",
-                              "reason": reason, "message": message, "code": code}, status=code)
+    return web.json_response({"kind": "Status", "apiVersion": "v1", "metadata": {},
+                              "status": "Failure", "reason": reason, "message": message,
+                              "code": code}, status=code)
 
 
 @web.middleware
@@ -88,7 +91,8 @@ async def _shutdown(request: web.Request) -> web.Response:
 
 
 def make_app(ctx: ApiContext) -> web.Application:
-    app = web.Application(middlewares=[_auth])
+    # Kubernetes takes objects up to about 3 MiB (etcd's limit); so does this API.
+    app = web.Application(middlewares=[_auth], client_max_size=4 * 1024 * 1024)
     app[CTX] = ctx
     app.router.add_get("/healthz", _healthz)
     backends = ctx.kube or KubeBackends()
@@ -110,5 +114,24 @@ def object_health(store: Store) -> list[dict]:
         health = assess_in(store, store.get(key))     # workloads judged with their pods
         out.append({"kind": key.kind, "namespace": key.namespace, "name": key.name,
                     "file": entry.file, "line": entry.line, "sync": entry.sync_status,
+                    "health": health.status, "message": health.message})
+    return out
+
+
+def unmanaged_objects(store: Store) -> list[dict]:
+    """Objects made through the Kubernetes API that git does not declare: sync leaves them
+    alone (never pruned, never corrected). Objects owned by another (pods of a
+    ReplicaSet) belong to their owner; those the agent makes itself carry no field manager."""
+    inventory = store.inventory()
+    out = []
+    for obj in store.all_objects():
+        meta = obj.get("metadata", {})
+        if key_of(obj) in inventory or meta.get("ownerReferences") or \
+                not meta.get("managedFields"):
+            continue
+        health = assess(obj)
+        managers = sorted({e.get("manager", "") for e in meta["managedFields"]})
+        out.append({"kind": obj.get("kind", ""), "namespace": meta.get("namespace", ""),
+                    "name": meta.get("name", ""), "managers": managers,
                     "health": health.status, "message": health.message})
     return out

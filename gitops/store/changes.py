@@ -7,6 +7,7 @@ relists, as a Kubernetes client does on `410 Expired`.
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections import deque
 from dataclasses import dataclass
@@ -36,7 +37,8 @@ class ChangeLog:
         with self._lock:
             for kind, obj in events:
                 rv = int(obj["metadata"]["resourceVersion"])
-                self._entries.append(Change(rv, kind, obj))
+                # A copy: callers may go on mutating the dict the store handed back.
+                self._entries.append(Change(rv, kind, copy.deepcopy(obj)))
             while len(self._entries) > self._capacity:
                 self._floor = self._entries.popleft().rv
 

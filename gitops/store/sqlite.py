@@ -31,6 +31,9 @@ CREATE TABLE IF NOT EXISTS inventory (
   api_version TEXT NOT NULL, file TEXT NOT NULL, line INTEGER NOT NULL,
   applied_hash TEXT NOT NULL DEFAULT '', sync_status TEXT NOT NULL DEFAULT 'Synced',
   PRIMARY KEY (kind, namespace, name));
+CREATE TABLE IF NOT EXISTS applied (
+  kind TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL, body TEXT NOT NULL,
+  PRIMARY KEY (kind, namespace, name));
 CREATE TABLE IF NOT EXISTS state (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS history (
   id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, entry TEXT NOT NULL);
@@ -223,6 +226,25 @@ class SqliteStore:
             self._db.executemany("INSERT INTO inventory VALUES (?,?,?,?,?,?,?,?)",
                                  [(*e.key, e.api_version, e.file, e.line, e.applied_hash,
                                    e.sync_status) for e in entries])
+
+    def applied(self, key: ObjectKey) -> dict | None:
+        """What git last applied for key (the base of a three-way merge), if recorded."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT body FROM applied WHERE kind=? AND namespace=? AND name=?",
+                key).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def set_applied(self, bodies: dict[ObjectKey, dict | None]) -> None:
+        """Record what git applied per key; None forgets the key (pruned)."""
+        with self.transaction():
+            for key, body in bodies.items():
+                if body is None:
+                    self._db.execute(
+                        "DELETE FROM applied WHERE kind=? AND namespace=? AND name=?", key)
+                else:
+                    self._db.execute("INSERT OR REPLACE INTO applied VALUES (?,?,?,?)",
+                                     (*key, json.dumps(body, separators=(",", ":"))))
 
     def get_state(self, name: str, default: object = None) -> object:
         with self._lock:

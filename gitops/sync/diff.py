@@ -173,10 +173,28 @@ def apply_rank(key: ObjectKey) -> tuple[int, str, str, str]:
     return (info.apply_order if info else 100, key.kind, key.namespace, key.name)
 
 
+def removed_fields(last: dict, desired: dict, live: object, path: str = "") -> list[FieldDiff]:
+    """Fields git declared last time, declares no more, and the live object still has."""
+    out: list[FieldDiff] = []
+    if not isinstance(live, dict):
+        return out
+    for key, before in last.items():
+        sub = paths.child(path, key)
+        if key not in desired:
+            if key in live:
+                out.append(FieldDiff(sub, None, live[key]))
+        elif isinstance(before, dict) and isinstance(desired[key], dict):
+            out.extend(removed_fields(before, desired[key], live.get(key), sub))
+    return out
+
+
 def compute_plan(desired: Iterable[Desired], live: Mapping[ObjectKey, dict],
-                 applied: Mapping[ObjectKey, str]) -> Plan:
+                 applied: Mapping[ObjectKey, str],
+                 last_applied: Mapping[ObjectKey, dict | None] | None = None) -> Plan:
     """desired: what git declares; live: the store's copy of every key involved;
-    applied: inventory key -> hash of what git last applied (only those may be pruned).
+    applied: inventory key -> hash of what git last applied (only those may be pruned);
+    last_applied: what git last applied, where known: a field git stops declaring is then
+    a change (removed on update) rather than invisible.
 
     A difference on an object whose desired state git did not change since it was last
     applied is drift: something other than git moved the live object."""
@@ -195,6 +213,9 @@ def compute_plan(desired: Iterable[Desired], live: Mapping[ObjectKey, dict],
             continue
         fields = tuple(FieldDiff(f.path, f.desired, f.live, d.line_of(f.path))
                        for f in _compare(want, current))
+        last = (last_applied or {}).get(key)
+        if last and not unchanged_in_git:
+            fields += _masked_fields(key, removed_fields(last, want, current))
         # An unchanged object's desired body is only read (waves, inventory): no copy.
         plan.changes.append(Change(
             "update" if fields else "unchanged", key, json_copy(want) if fields else want,

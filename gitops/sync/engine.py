@@ -68,7 +68,16 @@ def plan_against(store: Store, desired: list[Desired]) -> Plan:
     inventory = store.inventory()
     keys = {d.key for d in desired} | set(inventory)
     live = {k: obj for k in keys if (obj := store.get(k)) is not None}
-    return compute_plan(desired, live, {k: e.applied_hash for k, e in inventory.items()})
+    last = {k: store.applied(k) for k in inventory} if hasattr(store, "applied") else None
+    return compute_plan(desired, live, {k: e.applied_hash for k, e in inventory.items()},
+                        last)
+
+
+def last_writer(live: dict) -> str:
+    """Who last changed the object through the Kubernetes API (its newest field manager)."""
+    entries = live.get("metadata", {}).get("managedFields") or []
+    newest = max(entries, key=lambda e: e.get("time") or "", default=None)
+    return newest.get("manager") or "unknown" if newest else "unknown"
 
 
 class SyncEngine:
@@ -228,7 +237,8 @@ class SyncEngine:
                      "namespace": change.key.namespace, "name": change.key.name,
                      "uid": meta.get("uid", ""), "file": change.file, "line": change.line},
                 drift_type=change.drift, origin="desired", fields=field_records(change.fields),
-                actor="unknown", health={"status": health.status, "message": health.message},
+                actor=last_writer(live), health={"status": health.status,
+                                                 "message": health.message},
                 policy=policy, action="reported" if self._held(change) else "corrected")
 
     def _finish(self, res: SyncResult, blog) -> SyncResult:

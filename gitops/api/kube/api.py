@@ -8,7 +8,6 @@ leaves as a Kubernetes `Status`.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -16,30 +15,35 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from gitops.api.kube import discovery, openapi
+from gitops.api.kube import discovery, openapi, reviews, subresources, watch, writes
 from gitops.api.kube import status as st
 from gitops.api.kube.reads import list_objects, read
-from gitops.api.kube.request import Target, bool_param, parse_path, wanted_shape
+from gitops.api.kube.respond import json_response
+from gitops.api.kube.request import WARNINGS, Target, bool_param, parse_path, wanted_shape
 from gitops.errors import GitopsError
-from gitops.store.base import Store
+from gitops.model import ObjectKey
+from gitops.store.base import Conflict, Store
 
 log = structlog.get_logger(component="kube-api")
-
-Handler = Callable[[web.Request, Target], Awaitable[web.StreamResponse]]
-
 
 @dataclass
 class KubeBackends:
     """What the API needs beyond the store; each is optional (tests, a store-only agent)."""
-    logs: Callable[..., Awaitable[Any]] | None = None           # LogRequest -> str | stream
-    exec: Any = None                                           # gitops.api.kube.exec.Exec
-    dial: Callable[[str, str, int], Awaitable[Any]] | None = None   # ns, pod, port -> streams
+    logs: Callable[..., Awaitable[Any]] | None = None      # LogRequest -> str | stream
+    exec: Any = None                                      # backends.RuntimeStreams
+    dial: Callable[[str, int], Awaitable[Any]] | None = None   # pod IP, port -> streams
 
 
-def json_response(data: Any, status: int = 200, content_type: str = "application/json"
-                  ) -> web.Response:
-    return web.Response(body=json.dumps(data, separators=(",", ":")).encode(), status=status,
-                        headers={"Content-Type": content_type})
+def ensure_default_namespace(store: Store) -> None:
+    """kubectl's contexts point at "default"; a Kubernetes server always has it."""
+    key = ObjectKey("Namespace", "", "default")
+    if store.get(key) is None:
+        try:
+            store.create({"apiVersion": "v1", "kind": "Namespace",
+                          "metadata": {"name": "default"}})
+            store.update_status(key, {"phase": "Active"})
+        except Conflict:
+            pass
 
 
 class KubeApi:
@@ -48,8 +52,7 @@ class KubeApi:
         self.store = store
         self.backends = backends or KubeBackends()
         self.allow_host_access = allow_host_access
-        from gitops.api.kube.watch import Broadcaster
-        self.broadcaster = Broadcaster()
+        self.broadcaster = watch.Broadcaster()
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/version", self._version)
@@ -65,6 +68,7 @@ class KubeApi:
 
     async def _start(self, _app: web.Application) -> None:
         self.broadcaster.attach(self.store, asyncio.get_running_loop())
+        ensure_default_namespace(self.store)
 
     async def _stop(self, _app: web.Application) -> None:
         self.broadcaster.close()          # open watches end instead of holding shutdown
@@ -89,13 +93,12 @@ class KubeApi:
     def _discovery(self, request: web.Request) -> web.Response | None:
         parts = [p for p in request.path.split("/") if p]
         aggregated = discovery.wants_aggregated(request.headers.get("Accept", ""))
+        if parts in (["api"], ["apis"]) and aggregated:
+            return json_response(discovery.aggregated(core=parts == ["api"]),
+                                 content_type=discovery.AGGREGATED)
         if parts == ["api"]:
-            if aggregated:
-                return json_response(discovery.aggregated(core=True), content_type=discovery.AGGREGATED)
             return json_response(discovery.core_versions(request.host))
         if parts == ["apis"]:
-            if aggregated:
-                return json_response(discovery.aggregated(core=False), content_type=discovery.AGGREGATED)
             return json_response(discovery.group_list())
         if parts == ["api", "v1"] or (parts[:1] == ["apis"] and len(parts) == 3):
             listed = discovery.resource_list("/".join(parts[1:]))
@@ -133,14 +136,18 @@ class KubeApi:
 
     async def _verb(self, request: web.Request, target: Target) -> web.StreamResponse:
         resp = await self._call(request, target)
-        for warning in request.get("warnings", []):
+        for warning in request.get(WARNINGS, []):
             resp.headers.add("Warning", f'299 - "{warning}"')
         return resp
 
     async def _call(self, request: web.Request, target: Target) -> web.StreamResponse:
-        from gitops.api.kube import subresources, watch, writes
         method, q = request.method, request.query
         shape = wanted_shape(request.headers.get("Accept", ""))
+        if target.resource.virtual:
+            if method != "POST" or target.name:
+                raise st.method_not_allowed()
+            return json_response(reviews.answer(target.resource, await reviews.body(request)),
+                                 201)
         if target.sub:
             return await subresources.handle(self, request, target)
         if method == "GET":
@@ -148,18 +155,13 @@ class KubeApi:
                 return await watch.serve(self, request, target, shape)
             if target.name:
                 return json_response(read(self.store, target, shape, q))
-            return json_response(list_objects(self.store, target, shape, q))
-        if method == "POST" and not target.name:
-            obj, code = await writes.create(self, request, target)
-            return json_response(obj, code)
-        if method == "PUT" and target.name:
-            return json_response(await writes.replace(self, request, target))
-        if method == "PATCH" and target.name:
-            obj, code = await writes.patch(self, request, target)
-            return json_response(obj, code)
-        if method == "DELETE":
-            if target.name:
-                obj, code = await writes.delete(self, request, target)
-                return json_response(obj, code)
-            return json_response(await writes.delete_collection(self, request, target))
-        raise st.method_not_allowed()
+            return await asyncio.to_thread(lambda: json_response(
+                list_objects(self.store, target, shape, q)))
+        verb = {("POST", False): writes.create, ("PUT", True): writes.replace,
+                ("PATCH", True): writes.patch, ("DELETE", True): writes.delete,
+                ("DELETE", False): writes.delete_collection}.get((method, bool(target.name)))
+        if verb is None:
+            raise st.method_not_allowed()
+        result = await subresources.in_thread(verb, self, request, target)
+        obj, code = result if isinstance(result, tuple) else (result, 200)
+        return json_response(obj, code)

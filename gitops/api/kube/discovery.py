@@ -7,7 +7,7 @@ two requests instead of one per group/version.
 
 from __future__ import annotations
 
-from gitops.api.kube.registry import VERBS, Resource, group_versions, resources
+from gitops.api.kube.registry import Resource, group_versions, resources
 
 KUBE_VERSION = (1, 32)
 AGGREGATED = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
@@ -31,7 +31,7 @@ def _sub_kind(r: Resource, sub: str) -> tuple[str, str, str]:
 
 def _api_resource(r: Resource) -> list[dict]:
     main = {"name": r.plural, "singularName": r.singular, "namespaced": r.namespaced,
-            "kind": r.kind, "verbs": list(VERBS)}
+            "kind": r.kind, "verbs": list(r.verbs)}
     if r.short_names:
         main["shortNames"] = list(r.short_names)
     if r.categories:
@@ -88,7 +88,7 @@ def _aggregated_resource(r: Resource) -> dict:
     out: dict = {"resource": r.plural,
                  "responseKind": {"group": r.group, "version": r.version, "kind": r.kind},
                  "scope": "Namespaced" if r.namespaced else "Cluster",
-                 "singularResource": r.singular, "verbs": list(VERBS)}
+                 "singularResource": r.singular, "verbs": list(r.verbs)}
     if r.short_names:
         out["shortNames"] = list(r.short_names)
     if r.categories:

@@ -153,9 +153,10 @@ def apply(live: dict | None, applied: dict, manager: str, api_version: str,
             continue
         others.append((e, paths))
         for path in declared & paths:
-            if path[-1].startswith("k:"):
-                continue            # an item's identity: its fields are compared instead
-            if F.value_at(live, path) != F.value_at(applied, path):
+            wanted = F.value_at(applied, path)
+            if path[-1].startswith("k:") or isinstance(wanted, dict):
+                continue            # items and maps: their fields are compared instead
+            if F.value_at(live, path) != wanted:
                 conflicts.append(FieldConflict(e.get("manager", ""), e.get("apiVersion", ""),
                                                path))
     if conflicts and not force:
@@ -169,6 +170,11 @@ def apply(live: dict | None, applied: dict, manager: str, api_version: str,
         if path in still_owned or any(p[:len(path)] == path for p in still_owned | declared):
             continue
         F.remove_at(merged, path)
+        for depth in range(len(path) - 1, 0, -1):      # maps emptied by the removal go too
+            parent = path[:depth]
+            if F.value_at(merged, parent) != {} or parent in declared | still_owned:
+                break
+            F.remove_at(merged, parent)
     out: list[dict] = [e for e in entries if e.get("subresource", "") != subresource]
     for e, paths in others:
         kept = paths - taken

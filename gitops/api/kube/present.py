@@ -19,7 +19,7 @@ _REPLICAS = ("Deployment", "ReplicaSet", "StatefulSet")
 
 def with_defaults(obj: dict) -> dict:
     kind = obj.get("kind")
-    if kind not in _REPLICAS and kind != "Job":
+    if kind not in _REPLICAS and kind not in ("Job", "DaemonSet"):
         return obj
     obj = copy.deepcopy(obj)
     spec = obj.setdefault("spec", {})
@@ -31,6 +31,15 @@ def with_defaults(obj: dict) -> dict:
                                                        "maxSurge": "25%"}})
         spec.setdefault("revisionHistoryLimit", 10)
         spec.setdefault("progressDeadlineSeconds", 600)
+    if kind == "StatefulSet":           # `kubectl rollout status` insists on a type
+        spec.setdefault("updateStrategy", {"type": "RollingUpdate",
+                                           "rollingUpdate": {"partition": 0}})
+        spec.setdefault("podManagementPolicy", "OrderedReady")
+        spec.setdefault("revisionHistoryLimit", 10)
+    if kind == "DaemonSet":
+        spec.setdefault("updateStrategy", {"type": "RollingUpdate", "rollingUpdate": {
+            "maxUnavailable": 1, "maxSurge": 0}})
+        spec.setdefault("revisionHistoryLimit", 10)
     if kind == "Job":
         spec.setdefault("parallelism", 1)
         spec.setdefault("backoffLimit", 6)

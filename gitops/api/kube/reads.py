@@ -47,8 +47,7 @@ def list_page(store: Store, target: Target, query) -> tuple[int, list[dict], str
     rv, objects = store.snapshot(r.kind, chosen.namespace)
     if token:
         token_rv, after = decode_continue(token)
-        floor = store.changes.floor if hasattr(store, "changes") else 0
-        if token_rv < floor:
+        if token_rv < store.changes.floor:
             raise st.gone("The provided continue parameter is too old to display a consistent "
                           "list result. You can start a new list without the continue "
                           "parameter.")

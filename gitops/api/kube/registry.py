@@ -29,6 +29,8 @@ class Resource:
     short_names: tuple[str, ...] = ()
     categories: tuple[str, ...] = ()
     subresources: tuple[str, ...] = ()
+    verbs: tuple[str, ...] = VERBS
+    virtual: bool = False            # answered, never stored (access reviews)
 
     @property
     def singular(self) -> str:
@@ -62,12 +64,21 @@ def _resource(k: Kind) -> Resource:
                     tuple(getattr(k, "categories", ()) or ()), tuple(subs))
 
 
+# `kubectl auth can-i` and `kubectl auth whoami`: one token may do everything.
+_REVIEWS = (
+    Resource("SelfSubjectAccessReview", "authorization.k8s.io", "v1",
+             "selfsubjectaccessreviews", False, verbs=("create",), virtual=True),
+    Resource("SelfSubjectReview", "authentication.k8s.io", "v1", "selfsubjectreviews",
+             False, verbs=("create",), virtual=True),
+)
+
+
 @lru_cache(maxsize=1)
 def resources() -> tuple[Resource, ...]:
     kinds = dict(KINDS)
     for k in _FALLBACK:
         kinds.setdefault(k.kind, k)
-    return tuple(_resource(k) for k in kinds.values())
+    return (*(_resource(k) for k in kinds.values()), *_REVIEWS)
 
 
 def group_versions() -> dict[str, list[Resource]]:

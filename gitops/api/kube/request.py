@@ -6,12 +6,16 @@ import base64
 import json
 from dataclasses import dataclass
 
+from aiohttp import web
+
 from gitops.api.kube import status as st
 from gitops.api.kube.registry import Resource, lookup
 from gitops.api.kube.selection import Selection, parse_fields, parse_labels
 from gitops.errors import PermanentError
 
 _NAMESPACE_SUBS = ("status", "finalize")
+# Field-validation warnings a handler collected, sent back as `Warning: 299` headers.
+WARNINGS = web.RequestKey("warnings", list) if hasattr(web, "RequestKey") else "warnings"
 
 
 @dataclass(frozen=True)

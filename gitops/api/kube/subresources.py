@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from gitops.api.kube import managed, openapi, streams, writes
 from gitops.api.kube import patch as P
 from gitops.api.kube import status as st
-from gitops.api.kube import writes
+from gitops.api.kube.respond import json_response
 from gitops.api.kube.present import present
 from gitops.api.kube.reads import get_object, shaped_one
 from gitops.api.kube.request import Target, bool_param, int_param, wanted_shape
@@ -22,7 +24,6 @@ if TYPE_CHECKING:
 
 
 async def handle(api: "KubeApi", request: web.Request, target: Target) -> web.StreamResponse:
-    from gitops.api.kube.api import json_response
     sub, method = target.sub, request.method
     if sub == "status":
         if method == "GET":
@@ -30,19 +31,19 @@ async def handle(api: "KubeApi", request: web.Request, target: Target) -> web.St
             return json_response(shaped_one(target, obj, wanted_shape(
                 request.headers.get("Accept", "")), request.query))
         if method == "PUT":
-            return json_response(await writes.replace(api, request, target, "status"))
+            return json_response(await in_thread(writes.replace, api, request, target,
+                                                  "status"))
         if method == "PATCH":
-            obj, code = await writes.patch(api, request, target, "status")
+            obj, code = await in_thread(writes.patch, api, request, target, "status")
             return json_response(obj, code)
     elif sub == "scale":
         if method == "GET":
             return json_response(scale_of(present(get_object(api.store, target))))
         if method in ("PUT", "PATCH"):
-            return json_response(await write_scale(api, request, target))
+            return json_response(await in_thread(write_scale, api, request, target))
     elif sub == "log" and method == "GET":
         return await pod_log(api, request, target)
     elif sub in ("exec", "portforward") and method in ("GET", "POST"):
-        from gitops.api.kube import streams
         return await streams.handle(api, request, target)
     raise st.method_not_allowed()
 
@@ -60,9 +61,16 @@ def scale_of(obj: dict) -> dict:
                            "<none>", "")}}
 
 
-async def write_scale(api: "KubeApi", request: web.Request, target: Target) -> dict:
+async def in_thread(fn, api: "KubeApi", request: web.Request, target: Target, *args):
+    """Run a write on a worker thread with the body already read: store calls may wait
+    for another thread's transaction, and the event loop also carries the service proxy."""
+    raw = await request.read()
+    return await asyncio.to_thread(fn, api, request, target, raw, *args)
+
+
+def write_scale(api: "KubeApi", request: web.Request, target: Target, raw: bytes) -> dict:
     r = target.resource
-    body = await writes.body_of(request)
+    body = writes.body_of(request, raw)
     for attempt in range(writes.PATCH_RETRIES):
         old = get_object(api.store, target)
         current = scale_of(present(old))
@@ -85,7 +93,6 @@ async def write_scale(api: "KubeApi", request: web.Request, target: Target) -> d
             raise st.stale(r.plural, r.group, target.name)
         obj = json.loads(json.dumps(old))
         obj.setdefault("spec", {})["replicas"] = replicas
-        from gitops.api.kube import managed, openapi
         obj["metadata"]["managedFields"] = managed.record_update(
             old, obj, writes.manager_of(request), r.api_version,
             openapi.kind_schema(r), "scale")

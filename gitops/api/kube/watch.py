@@ -43,7 +43,9 @@ class Broadcaster:
         store.watch(self._on_change)
 
     def _on_change(self, _event: str, _obj: dict) -> None:
-        if self._loop is not None and not self._loop.is_closed():
+        # A watch subscribes before it reads the log, so skipping when none is open
+        # loses nothing.
+        if self._waiters and self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._wake)
 
     def _wake(self) -> None:
@@ -122,7 +124,7 @@ async def serve(api: "KubeApi", request: web.Request, target: Target,
     await resp.prepare(request)
     out = _Stream(resp, target, shape, q)
     try:
-        rv, current = store.snapshot(kind, chosen.namespace)
+        rv, current = await asyncio.to_thread(store.snapshot, kind, chosen.namespace)
         current = [o for o in current if chosen(o) and _named(target, o)]
         seen = {key_of(o) for o in current}
         if initial:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import random
-import string
 from typing import TYPE_CHECKING, Any
 
 import yaml
@@ -22,7 +21,7 @@ from gitops.api.kube import patch as P
 from gitops.api.kube import status as st
 from gitops.api.kube.present import present, unmask_secret
 from gitops.api.kube.reads import get_object, key, list_page
-from gitops.api.kube.request import Target, bool_param, int_param
+from gitops.api.kube.request import WARNINGS, Target, bool_param, int_param
 from gitops.api.kube.validation import check
 from gitops.controllers.base import request_delete
 from gitops.model.meta import key_of
@@ -39,8 +38,16 @@ PATCH_RETRIES = 5
 
 
 # -- request helpers ---------------------------------------------------------------------
-async def body_of(request: web.Request, yaml_ok: bool = False) -> Any:
-    raw = await request.read()
+PROTOBUF = "application/vnd.kubernetes.protobuf"
+
+
+def body_of(request: web.Request, raw: bytes, yaml_ok: bool = False) -> Any:
+    """The request body (already read: handlers run on worker threads) as JSON or YAML."""
+    if request.headers.get("Content-Type", "").startswith(PROTOBUF):
+        raise st.ApiError(415, "UnsupportedMediaType", (
+            "this server reads JSON and YAML, not protobuf, which kubectl's generators send "
+            "(kubectl create configmap|secret|deployment|...); pipe them through apply: "
+            "kubectl create ... --dry-run=client -o yaml | kubectl apply -f -"))
     if not raw.strip():
         return None
     try:
@@ -65,10 +72,30 @@ def dry_run(request: web.Request) -> bool:
     return bool(values)
 
 
+_CONTAINER_LISTS = ("containers", "initContainers", "ephemeralContainers")
+
+
+def without_go_zero_values(value: Any) -> Any:
+    """Drop what Go clients send for unset fields: nulls (`creationTimestamp: null`) and
+    empty container `resources: {}`. Kubernetes decodes both as "not set"; kept, they
+    would change a pod template's hash (`kubectl rollout undo` sends templates so)."""
+    if isinstance(value, dict):
+        out = {k: without_go_zero_values(v) for k, v in value.items() if v is not None}
+        for name in _CONTAINER_LISTS:
+            for c in out.get(name) or []:
+                if isinstance(c, dict) and c.get("resources") == {}:
+                    del c["resources"]
+        return out
+    if isinstance(value, list):
+        return [without_go_zero_values(v) for v in value]
+    return value
+
+
 def _check_identity(target: Target, obj: Any, name_required: bool = True) -> dict:
     r = target.resource
     if not isinstance(obj, dict):
         raise st.bad_request("the request body must be a JSON object")
+    obj = without_go_zero_values(obj)
     if obj.get("kind") not in (None, r.kind):
         raise st.bad_request(f"the kind of the body ({obj.get('kind')}) does not match the "
                              f"resource ({r.kind})")
@@ -111,13 +138,14 @@ def _validate(api: "KubeApi", request: web.Request, target: Target, obj: dict,
     outcome = check(target.resource, obj, request.query.get("fieldValidation", default),
                     api.allow_host_access)
     if outcome.warnings:
-        request["warnings"] = [*request.get("warnings", []), *outcome.warnings]
+        request[WARNINGS] = [*request.get(WARNINGS, []), *outcome.warnings]
 
 
 # -- create ------------------------------------------------------------------------------
-async def create(api: "KubeApi", request: web.Request, target: Target) -> tuple[dict, int]:
+def create(api: "KubeApi", request: web.Request, target: Target,
+           raw: bytes) -> tuple[dict, int]:
     r = target.resource
-    obj = await body_of(request)
+    obj = body_of(request, raw)
     if isinstance(obj, dict) and not (obj.get("metadata") or {}).get("name") and \
             (obj.get("metadata") or {}).get("generateName"):
         meta = obj["metadata"]
@@ -186,10 +214,10 @@ def is_finalized(obj: dict) -> bool:
         obj.get("kind") != "Pod"
 
 
-async def replace(api: "KubeApi", request: web.Request, target: Target,
-                  sub: str = "") -> dict:
+def replace(api: "KubeApi", request: web.Request, target: Target, raw: bytes,
+            sub: str = "") -> dict:
     r = target.resource
-    obj = _check_identity(target, await body_of(request))
+    obj = _check_identity(target, body_of(request, raw))
     old = get_object(api.store, target)
     given_rv = obj["metadata"].get("resourceVersion")
     if given_rv and given_rv != old["metadata"].get("resourceVersion"):
@@ -226,13 +254,13 @@ def apply_patch(kind: str, current: dict, body: Any, schema) -> dict:
                       f"{P.APPLY}")
 
 
-async def patch(api: "KubeApi", request: web.Request, target: Target,
-                sub: str = "") -> tuple[dict, int]:
+def patch(api: "KubeApi", request: web.Request, target: Target, raw: bytes,
+          sub: str = "") -> tuple[dict, int]:
     r = target.resource
     kind = _content_type(request)
     if kind == P.APPLY:
-        return await server_side_apply(api, request, target, sub)
-    body = await body_of(request)
+        return server_side_apply(api, request, target, raw, sub)
+    body = body_of(request, raw)
     if body is None:
         raise st.bad_request("the patch is empty")
     schema = _schema(target)
@@ -264,15 +292,15 @@ async def patch(api: "KubeApi", request: web.Request, target: Target,
     raise st.stale(r.plural, r.group, target.name)
 
 
-async def server_side_apply(api: "KubeApi", request: web.Request, target: Target,
-                            sub: str = "") -> tuple[dict, int]:
+def server_side_apply(api: "KubeApi", request: web.Request, target: Target, raw: bytes,
+                      sub: str = "") -> tuple[dict, int]:
     r = target.resource
     manager = request.query.get("fieldManager", "")
     if not manager:
         raise st.bad_request("PATCH requests with apply content type (application/"
                              "apply-patch+yaml) require a fieldManager query parameter")
     force = bool_param(request.query, "force")
-    applied = _check_identity(target, await body_of(request, yaml_ok=True))
+    applied = _check_identity(target, body_of(request, raw, yaml_ok=True))
     schema = _schema(target)
     for attempt in range(PATCH_RETRIES):
         old = api.store.get(key(target))
@@ -321,10 +349,10 @@ async def server_side_apply(api: "KubeApi", request: web.Request, target: Target
 
 
 # -- delete ------------------------------------------------------------------------------
-async def _delete_options(request: web.Request) -> dict:
+def _delete_options(request: web.Request, raw: bytes) -> dict:
     opts: dict = {}
     try:
-        body = await body_of(request)
+        body = body_of(request, raw)
     except st.ApiError:
         body = None
     if isinstance(body, dict):
@@ -368,8 +396,15 @@ def delete_one(api: "KubeApi", target: Target, k, opts: dict) -> dict:
             raise st.conflict(r.plural, r.group, name, "Precondition failed: "
                               f"ResourceVersion in precondition: {pre['resourceVersion']}, "
                               f"ResourceVersion in object meta: {meta['resourceVersion']}")
+        if k.kind == "Namespace" and name == "default":
+            raise st.ApiError(403, "Forbidden", 'namespaces "default" is forbidden: this '
+                              "namespace may not be deleted")
         if opts.get("dryRun"):
             return present(obj)
+        if k.kind == "Namespace":          # its contents go with it
+            for inner in list(store.all_objects()):
+                if inner["metadata"].get("namespace") == name:
+                    request_delete(store, key_of(inner))
         policy = opts["propagationPolicy"]
         if policy == "Orphan":
             for dep in _dependents(store, meta["uid"]):
@@ -387,7 +422,10 @@ def delete_one(api: "KubeApi", target: Target, k, opts: dict) -> dict:
                 meta["deletionTimestamp"] = now_iso()
                 obj = store.update(obj)
             return present(obj)
-        request_delete(store, k)
+        if k.kind == "Pod" and opts.get("gracePeriodSeconds") == 0:
+            store.delete(k)            # --force --grace-period=0: the node removes orphans
+        else:
+            request_delete(store, k)
         after = store.get(k)
     return present(after or obj)
 
@@ -401,13 +439,15 @@ def _delete_tree(store, uid: str, depth: int = 0) -> None:
         request_delete(store, key_of(dep))
 
 
-async def delete(api: "KubeApi", request: web.Request, target: Target) -> tuple[dict, int]:
-    opts = await _delete_options(request)
+def delete(api: "KubeApi", request: web.Request, target: Target,
+           raw: bytes) -> tuple[dict, int]:
+    opts = _delete_options(request, raw)
     return delete_one(api, target, key(target), opts), 200
 
 
-async def delete_collection(api: "KubeApi", request: web.Request, target: Target) -> dict:
-    opts = await _delete_options(request)
+def delete_collection(api: "KubeApi", request: web.Request, target: Target,
+                      raw: bytes) -> dict:
+    opts = _delete_options(request, raw)
     r = target.resource
     _, page, _, _ = list_page(api.store, target, request.query)
     gone = []

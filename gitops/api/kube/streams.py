@@ -1,0 +1,268 @@
+"""pods/exec and pods/portforward over the WebSocket protocols kubectl 1.32 speaks.
+
+exec (v5.channel.k8s.io, v4 too): every binary message starts with a channel byte,
+0 stdin, 1 stdout, 2 stderr, 3 the final Status (JSON), 4 terminal resize, 255 "close
+this channel" (v5). The command runs as a Docker exec in the pod's container.
+
+portforward (SPDY/3.1+portforward.k8s.io): SPDY tunnelled in binary messages; per
+forwarded connection the client opens an error stream and a data stream sharing a
+requestid and a port, and the data stream is piped to a TCP connection to the pod IP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from aiohttp import WSMsgType, web
+
+from gitops.api.kube import spdy
+from gitops.api.kube import status as st
+from gitops.api.kube.request import Target, bool_param
+from gitops.model import ObjectKey
+
+if TYPE_CHECKING:
+    from gitops.api.kube.api import KubeApi
+
+log = structlog.get_logger(component="kube-api")
+
+EXEC_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
+PORTFORWARD_PROTOCOLS = ("SPDY/3.1+portforward.k8s.io",)
+STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
+
+
+async def handle(api: "KubeApi", request: web.Request, target: Target) -> web.StreamResponse:
+    pod = api.store.get(ObjectKey("Pod", target.namespace or "default", target.name))
+    if pod is None:
+        raise st.not_found("pods", "", target.name)
+    if (pod.get("status") or {}).get("phase") != "Running":
+        raise st.bad_request(f"pod {target.name} is not running "
+                             f"(phase {(pod.get('status') or {}).get('phase', 'Pending')})")
+    if target.sub == "exec":
+        return await exec_session(api, request, pod)
+    return await port_forward(api, request, pod)
+
+
+def _websocket_only(request: web.Request, what: str) -> None:
+    """Checked after the request's own errors, so kubectl's SPDY fallback (tried when the
+    WebSocket upgrade is refused) reports those, not this."""
+    if request.headers.get("Upgrade", "").lower() != "websocket":
+        raise st.ApiError(400, "BadRequest", f"this server speaks WebSocket for {what} "
+                          "(kubectl 1.30 or newer); SPDY upgrades are not served")
+
+
+# -- exec --------------------------------------------------------------------------------
+def exit_status(code: int, command: list[str]) -> dict:
+    if code == 0:
+        return {"metadata": {}, "status": "Success"}
+    return {"metadata": {}, "status": "Failure", "reason": "NonZeroExitCode",
+            "message": f"command terminated with non-zero exit code: error executing command "
+                       f"{command}, exit code {code}",
+            "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]}}
+
+
+def _container(pod: dict, name: str) -> str:
+    containers = [c["name"] for c in (pod.get("spec") or {}).get("containers") or []]
+    if not name:
+        return containers[0] if containers else ""
+    if name not in containers:
+        raise st.bad_request(f"container {name} is not valid for pod "
+                             f"{pod['metadata']['name']}")
+    return name
+
+
+async def exec_session(api: "KubeApi", request: web.Request, pod: dict) -> web.StreamResponse:
+    backend = api.backends.exec
+    if backend is None:
+        raise st.ApiError(503, "ServiceUnavailable", "exec is not available from this server")
+    q = request.query
+    command = q.getall("command", [])
+    if not command:
+        raise st.bad_request("you must specify at least 1 command")
+    container = _container(pod, q.get("container", ""))
+    stdin, tty = bool_param(q, "stdin"), bool_param(q, "tty")
+    container_id = await asyncio.to_thread(backend.container_id, pod, container)
+    if not container_id:
+        raise st.bad_request(f'container "{container}" in pod "{pod["metadata"]["name"]}" '
+                             "is not running")
+    _websocket_only(request, "exec")
+    ws = web.WebSocketResponse(protocols=EXEC_PROTOCOLS, heartbeat=None, max_msg_size=0)
+    await ws.prepare(request)
+    loop = asyncio.get_running_loop()
+    try:
+        session = await asyncio.to_thread(backend.start_exec, container_id, command, stdin, tty)
+    except Exception as exc:  # noqa: BLE001 - the runtime's refusal goes to the client
+        await ws.send_bytes(bytes([ERROR]) + json.dumps(st.ApiError(
+            500, "InternalError", f"exec failed: {exc}").status()).encode())
+        await ws.close()
+        return ws
+    output: asyncio.Queue = asyncio.Queue()
+
+    def pump() -> None:                    # blocking reads, on a thread
+        for stream, data in session.output():
+            loop.call_soon_threadsafe(output.put_nowait, (stream, data))
+        loop.call_soon_threadsafe(output.put_nowait, None)
+
+    threading.Thread(target=pump, name="exec-output", daemon=True).start()
+    reader = asyncio.create_task(_exec_input(ws, session))
+    log.info("pod_exec", namespace=pod["metadata"]["namespace"], pod=pod["metadata"]["name"],
+             container=container, tty=tty)
+    try:
+        while (item := await output.get()) is not None:
+            stream, data = item
+            await ws.send_bytes(bytes([STDOUT if stream == 1 else STDERR]) + data)
+        code = await asyncio.to_thread(session.exit_code)
+        await ws.send_bytes(bytes([ERROR]) + json.dumps(exit_status(code, command)).encode())
+    except (ConnectionResetError, ConnectionError):
+        pass
+    finally:
+        reader.cancel()
+        await asyncio.to_thread(session.close)
+        await ws.close()
+    return ws
+
+
+async def _exec_input(ws: web.WebSocketResponse, session: Any) -> None:
+    async for msg in ws:
+        if msg.type != WSMsgType.BINARY or not msg.data:
+            continue
+        channel, data = msg.data[0], msg.data[1:]
+        if channel == STDIN and data:
+            await asyncio.to_thread(session.write, data)
+        elif channel == RESIZE and data:
+            try:
+                size = json.loads(data)
+                await asyncio.to_thread(session.resize, int(size["Width"]), int(size["Height"]))
+            except (ValueError, KeyError, TypeError):
+                pass
+        elif channel == CLOSE and data[:1] == bytes([STDIN]):
+            await asyncio.to_thread(session.close_stdin)
+
+
+# -- port-forward ------------------------------------------------------------------------
+class _Forward:
+    """One forwarded connection: the client's data stream <-> TCP to the pod."""
+
+    def __init__(self) -> None:
+        self.error_stream = 0
+        self.data_stream = 0
+        self.writer: asyncio.StreamWriter | None = None
+        self.pending: list[bytes] = []
+        self.client_done = False
+        self.task: asyncio.Task | None = None
+
+
+async def port_forward(api: "KubeApi", request: web.Request, pod: dict) -> web.StreamResponse:
+    pod_ip = (pod.get("status") or {}).get("podIP")
+    if not pod_ip:
+        raise st.bad_request(f"pod {pod['metadata']['name']} has no IP yet")
+    _websocket_only(request, "port-forward")
+    dial = api.backends.dial or _dial
+    ws = web.WebSocketResponse(protocols=PORTFORWARD_PROTOCOLS, heartbeat=None, max_msg_size=0)
+    await ws.prepare(request)
+    decoder, encoder = spdy.Decoder(), spdy.Encoder()
+    send_lock = asyncio.Lock()
+    forwards: dict[str, _Forward] = {}
+    by_stream: dict[int, _Forward] = {}
+
+    async def send_frame(make) -> None:
+        async with send_lock:           # frames never interleave; the encoder is stateful
+            if not ws.closed:
+                await ws.send_bytes(make())
+
+    async def pipe(fwd: _Forward, port: int) -> None:
+        try:
+            reader, fwd.writer = await dial(pod_ip, port)
+        except (OSError, asyncio.TimeoutError) as exc:
+            message = (f"error forwarding port {port} to pod {pod['metadata']['name']}: "
+                       f"{exc or type(exc).__name__}").encode()
+            await send_frame(lambda: encoder.data(fwd.error_stream, message, fin=True))
+            await send_frame(lambda: encoder.data(fwd.data_stream, b"", fin=True))
+            return
+        for chunk in fwd.pending:
+            fwd.writer.write(chunk)
+        fwd.pending.clear()
+        if fwd.client_done:
+            fwd.writer.write_eof()
+        try:
+            while chunk := await reader.read(65536):
+                await send_frame(lambda: encoder.data(fwd.data_stream, chunk))
+        except (ConnectionError, OSError):
+            pass
+        await send_frame(lambda: encoder.data(fwd.data_stream, b"", fin=True))
+        await send_frame(lambda: encoder.data(fwd.error_stream, b"", fin=True))
+        fwd.writer.close()
+
+    try:
+        async for msg in ws:
+            if msg.type != WSMsgType.BINARY:
+                continue
+            try:
+                frames = decoder.feed(msg.data)
+            except (spdy.ProtocolError, ValueError, IndexError) as exc:
+                log.warning("portforward_protocol_error", error=str(exc))
+                break
+            for frame in frames:
+                await _on_frame(frame, encoder, send_frame, forwards, by_stream, pipe)
+    finally:
+        for fwd in forwards.values():
+            if fwd.task:
+                fwd.task.cancel()
+            if fwd.writer:
+                fwd.writer.close()
+        await ws.close()
+    return ws
+
+
+async def _on_frame(frame: spdy.Frame, encoder: spdy.Encoder, send_frame, forwards, by_stream,
+                    pipe) -> None:
+    if frame.control:
+        if frame.type == spdy.PING:
+            await send_frame(lambda: encoder.ping(frame.ping_id))
+        elif frame.type == spdy.SYN_STREAM:
+            await send_frame(lambda: encoder.syn_reply(frame.stream_id))
+            kind = frame.headers.get("streamtype", "")
+            request_id = frame.headers.get("requestid", str(frame.stream_id))
+            fwd = forwards.setdefault(request_id, _Forward())
+            by_stream[frame.stream_id] = fwd
+            if kind == "error":
+                fwd.error_stream = frame.stream_id
+            elif kind == "data":
+                fwd.data_stream = frame.stream_id
+                try:
+                    port = int(frame.headers.get("port", ""))
+                except ValueError:
+                    await send_frame(lambda: encoder.rst(frame.stream_id,
+                                                         spdy.RST_PROTOCOL_ERROR))
+                    return
+                fwd.task = asyncio.create_task(pipe(fwd, port))
+            if frame.fin and kind == "data":
+                fwd.client_done = True
+        elif frame.type == spdy.RST_STREAM:
+            fwd = by_stream.get(frame.stream_id)
+            if fwd and fwd.data_stream == frame.stream_id:
+                if fwd.task:
+                    fwd.task.cancel()
+                if fwd.writer:
+                    fwd.writer.close()
+        return
+    fwd = by_stream.get(frame.stream_id)
+    if fwd is None or frame.stream_id != fwd.data_stream:
+        return                          # the error stream carries nothing from the client
+    if frame.data:
+        if fwd.writer is None:
+            fwd.pending.append(frame.data)
+        else:
+            fwd.writer.write(frame.data)
+            await fwd.writer.drain()
+    if frame.fin:
+        fwd.client_done = True
+        if fwd.writer is not None and fwd.writer.can_write_eof():
+            fwd.writer.write_eof()
+
+
+async def _dial(host: str, port: int):
+    return await asyncio.wait_for(asyncio.open_connection(host, port), timeout=10)

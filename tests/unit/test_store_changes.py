@@ -1,0 +1,35 @@
+"""The SQLite store's change log: every committed change in resourceVersion order."""
+
+from gitops.model import ObjectKey
+from gitops.store.sqlite import SqliteStore
+
+
+def test_store_logs_commits_in_order_with_deletions_at_their_own_version(tmp_path):
+    store = SqliteStore(tmp_path / "s.db")
+    start = store.resource_version()
+    made = store.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}})
+    made["data"] = {"changed": "by the caller"}        # the log keeps its own copy
+    obj = store.get(ObjectKey("ConfigMap", "default", "a"))
+    obj["data"] = {"k": "v"}
+    store.update(obj)
+    store.update_status(ObjectKey("ConfigMap", "default", "a"), {"seen": True})
+    try:
+        with store.transaction():
+            store.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "b"}})
+            raise RuntimeError("rolled back")
+    except RuntimeError:
+        pass
+    store.delete(ObjectKey("ConfigMap", "default", "a"))
+    changes = store.changes.since(start)
+    assert [c.type for c in changes] == ["ADDED", "MODIFIED", "MODIFIED", "DELETED"]
+    assert [c.rv for c in changes] == sorted(c.rv for c in changes)
+    assert changes[-1].rv == store.resource_version()           # the deletion's own version
+    assert changes[-1].obj["metadata"]["resourceVersion"] == str(changes[-1].rv)
+    assert "data" not in changes[0].obj
+    rv, listed = store.snapshot("ConfigMap")
+    assert (rv, listed) == (store.resource_version(), [])
+    # a reopened store starts its log at the current version: older ones are gone
+    store.close()
+    again = SqliteStore(tmp_path / "s.db")
+    assert again.changes.floor == rv and again.changes.since(rv) == []
+    again.close()
