@@ -1,9 +1,11 @@
 """Kubernetes' API defaults per kind, filled into a copy of an object before diffing (pure).
 
-Both sides of a diff get the same defaults, so a field git leaves out compares as its
-default: a server-side default never shows as drift, while `kubectl scale` of a Deployment
-whose manifest omits `replicas` (default 1) still does. Only what the API server would set
-on its own is listed here; values that need an allocator (clusterIP, nodePort) are not.
+The live side of a diff gets them before it is projected onto what git declares, so a
+declared value equal to a default the live copy leaves implicit is no drift, and the
+Kubernetes API presents objects with them. Fields git leaves out are never compared
+(`kubectl scale` of a Deployment whose manifest omits `replicas` is not drift, as in Argo
+CD). Only what the API server would set on its own is listed here; values that need an
+allocator (clusterIP, nodePort) are not.
 """
 
 from __future__ import annotations

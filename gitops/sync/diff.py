@@ -145,19 +145,22 @@ def _masked_fields(key: ObjectKey, fields: list[FieldDiff]) -> tuple[FieldDiff, 
 
 
 def _compare(want: dict, live: dict) -> tuple[FieldDiff, ...]:
-    """want: a normalised view of the desired object. Both sides get the kind's API
-    defaults, then only what the desired side declares is compared."""
-    want_full = with_defaults(want)
-    have_full = with_defaults(_view(live))
-    return _masked_fields(key_of(want), field_diffs(want_full,
-                                                    declared_view(have_full, want_full)))
+    """want: a normalised view of the desired object. Only what git declares is compared
+    (a field it leaves out, such as replicas under `kubectl scale` or an HPA, is never
+    drift); the live side gets the kind's API defaults first, so a declared value that
+    equals a server default the live copy leaves implicit is no drift either."""
+    return _masked_fields(key_of(want), field_diffs(want, _live_view(want, live)))
+
+
+def _live_view(want: dict, live: dict) -> dict:
+    return declared_view(with_defaults(_view(live)), want)
 
 
 def compared_views(desired: dict, live: dict) -> tuple[dict, dict]:
     """(live, desired) exactly as _compare sees them, for showing a unified diff whose
-    lines match the plan's field paths (a scaled replica count git leaves out included)."""
-    want_full = with_defaults(_view(desired))
-    return declared_view(with_defaults(_view(live)), want_full), want_full
+    lines match the plan's field paths."""
+    want = _view(desired)
+    return _live_view(want, live), want
 
 
 def diff_object(desired: dict, live: dict) -> tuple[FieldDiff, ...]:

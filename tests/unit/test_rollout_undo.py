@@ -29,7 +29,7 @@ def rs_for(d, replicas, revision):
 
 def revisions(actions):
     return {a.obj["metadata"]["name"]: a.obj["metadata"]["annotations"][deployment.REVISION]
-            for a in actions if isinstance(a, Update)}
+            for a in actions if isinstance(a, Update) and a.obj["kind"] == "ReplicaSet"}
 
 
 def test_undo_reuses_the_old_replicaset_as_the_newest_revision():

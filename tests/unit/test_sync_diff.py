@@ -124,13 +124,14 @@ def deployment(**spec):
                      **spec}}
 
 
-def test_scale_of_a_defaulted_field_is_drift_and_the_default_itself_is_not():
+def test_fields_git_leaves_out_are_never_drift_nor_are_explicit_defaults():
+    # As kubectl apply and Argo CD: what git does not declare belongs to whoever sets it
+    # (kubectl scale, an autoscaler); git's own fields are compared, defaults included.
     d = deployment()                          # git leaves replicas out: 1 by default
     assert diff_object(d, live_of(d)) == ()
     scaled = live_of(d)
     scaled["spec"]["replicas"] = 5
-    assert [(f.path, f.desired, f.live) for f in diff_object(d, scaled)] == [
-        ("spec.replicas", 1, 5)]
+    assert diff_object(d, scaled) == ()
     explicit_default = live_of(d)             # a client that writes every default
     explicit_default["spec"].update({"replicas": 1, "revisionHistoryLimit": 10,
                                      "strategy": {"type": "RollingUpdate"}})
@@ -141,11 +142,16 @@ def test_scale_of_a_defaulted_field_is_drift_and_the_default_itself_is_not():
     assert diff_object(d, explicit_default) == ()
     other_policy = live_of(d)
     other_policy["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] = "Always"
-    assert [f.path for f in diff_object(d, other_policy)] == [
-        "spec.template.spec.containers[0].imagePullPolicy"]
+    assert diff_object(d, other_policy) == ()
+    declared = deployment()
+    declared["spec"]["replicas"] = 2
+    rescaled = live_of(declared)
+    rescaled["spec"]["replicas"] = 5
+    assert [(f.path, f.desired, f.live) for f in diff_object(declared, rescaled)] == [
+        ("spec.replicas", 2, 5)]
 
 
-def test_allocated_node_port_and_cluster_ip_are_not_drift_but_a_changed_port_is():
+def test_allocated_node_port_and_cluster_ip_are_not_drift_but_a_changed_declared_port_is():
     svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
            "spec": {"type": "NodePort", "selector": {"app": "w"}, "ports": [{"port": 80}]}}
     live = live_of(svc)
@@ -153,9 +159,12 @@ def test_allocated_node_port_and_cluster_ip_are_not_drift_but_a_changed_port_is(
     live["spec"]["ports"] = [{"port": 80, "nodePort": 30080, "protocol": "TCP",
                               "targetPort": 80}]
     assert diff_object(svc, live) == ()
-    live["spec"]["ports"][0]["targetPort"] = 8080
+    live["spec"]["ports"][0]["targetPort"] = 8080       # git leaves targetPort out
+    assert diff_object(svc, live) == ()
+    live["spec"]["ports"][0]["port"] = 8000
     assert [(f.path, f.desired, f.live) for f in diff_object(svc, live)] == [
-        ("spec.ports[0].targetPort", 80, 8080)]
+        ("spec.ports[0].port", 80, 8000)]
+    live["spec"]["ports"][0]["port"] = 80
     live["spec"]["ports"].append({"port": 81})          # an extra port: the list differs
     assert [f.path for f in diff_object(svc, live)] == ["spec.ports"]
 
