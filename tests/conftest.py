@@ -69,6 +69,20 @@ def sweep(client, label: str, only_stale: bool = False) -> None:
                 pass        # gone already, or in use by a live run that cleans up itself
 
 
+def _listed(list_fn, tries: int = 5) -> list:
+    """containers.list() inspects each container it lists: one removed in between (by a
+    test running at the same time) is a NotFound, so list again."""
+    import docker.errors
+    for attempt in range(tries):
+        try:
+            return list_fn()
+        except docker.errors.NotFound:
+            if attempt == tries - 1:
+                raise
+            time.sleep(0.2)
+    return []
+
+
 @pytest.fixture(scope="session")
 def docker_client():
     client = _docker_client()
