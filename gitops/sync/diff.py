@@ -174,9 +174,12 @@ def apply_rank(key: ObjectKey) -> tuple[int, str, str, str]:
 
 
 def compute_plan(desired: Iterable[Desired], live: Mapping[ObjectKey, dict],
-                 applied: Mapping[ObjectKey, str]) -> Plan:
+                 applied: Mapping[ObjectKey, str],
+                 memo: dict[ObjectKey, tuple] | None = None) -> Plan:
     """desired: what git declares; live: the store's copy of every key involved;
-    applied: inventory key -> hash of what git last applied (only those may be pruned).
+    applied: inventory key -> hash of what git last applied (only those may be pruned);
+    memo: a dict kept between calls; a pair already compared (same desired hash, same
+    live uid and resourceVersion, so the same contents) is not compared again.
 
     A difference on an object whose desired state git did not change since it was last
     applied is drift: something other than git moved the live object."""
@@ -193,8 +196,16 @@ def compute_plan(desired: Iterable[Desired], live: Mapping[ObjectKey, dict],
                                        drift="missing" if unchanged_in_git else "",
                                        desired_hash=dhash))
             continue
-        fields = tuple(FieldDiff(f.path, f.desired, f.live, d.line_of(f.path))
-                       for f in _compare(want, current))
+        meta = current.get("metadata") or {}
+        version = (dhash, d.file, d.line, meta.get("uid"), meta.get("resourceVersion"))
+        cached = memo.get(key) if memo is not None and version[-1] is not None else None
+        if cached is not None and cached[0] == version:
+            fields = cached[1]
+        else:
+            fields = tuple(FieldDiff(f.path, f.desired, f.live, d.line_of(f.path))
+                           for f in _compare(want, current))
+            if memo is not None and version[-1] is not None:
+                memo[key] = (version, fields)
         # An unchanged object's desired body is only read (waves, inventory): no copy.
         plan.changes.append(Change(
             "update" if fields else "unchanged", key, json_copy(want) if fields else want,

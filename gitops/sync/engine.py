@@ -64,11 +64,15 @@ def render(revision: Revision, allow_host_access: bool = False
     return [Desired(o.body, o.file, o.line, o.field_lines) for o in loaded.objects], errors
 
 
-def plan_against(store: Store, desired: list[Desired]) -> Plan:
+def plan_against(store: Store, desired: list[Desired],
+                 memo: dict | None = None) -> Plan:
     inventory = store.inventory()
     keys = {d.key for d in desired} | set(inventory)
     live = {k: obj for k in keys if (obj := store.get(k)) is not None}
-    return compute_plan(desired, live, {k: e.applied_hash for k, e in inventory.items()})
+    if memo is not None and len(memo) > 2 * len(keys) + 100:
+        memo.clear()             # keys git dropped long ago: start over
+    return compute_plan(desired, live, {k: e.applied_hash for k, e in inventory.items()},
+                        memo)
 
 
 class SyncEngine:
@@ -87,6 +91,7 @@ class SyncEngine:
         # CD's repo server caches manifests per commit. Failed renders are never kept (a
         # tool that timed out is tried again).
         self._rendered: tuple[tuple, list[Desired]] | None = None
+        self._diff_memo: dict = {}      # compute_plan's: unchanged pairs are not re-diffed
 
     @property
     def source_info(self) -> dict:
@@ -122,7 +127,7 @@ class SyncEngine:
                         "the last good revision keeps running"), blog)
 
         t2 = time.perf_counter()
-        plan = plan_against(self.store, desired)
+        plan = plan_against(self.store, desired, self._diff_memo)
         timings["diff"] = time.perf_counter() - t2
         if not desired and self.store.inventory() and not self.policy.allow_empty_prune:
             return self._finish(SyncResult(
