@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,9 +35,20 @@ class Desired:
     line: int = 0
     field_lines: Mapping[str, int] = field(default_factory=dict, repr=False)
 
-    @property
+    @functools.cached_property
     def key(self) -> ObjectKey:
         return key_of(self.body)
+
+    @functools.cached_property
+    def view(self) -> dict:
+        """The normalised body (shares nested values with body: read only)."""
+        return _view(self.body)
+
+    @functools.cached_property
+    def hash(self) -> str:
+        """What the inventory records as applied; computed once per rendered object (a
+        revision's rendering is reused by every sync of it)."""
+        return stable_hash(self.view, 16)
 
     def line_of(self, path: str) -> int:
         for prefix in paths.prefixes(path):
@@ -188,8 +200,7 @@ def compute_plan(desired: Iterable[Desired], live: Mapping[ObjectKey, dict],
     for key in sorted(wanted, key=apply_rank):
         d = wanted[key]
         current = live.get(key)
-        want = _view(d.body)
-        dhash = stable_hash(want, 16)
+        want, dhash = d.view, d.hash
         unchanged_in_git = applied.get(key) == dhash
         if current is None:
             plan.changes.append(Change("create", key, json_copy(want), None, d.file, d.line,
