@@ -2,7 +2,8 @@
 
     python bench/validate_bench.py [count]
 
-Prints one table; the first (cold) round compiles validators, the warm rounds reuse them.
+Prints one table; the first (cold) round compiles validators and parses the YAML, the warm
+rounds reuse the validators and the loader's cache of parsed files.
 `run(quick)` returns the figures for bench/run.py: validate_per_object_ms is the median of
 the warm rounds (the agent validates every revision with validators it compiled once).
 """
@@ -116,8 +117,10 @@ def run(quick: bool = False) -> dict:
     per_object = statistics.median(r["validate_ms"] / r["objects"] for r in warm)
     return {"validate_per_object_ms": round(per_object, 4),
             "validate_cold_per_object_ms": round(rows[0]["validate_ms"] / rows[0]["objects"], 4),
-            "load_per_object_ms": round(statistics.median(r["load_ms"] / r["objects"]
-                                                          for r in warm), 4),
+            # the loader caches parsed files: the first round parses, the others hit
+            "load_per_object_ms": round(rows[0]["load_ms"] / rows[0]["objects"], 4),
+            "load_cached_per_object_ms": round(statistics.median(r["load_ms"] / r["objects"]
+                                                                 for r in warm), 4),
             "validate_errors": rows[-1]["errors"]}
 
 

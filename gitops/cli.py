@@ -305,7 +305,10 @@ def _down(dd: DataDir, volumes: bool) -> None:
             os.kill(info["pid"], signal.SIGKILL)
             _wait_exit(info["pid"], 5)
     runtime = DockerRuntime(dd.instance, host=docker_host(dd.recorded("docker_host")))
-    removed = runtime.cleanup(f"gitops-{dd.instance}")
+    try:
+        removed = runtime.cleanup(f"gitops-{dd.instance}")
+    except GitopsError as exc:    # the engine is down: nothing removed, say so
+        _fail(f"{exc}; run `gitops down` again once the engine answers")
     if cidr := dd.recorded("service_cidr"):
         from gitops.proxy.vip import LoopbackVips
         LoopbackVips(cidr=cidr, label=f"lo:g{dd.instance}").remove_all()

@@ -7,8 +7,12 @@ can stop at a depth or alias budget before the work is done.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import os
 import re
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -238,8 +242,43 @@ def _copy(value: Any) -> Any:
     return value
 
 
+# Parsed files by (name, text): a sync re-reads every file of a revision, and a watched
+# directory's edit changes one. Entries hold private copies; callers get fresh ones
+# (rendering may edit bodies, e.g. strip Kustomize's origin annotation).
+_CACHE: OrderedDict[tuple[str, str], LoadResult] = OrderedDict()
+_CACHE_LOCK = threading.Lock()
+CACHE_MAX_FILES = 4096
+CACHE_MAX_BYTES = 64 * 2**20
+_cache_bytes = 0
+
+
+def _fresh(result: LoadResult) -> LoadResult:
+    return LoadResult([dataclasses.replace(o, body=_copy(o.body)) for o in result.objects],
+                      [copy.copy(e) for e in result.errors])
+
+
 def load_text(text: str, file: str = "<stdin>") -> LoadResult:
     """Parse every document of `text`; problems come back as errors, never raised."""
+    global _cache_bytes
+    key = (file, text)
+    with _CACHE_LOCK:
+        cached = _CACHE.get(key)
+        if cached is not None:
+            _CACHE.move_to_end(key)
+    if cached is not None:
+        return _fresh(cached)
+    result = _parse(text, file)
+    with _CACHE_LOCK:
+        if key not in _CACHE and len(text) <= CACHE_MAX_BYTES // 8:
+            _CACHE[key] = _fresh(result)
+            _cache_bytes += len(text)
+            while len(_CACHE) > CACHE_MAX_FILES or _cache_bytes > CACHE_MAX_BYTES:
+                (_, old_text), _old = _CACHE.popitem(last=False)
+                _cache_bytes -= len(old_text)
+    return result
+
+
+def _parse(text: str, file: str) -> LoadResult:
     result = LoadResult()
     parser = None
     doc: _Document | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,9 +35,20 @@ class Desired:
     line: int = 0
     field_lines: Mapping[str, int] = field(default_factory=dict, repr=False)
 
-    @property
+    @functools.cached_property
     def key(self) -> ObjectKey:
         return key_of(self.body)
+
+    @functools.cached_property
+    def view(self) -> dict:
+        """The normalised body (shares nested values with body: read only)."""
+        return _view(self.body)
+
+    @functools.cached_property
+    def hash(self) -> str:
+        """What the inventory records as applied; computed once per rendered object (a
+        revision's rendering is reused by every sync of it)."""
+        return stable_hash(self.view, 16)
 
     def line_of(self, path: str) -> int:
         for prefix in paths.prefixes(path):
@@ -193,11 +205,14 @@ def removed_fields(last: dict, desired: dict, live: object, path: str = "") -> l
 
 def compute_plan(desired: Iterable[Desired], live: Mapping[ObjectKey, dict],
                  applied: Mapping[ObjectKey, str],
-                 last_applied: Mapping[ObjectKey, dict | None] | None = None) -> Plan:
+                 last_applied: Mapping[ObjectKey, dict | None] | None = None,
+                 memo: dict[ObjectKey, tuple] | None = None) -> Plan:
     """desired: what git declares; live: the store's copy of every key involved;
     applied: inventory key -> hash of what git last applied (only those may be pruned);
     last_applied: what git last applied, where known: a field git stops declaring is then
-    a change (removed on update) rather than invisible.
+    a change (removed on update) rather than invisible;
+    memo: a dict kept between calls; a pair already compared (same desired hash, same
+    live uid and resourceVersion, so the same contents) is not compared again.
 
     A difference on an object whose desired state git did not change since it was last
     applied is drift: something other than git moved the live object."""
@@ -206,16 +221,23 @@ def compute_plan(desired: Iterable[Desired], live: Mapping[ObjectKey, dict],
     for key in sorted(wanted, key=apply_rank):
         d = wanted[key]
         current = live.get(key)
-        want = _view(d.body)
-        dhash = stable_hash(want, 16)
+        want, dhash = d.view, d.hash
         unchanged_in_git = applied.get(key) == dhash
         if current is None:
             plan.changes.append(Change("create", key, json_copy(want), None, d.file, d.line,
                                        drift="missing" if unchanged_in_git else "",
                                        desired_hash=dhash))
             continue
-        fields = tuple(FieldDiff(f.path, f.desired, f.live, d.line_of(f.path))
-                       for f in _compare(want, current))
+        meta = current.get("metadata") or {}
+        version = (dhash, d.file, d.line, meta.get("uid"), meta.get("resourceVersion"))
+        cached = memo.get(key) if memo is not None and version[-1] is not None else None
+        if cached is not None and cached[0] == version:
+            fields = cached[1]
+        else:
+            fields = tuple(FieldDiff(f.path, f.desired, f.live, d.line_of(f.path))
+                           for f in _compare(want, current))
+            if memo is not None and version[-1] is not None:
+                memo[key] = (version, fields)
         last = (last_applied or {}).get(key)
         if last and not unchanged_in_git:
             fields += _masked_fields(key, removed_fields(last, want, current))

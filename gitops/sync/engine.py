@@ -64,13 +64,16 @@ def render(revision: Revision, allow_host_access: bool = False
     return [Desired(o.body, o.file, o.line, o.field_lines) for o in loaded.objects], errors
 
 
-def plan_against(store: Store, desired: list[Desired]) -> Plan:
-    inventory = store.inventory()
+def plan_against(store: Store, desired: list[Desired], memo: dict | None = None,
+                 inventory: dict | None = None) -> Plan:
+    inventory = store.inventory() if inventory is None else inventory
     keys = {d.key for d in desired} | set(inventory)
     live = {k: obj for k in keys if (obj := store.get(k)) is not None}
+    if memo is not None and len(memo) > 2 * len(keys) + 100:
+        memo.clear()             # keys git dropped long ago: start over
     last = {k: store.applied(k) for k in inventory} if hasattr(store, "applied") else None
     return compute_plan(desired, live, {k: e.applied_hash for k, e in inventory.items()},
-                        last)
+                        last, memo)
 
 
 def last_writer(live: dict) -> str:
@@ -96,6 +99,7 @@ class SyncEngine:
         # CD's repo server caches manifests per commit. Failed renders are never kept (a
         # tool that timed out is tried again).
         self._rendered: tuple[tuple, list[Desired]] | None = None
+        self._diff_memo: dict = {}      # compute_plan's: unchanged pairs are not re-diffed
 
     @property
     def source_info(self) -> dict:
@@ -131,16 +135,17 @@ class SyncEngine:
                         "the last good revision keeps running"), blog)
 
         t2 = time.perf_counter()
-        plan = plan_against(self.store, desired)
+        inventory = self.store.inventory()
+        plan = plan_against(self.store, desired, self._diff_memo, inventory)
         timings["diff"] = time.perf_counter() - t2
-        if not desired and self.store.inventory() and not self.policy.allow_empty_prune:
+        if not desired and inventory and not self.policy.allow_empty_prune:
             return self._finish(SyncResult(
                 "refused", revision.sha, plan=plan, timings=timings,
                 message="revision renders zero objects while objects are deployed; refusing "
                         "to prune everything (--allow-empty-prune allows it)"), blog)
 
         t3 = time.perf_counter()
-        failure = self._apply(plan, blog)
+        failure = self._apply(plan, blog, inventory)
         timings["apply"] = time.perf_counter() - t3
         self._report_drift(plan, revision, reconcile_id, trigger)
         for change in plan.changes:
@@ -180,9 +185,9 @@ class SyncEngine:
         """A drifted object left alone because self-heal is off."""
         return bool(change.drift) and not self.policy.self_heal
 
-    def _apply(self, plan: Plan, blog) -> str:
-        """Apply wave by wave; returns a failure message, or "" when every wave applied."""
-        old = self.store.inventory()
+    def _apply(self, plan: Plan, blog, old: dict) -> str:
+        """Apply wave by wave; returns a failure message, or "" when every wave applied.
+        old: the inventory the plan was made against."""
         done: dict = {}
         grouped = waves(plan.changes)
         failure = ""
@@ -203,7 +208,9 @@ class SyncEngine:
         pruned = {c.key for c in plan.changes if c.action == "prune"} if not failure and \
             self.policy.prune else set()
         keep = {k: e for k, e in old.items() if k not in done and k not in pruned}
-        self.store.set_inventory(list({**keep, **done}.values()))
+        new = {**keep, **done}
+        if new != old:               # a no-op sync writes nothing
+            self.store.set_inventory(list(new.values()))
         return failure
 
     def _gate(self, wave: int, changes: list[Change], blog) -> str:

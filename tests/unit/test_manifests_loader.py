@@ -351,3 +351,22 @@ def test_error_string_format():
 def test_source_object_kind_and_name_tolerate_junk():
     obj = SourceObject({"kind": 3, "metadata": {"name": ["x"]}}, "f", 1)
     assert (obj.kind, obj.name, obj.line_of("a.b")) == ("", "", 1)
+
+
+def test_a_file_parsed_again_comes_from_the_cache_as_independent_copies():
+    from gitops.manifests import loader
+    text = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cached\ndata:\n  a: '1'\n"
+    first = loader.load_text(text, "c.yaml")
+    first.objects[0].body["data"]["a"] = "edited by a caller"
+    first.errors.append("noise")
+    calls = []
+    real = loader._parse
+    loader._parse = lambda *a: calls.append(a) or real(*a)
+    try:
+        again = loader.load_text(text, "c.yaml")
+        other_name = loader.load_text(text, "d.yaml")
+    finally:
+        loader._parse = real
+    assert [c[1] for c in calls] == ["d.yaml"]            # only the new name is parsed
+    assert again.objects[0].body["data"]["a"] == "1" and again.errors == []
+    assert again.objects[0].line_of("data.a") == 6 and other_name.objects[0].file == "d.yaml"

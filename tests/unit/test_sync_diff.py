@@ -220,3 +220,21 @@ def test_realistic_objects_against_themselves_and_their_defaulted_form_are_never
     plan = compute_plan([declared], {declared.key: live_of(with_defaults(obj))},
                         {declared.key: desired_hash(obj)})
     assert [c.action for c in plan.changes] == ["unchanged"] and not plan.drifted
+
+
+def test_memo_skips_only_pairs_whose_contents_are_the_same():
+    d = deployment(replicas=2)
+    declared = Desired(d, "web.yaml", 1)
+    key = declared.key
+    memo: dict = {}
+    live = live_of(d)
+    assert compute_plan([declared], {key: live}, {}, memo=memo).changes[0].action == "unchanged"
+    assert key in memo
+    scaled = live_of(d)
+    scaled["spec"]["replicas"] = 3
+    scaled["metadata"]["resourceVersion"] = "8"        # any write bumps it
+    [change] = compute_plan([declared], {key: scaled}, {}, memo=memo).changes
+    assert change.action == "update" and [f.path for f in change.fields] == ["spec.replicas"]
+    moved = Desired(d, "other.yaml", 4, {"spec": 9})   # same object, declared elsewhere
+    [change] = compute_plan([moved], {key: scaled}, {}, memo=memo).changes
+    assert change.fields[0].line == 9
