@@ -85,15 +85,24 @@ class ControllerManager:
                           "replicaset", rs)
         all_pods = s.list("Pod")         # with the ReplicaSets' new pods
         pods_by_ns, pods_by_owner = _by_namespace(all_pods), _by_controller(all_pods)
+        pod_orphans = _orphans(all_pods)
         claims_by_ns = _by_namespace(s.list("PersistentVolumeClaim"))
         for sts in s.list("StatefulSet"):
-            ns = sts["metadata"]["namespace"]
-            self._execute(statefulset.reconcile(sts, pods_by_ns[ns], claims_by_ns[ns], now,
-                                                self._lookup), "statefulset", sts)
+            uid, ns = sts["metadata"]["uid"], sts["metadata"]["namespace"]
+            _, adopt = claim(sts, sts["spec"].get("selector"),
+                             [*pods_by_owner[uid], *pod_orphans[ns]])
+            self._execute(adopt, "statefulset")
+            self._execute(statefulset.reconcile(sts, _claimed(pods_by_ns[ns], adopt),
+                                                claims_by_ns[ns], now, self._lookup),
+                          "statefulset", sts)
         nodes = s.list("Node")
         for ds in s.list("DaemonSet"):
-            self._execute(daemonset.reconcile(ds, pods_by_owner[ds["metadata"]["uid"]], nodes,
-                                              now, self.rng, self._lookup), "daemonset", ds)
+            uid, ns = ds["metadata"]["uid"], ds["metadata"]["namespace"]
+            owned, adopt = claim(ds, ds["spec"].get("selector"),
+                                 [*pods_by_owner[uid], *pod_orphans[ns]])
+            self._execute(adopt, "daemonset")
+            self._execute(daemonset.reconcile(ds, owned, nodes, now, self.rng, self._lookup),
+                          "daemonset", ds)
 
     def _batch(self) -> None:
         s = self.store
@@ -130,6 +139,12 @@ def _by_controller(objs: list[dict]) -> dict[str, list[dict]]:
         if ref := controller_of(obj):
             out[ref["uid"]].append(obj)
     return out
+
+
+def _claimed(objs: list[dict], actions: list[Action]) -> list[dict]:
+    """objs with the copies that adoption or release just wrote in their place."""
+    changed = {a.obj["metadata"].get("uid"): a.obj for a in actions if hasattr(a, "obj")}
+    return [changed.get(o["metadata"].get("uid"), o) for o in objs]
 
 
 def _orphans(objs: list[dict]) -> dict[str, list[dict]]:

@@ -32,9 +32,10 @@ Deliberate differences from Kubernetes (no ControllerRevision objects are stored
   still at the current revision; without one it gets the update revision.
 - currentRevision moves to updateRevision once every pod is updated and Ready, for
   OnDelete as well as RollingUpdate.
-- Not supported yet: spec.ordinals, rollingUpdate.maxUnavailable (always 1), adopting
-  orphan pods. A pod holding one of our names but controlled by something else (or
-  nothing) is left alone and its ordinal waits.
+- Not supported yet: spec.ordinals, rollingUpdate.maxUnavailable (always 1). Orphan pods
+  matching the selector are adopted first (by the controller manager, as Kubernetes'
+  ControllerRefManager does); a pod holding one of our names but controlled by something
+  else, or an orphan the selector does not match, is left alone and its ordinal waits.
 - readyReplicas / availableReplicas do not count pods that are terminating.
 """
 

@@ -254,3 +254,30 @@ def test_replicaset_scale_down_events():
     assert d.key.name == "drop"
     assert (d.event.reason, d.event.message, d.event.component) == (
         "SuccessfulDelete", "Deleted pod: drop", "replicaset-controller")
+
+
+@pytest.mark.parametrize("kind", ["StatefulSet", "DaemonSet"])
+def test_statefulset_and_daemonset_adopt_orphaned_pods(store, kind):
+    store.create({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"},
+                  "status": {"allocatable": {"cpu": "4", "memory": "8Gi", "pods": "110"},
+                             "conditions": [{"type": "Ready", "status": "True"}]}})
+    owner = {"apiVersion": "apps/v1", "kind": kind,
+             "metadata": {"name": "db", "namespace": "default"},
+             "spec": {"replicas": 1, "serviceName": "db",
+                      "selector": {"matchLabels": {"app": "db"}},
+                      "template": {"metadata": {"labels": {"app": "db"}},
+                                   "spec": {"containers": [{"name": "c", "image": "i"}]}}}}
+    store.create(owner)
+    mgr = ControllerManager(store, random.Random(0), clock=lambda: NOW)
+    mgr.run_once()
+    [first] = store.list("Pod")
+    request_delete(store, ObjectKey(kind, "default", "db"), "Orphan")
+    mgr.run_once()
+    mgr.run_once()
+    assert store.list(kind) == [] and "ownerReferences" not in store.list("Pod")[0]["metadata"]
+    store.create(owner)
+    mgr.run_once()
+    [pod] = store.list("Pod")
+    assert pod["metadata"]["uid"] == first["metadata"]["uid"]          # adopted, not remade
+    assert pod["metadata"]["ownerReferences"][0]["uid"] == \
+        store.get(ObjectKey(kind, "default", "db"))["metadata"]["uid"]
