@@ -163,6 +163,6 @@ class KubeApi:
                 ("DELETE", False): deletes.delete_collection}.get((method, bool(target.name)))
         if verb is None:
             raise st.method_not_allowed()
-        result = await subresources.in_thread(verb, self, request, target)
+        result = await writes.in_thread(verb, self, request, target)
         obj, code = result if isinstance(result, tuple) else (result, 200)
         return json_response(obj, code)

@@ -9,6 +9,7 @@ resourceVersion of their own.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 from typing import TYPE_CHECKING, Any
@@ -139,6 +140,13 @@ def _validate(api: "KubeApi", request: web.Request, target: Target, obj: dict,
                     api.allow_host_access)
     if outcome.warnings:
         request[WARNINGS] = [*request.get(WARNINGS, []), *outcome.warnings]
+
+
+async def in_thread(fn, api: "KubeApi", request: web.Request, target: Target, *args):
+    """Run a write on a worker thread with the body already read: store calls may wait
+    for another thread's transaction, and the event loop also carries the service proxy."""
+    raw = await request.read()
+    return await asyncio.to_thread(fn, api, request, target, raw, *args)
 
 
 # -- create ------------------------------------------------------------------------------
