@@ -23,6 +23,7 @@ from gitops.model.meta import owner_ref, stable_hash
 from gitops.model.podspec import referenced_configs
 
 REVISION = "deployment.kubernetes.io/revision"
+CHANGE_CAUSE = "kubernetes.io/change-cause"     # `kubectl rollout history` shows it
 CONFIG_HASH = "gitops.io/config-hash"
 CONFIG_ROLLOUT = "gitops.io/config-rollout"
 
@@ -191,10 +192,12 @@ def new_replicaset(deploy: dict, template: dict, name: str, thash: str, replicas
     tmeta["labels"] = {**(tmeta.get("labels") or {}), "pod-template-hash": thash}
     selector = copy.deepcopy(deploy["spec"].get("selector", {}))
     selector["matchLabels"] = {**(selector.get("matchLabels") or {}), "pod-template-hash": thash}
+    cause = (deploy["metadata"].get("annotations") or {}).get(CHANGE_CAUSE)
     return {"apiVersion": "apps/v1", "kind": "ReplicaSet",
             "metadata": {"name": name, "namespace": deploy["metadata"]["namespace"],
                          "labels": dict(tmeta["labels"]),
-                         "annotations": {REVISION: str(revision)},
+                         "annotations": {REVISION: str(revision),
+                                         **({CHANGE_CAUSE: cause} if cause else {})},
                          "ownerReferences": [owner_ref(deploy)]},
             "spec": {"replicas": replicas, "selector": selector, "template": template,
                      "minReadySeconds": deploy["spec"].get("minReadySeconds", 0)}}
