@@ -44,3 +44,18 @@ def prefixes(path: str) -> list[str]:
         out.append(path[:pos])
     out.reverse()
     return out
+
+
+def split(path: str) -> list[str | int]:
+    """The keys and list indexes of a path, in order (the inverse of join)."""
+    out: list[str | int] = []
+    pos = 0
+    while pos < len(path):
+        m = _SEGMENT.match(path, pos)
+        if m is None or m.end() == pos:
+            break
+        pos = m.end()
+        plain, index, quoted = m.groups()
+        out.append(plain if plain is not None else int(index) if index is not None
+                   else json.loads(quoted))
+    return out

@@ -9,6 +9,7 @@ logged field by field and corrected unless self-heal is off.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Callable
@@ -18,6 +19,7 @@ import structlog
 
 from gitops.errors import GitopsError, ManifestError
 from gitops.health import HEALTHY, assess
+from gitops.manifests import paths
 from gitops.manifests import policy as node_policy
 from gitops.manifests.render import render_path
 from gitops.manifests.validate import validate
@@ -76,11 +78,36 @@ def plan_against(store: Store, desired: list[Desired], memo: dict | None = None,
                         last, memo)
 
 
-def last_writer(live: dict) -> str:
-    """Who last changed the object through the Kubernetes API (its newest field manager)."""
+def drift_actor(live: dict, field_paths: list[str]) -> str:
+    """Who changed the drifted fields through the Kubernetes API: the field manager that
+    owns them (metadata.managedFields), else the newest one, else "unknown"."""
     entries = live.get("metadata", {}).get("managedFields") or []
+    for path in field_paths:
+        for entry in sorted(entries, key=lambda e: e.get("time") or "", reverse=True):
+            if _owns(entry.get("fieldsV1") or {}, live, paths.split(path)):
+                return entry.get("manager") or "unknown"
     newest = max(entries, key=lambda e: e.get("time") or "", default=None)
-    return newest.get("manager") or "unknown" if newest else "unknown"
+    return (newest.get("manager") or "unknown") if newest else "unknown"
+
+
+def _owns(tree: dict, value: object, parts: list) -> bool:
+    """Whether a FieldsV1 tree covers the field at parts (list items matched by key)."""
+    for i, part in enumerate(parts):
+        if isinstance(part, int):
+            item = value[part] if isinstance(value, list) and part < len(value) else None
+            key = next((k for k in tree if k.startswith("k:") and isinstance(item, dict)
+                        and all(item.get(f) == v for f, v in json.loads(k[2:]).items())), None)
+            if key is None:
+                return False
+            tree, value = tree[key], item
+        else:
+            node = tree.get(f"f:{part}")
+            if node is None:
+                return False
+            if not node:                     # a leaf: it owns everything below
+                return True
+            tree, value = node, value.get(part) if isinstance(value, dict) else None
+    return True
 
 
 class SyncEngine:
@@ -244,8 +271,8 @@ class SyncEngine:
                      "namespace": change.key.namespace, "name": change.key.name,
                      "uid": meta.get("uid", ""), "file": change.file, "line": change.line},
                 drift_type=change.drift, origin="desired", fields=field_records(change.fields),
-                actor=last_writer(live), health={"status": health.status,
-                                                 "message": health.message},
+                actor=drift_actor(live, [f.path for f in change.fields]),
+                health={"status": health.status, "message": health.message},
                 policy=policy, action="reported" if self._held(change) else "corrected")
 
     def _finish(self, res: SyncResult, blog) -> SyncResult:

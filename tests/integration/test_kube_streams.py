@@ -29,6 +29,7 @@ class ScriptedSession:
         self.command = command
         self.stdin: queue.Queue = queue.Queue()
         self.resized = []
+        self.closed = False
 
     def output(self):
         yield 1, ("ran " + " ".join(self.command) + "\n").encode()
@@ -49,6 +50,7 @@ class ScriptedSession:
         return 7
 
     def close(self):
+        self.closed = True
         self.stdin.put(None)
 
 
@@ -173,3 +175,32 @@ def test_spdy_frames_round_trip():
         (spdy.RST_STREAM, 5, {}), (spdy.GOAWAY, 3, {})]
     with pytest.raises(spdy.ProtocolError):
         spdy.Decoder().feed(b"\x80\x02\x00\x01\x00\x00\x00\x00")     # SPDY/2
+
+
+def test_exec_ends_when_the_client_hangs_up(kube):
+    import asyncio
+    import ssl
+
+    import aiohttp
+
+    async def go():
+        ctx = ssl.create_default_context(cafile=str(kube.root / "ca.crt"))
+        url = (kube.kube_url.replace("https", "wss") +
+               "/api/v1/namespaces/default/pods/p/exec?command=sh&stdin=true&stdout=true")
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(url, protocols=("v5.channel.k8s.io",), ssl=ctx,
+                                          headers={"Authorization": "Bearer test-token"}) as ws:
+                assert ws.protocol == "v5.channel.k8s.io"
+                first = await ws.receive_bytes(timeout=10)
+                assert first == b"\x01ran sh\n"
+                await ws.send_bytes(b"\x00typed\n")
+                assert await ws.receive_bytes(timeout=10) == b"\x01typed\n"
+            # hung up without closing stdin: the server closes the session on its own
+        [(_, scripted)] = kube.exec_backend.sessions
+        for _ in range(200):            # bounded: 10 s
+            if scripted.closed:
+                break
+            await asyncio.sleep(0.05)
+        return scripted
+
+    assert asyncio.run(go()).closed      # the server closed the session on its own

@@ -144,3 +144,18 @@ def test_go_zero_values_are_dropped_from_writes():
         "metadata": {"labels": {"app": "w"}},
         "spec": {"containers": [{"name": "a", "image": "i"}],
                  "volumes": [{"name": "v", "emptyDir": {}}]}}
+
+
+def test_drift_actor_is_the_manager_owning_the_drifted_field():
+    from gitops.sync.engine import drift_actor
+    live = {"metadata": {"labels": {"a": "1"}, "managedFields": [
+        {"manager": "kubectl-set", "time": "2026-01-01T00:00:01Z", "fieldsV1": {
+            "f:spec": {"f:template": {"f:spec": {"f:containers": {
+                'k:{"name":"app"}': {".": {}, "f:image": {}}}}}}}},
+        {"manager": "kubectl-label", "time": "2026-01-01T00:00:09Z",
+         "fieldsV1": {"f:metadata": {"f:labels": {"f:a": {}}}}}]},
+        "spec": {"template": {"spec": {"containers": [{"name": "app", "image": "x:2"}]}}}}
+    assert drift_actor(live, ["spec.template.spec.containers[0].image"]) == "kubectl-set"
+    assert drift_actor(live, ["metadata.labels.a"]) == "kubectl-label"
+    assert drift_actor(live, ["spec.replicas"]) == "kubectl-label"        # newest, unowned
+    assert drift_actor({"metadata": {}}, ["data.x"]) == "unknown"

@@ -44,3 +44,11 @@ def test_undo_reuses_the_old_replicaset_as_the_newest_revision():
     current["spec"]["replicas"] = 0
     current["status"] = {"replicas": 0}
     assert revisions(deployment.reconcile(undone, [old, current], NOW)) == {}
+
+
+def test_change_cause_follows_the_new_replicaset():
+    d = deploy("app:2")
+    d["metadata"]["annotations"] = {"kubernetes.io/change-cause": "image app:2"}
+    from gitops.controllers.base import Create
+    [rs] = [a.obj for a in deployment.reconcile(d, [], NOW) if isinstance(a, Create)]
+    assert rs["metadata"]["annotations"]["kubernetes.io/change-cause"] == "image app:2"

@@ -15,7 +15,8 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from gitops.api.kube import discovery, openapi, reviews, subresources, watch, writes
+from gitops.api.kube import (deletes, discovery, openapi, reviews, subresources, watch,
+                             writes)
 from gitops.api.kube import status as st
 from gitops.api.kube.reads import list_objects, read
 from gitops.api.kube.respond import json_response
@@ -158,10 +159,10 @@ class KubeApi:
             return await asyncio.to_thread(lambda: json_response(
                 list_objects(self.store, target, shape, q)))
         verb = {("POST", False): writes.create, ("PUT", True): writes.replace,
-                ("PATCH", True): writes.patch, ("DELETE", True): writes.delete,
-                ("DELETE", False): writes.delete_collection}.get((method, bool(target.name)))
+                ("PATCH", True): writes.patch, ("DELETE", True): deletes.delete,
+                ("DELETE", False): deletes.delete_collection}.get((method, bool(target.name)))
         if verb is None:
             raise st.method_not_allowed()
-        result = await subresources.in_thread(verb, self, request, target)
+        result = await writes.in_thread(verb, self, request, target)
         obj, code = result if isinstance(result, tuple) else (result, 200)
         return json_response(obj, code)

@@ -108,14 +108,17 @@ async def exec_session(api: "KubeApi", request: web.Request, pod: dict) -> web.S
 
     threading.Thread(target=pump, name="exec-output", daemon=True).start()
     reader = asyncio.create_task(_exec_input(ws, session))
+    # The client hanging up ends the session too (its command may run on in the container).
+    reader.add_done_callback(lambda _task: output.put_nowait(None))
     log.info("pod_exec", namespace=pod["metadata"]["namespace"], pod=pod["metadata"]["name"],
              container=container, tty=tty)
     try:
         while (item := await output.get()) is not None:
             stream, data = item
             await ws.send_bytes(bytes([STDOUT if stream == 1 else STDERR]) + data)
-        code = await asyncio.to_thread(session.exit_code)
-        await ws.send_bytes(bytes([ERROR]) + json.dumps(exit_status(code, command)).encode())
+        if not ws.closed:
+            code = await asyncio.to_thread(session.exit_code)
+            await ws.send_bytes(bytes([ERROR]) + json.dumps(exit_status(code, command)).encode())
     except (ConnectionResetError, ConnectionError):
         pass
     finally:

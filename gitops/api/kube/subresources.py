@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import TYPE_CHECKING
 
@@ -31,16 +30,16 @@ async def handle(api: "KubeApi", request: web.Request, target: Target) -> web.St
             return json_response(shaped_one(target, obj, wanted_shape(
                 request.headers.get("Accept", "")), request.query))
         if method == "PUT":
-            return json_response(await in_thread(writes.replace, api, request, target,
+            return json_response(await writes.in_thread(writes.replace, api, request, target,
                                                   "status"))
         if method == "PATCH":
-            obj, code = await in_thread(writes.patch, api, request, target, "status")
+            obj, code = await writes.in_thread(writes.patch, api, request, target, "status")
             return json_response(obj, code)
     elif sub == "scale":
         if method == "GET":
             return json_response(scale_of(present(get_object(api.store, target))))
         if method in ("PUT", "PATCH"):
-            return json_response(await in_thread(write_scale, api, request, target))
+            return json_response(await writes.in_thread(write_scale, api, request, target))
     elif sub == "log" and method == "GET":
         return await pod_log(api, request, target)
     elif sub in ("exec", "portforward") and method in ("GET", "POST"):
@@ -59,13 +58,6 @@ def scale_of(obj: dict) -> dict:
             "status": {"replicas": status.get("replicas", 0),
                        "selector": format_selector(spec.get("selector")).replace(
                            "<none>", "")}}
-
-
-async def in_thread(fn, api: "KubeApi", request: web.Request, target: Target, *args):
-    """Run a write on a worker thread with the body already read: store calls may wait
-    for another thread's transaction, and the event loop also carries the service proxy."""
-    raw = await request.read()
-    return await asyncio.to_thread(fn, api, request, target, raw, *args)
 
 
 def write_scale(api: "KubeApi", request: web.Request, target: Target, raw: bytes) -> dict:
