@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -310,6 +311,7 @@ def _down(dd: DataDir, volumes: bool) -> None:
         click.echo(f"removed {removed_volumes} volume(s)")
     for suffix in ("", "-wal", "-shm"):
         Path(str(dd.store) + suffix).unlink(missing_ok=True)
+    shutil.rmtree(dd.root / "pods", ignore_errors=True)   # files of pods that are gone now
     dd.agent_file.unlink(missing_ok=True)
     click.echo(f"agent stopped; removed {removed} container(s), the pod network and "
                "service addresses")

@@ -18,7 +18,7 @@ gitops diff "$REPO" --data-dir "$DEPLOYED" -o markdown > "$OUT/diff.md" || rc=$?
 [ "$rc" -le 1 ] || exit "$rc"
 
 # 3. An ephemeral environment, healthy or the job fails with why (and health.json)
-trap 'gitops down --volumes --data-dir "$ENV_DIR"' EXIT
+trap 'gitops down --volumes --data-dir "$ENV_DIR" && rm -rf "$ENV_DIR"' EXIT
 gitops up "$REPO" --wait --timeout 300 --data-dir "$ENV_DIR" --report "$OUT/health.json"
 gitops status --data-dir "$ENV_DIR"
 
