@@ -33,8 +33,15 @@ EXIT_OK, EXIT_PROBLEM, EXIT_ERROR = 0, 1, 2
 
 
 def _fail(message: str, code: int = EXIT_ERROR) -> None:
-    click.echo(f"error: {message}", err=True)
+    click.echo(f"error: {_condense(message)}", err=True)
     sys.exit(code)
+
+
+def _condense(text: str) -> str:
+    """git's own reason (its `fatal:` line) instead of everything it printed."""
+    lines = text.splitlines()
+    fatal = [ln.strip(" '") for ln in lines if ln.strip(" '").startswith("fatal:")]
+    return f"{lines[0].split(':')[0]}: {fatal[0]}" if fatal else text
 
 
 class GitopsGroup(click.Group):
@@ -53,13 +60,21 @@ class GitopsGroup(click.Group):
         except Exception as exc:   # noqa: BLE001 - the one place errors reach the user
             if ctx.params.get("debug"):       # --debug or GITOPS_DEBUG=1
                 traceback.print_exc()
-            known = isinstance(exc, (GitopsError, OSError)) or \
-                type(exc).__module__.split(".")[0] == "docker"   # e.g. the engine is down
-            text = str(exc) or type(exc).__name__
-            if not known:                       # a bug: say so, keep it to one line
-                text = (f"{text.splitlines()[0]} ({type(exc).__name__}; "
-                        "--debug shows the traceback)")
-            _fail(text, EXIT_ERROR)
+            _fail(_one_line(exc), EXIT_ERROR)
+
+
+def _one_line(exc: Exception) -> str:
+    """What the user reads for an error: the cause in their terms, on one line if we can."""
+    text = str(exc) or type(exc).__name__
+    if type(exc).__module__.split(".")[0] == "docker":
+        if "Error while fetching server API version" in text:
+            host = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+            return (f"no Docker engine answers at {host} (scripts/start-docker.sh starts "
+                    "one; set DOCKER_HOST to use another)")
+        return text
+    if not isinstance(exc, (GitopsError, OSError)):   # a bug: say so, in one line
+        return f"{text.splitlines()[0]} ({type(exc).__name__}; --debug shows the traceback)"
+    return text
 
 
 def _complete_pods(ctx, param, incomplete: str) -> list[str]:
