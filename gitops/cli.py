@@ -374,9 +374,11 @@ def healthcheck(data_dir, timeout) -> None:
               help="Namespace to read.")
 @click.option("-A", "--all-namespaces", is_flag=True, help="Every namespace.")
 @click.option("-l", "--selector", default="", help="Label selector, e.g. app=web,tier!=db")
+@click.option("-w", "--watch", is_flag=True,
+              help="After the list, print objects again as they change (Ctrl-C stops).")
 @OUTPUT
 @DATA_DIR
-def get(resource, name, namespace, all_namespaces, selector, fmt, data_dir) -> None:
+def get(resource, name, namespace, all_namespaces, selector, watch, fmt, data_dir) -> None:
     """Show objects, like `kubectl get`: a table, or -o wide|json|yaml|name.
 
     RESOURCE is a kind, its plural or short name (pods, po, deploy, svc, cm, pvc...).
@@ -387,24 +389,36 @@ def get(resource, name, namespace, all_namespaces, selector, fmt, data_dir) -> N
       gitops get deploy web -o yaml
       gitops get svc -A
       gitops get pods -l app=web,tier!=db -o name
+      gitops get pods -w                       # follow changes
     """
     info = kind_for(resource)
     if info is None:
         _fail(f'the server doesn\'t have a resource type "{resource}"')
+    if watch and fmt in ("json", "yaml"):
+        raise click.UsageError("--watch prints tables (or -o wide|name), not json or yaml")
     client = _client(data_dir)
     ns = None if (all_namespaces or not info.namespaced) else namespace
-    try:
+    sel = parse(selector) if selector else None
+
+    def fetch() -> list[dict]:
         if name:
             items = [client.get(resource_path(info.api_version, info.plural, ns, name))]
         else:
             items = client.get(resource_path(info.api_version, info.plural, ns))["items"]
+        return [o for o in items if sel is None or matches(sel, o["metadata"].get("labels"))]
+    show_ns = all_namespaces and info.namespaced
+    try:
+        if watch:
+            for line in output.watch_lines(info, fetch, fmt, show_ns):
+                click.echo(line)
+            return
+        items = fetch()
     except GitopsError as exc:
         _fail(str(exc), 1)
-    if selector:
-        sel = parse(selector)
-        items = [o for o in items if matches(sel, o["metadata"].get("labels"))]
+    except KeyboardInterrupt:
+        return
     click.echo(output.render_objects(info, items, fmt, single=bool(name),
-                                     show_namespace=all_namespaces and info.namespaced))
+                                     show_namespace=show_ns))
 
 
 @main.command()
