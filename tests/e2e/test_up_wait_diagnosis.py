@@ -81,14 +81,14 @@ def test_up_wait_timeout_explains_each_unhealthy_object(docker_client, tmp_path)
     (src / "app.yaml").write_text(BROKEN)
     report = tmp_path / "health.json"
     try:
-        up = gitops("up", str(src), "--wait", "--timeout", "30", "--data-dir", data,
+        up = gitops("up", str(src), "--wait", "--timeout", "40", "--data-dir", data,
                     "--report", str(report), timeout=150)
         assert up.returncode == 1, up.stdout + up.stderr
         err = up.stderr
         # progress: plain lines with the elapsed time, no terminal control codes
         assert "] Deployment/default/crasher: Progressing" in err and "\x1b[" not in err
         assert "; pod noimage-" in err and ": image-missing)" in err   # named while waiting
-        assert "timed out after 30s: 4 of 5 object(s) not healthy" in err
+        assert "timed out after 40s: 4 of 5 object(s) not healthy" in err
         assert ("image-missing: pod noimage-" in err
                 and "image gitops/does-not-exist:1 is not on the node" in err)
         assert "crash-loop: pod crasher-" in err and "last exit code 3" in err
