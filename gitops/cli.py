@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -32,8 +33,15 @@ EXIT_OK, EXIT_PROBLEM, EXIT_ERROR = 0, 1, 2
 
 
 def _fail(message: str, code: int = EXIT_ERROR) -> None:
-    click.echo(f"error: {message}", err=True)
+    click.echo(f"error: {_condense(message)}", err=True)
     sys.exit(code)
+
+
+def _condense(text: str) -> str:
+    """git's own reason (its `fatal:` line) instead of everything it printed."""
+    lines = text.splitlines()
+    fatal = [ln.strip(" '") for ln in lines if ln.strip(" '").startswith("fatal:")]
+    return f"{lines[0].split(':')[0]}: {fatal[0]}" if fatal else text
 
 
 class GitopsGroup(click.Group):
@@ -52,13 +60,21 @@ class GitopsGroup(click.Group):
         except Exception as exc:   # noqa: BLE001 - the one place errors reach the user
             if ctx.params.get("debug"):       # --debug or GITOPS_DEBUG=1
                 traceback.print_exc()
-            known = isinstance(exc, (GitopsError, OSError)) or \
-                type(exc).__module__.split(".")[0] == "docker"   # e.g. the engine is down
-            text = str(exc) or type(exc).__name__
-            if not known:                       # a bug: say so, keep it to one line
-                text = (f"{text.splitlines()[0]} ({type(exc).__name__}; "
-                        "--debug shows the traceback)")
-            _fail(text, EXIT_ERROR)
+            _fail(_one_line(exc), EXIT_ERROR)
+
+
+def _one_line(exc: Exception) -> str:
+    """What the user reads for an error: the cause in their terms, on one line if we can."""
+    text = str(exc) or type(exc).__name__
+    if type(exc).__module__.split(".")[0] == "docker":
+        if "Error while fetching server API version" in text:
+            host = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+            return (f"no Docker engine answers at {host} (scripts/start-docker.sh starts "
+                    "one; set DOCKER_HOST to use another)")
+        return text
+    if not isinstance(exc, (GitopsError, OSError)):   # a bug: say so, in one line
+        return f"{text.splitlines()[0]} ({type(exc).__name__}; --debug shows the traceback)"
+    return text
 
 
 def _complete_pods(ctx, param, incomplete: str) -> list[str]:
@@ -317,6 +333,7 @@ def _down(dd: DataDir, volumes: bool) -> None:
         click.echo(f"removed {removed_volumes} volume(s)")
     for suffix in ("", "-wal", "-shm"):
         Path(str(dd.store) + suffix).unlink(missing_ok=True)
+    shutil.rmtree(dd.root / "pods", ignore_errors=True)   # files of pods that are gone now
     dd.agent_file.unlink(missing_ok=True)
     click.echo(f"agent stopped; removed {removed} container(s), the pod network and "
                "service addresses")
@@ -364,9 +381,11 @@ def healthcheck(data_dir, timeout) -> None:
               help="Namespace to read.")
 @click.option("-A", "--all-namespaces", is_flag=True, help="Every namespace.")
 @click.option("-l", "--selector", default="", help="Label selector, e.g. app=web,tier!=db")
+@click.option("-w", "--watch", is_flag=True,
+              help="After the list, print objects again as they change (Ctrl-C stops).")
 @OUTPUT
 @DATA_DIR
-def get(resource, name, namespace, all_namespaces, selector, fmt, data_dir) -> None:
+def get(resource, name, namespace, all_namespaces, selector, watch, fmt, data_dir) -> None:
     """Show objects, like `kubectl get`: a table, or -o wide|json|yaml|name.
 
     RESOURCE is a kind, its plural or short name (pods, po, deploy, svc, cm, pvc...).
@@ -377,24 +396,36 @@ def get(resource, name, namespace, all_namespaces, selector, fmt, data_dir) -> N
       gitops get deploy web -o yaml
       gitops get svc -A
       gitops get pods -l app=web,tier!=db -o name
+      gitops get pods -w                       # follow changes
     """
     info = kind_for(resource)
     if info is None:
         _fail(f'the server doesn\'t have a resource type "{resource}"')
+    if watch and fmt in ("json", "yaml"):
+        raise click.UsageError("--watch prints tables (or -o wide|name), not json or yaml")
     client = _client(data_dir)
     ns = None if (all_namespaces or not info.namespaced) else namespace
-    try:
+    sel = parse(selector) if selector else None
+
+    def fetch() -> list[dict]:
         if name:
             items = [client.get(resource_path(info.api_version, info.plural, ns, name))]
         else:
             items = client.get(resource_path(info.api_version, info.plural, ns))["items"]
+        return [o for o in items if sel is None or matches(sel, o["metadata"].get("labels"))]
+    show_ns = all_namespaces and info.namespaced
+    try:
+        if watch:
+            for line in output.watch_lines(info, fetch, fmt, show_ns):
+                click.echo(line)
+            return
+        items = fetch()
     except GitopsError as exc:
         _fail(str(exc), 1)
-    if selector:
-        sel = parse(selector)
-        items = [o for o in items if matches(sel, o["metadata"].get("labels"))]
+    except KeyboardInterrupt:
+        return
     click.echo(output.render_objects(info, items, fmt, single=bool(name),
-                                     show_namespace=all_namespaces and info.namespaced))
+                                     show_namespace=show_ns))
 
 
 @main.command()

@@ -9,6 +9,7 @@ import shutil
 import sys
 import json
 import time
+from collections.abc import Callable, Iterator
 from datetime import datetime
 
 import click
@@ -219,6 +220,54 @@ def render_objects(info: Kind, items: list[dict], fmt: str, single: bool,
         headers = ["NAMESPACE", *headers]
         rows = [[o["metadata"].get("namespace", ""), *r] for o, r in zip(items, rows)]
     return table(headers, rows)
+
+
+def watch_lines(info: Kind, fetch: Callable[[], list[dict]], fmt: str, show_namespace: bool,
+                sleep: Callable[[float], None] = time.sleep,
+                interval: float = 1.0) -> Iterator[str]:
+    """`get -w`: the table once, then a line for every object whose row changed (new,
+    updated or gone), as `kubectl get -w` prints them; it ends when `fetch` raises
+    StopIteration (the CLI stops on Ctrl-C)."""
+    wide = fmt == "wide"
+
+    def rows(items: list[dict]) -> dict[tuple[str, str], list[str]]:
+        if fmt == "name":
+            return {(o["metadata"].get("namespace", ""), o["metadata"]["name"]):
+                    [f"{info.kind.lower()}/{o['metadata']['name']}"] for o in items}
+        out = {}
+        for o in items:
+            row = _row(info.kind, o, wide)
+            if show_namespace:
+                row = [o["metadata"].get("namespace", ""), *row]
+            out[(o["metadata"].get("namespace", ""), o["metadata"]["name"])] = row
+        return out
+
+    headers = [] if fmt == "name" else (["NAMESPACE"] if show_namespace else []) + list(
+        _HEADERS.get(info.kind, ["NAME", "AGE"])) + (_WIDE.get(info.kind, []) if wide else [])
+    seen = rows(fetch())
+    widths = [max(len(str(x)) for x in col) for col in zip(*([headers] if headers else []),
+                                                           *seen.values())] or [0]
+
+    def line(row: list[str]) -> str:
+        return "   ".join(str(v).ljust(w) for v, w in zip(row, widths + [0] * len(row))).rstrip()
+    age_at = headers.index("AGE") if "AGE" in headers else -1
+
+    def changed(a: list[str] | None, b: list[str]) -> bool:   # AGE ticks: not a change
+        return a is None or [x for i, x in enumerate(a) if i != age_at] != \
+            [x for i, x in enumerate(b) if i != age_at]
+    if headers:
+        yield line(headers)
+    yield from (line(r) for r in seen.values())
+    while True:
+        sleep(interval)
+        try:
+            now = rows(fetch())
+        except StopIteration:
+            return
+        for key, row in now.items():
+            if changed(seen.get(key), row):
+                yield line(row)
+        seen = now
 
 
 def render_status(st: dict, children: dict[str, list[dict]] | None = None,

@@ -105,7 +105,7 @@ def test_agent_image_builds_runs_help_and_is_healthy_as_the_node_agent(
                  str(repo): {"bind": "/repo", "mode": "ro"}},
         healthcheck={"interval": 1_000_000_000, "start_period": 60_000_000_000})
     try:
-        deadline, health, page = time.monotonic() + 120, "", ""
+        deadline, health, page = time.monotonic() + 180, "", ""
         while time.monotonic() < deadline and (health != "healthy" or not page):
             container.reload()
             assert container.status in ("created", "running"), container.logs()[-3000:]

@@ -73,4 +73,5 @@ def test_ci_example_job_runs_as_written(docker_client, tmp_path):
     assert docker_client.containers.list(
         all=True, filters={"label": f"gitops.instance={instance}"}) == []
     assert docker_client.volumes.list(filters={"label": f"gitops.instance={instance}"}) == []
-    assert not deployed.exists() or not (deployed / "state.db").exists()
+    assert not deployed.exists()            # a diff writes nothing
+    assert not env_dir.exists()             # the job removed its environment's data dir

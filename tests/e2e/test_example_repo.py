@@ -67,6 +67,44 @@ def up(repo: Path, data: str) -> float:
     return time.monotonic() - start
 
 
+def up_on_a_terminal(repo: Path, data: str) -> tuple[str, str]:
+    """`up --wait` with stderr on a pseudo-terminal, as a person runs it: (what it drew
+    on the terminal, what it printed on stdout)."""
+    import os
+    import pty
+    import select
+    import subprocess
+    import sys
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "gitops", "up", str(repo), "--wait",
+                             "--timeout", "180", "--data-dir", data],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    drawn, deadline = b"", time.monotonic() + 240
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 1.0)
+            if not ready:
+                if proc.poll() is not None:
+                    break
+                continue
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:            # EIO: the command closed the terminal
+                break
+            if not chunk:
+                break
+            drawn += chunk
+        assert proc.wait(timeout=30) == 0, drawn.decode(errors="replace")[-3000:]
+        printed = proc.stdout.read().decode(errors="replace")
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+        proc.stdout.close()
+    return drawn.decode(errors="replace"), printed
+
+
 def claim_volumes(docker_client, instance: str) -> list[str]:
     return [v.name for v in docker_client.volumes.list(
         filters={"label": [f"gitops.instance={instance}", "gitops.pvc.name=db-data"]})]
@@ -139,7 +177,9 @@ def test_example_repo_serves_the_guestbook_and_keeps_messages_on_its_claim(
         # the claim's volume outlives `down`: the same data comes back with the next `up`
         assert len(claim_volumes(docker_client, instance)) == 1
 
-        up(repo, data)
+        drawn, printed = up_on_a_terminal(repo, data)   # the live table this time
+        assert "\x1b[" in drawn and "WAITING FOR" in drawn and "healthy · revision" in drawn
+        assert "all 16 object(s) healthy" in printed
         assert text in [m["text"] for m in messages(port)["messages"]]
     finally:
         down = gitops("down", "--volumes", "--data-dir", data)

@@ -1,6 +1,7 @@
 """`up --wait` in CI on the real engine: plain progress lines off a TTY, and at the timeout
 exit 1 with, per unhealthy object, why: a missing image, a crash loop with its last log
-lines, a failing readiness probe; `--report` has every object's final health."""
+lines, a failing readiness probe, no node that fits; `--report` has every object's final
+health."""
 
 from __future__ import annotations
 
@@ -59,6 +60,18 @@ spec:
           readinessProbe:
             tcpSocket: {port: 8080}
             periodSeconds: 1
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: nowhere}
+spec:
+  selector: {matchLabels: {app: nowhere}}
+  template:
+    metadata: {labels: {app: nowhere}}
+    spec:
+      nodeSelector: {disktype: ssd}
+      containers:
+        - {name: app, image: gitops/busybox:1, imagePullPolicy: IfNotPresent}
 """
 
 
@@ -68,29 +81,31 @@ def test_up_wait_timeout_explains_each_unhealthy_object(docker_client, tmp_path)
     (src / "app.yaml").write_text(BROKEN)
     report = tmp_path / "health.json"
     try:
-        up = gitops("up", str(src), "--wait", "--timeout", "30", "--data-dir", data,
+        up = gitops("up", str(src), "--wait", "--timeout", "40", "--data-dir", data,
                     "--report", str(report), timeout=150)
         assert up.returncode == 1, up.stdout + up.stderr
         err = up.stderr
         # progress: plain lines with the elapsed time, no terminal control codes
         assert "] Deployment/default/crasher: Progressing" in err and "\x1b[" not in err
         assert "; pod noimage-" in err and ": image-missing)" in err   # named while waiting
-        assert "timed out after 30s: 3 of 4 object(s) not healthy" in err
+        assert "timed out after 40s: 4 of 5 object(s) not healthy" in err
         assert ("image-missing: pod noimage-" in err
                 and "image gitops/does-not-exist:1 is not on the node" in err)
         assert "crash-loop: pod crasher-" in err and "last exit code 3" in err
         assert "      | fatal: DB_URL is not set" in err          # the last log lines
         assert ("readiness-failing: pod notready-" in err
                 and "readiness probe tcpSocket port 8080 failing" in err)
+        assert "unschedulable: pod nowhere-" in err and "0/1 nodes are available" in err
 
         got = json.loads(report.read_text())
-        assert got["result"] == "timeout" and (got["healthy"], got["total"]) == (1, 4)
+        assert got["result"] == "timeout" and (got["healthy"], got["total"]) == (1, 5)
         by_name = {o["name"]: o for o in got["objects"]}
         assert by_name["fine"]["health"] == "Healthy" and by_name["fine"]["findings"] == []
         assert [f["reason"] for f in by_name["noimage"]["findings"]] == ["image-missing"]
         crash = by_name["crasher"]["findings"][0]
         assert crash["reason"] == "crash-loop" and "fatal: DB_URL is not set" in crash["logs"]
         assert by_name["notready"]["findings"][0]["reason"] == "readiness-failing"
+        assert by_name["nowhere"]["findings"][0]["reason"] == "unschedulable"
     finally:
         down = gitops("down", "--data-dir", data)
     assert down.returncode == 0, down.stdout + down.stderr

@@ -98,3 +98,17 @@ def test_shell_completion_scripts_and_kind_completion():
                                                 "COMP_WORDS": "gitops get po",
                                                 "COMP_CWORD": "2"}, prog_name="gitops")
     assert res.output.split() == ["plain,po", "plain,pods"]
+
+
+def test_engine_and_git_errors_read_as_their_cause(tmp_path, monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
+    res = invoke("down", "--data-dir", str(tmp_path / "data"))
+    assert res.exit_code == 2
+    assert res.output.strip() == (f"error: no Docker engine answers at unix://{tmp_path}/"
+                                  "no-engine.sock (scripts/start-docker.sh starts one; set "
+                                  "DOCKER_HOST to use another)")
+    res = invoke("diff", f"file://{tmp_path}/not-a-repo", "--data-dir", str(tmp_path / "d"))
+    assert res.exit_code == 2
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: git: fatal: ")
+    assert "does not appear to be a git repository" in lines[0]

@@ -74,3 +74,29 @@ def test_name_json_yaml_and_namespaces():
     table = output.render_objects(info, items, "", False, True)
     assert table.splitlines()[0].split() == ["NAMESPACE", "NAME", "DATA", "AGE"]
     assert output.render_objects(info, [], "", False, False) == "No resources found."
+
+
+def test_watch_prints_the_table_then_changed_rows():
+    def pod(name, phase, ready):
+        return {"kind": "Pod", "metadata": {"name": name, "namespace": "default",
+                                            "creationTimestamp": OLD},
+                "spec": {"containers": [{"name": "c"}]},
+                "status": {"phase": phase, "containerStatuses": [
+                    {"name": "c", "ready": ready, "restartCount": 0, "state": {}}]}}
+    polls = iter([[pod("a", "Pending", False)],
+                  [{**pod("a", "Pending", False),                        # only AGE moved
+                    "metadata": {"name": "a", "namespace": "default",
+                                 "creationTimestamp": "2021-01-01T00:00:00Z"}}],
+                  [pod("a", "Running", True), pod("b", "Pending", False)],
+                  ])
+
+    def fetch():
+        return next(polls)              # StopIteration after the last poll ends the watch
+    lines = list(output.watch_lines(KINDS["Pod"], fetch, "", False, sleep=lambda s: None))
+    cells = [ln.split() for ln in lines]
+    assert cells[0] == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+    assert [c[:3] for c in cells[1:]] == [["a", "0/1", "ContainerCreating"], ["a", "1/1", "Running"],
+                                          ["b", "0/1", "ContainerCreating"]]
+    names = list(output.watch_lines(KINDS["Pod"], iter([[pod("a", "Pending", False)]]).__next__,
+                                    "name", False, sleep=lambda s: None))
+    assert names == ["pod/a"]
