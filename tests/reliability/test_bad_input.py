@@ -196,7 +196,7 @@ def world():
     shutil.rmtree(tmp, ignore_errors=True)
 
 
-@settings(max_examples=80, deadline=None,
+@settings(max_examples=60, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                  HealthCheck.function_scoped_fixture])
 @given(bad=BAD_FILES)

@@ -27,7 +27,7 @@ from tests.e2e.conftest import git, gitops
 
 pytestmark = pytest.mark.docker
 
-ROUNDS = 4
+ROUNDS = 3
 WEB = """\
 apiVersion: apps/v1
 kind: Deployment
