@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 import ast
-import importlib.util
+import importlib
 import json
 import math
 import os
@@ -76,14 +76,13 @@ class MissingInterface(RuntimeError):
 
 
 def load_run(module: str, bench_dir: Path = HERE):
-    """bench/<module>.py's run(quick), or MissingInterface saying what is missing."""
-    path = bench_dir / f"{module}.py"
-    if not path.exists():
+    """bench/<module>.py's run(quick), or MissingInterface saying what is missing.
+    Imported under its own name from bench_dir on sys.path, so a module that spawns
+    processes (multiprocessing pickles functions by module name) works as a script does."""
+    if not (bench_dir / f"{module}.py").exists():
         raise MissingInterface(f"bench/{module}.py does not exist")
-    spec = importlib.util.spec_from_file_location(f"bench_{module}", path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod         # dataclasses and pickling look modules up there
-    spec.loader.exec_module(mod)
+    sys.path.insert(0, str(bench_dir))
+    mod = importlib.import_module(module)
     fn = getattr(mod, "run", None)
     if not callable(fn):
         raise MissingInterface(f"bench/{module}.py has no run(quick: bool = False) -> dict yet "
