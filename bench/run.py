@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 import ast
-import importlib.util
+import importlib
 import json
 import math
 import os
@@ -57,6 +57,8 @@ BENCHES = (
           timeout=900, quick_timeout=240, needs="wrk"),
 )
 KEYS = tuple(k for b in BENCHES for k in b.keys)
+QUICK_BUDGET = 570     # seconds: --quick must end within 10 minutes, reporting included
+MIN_SLOT = 20          # a module given less than this is skipped, not started
 
 # (comparison, bound) per figure, from issue 9.
 TARGETS = {
@@ -76,14 +78,13 @@ class MissingInterface(RuntimeError):
 
 
 def load_run(module: str, bench_dir: Path = HERE):
-    """bench/<module>.py's run(quick), or MissingInterface saying what is missing."""
-    path = bench_dir / f"{module}.py"
-    if not path.exists():
+    """bench/<module>.py's run(quick), or MissingInterface saying what is missing.
+    Imported under its own name from bench_dir on sys.path, so a module that spawns
+    processes (multiprocessing pickles functions by module name) works as a script does."""
+    if not (bench_dir / f"{module}.py").exists():
         raise MissingInterface(f"bench/{module}.py does not exist")
-    spec = importlib.util.spec_from_file_location(f"bench_{module}", path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod         # dataclasses and pickling look modules up there
-    spec.loader.exec_module(mod)
+    sys.path.insert(0, str(bench_dir))
+    mod = importlib.import_module(module)
     fn = getattr(mod, "run", None)
     if not callable(fn):
         raise MissingInterface(f"bench/{module}.py has no run(quick: bool = False) -> dict yet "
@@ -136,13 +137,14 @@ def has_run(module: str, bench_dir: Path = HERE) -> str:
             "(the benchmark interface in bench/README.md)")
 
 
-def run_bench(bench: Bench, quick: bool, bench_dir: Path = HERE) -> tuple[dict, str]:
+def run_bench(bench: Bench, quick: bool, bench_dir: Path = HERE,
+              limit: float | None = None) -> tuple[dict, str]:
     """Run one module in a child process with a time limit: (figures, error or '')."""
     if problem := has_run(bench.module, bench_dir):
         return {}, problem
     if bench.needs and (problem := ensure_binary(bench.needs)):
         return {}, problem
-    limit = bench.quick_timeout if quick else bench.timeout
+    limit = min(limit or math.inf, bench.quick_timeout if quick else bench.timeout)
     with tempfile.TemporaryDirectory(prefix="gitops-bench-") as tmp:
         out = Path(tmp) / "result.json"
         cmd = [sys.executable, __file__, "--child", bench.module, "--out", str(out),
@@ -250,15 +252,22 @@ def finite(value):
     return value
 
 
-def run_all(benches, quick: bool, bench_dir: Path = HERE) -> tuple[dict, dict, dict]:
-    """(figures under KEYS, details for the table, module -> error) for these benches."""
+def run_all(benches, quick: bool, bench_dir: Path = HERE,
+            budget: float | None = None) -> tuple[dict, dict, dict]:
+    """(figures under KEYS, details for the table, module -> error) for these benches,
+    all within `budget` seconds when given (each module's limit shrinks to what is left)."""
+    deadline = time.monotonic() + budget if budget else math.inf
     figures: dict = {k: None for k in [*KEYS, *(k for b in benches for k in b.keys)]}
     details: dict = {}
     errors: dict = {}
     for bench in benches:
         print(f"== {bench.module}", flush=True)
         t0 = time.monotonic()
-        data, error = run_bench(bench, quick, bench_dir)
+        left = deadline - t0
+        if left < MIN_SLOT:
+            data, error = {}, f"skipped: the {budget:.0f}s budget of the run is spent"
+        else:
+            data, error = run_bench(bench, quick, bench_dir, left)
         print(f"== {bench.module}: {'failed: ' + error if error else 'done'} "
               f"({time.monotonic() - t0:.0f}s)", flush=True)
         if error:
@@ -291,7 +300,7 @@ def main() -> int:
     os.environ.setdefault("DOCKER_HOST", "unix:///run/gitops-docker/docker.sock")
     start = time.monotonic()
     figures, details, errors = run_all([b for b in BENCHES if not wanted or b.name in wanted],
-                                       args.quick)
+                                       args.quick, budget=QUICK_BUDGET if args.quick else None)
     print_report(figures, details, errors, args.quick, time.monotonic() - start)
     if args.json:
         Path(args.json).write_text(json.dumps(finite(figures), indent=2) + "\n")

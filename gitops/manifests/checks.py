@@ -213,7 +213,6 @@ def check_service(body: dict) -> Iterator[Problem]:
             yield from _port(path, "nodePort", port.get("nodePort"), 30000, 32767, zero_ok=True)
 
 
-# (kinds it applies to, or None for every kind; check)
 _LABEL_NAME = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?\Z")
 
 
@@ -246,8 +245,6 @@ def check_labels(body: dict) -> Iterator[Problem]:
 
 
 MAX_CONFIG_BYTES = 1024 * 1024   # Kubernetes' cap on a ConfigMap's or a Secret's data
-
-
 _CONFIG_KEY = re.compile(r"[-._a-zA-Z0-9]+\Z")
 _BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}\Z")
 
@@ -270,13 +267,13 @@ def check_config_data(body: dict) -> Iterator[Problem]:
             if field in encoded and isinstance(value, str) and \
                     (len(flat) % 4 or not _BASE64.match(flat)):   # Go skips newlines too
                 yield where, "value is not valid base64 (use stringData for plain text)"
-        if isinstance(entries, dict):
-            total += sum(len(str(k).encode()) + len(v.encode()) for k, v in entries.items()
-                         if isinstance(v, str))
+        total += sum(len(str(k).encode()) + len(v.encode()) for k, v in entries.items()
+                     if isinstance(v, str))
     if total > MAX_CONFIG_BYTES:
         yield "data", f"{total} bytes of data: at most {MAX_CONFIG_BYTES} allowed"
 
 
+# (kinds it applies to, or None for every kind; check)
 CHECKS: list[tuple[frozenset[str] | None, Check]] = [
     (frozenset({"ConfigMap", "Secret"}), check_config_data),
     (None, check_name),

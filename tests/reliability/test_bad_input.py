@@ -196,7 +196,7 @@ def world():
     shutil.rmtree(tmp, ignore_errors=True)
 
 
-@settings(max_examples=80, deadline=None,
+@settings(max_examples=60, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                  HealthCheck.function_scoped_fixture])
 @given(bad=BAD_FILES)
@@ -221,6 +221,77 @@ def test_bad_file_refuses_the_whole_revision_and_names_the_file(world, bad):
     assert "the last good revision keeps running" in res.message
     logged = [e for e in logs if e["event"] == "manifest_invalid"]
     assert logged and all(e["file"] == BAD for e in logged)
+
+
+OTHER_KINDS = [
+    {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "one", "labels": {"a": "b"}},
+     "spec": {"restartPolicy": "Never", "containers": [
+         {"name": "c", "image": "gitops/busybox:1", "args": ["true"],
+          "readinessProbe": {"exec": {"command": ["true"]}, "periodSeconds": 5},
+          "volumeMounts": [{"name": "v", "mountPath": "/v"}]}],
+         "volumes": [{"name": "v", "emptyDir": {"sizeLimit": "1Mi"}}]}},
+    {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "cron"},
+     "spec": {"schedule": "*/5 * * * *", "jobTemplate": {"spec": {"backoffLimit": 2,
+              "template": {"spec": {"restartPolicy": "OnFailure", "containers": [
+                  {"name": "j", "image": "gitops/busybox:1", "args": ["date"]}]}}}}}},
+    {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db"},
+     "spec": {"serviceName": "db", "replicas": 1, "selector": {"matchLabels": {"app": "db"}},
+              "template": {"metadata": {"labels": {"app": "db"}}, "spec": {"containers": [
+                  {"name": "db", "image": "gitops/busybox:1"}]}},
+              "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {
+                  "accessModes": ["ReadWriteOnce"],
+                  "resources": {"requests": {"storage": "1Gi"}}}}]}},
+    {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "np"},
+     "spec": {"type": "NodePort", "selector": {"app": "db"}, "sessionAffinity": "ClientIP",
+              "ports": [{"name": "h", "port": 80, "targetPort": "h", "protocol": "UDP"}]}},
+]
+
+
+def _leaf_paths(node, path=()):
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield path + (k,)
+            yield from _leaf_paths(v, path + (k,))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield path + (i,)
+            yield from _leaf_paths(v, path + (i,))
+
+
+@st.composite
+def mutated(draw) -> str:
+    base = draw(st.sampled_from([DEPLOYMENT, SERVICE, *OTHER_KINDS]))
+    body = base
+    for _ in range(draw(st.integers(1, 3))):
+        paths = [p for p in _leaf_paths(body) if p[0] not in ("kind", "apiVersion")]
+        body = set_path(body, draw(st.sampled_from(paths)), draw(anything))
+    return yaml.safe_dump(body, allow_unicode=True)
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(text=mutated())
+def test_any_mutation_is_applied_whole_or_refused_whole(world, text):
+    """Values anywhere, of any type (some happen to be valid): a sync never raises, and a
+    revision is either applied whole (the ConfigMap change with it) or refused whole."""
+    repo, store, engine = world
+    before = snapshot(store)
+    (repo / "settings.yaml").write_text(GOOD_CM.format(v="changed"))
+    (repo / BAD).write_text(text)
+    try:
+        res = engine.sync_once("manual")
+        settings_now = store.get(ObjectKey("ConfigMap", "default", "settings"))["data"]["v"]
+        after = snapshot(store)
+    finally:
+        (repo / BAD).unlink()
+        (repo / "settings.yaml").write_text(GOOD_CM.format(v="good"))
+        engine.sync_once("manual")                  # back to the good revision
+    if res.result == "failed":
+        assert res.errors and all(e.file == BAD for e in res.errors), res.message
+        assert after == before
+    else:
+        assert res.result == "synced", (res.result, res.message)
+        assert settings_now == "changed"
 
 
 def test_the_good_revision_still_syncs_after_the_storm(world):

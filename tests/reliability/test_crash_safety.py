@@ -1,6 +1,7 @@
 """kill -9 the agent at random points of a sync, repeatedly, on the real engine.
 
-Each round commits a change (scale, rolling update, a ConfigMap added or removed), starts
+The first kill lands in the agent's very first sync (clone, first apply). Then each round
+commits a change (scale, rolling update, a ConfigMap added or removed), starts
 a sync and SIGKILLs the agent after a random delay: during the fetch, the store writes,
 the controllers' passes or the node agent's container creation; every other round it is
 killed once more during the restart's adoption. After the last round the agent must
@@ -27,7 +28,7 @@ from tests.e2e.conftest import git, gitops
 
 pytestmark = pytest.mark.docker
 
-ROUNDS = 4
+ROUNDS = 3
 WEB = """\
 apiVersion: apps/v1
 kind: Deployment
@@ -198,6 +199,12 @@ def test_kill_9_during_syncs_converges_to_exactly_the_desired_state(docker_clien
     replicas, version, extra = 2, "v0", None
     syncs: list[subprocess.Popen] = []
     try:
+        # round 0: killed during the very first sync (clone, first apply, first pods)
+        start_agent(repo, data, wait=False)
+        delay = rnd.uniform(0.0, 3.0)
+        time.sleep(delay)
+        kill_agent(dd)
+        print(f"round 0: first sync killed after {delay:.2f}s")
         start_agent(repo, data, wait=True)
         volume = docker_client.volumes.get(pvc_volume_name(dd.instance, "default", "data"))
         created = volume.attrs["CreatedAt"]

@@ -220,10 +220,19 @@ def test_tokens_signatures_host_access_and_secret_values(docker_client, tmp_path
         while applied(data) != second and time.monotonic() < deadline:
             time.sleep(0.5)
         assert applied(data) == second                       # the check is not vacuous
+        label = {"label": f"gitops.instance={dd.instance}"}
+        deadline = time.monotonic() + 90                     # the rollout of v2 settles
+        while time.monotonic() < deadline:
+            now = docker_client.containers.list(all=True, filters=label)
+            if len(now) == 2 and all(c.status == "running" for c in now) and any(
+                    '"3601"' in json.dumps(c.attrs["Config"]) for c in now):
+                break
+            time.sleep(0.5)
+        else:
+            pytest.fail("the webhook's revision did not roll out")
 
         # -- host access refused without the flag, with file:line ----------------------
-        before = {c.id for c in docker_client.containers.list(
-            all=True, filters={"label": f"gitops.instance={dd.instance}"})}
+        before = {c.id for c in docker_client.containers.list(all=True, filters=label)}
         commit(repo, "hostile", {**HOSTILE, "broken.yaml": BAD_SECRET,
                                  "secret.yaml": SECRET.format(plain=V2_PLAIN, data=b64(V1_DATA))})
         refused = gitops("sync", "--data-dir", data)
@@ -237,8 +246,7 @@ def test_tokens_signatures_host_access_and_secret_values(docker_client, tmp_path
         outputs["status after refusal"] = status.stdout
         assert json.loads(status.stdout)["applied_revision"] == second
         assert stored_secret(data)["stringData"]["password"] == V1_PLAIN   # nothing applied
-        after = docker_client.containers.list(
-            all=True, filters={"label": f"gitops.instance={dd.instance}"})
+        after = docker_client.containers.list(all=True, filters=label)
         assert {c.id for c in after} == before               # nothing started either
         for c in after:
             binds = c.attrs["HostConfig"].get("Binds") or []

@@ -73,3 +73,14 @@ def test_json_has_exactly_the_issue_keys_and_no_nan(runner, tmp_path):
 ])
 def test_verdicts(runner, key, value, want):
     assert runner.verdict(key, value) == want
+
+
+def test_a_run_budget_shrinks_time_limits_and_skips_what_no_longer_fits(runner, tmp_path):
+    (tmp_path / "slow.py").write_text(MODULES["slow"])
+    (tmp_path / "good.py").write_text(MODULES["good"])
+    B = runner.Bench
+    benches = [B("slow", "slow", ("g",)), B("good", "good", ("a", "b"))]
+    figures, _, errors = runner.run_all(benches, True, tmp_path, budget=25)
+    assert errors["slow"] == "timed out after 25s"          # its own limit is 300 s
+    assert errors["good"].startswith("skipped: the 25s budget")
+    assert figures["a"] is None
