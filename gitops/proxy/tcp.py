@@ -25,10 +25,15 @@ import asyncio
 import errno
 import fcntl
 import os
+import resource
 import select
 import socket
 import struct
 from collections.abc import Callable
+
+import structlog
+
+log = structlog.get_logger(component="proxy")
 
 _SPLICE = os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK
 _PIPE_SIZE = 1 << 20                            # bytes per pipe if pipe-max-size allows
@@ -36,6 +41,7 @@ _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 _POOL_MAX = 256                                 # idle pipes kept for reuse
 _ROUNDS = 8                                     # chunks per direction before yielding
 _ACCEPT_BATCH = 64                              # connections accepted per wakeup at most
+_ACCEPT_BACKOFF = 0.1                           # seconds without accepting after EMFILE
 _EVENTS_BATCH = 512                             # epoll events handled per wakeup at most
 _RESET = struct.pack("ii", 1, 0)                # SO_LINGER on, 0 s: close() sends RST
 _SOCKET_EVENTS = select.EPOLLIN | select.EPOLLOUT | select.EPOLLRDHUP | select.EPOLLET
@@ -67,13 +73,28 @@ class Poller:
         """Forget a socket that is about to be closed (closing removes it from epoll)."""
         self._handlers.pop(sock.fileno(), None)
 
+    def remove(self, sock: socket.socket) -> None:
+        """Stop watching a socket that stays open (a listener backing off)."""
+        self._handlers.pop(sock.fileno(), None)
+        try:
+            self._ep.unregister(sock.fileno())
+        except OSError:
+            pass
+
     def _dispatch(self) -> None:
         handlers, fresh = self._handlers, self._fresh
         fresh.clear()
         for fd, events in self._ep.poll(0, _EVENTS_BATCH):
             handler = handlers.get(fd)
-            if handler is not None and fd not in fresh:   # None: closed earlier in the batch
+            if handler is None or fd in fresh:   # closed earlier in this batch
+                continue
+            try:
                 handler(events)
+            except Exception:   # a bug costs one connection; the batch's other events
+                log.exception("proxy_event_failed", fd=fd)   # (edge-triggered) must run
+                owner = getattr(handler, "__self__", None)
+                if isinstance(owner, TcpConn):
+                    owner.abort()
 
     def close(self) -> None:
         self.loop.remove_reader(self._ep.fileno())
@@ -117,6 +138,7 @@ class Engine:
     the set of open connections (so shutdown can reach the draining ones too)."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        raise_fd_limit()
         self.loop = loop
         self.poller = Poller(loop)
         self.pipes = PipePool()
@@ -127,6 +149,17 @@ class Engine:
             conn.abort()
         self.poller.close()
         self.pipes.close()
+
+
+def raise_fd_limit() -> None:
+    """Soft RLIMIT_NOFILE up to the hard limit (as Go programs do at start): a proxied
+    connection holds two sockets and two pipe ends, and 1024 would cap it near 250."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            pass
 
 
 class _Flow:
@@ -267,8 +300,21 @@ class TcpConn:
         if self.attempt:
             self.events.fell_through(self, self.candidates[self.attempt])
         pipes = self.engine.pipes
-        self.up = _Flow(self, self.client, self.backend, pipes.get())
-        self.down = _Flow(self, self.backend, self.client, pipes.get())
+        try:
+            up_pipe = pipes.get()
+        except OSError as e:            # out of fds: this connection only
+            self.events.accept_failed(e)
+            self.abort()
+            return
+        try:
+            down_pipe = pipes.get()
+        except OSError as e:
+            pipes.put(up_pipe, True)
+            self.events.accept_failed(e)
+            self.abort()
+            return
+        self.up = _Flow(self, self.client, self.backend, up_pipe)
+        self.down = _Flow(self, self.backend, self.client, down_pipe)
         # Registering reports what is already there; reading now as well is harmless.
         self.engine.poller.add(self.client, self._client_event)
         self.up.readable()
@@ -348,8 +394,10 @@ class TcpListener:
                 client, addr = self.sock.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError as e:    # EMFILE and friends: keep serving the open ones
-                self.events.accept_failed(e)
+            except OSError as e:    # EMFILE and friends: keep serving the open ones,
+                self.events.accept_failed(e)   # and stop polling a while (level-triggered)
+                engine.poller.remove(self.sock)
+                engine.loop.call_later(_ACCEPT_BACKOFF, self._resume)
                 return
             client.setblocking(False)
             client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -363,6 +411,10 @@ class TcpListener:
             self.conns.add(conn)
             engine.conns.add(conn)
             conn.dial(candidates, self.dial_timeout)
+
+    def _resume(self) -> None:
+        if self.sock.fileno() >= 0:
+            self.engine.poller.add(self.sock, self._accept, select.EPOLLIN)
 
     def _closed(self, conn: TcpConn) -> None:
         self.conns.discard(conn)
