@@ -188,11 +188,13 @@ class _Flow:
                 return
             if n == 0:              # FIN from src
                 self.done = True
+                if self.conn.other(self).done:
+                    self.conn.close()   # both ways finished: close() flushes and sends FIN
+                    return
                 try:
                     self.dst.shutdown(socket.SHUT_WR)
                 except OSError:
                     pass  # dst already gone; its own direction reports that
-                self.conn.flow_done()
                 return
             self.queued = n
             if not self._drain():
@@ -327,9 +329,8 @@ class TcpConn:
             self.down.writable()
 
     # -- ending --------------------------------------------------------------------------
-    def flow_done(self) -> None:
-        if self.up.done and self.down.done:
-            self.close()
+    def other(self, flow: _Flow) -> _Flow:
+        return self.down if flow is self.up else self.up
 
     def abort(self, error: BaseException | None = None) -> None:
         """End both sides with a reset (a peer reset us, or the proxy shuts down)."""
