@@ -21,6 +21,7 @@ the proxy (loopback VIPs).
 
 from __future__ import annotations
 
+import _socket
 import asyncio
 import errno
 import fcntl
@@ -44,6 +45,10 @@ _ACCEPT_BATCH = 64                              # connections accepted per wakeu
 _ACCEPT_BACKOFF = 0.1                           # seconds without accepting after EMFILE
 _EVENTS_BATCH = 512                             # epoll events handled per wakeup at most
 _RESET = struct.pack("ii", 1, 0)                # SO_LINGER on, 0 s: close() sends RST
+# The C socket type: the per-connection sockets skip socket.socket's Python layer (its
+# __init__ and the enum conversions of family/type), which costs per connection.
+_AF_INET, _AF_INET6 = int(socket.AF_INET), int(socket.AF_INET6)
+_STREAM, _STREAM_NB = int(socket.SOCK_STREAM), int(socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
 _SOCKET_EVENTS = select.EPOLLIN | select.EPOLLOUT | select.EPOLLRDHUP | select.EPOLLET
 _READ = select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLHUP | select.EPOLLERR
 _WRITE = select.EPOLLOUT | select.EPOLLHUP | select.EPOLLERR
@@ -254,8 +259,7 @@ class TcpConn:
                 return
             ip, port = self.candidates[self.attempt]
             try:
-                sock = socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET,
-                                     socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+                sock = _socket.socket(_AF_INET6 if ":" in ip else _AF_INET, _STREAM_NB)
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 err = sock.connect_ex((ip, port))
             except OSError as e:
@@ -370,6 +374,7 @@ class TcpListener:
         self.engine, self.sock, self.pick = engine, sock, pick
         self.dial_timeout, self.wants_client_ip, self.events = dial_timeout, wants_client_ip, events
         self.conns: set[TcpConn] = set()   # this listener's open connections
+        self._family = int(sock.family)
         engine.poller.add(sock, self._accept, select.EPOLLIN)   # level-triggered
 
     @staticmethod
@@ -392,7 +397,7 @@ class TcpListener:
         engine = self.engine
         for _ in range(_ACCEPT_BATCH):
             try:
-                client, addr = self.sock.accept()
+                fd, addr = self.sock._accept()
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as e:    # EMFILE and friends: keep serving the open ones,
@@ -400,7 +405,8 @@ class TcpListener:
                 engine.poller.remove(self.sock)
                 engine.loop.call_later(_ACCEPT_BACKOFF, self._resume)
                 return
-            client.setblocking(False)
+            client = _socket.socket(self._family, _STREAM, 0, fd)
+            client.setblocking(False)   # accept4 without SOCK_NONBLOCK: the fd blocks
             client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             client_ip = addr[0] if self.wants_client_ip() else None
             candidates = self.pick(client_ip)
