@@ -40,6 +40,7 @@ _SPLICE = os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK
 _PIPE_SIZE = 1 << 20                            # bytes per pipe if pipe-max-size allows
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 _POOL_MAX = 256                                 # idle pipes kept for reuse
+_COPY_SIZE = 64 * 1024                          # reads below this are copied, not spliced
 _ROUNDS = 8                                     # chunks per direction before yielding
 _ACCEPT_BATCH = 64                              # connections accepted per wakeup at most
 _ACCEPT_BACKOFF = 0.1                           # seconds without accepting after EMFILE
@@ -50,6 +51,7 @@ _RESET = struct.pack("ii", 1, 0)                # SO_LINGER on, 0 s: close() sen
 _AF_INET, _AF_INET6 = int(socket.AF_INET), int(socket.AF_INET6)
 _STREAM, _STREAM_NB = int(socket.SOCK_STREAM), int(socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
 _SOCKET_EVENTS = select.EPOLLIN | select.EPOLLOUT | select.EPOLLRDHUP | select.EPOLLET
+_HUP = select.EPOLLRDHUP | select.EPOLLHUP | select.EPOLLERR
 _READ = select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLHUP | select.EPOLLERR
 _WRITE = select.EPOLLOUT | select.EPOLLHUP | select.EPOLLERR
 
@@ -147,6 +149,8 @@ class Engine:
         self.loop = loop
         self.poller = Poller(loop)
         self.pipes = PipePool()
+        self.buffer = bytearray(_COPY_SIZE)    # shared: filled and sent on in one go
+        self.view = memoryview(self.buffer)
         self.conns: set[TcpConn] = set()
 
     def close(self) -> None:
@@ -168,44 +172,93 @@ def raise_fd_limit() -> None:
 
 
 class _Flow:
-    """One direction of a connection: src -> pipe -> dst."""
+    """One direction of a connection, src -> dst.
 
-    __slots__ = ("conn", "src", "dst", "pipe", "queued", "writing", "done")
+    Small exchanges are copied through one shared buffer: recv, send, done; a read shorter
+    than the buffer proves the socket drained, so (edge-triggered) nothing more is owed
+    until the next event. The first read that fills the buffer marks a bulk transfer: the
+    flow takes a pipe and moves the rest with splice, zero copy, reading until EAGAIN.
+    """
 
-    def __init__(self, conn: TcpConn, src: socket.socket, dst: socket.socket,
-                 pipe: tuple[int, int]) -> None:
-        self.conn, self.src, self.dst, self.pipe = conn, src, dst, pipe
+    __slots__ = ("conn", "src", "dst", "pipe", "queued", "pending", "writing", "done")
+
+    def __init__(self, conn: TcpConn, src: socket.socket, dst: socket.socket) -> None:
+        self.conn, self.src, self.dst = conn, src, dst
+        self.pipe: tuple[int, int] | None = None   # once bulk
         self.queued = 0         # bytes in the pipe, read from src, not yet written to dst
+        self.pending = b""      # copied bytes dst did not take yet
         self.writing = False    # dst was full: waiting for it to become writable
         self.done = False       # src sent FIN and everything reached dst
 
-    def readable(self) -> None:
+    def readable(self, events: int = _HUP) -> None:
+        """events: what the poller saw; without a hang-up among them, a short read ends
+        the work (any later data or FIN raises a new event)."""
         if self.writing or self.done or self.conn.closed:
             return
-        src, pipe_w = self.src.fileno(), self.pipe[1]
+        if self.pipe is None:
+            if not self._copy(events):
+                return
         for _ in range(_ROUNDS):
             try:
-                n = os.splice(src, pipe_w, _PIPE_SIZE, flags=_SPLICE)
+                n = os.splice(self.src.fileno(), self.pipe[1], _PIPE_SIZE, flags=_SPLICE)
             except BlockingIOError:
                 return
             except OSError as e:
                 self.conn.abort(e)
                 return
-            if n == 0:              # FIN from src
-                self.done = True
-                if self.conn.other(self).done:
-                    self.conn.close()   # both ways finished: close() flushes and sends FIN
-                    return
-                try:
-                    self.dst.shutdown(socket.SHUT_WR)
-                except OSError:
-                    pass  # dst already gone; its own direction reports that
+            if n == 0:
+                self._eof()
                 return
             self.queued = n
             if not self._drain():
                 return
         # Still more to read (edge-triggered: no new event will say so): later, in turn.
         self.conn.loop.call_soon(self.readable)
+
+    def _copy(self, events: int) -> bool:
+        """Copy until drained; True: a full buffer came, continue with splice."""
+        engine = self.conn.engine
+        buf, view = engine.buffer, engine.view
+        while True:
+            try:
+                n = self.src.recv_into(buf)
+            except BlockingIOError:
+                return False
+            except OSError as e:
+                self.conn.abort(e)
+                return False
+            if n == 0:
+                self._eof()
+                return False
+            try:
+                sent = self.dst.send(view[:n])
+            except BlockingIOError:
+                sent = 0
+            except OSError as e:
+                self.conn.abort(e)
+                return False
+            if sent < n:
+                self.pending = bytes(view[sent:n])
+                self.writing = True
+                return False
+            if n == len(buf):
+                try:
+                    self.pipe = engine.pipes.get()
+                except OSError:
+                    continue        # no fd for a pipe: keep copying
+                return True
+            if not events & _HUP:
+                return False
+
+    def _eof(self) -> None:
+        self.done = True
+        if self.conn.other(self).done:
+            self.conn.close()       # both ways finished: close() flushes and sends FIN
+            return
+        try:
+            self.dst.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass  # dst already gone; its own direction reports that
 
     def writable(self) -> None:
         if self.writing and not self.conn.closed and self._drain():
@@ -214,6 +267,11 @@ class _Flow:
 
     def _drain(self) -> bool:
         try:
+            if self.pending:
+                sent = self.dst.send(self.pending)
+                self.pending = self.pending[sent:]
+                if self.pending:
+                    raise BlockingIOError
             while self.queued:
                 self.queued -= os.splice(self.pipe[0], self.dst.fileno(), self.queued,
                                          flags=_SPLICE)
@@ -278,7 +336,7 @@ class TcpConn:
     def _backend_event(self, events: int) -> None:
         if self.down is not None:
             if events & _READ:
-                self.down.readable()
+                self.down.readable(events)
             if events & _WRITE:
                 self.up.writable()
         elif events & _WRITE:       # the connect finished, one way or the other
@@ -305,22 +363,8 @@ class TcpConn:
         self.dial_timer = None
         if self.attempt:
             self.events.fell_through(self, self.candidates[self.attempt])
-        pipes = self.engine.pipes
-        try:
-            up_pipe = pipes.get()
-        except OSError as e:            # out of fds: this connection only
-            self.events.accept_failed(e)
-            self.abort()
-            return
-        try:
-            down_pipe = pipes.get()
-        except OSError as e:
-            pipes.put(up_pipe, True)
-            self.events.accept_failed(e)
-            self.abort()
-            return
-        self.up = _Flow(self, self.client, self.backend, up_pipe)
-        self.down = _Flow(self, self.backend, self.client, down_pipe)
+        self.up = _Flow(self, self.client, self.backend)
+        self.down = _Flow(self, self.backend, self.client)
         # Registering reports what is already there; reading now as well is harmless.
         self.engine.poller.add(self.client, self._client_event)
         self.up.readable()
@@ -328,7 +372,7 @@ class TcpConn:
 
     def _client_event(self, events: int) -> None:
         if events & _READ:
-            self.up.readable()
+            self.up.readable(events)
         if events & _WRITE:
             self.down.writable()
 
@@ -359,7 +403,7 @@ class TcpConn:
                 sock.close()
         pipes = self.engine.pipes
         for flow in (self.up, self.down):
-            if flow is not None:
+            if flow is not None and flow.pipe is not None:
                 pipes.put(flow.pipe, flow.queued == 0)
         self.on_close(self)
 

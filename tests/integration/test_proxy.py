@@ -242,6 +242,28 @@ def test_removed_route_refuses_new_but_drains_open_connections():
     run(main())
 
 
+def test_many_concurrent_connections_each_get_their_own_bytes():
+    # Batches of edge-triggered events, fd numbers reused as connections come and go.
+    async def main():
+        async with setup(2) as (proxy, backends):
+            port = free_port()
+            await proxy.apply({(LO, port): [b.addr for b in backends]})
+
+            async def client(i: int) -> None:
+                r, w, _ = await connect(port)
+                for j in range(5):
+                    msg = f"{i}:{j}:".encode() * 50
+                    assert await echo(r, w, msg) == msg
+                await close(w)
+
+            for _ in range(3):   # 3 waves of 60 connections at once, 900 round trips
+                await asyncio.gather(*(client(i) for i in range(60)))
+            assert sum(b.accepted for b in backends) == 180
+            await asyncio.sleep(0.05)
+            assert not proxy._conns
+    run(main())
+
+
 def test_half_close():
     async def main():
         async with setup(1) as (proxy, (b0,)):
