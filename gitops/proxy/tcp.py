@@ -1,22 +1,24 @@
 """TCP forwarding for the proxy: non-blocking sockets in one edge-triggered epoll set of
-our own, with the bytes moved by splice(2) through a pipe, so a payload never enters
-Python (zero copy: socket -> pipe -> socket inside the kernel).
+our own, small exchanges copied through one shared buffer, bulk transfers moved by
+splice(2) through a pipe (zero copy: socket -> pipe -> socket inside the kernel).
 
 The event loop (asyncio's or uvloop) watches a single fd, the epoll instance; each socket
 is registered once, for input and output, edge-triggered, and never modified: closing it
 is its removal. Per connection that is two epoll_ctl calls, against a dozen when every
-pause and resume goes through loop.add_reader/remove_reader. Edge-triggered means every
-handler works until EAGAIN (and a long bulk run yields to the loop after a few rounds).
+pause and resume goes through loop.add_reader/remove_reader. Edge-triggered means a
+handler works until the socket is drained (a read shorter than the buffer proves it, or
+EAGAIN), and a long bulk run yields to the loop after a few rounds.
 
 Per connection: accept, a non-blocking connect (its timeout a timer, not a Task), then per
-chunk one splice in and one out; a chunk is whatever the socket holds, up to the pipe's
-capacity (1 MiB when the kernel allows it). Back-pressure is the pipe: while a chunk
-cannot be written on, its source is not read (at most one pipe's worth is in flight per
-direction). Pipes are pooled: a connection that ends cleanly leaves them empty.
+message one recv and one send. The first read that fills the 64 KiB buffer switches that
+direction to splice, a chunk being whatever the socket holds up to the pipe's capacity
+(1 MiB when the kernel allows it). Back-pressure: while a chunk cannot be written on, its
+source is not read (at most one buffer or pipe's worth is in flight per direction). Pipes
+are pooled: a connection that ends cleanly leaves them empty.
 
-Half-close passes through (FIN becomes shutdown(SHUT_WR) once the pipe is drained); a reset
-or write error on one side resets the other. Linux only (epoll, splice), like the rest of
-the proxy (loopback VIPs).
+Half-close passes through (FIN becomes shutdown(SHUT_WR) once everything was written); a
+reset or write error on one side resets the other. Linux only (epoll, splice), like the
+rest of the proxy (loopback VIPs).
 """
 
 from __future__ import annotations
