@@ -1,10 +1,11 @@
 """Userspace Service proxy: one listener per (host, port) for TCP and per (host, port, "UDP")
-for UDP, each forwarding to an endpoint chosen by that listener's Balancer. The only socket
-code of the proxy.
+for UDP, each forwarding to an endpoint chosen by that listener's Balancer. With
+gitops.proxy.tcp, the only socket code of the proxy.
 
 TCP connections are relayed by gitops.proxy.tcp: raw non-blocking sockets in one
-edge-triggered epoll set the event loop watches as a single fd, bytes moved with splice(2)
-(zero copy), no Task per connection. It runs on any asyncio loop (uvloop is faster).
+edge-triggered epoll set the event loop watches as a single fd, small messages copied
+once, bulk moved with splice(2) (zero copy), no Task per connection. It runs on any asyncio
+loop (uvloop is faster).
 
 UDP has no connections, so the proxy makes flows: the first datagram from a client address
 picks an endpoint (round-robin, or the client IP's pin with sessionAffinity) and opens a
