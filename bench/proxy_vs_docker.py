@@ -78,6 +78,11 @@ asyncio.run(main())
 log = structlog.get_logger(component="bench")
 
 
+class BenchError(RuntimeError):
+    """The benchmark cannot run here (no wrk, no docker-proxy, a container outside the
+    subnet...): callers such as bench/run.py get an exception, not an exit."""
+
+
 # ---------------------------------------------------------------- gitops proxy process
 
 def _proxy_main(conn, routes, factory: str, loop: str) -> None:
@@ -220,7 +225,7 @@ def measure_all(seconds: float = 5.0, rounds: int = 3, big_mb: int = 256,
     """Median figures per path over interleaved rounds, and the gitops proxy's loop kind."""
     os.environ.setdefault("DOCKER_HOST", "unix:///run/gitops-docker/docker.sock")
     if shutil.which("wrk") is None:
-        raise SystemExit("wrk is missing: apt-get install -y wrk")
+        raise BenchError("wrk is missing: apt-get install -y wrk")
     import docker
 
     opts = {"seconds": seconds, "conn_clients": conn_clients, "ka_clients": ka_clients}
@@ -247,14 +252,14 @@ def measure_all(seconds: float = 5.0, rounds: int = 3, big_mb: int = 256,
             ct.reload()
             ip = ct.attrs["NetworkSettings"]["Networks"][NETWORK]["IPAddress"]
             if ipaddress.ip_address(ip) not in ipaddress.ip_network(SUBNET):
-                raise SystemExit(f"container got {ip}, outside {SUBNET}: refusing to send traffic")
+                raise BenchError(f"container got {ip}, outside {SUBNET}: refusing to send traffic")
             ips.append(ip)
         web_ip, ka_ip = ips
         wait_tcp(web_ip, WEB_PORT, 20)
         wait_tcp(ka_ip, KA_PORT, 20)
         dp_pids = [find_docker_proxy(p) for p in (pub_web, pub_ka)]
         if None in dp_pids:
-            raise SystemExit("no docker-proxy process for the published ports "
+            raise BenchError("no docker-proxy process for the published ports "
                              "(is the engine's userland-proxy off?)")
         log.info("bench_ready", web=web_ip, ka=ka_ip, docker_proxy_pids=dp_pids)
 
@@ -266,10 +271,10 @@ def measure_all(seconds: float = 5.0, rounds: int = 3, big_mb: int = 256,
                                  daemon=True))
         procs[-1].start()
         if not parent.poll(30):
-            raise SystemExit("gitops proxy did not start")
+            raise BenchError("gitops proxy did not start")
         errors, loop_kind = parent.recv()
         if errors:
-            raise SystemExit(f"gitops proxy failed to listen: {errors}")
+            raise BenchError(f"gitops proxy failed to listen: {errors}")
 
         def gitops_cpu() -> float:
             parent.send("cpu")
@@ -401,7 +406,10 @@ def main() -> None:
                      conn_clients=args.conn_clients, ka_clients=args.ka_clients)
     if not args.quick:
         overrides.update(seconds=args.seconds, rounds=args.rounds, big_mb=args.big_mb)
-    figures = run(args.quick, **overrides)
+    try:
+        figures = run(args.quick, **overrides)
+    except BenchError as exc:
+        raise SystemExit(f"proxy_vs_docker: {exc}") from None
     q = dict(seconds=2.0, rounds=1, big_mb=64) if args.quick else \
         dict(seconds=args.seconds, rounds=args.rounds, big_mb=args.big_mb)
     report(figures, f"cpus={os.cpu_count()}  python={sys.version.split()[0]}  "
