@@ -85,7 +85,7 @@ class BenchError(RuntimeError):
 
 # ---------------------------------------------------------------- gitops proxy process
 
-def _proxy_main(conn, routes, factory: str, loop: str) -> None:
+def _proxy_main(conn, routes, factory: str, loop: str, workers: int) -> None:
     mod, _, attr = factory.partition(":")
     proxy_cls = getattr(importlib.import_module(mod), attr)
     import asyncio
@@ -100,6 +100,7 @@ def _proxy_main(conn, routes, factory: str, loop: str) -> None:
         await proxy.close()
 
     os.environ["GITOPS_EVENT_LOOP"] = loop
+    os.environ["GITOPS_PROXY_WORKERS"] = str(workers)
     from gitops.proxy.loop import run
     run(main())
 
@@ -221,7 +222,7 @@ def _cleanup(fn) -> None:
 def measure_all(seconds: float = 5.0, rounds: int = 3, big_mb: int = 256,
                 conn_clients: int = 8, ka_clients: int = 50, loop: str = "",
                 proxy: str = "gitops.proxy.listeners:Proxy",
-                only: tuple[str, ...] = PATHS) -> tuple[dict[str, dict], str]:
+                only: tuple[str, ...] = PATHS, workers: int = 0) -> tuple[dict[str, dict], str]:
     """Median figures per path over interleaved rounds, and the gitops proxy's loop kind."""
     os.environ.setdefault("DOCKER_HOST", "unix:///run/gitops-docker/docker.sock")
     if shutil.which("wrk") is None:
@@ -267,7 +268,7 @@ def measure_all(seconds: float = 5.0, rounds: int = 3, big_mb: int = 256,
         parent, child = ctx.Pipe()
         gp_web, gp_ka = free_port(), free_port()
         routes = {(LO, gp_web): [(web_ip, WEB_PORT)], (LO, gp_ka): [(ka_ip, KA_PORT)]}
-        procs.append(ctx.Process(target=_proxy_main, args=(child, routes, proxy, loop),
+        procs.append(ctx.Process(target=_proxy_main, args=(child, routes, proxy, loop, workers),
                                  daemon=True))
         procs[-1].start()
         if not parent.poll(30):
@@ -398,11 +399,14 @@ def main() -> None:
     ap.add_argument("--loop", default="", choices=["", "asyncio"],
                     help="the gitops proxy's event loop (default: the agent's, uvloop if installed)")
     ap.add_argument("--proxy", default="gitops.proxy.listeners:Proxy", help="module:Class")
+    ap.add_argument("--workers", type=int, default=0,
+                    help="extra proxy processes (GITOPS_PROXY_WORKERS; default 0)")
     ap.add_argument("--quick", action="store_true", help="2 s per workload, one round")
     ap.add_argument("--only", default=",".join(PATHS), help="which paths to run")
     args = ap.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.INFO))
     overrides = dict(loop=args.loop, proxy=args.proxy, only=tuple(args.only.split(",")),
+                     workers=args.workers,
                      conn_clients=args.conn_clients, ka_clients=args.ka_clients)
     if not args.quick:
         overrides.update(seconds=args.seconds, rounds=args.rounds, big_mb=args.big_mb)
@@ -413,7 +417,8 @@ def main() -> None:
     q = dict(seconds=2.0, rounds=1, big_mb=64) if args.quick else \
         dict(seconds=args.seconds, rounds=args.rounds, big_mb=args.big_mb)
     report(figures, f"cpus={os.cpu_count()}  python={sys.version.split()[0]}  "
-                    f"gitops loop={figures['proxy_loop']}  {q['seconds']:g}s per workload  "
+                    f"gitops loop={figures['proxy_loop']} workers={args.workers}  "
+                    f"{q['seconds']:g}s per workload  "
                     f"conn/req wrk -c{args.conn_clients}  keep-alive wrk -c{args.ka_clients}  "
                     f"/index.html {SMALL}B  /big {q['big_mb']} MiB  median of {q['rounds']} round(s)")
 
