@@ -78,9 +78,14 @@ asyncio.run(main())
 log = structlog.get_logger(component="bench")
 
 
+class BenchError(RuntimeError):
+    """The benchmark cannot run here (no wrk, no docker-proxy, a container outside the
+    subnet...): callers such as bench/run.py get an exception, not an exit."""
+
+
 # ---------------------------------------------------------------- gitops proxy process
 
-def _proxy_main(conn, routes, factory: str, loop: str) -> None:
+def _proxy_main(conn, routes, factory: str, loop: str, workers: int) -> None:
     mod, _, attr = factory.partition(":")
     proxy_cls = getattr(importlib.import_module(mod), attr)
     import asyncio
@@ -95,6 +100,7 @@ def _proxy_main(conn, routes, factory: str, loop: str) -> None:
         await proxy.close()
 
     os.environ["GITOPS_EVENT_LOOP"] = loop
+    os.environ["GITOPS_PROXY_WORKERS"] = str(workers)
     from gitops.proxy.loop import run
     run(main())
 
@@ -216,11 +222,11 @@ def _cleanup(fn) -> None:
 def measure_all(seconds: float = 5.0, rounds: int = 3, big_mb: int = 256,
                 conn_clients: int = 8, ka_clients: int = 50, loop: str = "",
                 proxy: str = "gitops.proxy.listeners:Proxy",
-                only: tuple[str, ...] = PATHS) -> tuple[dict[str, dict], str]:
+                only: tuple[str, ...] = PATHS, workers: int = 0) -> tuple[dict[str, dict], str]:
     """Median figures per path over interleaved rounds, and the gitops proxy's loop kind."""
     os.environ.setdefault("DOCKER_HOST", "unix:///run/gitops-docker/docker.sock")
     if shutil.which("wrk") is None:
-        raise SystemExit("wrk is missing: apt-get install -y wrk")
+        raise BenchError("wrk is missing: apt-get install -y wrk")
     import docker
 
     opts = {"seconds": seconds, "conn_clients": conn_clients, "ka_clients": ka_clients}
@@ -247,14 +253,14 @@ def measure_all(seconds: float = 5.0, rounds: int = 3, big_mb: int = 256,
             ct.reload()
             ip = ct.attrs["NetworkSettings"]["Networks"][NETWORK]["IPAddress"]
             if ipaddress.ip_address(ip) not in ipaddress.ip_network(SUBNET):
-                raise SystemExit(f"container got {ip}, outside {SUBNET}: refusing to send traffic")
+                raise BenchError(f"container got {ip}, outside {SUBNET}: refusing to send traffic")
             ips.append(ip)
         web_ip, ka_ip = ips
         wait_tcp(web_ip, WEB_PORT, 20)
         wait_tcp(ka_ip, KA_PORT, 20)
         dp_pids = [find_docker_proxy(p) for p in (pub_web, pub_ka)]
         if None in dp_pids:
-            raise SystemExit("no docker-proxy process for the published ports "
+            raise BenchError("no docker-proxy process for the published ports "
                              "(is the engine's userland-proxy off?)")
         log.info("bench_ready", web=web_ip, ka=ka_ip, docker_proxy_pids=dp_pids)
 
@@ -262,14 +268,14 @@ def measure_all(seconds: float = 5.0, rounds: int = 3, big_mb: int = 256,
         parent, child = ctx.Pipe()
         gp_web, gp_ka = free_port(), free_port()
         routes = {(LO, gp_web): [(web_ip, WEB_PORT)], (LO, gp_ka): [(ka_ip, KA_PORT)]}
-        procs.append(ctx.Process(target=_proxy_main, args=(child, routes, proxy, loop),
+        procs.append(ctx.Process(target=_proxy_main, args=(child, routes, proxy, loop, workers),
                                  daemon=True))
         procs[-1].start()
         if not parent.poll(30):
-            raise SystemExit("gitops proxy did not start")
+            raise BenchError("gitops proxy did not start")
         errors, loop_kind = parent.recv()
         if errors:
-            raise SystemExit(f"gitops proxy failed to listen: {errors}")
+            raise BenchError(f"gitops proxy failed to listen: {errors}")
 
         def gitops_cpu() -> float:
             parent.send("cpu")
@@ -393,19 +399,26 @@ def main() -> None:
     ap.add_argument("--loop", default="", choices=["", "asyncio"],
                     help="the gitops proxy's event loop (default: the agent's, uvloop if installed)")
     ap.add_argument("--proxy", default="gitops.proxy.listeners:Proxy", help="module:Class")
+    ap.add_argument("--workers", type=int, default=0,
+                    help="extra proxy processes (GITOPS_PROXY_WORKERS; default 0)")
     ap.add_argument("--quick", action="store_true", help="2 s per workload, one round")
     ap.add_argument("--only", default=",".join(PATHS), help="which paths to run")
     args = ap.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.INFO))
     overrides = dict(loop=args.loop, proxy=args.proxy, only=tuple(args.only.split(",")),
+                     workers=args.workers,
                      conn_clients=args.conn_clients, ka_clients=args.ka_clients)
     if not args.quick:
         overrides.update(seconds=args.seconds, rounds=args.rounds, big_mb=args.big_mb)
-    figures = run(args.quick, **overrides)
+    try:
+        figures = run(args.quick, **overrides)
+    except BenchError as exc:
+        raise SystemExit(f"proxy_vs_docker: {exc}") from None
     q = dict(seconds=2.0, rounds=1, big_mb=64) if args.quick else \
         dict(seconds=args.seconds, rounds=args.rounds, big_mb=args.big_mb)
     report(figures, f"cpus={os.cpu_count()}  python={sys.version.split()[0]}  "
-                    f"gitops loop={figures['proxy_loop']}  {q['seconds']:g}s per workload  "
+                    f"gitops loop={figures['proxy_loop']} workers={args.workers}  "
+                    f"{q['seconds']:g}s per workload  "
                     f"conn/req wrk -c{args.conn_clients}  keep-alive wrk -c{args.ka_clients}  "
                     f"/index.html {SMALL}B  /big {q['big_mb']} MiB  median of {q['rounds']} round(s)")
 

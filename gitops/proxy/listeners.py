@@ -1,10 +1,11 @@
 """Userspace Service proxy: one listener per (host, port) for TCP and per (host, port, "UDP")
-for UDP, each forwarding to an endpoint chosen by that listener's Balancer. The only socket
-code of the proxy.
+for UDP, each forwarding to an endpoint chosen by that listener's Balancer. With
+gitops.proxy.tcp, the only socket code of the proxy.
 
 TCP connections are relayed by gitops.proxy.tcp: raw non-blocking sockets in one
-edge-triggered epoll set the event loop watches as a single fd, bytes moved with splice(2)
-(zero copy), no Task per connection. It runs on any asyncio loop (uvloop is faster).
+edge-triggered epoll set the event loop watches as a single fd, small messages copied
+once, bulk moved with splice(2) (zero copy), no Task per connection. It runs on any asyncio
+loop (uvloop is faster).
 
 UDP has no connections, so the proxy makes flows: the first datagram from a client address
 picks an endpoint (round-robin, or the client IP's pin with sessionAffinity) and opens a
@@ -26,6 +27,7 @@ import structlog
 from gitops.proxy.balancer import Balancer, Endpoint
 from gitops.proxy.routes import PROTOCOLS, ListenAddr, Route, listen_addr, protocol_of
 from gitops.proxy.tcp import Engine, TcpConn, TcpListener
+from gitops.proxy.workers import WorkerPool
 
 log = structlog.get_logger(component="proxy")
 
@@ -66,6 +68,7 @@ class _TcpListener:
         self.addr, self.name, self.proxy = addr, name, proxy
         self.balancer = Balancer(route.endpoints, affinity_timeout=route.affinity_timeout)
         self.tcp: TcpListener | None = None
+        self.shared = False   # worker processes accept on it too
 
     @property
     def active(self) -> int:
@@ -290,7 +293,13 @@ class Proxy:
     """Level-triggered set of listeners: apply() makes it exactly the given routes."""
 
     def __init__(self, dial_timeout: float = 2.0, udp_idle_timeout: float = _UDP_IDLE,
-                 udp_max_flows: int = _UDP_MAX_FLOWS) -> None:
+                 udp_max_flows: int = _UDP_MAX_FLOWS, workers: int | None = None) -> None:
+        """workers: extra processes accepting on the TCP listeners (gitops.proxy.workers);
+        None reads GITOPS_PROXY_WORKERS (default 0: all in this process)."""
+        if workers is None:
+            workers = int(os.environ.get("GITOPS_PROXY_WORKERS", "0") or 0)
+        self._workers_wanted = max(0, workers)
+        self._pool: WorkerPool | None = None
         self._dial_timeout = dial_timeout
         self._udp_idle = udp_idle_timeout
         self._udp_max_flows = udp_max_flows
@@ -354,6 +363,8 @@ class Proxy:
         for addr in [a for a in self._listeners if a not in wanted]:
             lst = self._listeners.pop(addr)
             lst.close()
+            if isinstance(lst, _TcpListener) and lst.shared:
+                await self._to_workers(("close", addr))
             log.info("proxy_listener_closed", listener=lst.name, addr=_fmt(addr), draining=lst.active)
         for addr, (route, name) in wanted.items():
             name = name or _fmt(addr)
@@ -363,6 +374,8 @@ class Proxy:
                     log.info("proxy_endpoints_updated", listener=name,
                              endpoints=len(lst.balancer.endpoints),
                              affinity_timeout=lst.balancer.affinity_timeout)
+                    if isinstance(lst, _TcpListener):
+                        await self._share(lst)
                 continue
             lst = _TcpListener(addr, name, route, self) if protocol_of(addr) == "TCP" \
                 else _UdpListener(addr, name, route, self)
@@ -377,8 +390,38 @@ class Proxy:
             log.info("proxy_listener_opened", listener=name, addr=_fmt(addr),
                      endpoints=len(lst.balancer.endpoints),
                      affinity_timeout=lst.balancer.affinity_timeout)
+            if isinstance(lst, _TcpListener):
+                await self._share(lst)
         self._note_routed()
         return errors
+
+    async def _share(self, lst: _TcpListener) -> None:
+        """Bring the workers in line with one TCP listener: accepting with the same
+        endpoints, unless it has sessionAffinity (pins live in this process only)."""
+        if not self._workers_wanted:
+            return
+        if self._pool is None:
+            self._pool = await asyncio.to_thread(WorkerPool, self._workers_wanted,
+                                                 self._dial_timeout)
+        want = lst.balancer.affinity_timeout is None
+        endpoints = list(lst.balancer.endpoints)
+        if want and not lst.shared:
+            await self._to_workers(("open", lst.addr, endpoints, lst.name),
+                                   lst.tcp.sock.fileno())
+            lst.shared = True
+        elif want:
+            await self._to_workers(("update", lst.addr, endpoints))
+        elif lst.shared:
+            await self._to_workers(("close", lst.addr))
+            lst.shared = False
+
+    async def _to_workers(self, message: tuple, fd: int | None = None) -> None:
+        if self._pool is None:
+            return
+        for error in await asyncio.to_thread(self._pool.call, message, fd):
+            if error:
+                self._note("warning", "proxy_worker_failed", ("worker", message[0], message[1]),
+                           op=message[0], addr=_fmt(message[1]), error=error)
 
     async def close(self) -> None:
         """Stop every listener, then end every connection, draining or not."""
@@ -390,6 +433,9 @@ class Proxy:
             lst.close()
         self._listeners.clear()
         self._note_routed()
+        if self._pool is not None:
+            await asyncio.to_thread(self._pool.close)
+            self._pool = None
         if self._tcp is not None:
             self._tcp.close()
             self._tcp = None

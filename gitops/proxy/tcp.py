@@ -1,44 +1,59 @@
 """TCP forwarding for the proxy: non-blocking sockets in one edge-triggered epoll set of
-our own, with the bytes moved by splice(2) through a pipe, so a payload never enters
-Python (zero copy: socket -> pipe -> socket inside the kernel).
+our own, small exchanges copied through one shared buffer, bulk transfers moved by
+splice(2) through a pipe (zero copy: socket -> pipe -> socket inside the kernel).
 
 The event loop (asyncio's or uvloop) watches a single fd, the epoll instance; each socket
 is registered once, for input and output, edge-triggered, and never modified: closing it
 is its removal. Per connection that is two epoll_ctl calls, against a dozen when every
-pause and resume goes through loop.add_reader/remove_reader. Edge-triggered means every
-handler works until EAGAIN (and a long bulk run yields to the loop after a few rounds).
+pause and resume goes through loop.add_reader/remove_reader. Edge-triggered means a
+handler works until the socket is drained (a read shorter than the buffer proves it, or
+EAGAIN), and a long bulk run yields to the loop after a few rounds.
 
 Per connection: accept, a non-blocking connect (its timeout a timer, not a Task), then per
-chunk one splice in and one out; a chunk is whatever the socket holds, up to the pipe's
-capacity (1 MiB when the kernel allows it). Back-pressure is the pipe: while a chunk
-cannot be written on, its source is not read (at most one pipe's worth is in flight per
-direction). Pipes are pooled: a connection that ends cleanly leaves them empty.
+message one recv and one send. The first read that fills the 64 KiB buffer switches that
+direction to splice, a chunk being whatever the socket holds up to the pipe's capacity
+(1 MiB when the kernel allows it). Back-pressure: while a chunk cannot be written on, its
+source is not read (at most one buffer or pipe's worth is in flight per direction). Pipes
+are pooled: a connection that ends cleanly leaves them empty.
 
-Half-close passes through (FIN becomes shutdown(SHUT_WR) once the pipe is drained); a reset
-or write error on one side resets the other. Linux only (epoll, splice), like the rest of
-the proxy (loopback VIPs).
+Half-close passes through (FIN becomes shutdown(SHUT_WR) once everything was written); a
+reset or write error on one side resets the other. Linux only (epoll, splice), like the
+rest of the proxy (loopback VIPs).
 """
 
 from __future__ import annotations
 
+import _socket
 import asyncio
 import errno
 import fcntl
 import os
+import resource
 import select
 import socket
 import struct
 from collections.abc import Callable
 
+import structlog
+
+log = structlog.get_logger(component="proxy")
+
 _SPLICE = os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK
 _PIPE_SIZE = 1 << 20                            # bytes per pipe if pipe-max-size allows
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 _POOL_MAX = 256                                 # idle pipes kept for reuse
+_COPY_SIZE = 64 * 1024                          # reads below this are copied, not spliced
 _ROUNDS = 8                                     # chunks per direction before yielding
 _ACCEPT_BATCH = 64                              # connections accepted per wakeup at most
+_ACCEPT_BACKOFF = 0.1                           # seconds without accepting after EMFILE
 _EVENTS_BATCH = 512                             # epoll events handled per wakeup at most
 _RESET = struct.pack("ii", 1, 0)                # SO_LINGER on, 0 s: close() sends RST
+# The C socket type: the per-connection sockets skip socket.socket's Python layer (its
+# __init__ and the enum conversions of family/type), which costs per connection.
+_AF_INET, _AF_INET6 = int(socket.AF_INET), int(socket.AF_INET6)
+_STREAM, _STREAM_NB = int(socket.SOCK_STREAM), int(socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
 _SOCKET_EVENTS = select.EPOLLIN | select.EPOLLOUT | select.EPOLLRDHUP | select.EPOLLET
+_HUP = select.EPOLLRDHUP | select.EPOLLHUP | select.EPOLLERR
 _READ = select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLHUP | select.EPOLLERR
 _WRITE = select.EPOLLOUT | select.EPOLLHUP | select.EPOLLERR
 
@@ -67,13 +82,28 @@ class Poller:
         """Forget a socket that is about to be closed (closing removes it from epoll)."""
         self._handlers.pop(sock.fileno(), None)
 
+    def remove(self, sock: socket.socket) -> None:
+        """Stop watching a socket that stays open (a listener backing off)."""
+        self._handlers.pop(sock.fileno(), None)
+        try:
+            self._ep.unregister(sock.fileno())
+        except OSError:
+            pass
+
     def _dispatch(self) -> None:
         handlers, fresh = self._handlers, self._fresh
         fresh.clear()
         for fd, events in self._ep.poll(0, _EVENTS_BATCH):
             handler = handlers.get(fd)
-            if handler is not None and fd not in fresh:   # None: closed earlier in the batch
+            if handler is None or fd in fresh:   # closed earlier in this batch
+                continue
+            try:
                 handler(events)
+            except Exception:   # a bug costs one connection; the batch's other events
+                log.exception("proxy_event_failed", fd=fd)   # (edge-triggered) must run
+                owner = getattr(handler, "__self__", None)
+                if isinstance(owner, TcpConn):
+                    owner.abort()
 
     def close(self) -> None:
         self.loop.remove_reader(self._ep.fileno())
@@ -117,9 +147,12 @@ class Engine:
     the set of open connections (so shutdown can reach the draining ones too)."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        raise_fd_limit()
         self.loop = loop
         self.poller = Poller(loop)
         self.pipes = PipePool()
+        self.buffer = bytearray(_COPY_SIZE)    # shared: filled and sent on in one go
+        self.view = memoryview(self.buffer)
         self.conns: set[TcpConn] = set()
 
     def close(self) -> None:
@@ -129,43 +162,105 @@ class Engine:
         self.pipes.close()
 
 
+def raise_fd_limit() -> None:
+    """Soft RLIMIT_NOFILE up to the hard limit (as Go programs do at start): a proxied
+    connection holds two sockets and two pipe ends, and 1024 would cap it near 250."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            pass
+
+
 class _Flow:
-    """One direction of a connection: src -> pipe -> dst."""
+    """One direction of a connection, src -> dst.
 
-    __slots__ = ("conn", "src", "dst", "pipe", "queued", "writing", "done")
+    Small exchanges are copied through one shared buffer: recv, send, done; a read shorter
+    than the buffer proves the socket drained, so (edge-triggered) nothing more is owed
+    until the next event. The first read that fills the buffer marks a bulk transfer: the
+    flow takes a pipe and moves the rest with splice, zero copy, reading until EAGAIN.
+    """
 
-    def __init__(self, conn: TcpConn, src: socket.socket, dst: socket.socket,
-                 pipe: tuple[int, int]) -> None:
-        self.conn, self.src, self.dst, self.pipe = conn, src, dst, pipe
+    __slots__ = ("conn", "src", "dst", "pipe", "queued", "pending", "writing", "done")
+
+    def __init__(self, conn: TcpConn, src: socket.socket, dst: socket.socket) -> None:
+        self.conn, self.src, self.dst = conn, src, dst
+        self.pipe: tuple[int, int] | None = None   # once bulk
         self.queued = 0         # bytes in the pipe, read from src, not yet written to dst
+        self.pending = b""      # copied bytes dst did not take yet
         self.writing = False    # dst was full: waiting for it to become writable
         self.done = False       # src sent FIN and everything reached dst
 
-    def readable(self) -> None:
+    def readable(self, events: int = _HUP) -> None:
+        """events: what the poller saw; without a hang-up among them, a short read ends
+        the work (any later data or FIN raises a new event)."""
         if self.writing or self.done or self.conn.closed:
             return
-        src, pipe_w = self.src.fileno(), self.pipe[1]
+        if self.pipe is None:
+            if not self._copy(events):
+                return
         for _ in range(_ROUNDS):
             try:
-                n = os.splice(src, pipe_w, _PIPE_SIZE, flags=_SPLICE)
+                n = os.splice(self.src.fileno(), self.pipe[1], _PIPE_SIZE, flags=_SPLICE)
             except BlockingIOError:
                 return
             except OSError as e:
                 self.conn.abort(e)
                 return
-            if n == 0:              # FIN from src
-                self.done = True
-                try:
-                    self.dst.shutdown(socket.SHUT_WR)
-                except OSError:
-                    pass  # dst already gone; its own direction reports that
-                self.conn.flow_done()
+            if n == 0:
+                self._eof()
                 return
             self.queued = n
             if not self._drain():
                 return
         # Still more to read (edge-triggered: no new event will say so): later, in turn.
         self.conn.loop.call_soon(self.readable)
+
+    def _copy(self, events: int) -> bool:
+        """Copy until drained; True: a full buffer came, continue with splice."""
+        engine = self.conn.engine
+        buf, view = engine.buffer, engine.view
+        while True:
+            try:
+                n = self.src.recv_into(buf)
+            except BlockingIOError:
+                return False
+            except OSError as e:
+                self.conn.abort(e)
+                return False
+            if n == 0:
+                self._eof()
+                return False
+            try:
+                sent = self.dst.send(view[:n])
+            except BlockingIOError:
+                sent = 0
+            except OSError as e:
+                self.conn.abort(e)
+                return False
+            if sent < n:
+                self.pending = bytes(view[sent:n])
+                self.writing = True
+                return False
+            if n == len(buf):
+                try:
+                    self.pipe = engine.pipes.get()
+                except OSError:
+                    continue        # no fd for a pipe: keep copying
+                return True
+            if not events & _HUP:
+                return False
+
+    def _eof(self) -> None:
+        self.done = True
+        if self.conn.other(self).done:
+            self.conn.close()       # both ways finished: close() flushes and sends FIN
+            return
+        try:
+            self.dst.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass  # dst already gone; its own direction reports that
 
     def writable(self) -> None:
         if self.writing and not self.conn.closed and self._drain():
@@ -174,6 +269,11 @@ class _Flow:
 
     def _drain(self) -> bool:
         try:
+            if self.pending:
+                sent = self.dst.send(self.pending)
+                self.pending = self.pending[sent:]
+                if self.pending:
+                    raise BlockingIOError
             while self.queued:
                 self.queued -= os.splice(self.pipe[0], self.dst.fileno(), self.queued,
                                          flags=_SPLICE)
@@ -219,8 +319,7 @@ class TcpConn:
                 return
             ip, port = self.candidates[self.attempt]
             try:
-                sock = socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET,
-                                     socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+                sock = _socket.socket(_AF_INET6 if ":" in ip else _AF_INET, _STREAM_NB)
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 err = sock.connect_ex((ip, port))
             except OSError as e:
@@ -239,7 +338,7 @@ class TcpConn:
     def _backend_event(self, events: int) -> None:
         if self.down is not None:
             if events & _READ:
-                self.down.readable()
+                self.down.readable(events)
             if events & _WRITE:
                 self.up.writable()
         elif events & _WRITE:       # the connect finished, one way or the other
@@ -266,9 +365,8 @@ class TcpConn:
         self.dial_timer = None
         if self.attempt:
             self.events.fell_through(self, self.candidates[self.attempt])
-        pipes = self.engine.pipes
-        self.up = _Flow(self, self.client, self.backend, pipes.get())
-        self.down = _Flow(self, self.backend, self.client, pipes.get())
+        self.up = _Flow(self, self.client, self.backend)
+        self.down = _Flow(self, self.backend, self.client)
         # Registering reports what is already there; reading now as well is harmless.
         self.engine.poller.add(self.client, self._client_event)
         self.up.readable()
@@ -276,14 +374,13 @@ class TcpConn:
 
     def _client_event(self, events: int) -> None:
         if events & _READ:
-            self.up.readable()
+            self.up.readable(events)
         if events & _WRITE:
             self.down.writable()
 
     # -- ending --------------------------------------------------------------------------
-    def flow_done(self) -> None:
-        if self.up.done and self.down.done:
-            self.close()
+    def other(self, flow: _Flow) -> _Flow:
+        return self.down if flow is self.up else self.up
 
     def abort(self, error: BaseException | None = None) -> None:
         """End both sides with a reset (a peer reset us, or the proxy shuts down)."""
@@ -308,7 +405,7 @@ class TcpConn:
                 sock.close()
         pipes = self.engine.pipes
         for flow in (self.up, self.down):
-            if flow is not None:
+            if flow is not None and flow.pipe is not None:
                 pipes.put(flow.pipe, flow.queued == 0)
         self.on_close(self)
 
@@ -323,6 +420,7 @@ class TcpListener:
         self.engine, self.sock, self.pick = engine, sock, pick
         self.dial_timeout, self.wants_client_ip, self.events = dial_timeout, wants_client_ip, events
         self.conns: set[TcpConn] = set()   # this listener's open connections
+        self._family = int(sock.family)
         engine.poller.add(sock, self._accept, select.EPOLLIN)   # level-triggered
 
     @staticmethod
@@ -345,13 +443,16 @@ class TcpListener:
         engine = self.engine
         for _ in range(_ACCEPT_BATCH):
             try:
-                client, addr = self.sock.accept()
+                fd, addr = self.sock._accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError as e:    # EMFILE and friends: keep serving the open ones
-                self.events.accept_failed(e)
+            except OSError as e:    # EMFILE and friends: keep serving the open ones,
+                self.events.accept_failed(e)   # and stop polling a while (level-triggered)
+                engine.poller.remove(self.sock)
+                engine.loop.call_later(_ACCEPT_BACKOFF, self._resume)
                 return
-            client.setblocking(False)
+            client = _socket.socket(self._family, _STREAM, 0, fd)
+            client.setblocking(False)   # accept4 without SOCK_NONBLOCK: the fd blocks
             client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             client_ip = addr[0] if self.wants_client_ip() else None
             candidates = self.pick(client_ip)
@@ -363,6 +464,10 @@ class TcpListener:
             self.conns.add(conn)
             engine.conns.add(conn)
             conn.dial(candidates, self.dial_timeout)
+
+    def _resume(self) -> None:
+        if self.sock.fileno() >= 0:
+            self.engine.poller.add(self.sock, self._accept, select.EPOLLIN)
 
     def _closed(self, conn: TcpConn) -> None:
         self.conns.discard(conn)

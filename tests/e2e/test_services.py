@@ -1,7 +1,7 @@
 """Services end to end on the real engine: ClusterIP from the host and from pods (by IP,
 short name and FQDN), only Ready pods behind a Service, dial fall-through, ClientIP
-affinity, NodePort on a configured node address, port-forward, a rolling update that loses
-no request, and nothing left listening after `down`.
+affinity, UDP through a ClusterIP, NodePort on a configured node address, port-forward, a
+rolling update that loses no request, and nothing left listening after `down`.
 
 Traffic goes only to loopback and to the addresses the agent created (its VIPs and pods).
 """
@@ -91,6 +91,25 @@ spec:
   selector: {app: web}
   ports: [{port: 80, targetPort: http, nodePort: NODE_PORT}]
 ---
+# UDP through a ClusterIP: a datagram echo behind a UDP Service port.
+apiVersion: v1
+kind: Pod
+metadata: {name: udp-echo, labels: {app: udp-echo}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+    - name: echo
+      image: gitops/python:3.11
+      command: ["python3", "-c", "import socket\\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\\ns.bind(('0.0.0.0', 9999))\\nwhile True:\\n    data, peer = s.recvfrom(2048)\\n    s.sendto(b'echo:' + data, peer)\\n"]
+      ports: [{name: echo, containerPort: 9999, protocol: UDP}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: udp-echo}
+spec:
+  selector: {app: udp-echo}
+  ports: [{name: echo, port: 5353, targetPort: echo, protocol: UDP}]
+---
 apiVersion: v1
 kind: Pod
 metadata: {name: client}
@@ -164,6 +183,16 @@ def wait_for(check, timeout: float, what: str):
 def lo_addresses() -> str:
     return subprocess.run(["ip", "-o", "addr", "show", "dev", "lo"], capture_output=True,
                           text=True).stdout
+
+
+def udp_ask(host: str, port: int, data: bytes) -> bytes | None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(1)
+        s.sendto(data, (host, port))
+        try:
+            return s.recvfrom(2048)[0]
+        except TimeoutError:
+            return None
 
 
 def refused(host: str, port: int) -> bool:
@@ -252,6 +281,11 @@ def test_services_from_host_and_pods_nodeport_port_forward_and_down(docker_clien
                                 f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {name} 80")
                 return reply if "hello from web-" in reply else None
             assert "200 OK" in wait_for(ask, 15, f"HTTP to {name} from a pod")
+
+        # UDP: a datagram to the ClusterIP comes back from the pod behind it.
+        udp_ip = get_json(data, "svc", "udp-echo")["spec"]["clusterIP"]
+        assert wait_for(lambda: udp_ask(udp_ip, 5353, b"ping"), 60,
+                        "a UDP answer through the ClusterIP") == b"echo:ping"
 
         # NodePort on the configured node address (and not on the default one).
         assert http_get(NODE_ADDRESS, node_port).split()[-1] in webs

@@ -242,6 +242,28 @@ def test_removed_route_refuses_new_but_drains_open_connections():
     run(main())
 
 
+def test_many_concurrent_connections_each_get_their_own_bytes():
+    # Batches of edge-triggered events, fd numbers reused as connections come and go.
+    async def main():
+        async with setup(2) as (proxy, backends):
+            port = free_port()
+            await proxy.apply({(LO, port): [b.addr for b in backends]})
+
+            async def client(i: int) -> None:
+                r, w, _ = await connect(port)
+                for j in range(5):
+                    msg = f"{i}:{j}:".encode() * 50
+                    assert await echo(r, w, msg) == msg
+                await close(w)
+
+            for _ in range(3):   # 3 waves of 60 connections at once, 900 round trips
+                await asyncio.gather(*(client(i) for i in range(60)))
+            assert sum(b.accepted for b in backends) == 180
+            await asyncio.sleep(0.05)
+            assert not proxy._conns
+    run(main())
+
+
 def test_half_close():
     async def main():
         async with setup(1) as (proxy, (b0,)):
@@ -621,3 +643,40 @@ def test_tcp_and_udp_share_a_port_and_close_cleanly():
             finally:
                 u.transport.close()
     run(main())
+
+
+def test_worker_processes_share_listeners_and_follow_every_update():
+    async def main():
+        backends = [await Backend(f"b{i}").start() for i in range(2)]
+        proxy = Proxy(dial_timeout=1.0, workers=2)
+        try:
+            port, sticky = free_port(), free_port()
+            await proxy.apply({(LO, port): [b.addr for b in backends],
+                               (LO, sticky): Route((backends[0].addr, backends[1].addr), 60.0)})
+            assert proxy._pool is not None
+            names = set()
+            for _ in range(16):
+                r, w, name = await connect(port)
+                names.add(name)
+                assert await echo(r, w, b"hi") == b"hi"
+                await close(w)
+            assert names == {"b0", "b1"}
+            # Affinity stays in one process: one client IP, one backend.
+            assert len({(await connect(sticky))[2] for _ in range(6)}) == 1
+            # Once apply() returns, no process sends new connections to a removed endpoint.
+            await proxy.apply({(LO, port): [backends[1].addr]})
+            before = backends[0].accepted
+            for _ in range(16):
+                _, w, name = await connect(port)
+                assert name == "b1"
+                await close(w)
+            assert backends[0].accepted == before
+            await proxy.apply({})
+            with pytest.raises(ConnectionRefusedError):
+                await asyncio.wait_for(asyncio.open_connection(LO, port), T)
+        finally:
+            await proxy.close()
+            for b in backends:
+                await b.stop()
+        assert proxy._pool is None
+    run(main(), timeout=90)
