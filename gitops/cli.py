@@ -320,10 +320,15 @@ def _down(dd: DataDir, volumes: bool) -> None:
         if not _wait_exit(info["pid"], 20):
             os.kill(info["pid"], signal.SIGKILL)
             _wait_exit(info["pid"], 5)
-    runtime = DockerRuntime(dd.instance, host=docker_host(dd.recorded("docker_host")))
+    from gitops.agent.runtime import RuntimeUnavailable
+    host = docker_host(dd.recorded("docker_host"))
+    runtime = DockerRuntime(dd.instance, host=host)
     try:
         removed = runtime.cleanup(f"gitops-{dd.instance}")
-    except GitopsError as exc:    # the engine is down: nothing removed, say so
+    except RuntimeUnavailable:    # the engine is down: nothing removed, say so
+        _fail(f"no Docker engine answers at {host} (scripts/start-docker.sh starts one; set "
+              "DOCKER_HOST to use another); run `gitops down` again once it answers")
+    except GitopsError as exc:
         _fail(f"{exc}; run `gitops down` again once the engine answers")
     if cidr := dd.recorded("service_cidr"):
         from gitops.proxy.vip import LoopbackVips

@@ -63,7 +63,9 @@ def connect(host: str, timeout: float = 60) -> docker.DockerClient:
     try:
         return docker.DockerClient(base_url=host, timeout=timeout)
     except docker.errors.DockerException as exc:
-        log.warning("docker_unavailable_at_start", docker_host=host, error=str(exc))
+        # info, not warning: the agent says so itself while it waits, and the CLI's
+        # own error names the engine.
+        log.info("docker_unavailable_at_start", docker_host=host, error=str(exc))
         return docker.DockerClient(base_url=host, timeout=timeout,
                                    version=FALLBACK_API_VERSION)
 

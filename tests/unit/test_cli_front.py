@@ -106,7 +106,8 @@ def test_engine_and_git_errors_read_as_their_cause(tmp_path, monkeypatch):
     assert res.exit_code == 2
     assert res.output.strip() == (f"error: no Docker engine answers at unix://{tmp_path}/"
                                   "no-engine.sock (scripts/start-docker.sh starts one; set "
-                                  "DOCKER_HOST to use another)")
+                                  "DOCKER_HOST to use another); run `gitops down` again once "
+                                  "it answers")
     res = invoke("diff", f"file://{tmp_path}/not-a-repo", "--data-dir", str(tmp_path / "d"))
     assert res.exit_code == 2
     lines = res.output.strip().splitlines()
