@@ -91,7 +91,8 @@ def _age_key(pod: dict) -> tuple[str, str]:
 def max_unavailable(ds: dict, desired: int) -> int:
     strategy = ds.get("spec", {}).get("updateStrategy") or {}
     value = (strategy.get("rollingUpdate") or {}).get("maxUnavailable")
-    return max(1, resolve_int_or_percent(value, desired, True, 1))
+    return max(1, resolve_int_or_percent(value, desired, True, 1,
+                                         "spec.updateStrategy.rollingUpdate.maxUnavailable"))
 
 
 def new_pod(ds: dict, template: dict, thash: str, node: str, rng: random.Random,

@@ -191,3 +191,28 @@ def test_manager_drives_deployment_to_pods_and_endpoints(tmp_path):
     assert store.list("ReplicaSet") == []
     assert all(p["metadata"].get("deletionTimestamp") for p in store.list("Pod"))
     store.close()
+
+
+def test_one_object_a_reconciler_cannot_handle_fails_alone(tmp_path):
+    """A value no validation caught (maxSurge "abc" passes the schema) must not stop the
+    other objects, nor the controllers that run after it in the pass."""
+    store = SqliteStore(tmp_path / "s.db")
+    store.create(node("n1"))
+    bad = deploy(uid="bad-uid")
+    bad["metadata"]["name"] = "bad"
+    bad["spec"]["strategy"] = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "abc"}}
+    store.create(bad)
+    store.create(deploy())
+    mgr = ControllerManager(store, random.Random(0))
+    for _ in range(3):
+        mgr.run_once()
+    pods = store.list("Pod")
+    assert len(pods) == 2 and all(p["spec"].get("nodeName") == "n1" for p in pods)
+    assert [rs["metadata"]["name"].split("-")[0] for rs in store.list("ReplicaSet")] == ["web"]
+    [warning] = [e for e in store.list("Event") if e["reason"] == "ReconcileFailed"]
+    assert warning["involvedObject"]["name"] == "bad" and warning["type"] == "Warning"
+    assert warning["message"] == (
+        "deployment cannot reconcile it: PermanentError: spec.strategy.rollingUpdate.maxSurge: "
+        "invalid value 'abc': must be an integer or a percentage such as \"25%\"")
+    assert warning["count"] == 1             # told once, not on every pass
+    store.close()

@@ -8,6 +8,7 @@ import pytest
 
 from gitops.controllers import deployment as D
 from gitops.controllers.base import Create, Delete, Emit, SetStatus, Update
+from gitops.errors import PermanentError
 from gitops.health import assess
 
 NOW = 1_800_000_000.0
@@ -112,6 +113,12 @@ def test_surge_and_unavailable_rounding(replicas, surge, unavailable, want):
 ])
 def test_max_surge_and_unavailable_edges(d, surge, unavailable):
     assert (D.max_surge(d), D.max_unavailable(d)) == (surge, unavailable)
+
+
+@pytest.mark.parametrize("surge", ["abc", "3", "x%", "2.5%", "-1%", True])
+def test_int_or_percent_that_kubernetes_refuses_is_an_error_naming_the_field(surge):
+    with pytest.raises(PermanentError, match=r"^spec\.strategy\.rollingUpdate\.maxSurge: "):
+        D.surge_and_unavailable(deploy(3, strategy=rolling(surge, 0)))
 
 
 @pytest.mark.parametrize("replicas, strategy, steps", [
