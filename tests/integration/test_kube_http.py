@@ -267,6 +267,18 @@ def test_scale_status_and_secret_masking(api):
     assert api.request("PUT", "/api/v1/namespaces/default/secrets/s", created)[0] == 200
     stored = api.store.get(ObjectKey("Secret", "default", "s"))
     assert stored["data"] == {"password": "aHVudGVyMg=="} and stored["metadata"]["labels"]
+    # nor through an error or a selector: a failing JSON patch test, a missing path, a
+    # field selector on a value (which would answer "is the password X?")
+    for op in ({"op": "test", "path": "/data/password", "value": "x"},
+               {"op": "add", "path": "/nope/x", "value": 1}):
+        status, _, body = api.request("PATCH", "/api/v1/namespaces/default/secrets/s", [op],
+                                      headers={"Content-Type": "application/json-patch+json"})
+        assert status == 422 and "aHVudGVyMg" not in json.dumps(body)
+    status, _, body = api.request(
+        "GET", "/api/v1/secrets?fieldSelector=data.password%3DaHVudGVyMg%3D%3D")
+    assert (status, body["message"]) == (400, "field label not supported: data.password")
+    _, _, body = api.request("GET", "/api/v1/secrets?fieldSelector=metadata.name%3Ds")
+    assert [i["metadata"]["name"] for i in body["items"]] == ["s"]
 
 
 def owned(name: str, owner: dict) -> dict:
