@@ -47,9 +47,15 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# Sync history rows kept: a sync that fails on every poll writes one each time, for as
+# long as the agent runs. Rollback looks back 200.
+HISTORY_LIMIT = 1000
+
+
 class SqliteStore:
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, history_limit: int = HISTORY_LIMIT) -> None:
         self.path = str(path)
+        self.history_limit = history_limit
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
                                    timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -258,8 +264,10 @@ class SqliteStore:
 
     def record_sync(self, entry: dict) -> None:
         with self.transaction():
-            self._db.execute("INSERT INTO history (at, entry) VALUES (?, ?)",
-                             (time.time(), json.dumps(entry)))
+            row = self._db.execute("INSERT INTO history (at, entry) VALUES (?, ?)",
+                                   (time.time(), json.dumps(entry)))
+            self._db.execute("DELETE FROM history WHERE id <= ?",
+                             (row.lastrowid - self.history_limit,))
 
     def history(self, limit: int = 20) -> list[dict]:
         with self._lock:
