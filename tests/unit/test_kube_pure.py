@@ -115,6 +115,19 @@ def test_change_log_resumes_by_resource_version_and_expires_old_ones():
     assert log.since(14) == []
 
 
+def test_change_log_is_bounded_in_bytes_too():
+    """Count alone does not bound memory: ten thousand 1 MiB ConfigMaps would be 10 GiB."""
+    big = "x" * 1000
+    log = ChangeLog(start_rv=0, capacity=100, max_bytes=3500)
+    log.extend([("MODIFIED", {"kind": "ConfigMap", "metadata": {"resourceVersion": str(rv)},
+                              "data": {"k": big}}) for rv in range(1, 6)])
+    kept = log.since(log.floor)
+    assert [c.rv for c in kept] == [3, 4, 5] and log.floor == 2
+    assert kept[0].kind == "ConfigMap" and kept[0].obj["data"]["k"] == big
+    kept[0].obj["data"]["k"] = "changed"           # every read is a fresh copy
+    assert kept[0].obj["data"]["k"] == big
+
+
 def test_discovery_lists_short_names_categories_and_subresources():
     core = discovery.resource_list("v1")
     names = {r["name"]: r for r in core["resources"]}

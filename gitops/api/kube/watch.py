@@ -146,9 +146,11 @@ async def serve(api: "KubeApi", request: web.Request, target: Target,
                 break
             for change in changes:
                 last = change.rv
-                if change.obj.get("kind") != kind or not _named(target, change.obj):
+                if change.kind != kind:
                     continue
-                await _emit(out, change.type, change.obj, chosen, seen)
+                obj = change.obj
+                if _named(target, obj):
+                    await _emit(out, change.type, obj, chosen, seen)
                 idle_since = loop.time()
             now = loop.time()
             if now >= deadline:
