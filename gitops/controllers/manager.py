@@ -73,10 +73,8 @@ class ControllerManager:
     def run_once(self) -> None:
         s = self.store
         self._failed_now = {}
-        # Events own nothing and are owned by nothing: the collector need not read them.
         with self._isolated("garbage-collector"):
-            self._execute(gc.reconcile(o for kind in KINDS if kind != "Event"
-                                       for o in s.list(kind)), "garbage-collector")
+            self._execute(gc.reconcile(self._gc_snapshot()), "garbage-collector")
         with self._isolated("service"):
             self._execute(service.reconcile(s.list("Service"), self.service_cidr), "service")
         with self._isolated("persistentvolumeclaim"):
@@ -90,6 +88,14 @@ class ControllerManager:
         self._endpoints()
         self.events.prune()
         self._failing = self._failed_now
+
+    def _gc_snapshot(self) -> list[dict]:
+        """Every kind read at one instant: listed one after the other, an owner created
+        through the API between two lists could be missed while its dependent is seen,
+        and the dependent would be collected. Events own nothing and are owned by
+        nothing: the collector need not read them."""
+        with self.store.transaction():
+            return [o for kind in KINDS if kind != "Event" for o in self.store.list(kind)]
 
     def _workloads(self) -> None:
         s = self.store

@@ -216,3 +216,39 @@ def test_one_object_a_reconciler_cannot_handle_fails_alone(tmp_path):
         "invalid value 'abc': must be an integer or a percentage such as \"25%\"")
     assert warning["count"] == 1             # told once, not on every pass
     store.close()
+
+
+def test_the_garbage_collector_reads_every_kind_at_one_instant(tmp_path):
+    """An owner and its dependent created through the API while the collector lists kind
+    after kind: seeing the dependent without its owner would collect it."""
+    import threading
+    store = SqliteStore(tmp_path / "s.db")
+    mgr = ControllerManager(store, random.Random(0))
+    real_list = store.list
+
+    def api_writer() -> None:
+        owner = store.create({"apiVersion": "v1", "kind": "ConfigMap",
+                              "metadata": {"name": "owner", "namespace": "default"}})
+        dependent = pod("dependent")
+        dependent["metadata"]["ownerReferences"] = [{
+            "apiVersion": "v1", "kind": "ConfigMap", "name": "owner",
+            "uid": owner["metadata"]["uid"]}]
+        store.create(dependent)
+
+    writer = threading.Thread(target=api_writer)
+
+    def listing(kind, namespace=None):
+        out = real_list(kind, namespace)
+        if kind == "ConfigMap":              # the writer comes in right after this list
+            writer.start()
+            writer.join(0.5)                 # it waits for the snapshot to end
+        return out
+
+    store.list = listing
+    assert [a for a in gc.reconcile(mgr._gc_snapshot()) if isinstance(a, Delete)] == []
+    store.list = real_list
+    writer.join(10)
+    assert store.get(ObjectKey("Pod", "default", "dependent")) is not None
+    mgr.run_once()
+    assert store.get(ObjectKey("Pod", "default", "dependent")) is not None
+    store.close()
