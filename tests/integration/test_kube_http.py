@@ -4,6 +4,7 @@ lists, Tables, watches, subresources and deletion, against a real SQLite store."
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
 
 import pytest
@@ -345,3 +346,40 @@ def test_pod_deletion_is_graceful_unless_forced(api):
     assert api.store.get(ObjectKey("Pod", "default", "slow")) is not None
     status, _, _ = api.request("DELETE", f"{pods}/forced", {"gracePeriodSeconds": 0})
     assert status == 200 and api.store.get(ObjectKey("Pod", "default", "forced")) is None
+
+
+def test_requests_waiting_for_the_store_never_hold_the_event_loop(api):
+    """The loop also carries watches and the service proxy: a request waiting for another
+    thread's store transaction waits on a worker thread."""
+    import threading
+    api.store.create(cm("c"))
+    api.store.create(deployment(replicas=1))
+    holding, release = threading.Event(), threading.Event()
+
+    def long_transaction() -> None:
+        with api.store.transaction():
+            holding.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=long_transaction)
+    holder.start()
+    assert holding.wait(10)
+    answers: dict[str, int] = {}
+    paths = {"get": CMS + "/c", "status": DEPLOYS + "/web/status",
+             "scale": DEPLOYS + "/web/scale", "log": "/api/v1/namespaces/default/pods/p/log",
+             "list": CMS}
+    waiting = [threading.Thread(target=lambda n=n, p=p: answers.update(
+        {n: api.request("GET", p)[0]})) for n, p in paths.items()]
+    try:
+        for t in waiting:
+            t.start()
+        time.sleep(0.5)                         # let them reach the server first
+        status, _, version = api.request("GET", "/version", timeout=10)
+        assert status == 200 and version["major"] == "1"
+        assert answers == {}                    # all still waiting for the store
+    finally:
+        release.set()
+        holder.join(10)
+        for t in waiting:
+            t.join(30)
+    assert answers == {"get": 200, "status": 200, "scale": 200, "log": 404, "list": 200}

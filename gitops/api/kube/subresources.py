@@ -27,9 +27,9 @@ async def handle(api: "KubeApi", request: web.Request, target: Target) -> web.St
     sub, method = target.sub, request.method
     if sub == "status":
         if method == "GET":
-            obj = present(get_object(api.store, target))
-            return json_response(shaped_one(target, obj, wanted_shape(
-                request.headers.get("Accept", "")), request.query))
+            shape = wanted_shape(request.headers.get("Accept", ""))
+            obj = present(await asyncio.to_thread(get_object, api.store, target))
+            return json_response(shaped_one(target, obj, shape, request.query))
         if method == "PUT":
             return json_response(await in_thread(writes.replace, api, request, target,
                                                   "status"))
@@ -38,7 +38,8 @@ async def handle(api: "KubeApi", request: web.Request, target: Target) -> web.St
             return json_response(obj, code)
     elif sub == "scale":
         if method == "GET":
-            return json_response(scale_of(present(get_object(api.store, target))))
+            return json_response(scale_of(present(await asyncio.to_thread(
+                get_object, api.store, target))))
         if method in ("PUT", "PATCH"):
             return json_response(await in_thread(write_scale, api, request, target))
     elif sub == "log" and method == "GET":
@@ -112,7 +113,8 @@ async def pod_log(api: "KubeApi", request: web.Request, target: Target) -> web.S
     if api.backends.logs is None:
         raise st.ApiError(503, "ServiceUnavailable", "logs are not available from this server")
     q = request.query
-    pod = api.store.get(ObjectKey("Pod", target.namespace or "default", target.name))
+    pod = await asyncio.to_thread(api.store.get,
+                                  ObjectKey("Pod", target.namespace or "default", target.name))
     if pod is None:
         raise st.not_found("pods", "", target.name)
     tail = int_param(q, "tailLines", -1)
