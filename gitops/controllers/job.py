@@ -28,7 +28,6 @@
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime
 
 from gitops.controllers.base import Action, Create, Delete, SetStatus
 from gitops.controllers.pods import deletion_order, is_active, is_ready
@@ -36,6 +35,7 @@ from gitops.controllers.replicaset import new_pod
 from gitops.events import WARNING, EventSpec, event_for
 from gitops.model import key_of
 from gitops.model.meta import is_deleting
+from gitops.model.times import parse_rfc3339, rfc3339 as iso
 
 COMPLETE, FAILED, SUSPENDED = "Complete", "Failed", "Suspended"
 INVALID_SPEC = "InvalidSpec"
@@ -51,19 +51,10 @@ BACKOFF_BASE, BACKOFF_MAX = 10.0, 360.0     # seconds, as the Kubernetes job con
 
 
 # -- time -------------------------------------------------------------------------------
-def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def parse_ts(value: object) -> float | None:
-    """RFC 3339 (any fraction digits, Z or offset) -> epoch seconds; None when unusable."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        ts = datetime.fromisoformat(value).timestamp()
-    except ValueError:
-        return None
-    return ts if ts > 0 else None       # Docker's zero time means "never"
+    """RFC 3339 -> epoch seconds; None when unusable."""
+    ts = parse_rfc3339(value)
+    return ts if ts is not None and ts > 0 else None     # Docker's zero time: "never"
 
 
 # -- conditions -------------------------------------------------------------------------

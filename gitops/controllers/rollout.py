@@ -6,12 +6,12 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable, Iterable
-from datetime import datetime, timezone
 
 from gitops.controllers.base import PROPAGATION_ANNOTATION
 from gitops.errors import PermanentError
 from gitops.model.meta import owner_ref, stable_hash
 from gitops.model.podspec import referenced_configs
+from gitops.model.times import parse_rfc3339, rfc3339 as iso
 
 REVISION = "deployment.kubernetes.io/revision"
 REVISION_HISTORY = "deployment.kubernetes.io/revision-history"
@@ -37,17 +37,8 @@ MIN_AVAILABLE, MIN_UNAVAILABLE = "MinimumReplicasAvailable", "MinimumReplicasUna
 ConfigLookup = Callable[[str, str, str], dict | None]   # kind, namespace, name
 
 
-def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def parse_time(value: str | None) -> float:
-    if not value:
-        return 0.0
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return 0.0
+    return parse_rfc3339(value) or 0.0
 
 
 # -- templates ------------------------------------------------------------------------

@@ -13,10 +13,10 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
 
 from gitops.model import ObjectKey, key_of
+from gitops.model.times import rfc3339
 from gitops.store.base import Conflict, InventoryEntry, NotFound, Watcher
 from gitops.store.changes import ChangeLog
 
@@ -44,7 +44,7 @@ _NON_SPEC = ("metadata", "status", "apiVersion", "kind")
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return rfc3339(time.time())
 
 
 # Sync history rows kept: a sync that fails on every poll writes one each time, for as

@@ -5,6 +5,7 @@ import pytest
 
 from gitops.api.kube import discovery, tables
 from gitops.api.kube.selection import Selection, parse_fields, parse_labels
+from gitops.model.times import human_duration
 from gitops.store.changes import ChangeLog, Gone
 
 NOW = 1_800_000_000.0
@@ -22,7 +23,7 @@ def iso(ago: float) -> str:
     (30 * 86400, "30d"), (800 * 86400, "2y70d"), (10 * 365 * 86400, "10y"),
 ])
 def test_human_duration_matches_kubectl(seconds, shown):
-    assert tables.human_duration(seconds) == shown
+    assert human_duration(seconds) == shown
 
 
 def pod(phase="Running", ready=True, restarts=0, finished=None, deleting=False):
