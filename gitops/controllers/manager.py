@@ -131,16 +131,19 @@ class ControllerManager:
         all_pods = s.list("Pod")         # with the ReplicaSets' new pods
         pods_by_ns, pods_by_owner = _by_namespace(all_pods), _by_controller(all_pods)
         claims_by_ns = _by_namespace(s.list("PersistentVolumeClaim"))
+        revisions = _by_controller(s.list("ControllerRevision"))
         for sts in s.list("StatefulSet"):
             with self._isolated("statefulset", sts):
                 ns = sts["metadata"]["namespace"]
-                self._execute(statefulset.reconcile(sts, pods_by_ns[ns], claims_by_ns[ns], now,
-                                                    self._lookup), "statefulset", sts)
+                self._execute(statefulset.reconcile(
+                    sts, pods_by_ns[ns], claims_by_ns[ns], now, self._lookup,
+                    revisions[sts["metadata"]["uid"]]), "statefulset", sts)
         nodes = s.list("Node")
         for ds in s.list("DaemonSet"):
             with self._isolated("daemonset", ds):
-                self._execute(daemonset.reconcile(ds, pods_by_owner[ds["metadata"]["uid"]],
-                                                  nodes, now, self.rng, self._lookup),
+                uid = ds["metadata"]["uid"]
+                self._execute(daemonset.reconcile(ds, pods_by_owner[uid], nodes, now,
+                                                  self.rng, self._lookup, revisions[uid]),
                               "daemonset", ds)
 
     def _batch(self) -> None:

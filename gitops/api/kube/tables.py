@@ -239,6 +239,17 @@ def _pvc(obj: dict, now: float) -> list:
             spec.get("volumeMode", "Filesystem")]
 
 
+def _controllerrevision(obj: dict, now: float) -> list:
+    ref = next((r for r in obj["metadata"].get("ownerReferences") or []
+                if r.get("controller")), None)
+    controller = "<none>"
+    if ref is not None:
+        group = (ref.get("apiVersion") or "").rpartition("/")[0]
+        controller = f"{(ref.get('kind') or '').lower()}{'.' + group if group else ''}/" \
+                     f"{ref.get('name', '')}"
+    return [obj["metadata"]["name"], controller, obj.get("revision", 0), _age(obj, now)]
+
+
 def _default(obj: dict, now: float) -> list:
     return [obj["metadata"]["name"], _age(obj, now)]
 
@@ -280,6 +291,8 @@ PRINTERS: dict[str, tuple[tuple[Column, ...], Row]] = {
     "ConfigMap": ((_NAME, ("Data", "integer", 0), _AGE), _configmap),
     "Secret": ((_NAME, ("Type", "string", 0), ("Data", "integer", 0), _AGE), _secret),
     "ServiceAccount": ((_NAME, ("Secrets", "integer", 0), _AGE), _serviceaccount),
+    "ControllerRevision": ((_NAME, ("Controller", "string", 0), ("Revision", "integer", 0),
+                            _AGE), _controllerrevision),
     "PersistentVolumeClaim": ((_NAME, ("Status", "string", 0), ("Volume", "string", 0),
                                ("Capacity", "string", 0), ("Access Modes", "string", 0),
                                ("StorageClass", "string", 0),
