@@ -143,6 +143,21 @@ def test_errors_are_status_objects_with_kubernetes_codes(api):
         "volumes": [{"name": "v", "hostPath": {"path": "/etc"}}]}}
     status, _, body = api.request("POST", "/api/v1/namespaces/default/pods", hostpath)
     assert (status, body["reason"]) == (403, "Forbidden") and "hostPath" in body["message"]
+    # malformed bodies are the client's error (400), never the server's (500)
+    api.store.create(deployment("scaled", replicas=1))
+    for method, path, body, headers in (
+            ("POST", CMS, {"metadata": "x"}, {}),
+            ("PUT", CMS + "/a", {"metadata": ["x"]}, {}),
+            ("PATCH", CMS + "/a", {"metadata": "x"},
+             {"Content-Type": "application/merge-patch+json"}),
+            ("PUT", DEPLOYS + "/scaled/scale", "x", {}),
+            ("PUT", DEPLOYS + "/scaled/scale", {"spec": "x"}, {})):
+        status, _, answer = api.request(method, path, body, headers=headers)
+        assert (status, answer["reason"]) == (400, "BadRequest"), (method, path, answer)
+    # a negative limit is no limit, as in Kubernetes
+    status, _, listed = api.request("GET", CMS + "?limit=-1")
+    assert status == 200 and [i["metadata"]["name"] for i in listed["items"]] == ["a", "b"]
+    assert "continue" not in listed["metadata"]
 
 
 def test_list_selectors_pages_and_tables(api):

@@ -76,7 +76,10 @@ def write_scale(api: "KubeApi", request: web.Request, target: Target, raw: bytes
         old = get_object(api.store, target)
         current = scale_of(present(old))
         if request.method == "PUT":
-            scale, precondition = body, (body or {}).get("metadata", {}).get("resourceVersion")
+            scale = body
+            precondition = ((body.get("metadata") or {}).get("resourceVersion")
+                            if isinstance(body, dict) and isinstance(body.get("metadata"), dict)
+                            else None)
         else:
             kind = writes._content_type(request)
             if kind == P.APPLY:
@@ -84,7 +87,8 @@ def write_scale(api: "KubeApi", request: web.Request, target: Target, raw: bytes
                                   "the scale subresource")
             scale = writes.apply_patch(kind, current, body, None)
             precondition = None
-        if not isinstance(scale, dict):
+        if not isinstance(scale, dict) or not isinstance(scale.get("spec") or {}, dict) or \
+                not isinstance(scale.get("metadata") or {}, dict):
             raise st.bad_request("the body must be a Scale object")
         replicas = (scale.get("spec") or {}).get("replicas")
         if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:

@@ -91,11 +91,18 @@ def without_go_zero_values(value: Any) -> Any:
     return value
 
 
-def _check_identity(target: Target, obj: Any, name_required: bool = True) -> dict:
-    r = target.resource
+def an_object(obj: Any) -> dict:
+    """The body (or a patch's result) as an object whose metadata is one, or a 400."""
     if not isinstance(obj, dict):
         raise st.bad_request("the request body must be a JSON object")
-    obj = without_go_zero_values(obj)
+    if not isinstance(obj.get("metadata", {}), (dict, type(None))):
+        raise st.bad_request("metadata: must be an object")
+    return obj
+
+
+def _check_identity(target: Target, obj: Any, name_required: bool = True) -> dict:
+    r = target.resource
+    obj = without_go_zero_values(an_object(obj))
     if obj.get("kind") not in (None, r.kind):
         raise st.bad_request(f"the kind of the body ({obj.get('kind')}) does not match the "
                              f"resource ({r.kind})")
@@ -145,9 +152,9 @@ def _validate(api: "KubeApi", request: web.Request, target: Target, obj: dict,
 def create(api: "KubeApi", request: web.Request, target: Target,
            raw: bytes) -> tuple[dict, int]:
     r = target.resource
-    obj = body_of(request, raw)
-    if isinstance(obj, dict) and not (obj.get("metadata") or {}).get("name") and \
-            (obj.get("metadata") or {}).get("generateName"):
+    obj = an_object(body_of(request, raw))
+    if not (obj.get("metadata") or {}).get("name") and \
+            isinstance((obj.get("metadata") or {}).get("generateName"), str):
         meta = obj["metadata"]
         meta["name"] = meta["generateName"] + "".join(random.choice(_SUFFIX) for _ in range(5))
     obj = _check_identity(target, obj)
@@ -272,6 +279,7 @@ def patch(api: "KubeApi", request: web.Request, target: Target, raw: bytes,
         patched = apply_patch(kind, current, body, schema)
         if not isinstance(patched, dict):
             raise st.ApiError(422, "Invalid", "the patch result is not an object")
+        an_object(patched)
         precondition = (patched.get("metadata") or {}).get("resourceVersion")
         if precondition and precondition != old["metadata"].get("resourceVersion"):
             raise st.stale(r.plural, r.group, target.name)
