@@ -274,6 +274,13 @@ def test_scale_status_and_secret_masking(api):
     obj["metadata"]["labels"] = {"x": "y"}
     obj = api.request("PUT", DEPLOYS + "/web", obj)[2]
     assert obj["status"] == {"replicas": 9} and obj["metadata"]["labels"] == {"x": "y"}
+    # a status no Kubernetes server stores (controllers and health read it) is refused
+    status, _, body = api.request("PATCH", DEPLOYS + "/web/status",
+                                  {"status": {"replicas": "many"}},
+                                  headers={"Content-Type": "application/merge-patch+json"})
+    assert (status, body["reason"]) == (422, "Invalid")
+    assert body["details"]["causes"][0]["field"] == "status.replicas"
+    assert api.store.get(ObjectKey("Deployment", "default", "web"))["status"] == {"replicas": 9}
     # Secret values never leave; written back masked, they keep their stored value
     secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
               "data": {"password": "aHVudGVyMg=="}}

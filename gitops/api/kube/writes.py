@@ -140,10 +140,10 @@ def _has_status(target: Target) -> bool:
 
 
 def _validate(api: "KubeApi", request: web.Request, target: Target, obj: dict,
-              default: str = "") -> None:
+              default: str = "", sub: str = "") -> None:
     """Field validation; its warnings go back as `Warning: 299` headers."""
     outcome = check(target.resource, obj, request.query.get("fieldValidation", default),
-                    api.allow_host_access)
+                    api.allow_host_access, status=sub == "status")
     if outcome.warnings:
         request[WARNINGS] = [*request.get(WARNINGS, []), *outcome.warnings]
 
@@ -230,8 +230,7 @@ def replace(api: "KubeApi", request: web.Request, target: Target, raw: bytes,
     if given_rv and given_rv != old["metadata"].get("resourceVersion"):
         raise st.stale(r.plural, r.group, target.name)
     obj = _carry_server_fields(obj, old, target, sub)
-    if sub != "status":
-        _validate(api, request, target, obj)
+    _validate(api, request, target, obj, sub=sub)
     obj["metadata"]["managedFields"] = managed.record_update(
         old, obj, manager_of(request), r.api_version, _schema(target), sub)
     if dry_run(request):
@@ -286,8 +285,7 @@ def patch(api: "KubeApi", request: web.Request, target: Target, raw: bytes,
         obj = _check_identity(target, patched)
         obj["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
         obj = _carry_server_fields(obj, old, target, sub)
-        if sub != "status":
-            _validate(api, request, target, obj)
+        _validate(api, request, target, obj, sub=sub)
         obj["metadata"]["managedFields"] = managed.record_update(
             old, obj, manager_of(request), r.api_version, schema, sub)
         if dry_run(request):
@@ -343,8 +341,7 @@ def server_side_apply(api: "KubeApi", request: web.Request, target: Target, raw:
                 continue             # created meanwhile: apply onto it
         obj["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
         obj = _carry_server_fields(obj, old, target, sub)
-        if sub != "status":
-            _validate(api, request, target, obj, "Strict")
+        _validate(api, request, target, obj, "Strict", sub)
         obj["metadata"]["managedFields"] = fields
         if dry_run(request):
             return present(obj), 200
