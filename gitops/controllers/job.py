@@ -1,8 +1,9 @@
 """Job: run pods to completion with Kubernetes' NonIndexed semantics (pure).
 
-- completions (default 1) pods must succeed; parallelism (default 1) bounds the active
-  pods: min(parallelism, completions - succeeded). With completions null the Job is a work
-  queue: it is done once any pod succeeded and none is still active (no new pods start
+- completions pods must succeed; parallelism (default 1) bounds the active pods:
+  min(parallelism, completions - succeeded). As Kubernetes defaults them, completions is 1
+  only when neither is given: with parallelism alone (or completions null) the Job is a
+  work queue, done once any pod succeeded and none is still active (no new pods start
   after the first success).
 - Failures: pods in phase Failed (not being deleted: pods we delete, e.g. on suspend, are
   not failures). With restartPolicy OnFailure the container restarts of active pods count
@@ -244,7 +245,8 @@ def reconcile(job: dict, pods: list[dict], now: float, rng: random.Random) -> li
         status["startTime"] = iso(now)
 
     parallelism = max(0, _int(spec.get("parallelism"), 1))
-    completions = _int(spec.get("completions"), None) if "completions" in spec else 1
+    completions = _int(spec.get("completions"), None) if "completions" in spec else \
+        None if "parallelism" in spec else 1
     if completions is None:          # work queue: no new pods once one succeeded
         want = len(active) if n_succeeded > 0 else parallelism
     else:

@@ -158,3 +158,14 @@ def test_go_zero_values_are_dropped_from_writes():
         "metadata": {"labels": {"app": "w"}},
         "spec": {"containers": [{"name": "a", "image": "i"}],
                  "volumes": [{"name": "v", "emptyDir": {}}]}}
+
+
+@pytest.mark.parametrize("spec, shown", [
+    ({}, {"completions": 1, "parallelism": 1, "backoffLimit": 6}),
+    ({"parallelism": 3}, {"parallelism": 3, "backoffLimit": 6}),     # a work queue
+    ({"completions": 4}, {"completions": 4, "parallelism": 1, "backoffLimit": 6}),
+])
+def test_job_defaults_shown_as_kubernetes_defaults_them(spec, shown):
+    from gitops.api.kube.present import present
+    job = {"kind": "Job", "metadata": {"name": "j"}, "spec": spec}
+    assert present(job)["spec"] == shown and job["spec"] == spec
