@@ -4,7 +4,9 @@ Kubernetes clients watch "from resourceVersion R": every change after R, in orde
 keeps the newest `capacity` changes, and no more than `max_bytes` of them (objects are kept
 as JSON text, a third of what the dicts would take, and a copy no caller can change); a
 watch from before the oldest one kept gets Gone and relists, as a Kubernetes client does
-on `410 Expired`.
+on `410 Expired`. A modification keeps the object as it was before too, as Kubernetes'
+watch cache does: a watch with a selector needs both to tell an object entering or
+leaving its selection from one changing inside it.
 """
 
 from __future__ import annotations
@@ -29,11 +31,16 @@ class Change:
     type: str          # ADDED | MODIFIED | DELETED
     kind: str
     body: str          # the object as JSON
+    before: str = ""   # MODIFIED: the object as it was, as JSON
 
     @property
     def obj(self) -> dict:
         """A fresh copy of the object (decoded on each call: callers may change it)."""
         return json.loads(self.body)
+
+    @property
+    def previous(self) -> dict | None:
+        return json.loads(self.before) if self.before else None
 
 
 class ChangeLog:
@@ -46,17 +53,21 @@ class ChangeLog:
         self._floor = start_rv          # changes after this one are all kept
         self._lock = threading.Lock()
 
-    def extend(self, events: list[tuple[str, dict]]) -> None:
+    def extend(self, events: list[tuple]) -> None:
+        """events: (type, object) or (type, object, object before) in commit order."""
         with self._lock:
-            for type_, obj in events:
+            for type_, obj, *rest in events:
                 rv = int(obj["metadata"]["resourceVersion"])
                 body = json.dumps(obj, separators=(",", ":"))
-                self._entries.append(Change(rv, type_, str(obj.get("kind", "")), body))
-                self._bytes += len(body)
+                before = json.dumps(rest[0], separators=(",", ":")) if rest and rest[0] \
+                    else ""
+                self._entries.append(Change(rv, type_, str(obj.get("kind", "")), body,
+                                            before))
+                self._bytes += len(body) + len(before)
             while self._entries and (len(self._entries) > self._capacity
                                      or self._bytes > self._max_bytes):
                 dropped = self._entries.popleft()
-                self._bytes -= len(dropped.body)
+                self._bytes -= len(dropped.body) + len(dropped.before)
                 self._floor = dropped.rv
 
     def since(self, rv: int) -> list[Change]:

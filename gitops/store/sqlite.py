@@ -63,7 +63,7 @@ class SqliteStore:
         self._db.executescript(_SCHEMA)
         self._lock = threading.RLock()
         self._depth = 0
-        self._pending: list[tuple[str, dict]] = []
+        self._pending: list[tuple[str, dict, dict | None]] = []   # type, object, before
         self._watchers: list[Watcher] = []
         self.changes = ChangeLog(self.resource_version())   # what API watches resume from
 
@@ -89,9 +89,9 @@ class SqliteStore:
             self._db.execute("COMMIT")
             events, self._pending = self._pending, []
             self.changes.extend(events)      # under the lock: the log is in commit order
-        for event in events:
+        for event_type, obj, _before in events:
             for fn in self._watchers:
-                fn(*event)
+                fn(event_type, obj)
 
     def watch(self, fn: Watcher) -> None:
         self._watchers.append(fn)
@@ -157,7 +157,7 @@ class SqliteStore:
             meta["generation"] = 1
             meta["resourceVersion"] = str(self._next_rv())
             self._write(key, obj)
-            self._pending.append(("ADDED", obj))
+            self._pending.append(("ADDED", obj, None))
         return obj
 
     def update(self, obj: dict) -> dict:
@@ -186,7 +186,7 @@ class SqliteStore:
                 return old   # no-op writes don't wake every loop
             meta["resourceVersion"] = str(self._next_rv())
             self._write(key, obj)
-            self._pending.append(("MODIFIED", obj))
+            self._pending.append(("MODIFIED", obj, old))
         return obj
 
     def update_status(self, key: ObjectKey, status: dict) -> dict:
@@ -199,7 +199,7 @@ class SqliteStore:
             obj = {**old, "status": status,
                    "metadata": {**old["metadata"], "resourceVersion": str(self._next_rv())}}
             self._write(key, obj)
-            self._pending.append(("MODIFIED", obj))
+            self._pending.append(("MODIFIED", obj, old))
         return obj
 
     def delete(self, key: ObjectKey) -> dict | None:
@@ -211,7 +211,7 @@ class SqliteStore:
             # Watchers see the deletion at its own resourceVersion, as Kubernetes reports it.
             gone = {**old, "metadata": {**old["metadata"],
                                         "resourceVersion": str(self._next_rv())}}
-            self._pending.append(("DELETED", gone))
+            self._pending.append(("DELETED", gone, None))
         return old
 
     def _write(self, key: ObjectKey, obj: dict) -> None:

@@ -216,10 +216,16 @@ def test_watch_resumes_from_a_resource_version_and_expires_old_ones(api):
     # selectors apply to changes: leaving the selection is a DELETED for this watch
     c = api.store.create(cm("c", labels={"w": "1"}))
     c["metadata"]["labels"] = {"w": "3"}
-    api.store.update(c)
-    events = stream(api, f"{CMS}?watch=1&labelSelector=w%3D1&resourceVersion="
-                         f"{c['metadata']['resourceVersion']}&timeoutSeconds=1")
-    assert events == []
+    moved = api.store.update(c)
+    # from c's creation on, c was in the selection: it leaves it, whatever the current
+    # state (judged on the object before and after the change, as the watch cache does)
+    [event] = stream(api, f"{CMS}?watch=1&labelSelector=w%3D1&resourceVersion="
+                          f"{c['metadata']['resourceVersion']}&timeoutSeconds=1")
+    assert (event["type"], event["object"]["metadata"]["labels"]) == ("DELETED", {"w": "1"})
+    assert event["object"]["metadata"]["resourceVersion"] == moved["metadata"][
+        "resourceVersion"]
+    assert stream(api, f"{CMS}?watch=1&labelSelector=w%3D1&resourceVersion="
+                       f"{moved['metadata']['resourceVersion']}&timeoutSeconds=1") == []
     events = stream(api, f"{CMS}?watch=1&labelSelector=w%3D1&resourceVersion={rv}"
                          "&timeoutSeconds=1")
     assert [(e["type"], e["object"]["metadata"]["name"]) for e in events][-2:] == [

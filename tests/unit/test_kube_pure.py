@@ -169,3 +169,29 @@ def test_job_defaults_shown_as_kubernetes_defaults_them(spec, shown):
     from gitops.api.kube.present import present
     job = {"kind": "Job", "metadata": {"name": "j"}, "spec": spec}
     assert present(job)["spec"] == shown and job["spec"] == spec
+
+
+def _cm(rv, tier):
+    return {"kind": "ConfigMap", "metadata": {"name": "c", "resourceVersion": str(rv),
+                                              "labels": {"tier": tier}}}
+
+
+@pytest.mark.parametrize("event, before, after, seen", [
+    ("MODIFIED", "web", "web", ("MODIFIED", "web")),
+    ("MODIFIED", "db", "web", ("ADDED", "web")),         # enters the selection
+    ("MODIFIED", "web", "db", ("DELETED", "web")),       # leaves it: what it was
+    ("MODIFIED", "db", "db", None),
+    ("ADDED", None, "web", ("ADDED", "web")),
+    ("ADDED", None, "db", None),
+    ("DELETED", None, "web", ("DELETED", "web")),
+    ("DELETED", None, "db", None),
+])
+def test_a_watch_with_a_selector_judges_the_object_before_and_after(event, before, after,
+                                                                     seen):
+    from gitops.api.kube.watch import _as_seen
+    log = ChangeLog(start_rv=0)
+    log.extend([(event, _cm(5, after), _cm(4, before) if before else None)])
+    [change] = log.since(0)
+    got = _as_seen(change, Selection(None, parse_labels("tier=web")))
+    assert (got[0], got[1]["metadata"]["labels"]["tier"],
+            got[1]["metadata"]["resourceVersion"]) == (*seen, "5") if seen else got is None
