@@ -49,6 +49,15 @@ def new_revision(owner: dict, name: str, thash: str, revision: int) -> dict:
             "revision": revision}
 
 
+def template_of(owner: dict, revisions: list[dict], name: str) -> dict | None:
+    """The pod template the owner's revision `name` holds, if it has one."""
+    found = next((r for r in owned(owner, revisions) if r["metadata"]["name"] == name), None)
+    template = ((found or {}).get("data") or {}).get("spec", {}).get("template")
+    if not isinstance(template, dict):
+        return None
+    return {k: copy.deepcopy(v) for k, v in template.items() if k != "$patch"}
+
+
 def reconcile(owner: dict, revisions: list[dict], name: str, thash: str,
               in_use: set[str]) -> list[Action]:
     """revisions: ControllerRevisions in the owner's namespace (others are ignored);

@@ -32,7 +32,8 @@ history|undo sts/...` work; the pods' controller-revision-hash is its name.
 
 Deliberate differences from Kubernetes:
 - A pod below the partition that has to be recreated copies the pod spec of a sibling
-  still at the current revision; without one it gets the update revision.
+  still at the current revision (config hash included); without one it gets the template
+  of that revision's ControllerRevision, and without that the update revision.
 - currentRevision moves to updateRevision once every pod is updated and Ready, for
   OnDelete as well as RollingUpdate.
 - Not supported yet: spec.ordinals, rollingUpdate.maxUnavailable (always 1), adopting
@@ -237,6 +238,9 @@ def reconcile(sts: dict, pods: list[dict], claims: list[dict], now: float,
                             if revision_of(p) == current_rev), None)
             if sibling is not None:
                 return template_from_pod(sts, sibling), current_rev
+            stored = history.template_of(sts, revisions or [], current_rev)
+            if stored is not None:
+                return stored, current_rev
         return template, update_rev
 
     # 1. Bring ordinals 0..want-1 into existence (in order unless Parallel).

@@ -118,3 +118,22 @@ def test_template_changes_and_reverts_through_the_store(tmp_path, make):
     mgr.run_once()
     assert numbers() == []
     store.close()
+
+
+def test_a_pod_below_the_partition_comes_back_from_its_revision():
+    """No sibling left at the current revision: the ControllerRevision still has it."""
+    old = sts(image="img:1")
+    current = statefulset.revision_name(old, statefulset.effective_template(old))
+    stored = history.new_revision(old, current, "h", 1)
+    new = sts(image="img:2", strategy={"type": "RollingUpdate",
+                                       "rollingUpdate": {"partition": 2}},
+              current_revision=current)
+    [pod] = [a.obj for a in statefulset.reconcile(new, [], [], NOW, revisions=[stored])
+             if isinstance(a, Create) and a.obj["kind"] == "Pod"]
+    assert pod["metadata"]["name"] == "web-0"
+    assert pod["spec"]["containers"][0]["image"] == "img:1"
+    assert pod["metadata"]["labels"]["controller-revision-hash"] == current
+    # without the history (nor a sibling) it can only be the update revision
+    [pod] = [a.obj for a in statefulset.reconcile(new, [], [], NOW)
+             if isinstance(a, Create) and a.obj["kind"] == "Pod"]
+    assert pod["spec"]["containers"][0]["image"] == "img:2"
