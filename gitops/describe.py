@@ -12,36 +12,12 @@ import base64
 import binascii
 import json
 from collections.abc import Callable, Iterable
-from datetime import datetime
 
 from gitops.events import for_object, last_seen
+from gitops.model.times import human_duration as human_age
+from gitops.model.times import parse_rfc3339 as _epoch
 
 Section = list[str]
-
-
-def _epoch(value: object) -> float | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
-def human_age(seconds: float) -> str:
-    """kubectl's duration: 45s, 3m, 2m30s, 5h, 3d."""
-    s = max(0, int(seconds))
-    if s < 120:
-        return f"{s}s"
-    m = s // 60
-    if m < 10:
-        return f"{m}m{s % 60}s" if s % 60 else f"{m}m"
-    if m < 180:
-        return f"{m}m"
-    h = m // 60
-    if h < 48:
-        return f"{h}h"
-    return f"{h // 24}d"
 
 
 def _since(value: object, now: float) -> str:

@@ -23,11 +23,11 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 
 import structlog
 
 from gitops.model import KINDS, ObjectKey
+from gitops.model.times import parse_rfc3339, rfc3339 as iso
 from gitops.store.base import Conflict, NotFound, Store
 
 log = structlog.get_logger(component="events")
@@ -80,17 +80,8 @@ def event_for(obj: dict, reason: str, message: str, type: str = NORMAL, componen
 
 
 # -- pure helpers over Event objects --------------------------------------------------
-def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _epoch(value: object) -> float:
-    if not isinstance(value, str) or not value:
-        return 0.0
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return 0.0
+    return parse_rfc3339(value) or 0.0
 
 
 def aggregate_key(event: dict) -> tuple:

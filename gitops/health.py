@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Protocol
+
+from gitops.model.times import parse_rfc3339
 
 HEALTHY, PROGRESSING, DEGRADED, MISSING, SUSPENDED = (
     "Healthy", "Progressing", "Degraded", "Missing", "Suspended")
@@ -235,7 +236,7 @@ def _cronjob(obj: dict) -> Health:
 
 
 def _when(value: str) -> float:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    return parse_rfc3339(value) or 0.0
 
 
 _BY_KIND = {"Deployment": _deployment, "ReplicaSet": _replicaset, "Pod": _pod,

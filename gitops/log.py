@@ -27,7 +27,9 @@ def configure(fmt: str = "auto", level: str = "info", stream: TextIO | None = No
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]),
         logger_factory=structlog.PrintLoggerFactory(file=stream),
-        cache_logger_on_first_use=True,
+        # Not cached: a module-level logger must follow a later configure() (the CLI
+        # reconfigures for `run`; tests capture logs), and logging is off the hot paths.
+        cache_logger_on_first_use=False,
     )
 
 

@@ -17,7 +17,8 @@ gone (not while it terminates), so hostPorts and host paths never clash on one D
 host.
 
 Updates. Pods carry `controller-revision-hash` (the hash of the effective template,
-config hash included when a lookup is given). RollingUpdate (default): old pods are
+config hash included when a lookup is given); each template has a ControllerRevision
+`<ds>-<hash>` (see history.py), so `kubectl rollout history|undo ds/...` work. RollingUpdate (default): old pods are
 deleted so that at most maxUnavailable (default 1; int or percent of
 desiredNumberScheduled, rounded up; 0 counts as 1) eligible nodes lack an available,
 updated pod; old pods that are not available anyway are replaced first and count against
@@ -29,7 +30,7 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 
-from gitops.controllers import replicaset
+from gitops.controllers import history, replicaset
 from gitops.controllers.base import Action, Create, Delete, SetStatus
 from gitops.controllers.rollout import (
     ConfigLookup,
@@ -91,7 +92,8 @@ def _age_key(pod: dict) -> tuple[str, str]:
 def max_unavailable(ds: dict, desired: int) -> int:
     strategy = ds.get("spec", {}).get("updateStrategy") or {}
     value = (strategy.get("rollingUpdate") or {}).get("maxUnavailable")
-    return max(1, resolve_int_or_percent(value, desired, True, 1))
+    return max(1, resolve_int_or_percent(value, desired, True, 1,
+                                         "spec.updateStrategy.rollingUpdate.maxUnavailable"))
 
 
 def new_pod(ds: dict, template: dict, thash: str, node: str, rng: random.Random,
@@ -107,8 +109,10 @@ def new_pod(ds: dict, template: dict, thash: str, node: str, rng: random.Random,
 
 
 def reconcile(ds: dict, pods: list[dict], nodes: list[dict], now: float,
-              rng: random.Random, lookup: ConfigLookup | None = None) -> list[Action]:
-    """pods: those this DaemonSet controls (others in the list are ignored)."""
+              rng: random.Random, lookup: ConfigLookup | None = None,
+              revisions: list[dict] | None = None) -> list[Action]:
+    """pods / revisions: those this DaemonSet controls (others in the lists are ignored);
+    revisions None: the ControllerRevision history is not kept."""
     meta = ds["metadata"]
     if meta.get("deletionTimestamp"):
         return []
@@ -160,6 +164,10 @@ def reconcile(ds: dict, pods: list[dict], nodes: list[dict], now: float,
 
     if (spec.get("updateStrategy") or {}).get("type", "RollingUpdate") != "OnDelete":
         actions.extend(_rolling_update(ds, kept, thash, min_ready, now))
+    if revisions is not None:
+        name = meta["name"]
+        in_use = {f"{name}-{revision_of(p)}" for p in mine if revision_of(p)}
+        actions += history.reconcile(ds, revisions, f"{name}-{thash}", thash, in_use)
     actions.append(SetStatus(key_of(ds), status(ds, template, thash, by_node, nodes, now)))
     return actions
 

@@ -35,19 +35,14 @@ from __future__ import annotations
 import copy
 
 from gitops.controllers.base import Action, Create, Delete, Emit, SetStatus, Update
-from gitops.controllers.rollout import (  # noqa: F401 - re-exported for callers
+from gitops.controllers.rollout import (
     ConfigLookup,
     REVISION,
     REVISION_HISTORY,
     DESIRED_REPLICAS,
     MAX_REPLICAS,
-    RESTARTED_AT,
-    CHANGE_CAUSE,
-    CONFIG_HASH,
-    CONFIG_ROLLOUT,
     SKIP_COPY,
     MAX_REVISION_HISTORY_CHARS,
-    NO_DEADLINE,
     NEW_RS_CREATED,
     FOUND_NEW_RS,
     RS_UPDATED,
@@ -57,14 +52,11 @@ from gitops.controllers.rollout import (  # noqa: F401 - re-exported for callers
     RESUMED,
     MIN_AVAILABLE,
     MIN_UNAVAILABLE,
-    iso,
     parse_time,
     effective_template,
     template_hash,
-    resolve_int_or_percent,
     is_rolling,
     desired_replicas,
-    surge_and_unavailable,
     max_surge,
     max_unavailable,
     round_half_away,
@@ -80,8 +72,6 @@ from gitops.controllers.rollout import (  # noqa: F401 - re-exported for callers
     set_condition,
     remove_condition,
     progress_deadline,
-    rollout_history,
-    rollout_status,
 )
 from gitops.events import event_for
 from gitops.model import key_of

@@ -1,8 +1,9 @@
 """Job: run pods to completion with Kubernetes' NonIndexed semantics (pure).
 
-- completions (default 1) pods must succeed; parallelism (default 1) bounds the active
-  pods: min(parallelism, completions - succeeded). With completions null the Job is a work
-  queue: it is done once any pod succeeded and none is still active (no new pods start
+- completions pods must succeed; parallelism (default 1) bounds the active pods:
+  min(parallelism, completions - succeeded). As Kubernetes defaults them, completions is 1
+  only when neither is given: with parallelism alone (or completions null) the Job is a
+  work queue, done once any pod succeeded and none is still active (no new pods start
   after the first success).
 - Failures: pods in phase Failed (not being deleted: pods we delete, e.g. on suspend, are
   not failures). With restartPolicy OnFailure the container restarts of active pods count
@@ -28,7 +29,6 @@
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime
 
 from gitops.controllers.base import Action, Create, Delete, SetStatus
 from gitops.controllers.pods import deletion_order, is_active, is_ready
@@ -36,6 +36,7 @@ from gitops.controllers.replicaset import new_pod
 from gitops.events import WARNING, EventSpec, event_for
 from gitops.model import key_of
 from gitops.model.meta import is_deleting
+from gitops.model.times import parse_rfc3339, rfc3339 as iso
 
 COMPLETE, FAILED, SUSPENDED = "Complete", "Failed", "Suspended"
 INVALID_SPEC = "InvalidSpec"
@@ -51,19 +52,10 @@ BACKOFF_BASE, BACKOFF_MAX = 10.0, 360.0     # seconds, as the Kubernetes job con
 
 
 # -- time -------------------------------------------------------------------------------
-def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def parse_ts(value: object) -> float | None:
-    """RFC 3339 (any fraction digits, Z or offset) -> epoch seconds; None when unusable."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        ts = datetime.fromisoformat(value).timestamp()
-    except ValueError:
-        return None
-    return ts if ts > 0 else None       # Docker's zero time means "never"
+    """RFC 3339 -> epoch seconds; None when unusable."""
+    ts = parse_rfc3339(value)
+    return ts if ts is not None and ts > 0 else None     # Docker's zero time: "never"
 
 
 # -- conditions -------------------------------------------------------------------------
@@ -253,7 +245,8 @@ def reconcile(job: dict, pods: list[dict], now: float, rng: random.Random) -> li
         status["startTime"] = iso(now)
 
     parallelism = max(0, _int(spec.get("parallelism"), 1))
-    completions = _int(spec.get("completions"), None) if "completions" in spec else 1
+    completions = _int(spec.get("completions"), None) if "completions" in spec else \
+        None if "parallelism" in spec else 1
     if completions is None:          # work queue: no new pods once one succeeded
         want = len(active) if n_succeeded > 0 else parallelism
     else:

@@ -7,19 +7,11 @@ import functools
 import math
 from collections import Counter
 from collections.abc import Iterable
-from datetime import datetime
+
+from gitops.model.times import parse_rfc3339 as _ts
 
 DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
 _PHASE_ORDER = {"Pending": 0, "Unknown": 1, "Running": 2}
-
-
-def _ts(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 def is_ready(pod: dict) -> bool:

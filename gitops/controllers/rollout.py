@@ -6,11 +6,12 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable, Iterable
-from datetime import datetime, timezone
 
 from gitops.controllers.base import PROPAGATION_ANNOTATION
+from gitops.errors import PermanentError
 from gitops.model.meta import owner_ref, stable_hash
 from gitops.model.podspec import referenced_configs
+from gitops.model.times import parse_rfc3339, rfc3339 as iso
 
 REVISION = "deployment.kubernetes.io/revision"
 REVISION_HISTORY = "deployment.kubernetes.io/revision-history"
@@ -36,17 +37,8 @@ MIN_AVAILABLE, MIN_UNAVAILABLE = "MinimumReplicasAvailable", "MinimumReplicasUna
 ConfigLookup = Callable[[str, str, str], dict | None]   # kind, namespace, name
 
 
-def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def parse_time(value: str | None) -> float:
-    if not value:
-        return 0.0
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return 0.0
+    return parse_rfc3339(value) or 0.0
 
 
 # -- templates ------------------------------------------------------------------------
@@ -77,13 +69,16 @@ def template_hash(template: dict) -> str:
 
 # -- rollout arithmetic ---------------------------------------------------------------
 def resolve_int_or_percent(value: int | str | None, total: int, round_up: bool,
-                           default: int | str) -> int:
+                           default: int | str, field: str = "value") -> int:
     """intstr.GetScaledValueFromIntOrPercent: "25%" of total, rounded up or down."""
     value = default if value is None else value
-    if isinstance(value, str) and value.endswith("%"):
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.endswith("%") and value[:-1].isdigit():
         exact = int(value[:-1]) * total / 100
         return math.ceil(exact) if round_up else math.floor(exact)
-    return int(value)
+    raise PermanentError(f"{field}: invalid value {value!r}: must be an integer or a "
+                         "percentage such as \"25%\"")
 
 
 def is_rolling(deploy: dict) -> bool:
@@ -101,8 +96,11 @@ def surge_and_unavailable(deploy: dict) -> tuple[int, int]:
     spec = deploy.get("spec", {})
     want = desired_replicas(deploy)
     rolling = (spec.get("strategy") or {}).get("rollingUpdate") or {}
-    surge = resolve_int_or_percent(rolling.get("maxSurge"), want, True, "25%")
-    unavailable = resolve_int_or_percent(rolling.get("maxUnavailable"), want, False, "25%")
+    field = "spec.strategy.rollingUpdate."
+    surge = resolve_int_or_percent(rolling.get("maxSurge"), want, True, "25%",
+                                   field + "maxSurge")
+    unavailable = resolve_int_or_percent(rolling.get("maxUnavailable"), want, False, "25%",
+                                         field + "maxUnavailable")
     if surge == 0 and unavailable == 0:
         unavailable = 1          # Kubernetes: both zero would deadlock
     return surge, unavailable

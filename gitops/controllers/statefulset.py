@@ -27,9 +27,13 @@ Ready, the pod with the highest ordinal >= partition that is not at the update r
 deleted; it is recreated from the new template, and the next one goes once it is healthy.
 OnDelete: running pods are never touched; a pod someone deletes comes back updated.
 
-Deliberate differences from Kubernetes (no ControllerRevision objects are stored):
+History. Each template has a ControllerRevision (see history.py), so `kubectl rollout
+history|undo sts/...` work; the pods' controller-revision-hash is its name.
+
+Deliberate differences from Kubernetes:
 - A pod below the partition that has to be recreated copies the pod spec of a sibling
-  still at the current revision; without one it gets the update revision.
+  still at the current revision (config hash included); without one it gets the template
+  of that revision's ControllerRevision, and without that the update revision.
 - currentRevision moves to updateRevision once every pod is updated and Ready, for
   OnDelete as well as RollingUpdate.
 - Not supported yet: spec.ordinals, rollingUpdate.maxUnavailable (always 1). Orphan pods
@@ -43,6 +47,7 @@ from __future__ import annotations
 
 import copy
 
+from gitops.controllers import history
 from gitops.controllers.base import Action, Create, Delete, SetStatus
 from gitops.controllers.rollout import (
     ConfigLookup,
@@ -173,9 +178,11 @@ def template_from_pod(sts: dict, pod: dict) -> dict:
 # -- reconcile -----------------------------------------------------------------------------
 
 def reconcile(sts: dict, pods: list[dict], claims: list[dict], now: float,
-              lookup: ConfigLookup | None = None) -> list[Action]:
-    """pods / claims: those the StatefulSet owns or that match its naming (others in the
-    list are ignored, so the caller may pass everything in the namespace)."""
+              lookup: ConfigLookup | None = None,
+              revisions: list[dict] | None = None) -> list[Action]:
+    """pods / claims / revisions: those the StatefulSet owns or that match its naming
+    (others in the lists are ignored, so the caller may pass everything in the
+    namespace); revisions None: the ControllerRevision history is not kept."""
     meta = sts["metadata"]
     if meta.get("deletionTimestamp"):
         return []
@@ -232,6 +239,9 @@ def reconcile(sts: dict, pods: list[dict], claims: list[dict], now: float,
                             if revision_of(p) == current_rev), None)
             if sibling is not None:
                 return template_from_pod(sts, sibling), current_rev
+            stored = history.template_of(sts, revisions or [], current_rev)
+            if stored is not None:
+                return stored, current_rev
         return template, update_rev
 
     # 1. Bring ordinals 0..want-1 into existence (in order unless Parallel).
@@ -294,6 +304,10 @@ def reconcile(sts: dict, pods: list[dict], claims: list[dict], now: float,
                 actions.append(_delete(sts, ours[ordinal]))
                 break
 
+    if revisions is not None:
+        in_use = {current_rev, *(revision_of(p) for p in ours.values())}
+        actions += history.reconcile(sts, revisions, update_rev, template_hash(template),
+                                     in_use)
     actions.append(SetStatus(key_of(sts), status(sts, ours, want, current_rev, update_rev,
                                                  now)))
     return actions

@@ -34,6 +34,7 @@ KINDS: dict[str, Kind] = {k.kind: k for k in (
     Kind("StatefulSet", "apps/v1", "statefulsets", apply_order=30, short_names=("sts",)),
     Kind("DaemonSet", "apps/v1", "daemonsets", apply_order=30, short_names=("ds",)),
     Kind("ReplicaSet", "apps/v1", "replicasets", apply_order=31, short_names=("rs",)),
+    Kind("ControllerRevision", "apps/v1", "controllerrevisions", apply_order=31),
     Kind("Pod", "v1", "pods", apply_order=32, short_names=("po",)),
     Kind("Job", "batch/v1", "jobs", apply_order=33),
     Kind("CronJob", "batch/v1", "cronjobs", apply_order=34, short_names=("cj",)),

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import copy
 from collections import Counter
-from datetime import UTC, datetime
 
 from gitops.controllers.base import Action, Update
 from gitops.events import WARNING, event_for
 from gitops.model.meta import is_deleting
+from gitops.model.times import rfc3339 as _iso
 from gitops.scheduler.predicates import filter_reasons, node_ready
 from gitops.scheduler.resources import NodeInfo, counts_on_node
 from gitops.scheduler.scoring import score
@@ -24,10 +24,6 @@ from gitops.scheduler.scoring import score
 COMPONENT = "default-scheduler"
 
 __all__ = ["node_ready", "fit_error", "choose_node", "reconcile"]
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def fit_error(total: int, reasons: dict[str, list[str]]) -> str:

@@ -13,10 +13,10 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
 
 from gitops.model import ObjectKey, key_of
+from gitops.model.times import rfc3339
 from gitops.store.base import Conflict, InventoryEntry, NotFound, Watcher
 from gitops.store.changes import ChangeLog
 
@@ -44,12 +44,18 @@ _NON_SPEC = ("metadata", "status", "apiVersion", "kind")
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return rfc3339(time.time())
+
+
+# Sync history rows kept: a sync that fails on every poll writes one each time, for as
+# long as the agent runs. Rollback looks back 200.
+HISTORY_LIMIT = 1000
 
 
 class SqliteStore:
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, history_limit: int = HISTORY_LIMIT) -> None:
         self.path = str(path)
+        self.history_limit = history_limit
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
                                    timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -57,7 +63,7 @@ class SqliteStore:
         self._db.executescript(_SCHEMA)
         self._lock = threading.RLock()
         self._depth = 0
-        self._pending: list[tuple[str, dict]] = []
+        self._pending: list[tuple[str, dict, dict | None]] = []   # type, object, before
         self._watchers: list[Watcher] = []
         self.changes = ChangeLog(self.resource_version())   # what API watches resume from
 
@@ -83,9 +89,9 @@ class SqliteStore:
             self._db.execute("COMMIT")
             events, self._pending = self._pending, []
             self.changes.extend(events)      # under the lock: the log is in commit order
-        for event in events:
+        for event_type, obj, _before in events:
             for fn in self._watchers:
-                fn(*event)
+                fn(event_type, obj)
 
     def watch(self, fn: Watcher) -> None:
         self._watchers.append(fn)
@@ -151,7 +157,7 @@ class SqliteStore:
             meta["generation"] = 1
             meta["resourceVersion"] = str(self._next_rv())
             self._write(key, obj)
-            self._pending.append(("ADDED", obj))
+            self._pending.append(("ADDED", obj, None))
         return obj
 
     def update(self, obj: dict) -> dict:
@@ -180,7 +186,7 @@ class SqliteStore:
                 return old   # no-op writes don't wake every loop
             meta["resourceVersion"] = str(self._next_rv())
             self._write(key, obj)
-            self._pending.append(("MODIFIED", obj))
+            self._pending.append(("MODIFIED", obj, old))
         return obj
 
     def update_status(self, key: ObjectKey, status: dict) -> dict:
@@ -193,7 +199,7 @@ class SqliteStore:
             obj = {**old, "status": status,
                    "metadata": {**old["metadata"], "resourceVersion": str(self._next_rv())}}
             self._write(key, obj)
-            self._pending.append(("MODIFIED", obj))
+            self._pending.append(("MODIFIED", obj, old))
         return obj
 
     def delete(self, key: ObjectKey) -> dict | None:
@@ -205,7 +211,7 @@ class SqliteStore:
             # Watchers see the deletion at its own resourceVersion, as Kubernetes reports it.
             gone = {**old, "metadata": {**old["metadata"],
                                         "resourceVersion": str(self._next_rv())}}
-            self._pending.append(("DELETED", gone))
+            self._pending.append(("DELETED", gone, None))
         return old
 
     def _write(self, key: ObjectKey, obj: dict) -> None:
@@ -258,8 +264,10 @@ class SqliteStore:
 
     def record_sync(self, entry: dict) -> None:
         with self.transaction():
-            self._db.execute("INSERT INTO history (at, entry) VALUES (?, ?)",
-                             (time.time(), json.dumps(entry)))
+            row = self._db.execute("INSERT INTO history (at, entry) VALUES (?, ?)",
+                                   (time.time(), json.dumps(entry)))
+            self._db.execute("DELETE FROM history WHERE id <= ?",
+                             (row.lastrowid - self.history_limit,))
 
     def history(self, limit: int = 20) -> list[dict]:
         with self._lock:

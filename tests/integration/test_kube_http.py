@@ -4,6 +4,7 @@ lists, Tables, watches, subresources and deletion, against a real SQLite store."
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
 
 import pytest
@@ -142,6 +143,21 @@ def test_errors_are_status_objects_with_kubernetes_codes(api):
         "volumes": [{"name": "v", "hostPath": {"path": "/etc"}}]}}
     status, _, body = api.request("POST", "/api/v1/namespaces/default/pods", hostpath)
     assert (status, body["reason"]) == (403, "Forbidden") and "hostPath" in body["message"]
+    # malformed bodies are the client's error (400), never the server's (500)
+    api.store.create(deployment("scaled", replicas=1))
+    for method, path, body, headers in (
+            ("POST", CMS, {"metadata": "x"}, {}),
+            ("PUT", CMS + "/a", {"metadata": ["x"]}, {}),
+            ("PATCH", CMS + "/a", {"metadata": "x"},
+             {"Content-Type": "application/merge-patch+json"}),
+            ("PUT", DEPLOYS + "/scaled/scale", "x", {}),
+            ("PUT", DEPLOYS + "/scaled/scale", {"spec": "x"}, {})):
+        status, _, answer = api.request(method, path, body, headers=headers)
+        assert (status, answer["reason"]) == (400, "BadRequest"), (method, path, answer)
+    # a negative limit is no limit, as in Kubernetes
+    status, _, listed = api.request("GET", CMS + "?limit=-1")
+    assert status == 200 and [i["metadata"]["name"] for i in listed["items"]] == ["a", "b"]
+    assert "continue" not in listed["metadata"]
 
 
 def test_list_selectors_pages_and_tables(api):
@@ -200,10 +216,16 @@ def test_watch_resumes_from_a_resource_version_and_expires_old_ones(api):
     # selectors apply to changes: leaving the selection is a DELETED for this watch
     c = api.store.create(cm("c", labels={"w": "1"}))
     c["metadata"]["labels"] = {"w": "3"}
-    api.store.update(c)
-    events = stream(api, f"{CMS}?watch=1&labelSelector=w%3D1&resourceVersion="
-                         f"{c['metadata']['resourceVersion']}&timeoutSeconds=1")
-    assert events == []
+    moved = api.store.update(c)
+    # from c's creation on, c was in the selection: it leaves it, whatever the current
+    # state (judged on the object before and after the change, as the watch cache does)
+    [event] = stream(api, f"{CMS}?watch=1&labelSelector=w%3D1&resourceVersion="
+                          f"{c['metadata']['resourceVersion']}&timeoutSeconds=1")
+    assert (event["type"], event["object"]["metadata"]["labels"]) == ("DELETED", {"w": "1"})
+    assert event["object"]["metadata"]["resourceVersion"] == moved["metadata"][
+        "resourceVersion"]
+    assert stream(api, f"{CMS}?watch=1&labelSelector=w%3D1&resourceVersion="
+                       f"{moved['metadata']['resourceVersion']}&timeoutSeconds=1") == []
     events = stream(api, f"{CMS}?watch=1&labelSelector=w%3D1&resourceVersion={rv}"
                          "&timeoutSeconds=1")
     assert [(e["type"], e["object"]["metadata"]["name"]) for e in events][-2:] == [
@@ -258,6 +280,13 @@ def test_scale_status_and_secret_masking(api):
     obj["metadata"]["labels"] = {"x": "y"}
     obj = api.request("PUT", DEPLOYS + "/web", obj)[2]
     assert obj["status"] == {"replicas": 9} and obj["metadata"]["labels"] == {"x": "y"}
+    # a status no Kubernetes server stores (controllers and health read it) is refused
+    status, _, body = api.request("PATCH", DEPLOYS + "/web/status",
+                                  {"status": {"replicas": "many"}},
+                                  headers={"Content-Type": "application/merge-patch+json"})
+    assert (status, body["reason"]) == (422, "Invalid")
+    assert body["details"]["causes"][0]["field"] == "status.replicas"
+    assert api.store.get(ObjectKey("Deployment", "default", "web"))["status"] == {"replicas": 9}
     # Secret values never leave; written back masked, they keep their stored value
     secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
               "data": {"password": "aHVudGVyMg=="}}
@@ -267,6 +296,18 @@ def test_scale_status_and_secret_masking(api):
     assert api.request("PUT", "/api/v1/namespaces/default/secrets/s", created)[0] == 200
     stored = api.store.get(ObjectKey("Secret", "default", "s"))
     assert stored["data"] == {"password": "aHVudGVyMg=="} and stored["metadata"]["labels"]
+    # nor through an error or a selector: a failing JSON patch test, a missing path, a
+    # field selector on a value (which would answer "is the password X?")
+    for op in ({"op": "test", "path": "/data/password", "value": "x"},
+               {"op": "add", "path": "/nope/x", "value": 1}):
+        status, _, body = api.request("PATCH", "/api/v1/namespaces/default/secrets/s", [op],
+                                      headers={"Content-Type": "application/json-patch+json"})
+        assert status == 422 and "aHVudGVyMg" not in json.dumps(body)
+    status, _, body = api.request(
+        "GET", "/api/v1/secrets?fieldSelector=data.password%3DaHVudGVyMg%3D%3D")
+    assert (status, body["message"]) == (400, "field label not supported: data.password")
+    _, _, body = api.request("GET", "/api/v1/secrets?fieldSelector=metadata.name%3Ds")
+    assert [i["metadata"]["name"] for i in body["items"]] == ["s"]
 
 
 def owned(name: str, owner: dict) -> dict:
@@ -333,3 +374,40 @@ def test_pod_deletion_is_graceful_unless_forced(api):
     assert api.store.get(ObjectKey("Pod", "default", "slow")) is not None
     status, _, _ = api.request("DELETE", f"{pods}/forced", {"gracePeriodSeconds": 0})
     assert status == 200 and api.store.get(ObjectKey("Pod", "default", "forced")) is None
+
+
+def test_requests_waiting_for_the_store_never_hold_the_event_loop(api):
+    """The loop also carries watches and the service proxy: a request waiting for another
+    thread's store transaction waits on a worker thread."""
+    import threading
+    api.store.create(cm("c"))
+    api.store.create(deployment(replicas=1))
+    holding, release = threading.Event(), threading.Event()
+
+    def long_transaction() -> None:
+        with api.store.transaction():
+            holding.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=long_transaction)
+    holder.start()
+    assert holding.wait(10)
+    answers: dict[str, int] = {}
+    paths = {"get": CMS + "/c", "status": DEPLOYS + "/web/status",
+             "scale": DEPLOYS + "/web/scale", "log": "/api/v1/namespaces/default/pods/p/log",
+             "list": CMS}
+    waiting = [threading.Thread(target=lambda n=n, p=p: answers.update(
+        {n: api.request("GET", p)[0]})) for n, p in paths.items()]
+    try:
+        for t in waiting:
+            t.start()
+        time.sleep(0.5)                         # let them reach the server first
+        status, _, version = api.request("GET", "/version", timeout=10)
+        assert status == 200 and version["major"] == "1"
+        assert answers == {}                    # all still waiting for the store
+    finally:
+        release.set()
+        holder.join(10)
+        for t in waiting:
+            t.join(30)
+    assert answers == {"get": 200, "status": 200, "scale": 200, "log": 404, "list": 200}

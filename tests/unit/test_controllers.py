@@ -191,3 +191,64 @@ def test_manager_drives_deployment_to_pods_and_endpoints(tmp_path):
     assert store.list("ReplicaSet") == []
     assert all(p["metadata"].get("deletionTimestamp") for p in store.list("Pod"))
     store.close()
+
+
+def test_one_object_a_reconciler_cannot_handle_fails_alone(tmp_path):
+    """A value no validation caught (maxSurge "abc" passes the schema) must not stop the
+    other objects, nor the controllers that run after it in the pass."""
+    store = SqliteStore(tmp_path / "s.db")
+    store.create(node("n1"))
+    bad = deploy(uid="bad-uid")
+    bad["metadata"]["name"] = "bad"
+    bad["spec"]["strategy"] = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "abc"}}
+    store.create(bad)
+    store.create(deploy())
+    mgr = ControllerManager(store, random.Random(0))
+    for _ in range(3):
+        mgr.run_once()
+    pods = store.list("Pod")
+    assert len(pods) == 2 and all(p["spec"].get("nodeName") == "n1" for p in pods)
+    assert [rs["metadata"]["name"].split("-")[0] for rs in store.list("ReplicaSet")] == ["web"]
+    [warning] = [e for e in store.list("Event") if e["reason"] == "ReconcileFailed"]
+    assert warning["involvedObject"]["name"] == "bad" and warning["type"] == "Warning"
+    assert warning["message"] == (
+        "deployment cannot reconcile it: PermanentError: spec.strategy.rollingUpdate.maxSurge: "
+        "invalid value 'abc': must be an integer or a percentage such as \"25%\"")
+    assert warning["count"] == 1             # told once, not on every pass
+    store.close()
+
+
+def test_the_garbage_collector_reads_every_kind_at_one_instant(tmp_path):
+    """An owner and its dependent created through the API while the collector lists kind
+    after kind: seeing the dependent without its owner would collect it."""
+    import threading
+    store = SqliteStore(tmp_path / "s.db")
+    mgr = ControllerManager(store, random.Random(0))
+    real_list = store.list
+
+    def api_writer() -> None:
+        owner = store.create({"apiVersion": "v1", "kind": "ConfigMap",
+                              "metadata": {"name": "owner", "namespace": "default"}})
+        dependent = pod("dependent")
+        dependent["metadata"]["ownerReferences"] = [{
+            "apiVersion": "v1", "kind": "ConfigMap", "name": "owner",
+            "uid": owner["metadata"]["uid"]}]
+        store.create(dependent)
+
+    writer = threading.Thread(target=api_writer)
+
+    def listing(kind, namespace=None):
+        out = real_list(kind, namespace)
+        if kind == "ConfigMap":              # the writer comes in right after this list
+            writer.start()
+            writer.join(0.5)                 # it waits for the snapshot to end
+        return out
+
+    store.list = listing
+    assert [a for a in gc.reconcile(mgr._gc_snapshot()) if isinstance(a, Delete)] == []
+    store.list = real_list
+    writer.join(10)
+    assert store.get(ObjectKey("Pod", "default", "dependent")) is not None
+    mgr.run_once()
+    assert store.get(ObjectKey("Pod", "default", "dependent")) is not None
+    store.close()

@@ -7,7 +7,9 @@ import copy
 import pytest
 
 from gitops.controllers import deployment as D
+from gitops.controllers import rollout as R
 from gitops.controllers.base import Create, Delete, Emit, SetStatus, Update
+from gitops.errors import PermanentError
 from gitops.health import assess
 
 NOW = 1_800_000_000.0
@@ -58,7 +60,7 @@ class Cluster:
                     self._uid += 1
                     obj = copy.deepcopy(obj)
                     obj["metadata"].update(uid=f"rs-{self._uid}", generation=1,
-                                           creationTimestamp=D.iso(self.now))
+                                           creationTimestamp=R.iso(self.now))
                     self.rs[obj["metadata"]["name"]] = obj
                 case Update(obj) if obj["kind"] == "ReplicaSet":
                     self.rs[obj["metadata"]["name"]] = copy.deepcopy(obj)
@@ -102,7 +104,7 @@ def test_surge_and_unavailable_rounding(replicas, surge, unavailable, want):
     spec = {}
     if surge is not None:
         spec["strategy"] = rolling(surge, unavailable)
-    assert D.surge_and_unavailable(deploy(replicas, **spec)) == want
+    assert R.surge_and_unavailable(deploy(replicas, **spec)) == want
 
 
 @pytest.mark.parametrize("d, surge, unavailable", [
@@ -112,6 +114,12 @@ def test_surge_and_unavailable_rounding(replicas, surge, unavailable, want):
 ])
 def test_max_surge_and_unavailable_edges(d, surge, unavailable):
     assert (D.max_surge(d), D.max_unavailable(d)) == (surge, unavailable)
+
+
+@pytest.mark.parametrize("surge", ["abc", "3", "x%", "2.5%", "-1%", True])
+def test_int_or_percent_that_kubernetes_refuses_is_an_error_naming_the_field(surge):
+    with pytest.raises(PermanentError, match=r"^spec\.strategy\.rollingUpdate\.maxSurge: "):
+        R.surge_and_unavailable(deploy(3, strategy=rolling(surge, 0)))
 
 
 @pytest.mark.parametrize("replicas, strategy, steps", [
@@ -204,7 +212,7 @@ def test_proportional_scaling_during_a_rollout(sizes, annotated_max, new_replica
         rs = D.new_replicaset(d, t, f"web-{D.template_hash(t)}", D.template_hash(t), size, rev)
         rs["metadata"]["annotations"].update({D.DESIRED_REPLICAS: "10",
                                               D.MAX_REPLICAS: str(annotated_max)})
-        rs["metadata"]["creationTimestamp"] = D.iso(NOW + rev)
+        rs["metadata"]["creationTimestamp"] = R.iso(NOW + rev)
         rs["status"] = {"replicas": size, "availableReplicas": size}
         rses.append(rs)
     actions = D.reconcile(new_d, rses, NOW)
@@ -248,7 +256,7 @@ def test_rollback_to_an_older_template_reuses_its_replicaset_and_bumps_its_revis
     rs2 = next(rs for name, rs in c.rs.items() if name != first)
     assert rs2["metadata"]["annotations"][D.REVISION] == "4"
     assert rs2["metadata"]["annotations"][D.REVISION_HISTORY] == "2"
-    history = [(rev, rs["metadata"]["name"]) for rev, rs in D.rollout_history(
+    history = [(rev, rs["metadata"]["name"]) for rev, rs in R.rollout_history(
         list(c.rs.values()))]
     assert [rev for rev, _ in history] == [3, 4]
 
@@ -257,20 +265,20 @@ def test_restarted_at_annotation_rolls_a_new_replicaset():
     c = Cluster(deploy(2))
     c.converge()
     c.d["spec"]["template"]["metadata"]["annotations"] = {
-        D.RESTARTED_AT: "2027-01-15T08:00:00Z"}
+        R.RESTARTED_AT: "2027-01-15T08:00:00Z"}
     c.converge()
     assert c.sizes() == {1: 0, 2: 2}
     new = next(rs for rs in c.rs.values() if D.revision_of(rs) == 2)
-    assert new["spec"]["template"]["metadata"]["annotations"][D.RESTARTED_AT]
+    assert new["spec"]["template"]["metadata"]["annotations"][R.RESTARTED_AT]
 
 
 def test_replicasets_carry_deployment_annotations_and_replica_counts():
     d = deploy(4, strategy=rolling(2, 1))
-    d["metadata"]["annotations"] = {D.CHANGE_CAUSE: "v1 release",
+    d["metadata"]["annotations"] = {R.CHANGE_CAUSE: "v1 release",
                                     "kubectl.kubernetes.io/last-applied-configuration": "{}"}
     [rs] = [a.obj for a in D.reconcile(d, [], NOW) if isinstance(a, Create)]
     ann = rs["metadata"]["annotations"]
-    assert ann[D.CHANGE_CAUSE] == "v1 release"
+    assert ann[R.CHANGE_CAUSE] == "v1 release"
     assert "kubectl.kubernetes.io/last-applied-configuration" not in ann
     assert (ann[D.REVISION], ann[D.DESIRED_REPLICAS], ann[D.MAX_REPLICAS]) == ("1", "4", "6")
 
@@ -442,7 +450,7 @@ def test_config_change_rolls_out_unless_opted_out():
     configs["c"] = {"data": {"a": "2"}}
     second = D.template_hash(D.effective_template(d, lookup))
     assert first != second
-    d["metadata"]["annotations"] = {D.CONFIG_ROLLOUT: "false"}
+    d["metadata"]["annotations"] = {R.CONFIG_ROLLOUT: "false"}
     assert D.template_hash(D.effective_template(d, lookup)) == \
         D.template_hash(D.effective_template(d))
 
@@ -465,13 +473,12 @@ def test_rollout_status_words_it_as_kubectl(generation, status, done, message):
     d = deploy(3)
     d["metadata"]["generation"] = generation
     d["status"] = status
-    assert D.rollout_status(d) == (done, message)
+    assert R.rollout_status(d) == (done, message)
 
 
 def test_rollout_status_fails_on_the_deadline():
-    from gitops.controllers.rollout import RolloutFailed
     d = deploy(3)
     d["status"] = {"observedGeneration": 1, "conditions": [
         {"type": "Progressing", "status": "False", "reason": D.TIMED_OUT}]}
-    with pytest.raises(RolloutFailed, match="exceeded its progress deadline"):
-        D.rollout_status(d)
+    with pytest.raises(R.RolloutFailed, match="exceeded its progress deadline"):
+        R.rollout_status(d)

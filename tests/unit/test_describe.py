@@ -25,8 +25,9 @@ def ev(name, reason, message, kind="Pod", obj="web-1", uid="u1", ago=10, count=1
 
 @pytest.mark.parametrize("seconds, want", [
     (5, "5s"), (119, "119s"), (150, "2m30s"), (600, "10m"), (7200, "120m"),
-    (4 * 3600, "4h"), (3 * 86400, "3d")])
-def test_human_age(seconds, want):
+    (4 * 3600, "4h"), (3 * 3600 + 720, "3h12m"), (3 * 86400, "3d"), (2 * 86400 + 5 * 3600, "2d5h")])
+def test_human_age_is_kubectl_describes(seconds, want):
+    """kubectl describe prints ages with the same HumanDuration as `kubectl get`."""
     assert V.human_age(seconds) == want
 
 

@@ -91,6 +91,10 @@ def cond(status, ctype):
     ({"parallelism": 2, "completions": None}, (), 2, 0, 2, 0, 0),    # work queue
     ({"parallelism": 2, "completions": None}, ("Running",), 1, 0, 2, 0, 0),
     ({"parallelism": 3, "completions": None}, ("Succeeded", "Running"), 0, 0, 1, 1, 0),
+    # parallelism alone is a work queue too (Kubernetes defaults completions only when
+    # neither is given)
+    ({"parallelism": 3}, (), 3, 0, 3, 0, 0),
+    ({"parallelism": 3}, ("Succeeded", "Running"), 0, 0, 1, 1, 0),
 ])
 def test_job_keeps_min_parallelism_remaining_active(spec, phases, n_create, n_delete, active,
                                                      succeeded, failed):

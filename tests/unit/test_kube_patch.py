@@ -111,3 +111,24 @@ def test_json_patch_and_replace_of_a_missing_member():
         P.json_patch(obj, [{"op": "remove", "path": "/spec/missing"}])
     with pytest.raises(P.PatchError):
         P.json_patch(obj, {"op": "add"})
+
+
+SECRET = {"kind": "Secret", "metadata": {"name": "s"}, "data": {"password": "c3VwZXJzZWNyZXQ="}}
+
+
+@pytest.mark.parametrize("op, message", [
+    ({"op": "test", "path": "/data/password", "value": "guess"},
+     "testing value /data/password failed: test failed"),
+    ({"op": "add", "path": "/nope/deeper", "value": 1},
+     'doc is missing path: "/nope/deeper": missing value'),
+    ({"op": "add", "path": "/data/password/0", "value": 1},
+     "the JSON patch does not apply: add at /data/password/0 is not possible here"),
+    ({"op": "remove", "path": "/data/other"},
+     "the JSON patch does not apply: remove at /data/other is not possible here"),
+])
+def test_a_failing_json_patch_never_quotes_the_document(op, message):
+    """The library's messages quote the values compared and the whole document walked:
+    from a Secret, that is its values in an API error."""
+    with pytest.raises(P.PatchError) as caught:
+        P.json_patch(SECRET, [op])
+    assert str(caught.value) == message

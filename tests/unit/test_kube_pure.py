@@ -5,6 +5,7 @@ import pytest
 
 from gitops.api.kube import discovery, tables
 from gitops.api.kube.selection import Selection, parse_fields, parse_labels
+from gitops.model.times import human_duration
 from gitops.store.changes import ChangeLog, Gone
 
 NOW = 1_800_000_000.0
@@ -22,7 +23,7 @@ def iso(ago: float) -> str:
     (30 * 86400, "30d"), (800 * 86400, "2y70d"), (10 * 365 * 86400, "10y"),
 ])
 def test_human_duration_matches_kubectl(seconds, shown):
-    assert tables.human_duration(seconds) == shown
+    assert human_duration(seconds) == shown
 
 
 def pod(phase="Running", ready=True, restarts=0, finished=None, deleting=False):
@@ -115,6 +116,19 @@ def test_change_log_resumes_by_resource_version_and_expires_old_ones():
     assert log.since(14) == []
 
 
+def test_change_log_is_bounded_in_bytes_too():
+    """Count alone does not bound memory: ten thousand 1 MiB ConfigMaps would be 10 GiB."""
+    big = "x" * 1000
+    log = ChangeLog(start_rv=0, capacity=100, max_bytes=3500)
+    log.extend([("MODIFIED", {"kind": "ConfigMap", "metadata": {"resourceVersion": str(rv)},
+                              "data": {"k": big}}) for rv in range(1, 6)])
+    kept = log.since(log.floor)
+    assert [c.rv for c in kept] == [3, 4, 5] and log.floor == 2
+    assert kept[0].kind == "ConfigMap" and kept[0].obj["data"]["k"] == big
+    kept[0].obj["data"]["k"] = "changed"           # every read is a fresh copy
+    assert kept[0].obj["data"]["k"] == big
+
+
 def test_discovery_lists_short_names_categories_and_subresources():
     core = discovery.resource_list("v1")
     names = {r["name"]: r for r in core["resources"]}
@@ -159,3 +173,40 @@ def test_drift_actor_is_the_manager_owning_the_drifted_field():
     assert drift_actor(live, ["metadata.labels.a"]) == "kubectl-label"
     assert drift_actor(live, ["spec.replicas"]) == "kubectl-label"        # newest, unowned
     assert drift_actor({"metadata": {}}, ["data.x"]) == "unknown"
+
+
+@pytest.mark.parametrize("spec, shown", [
+    ({}, {"completions": 1, "parallelism": 1, "backoffLimit": 6}),
+    ({"parallelism": 3}, {"parallelism": 3, "backoffLimit": 6}),     # a work queue
+    ({"completions": 4}, {"completions": 4, "parallelism": 1, "backoffLimit": 6}),
+])
+def test_job_defaults_shown_as_kubernetes_defaults_them(spec, shown):
+    from gitops.api.kube.present import present
+    job = {"kind": "Job", "metadata": {"name": "j"}, "spec": spec}
+    assert present(job)["spec"] == shown and job["spec"] == spec
+
+
+def _cm(rv, tier):
+    return {"kind": "ConfigMap", "metadata": {"name": "c", "resourceVersion": str(rv),
+                                              "labels": {"tier": tier}}}
+
+
+@pytest.mark.parametrize("event, before, after, seen", [
+    ("MODIFIED", "web", "web", ("MODIFIED", "web")),
+    ("MODIFIED", "db", "web", ("ADDED", "web")),         # enters the selection
+    ("MODIFIED", "web", "db", ("DELETED", "web")),       # leaves it: what it was
+    ("MODIFIED", "db", "db", None),
+    ("ADDED", None, "web", ("ADDED", "web")),
+    ("ADDED", None, "db", None),
+    ("DELETED", None, "web", ("DELETED", "web")),
+    ("DELETED", None, "db", None),
+])
+def test_a_watch_with_a_selector_judges_the_object_before_and_after(event, before, after,
+                                                                     seen):
+    from gitops.api.kube.watch import _as_seen
+    log = ChangeLog(start_rv=0)
+    log.extend([(event, _cm(5, after), _cm(4, before) if before else None)])
+    [change] = log.since(0)
+    got = _as_seen(change, Selection(None, parse_labels("tier=web")))
+    assert (got[0], got[1]["metadata"]["labels"]["tier"],
+            got[1]["metadata"]["resourceVersion"]) == (*seen, "5") if seen else got is None

@@ -101,3 +101,11 @@ def test_delete_returns_old_and_lists_by_namespace(store):
     assert store.delete(ObjectKey("ConfigMap", "x", "a"))["metadata"]["name"] == "a"
     assert store.delete(ObjectKey("ConfigMap", "x", "a")) is None
     assert len(store.list("ConfigMap")) == 1
+
+
+def test_sync_history_keeps_only_the_newest_entries(tmp_path):
+    s = SqliteStore(tmp_path / "state.db", history_limit=3)
+    for i in range(10):
+        s.record_sync({"n": i})
+    assert [e["n"] for e in s.history(100)] == [9, 8, 7]
+    s.close()

@@ -26,6 +26,9 @@ def test_store_logs_commits_in_order_with_deletions_at_their_own_version(tmp_pat
     assert changes[-1].rv == store.resource_version()           # the deletion's own version
     assert changes[-1].obj["metadata"]["resourceVersion"] == str(changes[-1].rv)
     assert "data" not in changes[0].obj
+    assert "data" not in changes[1].previous and changes[1].obj["data"] == {"k": "v"}
+    assert changes[2].previous["data"] == {"k": "v"} and "status" not in changes[2].previous
+    assert changes[0].previous is None and changes[-1].previous is None
     rv, listed = store.snapshot("ConfigMap")
     assert (rv, listed) == (store.resource_version(), [])
     # a reopened store starts its log at the current version: older ones are gone

@@ -154,8 +154,11 @@ class KubeApi:
         if method == "GET":
             if bool_param(q, "watch"):
                 return await watch.serve(self, request, target, shape)
+            # On a worker thread, as lists and writes: a store call waits for any other
+            # thread's transaction, and the event loop also carries the service proxy.
             if target.name:
-                return json_response(read(self.store, target, shape, q))
+                return await asyncio.to_thread(lambda: json_response(
+                    read(self.store, target, shape, q)))
             return await asyncio.to_thread(lambda: json_response(
                 list_objects(self.store, target, shape, q)))
         verb = {("POST", False): writes.create, ("PUT", True): writes.replace,

@@ -46,8 +46,19 @@ def json_patch(obj: dict, ops: Any) -> dict:
         try:
             doc = jsonpatch.JsonPatch([op]).apply(doc)
         except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
-            raise PatchError(f"the JSON patch does not apply: {exc}") from exc
+            raise PatchError(_why(op, exc)) from None
     return doc
+
+
+def _why(op: dict, exc: Exception) -> str:
+    """Worded as Kubernetes words it, never with the library's text: that quotes the
+    values compared and the document walked, which may be a Secret's."""
+    path = str(op.get("path"))
+    if isinstance(exc, jsonpatch.JsonPatchTestFailed):
+        return f"testing value {path} failed: test failed"
+    if isinstance(exc, jsonpatch.JsonPointerException):
+        return f'doc is missing path: "{path}": missing value'
+    return f"the JSON patch does not apply: {op.get('op')} at {path} is not possible here"
 
 
 def _missing_member(doc: Any, path: str) -> bool:

@@ -41,6 +41,8 @@ def with_defaults(obj: dict) -> dict:
             "maxUnavailable": 1, "maxSurge": 0}})
         spec.setdefault("revisionHistoryLimit", 10)
     if kind == "Job":
+        if "parallelism" not in spec:        # parallelism alone is a work queue
+            spec.setdefault("completions", 1)
         spec.setdefault("parallelism", 1)
         spec.setdefault("backoffLimit", 6)
     return obj

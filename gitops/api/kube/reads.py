@@ -42,7 +42,7 @@ def list_page(store: Store, target: Target, query) -> tuple[int, list[dict], str
     """(resourceVersion, objects of this page, continue token, remaining count)."""
     r = target.resource
     chosen = selection(target, query)
-    limit = int_param(query, "limit", 0) or 0
+    limit = max(0, int_param(query, "limit", 0) or 0)      # Kubernetes: <= 0 is no limit
     token = query.get("continue", "")
     rv, objects = store.snapshot(r.kind, chosen.namespace)
     if token:

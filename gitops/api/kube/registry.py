@@ -13,7 +13,8 @@ from functools import lru_cache
 from gitops.model.kinds import KINDS, Kind
 
 VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
-_NO_STATUS = {"ConfigMap", "Secret", "ServiceAccount", "Endpoints", "Event"}
+_NO_STATUS = {"ConfigMap", "Secret", "ServiceAccount", "Endpoints", "Event",
+              "ControllerRevision"}
 SCALABLE = {"Deployment", "ReplicaSet", "StatefulSet"}
 _POD_EXTRA = ("log", "exec", "portforward")
 _FALLBACK = (Kind("Event", "v1", "events", apply_order=90, short_names=("ev",)),)

@@ -59,12 +59,21 @@ def parse_path(path: str) -> Target | None:
     return Target(resource, namespace, name, sub)
 
 
+# A field selector on a Secret's values would answer "is the password X?" for any X: only
+# the fields Kubernetes selects Secrets by are served.
+_SECRET_FIELDS = ("metadata.name", "metadata.namespace", "type")
+
+
 def selection(target: Target, query) -> Selection:
     try:
         labels = parse_labels(query.get("labelSelector", ""))
         fields = parse_fields(query.get("fieldSelector", ""))
     except PermanentError as exc:
         raise st.bad_request(f"unable to parse requested selector: {exc}")
+    if target.resource.kind == "Secret":
+        for term in fields:
+            if term.path not in _SECRET_FIELDS:
+                raise st.bad_request(f"field label not supported: {term.path}")
     return Selection(target.namespace if target.resource.namespaced else None, labels, fields)
 
 

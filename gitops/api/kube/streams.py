@@ -35,7 +35,8 @@ STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
 
 
 async def handle(api: "KubeApi", request: web.Request, target: Target) -> web.StreamResponse:
-    pod = api.store.get(ObjectKey("Pod", target.namespace or "default", target.name))
+    pod = await asyncio.to_thread(api.store.get,
+                                  ObjectKey("Pod", target.namespace or "default", target.name))
     if pod is None:
         raise st.not_found("pods", "", target.name)
     if (pod.get("status") or {}).get("phase") != "Running":

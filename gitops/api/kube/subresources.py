@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import TYPE_CHECKING
 
@@ -26,9 +27,9 @@ async def handle(api: "KubeApi", request: web.Request, target: Target) -> web.St
     sub, method = target.sub, request.method
     if sub == "status":
         if method == "GET":
-            obj = present(get_object(api.store, target))
-            return json_response(shaped_one(target, obj, wanted_shape(
-                request.headers.get("Accept", "")), request.query))
+            shape = wanted_shape(request.headers.get("Accept", ""))
+            obj = present(await asyncio.to_thread(get_object, api.store, target))
+            return json_response(shaped_one(target, obj, shape, request.query))
         if method == "PUT":
             return json_response(await writes.in_thread(writes.replace, api, request, target,
                                                   "status"))
@@ -37,7 +38,8 @@ async def handle(api: "KubeApi", request: web.Request, target: Target) -> web.St
             return json_response(obj, code)
     elif sub == "scale":
         if method == "GET":
-            return json_response(scale_of(present(get_object(api.store, target))))
+            return json_response(scale_of(present(await asyncio.to_thread(
+                get_object, api.store, target))))
         if method in ("PUT", "PATCH"):
             return json_response(await writes.in_thread(write_scale, api, request, target))
     elif sub == "log" and method == "GET":
@@ -67,7 +69,10 @@ def write_scale(api: "KubeApi", request: web.Request, target: Target, raw: bytes
         old = get_object(api.store, target)
         current = scale_of(present(old))
         if request.method == "PUT":
-            scale, precondition = body, (body or {}).get("metadata", {}).get("resourceVersion")
+            scale = body
+            precondition = ((body.get("metadata") or {}).get("resourceVersion")
+                            if isinstance(body, dict) and isinstance(body.get("metadata"), dict)
+                            else None)
         else:
             kind = writes._content_type(request)
             if kind == P.APPLY:
@@ -75,7 +80,8 @@ def write_scale(api: "KubeApi", request: web.Request, target: Target, raw: bytes
                                   "the scale subresource")
             scale = writes.apply_patch(kind, current, body, None)
             precondition = None
-        if not isinstance(scale, dict):
+        if not isinstance(scale, dict) or not isinstance(scale.get("spec") or {}, dict) or \
+                not isinstance(scale.get("metadata") or {}, dict):
             raise st.bad_request("the body must be a Scale object")
         replicas = (scale.get("spec") or {}).get("replicas")
         if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
@@ -104,7 +110,8 @@ async def pod_log(api: "KubeApi", request: web.Request, target: Target) -> web.S
     if api.backends.logs is None:
         raise st.ApiError(503, "ServiceUnavailable", "logs are not available from this server")
     q = request.query
-    pod = api.store.get(ObjectKey("Pod", target.namespace or "default", target.name))
+    pod = await asyncio.to_thread(api.store.get,
+                                  ObjectKey("Pod", target.namespace or "default", target.name))
     if pod is None:
         raise st.not_found("pods", "", target.name)
     tail = int_param(q, "tailLines", -1)

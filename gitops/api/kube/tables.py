@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import datetime
 
+from gitops.model.times import human_duration
+from gitops.model.times import parse_rfc3339 as _epoch
 from gitops.output import pod_display_status
 
 Column = tuple[str, str, int]          # name, type, priority
@@ -25,44 +26,6 @@ _DESCRIPTIONS = {
     "Age": "CreationTimestamp is a timestamp representing the server time when this object "
            "was created.",
 }
-
-
-def human_duration(seconds: float) -> str:
-    """Kubernetes' short duration: 45s, 5m30s, 3h12m, 2d5h, 1y30d."""
-    s = int(seconds)
-    if s < -1:
-        return "<invalid>"
-    if s < 0:
-        return "0s"
-    if s < 120:
-        return f"{s}s"
-    minutes = s // 60
-    if minutes < 10:
-        return f"{minutes}m{s % 60}s" if s % 60 else f"{minutes}m"
-    if minutes < 180:
-        return f"{minutes}m"
-    hours = s // 3600
-    if hours < 8:
-        return f"{hours}h{minutes % 60}m" if minutes % 60 else f"{hours}h"
-    if hours < 48:
-        return f"{hours}h"
-    if hours < 24 * 8:
-        return f"{hours // 24}d{hours % 24}h" if hours % 24 else f"{hours // 24}d"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24}d"
-    if hours < 24 * 365 * 8:
-        years, days = hours // 24 // 365, (hours // 24) % 365
-        return f"{years}y{days}d" if days else f"{years}y"
-    return f"{hours // 24 // 365}y"
-
-
-def _epoch(stamp: str | None) -> float | None:
-    if not stamp:
-        return None
-    try:
-        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 def since(stamp: str | None, now: float) -> str:
@@ -276,6 +239,17 @@ def _pvc(obj: dict, now: float) -> list:
             spec.get("volumeMode", "Filesystem")]
 
 
+def _controllerrevision(obj: dict, now: float) -> list:
+    ref = next((r for r in obj["metadata"].get("ownerReferences") or []
+                if r.get("controller")), None)
+    controller = "<none>"
+    if ref is not None:
+        group = (ref.get("apiVersion") or "").rpartition("/")[0]
+        controller = f"{(ref.get('kind') or '').lower()}{'.' + group if group else ''}/" \
+                     f"{ref.get('name', '')}"
+    return [obj["metadata"]["name"], controller, obj.get("revision", 0), _age(obj, now)]
+
+
 def _default(obj: dict, now: float) -> list:
     return [obj["metadata"]["name"], _age(obj, now)]
 
@@ -317,6 +291,8 @@ PRINTERS: dict[str, tuple[tuple[Column, ...], Row]] = {
     "ConfigMap": ((_NAME, ("Data", "integer", 0), _AGE), _configmap),
     "Secret": ((_NAME, ("Type", "string", 0), ("Data", "integer", 0), _AGE), _secret),
     "ServiceAccount": ((_NAME, ("Secrets", "integer", 0), _AGE), _serviceaccount),
+    "ControllerRevision": ((_NAME, ("Controller", "string", 0), ("Revision", "integer", 0),
+                            _AGE), _controllerrevision),
     "PersistentVolumeClaim": ((_NAME, ("Status", "string", 0), ("Volume", "string", 0),
                                ("Capacity", "string", 0), ("Access Modes", "string", 0),
                                ("StorageClass", "string", 0),

@@ -4,7 +4,9 @@ kubectl finds `fieldValidation` on the PATCH operations of /openapi/v3 and leave
 validation to the server, sending Strict by default: unknown fields are then a 400
 "strict decoding error", as from a Kubernetes server; with Warn they come back as
 `Warning` headers. Schema violations are 422 Invalid whatever the directive. Host access
-(hostPath, privileged, ...) is refused unless the agent allows it, as for git.
+(hostPath, privileged, ...) is refused unless the agent allows it, as for git. A write
+of the status subresource has its status checked too: controllers and health read it,
+and a status no Kubernetes server would store must not wedge them.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from gitops.manifests.loader import SourceObject
 from gitops.manifests.validate import validate
 
 KUBE_MINOR = "1.32"
-_SERVER_SET = ("status",)
 
 
 @dataclass
@@ -27,13 +28,14 @@ class Outcome:
 
 
 def check(resource: Resource, obj: dict, directive: str, allow_host_access: bool,
-          request_body: dict | None = None) -> Outcome:
-    """Raise the ApiError Kubernetes would, or return the warnings to send."""
+          status: bool = False) -> Outcome:
+    """Raise the ApiError Kubernetes would, or return the warnings to send. status: a
+    write of the status subresource (the rest of obj is the stored object's)."""
     directive = (directive or "Warn").capitalize()
     if directive not in ("Strict", "Warn", "Ignore"):
         raise st.bad_request(f'fieldValidation must be "Ignore", "Warn" or "Strict", not '
                              f'"{directive}"')
-    body = {k: v for k, v in obj.items() if k not in _SERVER_SET}
+    body = obj if status else {k: v for k, v in obj.items() if k != "status"}
     name = (obj.get("metadata") or {}).get("name", "")
     source = SourceObject(body, "<request>", 0)
     unknown, invalid = [], []
@@ -50,6 +52,8 @@ def check(resource: Resource, obj: dict, directive: str, allow_host_access: bool
             f'unknown field "{p}"' for p in unknown))
     if unknown and directive == "Warn":
         outcome.warnings = [f'unknown field "{p}"' for p in unknown]
+    if status:
+        return outcome               # the spec is the stored one, admitted when written
     refused = policy.check([source], allow_host_access)
     if refused:
         raise st.ApiError(403, "Forbidden", f'{resource.plural} "{name}" is forbidden: ' +

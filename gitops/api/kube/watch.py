@@ -19,8 +19,7 @@ from gitops.api.kube import status as st
 from gitops.api.kube import tables
 from gitops.api.kube.present import present
 from gitops.api.kube.request import Target, bool_param, int_param, selection
-from gitops.model import key_of
-from gitops.store.changes import Gone
+from gitops.store.changes import Change, Gone
 
 if TYPE_CHECKING:
     from gitops.api.kube.api import KubeApi
@@ -124,12 +123,11 @@ async def serve(api: "KubeApi", request: web.Request, target: Target,
     await resp.prepare(request)
     out = _Stream(resp, target, shape, q)
     try:
-        rv, current = await asyncio.to_thread(store.snapshot, kind, chosen.namespace)
-        current = [o for o in current if chosen(o) and _named(target, o)]
-        seen = {key_of(o) for o in current}
         if initial:
+            rv, current = await asyncio.to_thread(store.snapshot, kind, chosen.namespace)
             for obj in current:
-                await out.send("ADDED", obj)
+                if chosen(obj) and _named(target, obj):
+                    await out.send("ADDED", obj)
             if bool_param(q, "sendInitialEvents") and bookmarks:
                 await out.send("BOOKMARK", _bookmark(target, rv, initial_end=True))
             last = rv
@@ -146,9 +144,10 @@ async def serve(api: "KubeApi", request: web.Request, target: Target,
                 break
             for change in changes:
                 last = change.rv
-                if change.obj.get("kind") != kind or not _named(target, change.obj):
+                if change.kind != kind:
                     continue
-                await _emit(out, change.type, change.obj, chosen, seen)
+                if (seen := _as_seen(change, chosen)) and _named(target, seen[1]):
+                    await out.send(*seen)
                 idle_since = loop.time()
             now = loop.time()
             if now >= deadline:
@@ -178,18 +177,20 @@ def _named(target: Target, obj: dict) -> bool:
     return not target.name or obj.get("metadata", {}).get("name") == target.name
 
 
-async def _emit(out: _Stream, event_type: str, obj: dict, chosen, seen: set) -> None:
-    """Selectors apply to changes: an object leaving the selection is DELETED for this
-    watch, one entering it is ADDED."""
-    key = key_of(obj)
-    if event_type == "DELETED":
-        if key in seen or chosen(obj):
-            seen.discard(key)
-            await out.send("DELETED", obj)
-        return
-    if chosen(obj):
-        await out.send("ADDED" if event_type == "ADDED" or key not in seen else "MODIFIED", obj)
-        seen.add(key)
-    elif key in seen:
-        seen.discard(key)
-        await out.send("DELETED", obj)
+def _as_seen(change: Change, chosen) -> tuple[str, dict] | None:
+    """The event this watch sees, if any. Selectors apply to changes, judged on the object
+    before and after, as Kubernetes' watch cache does: an object entering the selection is
+    ADDED for this watch, one leaving it DELETED (with what it was, at the change's
+    resourceVersion)."""
+    obj = change.obj
+    now = chosen(obj)
+    if change.type != "MODIFIED":
+        return (change.type, obj) if now else None
+    previous = change.previous
+    was = chosen(previous) if previous is not None else now
+    if now:
+        return ("MODIFIED" if was else "ADDED"), obj
+    if not was:
+        return None
+    previous["metadata"]["resourceVersion"] = obj["metadata"]["resourceVersion"]
+    return "DELETED", previous

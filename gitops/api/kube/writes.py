@@ -92,11 +92,18 @@ def without_go_zero_values(value: Any) -> Any:
     return value
 
 
-def _check_identity(target: Target, obj: Any, name_required: bool = True) -> dict:
-    r = target.resource
+def an_object(obj: Any) -> dict:
+    """The body (or a patch's result) as an object whose metadata is one, or a 400."""
     if not isinstance(obj, dict):
         raise st.bad_request("the request body must be a JSON object")
-    obj = without_go_zero_values(obj)
+    if not isinstance(obj.get("metadata", {}), (dict, type(None))):
+        raise st.bad_request("metadata: must be an object")
+    return obj
+
+
+def _check_identity(target: Target, obj: Any, name_required: bool = True) -> dict:
+    r = target.resource
+    obj = without_go_zero_values(an_object(obj))
     if obj.get("kind") not in (None, r.kind):
         raise st.bad_request(f"the kind of the body ({obj.get('kind')}) does not match the "
                              f"resource ({r.kind})")
@@ -134,10 +141,10 @@ def _has_status(target: Target) -> bool:
 
 
 def _validate(api: "KubeApi", request: web.Request, target: Target, obj: dict,
-              default: str = "") -> None:
+              default: str = "", sub: str = "") -> None:
     """Field validation; its warnings go back as `Warning: 299` headers."""
     outcome = check(target.resource, obj, request.query.get("fieldValidation", default),
-                    api.allow_host_access)
+                    api.allow_host_access, status=sub == "status")
     if outcome.warnings:
         request[WARNINGS] = [*request.get(WARNINGS, []), *outcome.warnings]
 
@@ -153,9 +160,9 @@ async def in_thread(fn, api: "KubeApi", request: web.Request, target: Target, *a
 def create(api: "KubeApi", request: web.Request, target: Target,
            raw: bytes) -> tuple[dict, int]:
     r = target.resource
-    obj = body_of(request, raw)
-    if isinstance(obj, dict) and not (obj.get("metadata") or {}).get("name") and \
-            (obj.get("metadata") or {}).get("generateName"):
+    obj = an_object(body_of(request, raw))
+    if not (obj.get("metadata") or {}).get("name") and \
+            isinstance((obj.get("metadata") or {}).get("generateName"), str):
         meta = obj["metadata"]
         meta["name"] = meta["generateName"] + "".join(random.choice(_SUFFIX) for _ in range(5))
     obj = _check_identity(target, obj)
@@ -231,8 +238,7 @@ def replace(api: "KubeApi", request: web.Request, target: Target, raw: bytes,
     if given_rv and given_rv != old["metadata"].get("resourceVersion"):
         raise st.stale(r.plural, r.group, target.name)
     obj = _carry_server_fields(obj, old, target, sub)
-    if sub != "status":
-        _validate(api, request, target, obj)
+    _validate(api, request, target, obj, sub=sub)
     obj["metadata"]["managedFields"] = managed.record_update(
         old, obj, manager_of(request), r.api_version, _schema(target), sub)
     if dry_run(request):
@@ -280,14 +286,14 @@ def patch(api: "KubeApi", request: web.Request, target: Target, raw: bytes,
         patched = apply_patch(kind, current, body, schema)
         if not isinstance(patched, dict):
             raise st.ApiError(422, "Invalid", "the patch result is not an object")
+        an_object(patched)
         precondition = (patched.get("metadata") or {}).get("resourceVersion")
         if precondition and precondition != old["metadata"].get("resourceVersion"):
             raise st.stale(r.plural, r.group, target.name)
         obj = _check_identity(target, patched)
         obj["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
         obj = _carry_server_fields(obj, old, target, sub)
-        if sub != "status":
-            _validate(api, request, target, obj)
+        _validate(api, request, target, obj, sub=sub)
         obj["metadata"]["managedFields"] = managed.record_update(
             old, obj, manager_of(request), r.api_version, schema, sub)
         if dry_run(request):
@@ -343,8 +349,7 @@ def server_side_apply(api: "KubeApi", request: web.Request, target: Target, raw:
                 continue             # created meanwhile: apply onto it
         obj["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
         obj = _carry_server_fields(obj, old, target, sub)
-        if sub != "status":
-            _validate(api, request, target, obj, "Strict")
+        _validate(api, request, target, obj, "Strict", sub)
         obj["metadata"]["managedFields"] = fields
         if dry_run(request):
             return present(obj), 200
