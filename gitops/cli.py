@@ -140,6 +140,9 @@ def _agent_options(f):
                      help="Address NodePort Services listen on.")(f)
     f = click.option("--pod-subnet", default="", help="Subnet of the pod network "
                      "(default: a free /24 in 10.213.0.0/16, kept per data dir).")(f)
+    f = click.option("--service-cidr", default="", callback=_check_cidr,
+                     help="Range Service ClusterIPs come from "
+                     "(default: a free /20, kept per data dir).")(f)
     f = click.option("--allow-empty-prune", is_flag=True,
                      help="Allow a revision with zero objects to prune everything.")(f)
     f = click.option("--self-heal/--no-self-heal", default=True, show_default=True,
@@ -162,9 +165,22 @@ def _agent_options(f):
     return f
 
 
+def _check_cidr(ctx, param, value: str) -> str:
+    if value:
+        import ipaddress
+        try:
+            net = ipaddress.IPv4Network(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from exc
+        if net.prefixlen > 28:
+            raise click.BadParameter(f"{value} is too small for Services (at most /28)")
+    return value
+
+
 def _agent_flags(ref, subpath, interval, node_address, pod_subnet, allow_empty_prune,
                  self_heal, prune, wave_timeout, allow_host_access, webhook_secret_file,
-                 webhook_secret_env, api_port, api_address="127.0.0.1") -> list[str]:
+                 webhook_secret_env, api_port, api_address="127.0.0.1",
+                 service_cidr="") -> list[str]:
     """The same options, as arguments for a background `gitops run`."""
     args = ["--interval", str(interval), "--node-address", node_address,
             "--api-port", str(api_port), "--api-address", api_address,
@@ -174,6 +190,7 @@ def _agent_flags(ref, subpath, interval, node_address, pod_subnet, allow_empty_p
     if webhook_secret_file:
         webhook_secret_file = str(Path(webhook_secret_file).resolve())
     for flag, value in (("--ref", ref), ("--path", subpath), ("--pod-subnet", pod_subnet),
+                        ("--service-cidr", service_cidr),
                         ("--webhook-secret-file", webhook_secret_file),
                         ("--webhook-secret-env", webhook_secret_env)):
         if value:
@@ -188,7 +205,8 @@ def _agent_flags(ref, subpath, interval, node_address, pod_subnet, allow_empty_p
 @DATA_DIR
 @click.option("--log-format", default="auto", type=click.Choice(["auto", "json", "console"]))
 @click.option("--log-level", default="info")
-def run(repo, ref, subpath, interval, node_address, pod_subnet, allow_empty_prune, self_heal,
+def run(repo, ref, subpath, interval, node_address, pod_subnet, service_cidr,
+        allow_empty_prune, self_heal,
         prune, wave_timeout, allow_host_access, webhook_secret_file, webhook_secret_env,
         api_port, api_address, data_dir, log_format, log_level) -> None:
     """Run the agent in the foreground (Ctrl-C or SIGTERM stops it cleanly).
@@ -206,7 +224,7 @@ def run(repo, ref, subpath, interval, node_address, pod_subnet, allow_empty_prun
         run_agent(AgentConfig(repo=repo, data_dir=Path(data_dir), ref=ref, path=subpath,
                               interval=interval, node_address=node_address,
                               api_port=api_port, api_host=api_address,
-                              pod_subnet=pod_subnet,
+                              pod_subnet=pod_subnet, service_cidr=service_cidr,
                               allow_empty_prune=allow_empty_prune, self_heal=self_heal,
                               prune=prune, wave_timeout=wave_timeout,
                               allow_host_access=allow_host_access,
@@ -229,7 +247,8 @@ def _source_id(source: str) -> str:
 @click.option("--timeout", default=300.0, show_default=True, help="Seconds --wait waits.")
 @click.option("--report", default="", type=click.Path(dir_okay=False),
               help="Write every object's final health as JSON to this file (implies --wait).")
-def up(source, ref, subpath, interval, node_address, pod_subnet, allow_empty_prune, self_heal,
+def up(source, ref, subpath, interval, node_address, pod_subnet, service_cidr,
+       allow_empty_prune, self_heal,
        prune, wave_timeout, allow_host_access, webhook_secret_file, webhook_secret_env,
        api_port, api_address, data_dir, wait, timeout, report) -> None:
     """Start an agent in the background for SOURCE (directory or git URL).
@@ -258,7 +277,7 @@ def up(source, ref, subpath, interval, node_address, pod_subnet, allow_empty_pru
                *_agent_flags(ref, subpath, interval, node_address, pod_subnet,
                              allow_empty_prune, self_heal, prune, wave_timeout,
                              allow_host_access, webhook_secret_file, webhook_secret_env,
-                             api_port, api_address)]
+                             api_port, api_address, service_cidr)]
         with open(dd.log_file, "ab") as logf:
             proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, start_new_session=True)

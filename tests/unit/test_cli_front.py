@@ -113,3 +113,14 @@ def test_engine_and_git_errors_read_as_their_cause(tmp_path, monkeypatch):
     lines = res.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: git: fatal: ")
     assert "does not appear to be a git repository" in lines[0]
+
+
+def test_service_cidr_is_checked_and_passed_to_the_background_agent():
+    from gitops.cli import _agent_flags
+    res = invoke("run", "--repo", ".", "--service-cidr", "10.300.0.0/20")
+    assert res.exit_code == 2 and "--service-cidr" in res.output
+    res = invoke("up", ".", "--service-cidr", "10.96.0.0/30")
+    assert res.exit_code == 2 and "too small" in res.output
+    flags = _agent_flags("", "", 60.0, "127.0.0.1", "", False, True, True, 300.0, False, "",
+                         "", 0, "127.0.0.1", "10.96.0.0/20")
+    assert flags[flags.index("--service-cidr") + 1] == "10.96.0.0/20"
