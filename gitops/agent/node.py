@@ -30,7 +30,7 @@ from gitops.agent.probes import ProbeTracker, ProbeWorker, run_probe
 from gitops.agent.status import terminated_state, pod_status
 from gitops.agent.volumes import container_mounts, file_sets
 from gitops.events import NORMAL, WARNING, EventRecorder, event_for
-from gitops.model import ObjectKey, key_of, quantity
+from gitops.model import ObjectKey, key_of
 from gitops.model.podspec import host_access
 from gitops.proxy.dns import resolv_conf
 from gitops.store.base import NotFound, Store

@@ -274,6 +274,35 @@ def check_config_data(body: dict) -> Iterator[Problem]:
 
 
 # (kinds it applies to, or None for every kind; check)
+_PERCENT = re.compile(r"[0-9]+%\Z")
+# Where each kind keeps its int-or-percent rollout bounds.
+_ROLLOUT_BOUNDS = {"Deployment": ("spec", "strategy", "rollingUpdate"),
+                   "DaemonSet": ("spec", "updateStrategy", "rollingUpdate"),
+                   "StatefulSet": ("spec", "updateStrategy", "rollingUpdate")}
+
+
+def check_rollout_bounds(body: dict) -> Iterator[Problem]:
+    """maxSurge / maxUnavailable: a non-negative integer or "N%", as Kubernetes validates."""
+    where = _ROLLOUT_BOUNDS[body["kind"]]
+    bounds = _get(body, *where)
+    if not isinstance(bounds, dict):
+        return
+    path = ".".join(where)
+    zero = []
+    for field in ("maxSurge", "maxUnavailable"):
+        value = bounds.get(field)
+        if value is None:
+            continue
+        if isinstance(value, str) and not _PERCENT.match(value):
+            yield f"{path}.{field}", f'{value!r} must be an integer or a percentage ("25%")'
+        elif _is_int(value) and value < 0:
+            yield f"{path}.{field}", f"{value} must be greater than or equal to 0"
+        elif value in (0, "0%"):
+            zero.append(field)
+    if body["kind"] == "Deployment" and len(zero) == 2:
+        yield f"{path}.maxUnavailable", "may not be 0 when maxSurge is 0"
+
+
 CHECKS: list[tuple[frozenset[str] | None, Check]] = [
     (frozenset({"ConfigMap", "Secret"}), check_config_data),
     (None, check_name),
@@ -282,6 +311,7 @@ CHECKS: list[tuple[frozenset[str] | None, Check]] = [
     (SELECTOR_CHECKED, check_selector),
     (frozenset(POD_SPEC_PATHS), check_pod_spec),
     (frozenset({"Service"}), check_service),
+    (frozenset(_ROLLOUT_BOUNDS), check_rollout_bounds),
 ]
 
 

@@ -398,3 +398,32 @@ def test_junk_documents_never_crash(docs):
 @given(st.text(alphabet=st.sampled_from(list("ab: -[]{}&*!|>'\"#\n\t?,%@`~<=0.1")), max_size=80))
 def test_junk_text_never_crashes(text):
     assert_never_crashes(text)
+
+
+ROLLING = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  selector: {matchLabels: {app: web}}
+  strategy:
+    rollingUpdate: {maxSurge: SURGE, maxUnavailable: UNAVAILABLE}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: app, image: "app:1"}]
+"""
+
+
+@pytest.mark.parametrize("surge, unavailable, expected", [
+    ("1", "25%", []),
+    ('"50%"', "0", []),
+    ('"abc"', "0", [("spec.strategy.rollingUpdate.maxSurge", "must be an integer or a "
+                                                             "percentage")]),
+    ("-1", "1", [("spec.strategy.rollingUpdate.maxSurge", "greater than or equal to 0")]),
+    ("0", '"0%"', [("spec.strategy.rollingUpdate.maxUnavailable", "may not be 0 when")]),
+])
+def test_rollout_bounds_are_integers_or_percentages(surge, unavailable, expected):
+    found = check(ROLLING.replace("SURGE", surge).replace("UNAVAILABLE", unavailable))
+    assert [(line, path) for line, path, _ in found] == [(7, p) for p, _ in expected]
+    assert all(fragment in message for (_, _, message), (_, fragment) in zip(found, expected))
