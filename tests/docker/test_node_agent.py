@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 import urllib.request
 
 import pytest
@@ -21,8 +22,7 @@ pytestmark = pytest.mark.docker
 
 @pytest.fixture
 def agent(docker_client, tmp_path):
-    instance = "t" + tmp_path.name[-7:].replace("_", "0").lower()
-    instance = "".join(ch if ch in "0123456789abcdef" else "0" for ch in instance)[:8]
+    instance = uuid.uuid4().hex[:8]    # unique: other test runs may share the engine
     store = SqliteStore(tmp_path / "state.db")
     runtime = DockerRuntime(instance, docker_client)
     node = NodeAgent(store, runtime, "test-node", f"gitops-{instance}", tmp_path / "pods")
