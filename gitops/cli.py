@@ -140,6 +140,9 @@ def _agent_options(f):
                      help="Address NodePort Services listen on.")(f)
     f = click.option("--pod-subnet", default="", help="Subnet of the pod network "
                      "(default: a free /24 in 10.213.0.0/16, kept per data dir).")(f)
+    f = click.option("--values", "helm_values", multiple=True, metavar="FILE",
+                     help="A Helm values file, relative to the chart (repeatable; later "
+                     "files win).")(f)
     f = click.option("--service-cidr", default="", callback=_check_cidr,
                      help="Range Service ClusterIPs come from "
                      "(default: a free /20, kept per data dir).")(f)
@@ -180,7 +183,7 @@ def _check_cidr(ctx, param, value: str) -> str:
 def _agent_flags(ref, subpath, interval, node_address, pod_subnet, allow_empty_prune,
                  self_heal, prune, wave_timeout, allow_host_access, webhook_secret_file,
                  webhook_secret_env, api_port, api_address="127.0.0.1",
-                 service_cidr="") -> list[str]:
+                 service_cidr="", helm_values=()) -> list[str]:
     """The same options, as arguments for a background `gitops run`."""
     args = ["--interval", str(interval), "--node-address", node_address,
             "--api-port", str(api_port), "--api-address", api_address,
@@ -195,6 +198,7 @@ def _agent_flags(ref, subpath, interval, node_address, pod_subnet, allow_empty_p
                         ("--webhook-secret-env", webhook_secret_env)):
         if value:
             args += [flag, value]
+    args += [arg for values in helm_values for arg in ("--values", values)]
     return args + (["--allow-empty-prune"] if allow_empty_prune else []) + (
         ["--allow-host-access"] if allow_host_access else [])
 
@@ -205,7 +209,7 @@ def _agent_flags(ref, subpath, interval, node_address, pod_subnet, allow_empty_p
 @DATA_DIR
 @click.option("--log-format", default="auto", type=click.Choice(["auto", "json", "console"]))
 @click.option("--log-level", default="info")
-def run(repo, ref, subpath, interval, node_address, pod_subnet, service_cidr,
+def run(repo, ref, subpath, interval, node_address, pod_subnet, service_cidr, helm_values,
         allow_empty_prune, self_heal,
         prune, wave_timeout, allow_host_access, webhook_secret_file, webhook_secret_env,
         api_port, api_address, data_dir, log_format, log_level) -> None:
@@ -225,6 +229,7 @@ def run(repo, ref, subpath, interval, node_address, pod_subnet, service_cidr,
                               interval=interval, node_address=node_address,
                               api_port=api_port, api_host=api_address,
                               pod_subnet=pod_subnet, service_cidr=service_cidr,
+                              helm_values=tuple(helm_values),
                               allow_empty_prune=allow_empty_prune, self_heal=self_heal,
                               prune=prune, wave_timeout=wave_timeout,
                               allow_host_access=allow_host_access,
@@ -247,7 +252,7 @@ def _source_id(source: str) -> str:
 @click.option("--timeout", default=300.0, show_default=True, help="Seconds --wait waits.")
 @click.option("--report", default="", type=click.Path(dir_okay=False),
               help="Write every object's final health as JSON to this file (implies --wait).")
-def up(source, ref, subpath, interval, node_address, pod_subnet, service_cidr,
+def up(source, ref, subpath, interval, node_address, pod_subnet, service_cidr, helm_values,
        allow_empty_prune, self_heal,
        prune, wave_timeout, allow_host_access, webhook_secret_file, webhook_secret_env,
        api_port, api_address, data_dir, wait, timeout, report) -> None:
@@ -277,7 +282,7 @@ def up(source, ref, subpath, interval, node_address, pod_subnet, service_cidr,
                *_agent_flags(ref, subpath, interval, node_address, pod_subnet,
                              allow_empty_prune, self_heal, prune, wave_timeout,
                              allow_host_access, webhook_secret_file, webhook_secret_env,
-                             api_port, api_address, service_cidr)]
+                             api_port, api_address, service_cidr, helm_values)]
         with open(dd.log_file, "ab") as logf:
             proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, start_new_session=True)
@@ -713,8 +718,10 @@ def validate(paths, fmt, allow_host_access) -> None:
 @click.option("--path", "subpath", default="")
 @click.option("-o", "--output", "fmt", default="text",
               type=click.Choice(["text", "json", "markdown"]))
+@click.option("--values", "helm_values", multiple=True, metavar="FILE",
+              help="A Helm values file, relative to the chart (repeatable).")
 @DATA_DIR
-def diff(source, ref, subpath, fmt, data_dir) -> None:
+def diff(source, ref, subpath, fmt, helm_values, data_dir) -> None:
     """Show what syncing SOURCE would change in the data dir's store (nothing is changed).
 
     Exit 0 when nothing would change, 1 when something would, 2 on an error (e.g. an
@@ -734,7 +741,7 @@ def diff(source, ref, subpath, fmt, data_dir) -> None:
         import tempfile
         with tempfile.TemporaryDirectory() as tmp, output.working(f"reading {source}..."):
             revision = make_source(source, Path(tmp), ref, subpath).fetch()
-            desired, errors = render(revision)
+            desired, errors = render(revision, helm_values=tuple(helm_values))
             if errors:
                 for e in errors:
                     click.echo(str(e), err=True)

@@ -61,6 +61,7 @@ class AgentConfig:
     api_port: int = 0
     pod_subnet: str = ""
     service_cidr: str = ""
+    helm_values: tuple[str, ...] = ()
     allow_empty_prune: bool = False
     self_heal: bool = True
     prune: bool = True
@@ -93,7 +94,8 @@ class Agent:
         self.policy = SyncPolicy(self_heal=config.self_heal, prune=config.prune,
                                  allow_empty_prune=config.allow_empty_prune,
                                  wave_timeout=config.wave_timeout,
-                                 allow_host_access=config.allow_host_access)
+                                 allow_host_access=config.allow_host_access,
+                                 helm_values=tuple(config.helm_values))
         self.engine = SyncEngine(self.store, self.source, self.policy, self.drift)
         self.service_cidr = (config.service_cidr or self.store.get_state("service_cidr")
                              or pick_subnet(self.dd.instance, [], SERVICE_POOL, 20))

@@ -51,16 +51,17 @@ class SyncPolicy:
     allow_empty_prune: bool = False
     wave_timeout: float = 300.0
     allow_host_access: bool = False
+    helm_values: tuple[str, ...] = ()   # values files of a Helm chart, relative to it
 
 
-def render(revision: Revision, allow_host_access: bool = False
-           ) -> tuple[list[Desired], list[ManifestError]]:
+def render(revision: Revision, allow_host_access: bool = False,
+           helm_values: tuple[str, ...] = ()) -> tuple[list[Desired], list[ManifestError]]:
     """Load and validate every manifest of a revision (pure apart from reading files)."""
     base = revision.manifest_dir
     if not base.exists():
         return [], [ManifestError(f"path {revision.path!r} does not exist in the source",
                                   file=revision.path)]
-    loaded = render_path(base)
+    loaded = render_path(base, helm_values)
     errors = [*loaded.errors, *validate(loaded.objects),
               *node_policy.check(loaded.objects, allow_host_access)]
     return [Desired(o.body, o.file, o.line, o.field_lines) for o in loaded.objects], errors
@@ -201,10 +202,12 @@ class SyncEngine:
         return revision
 
     def _render(self, revision: Revision) -> tuple[list[Desired], list[ManifestError]]:
-        key = (revision.sha, revision.path, self.policy.allow_host_access)
+        key = (revision.sha, revision.path, self.policy.allow_host_access,
+               self.policy.helm_values)
         if self._rendered is not None and self._rendered[0] == key:
             return self._rendered[1], []
-        desired, errors = render(revision, self.policy.allow_host_access)
+        desired, errors = render(revision, self.policy.allow_host_access,
+                                 self.policy.helm_values)
         self._rendered = None if errors else (key, desired)
         return desired, errors
 

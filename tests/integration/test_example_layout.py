@@ -89,3 +89,22 @@ def test_status_page_chart_renders_with_its_values():
     assert "<h1>Guestbook status</h1>" in page and "All systems normal." in page
     assert objs[("Deployment", "", "status-page")].file == "templates/deployment.yaml"
     assert gitops("validate", str(chart)).returncode == 0
+
+
+@pytest.mark.skipif(not _have_helm(), reason="needs the helm extra or a helm binary")
+def test_values_files_override_the_chart_defaults_for_diff_and_the_agent(tmp_path):
+    from gitops.cli import _agent_flags
+    chart = EXAMPLE / "charts" / "status-page"
+    res = gitops("diff", str(chart), "--values", "values-staging.yaml",
+                 "--data-dir", str(tmp_path / "empty"))
+    assert res.returncode == 1, res.stderr
+    assert "<h1>Guestbook status (staging)</h1>" in res.stdout
+    assert "nodePort: 30091" in res.stdout
+    assert "All systems normal." in res.stdout             # what the override leaves alone
+    missing = gitops("diff", str(chart), "--values", "nope.yaml", "--data-dir",
+                     str(tmp_path / "empty"))
+    assert missing.returncode == 2 and "values file not found" in missing.stderr
+    flags = _agent_flags("", "", 60.0, "127.0.0.1", "", False, True, True, 300.0, False, "",
+                         "", 0, "127.0.0.1", "", ("a.yaml", "b.yaml"))
+    assert flags[flags.index("--values"):flags.index("--values") + 4] == [
+        "--values", "a.yaml", "--values", "b.yaml"]
