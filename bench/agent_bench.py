@@ -142,11 +142,17 @@ def bench_pod_start(repo: Path, data: str, rounds: int) -> list[float]:
         sync = subprocess.Popen([sys.executable, "-m", "gitops", "sync", "--data-dir", data],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            wait(lambda: any(p["metadata"]["uid"] not in known for p in pods(data)), 30,
-                 0.002)
+            new: list[dict] = []
+
+            def appeared() -> bool:
+                new[:] = [p for p in pods(data) if p["metadata"]["uid"] not in known]
+                return bool(new)
+            wait(appeared, 30, 0.002)
             start = time.monotonic()
-            wait(lambda: sum(p["status"].get("phase") == "Running" for p in pods(data)) >= 3,
-                 60, 0.002)
+            uid = new[0]["metadata"]["uid"]
+            # that pod itself Running (a terminating pod of an earlier step may still be)
+            wait(lambda: any(p["metadata"]["uid"] == uid and p["status"].get("phase")
+                             == "Running" for p in pods(data)), 60, 0.002)
             out.append(time.monotonic() - start)
         finally:
             sync.wait(timeout=60)
