@@ -45,7 +45,7 @@ from dnslib import (
 
 from gitops.controllers.pods import is_ready
 from gitops.model.meta import is_deleting
-from gitops.proxy.listeners import _Throttle
+from gitops.proxy.listeners import LogThrottle
 
 log = structlog.get_logger(component="dns")
 
@@ -295,7 +295,7 @@ class DnsServer:
         self._tcp: list[asyncio.Server] = []
         self._bound: list[UpstreamAddr] = []
         self._tasks: set[asyncio.Task] = set()
-        self._throttle = _Throttle()
+        self._throttle = LogThrottle()
 
     @property
     def zone(self) -> Zone:
@@ -543,12 +543,7 @@ class DnsServer:
                 writer.close()
 
     def _note(self, level: str, event: str, key: object, **fields: object) -> None:
-        suppressed = self._throttle.allow((event, key))
-        if suppressed is None:
-            return
-        if suppressed:
-            fields["suppressed"] = suppressed
-        getattr(log, level)(event, **fields)
+        self._throttle.note(log, level, event, key, **fields)
 
 
 def _edns(query: DNSRecord) -> RR | None:

@@ -39,7 +39,7 @@ _UDP_PENDING = 64          # datagrams held per flow while its upstream socket o
 _UDP_BUFFERED = 1 << 20    # bytes queued in a datagram transport beyond which we drop
 
 
-class _Throttle:
+class LogThrottle:
     """At most one log line per key per window; the next line says how many were dropped.
     A dead Service can see thousands of connection attempts a second; the logs must not."""
 
@@ -58,6 +58,15 @@ class _Throttle:
             self._seen = {k: v for k, v in self._seen.items() if now - v[0] < self._window}
         self._seen[key] = [now, 0]
         return entry[1] if entry else 0
+
+    def note(self, logger, level: str, event: str, key: object, **fields: object) -> None:
+        """Log `event` unless a line for `key` went out within the window."""
+        suppressed = self.allow((event, key))
+        if suppressed is None:
+            return
+        if suppressed:
+            fields["suppressed"] = suppressed
+        getattr(logger, level)(event, **fields)
 
 
 class _TcpListener:
@@ -305,7 +314,7 @@ class Proxy:
         self._udp_max_flows = udp_max_flows
         self._listeners: dict[ListenAddr, _TcpListener | _UdpListener] = {}
         self._tcp: Engine | None = None      # made with the first TCP listener
-        self._throttle = _Throttle()
+        self._throttle = LogThrottle()
         self._lock = asyncio.Lock()  # apply() awaits binds; overlapping calls must not interleave
         self._routed: frozenset[str] = frozenset()
 
@@ -442,12 +451,7 @@ class Proxy:
         await asyncio.sleep(0)  # let closed UDP transports run connection_lost and free their fds
 
     def _note(self, level: str, event: str, key: object, **fields: object) -> None:
-        suppressed = self._throttle.allow((event, key))
-        if suppressed is None:
-            return
-        if suppressed:
-            fields["suppressed"] = suppressed
-        getattr(log, level)(event, **fields)
+        self._throttle.note(log, level, event, key, **fields)
 
 
 def _fmt(addr: Sequence) -> str:

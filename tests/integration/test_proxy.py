@@ -17,7 +17,7 @@ from collections import Counter
 
 import pytest
 
-from gitops.proxy.listeners import Proxy, _Throttle
+from gitops.proxy.listeners import Proxy, LogThrottle
 from gitops.proxy.routes import Route
 
 LO = "127.0.0.1"
@@ -372,7 +372,7 @@ def test_reapply_after_close_rebinds_same_port():
 
 def test_throttle_aggregates_repeats():
     now = [0.0]
-    th = _Throttle(window=10.0, clock=lambda: now[0])
+    th = LogThrottle(window=10.0, clock=lambda: now[0])
     assert th.allow("k") == 0
     assert [th.allow("k") for _ in range(5)] == [None] * 5
     assert th.allow("other") == 0
