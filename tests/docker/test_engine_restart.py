@@ -215,14 +215,19 @@ def test_agent_waits_for_the_engine_survives_its_restart_and_reconverges(
         private = engine.client()
 
         def reconverged():
+            # Ready as seen on the NEW containers: a status written before the restart
+            # still reads Ready until the pass that rebuilt the pods writes its own.
             ready = _ready_pods(data)
             running = private.containers.list(filters={"label": label})
-            return (len(ready) == 2 and len(running) == 4
-                    and {c.id for c in running}.isdisjoint(before)
-                    and all(c.status == "running" for c in running))
-        _wait("the pods to run again on the restarted engine", reconverged, agent, log)
+            ids = {c.id for c in running}
+            reported = {s.get("containerID", "").removeprefix("docker://")
+                        for p in ready for s in p["status"].get("containerStatuses", [])}
+            return (len(ready) == 2 and len(running) == 4 and ids.isdisjoint(before)
+                    and reported <= ids and all(c.status == "running" for c in running)
+                    and ready)
+        again = _wait("the pods to run again on the restarted engine", reconverged, agent, log)
         assert agent.poll() is None                          # it never crashed
-        names = {p["metadata"]["name"] for p in _ready_pods(data)}
+        names = {p["metadata"]["name"] for p in again}
         assert names == {p["metadata"]["name"] for p in first}   # same pods, rebuilt
         events = _events(log)
         kinds = [e.get("event") for e in events]
