@@ -20,6 +20,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -129,6 +130,27 @@ def bench_docker_run(client, rounds: int, network: str | None) -> list[float]:
     return out
 
 
+def bench_sandbox_pair(client, network: str) -> float:
+    """The engine's own floor for a pod: a sandbox on the network, a container joining it,
+    started as the agent does (the container created while the sandbox starts) but with
+    no agent at all. pod_start minus this is what the agent adds."""
+    api = client.api
+    start = time.monotonic()
+    sandbox = api.create_container("gitops/pause:1", labels={"gitops.bench": "true"},
+                                   host_config=api.create_host_config(network_mode=network))
+    starting = threading.Thread(target=api.start, args=(sandbox["Id"],))
+    starting.start()
+    app = api.create_container(
+        "gitops/busybox:1", ["sleep", "60"], labels={"gitops.bench": "true"},
+        host_config=api.create_host_config(network_mode=f"container:{sandbox['Id']}"))
+    starting.join()
+    api.start(app["Id"])
+    took = time.monotonic() - start
+    for cid in (app["Id"], sandbox["Id"]):
+        api.remove_container(cid, force=True)
+    return took
+
+
 def bench_pod_start(repo: Path, data: str, rounds: int) -> list[float]:
     """From the extra pod of a scale-up appearing in the store to it Running: what the
     scheduler and node agent add on top of the engine (a `docker run` is one create and
@@ -186,15 +208,20 @@ def measure(rounds: int) -> dict[str, list[float]]:
             sh("git", "commit", "-qam", "back to v1", cwd=repo)
             gitops("sync", "--data-dir", data)
             wait(lambda: ready_at_version(data, "v1", None, ""), 60, 0.1)
-            pod_start = bench_pod_start(repo, data, rounds)
-            docker_run = bench_docker_run(client, rounds, None)
-            docker_run_net = bench_docker_run(client, rounds, f"gitops-{instance}")
+            # Round by round, side by side: the engine's speed drifts over a run, and a
+            # ratio must compare the two under the same conditions.
+            pod_start, docker_run, docker_run_net, floor = [], [], [], []
+            for _ in range(rounds):
+                pod_start += bench_pod_start(repo, data, 1)
+                docker_run += bench_docker_run(client, 1, None)
+                docker_run_net += bench_docker_run(client, 1, f"gitops-{instance}")
+                floor.append(bench_sandbox_pair(client, f"gitops-{instance}"))
             kill = bench_kill(client, instance)
         finally:
             subprocess.run([sys.executable, "-m", "gitops", "down", "--data-dir", data],
                            capture_output=True)
     return {"push": push, "pod_start": pod_start, "docker_run": docker_run,
-            "docker_run_net": docker_run_net, "kill": kill}
+            "docker_run_net": docker_run_net, "floor": floor, "kill": kill}
 
 
 def run(quick: bool = False) -> dict:
@@ -206,7 +233,8 @@ def run(quick: bool = False) -> dict:
             "restart_after_kill_s": round(med(raw["kill"]), 3),
             "pod_start_s": round(med(raw["pod_start"]), 3),
             "docker_run_bridge_s": round(med(raw["docker_run_net"]), 3),
-            "docker_run_no_network_s": round(med(raw["docker_run"]), 3)}
+            "docker_run_no_network_s": round(med(raw["docker_run"]), 3),
+            "pod_start_engine_floor_s": round(med(raw["floor"]), 3)}
 
 
 def main() -> None:
@@ -224,6 +252,9 @@ def main() -> None:
             ("pod_start_overhead_ratio_vs_docker_run", med(pod_start) / med(docker_run_net),
              "<= 1.5"),
             ("  (against docker run with no network)", med(pod_start) / med(docker_run), ""),
+            ("engine floor: sandbox + container, no agent", med(raw["floor"]), ""),
+            ("  floor / docker run (bridge network)", med(raw["floor"]) / med(docker_run_net),
+             ""),
             ("restart_after_kill_s", med(kill), "<= 1")]
     print(f"{'metric':<44} {'median':>9}  target")
     for name, value, target in rows:

@@ -108,7 +108,10 @@ class Agent:
         self._last_result: dict = {}
         self.sync_loop = LevelLoop("sync", self._sync_pass, resync=3600)
         self.controller_loop = LevelLoop("controllers", self.controllers.run_once, resync=5)
-        self.agent_loop = LevelLoop("node-agent", self.node.sync_once, resync=2)
+        # A short debounce: a scheduled pod is started at once (a pass reads everything,
+        # so pokes during a pass still coalesce into the next one).
+        self.agent_loop = LevelLoop("node-agent", self.node.sync_once, resync=2,
+                                    debounce=0.003)
         self.proxy_dirty = asyncio.Event()
         self.node.wake = self.agent_loop.poke
         self.node.in_rotation = self.services.routes_to   # out of Services before SIGTERM

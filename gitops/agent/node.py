@@ -85,6 +85,7 @@ class NodeAgent:
         self._events_lock = threading.Lock()
         self._runtime_down_since: float | None = None
         self.events = EventRecorder(store, clock, host=node_name)    # kubelet-style Events
+        self._held_events: list | None = None     # a pass's Events, recorded at its end
 
     # -- setup ------------------------------------------------------------------------
     def setup(self, subnet: str) -> None:
@@ -135,6 +136,17 @@ class NodeAgent:
             self._runtime_down_since = None
 
     def _sync_pass(self) -> None:
+        """Kubelet Events of the pass are recorded after the pod statuses: a started pod
+        shows Running without waiting for its Pulled, Created and Started."""
+        self._held_events = []
+        try:
+            self._reconcile_pods()
+        finally:
+            held, self._held_events = self._held_events, None
+            for spec in held:
+                self.events.record(spec)
+
+    def _reconcile_pods(self) -> None:
         events = self._take_external_events()
         pods = [p for p in self.store.list("Pod")
                 if p.get("spec", {}).get("nodeName") == self.node_name]
@@ -148,7 +160,7 @@ class NodeAgent:
                     self._remove(c, "orphan: its pod is gone")
                     self._report_orphan(c)
                 self._release_pod(uid)
-        acted = False
+        acted: set[str] = set()
         waiting: dict[str, dict[str, tuple[str, str]]] = {}
         for pod in pods:
             uid = pod["metadata"]["uid"]
@@ -161,14 +173,16 @@ class NodeAgent:
                 pod, by_uid.get(uid, []), self._images(pod), self._pull_failures,
                 P.backoff_restarts(self._restarts[uid], self._backoff_base.get(uid, {})),
                 self.clock(), unhealthy)
-            acted |= self._execute(pod, pod_plan, by_uid.get(uid, []))
+            if self._execute(pod, pod_plan, by_uid.get(uid, [])):
+                acted.add(uid)
             self._waiting_events(pod, pod_plan.waiting)
             waiting[uid] = pod_plan.waiting
         if acted:
             by_uid = defaultdict(list)
             for c in self.runtime.list_containers():
                 by_uid[c.pod_uid].append(c)
-        for pod in pods:
+        # The pods just acted on first: theirs are the statuses someone waits for.
+        for pod in sorted(pods, key=lambda p: p["metadata"]["uid"] not in acted):
             uid = pod["metadata"]["uid"]
             if pod["metadata"].get("deletionTimestamp"):
                 continue
@@ -418,8 +432,11 @@ class NodeAgent:
         inits = {c["name"] for c in pod["spec"].get("initContainers") or []}
         field = (f"spec.{'initContainers' if container in inits else 'containers'}"
                  f"{{{container}}}") if container else ""
-        self.events.record(event_for(pod, reason, message, WARNING if warning else NORMAL,
-                                     "kubelet", field))
+        spec = event_for(pod, reason, message, WARNING if warning else NORMAL, "kubelet", field)
+        if self._held_events is not None:
+            self._held_events.append(spec)
+        else:
+            self.events.record(spec)
 
     def _waiting_events(self, pod: dict, waiting: dict[str, tuple[str, str]]) -> None:
         """Back-off is an event on every pass it holds a container (counted, coalesced)."""
