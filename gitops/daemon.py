@@ -177,8 +177,8 @@ class Agent:
 
     def _watch_docker(self) -> None:
         def on_event(event: dict) -> None:
-            self.node.on_runtime_event(event)
-            self.agent_loop.poke()
+            if self.node.on_runtime_event(event):
+                self.agent_loop.poke()
         self.runtime.watch_events(on_event, self.stop.is_set)
 
     # -- API callbacks ------------------------------------------------------------------

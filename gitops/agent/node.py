@@ -516,15 +516,22 @@ class NodeAgent:
             if len(self._ours) > 1000:
                 self._ours = {k: t for k, t in self._ours.items() if now - t < 120}
 
-    def on_runtime_event(self, event: dict) -> None:
-        """From the Docker events thread: keep events on our containers we did not cause."""
+    # A container's state changed: a pass has something to do. Not create, attach or the
+    # exec_* of every exec probe, which would each cost a pass listing every container.
+    _WAKING_ACTIONS = {"start", "die", "oom", "destroy", "stop", "kill", "pause", "unpause",
+                       "restart", "rename", "update"}
+
+    def on_runtime_event(self, event: dict) -> bool:
+        """From the Docker events thread: keep events on our containers we did not cause.
+        True when the event calls for a pass."""
         action = str(event.get("Action", "")).split(":")[0]
         cid = event.get("Actor", {}).get("ID") or event.get("id", "")
+        wakes = action in self._WAKING_ACTIONS
         if action not in self._EXTERNAL_ACTIONS:
-            return
+            return wakes
         with self._events_lock:
             if cid in self._ours:
-                return
+                return wakes
             attrs = event.get("Actor", {}).get("Attributes", {}) or {}
             self._external.append({"id": cid, "action": action, "attrs": attrs,
                                    "seen": self.clock()})
@@ -532,6 +539,7 @@ class NodeAgent:
             timer = threading.Timer(EVENT_SETTLE + 0.05, self.wake)
             timer.daemon = True
             timer.start()
+        return wakes
 
     def _take_external_events(self) -> list[dict]:
         """Events seen so far; this pass corrects what they broke, then reports them."""
