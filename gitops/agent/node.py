@@ -27,7 +27,8 @@ from gitops.agent.runtime import (CONFIG_HASH, CONTAINER, INSTANCE, MANAGED, POD
                                   SandboxSpec)
 from gitops.agent.files import write_file_set
 from gitops.agent.probes import ProbeTracker, ProbeWorker, run_probe
-from gitops.agent.status import terminated_state, pod_status
+from gitops.agent.status import (node_ready_condition, pod_status, runtime_down_status,
+                                 terminated_state)
 from gitops.agent.volumes import container_mounts, file_sets
 from gitops.events import NORMAL, WARNING, EventRecorder, event_for
 from gitops.model import ObjectKey, key_of
@@ -103,7 +104,8 @@ class NodeAgent:
         status = {"capacity": {"cpu": str(info.get("NCPU", 1)),
                                "memory": f"{int(info.get('MemTotal', 0)) // 1024}Ki",
                                "pods": "110"},
-                  "conditions": [{"type": "Ready", "status": "True", "reason": "AgentReady"}],
+                  "conditions": [node_ready_condition(True, "the agent is posting ready status",
+                                                      iso_time(self.clock()))],
                   "addresses": [{"type": "InternalIP", "address": self.host_ip},
                                 {"type": "Hostname", "address": self.node_name}],
                   "nodeInfo": {"containerRuntimeVersion":
@@ -129,11 +131,36 @@ class NodeAgent:
             if self._runtime_down_since is None:
                 self._runtime_down_since = time.monotonic()
                 log.warning("runtime_unavailable", error=str(exc))
+                self._runtime_lost(str(exc))
             return
         if self._runtime_down_since is not None:
             log.info("runtime_available_again",
                      after_s=round(time.monotonic() - self._runtime_down_since, 1))
             self._runtime_down_since = None
+            self._set_node_ready(True, "the agent is posting ready status")
+
+    def _runtime_lost(self, error: str) -> None:
+        """The Node goes NotReady (the scheduler places nothing there) and its pods stop
+        being Ready, so no Service sends traffic to containers nobody can vouch for."""
+        self._set_node_ready(False, f"container runtime is down: {error}")
+        now = iso_time(self.clock())
+        for pod in self.store.list("Pod"):
+            if pod.get("spec", {}).get("nodeName") != self.node_name or not pod.get("status"):
+                continue
+            try:
+                self.store.update_status(key_of(pod), runtime_down_status(pod["status"], now))
+            except NotFound:
+                pass
+
+    def _set_node_ready(self, ready: bool, message: str) -> None:
+        key = ObjectKey("Node", "", self.node_name)
+        node = self.store.get(key)
+        if node is None:
+            return
+        status = node.get("status", {})
+        others = [c for c in status.get("conditions") or [] if c.get("type") != "Ready"]
+        condition = node_ready_condition(ready, message, iso_time(self.clock()))
+        self.store.update_status(key, {**status, "conditions": [condition, *others]})
 
     def _sync_pass(self) -> None:
         """Kubelet Events of the pass are recorded after the pod statuses: a started pod

@@ -116,3 +116,23 @@ def _phase(policy: str, statuses: list[dict]) -> str:
     if any(should_restart(policy, code) for code in codes):
         return "Running"
     return "Succeeded" if all(code == 0 for code in codes) else "Failed"
+
+
+def runtime_down_status(status: dict, now: str) -> dict:
+    """A pod's status once the engine stopped answering: nothing can be said to serve,
+    so it is not Ready (as Kubernetes marks the pods of a NotReady node) and its Service
+    endpoints drop it. Phase and container states stay as last seen."""
+    out = {**status, "containerStatuses": [{**c, "ready": False}
+                                           for c in status.get("containerStatuses") or []]}
+    down = {"ContainersReady", "Ready"}
+    out["conditions"] = [
+        {**c, "status": "False", "reason": "NodeNotReady", "lastTransitionTime": now}
+        if c.get("type") in down and c.get("status") != "False" else c
+        for c in status.get("conditions") or []]
+    return out
+
+
+def node_ready_condition(ready: bool, message: str, now: str) -> dict:
+    return {"type": "Ready", "status": str(ready),
+            "reason": "KubeletReady" if ready else "KubeletNotReady",
+            "message": message, "lastHeartbeatTime": now, "lastTransitionTime": now}

@@ -157,6 +157,16 @@ def _ready_pods(data: Path) -> list[dict]:
                     for c in p.get("status", {}).get("conditions", []))]
 
 
+def _node_ready(data: Path) -> bool:
+    db = sqlite3.connect(f"file:{data / 'state.db'}?mode=ro", uri=True, timeout=5)
+    try:
+        rows = db.execute("SELECT body FROM objects WHERE kind='Node'").fetchall()
+    finally:
+        db.close()
+    return all(c["status"] == "True" for r in rows
+               for c in json.loads(r[0])["status"]["conditions"] if c["type"] == "Ready")
+
+
 def _wait(what: str, predicate, agent: subprocess.Popen, log: Path, timeout: float = 90):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -208,9 +218,12 @@ def test_agent_waits_for_the_engine_survives_its_restart_and_reconverges(
         assert len(before) == 4                              # 2 x (sandbox + httpd)
 
         engine.stop()                   # every container stops with the engine
-        _wait("the agent to notice the restart",
-              lambda: any(e.get("event") in ("runtime_unavailable", "docker_events_failed")
-                          for e in _events(log)), agent, log, 30)
+        _wait("the agent to notice the engine is gone",
+              lambda: any(e.get("event") == "runtime_unavailable" for e in _events(log)),
+              agent, log, 30)
+        # Nobody can vouch for the pods: not Ready (out of the endpoints), node NotReady.
+        _wait("the pods to stop being Ready", lambda: not _ready_pods(data), agent, log, 30)
+        assert not _node_ready(data)
         engine.start()
         private = engine.client()
 
@@ -231,9 +244,9 @@ def test_agent_waits_for_the_engine_survives_its_restart_and_reconverges(
         assert names == {p["metadata"]["name"] for p in first}   # same pods, rebuilt
         events = _events(log)
         kinds = [e.get("event") for e in events]
-        if "runtime_unavailable" in kinds:  # a pass ran while it was down: it said so, once
-            assert kinds.count("runtime_unavailable") == 1
-            assert kinds.index("runtime_available_again") > kinds.index("runtime_unavailable")
+        assert kinds.count("runtime_unavailable") == 1      # said so once per outage
+        assert kinds.index("runtime_available_again") > kinds.index("runtime_unavailable")
+        assert _node_ready(data)
         assert not [e for e in events if e.get("event") == "loop_pass_failed"
                     and e.get("loop") == "node-agent"]
     finally:

@@ -25,6 +25,10 @@ class FlakyRuntime:
             raise RuntimeUnavailable("engine at unix:///nowhere does not answer")
         self.calls.append(name)
 
+    def ping(self):
+        self._call("ping")
+        return {"NCPU": 2, "MemTotal": 2 << 30, "ServerVersion": "20.10"}
+
     def list_containers(self):
         self._call("list")
         return list(self.containers.values())
@@ -64,6 +68,7 @@ def test_passes_while_the_engine_is_down_change_nothing_then_the_pod_is_rebuilt(
     store = SqliteStore(tmp_path / "state.db")
     runtime = FlakyRuntime()
     node = NodeAgent(store, runtime, "n1", "net", tmp_path / "pods")
+    node.register_node()
     store.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
                   "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "i:1"}]}})
     key = ObjectKey("Pod", "default", "p")
@@ -77,7 +82,16 @@ def test_passes_while_the_engine_is_down_change_nothing_then_the_pod_is_rebuilt(
         node.sync_once()            # must not raise
         node.sync_once()
     assert [e["event"] for e in logs].count("runtime_unavailable") == 1   # once per outage
-    assert store.get(key)["status"] == running["status"]                 # left as last seen
+    down = store.get(key)["status"]
+    assert down["phase"] == running["status"]["phase"]                  # left as last seen
+    assert [c["state"] for c in down["containerStatuses"]] == \
+        [c["state"] for c in running["status"]["containerStatuses"]]
+    assert _condition(down, "Ready")["status"] == "False"               # but nobody vouches
+    assert _condition(down, "Ready")["reason"] == "NodeNotReady"
+    assert not any(c["ready"] for c in down["containerStatuses"])
+    node_status = store.get(ObjectKey("Node", "", "n1"))["status"]
+    assert _condition(node_status, "Ready")["status"] == "False"
+    assert "container runtime is down" in _condition(node_status, "Ready")["message"]
 
     # The engine comes back having lost every container (as after a restart).
     runtime.down = False
@@ -87,9 +101,16 @@ def test_passes_while_the_engine_is_down_change_nothing_then_the_pod_is_rebuilt(
     assert any(e["event"] == "runtime_available_again" for e in logs)
     assert "run_sandbox" in runtime.calls and "run_container" in runtime.calls
     node.sync_once()
-    assert store.get(key)["status"]["phase"] == "Running"
+    back = store.get(key)["status"]
+    assert back["phase"] == "Running" and _condition(back, "Ready")["status"] == "True"
+    node_status = store.get(ObjectKey("Node", "", "n1"))["status"]
+    assert _condition(node_status, "Ready")["status"] == "True"
     node.close()
     store.close()
+
+
+def _condition(status: dict, kind: str) -> dict:
+    return next(c for c in status["conditions"] if c["type"] == kind)
 
 
 def test_a_probe_the_engine_could_not_run_counts_neither_way():
