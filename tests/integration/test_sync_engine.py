@@ -309,3 +309,47 @@ def test_directory_revision_covers_files_outside_the_path(tmp_path):
     assert source.fetch().sha != first
     (root / ".hidden").write_text("ignored\n")
     assert source.fetch().sha == source.fetch().sha
+
+
+def test_ssh_urls_use_the_key_from_git_configuration(env, tmp_path, monkeypatch):
+    """ssh:// and scp-style URLs go through the ssh command git is configured with
+    (core.sshCommand, here with its -i key). The 'ssh' is a local stand-in that records
+    how it was called and runs git's command itself: nothing leaves this machine."""
+    repo, store, _ = env
+    repo.cm("a", "over-ssh")
+    repo.commit()
+    calls, key = tmp_path / "ssh-calls", tmp_path / "deploy_key"
+    key.write_text("not a real key\n")
+    fake_ssh = tmp_path / "fake-ssh"
+    fake_ssh.write_text('#!/bin/sh\n'
+                        f'echo "$@" >> {calls}\n'
+                        'if [ -e "$FAKE_SSH_DENY" ]; then\n'
+                        '  echo "git@git.example.invalid: Permission denied (publickey)." >&2\n'
+                        '  exit 255\nfi\n'
+                        'for last; do :; done\n'
+                        'exec sh -c "$last"\n')
+    fake_ssh.chmod(0o755)
+    config = tmp_path / "gitconfig"
+    config.write_text(f"[core]\n\tsshCommand = {fake_ssh} -i {key} -o IdentitiesOnly=yes\n")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(config))
+    deny = tmp_path / "deny"
+    monkeypatch.setenv("FAKE_SSH_DENY", str(deny))
+
+    for i, url in enumerate([f"ssh://git@git.example.invalid{repo.path}",
+                             f"git@git.example.invalid:{repo.path}"]):
+        source = GitSource(url=url, workdir=tmp_path / f"ssh{i}")
+        res = SyncEngine(store, source).sync_once()
+        assert res.result in ("synced", "unchanged") and res.revision
+        assert value_of(store, "a") == "over-ssh"
+    used = calls.read_text().splitlines()      # (git may first probe the variant: ssh -G)
+    fetches = [line for line in used if "git-upload-pack" in line]
+    assert len(fetches) >= 2 and all("git@git.example.invalid" in line for line in fetches)
+    assert all(f"-i {key}" in line for line in used)
+
+    # The key is refused: a clear error, and what is deployed stays.
+    deny.touch()
+    repo.cm("a", "never-fetched")
+    repo.commit()
+    res = SyncEngine(store, source).sync_once()
+    assert res.result == "failed" and "Permission denied (publickey)" in res.message
+    assert value_of(store, "a") == "over-ssh"
