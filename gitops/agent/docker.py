@@ -20,8 +20,8 @@ import requests.exceptions
 from docker.utils.socket import frames_iter
 import structlog
 
-from gitops.agent.runtime import (INSTANCE, MANAGED, ContainerInfo, ContainerSpec, Mount,
-                                  RuntimeFailure, RuntimeUnavailable, SandboxSpec)
+from gitops.agent.runtime import (INSTANCE, MANAGED, POD_UID, ContainerInfo, ContainerSpec,
+                                  Mount, RuntimeFailure, RuntimeUnavailable, SandboxSpec)
 from gitops.agent.volumes import VOLUME_KIND, VOLUME_POD_UID
 from gitops.errors import TransientError
 
@@ -108,13 +108,14 @@ class DockerRuntime:
         self._inspector = ThreadPoolExecutor(max_workers=4, thread_name_prefix="inspect")
 
     # -- inventory --------------------------------------------------------------------
-    def list_containers(self) -> list[ContainerInfo]:
-        """Every container of this instance. While the events stream runs, inspections are
-        cached and each container event drops its entry, so a pass over hundreds of pods
-        costs one list call instead of one inspect per container."""
+    def list_containers(self, pod_uid: str = "") -> list[ContainerInfo]:
+        """Every container of this instance (of one pod with pod_uid). While the events
+        stream runs, inspections are cached and each container event drops its entry, so
+        a pass over hundreds of pods costs one list call instead of one inspect each."""
         api = self.client.api
         self._settle_sandboxes()
-        listed = api.containers(all=True, filters={"label": self._labels})
+        labels = [*self._labels, f"{POD_UID}={pod_uid}"] if pod_uid else self._labels
+        listed = api.containers(all=True, filters={"label": labels})
         known: dict[str, ContainerInfo] = {}
         for summary in listed:
             info = self._inspected.get(summary["Id"]) if self._events_live else None
@@ -132,7 +133,7 @@ class DockerRuntime:
             if self._events_live:
                 self._inspected[cid] = info
         out = [known[s["Id"]] for s in listed if s["Id"] in known]
-        if len(self._inspected) > 2 * len(listed) + 100:
+        if not pod_uid and len(self._inspected) > 2 * len(listed) + 100:
             alive = {c["Id"] for c in listed}
             self._inspected = {k: v for k, v in self._inspected.items() if k in alive}
         return out

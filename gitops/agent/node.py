@@ -187,7 +187,7 @@ class NodeAgent:
                     self._remove(c, "orphan: its pod is gone")
                     self._report_orphan(c)
                 self._release_pod(uid)
-        acted: set[str] = set()
+        written: set[str] = set()
         waiting: dict[str, dict[str, tuple[str, str]]] = {}
         for pod in pods:
             uid = pod["metadata"]["uid"]
@@ -201,31 +201,35 @@ class NodeAgent:
                 P.backoff_restarts(self._restarts[uid], self._backoff_base.get(uid, {})),
                 self.clock(), unhealthy)
             if self._execute(pod, pod_plan, by_uid.get(uid, [])):
-                acted.add(uid)
+                # Its status at once: a pod started early in a long pass (a scale-up of
+                # many) shows Running without waiting for the others to start.
+                by_uid[uid] = self.runtime.list_containers(pod_uid=uid)
+                if not pod["metadata"].get("deletionTimestamp"):
+                    self._write_status(pod, by_uid[uid], pod_plan.waiting)
+                    written.add(uid)
             self._waiting_events(pod, pod_plan.waiting)
             waiting[uid] = pod_plan.waiting
-        if acted:
-            by_uid = defaultdict(list)
-            for c in self.runtime.list_containers():
-                by_uid[c.pod_uid].append(c)
-        # The pods just acted on first: theirs are the statuses someone waits for.
-        for pod in sorted(pods, key=lambda p: p["metadata"]["uid"] not in acted):
+        for pod in pods:
             uid = pod["metadata"]["uid"]
-            if pod["metadata"].get("deletionTimestamp"):
-                continue
-            pod_waiting = {**waiting.get(uid, {}),
-                           **{name: err for (u, name), err in self._errors.items() if u == uid}}
-            probes = {c["name"]: self.probes.results(uid, c["name"], c)
-                      for c in pod["spec"].get("containers", [])}
-            status = pod_status(pod, by_uid.get(uid, []), pod_waiting, self._restarts[uid],
-                                self._last_states.get(uid, {}), self.host_ip,
-                                iso_time(self.clock()), probes)
-            try:
-                self.store.update_status(key_of(pod), status)
-            except NotFound:
-                pass
+            if uid not in written and not pod["metadata"].get("deletionTimestamp"):
+                self._write_status(pod, by_uid.get(uid, []), waiting.get(uid, {}))
         self._report_runtime_drift(events, pods, by_uid)
         self._forget(known)
+
+    def _write_status(self, pod: dict, containers: list[ContainerInfo],
+                      plan_waiting: dict[str, tuple[str, str]]) -> None:
+        uid = pod["metadata"]["uid"]
+        pod_waiting = {**plan_waiting,
+                       **{name: err for (u, name), err in self._errors.items() if u == uid}}
+        probes = {c["name"]: self.probes.results(uid, c["name"], c)
+                  for c in pod["spec"].get("containers", [])}
+        status = pod_status(pod, containers, pod_waiting, self._restarts[uid],
+                            self._last_states.get(uid, {}), self.host_ip,
+                            iso_time(self.clock()), probes)
+        try:
+            self.store.update_status(key_of(pod), status)
+        except NotFound:
+            pass
 
     def previous_run_since(self, uid: str, name: str, started_at: str) -> float | None:
         """Where the logs of a container's previous run begin (None: at the start): just

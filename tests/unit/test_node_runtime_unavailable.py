@@ -6,7 +6,7 @@ from structlog.testing import capture_logs
 
 from gitops.agent.node import NodeAgent
 from gitops.agent.probes import ProbeTracker, ProbeWorker
-from gitops.agent.runtime import CONTAINER, ContainerInfo, RuntimeUnavailable
+from gitops.agent.runtime import CONTAINER, POD_NAME, ContainerInfo, RuntimeUnavailable
 from gitops.model import ObjectKey
 from gitops.store import SqliteStore
 
@@ -29,9 +29,9 @@ class FlakyRuntime:
         self._call("ping")
         return {"NCPU": 2, "MemTotal": 2 << 30, "ServerVersion": "20.10"}
 
-    def list_containers(self):
+    def list_containers(self, pod_uid=""):
         self._call("list")
-        return list(self.containers.values())
+        return [c for c in self.containers.values() if not pod_uid or c.pod_uid == pod_uid]
 
     def image_present(self, image):
         self._call("image_present")
@@ -130,3 +130,28 @@ def test_a_probe_the_engine_could_not_run_counts_neither_way():
     assert tracker.results("uid", "c").live      # failureThreshold 1, yet not failed
     assert tracker.due("uid", container, 100.0, "liveness")   # and due again
     worker.close()
+
+
+def test_a_started_pod_shows_running_before_the_next_pod_of_the_pass_starts(tmp_path):
+    """A scale-up of many starts them in one pass: each pod's status is written right
+    after its own containers start, not once all of them have."""
+    store = SqliteStore(tmp_path / "state.db")
+    runtime = FlakyRuntime()
+    node = NodeAgent(store, runtime, "n1", "net", tmp_path / "pods")
+    for name in ("a", "b"):
+        store.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+                      "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "i:1"}]}})
+    seen_when_b_started: list[str] = []
+    run_sandbox = runtime.run_sandbox
+
+    def watching(spec):
+        if spec.labels[POD_NAME] == "b":
+            phase = store.get(ObjectKey("Pod", "default", "a")).get("status", {}).get("phase")
+            seen_when_b_started.append(phase or "")
+        return run_sandbox(spec)
+    runtime.run_sandbox = watching
+    node.sync_once()
+    assert seen_when_b_started == ["Running"]
+    assert store.get(ObjectKey("Pod", "default", "b"))["status"]["phase"] == "Running"
+    node.close()
+    store.close()
