@@ -144,13 +144,17 @@ class NodeAgent:
         being Ready, so no Service sends traffic to containers nobody can vouch for."""
         self._set_node_ready(False, f"container runtime is down: {error}")
         now = iso_time(self.clock())
-        for pod in self.store.list("Pod"):
-            if pod.get("spec", {}).get("nodeName") != self.node_name or not pod.get("status"):
+        for pod in self._own_pods():
+            if not pod.get("status"):
                 continue
             try:
                 self.store.update_status(key_of(pod), runtime_down_status(pod["status"], now))
             except NotFound:
                 pass
+
+    def _own_pods(self) -> list[dict]:
+        return [p for p in self.store.list("Pod")
+                if p.get("spec", {}).get("nodeName") == self.node_name]
 
     def _set_node_ready(self, ready: bool, message: str) -> None:
         key = ObjectKey("Node", "", self.node_name)
@@ -175,8 +179,7 @@ class NodeAgent:
 
     def _reconcile_pods(self) -> None:
         events = self._take_external_events()
-        pods = [p for p in self.store.list("Pod")
-                if p.get("spec", {}).get("nodeName") == self.node_name]
+        pods = self._own_pods()
         by_uid = defaultdict(list)
         for c in self.runtime.list_containers():
             by_uid[c.pod_uid].append(c)

@@ -138,12 +138,13 @@ def _subnet(docker_client, instance: str) -> str:
     return pick_subnet(instance, used, pool="10.215.0.0/16")
 
 
-def _pods(data: Path) -> list[dict]:
+def _objects(data: Path, kind: str) -> list[dict]:
+    """Read the agent's store directly (no API round trip while the engine is down)."""
     if not (data / "state.db").exists():
         return []
     db = sqlite3.connect(f"file:{data / 'state.db'}?mode=ro", uri=True, timeout=5)
     try:
-        rows = db.execute("SELECT body FROM objects WHERE kind='Pod'").fetchall()
+        rows = db.execute("SELECT body FROM objects WHERE kind=?", (kind,)).fetchall()
     except sqlite3.OperationalError:
         return []
     finally:
@@ -151,20 +152,19 @@ def _pods(data: Path) -> list[dict]:
     return [json.loads(r[0]) for r in rows]
 
 
+def _is_ready(obj: dict) -> bool:
+    return any(c["type"] == "Ready" and c["status"] == "True"
+               for c in obj.get("status", {}).get("conditions", []))
+
+
 def _ready_pods(data: Path) -> list[dict]:
-    return [p for p in _pods(data) if not p["metadata"].get("deletionTimestamp")
-            and any(c["type"] == "Ready" and c["status"] == "True"
-                    for c in p.get("status", {}).get("conditions", []))]
+    return [p for p in _objects(data, "Pod")
+            if not p["metadata"].get("deletionTimestamp") and _is_ready(p)]
 
 
 def _node_ready(data: Path) -> bool:
-    db = sqlite3.connect(f"file:{data / 'state.db'}?mode=ro", uri=True, timeout=5)
-    try:
-        rows = db.execute("SELECT body FROM objects WHERE kind='Node'").fetchall()
-    finally:
-        db.close()
-    return all(c["status"] == "True" for r in rows
-               for c in json.loads(r[0])["status"]["conditions"] if c["type"] == "Ready")
+    nodes = _objects(data, "Node")
+    return bool(nodes) and all(_is_ready(n) for n in nodes)
 
 
 def _wait(what: str, predicate, agent: subprocess.Popen, log: Path, timeout: float = 90):
