@@ -22,6 +22,7 @@ import structlog
 
 from gitops.agent.runtime import (INSTANCE, MANAGED, POD_UID, ContainerInfo, ContainerSpec,
                                   Mount, RuntimeFailure, RuntimeUnavailable, SandboxSpec)
+from gitops.agent.network import dynamic_range
 from gitops.agent.volumes import VOLUME_KIND, VOLUME_POD_UID
 from gitops.errors import TransientError
 
@@ -189,14 +190,18 @@ class DockerRuntime:
         log.info("pause_image_built", image=PAUSE_IMAGE)
 
     # -- networks ---------------------------------------------------------------------
-    def ensure_network(self, name: str, subnet: str) -> str:
-        """Create the pod network with an explicit subnet; return its gateway address."""
+    def ensure_network(self, name: str, subnet: str) -> tuple[str, str]:
+        """Create the pod network with an explicit subnet (Docker allocates only from its
+        lower half; pod IPs are pinned from the upper one); return (gateway, subnet) of
+        the network as it is (one made earlier keeps its own)."""
         for net in self.client.networks.list(names=[name]):
             if net.name == name:
-                return net.attrs["IPAM"]["Config"][0].get("Gateway", "")
+                config = net.attrs["IPAM"]["Config"][0]
+                return config.get("Gateway", ""), config.get("Subnet", subnet)
         gateway = _first_host(subnet)
         ipam = docker.types.IPAMConfig(pool_configs=[
-            docker.types.IPAMPool(subnet=subnet, gateway=gateway)])
+            docker.types.IPAMPool(subnet=subnet, gateway=gateway,
+                                  iprange=dynamic_range(subnet))])
         try:
             self.client.networks.create(name, driver="bridge", ipam=ipam, labels={
                 **self._extra, MANAGED: "true", INSTANCE: self.instance})
@@ -204,7 +209,7 @@ class DockerRuntime:
             raise RuntimeFailure(f"network {name} ({subnet}): {exc.explanation or exc}",
                                  "NetworkNotReady") from exc
         log.info("network_created", network=name, subnet=subnet)
-        return gateway
+        return gateway, subnet
 
     def used_subnets(self) -> list[str]:
         return [cfg["Subnet"] for net in self.client.networks.list()
@@ -221,7 +226,8 @@ class DockerRuntime:
                 labels={**self._extra, **spec.labels},
                 host_config=self.client.api.create_host_config(
                     network_mode="host" if spec.host_network else spec.network,
-                    restart_policy={"Name": "no"}))
+                    restart_policy={"Name": "no"}),
+                networking_config=self._pinned(spec.network, spec.ip))
         except docker.errors.APIError as exc:
             raise RuntimeFailure(f"sandbox: {exc.explanation or exc}",
                                  "CreatePodSandboxError") from exc
@@ -262,8 +268,10 @@ class DockerRuntime:
                 if m.type == "volume":
                     self._ensure_volume(m.source, dict(m.labels))
             api = self.client.api     # the low-level call: no inspect after the create
+            own = not spec.sandbox_id     # a pod of one container: it holds the network
             host = api.create_host_config(
-                network_mode=f"container:{spec.sandbox_id}", restart_policy={"Name": "no"},
+                network_mode=spec.network if own else f"container:{spec.sandbox_id}",
+                restart_policy={"Name": "no"},
                 mounts=[_mount(m) for m in spec.mounts], nano_cpus=spec.nano_cpus,
                 mem_limit=spec.memory, memswap_limit=spec.memory, read_only=spec.read_only,
                 privileged=spec.privileged)
@@ -271,13 +279,21 @@ class DockerRuntime:
                 spec.image, name=spec.name, labels={**self._extra, **spec.labels},
                 entrypoint=spec.entrypoint, command=spec.cmd, environment=dict(spec.env),
                 working_dir=spec.working_dir, tty=spec.tty, stdin_open=spec.stdin,
-                user=spec.user, host_config=host)["Id"]
+                user=spec.user, host_config=host, hostname=spec.hostname if own else None,
+                networking_config=self._pinned(spec.network, spec.ip) if own else None)["Id"]
         except docker.errors.APIError as exc:
             raise RuntimeFailure(f"create: {exc.explanation or exc}",
                                  "CreateContainerError") from exc
         self._await_sandbox(spec.sandbox_id)
         self.start(cid)
         return cid
+
+    def _pinned(self, network: str, ip: str) -> dict | None:
+        if not ip:
+            return None
+        api = self.client.api
+        return api.create_networking_config({network: api.create_endpoint_config(
+            ipv4_address=ip)})
 
     def start(self, container_id: str) -> None:
         try:

@@ -21,7 +21,8 @@ import structlog
 from gitops.agent import plan as P
 from gitops.agent.docker import PAUSE_IMAGE
 from gitops.agent.env import build_env, expand, service_env, uses_pod_ip
-from gitops.agent.runtime import (CONFIG_HASH, CONTAINER, INSTANCE, MANAGED, POD_NAME,
+from gitops.agent.network import choose_pod_ip
+from gitops.agent.runtime import (CONFIG_HASH, CONTAINER, INSTANCE, MANAGED, POD_IP, POD_NAME,
                                   POD_NAMESPACE, POD_UID, SANDBOX, ContainerInfo, ContainerSpec,
                                   Mount, Runtime, RuntimeFailure, RuntimeUnavailable,
                                   SandboxSpec)
@@ -59,6 +60,8 @@ class NodeAgent:
         self.network = network
         self.clock = clock
         self.host_ip = ""
+        self.subnet = ""          # the pod network's, once set up: pod IPs are pinned in it
+        self._ip_owner: dict[str, str] = {}    # pod IP -> uid of the pod holding it
         self._pull_failures: dict[str, P.PullFailure] = {}
         self._restarts: dict[str, dict[str, int]] = {}         # pod uid -> name -> count
         self._backoff_base: dict[str, dict[str, int]] = {}     # count at the last reset
@@ -91,7 +94,7 @@ class NodeAgent:
     # -- setup ------------------------------------------------------------------------
     def setup(self, subnet: str) -> None:
         self.runtime.ensure_pause_image()
-        self.host_ip = self.runtime.ensure_network(self.network, subnet)
+        self.host_ip, self.subnet = self.runtime.ensure_network(self.network, subnet)
         self.register_node()
 
     def register_node(self) -> None:
@@ -184,6 +187,7 @@ class NodeAgent:
         for c in self.runtime.list_containers():
             by_uid[c.pod_uid].append(c)
         known = {p["metadata"]["uid"] for p in pods}
+        self._index_ips(pods, by_uid)
         for uid, orphans in by_uid.items():
             if uid not in known:
                 for c in orphans:
@@ -218,6 +222,33 @@ class NodeAgent:
                 self._write_status(pod, by_uid.get(uid, []), waiting.get(uid, {}))
         self._report_runtime_drift(events, pods, by_uid)
         self._forget(known)
+
+    def _index_ips(self, pods: list[dict], by_uid: dict[str, list[ContainerInfo]]) -> None:
+        """Who holds which address: a running holder its own, and a pod that may run again
+        its pinned one (a finished pod's is free again, as Kubernetes frees it)."""
+        self._ip_owner = {}
+        for pod in pods:
+            uid = pod["metadata"]["uid"]
+            done = pod.get("status", {}).get("phase") in ("Succeeded", "Failed")
+            for c in by_uid.get(uid, []):
+                if c.state == "running" and c.ip:
+                    self._ip_owner[c.ip] = uid
+                if c.pinned_ip and not done:
+                    self._ip_owner[c.pinned_ip] = uid
+
+    def _pin_ip(self, pod: dict, containers: list[ContainerInfo]) -> str:
+        """The address for a pod about to get its sandbox or its one container: the one it
+        had, if nobody else took it. "" lets the engine choose (no subnet known yet)."""
+        if not self.subnet or pod["spec"].get("hostNetwork"):
+            return ""
+        uid = pod["metadata"]["uid"]
+        previous = (next((c.pinned_ip for c in containers if c.pinned_ip), "")
+                    or pod.get("status", {}).get("podIP", ""))
+        ip = choose_pod_ip(self.subnet, previous,
+                           [ip for ip, owner in self._ip_owner.items() if owner != uid])
+        if ip:
+            self._ip_owner[ip] = uid
+        return ip
 
     def _write_status(self, pod: dict, containers: list[ContainerInfo],
                       plan_waiting: dict[str, tuple[str, str]]) -> None:
@@ -279,8 +310,9 @@ class NodeAgent:
     # -- executing a plan ---------------------------------------------------------------
     def _execute(self, pod: dict, pod_plan: P.PodPlan, containers: list[ContainerInfo]) -> bool:
         uid = pod["metadata"]["uid"]
-        sandbox_id = next((c.id for c in containers
-                           if c.container == SANDBOX and c.state == "running"), "")
+        sandbox = next((c for c in containers
+                        if c.container == SANDBOX and c.state == "running"), None)
+        sandbox_id, sandbox_ip = (sandbox.id, sandbox.pinned_ip) if sandbox else ("", "")
         failed_images: set[str] = set()
         pulled: set[str] = set()
         by_id = {c.id: c for c in containers}
@@ -298,8 +330,10 @@ class NodeAgent:
                     case P.Remove(cid, why):
                         self._remove(by_id[cid], why)
                     case P.RunSandbox():
-                        sandbox_id = self.runtime.run_sandbox(self._sandbox_spec(pod))
-                        log.info("sandbox_started", pod=_name(pod))
+                        sandbox_ip = self._pin_ip(pod, containers)
+                        sandbox_id = self.runtime.run_sandbox(self._sandbox_spec(pod,
+                                                                                 sandbox_ip))
+                        log.info("sandbox_started", pod=_name(pod), ip=sandbox_ip)
                     case P.Pull(image):
                         self._event(pod, "Pulling", f'Pulling image "{image}"')
                         self._pull(image, failed_images)
@@ -309,12 +343,17 @@ class NodeAgent:
                         else:
                             pulled.add(image)
                             self._event(pod, "Pulled", f'Successfully pulled image "{image}"')
-                    case P.RunContainer(container):
-                        if container["image"] in failed_images or not sandbox_id:
+                    case P.RunContainer(container, holds_network):
+                        if container["image"] in failed_images or not (sandbox_id
+                                                                       or holds_network):
                             continue
                         self.probes.reset(uid, container["name"])
-                        self.runtime.run_container(self._container_spec(pod, container,
-                                                                         sandbox_id))
+                        if holds_network:
+                            spec = self._container_spec(pod, container, "",
+                                                        self._pin_ip(pod, containers))
+                        else:
+                            spec = self._container_spec(pod, container, sandbox_id, sandbox_ip)
+                        self.runtime.run_container(spec)
                         self._errors.pop((uid, container["name"]), None)
                         log.info("container_started", pod=_name(pod),
                                  container=container["name"])
@@ -441,8 +480,7 @@ class NodeAgent:
         """Start due probes (on the pool) and return containers whose liveness or startup
         probe has failed."""
         uid = pod["metadata"]["uid"]
-        sandbox = next((c for c in containers if c.container == SANDBOX), None)
-        pod_ip = sandbox.ip if sandbox else ""
+        pod_ip = P.pod_ip(pod["spec"], containers)
         running = {c.container: c for c in containers if c.state == "running"}
         unhealthy = {}
         for spec in pod["spec"].get("containers", []):
@@ -628,11 +666,11 @@ class NodeAgent:
                 "action": "corrected" if running or pod is None else "reported"})
 
     # -- specs ------------------------------------------------------------------------
-    def _labels(self, pod: dict, container: str) -> dict[str, str]:
+    def _labels(self, pod: dict, container: str, ip: str = "") -> dict[str, str]:
         meta = pod["metadata"]
         return {MANAGED: "true", INSTANCE: self.runtime.instance,
                 POD_NAMESPACE: meta["namespace"], POD_NAME: meta["name"],
-                POD_UID: meta["uid"], CONTAINER: container}
+                POD_UID: meta["uid"], CONTAINER: container, **({POD_IP: ip} if ip else {})}
 
     def _docker_name(self, pod: dict, container: str) -> str:
         meta = pod["metadata"]
@@ -646,28 +684,30 @@ class NodeAgent:
         for path, message in host_access(pod.get("spec", {})):
             raise RuntimeFailure(f"spec.{path}: {message}", "CreateContainerConfigError")
 
-    def _sandbox_spec(self, pod: dict) -> SandboxSpec:
+    def _sandbox_spec(self, pod: dict, ip: str) -> SandboxSpec:
         self._admit(pod)
-        return SandboxSpec(name=self._docker_name(pod, SANDBOX),
-                           hostname=(pod["spec"].get("hostname")
-                                     or pod["metadata"]["name"])[:63], network=self.network,
-                           labels=self._labels(pod, SANDBOX), image=PAUSE_IMAGE,
+        return SandboxSpec(name=self._docker_name(pod, SANDBOX), hostname=_hostname(pod),
+                           network=self.network, labels=self._labels(pod, SANDBOX, ip),
+                           image=PAUSE_IMAGE, ip=ip,
                            host_network=bool(pod["spec"].get("hostNetwork")))
 
-    def _with_pod_ip(self, pod: dict, sandbox_id: str) -> dict:
-        """The pod as its containers must see it: status.podIP of the sandbox they join.
-        The store's copy lags a pass behind (empty for a new pod, stale after a sandbox
-        was replaced), so when env or files read it, the runtime is asked."""
+    def _with_pod_ip(self, pod: dict, sandbox_id: str, ip: str) -> dict:
+        """The pod as its containers must see it: status.podIP as pinned for it. The
+        store's copy lags a pass behind (empty for a new pod), so when env or files read
+        it, the pinned address is used, or the sandbox's as the runtime tells."""
         if not uses_pod_ip(pod):
             return pod
-        ip = self.runtime.sandbox_ip(sandbox_id)
+        if not ip and sandbox_id:
+            ip = self.runtime.sandbox_ip(sandbox_id)
         if ip == pod.get("status", {}).get("podIP"):
             return pod
         return {**pod, "status": {**pod.get("status", {}), "podIP": ip}}
 
-    def _container_spec(self, pod: dict, container: dict, sandbox_id: str) -> ContainerSpec:
+    def _container_spec(self, pod: dict, container: dict, sandbox_id: str,
+                        ip: str) -> ContainerSpec:
+        """sandbox_id "" makes the container hold the pod's network itself, at ip."""
         self._admit(pod)
-        pod = self._with_pod_ip(pod, sandbox_id)
+        pod = self._with_pod_ip(pod, sandbox_id, ip)
         links = {}
         if pod["spec"].get("enableServiceLinks", True):
             links = service_env(self.store.list("Service", pod["metadata"]["namespace"]))
@@ -686,11 +726,13 @@ class NodeAgent:
                                            if sc.get("runAsGroup") is not None else "")
         command = [expand(a, env) for a in container.get("command") or []] or None
         args = [expand(a, env) for a in container.get("args") or []] or None
-        labels = {**self._labels(pod, container["name"]),
+        own = not sandbox_id
+        labels = {**self._labels(pod, container["name"], ip if own else ""),
                   CONFIG_HASH: P.container_hash(container)}
         return ContainerSpec(
             name=self._docker_name(pod, container["name"]), image=container["image"],
-            labels=labels, sandbox_id=sandbox_id, entrypoint=command,
+            labels=labels, sandbox_id=sandbox_id, network=self.network if own else "",
+            hostname=_hostname(pod) if own else "", ip=ip if own else "", entrypoint=command,
             cmd=args if args is not None else ([] if command else None), env=env,
             working_dir=container.get("workingDir"), tty=bool(container.get("tty")),
             stdin=bool(container.get("stdin")), mounts=tuple(mounts),
@@ -705,6 +747,10 @@ class NodeAgent:
 
 def _pod_of(c: ContainerInfo) -> str:
     return f"{c.labels.get(POD_NAMESPACE, '')}/{c.labels.get(POD_NAME, '')}"
+
+
+def _hostname(pod: dict) -> str:
+    return (pod["spec"].get("hostname") or pod["metadata"]["name"])[:63]
 
 
 def _name(pod: dict) -> str:

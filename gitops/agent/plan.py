@@ -1,7 +1,9 @@
 """compute_pod_actions: what the runtime must do to make one pod's containers right (pure).
 
-Kubelet semantics: one sandbox per pod holds the network namespace; app containers join
-it. Restart policy and back-off are the agent's (Docker's restart policy stays off):
+Kubelet semantics: a sandbox per pod holds the network namespace and the app containers
+join it. A pod of one container and no init containers needs nothing to share, so that
+container holds the network itself: a pod start is then one container start, as a
+`docker run` is (the pod's IP is pinned, so a restart keeps it). Restart policy and back-off are the agent's (Docker's restart policy stays off):
 first restart at once, then 10 s doubling to 300 s, reset after 10 minutes of running.
 """
 
@@ -44,6 +46,7 @@ class Pull:
 @dataclass(frozen=True)
 class RunContainer:
     container: dict          # the container spec from the pod
+    holds_network: bool = False     # no sandbox: this container is the pod's network
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,33 @@ def should_restart(policy: str, exit_code: int) -> bool:
     return policy == "Always" or (policy == "OnFailure" and exit_code != 0)
 
 
+def needs_sandbox(spec: dict) -> bool:
+    """Containers to share a network namespace (init containers run before the app and
+    need it too); host-network pods keep the sandbox's simpler path."""
+    return bool(spec.get("hostNetwork") or spec.get("initContainers")
+                or len(spec.get("containers") or []) != 1)
+
+
+def network_holder(spec: dict, containers: list[ContainerInfo]) -> ContainerInfo | None:
+    """What holds the pod's network namespace and IP: its sandbox, or its one container."""
+    sandbox = next((c for c in containers if c.container == SANDBOX), None)
+    if sandbox is not None or needs_sandbox(spec):
+        return sandbox
+    name = spec["containers"][0]["name"]
+    return next((c for c in containers if c.container == name), None)
+
+
+def pod_ip(spec: dict, containers: list[ContainerInfo]) -> str:
+    """The pod's address: its holder's while it runs; a container of its own between runs
+    keeps its pinned one (a sandbox that stopped is replaced, and gets it again)."""
+    holder = network_holder(spec, containers)
+    if holder is None:
+        return ""
+    if holder.state == "running":
+        return holder.ip
+    return holder.pinned_ip if holder.container != SANDBOX else ""
+
+
 def compute_pod_actions(pod: dict, containers: list[ContainerInfo],
                         images: Mapping[str, bool], pull_failures: Mapping[str, PullFailure],
                         restarts: Mapping[str, int], now: float,
@@ -150,7 +180,9 @@ def compute_pod_actions(pod: dict, containers: list[ContainerInfo],
             plan.actions.append(Finalize())
         return plan
 
-    if sandbox is None or sandbox.state != "running":
+    # A pod started with a sandbox keeps it (one made by an earlier version, say).
+    sandboxed = sandbox is not None or needs_sandbox(pod.get("spec", {}))
+    if sandboxed and (sandbox is None or sandbox.state != "running"):
         # A lost sandbox means a lost network namespace: restart the pod's containers in a
         # new one, as the kubelet does.
         for c in containers:
@@ -172,7 +204,7 @@ def compute_pod_actions(pod: dict, containers: list[ContainerInfo],
     for name, container in wanted.items():
         current = _current(plan, by_name.get(name), container)
         if current is None:
-            _create(plan, container, images, pull_failures, now)
+            _create(plan, container, images, pull_failures, now, holds_network=not sandboxed)
         elif current.state in ("exited", "dead", "created"):
             _maybe_restart(plan, current, policy, restarts.get(name, 0), now)
         elif current.state == "running" and name in (unhealthy or {}):
@@ -234,12 +266,13 @@ def _initialized(plan: PodPlan, inits: dict[str, dict], wanted: dict[str, dict],
         return False
     return True
 def _create(plan: PodPlan, container: dict, images: Mapping[str, bool],
-            pull_failures: Mapping[str, PullFailure], now: float) -> None:
+            pull_failures: Mapping[str, PullFailure], now: float,
+            holds_network: bool = False) -> None:
     name, image = container["name"], container.get("image", "")
     policy = pull_policy(container)
     present = images.get(image, False)
     if present and policy != "Always":
-        plan.actions.append(RunContainer(container))
+        plan.actions.append(RunContainer(container, holds_network))
         plan.waiting[name] = ("ContainerCreating", "")
         return
     if policy == "Never":
@@ -254,7 +287,7 @@ def _create(plan: PodPlan, container: dict, images: Mapping[str, bool],
             plan.waiting[name] = (reason, f'Back-off pulling image "{image}": {failure.message}')
             return
     plan.actions.append(Pull(image))
-    plan.actions.append(RunContainer(container))
+    plan.actions.append(RunContainer(container, holds_network))
     plan.waiting[name] = ("ContainerCreating", "")
 
 

@@ -17,6 +17,7 @@ POD_UID = "gitops.pod.uid"
 CONTAINER = "gitops.container"
 CONFIG_HASH = "gitops.config-hash"
 SANDBOX = "POD"     # CONTAINER label value of a pod's sandbox
+POD_IP = "gitops.pod.ip"   # on what holds a pod's network: the address pinned for the pod
 
 
 class RuntimeUnavailable(TransientError):
@@ -43,7 +44,7 @@ class ContainerInfo:
     finished_at: str = ""
     oom_killed: bool = False
     error: str = ""
-    ip: str = ""               # address on the pod network (meaningful for sandboxes)
+    ip: str = ""               # address on the pod network (of what holds the pod's network)
     image: str = ""
     image_id: str = ""
     nano_cpus: int | None = None   # limits as the engine holds them (None: not known)
@@ -56,6 +57,10 @@ class ContainerInfo:
     @property
     def pod_uid(self) -> str:
         return self.labels.get(POD_UID, "")
+
+    @property
+    def pinned_ip(self) -> str:
+        return self.labels.get(POD_IP, "")
 
 
 @dataclass(frozen=True)
@@ -75,14 +80,20 @@ class SandboxSpec:
     labels: Mapping[str, str]
     image: str
     host_network: bool = False
+    ip: str = ""              # pinned address ("" lets the engine choose)
 
 
 @dataclass(frozen=True)
 class ContainerSpec:
+    """A container joining its pod's sandbox (sandbox_id), or, for a pod of one container,
+    holding the pod's network itself (network, hostname, ip)."""
     name: str
     image: str
     labels: Mapping[str, str]
     sandbox_id: str
+    network: str = ""
+    hostname: str = ""
+    ip: str = ""
     entrypoint: list[str] | None = None
     cmd: list[str] | None = None
     env: Mapping[str, str] = field(default_factory=dict)
@@ -103,7 +114,7 @@ class Runtime(Protocol):
     def list_containers(self, pod_uid: str = "") -> list[ContainerInfo]: ...
     def image_present(self, image: str) -> bool: ...
     def pull(self, image: str) -> None: ...
-    def ensure_network(self, name: str, subnet: str) -> str: ...
+    def ensure_network(self, name: str, subnet: str) -> tuple[str, str]: ...
     def run_sandbox(self, spec: SandboxSpec) -> str: ...
     def sandbox_ip(self, sandbox_id: str) -> str: ...
     def run_container(self, spec: ContainerSpec) -> str: ...

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from gitops.agent.plan import should_restart
+from gitops.agent.plan import network_holder, pod_ip, should_restart
 from gitops.agent.probes import ProbeResults
 from gitops.agent.runtime import SANDBOX, ContainerInfo
 
@@ -37,7 +37,7 @@ def pod_status(pod: dict, containers: list[ContainerInfo],
                probes: Mapping[str, ProbeResults] | None = None) -> dict:
     spec = pod.get("spec", {})
     by_name = {c.container: c for c in containers if c.container != SANDBOX}
-    sandbox = next((c for c in containers if c.container == SANDBOX), None)
+    holder = network_holder(spec, containers)
 
     def entry(container: dict, init: bool) -> dict:
         name = container["name"]
@@ -79,8 +79,8 @@ def pod_status(pod: dict, containers: list[ContainerInfo],
             {"type": "Ready", "status": str(ready)},
         ], now),
         "hostIP": host_ip,
-        "podIP": sandbox.ip if sandbox and sandbox.state == "running" else "",
-        "startTime": previous.get("startTime") or (sandbox.started_at if sandbox else None),
+        "podIP": pod_ip(spec, containers),
+        "startTime": previous.get("startTime") or (holder.started_at if holder else None),
         "initContainerStatuses": init_statuses or None,
         "containerStatuses": statuses,
     }

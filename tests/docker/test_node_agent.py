@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import time
 import uuid
 import urllib.request
@@ -12,7 +13,7 @@ from structlog.testing import capture_logs
 from gitops.agent.docker import DockerRuntime
 from gitops.agent.network import pick_subnet
 from gitops.agent.node import NodeAgent
-from gitops.agent.runtime import CONTAINER, SANDBOX
+from gitops.agent.runtime import CONTAINER, POD_NAME, SANDBOX
 from gitops.controllers.base import request_delete
 from gitops.model import ObjectKey
 from gitops.store import SqliteStore
@@ -90,6 +91,25 @@ def test_pod_runs_reachable_in_shared_namespace_and_is_removed(agent):
     assert agent.runtime.list_containers() == []
 
 
+def test_a_pod_of_one_container_holds_its_network_and_keeps_its_ip_across_restarts(agent):
+    make_pod(agent.store, "solo", [HTTPD])
+    pod = converge(agent, "solo", lambda p: p["status"].get("phase") == "Running"
+                   and all(c["ready"] for c in p["status"]["containerStatuses"]))
+    ip = pod["status"]["podIP"]
+    # no sandbox: one container, on the pod network at an address from the pinned half
+    only, = agent.runtime.list_containers()
+    assert only.container == "web" and only.ip == ip == only.pinned_ip
+    assert ipaddress.ip_address(ip) in list(ipaddress.ip_network(agent.subnet).subnets(1))[1]
+    body = urllib.request.urlopen(f"http://{ip}:8080/", timeout=5).read().decode()
+    assert body.split() == ["solo", "hi-$(POD)", ip]     # hostname, env, status.podIP
+    agent.runtime.client.containers.get(only.id).kill()   # behind the agent's back
+    pod = converge(agent, "solo", lambda p: p["status"]["containerStatuses"][0]
+                   ["restartCount"] == 1 and p["status"]["containerStatuses"][0]["ready"])
+    assert pod["status"]["podIP"] == ip
+    assert urllib.request.urlopen(f"http://{ip}:8080/", timeout=5).read().decode().split() \
+        == ["solo", "hi-$(POD)", ip]
+
+
 def test_missing_image_shows_pull_error_and_agent_keeps_going(agent):
     missing = {"name": "app", "image": "127.0.0.1:1/missing/image:1"}   # loopback only
     make_pod(agent.store, "broken", [missing])
@@ -130,21 +150,32 @@ def test_never_restart_pod_succeeds(agent):
 
 def test_agent_restart_adopts_running_containers(agent):
     make_pod(agent.store, "keep", [SIDECAR])
+    make_pod(agent.store, "pair", [SIDECAR, {**SIDECAR, "name": "other"}])
     converge(agent, "keep", lambda p: p["status"].get("phase") == "Running")
+    converge(agent, "pair", lambda p: p["status"].get("phase") == "Running")
     before = {c.id for c in agent.runtime.list_containers()}
+    ip = agent.store.get(ObjectKey("Pod", "default", "keep"))["status"]["podIP"]
     fresh = NodeAgent(agent.store, agent.runtime, agent.node_name, agent.network,
                       agent.state_dir)
-    fresh.host_ip = agent.host_ip
+    fresh.host_ip, fresh.subnet = agent.host_ip, agent.subnet
     fresh.sync_once()
     assert {c.id for c in agent.runtime.list_containers()} == before
     # a container whose spec hash no longer matches the pod is replaced, the rest kept
-    pod = agent.store.get(ObjectKey("Pod", "default", "keep"))
-    pod["spec"]["containers"][0]["command"] = ["sleep", "3601"]
-    agent.store.update(pod)
+    for name in ("keep", "pair"):
+        pod = agent.store.get(ObjectKey("Pod", "default", name))
+        pod["spec"]["containers"][0]["command"] = ["sleep", "3601"]
+        agent.store.update(pod)
     fresh.sync_once()
     fresh.close()
-    after = {c.container: c for c in agent.runtime.list_containers()}
-    assert after[SANDBOX].id in before and after["side"].id not in before
+    pair = {c.container: c for c in agent.runtime.list_containers()
+            if c.labels[POD_NAME] == "pair"}
+    assert pair[SANDBOX].id in before and pair["other"].id in before
+    assert pair["side"].id not in before
+    # the lone container replaced keeps the pod's address
+    after = {c.container: c for c in agent.runtime.list_containers()
+             if c.labels[POD_NAME] == "keep"}
+    assert set(after) == {"side"} and after["side"].id not in before
+    assert after["side"].ip == ip and after["side"].pinned_ip == ip
     replaced = agent.runtime.client.api.inspect_container(after["side"].id)
     assert replaced["Config"]["Entrypoint"] == ["sleep", "3601"]
 

@@ -44,9 +44,49 @@ def compute(p, containers, images=None, failures=None, restarts=None, now=NOW):
                                  failures or {}, restarts or {}, now)
 
 
-def test_new_pod_gets_sandbox_then_container():
+SIDE = {"name": "side", "image": "img:1"}
+
+
+def test_a_pod_of_one_container_is_that_container_holding_the_network():
     plan = compute(pod(), [])
-    assert kinds(plan) == ["RunSandbox", "RunContainer"]
+    assert kinds(plan) == ["RunContainer"] and plan.actions[0].holds_network
+
+
+@pytest.mark.parametrize("spec", [
+    {"containers": [APP, SIDE]},
+    {"containers": [APP], "initContainers": [{"name": "init", "image": "img:1"}]},
+    {"containers": [APP], "hostNetwork": True},
+], ids=["two containers", "init container", "host network"])
+def test_pods_that_share_a_namespace_get_a_sandbox_first(spec):
+    p = pod()
+    p["spec"].update(spec)
+    plan = compute(p, [])
+    assert kinds(plan)[0] == "RunSandbox"
+    assert not any(getattr(a, "holds_network", False) for a in plan.actions)
+
+
+def test_a_pod_started_with_a_sandbox_keeps_it():
+    """Pods made before single-container pods lost their sandbox are left as they are."""
+    assert compute(pod(), [SANDBOX_OK, ctr("app", spec=APP)]).actions == []
+    plan = compute(pod(), [SANDBOX_OK])
+    assert kinds(plan) == ["RunContainer"] and not plan.actions[0].holds_network
+
+
+def test_a_lone_container_that_died_is_restarted_not_replaced():
+    plan = compute(pod(), [ctr("app", state="exited", exit_code=1, spec=APP)])
+    assert kinds(plan) == ["Restart"]
+
+
+def test_pod_ip_of_a_lone_container_survives_between_runs():
+    from gitops.agent.runtime import POD_IP
+    lone = ctr("app", spec=APP, ip="10.1.0.130")
+    pinned = ContainerInfo(**{**lone.__dict__, "labels": {**lone.labels, POD_IP: "10.1.0.130"}})
+    assert P.pod_ip(pod()["spec"], [pinned]) == "10.1.0.130"
+    stopped = ContainerInfo(**{**pinned.__dict__, "state": "exited", "ip": ""})
+    assert P.pod_ip(pod()["spec"], [stopped]) == "10.1.0.130"       # CrashLoopBackOff keeps it
+    dead_sandbox = ctr(SANDBOX, state="exited")
+    assert P.pod_ip(pod()["spec"], [dead_sandbox, lone]) == ""      # the sandbox's, gone
+    assert P.pod_ip(pod()["spec"], [SANDBOX_OK, lone]) == "10.0.0.2"
 
 
 def test_running_pod_needs_nothing():

@@ -6,7 +6,7 @@ from structlog.testing import capture_logs
 
 from gitops.agent.node import NodeAgent
 from gitops.agent.probes import ProbeTracker, ProbeWorker
-from gitops.agent.runtime import CONTAINER, POD_NAME, ContainerInfo, RuntimeUnavailable
+from gitops.agent.runtime import POD_NAME, ContainerInfo, RuntimeUnavailable
 from gitops.model import ObjectKey
 from gitops.store import SqliteStore
 
@@ -39,17 +39,18 @@ class FlakyRuntime:
 
     def run_sandbox(self, spec):
         self._call("run_sandbox")
-        return self._add(spec, "POD")
+        return self._add(spec, True)
 
     def run_container(self, spec):
         self._call("run_container")
-        return self._add(spec, spec.labels[CONTAINER])
+        return self._add(spec, not spec.sandbox_id)
 
-    def _add(self, spec, name):
-        cid = f"c{len(self.containers)}"
+    def _add(self, spec, holds_network):
+        self.made = getattr(self, "made", 0) + 1
+        cid = f"c{self.made}"
         self.containers[cid] = ContainerInfo(cid, spec.name, dict(spec.labels), "running",
                                              started_at="2026-01-01T00:00:00.000000Z",
-                                             ip="10.0.0.2" if name == "POD" else "")
+                                             ip=(spec.ip or "10.0.0.2") if holds_network else "")
         return cid
 
     def remove(self, cid):
@@ -99,7 +100,7 @@ def test_passes_while_the_engine_is_down_change_nothing_then_the_pod_is_rebuilt(
     with capture_logs() as logs:
         node.sync_once()
     assert any(e["event"] == "runtime_available_again" for e in logs)
-    assert "run_sandbox" in runtime.calls and "run_container" in runtime.calls
+    assert "run_container" in runtime.calls
     node.sync_once()
     back = store.get(key)["status"]
     assert back["phase"] == "Running" and _condition(back, "Ready")["status"] == "True"
@@ -142,14 +143,14 @@ def test_a_started_pod_shows_running_before_the_next_pod_of_the_pass_starts(tmp_
         store.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
                       "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "i:1"}]}})
     seen_when_b_started: list[str] = []
-    run_sandbox = runtime.run_sandbox
+    run_container = runtime.run_container
 
     def watching(spec):
         if spec.labels[POD_NAME] == "b":
             phase = store.get(ObjectKey("Pod", "default", "a")).get("status", {}).get("phase")
             seen_when_b_started.append(phase or "")
-        return run_sandbox(spec)
-    runtime.run_sandbox = watching
+        return run_container(spec)
+    runtime.run_container = watching
     node.sync_once()
     assert seen_when_b_started == ["Running"]
     assert store.get(ObjectKey("Pod", "default", "b"))["status"]["phase"] == "Running"
