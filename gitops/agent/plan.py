@@ -3,8 +3,9 @@
 Kubelet semantics: a sandbox per pod holds the network namespace and the app containers
 join it. A pod of one container and no init containers needs nothing to share, so that
 container holds the network itself: a pod start is then one container start, as a
-`docker run` is (the pod's IP is pinned, so a restart keeps it). Restart policy and back-off are the agent's (Docker's restart policy stays off):
-first restart at once, then 10 s doubling to 300 s, reset after 10 minutes of running.
+`docker run` is (the pod's IP is pinned, so a restart keeps it). Restart policy and
+back-off are the agent's (Docker's restart policy stays off): first restart at once,
+then 10 s doubling to 300 s, reset after 10 minutes of running.
 """
 
 from __future__ import annotations

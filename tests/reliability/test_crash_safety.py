@@ -129,6 +129,7 @@ def containers(docker_client, instance: str) -> list:
 
 def converged(docker_client, data: str, instance: str, replicas: int, version: str) -> str:
     """'' when the runtime is exactly what the store wants, else what is still off."""
+    from gitops.agent.plan import needs_sandbox
     from gitops.agent.runtime import CONTAINER, POD_UID, SANDBOX
     pods = [p for p in store_rows(data, "Pod") if not p["metadata"].get("deletionTimestamp")]
     web = [p for p in pods if p["metadata"]["labels"].get("app") == "web"]
@@ -138,7 +139,8 @@ def converged(docker_client, data: str, instance: str, replicas: int, version: s
     if any(version not in json.dumps(p["spec"]) for p in web):
         return "a web pod of an old version"
     want = {(p["metadata"]["uid"], name) for p in pods
-            for name in [SANDBOX, *(c["name"] for c in p["spec"]["containers"])]}
+            for name in [*([SANDBOX] if needs_sandbox(p["spec"]) else []),
+                         *(c["name"] for c in p["spec"]["containers"])]}
     got: dict[tuple[str, str], list] = {}
     for c in containers(docker_client, instance):
         got.setdefault((c.labels.get(POD_UID, ""), c.labels.get(CONTAINER, "")), []).append(c)

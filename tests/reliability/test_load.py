@@ -1,8 +1,9 @@
 """Load: a Deployment of 100 busybox pods converges on one node (real engine).
 
 Prints how long convergence took and the agent's memory; asserts no timing, only the end
-state: 100 Ready pods in the store, each with exactly its sandbox and container running,
-nothing else, and `down` leaving nothing behind. (The request loop through a Service
+state: 100 Ready pods in the store, each with exactly its one container running (holding
+the pod's network, at a distinct pinned IP), nothing else, and `down` leaving nothing
+behind. (The request loop through a Service
 during a rolling update lives with the networking tests.)
 """
 
@@ -47,7 +48,7 @@ def rss_mb(pid: int) -> float:
 
 
 def test_100_pods_converge_on_one_node(docker_client, tmp_path, capsys):
-    from gitops.agent.runtime import CONTAINER, POD_UID, SANDBOX
+    from gitops.agent.runtime import CONTAINER, POD_UID
     from gitops.paths import DataDir
     from tests.conftest import _listed
     manifests, data = tmp_path / "manifests", str(tmp_path / "data")
@@ -69,8 +70,10 @@ def test_100_pods_converge_on_one_node(docker_client, tmp_path, capsys):
         assert len({p["metadata"]["name"] for p in pods}) == PODS
         running = _listed(lambda: docker_client.containers.list(all=True, filters=label))
         per_slot = Counter((c.labels[POD_UID], c.labels[CONTAINER]) for c in running)
-        want = {(p["metadata"]["uid"], name) for p in pods for name in (SANDBOX, "main")}
+        want = {(p["metadata"]["uid"], "main") for p in pods}
         assert set(per_slot) == want and set(per_slot.values()) == {1}
+        ips = {p["status"]["podIP"] for p in pods}
+        assert len(ips) == PODS and ips == {c.labels["gitops.pod.ip"] for c in running}
         assert all(c.status == "running" for c in running)
         pid = json.loads(dd.agent_file.read_text())["pid"]
         with capsys.disabled():
