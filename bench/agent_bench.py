@@ -213,7 +213,8 @@ def bench_sidecar_pod_start(repo: Path, data: str, round_no: int) -> float:
             return [p for p in pods(data) if p["metadata"]["name"] == name]
         wait(lambda: bool(mine()), 30, 0.002)
         start = time.monotonic()
-        wait(lambda: any(p["status"].get("phase") == "Running" for p in mine()), 60, 0.002)
+        wait(lambda: any(p.get("status", {}).get("phase") == "Running" for p in mine()), 60,
+             0.002)
         took = time.monotonic() - start
     finally:
         sync.wait(timeout=60)
@@ -294,7 +295,7 @@ def main() -> None:
              "<= 1.5"),
             ("  (against docker run with no network)", med(pod_start) / med(docker_run), ""),
             ("pod of two containers (sandboxed), to Running", med(raw["sidecar"]), ""),
-            ("  its engine floor: sandbox + container, no agent", med(raw["floor"]), ""),
+            ("  engine floor: sandbox + one container, no agent", med(raw["floor"]), ""),
             ("  floor / docker run (bridge network)", med(raw["floor"]) / med(docker_run_net),
              ""),
             ("restart_after_kill_s", med(kill), "<= 1")]
