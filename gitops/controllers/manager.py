@@ -83,7 +83,8 @@ class ControllerManager:
         self._workloads()
         self._batch()
         with self._isolated("scheduler"):
-            self._execute(scheduler.reconcile(s.list("Pod"), s.list("Node"), self.clock()),
+            self._execute(scheduler.reconcile(s.list("Pod"), s.list("Node"), self.clock(),
+                                              lambda: s.list("Namespace")),
                           "scheduler")
         self._endpoints()
         self.events.prune()

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import copy
 from collections import Counter
+from collections.abc import Callable, Iterable
 
 from gitops.controllers.base import Action, Update
 from gitops.events import WARNING, event_for
 from gitops.model.meta import is_deleting
 from gitops.model.times import rfc3339 as _iso
+from gitops.scheduler.interpod import Placement, has_pod_affinity
 from gitops.scheduler.predicates import filter_reasons, node_ready
 from gitops.scheduler.resources import NodeInfo, counts_on_node
 from gitops.scheduler.scoring import score
@@ -35,20 +37,20 @@ def fit_error(total: int, reasons: dict[str, list[str]]) -> str:
     return f"0/{total} nodes are available" + (f": {', '.join(parts)}." if parts else ".")
 
 
-def choose_node(pod: dict, infos: list[NodeInfo]
+def choose_node(pod: dict, infos: list[NodeInfo], placement: Placement | None = None
                 ) -> tuple[NodeInfo | None, dict[str, list[str]]]:
     """(best node or None, reasons per rejected node)."""
     reasons: dict[str, list[str]] = {}
     feasible = []
     for info in infos:
-        why = filter_reasons(pod, info)
+        why = filter_reasons(pod, info, placement)
         if why:
             reasons[info.name] = why
         else:
             feasible.append(info)
     if not feasible:
         return None, reasons
-    scores = score(pod, feasible)
+    scores = score(pod, feasible, placement)
     return max(feasible, key=lambda i: (scores[i.name], _neg(i.name))), reasons
 
 
@@ -61,21 +63,27 @@ def _condition(pod: dict) -> dict | None:
                  if c.get("type") == "PodScheduled"), None)
 
 
-def reconcile(pods: list[dict], nodes: list[dict], now: float = 0.0) -> list[Action]:
+def reconcile(pods: list[dict], nodes: list[dict], now: float = 0.0,
+              namespaces: Callable[[], Iterable[dict]] = tuple) -> list[Action]:
+    """namespaces: read only when a pod's affinity may select them by their labels."""
     if all(p.get("spec", {}).get("nodeName") or is_deleting(p) for p in pods):
         return []                       # nothing pending: no need to add up the nodes
     infos = {n["metadata"]["name"]: NodeInfo(n) for n in nodes}
+    # Where the other pods are matters only once some pod names others in its affinity.
+    placement = Placement(namespaces()) if any(has_pod_affinity(p) for p in pods) else None
     for pod in pods:
         bound = pod.get("spec", {}).get("nodeName")
         if bound in infos and counts_on_node(pod):
             infos[bound].add(pod)
+            if placement is not None:
+                placement.add(pod, infos[bound].node)
     pending = sorted((p for p in pods if not p.get("spec", {}).get("nodeName")
                       and not is_deleting(p)),
                      key=lambda p: (p["metadata"].get("creationTimestamp", ""),
                                     p["metadata"]["name"]))
     actions: list[Action] = []
     for pod in pending:
-        info, reasons = choose_node(pod, list(infos.values()))
+        info, reasons = choose_node(pod, list(infos.values()), placement)
         meta = pod["metadata"]
         bound = copy.deepcopy(pod)
         status = bound.setdefault("status", {})
@@ -97,6 +105,8 @@ def reconcile(pods: list[dict], nodes: list[dict], now: float = 0.0) -> list[Act
         node = info.name
         bound["spec"]["nodeName"] = node
         info.add(bound)
+        if placement is not None:
+            placement.add(bound, info.node)
         status["conditions"] = [*others, {"type": "PodScheduled", "status": "True",
                                           "lastProbeTime": None,
                                           "lastTransitionTime": _iso(now)}]

@@ -4,11 +4,13 @@ default scheduler profile weighs them) (pure)."""
 from __future__ import annotations
 
 from gitops.scheduler import resources as R
+from gitops.scheduler.interpod import Placement
 from gitops.scheduler.predicates import _node_affinity, term_matches, untolerated
 
 MAX_SCORE = 100
 WEIGHTS = {"NodeResourcesFit": 1, "NodeResourcesBalancedAllocation": 1,
-           "TaintToleration": 3, "NodeAffinity": 2, "PodTopologySpread": 2}
+           "TaintToleration": 3, "NodeAffinity": 2, "PodTopologySpread": 2,
+           "InterPodAffinity": 2}
 
 
 def _used(pod_request: R.Resources, info: R.NodeInfo) -> R.Resources:
@@ -67,7 +69,16 @@ def _normalize(raw: dict[str, int], reverse: bool) -> dict[str, int]:
             for n, v in raw.items()}
 
 
-def score(pod: dict, infos: list[R.NodeInfo]) -> dict[str, int]:
+def _min_max(raw: dict[str, int]) -> dict[str, int]:
+    """InterPodAffinity's normalisation: lowest 0, highest 100 (all 0 when equal)."""
+    low, high = min(raw.values(), default=0), max(raw.values(), default=0)
+    if high == low:
+        return {n: 0 for n in raw}
+    return {n: MAX_SCORE * (v - low) // (high - low) for n, v in raw.items()}
+
+
+def score(pod: dict, infos: list[R.NodeInfo],
+          placement: Placement | None = None) -> dict[str, int]:
     """Weighted total per node name."""
     request = R.pod_requests(pod, non_zero=True)
     plugins = {
@@ -81,4 +92,6 @@ def score(pod: dict, infos: list[R.NodeInfo]) -> dict[str, int]:
         "PodTopologySpread": _normalize({i.name: siblings(pod, i) for i in infos},
                                         reverse=True),
     }
+    if placement is not None:
+        plugins["InterPodAffinity"] = _min_max(placement.scores(pod, [i.node for i in infos]))
     return {i.name: sum(WEIGHTS[p] * s[i.name] for p, s in plugins.items()) for i in infos}

@@ -1,0 +1,131 @@
+"""InterPodAffinity: pods placed with or away from other pods by their labels (pure).
+
+A term holds per topology domain: the value of its topologyKey label on a node
+(`kubernetes.io/hostname` is the node itself). As the scheduler's plugin: required terms
+filter (the pod's own affinity, its own anti-affinity, then existing pods' anti-affinity
+against it), preferred terms and existing pods' terms score.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+
+from gitops.model.selectors import matches
+
+REQUIRED = "requiredDuringSchedulingIgnoredDuringExecution"
+PREFERRED = "preferredDuringSchedulingIgnoredDuringExecution"
+HARD_AFFINITY_WEIGHT = 1     # an existing pod's required affinity, when scoring
+
+NO_AFFINITY = "node(s) didn't match pod affinity rules"
+NO_ANTI_AFFINITY = "node(s) didn't match pod anti-affinity rules"
+EXISTING_ANTI_AFFINITY = "node(s) didn't satisfy existing pods anti-affinity rules"
+
+
+def _terms(pod: dict, kind: str, which: str) -> list[dict]:
+    affinity = ((pod.get("spec") or {}).get("affinity") or {}).get(kind) or {}
+    return affinity.get(which) or []
+
+
+def has_pod_affinity(pod: dict) -> bool:
+    affinity = (pod.get("spec") or {}).get("affinity") or {}
+    return bool(affinity.get("podAffinity") or affinity.get("podAntiAffinity"))
+
+
+def _namespace(pod: dict) -> str:
+    return (pod.get("metadata") or {}).get("namespace") or "default"
+
+
+def _label(node: dict, key: str) -> str | None:
+    return ((node.get("metadata") or {}).get("labels") or {}).get(key)
+
+
+class Placement:
+    """The pods bound to nodes, with their nodes, kept up to date through a pass."""
+
+    def __init__(self, namespaces: Iterable[dict] = ()) -> None:
+        self.placed: list[tuple[dict, dict]] = []
+        self._ns_labels = {n["metadata"]["name"]: n["metadata"].get("labels") or {}
+                           for n in namespaces}
+
+    def add(self, pod: dict, node: dict) -> None:
+        self.placed.append((pod, node))
+
+    def selects(self, term: dict, owner: dict, pod: dict) -> bool:
+        """Does `owner`'s term cover `pod`: its namespaces (the owner's own unless the
+        term names some or selects them) and its label selector."""
+        ns = _namespace(pod)
+        names, selector = term.get("namespaces") or [], term.get("namespaceSelector")
+        if names or selector is not None:
+            labels = {"kubernetes.io/metadata.name": ns, **self._ns_labels.get(ns, {})}
+            in_scope = ns in names or (selector is not None and matches(selector, labels))
+        else:
+            in_scope = ns == _namespace(owner)
+        return in_scope and matches(term.get("labelSelector"),
+                                    (pod.get("metadata") or {}).get("labels"))
+
+    def filter_reason(self, pod: dict, node: dict) -> str:
+        """Why `pod` cannot go to `node` ("" : it can)."""
+        affinity = _terms(pod, "podAffinity", REQUIRED)
+        if affinity and not self._affinity_holds(pod, node, affinity):
+            return NO_AFFINITY
+        for term in _terms(pod, "podAntiAffinity", REQUIRED):
+            key = term.get("topologyKey", "")
+            here = _label(node, key)
+            if here is not None and any(_label(other_node, key) == here
+                                        and self.selects(term, pod, other)
+                                        for other, other_node in self.placed):
+                return NO_ANTI_AFFINITY
+        for other, other_node in self.placed:
+            for term in _terms(other, "podAntiAffinity", REQUIRED):
+                key = term.get("topologyKey", "")
+                there = _label(other_node, key)
+                if there is not None and _label(node, key) == there \
+                        and self.selects(term, other, pod):
+                    return EXISTING_ANTI_AFFINITY
+        return ""
+
+    def _affinity_holds(self, pod: dict, node: dict, terms: list[dict]) -> bool:
+        """Every term has a pod matching all of them in the node's domain; or no pod
+        anywhere matches them and the pod matches its own terms (the first of a group)."""
+        counts: Counter = Counter()
+        for other, other_node in self.placed:
+            if all(self.selects(t, pod, other) for t in terms):
+                for t in terms:
+                    value = _label(other_node, t.get("topologyKey", ""))
+                    if value is not None:
+                        counts[(t.get("topologyKey", ""), value)] += 1
+        found = True
+        for t in terms:
+            value = _label(node, t.get("topologyKey", ""))
+            if value is None:
+                return False           # the node must carry every topology label
+            found = found and counts[(t.get("topologyKey", ""), value)] > 0
+        return found or (not counts and all(self.selects(t, pod, pod) for t in terms))
+
+    def scores(self, pod: dict, nodes: list[dict]) -> dict[str, int]:
+        """Raw per node: weights of the pod's preferred terms and of existing pods'
+        terms toward it, summed over the domains the node is in."""
+        domain: Counter = Counter()
+
+        def credit(term: dict, other_node: dict, weight: int) -> None:
+            key = term.get("topologyKey", "")
+            value = _label(other_node, key)
+            if value is not None:
+                domain[(key, value)] += weight
+
+        for other, other_node in self.placed:
+            for kind, sign in (("podAffinity", 1), ("podAntiAffinity", -1)):
+                for pref in _terms(pod, kind, PREFERRED):
+                    term = pref.get("podAffinityTerm") or {}
+                    if self.selects(term, pod, other):
+                        credit(term, other_node, sign * int(pref.get("weight") or 0))
+                for pref in _terms(other, kind, PREFERRED):
+                    term = pref.get("podAffinityTerm") or {}
+                    if self.selects(term, other, pod):
+                        credit(term, other_node, sign * int(pref.get("weight") or 0))
+            for term in _terms(other, "podAffinity", REQUIRED):
+                if self.selects(term, other, pod):
+                    credit(term, other_node, HARD_AFFINITY_WEIGHT)
+        return {n["metadata"]["name"]: sum(w for (key, value), w in domain.items()
+                                           if _label(n, key) == value) for n in nodes}
