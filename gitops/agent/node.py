@@ -99,11 +99,14 @@ class NodeAgent:
 
     def register_node(self) -> None:
         info = self.runtime.ping()
+        arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(info.get("Architecture", ""),
+                                                          info.get("Architecture", ""))
+        # The kubelet's own labels (charts select on them); labels added later are kept.
+        labels = {"kubernetes.io/hostname": self.node_name,
+                  "kubernetes.io/os": info.get("OSType") or "linux",
+                  **({"kubernetes.io/arch": arch} if arch else {})}
         node = {"apiVersion": "v1", "kind": "Node",
-                "metadata": {"name": self.node_name,
-                             "labels": {"kubernetes.io/hostname": self.node_name,
-                                        "kubernetes.io/os": "linux"}},
-                "spec": {}}
+                "metadata": {"name": self.node_name, "labels": labels}, "spec": {}}
         status = {"capacity": {"cpu": str(info.get("NCPU", 1)),
                                "memory": f"{int(info.get('MemTotal', 0)) // 1024}Ki",
                                "pods": "110"},
@@ -114,14 +117,19 @@ class NodeAgent:
                   "nodeInfo": {"containerRuntimeVersion":
                                f"docker://{info.get('ServerVersion', '')}",
                                "operatingSystem": info.get("OSType", "linux"),
-                               "architecture": {"x86_64": "amd64", "aarch64": "arm64"}.get(
-                                   info.get("Architecture", ""), info.get("Architecture", "")),
+                               "architecture": arch,
                                "kernelVersion": info.get("KernelVersion", ""),
                                "osImage": info.get("OperatingSystem", "")}}
         status["allocatable"] = dict(status["capacity"])    # what the scheduler may place
         key = ObjectKey("Node", "", self.node_name)
-        if self.store.get(key) is None:
+        existing = self.store.get(key)
+        if existing is None:
             self.store.create(node)
+        elif missing := {k: v for k, v in labels.items()
+                         if k not in (existing["metadata"].get("labels") or {})}:
+            existing["metadata"]["labels"] = {**(existing["metadata"].get("labels") or {}),
+                                              **missing}
+            self.store.update(existing)
         self.store.update_status(key, status)
 
     # -- one pass ---------------------------------------------------------------------

@@ -1,9 +1,10 @@
-"""InterPodAffinity: pods placed with or away from other pods by their labels (pure).
+"""Where the other pods are: InterPodAffinity, and (spread.py) PodTopologySpread (pure).
 
-A term holds per topology domain: the value of its topologyKey label on a node
-(`kubernetes.io/hostname` is the node itself). As the scheduler's plugin: required terms
-filter (the pod's own affinity, its own anti-affinity, then existing pods' anti-affinity
-against it), preferred terms and existing pods' terms score.
+Pods are placed with or away from other pods by their labels. A term holds per topology
+domain: the value of its topologyKey label on a node (`kubernetes.io/hostname` is the
+node itself). As the scheduler's plugin: required terms filter (the pod's own affinity,
+its own anti-affinity, then existing pods' anti-affinity against it), preferred terms
+and existing pods' terms score.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections import Counter
 from collections.abc import Iterable
 
 from gitops.model.selectors import matches
+from gitops.scheduler.spread import hard_constraints, spread_reason
 
 REQUIRED = "requiredDuringSchedulingIgnoredDuringExecution"
 PREFERRED = "preferredDuringSchedulingIgnoredDuringExecution"
@@ -27,9 +29,11 @@ def _terms(pod: dict, kind: str, which: str) -> list[dict]:
     return affinity.get(which) or []
 
 
-def has_pod_affinity(pod: dict) -> bool:
+def depends_on_others(pod: dict) -> bool:
+    """Pod (anti-)affinity or a hard spread constraint: its place depends on the others'."""
     affinity = (pod.get("spec") or {}).get("affinity") or {}
-    return bool(affinity.get("podAffinity") or affinity.get("podAntiAffinity"))
+    return bool(affinity.get("podAffinity") or affinity.get("podAntiAffinity")
+                or hard_constraints(pod))
 
 
 def _namespace(pod: dict) -> str:
@@ -41,9 +45,10 @@ def _label(node: dict, key: str) -> str | None:
 
 
 class Placement:
-    """The pods bound to nodes, with their nodes, kept up to date through a pass."""
+    """The nodes and the pods bound to them, kept up to date through a pass."""
 
-    def __init__(self, namespaces: Iterable[dict] = ()) -> None:
+    def __init__(self, nodes: list[dict], namespaces: Iterable[dict] = ()) -> None:
+        self.nodes = nodes
         self.placed: list[tuple[dict, dict]] = []
         self._ns_labels = {n["metadata"]["name"]: n["metadata"].get("labels") or {}
                            for n in namespaces}
@@ -64,8 +69,13 @@ class Placement:
         return in_scope and matches(term.get("labelSelector"),
                                     (pod.get("metadata") or {}).get("labels"))
 
-    def filter_reason(self, pod: dict, node: dict) -> str:
-        """Why `pod` cannot go to `node` ("" : it can)."""
+    def filter_reasons(self, pod: dict, node: dict) -> list[str]:
+        """Why `pod` cannot go to `node` ([] : it can): PodTopologySpread, then
+        InterPodAffinity, as the scheduler runs them."""
+        why = spread_reason(pod, node, self.nodes, self.placed) or self._affinity_reason(pod, node)
+        return [why] if why else []
+
+    def _affinity_reason(self, pod: dict, node: dict) -> str:
         affinity = _terms(pod, "podAffinity", REQUIRED)
         if affinity and not self._affinity_holds(pod, node, affinity):
             return NO_AFFINITY

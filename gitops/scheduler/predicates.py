@@ -4,7 +4,6 @@ the Kubernetes scheduler words them, in the order its default plugins run (pure)
 from __future__ import annotations
 
 from gitops.scheduler import resources as R
-from gitops.scheduler.interpod import Placement
 
 NOT_READY_TAINT = "node.kubernetes.io/not-ready"
 UNSCHEDULABLE_TAINT = "node.kubernetes.io/unschedulable"
@@ -120,11 +119,10 @@ def insufficient(pod: dict, info: R.NodeInfo) -> list[str]:
     return reasons
 
 
-def filter_reasons(pod: dict, info: R.NodeInfo, placement: Placement | None = None
-                   ) -> list[str]:
+def filter_reasons(pod: dict, info: R.NodeInfo) -> list[str]:
     """Why `pod` cannot go to the node ([] : it can). Like the scheduler, the first plugin
     that fails decides: NodeUnschedulable, TaintToleration, NodeAffinity, NodePorts,
-    NodeResourcesFit, InterPodAffinity (given where the other pods are)."""
+    NodeResourcesFit (then, given where the other pods are, interpod.Placement's)."""
     node = info.node
     spec = node.get("spec") or {}
     if spec.get("unschedulable") and not any(
@@ -138,8 +136,4 @@ def filter_reasons(pod: dict, info: R.NodeInfo, placement: Placement | None = No
         return ["node(s) didn't match Pod's node affinity/selector"]
     if (wanted := R.host_ports(pod)) and _ports_clash(wanted, info.ports):
         return ["node(s) didn't have free ports for the requested pod ports"]
-    if short := insufficient(pod, info):
-        return short
-    if placement is not None and (why := placement.filter_reason(pod, node)):
-        return [why]
-    return []
+    return insufficient(pod, info)

@@ -18,7 +18,7 @@ from gitops.controllers.base import Action, Update
 from gitops.events import WARNING, event_for
 from gitops.model.meta import is_deleting
 from gitops.model.times import rfc3339 as _iso
-from gitops.scheduler.interpod import Placement, has_pod_affinity
+from gitops.scheduler.interpod import Placement, depends_on_others
 from gitops.scheduler.predicates import filter_reasons, node_ready
 from gitops.scheduler.resources import NodeInfo, counts_on_node
 from gitops.scheduler.scoring import score
@@ -43,7 +43,8 @@ def choose_node(pod: dict, infos: list[NodeInfo], placement: Placement | None = 
     reasons: dict[str, list[str]] = {}
     feasible = []
     for info in infos:
-        why = filter_reasons(pod, info, placement)
+        why = filter_reasons(pod, info) or (placement.filter_reasons(pod, info.node)
+                                            if placement is not None else [])
         if why:
             reasons[info.name] = why
         else:
@@ -69,8 +70,9 @@ def reconcile(pods: list[dict], nodes: list[dict], now: float = 0.0,
     if all(p.get("spec", {}).get("nodeName") or is_deleting(p) for p in pods):
         return []                       # nothing pending: no need to add up the nodes
     infos = {n["metadata"]["name"]: NodeInfo(n) for n in nodes}
-    # Where the other pods are matters only once some pod names others in its affinity.
-    placement = Placement(namespaces()) if any(has_pod_affinity(p) for p in pods) else None
+    # Where the other pods are matters only once some pod's affinity or spread names them.
+    placement = (Placement(nodes, namespaces()) if any(depends_on_others(p) for p in pods)
+                 else None)
     for pod in pods:
         bound = pod.get("spec", {}).get("nodeName")
         if bound in infos and counts_on_node(pod):

@@ -122,8 +122,8 @@ def test_preferred_terms_steer_without_forbidding():
 
 
 def test_scores_count_existing_pods_terms_toward_the_pod():
-    placement = Placement()
     n1, n2 = node("n1"), node("n2")
+    placement = Placement([n1, n2])
     placement.add(labelled("fan", {"app": "fan"},
                            affinity=preferred("podAffinity", 30, term("star"))), n1)
     placement.add(labelled("follower", {"app": "follower"},
