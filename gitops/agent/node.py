@@ -31,6 +31,7 @@ from gitops.agent.probes import ProbeTracker, ProbeWorker, run_probe
 from gitops.agent.status import (node_ready_condition, pod_status, runtime_down_status,
                                  terminated_state)
 from gitops.agent.volumes import container_mounts, file_sets
+from gitops.api.kube.discovery import version as kube_version
 from gitops.events import NORMAL, WARNING, EventRecorder, event_for
 from gitops.model import ObjectKey, key_of
 from gitops.model.podspec import host_access
@@ -114,7 +115,8 @@ class NodeAgent:
                                                       iso_time(self.clock()))],
                   "addresses": [{"type": "InternalIP", "address": self.host_ip},
                                 {"type": "Hostname", "address": self.node_name}],
-                  "nodeInfo": {"containerRuntimeVersion":
+                  "nodeInfo": {"kubeletVersion": kube_version()["gitVersion"],
+                               "containerRuntimeVersion":
                                f"docker://{info.get('ServerVersion', '')}",
                                "operatingSystem": info.get("OSType", "linux"),
                                "architecture": arch,

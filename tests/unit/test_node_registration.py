@@ -19,7 +19,8 @@ def test_node_labels_are_the_kubelets_and_survive_a_restart(tmp_path):
     labels = store.get(key)["metadata"]["labels"]
     assert labels == {"kubernetes.io/hostname": "n1", "kubernetes.io/os": "linux",
                       "kubernetes.io/arch": "amd64"}
-    assert store.get(key)["status"]["nodeInfo"]["architecture"] == "amd64"
+    info = store.get(key)["status"]["nodeInfo"]
+    assert info["architecture"] == "amd64" and info["kubeletVersion"].startswith("v1.")
 
     # `kubectl label node n1 disktype=ssd`, and a Node from a version without the arch label
     obj = store.get(key)
