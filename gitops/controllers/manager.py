@@ -16,13 +16,14 @@ from contextlib import contextmanager
 
 import structlog
 
-from gitops.controllers import (cronjob, daemonset, deployment, endpoints, gc, job, pvc,
-                                replicaset, service, statefulset)
+from gitops.controllers import (cronjob, daemonset, deployment, disruption, endpoints, gc, job,
+                                pvc, replicaset, service, statefulset)
 from gitops.controllers.base import Action, SetStatus, execute
 from gitops.controllers.claims import claim
 from gitops.events import WARNING, EventRecorder, event_for
 from gitops.model import KINDS, ObjectKey, key_of
 from gitops.model.meta import controller_of
+from gitops.model.times import rfc3339
 from gitops.proxy.vip import SERVICE_CIDR
 from gitops.scheduler import scheduler
 from gitops.store.base import Store
@@ -87,6 +88,10 @@ class ControllerManager:
                                               lambda: s.list("Namespace")),
                           "scheduler")
         self._endpoints()
+        if pdbs := s.list("PodDisruptionBudget"):
+            with self._isolated("disruption"):
+                self._execute(disruption.reconcile(pdbs, s.list("Pod"), self._lookup,
+                                                   rfc3339(self.clock())), "disruption")
         self.events.prune()
         self._failing = self._failed_now
 

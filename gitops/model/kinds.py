@@ -38,6 +38,8 @@ KINDS: dict[str, Kind] = {k.kind: k for k in (
     Kind("Pod", "v1", "pods", apply_order=32, short_names=("po",)),
     Kind("Job", "batch/v1", "jobs", apply_order=33),
     Kind("CronJob", "batch/v1", "cronjobs", apply_order=34, short_names=("cj",)),
+    Kind("PodDisruptionBudget", "policy/v1", "poddisruptionbudgets", apply_order=35,
+         short_names=("pdb",)),
     Kind("Endpoints", "v1", "endpoints", apply_order=40, short_names=("ep",)),
     Kind("Node", "v1", "nodes", namespaced=False, apply_order=5, short_names=("no",)),
     Kind("Event", "v1", "events", apply_order=60, short_names=("ev",)),

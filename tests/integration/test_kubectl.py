@@ -318,3 +318,52 @@ def test_rollout_history_and_undo_of_statefulsets_and_daemonsets(kube, tmp_path)
     assert listed[0].split() == ["NAME", "CONTROLLER", "REVISION", "AGE"]
     assert {line.split()[1] for line in listed[1:]} == {"statefulset.apps/x",
                                                         "daemonset.apps/agent"}
+
+
+def test_drain_evicts_within_the_disruption_budget(kube, tmp_path):
+    """`kubectl drain`: the node is cordoned and its pods evicted while the budget allows;
+    the last healthy one is refused with the API server's 429 and message."""
+    from gitops.controllers import disruption
+    store = kube.store
+    store.create({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-1"},
+                  "spec": {}})
+    for i in range(2):
+        name = f"web-{i}"
+        store.create({"apiVersion": "v1", "kind": "Pod",
+                      "metadata": {"name": name, "labels": {"app": "web"}},
+                      "spec": {"nodeName": "node-1",
+                               "containers": [{"name": "app", "image": "gitops/busybox:1"}]}})
+        store.update_status(ObjectKey("Pod", "default", name), {
+            "phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]})
+    (tmp_path / "pdb.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "web"},
+        "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "web"}}}}))
+    ok(kube.kubectl("apply", "-f", str(tmp_path / "pdb.yaml")))
+    for action in disruption.reconcile(store.list("PodDisruptionBudget"), store.list("Pod"),
+                                       lambda *k: None, "2027-01-01T00:00:00Z"):
+        store.update_status(action.key, action.status)
+    table = ok(kube.kubectl("get", "pdb"))
+    assert re.search(r"web\s+1\s+N/A\s+1\s", table), table
+
+    drained = kube.kubectl("drain", "node-1", "--force", "--timeout", "8s", "--grace-period", "1")
+    assert drained.returncode != 0          # the second pod may not go
+    assert "Cannot evict pod as it would violate the pod's disruption budget" in drained.stderr
+    node = store.get(ObjectKey("Node", "", "node-1"))
+    assert node["spec"].get("unschedulable") is True
+    deleting = [p["metadata"]["name"] for p in store.list("Pod")
+                if p["metadata"].get("deletionTimestamp")]
+    assert len(deleting) == 1
+
+    # straight through the API: 201 and a Success Status when the budget allows
+    status, _, body = kube.request(
+        "POST", "/api/v1/namespaces/default/pods/gone/eviction",
+        {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "gone"}})
+    assert status == 404
+    store.delete(ObjectKey("PodDisruptionBudget", "default", "web"))
+    last = next(p["metadata"]["name"] for p in store.list("Pod")
+                if not p["metadata"].get("deletionTimestamp"))
+    status, _, body = kube.request(
+        "POST", f"/api/v1/namespaces/default/pods/{last}/eviction",
+        {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": last}})
+    assert status == 201 and body["status"] == "Success"
+    assert store.get(ObjectKey("Pod", "default", last))["metadata"].get("deletionTimestamp")

@@ -1,4 +1,5 @@
-"""Subresources: status, scale (autoscaling/v1 Scale), pods/log, pods/exec, pods/portforward."""
+"""Subresources: status, scale (autoscaling/v1 Scale), pods/log, pods/exec, pods/portforward,
+pods/eviction."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from gitops.api.kube import managed, openapi, streams, writes
+from gitops.api.kube import eviction, managed, openapi, streams, writes
 from gitops.api.kube import patch as P
 from gitops.api.kube import status as st
 from gitops.api.kube.respond import json_response
@@ -46,6 +47,9 @@ async def handle(api: "KubeApi", request: web.Request, target: Target) -> web.St
         return await pod_log(api, request, target)
     elif sub in ("exec", "portforward") and method in ("GET", "POST"):
         return await streams.handle(api, request, target)
+    elif sub == "eviction" and method == "POST":
+        body, code = await writes.in_thread(eviction.evict, api, request, target)
+        return json_response(body, code)
     raise st.method_not_allowed()
 
 

@@ -250,6 +250,13 @@ def _controllerrevision(obj: dict, now: float) -> list:
     return [obj["metadata"]["name"], controller, obj.get("revision", 0), _age(obj, now)]
 
 
+def _pdb(obj: dict, now: float) -> list:
+    spec, st = obj.get("spec", {}), obj.get("status", {})
+    return [obj["metadata"]["name"], str(spec.get("minAvailable", "N/A")),
+            str(spec.get("maxUnavailable", "N/A")), st.get("disruptionsAllowed", 0),
+            _age(obj, now)]
+
+
 def _default(obj: dict, now: float) -> list:
     return [obj["metadata"]["name"], _age(obj, now)]
 
@@ -298,6 +305,9 @@ PRINTERS: dict[str, tuple[tuple[Column, ...], Row]] = {
                                ("StorageClass", "string", 0),
                                ("VolumeAttributesClass", "string", 0), _AGE,
                                ("VolumeMode", "string", 1)), _pvc),
+    "PodDisruptionBudget": ((_NAME, ("Min Available", "string", 0),
+                             ("Max Unavailable", "string", 0),
+                             ("Allowed Disruptions", "integer", 0), _AGE), _pdb),
 }
 
 
