@@ -275,12 +275,14 @@ class DockerRuntime:
                 mounts=[_mount(m) for m in spec.mounts], nano_cpus=spec.nano_cpus,
                 mem_limit=spec.memory, memswap_limit=spec.memory, read_only=spec.read_only,
                 privileged=spec.privileged)
-            cid = api.create_container(
-                spec.image, name=spec.name, labels={**self._extra, **spec.labels},
-                entrypoint=spec.entrypoint, command=spec.cmd, environment=dict(spec.env),
-                working_dir=spec.working_dir, tty=spec.tty, stdin_open=spec.stdin,
-                user=spec.user, host_config=host, hostname=spec.hostname if own else None,
-                networking_config=self._pinned(spec.network, spec.ip) if own else None)["Id"]
+            config = api.create_container_config(
+                spec.image, spec.cmd, hostname=spec.hostname if own else None, user=spec.user,
+                detach=True, stdin_open=spec.stdin, tty=spec.tty, environment=dict(spec.env),
+                labels={**self._extra, **spec.labels}, entrypoint=spec.entrypoint,
+                working_dir=spec.working_dir, host_config=host,
+                networking_config=self._pinned(spec.network, spec.ip) if own else None)
+            config["StdinOnce"] = spec.stdin_once    # the SDK ties it to attaching at once
+            cid = api.create_container_from_config(config, spec.name)["Id"]
         except docker.errors.APIError as exc:
             raise RuntimeFailure(f"create: {exc.explanation or exc}",
                                  "CreateContainerError") from exc
@@ -379,6 +381,18 @@ class DockerRuntime:
         except docker.errors.APIError as exc:
             raise RuntimeFailure(f"exec: {exc.explanation or exc}", "ExecError") from exc
         return ExecSession(api, exec_id, sock, tty)
+
+    def attach_session(self, container_id: str, stdin: bool) -> "AttachSession":
+        """The container's own process (kubectl attach): its output from now on, and its
+        stdin when it was started with one open."""
+        api = self.client.api
+        try:
+            tty = bool(api.inspect_container(container_id)["Config"].get("Tty"))
+            sock = api.attach_socket(container_id, params={
+                "stdin": int(stdin), "stdout": 1, "stderr": 1, "stream": 1})
+        except docker.errors.APIError as exc:
+            raise RuntimeFailure(f"attach: {exc.explanation or exc}", "AttachError") from exc
+        return AttachSession(api, container_id, sock, tty)
 
     def watch_events(self, on_event: Callable[[dict], None], stop: Callable[[], bool]) -> None:
         """Deliver container events of this instance until stop(); windows never overlap.
@@ -545,3 +559,17 @@ class ExecSession:
                 closer()
             except OSError:
                 pass
+
+
+class AttachSession(ExecSession):
+    """An attachment to a container's process: resized as the container, and no exit code
+    of its own to report (the process may outlive the attachment)."""
+
+    def resize(self, width: int, height: int) -> None:
+        try:
+            self._api.resize(self.exec_id, height=height, width=width)
+        except docker.errors.APIError:
+            pass
+
+    def exit_code(self) -> int:
+        return 0

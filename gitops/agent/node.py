@@ -745,7 +745,8 @@ class NodeAgent:
             hostname=_hostname(pod) if own else "", ip=ip if own else "", entrypoint=command,
             cmd=args if args is not None else ([] if command else None), env=env,
             working_dir=container.get("workingDir"), tty=bool(container.get("tty")),
-            stdin=bool(container.get("stdin")), mounts=tuple(mounts),
+            stdin=bool(container.get("stdin")), stdin_once=bool(container.get("stdinOnce")),
+            mounts=tuple(mounts),
             nano_cpus=P.limits(container)[0] or None, memory=P.limits(container)[1] or None,
             user=user, read_only=bool(sc.get("readOnlyRootFilesystem")),
             privileged=bool(sc.get("privileged")))

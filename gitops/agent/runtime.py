@@ -100,6 +100,7 @@ class ContainerSpec:
     working_dir: str | None = None
     tty: bool = False
     stdin: bool = False
+    stdin_once: bool = False            # stdin closes when the first attachment ends
     mounts: tuple[Mount, ...] = ()
     nano_cpus: int | None = None        # resources.limits.cpu
     memory: int | None = None           # resources.limits.memory, bytes (no extra swap)

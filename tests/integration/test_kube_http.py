@@ -56,11 +56,11 @@ def test_discovery_legacy_and_aggregated(api):
     [group] = agg["items"]
     pods = next(r for r in group["versions"][0]["resources"] if r["resource"] == "pods")
     assert pods["scope"] == "Namespaced" and pods["shortNames"] == ["po"]
-    assert {s["subresource"] for s in pods["subresources"]} >= {"status", "log", "exec",
-                                                               "portforward"}
+    assert {s["subresource"] for s in pods["subresources"]} >= {
+        "status", "log", "exec", "attach", "portforward", "eviction"}
     _, _, groups = api.request("GET", "/apis")
     assert {g["name"] for g in groups["groups"]} == {
-        "apps", "batch", "authentication.k8s.io", "authorization.k8s.io"}
+        "apps", "batch", "policy", "authentication.k8s.io", "authorization.k8s.io"}
     _, _, apps = api.request("GET", "/apis/apps")
     assert apps["preferredVersion"]["groupVersion"] == "apps/v1"
     _, _, resources = api.request("GET", "/apis/apps/v1")

@@ -65,6 +65,10 @@ class ScriptedExec:
         self.sessions.append((container_id, ScriptedSession(command)))
         return self.sessions[-1][1]
 
+    def start_attach(self, container_id, stdin):
+        self.sessions.append((container_id, ScriptedSession(["(attached)"])))
+        return self.sessions[-1][1]
+
 
 @pytest.fixture
 def kube(tmp_path):
@@ -90,6 +94,15 @@ def test_kubectl_exec_streams_stdin_stdout_stderr_and_the_exit_code(kube):
     assert container == "p/app"
     bad = kube.kubectl("exec", "p", "-c", "nope", "--", "true")
     assert bad.returncode == 1 and "container nope is not valid" in bad.stderr
+
+
+def test_kubectl_attach_joins_the_process_and_ends_with_success(kube):
+    res = kube.kubectl("attach", "-i", "p", "-c", "app", input="hello\n")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.endswith("ran (attached)\nhello\n")
+    assert "bye" in res.stderr
+    [(container, session)] = kube.exec_backend.sessions
+    assert container == "p/app" and session.closed
 
 
 def serve_tcp(port: int, stop: threading.Event) -> None:

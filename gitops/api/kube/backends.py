@@ -1,4 +1,5 @@
-"""What exec needs from the node: the pod's running container and a Docker exec in it."""
+"""What exec and attach need from the node: the pod's running container, and a Docker
+exec in it or an attachment to its process."""
 
 from __future__ import annotations
 
@@ -19,3 +20,6 @@ class RuntimeStreams:
 
     def start_exec(self, container_id: str, command: list[str], stdin: bool, tty: bool) -> Any:
         return self.runtime.exec_session(container_id, command, stdin, tty)
+
+    def start_attach(self, container_id: str, stdin: bool) -> Any:
+        return self.runtime.attach_session(container_id, stdin)

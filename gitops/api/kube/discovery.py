@@ -13,8 +13,9 @@ KUBE_VERSION = (1, 32)
 AGGREGATED = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 _SUB_VERBS = {"status": ["get", "patch", "update"], "scale": ["get", "patch", "update"],
               "log": ["get"], "exec": ["create", "get"], "portforward": ["create", "get"],
-              "eviction": ["create"]}
+              "attach": ["create", "get"], "eviction": ["create"]}
 _SUB_KIND = {"exec": ("", "v1", "PodExecOptions"),
+             "attach": ("", "v1", "PodAttachOptions"),
              "portforward": ("", "v1", "PodPortForwardOptions"),
              "scale": ("autoscaling", "v1", "Scale"),
              "eviction": ("policy", "v1", "Eviction")}

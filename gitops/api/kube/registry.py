@@ -1,7 +1,7 @@
 """The REST resources the Kubernetes API serves: one per kind in the kinds registry.
 
 Every kind gets the standard verbs generically; subresources (status, scale, pod log,
-exec, port-forward, eviction) are added where Kubernetes has them. Events are served even before
+exec, attach, port-forward, eviction) are added where Kubernetes has them. Events are served even before
 the kinds registry lists them, so `kubectl describe` and `kubectl get events` work.
 """
 
@@ -16,7 +16,7 @@ VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update
 _NO_STATUS = {"ConfigMap", "Secret", "ServiceAccount", "Endpoints", "Event",
               "ControllerRevision"}
 SCALABLE = {"Deployment", "ReplicaSet", "StatefulSet"}
-_POD_EXTRA = ("log", "exec", "portforward", "eviction")
+_POD_EXTRA = ("log", "exec", "attach", "portforward", "eviction")
 _FALLBACK = (Kind("Event", "v1", "events", apply_order=90, short_names=("ev",)),)
 
 

@@ -1,8 +1,10 @@
-"""pods/exec and pods/portforward over the WebSocket protocols kubectl 1.32 speaks.
+"""pods/exec, pods/attach and pods/portforward over the WebSocket protocols kubectl 1.32
+speaks.
 
-exec (v5.channel.k8s.io, v4 too): every binary message starts with a channel byte,
-0 stdin, 1 stdout, 2 stderr, 3 the final Status (JSON), 4 terminal resize, 255 "close
-this channel" (v5). The command runs as a Docker exec in the pod's container.
+exec and attach (v5.channel.k8s.io, v4 too): every binary message starts with a channel
+byte, 0 stdin, 1 stdout, 2 stderr, 3 the final Status (JSON), 4 terminal resize, 255
+"close this channel" (v5). exec runs the command as a Docker exec in the pod's
+container; attach joins the container's own process (Docker attach).
 
 portforward (SPDY/3.1+portforward.k8s.io): SPDY tunnelled in binary messages; per
 forwarded connection the client opens an error stream and a data stream sharing a
@@ -44,6 +46,8 @@ async def handle(api: "KubeApi", request: web.Request, target: Target) -> web.St
                              f"(phase {(pod.get('status') or {}).get('phase', 'Pending')})")
     if target.sub == "exec":
         return await exec_session(api, request, pod)
+    if target.sub == "attach":
+        return await attach_session(api, request, pod)
     return await port_forward(api, request, pod)
 
 
@@ -76,28 +80,47 @@ def _container(pod: dict, name: str) -> str:
 
 
 async def exec_session(api: "KubeApi", request: web.Request, pod: dict) -> web.StreamResponse:
-    backend = api.backends.exec
-    if backend is None:
-        raise st.ApiError(503, "ServiceUnavailable", "exec is not available from this server")
-    q = request.query
-    command = q.getall("command", [])
+    command = request.query.getall("command", [])
     if not command:
         raise st.bad_request("you must specify at least 1 command")
-    container = _container(pod, q.get("container", ""))
-    stdin, tty = bool_param(q, "stdin"), bool_param(q, "tty")
+    stdin, tty = bool_param(request.query, "stdin"), bool_param(request.query, "tty")
+    return await _session(api, request, pod, "exec",
+                          lambda backend, cid: backend.start_exec(cid, command, stdin, tty),
+                          lambda session: exit_status(session.exit_code(), command))
+
+
+async def attach_session(api: "KubeApi", request: web.Request,
+                         pod: dict) -> web.StreamResponse:
+    """kubectl attach: the container's own process, from now on (its stdin if it has one
+    open, `stdin: true` in the pod spec). It ends when the process does or the client
+    detaches."""
+    stdin = bool_param(request.query, "stdin")
+    return await _session(api, request, pod, "attach",
+                          lambda backend, cid: backend.start_attach(cid, stdin),
+                          lambda _session: {"metadata": {}, "status": "Success"})
+
+
+async def _session(api: "KubeApi", request: web.Request, pod: dict, what: str, start,
+                   final) -> web.StreamResponse:
+    """Serve one exec or attach session: start(backend, container id) makes it, its output
+    goes out on channels 1 and 2, and final(session) is the closing Status."""
+    backend = api.backends.exec
+    if backend is None:
+        raise st.ApiError(503, "ServiceUnavailable", f"{what} is not available from this server")
+    container = _container(pod, request.query.get("container", ""))
     container_id = await asyncio.to_thread(backend.container_id, pod, container)
     if not container_id:
         raise st.bad_request(f'container "{container}" in pod "{pod["metadata"]["name"]}" '
                              "is not running")
-    _websocket_only(request, "exec")
+    _websocket_only(request, what)
     ws = web.WebSocketResponse(protocols=EXEC_PROTOCOLS, heartbeat=None, max_msg_size=0)
     await ws.prepare(request)
     loop = asyncio.get_running_loop()
     try:
-        session = await asyncio.to_thread(backend.start_exec, container_id, command, stdin, tty)
+        session = await asyncio.to_thread(start, backend, container_id)
     except Exception as exc:  # noqa: BLE001 - the runtime's refusal goes to the client
         await ws.send_bytes(bytes([ERROR]) + json.dumps(st.ApiError(
-            500, "InternalError", f"exec failed: {exc}").status()).encode())
+            500, "InternalError", f"{what} failed: {exc}").status()).encode())
         await ws.close()
         return ws
     output: asyncio.Queue = asyncio.Queue()
@@ -111,15 +134,15 @@ async def exec_session(api: "KubeApi", request: web.Request, pod: dict) -> web.S
     reader = asyncio.create_task(_exec_input(ws, session))
     # The client hanging up ends the session too (its command may run on in the container).
     reader.add_done_callback(lambda _task: output.put_nowait(None))
-    log.info("pod_exec", namespace=pod["metadata"]["namespace"], pod=pod["metadata"]["name"],
-             container=container, tty=tty)
+    log.info(f"pod_{what}", namespace=pod["metadata"]["namespace"],
+             pod=pod["metadata"]["name"], container=container)
     try:
         while (item := await output.get()) is not None:
             stream, data = item
             await ws.send_bytes(bytes([STDOUT if stream == 1 else STDERR]) + data)
         if not ws.closed:
-            code = await asyncio.to_thread(session.exit_code)
-            await ws.send_bytes(bytes([ERROR]) + json.dumps(exit_status(code, command)).encode())
+            status = await asyncio.to_thread(final, session)
+            await ws.send_bytes(bytes([ERROR]) + json.dumps(status).encode())
     except (ConnectionResetError, ConnectionError):
         pass
     finally:

@@ -1,5 +1,5 @@
-"""Subresources: status, scale (autoscaling/v1 Scale), pods/log, pods/exec, pods/portforward,
-pods/eviction."""
+"""Subresources: status, scale (autoscaling/v1 Scale), pods/log, pods/exec, pods/attach,
+pods/portforward, pods/eviction."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ async def handle(api: "KubeApi", request: web.Request, target: Target) -> web.St
             return json_response(await writes.in_thread(write_scale, api, request, target))
     elif sub == "log" and method == "GET":
         return await pod_log(api, request, target)
-    elif sub in ("exec", "portforward") and method in ("GET", "POST"):
+    elif sub in ("exec", "attach", "portforward") and method in ("GET", "POST"):
         return await streams.handle(api, request, target)
     elif sub == "eviction" and method == "POST":
         body, code = await writes.in_thread(eviction.evict, api, request, target)
