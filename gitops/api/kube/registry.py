@@ -1,8 +1,9 @@
 """The REST resources the Kubernetes API serves: one per kind in the kinds registry.
 
 Every kind gets the standard verbs generically; subresources (status, scale, pod log,
-exec, attach, port-forward, eviction) are added where Kubernetes has them. Events are served even before
-the kinds registry lists them, so `kubectl describe` and `kubectl get events` work.
+exec, attach, port-forward, eviction) are added where Kubernetes has them. Events are
+served even before the kinds registry lists them, so `kubectl describe` and
+`kubectl get events` work.
 """
 
 from __future__ import annotations
