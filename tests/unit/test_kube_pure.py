@@ -144,8 +144,10 @@ def test_discovery_lists_short_names_categories_and_subresources():
     agg = discovery.aggregated(core=False)
     groups = {i["metadata"]["name"] for i in agg["items"]}
     assert groups == {"apps", "batch", "policy", "authentication.k8s.io", "authorization.k8s.io"}
-    assert names["pods/eviction"]["kind"] == "Eviction" and \
-        names["pods/eviction"]["group"] == "policy" and names["pods/eviction"]["verbs"] == ["create"]
+    eviction = names["pods/eviction"]
+    assert (eviction["kind"], eviction["group"], eviction["verbs"]) == \
+        ("Eviction", "policy", ["create"])
+    assert names["pods/attach"]["kind"] == "PodAttachOptions"
     assert discovery.wants_aggregated(
         "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json")
     assert not discovery.wants_aggregated("application/json")
