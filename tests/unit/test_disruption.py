@@ -80,3 +80,23 @@ def test_status_is_written_only_when_it_changes():
     cond = action.status["conditions"][0]
     assert (cond["status"], cond["reason"], cond["lastTransitionTime"]) == \
         ("False", "InsufficientPods", "2027-01-01T00:06:00Z")
+
+
+def test_the_controller_manager_keeps_the_status(tmp_path):
+    import random
+
+    from gitops.controllers.manager import ControllerManager
+    from gitops.model import ObjectKey
+    from gitops.store import SqliteStore
+    store = SqliteStore(tmp_path / "s.db")
+    store.create(pdb(maxUnavailable=1))
+    for name in ("a", "b"):
+        p = pod(name)
+        store.create({"apiVersion": "v1", "kind": "Pod", "metadata": p["metadata"],
+                      "spec": {"containers": [{"name": "c", "image": "i:1"}]}})
+        store.update_status(ObjectKey("Pod", "default", name), p["status"])
+    mgr = ControllerManager(store, random.Random(0), clock=lambda: 1_800_000_000.0)
+    mgr.run_once()
+    st = store.get(ObjectKey("PodDisruptionBudget", "default", "web"))["status"]
+    assert (st["expectedPods"], st["currentHealthy"], st["disruptionsAllowed"]) == (2, 2, 1)
+    store.close()
