@@ -83,9 +83,16 @@ def assert_port_forward(config: Path, pod: str) -> None:
                             env={**os.environ, "KUBECONFIG": str(config)})
     try:
         assert "Forwarding from 127.0.0.1" in proc.stdout.readline()
-        for _ in range(2):          # two connections through one forward
-            with urllib.request.urlopen(f"http://127.0.0.1:{local}/served", timeout=20) as r:
-                assert r.read() == b"x" * 100_000
+        for i in range(2):          # two connections through one forward
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{local}/served",
+                                            timeout=20) as r:
+                    assert r.read() == b"x" * 100_000
+            except OSError as exc:  # what kubectl said about it is the useful part
+                proc.kill()
+                _, err = proc.communicate(timeout=10)
+                raise AssertionError(f"connection {i + 1} through the forward: {exc}; "
+                                     f"kubectl: {err}") from exc
     finally:
         proc.kill()
         proc.communicate(timeout=10)
