@@ -83,11 +83,18 @@ def test_agent_image_builds_runs_help_and_is_healthy_as_the_node_agent(
     assert image.attrs["Config"]["Healthcheck"]["Test"] == ["CMD", "gitops", "healthcheck"]
     assert "/data" in image.attrs["Config"]["Volumes"]
     labels = dict(label.split("=", 1) for label in (TEST_LABEL, SESSION_LABEL))
-    out = docker_client.containers.run(agent_image, ["--help"], remove=True, labels=labels)
-    assert b"Run Kubernetes manifests from git on a Docker host" in out
-    out = docker_client.containers.run(agent_image, ["validate", "--help"], remove=True,
-                                       labels=labels)
-    assert b"Examples:" in out
+
+    def output_of(args: list[str]) -> bytes:
+        """Run to the end and remove with the image's anonymous /data volume (the SDK's
+        remove=True would leave the volume behind)."""
+        c = docker_client.containers.run(agent_image, args, detach=True, labels=labels)
+        try:
+            c.wait(timeout=60)
+            return c.logs()
+        finally:
+            c.remove(force=True, v=True)
+    assert b"Run Kubernetes manifests from git on a Docker host" in output_of(["--help"])
+    assert b"Examples:" in output_of(["validate", "--help"])
 
     port = free_port(30000, 32767)
     repo, data = tmp_path / "repo", tmp_path / "data"
@@ -128,7 +135,7 @@ def test_agent_image_builds_runs_help_and_is_healthy_as_the_node_agent(
         down = gitops("down", "--data-dir", str(data))
         container.reload()
         logs = container.logs()[-3000:]
-        container.remove(force=True)
+        container.remove(force=True, v=True)
     assert down.returncode == 0, down.stdout + down.stderr + logs.decode(errors="replace")
     from gitops.paths import DataDir
     instance = DataDir.at(data).instance
