@@ -10,13 +10,14 @@ number of pods. Evictions (the API's pods/eviction) ask it before deleting a pod
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from gitops.controllers.base import Action, SetStatus
+from gitops.controllers.pods import has_finished, is_ready
+from gitops.controllers.rollout import resolve_int_or_percent
 from gitops.model import key_of
-from gitops.model.meta import is_deleting
+from gitops.model.meta import controller_of, is_deleting
 from gitops.model.selectors import matches
 
 Lookup = Callable[[str, str, str], dict | None]     # kind, namespace, name -> object
@@ -34,9 +35,7 @@ class Budget:
 
 
 def is_healthy(pod: dict) -> bool:
-    return not is_deleting(pod) and any(
-        c.get("type") == "Ready" and c.get("status") == "True"
-        for c in (pod.get("status") or {}).get("conditions") or [])
+    return not is_deleting(pod) and is_ready(pod)
 
 
 def covers(pdb: dict, pod: dict) -> bool:
@@ -46,14 +45,10 @@ def covers(pdb: dict, pod: dict) -> bool:
 
 
 def _scaled(value: int | str, total: int) -> int:
+    """A percentage of total, rounded up (intstr's own arithmetic); a number as it is."""
     if isinstance(value, str) and value.endswith("%"):
-        return math.ceil(int(value[:-1]) * total / 100)
+        return resolve_int_or_percent(value, total, round_up=True, default=0)
     return int(value)
-
-
-def _controller(pod: dict) -> dict | None:
-    return next((r for r in pod["metadata"].get("ownerReferences") or []
-                 if r.get("controller")), None)
 
 
 def _expected(pods: list[dict], lookup: Lookup) -> int:
@@ -62,12 +57,12 @@ def _expected(pods: list[dict], lookup: Lookup) -> int:
     scale: dict[tuple[str, str], int] = {}
     loose = 0
     for pod in pods:
-        ref = _controller(pod)
+        ref = controller_of(pod)
         owner = lookup(ref["kind"], pod["metadata"]["namespace"], ref["name"]) if ref else None
         if owner is None:
             loose += 1
             continue
-        top = _controller(owner)
+        top = controller_of(owner)
         if owner["kind"] == "ReplicaSet" and top and top.get("kind") == "Deployment":
             owner = lookup("Deployment", pod["metadata"]["namespace"], top["name"]) or owner
         scale[(owner["kind"], owner["metadata"]["name"])] = int(
@@ -76,8 +71,7 @@ def _expected(pods: list[dict], lookup: Lookup) -> int:
 
 
 def budget(pdb: dict, pods: list[dict], lookup: Lookup) -> Budget:
-    mine = [p for p in pods if covers(pdb, p)
-            and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
+    mine = [p for p in pods if covers(pdb, p) and not has_finished(p)]
     healthy = sum(1 for p in mine if is_healthy(p))
     spec = pdb.get("spec") or {}
     if spec.get("maxUnavailable") is not None:

@@ -28,11 +28,15 @@ def ready_since(pod: dict) -> float | None:
     return None
 
 
+def has_finished(pod: dict) -> bool:
+    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+
+
 def is_active(pod: dict) -> bool:
     """Counts toward replicas: not being deleted and not finished."""
     if pod.get("metadata", {}).get("deletionTimestamp"):
         return False
-    return pod.get("status", {}).get("phase") not in ("Succeeded", "Failed")
+    return not has_finished(pod)
 
 
 def is_available(pod: dict, min_ready_seconds: int, now: float) -> bool:

@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Iterable
 
 from gitops.model.selectors import matches
-from gitops.scheduler.spread import hard_constraints, spread_reason
+from gitops.scheduler.spread import hard_constraints, namespace_of, node_label, spread_reason
 
 REQUIRED = "requiredDuringSchedulingIgnoredDuringExecution"
 PREFERRED = "preferredDuringSchedulingIgnoredDuringExecution"
@@ -36,14 +36,6 @@ def depends_on_others(pod: dict) -> bool:
                 or hard_constraints(pod))
 
 
-def _namespace(pod: dict) -> str:
-    return (pod.get("metadata") or {}).get("namespace") or "default"
-
-
-def _label(node: dict, key: str) -> str | None:
-    return ((node.get("metadata") or {}).get("labels") or {}).get(key)
-
-
 class Placement:
     """The nodes and the pods bound to them, kept up to date through a pass."""
 
@@ -59,13 +51,13 @@ class Placement:
     def selects(self, term: dict, owner: dict, pod: dict) -> bool:
         """Does `owner`'s term cover `pod`: its namespaces (the owner's own unless the
         term names some or selects them) and its label selector."""
-        ns = _namespace(pod)
+        ns = namespace_of(pod)
         names, selector = term.get("namespaces") or [], term.get("namespaceSelector")
         if names or selector is not None:
             labels = {"kubernetes.io/metadata.name": ns, **self._ns_labels.get(ns, {})}
             in_scope = ns in names or (selector is not None and matches(selector, labels))
         else:
-            in_scope = ns == _namespace(owner)
+            in_scope = ns == namespace_of(owner)
         return in_scope and matches(term.get("labelSelector"),
                                     (pod.get("metadata") or {}).get("labels"))
 
@@ -81,16 +73,16 @@ class Placement:
             return NO_AFFINITY
         for term in _terms(pod, "podAntiAffinity", REQUIRED):
             key = term.get("topologyKey", "")
-            here = _label(node, key)
-            if here is not None and any(_label(other_node, key) == here
+            here = node_label(node, key)
+            if here is not None and any(node_label(other_node, key) == here
                                         and self.selects(term, pod, other)
                                         for other, other_node in self.placed):
                 return NO_ANTI_AFFINITY
         for other, other_node in self.placed:
             for term in _terms(other, "podAntiAffinity", REQUIRED):
                 key = term.get("topologyKey", "")
-                there = _label(other_node, key)
-                if there is not None and _label(node, key) == there \
+                there = node_label(other_node, key)
+                if there is not None and node_label(node, key) == there \
                         and self.selects(term, other, pod):
                     return EXISTING_ANTI_AFFINITY
         return ""
@@ -102,12 +94,12 @@ class Placement:
         for other, other_node in self.placed:
             if all(self.selects(t, pod, other) for t in terms):
                 for t in terms:
-                    value = _label(other_node, t.get("topologyKey", ""))
+                    value = node_label(other_node, t.get("topologyKey", ""))
                     if value is not None:
                         counts[(t.get("topologyKey", ""), value)] += 1
         found = True
         for t in terms:
-            value = _label(node, t.get("topologyKey", ""))
+            value = node_label(node, t.get("topologyKey", ""))
             if value is None:
                 return False           # the node must carry every topology label
             found = found and counts[(t.get("topologyKey", ""), value)] > 0
@@ -120,7 +112,7 @@ class Placement:
 
         def credit(term: dict, other_node: dict, weight: int) -> None:
             key = term.get("topologyKey", "")
-            value = _label(other_node, key)
+            value = node_label(other_node, key)
             if value is not None:
                 domain[(key, value)] += weight
 
@@ -138,4 +130,4 @@ class Placement:
                 if self.selects(term, other, pod):
                     credit(term, other_node, HARD_AFFINITY_WEIGHT)
         return {n["metadata"]["name"]: sum(w for (key, value), w in domain.items()
-                                           if _label(n, key) == value) for n in nodes}
+                                           if node_label(n, key) == value) for n in nodes}

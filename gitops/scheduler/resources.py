@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from gitops.controllers.pods import has_finished
 from gitops.model import quantity
 
 CPU, MEMORY, PODS, STORAGE = "cpu", "memory", "pods", "ephemeral-storage"
@@ -93,7 +94,7 @@ def requested(pods: Iterable[dict], non_zero: bool = False) -> Resources:
 
 def counts_on_node(pod: dict) -> bool:
     """A pod holds its node's resources until it is finished (terminating ones too)."""
-    return (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+    return not has_finished(pod)
 
 
 def owner_uid(pod: dict) -> str:

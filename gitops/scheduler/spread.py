@@ -36,8 +36,12 @@ def _selector(constraint: dict, pod: dict) -> dict | None:
     return {**selector, "matchExpressions": [*(selector.get("matchExpressions") or []), *extra]}
 
 
-def _label(node: dict, key: str) -> str | None:
+def node_label(node: dict, key: str) -> str | None:
     return ((node.get("metadata") or {}).get("labels") or {}).get(key)
+
+
+def namespace_of(obj: dict) -> str:
+    return (obj.get("metadata") or {}).get("namespace") or "default"
 
 
 def spread_reason(pod: dict, node: dict, nodes: list[dict],
@@ -47,24 +51,24 @@ def spread_reason(pod: dict, node: dict, nodes: list[dict],
     if not constraints:
         return ""
     keys = [c.get("topologyKey", "") for c in constraints]
-    if any(_label(node, k) is None for k in keys):
+    if any(node_label(node, k) is None for k in keys):
         return MISSING_LABEL
     eligible = [n for n in nodes
-                if all(_label(n, k) is not None for k in keys) and matches_affinity(pod, n)]
+                if all(node_label(n, k) is not None for k in keys) and matches_affinity(pod, n)]
     names = {n["metadata"]["name"] for n in eligible}
-    namespace = (pod.get("metadata") or {}).get("namespace") or "default"
+    namespace = namespace_of(pod)
     for constraint, key in zip(constraints, keys):
         selector = _selector(constraint, pod)
-        counts: Counter = Counter({_label(n, key): 0 for n in eligible})
+        counts: Counter = Counter({node_label(n, key): 0 for n in eligible})
         for other, other_node in placed:
             if other_node["metadata"]["name"] in names and not is_deleting(other) \
-                    and ((other.get("metadata") or {}).get("namespace") or "default") == namespace \
+                    and namespace_of(other) == namespace \
                     and matches(selector, (other.get("metadata") or {}).get("labels")):
-                counts[_label(other_node, key)] += 1
+                counts[node_label(other_node, key)] += 1
         lowest = min(counts.values(), default=0)
         if len(counts) < int(constraint.get("minDomains") or 1):
             lowest = 0       # fewer domains than asked for: the missing ones count as empty
         itself = 1 if matches(selector, (pod.get("metadata") or {}).get("labels")) else 0
-        if counts[_label(node, key)] + itself - lowest > int(constraint.get("maxSkew") or 1):
+        if counts[node_label(node, key)] + itself - lowest > int(constraint.get("maxSkew") or 1):
             return SKEWED
     return ""

@@ -13,6 +13,7 @@ from gitops.api.kube.reads import key
 from gitops.api.kube.request import Target
 from gitops.api.kube.writes import body_of, dry_run
 from gitops.controllers import disruption
+from gitops.controllers.pods import has_finished
 from gitops.model import ObjectKey
 
 if TYPE_CHECKING:
@@ -37,8 +38,7 @@ def evict(api: "KubeApi", request: web.Request, target: Target, raw: bytes) -> t
         pod = store.get(key(target))
         if pod is None:
             raise st.not_found("pods", "", target.name)
-        finished = (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
-        if not finished and not pod["metadata"].get("deletionTimestamp"):
+        if not has_finished(pod) and not pod["metadata"].get("deletionTimestamp"):
             _check_budget(store, pod)
         delete_one(api, target, key(target), opts)
     return {**st.success(), "code": 201}, 201
