@@ -217,3 +217,33 @@ def test_exec_ends_when_the_client_hangs_up(kube):
         return scripted
 
     assert asyncio.run(go()).closed      # the server closed the session on its own
+
+
+def test_a_pod_closing_one_forwarded_connection_does_not_end_the_tunnel():
+    """Data for a connection the pod already closed (httpd closes once it has answered)
+    ends that connection only: before, the error left the frame loop and kubectl said
+    'lost connection to pod' on its next connection."""
+    import asyncio
+
+    from gitops.api.kube.streams import _Forward, _on_frame
+
+    class Gone:
+        closed = False
+
+        def write(self, data):
+            pass
+
+        async def drain(self):
+            raise ConnectionResetError("Connection lost")
+
+        def close(self):
+            self.closed = True
+
+    fwd = _Forward()
+    fwd.data_stream, fwd.writer = 3, Gone()
+
+    async def nothing(_make):
+        pass
+    asyncio.run(_on_frame(spdy.Frame(False, stream_id=3, data=b"more"), spdy.Encoder(),
+                          nothing, {"1": fwd}, {3: fwd}, None))
+    assert fwd.writer.closed

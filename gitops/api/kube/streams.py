@@ -279,16 +279,21 @@ async def _on_frame(frame: spdy.Frame, encoder: spdy.Encoder, send_frame, forwar
     fwd = by_stream.get(frame.stream_id)
     if fwd is None or frame.stream_id != fwd.data_stream:
         return                          # the error stream carries nothing from the client
-    if frame.data:
-        if fwd.writer is None:
-            fwd.pending.append(frame.data)
-        else:
-            fwd.writer.write(frame.data)
-            await fwd.writer.drain()
-    if frame.fin:
-        fwd.client_done = True
-        if fwd.writer is not None and fwd.writer.can_write_eof():
-            fwd.writer.write_eof()
+    try:
+        if frame.data:
+            if fwd.writer is None:
+                fwd.pending.append(frame.data)
+            else:
+                fwd.writer.write(frame.data)
+                await fwd.writer.drain()
+        if frame.fin:
+            fwd.client_done = True
+            if fwd.writer is not None and fwd.writer.can_write_eof():
+                fwd.writer.write_eof()
+    except (ConnectionError, OSError):
+        # The pod closed this connection (httpd does once it has answered) while the
+        # client still sent: that one connection is over, not the whole tunnel.
+        fwd.writer.close()
 
 
 async def _dial(host: str, port: int):
