@@ -11,29 +11,57 @@ import os
 import shutil
 from pathlib import Path
 
+from gitops.agent.runtime import RuntimeFailure
 from gitops.agent.volumes import FileSet
+from gitops.model import volumepaths
+
+
+def _refuse(fs: FileSet, message: str) -> RuntimeFailure:
+    return RuntimeFailure(f'volume "{fs.volume}": {message}', "CreateContainerConfigError")
+
+
+def check_file_set(root: Path, fs: FileSet) -> None:
+    """The agent is root on the host: every path must stay inside the volume's directory,
+    whatever validation let through (objects stored before a rule existed, bugs)."""
+    if volumepaths.descending_path_problem(fs.volume) or "/" in fs.volume or \
+            fs.volume in ("", ".") or not volumepaths.inside(root, root / fs.volume):
+        raise _refuse(fs, "invalid volume name")
+    dirs: set[str] = set()
+    for rel in fs.files:
+        problem = volumepaths.item_path_problem(rel)
+        parts = rel.split("/")
+        if problem is None and any(p in ("", ".") for p in parts):
+            problem = "must be a normalized relative path"
+        if problem:
+            raise _refuse(fs, f'path "{rel[:200]}": {problem}')
+        dirs.update("/".join(parts[:i]) for i in range(1, len(parts)))
+    if clash := sorted(dirs & set(fs.files)):
+        raise _refuse(fs, f'path "{clash[0]}" is both a file and a directory of other paths')
 
 
 def write_file_set(root: Path, fs: FileSet) -> bool:
-    """Make `root/<volume>` hold exactly fs.files. Returns whether anything changed."""
+    """Make `root/<volume>` hold exactly fs.files. Returns whether anything changed.
+    Raises RuntimeFailure for a path that would leave the volume's directory."""
+    check_file_set(root, fs)
     vdir = root / fs.volume
     data_link = vdir / "..data"
     if data_link.exists() and _same(data_link, fs.files):
         return False
     vdir.mkdir(parents=True, exist_ok=True)
-    version = 1 + max((int(p.name[2:]) for p in vdir.glob("..[0-9]*")
-                       if p.name[2:].isdigit()), default=0)
-    new = vdir / f"..{version}"
-    for rel, (content, mode) in fs.files.items():
-        path = new / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content)
-        os.chmod(path, mode)
-    new.mkdir(exist_ok=True)
+    current = os.readlink(data_link) if data_link.is_symlink() else None
+    versions = [p for p in vdir.glob("..[0-9]*") if p.name[2:].isdigit()]
+    for stale in versions:            # copies a failed write left behind
+        if stale.name != current:
+            shutil.rmtree(stale, ignore_errors=True)
+    new = vdir / f"..{1 + max((int(p.name[2:]) for p in versions), default=0)}"
+    try:
+        _write_copy(new, fs)
+    except BaseException:
+        shutil.rmtree(new, ignore_errors=True)
+        raise
     tmp_link = vdir / "..data_tmp"
     tmp_link.unlink(missing_ok=True)
     tmp_link.symlink_to(new.name)
-    old_target = os.readlink(data_link) if data_link.is_symlink() else None
     os.replace(tmp_link, data_link)
     tops = {Path(rel).parts[0] for rel in fs.files}
     for entry in vdir.iterdir():
@@ -43,9 +71,23 @@ def write_file_set(root: Path, fs: FileSet) -> bool:
         link = vdir / top
         if not link.is_symlink():
             link.symlink_to(f"..data/{top}")
-    if old_target:
-        shutil.rmtree(vdir / old_target, ignore_errors=True)
+    if current:
+        shutil.rmtree(vdir / current, ignore_errors=True)
     return True
+
+
+def _write_copy(new: Path, fs: FileSet) -> None:
+    new.mkdir()
+    for rel, (content, mode) in fs.files.items():
+        path = new / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not volumepaths.inside(new, path):       # a symlink on the way: never follow out
+            raise _refuse(fs, f'path "{rel[:200]}" leaves the volume')
+        try:
+            path.write_bytes(content)
+            os.chmod(path, mode & 0o777)            # never setuid/setgid/sticky
+        except OSError as exc:
+            raise _refuse(fs, f'cannot write "{rel[:200]}": {exc.strerror or exc}') from exc
 
 
 def _same(data_link: Path, files: dict[str, tuple[bytes, int]]) -> bool:
@@ -54,5 +96,5 @@ def _same(data_link: Path, files: dict[str, tuple[bytes, int]]) -> bool:
     if set(current) != set(files):
         return False
     return all(current[rel].read_bytes() == content and
-               (current[rel].stat().st_mode & 0o7777) == mode
+               (current[rel].stat().st_mode & 0o7777) == mode & 0o777
                for rel, (content, mode) in files.items())

@@ -35,6 +35,7 @@ from gitops.api.kube.discovery import version as kube_version
 from gitops.events import NORMAL, WARNING, EventRecorder, event_for
 from gitops.model import ObjectKey, key_of
 from gitops.model.podspec import host_access
+from gitops.model.volumepaths import is_safe_uid
 from gitops.proxy.dns import resolv_conf
 from gitops.store.base import NotFound, Store
 
@@ -72,6 +73,8 @@ class NodeAgent:
         # are cut at finish times. Kept in memory only; see previous_run_since().
         self._previous_since: dict[str, dict[str, float]] = {}
         self._errors: dict[tuple[str, str], tuple[str, str]] = {}
+        self._waiting: dict[str, dict[str, tuple[str, str]]] = {}   # this pass's, per pod
+        self._pod_errors: dict[str, tuple[str, str]] = {}   # uid -> why its last pass failed
         self._terminating: set[str] = set()
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="terminate")
         self.wake: Callable[[], None] | None = None   # asks the loop for a pass soon
@@ -205,33 +208,64 @@ class NodeAgent:
                     self._report_orphan(c)
                 self._release_pod(uid)
         written: set[str] = set()
-        waiting: dict[str, dict[str, tuple[str, str]]] = {}
+        self._waiting = {}
         for pod in pods:
             uid = pod["metadata"]["uid"]
-            self._seed_counters(pod)
-            unhealthy = {}
-            if by_uid.get(uid) and not pod["metadata"].get("deletionTimestamp"):
-                self._refresh_files(pod)
-                unhealthy = self._probe(pod, by_uid[uid])
-            pod_plan = P.compute_pod_actions(
-                pod, by_uid.get(uid, []), self._images(pod), self._pull_failures,
-                P.backoff_restarts(self._restarts[uid], self._backoff_base.get(uid, {})),
-                self.clock(), unhealthy)
-            if self._execute(pod, pod_plan, by_uid.get(uid, [])):
-                # Its status at once: a pod started early in a long pass (a scale-up of
-                # many) shows Running without waiting for the others to start.
-                by_uid[uid] = self.runtime.list_containers(pod_uid=uid)
-                if not pod["metadata"].get("deletionTimestamp"):
-                    self._write_status(pod, by_uid[uid], pod_plan.waiting)
+            try:
+                if self._sync_pod(pod, by_uid):
                     written.add(uid)
-            self._waiting_events(pod, pod_plan.waiting)
-            waiting[uid] = pod_plan.waiting
+            except RuntimeUnavailable:
+                raise
+            except Exception as exc:      # one bad pod never stops the pass for the others
+                self._pod_failed(pod, exc)
         for pod in pods:
             uid = pod["metadata"]["uid"]
             if uid not in written and not pod["metadata"].get("deletionTimestamp"):
-                self._write_status(pod, by_uid.get(uid, []), waiting.get(uid, {}))
+                try:
+                    self._write_status(pod, by_uid.get(uid, []), self._waiting.get(uid, {}))
+                except RuntimeUnavailable:
+                    raise
+                except Exception:
+                    log.exception("pod_status_failed", pod=_name(pod))
         self._report_runtime_drift(events, pods, by_uid)
         self._forget(known)
+
+    def _sync_pod(self, pod: dict, by_uid: dict[str, list[ContainerInfo]]) -> bool:
+        """Plan and act for one pod; True when its status was written."""
+        uid = pod["metadata"]["uid"]
+        self._seed_counters(pod)
+        unhealthy = {}
+        if by_uid.get(uid) and not pod["metadata"].get("deletionTimestamp"):
+            self._refresh_files(pod)
+            unhealthy = self._probe(pod, by_uid[uid])
+        pod_plan = P.compute_pod_actions(
+            pod, by_uid.get(uid, []), self._images(pod), self._pull_failures,
+            P.backoff_restarts(self._restarts[uid], self._backoff_base.get(uid, {})),
+            self.clock(), unhealthy)
+        self._waiting[uid] = pod_plan.waiting
+        written = False
+        if self._execute(pod, pod_plan, by_uid.get(uid, [])):
+            # Its status at once: a pod started early in a long pass (a scale-up of
+            # many) shows Running without waiting for the others to start.
+            by_uid[uid] = self.runtime.list_containers(pod_uid=uid)
+            if not pod["metadata"].get("deletionTimestamp"):
+                self._write_status(pod, by_uid[uid], pod_plan.waiting)
+                written = True
+        self._waiting_events(pod, pod_plan.waiting)
+        self._pod_errors.pop(uid, None)
+        return written
+
+    def _pod_failed(self, pod: dict, exc: Exception) -> None:
+        """An error nobody planned for lands on the pod (status and a Warning event), as
+        the kubelet's CreateContainerConfigError does; the next pass tries again."""
+        uid, message = pod["metadata"]["uid"], _error_text(exc)
+        log.warning("pod_sync_failed", pod=_name(pod), error=message,
+                    error_type=type(exc).__name__)
+        self._pod_errors[uid] = ("CreateContainerConfigError", message)
+        try:
+            self._event(pod, "Failed", f"Error: {message}", warning=True)
+        except Exception:             # a pod too broken to name in an Event: the log has it
+            log.debug("pod_event_failed", pod=_name(pod))
 
     def _index_ips(self, pods: list[dict], by_uid: dict[str, list[ContainerInfo]]) -> None:
         """Who holds which address: a running holder its own, and a pod that may run again
@@ -263,7 +297,11 @@ class NodeAgent:
     def _write_status(self, pod: dict, containers: list[ContainerInfo],
                       plan_waiting: dict[str, tuple[str, str]]) -> None:
         uid = pod["metadata"]["uid"]
-        pod_waiting = {**plan_waiting,
+        failed = self._pod_errors.get(uid)
+        pod_waiting = {**({c["name"]: failed for c in [*(pod["spec"].get("initContainers") or []),
+                                                        *pod["spec"].get("containers", [])]}
+                          if failed else {}),
+                       **plan_waiting,
                        **{name: err for (u, name), err in self._errors.items() if u == uid}}
         probes = {c["name"]: self.probes.results(uid, c["name"], c)
                   for c in pod["spec"].get("containers", [])}
@@ -306,6 +344,9 @@ class NodeAgent:
         for err in list(self._errors):
             if err[0] not in known:
                 del self._errors[err]
+        for uid in list(self._pod_errors):
+            if uid not in known:
+                del self._pod_errors[uid]
 
     def _images(self, pod: dict) -> dict[str, bool]:
         out = {}
@@ -401,7 +442,11 @@ class NodeAgent:
                         self._release_pod(uid)
                         self.store.delete(key_of(pod))
                         log.info("pod_deleted", pod=_name(pod))
-            except RuntimeFailure as exc:
+            except RuntimeUnavailable:
+                raise
+            except Exception as caught:
+                exc = caught if isinstance(caught, RuntimeFailure) else RuntimeFailure(
+                    _error_text(caught), "CreateContainerConfigError")
                 if isinstance(action, P.RunContainer):
                     names = [action.container["name"]]
                 elif isinstance(action, P.RunSandbox):   # the whole pod is stuck
@@ -540,8 +585,15 @@ class NodeAgent:
     def _lookup(self, kind: str, ns: str, name: str) -> dict | None:
         return self.store.get(ObjectKey(kind, ns, name))
 
+    def _pod_dir(self, uid: str) -> Path:
+        """Where a pod's files live; a uid that is not a plain name never becomes a path."""
+        if not is_safe_uid(uid):
+            raise RuntimeFailure(f"pod uid {uid[:80]!r} is not usable as a directory name",
+                                 "CreateContainerConfigError")
+        return self.state_dir / uid
+
     def _files_root(self, uid: str) -> Path:
-        return self.state_dir / uid / "volumes"
+        return self._pod_dir(uid) / "volumes"
 
     def _write_files(self, pod: dict) -> None:
         root = self._files_root(pod["metadata"]["uid"])
@@ -554,8 +606,8 @@ class NodeAgent:
         a source that disappeared leaves the last files where they are."""
         try:
             self._write_files(pod)
-        except RuntimeFailure as exc:
-            log.debug("volume_files_not_refreshed", pod=_name(pod), error=str(exc))
+        except Exception as exc:      # running containers keep the files they have
+            log.debug("volume_files_not_refreshed", pod=_name(pod), error=_error_text(exc))
 
     def _resolv_conf(self, pod: dict) -> Path | None:
         """The pod's /etc/resolv.conf per dnsPolicy: ClusterFirst (default) points at the
@@ -577,7 +629,7 @@ class NodeAgent:
                                pod["metadata"]["namespace"])
         else:
             return None
-        path = self.state_dir / pod["metadata"]["uid"] / "resolv.conf"
+        path = self._pod_dir(pod["metadata"]["uid"]) / "resolv.conf"
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists() or path.read_text() != text:
             path.write_text(text)
@@ -586,7 +638,8 @@ class NodeAgent:
     def _release_pod(self, uid: str) -> None:
         """A pod is gone for good: its emptyDir volumes and projected files go too."""
         self.runtime.remove_pod_volumes(uid)
-        shutil.rmtree(self.state_dir / uid, ignore_errors=True)
+        if is_safe_uid(uid):
+            shutil.rmtree(self.state_dir / uid, ignore_errors=True)
 
     # -- runtime drift ----------------------------------------------------------------
     _EXTERNAL_ACTIONS = {"kill", "stop", "destroy", "pause", "rename", "update"}
@@ -725,7 +778,7 @@ class NodeAgent:
         self._write_files(pod)
         mounts = container_mounts(pod, container, self.runtime.instance,
                                   str(self._files_root(pod["metadata"]["uid"])), self._lookup,
-                                  self.allow_host_access)
+                                  self.allow_host_access, env)
         if resolv := self._resolv_conf(pod):
             mounts.append(Mount("bind", "/etc/resolv.conf", str(resolv), True))
         sc = {**(pod["spec"].get("securityContext") or {}),
@@ -754,6 +807,10 @@ class NodeAgent:
     def close(self) -> None:
         self._prober.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _error_text(exc: Exception) -> str:
+    return str(exc) or type(exc).__name__
 
 
 def _pod_of(c: ContainerInfo) -> str:

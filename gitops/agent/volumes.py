@@ -12,11 +12,13 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
-from gitops.agent.env import field_value
+from gitops.agent.env import expand, field_value
 from gitops.agent.runtime import Mount, RuntimeFailure
+from gitops.model import volumepaths
 
 VOLUME_KIND = "gitops.volume.kind"          # emptyDir | pvc
 VOLUME_POD_UID = "gitops.volume.pod-uid"
@@ -88,8 +90,33 @@ def file_sets(pod: dict, lookup: Lookup) -> list[FileSet]:
     return out
 
 
+def sub_path(mount: dict, env: Mapping[str, str]) -> str:
+    """A volumeMount's subPath, or its subPathExpr expanded with the container's env; one
+    that would leave the volume (absolute, `..`) is refused, as the kubelet refuses it."""
+    sub = mount.get("subPath") or ""
+    if not sub and mount.get("subPathExpr"):
+        sub = expand(mount["subPathExpr"], env)
+    if sub and (problem := volumepaths.descending_path_problem(sub)):
+        raise RuntimeFailure(f'volumeMount "{mount.get("name")}": subPath "{sub[:200]}": '
+                             f"{problem}", "CreateContainerConfigError")
+    return sub
+
+
+def _projected_source(base: str, sub: str, name: str) -> str:
+    """The host path to bind for a configMap/secret/downwardAPI volume, never outside it
+    (symlinks resolved: the volume's top-level names are links into ..data)."""
+    if not sub:
+        return base
+    path = Path(base, sub)
+    if not volumepaths.inside(Path(base), path):
+        raise RuntimeFailure(f'volumeMount "{name}": subPath "{sub[:200]}" leaves the volume',
+                             "CreateContainerConfigError")
+    return str(path)
+
+
 def container_mounts(pod: dict, container: dict, instance: str, projected_root: str,
-                     lookup: Lookup, allow_host_path: bool = False) -> list[Mount]:
+                     lookup: Lookup, allow_host_path: bool = False,
+                     env: Mapping[str, str] | None = None) -> list[Mount]:
     """Docker mounts for one container, from its volumeMounts and the pod's volumes."""
     meta = pod["metadata"]
     volumes = {v["name"]: v for v in pod.get("spec", {}).get("volumes") or []}
@@ -100,7 +127,7 @@ def container_mounts(pod: dict, container: dict, instance: str, projected_root: 
             raise RuntimeFailure(f'volume "{vm["name"]}" is not defined in the pod',
                                  "CreateContainerConfigError")
         target, ro = vm["mountPath"], bool(vm.get("readOnly"))
-        sub = vm.get("subPath", "")
+        sub = sub_path(vm, env or {})
         if "emptyDir" in vol:
             if (vol["emptyDir"] or {}).get("medium") == "Memory":
                 mounts.append(Mount("tmpfs", target))
@@ -123,7 +150,7 @@ def container_mounts(pod: dict, container: dict, instance: str, projected_root: 
             mounts.append(Mount("bind", target, vol["hostPath"]["path"], ro))
         elif any(k in vol for k in ("configMap", "secret", "downwardAPI")):
             base = f"{projected_root}/{vol['name']}"
-            mounts.append(Mount("bind", target, f"{base}/{sub}" if sub else base, True))
+            mounts.append(Mount("bind", target, _projected_source(base, sub, vm["name"]), True))
         else:
             kind = next((k for k in vol if k != "name"), "unknown")
             raise RuntimeFailure(f'volume "{vol["name"]}": {kind} volumes are not supported '

@@ -8,11 +8,13 @@ To add a check, write a function and add a row to CHECKS.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any, Callable, Iterable, Iterator
 
 from gitops.manifests import paths
 from gitops.manifests.loader import SourceObject
+from gitops.model import volumepaths
 
 Problem = tuple[str, str]
 Check = Callable[[dict], Iterable[Problem]]
@@ -203,6 +205,103 @@ def check_pod_spec(body: dict) -> Iterator[Problem]:
                     yield from _port(ppath, "hostPort", port.get("hostPort"), zero_ok=True)
 
 
+def _invalid(value: str, problem: str) -> str:
+    return f"Invalid value: {json.dumps(value[:200])}: {problem}"
+
+
+def _key_paths(base: str, source: Any, group: str = "items") -> Iterator[tuple[str, Any]]:
+    """(path, value) of each items[].path in a configMap/secret/downwardAPI source."""
+    items = source.get(group) if isinstance(source, dict) else None
+    for i, item in enumerate(items if isinstance(items, list) else []):
+        if isinstance(item, dict) and "path" in item:
+            yield f"{base}.{group}[{i}].path", item["path"]
+
+
+def _volume_file_paths(base: str, volume: dict) -> Iterator[tuple[str, Any]]:
+    """Every path a volume asks the node to write a file at, relative to the volume."""
+    for kind in ("configMap", "secret", "downwardAPI"):
+        yield from _key_paths(f"{base}.{kind}", volume.get(kind))
+    sources = _get(volume, "projected", "sources")
+    for i, source in enumerate(sources if isinstance(sources, list) else []):
+        if not isinstance(source, dict):
+            continue
+        where = f"{base}.projected.sources[{i}]"
+        for kind in ("configMap", "secret", "downwardAPI"):
+            yield from _key_paths(f"{where}.{kind}", source.get(kind))
+        for kind in ("serviceAccountToken", "clusterTrustBundle"):
+            if isinstance(source.get(kind), dict) and "path" in source[kind]:
+                yield f"{where}.{kind}.path", source[kind]["path"]
+
+
+def _file_modes(base: str, volume: dict) -> Iterator[tuple[str, Any]]:
+    """(path, value) of every defaultMode and items[].mode of a volume."""
+    sources = [(f"{base}.{k}", volume.get(k)) for k in
+               ("configMap", "secret", "downwardAPI", "projected")]
+    projected = _get(volume, "projected", "sources")
+    for i, source in enumerate(projected if isinstance(projected, list) else []):
+        for kind in ("configMap", "secret", "downwardAPI"):
+            sources.append((f"{base}.projected.sources[{i}].{kind}", _get(source, kind)))
+    for where, source in sources:
+        if not isinstance(source, dict):
+            continue
+        if "defaultMode" in source:
+            yield f"{where}.defaultMode", source["defaultMode"]
+        items = source.get("items")
+        for j, item in enumerate(items if isinstance(items, list) else []):
+            if isinstance(item, dict) and "mode" in item:
+                yield f"{where}.items[{j}].mode", item["mode"]
+
+
+def check_volume_paths(body: dict) -> Iterator[Problem]:
+    """Volume names, items[].path, subPath and subPathExpr as the API server checks them:
+    the node agent runs as root, so a path that leaves the volume would reach the host."""
+    spec_path = POD_SPEC_PATHS[body["kind"]]
+    spec = _get(body, *spec_path)
+    if not isinstance(spec, dict):
+        return
+    base = paths.join(spec_path)
+    volumes = spec.get("volumes")
+    seen: set[str] = set()
+    for i, volume in enumerate(volumes if isinstance(volumes, list) else []):
+        if not isinstance(volume, dict):
+            continue
+        vpath = f"{base}.volumes[{i}]"
+        name = volume.get("name")
+        if isinstance(name, str):
+            problem = dns1123_label(name)
+            if problem:
+                yield f"{vpath}.name", _invalid(name, problem)
+            elif name in seen:
+                yield f"{vpath}.name", f'Duplicate value: "{name}"'
+            seen.add(name)
+        for path, value in _volume_file_paths(vpath, volume):
+            if isinstance(value, str):
+                problem = volumepaths.item_path_problem(value)
+                if problem:
+                    yield path, _invalid(value, problem)
+        for path, mode in _file_modes(vpath, volume):
+            if _is_int(mode) and not 0 <= mode <= 0o777:
+                yield path, (f"Invalid value: {mode}: must be a number between 0 and 0777 "
+                             "(octal), both inclusive")
+    for group in ("initContainers", "containers", "ephemeralContainers"):
+        containers = spec.get(group)
+        for i, container in enumerate(containers if isinstance(containers, list) else []):
+            mounts = container.get("volumeMounts") if isinstance(container, dict) else None
+            for j, mount in enumerate(mounts if isinstance(mounts, list) else []):
+                if not isinstance(mount, dict):
+                    continue
+                mpath = f"{base}.{group}[{i}].volumeMounts[{j}]"
+                if mount.get("subPath") and mount.get("subPathExpr"):
+                    yield (f"{mpath}.subPathExpr",
+                           "subPathExpr and subPath are mutually exclusive")
+                for field in ("subPath", "subPathExpr"):
+                    value = mount.get(field)
+                    if isinstance(value, str) and value:
+                        problem = volumepaths.descending_path_problem(value)
+                        if problem:
+                            yield f"{mpath}.{field}", _invalid(value, problem)
+
+
 def check_service(body: dict) -> Iterator[Problem]:
     ports = _get(body, "spec", "ports")
     for i, port in enumerate(ports if isinstance(ports, list) else []):
@@ -263,6 +362,8 @@ def check_config_data(body: dict) -> Iterator[Problem]:
             if not _CONFIG_KEY.match(str(key)) or len(str(key)) > 253:
                 yield where, (f'invalid key "{str(key)[:70]}": letters, digits, "-", "_" and '
                               '"." only, at most 253')
+            elif problem := volumepaths.config_key_problem(str(key)):
+                yield where, f'invalid key "{key}": {problem} (keys are file names in volumes)'
             flat = value.replace("\n", "").replace("\r", "") if isinstance(value, str) else ""
             if field in encoded and isinstance(value, str) and \
                     (len(flat) % 4 or not _BASE64.match(flat)):   # Go skips newlines too
@@ -310,6 +411,7 @@ CHECKS: list[tuple[frozenset[str] | None, Check]] = [
     (None, check_labels),
     (SELECTOR_CHECKED, check_selector),
     (frozenset(POD_SPEC_PATHS), check_pod_spec),
+    (frozenset(POD_SPEC_PATHS), check_volume_paths),
     (frozenset({"Service"}), check_service),
     (frozenset(_ROLLOUT_BOUNDS), check_rollout_bounds),
 ]

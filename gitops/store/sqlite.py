@@ -17,6 +17,7 @@ from pathlib import Path
 
 from gitops.model import ObjectKey, key_of
 from gitops.model.times import rfc3339
+from gitops.model.volumepaths import is_safe_uid
 from gitops.store.base import Conflict, InventoryEntry, NotFound, Watcher
 from gitops.store.changes import ChangeLog
 
@@ -152,7 +153,11 @@ class SqliteStore:
             meta = obj.setdefault("metadata", {})
             if key.namespace:
                 meta["namespace"] = key.namespace
-            meta["uid"] = meta.get("uid") or str(uuid.uuid4())
+            # Writers from outside (git, the API) never choose a uid; a trusted caller's
+            # is kept only when the node may use it as a directory name.
+            given = meta.get("uid")
+            meta["uid"] = given if isinstance(given, str) and is_safe_uid(given) \
+                else str(uuid.uuid4())
             meta["creationTimestamp"] = meta.get("creationTimestamp") or now_iso()
             meta["generation"] = 1
             meta["resourceVersion"] = str(self._next_rv())

@@ -64,7 +64,23 @@ def render(revision: Revision, allow_host_access: bool = False,
     loaded = render_path(base, helm_values)
     errors = [*loaded.errors, *validate(loaded.objects),
               *node_policy.check(loaded.objects, allow_host_access)]
-    return [Desired(o.body, o.file, o.line, o.field_lines) for o in loaded.objects], errors
+    return [Desired(_without_server_fields(o.body), o.file, o.line, o.field_lines)
+            for o in loaded.objects], errors
+
+
+# Metadata only the API server sets: a manifest's copy (`kubectl get -o yaml` output, or a
+# uid aimed at another pod's containers and files) is ignored, as the API server ignores it.
+SERVER_OWNED_METADATA = ("uid", "resourceVersion", "generation", "creationTimestamp",
+                         "deletionTimestamp", "deletionGracePeriodSeconds", "managedFields",
+                         "selfLink")
+
+
+def _without_server_fields(body: dict) -> dict:
+    meta = body.get("metadata")
+    if not isinstance(meta, dict) or not any(k in meta for k in SERVER_OWNED_METADATA):
+        return body
+    return {**body, "metadata": {k: v for k, v in meta.items()
+                                 if k not in SERVER_OWNED_METADATA}}
 
 
 def plan_against(store: Store, desired: list[Desired], memo: dict | None = None,

@@ -10,6 +10,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import sqlite3
 import subprocess
 import time
@@ -20,8 +21,6 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import git, gitops
-
-pytestmark = pytest.mark.docker
 
 HOOK_SECRET = "hook-Kq93-secret"
 # Every form in which a Secret value could leak: plain, and as Kubernetes stores it.
@@ -149,6 +148,7 @@ def stored_secret(data: str, name: str = "creds") -> dict:
     return json.loads(body)
 
 
+@pytest.mark.docker
 def test_tokens_signatures_host_access_and_secret_values(docker_client, tmp_path):
     from gitops.paths import DataDir
     repo, data = tmp_path / "repo", str(tmp_path / "data")
@@ -289,3 +289,204 @@ def test_tokens_signatures_host_access_and_secret_values(docker_client, tmp_path
         for value in leaks:
             assert value not in text, f"{value!r} leaked into {where}"
     assert token not in outputs["agent log"]
+
+
+# -- 1. volume paths never leave the pod's volume directory --------------------------------
+def _pod(name: str, mounts: list, volumes: list) -> str:
+    return json.dumps({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+                       "spec": {"containers": [{"name": "c", "image": "gitops/busybox:1",
+                                                "volumeMounts": mounts}],
+                                "volumes": volumes}}, indent=1)
+
+
+CM_VOLUME = {"name": "cfg", "configMap": {"name": "cfg"}}
+# file -> (manifest, the field that must be named). JSON with indent=1 is YAML with one
+# field per line, so each refusal has a line of its own to point at.
+VOLUME_ESCAPES = {
+    "items-absolute.yaml": (_pod("a", [], [{"name": "cfg", "configMap": {
+        "name": "cfg", "items": [{"key": "k", "path": "/etc/cron.d/gitops-escape"}]}}]),
+        "spec.volumes[0].configMap.items[0].path"),
+    "items-dotdot.yaml": (_pod("b", [], [{"name": "s", "secret": {
+        "secretName": "s", "items": [{"key": "k", "path": "x/../../../../root/.ssh/keys"}]}}]),
+        "spec.volumes[0].secret.items[0].path"),
+    "items-reserved.yaml": (_pod("c", [], [{"name": "d", "downwardAPI": {"items": [
+        {"path": "..data/x", "fieldRef": {"fieldPath": "metadata.name"}}]}}]),
+        "spec.volumes[0].downwardAPI.items[0].path"),
+    "projected.yaml": (_pod("d", [], [{"name": "p", "projected": {"sources": [
+        {"configMap": {"name": "cfg", "items": [{"key": "k", "path": "../x"}]}}]}}]),
+        "spec.volumes[0].projected.sources[0].configMap.items[0].path"),
+    "subpath.yaml": (_pod("e", [{"name": "cfg", "mountPath": "/s",
+                                 "subPath": "../../../../../var/run/docker.sock"}],
+                          [CM_VOLUME]), "spec.containers[0].volumeMounts[0].subPath"),
+    "subpathexpr.yaml": (_pod("f", [{"name": "cfg", "mountPath": "/s",
+                                     "subPathExpr": "$(POD)/../../.."}], [CM_VOLUME]),
+                         "spec.containers[0].volumeMounts[0].subPathExpr"),
+    "volume-name.yaml": (_pod("g", [], [{"name": "../../../../tmp", "configMap": {
+        "name": "cfg"}}]), "spec.volumes[0].name"),
+    "key.yaml": (json.dumps({"apiVersion": "v1", "kind": "ConfigMap",
+                             "metadata": {"name": "cfg"}, "data": {"..": "x"}}, indent=1),
+                 'data[".."]'),
+}
+
+
+def _line_of(text: str, field: str) -> int:
+    """The line of a field's own key in an indent=1 JSON document: the first line, after
+    the lines of its parent fields, that holds its last key."""
+    keys = [quoted or plain for quoted, plain in
+            re.findall(r'\["([^"]*)"\]|\[\d+\]|([^.\[\]]+)', field) if quoted or plain]
+    lines, at = text.splitlines(), 0
+    for key in keys:
+        at = next(i for i in range(at, len(lines)) if lines[i].strip().startswith(f'"{key}"'))
+    return at + 1
+
+
+def test_validate_refuses_every_path_out_of_a_volume_with_file_line_field(tmp_path):
+    for name, (text, _) in VOLUME_ESCAPES.items():
+        (tmp_path / name).write_text(text)
+    out = gitops("validate", str(tmp_path))
+    assert out.returncode == 1, out.stdout + out.stderr
+    for name, (text, field) in VOLUME_ESCAPES.items():
+        assert f"{name}:{_line_of(text, field)}: " in out.stdout and f": {field}: " in \
+            out.stdout, (name, field, out.stdout)
+    # the host-access flag opens hostPath, never a path out of a volume
+    allowed = gitops("validate", "--allow-host-access", str(tmp_path))
+    assert allowed.returncode == 1 and "subPath" in allowed.stdout
+
+
+def test_api_admission_refuses_paths_out_of_a_volume_with_422(tmp_path):
+    from gitops.store.sqlite import SqliteStore
+    from tests.kube_support import KubeServer
+    store = SqliteStore(tmp_path / "state.db")
+    try:
+        with KubeServer(store, tmp_path) as api:
+            for name, (text, field) in VOLUME_ESCAPES.items():
+                body = json.loads(text)
+                plural = "configmaps" if body["kind"] == "ConfigMap" else "pods"
+                status, _, answer = api.request(
+                    "POST", f"/api/v1/namespaces/default/{plural}", body)
+                assert status == 422, (name, status, answer)
+                assert answer["reason"] == "Invalid"
+                assert field in [c["field"] for c in answer["details"]["causes"]], answer
+        assert store.list("Pod") == [] and store.list("ConfigMap") == []
+    finally:
+        store.close()
+
+
+def test_the_store_and_the_sync_never_take_a_uid_from_the_writer(tmp_path):
+    from gitops.model.volumepaths import is_safe_uid
+    from gitops.source.base import Revision
+    from gitops.store.sqlite import SqliteStore
+    from gitops.sync.engine import render
+    store = SqliteStore(tmp_path / "state.db")
+    try:
+        made = store.create({"apiVersion": "v1", "kind": "ConfigMap",
+                             "metadata": {"name": "x", "uid": "../../../../etc"}})
+        assert is_safe_uid(made["metadata"]["uid"]) and ".." not in made["metadata"]["uid"]
+    finally:
+        store.close()
+    (tmp_path / "repo").mkdir()
+    (tmp_path / "repo" / "cm.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x, uid: a-b-c}\n")
+    desired, errors = render(Revision("dir-1", tmp_path / "repo"))
+    assert errors == [] and "uid" not in desired[0].body["metadata"]
+
+
+@pytest.mark.docker
+def test_the_node_writes_nothing_outside_a_pod_and_one_bad_pod_never_stops_the_others(
+        docker_client, tmp_path):
+    """Objects that bypassed validation (stored before a rule existed, or by a bug) reach
+    the node agent as they are: it must refuse each path that leaves the pod's volume
+    directory, mark that pod alone CreateContainerConfigError, and run the innocent pod."""
+    import uuid
+
+    from gitops.agent.docker import DockerRuntime
+    from gitops.agent.network import pick_subnet
+    from gitops.agent.node import NodeAgent
+    from gitops.model import ObjectKey
+    from gitops.store.sqlite import SqliteStore
+
+    outside = tmp_path / "outside"          # what an escape would reach: must stay empty
+    outside.mkdir()
+    escape = f"../../../../outside/{uuid.uuid4().hex[:6]}"   # pods/<uid>/volumes/<vol>/..N
+    instance = uuid.uuid4().hex[:8]
+    store = SqliteStore(tmp_path / "state.db")
+    runtime = DockerRuntime(instance, docker_client)
+    node = NodeAgent(store, runtime, "test-node", f"gitops-{instance}", tmp_path / "pods")
+    sleeper = {"name": "c", "image": "gitops/busybox:1", "command": ["sleep", "3600"]}
+
+    def pod(name, volumes=(), mounts=(), **container):
+        store.create({"apiVersion": "v1", "kind": "Pod",
+                      "metadata": {"name": name, "namespace": "default"},
+                      "spec": {"nodeName": "test-node", "terminationGracePeriodSeconds": 0,
+                               "containers": [{**sleeper, "volumeMounts": list(mounts),
+                                               **container}],
+                               "volumes": list(volumes)}})
+
+    try:
+        node.setup(pick_subnet(instance, runtime.used_subnets()))
+        store.create({"apiVersion": "v1", "kind": "ConfigMap",
+                      "metadata": {"name": "cfg", "namespace": "default"},
+                      "data": {"k": "v", "a": "1", "..": "dot-dot", "..data": "reserved"}})
+        store.create({"apiVersion": "v1", "kind": "ConfigMap",
+                      "metadata": {"name": "plain", "namespace": "default"},
+                      "data": {"k": "v"}})
+        items = lambda *pairs: {"name": "cfg", "configMap": {   # noqa: E731
+            "name": "cfg", "items": [{"key": k, "path": p} for k, p in pairs]}}
+        bad = {
+            "absolute": dict(volumes=[items(("k", str(outside / "abs")))]),
+            "dotdot": dict(volumes=[items(("k", escape))]),
+            "dotdot-key": dict(volumes=[{"name": "cfg", "configMap": {"name": "cfg"}}]),
+            "clash": dict(volumes=[items(("k", "a"), ("a", "a/b"))]),
+            "subpath": dict(volumes=[{"name": "cfg", "configMap": {"name": "plain"}}],
+                            mounts=[{"name": "cfg", "mountPath": "/s",
+                                     "subPath": "../../../../outside"}]),
+            "subpathexpr": dict(volumes=[{"name": "cfg", "configMap": {"name": "plain"}}],
+                                mounts=[{"name": "cfg", "mountPath": "/s",
+                                         "subPathExpr": "$(UP)"}],
+                                env=[{"name": "UP", "value": "../../../../outside"}]),
+            "volume-name": dict(volumes=[{"name": "../../../../outside",
+                                          "configMap": {"name": "plain"}}],
+                                mounts=[{"name": "../../../../outside", "mountPath": "/s"}]),
+            "quantity": dict(resources={"limits": {"memory": "64Mb"}}),
+        }
+        for name, fields in bad.items():
+            pod(name, **fields)
+        pod("innocent", volumes=[{"name": "cfg", "configMap": {"name": "plain"}}],
+            mounts=[{"name": "cfg", "mountPath": "/cfg"}])
+
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            node.sync_once()                  # never raises for one pod's fault
+            pods = {p["metadata"]["name"]: p for p in store.list("Pod")}
+            reasons = {n: [(c.get("state") or {}).get("waiting", {}).get("reason")
+                           for c in (p.get("status") or {}).get("containerStatuses") or []]
+                       for n, p in pods.items()}
+            if (pods["innocent"].get("status") or {}).get("phase") == "Running" and all(
+                    reasons[n] == ["CreateContainerConfigError"] for n in bad):
+                break
+            time.sleep(0.3)
+        else:
+            pytest.fail(f"pods did not settle: {reasons}")
+        for name in bad:                  # each says why, in status and in a Warning event
+            waiting = pods[name]["status"]["containerStatuses"][0]["state"]["waiting"]
+            assert waiting.get("message"), (name, waiting)
+        warned = {e["involvedObject"]["name"] for e in store.list("Event")
+                  if e.get("type") == "Warning" and e.get("reason") == "Failed"}
+        assert set(bad) <= warned, warned
+        for _ in range(5):                # later passes: nothing leaks, nothing escapes
+            node.sync_once()
+        assert list(outside.iterdir()) == []
+        assert not (tmp_path / "abs").exists()
+        copies = [p for p in (tmp_path / "pods").rglob("..[0-9]*")]
+        running = [c for c in runtime.list_containers() if c.state == "running"]
+        assert len(copies) <= len(store.list("Pod")) and len(running) == 1
+        innocent = store.get(ObjectKey("Pod", "default", "innocent"))
+        assert innocent["status"]["containerStatuses"][0]["ready"]
+        for c in runtime.list_containers():     # nothing of the host got mounted
+            for m in docker_client.containers.get(c.id).attrs.get("Mounts") or []:
+                source = m.get("Source") or ""
+                assert source.startswith(str(tmp_path / "pods")) or m["Type"] == "volume", m
+    finally:
+        node.close()
+        runtime.cleanup(node.network)
+        store.close()
