@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 
 import docker
 import docker.errors
@@ -23,7 +24,7 @@ import structlog
 from gitops.agent.runtime import (INSTANCE, MANAGED, POD_UID, ContainerInfo, ContainerSpec,
                                   Mount, RuntimeFailure, RuntimeUnavailable, SandboxSpec)
 from gitops.agent.network import dynamic_range
-from gitops.agent.volumes import VOLUME_KIND, VOLUME_POD_UID
+from gitops.agent.volumes import PVC_NAME, PVC_NAMESPACE, VOLUME_KIND, VOLUME_POD_UID
 from gitops.errors import TransientError
 
 log = structlog.get_logger(component="docker")
@@ -264,15 +265,14 @@ class DockerRuntime:
 
     def run_container(self, spec: ContainerSpec) -> str:
         try:
-            for m in spec.mounts:
-                if m.type == "volume":
-                    self._ensure_volume(m.source, dict(m.labels))
+            mounts = [replace(m, source=self._ensure_volume(m.source, dict(m.labels)))
+                      if m.type == "volume" else m for m in spec.mounts]
             api = self.client.api     # the low-level call: no inspect after the create
             own = not spec.sandbox_id     # a pod of one container: it holds the network
             host = api.create_host_config(
                 network_mode=spec.network if own else f"container:{spec.sandbox_id}",
                 restart_policy={"Name": "no"},
-                mounts=[_mount(m) for m in spec.mounts], nano_cpus=spec.nano_cpus,
+                mounts=[_mount(m) for m in mounts], nano_cpus=spec.nano_cpus,
                 mem_limit=spec.memory, memswap_limit=spec.memory, read_only=spec.read_only,
                 privileged=spec.privileged)
             config = api.create_container_config(
@@ -425,13 +425,32 @@ class DockerRuntime:
         self._events_live = False
         self._inspected.clear()
 
-    def _ensure_volume(self, name: str, labels: dict[str, str]) -> None:
+    def _ensure_volume(self, name: str, labels: dict[str, str]) -> str:
+        """The volume to mount for `name`: an existing one only when its labels name this
+        very claim (or emptyDir) of this agent; else a new one. Returns its name."""
+        wanted = {MANAGED: "true", INSTANCE: self.instance, **labels}
         try:
-            self.client.volumes.get(name)
+            found = self.client.volumes.get(name)
         except docker.errors.NotFound:
-            self.client.volumes.create(name, labels={
-                **self._extra, MANAGED: "true", INSTANCE: self.instance, **labels})
-            log.info("volume_created", volume=name, kind=labels.get(VOLUME_KIND, ""))
+            found = self._adoptable(wanted)
+        if found is not None:
+            have = found.attrs.get("Labels") or {}
+            if any(have.get(k) != v for k, v in wanted.items()):
+                raise RuntimeFailure(
+                    f'volume "{found.name}" exists but belongs to '
+                    f'{_volume_owner(have)}: refusing to share it', "CreateContainerConfigError")
+            return found.name
+        self.client.volumes.create(name, labels={**self._extra, **wanted})
+        log.info("volume_created", volume=name, kind=labels.get(VOLUME_KIND, ""))
+        return name
+
+    def _adoptable(self, wanted: dict[str, str]):
+        """A claim's volume made under an earlier naming scheme, found by its labels."""
+        if wanted.get(VOLUME_KIND) != "pvc":
+            return None
+        vols = self.client.volumes.list(filters={"label": [f"{k}={v}"
+                                                            for k, v in wanted.items()]})
+        return vols[0] if len(vols) == 1 else None
 
     def remove_pod_volumes(self, pod_uid: str) -> None:
         """emptyDir volumes live and die with their pod."""
@@ -475,6 +494,15 @@ for _name in ("list_containers", "ping", "image_present", "pull", "ensure_pause_
               "start", "stop", "remove", "logs", "follow_logs", "exec", "remove_pod_volumes",
               "cleanup", "remove_volumes"):
     setattr(DockerRuntime, _name, _engine_call(getattr(DockerRuntime, _name)))
+
+
+def _volume_owner(labels: dict[str, str]) -> str:
+    if labels.get(PVC_NAME):
+        return f'claim {labels.get(PVC_NAMESPACE, "")}/{labels[PVC_NAME]}' + (
+            "" if labels.get(MANAGED) == "true" else " (not managed by gitops)")
+    if labels.get(VOLUME_POD_UID):
+        return f"an emptyDir of pod {labels[VOLUME_POD_UID]}"
+    return "something else (not a gitops volume of this agent)"
 
 
 def _mount(m: Mount) -> docker.types.Mount:

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +37,10 @@ class FileSet:
 
 
 def pvc_volume_name(instance: str, namespace: str, claim: str) -> str:
-    return f"gitops-{instance}-pvc-{namespace}-{claim}"
+    """One Docker volume per claim, never shared: `team/a-db` and `team-a/db` read alike,
+    so a hash of namespace/name ends the name (the readable part is cut to fit 255)."""
+    digest = hashlib.sha256(f"{namespace}/{claim}".encode()).hexdigest()[:10]
+    return f"gitops-{instance}-pvc-{namespace}-{claim}"[:200] + f"-{digest}"
 
 
 def empty_dir_name(instance: str, pod_uid: str, volume: str) -> str:

@@ -14,6 +14,7 @@ from gitops.agent.docker import DockerRuntime
 from gitops.agent.network import pick_subnet
 from gitops.agent.node import NodeAgent
 from gitops.agent.runtime import CONTAINER, POD_NAME, SANDBOX
+from gitops.agent.volumes import pvc_volume_name
 from gitops.controllers.base import request_delete
 from gitops.model import ObjectKey
 from gitops.store import SqliteStore
@@ -269,7 +270,7 @@ def test_volumes_empty_dir_pvc_configmap_secret(agent):
     names = {v.name for v in client.volumes.list(
         filters={"label": f"gitops.instance={agent.runtime.instance}"})}
     assert not any(pod["metadata"]["uid"][:13] in n for n in names)
-    assert any(n.endswith("-pvc-default-data") for n in names)
+    assert pvc_volume_name(agent.runtime.instance, "default", "data") in names
     assert not (agent.state_dir / pod["metadata"]["uid"]).exists()
     again = {"name": "check", "image": "gitops/busybox:1", "command": ["sleep", "3600"],
              "volumeMounts": [{"name": "data", "mountPath": "/data"}]}
@@ -279,8 +280,9 @@ def test_volumes_empty_dir_pvc_configmap_secret(agent):
     converge(agent, "again", lambda p: p["status"].get("phase") == "Running")
     assert sh("check", "cat /data/kept") == "first"
     agent.runtime.cleanup(agent.network)            # what `down` does: the claim survives
-    assert any(v.name.endswith("-pvc-default-data") for v in client.volumes.list(
-        filters={"label": f"gitops.instance={agent.runtime.instance}"}))
+    assert pvc_volume_name(agent.runtime.instance, "default", "data") in {
+        v.name for v in client.volumes.list(
+            filters={"label": f"gitops.instance={agent.runtime.instance}"})}
     assert agent.runtime.remove_volumes() >= 1      # `down --volumes`
 
 

@@ -490,3 +490,93 @@ def test_the_node_writes_nothing_outside_a_pod_and_one_bad_pod_never_stops_the_o
         node.close()
         runtime.cleanup(node.network)
         store.close()
+
+
+# -- 7. one claim, one volume ---------------------------------------------------------------
+@pytest.mark.docker
+def test_two_claims_never_share_a_volume_and_a_foreign_volume_is_not_adopted(
+        docker_client, tmp_path):
+    import uuid
+
+    from gitops.agent.docker import DockerRuntime
+    from gitops.agent.network import pick_subnet
+    from gitops.agent.node import NodeAgent
+    from gitops.agent.volumes import pvc_volume_name
+    from gitops.model import ObjectKey
+    from gitops.store.sqlite import SqliteStore
+    from tests.conftest import SESSION_LABEL, TEST_LABEL
+
+    instance = uuid.uuid4().hex[:8]
+    store = SqliteStore(tmp_path / "state.db")
+    runtime = DockerRuntime(instance, docker_client)
+    node = NodeAgent(store, runtime, "test-node", f"gitops-{instance}", tmp_path / "pods")
+    test_labels = dict(label.split("=", 1) for label in (TEST_LABEL, SESSION_LABEL))
+
+    def claim_and_pod(ns: str, claim: str, pod: str, text: str) -> None:
+        store.create({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                      "metadata": {"name": claim, "namespace": ns},
+                      "spec": {"accessModes": ["ReadWriteOnce"],
+                               "resources": {"requests": {"storage": "1Gi"}}}})
+        store.create({"apiVersion": "v1", "kind": "Pod",
+                      "metadata": {"name": pod, "namespace": ns},
+                      "spec": {"nodeName": "test-node", "terminationGracePeriodSeconds": 0,
+                               "volumes": [{"name": "d",
+                                            "persistentVolumeClaim": {"claimName": claim}}],
+                               "containers": [{"name": "c", "image": "gitops/busybox:1",
+                                               "command": ["sh", "-c",
+                                                           f"cat /d/owner 2>/dev/null; echo "
+                                                           f"{text} >> /d/owner; sleep 3600"],
+                                               "volumeMounts": [{"name": "d",
+                                                                 "mountPath": "/d"}]}]}})
+
+    def states() -> dict[str, str]:
+        out = {}
+        for p in store.list("Pod"):
+            [c] = (p.get("status") or {}).get("containerStatuses") or [{}]
+            state = c.get("state") or {}
+            out[p["metadata"]["name"]] = "running" if "running" in state else \
+                (state.get("waiting") or {}).get("reason", "")
+        return out
+
+    try:
+        node.setup(pick_subnet(instance, runtime.used_subnets()))
+        # a volume of the earlier naming scheme for team/legacy: adopted by its labels
+        legacy = docker_client.volumes.create(
+            f"gitops-{instance}-pvc-team-legacy", labels={
+                **test_labels, "gitops.managed": "true", "gitops.instance": instance,
+                "gitops.volume.kind": "pvc", "gitops.pvc.namespace": "team",
+                "gitops.pvc.name": "legacy"})
+        # a volume under the name of team/taken whose labels name another claim
+        docker_client.volumes.create(pvc_volume_name(instance, "team", "taken"), labels={
+            **test_labels, "gitops.managed": "true", "gitops.instance": instance,
+            "gitops.volume.kind": "pvc", "gitops.pvc.namespace": "other",
+            "gitops.pvc.name": "claim"})
+        claim_and_pod("team", "a-db", "one", "team/a-db")
+        claim_and_pod("team-a", "db", "two", "team-a/db")
+        claim_and_pod("team", "legacy", "three", "team/legacy")
+        claim_and_pod("team", "taken", "four", "team/taken")
+        want = {"one": "running", "two": "running", "three": "running",
+                "four": "CreateContainerConfigError"}
+        deadline = time.monotonic() + 60
+        while states() != want and time.monotonic() < deadline:
+            node.sync_once()
+            time.sleep(0.3)
+        assert states() == want
+        names = {pvc_volume_name(instance, "team", "a-db"),
+                 pvc_volume_name(instance, "team-a", "db")}
+        assert len(names) == 2                    # the names differ: no shared data
+        mounted = {}
+        for c in runtime.list_containers():
+            [m] = [m for m in docker_client.containers.get(c.id).attrs["Mounts"]
+                   if m["Destination"] == "/d"]
+            mounted[c.labels["gitops.pod.name"]] = m["Name"]
+        assert {mounted["one"], mounted["two"]} == names
+        assert mounted["three"] == legacy.name
+        four = store.get(ObjectKey("Pod", "team", "four"))
+        message = four["status"]["containerStatuses"][0]["state"]["waiting"]["message"]
+        assert "belongs to claim other/claim" in message, message
+    finally:
+        node.close()
+        runtime.cleanup(node.network)
+        runtime.remove_volumes()
+        store.close()
