@@ -61,6 +61,9 @@ class ScriptedExec:
     def container_id(self, pod, container):
         return f"{pod['metadata']['name']}/{container}"
 
+    def pod_address(self, pod):
+        return "127.0.0.1"          # where the node runs the pod in these tests
+
     def start_exec(self, container_id, command, stdin, tty):
         self.sessions.append((container_id, ScriptedSession(command)))
         return self.sessions[-1][1]

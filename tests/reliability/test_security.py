@@ -580,3 +580,70 @@ def test_two_claims_never_share_a_volume_and_a_foreign_volume_is_not_adopted(
         runtime.cleanup(node.network)
         runtime.remove_volumes()
         store.close()
+
+
+# -- 8. port-forward dials the pod the node runs, not the address its status names ------------
+def test_port_forward_never_dials_the_address_a_writer_put_in_status(tmp_path):
+    import socket
+    import threading
+
+    from gitops.agent.runtime import POD_UID, ContainerInfo
+    from gitops.api.kube.api import KubeBackends
+    from gitops.api.kube.backends import RuntimeStreams
+    from gitops.model import ObjectKey
+    from gitops.store.sqlite import SqliteStore
+    from tests.conftest import free_port
+    from tests.kube_support import KubeServer, kubectl_path
+
+    class Engine:                       # the pod runs, on the pod network, at 127.0.0.2
+        ip = "127.0.0.2"
+
+        def list_containers(self, pod_uid: str = ""):
+            return [ContainerInfo("c1", "c1", {POD_UID: pod_uid}, "running", ip=self.ip)]
+
+    victim_port = free_port()
+    hits: list[str] = []
+    listener = socket.create_server(("127.0.0.1", victim_port))   # "another host"
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except socket.timeout:
+                continue
+            hits.append("connected")
+            conn.close()
+    threading.Thread(target=accept, daemon=True).start()
+    store = SqliteStore(tmp_path / "state.db")
+    store.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+                  "spec": {"containers": [{"name": "app", "image": "i"}]}})
+    # a token holder rewrites the status to aim the agent at another address
+    store.update_status(ObjectKey("Pod", "default", "p"), {"phase": "Running",
+                                                           "podIP": "127.0.0.1"})
+    engine = Engine()
+    try:
+        with KubeServer(store, tmp_path, kube=KubeBackends(exec=RuntimeStreams(engine))) as kube:
+            for ip in ("127.0.0.2", ""):      # running at its own address; then nowhere
+                engine.ip = ip
+                local = free_port()
+                proc = subprocess.Popen(
+                    [kubectl_path(), "--cache-dir", str(tmp_path / "kcache"), "port-forward",
+                     "pod/p", f"{local}:{victim_port}"], stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE, text=True,
+                    env={**__import__("os").environ, "KUBECONFIG": str(kube.kubeconfig)})
+                try:
+                    if "Forwarding from" in (proc.stdout.readline() or ""):
+                        with pytest.raises(OSError):
+                            urllib.request.urlopen(f"http://127.0.0.1:{local}/",
+                                                   timeout=10).read()
+                finally:
+                    proc.kill()
+                    _, err = proc.communicate(timeout=10)
+                assert "error" in err.lower() or "no IP" in err, err
+    finally:
+        stop.set()
+        listener.close()
+        store.close()
+    assert hits == []                    # the address in status was never dialled

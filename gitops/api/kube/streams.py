@@ -183,7 +183,10 @@ class _Forward:
 
 
 async def port_forward(api: "KubeApi", request: web.Request, pod: dict) -> web.StreamResponse:
-    pod_ip = (pod.get("status") or {}).get("podIP")
+    if api.backends.exec is not None:   # the node's own view of the pod, not its status
+        pod_ip = await asyncio.to_thread(api.backends.exec.pod_address, pod)
+    else:                               # a store-only API (tests): status is all there is
+        pod_ip = (pod.get("status") or {}).get("podIP")
     if not pod_ip:
         raise st.bad_request(f"pod {pod['metadata']['name']} has no IP yet")
     _websocket_only(request, "port-forward")
