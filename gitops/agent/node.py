@@ -371,10 +371,12 @@ class NodeAgent:
             try:
                 match action:
                     case P.Stop(cid, grace, hook, spec):
-                        pod_ip = pod.get("status", {}).get("podIP", "")
+                        # The hook goes where the engine runs the pod; status.podIP (any
+                        # API writer's to set) only names what the proxy must drain.
                         self._terminate(by_id[cid], grace, "pod deleted",
-                                        pre_stop=(hook, spec, pod_ip) if hook else None,
-                                        drain_ip=pod_ip)
+                                        pre_stop=(hook, spec, P.pod_ip(pod["spec"], containers))
+                                        if hook else None,
+                                        drain_ip=pod.get("status", {}).get("podIP", ""))
                         if by_id[cid].container != SANDBOX:
                             self._event(pod, "Killing", "Stopping container "
                                         f"{by_id[cid].container}", by_id[cid].container)

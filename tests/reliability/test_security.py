@@ -615,7 +615,8 @@ def test_port_forward_never_dials_the_address_a_writer_put_in_status(tmp_path):
                 continue
             hits.append("connected")
             conn.close()
-    threading.Thread(target=accept, daemon=True).start()
+    acceptor = threading.Thread(target=accept, daemon=True)
+    acceptor.start()
     store = SqliteStore(tmp_path / "state.db")
     store.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
                   "spec": {"containers": [{"name": "app", "image": "i"}]}})
@@ -644,6 +645,69 @@ def test_port_forward_never_dials_the_address_a_writer_put_in_status(tmp_path):
                 assert "error" in err.lower() or "no IP" in err, err
     finally:
         stop.set()
+        acceptor.join(5)
         listener.close()
         store.close()
     assert hits == []                    # the address in status was never dialled
+
+
+def test_a_pre_stop_hook_goes_to_the_pod_not_to_the_address_in_its_status(tmp_path):
+    """A preStop httpGet may name only the pod's own address; that address is the one the
+    engine gives the pod, so a status.podIP rewritten through the API cannot aim the
+    agent's request at a service of the host."""
+    import socket
+    import threading
+
+    from gitops.agent.node import NodeAgent
+    from gitops.controllers.base import request_delete
+    from gitops.model import ObjectKey
+    from gitops.store.sqlite import SqliteStore
+    from tests.conftest import free_port
+    from tests.unit.test_node_runtime_unavailable import FlakyRuntime
+
+    class Runtime(FlakyRuntime):
+        def stop(self, cid, timeout):
+            self.containers.pop(cid, None)
+
+    port, hits, stop = free_port(), [], threading.Event()
+    listener = socket.create_server(("127.0.0.1", port))      # a service of the host
+    listener.settimeout(0.2)
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except socket.timeout:
+                continue
+            hits.append(conn.recv(1024))
+            conn.close()
+    acceptor = threading.Thread(target=accept, daemon=True)
+    acceptor.start()
+    store = SqliteStore(tmp_path / "state.db")
+    runtime = Runtime()
+    node = NodeAgent(store, runtime, "n1", "net", tmp_path / "pods")
+    node.subnet = "10.0.0.0/24"
+    key = ObjectKey("Pod", "default", "p")
+    try:
+        store.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+                      "spec": {"nodeName": "n1", "terminationGracePeriodSeconds": 2,
+                               "containers": [{"name": "c", "image": "i:1", "lifecycle": {
+                                   "preStop": {"httpGet": {"host": "127.0.0.1", "port": port,
+                                                           "path": "/steal"}}}}]}})
+        node.sync_once()
+        node.sync_once()
+        assert store.get(key)["status"]["podIP"] == "10.0.0.128"
+        request_delete(store, key)
+        store.update_status(key, {**store.get(key)["status"], "podIP": "127.0.0.1"})
+        node.sync_once()
+        deadline = time.monotonic() + 10
+        while runtime.containers and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not runtime.containers            # the stop ran (its hook first)
+    finally:
+        node.close()
+        stop.set()
+        acceptor.join(5)
+        listener.close()
+        store.close()
+    assert hits == []
