@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from gitops.manifests import paths
 from gitops.manifests.loader import SourceObject
-from gitops.model import volumepaths
+from gitops.model import quantity, volumepaths
 
 Problem = tuple[str, str]
 Check = Callable[[dict], Iterable[Problem]]
@@ -302,6 +302,79 @@ def check_volume_paths(body: dict) -> Iterator[Problem]:
                             yield f"{mpath}.{field}", _invalid(value, problem)
 
 
+def _quantities(path: str, values: Any, non_negative: bool = True) -> Iterator[Problem]:
+    """Each value of a resource list (limits, requests, hard...) is a quantity."""
+    for name, value in (values.items() if isinstance(values, dict) else ()):
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            continue            # a wrong type: the schema step reports it
+        where = paths.child(path, str(name))
+        if problem := quantity.problem(value):
+            shown = json.dumps(value) if isinstance(value, str) else repr(value)
+            yield where, f"Invalid value: {shown[:80]}: {problem}"
+        elif non_negative and quantity.parse(value) < 0:
+            yield where, f"Invalid value: {json.dumps(value)}: must be greater than or equal to 0"
+
+
+def _resources(path: str, resources: Any) -> Iterator[Problem]:
+    """A container's (or a claim's) limits and requests; a request above its limit is the
+    API server's 'must be less than or equal to ... limit'."""
+    if not isinstance(resources, dict):
+        return
+    found = [*_quantities(paths.child(path, "limits"), resources.get("limits")),
+             *_quantities(paths.child(path, "requests"), resources.get("requests"))]
+    yield from found
+    limits, requests = resources.get("limits"), resources.get("requests")
+    if found or not isinstance(limits, dict) or not isinstance(requests, dict):
+        return
+    for name, value in requests.items():
+        if name in limits and quantity.parse(value) > quantity.parse(limits[name]):
+            yield (paths.child(paths.child(path, "requests"), str(name)),
+                   f"Invalid value: {json.dumps(value)}: must be less than or equal to "
+                   f"{name} limit of {limits[name]}")
+
+
+def check_pod_quantities(body: dict) -> Iterator[Problem]:
+    spec_path = POD_SPEC_PATHS[body["kind"]]
+    spec = _get(body, *spec_path)
+    if not isinstance(spec, dict):
+        return
+    base = paths.join(spec_path)
+    for group in ("initContainers", "containers", "ephemeralContainers"):
+        containers = spec.get(group)
+        for i, container in enumerate(containers if isinstance(containers, list) else []):
+            if isinstance(container, dict):
+                yield from _resources(f"{base}.{group}[{i}].resources",
+                                      container.get("resources"))
+    yield from _quantities(f"{base}.overhead", spec.get("overhead"))
+    yield from _resources(f"{base}.resources", spec.get("resources"))
+    volumes = spec.get("volumes")
+    for i, volume in enumerate(volumes if isinstance(volumes, list) else []):
+        limit = _get(volume, "emptyDir", "sizeLimit")
+        if limit is not None:
+            yield from _quantities(f"{base}.volumes[{i}].emptyDir", {"sizeLimit": limit})
+
+
+def check_other_quantities(body: dict) -> Iterator[Problem]:
+    """Claims, volumes, quotas and limit ranges: every quantity the API server parses."""
+    kind = body["kind"]
+    if kind == "PersistentVolumeClaim":
+        yield from _resources("spec.resources", _get(body, "spec", "resources"))
+    elif kind == "PersistentVolume":
+        yield from _quantities("spec.capacity", _get(body, "spec", "capacity"))
+    elif kind == "StatefulSet":
+        templates = _get(body, "spec", "volumeClaimTemplates")
+        for i, claim in enumerate(templates if isinstance(templates, list) else []):
+            yield from _resources(f"spec.volumeClaimTemplates[{i}].spec.resources",
+                                  _get(claim, "spec", "resources"))
+    elif kind == "ResourceQuota":
+        yield from _quantities("spec.hard", _get(body, "spec", "hard"))
+    elif kind == "LimitRange":
+        limits = _get(body, "spec", "limits")
+        for i, item in enumerate(limits if isinstance(limits, list) else []):
+            for field in ("max", "min", "default", "defaultRequest", "maxLimitRequestRatio"):
+                yield from _quantities(f"spec.limits[{i}].{field}", _get(item, field))
+
+
 def check_service(body: dict) -> Iterator[Problem]:
     ports = _get(body, "spec", "ports")
     for i, port in enumerate(ports if isinstance(ports, list) else []):
@@ -412,6 +485,9 @@ CHECKS: list[tuple[frozenset[str] | None, Check]] = [
     (SELECTOR_CHECKED, check_selector),
     (frozenset(POD_SPEC_PATHS), check_pod_spec),
     (frozenset(POD_SPEC_PATHS), check_volume_paths),
+    (frozenset(POD_SPEC_PATHS), check_pod_quantities),
+    (frozenset({"PersistentVolumeClaim", "PersistentVolume", "StatefulSet", "ResourceQuota",
+                "LimitRange"}), check_other_quantities),
     (frozenset({"Service"}), check_service),
     (frozenset(_ROLLOUT_BOUNDS), check_rollout_bounds),
 ]

@@ -251,6 +251,26 @@ EXTRA_CHECKS = [
      "          containers:\n          - {name: c, image: x}\n          - {name: c, image: y}\n",
      [(13, "spec.jobTemplate.spec.template.spec.containers[1].name",
        'duplicate container name "c"')]),
+    # -- quantities, as the API server parses them
+    (pod("containers:\n- name: a\n  image: x\n  resources:\n"
+         "    limits: {memory: 64Mb, cpu: 500m}\n    requests: {memory: 32MB}\n"),
+     [(10, "spec.containers[0].resources.limits.memory", 'Invalid value: "64Mb": quantities '
+       "must match the regular expression"),
+      (11, "spec.containers[0].resources.requests.memory", 'Invalid value: "32MB"')]),
+    (pod("containers:\n- name: a\n  image: x\n  resources:\n"
+         "    limits: {cpu: '1'}\n    requests: {cpu: 1500m, memory: 1e3, x.io/gpu: 1}\n"),
+     [(11, "spec.containers[0].resources.requests.cpu",
+       'Invalid value: "1500m": must be less than or equal to cpu limit of 1')]),
+    (pod("containers:\n- name: a\n  image: x\n  resources:\n    requests: {cpu: '-1'}\n"
+         "volumes:\n- name: v\n  emptyDir: {sizeLimit: 1Gb}\n"),
+     [(10, "spec.containers[0].resources.requests.cpu", "must be greater than or equal to 0"),
+      (13, "spec.volumes[0].emptyDir.sizeLimit", 'Invalid value: "1Gb"')]),
+    ("apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: c}\nspec:\n"
+     "  accessModes: [ReadWriteOnce]\n  resources:\n    requests: {storage: 1gi}\n",
+     [(7, "spec.resources.requests.storage", 'Invalid value: "1gi"')]),
+    ("apiVersion: v1\nkind: ResourceQuota\nmetadata: {name: q}\nspec:\n  hard:\n"
+     "    pods: '10'\n    requests.memory: 1 Gi\n",
+     [(7, "spec.hard[\"requests.memory\"]", 'Invalid value: "1 Gi"')]),
     # -- services
     ("apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec:\n  type: NodePort\n  ports:\n"
      "  - {port: 0, targetPort: 70000, nodePort: 8080}\n  - {port: 80, targetPort: name}\n"
