@@ -3,6 +3,12 @@
 Layout of one volume dir: `..<n>/` holds a full copy of the files, `..data` is a symlink to
 the current copy, and each top-level name is a symlink through `..data`. An update writes a
 new copy and swaps `..data` with one rename, so readers never see a half-written set.
+
+The agent runs with umask 077 and the pod dirs above are 0700, so no other host user gets
+in; the engine bind-mounts the volume dir itself, so inside the container only the volume's
+own modes count. Those are set explicitly, as the kubelet does: dirs 0755, each file its
+volume's defaultMode or item mode (0644 by default), so a container user that is not root
+reads its Secret.
 """
 
 from __future__ import annotations
@@ -13,6 +19,17 @@ from pathlib import Path
 
 from gitops.agent.volumes import FileSet
 
+_DIR_MODE = 0o755
+
+
+def _mkdirs(path: Path, top: Path) -> None:
+    """mkdir -p from `top` down to `path`, each dir 0755 whatever the umask."""
+    for d in [*reversed(path.relative_to(top).parents), path.relative_to(top)]:
+        full = top / d
+        if not full.is_dir():
+            full.mkdir()
+            os.chmod(full, _DIR_MODE)
+
 
 def write_file_set(root: Path, fs: FileSet) -> bool:
     """Make `root/<volume>` hold exactly fs.files. Returns whether anything changed."""
@@ -21,15 +38,16 @@ def write_file_set(root: Path, fs: FileSet) -> bool:
     if data_link.exists() and _same(data_link, fs.files):
         return False
     vdir.mkdir(parents=True, exist_ok=True)
+    os.chmod(vdir, _DIR_MODE)
     version = 1 + max((int(p.name[2:]) for p in vdir.glob("..[0-9]*")
                        if p.name[2:].isdigit()), default=0)
     new = vdir / f"..{version}"
     for rel, (content, mode) in fs.files.items():
         path = new / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _mkdirs(path.parent, new)
         path.write_bytes(content)
         os.chmod(path, mode)
-    new.mkdir(exist_ok=True)
+    _mkdirs(new, new)
     tmp_link = vdir / "..data_tmp"
     tmp_link.unlink(missing_ok=True)
     tmp_link.symlink_to(new.name)
