@@ -259,8 +259,8 @@ def _log_exit(log_file: str | None, event: str, error: str, exc_info: bool = Fal
     """Why the agent stops, in its log file too: stderr alone lands in agent.startup.log,
     where a user reading agent.log would not look."""
     if log_file:
-        import structlog
-        structlog.get_logger(component="cli").error(event, error=error, exc_info=exc_info)
+        from gitops import log as logsetup
+        logsetup.get("cli").error(event, error=error, exc_info=exc_info)
 
 
 def _source_id(source: str) -> str:

@@ -23,12 +23,14 @@ _DIR_MODE = 0o755
 
 
 def _mkdirs(path: Path, top: Path) -> None:
-    """mkdir -p from `top` down to `path`, each dir 0755 whatever the umask."""
-    for d in [*reversed(path.relative_to(top).parents), path.relative_to(top)]:
-        full = top / d
-        if not full.is_dir():
-            full.mkdir()
-            os.chmod(full, _DIR_MODE)
+    """mkdir -p `path`, a dir at or under `top`; from `top` down each is 0755 whatever the
+    umask."""
+    path.mkdir(parents=True, exist_ok=True)
+    d = top
+    os.chmod(d, _DIR_MODE)
+    for part in path.relative_to(top).parts:     # never above `top`
+        d = d / part
+        os.chmod(d, _DIR_MODE)
 
 
 def write_file_set(root: Path, fs: FileSet) -> bool:
