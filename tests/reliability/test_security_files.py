@@ -133,7 +133,7 @@ def test_an_existing_token_file_is_forced_to_0600(tmp_path):
     assert load_or_create(path) == GOOD_TOKEN and mode(path) == 0o600
 
 
-def test_tls_keys_are_0600_and_certificates_public(tmp_path):
+def test_tls_keys_and_certificates_are_0600(tmp_path):
     """Even over the world-readable temp file a crash left: the old writer reused it
     (O_TRUNC keeps a file's mode) and renamed it into the key."""
     from gitops.api.kube.tls import ensure_server_cert
@@ -143,7 +143,7 @@ def test_tls_keys_are_0600_and_certificates_public(tmp_path):
     with umask(0o022):
         cert, key = ensure_server_cert(tmp_path, ["127.0.0.1"])
     assert mode(tmp_path / "ca.key") == 0o600 and mode(key) == 0o600
-    assert mode(tmp_path / "ca.crt") == 0o644 and mode(cert) == 0o644
+    assert mode(tmp_path / "ca.crt") == 0o600 and mode(cert) == 0o600
 
 
 @pytest.mark.docker
@@ -370,7 +370,9 @@ def test_data_dir_is_owner_only_and_the_repo_credential_stays_in_git(docker_clie
                                           "agent.json", "agent.log", "token")]
             assert mode(data) == 0o700
             for path in private:
-                assert mode(path) == 0o600, path.name
+                assert path.is_file() and mode(path) == 0o600, path.name
+            for path in data.iterdir():                  # and all else the agent wrote
+                assert mode(path) == (0o700 if path.is_dir() else 0o600), path.name
             for path in [*private, *secret_files, data / "agent.startup.log"]:
                 assert not _as_nobody_can_read(path), path
             assert _as_nobody_can_read(Path("/etc/hostname")) or \
