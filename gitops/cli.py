@@ -19,7 +19,7 @@ from gitops.errors import GitopsError
 from gitops.model import KINDS, kind_for
 from gitops.model.selectors import matches, parse
 from gitops.paths import DataDir
-from gitops.source.base import is_git_url
+from gitops.source.base import is_git_url, redact_url
 from gitops import output
 
 DATA_DIR = click.option("--data-dir", default=".gitops", show_default=True,
@@ -28,6 +28,9 @@ DATA_DIR = click.option("--data-dir", default=".gitops", show_default=True,
 OUTPUT = click.option("-o", "--output", "fmt", default="",
                       type=click.Choice(["", "json", "yaml", "wide", "name"]),
                       metavar="json|yaml|wide|name", help="Output format (default: a table).")
+# `gitops up` hands the source to its background `gitops run` in this variable: a token in
+# the URL would be on the command line otherwise, which `ps` shows to every local user.
+REPO_ENV = "GITOPS_REPO"
 # Exit codes, the same for every verb (CI relies on them).
 EXIT_OK, EXIT_PROBLEM, EXIT_ERROR = 0, 1, 2
 
@@ -204,15 +207,19 @@ def _agent_flags(ref, subpath, interval, node_address, pod_subnet, allow_empty_p
 
 
 @main.command()
-@click.option("--repo", "-r", required=True, help="Git URL or local directory.")
+@click.option("--repo", "-r", required=True, envvar=REPO_ENV, show_envvar=True,
+              help="Git URL or local directory (a URL with a token in it: prefer the "
+                   "environment variable, which `ps` does not show).")
 @_agent_options
 @DATA_DIR
 @click.option("--log-format", default="auto", type=click.Choice(["auto", "json", "console"]))
 @click.option("--log-level", default="info")
+@click.option("--log-file", default=None, type=click.Path(dir_okay=False),
+              help="Log to this file (0600, rotated at 10 MiB, 3 kept) instead of stderr.")
 def run(repo, ref, subpath, interval, node_address, pod_subnet, service_cidr, helm_values,
         allow_empty_prune, self_heal,
         prune, wave_timeout, allow_host_access, webhook_secret_file, webhook_secret_env,
-        api_port, api_address, data_dir, log_format, log_level) -> None:
+        api_port, api_address, data_dir, log_format, log_level, log_file) -> None:
     """Run the agent in the foreground (Ctrl-C or SIGTERM stops it cleanly).
 
     \b
@@ -223,7 +230,12 @@ def run(repo, ref, subpath, interval, node_address, pod_subnet, service_cidr, he
     """
     from gitops import log as logsetup
     from gitops.daemon import AgentConfig, run_agent
-    logsetup.configure(log_format, log_level)
+    from gitops.private_files import OWNER_ONLY_UMASK
+    os.umask(OWNER_ONLY_UMASK)          # the agent process: all it writes is its owner's
+    os.environ.pop(REPO_ENV, None)      # read: no child (git, helm, kustomize) inherits it
+    if log_file:
+        Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+    logsetup.configure(log_format, log_level, log_file=Path(log_file) if log_file else None)
     try:
         run_agent(AgentConfig(repo=repo, data_dir=Path(data_dir), ref=ref, path=subpath,
                               interval=interval, node_address=node_address,
@@ -236,7 +248,19 @@ def run(repo, ref, subpath, interval, node_address, pod_subnet, service_cidr, he
                               webhook_secret_file=webhook_secret_file,
                               webhook_secret_env=webhook_secret_env))
     except GitopsError as exc:
+        _log_exit(log_file, "agent_failed", str(exc))
         _fail(str(exc))
+    except Exception as exc:    # noqa: BLE001 - logged where the agent's log is, then raised
+        _log_exit(log_file, "agent_crashed", _one_line(exc), exc_info=True)
+        raise
+
+
+def _log_exit(log_file: str | None, event: str, error: str, exc_info: bool = False) -> None:
+    """Why the agent stops, in its log file too: stderr alone lands in agent.startup.log,
+    where a user reading agent.log would not look."""
+    if log_file:
+        from gitops import log as logsetup
+        logsetup.get("cli").error(event, error=error, exc_info=exc_info)
 
 
 def _source_id(source: str) -> str:
@@ -267,25 +291,32 @@ def up(source, ref, subpath, interval, node_address, pod_subnet, service_cidr, h
       gitops up https://git.example.com/team/app.git --ref main --path k8s
       gitops up . --wait --timeout 120 --report health.json   # CI
     """
+    from gitops.private_files import OWNER_ONLY_UMASK, make_private_dir
     dd = DataDir.at(data_dir)
-    dd.root.mkdir(parents=True, exist_ok=True)
+    make_private_dir(dd.root)
     info = dd.read_agent()
-    if info and info.get("repo") != _source_id(source):
-        _fail(f"an agent for {info.get('repo')} already runs with data dir {dd.root}; "
-              "run `gitops down` first or use another --data-dir")
+    # agent.json keeps the source redacted: compare the redacted forms.
+    if info and redact_url(info.get("repo", "")) != redact_url(_source_id(source)):
+        _fail(f"an agent for {redact_url(info.get('repo', ''))} already runs with data dir "
+              f"{dd.root}; run `gitops down` first or use another --data-dir")
     started = time.monotonic()
     if info:
         Client(dd).post("/gitops/v1/sync")
     else:
-        cmd = [sys.executable, "-m", "gitops", "run", "--repo", source, "--data-dir",
-               str(dd.root), "--log-format", "json",
+        # The source goes in the environment (owner-only in /proc), not on the command line.
+        cmd = [sys.executable, "-m", "gitops", "run", "--data-dir", str(dd.root),
+               "--log-format", "json", "--log-file", str(dd.log_file),
                *_agent_flags(ref, subpath, interval, node_address, pod_subnet,
                              allow_empty_prune, self_heal, prune, wave_timeout,
                              allow_host_access, webhook_secret_file, webhook_secret_env,
                              api_port, api_address, service_cidr, helm_values)]
-        with open(dd.log_file, "ab") as logf:
-            proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
+        # Its stderr: a crash before its log is set up still lands where `up` shows it.
+        fd = os.open(dd.startup_log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with open(fd, "wb") as startup:
+            proc = subprocess.Popen(cmd, stdout=startup, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True,
+                                    env={**os.environ, REPO_ENV: source},
+                                    umask=OWNER_ONLY_UMASK)
         with output.working("starting the agent (pod network, DNS, API)..."):
             _await_agent(dd, proc, timeout=60)
         click.echo(f"agent started (pid {proc.pid}), logs: {dd.log_file}")
@@ -310,10 +341,18 @@ def _await_agent(dd: DataDir, proc: subprocess.Popen, timeout: float) -> None:
         if info and info.get("pid") == proc.pid:
             return
         if proc.poll() is not None:
-            tail = dd.log_file.read_text(errors="replace").splitlines()[-15:]
+            tail = [*_tail(dd.log_file, 15), *_tail(dd.startup_log, 15)][-15:]
             _fail("agent exited during start-up:\n  " + "\n  ".join(tail))
         time.sleep(0.1)
-    _fail(f"agent did not start within {timeout:.0f}s; see {dd.log_file}")
+    _fail(f"agent did not start within {timeout:.0f}s; see {dd.log_file} and "
+          f"{dd.startup_log}")
+
+
+def _tail(path: Path, lines: int) -> list[str]:
+    try:
+        return path.read_text(errors="replace").splitlines()[-lines:]
+    except FileNotFoundError:
+        return []
 
 
 @main.command()

@@ -6,7 +6,6 @@ import asyncio
 import fcntl
 import json
 import os
-import secrets
 import signal
 import socket
 import threading
@@ -24,6 +23,7 @@ from gitops.agent.network import SERVICE_POOL, pick_subnet
 from gitops.agent.node import NodeAgent
 from gitops.agent.runtime import RuntimeUnavailable
 from gitops.api import metrics
+from gitops.api import token as api_token
 from gitops.api.kube.api import KubeBackends
 from gitops.api.kube.backends import RuntimeStreams
 from gitops.api.kube.listen import start_listeners
@@ -36,6 +36,7 @@ from gitops.health import assess
 from gitops.loops import LevelLoop, start_polling
 from gitops.model import ObjectKey
 from gitops.paths import DataDir
+from gitops.private_files import OWNER_ONLY_UMASK, make_private_dir, write_atomic
 from gitops.proxy.services import ServiceNetwork
 from gitops.source import make_source
 from gitops.source.base import DirSource, redact_url
@@ -77,8 +78,9 @@ class Agent:
         self.dd = DataDir.at(config.data_dir)
         self.webhook_secret = load_secret(config.webhook_secret_file or None,
                                           config.webhook_secret_env or None)
-        self.dd.root.mkdir(parents=True, exist_ok=True)
+        make_private_dir(self.dd.root)      # Secret data, the token, the repo URL: owner only
         self._lock_fd = _lock(self.dd.lock_file)
+        self.token = api_token.load_or_create(self.dd.token_file)   # a bad one: refuse now
         self.store = SqliteStore(self.dd.store)
         self.source = make_source(config.repo, self.dd.root, config.ref, config.path)
         # A local directory is watched: edit -> running in about a second.
@@ -302,8 +304,7 @@ class Agent:
             self.node.dns_server = self.node.host_ip
         self.store.watch(self._on_store_change)
 
-        token = _token(self.dd.token_file)
-        app = make_app(ApiContext(self.store, token, self.status, self.control,
+        app = make_app(ApiContext(self.store, self.token, self.status, self.control,
                                   self.stop.set, self.pod_logs,
                                   kube=KubeBackends(exec=RuntimeStreams(self.runtime)),
                                   allow_host_access=self.config.allow_host_access))
@@ -314,9 +315,11 @@ class Agent:
         await runner.setup()
         url, kube_url = await start_listeners(runner, self.dd.root, self.config.api_host,
                                               self.config.api_port)
+        # Redacted: credentials stay in git's own config (repos/), nowhere else on disk.
         _write_json(self.dd.agent_file, {"pid": os.getpid(), "url": url, "kube_url": kube_url,
                                          "instance": self.dd.instance,
-                                         "repo": self.source.url, "network": self.network,
+                                         "repo": redact_url(self.source.url),
+                                         "network": self.network,
                                          "docker_host": self.runtime.host})
         _write_json(self.dd.runtime_file, {"docker_host": self.runtime.host,
                                            "network": self.network,
@@ -394,20 +397,13 @@ def _lock(path: Path) -> int:
     return fd
 
 
-def _token(path: Path) -> str:
-    if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_urlsafe(32))
-    return path.read_text().strip()
-
-
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data))
-    tmp.replace(path)
+    write_atomic(path, json.dumps(data))
 
 
 def run_agent(config: AgentConfig) -> None:
     from gitops.proxy.loop import run   # uvloop when installed: the proxy's data path
+    # Everything this process writes (store, clones, pod files, logs) is its owner's
+    # alone; what containers must read (projected volume files) gets its mode explicitly.
+    os.umask(OWNER_ONLY_UMASK)
     run(Agent(config).run())

@@ -48,7 +48,14 @@ class DataDir:
 
     @property
     def log_file(self) -> Path:
+        """The background agent's JSON log, rotated by size (agent.log.1, .2, .3)."""
         return self.root / "agent.log"
+
+    @property
+    def startup_log(self) -> Path:
+        """The background agent's stderr: what it said before its log was set up (a crash
+        at start-up, a refused option). Made afresh by each `gitops up`, so it stays small."""
+        return self.root / "agent.startup.log"
 
     @property
     def lock_file(self) -> Path:

@@ -3,6 +3,12 @@
 Layout of one volume dir: `..<n>/` holds a full copy of the files, `..data` is a symlink to
 the current copy, and each top-level name is a symlink through `..data`. An update writes a
 new copy and swaps `..data` with one rename, so readers never see a half-written set.
+
+The agent runs with umask 077 and the pod dirs above are 0700, so no other host user gets
+in; the engine bind-mounts the volume dir itself, so inside the container only the volume's
+own modes count. Those are set explicitly, as the kubelet does: dirs 0755, each file its
+volume's defaultMode or item mode (0644 by default), so a container user that is not root
+reads its Secret.
 """
 
 from __future__ import annotations
@@ -39,6 +45,20 @@ def check_file_set(root: Path, fs: FileSet) -> None:
         raise _refuse(fs, f'path "{clash[0]}" is both a file and a directory of other paths')
 
 
+_DIR_MODE = 0o755
+
+
+def _mkdirs(path: Path, top: Path) -> None:
+    """mkdir -p `path`, a dir at or under `top`; from `top` down each is 0755 whatever the
+    umask."""
+    path.mkdir(parents=True, exist_ok=True)
+    d = top
+    os.chmod(d, _DIR_MODE)
+    for part in path.relative_to(top).parts:     # never above `top`
+        d = d / part
+        os.chmod(d, _DIR_MODE)
+
+
 def write_file_set(root: Path, fs: FileSet) -> bool:
     """Make `root/<volume>` hold exactly fs.files. Returns whether anything changed.
     Raises RuntimeFailure for a path that would leave the volume's directory."""
@@ -48,6 +68,7 @@ def write_file_set(root: Path, fs: FileSet) -> bool:
     if data_link.exists() and _same(data_link, fs.files):
         return False
     vdir.mkdir(parents=True, exist_ok=True)
+    os.chmod(vdir, _DIR_MODE)
     current = os.readlink(data_link) if data_link.is_symlink() else None
     versions = [p for p in vdir.glob("..[0-9]*") if p.name[2:].isdigit()]
     for stale in versions:            # copies a failed write left behind
@@ -78,9 +99,10 @@ def write_file_set(root: Path, fs: FileSet) -> bool:
 
 def _write_copy(new: Path, fs: FileSet) -> None:
     new.mkdir()
+    _mkdirs(new, new)
     for rel, (content, mode) in fs.files.items():
         path = new / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _mkdirs(path.parent, new)
         if not volumepaths.inside(new, path):       # a symlink on the way: never follow out
             raise _refuse(fs, f'path "{rel[:200]}" leaves the volume')
         try:

@@ -635,6 +635,7 @@ class NodeAgent:
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists() or path.read_text() != text:
             path.write_text(text)
+            path.chmod(0o644)       # the agent's umask is 077; any container user reads it
         return path
 
     def _release_pod(self, uid: str) -> None:

@@ -54,11 +54,19 @@ def _status_error(code: int, reason: str, message: str) -> web.Response:
 async def _auth(request: web.Request, handler: Any) -> web.StreamResponse:
     if request.path in ("/healthz", "/metrics") or request.path.startswith("/hooks/"):
         return await handler(request)     # webhooks authenticate by their signature
-    token: str = request.app[CTX].token
-    given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-    if not hmac.compare_digest(given.encode(), token.encode()):
+    token = request.app[CTX].token.strip()
+    given = _bearer_token(request.headers.get("Authorization", ""))
+    # Fail closed: an empty token (a truncated file) must not match an empty header.
+    if not token or not given or not hmac.compare_digest(given.encode(), token.encode()):
         return _status_error(401, "Unauthorized", "a valid bearer token is required")
     return await handler(request)
+
+
+def _bearer_token(header: str) -> str:
+    """The token of an `Authorization: Bearer <token>` header (the scheme in any case, as
+    RFC 6750 and Kubernetes read it), or "" for any other header."""
+    scheme, _, value = header.strip().partition(" ")
+    return value.strip() if scheme.lower() == "bearer" else ""
 
 
 async def _healthz(_: web.Request) -> web.Response:

@@ -7,6 +7,7 @@ watchers are told after commit, so they never see a change that could still roll
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -53,14 +54,32 @@ def now_iso() -> str:
 HISTORY_LIMIT = 1000
 
 
+def _owner_only(path: Path, create: bool = True) -> None:
+    """Secret data is stored in clear: the file is 0600 before SQLite writes a byte to it.
+    A file of another owner is left as it is (only its owner may chmod it)."""
+    if create:
+        os.close(os.open(path, os.O_RDONLY | os.O_CREAT, 0o600))
+    try:
+        os.chmod(path, 0o600)
+    except (FileNotFoundError, PermissionError):
+        pass
+
+
 class SqliteStore:
     def __init__(self, path: str | Path, history_limit: int = HISTORY_LIMIT) -> None:
         self.path = str(path)
         self.history_limit = history_limit
+        if self.path != ":memory:":
+            _owner_only(Path(self.path))
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
                                    timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
+        if self.path != ":memory:":
+            # SQLite makes -wal/-shm with the database's mode; an older version's stay
+            # as they were unless tightened.
+            for suffix in ("-wal", "-shm"):
+                _owner_only(Path(self.path + suffix), create=False)
         self._db.executescript(_SCHEMA)
         self._lock = threading.RLock()
         self._depth = 0
