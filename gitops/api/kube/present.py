@@ -9,11 +9,8 @@ names ReplicaSets and `kubectl rollout undo` copies them back.
 from __future__ import annotations
 
 import copy
-import json
 
-from gitops.sync.diff import MASK, mask_secret
-
-LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+from gitops.model.secrets import LAST_APPLIED, MASK, mask_secret
 _REPLICAS = ("Deployment", "ReplicaSet", "StatefulSet")
 
 
@@ -48,24 +45,10 @@ def with_defaults(obj: dict) -> dict:
     return obj
 
 
-def _mask_last_applied(obj: dict) -> dict:
-    annotations = obj.get("metadata", {}).get("annotations") or {}
-    raw = annotations.get(LAST_APPLIED)
-    if not raw:
-        return obj
-    try:
-        applied = mask_secret(json.loads(raw))
-    except ValueError:
-        applied = MASK
-    obj["metadata"]["annotations"] = {**annotations, LAST_APPLIED: json.dumps(applied)
-                                      if isinstance(applied, dict) else applied}
-    return obj
-
-
 def present(obj: dict) -> dict:
     """The API view of a stored object (never the stored dict itself)."""
-    if obj.get("kind") == "Secret":
-        return _mask_last_applied(mask_secret(obj))
+    if obj.get("kind") == "Secret":     # values, and the annotations that copy them
+        return mask_secret(obj)
     return with_defaults(obj)
 
 
