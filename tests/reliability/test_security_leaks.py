@@ -191,6 +191,23 @@ def test_the_api_view_masks_annotations_that_copy_or_quote_a_secret():
     assert_absent(json.dumps(shown), OLD)
 
 
+def test_a_secret_written_back_as_read_keeps_its_masked_annotations():
+    """kubectl edit/replace sends back what it read: what still reads masked keeps its
+    stored value (the masking never destroys data); a changed annotation is taken."""
+    from gitops.api.kube.present import present, unmask_secret
+    stored = as_stored(secret(OLD, **{"example.com/note": f"password is {OLD}",
+                                      "tool.example.com/original": json.dumps(secret(OLD)),
+                                      "example.com/owner": "team-a"}))
+    back = present(stored)
+    back["metadata"]["annotations"]["example.com/owner"] = "team-b"
+    written = unmask_secret(back, stored)
+    annotations = written["metadata"]["annotations"]
+    assert written["data"] == stored["data"]
+    assert annotations["example.com/note"] == f"password is {OLD}"
+    assert annotations["tool.example.com/original"] == json.dumps(secret(OLD))
+    assert annotations["example.com/owner"] == "team-b"
+
+
 def test_event_messages_mask_every_form_of_a_value(tmp_path):
     """stringData values are printed base64-encoded too (a process may encode them)."""
     from gitops.events import EventRecorder, event_for

@@ -53,7 +53,8 @@ def present(obj: dict) -> dict:
 
 
 def unmask_secret(new: dict, old: dict | None) -> dict:
-    """A Secret written back as read (values ***) keeps the stored values for those keys."""
+    """A Secret written back as read (values and annotations masked, as present() shows
+    them) keeps the stored values for what still reads masked."""
     if new.get("kind") != "Secret" or old is None:
         return new
     for section in ("data", "stringData"):
@@ -63,8 +64,12 @@ def unmask_secret(new: dict, old: dict | None) -> dict:
             for key, value in list(values.items()):
                 if value == MASK and key in kept:
                     values[key] = kept[key]
-    annotations = new.get("metadata", {}).get("annotations") or {}
-    old_applied = (old.get("metadata", {}).get("annotations") or {}).get(LAST_APPLIED)
-    if LAST_APPLIED in annotations and old_applied and MASK in annotations[LAST_APPLIED]:
-        annotations[LAST_APPLIED] = old_applied
+    annotations = new.get("metadata", {}).get("annotations")
+    stored = (old.get("metadata") or {}).get("annotations") or {}
+    if isinstance(annotations, dict) and stored:
+        shown = mask_secret(old)["metadata"]["annotations"]
+        for key, value in annotations.items():
+            if key in stored and (value == shown.get(key) or key == LAST_APPLIED
+                                  and isinstance(value, str) and MASK in value):
+                annotations[key] = stored[key]
     return new
