@@ -778,7 +778,9 @@ def diff(source, ref, subpath, fmt, helm_values, data_dir) -> None:
     dd = DataDir.at(data_dir)
     try:
         import tempfile
-        with tempfile.TemporaryDirectory() as tmp, output.working(f"reading {source}..."):
+        from gitops.source.base import redact_url
+        with tempfile.TemporaryDirectory() as tmp, \
+                output.working(f"reading {redact_url(source)}..."):
             revision = make_source(source, Path(tmp), ref, subpath).fetch()
             desired, errors = render(revision, helm_values=tuple(helm_values))
             if errors:

@@ -16,9 +16,6 @@ writes them, the way client-go's recorder does:
 
 from __future__ import annotations
 
-import base64
-import binascii
-import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -27,6 +24,7 @@ from dataclasses import dataclass, replace
 import structlog
 
 from gitops.model import KINDS, ObjectKey
+from gitops.model.secrets import mask_text as mask, values_of
 from gitops.model.times import parse_rfc3339, rfc3339 as iso
 from gitops.store.base import Conflict, NotFound, Store
 
@@ -35,7 +33,6 @@ log = structlog.get_logger(component="events")
 NORMAL, WARNING = "Normal", "Warning"
 TTL_SECONDS = 3600.0          # kube-apiserver --event-ttl default
 MAX_EVENTS = 1000
-MASK = "***"
 MAX_MESSAGE = 1024            # the API server truncates longer messages the same way
 
 
@@ -145,31 +142,8 @@ def for_object(events: Iterable[dict], kind: str, name: str, namespace: str = ""
 
 
 def secret_values(secrets: Iterable[dict]) -> set[str]:
-    """Every value of every Secret given, decoded (data is base64, stringData plain)."""
-    values: set[str] = set()
-    for secret in secrets:
-        for raw in (secret.get("stringData") or {}).values():
-            if isinstance(raw, str):
-                values.add(raw)
-        for raw in (secret.get("data") or {}).values():
-            if not isinstance(raw, str):
-                continue
-            try:
-                values.add(base64.b64decode(raw, validate=True).decode())
-            except (binascii.Error, UnicodeDecodeError, ValueError):
-                values.add(raw)
-    return {v for v in values if v.strip()}
-
-
-def mask(message: str, values: Iterable[str]) -> str:
-    """Replace secret values in a message: long values anywhere, short ones (under four
-    characters) only as whole words, so a one-letter value does not eat the message."""
-    for value in sorted(values, key=len, reverse=True):
-        if len(value) >= 4:
-            message = message.replace(value, MASK)
-        else:
-            message = re.sub(rf"(?<![\w]){re.escape(value)}(?![\w])", MASK, message)
-    return message
+    """Every value of every Secret given, in each form it may be printed."""
+    return set().union(*(values_of(s) for s in secrets))
 
 
 # -- the edge: writing to the store ---------------------------------------------------

@@ -17,7 +17,8 @@ import yaml
 
 from gitops.client import Client
 from gitops.model.kinds import Kind
-from gitops.sync.diff import Plan, compared_views, mask_secret
+from gitops.model.secrets import mask_secret, values_of
+from gitops.sync.diff import Plan, compared_views
 
 
 @contextlib.contextmanager
@@ -342,10 +343,9 @@ def render_plan(plan: Plan, fmt: str) -> str:
         if c.action in ("unchanged", "skip"):
             continue
         title = f"{c.action}: {c.key}" + (f"  ({c.file}:{c.line})" if c.file else "")
-        after = compared_views(c.desired, c.live)[1] if c.action == "update" else c.desired
-        body = list(difflib.unified_diff(_before(c), _yaml(mask_secret(after))
-                                         if c.action != "prune" else [],
-                                         "live", "desired", lineterm=""))
+        before, after = _shown(c)
+        body = list(difflib.unified_diff(_yaml(before), _yaml(after), "live", "desired",
+                                         lineterm=""))
         if md:
             out += [f"<details><summary><code>{title}</code></summary>", "", "```diff",
                     *body, "```", "</details>", ""]
@@ -356,12 +356,16 @@ def render_plan(plan: Plan, fmt: str) -> str:
     return "\n".join(out)
 
 
-def _before(c) -> list[str]:
-    if c.action == "create":
-        return []
-    if c.action == "update":   # only what git declares (with the API's defaults)
-        return _yaml(mask_secret(compared_views(c.desired, c.live)[0]))
-    return _yaml(mask_secret(c.live))
+def _shown(c) -> tuple[dict | None, dict | None]:
+    """(live, desired) as the diff shows them: an update only what git declares (with the
+    API's defaults); a Secret masked on both sides, with the values of either side."""
+    if c.action == "update":
+        live, desired = compared_views(c.desired, c.live)
+    else:
+        live, desired = (None if c.action == "create" else c.live), c.desired
+    values = set().union(*(values_of(o) for o in (c.live, c.desired)
+                           if o and o.get("kind") == "Secret"))
+    return mask_secret(live, values), mask_secret(desired, values)
 
 
 def _yaml(obj: dict | None) -> list[str]:

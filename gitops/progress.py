@@ -237,8 +237,10 @@ def _explain_all(client: Client, st: dict) -> dict[str, list[Finding]]:
 def _with_logs(client: Client, f: Finding) -> Finding:
     if f.reason != CRASH_LOOP or not f.pod:
         return f
+    # maskSecrets: the agent masks the values of the Secrets the pod reads (CI logs and
+    # --report files are often public; the CLI never sees those values to mask them itself).
     base = (f"/api/v1/namespaces/{f.namespace or 'default'}/pods/{f.pod}/log"
-            f"?tailLines={LOG_LINES}&container={f.container}")
+            f"?tailLines={LOG_LINES}&container={f.container}&maskSecrets=true")
     text = _safe_get(client, base + "&previous=true", "") or _safe_get(client, base, "")
     lines = tuple(ln for ln in str(text).splitlines() if ln.strip())[-LOG_LINES:]
     return Finding(f.reason, f.message, f.pod, f.container, f.namespace, lines)

@@ -28,13 +28,14 @@ from gitops.agent.runtime import (CONFIG_HASH, CONTAINER, INSTANCE, MANAGED, POD
                                   SandboxSpec)
 from gitops.agent.files import write_file_set
 from gitops.agent.probes import ProbeTracker, ProbeWorker, run_probe
-from gitops.agent.status import (node_ready_condition, pod_status, runtime_down_status,
-                                 terminated_state)
+from gitops.agent.status import (has_messages, mask_messages, node_ready_condition, pod_status,
+                                 runtime_down_status, terminated_state)
 from gitops.agent.volumes import container_mounts, file_sets
 from gitops.api.kube.discovery import version as kube_version
 from gitops.events import NORMAL, WARNING, EventRecorder, event_for
 from gitops.model import ObjectKey, key_of
 from gitops.model.podspec import host_access
+from gitops.model.secrets import mask_text, values_used_by
 from gitops.model.volumepaths import is_safe_uid
 from gitops.proxy.dns import resolv_conf
 from gitops.store.base import NotFound, Store
@@ -308,6 +309,8 @@ class NodeAgent:
         status = pod_status(pod, containers, pod_waiting, self._restarts[uid],
                             self._last_states.get(uid, {}), self.host_ip,
                             iso_time(self.clock()), probes)
+        if has_messages(status):        # an engine error may quote a $(SECRET) expansion
+            status = mask_messages(status, self._secret_values(pod))
         try:
             self.store.update_status(key_of(pod), status)
         except NotFound:
@@ -374,8 +377,8 @@ class NodeAgent:
                         # The hook goes where the engine runs the pod; status.podIP (any
                         # API writer's to set) only names what the proxy must drain.
                         self._terminate(by_id[cid], grace, "pod deleted",
-                                        pre_stop=(hook, spec, P.pod_ip(pod["spec"], containers))
-                                        if hook else None,
+                                        pre_stop=(hook, spec, P.pod_ip(pod["spec"], containers),
+                                                  self._secret_values(pod)) if hook else None,
                                         drain_ip=pod.get("status", {}).get("podIP", ""))
                         if by_id[cid].container != SANDBOX:
                             self._event(pod, "Killing", "Stopping container "
@@ -484,7 +487,8 @@ class NodeAgent:
         log.info("container_removed", pod=_pod_of(c), container=c.container, why=why)
 
     def _terminate(self, c: ContainerInfo, grace: float, why: str, remove: bool = True,
-                   pre_stop: tuple[dict, dict, str] | None = None, drain_ip: str = "") -> None:
+                   pre_stop: tuple[dict, dict, str, set[str]] | None = None,
+                   drain_ip: str = "") -> None:
         """Graceful stop on the pool: wait (for a deleted pod's drain_ip) until no Service
         sends new connections there, the preStop hook, SIGTERM, SIGKILL once `grace`
         seconds (all of it included) have passed, then (unless a probe asked for a
@@ -500,9 +504,10 @@ class NodeAgent:
                 if drain_ip:
                     self._await_out_of_rotation(c, drain_ip, min(grace, ROTATION_WAIT))
                 if pre_stop is not None:
-                    hook, spec, pod_ip = pre_stop
+                    hook, spec, pod_ip, secrets = pre_stop
                     ok, message = run_probe({**hook, "timeoutSeconds": max(1, int(grace))},
                                             pod_ip, spec, c.id, self.runtime.exec)
+                    message = mask_text(message, secrets)
                     log.info("pre_stop_hook_ran", pod=_pod_of(c), container=c.container,
                              ok=ok, message=message)
                 left = max(0.0, grace - (time.monotonic() - started))
@@ -544,7 +549,9 @@ class NodeAgent:
             info = running.get(spec["name"])
             if info is None or info.id in self._terminating:
                 continue
-            self._prober.run_due(uid, pod_ip, spec, info.id, P.parse_ts(info.started_at))
+            self._prober.run_due(uid, pod_ip, spec, info.id, P.parse_ts(info.started_at),
+                                 redact=lambda text, pod=pod: mask_text(
+                                     text, self._secret_values(pod)))
             result = self.probes.results(uid, spec["name"], spec)
             if not result.live:
                 unhealthy[spec["name"]] = result
@@ -586,6 +593,11 @@ class NodeAgent:
     # -- pod volumes ------------------------------------------------------------------
     def _lookup(self, kind: str, ns: str, name: str) -> dict | None:
         return self.store.get(ObjectKey(kind, ns, name))
+
+    def _secret_values(self, pod: dict) -> set[str]:
+        """Values of the Secrets the pod reads: its probe output, hook output and status
+        messages never carry them (its processes may print them)."""
+        return values_used_by(pod, self._lookup)
 
     def _pod_dir(self, uid: str) -> Path:
         """Where a pod's files live; a uid that is not a plain name never becomes a path."""

@@ -276,18 +276,22 @@ class ProbeWorker:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="probe")
 
     def run_due(self, pod_uid: str, pod_ip: str, container: dict, container_id: str,
-                started_at: float) -> None:
+                started_at: float, redact: Callable[[str], str] | None = None) -> None:
+        """redact: applied to a probe's output before it is kept, logged or shown (the
+        caller masks the values of the Secrets the pod reads)."""
         for kind in KINDS:
             if self.tracker.due(pod_uid, container, started_at, kind):
                 self._pool.submit(self._run, pod_uid, pod_ip, container, container_id,
-                                  started_at, kind)
+                                  started_at, kind, redact)
 
     def _run(self, pod_uid: str, pod_ip: str, container: dict, container_id: str,
-             started_at: float, kind: str) -> None:
+             started_at: float, kind: str, redact: Callable[[str], str] | None = None) -> None:
         name = container["name"]
         try:
             ok, message = run_probe(container[FIELD[kind]], pod_ip, container, container_id,
                                     self.exec_fn)
+            if message and redact is not None:
+                message = redact(message)
         except TransientError as exc:
             log.debug("probe_not_run", pod_uid=pod_uid, container=name, kind=kind,
                       error=str(exc))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 
 from gitops.agent.plan import network_holder, pod_ip, should_restart
 from gitops.agent.probes import ProbeResults
 from gitops.agent.runtime import SANDBOX, ContainerInfo
+from gitops.model.secrets import mask_text
 
 
 def terminated_state(c: ContainerInfo) -> dict:
@@ -116,6 +118,29 @@ def _phase(policy: str, statuses: list[dict]) -> str:
     if any(should_restart(policy, code) for code in codes):
         return "Running"
     return "Succeeded" if all(code == 0 for code in codes) else "Failed"
+
+
+def _state_messages(status: dict):
+    """(state dict, key) of every container state in a pod status: current and last."""
+    for cs in [*(status.get("initContainerStatuses") or []),
+               *(status.get("containerStatuses") or [])]:
+        for states in (cs.get("state"), cs.get("lastState")):
+            for detail in (states or {}).values():
+                if isinstance(detail, dict) and detail.get("message"):
+                    yield detail
+
+
+def has_messages(status: dict) -> bool:
+    return next(_state_messages(status), None) is not None
+
+
+def mask_messages(status: dict, secrets: set[str]) -> dict:
+    """The status with secret values masked in container state messages (an engine error
+    can quote a command line that $(VAR) expansion filled with a Secret's value)."""
+    status = copy.deepcopy(status)
+    for detail in _state_messages(status):
+        detail["message"] = mask_text(detail["message"], secrets)
+    return status
 
 
 def runtime_down_status(status: dict, now: str) -> dict:

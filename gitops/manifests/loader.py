@@ -183,7 +183,10 @@ class _Document:
         try:
             return _SCALARS.yaml_constructors[tag](_SCALARS, yaml.ScalarNode(tag, ev.value))
         except (ValueError, KeyError, yaml.YAMLError):
-            raise _DocError(f"invalid {tag.rsplit(':', 1)[-1]} {ev.value!r}", line, path) from None
+            # Never quote the value: the loader cannot know yet whether it is a Secret's
+            # (kind may come later in the document); the path and line say where it is.
+            raise _DocError(f"value is not a valid !!{tag.rsplit(':', 1)[-1]} (value not shown)",
+                            line, path) from None
 
     def _alias(self, name: str, line: int, path: str) -> tuple[Any, int]:
         if name in self.open_anchors:

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import unquote
 
 from gitops.errors import PermanentError
 
@@ -60,10 +61,49 @@ class DirSource:
         return Revision(sha=sha, root=root, path=self.path, head=sha)
 
 
+# The rule for credentials in a source URL, applied wherever a URL is shown (status, logs,
+# errors, history, drift records): over ssh the user name is the login (`git`) and stays
+# readable, only a password is masked (ssh://git:***@host/...), and scp-like git@host:org/repo
+# is kept whole. Over every other scheme (https, http, git+https...) the whole userinfo
+# becomes ***: the user part is often the token itself (https://TOKEN@host,
+# https://TOKEN:x-oauth-basic@host), as is the password (x-access-token:TOKEN, oauth2:TOKEN).
+_SSH_SCHEMES = frozenset({"ssh", "git+ssh", "ssh+git"})
+# scheme://userinfo@ up to the last "@" before the host ends (a raw "@" in a password too).
+_USERINFO = re.compile(r"(?P<scheme>\b[a-z][a-z0-9+.-]*)://(?P<userinfo>[^/?#\s'\"<>]*)@",
+                       re.IGNORECASE)
+
+
+def _masked_userinfo(m: re.Match) -> str:
+    scheme, userinfo = m["scheme"], m["userinfo"]
+    if scheme.lower() in _SSH_SCHEMES:
+        user, colon, _ = userinfo.partition(":")
+        return f"{scheme}://{user}{':***' if colon else ''}@"
+    return f"{scheme}://***@"
+
+
 def redact_url(url: str) -> str:
-    """The URL fit for logs and status: a password or token in it becomes ***."""
-    return re.sub(r"^([a-z][a-z0-9+.-]*://[^/@:]*):[^/@]*@", r"\1:***@", url,
-                  flags=re.IGNORECASE)
+    """The URL fit for logs and status: its credentials masked (see the rule above)."""
+    return _USERINFO.sub(_masked_userinfo, url)
+
+
+def redact_text(text: str, url: str = "") -> str:
+    """Free text (an error, git's stderr) with the credentials of every URL in it masked,
+    and those of `url` also wherever they appear alone (decoded, or without the URL)."""
+    text = redact_url(text)
+    for secret in sorted(_credentials(url), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
+def _credentials(url: str) -> set[str]:
+    """The parts of url's userinfo that redact_url masks, as written and decoded."""
+    m = _USERINFO.search(url)
+    if m is None or m.start() != 0:
+        return set()
+    user, _, password = m["userinfo"].partition(":")
+    parts = [password] if m["scheme"].lower() in _SSH_SCHEMES else [user, password]
+    # Short parts (a user "x") would mask half the text; the URL form is masked anyway.
+    return {form for p in parts for form in (p, unquote(p)) if len(form) >= 4}
 
 
 def is_git_url(spec: str) -> bool:

@@ -11,7 +11,7 @@ import git
 import structlog
 
 from gitops.errors import TransientError
-from gitops.source.base import Revision, redact_url
+from gitops.source.base import Revision, redact_text, redact_url
 
 log = structlog.get_logger(component="source")
 
@@ -62,14 +62,17 @@ class GitSource:
             commit = repo.commit(sha)
         except git.GitCommandError as exc:
             detail = str(exc.stderr).strip() or str(exc)
-            raise TransientError(f"git: {detail.replace(self.url, redact_url(self.url))}",
-                                 retry_after=10) from exc
+            raise TransientError(self._redacted(f"git: {detail}"), retry_after=10) from exc
         except git.GitError as exc:         # e.g. InvalidGitRepositoryError from a bad .git
-            raise TransientError(f"git: {exc}".replace(self.url, redact_url(self.url)),
-                                 retry_after=10) from exc
+            raise TransientError(self._redacted(f"git: {exc}"), retry_after=10) from exc
         message = str(commit.message).strip().splitlines()
         return Revision(sha=commit.hexsha, root=self.checkout, path=self.path,
                         message=message[0] if message else "", head=head)
+
+    def _redacted(self, text: str) -> str:
+        """git's messages quote the URL (GitPython's quote the whole command line): no
+        credential of it, nor of any other URL, may reach an error, a log or the status."""
+        return redact_text(text, self.url)
 
     def _open_or_clone(self) -> git.Repo:
         if (self.checkout / ".git").is_dir():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -11,9 +10,9 @@ from typing import Any
 from gitops.manifests import paths
 from gitops.model import KINDS, ObjectKey, key_of
 from gitops.model.meta import stable_hash
+from gitops.model.secrets import MASK, mask_secret, values_of
 from gitops.sync.defaults import json_copy, with_defaults
 
-MASK = "***"
 PRUNE_ANNOTATION = "gitops.io/prune"        # "false" exempts an object from prune
 _SERVER_META = ("uid", "resourceVersion", "generation", "creationTimestamp",
                 "managedFields", "deletionTimestamp", "ownerReferences")
@@ -137,23 +136,34 @@ def field_diffs(desired: Any, live: Any, path: str = "") -> list[FieldDiff]:
     return [] if desired == live else [FieldDiff(path, desired, live)]
 
 
-def mask_secret(obj: dict | None) -> dict | None:
-    """A Secret's values never leave the store: every data value becomes ***."""
-    if obj is None or obj.get("kind") != "Secret":
-        return obj
-    obj = copy.deepcopy(obj)
-    for section in ("data", "stringData"):
-        if isinstance(obj.get(section), dict):
-            obj[section] = {k: MASK for k in obj[section]}
-    return obj
-
-
-def _masked_fields(key: ObjectKey, fields: list[FieldDiff]) -> tuple[FieldDiff, ...]:
-    if key.kind != "Secret":
+def _masked_fields(key: ObjectKey, fields: list[FieldDiff],
+                   *copies: dict | None) -> tuple[FieldDiff, ...]:
+    """A Secret's field diffs with its values masked, whatever the path: data.pw, data
+    (a whole map added), metadata.annotations["kubectl.kubernetes.io/last-applied-
+    configuration"] (a JSON copy), metadata... copies: the desired and live Secret, whose
+    values are also looked for in free-text annotations."""
+    if key.kind != "Secret" or not fields:
         return tuple(fields)
-    return tuple(FieldDiff(f.path, MASK if f.desired is not None else None,
-                           MASK if f.live is not None else None)
-                 if f.path.startswith(("data", "stringData")) else f for f in fields)
+    values = set().union(*(values_of(c) for c in copies if c))
+    return tuple(FieldDiff(f.path, _masked_value(f.path, f.desired, values),
+                           _masked_value(f.path, f.live, values), f.line) for f in fields)
+
+
+def _masked_value(path: str, value: Any, values: set[str]) -> Any:
+    """The value at `path` of a Secret, as mask_secret would show it: the value is placed
+    at its path in an otherwise empty Secret, masked, and read back."""
+    if value is None:
+        return None
+    parts = paths.split(path)
+    if not parts:
+        return MASK
+    nested: Any = value
+    for part in reversed(parts):
+        nested = {part: nested}
+    shown: Any = mask_secret({"kind": "Secret", **nested}, values)
+    for part in parts:
+        shown = shown[part]
+    return shown
 
 
 def _compare(want: dict, live: dict) -> tuple[FieldDiff, ...]:
@@ -161,7 +171,7 @@ def _compare(want: dict, live: dict) -> tuple[FieldDiff, ...]:
     (a field it leaves out, such as replicas under `kubectl scale` or an HPA, is never
     drift); the live side gets the kind's API defaults first, so a declared value that
     equals a server default the live copy leaves implicit is no drift either."""
-    return _masked_fields(key_of(want), field_diffs(want, _live_view(want, live)))
+    return _masked_fields(key_of(want), field_diffs(want, _live_view(want, live)), want, live)
 
 
 def _live_view(want: dict, live: dict) -> dict:
@@ -240,7 +250,8 @@ def compute_plan(desired: Iterable[Desired], live: Mapping[ObjectKey, dict],
                 memo[key] = (version, fields)
         last = (last_applied or {}).get(key)
         if last and not unchanged_in_git:
-            fields += _masked_fields(key, removed_fields(last, want, current))
+            fields += _masked_fields(key, removed_fields(last, want, current), want, current,
+                                     last)
         # An unchanged object's desired body is only read (waves, inventory): no copy.
         plan.changes.append(Change(
             "update" if fields else "unchanged", key, json_copy(want) if fields else want,

@@ -23,11 +23,12 @@ from gitops.manifests import paths
 from gitops.manifests import policy as node_policy
 from gitops.manifests.render import render_path
 from gitops.manifests.validate import validate
+from gitops.model.secrets import mask_secret
 from gitops.source import Revision, Source
 from gitops.source.base import redact_url
 from gitops.store.base import InventoryEntry, Store
 from gitops.sync.apply import apply_changes, prune
-from gitops.sync.diff import Change, Desired, Plan, compute_plan, mask_secret
+from gitops.sync.diff import Change, Desired, Plan, compute_plan
 from gitops.sync.drift import DriftRecorder, field_records
 from gitops.sync.waves import waves
 

@@ -344,7 +344,7 @@ def test_data_dir_is_owner_only_and_the_repo_credential_stays_in_git(docker_clie
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
             assert b"gitops" in cmdline and REPO_TOKEN.encode() not in cmdline
             assert REPO_TOKEN not in json.dumps(info)
-            assert info["repo"] == f"http://{REPO_USER}:***@127.0.0.1:{port}/"
+            assert info["repo"] == f"http://***@127.0.0.1:{port}/"   # userinfo masked whole
             again = gitops("up", url, "--data-dir", str(data))     # same source: a sync
             assert again.returncode == 0, again.stdout + again.stderr
             assert REPO_TOKEN not in again.stdout + again.stderr

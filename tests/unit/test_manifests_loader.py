@@ -139,7 +139,7 @@ BAD_DOCS = [
     ("apiVersion: v1\nkind: ''\n", 2, "kind", "kind must be a non-empty string"),
     ("a: !Ref thing\n", 1, "a", "unsupported YAML tag !Ref"),
     ("a: !!set {x}\n", 1, "a", "unsupported YAML tag tag:yaml.org,2002:set"),
-    ("a: !!int nope\n", 1, "a", "invalid int 'nope'"),
+    ("a: !!int nope\n", 1, "a", "value is not a valid !!int (value not shown)"),
     ("? [a, b]\n: c\n", 1, "", "mapping keys must be plain strings"),
     ("a: &x [1, *x]\n", 1, "a[1]", "alias *x refers to itself"),
     ("a: *missing\n", 1, "a", "undefined alias *missing"),

@@ -99,7 +99,7 @@ def test_timeout_explains_each_unhealthy_object_with_crash_logs_and_reports():
                            "metadata": {"name": name, "namespace": "default"},
                            "spec": {"selector": {"matchLabels": {"app": name}}}}
     log_path = ("/api/v1/namespaces/default/pods/api-1/log?tailLines=5&container=api"
-                "&previous=true")
+                "&maskSecrets=true&previous=true")
     client = FakeClient([status([obj("ConfigMap", "cfg", "Healthy"),
                                  obj("Deployment", "api", "Progressing", "0 of 1 available"),
                                  obj("Deployment", "web", "Progressing", "0 of 1 available")])],

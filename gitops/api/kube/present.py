@@ -9,11 +9,8 @@ names ReplicaSets and `kubectl rollout undo` copies them back.
 from __future__ import annotations
 
 import copy
-import json
 
-from gitops.sync.diff import MASK, mask_secret
-
-LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+from gitops.model.secrets import LAST_APPLIED, MASK, mask_secret
 _REPLICAS = ("Deployment", "ReplicaSet", "StatefulSet")
 
 
@@ -48,29 +45,16 @@ def with_defaults(obj: dict) -> dict:
     return obj
 
 
-def _mask_last_applied(obj: dict) -> dict:
-    annotations = obj.get("metadata", {}).get("annotations") or {}
-    raw = annotations.get(LAST_APPLIED)
-    if not raw:
-        return obj
-    try:
-        applied = mask_secret(json.loads(raw))
-    except ValueError:
-        applied = MASK
-    obj["metadata"]["annotations"] = {**annotations, LAST_APPLIED: json.dumps(applied)
-                                      if isinstance(applied, dict) else applied}
-    return obj
-
-
 def present(obj: dict) -> dict:
     """The API view of a stored object (never the stored dict itself)."""
-    if obj.get("kind") == "Secret":
-        return _mask_last_applied(mask_secret(obj))
+    if obj.get("kind") == "Secret":     # values, and the annotations that copy them
+        return mask_secret(obj)
     return with_defaults(obj)
 
 
 def unmask_secret(new: dict, old: dict | None) -> dict:
-    """A Secret written back as read (values ***) keeps the stored values for those keys."""
+    """A Secret written back as read (values and annotations masked, as present() shows
+    them) keeps the stored values for what still reads masked."""
     if new.get("kind") != "Secret" or old is None:
         return new
     for section in ("data", "stringData"):
@@ -80,8 +64,12 @@ def unmask_secret(new: dict, old: dict | None) -> dict:
             for key, value in list(values.items()):
                 if value == MASK and key in kept:
                     values[key] = kept[key]
-    annotations = new.get("metadata", {}).get("annotations") or {}
-    old_applied = (old.get("metadata", {}).get("annotations") or {}).get(LAST_APPLIED)
-    if LAST_APPLIED in annotations and old_applied and MASK in annotations[LAST_APPLIED]:
-        annotations[LAST_APPLIED] = old_applied
+    annotations = new.get("metadata", {}).get("annotations")
+    stored = (old.get("metadata") or {}).get("annotations") or {}
+    if isinstance(annotations, dict) and stored:
+        shown = mask_secret(old)["metadata"]["annotations"]
+        for key, value in annotations.items():
+            if key in stored and (value == shown.get(key) or key == LAST_APPLIED
+                                  and isinstance(value, str) and MASK in value):
+                annotations[key] = stored[key]
     return new

@@ -19,6 +19,7 @@ from gitops.api.kube.request import Target, bool_param, int_param, wanted_shape
 from gitops.api.kube.tables import format_selector
 from gitops.errors import GitopsError
 from gitops.model import ObjectKey
+from gitops.model.secrets import mask_text, values_used_by
 
 if TYPE_CHECKING:
     from gitops.api.kube.api import KubeApi
@@ -109,6 +110,14 @@ def write_scale(api: "KubeApi", request: web.Request, target: Target, raw: bytes
 
 
 # -- logs --------------------------------------------------------------------------------
+MASK_SECRETS = "maskSecrets"
+
+
+def _without_secret_values(api: "KubeApi", pod: dict, text: str) -> str:
+    return mask_text(text, values_used_by(
+        pod, lambda kind, ns, name: api.store.get(ObjectKey(kind, ns, name))))
+
+
 async def pod_log(api: "KubeApi", request: web.Request, target: Target) -> web.StreamResponse:
     from gitops.api.server import LogRequest
     if api.backends.logs is None:
@@ -119,6 +128,11 @@ async def pod_log(api: "KubeApi", request: web.Request, target: Target) -> web.S
     if pod is None:
         raise st.not_found("pods", "", target.name)
     tail = int_param(q, "tailLines", -1)
+    # gitops's own option (kubectl never sends it): the log with the values of the Secrets
+    # the pod reads masked, for output that lands in CI logs (`up --wait`'s diagnosis).
+    mask = bool_param(q, MASK_SECRETS)
+    if mask and bool_param(q, "follow"):
+        raise st.bad_request(f"{MASK_SECRETS} cannot be combined with follow")
     try:
         out = await api.backends.logs(LogRequest(
             target.namespace or "default", target.name, q.get("container", ""),
@@ -126,6 +140,8 @@ async def pod_log(api: "KubeApi", request: web.Request, target: Target) -> web.S
     except GitopsError as exc:
         raise st.bad_request(str(exc))
     if isinstance(out, str):
+        if mask:
+            out = await asyncio.to_thread(_without_secret_values, api, pod, out)
         return web.Response(text=out, content_type="text/plain")
     resp = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8"})
     resp.enable_chunked_encoding()
