@@ -154,6 +154,9 @@ def _agent_options(f):
                      help="Delete objects removed from git.")(f)
     f = click.option("--wave-timeout", default=300.0, show_default=True,
                      help="Seconds a sync wave may take to become healthy.")(f)
+    f = click.option("--git-timeout", default=60.0, show_default=True,
+                     type=click.FloatRange(min=1),
+                     help="Seconds one fetch of the repo may take (git is killed past it).")(f)
     f = click.option("--allow-host-access", is_flag=True,
                      help="Allow hostPath, privileged, hostNetwork, hostPID and hostIPC.")(f)
     f = click.option("--webhook-secret-file", default="", type=click.Path(dir_okay=False),
@@ -183,11 +186,11 @@ def _check_cidr(ctx, param, value: str) -> str:
 def _agent_flags(ref, subpath, interval, node_address, pod_subnet, allow_empty_prune,
                  self_heal, prune, wave_timeout, allow_host_access, webhook_secret_file,
                  webhook_secret_env, api_port, api_address="127.0.0.1",
-                 service_cidr="", helm_values=()) -> list[str]:
+                 service_cidr="", helm_values=(), git_timeout=60.0) -> list[str]:
     """The same options, as arguments for a background `gitops run`."""
     args = ["--interval", str(interval), "--node-address", node_address,
             "--api-port", str(api_port), "--api-address", api_address,
-            "--wave-timeout", str(wave_timeout),
+            "--wave-timeout", str(wave_timeout), "--git-timeout", str(git_timeout),
             "--self-heal" if self_heal else "--no-self-heal",
             "--prune" if prune else "--no-prune"]
     if webhook_secret_file:
@@ -211,8 +214,8 @@ def _agent_flags(ref, subpath, interval, node_address, pod_subnet, allow_empty_p
 @click.option("--log-level", default="info")
 def run(repo, ref, subpath, interval, node_address, pod_subnet, service_cidr, helm_values,
         allow_empty_prune, self_heal,
-        prune, wave_timeout, allow_host_access, webhook_secret_file, webhook_secret_env,
-        api_port, api_address, data_dir, log_format, log_level) -> None:
+        prune, wave_timeout, git_timeout, allow_host_access, webhook_secret_file,
+        webhook_secret_env, api_port, api_address, data_dir, log_format, log_level) -> None:
     """Run the agent in the foreground (Ctrl-C or SIGTERM stops it cleanly).
 
     \b
@@ -234,7 +237,8 @@ def run(repo, ref, subpath, interval, node_address, pod_subnet, service_cidr, he
                               prune=prune, wave_timeout=wave_timeout,
                               allow_host_access=allow_host_access,
                               webhook_secret_file=webhook_secret_file,
-                              webhook_secret_env=webhook_secret_env))
+                              webhook_secret_env=webhook_secret_env,
+                              git_timeout=git_timeout))
     except GitopsError as exc:
         _fail(str(exc))
 
@@ -254,8 +258,8 @@ def _source_id(source: str) -> str:
               help="Write every object's final health as JSON to this file (implies --wait).")
 def up(source, ref, subpath, interval, node_address, pod_subnet, service_cidr, helm_values,
        allow_empty_prune, self_heal,
-       prune, wave_timeout, allow_host_access, webhook_secret_file, webhook_secret_env,
-       api_port, api_address, data_dir, wait, timeout, report) -> None:
+       prune, wave_timeout, git_timeout, allow_host_access, webhook_secret_file,
+       webhook_secret_env, api_port, api_address, data_dir, wait, timeout, report) -> None:
     """Start an agent in the background for SOURCE (directory or git URL).
 
     With an agent already running for the data dir, sync it now instead.
@@ -282,7 +286,8 @@ def up(source, ref, subpath, interval, node_address, pod_subnet, service_cidr, h
                *_agent_flags(ref, subpath, interval, node_address, pod_subnet,
                              allow_empty_prune, self_heal, prune, wave_timeout,
                              allow_host_access, webhook_secret_file, webhook_secret_env,
-                             api_port, api_address, service_cidr, helm_values)]
+                             api_port, api_address, service_cidr, helm_values,
+                             git_timeout)]
         with open(dd.log_file, "ab") as logf:
             proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, start_new_session=True)
