@@ -40,7 +40,7 @@ def _fail(message: str, code: int = EXIT_ERROR) -> None:
 def _condense(text: str) -> str:
     """git's own reason (its `fatal:` line) instead of everything it printed."""
     lines = text.splitlines()
-    fatal = [ln.strip(" '") for ln in lines if ln.strip(" '").startswith("fatal:")]
+    fatal = [ln[ln.index("fatal:"):].strip(" '") for ln in lines if "fatal:" in ln]
     return f"{lines[0].split(':')[0]}: {fatal[0]}" if fatal else text
 
 

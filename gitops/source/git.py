@@ -24,8 +24,11 @@ from gitops.source.base import Revision, redact_url
 log = structlog.get_logger(component="source")
 
 DEFAULT_TIMEOUT = 60.0      # seconds for one fetch(), all its git commands together (Flux)
-STALL_SECONDS = 30          # git's own detectors: an HTTP transfer below LOW_SPEED_BYTES/s
-LOW_SPEED_BYTES = 1000      # for this long, or an ssh connection + handshake, gives up
+# Inside that budget, git and ssh give up on their own (with their own clearer message): an
+# ssh connection and handshake taking STALL_SECONDS, an HTTP transfer slower than
+# LOW_SPEED_BYTES per second for STALL_SECONDS.
+STALL_SECONDS = 30
+LOW_SPEED_BYTES = 1000
 
 # A user's own settings win over ours: git reads GIT_SSH_COMMAND before core.sshCommand
 # before GIT_SSH, so ours may only be added when none of them is set.
@@ -57,8 +60,8 @@ class GitTimeout(TransientError):
 
 
 class _Runner:
-    """The git commands of one fetch(): a shared deadline, the safe environment, errors
-    with the URL redacted."""
+    """Runs the git commands of one fetch() with a shared deadline and the environment
+    above; a command still running at the deadline is killed (with its children)."""
 
     def __init__(self, url: str, timeout: float, env: dict[str, str]) -> None:
         self.url, self.timeout, self.env = url, timeout, env
