@@ -1,4 +1,5 @@
-"""Webhook verification and push parsing (pure): GitHub, Gitea, GitLab, generic HMAC."""
+"""Webhook verification and push parsing (pure): GitHub, Gitea, GitLab, generic HMAC; the
+bounded memory of recent delivery ids that recognises a replay."""
 
 from __future__ import annotations
 
