@@ -43,7 +43,7 @@ def _fail(message: str, code: int = EXIT_ERROR) -> None:
 def _condense(text: str) -> str:
     """git's own reason (its `fatal:` line) instead of everything it printed."""
     lines = text.splitlines()
-    fatal = [ln.strip(" '") for ln in lines if ln.strip(" '").startswith("fatal:")]
+    fatal = [ln[ln.index("fatal:"):].strip(" '") for ln in lines if "fatal:" in ln]
     return f"{lines[0].split(':')[0]}: {fatal[0]}" if fatal else text
 
 
@@ -157,6 +157,9 @@ def _agent_options(f):
                      help="Delete objects removed from git.")(f)
     f = click.option("--wave-timeout", default=300.0, show_default=True,
                      help="Seconds a sync wave may take to become healthy.")(f)
+    f = click.option("--git-timeout", default=60.0, show_default=True,
+                     type=click.FloatRange(min=1),
+                     help="Seconds one fetch of the repo may take (git is killed past it).")(f)
     f = click.option("--allow-host-access", is_flag=True,
                      help="Allow hostPath, privileged, hostNetwork, hostPID and hostIPC.")(f)
     f = click.option("--webhook-secret-file", default="", type=click.Path(dir_okay=False),
@@ -186,11 +189,11 @@ def _check_cidr(ctx, param, value: str) -> str:
 def _agent_flags(ref, subpath, interval, node_address, pod_subnet, allow_empty_prune,
                  self_heal, prune, wave_timeout, allow_host_access, webhook_secret_file,
                  webhook_secret_env, api_port, api_address="127.0.0.1",
-                 service_cidr="", helm_values=()) -> list[str]:
+                 service_cidr="", helm_values=(), git_timeout=60.0) -> list[str]:
     """The same options, as arguments for a background `gitops run`."""
     args = ["--interval", str(interval), "--node-address", node_address,
             "--api-port", str(api_port), "--api-address", api_address,
-            "--wave-timeout", str(wave_timeout),
+            "--wave-timeout", str(wave_timeout), "--git-timeout", str(git_timeout),
             "--self-heal" if self_heal else "--no-self-heal",
             "--prune" if prune else "--no-prune"]
     if webhook_secret_file:
@@ -218,8 +221,9 @@ def _agent_flags(ref, subpath, interval, node_address, pod_subnet, allow_empty_p
               help="Log to this file (0600, rotated at 10 MiB, 3 kept) instead of stderr.")
 def run(repo, ref, subpath, interval, node_address, pod_subnet, service_cidr, helm_values,
         allow_empty_prune, self_heal,
-        prune, wave_timeout, allow_host_access, webhook_secret_file, webhook_secret_env,
-        api_port, api_address, data_dir, log_format, log_level, log_file) -> None:
+        prune, wave_timeout, git_timeout, allow_host_access, webhook_secret_file,
+        webhook_secret_env, api_port, api_address, data_dir, log_format, log_level,
+        log_file) -> None:
     """Run the agent in the foreground (Ctrl-C or SIGTERM stops it cleanly).
 
     \b
@@ -246,7 +250,8 @@ def run(repo, ref, subpath, interval, node_address, pod_subnet, service_cidr, he
                               prune=prune, wave_timeout=wave_timeout,
                               allow_host_access=allow_host_access,
                               webhook_secret_file=webhook_secret_file,
-                              webhook_secret_env=webhook_secret_env))
+                              webhook_secret_env=webhook_secret_env,
+                              git_timeout=git_timeout))
     except GitopsError as exc:
         _log_exit(log_file, "agent_failed", str(exc))
         _fail(str(exc))
@@ -278,8 +283,8 @@ def _source_id(source: str) -> str:
               help="Write every object's final health as JSON to this file (implies --wait).")
 def up(source, ref, subpath, interval, node_address, pod_subnet, service_cidr, helm_values,
        allow_empty_prune, self_heal,
-       prune, wave_timeout, allow_host_access, webhook_secret_file, webhook_secret_env,
-       api_port, api_address, data_dir, wait, timeout, report) -> None:
+       prune, wave_timeout, git_timeout, allow_host_access, webhook_secret_file,
+       webhook_secret_env, api_port, api_address, data_dir, wait, timeout, report) -> None:
     """Start an agent in the background for SOURCE (directory or git URL).
 
     With an agent already running for the data dir, sync it now instead.
@@ -309,7 +314,8 @@ def up(source, ref, subpath, interval, node_address, pod_subnet, service_cidr, h
                *_agent_flags(ref, subpath, interval, node_address, pod_subnet,
                              allow_empty_prune, self_heal, prune, wave_timeout,
                              allow_host_access, webhook_secret_file, webhook_secret_env,
-                             api_port, api_address, service_cidr, helm_values)]
+                             api_port, api_address, service_cidr, helm_values,
+                             git_timeout)]
         # Its stderr: a crash before its log is set up still lands where `up` shows it.
         fd = os.open(dd.startup_log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with open(fd, "wb") as startup:

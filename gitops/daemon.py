@@ -70,6 +70,7 @@ class AgentConfig:
     allow_host_access: bool = False
     webhook_secret_file: str = ""
     webhook_secret_env: str = ""
+    git_timeout: float = 60.0
 
 
 class Agent:
@@ -82,7 +83,8 @@ class Agent:
         self._lock_fd = _lock(self.dd.lock_file)
         self.token = api_token.load_or_create(self.dd.token_file)   # a bad one: refuse now
         self.store = SqliteStore(self.dd.store)
-        self.source = make_source(config.repo, self.dd.root, config.ref, config.path)
+        self.source = make_source(config.repo, self.dd.root, config.ref, config.path,
+                                  config.git_timeout)
         # A local directory is watched: edit -> running in about a second.
         self.dir_watcher = (DirWatcher(Path(self.source.url), lambda: self.trigger_sync("watch"))
                             if isinstance(self.source, DirSource)

@@ -1,4 +1,5 @@
-"""Webhook verification and push parsing (pure): GitHub, Gitea, GitLab, generic HMAC."""
+"""Webhook verification and push parsing (pure): GitHub, Gitea, GitLab, generic HMAC; the
+bounded memory of recent delivery ids that recognises a replay."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import hmac
 import json
 import os
 import re
-from collections.abc import Mapping
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs
@@ -83,6 +86,81 @@ def verify(provider: str, headers: Mapping[str, str], body: bytes, secret: bytes
     if provider == "generic":
         return _hmac_ok(secret, body, _header(headers, "X-Signature-256"))
     return False
+
+
+_HEX_SHA256 = re.compile(r"\s*(sha256=)?[0-9a-fA-F]{64}\s*")
+
+
+def may_verify(provider: str, headers: Mapping[str, str], secret: bytes) -> bool:
+    """Could this request verify, judged from its headers alone (before the body is read)?
+    The signature header must be there and shaped like one; GitLab's token does not depend
+    on the body, so it is checked in full."""
+    def signed(name: str, prefixed: bool = True) -> bool:
+        m = _HEX_SHA256.fullmatch(_header(headers, name))
+        return bool(m) and bool(m.group(1)) == prefixed
+
+    if provider == "github":
+        return signed("X-Hub-Signature-256")
+    if provider == "gitea":
+        return signed("X-Hub-Signature-256") or signed("X-Gitea-Signature", prefixed=False)
+    if provider == "gitlab":
+        return verify(provider, headers, b"", secret)
+    if provider == "generic":
+        return signed("X-Signature-256")
+    return False
+
+
+# Each provider's id of one event, the same when it is delivered again (GitHub's and Gitea's
+# "Redeliver", GitLab's retries: its Idempotency-Key; X-Gitlab-Webhook-UUID is per attempt).
+_DELIVERY_HEADERS = {
+    "github": ("X-GitHub-Delivery",),
+    "gitea": ("X-Gitea-Delivery", "X-Gogs-Delivery", "X-GitHub-Delivery"),
+    "gitlab": ("Idempotency-Key", "X-Gitlab-Event-UUID"),
+    "generic": ("X-Request-Id",),
+}
+
+
+def delivery_id(provider: str, headers: Mapping[str, str]) -> str:
+    """The provider's delivery id, or "" when the request carries none."""
+    return next((v.strip() for h in _DELIVERY_HEADERS.get(provider, ())
+                 if (v := _header(headers, h)).strip()), "")
+
+
+class DeliveryLog:
+    """Delivery ids seen in the last `window` seconds, at most `capacity` of them (the
+    oldest forgotten first): a replayed delivery is recognised, and memory stays bounded.
+    Only verified deliveries may be recorded, so unsigned junk can neither fill it nor
+    make a genuine delivery look like a replay."""
+
+    def __init__(self, window: float = 3600.0, capacity: int = 4096,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.window, self.capacity, self.clock = window, capacity, clock
+        self._seen: OrderedDict[bytes, float] = OrderedDict()    # key -> expiry, oldest first
+
+    @staticmethod
+    def _key(provider: str, delivery: str) -> bytes:
+        # A fixed-size key: a long header costs no more memory than a UUID.
+        return hashlib.sha256(_b(f"{provider}\0{delivery}")).digest()
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def first_time(self, provider: str, delivery: str) -> bool:
+        """True, and remembered, if this delivery was not seen within the window."""
+        now = self.clock()
+        while self._seen and next(iter(self._seen.values())) <= now:
+            self._seen.popitem(last=False)
+        key = self._key(provider, delivery)
+        if key in self._seen:
+            return False
+        self._seen[key] = now + self.window
+        while len(self._seen) > self.capacity:
+            self._seen.popitem(last=False)
+        return True
+
+    def forget(self, provider: str, delivery: str) -> None:
+        """A delivery we could not act on: its redelivery must be accepted."""
+        self._seen.pop(self._key(provider, delivery), None)
 
 
 def _payload(headers: Mapping[str, str], body: bytes) -> dict:
