@@ -219,8 +219,7 @@ class _Run:
 
 
 def _run(cmd: list[str], what: str, scope: _Scope) -> _Run:
-    tool = shutil.which(cmd[0]) or cmd[0]
-    outcome = sandbox.run_tool([os.path.abspath(tool), *cmd[1:]], scope.limits,
+    outcome = sandbox.run_tool([os.path.abspath(cmd[0]), *cmd[1:]], scope.limits,
                                remote_access=scope.allow_remote_bases)
     return _ran(outcome, what, scope.limits)
 

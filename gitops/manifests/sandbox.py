@@ -109,6 +109,8 @@ def _run(args: list[str], limits: Limits, remote_access: bool) -> Outcome:
     finally:
         _kill_group(proc)       # the leader is not reaped yet: its group id is still ours
         proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
     err = stderr.decode("utf-8", "replace")
     if not exceeded and proc.returncode != 0 and (
             proc.returncode == EXIT_OUT_OF_MEMORY or _OUT_OF_MEMORY.search(err)):
@@ -158,11 +160,20 @@ def _read_capped(proc: subprocess.Popen, deadline: float,
 
 
 def _exited_by(proc: subprocess.Popen, deadline: float) -> bool:
-    """Wait (without reaping, so the group id stays ours) for the child to exit."""
-    while os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
-        if time.monotonic() >= deadline:
+    """Wait for the child to exit without reaping it, so its group id stays ours to kill."""
+    if not hasattr(os, "waitid"):       # not Linux: reap, and kill what is left by group
+        try:
+            proc.wait(max(0.0, deadline - time.monotonic()))
+            return True
+        except subprocess.TimeoutExpired:
             return False
-        time.sleep(0.005)
+    try:
+        while os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.005)
+    except ChildProcessError:           # reaped elsewhere: it has exited
+        pass
     return True
 
 
