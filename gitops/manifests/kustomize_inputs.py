@@ -10,6 +10,10 @@ entry. A remote entry passes only when the operator allows remote bases (then ku
 fetches it and its own contents are kustomize's to restrict).
 
 The walk reads YAML only (kustomization files, through the loader's limits); it runs nothing.
+Files that plugin configs name (a generator's `files:` inside gen.yaml) are kustomize's own
+load restrictor's (LoadRestrictionsRootOnly, its default: in or below the kustomization's
+directory, symlinks followed); bases are what kustomize lets reach anywhere, and what this
+walk confines.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ _UNITS = ("resources", "bases", "components", "generators", "transformers", "val
 _FILES = ("crds", "configurations", "patchesStrategicMerge")
 _ITEMS_WITH_PATH = ("patches", "patchesJson6902", "replacements")
 _GENERATORS = ("configMapGenerator", "secretGenerator")
+_MAY_BE_INLINE = {"generators", "transformers", "validators", "patchesStrategicMerge"}
 _URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 _HOST_FIRST = re.compile(r"^[\w-]+(\.[\w-]+)+(:\d+)?/")      # github.com/org/repo
 
@@ -56,8 +61,11 @@ def inputs(spec: dict) -> Iterator[Input]:
     """Every path a kustomization names (inline patches and generators excepted)."""
     for key in _UNITS + _FILES:
         for i, value in enumerate(_list(spec.get(key))):
-            if isinstance(value, str) and "\n" not in value:    # "\n": inline YAML
-                yield Input(paths.child(key, i), value)
+            if not isinstance(value, str):
+                continue
+            if key in _MAY_BE_INLINE and "\n" in value:     # inline YAML, not a path
+                continue
+            yield Input(paths.child(key, i), value)
     for key in _ITEMS_WITH_PATH:
         for i, item in enumerate(_list(spec.get(key))):
             if isinstance(item, dict) and isinstance(item.get("path"), str):

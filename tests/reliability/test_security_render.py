@@ -405,3 +405,22 @@ def test_sync_refuses_a_path_that_became_a_symlink_out_and_keeps_the_last_good_r
     finally:
         store.close()
 
+
+
+def test_inline_patches_are_not_paths_but_a_resource_never_is_inline(tmp_path, fake_kustomize):
+    inline = write(tmp_path / "inline", {
+        "kustomization.yaml": """
+            resources: [a.yaml]
+            patchesStrategicMerge:
+            - |-
+              apiVersion: v1
+              kind: ConfigMap
+              metadata: {name: a}
+              data: {k: patched}
+            """,
+        "a.yaml": cm("a")})
+    assert render_path(inline).errors == []
+    sneaky = write(tmp_path / "sneaky", {
+        "kustomization.yaml": 'resources:\n- "https://127.0.0.1:9/x.yaml\\n"\n'})
+    [err] = render_path(sneaky).errors
+    assert err.path == "resources[0]"
