@@ -44,7 +44,7 @@ _HOST_FIRST = re.compile(r"^[\w-]+(\.[\w-]+)+(:\d+)?/")      # github.com/org/re
 
 
 @dataclass(frozen=True)
-class Input:
+class _Input:
     field: str          # resources[2], patches[0].path, configMapGenerator[1].files[0]
     value: str          # the path as written
 
@@ -57,7 +57,7 @@ def kustomization_file(directory: Path) -> Path | None:
     return None
 
 
-def inputs(spec: dict) -> Iterator[Input]:
+def _inputs(spec: dict) -> Iterator[_Input]:
     """Every path a kustomization names (inline patches and generators excepted)."""
     for key in _UNITS + _FILES:
         for i, value in enumerate(_list(spec.get(key))):
@@ -65,11 +65,11 @@ def inputs(spec: dict) -> Iterator[Input]:
                 continue
             if key in _MAY_BE_INLINE and "\n" in value:     # inline YAML, not a path
                 continue
-            yield Input(paths.child(key, i), value)
+            yield _Input(paths.child(key, i), value)
     for key in _ITEMS_WITH_PATH:
         for i, item in enumerate(_list(spec.get(key))):
             if isinstance(item, dict) and isinstance(item.get("path"), str):
-                yield Input(paths.join([key, i, "path"]), item["path"])
+                yield _Input(paths.join([key, i, "path"]), item["path"])
     for key in _GENERATORS:
         for i, gen in enumerate(_list(spec.get(key))):
             if not isinstance(gen, dict):
@@ -77,15 +77,15 @@ def inputs(spec: dict) -> Iterator[Input]:
             for field in ("files", "envs"):
                 for j, value in enumerate(_list(gen.get(field))):
                     if isinstance(value, str):      # files: "key=path" or "path"
-                        yield Input(paths.join([key, i, field, j]), value.split("=", 1)[-1])
+                        yield _Input(paths.join([key, i, field, j]), value.split("=", 1)[-1])
             if isinstance(gen.get("env"), str):
-                yield Input(paths.join([key, i, "env"]), gen["env"])
+                yield _Input(paths.join([key, i, "env"]), gen["env"])
     openapi = spec.get("openapi")
     if isinstance(openapi, dict) and isinstance(openapi.get("path"), str):
-        yield Input("openapi.path", openapi["path"])
+        yield _Input("openapi.path", openapi["path"])
 
 
-def looks_remote(value: str) -> bool:
+def _looks_remote(value: str) -> bool:
     return bool(_URL.match(value) or value.startswith("git@") or "?ref=" in value
                 or "//" in value or _HOST_FIRST.match(value))
 
@@ -109,7 +109,7 @@ def check(unit: Path, boundary: Path, name: Callable[[Path], str],
             continue
         spec, lines, problems = _load(kfile, name(kfile))
         errors += problems
-        for entry in inputs(spec):
+        for entry in _inputs(spec):
             target = os.path.realpath(directory / entry.value)
             where = dict(file=name(kfile), line=lines.get(entry.field, 1), path=entry.field)
             if os.path.exists(target):
@@ -121,7 +121,7 @@ def check(unit: Path, boundary: Path, name: Callable[[Path], str],
                     queue.append(Path(target))
             elif allow_remote:
                 continue            # remote (kustomize fetches it) or missing (it says so)
-            elif looks_remote(entry.value):
+            elif _looks_remote(entry.value):
                 errors.append(ManifestError(
                     f"remote resource {entry.value!r} refused: kustomize would fetch it from "
                     f"the network ({REMOTE_FLAG} allows remote bases)", **where))
