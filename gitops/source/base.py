@@ -67,19 +67,18 @@ class DirSource:
                 with f.open("rb") as content:       # streamed: memory stays flat
                     while chunk := content.read(2**20):
                         digest.update(chunk)
-            else:           # outside the directory: never read (rendering refuses it)
+            elif f.is_symlink():    # out of the directory: never read (rendering refuses it)
                 digest.update(os.readlink(f).encode())
             digest.update(b"\0")
         sha = "dir-" + digest.hexdigest()[:12]
         return Revision(sha=sha, root=root, path=self.path, head=sha)
 
 
-def oversized(root: Path, limit_mib: int | None = None) -> str:
+def oversized(root: Path) -> str:
     """"" when the regular files under `root` (.git excluded, symlinks not followed) add up to
-    at most `limit_mib` (default REPO_MAX_MIB), else why not; counting stops past the limit."""
-    limit_mib = REPO_MAX_MIB if limit_mib is None else limit_mib
-    limit = limit_mib * 2**20
-    total = 0 if root.is_dir() or not root.is_file() else root.stat().st_size
+    at most REPO_MAX_MIB, else why not; counting stops once past it."""
+    limit = REPO_MAX_MIB * 2**20
+    total = root.stat().st_size if root.is_file() else 0
     pending = [root] if root.is_dir() else []
     while pending and total <= limit:
         try:
@@ -93,7 +92,7 @@ def oversized(root: Path, limit_mib: int | None = None) -> str:
             elif entry.is_file(follow_symlinks=False):
                 total += entry.stat(follow_symlinks=False).st_size
     if total > limit:
-        return (f"the repository holds more than {limit_mib} MiB of files (.git excluded), "
+        return (f"the repository holds more than {REPO_MAX_MIB} MiB of files (.git excluded), "
                 "the most a revision may read; refusing to render it")
     return ""
 
