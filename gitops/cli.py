@@ -162,6 +162,7 @@ def _agent_options(f):
                      help="Seconds one fetch of the repo may take (git is killed past it).")(f)
     f = click.option("--allow-host-access", is_flag=True,
                      help="Allow hostPath, privileged, hostNetwork, hostPID and hostIPC.")(f)
+    f = _allow_remote_bases(f)
     f = click.option("--webhook-secret-file", default="", type=click.Path(dir_okay=False),
                      help="File holding the webhook secret (enables /hooks/...).")(f)
     f = click.option("--webhook-secret-env", default="",
@@ -172,6 +173,11 @@ def _agent_options(f):
                      help="Address the API listens on; beyond loopback it is HTTPS only, "
                           "with a CA kept in the data dir.")(f)
     return f
+
+
+_allow_remote_bases = click.option(
+    "--allow-remote-bases", is_flag=True,
+    help="Let Kustomize fetch remote resources and bases (URLs, github.com/..., git@...).")
 
 
 def _check_cidr(ctx, param, value: str) -> str:
@@ -189,7 +195,8 @@ def _check_cidr(ctx, param, value: str) -> str:
 def _agent_flags(ref, subpath, interval, node_address, pod_subnet, allow_empty_prune,
                  self_heal, prune, wave_timeout, allow_host_access, webhook_secret_file,
                  webhook_secret_env, api_port, api_address="127.0.0.1",
-                 service_cidr="", helm_values=(), git_timeout=60.0) -> list[str]:
+                 service_cidr="", helm_values=(), git_timeout=60.0,
+                 allow_remote_bases=False) -> list[str]:
     """The same options, as arguments for a background `gitops run`."""
     args = ["--interval", str(interval), "--node-address", node_address,
             "--api-port", str(api_port), "--api-address", api_address,
@@ -206,7 +213,8 @@ def _agent_flags(ref, subpath, interval, node_address, pod_subnet, allow_empty_p
             args += [flag, value]
     args += [arg for values in helm_values for arg in ("--values", values)]
     return args + (["--allow-empty-prune"] if allow_empty_prune else []) + (
-        ["--allow-host-access"] if allow_host_access else [])
+        ["--allow-host-access"] if allow_host_access else []) + (
+        ["--allow-remote-bases"] if allow_remote_bases else [])
 
 
 @main.command()
@@ -221,9 +229,9 @@ def _agent_flags(ref, subpath, interval, node_address, pod_subnet, allow_empty_p
               help="Log to this file (0600, rotated at 10 MiB, 3 kept) instead of stderr.")
 def run(repo, ref, subpath, interval, node_address, pod_subnet, service_cidr, helm_values,
         allow_empty_prune, self_heal,
-        prune, wave_timeout, git_timeout, allow_host_access, webhook_secret_file,
-        webhook_secret_env, api_port, api_address, data_dir, log_format, log_level,
-        log_file) -> None:
+        prune, wave_timeout, git_timeout, allow_host_access, allow_remote_bases,
+        webhook_secret_file, webhook_secret_env, api_port, api_address, data_dir, log_format,
+        log_level, log_file) -> None:
     """Run the agent in the foreground (Ctrl-C or SIGTERM stops it cleanly).
 
     \b
@@ -249,6 +257,7 @@ def run(repo, ref, subpath, interval, node_address, pod_subnet, service_cidr, he
                               allow_empty_prune=allow_empty_prune, self_heal=self_heal,
                               prune=prune, wave_timeout=wave_timeout,
                               allow_host_access=allow_host_access,
+                              allow_remote_bases=allow_remote_bases,
                               webhook_secret_file=webhook_secret_file,
                               webhook_secret_env=webhook_secret_env,
                               git_timeout=git_timeout))
@@ -283,7 +292,8 @@ def _source_id(source: str) -> str:
               help="Write every object's final health as JSON to this file (implies --wait).")
 def up(source, ref, subpath, interval, node_address, pod_subnet, service_cidr, helm_values,
        allow_empty_prune, self_heal,
-       prune, wave_timeout, git_timeout, allow_host_access, webhook_secret_file,
+       prune, wave_timeout, git_timeout, allow_host_access, allow_remote_bases,
+       webhook_secret_file,
        webhook_secret_env, api_port, api_address, data_dir, wait, timeout, report) -> None:
     """Start an agent in the background for SOURCE (directory or git URL).
 
@@ -315,7 +325,7 @@ def up(source, ref, subpath, interval, node_address, pod_subnet, service_cidr, h
                              allow_empty_prune, self_heal, prune, wave_timeout,
                              allow_host_access, webhook_secret_file, webhook_secret_env,
                              api_port, api_address, service_cidr, helm_values,
-                             git_timeout)]
+                             git_timeout, allow_remote_bases)]
         # Its stderr: a crash before its log is set up still lands where `up` shows it.
         fd = os.open(dd.startup_log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with open(fd, "wb") as startup:
@@ -723,7 +733,8 @@ def kubeconfig(namespace, data_dir) -> None:
               help="text (file:line lines) | json | junit (XML for CI test reports)")
 @click.option("--allow-host-access", is_flag=True,
               help="Accept hostPath, privileged, hostNetwork, hostPID and hostIPC.")
-def validate(paths, fmt, allow_host_access) -> None:
+@_allow_remote_bases
+def validate(paths, fmt, allow_host_access, allow_remote_bases) -> None:
     """Validate manifests; one line per problem: file:line: Kind/name: field: message.
 
     Exit 0 when every manifest is valid, 1 on any problem, 2 when it cannot run.
@@ -733,13 +744,18 @@ def validate(paths, fmt, allow_host_access) -> None:
       gitops validate example-repo
       gitops validate -o junit k8s/ > validate.xml    # a PR check's test report
     """
+    from gitops.errors import ManifestError
     from gitops.manifests import policy
+    from gitops.manifests.loader import LoadResult
     from gitops.manifests.render import render_path
     from gitops.manifests.validate import validate as check
+    from gitops.source.base import oversized
     results = []
     for p in paths:
         with output.working(f"rendering and validating {p}..."):
-            loaded = render_path(p)
+            problem = oversized(Path(p))
+            loaded = (render_path(p, allow_remote_bases=allow_remote_bases) if not problem
+                      else LoadResult(errors=[ManifestError(problem, p)]))
         errors = [*loaded.errors, *check(loaded.objects),
                   *policy.check(loaded.objects, allow_host_access)]
         results.append((p, loaded.objects, errors))
@@ -765,8 +781,9 @@ def validate(paths, fmt, allow_host_access) -> None:
               type=click.Choice(["text", "json", "markdown"]))
 @click.option("--values", "helm_values", multiple=True, metavar="FILE",
               help="A Helm values file, relative to the chart (repeatable).")
+@_allow_remote_bases
 @DATA_DIR
-def diff(source, ref, subpath, fmt, helm_values, data_dir) -> None:
+def diff(source, ref, subpath, fmt, helm_values, allow_remote_bases, data_dir) -> None:
     """Show what syncing SOURCE would change in the data dir's store (nothing is changed).
 
     Exit 0 when nothing would change, 1 when something would, 2 on an error (e.g. an
@@ -788,7 +805,8 @@ def diff(source, ref, subpath, fmt, helm_values, data_dir) -> None:
         with tempfile.TemporaryDirectory() as tmp, \
                 output.working(f"reading {redact_url(source)}..."):
             revision = make_source(source, Path(tmp), ref, subpath).fetch()
-            desired, errors = render(revision, helm_values=tuple(helm_values))
+            desired, errors = render(revision, helm_values=tuple(helm_values),
+                                     allow_remote_bases=allow_remote_bases)
             if errors:
                 for e in errors:
                     click.echo(str(e), err=True)

