@@ -169,6 +169,9 @@ def _agent_options(f):
                      help="Environment variable holding the webhook secret.")(f)
     f = click.option("--api-port", default=0,
                      help="API and webhook port on 127.0.0.1 (default: any free one).")(f)
+    f = click.option("--public-metrics", is_flag=True,
+                     help="Serve /metrics without the API token (it names Services and the "
+                          "source).")(f)
     f = click.option("--api-address", default="127.0.0.1", show_default=True,
                      help="Address the API listens on; beyond loopback it is HTTPS only, "
                           "with a CA kept in the data dir.")(f)
@@ -196,7 +199,7 @@ def _agent_flags(ref, subpath, interval, node_address, pod_subnet, allow_empty_p
                  self_heal, prune, wave_timeout, allow_host_access, webhook_secret_file,
                  webhook_secret_env, api_port, api_address="127.0.0.1",
                  service_cidr="", helm_values=(), git_timeout=60.0,
-                 allow_remote_bases=False) -> list[str]:
+                 allow_remote_bases=False, public_metrics=False) -> list[str]:
     """The same options, as arguments for a background `gitops run`."""
     args = ["--interval", str(interval), "--node-address", node_address,
             "--api-port", str(api_port), "--api-address", api_address,
@@ -214,7 +217,8 @@ def _agent_flags(ref, subpath, interval, node_address, pod_subnet, allow_empty_p
     args += [arg for values in helm_values for arg in ("--values", values)]
     return args + (["--allow-empty-prune"] if allow_empty_prune else []) + (
         ["--allow-host-access"] if allow_host_access else []) + (
-        ["--allow-remote-bases"] if allow_remote_bases else [])
+        ["--allow-remote-bases"] if allow_remote_bases else []) + (
+        ["--public-metrics"] if public_metrics else [])
 
 
 @main.command()
@@ -230,8 +234,8 @@ def _agent_flags(ref, subpath, interval, node_address, pod_subnet, allow_empty_p
 def run(repo, ref, subpath, interval, node_address, pod_subnet, service_cidr, helm_values,
         allow_empty_prune, self_heal,
         prune, wave_timeout, git_timeout, allow_host_access, allow_remote_bases,
-        webhook_secret_file, webhook_secret_env, api_port, api_address, data_dir, log_format,
-        log_level, log_file) -> None:
+        webhook_secret_file, webhook_secret_env, api_port, public_metrics, api_address,
+        data_dir, log_format, log_level, log_file) -> None:
     """Run the agent in the foreground (Ctrl-C or SIGTERM stops it cleanly).
 
     \b
@@ -260,7 +264,7 @@ def run(repo, ref, subpath, interval, node_address, pod_subnet, service_cidr, he
                               allow_remote_bases=allow_remote_bases,
                               webhook_secret_file=webhook_secret_file,
                               webhook_secret_env=webhook_secret_env,
-                              git_timeout=git_timeout))
+                              git_timeout=git_timeout, public_metrics=public_metrics))
     except GitopsError as exc:
         _log_exit(log_file, "agent_failed", str(exc))
         _fail(str(exc))
@@ -293,8 +297,8 @@ def _source_id(source: str) -> str:
 def up(source, ref, subpath, interval, node_address, pod_subnet, service_cidr, helm_values,
        allow_empty_prune, self_heal,
        prune, wave_timeout, git_timeout, allow_host_access, allow_remote_bases,
-       webhook_secret_file,
-       webhook_secret_env, api_port, api_address, data_dir, wait, timeout, report) -> None:
+       webhook_secret_file, webhook_secret_env, api_port, public_metrics, api_address,
+       data_dir, wait, timeout, report) -> None:
     """Start an agent in the background for SOURCE (directory or git URL).
 
     With an agent already running for the data dir, sync it now instead.
@@ -325,7 +329,7 @@ def up(source, ref, subpath, interval, node_address, pod_subnet, service_cidr, h
                              allow_empty_prune, self_heal, prune, wave_timeout,
                              allow_host_access, webhook_secret_file, webhook_secret_env,
                              api_port, api_address, service_cidr, helm_values,
-                             git_timeout, allow_remote_bases)]
+                             git_timeout, allow_remote_bases, public_metrics)]
         # Its stderr: a crash before its log is set up still lands where `up` shows it.
         fd = os.open(dd.startup_log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with open(fd, "wb") as startup:

@@ -72,6 +72,7 @@ class AgentConfig:
     webhook_secret_file: str = ""
     webhook_secret_env: str = ""
     git_timeout: float = 60.0
+    public_metrics: bool = False
 
 
 class Agent:
@@ -311,7 +312,8 @@ class Agent:
         app = make_app(ApiContext(self.store, self.token, self.status, self.control,
                                   self.stop.set, self.pod_logs,
                                   kube=KubeBackends(exec=RuntimeStreams(self.runtime)),
-                                  allow_host_access=self.config.allow_host_access))
+                                  allow_host_access=self.config.allow_host_access,
+                                  public_metrics=self.config.public_metrics))
         add_webhook_routes(app, self.webhook_secret, self.source.url, self.config.ref,
                            lambda _event: self.trigger_sync("webhook"))
         metrics.attach(self, app)       # GET /metrics (Prometheus)

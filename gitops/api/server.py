@@ -28,6 +28,7 @@ class ApiContext:
     logs: Callable[[LogRequest], Awaitable[str | AsyncIterator[bytes]]]
     kube: KubeBackends | None = None      # exec / port-forward for the Kubernetes API
     allow_host_access: bool = False       # API writes follow the same node policy as git
+    public_metrics: bool = False          # /metrics without the token (names Services)
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,8 @@ def _status_error(code: int, reason: str, message: str) -> web.Response:
 
 @web.middleware
 async def _auth(request: web.Request, handler: Any) -> web.StreamResponse:
-    if request.path in ("/healthz", "/metrics") or request.path.startswith("/hooks/"):
+    if request.path == "/healthz" or request.path.startswith("/hooks/") or (
+            request.path == "/metrics" and request.app[CTX].public_metrics):
         return await handler(request)     # webhooks authenticate by their signature
     token = request.app[CTX].token.strip()
     given = _bearer_token(request.headers.get("Authorization", ""))

@@ -158,9 +158,13 @@ def test_example_repo_serves_the_guestbook_and_keeps_messages_on_its_claim(
             completed = [ln.split(",", 1)[1] for ln in done.stdout.split()]
             assert len(completed) == 2 and all(n.startswith("web-") for n in completed), \
                 done.stdout + done.stderr
-            # Prometheus metrics on the agent's API address (no token)
+            # Prometheus metrics on the agent's API address, with the token as Prometheus
+            # sends it (authorization.credentials_file)
             url = json.loads((Path(data) / "agent.json").read_text())["url"]
-            with urllib.request.urlopen(url + "/metrics", timeout=10) as resp:
+            token = (Path(data) / "token").read_text().strip()
+            with urllib.request.urlopen(urllib.request.Request(
+                    url + "/metrics", headers={"Authorization": f"Bearer {token}"}),
+                    timeout=10) as resp:
                 metrics = resp.read().decode()
             assert 'gitops_objects{health="Healthy",kind="Deployment",sync="Synced"} 3.0' \
                 in metrics

@@ -711,3 +711,36 @@ def test_a_pre_stop_hook_goes_to_the_pod_not_to_the_address_in_its_status(tmp_pa
         listener.close()
         store.close()
     assert hits == []
+
+
+# -- 8. /metrics names Services and the source: the token guards it unless opted out ---------
+@pytest.mark.parametrize("public", [False, True])
+def test_metrics_want_the_token_unless_the_operator_made_them_public(public, tmp_path):
+    import asyncio
+
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from gitops.api.server import ApiContext, make_app
+    from gitops.store.sqlite import SqliteStore
+
+    token = "t" * 40
+    store = SqliteStore(tmp_path / "state.db")
+
+    async def metrics(_: web.Request) -> web.Response:
+        return web.Response(text="gitops_objects 1\n")
+
+    async def scrape() -> dict[str, int]:
+        app = make_app(ApiContext(store, token, dict, None, lambda: None, None,
+                                  public_metrics=public))
+        app.router.add_get("/metrics", metrics)
+        async with TestClient(TestServer(app)) as client:
+            return {name: (await client.get("/metrics", headers=headers)).status
+                    for name, headers in (("none", {}), ("wrong", {"Authorization": "Bearer x"}),
+                                          ("token", {"Authorization": f"Bearer {token}"}))}
+    try:
+        got = asyncio.run(scrape())
+    finally:
+        store.close()
+    assert got == ({"none": 200, "wrong": 200, "token": 200} if public else
+                   {"none": 401, "wrong": 401, "token": 200})
