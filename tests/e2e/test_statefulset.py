@@ -92,6 +92,8 @@ def test_statefulset_ordinals_dns_claims_and_daemonset(docker_client, repo, tmp_
         gitops("down", "--data-dir", data)
     volumes = [v.name for v in docker_client.volumes.list(
         filters={"label": f"gitops.instance={instance}"})]
-    assert sum(v.endswith(("data-db-0", "data-db-1")) for v in volumes) == 2   # claims kept
+    from gitops.agent.volumes import pvc_volume_name
+    claims = {pvc_volume_name(instance, "default", c) for c in ("data-db-0", "data-db-1")}
+    assert claims <= set(volumes)                                           # claims kept
     for v in docker_client.volumes.list(filters={"label": f"gitops.instance={instance}"}):
         v.remove(force=True)
