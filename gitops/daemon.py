@@ -12,7 +12,6 @@ import threading
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 import structlog
@@ -35,6 +34,7 @@ from gitops.errors import GitopsError
 from gitops.health import assess
 from gitops.loops import LevelLoop, start_polling
 from gitops.model import ObjectKey
+from gitops.model.times import parse_ts
 from gitops.paths import DataDir
 from gitops.private_files import OWNER_ONLY_UMASK, make_private_dir, write_atomic
 from gitops.proxy.services import ServiceNetwork
@@ -388,9 +388,8 @@ class Agent:
 
 
 def _epoch(stamp: str | None, pad: float = 0.0) -> float | None:
-    if not stamp:
-        return None
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() + pad
+    ts = parse_ts(stamp)
+    return None if ts is None else ts + pad
 
 
 def _lock(path: Path) -> int:

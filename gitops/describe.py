@@ -13,7 +13,7 @@ import binascii
 import json
 from collections.abc import Callable, Iterable
 
-from gitops.events import for_object, last_seen
+from gitops.model.events import for_object, last_seen
 from gitops.model.times import human_duration as human_age
 from gitops.model.times import parse_rfc3339 as _epoch
 

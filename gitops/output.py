@@ -10,7 +10,6 @@ import sys
 import json
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime
 
 import click
 import yaml
@@ -18,6 +17,7 @@ import yaml
 from gitops.client import Client
 from gitops.model.kinds import Kind
 from gitops.model.secrets import mask_secret, values_of
+from gitops.model.times import parse_ts
 from gitops.sync.diff import Plan, compared_views
 
 
@@ -36,7 +36,7 @@ def working(message: str):
 def age(ts: str | None) -> str:
     if not ts:
         return "<unknown>"
-    secs = int(time.time() - datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp())
+    secs = int(time.time() - (parse_ts(ts) or time.time()))
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if secs >= size * (2 if unit != "m" else 1):
             return f"{secs // size}{unit}"
@@ -187,9 +187,8 @@ def _job_status(st: dict) -> str:
 def _duration(start: str | None, end: str | None) -> str:
     if not start:
         return "<none>"
-    begin = datetime.fromisoformat(start.replace("Z", "+00:00")).timestamp()
-    finish = (datetime.fromisoformat(end.replace("Z", "+00:00")).timestamp() if end
-              else time.time())
+    begin = parse_ts(start, time.time())
+    finish = parse_ts(end, time.time())
     secs = max(int(finish - begin), 0)
     return f"{secs // 60}m{secs % 60}s" if secs >= 60 else f"{secs}s"
 

@@ -13,7 +13,6 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
 from pathlib import Path
 
 import structlog
@@ -32,19 +31,18 @@ from gitops.agent.status import (has_messages, mask_messages, node_ready_conditi
                                  runtime_down_status, terminated_state)
 from gitops.agent.volumes import container_mounts, file_sets
 from gitops.api.kube.discovery import version as kube_version
-from gitops.events import NORMAL, WARNING, EventRecorder, event_for
+from gitops.model.events import NORMAL, WARNING, event_for
+from gitops.store.events import EventRecorder
 from gitops.model import ObjectKey, key_of
 from gitops.model.podspec import host_access
 from gitops.model.secrets import mask_text, values_used_by
+from gitops.model.times import parse_ts, rfc3339
 from gitops.model.volumepaths import is_safe_uid
 from gitops.proxy.dns import resolv_conf
 from gitops.store.base import NotFound, Store
 
 log = structlog.get_logger(component="agent")
 
-
-def iso_time(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 EVENT_SETTLE = 0.5   # seconds: one `docker rm -f` is kill, die, destroy; report it once
 ROTATION_WAIT = 5.0  # seconds at most a deleted pod waits to leave Service rotation before SIGTERM
@@ -116,7 +114,7 @@ class NodeAgent:
                                "memory": f"{int(info.get('MemTotal', 0)) // 1024}Ki",
                                "pods": "110"},
                   "conditions": [node_ready_condition(True, "the agent is posting ready status",
-                                                      iso_time(self.clock()))],
+                                                      rfc3339(self.clock()))],
                   "addresses": [{"type": "InternalIP", "address": self.host_ip},
                                 {"type": "Hostname", "address": self.node_name}],
                   "nodeInfo": {"kubeletVersion": kube_version()["gitVersion"],
@@ -160,7 +158,7 @@ class NodeAgent:
         """The Node goes NotReady (the scheduler places nothing there) and its pods stop
         being Ready, so no Service sends traffic to containers nobody can vouch for."""
         self._set_node_ready(False, f"container runtime is down: {error}")
-        now = iso_time(self.clock())
+        now = rfc3339(self.clock())
         for pod in self._own_pods():
             if not pod.get("status"):
                 continue
@@ -180,7 +178,7 @@ class NodeAgent:
             return
         status = node.get("status", {})
         others = [c for c in status.get("conditions") or [] if c.get("type") != "Ready"]
-        condition = node_ready_condition(ready, message, iso_time(self.clock()))
+        condition = node_ready_condition(ready, message, rfc3339(self.clock()))
         self.store.update_status(key, {**status, "conditions": [condition, *others]})
 
     def _sync_pass(self) -> None:
@@ -308,7 +306,7 @@ class NodeAgent:
                   for c in pod["spec"].get("containers", [])}
         status = pod_status(pod, containers, pod_waiting, self._restarts[uid],
                             self._last_states.get(uid, {}), self.host_ip,
-                            iso_time(self.clock()), probes)
+                            rfc3339(self.clock()), probes)
         if has_messages(status):        # an engine error may quote a $(SECRET) expansion
             status = mask_messages(status, self._secret_values(pod))
         try:
@@ -323,7 +321,7 @@ class NodeAgent:
         known = self._previous_since.get(uid, {}).get(name)
         if known is not None:
             return known + 0.000001 if known else None
-        start = P.parse_ts(started_at)
+        start = parse_ts(started_at, 0.0)
         return start - 1.0 if start > 1.0 else None
 
     def _seed_counters(self, pod: dict) -> None:
@@ -434,7 +432,7 @@ class NodeAgent:
                         self.probes.reset(uid, name)
                         before = self._last_states[uid].get(name, {}).get("terminated", {})
                         self._previous_since.setdefault(uid, {})[name] = \
-                            P.parse_ts(before.get("finishedAt") or "")
+                            parse_ts(before.get("finishedAt"), 0.0)
                         self._last_states[uid][name] = {"terminated": terminated_state(by_id[cid])}
                         self._restarts[uid][name] = self._restarts[uid].get(name, 0) + 1
                         self._mark_ours(cid)
@@ -549,7 +547,7 @@ class NodeAgent:
             info = running.get(spec["name"])
             if info is None or info.id in self._terminating:
                 continue
-            self._prober.run_due(uid, pod_ip, spec, info.id, P.parse_ts(info.started_at),
+            self._prober.run_due(uid, pod_ip, spec, info.id, parse_ts(info.started_at, 0.0),
                                  redact=lambda text, pod=pod: mask_text(
                                      text, self._secret_values(pod)))
             result = self.probes.results(uid, spec["name"], spec)

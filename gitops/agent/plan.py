@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from gitops.agent.probes import FIELD, ProbeResults
 from gitops.agent.runtime import CONFIG_HASH, SANDBOX, ContainerInfo
 from gitops.model import quantity
 from gitops.model.meta import is_deleting, stable_hash
+from gitops.model.times import parse_ts
 
 BACKOFF_INITIAL = 10.0
 BACKOFF_MAX = 300.0
@@ -104,12 +104,6 @@ def pull_policy(container: dict) -> str:
     image = container.get("image", "")
     tagged = ":" in image.rsplit("/", 1)[-1] or "@" in image
     return "IfNotPresent" if tagged and not image.endswith(":latest") else "Always"
-
-
-def parse_ts(value: str) -> float:
-    if not value:
-        return 0.0
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
 def backoff_restarts(restarts: Mapping[str, int], base: Mapping[str, int]) -> dict[str, int]:
@@ -297,8 +291,8 @@ def _maybe_restart(plan: PodPlan, c: ContainerInfo, policy: str, restarts: int,
     code = c.exit_code if c.state != "created" else 128
     if not should_restart(policy, code):
         return
-    finished = parse_ts(c.finished_at) or now
-    ran_for = finished - parse_ts(c.started_at) if c.started_at else 0.0
+    finished = parse_ts(c.finished_at, now)
+    ran_for = finished - parse_ts(c.started_at, 0.0) if c.started_at else 0.0
     delay = restart_delay(restarts, ran_for)
     if now - finished >= delay:
         plan.actions.append(Restart(c.id, c.container, ran_for >= BACKOFF_RESET_AFTER))

@@ -11,11 +11,12 @@ from dataclasses import dataclass
 
 import structlog
 
-from gitops.events import EventRecorder, EventSpec
+from gitops.model.events import EventSpec
+from gitops.store.events import EventRecorder
 from gitops.model import ObjectKey, key_of
 from gitops.model.meta import is_deleting
 from gitops.store.base import Conflict, NotFound, Store
-from gitops.store.sqlite import now_iso
+from gitops.model.times import now_iso
 
 log = structlog.get_logger(component="controllers")
 

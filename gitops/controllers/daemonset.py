@@ -38,8 +38,8 @@ from gitops.controllers.rollout import (
     resolve_int_or_percent,
     template_hash,
 )
-from gitops.controllers.pods import is_available, is_ready
-from gitops.events import event_for
+from gitops.model.pods import is_available, is_ready
+from gitops.model.events import event_for
 from gitops.model import key_of
 from gitops.model.meta import controller_of, is_deleting
 from gitops.scheduler.predicates import matches_affinity, untolerated

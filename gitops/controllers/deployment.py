@@ -73,7 +73,7 @@ from gitops.controllers.rollout import (
     remove_condition,
     progress_deadline,
 )
-from gitops.events import event_for
+from gitops.model.events import event_for
 from gitops.model import key_of
 from gitops.model.meta import is_deleting
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from gitops.controllers.base import Action, SetStatus
-from gitops.controllers.pods import has_finished, is_ready
+from gitops.model.pods import has_finished, is_ready
 from gitops.controllers.rollout import resolve_int_or_percent
 from gitops.model import key_of
 from gitops.model.meta import controller_of, is_deleting

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gitops.controllers.base import Action, Create, Update
-from gitops.controllers.pods import is_ready
+from gitops.model.pods import is_ready
 from gitops.model.meta import is_deleting, owner_ref
 from gitops.model.selectors import service_matches
 

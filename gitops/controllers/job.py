@@ -31,12 +31,12 @@ from __future__ import annotations
 import random
 
 from gitops.controllers.base import Action, Create, Delete, SetStatus
-from gitops.controllers.pods import deletion_order, is_active, is_ready
+from gitops.model.pods import deletion_order, is_active, is_ready
 from gitops.controllers.replicaset import new_pod
-from gitops.events import WARNING, EventSpec, event_for
+from gitops.model.events import WARNING, EventSpec, event_for
 from gitops.model import key_of
 from gitops.model.meta import is_deleting
-from gitops.model.times import parse_rfc3339, rfc3339 as iso
+from gitops.model.times import parse_ts, rfc3339 as iso
 
 COMPLETE, FAILED, SUSPENDED = "Complete", "Failed", "Suspended"
 INVALID_SPEC = "InvalidSpec"
@@ -49,13 +49,6 @@ CONTROLLER_UID_LABELS = ("controller-uid", "batch.kubernetes.io/controller-uid")
 COMPONENT = "job-controller"
 DEFAULT_BACKOFF_LIMIT = 6
 BACKOFF_BASE, BACKOFF_MAX = 10.0, 360.0     # seconds, as the Kubernetes job controller
-
-
-# -- time -------------------------------------------------------------------------------
-def parse_ts(value: object) -> float | None:
-    """RFC 3339 -> epoch seconds; None when unusable."""
-    ts = parse_rfc3339(value)
-    return ts if ts is not None and ts > 0 else None     # Docker's zero time: "never"
 
 
 # -- conditions -------------------------------------------------------------------------

@@ -20,7 +20,8 @@ from gitops.controllers import (cronjob, daemonset, deployment, disruption, endp
                                 pvc, replicaset, service, statefulset)
 from gitops.controllers.base import Action, SetStatus, execute
 from gitops.controllers.claims import claim
-from gitops.events import WARNING, EventRecorder, event_for
+from gitops.model.events import WARNING, event_for
+from gitops.store.events import EventRecorder
 from gitops.model import KINDS, ObjectKey, key_of
 from gitops.model.meta import controller_of
 from gitops.model.times import rfc3339

@@ -6,8 +6,8 @@ import copy
 import random
 
 from gitops.controllers.base import Action, Create, Delete, SetStatus
-from gitops.controllers.pods import deletion_order, is_active, is_available, is_ready
-from gitops.events import event_for
+from gitops.model.pods import deletion_order, is_active, is_available, is_ready
+from gitops.model.events import event_for
 from gitops.model import key_of
 from gitops.model.meta import owner_ref
 

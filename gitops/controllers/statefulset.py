@@ -54,8 +54,8 @@ from gitops.controllers.rollout import (
     effective_template,
     template_hash,
 )
-from gitops.controllers.pods import is_available, is_ready
-from gitops.events import event_for
+from gitops.model.pods import is_available, is_ready
+from gitops.model.events import event_for
 from gitops.model import key_of
 from gitops.model.meta import controller_of, is_deleting, owner_ref
 

@@ -3,6 +3,8 @@ human durations (pure)."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 
@@ -23,6 +25,18 @@ def parse_rfc3339(value: object) -> float | None:
     if stamp.tzinfo is None:
         stamp = stamp.replace(tzinfo=UTC)
     return stamp.timestamp()
+
+
+def now_iso(clock: Callable[[], float] = time.time) -> str:
+    """The current time as Kubernetes writes it."""
+    return rfc3339(clock())
+
+
+def parse_ts(value: object, default: float | None = None) -> float | None:
+    """RFC 3339 -> epoch seconds; `default` when missing, unusable, or Docker's zero time
+    (0001-01-01: "never")."""
+    ts = parse_rfc3339(value)
+    return ts if ts is not None and ts > 0 else default
 
 
 def human_duration(seconds: float) -> str:

@@ -43,7 +43,7 @@ from dnslib import (
     DNSRecord,
 )
 
-from gitops.controllers.pods import is_ready
+from gitops.model.pods import is_ready
 from gitops.model.meta import is_deleting
 from gitops.proxy.listeners import LogThrottle
 

@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 
 from gitops.controllers.base import Action, Update
-from gitops.events import WARNING, event_for
+from gitops.model.events import WARNING, event_for
 from gitops.model.meta import is_deleting
 from gitops.model.times import rfc3339 as _iso
 from gitops.scheduler.interpod import Placement, depends_on_others

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from gitops.model import ObjectKey, key_of
-from gitops.model.times import rfc3339
+from gitops.model.times import now_iso
 from gitops.model.volumepaths import is_safe_uid
 from gitops.store.base import Conflict, InventoryEntry, NotFound, Watcher
 from gitops.store.changes import ChangeLog
@@ -43,10 +43,6 @@ CREATE TABLE IF NOT EXISTS history (
 
 # Parts of an object that are not its spec: changing only these leaves generation alone.
 _NON_SPEC = ("metadata", "status", "apiVersion", "kind")
-
-
-def now_iso() -> str:
-    return rfc3339(time.time())
 
 
 # Sync history rows kept: a sync that fails on every poll writes one each time, for as

@@ -11,13 +11,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
 
 import structlog
 
 from gitops.model import key_of
-from gitops.store.base import InventoryEntry
-from gitops.store.sqlite import SqliteStore
+from gitops.model.times import rfc3339
+from gitops.store.base import InventoryEntry, Store
 from gitops.sync.diff import FieldDiff
 
 log = structlog.get_logger(component="drift")
@@ -30,10 +29,6 @@ class _Seen:
     first_seen: float
     last_logged: float
     occurrences: int
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _value(v: object) -> object:
@@ -75,7 +70,7 @@ class DriftRecorder:
             self._forget(now)
         log.warning(EVENT, reconcile_id=reconcile_id, trigger=trigger, source=source,
                     object=obj, drift={"type": drift_type, "origin": origin, "fields": fields,
-                                       "first_seen": _iso(first_seen),
+                                       "first_seen": rfc3339(first_seen),
                                        "occurrences": occurrences, "actor": actor},
                     health=health, policy=policy, action=action)
         return True
@@ -86,7 +81,7 @@ class DriftRecorder:
                           if now - v.last_logged < self.window}
 
 
-def declaring_object(store: SqliteStore, obj: dict | None
+def declaring_object(store: Store, obj: dict | None
                      ) -> tuple[dict | None, InventoryEntry | None]:
     """Walk ownerReferences up to the object git declared (Pod -> ReplicaSet -> Deployment),
     returning it with its inventory entry, so runtime drift names a file and line."""

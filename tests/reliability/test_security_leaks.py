@@ -209,7 +209,8 @@ def test_a_secret_written_back_as_read_keeps_its_masked_annotations():
 
 def test_event_messages_mask_every_form_of_a_value(tmp_path):
     """stringData values are printed base64-encoded too (a process may encode them)."""
-    from gitops.events import EventRecorder, event_for
+    from gitops.model.events import event_for
+    from gitops.store.events import EventRecorder
     store = SqliteStore(tmp_path / "state.db")
     try:
         body = {"apiVersion": "v1", "kind": "Secret",

@@ -6,7 +6,9 @@ import base64
 
 import pytest
 
-from gitops import events as E
+from gitops.model import events as E
+from gitops.model.secrets import mask_text
+from gitops.store.events import EventRecorder
 from gitops.controllers.base import Create, Delete, Emit, execute
 from gitops.model import ObjectKey
 from gitops.store import SqliteStore
@@ -37,7 +39,7 @@ def spec(message="Started container web", reason="Started", obj=POD, type_=E.NOR
 
 
 def test_event_is_kubernetes_shaped(store):
-    rec = E.EventRecorder(store, Clock(), host="box")
+    rec = EventRecorder(store, Clock(), host="box")
     rec.record(spec())
     [ev] = store.list("Event")
     assert ev["apiVersion"] == "v1" and ev["kind"] == "Event"
@@ -52,7 +54,7 @@ def test_event_is_kubernetes_shaped(store):
 
 
 def test_cluster_scoped_objects_have_events_in_default(store):
-    E.EventRecorder(store, Clock()).record(spec(obj=NODE, reason="Starting", message="up"))
+    EventRecorder(store, Clock()).record(spec(obj=NODE, reason="Starting", message="up"))
     [ev] = store.list("Event")
     assert ev["metadata"]["namespace"] == "default"
     assert "namespace" not in ev["involvedObject"]
@@ -60,7 +62,7 @@ def test_cluster_scoped_objects_have_events_in_default(store):
 
 def test_identical_events_are_counted_not_repeated(store):
     clock = Clock()
-    rec = E.EventRecorder(store, clock, coalesce=0)
+    rec = EventRecorder(store, clock, coalesce=0)
     for _ in range(3):
         rec.record(spec("Back-off restarting failed container", "BackOff", type_=E.WARNING))
         clock.t += 30
@@ -74,7 +76,7 @@ def test_identical_events_are_counted_not_repeated(store):
 
 def test_repeats_within_the_coalescing_window_are_written_together(store):
     clock = Clock()
-    rec = E.EventRecorder(store, clock, coalesce=10)
+    rec = EventRecorder(store, clock, coalesce=10)
     for _ in range(5):                          # every 2 s, like the node agent's passes
         rec.record(spec("Back-off", "BackOff"))
         clock.t += 2
@@ -89,16 +91,16 @@ def test_repeats_within_the_coalescing_window_are_written_together(store):
 
 def test_counts_continue_after_a_restart(store):
     clock = Clock()
-    E.EventRecorder(store, clock, coalesce=0).record(spec())
+    EventRecorder(store, clock, coalesce=0).record(spec())
     clock.t += 1
-    E.EventRecorder(store, clock, coalesce=0).record(spec())
+    EventRecorder(store, clock, coalesce=0).record(spec())
     [ev] = store.list("Event")
     assert ev["count"] == 2
 
 
 def test_events_expire_after_an_hour_and_are_capped(store):
     clock = Clock()
-    rec = E.EventRecorder(store, clock, coalesce=0, max_events=3)
+    rec = EventRecorder(store, clock, coalesce=0, max_events=3)
     rec.record(spec("old"))
     clock.t += 3601
     for i in range(4):
@@ -112,7 +114,7 @@ def test_events_expire_after_an_hour_and_are_capped(store):
 
 def test_prune_is_throttled(store):
     clock = Clock()
-    rec = E.EventRecorder(store, clock, prune_every=60)
+    rec = EventRecorder(store, clock, prune_every=60)
     rec.record(spec())
     clock.t += 7200
     assert rec.prune() == 1
@@ -129,7 +131,7 @@ def test_secret_values_never_reach_an_event(store):
                   "data": {"password": base64.b64encode(b"hunter2-secret").decode(),
                            "pin": base64.b64encode(b"42").decode()},
                   "stringData": {"token": "tok-abc-123"}})
-    rec = E.EventRecorder(store, Clock())
+    rec = EventRecorder(store, Clock())
     rec.record(spec("exec failed: sh -c 'login hunter2-secret tok-abc-123 pin 42' (421)",
                     "Failed", type_=E.WARNING))
     [ev] = store.list("Event")
@@ -142,7 +144,7 @@ def test_secret_values_never_reach_an_event(store):
     ("nothing here", set(), "nothing here"),
 ])
 def test_mask(message, values, want):
-    assert E.mask(message, values) == want
+    assert mask_text(message, values) == want
 
 
 def test_expired_orders_by_last_seen():
@@ -152,7 +154,7 @@ def test_expired_orders_by_last_seen():
 
 
 def test_executor_records_an_event_only_when_the_action_succeeded(store):
-    rec = E.EventRecorder(store, Clock())
+    rec = EventRecorder(store, Clock())
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "default"},
            "spec": {}}
     owner = {"apiVersion": "apps/v1", "kind": "ReplicaSet",
@@ -185,7 +187,7 @@ def test_for_object_matches_by_uid_then_kind_and_name():
 
 def test_caches_stay_bounded_on_a_long_lived_recorder(store):
     clock = Clock()
-    rec = E.EventRecorder(store, clock, coalesce=5, max_events=10)
+    rec = EventRecorder(store, clock, coalesce=5, max_events=10)
     for i in range(60):
         rec.record(spec(f"event {i}"))
         clock.t += 1
@@ -198,7 +200,7 @@ def test_caches_stay_bounded_on_a_long_lived_recorder(store):
 
 def test_held_back_counts_are_written_by_a_later_event(store):
     clock = Clock()
-    rec = E.EventRecorder(store, clock, coalesce=10)
+    rec = EventRecorder(store, clock, coalesce=10)
     rec.record(spec("Back-off", "BackOff"))
     clock.t += 2
     rec.record(spec("Back-off", "BackOff"))        # held back

@@ -11,7 +11,7 @@ from gitops.controllers import gc, replicaset
 from gitops.controllers.base import Delete, Update, execute, request_delete
 from gitops.controllers.claims import claim
 from gitops.controllers.manager import ControllerManager
-from gitops.controllers.pods import deletion_order
+from gitops.model.pods import deletion_order
 from gitops.model import ObjectKey
 from gitops.store import SqliteStore
 
@@ -236,7 +236,7 @@ def test_crowded_nodes_lose_pods_first():
 def test_ready_times_compare_on_a_log_scale():
     # 100 s and 110 s ago fall in the same power-of-two bucket: the uid decides
     now = 1_800_000_000.0
-    from gitops.events import iso
+    from gitops.model.events import iso
     a = pod("b-uid", ready_at=iso(now - 100))
     b = pod("a-uid", ready_at=iso(now - 110))
     assert deletion_order([a, b], now=now)[0]["metadata"]["name"] == "a-uid"

@@ -14,7 +14,7 @@ from gitops.api.kube.request import Target, int_param
 from gitops.api.kube.writes import body_of
 from gitops.controllers.base import request_delete
 from gitops.model.meta import key_of
-from gitops.store.sqlite import now_iso
+from gitops.model.times import now_iso
 
 if TYPE_CHECKING:
     from gitops.api.kube.api import KubeApi

@@ -13,7 +13,7 @@ from gitops.api.kube.reads import key
 from gitops.api.kube.request import Target
 from gitops.api.kube.writes import body_of, dry_run
 from gitops.controllers import disruption
-from gitops.controllers.pods import has_finished
+from gitops.model.pods import has_finished
 from gitops.model import ObjectKey
 
 if TYPE_CHECKING:

@@ -12,15 +12,11 @@ from __future__ import annotations
 import copy
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 
 from gitops.api.kube import fields as F
 from gitops.api.kube import schema as sch
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+from gitops.model.times import now_iso
 
 
 def _entries(obj: dict | None) -> list[dict]:
@@ -30,7 +26,7 @@ def _entries(obj: dict | None) -> list[dict]:
 def _entry(manager: str, operation: str, api_version: str, paths: set[F.Path],
            subresource: str) -> dict:
     out = {"manager": manager, "operation": operation, "apiVersion": api_version,
-           "time": _now(), "fieldsType": "FieldsV1", "fieldsV1": F.to_v1(paths)}
+           "time": now_iso(), "fieldsType": "FieldsV1", "fieldsV1": F.to_v1(paths)}
     if subresource:
         out["subresource"] = subresource
     return out

@@ -27,7 +27,7 @@ from gitops.api.kube.validation import check
 from gitops.controllers.base import request_delete
 from gitops.model.meta import key_of
 from gitops.store.base import Conflict, NotFound
-from gitops.store.sqlite import now_iso
+from gitops.model.times import now_iso
 
 if TYPE_CHECKING:
     from gitops.api.kube.api import KubeApi
