@@ -26,8 +26,7 @@ from gitops.api import token as api_token
 from gitops.api.kube.api import KubeBackends
 from gitops.api.kube.backends import RuntimeStreams
 from gitops.api.kube.listen import start_listeners
-from gitops.api.server import (ApiContext, LogRequest, make_app, object_health,
-                               unmanaged_objects)
+from gitops.api.server import ApiContext, LogRequest, make_app, object_health, unmanaged_objects
 from gitops.api.webhook import add_webhook_routes
 from gitops.controllers.manager import ControllerManager
 from gitops.errors import GitopsError
@@ -407,7 +406,7 @@ def _write_json(path: Path, data: dict) -> None:
 
 
 def run_agent(config: AgentConfig) -> None:
-    from gitops.proxy.loop import run   # uvloop when installed: the proxy's data path
+    from gitops.proxy.loop import run  # uvloop when installed: the proxy's data path
     # Everything this process writes (store, clones, pod files, logs) is its owner's
     # alone; what containers must read (projected volume files) gets its mode explicitly.
     os.umask(OWNER_ONLY_UMASK)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import contextlib
 import difflib
 import io
+import json
 import shutil
 import sys
-import json
 import time
 from collections.abc import Callable, Iterator
 
@@ -276,6 +276,7 @@ def render_status(st: dict, children: dict[str, list[dict]] | None = None,
     (`children`: object id as gitops.progress.object_id makes it -> its pods)."""
     from rich.console import Console
     from rich.tree import Tree
+
     from gitops.progress import object_id
     src, last = st["source"], st.get("last_sync") or {}
     head = [f"Source:    {src['repo']}" + (f" @ {src['ref']}" if src.get("ref") else "")

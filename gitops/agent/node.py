@@ -20,26 +20,46 @@ import structlog
 from gitops.agent import plan as P
 from gitops.agent.docker import PAUSE_IMAGE
 from gitops.agent.env import build_env, expand, service_env, uses_pod_ip
-from gitops.agent.network import choose_pod_ip
-from gitops.agent.runtime import (CONFIG_HASH, CONTAINER, INSTANCE, MANAGED, POD_IP, POD_NAME,
-                                  POD_NAMESPACE, POD_UID, SANDBOX, ContainerInfo, ContainerSpec,
-                                  Mount, Runtime, RuntimeFailure, RuntimeUnavailable,
-                                  SandboxSpec)
 from gitops.agent.files import write_file_set
+from gitops.agent.network import choose_pod_ip
 from gitops.agent.probes import ProbeTracker, ProbeWorker, run_probe
-from gitops.agent.status import (has_messages, mask_messages, node_ready_condition, pod_status,
-                                 runtime_down_status, terminated_state)
+from gitops.agent.runtime import (
+    CONFIG_HASH,
+    CONTAINER,
+    INSTANCE,
+    MANAGED,
+    POD_IP,
+    POD_NAME,
+    POD_NAMESPACE,
+    POD_UID,
+    SANDBOX,
+    ContainerInfo,
+    ContainerSpec,
+    Mount,
+    Runtime,
+    RuntimeFailure,
+    RuntimeUnavailable,
+    SandboxSpec,
+)
+from gitops.agent.status import (
+    has_messages,
+    mask_messages,
+    node_ready_condition,
+    pod_status,
+    runtime_down_status,
+    terminated_state,
+)
 from gitops.agent.volumes import container_mounts, file_sets
 from gitops.api.kube.discovery import version as kube_version
-from gitops.model.events import NORMAL, WARNING, event_for
-from gitops.store.events import EventRecorder
 from gitops.model import ObjectKey, key_of
+from gitops.model.events import NORMAL, WARNING, event_for
 from gitops.model.podspec import host_access
 from gitops.model.secrets import mask_text, values_used_by
 from gitops.model.times import parse_ts, rfc3339
 from gitops.model.volumepaths import is_safe_uid
 from gitops.proxy.dns import resolv_conf
 from gitops.store.base import NotFound, Store
+from gitops.store.events import EventRecorder
 
 log = structlog.get_logger(component="agent")
 

@@ -1,4 +1,5 @@
-"""Actions controllers return, and the one executor that applies them to the store.
+"""The one executor that applies controllers' actions (gitops.model.actions) to the store,
+and deletion as the API server does it.
 
 An action may carry the Event that describes it (`event=`); the executor records it only
 once the action succeeded, as Kubernetes controllers emit SuccessfulCreate after the
@@ -7,16 +8,14 @@ create call returned.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import structlog
 
-from gitops.model.events import EventSpec
-from gitops.store.events import EventRecorder
 from gitops.model import ObjectKey, key_of
+from gitops.model.actions import Action, Create, Delete, Emit, SetStatus, Update
 from gitops.model.meta import is_deleting
-from gitops.store.base import Conflict, NotFound, Store
 from gitops.model.times import now_iso
+from gitops.store.base import Conflict, NotFound, Store
+from gitops.store.events import EventRecorder
 
 log = structlog.get_logger(component="controllers")
 
@@ -26,39 +25,6 @@ FOREGROUND_FINALIZER, ORPHAN_FINALIZER = "foregroundDeletion", "orphan"
 PROPAGATION_ANNOTATION = "gitops.io/delete-propagation"
 
 
-@dataclass(frozen=True)
-class Create:
-    obj: dict
-    event: EventSpec | None = None
-
-
-@dataclass(frozen=True)
-class Update:
-    obj: dict
-    event: EventSpec | None = None
-
-
-@dataclass(frozen=True)
-class SetStatus:
-    key: ObjectKey
-    status: dict
-    event: EventSpec | None = None
-
-
-@dataclass(frozen=True)
-class Delete:
-    key: ObjectKey
-    event: EventSpec | None = None
-    propagation: str = ""           # "" : the object's annotation, else Background
-
-
-@dataclass(frozen=True)
-class Emit:
-    """An event on its own, for something seen rather than done."""
-    event: EventSpec
-
-
-Action = Create | Update | SetStatus | Delete | Emit
 
 
 def propagation_of(obj: dict, requested: str = "") -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 
-from gitops.controllers.base import Action, Update
+from gitops.model.actions import Action, Update
 from gitops.model.meta import controller_of, is_deleting, owner_ref
 from gitops.model.selectors import matches
 

@@ -39,11 +39,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from apscheduler.triggers.cron import CronTrigger
 
 from gitops.controllers import job as jobs_mod
-from gitops.controllers.base import Action, Create, Delete, Emit, SetStatus
-from gitops.model.events import WARNING, EventSpec, event_for
 from gitops.model import key_of
+from gitops.model.actions import Action, Create, Delete, Emit, SetStatus
+from gitops.model.events import WARNING, EventSpec, event_for
 from gitops.model.meta import is_deleting, owner_ref
-from gitops.model.times import parse_ts, rfc3339 as iso
+from gitops.model.times import parse_ts
+from gitops.model.times import rfc3339 as iso
 
 COMPONENT = "cronjob-controller"
 SCHEDULED_TIMESTAMP = "batch.kubernetes.io/cronjob-scheduled-timestamp"

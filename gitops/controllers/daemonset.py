@@ -31,17 +31,17 @@ import random
 from collections import defaultdict
 
 from gitops.controllers import history, replicaset
-from gitops.controllers.base import Action, Create, Delete, SetStatus
 from gitops.controllers.rollout import (
     ConfigLookup,
     effective_template,
     resolve_int_or_percent,
     template_hash,
 )
-from gitops.model.pods import is_available, is_ready
-from gitops.model.events import event_for
 from gitops.model import key_of
+from gitops.model.actions import Action, Create, Delete, SetStatus
+from gitops.model.events import event_for
 from gitops.model.meta import controller_of, is_deleting
+from gitops.model.pods import is_available, is_ready
 from gitops.scheduler.predicates import matches_affinity, untolerated
 
 COMPONENT = "daemonset-controller"

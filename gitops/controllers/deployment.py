@@ -34,47 +34,49 @@ from __future__ import annotations
 
 import copy
 
-from gitops.controllers.base import Action, Create, Delete, Emit, SetStatus, Update
 from gitops.controllers.rollout import (
-    ConfigLookup,
-    REVISION,
-    REVISION_HISTORY,
     DESIRED_REPLICAS,
-    MAX_REPLICAS,
-    SKIP_COPY,
-    MAX_REVISION_HISTORY_CHARS,
-    NEW_RS_CREATED,
     FOUND_NEW_RS,
-    RS_UPDATED,
-    NEW_RS_AVAILABLE,
-    TIMED_OUT,
-    PAUSED,
-    RESUMED,
+    MAX_REPLICAS,
+    MAX_REVISION_HISTORY_CHARS,
     MIN_AVAILABLE,
     MIN_UNAVAILABLE,
-    parse_time,
-    effective_template,
-    template_hash,
-    is_rolling,
-    desired_replicas,
-    max_surge,
-    max_unavailable,
-    round_half_away,
-    spec_replicas,
-    status_count,
-    revision_of,
+    NEW_RS_AVAILABLE,
+    NEW_RS_CREATED,
+    PAUSED,
+    RESUMED,
+    REVISION,
+    REVISION_HISTORY,
+    RS_UPDATED,
+    SKIP_COPY,
+    TIMED_OUT,
+    ConfigLookup,
     annotation_int,
     creation_order,
-    active as active_sets,
-    new_replicaset,
+    desired_replicas,
+    effective_template,
     get_condition,
+    is_rolling,
+    max_surge,
+    max_unavailable,
     new_condition,
-    set_condition,
-    remove_condition,
+    new_replicaset,
+    parse_time,
     progress_deadline,
+    remove_condition,
+    revision_of,
+    round_half_away,
+    set_condition,
+    spec_replicas,
+    status_count,
+    template_hash,
 )
-from gitops.model.events import event_for
+from gitops.controllers.rollout import (
+    active as active_sets,
+)
 from gitops.model import key_of
+from gitops.model.actions import Action, Create, Delete, Emit, SetStatus, Update
+from gitops.model.events import event_for
 from gitops.model.meta import is_deleting
 
 COMPONENT = "deployment-controller"

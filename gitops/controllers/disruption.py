@@ -13,11 +13,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from gitops.controllers.base import Action, SetStatus
-from gitops.model.pods import has_finished, is_ready
 from gitops.controllers.rollout import resolve_int_or_percent
 from gitops.model import key_of
+from gitops.model.actions import Action, SetStatus
 from gitops.model.meta import controller_of, is_deleting
+from gitops.model.pods import has_finished, is_ready
 from gitops.model.selectors import matches
 
 Lookup = Callable[[str, str, str], dict | None]     # kind, namespace, name -> object

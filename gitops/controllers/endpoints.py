@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from gitops.controllers.base import Action, Create, Update
-from gitops.model.pods import is_ready
+from gitops.model.actions import Action, Create, Update
 from gitops.model.meta import is_deleting, owner_ref
+from gitops.model.pods import is_ready
 from gitops.model.selectors import service_matches
 
 

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import copy
 
-from gitops.controllers.base import Action, Create, Delete, Update
 from gitops.model import key_of
+from gitops.model.actions import Action, Create, Delete, Update
 from gitops.model.meta import controller_of, owner_ref
 
 HASH_LABEL = "controller-revision-hash"

@@ -30,13 +30,14 @@ from __future__ import annotations
 
 import random
 
-from gitops.controllers.base import Action, Create, Delete, SetStatus
-from gitops.model.pods import deletion_order, is_active, is_ready
 from gitops.controllers.replicaset import new_pod
-from gitops.model.events import WARNING, EventSpec, event_for
 from gitops.model import key_of
+from gitops.model.actions import Action, Create, Delete, SetStatus
+from gitops.model.events import WARNING, EventSpec, event_for
 from gitops.model.meta import is_deleting
-from gitops.model.times import parse_ts, rfc3339 as iso
+from gitops.model.pods import deletion_order, is_active, is_ready
+from gitops.model.times import parse_ts
+from gitops.model.times import rfc3339 as iso
 
 COMPLETE, FAILED, SUSPENDED = "Complete", "Failed", "Suspended"
 INVALID_SPEC = "InvalidSpec"

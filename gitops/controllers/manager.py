@@ -16,18 +16,30 @@ from contextlib import contextmanager
 
 import structlog
 
-from gitops.controllers import (cronjob, daemonset, deployment, disruption, endpoints, gc, job,
-                                pvc, replicaset, service, statefulset)
-from gitops.controllers.base import Action, SetStatus, execute
+from gitops.controllers import (
+    cronjob,
+    daemonset,
+    deployment,
+    disruption,
+    endpoints,
+    gc,
+    job,
+    pvc,
+    replicaset,
+    service,
+    statefulset,
+)
+from gitops.controllers.base import execute
 from gitops.controllers.claims import claim
-from gitops.model.events import WARNING, event_for
-from gitops.store.events import EventRecorder
 from gitops.model import KINDS, ObjectKey, key_of
+from gitops.model.actions import Action, SetStatus
+from gitops.model.events import WARNING, event_for
 from gitops.model.meta import controller_of
 from gitops.model.times import rfc3339
 from gitops.proxy.vip import SERVICE_CIDR
 from gitops.scheduler import scheduler
 from gitops.store.base import Store
+from gitops.store.events import EventRecorder
 
 log = structlog.get_logger(component="controllers")
 

@@ -3,8 +3,8 @@ on first use (there is no separate PersistentVolume object on a single host)."""
 
 from __future__ import annotations
 
-from gitops.controllers.base import Action, SetStatus
 from gitops.model import key_of
+from gitops.model.actions import Action, SetStatus
 
 
 def reconcile(claims: list[dict]) -> list[Action]:

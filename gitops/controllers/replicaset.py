@@ -5,11 +5,11 @@ from __future__ import annotations
 import copy
 import random
 
-from gitops.controllers.base import Action, Create, Delete, SetStatus
-from gitops.model.pods import deletion_order, is_active, is_available, is_ready
-from gitops.model.events import event_for
 from gitops.model import key_of
+from gitops.model.actions import Action, Create, Delete, SetStatus
+from gitops.model.events import event_for
 from gitops.model.meta import owner_ref
+from gitops.model.pods import deletion_order, is_active, is_available, is_ready
 
 COMPONENT = "replicaset-controller"
 _SUFFIX_CHARS = "bcdfghjklmnpqrstvwxz2456789"   # Kubernetes' vowel-free alphabet

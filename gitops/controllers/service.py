@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 
-from gitops.controllers.base import Action, Update
+from gitops.model.actions import Action, Update
 from gitops.model.meta import stable_hash
 from gitops.proxy.vip import allocate
 

@@ -48,16 +48,16 @@ from __future__ import annotations
 import copy
 
 from gitops.controllers import history
-from gitops.controllers.base import Action, Create, Delete, SetStatus
 from gitops.controllers.rollout import (
     ConfigLookup,
     effective_template,
     template_hash,
 )
-from gitops.model.pods import is_available, is_ready
-from gitops.model.events import event_for
 from gitops.model import key_of
+from gitops.model.actions import Action, Create, Delete, SetStatus
+from gitops.model.events import event_for
 from gitops.model.meta import controller_of, is_deleting, owner_ref
+from gitops.model.pods import is_available, is_ready
 
 COMPONENT = "statefulset-controller"
 POD_NAME_LABEL = "statefulset.kubernetes.io/pod-name"

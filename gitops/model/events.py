@@ -21,7 +21,8 @@ from dataclasses import dataclass
 
 from gitops.model import KINDS, ObjectKey
 from gitops.model.secrets import values_of
-from gitops.model.times import parse_rfc3339, rfc3339 as iso
+from gitops.model.times import parse_rfc3339
+from gitops.model.times import rfc3339 as iso
 
 NORMAL, WARNING = "Normal", "Warning"
 TTL_SECONDS = 3600.0          # kube-apiserver --event-ttl default

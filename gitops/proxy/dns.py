@@ -43,8 +43,8 @@ from dnslib import (
     DNSRecord,
 )
 
-from gitops.model.pods import is_ready
 from gitops.model.meta import is_deleting
+from gitops.model.pods import is_ready
 from gitops.proxy.listeners import LogThrottle
 
 log = structlog.get_logger(component="dns")

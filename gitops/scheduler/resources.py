@@ -11,8 +11,8 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from gitops.model.pods import has_finished
 from gitops.model import quantity
+from gitops.model.pods import has_finished
 
 CPU, MEMORY, PODS, STORAGE = "cpu", "memory", "pods", "ephemeral-storage"
 # What scoring assumes for a container that requests nothing (Kubernetes' non-zero

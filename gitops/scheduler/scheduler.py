@@ -14,7 +14,7 @@ import copy
 from collections import Counter
 from collections.abc import Callable, Iterable
 
-from gitops.controllers.base import Action, Update
+from gitops.model.actions import Action, Update
 from gitops.model.events import WARNING, event_for
 from gitops.model.meta import is_deleting
 from gitops.model.times import rfc3339 as _iso

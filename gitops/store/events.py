@@ -10,8 +10,16 @@ from dataclasses import replace
 import structlog
 
 from gitops.model import ObjectKey
-from gitops.model.events import (MAX_EVENTS, TTL_SECONDS, EventSpec, aggregate_key, bumped,
-                                 expired, new_event, secret_values)
+from gitops.model.events import (
+    MAX_EVENTS,
+    TTL_SECONDS,
+    EventSpec,
+    aggregate_key,
+    bumped,
+    expired,
+    new_event,
+    secret_values,
+)
 from gitops.model.secrets import mask_text as mask
 from gitops.store.base import Conflict, NotFound, Store
 

@@ -8,9 +8,9 @@ import random
 import pytest
 
 from gitops.controllers import cronjob, daemonset, job, statefulset
-from gitops.controllers.base import Create, Delete, Emit, SetStatus
+from gitops.model.actions import Create, Delete, Emit, SetStatus
 from tests.unit.test_job_controllers import NOW, a_job, a_pod, iso
-from tests.unit.test_set_controllers import ds, dpod, node, spod, sts
+from tests.unit.test_set_controllers import dpod, ds, node, spod, sts
 
 
 def events(actions):

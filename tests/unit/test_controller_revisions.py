@@ -8,9 +8,9 @@ import random
 import pytest
 
 from gitops.controllers import daemonset, history, statefulset
-from gitops.controllers.base import Create, Delete, Update
 from gitops.controllers.manager import ControllerManager
 from gitops.model import ObjectKey
+from gitops.model.actions import Create, Delete, Update
 from gitops.store import SqliteStore
 from tests.unit.test_set_controllers import NOW, ds, node, sts
 

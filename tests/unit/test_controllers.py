@@ -3,9 +3,9 @@ import random
 import pytest
 
 from gitops.controllers import deployment, endpoints, gc, replicaset, service
-from gitops.controllers.base import Create, Delete, Update
 from gitops.controllers.manager import ControllerManager
 from gitops.model import ObjectKey
+from gitops.model.actions import Create, Delete, Update
 from gitops.store import SqliteStore
 
 

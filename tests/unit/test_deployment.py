@@ -8,9 +8,9 @@ import pytest
 
 from gitops.controllers import deployment as D
 from gitops.controllers import rollout as R
-from gitops.controllers.base import Create, Delete, Emit, SetStatus, Update
 from gitops.errors import PermanentError
 from gitops.health import assess
+from gitops.model.actions import Create, Delete, Emit, SetStatus, Update
 
 NOW = 1_800_000_000.0
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gitops.controllers import disruption as D
-from gitops.controllers.base import SetStatus
+from gitops.model.actions import SetStatus
 
 NOW = "2027-01-01T00:00:00Z"
 

@@ -6,12 +6,13 @@ import base64
 
 import pytest
 
-from gitops.model import events as E
-from gitops.model.secrets import mask_text
-from gitops.store.events import EventRecorder
-from gitops.controllers.base import Create, Delete, Emit, execute
+from gitops.controllers.base import execute
 from gitops.model import ObjectKey
+from gitops.model import events as E
+from gitops.model.actions import Create, Delete, Emit
+from gitops.model.secrets import mask_text
 from gitops.store import SqliteStore
+from gitops.store.events import EventRecorder
 
 
 class Clock:

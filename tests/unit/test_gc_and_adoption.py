@@ -8,11 +8,12 @@ import random
 import pytest
 
 from gitops.controllers import gc, replicaset
-from gitops.controllers.base import Delete, Update, execute, request_delete
+from gitops.controllers.base import execute, request_delete
 from gitops.controllers.claims import claim
 from gitops.controllers.manager import ControllerManager
-from gitops.model.pods import deletion_order
 from gitops.model import ObjectKey
+from gitops.model.actions import Delete, Update
+from gitops.model.pods import deletion_order
 from gitops.store import SqliteStore
 
 NOW = 1_800_000_000.0

@@ -8,8 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gitops.controllers import cronjob, job
-from gitops.controllers.base import Create, Delete, SetStatus, execute
+from gitops.controllers.base import execute
 from gitops.model import ObjectKey
+from gitops.model.actions import Create, Delete, SetStatus
 from gitops.store import SqliteStore
 
 NOW = 1_800_000_000.0            # Fri 2027-01-15 08:00:00 UTC (a whole minute and hour)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gitops.controllers.base import Update
+from gitops.model.actions import Update
 from gitops.scheduler import predicates as P
 from gitops.scheduler import resources as R
 from gitops.scheduler import scheduler as S

@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 import pytest
 
 from gitops.controllers import daemonset, statefulset
-from gitops.controllers.base import Create, Delete, SetStatus, execute
+from gitops.controllers.base import execute
 from gitops.model import ObjectKey
+from gitops.model.actions import Create, Delete, SetStatus
 from gitops.store import SqliteStore
 
 NOW = 1_800_000_000.0

@@ -13,8 +13,8 @@ from gitops.api.kube.reads import key
 from gitops.api.kube.request import Target
 from gitops.api.kube.writes import body_of, dry_run
 from gitops.controllers import disruption
-from gitops.model.pods import has_finished
 from gitops.model import ObjectKey
+from gitops.model.pods import has_finished
 
 if TYPE_CHECKING:
     from gitops.api.kube.api import KubeApi

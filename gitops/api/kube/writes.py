@@ -26,8 +26,8 @@ from gitops.api.kube.request import WARNINGS, Target, bool_param
 from gitops.api.kube.validation import check
 from gitops.controllers.base import request_delete
 from gitops.model.meta import key_of
-from gitops.store.base import Conflict, NotFound
 from gitops.model.times import now_iso
+from gitops.store.base import Conflict, NotFound
 
 if TYPE_CHECKING:
     from gitops.api.kube.api import KubeApi
