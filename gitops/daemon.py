@@ -18,7 +18,6 @@ import structlog
 from aiohttp import web
 
 from gitops.agent.docker import DockerRuntime
-from gitops.agent.network import SERVICE_POOL, pick_subnet
 from gitops.agent.node import NodeAgent
 from gitops.agent.runtime import RuntimeUnavailable
 from gitops.api import metrics
@@ -33,6 +32,7 @@ from gitops.errors import GitopsError
 from gitops.health import assess
 from gitops.loops import LevelLoop, start_polling
 from gitops.model import ObjectKey
+from gitops.model.addresses import SERVICE_POOL, pick_subnet
 from gitops.model.times import parse_ts
 from gitops.paths import DataDir
 from gitops.private_files import OWNER_ONLY_UMASK, make_private_dir, write_atomic

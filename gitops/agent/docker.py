@@ -18,14 +18,23 @@ from dataclasses import replace
 import docker
 import docker.errors
 import requests.exceptions
-from docker.utils.socket import frames_iter
 import structlog
+from docker.utils.socket import frames_iter
 
-from gitops.agent.runtime import (INSTANCE, MANAGED, POD_UID, ContainerInfo, ContainerSpec,
-                                  Mount, RuntimeFailure, RuntimeUnavailable, SandboxSpec)
-from gitops.agent.network import dynamic_range
+from gitops.agent.runtime import (
+    INSTANCE,
+    MANAGED,
+    POD_UID,
+    ContainerInfo,
+    ContainerSpec,
+    Mount,
+    RuntimeFailure,
+    RuntimeUnavailable,
+    SandboxSpec,
+)
 from gitops.agent.volumes import PVC_NAME, PVC_NAMESPACE, VOLUME_KIND, VOLUME_POD_UID
 from gitops.errors import TransientError
+from gitops.model.addresses import dynamic_range
 
 log = structlog.get_logger(component="docker")
 

@@ -21,7 +21,6 @@ from gitops.agent import plan as P
 from gitops.agent.docker import PAUSE_IMAGE
 from gitops.agent.env import build_env, expand, service_env, uses_pod_ip
 from gitops.agent.files import write_file_set
-from gitops.agent.network import choose_pod_ip
 from gitops.agent.probes import ProbeTracker, ProbeWorker, run_probe
 from gitops.agent.runtime import (
     CONFIG_HASH,
@@ -52,6 +51,7 @@ from gitops.agent.status import (
 from gitops.agent.volumes import container_mounts, file_sets
 from gitops.api.kube.discovery import version as kube_version
 from gitops.model import ObjectKey, key_of
+from gitops.model.addresses import choose_pod_ip
 from gitops.model.events import NORMAL, WARNING, event_for
 from gitops.model.podspec import host_access
 from gitops.model.secrets import mask_text, values_used_by

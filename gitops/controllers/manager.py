@@ -33,10 +33,10 @@ from gitops.controllers.base import execute
 from gitops.controllers.claims import claim
 from gitops.model import KINDS, ObjectKey, key_of
 from gitops.model.actions import Action, SetStatus
+from gitops.model.addresses import SERVICE_CIDR
 from gitops.model.events import WARNING, event_for
 from gitops.model.meta import controller_of
 from gitops.model.times import rfc3339
-from gitops.proxy.vip import SERVICE_CIDR
 from gitops.scheduler import scheduler
 from gitops.store.base import Store
 from gitops.store.events import EventRecorder

@@ -5,8 +5,8 @@ from __future__ import annotations
 import copy
 
 from gitops.model.actions import Action, Update
+from gitops.model.addresses import allocate
 from gitops.model.meta import stable_hash
-from gitops.proxy.vip import allocate
 
 NODE_PORT_RANGE = (30000, 32767)
 

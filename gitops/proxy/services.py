@@ -7,10 +7,11 @@ import asyncio
 
 import structlog
 
+from gitops.model.addresses import fallback_address
 from gitops.proxy.dns import DnsServer, build_zone, host_upstreams
 from gitops.proxy.listeners import Proxy
 from gitops.proxy.routes import cluster_ip_routes, node_port_routes
-from gitops.proxy.vip import LoopbackVips, VipUnavailable, fallback_address
+from gitops.proxy.vip import LoopbackVips, VipUnavailable
 
 log = structlog.get_logger(component="services")
 

@@ -1,5 +1,5 @@
-"""Service ClusterIPs: which address each Service gets (pure), and putting those addresses
-on the loopback interface so the proxy can listen on them (the only `ip` calls).
+"""Putting Service ClusterIPs (chosen by gitops.model.addresses) on the loopback interface
+so the proxy can listen on them (the only `ip` calls).
 
 Without root (or CAP_NET_ADMIN, or the `ip` tool) addresses cannot be added to `lo`:
 LoopbackVips.available() is False and sync() raises VipUnavailable. The caller then
@@ -15,106 +15,16 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 import structlog
 
-from gitops.model.meta import stable_hash
+from gitops.model.addresses import SERVICE_CIDR
 
 log = structlog.get_logger(component="vip")
 
-SERVICE_CIDR = "10.96.0.0/16"
-FALLBACK_POOL = "127.96.0.0/16"
 VIP_LABEL = "lo:gvip"        # `ip addr` label on every address we add: ours to remove
 _CAP_NET_ADMIN = 12
-
-ServiceKey = tuple[str, str]  # (namespace, name)
-
-
-# --------------------------------------------------------------------------- allocation
-
-
-def _usable(net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> tuple[int, int]:
-    """First and last allocatable address (as ints): past the network address and the
-    first host (kept for default/kubernetes), before the broadcast address."""
-    first, last = int(net.network_address) + 2, int(net.broadcast_address) - 1
-    if last < first:
-        raise ValueError(f"service CIDR {net} is too small")
-    return first, last
-
-
-def allocate(services: Iterable[dict], cidr: str = SERVICE_CIDR) -> dict[ServiceKey, str]:
-    """A stable ClusterIP for each Service that needs one, keyed by (namespace, name).
-
-    - spec.clusterIP already set, inside the CIDR and not claimed by an earlier Service
-      (by creationTimestamp, then namespace/name): kept.
-    - otherwise: a deterministic first choice from a hash of namespace/name, probing
-      upward past addresses already taken.
-    - headless (clusterIP "None") and ExternalName Services get none.
-    - default/kubernetes gets the CIDR's first host address, as in Kubernetes; nothing
-      else ever does. Network and broadcast addresses are never handed out.
-    - Services that do not fit in an exhausted CIDR are left out of the result.
-
-    The result depends only on the Services given, not on their order. Write it back to
-    spec.clusterIP: then adding Services later never moves an existing one.
-    """
-    net = ipaddress.ip_network(cidr, strict=False)
-    first, last = _usable(net)
-    span = last - first + 1
-    reserved = int(net.network_address) + 1
-    wanted = []
-    for svc in services:
-        meta, spec = svc["metadata"], svc.get("spec") or {}
-        if spec.get("clusterIP") == "None" or spec.get("type") == "ExternalName":
-            continue
-        key = (meta.get("namespace") or "default", meta["name"])
-        wanted.append(((meta.get("creationTimestamp") or "", *key), key, spec.get("clusterIP")))
-    wanted.sort()
-
-    taken: set[int] = set()
-    out: dict[ServiceKey, str] = {}
-    pending: list[ServiceKey] = []
-    for _, key, current in wanted:
-        if key == ("default", "kubernetes"):
-            out[key] = str(ipaddress.ip_address(reserved))
-            taken.add(reserved)
-            continue
-        ip = _parse(current)
-        if ip is not None and ip.version == net.version and first <= int(ip) <= last \
-                and int(ip) not in taken:
-            out[key] = str(ip)
-            taken.add(int(ip))
-        else:
-            pending.append(key)
-
-    for key in sorted(pending):
-        start = int(stable_hash(list(key), 12), 16) % span
-        for i in range(span):
-            candidate = first + (start + i) % span
-            if candidate not in taken:
-                taken.add(candidate)
-                out[key] = str(ipaddress.ip_address(candidate))
-                break
-    return out
-
-
-def _parse(value: object) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return ipaddress.ip_address(value)
-    except ValueError:
-        return None
-
-
-def fallback_address(cluster_ip: str, cidr: str = SERVICE_CIDR, pool: str = FALLBACK_POOL) -> str:
-    """The 127.x address standing in for cluster_ip when VIPs cannot be added: the same
-    offset into pool as the ClusterIP has into the service CIDR."""
-    net, base = ipaddress.ip_network(cidr, strict=False), ipaddress.ip_network(pool, strict=False)
-    offset = int(ipaddress.ip_address(cluster_ip)) - int(net.network_address)
-    if not 0 <= offset < net.num_addresses or offset >= base.num_addresses:
-        raise ValueError(f"{cluster_ip} is not in {cidr} or {pool} is smaller than {cidr}")
-    return str(base.network_address + offset)
 
 
 # --------------------------------------------------------------------------- loopback VIPs
@@ -252,5 +162,4 @@ def _err(result: subprocess.CompletedProcess) -> str:
     return text or f"exit {result.returncode}"
 
 
-__all__ = ["FALLBACK_POOL", "SERVICE_CIDR", "VIP_LABEL", "LoopbackVips", "VipUnavailable",
-           "allocate", "can_manage_addresses", "fallback_address"]
+__all__ = ["VIP_LABEL", "LoopbackVips", "VipUnavailable", "can_manage_addresses"]

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from gitops.agent.network import pick_subnet
+from gitops.model.addresses import pick_subnet
 from gitops.paths import DataDir
 
 pytestmark = pytest.mark.docker

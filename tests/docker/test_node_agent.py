@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import ipaddress
 import time
-import uuid
 import urllib.request
+import uuid
 
 import pytest
 from structlog.testing import capture_logs
 
 from gitops.agent.docker import DockerRuntime
-from gitops.agent.network import pick_subnet
 from gitops.agent.node import NodeAgent
 from gitops.agent.runtime import CONTAINER, POD_NAME, SANDBOX
 from gitops.agent.volumes import pvc_volume_name
 from gitops.controllers.base import request_delete
 from gitops.model import ObjectKey
+from gitops.model.addresses import pick_subnet
 from gitops.store import SqliteStore
 
 pytestmark = pytest.mark.docker

@@ -12,8 +12,8 @@ import docker
 import pytest
 from docker.utils.socket import frames_iter
 
-from gitops.agent.network import pick_subnet
 from gitops.agent.probes import Exec, run_probe
+from gitops.model.addresses import pick_subnet
 
 pytestmark = pytest.mark.docker
 

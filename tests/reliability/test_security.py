@@ -400,9 +400,9 @@ def test_the_node_writes_nothing_outside_a_pod_and_one_bad_pod_never_stops_the_o
     import uuid
 
     from gitops.agent.docker import DockerRuntime
-    from gitops.agent.network import pick_subnet
     from gitops.agent.node import NodeAgent
     from gitops.model import ObjectKey
+    from gitops.model.addresses import pick_subnet
     from gitops.store.sqlite import SqliteStore
 
     outside = tmp_path / "outside"          # what an escape would reach: must stay empty
@@ -499,10 +499,10 @@ def test_two_claims_never_share_a_volume_and_a_foreign_volume_is_not_adopted(
     import uuid
 
     from gitops.agent.docker import DockerRuntime
-    from gitops.agent.network import pick_subnet
     from gitops.agent.node import NodeAgent
     from gitops.agent.volumes import pvc_volume_name
     from gitops.model import ObjectKey
+    from gitops.model.addresses import pick_subnet
     from gitops.store.sqlite import SqliteStore
     from tests.conftest import SESSION_LABEL, TEST_LABEL
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from gitops.agent.network import choose_pod_ip, dynamic_range
+from gitops.model.addresses import choose_pod_ip, dynamic_range
 
 NET = "10.213.7.0/24"
 

@@ -10,13 +10,8 @@ import subprocess
 
 import pytest
 
-from gitops.proxy.vip import (
-    LoopbackVips,
-    VipUnavailable,
-    allocate,
-    can_manage_addresses,
-    fallback_address,
-)
+from gitops.model.addresses import allocate, fallback_address
+from gitops.proxy.vip import LoopbackVips, VipUnavailable, can_manage_addresses
 
 
 def svc(name, ns="default", cluster_ip=None, created="", **spec):
