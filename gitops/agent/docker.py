@@ -24,6 +24,7 @@ from docker.utils.socket import frames_iter
 from gitops.agent.runtime import (
     INSTANCE,
     MANAGED,
+    PAUSE_IMAGE,
     POD_UID,
     ContainerInfo,
     ContainerSpec,
@@ -38,7 +39,6 @@ from gitops.model.addresses import dynamic_range
 
 log = structlog.get_logger(component="docker")
 
-PAUSE_IMAGE = "gitops/pause:1"
 
 
 def extra_labels() -> dict[str, str]:

@@ -18,7 +18,6 @@ from pathlib import Path
 import structlog
 
 from gitops.agent import plan as P
-from gitops.agent.docker import PAUSE_IMAGE
 from gitops.agent.env import build_env, expand, service_env, uses_pod_ip
 from gitops.agent.files import write_file_set
 from gitops.agent.probes import ProbeTracker, ProbeWorker, run_probe
@@ -27,6 +26,7 @@ from gitops.agent.runtime import (
     CONTAINER,
     INSTANCE,
     MANAGED,
+    PAUSE_IMAGE,
     POD_IP,
     POD_NAME,
     POD_NAMESPACE,
@@ -49,15 +49,15 @@ from gitops.agent.status import (
     terminated_state,
 )
 from gitops.agent.volumes import container_mounts, file_sets
-from gitops.api.kube.discovery import version as kube_version
 from gitops.model import ObjectKey, key_of
 from gitops.model.addresses import choose_pod_ip
+from gitops.model.dns import resolv_conf
 from gitops.model.events import NORMAL, WARNING, event_for
 from gitops.model.podspec import host_access
 from gitops.model.secrets import mask_text, values_used_by
 from gitops.model.times import parse_ts, rfc3339
+from gitops.model.version import kube_version
 from gitops.model.volumepaths import is_safe_uid
-from gitops.proxy.dns import resolv_conf
 from gitops.store.base import NotFound, Store
 from gitops.store.events import EventRecorder
 

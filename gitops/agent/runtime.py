@@ -33,6 +33,9 @@ class RuntimeFailure(Exception):
         self.reason = reason
 
 
+PAUSE_IMAGE = "gitops/pause:1"   # what holds a pod's network when it needs a sandbox
+
+
 @dataclass(frozen=True)
 class ContainerInfo:
     id: str

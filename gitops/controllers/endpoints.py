@@ -4,22 +4,8 @@ from __future__ import annotations
 
 from gitops.model.actions import Action, Create, Update
 from gitops.model.meta import is_deleting, owner_ref
-from gitops.model.pods import is_ready
+from gitops.model.pods import is_ready, resolve_target_port
 from gitops.model.selectors import service_matches
-
-
-def resolve_target_port(port: dict, pod: dict) -> int | None:
-    """targetPort may be a number or the name of a container port in this pod."""
-    target = port.get("targetPort", port.get("port"))
-    if isinstance(target, int):
-        return target
-    if isinstance(target, str) and target.isdigit():
-        return int(target)
-    for c in pod.get("spec", {}).get("containers", []):
-        for p in c.get("ports", []) or []:
-            if p.get("name") == target:
-                return p.get("containerPort")
-    return None
 
 
 def desired_endpoints(svc: dict, pods: list[dict]) -> dict:

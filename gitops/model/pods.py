@@ -120,3 +120,17 @@ def deletion_order(pods: Iterable[dict], related: Iterable[dict] | None = None,
             return c
         return 0
     return sorted(pods, key=functools.cmp_to_key(compare))
+
+
+def resolve_target_port(port: dict, pod: dict) -> int | None:
+    """targetPort may be a number or the name of a container port in this pod."""
+    target = port.get("targetPort", port.get("port"))
+    if isinstance(target, int):
+        return target
+    if isinstance(target, str) and target.isdigit():
+        return int(target)
+    for c in pod.get("spec", {}).get("containers", []):
+        for p in c.get("ports", []) or []:
+            if p.get("name") == target:
+                return p.get("containerPort")
+    return None

@@ -43,15 +43,14 @@ from dnslib import (
     DNSRecord,
 )
 
+from gitops.model.dns import CLUSTER_DOMAIN, normalize
 from gitops.model.meta import is_deleting
 from gitops.model.pods import is_ready
 from gitops.proxy.listeners import LogThrottle
 
 log = structlog.get_logger(component="dns")
 
-CLUSTER_DOMAIN = "cluster.local"
 TTL = 5
-RESOLV_OPTIONS = ["ndots:5"]
 DNS_PORT = 53
 UPSTREAM_TIMEOUT = 2.0
 
@@ -61,11 +60,6 @@ _UDP_LIMIT = 512            # a UDP answer larger than the client can take is se
 _EDNS_PAYLOAD = 1232        # what we advertise and accept at most (the DNS Flag Day value)
 _TCP_IDLE = 10.0            # seconds a TCP client may keep a connection open doing nothing
 _MAX_INFLIGHT = 1024        # concurrent UDP queries; past that, queries are dropped (clients retry)
-
-
-def normalize(name: str) -> str:
-    """Lower case, no trailing dot: the form names are stored and compared in."""
-    return name.strip().rstrip(".").lower()
 
 
 @dataclass(frozen=True, order=True)
@@ -213,20 +207,6 @@ def _headless_records(fqdn: str, spec: dict, endpoints: dict | None, add_a, srv)
             for p in named:
                 srv_name = f"_{p['name']}._{p.get('protocol', 'TCP').lower()}.{fqdn}"
                 srv.setdefault(srv_name, set()).add(SrvRecord(0, 100, int(p["port"]), target))
-
-
-def search_path(namespace: str, domain: str = CLUSTER_DOMAIN) -> list[str]:
-    """The search domains a pod in namespace gets, as Kubernetes sets them."""
-    domain = normalize(domain)
-    return [f"{namespace}.svc.{domain}", f"svc.{domain}", domain]
-
-
-def resolv_conf(nameservers: Iterable[str], namespace: str, domain: str = CLUSTER_DOMAIN) -> str:
-    """The /etc/resolv.conf a pod's containers should see (for bind-mounting it)."""
-    lines = [f"nameserver {ns}" for ns in nameservers]
-    lines.append("search " + " ".join(search_path(namespace, domain)))
-    lines.append("options " + " ".join(RESOLV_OPTIONS))
-    return "\n".join(lines) + "\n"
 
 
 def host_upstreams(resolv_conf: str = "/etc/resolv.conf") -> list[UpstreamAddr]:
@@ -569,5 +549,4 @@ def _fmt(addr: tuple) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-__all__ = ["CLUSTER_DOMAIN", "DNS_PORT", "RESOLV_OPTIONS", "TTL", "DnsServer", "SrvRecord",
-           "Zone", "build_zone", "host_upstreams", "normalize", "resolv_conf", "search_path"]
+__all__ = ["DNS_PORT", "TTL", "DnsServer", "SrvRecord", "Zone", "build_zone", "host_upstreams"]

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 import structlog
 
-from gitops.controllers.endpoints import resolve_target_port
 from gitops.errors import GitopsError
 from gitops.model.meta import is_deleting
+from gitops.model.pods import resolve_target_port
 from gitops.proxy.listeners import Proxy
 from gitops.proxy.routes import Endpoint, service_endpoints
 

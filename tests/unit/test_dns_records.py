@@ -4,16 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gitops.proxy.dns import (
-    RESOLV_OPTIONS,
-    TTL,
-    SrvRecord,
-    Zone,
-    build_zone,
-    host_upstreams,
-    resolv_conf,
-    search_path,
-)
+from gitops.model.dns import RESOLV_OPTIONS, resolv_conf, search_path
+from gitops.proxy.dns import TTL, SrvRecord, Zone, build_zone, host_upstreams
 
 READY = {"conditions": [{"type": "Ready", "status": "True"}]}
 NOT_READY = {"conditions": [{"type": "Ready", "status": "False"}]}

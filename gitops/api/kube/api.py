@@ -15,14 +15,14 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from gitops.api.kube import (deletes, discovery, openapi, reviews, subresources, watch,
-                             writes)
+from gitops.api.kube import deletes, discovery, openapi, reviews, subresources, watch, writes
 from gitops.api.kube import status as st
 from gitops.api.kube.reads import list_objects, read
-from gitops.api.kube.respond import json_response
 from gitops.api.kube.request import WARNINGS, Target, bool_param, parse_path, wanted_shape
+from gitops.api.kube.respond import json_response
 from gitops.errors import GitopsError
 from gitops.model import ObjectKey
+from gitops.model.version import kube_version
 from gitops.store.base import Conflict, Store
 
 log = structlog.get_logger(component="kube-api")
@@ -76,7 +76,7 @@ class KubeApi:
 
     # -- discovery and schemas ------------------------------------------------------------
     async def _version(self, _request: web.Request) -> web.Response:
-        return json_response(discovery.version())
+        return json_response(kube_version())
 
     async def _openapi_index(self, _request: web.Request) -> web.Response:
         return json_response(openapi.index())

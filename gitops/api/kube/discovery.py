@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from gitops.api.kube.registry import Resource, group_versions, resources
 
-KUBE_VERSION = (1, 32)
 AGGREGATED = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 _SUB_VERBS = {"status": ["get", "patch", "update"], "scale": ["get", "patch", "update"],
               "log": ["get"], "exec": ["create", "get"], "portforward": ["create", "get"],
@@ -19,13 +18,6 @@ _SUB_KIND = {"exec": ("", "v1", "PodExecOptions"),
              "portforward": ("", "v1", "PodPortForwardOptions"),
              "scale": ("autoscaling", "v1", "Scale"),
              "eviction": ("policy", "v1", "Eviction")}
-
-
-def version() -> dict:
-    major, minor = KUBE_VERSION
-    return {"major": str(major), "minor": str(minor), "gitVersion": f"v{major}.{minor}.0-gitops",
-            "gitCommit": "", "gitTreeState": "clean", "buildDate": "1970-01-01T00:00:00Z",
-            "goVersion": "", "compiler": "python", "platform": "linux/amd64"}
 
 
 def _sub_kind(r: Resource, sub: str) -> tuple[str, str, str]:

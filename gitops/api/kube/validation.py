@@ -18,8 +18,7 @@ from gitops.api.kube.registry import Resource
 from gitops.manifests import policy
 from gitops.manifests.loader import SourceObject
 from gitops.manifests.validate import validate
-
-KUBE_MINOR = "1.32"
+from gitops.model.version import KUBE_MINOR
 
 
 @dataclass
