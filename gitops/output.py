@@ -16,6 +16,7 @@ import yaml
 
 from gitops.client import Client
 from gitops.model.kinds import Kind
+from gitops.model.pods import pod_display_status
 from gitops.model.secrets import mask_secret, values_of
 from gitops.model.times import parse_ts
 from gitops.sync.diff import Plan, compared_views
@@ -41,31 +42,6 @@ def age(ts: str | None) -> str:
         if secs >= size * (2 if unit != "m" else 1):
             return f"{secs // size}{unit}"
     return f"{max(secs, 0)}s"
-
-
-def pod_display_status(pod: dict) -> str:
-    if pod["metadata"].get("deletionTimestamp"):
-        return "Terminating"
-    st = pod.get("status", {})
-    inits = st.get("initContainerStatuses") or []
-    if any(not c.get("ready") for c in inits) and not any(
-            "running" in c.get("state", {}) for c in st.get("containerStatuses") or []):
-        for cs in inits:
-            state = cs.get("state", {})
-            if "waiting" in state and state["waiting"].get("reason") != "ContainerCreating":
-                return f"Init:{state['waiting']['reason']}"
-            if state.get("terminated", {}).get("exitCode", 0) != 0:
-                return f"Init:{state['terminated'].get('reason', 'Error')}"
-        return f"Init:{sum(1 for c in inits if c.get('ready'))}/{len(inits)}"
-    for cs in st.get("containerStatuses", []) or []:
-        state = cs.get("state", {})
-        if "waiting" in state and state["waiting"].get("reason") != "ContainerCreating":
-            return state["waiting"]["reason"]
-        if "terminated" in state and st.get("phase") == "Running":
-            return state["terminated"].get("reason", "Error")
-    if st.get("phase") == "Pending" and st.get("containerStatuses"):
-        return "ContainerCreating"
-    return st.get("phase", "Pending")
 
 
 def _row(kind: str, obj: dict, wide: bool) -> list[str]:

@@ -134,3 +134,29 @@ def resolve_target_port(port: dict, pod: dict) -> int | None:
             if p.get("name") == target:
                 return p.get("containerPort")
     return None
+
+
+def pod_display_status(pod: dict) -> str:
+    """The STATUS column of `kubectl get pods` (its printer's reasoning)."""
+    if pod["metadata"].get("deletionTimestamp"):
+        return "Terminating"
+    st = pod.get("status", {})
+    inits = st.get("initContainerStatuses") or []
+    if any(not c.get("ready") for c in inits) and not any(
+            "running" in c.get("state", {}) for c in st.get("containerStatuses") or []):
+        for cs in inits:
+            state = cs.get("state", {})
+            if "waiting" in state and state["waiting"].get("reason") != "ContainerCreating":
+                return f"Init:{state['waiting']['reason']}"
+            if state.get("terminated", {}).get("exitCode", 0) != 0:
+                return f"Init:{state['terminated'].get('reason', 'Error')}"
+        return f"Init:{sum(1 for c in inits if c.get('ready'))}/{len(inits)}"
+    for cs in st.get("containerStatuses", []) or []:
+        state = cs.get("state", {})
+        if "waiting" in state and state["waiting"].get("reason") != "ContainerCreating":
+            return state["waiting"]["reason"]
+        if "terminated" in state and st.get("phase") == "Running":
+            return state["terminated"].get("reason", "Error")
+    if st.get("phase") == "Pending" and st.get("containerStatuses"):
+        return "ContainerCreating"
+    return st.get("phase", "Pending")

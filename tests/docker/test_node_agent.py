@@ -463,7 +463,7 @@ def test_orphans_are_removed_and_unlabelled_containers_untouched(agent):
 
 
 def test_env_sources_files_working_dir_and_init_containers_in_order(agent):
-    from gitops.output import pod_display_status
+    from gitops.model.pods import pod_display_status
     store = agent.store
     store.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "app"},
                   "data": {"mode": "fast", "motd": "hello there", "other": "x"}})

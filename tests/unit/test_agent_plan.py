@@ -264,7 +264,7 @@ def test_status_reports_init_containers_and_pending_phase():
                         ctr("init-b", spec=INIT_B)], {}, {}, {}, "")
     assert st["phase"] == "Pending"
     assert [s["ready"] for s in st["initContainerStatuses"]] == [True, False]
-    from gitops.output import pod_display_status
+    from gitops.model.pods import pod_display_status
     assert pod_display_status({"metadata": {}, "status": st}) == "Init:1/2"
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from gitops.model.pods import pod_display_status
 from gitops.model.times import human_duration
 from gitops.model.times import parse_rfc3339 as _epoch
-from gitops.output import pod_display_status
 
 Column = tuple[str, str, int]          # name, type, priority
 Row = Callable[[dict, float], list]
