@@ -41,8 +41,8 @@ from gitops.model import key_of
 from gitops.model.actions import Action, Create, Delete, SetStatus
 from gitops.model.events import event_for
 from gitops.model.meta import controller_of, is_deleting
+from gitops.model.nodes import matches_affinity, untolerated
 from gitops.model.pods import is_available, is_ready
-from gitops.scheduler.predicates import matches_affinity, untolerated
 
 COMPONENT = "daemonset-controller"
 REVISION_LABEL = "controller-revision-hash"

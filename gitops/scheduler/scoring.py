@@ -3,9 +3,9 @@ default scheduler profile weighs them) (pure)."""
 
 from __future__ import annotations
 
+from gitops.model.nodes import node_affinity, term_matches, untolerated
 from gitops.scheduler import resources as R
 from gitops.scheduler.interpod import Placement
-from gitops.scheduler.predicates import _node_affinity, term_matches, untolerated
 
 MAX_SCORE = 100
 WEIGHTS = {"NodeResourcesFit": 1, "NodeResourcesBalancedAllocation": 1,
@@ -44,7 +44,7 @@ def balanced_allocation(pod_request: R.Resources, info: R.NodeInfo) -> int:
 
 def preferred_affinity(pod: dict, node: dict) -> int:
     """Sum of the weights of the preferred node affinity terms the node matches (raw)."""
-    terms = _node_affinity(pod).get("preferredDuringSchedulingIgnoredDuringExecution") or []
+    terms = node_affinity(pod).get("preferredDuringSchedulingIgnoredDuringExecution") or []
     return sum(int(t.get("weight") or 0) for t in terms
                if term_matches(t.get("preference") or {}, node))
 

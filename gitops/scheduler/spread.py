@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections import Counter
 
 from gitops.model.meta import is_deleting
+from gitops.model.nodes import matches_affinity
 from gitops.model.selectors import matches
-from gitops.scheduler.predicates import matches_affinity
 
 MISSING_LABEL = "node(s) didn't match pod topology spread constraints (missing required label)"
 SKEWED = "node(s) didn't match pod topology spread constraints"
