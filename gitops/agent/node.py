@@ -20,7 +20,8 @@ import structlog
 from gitops.agent import plan as P
 from gitops.agent.env import build_env, expand, service_env, uses_pod_ip
 from gitops.agent.files import write_file_set
-from gitops.agent.probes import ProbeTracker, ProbeWorker, run_probe
+from gitops.agent.prober import ProbeWorker, run_probe
+from gitops.agent.probes import ProbeTracker
 from gitops.agent.runtime import (
     CONFIG_HASH,
     CONTAINER,

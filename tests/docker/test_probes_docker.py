@@ -12,7 +12,7 @@ import docker
 import pytest
 from docker.utils.socket import frames_iter
 
-from gitops.agent.probes import Exec, run_probe
+from gitops.agent.prober import Exec, run_probe
 from gitops.model.addresses import pick_subnet
 
 pytestmark = pytest.mark.docker

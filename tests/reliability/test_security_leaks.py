@@ -337,7 +337,8 @@ def test_a_pod_log_read_with_mask_secrets_hides_every_value_the_pod_reads(tmp_pa
 
 
 def test_probe_output_is_masked_before_it_is_kept_or_logged():
-    from gitops.agent.probes import ProbeTracker, ProbeWorker
+    from gitops.agent.prober import ProbeWorker
+    from gitops.agent.probes import ProbeTracker
     tracker = ProbeTracker(clock=lambda: 100.0)
     container = {"name": "main", "readinessProbe": {
         "exec": {"command": ["sh", "-c", "echo $PW; exit 1"]}, "failureThreshold": 1}}

@@ -5,7 +5,8 @@ from __future__ import annotations
 from structlog.testing import capture_logs
 
 from gitops.agent.node import NodeAgent
-from gitops.agent.probes import ProbeTracker, ProbeWorker
+from gitops.agent.prober import ProbeWorker
+from gitops.agent.probes import ProbeTracker
 from gitops.agent.runtime import POD_NAME, ContainerInfo, RuntimeUnavailable
 from gitops.model import ObjectKey
 from gitops.store import SqliteStore

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from gitops.agent.probes import (ProbeResults, ProbeTracker, ProbeWorker, Timing, resolve_port,
-                                 run_probe, timing)
+from gitops.agent.prober import ProbeWorker, run_probe
+from gitops.agent.probes import ProbeResults, ProbeTracker, Timing, resolve_port, timing
 
 START = 1000.0
 UID = "u1"
