@@ -1,8 +1,21 @@
-"""One pass over every controller, reading current state from the store.
+"""The controllers on keyed work queues, fed by the informer's watch of the store.
+
+Each controller has a queue of object keys. A change in the store is mapped to the keys
+it concerns (controllers/watches.py: a Pod change enqueues its ReplicaSet...), and a pass
+reconciles only the keys queued, reading lists from the shared cache: work grows with what
+changed, not with the store. A reconcile may ask for a later pass (a Deployment's progress
+deadline, a CronJob's next schedule, a Job's back-off, minReadySeconds), a failing key is
+retried with a per-key back-off, and every key is queued again on a long resync period.
+
+A pass takes the controllers in a fixed order (the garbage collector, allocations, claims,
+the workloads, batch, endpoints, budgets), each over the keys ready when its turn comes,
+by namespace and name; a key queued by an earlier controller in the pass (the ReplicaSet a
+Deployment just created) is reconciled in the same pass. Adoption is written before the
+reconcile that relies on it.
 
 One object that a reconciler cannot handle (a value no validation caught, say) fails
-alone: it is logged and gets a Warning event, and every other object and controller of the
-pass still runs, as one bad object never stops a Kubernetes controller's work queue.
+alone: it is logged and gets a Warning event once, is retried with back-off, and every
+other key and controller goes on, as in a Kubernetes controller's work queue.
 """
 
 from __future__ import annotations
@@ -10,9 +23,8 @@ from __future__ import annotations
 import random
 import socket
 import time
-from collections import defaultdict
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass
 
 import structlog
 
@@ -26,54 +38,174 @@ from gitops.controllers import (
     job,
     pvc,
     replicaset,
+    requeue,
     service,
     statefulset,
+    watches,
 )
 from gitops.controllers.base import execute
 from gitops.controllers.claims import claim
+from gitops.controllers.queue import WorkQueue
+from gitops.errors import TransientError
 from gitops.model import KINDS, ObjectKey, key_of
 from gitops.model.actions import Action, SetStatus
 from gitops.model.addresses import SERVICE_CIDR
 from gitops.model.events import WARNING, event_for
 from gitops.model.meta import controller_of
+from gitops.model.pods import is_active
 from gitops.model.times import rfc3339
-from gitops.scheduler import scheduler
+from gitops.runnable import Loop
 from gitops.store.base import Store
 from gitops.store.events import EventRecorder
+from gitops.store.informer import Informer
 
 log = structlog.get_logger(component="controllers")
+
+RESYNC = 600.0           # seconds: every key queued again (what no change asked for)
+IDLE_PASS = 60.0         # seconds: a pass at least this often (events are pruned in it)
+ALL = watches.ALL
+
+
+@dataclass
+class Controller:
+    name: str
+    queue: WorkQueue
+    watch: watches.Mapper                               # change -> keys
+    sync: Callable[[Hashable], float | None]           # key -> when to come back, if ever
+    keys: Callable[[], Iterable[Hashable]]              # every key (the resync)
+    subject: Callable[[Hashable], dict | None]          # what a failure's event is about
 
 
 class ControllerManager:
     def __init__(self, store: Store, rng: random.Random | None = None,
                  clock: Callable[[], float] = time.time,
                  service_cidr: str = SERVICE_CIDR,
-                 events: EventRecorder | None = None) -> None:
+                 events: EventRecorder | None = None,
+                 informer: Informer | None = None,
+                 resync: float = RESYNC) -> None:
+        self.name = "controllers"
         self.store = store
         self.service_cidr = service_cidr
         self.rng = rng or random.Random()
         self.clock = clock
         self.events = events or EventRecorder(store, clock, host=socket.gethostname())
-        self._failing: dict[tuple[str, str], str] = {}     # failures of the last pass
-        self._failed_now: dict[tuple[str, str], str] = {}
+        self.cache = informer or Informer(store)
+        self.resync = resync
+        self._next_resync = clock() + resync
+        self._failing: dict[tuple[str, str], str] = {}     # (controller, key) -> error
+        self.loop = Loop(self.name, self.run_once, resync=IDLE_PASS, debounce=0.02)
+        self.controllers = self._controllers()
+        self.cache.add_handler(self._on_change)
 
-    @contextmanager
-    def _isolated(self, controller: str, obj: dict | None = None) -> Iterator[None]:
-        """Contain a failure to one object (or one controller's pass): logged and told as
-        an event when it first appears or changes, not on every pass."""
+    def _controllers(self) -> list[Controller]:
+        c = self.cache
+
+        def make(name: str, watch: watches.Mapper, sync: Callable, kind: str = "",
+                 keys: Callable[[], Iterable[Hashable]] | None = None,
+                 subject: Callable[[Hashable], dict | None] | None = None) -> Controller:
+            return Controller(
+                name, WorkQueue(name, self.clock, on_add=self.loop.poke), watch, sync,
+                keys or (lambda: [key_of(o) for o in c.list(kind)]),
+                subject or (lambda key: c.get(key) if isinstance(key, ObjectKey) else None))
+
+        def one() -> list[str]:
+            return [ALL]
+
+        return [
+            make("garbage-collector", watches.garbage_collector, self._collect, keys=one),
+            make("service", watches.service_allocations, self._allocate, keys=one),
+            make("persistentvolumeclaim", watches.claims, self._claim,
+                 "PersistentVolumeClaim"),
+            make("deployment", watches.deployments, self._deployment, "Deployment"),
+            make("replicaset", watches.replicasets, self._replicaset, "ReplicaSet"),
+            make("statefulset", watches.statefulsets, self._statefulset, "StatefulSet"),
+            make("daemonset", watches.daemonsets, self._daemonset, "DaemonSet"),
+            make("cronjob", watches.cronjobs, self._cronjob, "CronJob"),
+            make("job", watches.jobs, self._job, "Job"),
+            make("endpoints", watches.endpoints, self._endpoints, "Service",
+                 subject=lambda key: c.get(key) or c.get(ObjectKey("Endpoints", *key[1:]))),
+            make("disruption", watches.disruption_budgets, self._budget,
+                 "PodDisruptionBudget"),
+        ]
+
+    # -- runnable -------------------------------------------------------------------------
+    async def start(self) -> None:
+        await self.loop.start()
+
+    async def stop(self) -> None:
+        await self.loop.stop()
+
+    def healthy(self) -> bool:
+        return self.loop.healthy()
+
+    # -- feeding the queues ---------------------------------------------------------------
+    def _on_change(self, event: str, old: dict | None, new: dict | None) -> None:
+        for controller in self.controllers:
+            for key in controller.watch(self.cache, event, old, new):
+                controller.queue.add(key)
+
+    def resync_all(self) -> None:
+        """Queue every key of every controller (the long period's safety net)."""
+        for controller in self.controllers:
+            for key in controller.keys():
+                controller.queue.add(key)
+
+    # -- a pass -----------------------------------------------------------------------------
+    def run_once(self) -> float | None:
+        """Reconcile the keys ready now, controller by controller. Returns the seconds
+        until a pass is next wanted for a key's requeue or the resync."""
+        now = self.clock()
+        if now >= self._next_resync:
+            self._next_resync = now + self.resync
+            self.resync_all()
+        for controller in self.controllers:
+            batch = [k for _ in range(controller.queue.ready())
+                     if (k := controller.queue.get()) is not None]
+            for key in sorted(batch):        # keys of one queue are of one type
+                self._process(controller, key)
+        self.events.prune()
+        if any(c.queue.ready() for c in self.controllers):
+            return 0.0
+        due = min(filter(None, (self.next_wakeup(), self._next_resync)))
+        return max(0.0, due - self.clock())
+
+    def next_wakeup(self) -> float | None:
+        """The clock time of the earliest key some controller asked to come back to."""
+        return min(filter(None, (c.queue.next_due() for c in self.controllers)), default=None)
+
+    def _process(self, controller: Controller, key: Hashable) -> None:
+        queue = controller.queue
         try:
-            yield
+            due = controller.sync(key)
         except Exception as exc:   # noqa: BLE001 - whatever it is, the pass goes on
-            where = (controller, str(key_of(obj)) if obj is not None else "")
-            message = f"{type(exc).__name__}: {exc}"
-            self._failed_now[where] = message
-            if self._failing.get(where) == message:
-                return
-            log.exception("reconcile_failed", controller=controller, object=where[1])
-            if obj is not None:
-                self.events.record(event_for(obj, "ReconcileFailed",
-                                             f"{controller} cannot reconcile it: {message}",
-                                             WARNING, controller))
+            self._failed(controller, key, exc)
+            queue.done(key)
+            if isinstance(exc, TransientError):
+                queue.add_after(key, exc.retry_after)
+            else:
+                queue.add_rate_limited(key)
+            return
+        self._failing.pop((controller.name, str(key)), None)
+        queue.forget(key)
+        queue.done(key)
+        if due is not None:
+            queue.add_at(key, due)
+
+    def _failed(self, controller: Controller, key: Hashable, exc: Exception) -> None:
+        """Logged and told as an event when the failure first appears or changes, not on
+        every retry."""
+        where = (controller.name, str(key) if key != ALL else "")
+        message = f"{type(exc).__name__}: {exc}"
+        if self._failing.get(where) == message:
+            return
+        self._failing[where] = message
+        log.error("reconcile_failed", controller=controller.name, object=where[1],
+                  exc_info=exc)
+        obj = controller.subject(key)
+        if obj is not None:
+            self.events.record(event_for(obj, "ReconcileFailed",
+                                         f"{controller.name} cannot reconcile it: {message}",
+                                         WARNING, controller.name))
 
     def _execute(self, actions: list[Action], controller: str,
                  obj: dict | None = None) -> None:
@@ -84,147 +216,125 @@ class ControllerManager:
                                                   and a.status == obj.get("status"))]
         execute(self.store, actions, controller, self.events)
 
-    def run_once(self) -> None:
-        s = self.store
-        self._failed_now = {}
-        with self._isolated("garbage-collector"):
-            self._execute(gc.reconcile(self._gc_snapshot()), "garbage-collector")
-        with self._isolated("service"):
-            self._execute(service.reconcile(s.list("Service"), self.service_cidr), "service")
-        with self._isolated("persistentvolumeclaim"):
-            self._execute(pvc.reconcile(s.list("PersistentVolumeClaim")),
-                          "persistentvolumeclaim")
-        self._workloads()
-        self._batch()
-        with self._isolated("scheduler"):
-            self._execute(scheduler.reconcile(s.list("Pod"), s.list("Node"), self.clock(),
-                                              lambda: s.list("Namespace")),
-                          "scheduler")
-        self._endpoints()
-        if pdbs := s.list("PodDisruptionBudget"):
-            with self._isolated("disruption"):
-                self._execute(disruption.reconcile(pdbs, s.list("Pod"), self._lookup,
-                                                   rfc3339(self.clock())), "disruption")
-        self.events.prune()
-        self._failing = self._failed_now
-
-    def _gc_snapshot(self) -> list[dict]:
-        """Every kind read at one instant: listed one after the other, an owner created
-        through the API between two lists could be missed while its dependent is seen,
-        and the dependent would be collected. Events own nothing and are owned by
-        nothing: the collector need not read them."""
-        with self.store.transaction():
-            return [o for kind in KINDS if kind != "Event" for o in self.store.list(kind)]
-
-    def _workloads(self) -> None:
-        s = self.store
-        now = self.clock()
-        replicasets = s.list("ReplicaSet")
-        rs_by_owner, rs_orphans = _by_controller(replicasets), _orphans(replicasets)
-        pods_by_owner = _by_controller(s.list("Pod"))
-        for deploy in s.list("Deployment"):
-            with self._isolated("deployment", deploy):
-                uid, ns = deploy["metadata"]["uid"], deploy["metadata"]["namespace"]
-                owned, adopt = claim(deploy, deploy["spec"].get("selector"),
-                                     [*rs_by_owner[uid], *rs_orphans[ns]])
-                self._execute(adopt, "deployment")
-                pods = [p for rs in owned for p in pods_by_owner[rs["metadata"]["uid"]]]
-                self._execute(deployment.reconcile(deploy, owned, now, self._lookup, pods),
-                              "deployment", deploy)
-        all_pods = s.list("Pod")
-        pods_by_owner, pod_orphans = _by_controller(all_pods), _orphans(all_pods)
-        replicasets = s.list("ReplicaSet")
-        siblings = _by_controller(replicasets)
-        for rs in replicasets:
-            with self._isolated("replicaset", rs):
-                uid, ns = rs["metadata"]["uid"], rs["metadata"]["namespace"]
-                owned, adopt = claim(rs, rs["spec"].get("selector"),
-                                     [*pods_by_owner[uid], *pod_orphans[ns]])
-                self._execute(adopt, "replicaset")
-                parent = controller_of(rs)
-                related = [p for sib in (siblings[parent["uid"]] if parent else [rs])
-                           for p in pods_by_owner[sib["metadata"]["uid"]]]
-                related += [p for p in owned if p not in related]
-                self._execute(replicaset.reconcile(rs, owned, self.rng, now, related),
-                              "replicaset", rs)
-        all_pods = s.list("Pod")         # with the ReplicaSets' new pods
-        pods_by_ns, pods_by_owner = _by_namespace(all_pods), _by_controller(all_pods)
-        pod_orphans = _orphans(all_pods)
-        claims_by_ns = _by_namespace(s.list("PersistentVolumeClaim"))
-        revisions = _by_controller(s.list("ControllerRevision"))
-        for sts in s.list("StatefulSet"):
-            with self._isolated("statefulset", sts):
-                uid, ns = sts["metadata"]["uid"], sts["metadata"]["namespace"]
-                _, adopt = claim(sts, sts["spec"].get("selector"),
-                                 [*pods_by_owner[uid], *pod_orphans[ns]])
-                self._execute(adopt, "statefulset")
-                self._execute(statefulset.reconcile(
-                    sts, _claimed(pods_by_ns[ns], adopt), claims_by_ns[ns], now,
-                    self._lookup, revisions[uid]), "statefulset", sts)
-        nodes = s.list("Node")
-        for ds in s.list("DaemonSet"):
-            with self._isolated("daemonset", ds):
-                uid, ns = ds["metadata"]["uid"], ds["metadata"]["namespace"]
-                owned, adopt = claim(ds, ds["spec"].get("selector"),
-                                     [*pods_by_owner[uid], *pod_orphans[ns]])
-                self._execute(adopt, "daemonset")
-                self._execute(daemonset.reconcile(ds, owned, nodes, now, self.rng,
-                                                  self._lookup, revisions[uid]),
-                              "daemonset", ds)
-
-    def _batch(self) -> None:
-        s = self.store
-        now = self.clock()
-        jobs_by_owner = _by_controller(s.list("Job"))
-        for cj in s.list("CronJob"):
-            with self._isolated("cronjob", cj):
-                self._execute(cronjob.reconcile(cj, jobs_by_owner[cj["metadata"]["uid"]],
-                                                now), "cronjob", cj)
-        pods_by_owner = _by_controller(s.list("Pod"))
-        for j in s.list("Job"):          # listed again: includes Jobs CronJobs just made
-            with self._isolated("job", j):
-                self._execute(job.reconcile(j, pods_by_owner[j["metadata"]["uid"]], now,
-                                            self.rng), "job", j)
-
     def _lookup(self, kind: str, namespace: str, name: str) -> dict | None:
-        return self.store.get(ObjectKey(kind, namespace, name))
+        return self.cache.lookup(kind, namespace, name)
 
-    def _endpoints(self) -> None:
-        s = self.store
-        pods_by_ns: dict[str, list[dict]] = defaultdict(list)
-        for pod in s.list("Pod"):
-            pods_by_ns[pod["metadata"]["namespace"]].append(pod)
-        services = {(o["metadata"]["namespace"], o["metadata"]["name"]): o
-                    for o in s.list("Service")}
-        current = {(o["metadata"]["namespace"], o["metadata"]["name"]): o
-                   for o in s.list("Endpoints")}
-        for key in services.keys() | current.keys():
-            with self._isolated("endpoints", services.get(key) or current.get(key)):
-                self._execute(endpoints.reconcile(services.get(key), current.get(key),
-                                                  pods_by_ns[key[0]]), "endpoints")
+    # -- one key of each controller ---------------------------------------------------------
+    def _gc_snapshot(self) -> list[dict]:
+        """Every kind as of one instant (the cache follows the store's commits in order):
+        an owner created through the API with its dependent is seen with it, never the
+        dependent alone. Events own nothing and are owned by nothing."""
+        return self.cache.snapshot(kind for kind in KINDS if kind != "Event")
 
+    def _collect(self, _key: Hashable) -> None:
+        self._execute(gc.reconcile(self._gc_snapshot()), "garbage-collector")
 
-def _by_controller(objs: list[dict]) -> dict[str, list[dict]]:
-    out: dict[str, list[dict]] = defaultdict(list)
-    for obj in objs:
-        if ref := controller_of(obj):
-            out[ref["uid"]].append(obj)
-    return out
+    def _allocate(self, _key: Hashable) -> None:
+        self._execute(service.reconcile(self.cache.list("Service"), self.service_cidr),
+                      "service")
+
+    def _claim(self, key: Hashable) -> None:
+        if (obj := self.cache.get(key)) is not None:
+            self._execute(pvc.reconcile([obj]), "persistentvolumeclaim")
+
+    def _deployment(self, key: Hashable) -> float | None:
+        deploy = self.cache.get(key)
+        if deploy is None:
+            return None
+        c, now = self.cache, self.clock()
+        uid, ns = deploy["metadata"]["uid"], key.namespace
+        owned, adopt = claim(deploy, deploy["spec"].get("selector"),
+                             [*c.controlled_by("ReplicaSet", uid), *c.orphans("ReplicaSet", ns)])
+        self._execute(adopt, "deployment")
+        pods = [p for rs in owned for p in c.controlled_by("Pod", rs["metadata"]["uid"])]
+        self._execute(deployment.reconcile(deploy, owned, now, self._lookup, pods),
+                      "deployment", deploy)
+        return requeue.progress_deadline_at(c.get(key) or deploy, now)
+
+    def _replicaset(self, key: Hashable) -> float | None:
+        rs = self.cache.get(key)
+        if rs is None:
+            return None
+        c, now = self.cache, self.clock()
+        uid, ns = rs["metadata"]["uid"], key.namespace
+        owned, adopt = claim(rs, rs["spec"].get("selector"),
+                             [*c.controlled_by("Pod", uid), *c.orphans("Pod", ns)])
+        self._execute(adopt, "replicaset")
+        parent = controller_of(rs)
+        siblings = c.controlled_by("ReplicaSet", parent["uid"]) if parent else [rs]
+        related = [p for sib in siblings for p in c.controlled_by("Pod", sib["metadata"]["uid"])]
+        related += [p for p in owned if p not in related]
+        self._execute(replicaset.reconcile(rs, owned, self.rng, now, related),
+                      "replicaset", rs)
+        return requeue.first_available(
+            (p for p in c.controlled_by("Pod", uid) if is_active(p)),
+            int(rs["spec"].get("minReadySeconds") or 0), now)
+
+    def _statefulset(self, key: Hashable) -> float | None:
+        sts = self.cache.get(key)
+        if sts is None:
+            return None
+        c, now = self.cache, self.clock()
+        uid, ns = sts["metadata"]["uid"], key.namespace
+        _, adopt = claim(sts, sts["spec"].get("selector"),
+                         [*c.controlled_by("Pod", uid), *c.orphans("Pod", ns)])
+        self._execute(adopt, "statefulset")
+        self._execute(statefulset.reconcile(
+            sts, _claimed(c.list("Pod", ns), adopt), c.list("PersistentVolumeClaim", ns), now,
+            self._lookup, c.controlled_by("ControllerRevision", uid)), "statefulset", sts)
+        return requeue.first_available(c.controlled_by("Pod", uid),
+                                       int(sts["spec"].get("minReadySeconds") or 0), now)
+
+    def _daemonset(self, key: Hashable) -> float | None:
+        ds = self.cache.get(key)
+        if ds is None:
+            return None
+        c, now = self.cache, self.clock()
+        uid, ns = ds["metadata"]["uid"], key.namespace
+        owned, adopt = claim(ds, ds["spec"].get("selector"),
+                             [*c.controlled_by("Pod", uid), *c.orphans("Pod", ns)])
+        self._execute(adopt, "daemonset")
+        self._execute(daemonset.reconcile(ds, owned, c.list("Node"), now, self.rng,
+                                          self._lookup, c.controlled_by("ControllerRevision",
+                                                                        uid)),
+                      "daemonset", ds)
+        return requeue.first_available(c.controlled_by("Pod", uid),
+                                       int(ds["spec"].get("minReadySeconds") or 0), now)
+
+    def _cronjob(self, key: Hashable) -> float | None:
+        cj = self.cache.get(key)
+        if cj is None:
+            return None
+        now = self.clock()
+        self._execute(cronjob.reconcile(cj, self.cache.controlled_by("Job", cj["metadata"]["uid"]),
+                                        now), "cronjob", cj)
+        return cronjob.next_schedule(self.cache.get(key) or cj, now)
+
+    def _job(self, key: Hashable) -> float | None:
+        j = self.cache.get(key)
+        if j is None:
+            return None
+        now, uid = self.clock(), j["metadata"]["uid"]
+        self._execute(job.reconcile(j, self.cache.controlled_by("Pod", uid), now, self.rng),
+                      "job", j)
+        after = self.cache.get(key)
+        return job.next_sync(after, self.cache.controlled_by("Pod", uid), now) \
+            if after is not None else None
+
+    def _endpoints(self, key: Hashable) -> None:
+        ns, name = key.namespace, key.name
+        self._execute(endpoints.reconcile(self.cache.get(key),
+                                          self.cache.get(ObjectKey("Endpoints", ns, name)),
+                                          self.cache.list("Pod", ns)), "endpoints")
+
+    def _budget(self, key: Hashable) -> None:
+        if (pdb := self.cache.get(key)) is not None:
+            self._execute(disruption.reconcile([pdb], self.cache.list("Pod", key.namespace),
+                                               self._lookup, rfc3339(self.clock())),
+                          "disruption")
 
 
 def _claimed(objs: list[dict], actions: list[Action]) -> list[dict]:
     """objs with the copies that adoption or release just wrote in their place."""
     changed = {a.obj["metadata"].get("uid"): a.obj for a in actions if hasattr(a, "obj")}
     return [changed.get(o["metadata"].get("uid"), o) for o in objs]
-
-
-def _orphans(objs: list[dict]) -> dict[str, list[dict]]:
-    """Per namespace, the objects no controller owns (candidates for adoption)."""
-    return _by_namespace([o for o in objs if controller_of(o) is None])
-
-
-def _by_namespace(objs: list[dict]) -> dict[str, list[dict]]:
-    out: dict[str, list[dict]] = defaultdict(list)
-    for obj in objs:
-        out[obj["metadata"].get("namespace") or "default"].append(obj)
-    return out

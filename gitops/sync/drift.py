@@ -9,15 +9,18 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import structlog
 
+from gitops.health import assess
 from gitops.model import key_of
 from gitops.model.times import rfc3339
 from gitops.store.base import InventoryEntry, Store
 from gitops.sync.diff import FieldDiff
+from gitops.sync.status import SyncStatusBook
 
 log = structlog.get_logger(component="drift")
 
@@ -96,3 +99,38 @@ def declaring_object(store: Store, obj: dict | None
         obj = store.get_by_uid(owner["uid"]) if owner else None
         seen += 1
     return None, None
+
+
+class RuntimeDriftReporter:
+    """Drift the node found in the runtime (a container changed, killed or removed behind
+    its back) as records in the same schema, named after the object git declared: the
+    pod's owners are walked up to it, for its file and line."""
+
+    def __init__(self, recorder: DriftRecorder, store: Store, source: Callable[[], dict],
+                 policy: Callable[[], dict]) -> None:
+        self.recorder = recorder
+        self.store = store
+        self.status = SyncStatusBook(store)
+        self.source = source          # repo, ref, path
+        self.policy = policy          # self_heal, prune
+
+    def __call__(self, info: dict) -> bool:
+        """info: what the node agent reports (pod, container, type, fields, actor, action)."""
+        pod = info.get("pod")
+        declared, entry = declaring_object(self.store, pod)
+        subject = declared or pod or {}
+        meta = subject.get("metadata", {})
+        obj = {"apiVersion": subject.get("apiVersion", "v1"), "kind": subject.get("kind", "Pod"),
+               "namespace": meta.get("namespace", ""), "name": meta.get("name", ""),
+               "uid": meta.get("uid", ""), "file": entry.file if entry else "",
+               "line": entry.line if entry else 0,
+               "pod": (pod or {}).get("metadata", {}).get("name", ""),
+               "container": info["container"]}
+        health = assess(subject or None)
+        return self.recorder.record(
+            reconcile_id=uuid.uuid4().hex[:12], trigger="watch",
+            source={**self.source(), "revision": self.status.fetched_revision() or None,
+                    "applied_revision": self.status.applied_revision() or None},
+            obj=obj, drift_type=info["type"], origin="runtime", fields=info["fields"],
+            actor=info["actor"], health={"status": health.status, "message": health.message},
+            policy=self.policy(), action=info["action"])

@@ -30,6 +30,7 @@ from gitops.store.base import InventoryEntry, Store
 from gitops.sync.apply import apply_changes, prune
 from gitops.sync.diff import Change, Desired, Plan, compute_plan
 from gitops.sync.drift import DriftRecorder, field_records
+from gitops.sync.status import SyncStatusBook
 from gitops.sync.waves import waves
 
 log = structlog.get_logger(component="sync")
@@ -145,6 +146,7 @@ class SyncEngine:
         self.drift = drift or DriftRecorder()
         self.sleep = sleep
         self.clock = clock
+        self.status = SyncStatusBook(store)
         # The last revision that rendered cleanly: a revision is immutable (a commit, or a
         # directory's content hash), so a re-sync of it skips load and validation, as Argo
         # CD's repo server caches manifests per commit. Failed renders are never kept (a
@@ -160,9 +162,9 @@ class SyncEngine:
     def sync_once(self, trigger: str = "interval") -> SyncResult:
         reconcile_id = uuid.uuid4().hex[:12]
         blog = log.bind(reconcile_id=reconcile_id, trigger=trigger)
-        if self.store.get_state("suspended"):
+        if self.status.suspended():
             blog.info("sync_suspended")
-            return SyncResult("suspended", self.store.get_state("applied_revision") or "",
+            return SyncResult("suspended", self.status.applied_revision(),
                               message="syncing is suspended (gitops resume)")
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
@@ -208,20 +210,20 @@ class SyncEngine:
         if failure:
             return self._finish(SyncResult("failed", revision.sha, plan=plan, timings=timings,
                                            message=failure), blog)
-        self.store.set_state("applied_revision", revision.sha)
+        self.status.record_applied(revision.sha)
         result = "synced" if plan.has_changes else "unchanged"
         return self._finish(SyncResult(result, revision.sha, plan=plan, timings=timings), blog)
 
     # -- steps ------------------------------------------------------------------------
     def _fetch(self, blog) -> Revision:
-        pin = self.store.get_state("pin")
-        revision = self.source.fetch(pin["sha"] if pin else None)
-        if pin and revision.head != pin["head"]:
+        pin = self.status.pin()
+        revision = self.source.fetch(pin.sha if pin else None)
+        if pin and revision.head != pin.head:
             # A new commit supersedes a rollback: auto-sync resumes from the tip.
-            blog.info("pin_released", pinned=pin["sha"], new_head=revision.head)
-            self.store.set_state("pin", None)
+            blog.info("pin_released", pinned=pin.sha, new_head=revision.head)
+            self.status.set_pin(None)
             revision = self.source.fetch(None)
-        self.store.set_state("fetched_revision", revision.head)
+        self.status.record_fetch(revision.head)
         return revision
 
     def _render(self, revision: Revision) -> tuple[list[Desired], list[ManifestError]]:
@@ -285,7 +287,7 @@ class SyncEngine:
     def _report_drift(self, plan: Plan, revision: Revision, reconcile_id: str,
                       trigger: str) -> None:
         source = {**self.source_info, "revision": revision.sha,
-                  "applied_revision": self.store.get_state("applied_revision")}
+                  "applied_revision": self.status.applied_revision() or None}
         policy = {"self_heal": self.policy.self_heal, "prune": self.policy.prune}
         for change in plan.drifted:
             live = mask_secret(self.store.get(change.key)) or {}
@@ -313,7 +315,7 @@ class SyncEngine:
         level = "info" if res.result in ("synced", "unchanged") else "error"
         getattr(blog, level)("sync_completed", **summary)
         entry = {**summary, "at": time.time(), "errors": [str(e) for e in res.errors[:50]]}
-        self.store.set_state("last_sync", entry)
+        self.status.record_result(entry)
         if res.result not in ("unchanged", "suspended"):
             self.store.record_sync(entry)
         return res

@@ -7,6 +7,7 @@ from gitops.controllers.manager import ControllerManager
 from gitops.model import ObjectKey
 from gitops.model.actions import Create, Delete, Update
 from gitops.store import SqliteStore
+from tests.control_plane import ControlPlane
 
 
 def deploy(replicas=2, image="img:1", uid="d-uid"):
@@ -170,7 +171,7 @@ def test_manager_drives_deployment_to_pods_and_endpoints(tmp_path):
     store.create(node("n1"))
     store.create({k: v for k, v in deploy().items()})
     store.create(svc(target=8080))
-    mgr = ControllerManager(store, random.Random(0))
+    mgr = ControlPlane(store, random.Random(0))
     for _ in range(3):
         mgr.run_once()
     pods = store.list("Pod")
@@ -203,7 +204,7 @@ def test_one_object_a_reconciler_cannot_handle_fails_alone(tmp_path):
     bad["spec"]["strategy"] = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "abc"}}
     store.create(bad)
     store.create(deploy())
-    mgr = ControllerManager(store, random.Random(0))
+    mgr = ControlPlane(store, random.Random(0))
     for _ in range(3):
         mgr.run_once()
     pods = store.list("Pod")
@@ -218,13 +219,14 @@ def test_one_object_a_reconciler_cannot_handle_fails_alone(tmp_path):
     store.close()
 
 
-def test_the_garbage_collector_reads_every_kind_at_one_instant(tmp_path):
+def test_the_garbage_collector_reads_every_kind_at_one_instant(tmp_path, monkeypatch):
     """An owner and its dependent created through the API while the collector lists kind
     after kind: seeing the dependent without its owner would collect it."""
     import threading
+
+    from gitops.controllers import manager as manager_module
     store = SqliteStore(tmp_path / "s.db")
     mgr = ControllerManager(store, random.Random(0))
-    real_list = store.list
 
     def api_writer() -> None:
         owner = store.create({"apiVersion": "v1", "kind": "ConfigMap",
@@ -237,16 +239,17 @@ def test_the_garbage_collector_reads_every_kind_at_one_instant(tmp_path):
 
     writer = threading.Thread(target=api_writer)
 
-    def listing(kind, namespace=None):
-        out = real_list(kind, namespace)
-        if kind == "ConfigMap":              # the writer comes in right after this list
-            writer.start()
-            writer.join(0.5)                 # it waits for the snapshot to end
-        return out
+    class Listing(dict):             # the kinds, in the order the collector lists them
+        def __iter__(self):
+            for kind in super().__iter__():
+                yield kind
+                if kind == "ConfigMap":      # the writer comes in right after this list
+                    writer.start()
+                    writer.join(0.5)         # it waits for the snapshot to end
 
-    store.list = listing
+    monkeypatch.setattr(manager_module, "KINDS", Listing(manager_module.KINDS))
     assert [a for a in gc.reconcile(mgr._gc_snapshot()) if isinstance(a, Delete)] == []
-    store.list = real_list
+    monkeypatch.undo()
     writer.join(10)
     assert store.get(ObjectKey("Pod", "default", "dependent")) is not None
     mgr.run_once()

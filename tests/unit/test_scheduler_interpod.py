@@ -136,9 +136,9 @@ def test_the_controller_manager_schedules_by_namespace_labels(tmp_path):
     """Through the store: the scheduler reads Namespaces only when an affinity needs them."""
     import random
 
-    from gitops.controllers.manager import ControllerManager
     from gitops.model import ObjectKey
     from gitops.store import SqliteStore
+    from tests.control_plane import ControlPlane
     store = SqliteStore(tmp_path / "s.db")
     n1 = node("n1")
     store.create({k: n1[k] for k in ("apiVersion", "kind", "metadata", "spec")})
@@ -152,7 +152,7 @@ def test_the_controller_manager_schedules_by_namespace_labels(tmp_path):
                            ("without-db", required("podAntiAffinity", near))):
         p = labelled(name, {"app": "web"}, affinity=affinity)
         store.create({k: p[k] for k in ("apiVersion", "kind", "metadata", "spec")})
-    mgr = ControllerManager(store, random.Random(0))
+    mgr = ControlPlane(store, random.Random(0))
     for _ in range(2):
         mgr.run_once()
     placed = {p["metadata"]["name"]: p["spec"].get("nodeName") for p in store.list("Pod")}
