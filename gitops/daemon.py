@@ -109,8 +109,10 @@ class Agent:
         self.informer = Informer(self.store)        # the cache every loop reads
         self.controllers = ControllerManager(self.store, service_cidr=self.service_cidr,
                                              informer=self.informer)
-        self.scheduler = SchedulerLoop(self.informer, lambda actions: execute(
-            self.store, actions, "scheduler", self.controllers.events))
+        self.scheduler = SchedulerLoop(
+            self.informer,
+            lambda actions: execute(self.store, actions, "scheduler", self.controllers.events),
+            hold=self.controllers.allocations_pending)
         # -- node: pods -> Docker; Services -> proxy and DNS
         self.runtime = DockerRuntime(self.dd.instance)
         self.network = f"gitops-{self.dd.instance}"

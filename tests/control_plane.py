@@ -23,7 +23,7 @@ class ControlPlane:
         self.scheduler = SchedulerLoop(
             self.informer,
             lambda actions: execute(store, actions, "scheduler", self.controllers.events),
-            clock)
+            clock, hold=self.controllers.allocations_pending)
 
     def run_once(self) -> None:
         self.controllers.run_once()

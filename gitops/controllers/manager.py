@@ -216,6 +216,14 @@ class ControllerManager:
                                                   and a.status == obj.get("status"))]
         execute(self.store, actions, controller, self.events)
 
+    def allocations_pending(self) -> bool:
+        """Whether some Service still waits for its ClusterIP or node port (the scheduler
+        holds pods until then, so they start with every Service in their environment)."""
+        try:
+            return bool(service.reconcile(self.cache.list("Service"), self.service_cidr))
+        except Exception:   # noqa: BLE001 - the allocator's own pass reports it
+            return False
+
     def _lookup(self, kind: str, namespace: str, name: str) -> dict | None:
         return self.cache.lookup(kind, namespace, name)
 

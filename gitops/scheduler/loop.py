@@ -6,6 +6,10 @@ writes); one that fits nowhere is set aside until the cluster changes in a way t
 make room for it (a node appears or changes, a pod is bound, finishes, goes or is
 relabelled elsewhere, a namespace is relabelled), and at the latest on the flush period.
 Pods and nodes are read from the informer's cache.
+
+`hold` says when binding must wait: while a Service still lacks its ClusterIP, a pod
+started now would miss it in its environment (the API server allocates at creation; here
+the controllers do, until allocation moves into the store's write path).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from gitops.scheduler import scheduler
 from gitops.store.informer import ADDED, DELETED, Informer
 
 FLUSH = 60.0        # seconds: pods set aside are tried again at least this often
+HELD = 0.05         # seconds: how soon a pass held back (see `hold`) is tried again
 
 Bind = Callable[[list[Action]], None]      # performs the scheduler's Updates (and events)
 
@@ -94,10 +99,11 @@ class SchedulingQueue:
 
 class SchedulerLoop:
     def __init__(self, cache: Informer, bind: Bind, clock: Callable[[], float] = time.time,
-                 flush: float = FLUSH) -> None:
+                 flush: float = FLUSH, hold: Callable[[], bool] = lambda: False) -> None:
         self.name = "scheduler"
         self.cache = cache
         self.bind = bind
+        self.hold = hold
         self.clock = clock
         self.flush = flush
         self._next_flush = clock() + flush
@@ -145,6 +151,10 @@ class SchedulerLoop:
         keys = self.queue.take()
         pending = {k: p for k in sorted(keys) if (p := self.cache.get(k)) is not None
                    and _pending(p)}
+        if pending and self.hold():
+            for key in pending:
+                self.queue.add(key)
+            return HELD
         if pending:
             pods = [p for p in self.cache.list("Pod") if (p.get("spec") or {}).get("nodeName")]
             actions = scheduler.reconcile([*pods, *pending.values()], self.cache.list("Node"),
