@@ -63,6 +63,7 @@ log = structlog.get_logger(component="controllers")
 
 RESYNC = 600.0           # seconds: every key queued again (what no change asked for)
 IDLE_PASS = 60.0         # seconds: a pass at least this often (events are pruned in it)
+MIN_REQUEUE = 1.0        # seconds: a time already past asked again waits this long
 ALL = watches.ALL
 
 
@@ -175,6 +176,7 @@ class ControllerManager:
 
     def _process(self, controller: Controller, key: Hashable) -> None:
         queue = controller.queue
+        now = self.clock()
         try:
             due = controller.sync(key)
         except Exception as exc:   # noqa: BLE001 - whatever it is, the pass goes on
@@ -188,8 +190,8 @@ class ControllerManager:
         self._failing.pop((controller.name, str(key)), None)
         queue.forget(key)
         queue.done(key)
-        if due is not None:
-            queue.add_at(key, due)
+        if due is not None:         # a time already past (a write that did not take): soon
+            queue.add_at(key, due if due > now else now + MIN_REQUEUE)
 
     def _failed(self, controller: Controller, key: Hashable, exc: Exception) -> None:
         """Logged and told as an event when the failure first appears or changes, not on

@@ -18,6 +18,8 @@ import threading
 import time
 from collections.abc import Callable
 
+import structlog
+
 from gitops.model import ObjectKey, key_of
 from gitops.model.actions import Action
 from gitops.model.meta import is_deleting
@@ -26,8 +28,11 @@ from gitops.runnable import Loop
 from gitops.scheduler import scheduler
 from gitops.store.informer import ADDED, DELETED, Informer
 
+log = structlog.get_logger(component="scheduler")
+
 FLUSH = 60.0        # seconds: pods set aside are tried again at least this often
 HELD = 0.05         # seconds: how soon a pass held back (see `hold`) is tried again
+HOLD_LIMIT = 5.0    # seconds: held longer than this, pods are bound anyway
 
 Bind = Callable[[list[Action]], None]      # performs the scheduler's Updates (and events)
 
@@ -104,6 +109,7 @@ class SchedulerLoop:
         self.cache = cache
         self.bind = bind
         self.hold = hold
+        self._held_since: float | None = None
         self.clock = clock
         self.flush = flush
         self._next_flush = clock() + flush
@@ -151,7 +157,7 @@ class SchedulerLoop:
         keys = self.queue.take()
         pending = {k: p for k in sorted(keys) if (p := self.cache.get(k)) is not None
                    and _pending(p)}
-        if pending and self.hold():
+        if pending and self._holding(now):
             for key in pending:
                 self.queue.add(key)
             return HELD
@@ -164,3 +170,16 @@ class SchedulerLoop:
                      if getattr(a, "obj", None) and a.obj["spec"].get("nodeName")}
             self.queue.set_aside(set(pending) - bound)
         return max(0.0, self._next_flush - self.clock())
+
+    def _holding(self, now: float) -> bool:
+        """Whether binding waits (for a bounded time: an allocator that never catches up
+        must not stop every pod)."""
+        if not self.hold():
+            self._held_since = None
+            return False
+        if self._held_since is None:
+            self._held_since = now
+        if now - self._held_since < HOLD_LIMIT:
+            return True
+        log.warning("scheduler_hold_expired", seconds=HOLD_LIMIT)
+        return False
