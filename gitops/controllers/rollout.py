@@ -238,5 +238,5 @@ def rollout_status(deploy: dict) -> tuple[bool, str]:
     return True, f'deployment "{name}" successfully rolled out'
 
 
-class RolloutFailed(Exception):
-    pass
+class RolloutFailed(PermanentError):
+    """The rollout will not finish by itself (its progress deadline passed)."""
