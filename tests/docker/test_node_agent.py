@@ -397,13 +397,20 @@ def test_graceful_termination_runs_pre_stop_then_sigterm(agent):
                   "spec": {"nodeName": "test-node", "terminationGracePeriodSeconds": 10,
                            "volumes": vol, "containers": [trapper]}})
     converge(agent, "trapper", lambda p: p["status"].get("phase") == "Running")
+    app = next(c for c in agent.runtime.list_containers() if c.container == "app")
+    since = time.time() - 1
     request_delete(store, ObjectKey("Pod", "default", "trapper"))
     started = time.monotonic()
     while store.get(ObjectKey("Pod", "default", "trapper")) and time.monotonic() - started < 20:
         agent.sync_once()
         time.sleep(0.1)
     assert store.get(ObjectKey("Pod", "default", "trapper")) is None
-    assert time.monotonic() - started < 8        # it exited on SIGTERM, not after the grace
+    events = agent.runtime.client.api.events(since=since, until=time.time(), decode=True,
+                                             filters={"container": app.id})
+    seen = [(e["Action"], e["Actor"]["Attributes"].get("signal")
+             or e["Actor"]["Attributes"].get("exitCode")) for e in events
+            if e["Action"] in ("kill", "die")]
+    assert seen == [("kill", "15"), ("die", "0")]   # it exited on SIGTERM: no SIGKILL
     reader = {"name": "check", "image": "gitops/busybox:1", "command": ["sleep", "3600"],
               "volumeMounts": [{"name": "term", "mountPath": "/data"}]}
     store.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "reader"},
