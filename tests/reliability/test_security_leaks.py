@@ -123,7 +123,7 @@ def test_a_token_in_the_repo_url_reaches_no_error_log_status_or_history(
 
 # -- gitops diff and drift records --------------------------------------------------------
 def _render_all(plan) -> dict[str, str]:
-    from gitops.output import render_plan
+    from gitops.cli.output import render_plan
     return {fmt: render_plan(plan, fmt) for fmt in ("text", "json", "markdown")}
 
 

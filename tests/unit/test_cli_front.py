@@ -89,11 +89,10 @@ def test_validate_junit_has_a_testcase_per_object_and_failures_with_file_line(tm
 
 
 def test_service_cidr_is_checked_and_passed_to_the_background_agent():
-    from gitops.cli import _agent_flags
+    from gitops.cli.agent_options import AgentOptions
     res = invoke("run", "--repo", ".", "--service-cidr", "10.300.0.0/20")
     assert res.exit_code == 2 and "--service-cidr" in res.output
     res = invoke("up", ".", "--service-cidr", "10.96.0.0/30")
     assert res.exit_code == 2 and "too small" in res.output
-    flags = _agent_flags("", "", 60.0, "127.0.0.1", "", False, True, True, 300.0, False, "",
-                         "", 0, "127.0.0.1", "10.96.0.0/20")
+    flags = AgentOptions(service_cidr="10.96.0.0/20").to_argv()
     assert flags[flags.index("--service-cidr") + 1] == "10.96.0.0/20"

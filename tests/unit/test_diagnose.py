@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from gitops.diagnose import Finding, explain, explain_pod, pods_of
+from gitops.cli.diagnose import Finding, explain, explain_pod, pods_of
 from tests.unit.cases import load
 
 CASES = load("diagnose")
