@@ -31,8 +31,14 @@ class GitopsGroup(click.Group):
             fail(one_line(exc), EXIT_ERROR)
 
 
-@click.group(cls=GitopsGroup, context_settings={"help_option_names": ["-h", "--help"],
-                                                "max_content_width": 100})
+@click.group(cls=GitopsGroup, commands=[
+    agent.run, agent.up, agent.down, agent.healthcheck,
+    control.sync, control.rollback, control.unpin, control.suspend, control.resume,
+    control.status, control.history,
+    objects.get, objects.describe, objects.events, objects.logs, rollout.rollout,
+    access.port_forward, access.kubeconfig,
+    manifests.validate, manifests.diff,
+], context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="gitops")
 @click.option("--debug", is_flag=True, envvar="GITOPS_DEBUG",
               help="Show tracebacks and debug logs.")
@@ -66,12 +72,3 @@ def completion(shell: str) -> None:
     cls = get_completion_class(shell)
     click.echo(cls(main, {}, "gitops", "_GITOPS_COMPLETE").source())
 
-
-for command in (
-        agent.run, agent.up, agent.down, agent.healthcheck,
-        control.sync, control.rollback, control.unpin, control.suspend, control.resume,
-        control.status, control.history,
-        objects.get, objects.describe, objects.events, objects.logs, rollout.rollout,
-        access.port_forward, access.kubeconfig,
-        manifests.validate, manifests.diff):
-    main.add_command(command)

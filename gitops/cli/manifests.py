@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -14,6 +15,9 @@ from gitops.cli.common import (ALLOW_REMOTE_BASES, DATA_DIR, EXIT_ERROR, EXIT_OK
                                EXIT_PROBLEM, fail)
 from gitops.errors import GitopsError
 from gitops.paths import DataDir
+
+if TYPE_CHECKING:
+    from gitops.sync.diff import Desired, Plan
 
 
 @click.command()
@@ -109,7 +113,7 @@ def diff(source: str, ref: str, subpath: str, fmt: str, helm_values: tuple[str, 
     sys.exit(EXIT_PROBLEM if plan.has_changes else EXIT_OK)
 
 
-def _plan_against_data_dir(dd: DataDir, desired: list):
+def _plan_against_data_dir(dd: DataDir, desired: list[Desired]) -> Plan:
     """The plan of syncing `desired` into the data dir's store, read only (an empty store
     when no agent has used the data dir)."""
     from gitops.store.sqlite import SqliteStore
