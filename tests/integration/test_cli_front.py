@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from gitops import cli
+from gitops.cli import objects
 
 
 @pytest.fixture(autouse=True)
@@ -27,8 +28,8 @@ def test_shell_completion_scripts_and_kind_completion():
     for shell in ("bash", "zsh", "fish"):
         res = invoke("completion", shell)
         assert res.exit_code == 0 and "_GITOPS_COMPLETE" in res.output
-    ctx = click.Context(cli.get)
-    assert {"deployments", "deploy"} <= set(cli._complete_kinds(ctx, None, "dep"))
+    ctx = click.Context(objects.get)
+    assert {"deployments", "deploy"} <= set(objects._complete_kinds(ctx, None, "dep"))
     res = CliRunner().invoke(cli.main, [], env={"_GITOPS_COMPLETE": "bash_complete",
                                                 "COMP_WORDS": "gitops get po",
                                                 "COMP_CWORD": "2"}, prog_name="gitops")
