@@ -6,12 +6,12 @@ import base64
 
 import pytest
 
-from gitops.controllers.base import execute
+from gitops.store.registry import execute
 from gitops.model import ObjectKey
 from gitops.model import events as E
 from gitops.model.actions import Create, Delete, Emit
 from gitops.model.secrets import mask_text
-from gitops.store import SqliteStore
+from gitops.testing import memory_store
 from gitops.store.events import EventRecorder
 
 
@@ -25,7 +25,7 @@ class Clock:
 
 @pytest.fixture
 def store(tmp_path):
-    s = SqliteStore(tmp_path / "s.db")
+    s = memory_store()
     yield s
     s.close()
 

@@ -6,7 +6,7 @@ import pytest
 
 from gitops.health import assess, assess_in
 from gitops.model import key_of
-from gitops.store import SqliteStore
+from gitops.testing import memory_store
 
 
 def waiting(reason):
@@ -106,7 +106,7 @@ def test_workload_health_sees_crash_looping_pods(pods, status, fragment):
 
 
 def test_assess_in_follows_deployment_to_replicaset_to_pods(tmp_path):
-    store = SqliteStore(tmp_path / "s.db")
+    store = memory_store()
     d = store.create({"apiVersion": "apps/v1", "kind": "Deployment",
                       "metadata": {"name": "web", "namespace": "default"},
                       "spec": {"replicas": 1}})
