@@ -8,12 +8,12 @@ import random
 import pytest
 
 from gitops.controllers import gc, replicaset
-from gitops.store.registry import execute
 from gitops.controllers.claims import claim
 from gitops.controllers.manager import ControllerManager
 from gitops.model import ObjectKey
 from gitops.model.actions import Delete, Update
 from gitops.model.pods import deletion_order
+from gitops.store.registry import execute
 from gitops.testing import memory_store
 
 NOW = 1_800_000_000.0

@@ -8,9 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gitops.controllers import cronjob, job
-from gitops.store.registry import execute
 from gitops.model import ObjectKey
 from gitops.model.actions import Create, Delete, SetStatus
+from gitops.store.registry import execute
 from gitops.testing import memory_store
 
 NOW = 1_800_000_000.0            # Fri 2027-01-15 08:00:00 UTC (a whole minute and hour)

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 import pytest
 
 from gitops.controllers import daemonset, statefulset
-from gitops.store.registry import execute
 from gitops.model import ObjectKey
 from gitops.model.actions import Create, Delete, SetStatus
+from gitops.store.registry import execute
 from gitops.testing import memory_store
 
 NOW = 1_800_000_000.0
