@@ -51,7 +51,7 @@ from gitops.store.base import Conflict, NotFound, Store
 from gitops.store.changes import ChangeLog
 from gitops.store.events import EventRecorder
 
-log = structlog.get_logger(component="controllers")
+log = structlog.get_logger(component="controllers")     # the executor works for them
 
 Admit = Callable[[dict, dict | None], None]     # (object to store, stored one); raises
 Default = Callable[[dict], None]                # fills what the writer left out, in place
