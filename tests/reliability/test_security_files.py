@@ -57,8 +57,8 @@ def _status_with(server_token: str, header: str | None) -> int:
 
     async def never(*_args):
         raise AssertionError("not reached")
-    ctx = ApiContext(Registry(SqliteStore(":memory:")), server_token, lambda: {"ok": True}, never, lambda: None,
-                     never)
+    ctx = ApiContext(Registry(SqliteStore(":memory:")), server_token, lambda: {"ok": True},
+                     never, lambda: None, never)
 
     async def go() -> int:
         async with TestClient(TestServer(make_app(ctx))) as client:
