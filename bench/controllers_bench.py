@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from gitops.controllers.manager import ControllerManager  # noqa: E402
 from gitops.model import key_of  # noqa: E402
 from gitops.scheduler import scheduler  # noqa: E402
-from gitops.store import SqliteStore  # noqa: E402
+from gitops.store import Registry, SqliteStore  # noqa: E402
 
 READY = [{"type": "Ready", "status": "True", "lastTransitionTime": "2026-01-01T00:00:00Z"}]
 
@@ -51,7 +51,7 @@ def deployment(i: int, image: str) -> dict:
                                                                  "memory": "16Mi"}}}]}}}}
 
 
-def kubelet(store: SqliteStore) -> None:
+def kubelet(store: Registry) -> None:
     """Bound pods run and are Ready at once; deleted ones go at once."""
     for pod in store.list("Pod"):
         if pod["metadata"].get("deletionTimestamp"):
@@ -60,13 +60,13 @@ def kubelet(store: SqliteStore) -> None:
             store.update_status(key_of(pod), {"phase": "Running", "conditions": READY})
 
 
-def converged(store: SqliteStore, n: int, image: str) -> bool:
+def converged(store: Registry, n: int, image: str) -> bool:
     pods = [p for p in store.list("Pod") if p["spec"]["containers"][0]["image"] == image]
     return len(store.list("Pod")) == 3 * n and len(pods) == 3 * n and all(
         p.get("status", {}).get("phase") == "Running" for p in pods)
 
 
-def drive(mgr: ControllerManager, store: SqliteStore, n: int, image: str) -> tuple[int, float]:
+def drive(mgr: ControllerManager, store: Registry, n: int, image: str) -> tuple[int, float]:
     started, passes = time.process_time(), 0
     while passes < 200:
         mgr.run_once()
@@ -79,7 +79,7 @@ def drive(mgr: ControllerManager, store: SqliteStore, n: int, image: str) -> tup
 
 def bench_deployments(n: int) -> list[str]:
     with tempfile.TemporaryDirectory() as tmp:
-        store = SqliteStore(Path(tmp) / "s.db")
+        store = Registry(SqliteStore(Path(tmp) / "s.db"))
         store.create(node("n1"))
         for i in range(n):
             store.create(deployment(i, "img:1"))

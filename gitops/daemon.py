@@ -41,6 +41,7 @@ from gitops.source import make_source
 from gitops.source.base import DirSource, redact_url
 from gitops.source.watch import DirWatcher
 from gitops.source.webhook import load_secret
+from gitops.store.registry import Registry
 from gitops.store.sqlite import SqliteStore
 from gitops.sync.drift import DriftRecorder, declaring_object
 from gitops.sync.engine import SyncEngine, SyncPolicy
@@ -83,7 +84,7 @@ class Agent:
         make_private_dir(self.dd.root)      # Secret data, the token, the repo URL: owner only
         self._lock_fd = _lock(self.dd.lock_file)
         self.token = api_token.load_or_create(self.dd.token_file)   # a bad one: refuse now
-        self.store = SqliteStore(self.dd.store)
+        self.store = Registry(SqliteStore(self.dd.store))    # every writer's one path
         self.source = make_source(config.repo, self.dd.root, config.ref, config.path,
                                   config.git_timeout)
         # A local directory is watched: edit -> running in about a second.

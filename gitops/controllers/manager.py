@@ -29,7 +29,6 @@ from gitops.controllers import (
     service,
     statefulset,
 )
-from gitops.controllers.base import execute
 from gitops.controllers.claims import claim
 from gitops.model import KINDS, ObjectKey, key_of
 from gitops.model.actions import Action, SetStatus
@@ -40,6 +39,7 @@ from gitops.model.times import rfc3339
 from gitops.scheduler import scheduler
 from gitops.store.base import Store
 from gitops.store.events import EventRecorder
+from gitops.store.registry import execute
 
 log = structlog.get_logger(component="controllers")
 

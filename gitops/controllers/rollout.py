@@ -7,8 +7,8 @@ import copy
 import math
 from collections.abc import Callable, Iterable
 
-from gitops.controllers.base import PROPAGATION_ANNOTATION
 from gitops.errors import PermanentError
+from gitops.model.deletion import PROPAGATION_ANNOTATION
 from gitops.model.meta import owner_ref, stable_hash
 from gitops.model.podspec import referenced_configs
 from gitops.model.times import parse_rfc3339, rfc3339 as iso

@@ -10,7 +10,7 @@ import pytest
 
 from gitops.health import assess, assess_in
 from gitops.model import key_of
-from gitops.store import SqliteStore
+from gitops.testing import memory_store
 from tests.unit.cases import load
 
 
@@ -45,7 +45,7 @@ def pod(name, status, owner="rs-uid", deleting=False):
 
 
 def test_assess_in_follows_deployment_to_replicaset_to_pods(tmp_path):
-    store = SqliteStore(tmp_path / "s.db")
+    store = memory_store()
     d = store.create({"apiVersion": "apps/v1", "kind": "Deployment",
                       "metadata": {"name": "web", "namespace": "default"},
                       "spec": {"replicas": 1}})

@@ -138,8 +138,8 @@ def test_the_controller_manager_schedules_by_namespace_labels(tmp_path):
 
     from gitops.controllers.manager import ControllerManager
     from gitops.model import ObjectKey
-    from gitops.store import SqliteStore
-    store = SqliteStore(tmp_path / "s.db")
+    from gitops.testing import memory_store
+    store = memory_store()
     n1 = node("n1")
     store.create({k: n1[k] for k in ("apiVersion", "kind", "metadata", "spec")})
     store.update_status(ObjectKey("Node", "", "n1"), n1["status"])
