@@ -26,19 +26,19 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from gitops.controllers.base import execute  # noqa: E402
 from gitops.controllers.manager import ControllerManager  # noqa: E402
 from gitops.model import key_of  # noqa: E402
 from gitops.scheduler import scheduler  # noqa: E402
 from gitops.scheduler.loop import SchedulerLoop  # noqa: E402
-from gitops.store import SqliteStore  # noqa: E402
+from gitops.store import Registry, SqliteStore  # noqa: E402
 from gitops.store.informer import Informer  # noqa: E402
+from gitops.store.registry import execute  # noqa: E402
 
 
 class ControlPlane:
     """The controllers and the scheduler on one informer, as the daemon wires them."""
 
-    def __init__(self, store: SqliteStore) -> None:
+    def __init__(self, store: Registry) -> None:
         informer = Informer(store)
         self.controllers = ControllerManager(store, random.Random(0), informer=informer)
         self.scheduler = SchedulerLoop(informer, lambda actions: execute(
@@ -70,7 +70,7 @@ def deployment(i: int, image: str) -> dict:
                                                                  "memory": "16Mi"}}}]}}}}
 
 
-def kubelet(store: SqliteStore) -> None:
+def kubelet(store: Registry) -> None:
     """Bound pods run and are Ready at once; deleted ones go at once."""
     for pod in store.list("Pod"):
         if pod["metadata"].get("deletionTimestamp"):
@@ -79,13 +79,13 @@ def kubelet(store: SqliteStore) -> None:
             store.update_status(key_of(pod), {"phase": "Running", "conditions": READY})
 
 
-def converged(store: SqliteStore, n: int, image: str) -> bool:
+def converged(store: Registry, n: int, image: str) -> bool:
     pods = [p for p in store.list("Pod") if p["spec"]["containers"][0]["image"] == image]
     return len(store.list("Pod")) == 3 * n and len(pods) == 3 * n and all(
         p.get("status", {}).get("phase") == "Running" for p in pods)
 
 
-def drive(mgr: ControlPlane, store: SqliteStore, n: int, image: str) -> tuple[int, float]:
+def drive(mgr: ControlPlane, store: Registry, n: int, image: str) -> tuple[int, float]:
     started, passes = time.process_time(), 0
     while passes < 200:
         mgr.run_once()
@@ -98,7 +98,7 @@ def drive(mgr: ControlPlane, store: SqliteStore, n: int, image: str) -> tuple[in
 
 def bench_deployments(n: int) -> list[str]:
     with tempfile.TemporaryDirectory() as tmp:
-        store = SqliteStore(Path(tmp) / "s.db")
+        store = Registry(SqliteStore(Path(tmp) / "s.db"))
         store.create(node("n1"))
         for i in range(n):
             store.create(deployment(i, "img:1"))

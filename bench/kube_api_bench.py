@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from gitops.model import ObjectKey  # noqa: E402
-from gitops.store.sqlite import SqliteStore  # noqa: E402
+from gitops.store import Registry, SqliteStore  # noqa: E402
 from tests.kube_support import TOKEN, KubeServer, kubectl_path  # noqa: E402
 
 TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
@@ -123,7 +123,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
-        store = SqliteStore(tmp / "state.db")
+        store = Registry(SqliteStore(tmp / "state.db"))
         with KubeServer(store, tmp) as api:
             with store.transaction():
                 for i in range(args.objects):

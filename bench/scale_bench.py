@@ -89,14 +89,14 @@ def measure_point(count: int) -> dict:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
     sys.path.insert(0, str(ROOT))
     from gitops.source.base import DirSource
-    from gitops.store.sqlite import SqliteStore
+    from gitops.store import Registry, SqliteStore
     from gitops.sync.engine import SyncEngine
 
     with tempfile.TemporaryDirectory(prefix="gitops-scale-") as tmp:
         repo, db = Path(tmp) / "repo", Path(tmp) / "state.db"
         write_repo(repo, count)
         rss_before = _rss_mb()
-        store = SqliteStore(db)
+        store = Registry(SqliteStore(db))
         engine = SyncEngine(store, DirSource(str(repo)))
         t0 = time.perf_counter()
         first = engine.sync_once("manual")

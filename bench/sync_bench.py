@@ -23,7 +23,7 @@ import structlog
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gitops.source.base import DirSource  # noqa: E402
-from gitops.store.sqlite import SqliteStore  # noqa: E402
+from gitops.store import Registry, SqliteStore  # noqa: E402
 from gitops.sync.engine import SyncEngine  # noqa: E402
 
 DEPLOY = """\
@@ -75,7 +75,7 @@ def measure(count: int) -> dict:
         repo.mkdir()
         data.mkdir()
         write_repo(repo, count)
-        store = SqliteStore(data / "state.db")
+        store = Registry(SqliteStore(data / "state.db"))
         engine = SyncEngine(store, DirSource(str(repo)))
         t0 = time.perf_counter()
         first = engine.sync_once("manual")

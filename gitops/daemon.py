@@ -26,7 +26,6 @@ from gitops.api.kube.listen import start_listeners
 from gitops.api.podlogs import PodLogs
 from gitops.api.server import ApiContext, make_app, object_health, unmanaged_objects
 from gitops.api.webhook import add_webhook_routes
-from gitops.controllers.base import execute
 from gitops.controllers.manager import ControllerManager
 from gitops.errors import GitopsError
 from gitops.model.addresses import SERVICE_POOL, pick_subnet
@@ -40,6 +39,7 @@ from gitops.source.base import DirSource, redact_url
 from gitops.source.watch import DirWatcher
 from gitops.source.webhook import load_secret
 from gitops.store.informer import Informer
+from gitops.store.registry import Registry, execute
 from gitops.store.sqlite import SqliteStore
 from gitops.sync.drift import DriftRecorder, RuntimeDriftReporter
 from gitops.sync.engine import SyncEngine, SyncPolicy
@@ -89,7 +89,7 @@ class Agent:
         make_private_dir(self.dd.root)      # Secret data, the token, the repo URL: owner only
         self._lock_fd = _lock(self.dd.lock_file)
         self.token = api_token.load_or_create(self.dd.token_file)   # a bad one: refuse now
-        self.store = SqliteStore(self.dd.store)
+        self.store = Registry(SqliteStore(self.dd.store))    # every writer's one path
         self.stop = asyncio.Event()
         # -- control plane: git -> store -> controllers -> scheduler
         self.source = make_source(config.repo, self.dd.root, config.ref, config.path,

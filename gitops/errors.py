@@ -1,4 +1,8 @@
-"""One error hierarchy for the whole agent (see DESIGN.md, principle 3)."""
+"""One error hierarchy for the whole agent (see DESIGN.md, principle 3).
+
+Every exception the agent defines derives from GitopsError (tests/unit/test_errors.py
+checks it), so the CLI tells a refusal (one line) from a bug (one line and a hint to the
+traceback). Subclasses live next to the code that raises them."""
 
 from __future__ import annotations
 

@@ -7,15 +7,14 @@ import random
 import time
 from collections.abc import Callable
 
-from gitops.controllers.base import execute
 from gitops.controllers.manager import ControllerManager
 from gitops.scheduler.loop import SchedulerLoop
-from gitops.store.base import Store
 from gitops.store.informer import Informer
+from gitops.store.registry import Registry, execute
 
 
 class ControlPlane:
-    def __init__(self, store: Store, rng: random.Random | None = None,
+    def __init__(self, store: Registry, rng: random.Random | None = None,
                  clock: Callable[[], float] = time.time, **manager_options) -> None:
         self.informer = Informer(store)
         self.controllers = ControllerManager(store, rng, clock, informer=self.informer,

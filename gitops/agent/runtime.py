@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from gitops.errors import TransientError
+from gitops.errors import GitopsError, TransientError
 
 # Labels on everything the agent creates. Nothing without MANAGED=true is ever touched.
 MANAGED = "gitops.managed"
@@ -25,8 +25,10 @@ class RuntimeUnavailable(TransientError):
     container, so a pass stops and the next one tries again."""
 
 
-class RuntimeFailure(Exception):
-    """The runtime refused or failed an operation; reason is a kubelet-style word."""
+class RuntimeFailure(GitopsError):
+    """The runtime refused or failed an operation; reason is a kubelet-style word. Not a
+    TransientError (the engine answered: a probe fails on it) nor a PermanentError (the
+    pod loop retries it with back-off, as the kubelet does)."""
 
     def __init__(self, message: str, reason: str = "RunContainerError") -> None:
         super().__init__(message)

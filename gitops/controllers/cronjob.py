@@ -39,6 +39,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from apscheduler.triggers.cron import CronTrigger
 
 from gitops.controllers import job as jobs_mod
+from gitops.errors import PermanentError
 from gitops.model import key_of
 from gitops.model.actions import Action, Create, Delete, Emit, SetStatus
 from gitops.model.events import WARNING, EventSpec, event_for
@@ -60,7 +61,7 @@ _UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "
                  "m": 60.0, "h": 3600.0}
 
 
-class ScheduleError(ValueError):
+class ScheduleError(PermanentError):
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason

@@ -17,9 +17,9 @@ import copy
 from collections import defaultdict
 from collections.abc import Iterable
 
-from gitops.controllers.base import BACKGROUND, FOREGROUND, FOREGROUND_FINALIZER, ORPHAN_FINALIZER
 from gitops.model import key_of
 from gitops.model.actions import Action, Delete, Update
+from gitops.model.deletion import BACKGROUND, FOREGROUND, FOREGROUND_FINALIZER, ORPHAN_FINALIZER
 from gitops.model.meta import is_deleting
 
 

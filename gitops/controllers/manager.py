@@ -43,7 +43,6 @@ from gitops.controllers import (
     statefulset,
     watches,
 )
-from gitops.controllers.base import execute
 from gitops.controllers.claims import claim
 from gitops.controllers.queue import WorkQueue
 from gitops.errors import TransientError
@@ -55,9 +54,9 @@ from gitops.model.meta import controller_of
 from gitops.model.pods import is_active
 from gitops.model.times import rfc3339
 from gitops.runnable import Loop
-from gitops.store.base import Store
 from gitops.store.events import EventRecorder
 from gitops.store.informer import Informer
+from gitops.store.registry import Registry, execute
 
 log = structlog.get_logger(component="controllers")
 
@@ -78,7 +77,7 @@ class Controller:
 
 
 class ControllerManager:
-    def __init__(self, store: Store, rng: random.Random | None = None,
+    def __init__(self, store: Registry, rng: random.Random | None = None,
                  clock: Callable[[], float] = time.time,
                  service_cidr: str = SERVICE_CIDR,
                  events: EventRecorder | None = None,

@@ -7,8 +7,8 @@ import copy
 import math
 from collections.abc import Callable, Iterable
 
-from gitops.controllers.base import PROPAGATION_ANNOTATION
 from gitops.errors import PermanentError
+from gitops.model.deletion import PROPAGATION_ANNOTATION
 from gitops.model.meta import owner_ref, stable_hash
 from gitops.model.podspec import referenced_configs
 from gitops.model.times import parse_rfc3339, rfc3339 as iso
@@ -238,5 +238,5 @@ def rollout_status(deploy: dict) -> tuple[bool, str]:
     return True, f'deployment "{name}" successfully rolled out'
 
 
-class RolloutFailed(Exception):
-    pass
+class RolloutFailed(PermanentError):
+    """The rollout will not finish by itself (its progress deadline passed)."""

@@ -45,22 +45,3 @@ def pick_node_port(svc: dict, port: dict, used: set[int]) -> int:
             return candidate
     raise RuntimeError("node port range exhausted")
 
-
-def keep_allocations(desired: dict, live: dict) -> dict:
-    """Sync must not undo allocations git leaves open (clusterIP, nodePort)."""
-    if desired.get("kind") != "Service":
-        return desired
-    out = copy.deepcopy(desired)
-    spec, live_spec = out.setdefault("spec", {}), live.get("spec", {})
-    if "clusterIP" not in spec and live_spec.get("clusterIP"):
-        spec["clusterIP"] = live_spec["clusterIP"]
-        if live_spec.get("clusterIPs"):
-            spec["clusterIPs"] = live_spec["clusterIPs"]
-    if spec.get("type") in ("NodePort", "LoadBalancer"):
-        allocated = {(p.get("port"), p.get("protocol", "TCP")): p.get("nodePort")
-                     for p in live_spec.get("ports", []) or []}
-        for p in spec.get("ports", []) or []:
-            if not p.get("nodePort"):
-                if node_port := allocated.get((p.get("port"), p.get("protocol", "TCP"))):
-                    p["nodePort"] = node_port
-    return out

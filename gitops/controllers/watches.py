@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from gitops.controllers.gc import FOREGROUND_FINALIZER, ORPHAN_FINALIZER
 from gitops.controllers.statefulset import ordinal_of
 from gitops.model import ObjectKey, key_of
+from gitops.model.deletion import FOREGROUND_FINALIZER, ORPHAN_FINALIZER
 from gitops.model.meta import controller_of, is_deleting
 from gitops.model.podspec import referenced_configs
 from gitops.model.selectors import matches, service_matches

@@ -77,10 +77,12 @@ class LoadResult:
         self.errors.extend(other.errors)
 
 
-class _DocError(Exception):
+class _DocError(ManifestError):
+    """Ends one document (fatal: the whole stream); _parse files it with the file name."""
+
     def __init__(self, message: str, line: int, path: str = "", fatal: bool = False) -> None:
-        super().__init__(message)
-        self.message, self.line, self.path, self.fatal = message, line, path, fatal
+        super().__init__(message, line=line, path=path)
+        self.fatal = fatal
 
 
 class _Frame:

@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 import structlog
 
+from gitops.errors import PermanentError
 from gitops.model.addresses import SERVICE_CIDR
 
 log = structlog.get_logger(component="vip")
@@ -30,7 +31,7 @@ _CAP_NET_ADMIN = 12
 # --------------------------------------------------------------------------- loopback VIPs
 
 
-class VipUnavailable(RuntimeError):
+class VipUnavailable(PermanentError):
     """Addresses cannot be added to the loopback interface here (no root, no `ip`)."""
 
 

@@ -55,15 +55,17 @@ class ChangeLog:
 
     def extend(self, events: list[tuple]) -> None:
         """events: (type, object) or (type, object, object before) in commit order."""
+        self.extend_serialized([
+            Change(int(obj["metadata"]["resourceVersion"]), type_, str(obj.get("kind", "")),
+                   _json(obj), _json(rest[0]) if rest and rest[0] else "")
+            for type_, obj, *rest in events])
+
+    def extend_serialized(self, changes: list[Change]) -> None:
+        """Changes whose objects a backend already wrote as JSON, in commit order."""
         with self._lock:
-            for type_, obj, *rest in events:
-                rv = int(obj["metadata"]["resourceVersion"])
-                body = json.dumps(obj, separators=(",", ":"))
-                before = json.dumps(rest[0], separators=(",", ":")) if rest and rest[0] \
-                    else ""
-                self._entries.append(Change(rv, type_, str(obj.get("kind", "")), body,
-                                            before))
-                self._bytes += len(body) + len(before)
+            for change in changes:
+                self._entries.append(change)
+                self._bytes += len(change.body) + len(change.before)
             while self._entries and (len(self._entries) > self._capacity
                                      or self._bytes > self._max_bytes):
                 dropped = self._entries.popleft()
@@ -85,3 +87,7 @@ class ChangeLog:
     @property
     def floor(self) -> int:
         return self._floor
+
+
+def _json(obj: dict) -> str:
+    return json.dumps(obj, separators=(",", ":"))

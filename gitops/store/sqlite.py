@@ -1,7 +1,7 @@
-"""Embedded SQLite store (WAL): objects as Kubernetes JSON plus inventory, state, history.
+"""Embedded SQLite backend (WAL): objects as Kubernetes JSON plus inventory, state, history.
 
-Writes are serialised by a lock so loops on worker threads can share one connection;
-watchers are told after commit, so they never see a change that could still roll back.
+One connection, shared by the loops' worker threads under the backend's lock. Like every
+backend it keeps what it is given; Kubernetes' rules are the registry's.
 """
 
 from __future__ import annotations
@@ -9,18 +9,13 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import threading
 import time
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from gitops.model import ObjectKey, key_of
-from gitops.model.times import now_iso
-from gitops.model.volumepaths import is_safe_uid
-from gitops.store.base import Conflict, InventoryEntry, NotFound, Watcher
-from gitops.store.changes import ChangeLog
+from gitops.store.backend import HISTORY_LIMIT, Backend, as_json
+from gitops.store.base import Conflict, InventoryEntry, NotFound
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS objects (
@@ -41,14 +36,6 @@ CREATE TABLE IF NOT EXISTS history (
   id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, entry TEXT NOT NULL);
 """
 
-# Parts of an object that are not its spec: changing only these leaves generation alone.
-_NON_SPEC = ("metadata", "status", "apiVersion", "kind")
-
-
-# Sync history rows kept: a sync that fails on every poll writes one each time, for as
-# long as the agent runs. Rollback looks back 200.
-HISTORY_LIMIT = 1000
-
 
 def _owner_only(path: Path, create: bool = True) -> None:
     """Secret data is stored in clear: the file is 0600 before SQLite writes a byte to it.
@@ -61,7 +48,7 @@ def _owner_only(path: Path, create: bool = True) -> None:
         pass
 
 
-class SqliteStore:
+class SqliteStore(Backend):
     def __init__(self, path: str | Path, history_limit: int = HISTORY_LIMIT) -> None:
         self.path = str(path)
         self.history_limit = history_limit
@@ -77,56 +64,29 @@ class SqliteStore:
             for suffix in ("-wal", "-shm"):
                 _owner_only(Path(self.path + suffix), create=False)
         self._db.executescript(_SCHEMA)
-        self._lock = threading.RLock()
-        self._depth = 0
-        self._pending: list[tuple[str, dict, dict | None]] = []   # type, object, before
-        self._watchers: list[Watcher] = []
-        self.changes = ChangeLog(self.resource_version())   # what API watches resume from
+        super().__init__(self._stored_rv())
 
-    # -- transactions and notification ------------------------------------------------
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """All writes inside commit together or not at all (nested calls join the outer)."""
-        with self._lock:
-            if self._depth == 0:
-                self._db.execute("BEGIN IMMEDIATE")
-            self._depth += 1
-            try:
-                yield
-            except BaseException:
-                self._depth -= 1
-                if self._depth == 0:
-                    self._db.execute("ROLLBACK")
-                    self._pending.clear()
-                raise
-            self._depth -= 1
-            if self._depth:
-                return
-            self._db.execute("COMMIT")
-            events, self._pending = self._pending, []
-            self.changes.extend(events)      # under the lock: the log is in commit order
-        for event_type, obj, _before in events:
-            for fn in self._watchers:
-                fn(event_type, obj)
+    # -- transactions -----------------------------------------------------------------
+    def _begin(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
 
-    def watch(self, fn: Watcher) -> None:
-        self._watchers.append(fn)
+    def _commit(self) -> None:
+        self._db.execute("COMMIT")
+
+    def _rollback(self) -> None:
+        self._db.execute("ROLLBACK")
 
     def resource_version(self) -> int:
         """The newest resourceVersion handed out (what a list is consistent with)."""
         with self._lock:
-            row = self._db.execute(
-                "SELECT value FROM state WHERE name='resourceVersion'").fetchone()
+            return self._stored_rv()
+
+    def _stored_rv(self) -> int:
+        row = self._db.execute("SELECT value FROM state WHERE name='resourceVersion'").fetchone()
         return int(json.loads(row[0])) if row else 0
 
-    def snapshot(self, kind: str, namespace: str | None = None) -> tuple[int, list[dict]]:
-        """A list and the resourceVersion it is consistent with (a watch resumes there)."""
-        with self._lock:
-            return self.resource_version(), self.list(kind, namespace)
-
     def _next_rv(self) -> int:
-        row = self._db.execute("SELECT value FROM state WHERE name='resourceVersion'").fetchone()
-        rv = int(json.loads(row[0])) + 1 if row else 1
+        rv = self._stored_rv() + 1
         self._db.execute("INSERT OR REPLACE INTO state VALUES ('resourceVersion', ?)", (str(rv),))
         return rv
 
@@ -162,64 +122,24 @@ class SqliteStore:
     def create(self, obj: dict) -> dict:
         key = key_of(obj)
         with self.transaction():
-            if self.get(key) is not None:
+            if self._stored(key) is not None:
                 raise Conflict(f"{key} already exists")
-            obj = json.loads(json.dumps(obj))
-            meta = obj.setdefault("metadata", {})
-            if key.namespace:
-                meta["namespace"] = key.namespace
-            # Writers from outside (git, the API) never choose a uid; a trusted caller's
-            # is kept only when the node may use it as a directory name.
-            given = meta.get("uid")
-            meta["uid"] = given if isinstance(given, str) and is_safe_uid(given) \
-                else str(uuid.uuid4())
-            meta["creationTimestamp"] = meta.get("creationTimestamp") or now_iso()
-            meta["generation"] = 1
-            meta["resourceVersion"] = str(self._next_rv())
-            self._write(key, obj)
-            self._pending.append(("ADDED", obj, None))
+            obj["metadata"]["resourceVersion"] = str(self._next_rv())
+            self._changed("ADDED", obj, self._write(key, obj))
         return obj
 
     def update(self, obj: dict) -> dict:
-        """Replace an object. A resourceVersion in obj must match (optimistic concurrency)."""
         key = key_of(obj)
         with self.transaction():
-            old = self.get(key)
-            if old is None:
+            stored = self._stored(key)
+            if stored is None:
                 raise NotFound(f"{key} not found")
-            meta = obj.setdefault("metadata", {})
-            if meta.get("resourceVersion") not in (None, old["metadata"]["resourceVersion"]):
-                raise Conflict(f"{key} was modified (resourceVersion "
-                               f"{meta['resourceVersion']} != {old['metadata']['resourceVersion']})")
-            obj = json.loads(json.dumps(obj))
-            meta = obj["metadata"]
-            for field in ("uid", "creationTimestamp"):
-                meta[field] = old["metadata"][field]
-            if key.namespace:
-                meta["namespace"] = key.namespace
-            spec_changed = _spec(old) != _spec(obj)
-            meta["generation"] = old["metadata"].get("generation", 1) + (1 if spec_changed else 0)
-            if "status" not in obj and "status" in old:
-                obj["status"] = old["status"]
-            meta["resourceVersion"] = old["metadata"]["resourceVersion"]
-            if obj == old:
-                return old   # no-op writes don't wake every loop
-            meta["resourceVersion"] = str(self._next_rv())
-            self._write(key, obj)
-            self._pending.append(("MODIFIED", obj, old))
-        return obj
-
-    def update_status(self, key: ObjectKey, status: dict) -> dict:
-        with self.transaction():
-            old = self.get(key)
-            if old is None:
-                raise NotFound(f"{key} not found")
-            if old.get("status") == status:
-                return old
-            obj = {**old, "status": status,
-                   "metadata": {**old["metadata"], "resourceVersion": str(self._next_rv())}}
-            self._write(key, obj)
-            self._pending.append(("MODIFIED", obj, old))
+            rv, before = stored
+            given = obj["metadata"].get("resourceVersion")
+            if given not in (None, str(rv)):
+                raise Conflict(f"{key} was modified (resourceVersion {given} != {rv})")
+            obj["metadata"]["resourceVersion"] = str(self._next_rv())
+            self._changed("MODIFIED", obj, self._write(key, obj), before)
         return obj
 
     def delete(self, key: ObjectKey) -> dict | None:
@@ -231,14 +151,21 @@ class SqliteStore:
             # Watchers see the deletion at its own resourceVersion, as Kubernetes reports it.
             gone = {**old, "metadata": {**old["metadata"],
                                         "resourceVersion": str(self._next_rv())}}
-            self._pending.append(("DELETED", gone, None))
+            self._changed("DELETED", gone, as_json(gone))
         return old
 
-    def _write(self, key: ObjectKey, obj: dict) -> None:
+    def _stored(self, key: ObjectKey) -> tuple[int, str] | None:
+        """(resourceVersion, body as JSON) of what is stored at key."""
+        return self._db.execute(
+            "SELECT resource_version, body FROM objects WHERE kind=? AND namespace=? AND name=?",
+            key).fetchone()
+
+    def _write(self, key: ObjectKey, obj: dict) -> str:
         meta = obj["metadata"]
+        body = as_json(obj)
         self._db.execute("INSERT OR REPLACE INTO objects VALUES (?,?,?,?,?,?)",
-                         (*key, meta["uid"], int(meta["resourceVersion"]),
-                          json.dumps(obj, separators=(",", ":"))))
+                         (*key, meta.get("uid", ""), int(meta["resourceVersion"]), body))
+        return body
 
     # -- inventory, state, history ------------------------------------------------------
     def inventory(self) -> dict[ObjectKey, InventoryEntry]:
@@ -299,6 +226,3 @@ class SqliteStore:
         with self._lock:
             self._db.close()
 
-
-def _spec(obj: dict) -> dict:
-    return {k: v for k, v in obj.items() if k not in _NON_SPEC}

@@ -1,12 +1,12 @@
-"""Writing a plan to the store: one wave in one transaction; prunes last, in reverse order."""
+"""Writing a plan through the store's registry: one wave in one transaction; prunes last,
+in reverse order. The registry keeps what git leaves open (allocations) and deletes as
+the API server does."""
 
 from __future__ import annotations
 
 import copy
 
-from gitops.controllers.base import request_delete
-from gitops.controllers.service import keep_allocations
-from gitops.store.base import Store
+from gitops.store.registry import Registry
 from gitops.sync.diff import Change
 
 
@@ -31,7 +31,7 @@ def merged(change: Change, last: dict | None = None) -> dict:
         if keep in live_meta and keep not in meta:
             meta[keep] = live_meta[keep]
     meta.pop("resourceVersion", None)
-    return keep_allocations(obj, change.live)
+    return obj
 
 
 def without_removed(live: dict, last: dict, desired: dict) -> dict:
@@ -57,21 +57,21 @@ def overlay(base: dict, top: dict) -> dict:
     return out
 
 
-def apply_changes(store: Store, changes: list[Change]) -> None:
+def apply_changes(store: Registry, changes: list[Change]) -> None:
     with store.transaction():
         for change in changes:
             if change.action == "create":
                 store.create(change.desired)
             elif change.action == "update":
-                store.update(merged(change, store.applied(change.key)))
+                store.update(merged(change, store.applied(change.key)), keep_allocations=True)
         store.set_applied({c.key: c.desired for c in changes
                            if c.action in ("create", "update", "unchanged")})
 
 
-def prune(store: Store, changes: list[Change]) -> None:
+def prune(store: Registry, changes: list[Change]) -> None:
     """Delete what git no longer declares. PVC objects go, their volumes never do."""
     with store.transaction():
         for change in changes:
             if change.action == "prune":
-                request_delete(store, change.key)
+                store.request_delete(change.key)
         store.set_applied({c.key: None for c in changes if c.action == "prune"})

@@ -14,10 +14,9 @@ from gitops.agent.docker import DockerRuntime
 from gitops.agent.node import NodeAgent
 from gitops.agent.runtime import CONTAINER, POD_NAME, SANDBOX
 from gitops.agent.volumes import pvc_volume_name
-from gitops.controllers.base import request_delete
 from gitops.model import ObjectKey
 from gitops.model.addresses import pick_subnet
-from gitops.store import SqliteStore
+from gitops.store import Registry, SqliteStore
 
 pytestmark = pytest.mark.docker
 
@@ -25,7 +24,7 @@ pytestmark = pytest.mark.docker
 @pytest.fixture
 def agent(docker_client, tmp_path):
     instance = uuid.uuid4().hex[:8]    # unique: other test runs may share the engine
-    store = SqliteStore(tmp_path / "state.db")
+    store = Registry(SqliteStore(tmp_path / "state.db"))
     runtime = DockerRuntime(instance, docker_client)
     node = NodeAgent(store, runtime, "test-node", f"gitops-{instance}", tmp_path / "pods")
     node.setup(pick_subnet(instance, runtime.used_subnets()))
@@ -83,7 +82,7 @@ def test_pod_runs_reachable_in_shared_namespace_and_is_removed(agent):
     assert all(lab["gitops.managed"] == "true" and lab["gitops.pod.name"] == "web"
                for lab in labels)
 
-    request_delete(agent.store, ObjectKey("Pod", "default", "web"))
+    agent.store.request_delete(ObjectKey("Pod", "default", "web"))
     deadline = time.monotonic() + 20
     while agent.store.get(ObjectKey("Pod", "default", "web")) and time.monotonic() < deadline:
         agent.sync_once()
@@ -261,7 +260,7 @@ def test_volumes_empty_dir_pvc_configmap_secret(agent):
     assert sh("writer", "cat /etc/cfg/greeting") == "bonjour"
 
     # the pod goes: its emptyDir goes with it, the claim's data stays for the next pod
-    request_delete(store, ObjectKey("Pod", "default", "vols"))
+    store.request_delete(ObjectKey("Pod", "default", "vols"))
     deadline = time.monotonic() + 20
     while store.get(ObjectKey("Pod", "default", "vols")) and time.monotonic() < deadline:
         agent.sync_once()
@@ -397,13 +396,20 @@ def test_graceful_termination_runs_pre_stop_then_sigterm(agent):
                   "spec": {"nodeName": "test-node", "terminationGracePeriodSeconds": 10,
                            "volumes": vol, "containers": [trapper]}})
     converge(agent, "trapper", lambda p: p["status"].get("phase") == "Running")
-    request_delete(store, ObjectKey("Pod", "default", "trapper"))
+    app = next(c for c in agent.runtime.list_containers() if c.container == "app")
+    since = time.time() - 1
+    store.request_delete(ObjectKey("Pod", "default", "trapper"))
     started = time.monotonic()
     while store.get(ObjectKey("Pod", "default", "trapper")) and time.monotonic() - started < 20:
         agent.sync_once()
         time.sleep(0.1)
     assert store.get(ObjectKey("Pod", "default", "trapper")) is None
-    assert time.monotonic() - started < 8        # it exited on SIGTERM, not after the grace
+    events = agent.runtime.client.api.events(since=since, until=time.time(), decode=True,
+                                             filters={"container": app.id})
+    seen = [(e["Action"], e["Actor"]["Attributes"].get("signal")
+             or e["Actor"]["Attributes"].get("exitCode")) for e in events
+            if e["Action"] in ("kill", "die")]
+    assert seen == [("kill", "15"), ("die", "0")]   # it exited on SIGTERM: no SIGKILL
     reader = {"name": "check", "image": "gitops/busybox:1", "command": ["sleep", "3600"],
               "volumeMounts": [{"name": "term", "mountPath": "/data"}]}
     store.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "reader"},
@@ -423,7 +429,7 @@ def test_sigkill_follows_sigterm_once_the_grace_period_is_over(agent):
     converge(agent, "stubborn", lambda p: p["status"].get("phase") == "Running")
     app = next(c for c in agent.runtime.list_containers() if c.container == "app")
     since = time.time() - 1
-    request_delete(agent.store, ObjectKey("Pod", "default", "stubborn"))
+    agent.store.request_delete(ObjectKey("Pod", "default", "stubborn"))
     deadline = time.monotonic() + 30
     while agent.store.get(ObjectKey("Pod", "default", "stubborn")) and \
             time.monotonic() < deadline:

@@ -7,7 +7,6 @@ import time
 import pytest
 
 from gitops.agent.runtime import POD_NAME
-from gitops.controllers.base import request_delete
 from gitops.model import ObjectKey
 from tests.docker.test_node_agent import agent, converge  # noqa: F401 - fixture
 
@@ -35,7 +34,7 @@ def test_deleted_pod_is_signalled_only_after_it_left_rotation(agent):  # noqa: F
         return False
 
     agent.in_rotation = in_rotation
-    request_delete(store, ObjectKey("Pod", "default", "drainer"))
+    store.request_delete(ObjectKey("Pod", "default", "drainer"))
     deadline = time.monotonic() + 30
     while store.get(ObjectKey("Pod", "default", "drainer")) and time.monotonic() < deadline:
         agent.sync_once()

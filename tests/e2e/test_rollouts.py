@@ -12,7 +12,7 @@ import urllib.request
 
 import pytest
 
-from gitops.client import Client
+from gitops.cli.client import Client
 from gitops.paths import DataDir
 from tests.conftest import free_port
 from tests.e2e.conftest import git, gitops

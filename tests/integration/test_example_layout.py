@@ -93,7 +93,7 @@ def test_status_page_chart_renders_with_its_values():
 
 @pytest.mark.skipif(not _have_helm(), reason="needs the helm extra or a helm binary")
 def test_values_files_override_the_chart_defaults_for_diff_and_the_agent(tmp_path):
-    from gitops.cli import _agent_flags
+    from gitops.cli.agent_options import AgentOptions
     chart = EXAMPLE / "charts" / "status-page"
     res = gitops("diff", str(chart), "--values", "values-staging.yaml",
                  "--data-dir", str(tmp_path / "empty"))
@@ -104,7 +104,6 @@ def test_values_files_override_the_chart_defaults_for_diff_and_the_agent(tmp_pat
     missing = gitops("diff", str(chart), "--values", "nope.yaml", "--data-dir",
                      str(tmp_path / "empty"))
     assert missing.returncode == 2 and "values file not found" in missing.stderr
-    flags = _agent_flags("", "", 60.0, "127.0.0.1", "", False, True, True, 300.0, False, "",
-                         "", 0, "127.0.0.1", "", ("a.yaml", "b.yaml"))
+    flags = AgentOptions(helm_values=("a.yaml", "b.yaml")).to_argv()
     assert flags[flags.index("--values"):flags.index("--values") + 4] == [
         "--values", "a.yaml", "--values", "b.yaml"]

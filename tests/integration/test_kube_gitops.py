@@ -10,7 +10,7 @@ from structlog.testing import capture_logs
 from gitops.api.server import unmanaged_objects
 from gitops.model import ObjectKey
 from gitops.source import make_source
-from gitops.store.sqlite import SqliteStore
+from gitops.store import Registry, SqliteStore
 from gitops.sync.engine import SyncEngine, SyncPolicy
 from tests.kube_support import KubeServer
 
@@ -40,7 +40,7 @@ def world(tmp_path):
     src = tmp_path / "src"
     src.mkdir()
     (src / "app.yaml").write_text(MANIFESTS)
-    store = SqliteStore(tmp_path / "state.db")
+    store = Registry(SqliteStore(tmp_path / "state.db"))
     with KubeServer(store, tmp_path) as server:
         yield server, make_source(str(src), tmp_path / "work")
     store.close()

@@ -11,7 +11,7 @@ import pytest
 
 from gitops.model import ObjectKey
 from gitops.store.changes import ChangeLog
-from gitops.store.sqlite import SqliteStore
+from gitops.store import Registry, SqliteStore
 from tests.kube_support import TOKEN, KubeServer
 
 AGG = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"
@@ -20,7 +20,7 @@ TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
 
 @pytest.fixture
 def api(tmp_path):
-    store = SqliteStore(tmp_path / "state.db")
+    store = Registry(SqliteStore(tmp_path / "state.db"))
     with KubeServer(store, tmp_path) as server:
         yield server
     store.close()

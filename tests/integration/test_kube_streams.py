@@ -17,7 +17,7 @@ import pytest
 from gitops.api.kube import spdy
 from gitops.api.kube.api import KubeBackends
 from gitops.model import ObjectKey
-from gitops.store.sqlite import SqliteStore
+from gitops.store import Registry, SqliteStore
 from tests.conftest import free_port
 from tests.kube_support import KubeServer, kubectl_path
 
@@ -76,7 +76,7 @@ class ScriptedExec:
 @pytest.fixture
 def kube(tmp_path):
     kubectl_path()
-    store = SqliteStore(tmp_path / "state.db")
+    store = Registry(SqliteStore(tmp_path / "state.db"))
     store.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
                   "spec": {"containers": [{"name": "app", "image": "i"}]}})
     store.update_status(ObjectKey("Pod", "default", "p"), {"phase": "Running",

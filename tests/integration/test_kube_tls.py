@@ -16,7 +16,7 @@ from cryptography import x509
 
 from gitops.api.kube import tls
 from gitops.api.kube.listen import is_loopback, start_listeners
-from gitops.client import Client
+from gitops.cli.client import Client
 from gitops.paths import DataDir
 
 

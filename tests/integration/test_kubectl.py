@@ -12,14 +12,14 @@ import pytest
 import yaml
 
 from gitops.model import ObjectKey
-from gitops.store.sqlite import SqliteStore
+from gitops.store import Registry, SqliteStore
 from tests.kube_support import KubeServer, kubectl_path, run_kubectl, write_kubeconfig
 
 
 @pytest.fixture
 def kube(tmp_path):
     kubectl_path()                     # fails clearly when kubectl is missing
-    store = SqliteStore(tmp_path / "state.db")
+    store = Registry(SqliteStore(tmp_path / "state.db"))
     with KubeServer(store, tmp_path) as server:
         yield server
     store.close()
@@ -235,7 +235,7 @@ def test_logs_parameters_and_follow(tmp_path):
                 yield f"tick{i}\n".encode()
         return chunks()
 
-    store = SqliteStore(tmp_path / "state.db")
+    store = Registry(SqliteStore(tmp_path / "state.db"))
     seed(store)
     with KubeServer(store, tmp_path, logs=logs) as kube:
         assert ok(kube.kubectl("logs", "web-abc-0")) == "lines of app\n"

@@ -10,7 +10,7 @@ from structlog.testing import capture_logs
 
 from gitops.model import ObjectKey
 from gitops.source.git import GitSource
-from gitops.store import SqliteStore
+from gitops.store import Registry, SqliteStore
 from gitops.sync.diff import PRUNE_ANNOTATION
 from gitops.sync.engine import SyncEngine, SyncPolicy
 
@@ -54,7 +54,7 @@ class Repo:
 @pytest.fixture
 def env(tmp_path):
     repo = Repo(tmp_path / "repo")
-    store = SqliteStore(tmp_path / "state.db")
+    store = Registry(SqliteStore(tmp_path / "state.db"))
     source = GitSource(url=f"file://{repo.path}", workdir=tmp_path / "clones")
     yield repo, store, source
     store.close()

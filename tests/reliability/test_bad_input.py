@@ -24,7 +24,7 @@ from structlog.testing import capture_logs
 
 from gitops.model import ObjectKey
 from gitops.source.base import DirSource
-from gitops.store.sqlite import SqliteStore
+from gitops.store import Registry, SqliteStore
 from gitops.sync.engine import SyncEngine
 
 BAD = "zz-bad.yaml"
@@ -174,7 +174,7 @@ BAD_FILES = st.one_of(wrong_type(), huge_value(), deep_nesting(), unicode_name()
                       duplicate_keys(), yaml_bomb(), junk())
 
 
-def snapshot(store: SqliteStore) -> tuple:
+def snapshot(store: Registry) -> tuple:
     objects = sorted(json.dumps(o, sort_keys=True) for o in store.all_objects())
     inventory = sorted((str(k), e.applied_hash) for k, e in store.inventory().items())
     return objects, inventory, store.get_state("applied_revision")
@@ -188,7 +188,7 @@ def world():
     (repo / "settings.yaml").write_text(GOOD_CM.format(v="good"))
     good = [set_path(o, ("metadata", "name"), "web") for o in (DEPLOYMENT, SERVICE)]
     (repo / "app.yaml").write_text(yaml.safe_dump_all(good))
-    store = SqliteStore(tmp / "state.db")
+    store = Registry(SqliteStore(tmp / "state.db"))
     engine = SyncEngine(store, DirSource(str(repo)))
     assert engine.sync_once("manual").result == "synced"
     yield repo, store, engine

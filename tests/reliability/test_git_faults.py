@@ -17,7 +17,7 @@ from structlog.testing import capture_logs
 
 from gitops.model import ObjectKey
 from gitops.source.git import GitSource
-from gitops.store.sqlite import SqliteStore
+from gitops.store import Registry, SqliteStore
 from gitops.sync.engine import SyncEngine
 
 CM = "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}}}\ndata: {{v: \"{v}\"}}\n"
@@ -38,12 +38,12 @@ def commit(repo: Path, message: str, **files: str | bytes) -> str:
     return git(repo, "rev-parse", "HEAD")
 
 
-def snapshot(store: SqliteStore) -> tuple:
+def snapshot(store: Registry) -> tuple:
     return (sorted(json.dumps(o, sort_keys=True) for o in store.all_objects()),
             store.get_state("applied_revision"))
 
 
-def value(store: SqliteStore, name: str = "app") -> str | None:
+def value(store: Registry, name: str = "app") -> str | None:
     obj = store.get(ObjectKey("ConfigMap", "default", name))
     return obj["data"]["v"] if obj else None
 
@@ -56,7 +56,7 @@ def env(tmp_path):
     git(repo, "config", "user.email", "t@example.invalid")
     git(repo, "config", "user.name", "t")
     good = commit(repo, "good", **{"app.yaml": CM.format(name="app", v="1")})
-    store = SqliteStore(tmp_path / "state.db")
+    store = Registry(SqliteStore(tmp_path / "state.db"))
     source = GitSource(url=f"file://{repo}", workdir=tmp_path / "data" / "repos")
     engine = SyncEngine(store, source)
     assert engine.sync_once().result == "synced"

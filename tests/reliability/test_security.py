@@ -354,9 +354,9 @@ def test_validate_refuses_every_path_out_of_a_volume_with_file_line_field(tmp_pa
 
 
 def test_api_admission_refuses_paths_out_of_a_volume_with_422(tmp_path):
-    from gitops.store.sqlite import SqliteStore
+    from gitops.store import Registry, SqliteStore
     from tests.kube_support import KubeServer
-    store = SqliteStore(tmp_path / "state.db")
+    store = Registry(SqliteStore(tmp_path / "state.db"))
     try:
         with KubeServer(store, tmp_path) as api:
             for name, (text, field) in VOLUME_ESCAPES.items():
@@ -375,9 +375,9 @@ def test_api_admission_refuses_paths_out_of_a_volume_with_422(tmp_path):
 def test_the_store_and_the_sync_never_take_a_uid_from_the_writer(tmp_path):
     from gitops.model.volumepaths import is_safe_uid
     from gitops.source.base import Revision
-    from gitops.store.sqlite import SqliteStore
+    from gitops.store import Registry, SqliteStore
     from gitops.sync.engine import render
-    store = SqliteStore(tmp_path / "state.db")
+    store = Registry(SqliteStore(tmp_path / "state.db"))
     try:
         made = store.create({"apiVersion": "v1", "kind": "ConfigMap",
                              "metadata": {"name": "x", "uid": "../../../../etc"}})
@@ -403,13 +403,13 @@ def test_the_node_writes_nothing_outside_a_pod_and_one_bad_pod_never_stops_the_o
     from gitops.agent.node import NodeAgent
     from gitops.model import ObjectKey
     from gitops.model.addresses import pick_subnet
-    from gitops.store.sqlite import SqliteStore
+    from gitops.store import Registry, SqliteStore
 
     outside = tmp_path / "outside"          # what an escape would reach: must stay empty
     outside.mkdir()
     escape = f"../../../../outside/{uuid.uuid4().hex[:6]}"   # pods/<uid>/volumes/<vol>/..N
     instance = uuid.uuid4().hex[:8]
-    store = SqliteStore(tmp_path / "state.db")
+    store = Registry(SqliteStore(tmp_path / "state.db"))
     runtime = DockerRuntime(instance, docker_client)
     node = NodeAgent(store, runtime, "test-node", f"gitops-{instance}", tmp_path / "pods")
     sleeper = {"name": "c", "image": "gitops/busybox:1", "command": ["sleep", "3600"]}
@@ -503,11 +503,11 @@ def test_two_claims_never_share_a_volume_and_a_foreign_volume_is_not_adopted(
     from gitops.agent.volumes import pvc_volume_name
     from gitops.model import ObjectKey
     from gitops.model.addresses import pick_subnet
-    from gitops.store.sqlite import SqliteStore
+    from gitops.store import Registry, SqliteStore
     from tests.conftest import SESSION_LABEL, TEST_LABEL
 
     instance = uuid.uuid4().hex[:8]
-    store = SqliteStore(tmp_path / "state.db")
+    store = Registry(SqliteStore(tmp_path / "state.db"))
     runtime = DockerRuntime(instance, docker_client)
     node = NodeAgent(store, runtime, "test-node", f"gitops-{instance}", tmp_path / "pods")
     test_labels = dict(label.split("=", 1) for label in (TEST_LABEL, SESSION_LABEL))
@@ -591,7 +591,7 @@ def test_port_forward_never_dials_the_address_a_writer_put_in_status(tmp_path):
     from gitops.api.kube.api import KubeBackends
     from gitops.api.kube.backends import RuntimeStreams
     from gitops.model import ObjectKey
-    from gitops.store.sqlite import SqliteStore
+    from gitops.store import Registry, SqliteStore
     from tests.conftest import free_port
     from tests.kube_support import KubeServer, kubectl_path
 
@@ -617,7 +617,7 @@ def test_port_forward_never_dials_the_address_a_writer_put_in_status(tmp_path):
             conn.close()
     acceptor = threading.Thread(target=accept, daemon=True)
     acceptor.start()
-    store = SqliteStore(tmp_path / "state.db")
+    store = Registry(SqliteStore(tmp_path / "state.db"))
     store.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
                   "spec": {"containers": [{"name": "app", "image": "i"}]}})
     # a token holder rewrites the status to aim the agent at another address
@@ -659,13 +659,12 @@ def test_a_pre_stop_hook_goes_to_the_pod_not_to_the_address_in_its_status(tmp_pa
     import threading
 
     from gitops.agent.node import NodeAgent
-    from gitops.controllers.base import request_delete
     from gitops.model import ObjectKey
-    from gitops.store.sqlite import SqliteStore
+    from gitops.store import Registry, SqliteStore
+    from gitops.testing import RecordingRuntime
     from tests.conftest import free_port
-    from tests.unit.test_node_runtime_unavailable import FlakyRuntime
 
-    class Runtime(FlakyRuntime):
+    class Runtime(RecordingRuntime):
         def stop(self, cid, timeout):
             self.containers.pop(cid, None)
 
@@ -683,7 +682,7 @@ def test_a_pre_stop_hook_goes_to_the_pod_not_to_the_address_in_its_status(tmp_pa
             conn.close()
     acceptor = threading.Thread(target=accept, daemon=True)
     acceptor.start()
-    store = SqliteStore(tmp_path / "state.db")
+    store = Registry(SqliteStore(tmp_path / "state.db"))
     runtime = Runtime()
     node = NodeAgent(store, runtime, "n1", "net", tmp_path / "pods")
     node.subnet = "10.0.0.0/24"
@@ -697,7 +696,7 @@ def test_a_pre_stop_hook_goes_to_the_pod_not_to_the_address_in_its_status(tmp_pa
         node.sync_once()
         node.sync_once()
         assert store.get(key)["status"]["podIP"] == "10.0.0.128"
-        request_delete(store, key)
+        store.request_delete(key)
         store.update_status(key, {**store.get(key)["status"], "podIP": "127.0.0.1"})
         node.sync_once()
         deadline = time.monotonic() + 10
@@ -722,10 +721,10 @@ def test_metrics_want_the_token_unless_the_operator_made_them_public(public, tmp
     from aiohttp.test_utils import TestClient, TestServer
 
     from gitops.api.server import ApiContext, make_app
-    from gitops.store.sqlite import SqliteStore
+    from gitops.store import Registry, SqliteStore
 
     token = "t" * 40
-    store = SqliteStore(tmp_path / "state.db")
+    store = Registry(SqliteStore(tmp_path / "state.db"))
 
     async def metrics(_: web.Request) -> web.Response:
         return web.Response(text="gitops_objects 1\n")

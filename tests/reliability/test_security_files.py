@@ -53,12 +53,12 @@ def umask(value: int):
 # -- item 3: the token -------------------------------------------------------------------
 def _status_with(server_token: str, header: str | None) -> int:
     from gitops.api.server import ApiContext, make_app
-    from gitops.store.sqlite import SqliteStore
+    from gitops.store import Registry, SqliteStore
 
     async def never(*_args):
         raise AssertionError("not reached")
-    ctx = ApiContext(SqliteStore(":memory:"), server_token, lambda: {"ok": True}, never, lambda: None,
-                     never)
+    ctx = ApiContext(Registry(SqliteStore(":memory:")), server_token, lambda: {"ok": True},
+                     never, lambda: None, never)
 
     async def go() -> int:
         async with TestClient(TestServer(make_app(ctx))) as client:
@@ -199,10 +199,10 @@ def test_an_old_0755_data_dir_is_tightened(tmp_path):
 
 def test_the_store_and_its_wal_are_owner_only_whatever_the_umask(tmp_path):
     from gitops.model import ObjectKey
-    from gitops.store.sqlite import SqliteStore
+    from gitops.store import Registry, SqliteStore
     path = tmp_path / "state.db"
     with umask(0o022):
-        store = SqliteStore(path)
+        store = Registry(SqliteStore(path))
         store.create({"apiVersion": "v1", "kind": "Secret",
                       "metadata": {"name": "s", "namespace": "default"},
                       "stringData": {"password": "pw"}})
@@ -216,7 +216,7 @@ def test_the_store_and_its_wal_are_owner_only_whatever_the_umask(tmp_path):
     # An older version's world-readable files are tightened when the store opens.
     for p in tmp_path.iterdir():
         p.chmod(0o644)
-    again = SqliteStore(path)
+    again = Registry(SqliteStore(path))
     try:
         assert {p.name: mode(p) for p in tmp_path.iterdir()} == {
             p.name: 0o600 for p in tmp_path.iterdir()}

@@ -19,7 +19,7 @@ import structlog
 
 from gitops.model import ObjectKey
 from gitops.source.base import redact_url
-from gitops.store.sqlite import SqliteStore
+from gitops.store import Registry, SqliteStore
 from gitops.sync.diff import Desired, compute_plan, desired_hash, normalize
 from tests.e2e.conftest import gitops
 from tests.kube_support import KubeServer
@@ -104,7 +104,7 @@ def test_a_token_in_the_repo_url_reaches_no_error_log_status_or_history(
         monkeypatch.delenv(var, raising=False)          # loopback only, never a proxy
     monkeypatch.setenv("GIT_TERMINAL_PROMPT", "0")
     url = f"https://{userinfo}@127.0.0.1:{_closed_loopback_port()}/org/repo.git"
-    store = SqliteStore(tmp_path / "state.db")
+    store = Registry(SqliteStore(tmp_path / "state.db"))
     try:
         engine = SyncEngine(store, GitSource(url=url, workdir=tmp_path / "repos"))
         with structlog.testing.capture_logs() as logs:
@@ -123,7 +123,7 @@ def test_a_token_in_the_repo_url_reaches_no_error_log_status_or_history(
 
 # -- gitops diff and drift records --------------------------------------------------------
 def _render_all(plan) -> dict[str, str]:
-    from gitops.output import render_plan
+    from gitops.cli.output import render_plan
     return {fmt: render_plan(plan, fmt) for fmt in ("text", "json", "markdown")}
 
 
@@ -211,7 +211,7 @@ def test_event_messages_mask_every_form_of_a_value(tmp_path):
     """stringData values are printed base64-encoded too (a process may encode them)."""
     from gitops.model.events import event_for
     from gitops.store.events import EventRecorder
-    store = SqliteStore(tmp_path / "state.db")
+    store = Registry(SqliteStore(tmp_path / "state.db"))
     try:
         body = {"apiVersion": "v1", "kind": "Secret",
                 "metadata": {"name": "api", "namespace": "default"},
@@ -259,7 +259,7 @@ def test_a_refused_sync_and_gitops_validate_never_echo_a_secret_value(tmp_path):
     src = tmp_path / "src"
     src.mkdir()
     (src / "secret.yaml").write_text(_bad_secret("!!int hunter2LEAK"))
-    store = SqliteStore(tmp_path / "state.db")
+    store = Registry(SqliteStore(tmp_path / "state.db"))
     try:
         with structlog.testing.capture_logs() as logs:
             result = SyncEngine(store, DirSource(str(src))).sync_once("manual")
@@ -310,7 +310,7 @@ def test_a_pod_log_read_with_mask_secrets_hides_every_value_the_pod_reads(tmp_pa
               "from-volume": "-----BEGIN KEY-----\nvolume-Val93-LEAK-line\n-----END KEY-----",
               "from-projected": "projected-Val94-LEAK"}
     other = "unrelated-Val95-LEAK"      # a Secret the pod does not read stays as printed
-    store = SqliteStore(tmp_path / "state.db")
+    store = Registry(SqliteStore(tmp_path / "state.db"))
     printed = "\n".join([*values.values(), b64(values["from-env"]), other]) + "\n"
 
     async def logs(_req):

@@ -26,7 +26,7 @@ from gitops.manifests.render import render_path
 from gitops.model import ObjectKey
 from gitops.source.base import DirSource, Revision
 from gitops.source.git import GitSource
-from gitops.store import SqliteStore
+from gitops.store import Registry, SqliteStore
 from gitops.sync.engine import SyncEngine
 from gitops.sync.engine import render as render_revision
 from tests.e2e.conftest import git
@@ -386,7 +386,7 @@ def test_sync_refuses_a_path_that_became_a_symlink_out_and_keeps_the_last_good_r
     write(repo, {"app/cm.yaml": cm("good")})
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "good")
-    store = SqliteStore(tmp_path / "state.db")
+    store = Registry(SqliteStore(tmp_path / "state.db"))
     try:
         engine = SyncEngine(store, GitSource(url=f"file://{repo}", workdir=tmp_path / "clones",
                                              path="app"))

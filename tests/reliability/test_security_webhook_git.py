@@ -34,7 +34,7 @@ from gitops.api.webhook import WebhookLimits, add_webhook_routes
 from gitops.model import ObjectKey
 from gitops.source.git import STALL_SECONDS, GitSource, git_environment
 from gitops.source.webhook import DeliveryLog, PushEvent, may_verify
-from gitops.store.sqlite import SqliteStore
+from gitops.store import Registry, SqliteStore
 from gitops.sync.engine import SyncEngine
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -481,7 +481,7 @@ def test_remote_that_accepts_and_hangs_fails_the_sync_in_time_and_what_runs_stay
     config = tmp_path / "gitconfig"
     config.write_text(f'[url "file://{repo}"]\n\tinsteadOf = {url}\n')
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(config))
-    store = SqliteStore(tmp_path / "state.db")
+    store = Registry(SqliteStore(tmp_path / "state.db"))
     try:
         engine = SyncEngine(store, GitSource(url=url, workdir=tmp_path / "repos", timeout=2))
         assert engine.sync_once().result == "synced"
@@ -531,7 +531,7 @@ def test_a_remote_asking_for_credentials_fails_at_once_and_no_prompt_runs(tmp_pa
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/team/app.git"
         source = GitSource(url=url, workdir=tmp_path / "repos", timeout=30)
-        store = SqliteStore(tmp_path / "state.db")
+        store = Registry(SqliteStore(tmp_path / "state.db"))
         try:
             res = _sync_within(SyncEngine(store, source), 20)
         finally:
@@ -545,10 +545,9 @@ def test_a_remote_asking_for_credentials_fails_at_once_and_no_prompt_runs(tmp_pa
 
 
 def test_git_timeout_is_an_agent_option():
-    from gitops.cli import _agent_flags
+    from gitops.cli.agent_options import AgentOptions
     from gitops.source.base import make_source
-    flags = _agent_flags("", "", 60.0, "127.0.0.1", "", False, True, True, 300.0, False, "", "",
-                         0, git_timeout=15.0)
+    flags = AgentOptions(git_timeout=15.0).to_argv()
     assert flags[flags.index("--git-timeout") + 1] == "15.0"
     source = make_source("https://git.example.invalid/a.git", Path("/nonexistent"),
                          git_timeout=15.0)

@@ -1,11 +1,11 @@
 """The CLI as a user meets it: --help with an example on every command, one-line errors
-(tracebacks only with --debug), stable exit codes, JUnit output, shell completion."""
+(tracebacks only with --debug), stable exit codes, JUnit output. Shell completion and the
+errors of a missing engine or git are in tests/integration/test_cli_front.py."""
 
 from __future__ import annotations
 
 from xml.etree import ElementTree as ET
 
-import click
 import pytest
 from click.testing import CliRunner
 
@@ -88,39 +88,11 @@ def test_validate_junit_has_a_testcase_per_object_and_failures_with_file_line(tm
     assert res.exit_code == 0 and ET.fromstring(res.stdout).get("failures") == "0"
 
 
-def test_shell_completion_scripts_and_kind_completion():
-    for shell in ("bash", "zsh", "fish"):
-        res = invoke("completion", shell)
-        assert res.exit_code == 0 and "_GITOPS_COMPLETE" in res.output
-    ctx = click.Context(cli.get)
-    assert {"deployments", "deploy"} <= set(cli._complete_kinds(ctx, None, "dep"))
-    res = CliRunner().invoke(cli.main, [], env={"_GITOPS_COMPLETE": "bash_complete",
-                                                "COMP_WORDS": "gitops get po",
-                                                "COMP_CWORD": "2"}, prog_name="gitops")
-    assert res.output.split() == ["plain,po", "plain,poddisruptionbudgets", "plain,pods"]
-
-
-def test_engine_and_git_errors_read_as_their_cause(tmp_path, monkeypatch):
-    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
-    res = invoke("down", "--data-dir", str(tmp_path / "data"))
-    assert res.exit_code == 2
-    assert res.output.strip() == (f"error: no Docker engine answers at unix://{tmp_path}/"
-                                  "no-engine.sock (scripts/start-docker.sh starts one; set "
-                                  "DOCKER_HOST to use another); run `gitops down` again once "
-                                  "it answers")
-    res = invoke("diff", f"file://{tmp_path}/not-a-repo", "--data-dir", str(tmp_path / "d"))
-    assert res.exit_code == 2
-    lines = res.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: git: fatal: ")
-    assert "does not appear to be a git repository" in lines[0]
-
-
 def test_service_cidr_is_checked_and_passed_to_the_background_agent():
-    from gitops.cli import _agent_flags
+    from gitops.cli.agent_options import AgentOptions
     res = invoke("run", "--repo", ".", "--service-cidr", "10.300.0.0/20")
     assert res.exit_code == 2 and "--service-cidr" in res.output
     res = invoke("up", ".", "--service-cidr", "10.96.0.0/30")
     assert res.exit_code == 2 and "too small" in res.output
-    flags = _agent_flags("", "", 60.0, "127.0.0.1", "", False, True, True, 300.0, False, "",
-                         "", 0, "127.0.0.1", "10.96.0.0/20")
+    flags = AgentOptions(service_cidr="10.96.0.0/20").to_argv()
     assert flags[flags.index("--service-cidr") + 1] == "10.96.0.0/20"

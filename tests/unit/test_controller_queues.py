@@ -11,7 +11,7 @@ import pytest
 from gitops.controllers.manager import RESYNC
 from gitops.model import ObjectKey, key_of
 from gitops.model.times import rfc3339
-from gitops.store import SqliteStore
+from gitops.testing import memory_store
 from tests.control_plane import ControlPlane
 
 NOW = 1_800_000_000.0
@@ -46,7 +46,7 @@ def service(name: str) -> dict:
             "spec": {"selector": {"app": name}, "ports": [{"port": 80}]}}
 
 
-def run_pods(store: SqliteStore, clock: Clock, ready: bool = True) -> None:
+def run_pods(store, clock: Clock, ready: bool = True) -> None:
     """A kubelet: bound pods run (Ready or not) with an IP."""
     for i, pod in enumerate(store.list("Pod")):
         if pod["spec"].get("nodeName") and pod.get("status", {}).get("phase") != "Running":
@@ -76,13 +76,13 @@ class Counting:
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = SqliteStore(tmp_path / "s.db")
+def store():
+    s = memory_store()
     yield s
     s.close()
 
 
-def converge(plane: ControlPlane, store: SqliteStore, clock: Clock, passes: int = 6) -> None:
+def converge(plane: ControlPlane, store, clock: Clock, passes: int = 6) -> None:
     for _ in range(passes):
         plane.run_once()
         run_pods(store, clock)

@@ -11,7 +11,7 @@ from gitops.controllers import daemonset, history, statefulset
 from gitops.controllers.manager import ControllerManager
 from gitops.model import ObjectKey
 from gitops.model.actions import Create, Delete, Update
-from gitops.store import SqliteStore
+from gitops.testing import memory_store
 from tests.unit.test_set_controllers import NOW, ds, node, sts
 
 
@@ -88,7 +88,7 @@ def test_reconcilers_keep_history_only_when_given_revisions():
 
 @pytest.mark.parametrize("make", [sts, ds])
 def test_template_changes_and_reverts_through_the_store(tmp_path, make):
-    store = SqliteStore(tmp_path / "s.db")
+    store = memory_store()
     store.create(node("n1"))
     obj = make()
     obj["metadata"].pop("uid")

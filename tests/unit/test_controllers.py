@@ -6,7 +6,7 @@ from gitops.controllers import deployment, endpoints, gc, replicaset, service
 from gitops.controllers.manager import ControllerManager
 from gitops.model import ObjectKey
 from gitops.model.actions import Create, Delete, Update
-from gitops.store import SqliteStore
+from gitops.testing import memory_store
 from tests.control_plane import ControlPlane
 
 
@@ -167,7 +167,7 @@ def test_service_node_port_and_cluster_ip_allocation_is_stable_and_unique():
 
 
 def test_manager_drives_deployment_to_pods_and_endpoints(tmp_path):
-    store = SqliteStore(tmp_path / "s.db")
+    store = memory_store()
     store.create(node("n1"))
     store.create({k: v for k, v in deploy().items()})
     store.create(svc(target=8080))
@@ -197,7 +197,7 @@ def test_manager_drives_deployment_to_pods_and_endpoints(tmp_path):
 def test_one_object_a_reconciler_cannot_handle_fails_alone(tmp_path):
     """A value no validation caught (maxSurge "abc" passes the schema) must not stop the
     other objects, nor the controllers that run after it in the pass."""
-    store = SqliteStore(tmp_path / "s.db")
+    store = memory_store()
     store.create(node("n1"))
     bad = deploy(uid="bad-uid")
     bad["metadata"]["name"] = "bad"
@@ -225,7 +225,7 @@ def test_the_garbage_collector_reads_every_kind_at_one_instant(tmp_path, monkeyp
     import threading
 
     from gitops.controllers import manager as manager_module
-    store = SqliteStore(tmp_path / "s.db")
+    store = memory_store()
     mgr = ControllerManager(store, random.Random(0))
 
     def api_writer() -> None:

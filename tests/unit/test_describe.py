@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from gitops import describe as V
+from gitops.cli import describe as V
 from gitops.model.events import iso
 
 NOW = 1_800_000_000.0

@@ -87,8 +87,8 @@ def test_the_controller_manager_keeps_the_status(tmp_path):
 
     from gitops.controllers.manager import ControllerManager
     from gitops.model import ObjectKey
-    from gitops.store import SqliteStore
-    store = SqliteStore(tmp_path / "s.db")
+    from gitops.testing import memory_store
+    store = memory_store()
     store.create(pdb(maxUnavailable=1))
     for name in ("a", "b"):
         p = pod(name)

@@ -6,26 +6,18 @@ import base64
 
 import pytest
 
-from gitops.controllers.base import execute
 from gitops.model import ObjectKey
 from gitops.model import events as E
 from gitops.model.actions import Create, Delete, Emit
 from gitops.model.secrets import mask_text
-from gitops.store import SqliteStore
 from gitops.store.events import EventRecorder
-
-
-class Clock:
-    def __init__(self, t: float = 1_800_000_000.0) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
+from gitops.store.registry import execute
+from gitops.testing import FakeClock, memory_store
 
 
 @pytest.fixture
 def store(tmp_path):
-    s = SqliteStore(tmp_path / "s.db")
+    s = memory_store()
     yield s
     s.close()
 
@@ -40,7 +32,7 @@ def spec(message="Started container web", reason="Started", obj=POD, type_=E.NOR
 
 
 def test_event_is_kubernetes_shaped(store):
-    rec = EventRecorder(store, Clock(), host="box")
+    rec = EventRecorder(store, FakeClock(), host="box")
     rec.record(spec())
     [ev] = store.list("Event")
     assert ev["apiVersion"] == "v1" and ev["kind"] == "Event"
@@ -55,18 +47,18 @@ def test_event_is_kubernetes_shaped(store):
 
 
 def test_cluster_scoped_objects_have_events_in_default(store):
-    EventRecorder(store, Clock()).record(spec(obj=NODE, reason="Starting", message="up"))
+    EventRecorder(store, FakeClock()).record(spec(obj=NODE, reason="Starting", message="up"))
     [ev] = store.list("Event")
     assert ev["metadata"]["namespace"] == "default"
     assert "namespace" not in ev["involvedObject"]
 
 
 def test_identical_events_are_counted_not_repeated(store):
-    clock = Clock()
+    clock = FakeClock()
     rec = EventRecorder(store, clock, coalesce=0)
     for _ in range(3):
         rec.record(spec("Back-off restarting failed container", "BackOff", type_=E.WARNING))
-        clock.t += 30
+        clock.advance(30)
     rec.record(spec("Started container web"))
     events = sorted(store.list("Event"), key=lambda e: e["reason"])
     assert [(e["reason"], e["count"]) for e in events] == [("BackOff", 3), ("Started", 1)]
@@ -76,11 +68,11 @@ def test_identical_events_are_counted_not_repeated(store):
 
 
 def test_repeats_within_the_coalescing_window_are_written_together(store):
-    clock = Clock()
+    clock = FakeClock()
     rec = EventRecorder(store, clock, coalesce=10)
     for _ in range(5):                          # every 2 s, like the node agent's passes
         rec.record(spec("Back-off", "BackOff"))
-        clock.t += 2
+        clock.advance(2)
     [ev] = store.list("Event")
     assert ev["count"] == 1                     # four repeats held back
     rec.record(spec("Back-off", "BackOff"))     # 10 s after the first write
@@ -91,22 +83,22 @@ def test_repeats_within_the_coalescing_window_are_written_together(store):
 
 
 def test_counts_continue_after_a_restart(store):
-    clock = Clock()
+    clock = FakeClock()
     EventRecorder(store, clock, coalesce=0).record(spec())
-    clock.t += 1
+    clock.advance(1)
     EventRecorder(store, clock, coalesce=0).record(spec())
     [ev] = store.list("Event")
     assert ev["count"] == 2
 
 
 def test_events_expire_after_an_hour_and_are_capped(store):
-    clock = Clock()
+    clock = FakeClock()
     rec = EventRecorder(store, clock, coalesce=0, max_events=3)
     rec.record(spec("old"))
-    clock.t += 3601
+    clock.advance(3601)
     for i in range(4):
         rec.record(spec(f"new {i}"))
-        clock.t += 1
+        clock.advance(1)
     assert rec.prune(force=True) == 2           # one expired, one over the cap
     assert sorted(e["message"] for e in store.list("Event")) == ["new 1", "new 2", "new 3"]
     rec.record(spec("old"))                     # a pruned event starts again at 1
@@ -114,13 +106,13 @@ def test_events_expire_after_an_hour_and_are_capped(store):
 
 
 def test_prune_is_throttled(store):
-    clock = Clock()
+    clock = FakeClock()
     rec = EventRecorder(store, clock, prune_every=60)
     rec.record(spec())
-    clock.t += 7200
+    clock.advance(7200)
     assert rec.prune() == 1
     rec.record(spec())
-    clock.t += 7200
+    clock.advance(7200)
     assert rec.prune() == 1                     # 7200 s later: allowed again
     rec.record(spec())
     assert rec.prune() == 0                     # right after: throttled
@@ -132,7 +124,7 @@ def test_secret_values_never_reach_an_event(store):
                   "data": {"password": base64.b64encode(b"hunter2-secret").decode(),
                            "pin": base64.b64encode(b"42").decode()},
                   "stringData": {"token": "tok-abc-123"}})
-    rec = EventRecorder(store, Clock())
+    rec = EventRecorder(store, FakeClock())
     rec.record(spec("exec failed: sh -c 'login hunter2-secret tok-abc-123 pin 42' (421)",
                     "Failed", type_=E.WARNING))
     [ev] = store.list("Event")
@@ -155,7 +147,7 @@ def test_expired_orders_by_last_seen():
 
 
 def test_executor_records_an_event_only_when_the_action_succeeded(store):
-    rec = EventRecorder(store, Clock())
+    rec = EventRecorder(store, FakeClock())
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "default"},
            "spec": {}}
     owner = {"apiVersion": "apps/v1", "kind": "ReplicaSet",
@@ -187,25 +179,25 @@ def test_for_object_matches_by_uid_then_kind_and_name():
 
 
 def test_caches_stay_bounded_on_a_long_lived_recorder(store):
-    clock = Clock()
+    clock = FakeClock()
     rec = EventRecorder(store, clock, coalesce=5, max_events=10)
     for i in range(60):
         rec.record(spec(f"event {i}"))
-        clock.t += 1
+        clock.advance(1)
     assert len(rec._written) <= 2 * 10 + 1
     assert rec._names is None or len(rec._names) <= 2 * 10 + 1
-    clock.t += 5
+    clock.advance(5)
     rec.record(spec("event 59"))               # still counted after the index was rebuilt
     assert next(e for e in store.list("Event") if e["message"] == "event 59")["count"] == 2
 
 
 def test_held_back_counts_are_written_by_a_later_event(store):
-    clock = Clock()
+    clock = FakeClock()
     rec = EventRecorder(store, clock, coalesce=10)
     rec.record(spec("Back-off", "BackOff"))
-    clock.t += 2
+    clock.advance(2)
     rec.record(spec("Back-off", "BackOff"))        # held back
-    clock.t += 20
+    clock.advance(20)
     rec.record(spec("Started container web"))      # any later event writes it
     backoff = next(e for e in store.list("Event") if e["reason"] == "BackOff")
     assert backoff["count"] == 2

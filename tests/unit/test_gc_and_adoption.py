@@ -8,13 +8,13 @@ import random
 import pytest
 
 from gitops.controllers import gc, replicaset
-from gitops.controllers.base import execute, request_delete
 from gitops.controllers.claims import claim
 from gitops.controllers.manager import ControllerManager
 from gitops.model import ObjectKey
 from gitops.model.actions import Delete, Update
 from gitops.model.pods import deletion_order
-from gitops.store import SqliteStore
+from gitops.store.registry import execute
+from gitops.testing import memory_store
 
 NOW = 1_800_000_000.0
 
@@ -83,7 +83,7 @@ def test_garbage_collector(objects, want):
 
 @pytest.fixture
 def store(tmp_path):
-    s = SqliteStore(tmp_path / "s.db")
+    s = memory_store()
     yield s
     s.close()
 
@@ -107,7 +107,7 @@ def _tree(store):
 ])
 def test_propagation_policies_through_the_store(store, policy, left):
     _tree(store)
-    request_delete(store, ObjectKey("Deployment", "default", "d"), policy)
+    store.request_delete(ObjectKey("Deployment", "default", "d"), policy)
     if policy != "Background":       # only marked until the collector has done its part
         assert store.get(ObjectKey("Deployment", "default", "d"))["metadata"][
             "deletionTimestamp"]
@@ -127,7 +127,7 @@ def test_annotation_chooses_the_propagation_of_a_prune(store):
     d, _ = _tree(store)
     d["metadata"]["annotations"] = {"gitops.io/delete-propagation": "orphan"}
     store.update(d)
-    request_delete(store, ObjectKey("Deployment", "default", "d"))
+    store.request_delete(ObjectKey("Deployment", "default", "d"))
     _run_gc(store)
     assert store.get(ObjectKey("ReplicaSet", "default", "rs")) is not None
 
@@ -179,7 +179,7 @@ def test_orphaned_pods_are_adopted_by_a_new_replicaset(store):
     mgr.run_once()
     first = sorted(p["metadata"]["name"] for p in store.list("Pod"))
     assert len(first) == 2
-    request_delete(store, ObjectKey("ReplicaSet", "default", "web-abc"), "Orphan")
+    store.request_delete(ObjectKey("ReplicaSet", "default", "web-abc"), "Orphan")
     mgr.run_once()
     mgr.run_once()
     assert store.list("ReplicaSet") == []
@@ -272,7 +272,7 @@ def test_statefulset_and_daemonset_adopt_orphaned_pods(store, kind):
     mgr = ControllerManager(store, random.Random(0), clock=lambda: NOW)
     mgr.run_once()
     [first] = store.list("Pod")
-    request_delete(store, ObjectKey(kind, "default", "db"), "Orphan")
+    store.request_delete(ObjectKey(kind, "default", "db"), "Orphan")
     mgr.run_once()
     mgr.run_once()
     assert store.list(kind) == [] and "ownerReferences" not in store.list("Pod")[0]["metadata"]

@@ -6,14 +6,14 @@ from __future__ import annotations
 import pytest
 
 from gitops.model import ObjectKey
-from gitops.store import SqliteStore
+from gitops.testing import memory_store
 from gitops.store.changes import ChangeLog
 from gitops.store.informer import Informer
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = SqliteStore(tmp_path / "s.db")
+def store():
+    s = memory_store()
     yield s
     s.close()
 
@@ -104,7 +104,7 @@ def test_changes_apply_in_commit_order_whatever_order_callbacks_come_in(store):
     so a late callback for an older write cannot bring back an older object."""
     cache = Informer(store)
     calls = []
-    store._watchers.remove(cache._on_commit)
+    store.backend._watchers.remove(cache._on_commit)
     store.watch(lambda event, o: calls.append((event, o)))
     cm = store.create(obj("ConfigMap", "a", data={"v": "1"}))
     cm["data"] = {"v": "2"}

@@ -8,10 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gitops.controllers import cronjob, job
-from gitops.controllers.base import execute
 from gitops.model import ObjectKey
 from gitops.model.actions import Create, Delete, SetStatus
-from gitops.store import SqliteStore
+from gitops.store.registry import execute
+from gitops.testing import memory_store
 
 NOW = 1_800_000_000.0            # Fri 2027-01-15 08:00:00 UTC (a whole minute and hour)
 MIN, HOUR, DAY = 60, 3600, 86400
@@ -645,7 +645,7 @@ def test_deleting_cronjob_is_left_alone():
 
 # -- end to end through the store and the executor -------------------------------------------
 def test_cronjob_job_pod_round_trip_through_the_store(tmp_path):
-    store = SqliteStore(tmp_path / "s.db")
+    store = memory_store()
     try:
         store.create(a_cronjob("*/5 * * * *", created=NOW - 6 * MIN))
         rng = random.Random(7)
@@ -695,7 +695,7 @@ def test_manager_drives_cronjob_job_and_pods(tmp_path):
     from gitops.controllers.manager import ControllerManager
     from gitops.health import assess
 
-    store = SqliteStore(tmp_path / "s.db")
+    store = memory_store()
     clock = [NOW]
     try:
         mgr = ControllerManager(store, rng=random.Random(5), clock=lambda: clock[0])

@@ -7,7 +7,7 @@ import pytest
 
 from gitops.agent.node import NodeAgent
 from gitops.agent.runtime import CONTAINER, POD_UID
-from gitops.store import SqliteStore
+from gitops.testing import memory_store
 
 
 class NoRuntime:
@@ -20,7 +20,7 @@ class NoRuntime:
 
 @pytest.fixture
 def node(tmp_path):
-    store = SqliteStore(tmp_path / "state.db")
+    store = memory_store()
     agent = NodeAgent(store, NoRuntime(), "n1", "net", tmp_path / "pods")
     yield agent
     agent.close()

@@ -7,8 +7,7 @@ from dataclasses import replace
 from gitops.agent.node import NodeAgent
 from gitops.agent.runtime import POD_IP, POD_NAME
 from gitops.model import ObjectKey
-from gitops.store import SqliteStore
-from tests.unit.test_node_runtime_unavailable import FlakyRuntime
+from gitops.testing import RecordingRuntime, memory_store
 
 
 def _pod(name: str, containers: int = 1, image: str = "i:1", policy: str = "Always") -> dict:
@@ -20,8 +19,8 @@ def _pod(name: str, containers: int = 1, image: str = "i:1", policy: str = "Alwa
 
 
 def test_pods_get_distinct_pinned_ips_and_keep_them(tmp_path):
-    store = SqliteStore(tmp_path / "state.db")
-    runtime = FlakyRuntime()
+    store = memory_store()
+    runtime = RecordingRuntime()
     specs = []
     for method in ("run_sandbox", "run_container"):
         real = getattr(runtime, method)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from gitops.agent.node import NodeAgent
 from gitops.model import ObjectKey
-from gitops.store import SqliteStore
-from tests.unit.test_node_runtime_unavailable import FlakyRuntime
+from gitops.testing import RecordingRuntime, memory_store
 
 
 def test_node_labels_are_the_kubelets_and_survive_a_restart(tmp_path):
-    store = SqliteStore(tmp_path / "state.db")
-    runtime = FlakyRuntime()
+    store = memory_store()
+    runtime = RecordingRuntime()
     runtime.ping = lambda: {"NCPU": 2, "MemTotal": 2 << 30, "ServerVersion": "20.10",
                             "OSType": "linux", "Architecture": "x86_64"}
     node = NodeAgent(store, runtime, "n1", "net", tmp_path / "pods")

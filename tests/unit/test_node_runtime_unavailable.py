@@ -7,68 +7,14 @@ from structlog.testing import capture_logs
 from gitops.agent.node import NodeAgent
 from gitops.agent.prober import ProbeWorker
 from gitops.agent.probes import ProbeTracker
-from gitops.agent.runtime import POD_NAME, ContainerInfo, RuntimeUnavailable
+from gitops.agent.runtime import POD_NAME, RuntimeUnavailable
 from gitops.model import ObjectKey
-from gitops.store import SqliteStore
-
-
-class FlakyRuntime:
-    """Records what the agent asks; raises RuntimeUnavailable on every call while down."""
-    instance = "feed0001"
-
-    def __init__(self) -> None:
-        self.down = False
-        self.containers: dict[str, ContainerInfo] = {}
-        self.calls: list[str] = []
-
-    def _call(self, name: str) -> None:
-        if self.down:
-            raise RuntimeUnavailable("engine at unix:///nowhere does not answer")
-        self.calls.append(name)
-
-    def ping(self):
-        self._call("ping")
-        return {"NCPU": 2, "MemTotal": 2 << 30, "ServerVersion": "20.10"}
-
-    def list_containers(self, pod_uid=""):
-        self._call("list")
-        return [c for c in self.containers.values() if not pod_uid or c.pod_uid == pod_uid]
-
-    def image_present(self, image):
-        self._call("image_present")
-        return True
-
-    def run_sandbox(self, spec):
-        self._call("run_sandbox")
-        return self._add(spec, True)
-
-    def run_container(self, spec):
-        self._call("run_container")
-        return self._add(spec, not spec.sandbox_id)
-
-    def _add(self, spec, holds_network):
-        self.made = getattr(self, "made", 0) + 1
-        cid = f"c{self.made}"
-        self.containers[cid] = ContainerInfo(cid, spec.name, dict(spec.labels), "running",
-                                             started_at="2026-01-01T00:00:00.000000Z",
-                                             ip=(spec.ip or "10.0.0.2") if holds_network else "")
-        return cid
-
-    def remove(self, cid):
-        self._call("remove")
-        self.containers.pop(cid, None)
-
-    def remove_pod_volumes(self, uid):
-        self._call("remove_pod_volumes")
-
-    def exec(self, cid, cmd, timeout):
-        self._call("exec")
-        return 0, b""
+from gitops.testing import RecordingRuntime, memory_store
 
 
 def test_passes_while_the_engine_is_down_change_nothing_then_the_pod_is_rebuilt(tmp_path):
-    store = SqliteStore(tmp_path / "state.db")
-    runtime = FlakyRuntime()
+    store = memory_store()
+    runtime = RecordingRuntime()
     node = NodeAgent(store, runtime, "n1", "net", tmp_path / "pods")
     node.register_node()
     store.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
@@ -137,8 +83,8 @@ def test_a_probe_the_engine_could_not_run_counts_neither_way():
 def test_a_started_pod_shows_running_before_the_next_pod_of_the_pass_starts(tmp_path):
     """A scale-up of many starts them in one pass: each pod's status is written right
     after its own containers start, not once all of them have."""
-    store = SqliteStore(tmp_path / "state.db")
-    runtime = FlakyRuntime()
+    store = memory_store()
+    runtime = RecordingRuntime()
     node = NodeAgent(store, runtime, "n1", "net", tmp_path / "pods")
     for name in ("a", "b"):
         store.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from gitops import output
+from gitops.cli import output
 from gitops.model import KINDS
 
 OLD = "2020-01-01T00:00:00Z"

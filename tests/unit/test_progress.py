@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import json
 
-from gitops import progress
+from gitops.cli import progress
 from gitops.errors import GitopsError
 
 

@@ -8,6 +8,7 @@ from collections import Counter
 import pytest
 
 from gitops.proxy.balancer import Balancer
+from gitops.testing import FakeClock
 
 A, B, C, D = ("10.0.0.1", 80), ("10.0.0.2", 80), ("10.0.0.3", 80), ("10.0.0.4", 8080)
 
@@ -100,16 +101,8 @@ def test_client_ip_is_accepted():
 
 # ---------------------------------------------------------------- sessionAffinity: ClientIP
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def _sticky(endpoints, timeout: float = 10.0, seed: int = 8):
-    clock = Clock()
+    clock = FakeClock(1000.0)
     return Balancer(endpoints, rng=random.Random(seed), affinity_timeout=timeout, clock=clock), clock
 
 

@@ -137,9 +137,9 @@ def test_the_controller_manager_schedules_by_namespace_labels(tmp_path):
     import random
 
     from gitops.model import ObjectKey
-    from gitops.store import SqliteStore
+    from gitops.testing import memory_store
     from tests.control_plane import ControlPlane
-    store = SqliteStore(tmp_path / "s.db")
+    store = memory_store()
     n1 = node("n1")
     store.create({k: n1[k] for k in ("apiVersion", "kind", "metadata", "spec")})
     store.update_status(ObjectKey("Node", "", "n1"), n1["status"])

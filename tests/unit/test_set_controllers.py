@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 import pytest
 
 from gitops.controllers import daemonset, statefulset
-from gitops.controllers.base import execute
 from gitops.model import ObjectKey
 from gitops.model.actions import Create, Delete, SetStatus
-from gitops.store import SqliteStore
+from gitops.store.registry import execute
+from gitops.testing import memory_store
 
 NOW = 1_800_000_000.0
 LONG_AGO = "2026-01-01T00:00:00Z"
@@ -343,7 +343,7 @@ def test_statefulset_first_status_uses_update_revision():
 
 def test_statefulset_converges_through_the_store(tmp_path):
     """Ordered start-up, scale-down and a rolling update against the real store."""
-    store = SqliteStore(tmp_path / "s.db")
+    store = memory_store()
     store.create(sts(replicas=3))
     key = ObjectKey("StatefulSet", "default", "web")
 

@@ -1,12 +1,22 @@
+"""The store as writers see it (the registry) over each backend: same rules, same answers."""
+
 import pytest
 
 from gitops.model import ObjectKey
-from gitops.store import Conflict, InventoryEntry, NotFound, SqliteStore
+from gitops.store import Conflict, InventoryEntry, MemoryStore, NotFound, Registry, SqliteStore
+
+BACKENDS = {"sqlite": lambda path, **kw: SqliteStore(path / "state.db", **kw),
+            "memory": lambda path, **kw: MemoryStore(**kw)}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def backend(request, tmp_path):
+    return lambda **kw: BACKENDS[request.param](tmp_path, **kw)
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = SqliteStore(tmp_path / "state.db")
+def store(backend):
+    s = Registry(backend())
     yield s
     s.close()
 
@@ -79,7 +89,7 @@ def test_transaction_rolls_back_everything_and_notifies_nobody(store):
     assert events == []
 
 
-def test_inventory_state_history_survive_reopen(tmp_path):
+def test_inventory_state_history_survive_reopen(tmp_path):     # SQLite's own
     path = tmp_path / "state.db"
     s = SqliteStore(path)
     key = ObjectKey("ConfigMap", "default", "c")
@@ -103,8 +113,8 @@ def test_delete_returns_old_and_lists_by_namespace(store):
     assert len(store.list("ConfigMap")) == 1
 
 
-def test_sync_history_keeps_only_the_newest_entries(tmp_path):
-    s = SqliteStore(tmp_path / "state.db", history_limit=3)
+def test_sync_history_keeps_only_the_newest_entries(backend):
+    s = backend(history_limit=3)
     for i in range(10):
         s.record_sync({"n": i})
     assert [e["n"] for e in s.history(100)] == [9, 8, 7]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from gitops.errors import GitopsError
-from gitops.store import SqliteStore
+from gitops.testing import memory_store
 from gitops.sync.rollback import rollback_target
 from gitops.sync.status import (
     Condition,
@@ -29,8 +29,8 @@ class Clock:
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = SqliteStore(tmp_path / "s.db")
+def store():
+    s = memory_store()
     yield s
     s.close()
 

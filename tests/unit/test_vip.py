@@ -1,17 +1,15 @@
-"""ClusterIP allocation (pure) and loopback VIPs (a fake `ip`, plus one real test as root)."""
+"""ClusterIP allocation and loopback VIPs with a fake `ip` (pure); the real `ip` as root is
+tests/integration/test_vip.py."""
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
-import shutil
-import socket
 import subprocess
 
 import pytest
 
 from gitops.model.addresses import allocate, fallback_address
-from gitops.proxy.vip import LoopbackVips, VipUnavailable, can_manage_addresses
+from gitops.proxy.vip import LoopbackVips, VipUnavailable
 
 
 def svc(name, ns="default", cluster_ip=None, created="", **spec):
@@ -243,50 +241,3 @@ def test_missing_ip_tool_raises_unavailable():
         raise FileNotFoundError(2, "No such file or directory", "ip")
     with pytest.raises(VipUnavailable):
         LoopbackVips(run=run, can_manage=lambda: True).sync({"10.96.0.10"})
-
-
-# --------------------------------------------------------------------------- real `ip`
-
-TEST_CIDR = "10.255.250.0/24"
-TEST_LABEL = "lo:gvtest"
-
-
-def _lo_addrs() -> str:
-    return subprocess.run(["ip", "-o", "addr", "show", "dev", "lo"], capture_output=True,
-                          text=True, check=True).stdout
-
-
-@pytest.mark.skipif(not (shutil.which("ip") and can_manage_addresses()),
-                    reason="needs root (CAP_NET_ADMIN) and the ip tool")
-def test_real_loopback_vips():
-    v = LoopbackVips(cidr=TEST_CIDR, label=TEST_LABEL)
-    wanted = {"10.255.250.7", "10.255.250.8"}
-    v.remove_all()  # leftovers of a crashed run
-    try:
-        assert v.sync(wanted) == wanted
-        listing = _lo_addrs()
-        for ip in wanted:
-            assert f"inet {ip}/32" in listing
-        assert v.ours() == wanted
-
-        # traffic only to an address this test created
-        with contextlib.ExitStack() as stack:
-            server = stack.enter_context(socket.socket())
-            server.bind(("10.255.250.7", 0))
-            server.listen(1)
-            port = server.getsockname()[1]
-            client = stack.enter_context(
-                socket.create_connection(("10.255.250.7", port), timeout=5))
-            conn, _ = server.accept()
-            stack.enter_context(conn)
-            client.sendall(b"ping")
-            assert conn.recv(4) == b"ping"
-
-        assert v.sync({"10.255.250.8"}) == {"10.255.250.8"}
-        assert "inet 10.255.250.7/32" not in _lo_addrs()
-    finally:
-        removed = v.remove_all()
-    assert removed <= wanted
-    listing = _lo_addrs()
-    assert "10.255.250." not in listing
-    assert "inet 127.0.0.1/8" in listing

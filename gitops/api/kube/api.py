@@ -24,6 +24,7 @@ from gitops.errors import GitopsError
 from gitops.model import ObjectKey
 from gitops.model.version import kube_version
 from gitops.store.base import Conflict, Store
+from gitops.store.registry import Registry
 
 log = structlog.get_logger(component="kube-api")
 
@@ -48,7 +49,7 @@ def ensure_default_namespace(store: Store) -> None:
 
 
 class KubeApi:
-    def __init__(self, store: Store, backends: KubeBackends | None = None,
+    def __init__(self, store: Registry, backends: KubeBackends | None = None,
                  allow_host_access: bool = False) -> None:
         self.store = store
         self.backends = backends or KubeBackends()

@@ -16,6 +16,7 @@ from typing import Any
 
 from gitops.api.kube import fields as F
 from gitops.api.kube import schema as sch
+from gitops.errors import PermanentError
 from gitops.model.times import now_iso
 
 
@@ -67,7 +68,7 @@ class FieldConflict:
     path: F.Path
 
 
-class ApplyConflict(Exception):
+class ApplyConflict(PermanentError):
     def __init__(self, conflicts: list[FieldConflict]) -> None:
         super().__init__(describe(conflicts))
         self.conflicts = conflicts

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 from spdy.dictionary import zdict as DICTIONARY   # the constant of the SPDY/3 spec
 
+from gitops.errors import PermanentError
+
 VERSION = 3
 SYN_STREAM, SYN_REPLY, RST_STREAM, SETTINGS, PING, GOAWAY, HEADERS, WINDOW_UPDATE = (
     1, 2, 3, 4, 6, 7, 8, 9)
@@ -23,8 +25,8 @@ RST_PROTOCOL_ERROR, RST_INVALID_STREAM, RST_CANCEL = 1, 2, 5
 _MAX_FRAME = 16 * 1024 * 1024
 
 
-class ProtocolError(Exception):
-    pass
+class ProtocolError(PermanentError):
+    """The peer sent something that is not SPDY/3 as we speak it."""
 
 
 @dataclass

@@ -6,8 +6,12 @@ import json
 
 from aiohttp import web
 
+from gitops.errors import GitopsError
 
-class ApiError(Exception):
+
+class ApiError(GitopsError):
+    """An answer of the API other than success: its HTTP code says whether to retry."""
+
     def __init__(self, code: int, reason: str, message: str, details: dict | None = None) -> None:
         super().__init__(message)
         self.code = code

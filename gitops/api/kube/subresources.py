@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from gitops.api.kube import eviction, managed, openapi, streams, writes
+from gitops.api.kube import eviction, streams, writes
 from gitops.api.kube import patch as P
 from gitops.api.kube import status as st
 from gitops.api.kube.respond import json_response
@@ -79,7 +79,7 @@ def write_scale(api: "KubeApi", request: web.Request, target: Target, raw: bytes
                             if isinstance(body, dict) and isinstance(body.get("metadata"), dict)
                             else None)
         else:
-            kind = writes._content_type(request)
+            kind = writes.content_type(request)
             if kind == P.APPLY:
                 raise st.ApiError(415, "UnsupportedMediaType", "apply is not supported on "
                                   "the scale subresource")
@@ -96,13 +96,11 @@ def write_scale(api: "KubeApi", request: web.Request, target: Target, raw: bytes
             raise st.stale(r.plural, r.group, target.name)
         obj = json.loads(json.dumps(old))
         obj.setdefault("spec", {})["replicas"] = replicas
-        obj["metadata"]["managedFields"] = managed.record_update(
-            old, obj, writes.manager_of(request), r.api_version,
-            openapi.kind_schema(r), "scale")
+        fields = writes.field_manager(request, target, "scale")
         if writes.dry_run(request):
-            return scale_of(present(obj))
+            return scale_of(writes.dry_run_update(api, obj, old, fields))
         try:
-            return scale_of(writes._store_update(api, target, obj, old))
+            return scale_of(writes.stored_update(api, target, obj, fields))
         except st.ApiError as exc:
             if exc.code != 409 or precondition or attempt == writes.PATCH_RETRIES - 1:
                 raise

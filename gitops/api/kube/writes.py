@@ -1,10 +1,12 @@
-"""create, update (PUT), patch and server-side apply against the store.
+"""create, update (PUT), patch and server-side apply, written through the store's registry.
 
-Kubernetes rules kept here: identity fields are the server's; the main resource never
-changes status (the status subresource does); a stale resourceVersion is 409 Conflict;
-dryRun=All answers without writing; every write records its field manager. Patches are
-retried on a concurrent write, as the API server does, since they carry no
-resourceVersion of their own.
+Kubernetes rules kept here, for requests: identity fields are the server's; the main
+resource never changes status (the status subresource does); a stale resourceVersion is
+409 Conflict; dryRun=All answers without writing; every write names its field manager,
+which the registry records against the stored object. Patches are retried on a
+concurrent write, as the API server does, since they carry no resourceVersion of their
+own. What holds for every writer (identity, generation, finalizers, ...) is the
+registry's (gitops.store.registry).
 """
 
 from __future__ import annotations
@@ -24,10 +26,10 @@ from gitops.api.kube.present import present, unmask_secret
 from gitops.api.kube.reads import get_object, key
 from gitops.api.kube.request import WARNINGS, Target, bool_param
 from gitops.api.kube.validation import check
-from gitops.controllers.base import request_delete
 from gitops.model.meta import key_of
 from gitops.model.times import now_iso
 from gitops.store.base import Conflict, NotFound
+from gitops.store.registry import RecordFields
 
 if TYPE_CHECKING:
     from gitops.api.kube.api import KubeApi
@@ -172,15 +174,16 @@ def create(api: "KubeApi", request: web.Request, target: Target,
     if _has_status(target):
         obj.pop("status", None)
     _validate(api, request, target, obj)
-    meta["managedFields"] = managed.record_update(None, obj, manager_of(request),
-                                                  r.api_version, _schema(target))
+    fields = field_manager(request, target)
     if dry_run(request):
+        api.store.admit(obj, None)
+        meta["managedFields"] = fields(None, obj)
         if api.store.get(key_of(obj)) is not None:
             raise st.already_exists(r.plural, r.group, meta["name"])
         return present({**obj, "metadata": {**meta, "uid": "", "creationTimestamp": now_iso()}}
                        ), 201
     try:
-        created = api.store.create(obj)
+        created = api.store.create(obj, record_fields=fields)
     except Conflict:
         raise st.already_exists(r.plural, r.group, meta["name"])
     return present(created), 201
@@ -209,24 +212,34 @@ def _carry_server_fields(obj: dict, old: dict, target: Target, sub: str = "") ->
     return unmask_secret(obj, old)
 
 
-def _store_update(api: "KubeApi", target: Target, obj: dict, old: dict) -> dict:
+def field_manager(request: web.Request, target: Target, sub: str = "") -> RecordFields:
+    """The request's field manager, as an Update: (stored, new) -> managedFields of new."""
+    manager, api_version, schema = manager_of(request), target.resource.api_version, \
+        _schema(target)
+    return lambda old, new: managed.record_update(old, new, manager, api_version, schema, sub)
+
+
+def stored_update(api: "KubeApi", target: Target, obj: dict,
+                  fields: RecordFields | None = None) -> dict:
+    """obj written through the registry (a deleting object whose last finalizer is gone
+    goes), as the API presents it; 409 when stale, 404 when gone."""
     r = target.resource
     try:
-        if is_finalized(obj):
-            request_delete(api.store, key_of(obj))
-            return present(obj)
-        return present(api.store.update(obj))
+        return present(api.store.update(obj, record_fields=fields))
     except Conflict:
         raise st.stale(r.plural, r.group, target.name)
     except NotFound:
         raise st.not_found(r.plural, r.group, target.name)
 
 
-def is_finalized(obj: dict) -> bool:
-    """A deleting object whose last finalizer was just removed goes now."""
-    meta = obj.get("metadata", {})
-    return bool(meta.get("deletionTimestamp")) and not meta.get("finalizers") and \
-        obj.get("kind") != "Pod"
+def dry_run_update(api: "KubeApi", obj: dict, old: dict,
+                   fields: RecordFields | None = None) -> dict:
+    """What an update would store, admitted and its fields recorded as the registry would,
+    without writing."""
+    api.store.admit(obj, old)
+    if fields is not None:
+        obj["metadata"]["managedFields"] = fields(old, obj)
+    return present(obj)
 
 
 def replace(api: "KubeApi", request: web.Request, target: Target, raw: bytes,
@@ -239,15 +252,14 @@ def replace(api: "KubeApi", request: web.Request, target: Target, raw: bytes,
         raise st.stale(r.plural, r.group, target.name)
     obj = _carry_server_fields(obj, old, target, sub)
     _validate(api, request, target, obj, sub=sub)
-    obj["metadata"]["managedFields"] = managed.record_update(
-        old, obj, manager_of(request), r.api_version, _schema(target), sub)
+    fields = field_manager(request, target, sub)
     if dry_run(request):
-        return present(obj)
-    return _store_update(api, target, obj, old)
+        return dry_run_update(api, obj, old, fields)
+    return stored_update(api, target, obj, fields)
 
 
 # -- patch -------------------------------------------------------------------------------
-def _content_type(request: web.Request) -> str:
+def content_type(request: web.Request) -> str:
     return request.headers.get("Content-Type", "").split(";")[0].strip().lower()
 
 
@@ -271,7 +283,7 @@ def apply_patch(kind: str, current: dict, body: Any, schema) -> dict:
 def patch(api: "KubeApi", request: web.Request, target: Target, raw: bytes,
           sub: str = "") -> tuple[dict, int]:
     r = target.resource
-    kind = _content_type(request)
+    kind = content_type(request)
     if kind == P.APPLY:
         return server_side_apply(api, request, target, raw, sub)
     body = body_of(request, raw)
@@ -294,12 +306,11 @@ def patch(api: "KubeApi", request: web.Request, target: Target, raw: bytes,
         obj["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
         obj = _carry_server_fields(obj, old, target, sub)
         _validate(api, request, target, obj, sub=sub)
-        obj["metadata"]["managedFields"] = managed.record_update(
-            old, obj, manager_of(request), r.api_version, schema, sub)
+        fields = field_manager(request, target, sub)
         if dry_run(request):
-            return present(obj), 200
+            return dry_run_update(api, obj, old, fields), 200
         try:
-            return _store_update(api, target, obj, old), 200
+            return stored_update(api, target, obj, fields), 200
         except st.ApiError as exc:
             if exc.code != 409 or attempt == PATCH_RETRIES - 1 or precondition:
                 raise
@@ -340,8 +351,9 @@ def server_side_apply(api: "KubeApi", request: web.Request, target: Target, raw:
             if _has_status(target):
                 obj.pop("status", None)
             _validate(api, request, target, obj, "Strict")
-            obj["metadata"]["managedFields"] = fields
+            obj["metadata"]["managedFields"] = fields     # the apply's, against no object
             if dry_run(request):
+                api.store.admit(obj, None)
                 return present(obj), 201
             try:
                 return present(api.store.create(obj)), 201
@@ -350,11 +362,11 @@ def server_side_apply(api: "KubeApi", request: web.Request, target: Target, raw:
         obj["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
         obj = _carry_server_fields(obj, old, target, sub)
         _validate(api, request, target, obj, "Strict", sub)
-        obj["metadata"]["managedFields"] = fields
+        obj["metadata"]["managedFields"] = fields     # the apply's, against the live object
         if dry_run(request):
-            return present(obj), 200
+            return dry_run_update(api, obj, old), 200
         try:
-            return _store_update(api, target, obj, old), 200
+            return stored_update(api, target, obj), 200
         except st.ApiError as exc:
             if exc.code != 409 or attempt == PATCH_RETRIES - 1:
                 raise

@@ -1,4 +1,4 @@
-"""How the CLI shows things: kubectl-like tables, status, plans, and the --wait loop."""
+"""How the CLI shows things: kubectl-like tables, the status tree, plans and JUnit."""
 
 from __future__ import annotations
 
@@ -11,10 +11,8 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 
-import click
 import yaml
 
-from gitops.client import Client
 from gitops.model.kinds import Kind
 from gitops.model.pods import pod_display_status
 from gitops.model.secrets import mask_secret, values_of
@@ -249,11 +247,11 @@ def watch_lines(info: Kind, fetch: Callable[[], list[dict]], fmt: str, show_name
 def render_status(st: dict, children: dict[str, list[dict]] | None = None,
                   color: bool = False, width: int = 0) -> str:
     """The source as a tree: source -> objects (sync, health, why) -> the pods of workloads
-    (`children`: object id as gitops.progress.object_id makes it -> its pods)."""
+    (`children`: object id as gitops.cli.progress.object_id makes it -> its pods)."""
     from rich.console import Console
     from rich.tree import Tree
 
-    from gitops.progress import object_id
+    from gitops.cli.progress import object_id
     src, last = st["source"], st.get("last_sync") or {}
     head = [f"Source:    {src['repo']}" + (f" @ {src['ref']}" if src.get("ref") else "")
             + (f" path {src['path']}" if src.get("path") else ""),
@@ -346,14 +344,6 @@ def _shown(c) -> tuple[dict | None, dict | None]:
 
 def _yaml(obj: dict | None) -> list[str]:
     return yaml.safe_dump(obj, sort_keys=True).splitlines() if obj else []
-
-
-def wait_healthy(client: Client, timeout: float) -> bool:
-    """Wait until healthy, printing progress and (on failure) why; see gitops.progress."""
-    from gitops import progress
-    out = progress.wait_healthy(client, timeout)
-    click.echo(progress.render_outcome(out), err=not out.ok)
-    return out.ok
 
 
 def render_junit(results: list[tuple[str, list, list]]) -> str:

@@ -2,7 +2,7 @@
 
 On a TTY the objects are a live rich table (health and what each one waits for); elsewhere
 (CI logs) one plain line per change of an object's health. At the deadline every unhealthy
-object is explained (gitops.diagnose) with the last log lines of crash-looping containers,
+object is explained (gitops.cli.diagnose) with the last log lines of crash-looping containers,
 and the outcome can be written as a JSON report.
 """
 
@@ -18,8 +18,8 @@ from typing import Any, TextIO
 
 import click
 
-from gitops.client import Client, resource_path
-from gitops.diagnose import CRASH_LOOP, NOT_READY, WAITING, Finding, explain
+from gitops.cli.client import Client, resource_path
+from gitops.cli.diagnose import CRASH_LOOP, NOT_READY, WAITING, Finding, explain
 from gitops.errors import GitopsError
 from gitops.model import KINDS
 

@@ -1,0 +1,131 @@
+"""The agent's options, defined once.
+
+Each field of AgentOptions carries its click option: `AgentOptions.click_options` puts them
+on `run` and `up` and hands them to the command as one `agent: AgentOptions`; `to_argv`
+turns them back into arguments for the background `run` that `up` starts; `config` makes
+the daemon's AgentConfig, whose fields have the same names. Adding a flag is adding a field
+here (and the AgentConfig field the daemon reads).
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from gitops.cli.common import ALLOW_REMOTE_BASES_HELP
+
+if TYPE_CHECKING:
+    from gitops.daemon import AgentConfig
+
+
+def _check_cidr(ctx, param, value: str) -> str:
+    if value:
+        try:
+            net = ipaddress.IPv4Network(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from exc
+        if net.prefixlen > 28:
+            raise click.BadParameter(f"{value} is too small for Services (at most /28)")
+    return value
+
+
+def _option(flag: str, default: Any, **click_kw: Any) -> Any:
+    """A field with its default and its click option (`flag` as click spells it)."""
+    return field(default=default, metadata={"flag": flag, "click": click_kw})
+
+
+@dataclass(frozen=True)
+class AgentOptions:
+    # In the order --help lists them.
+    api_host: str = _option(
+        "--api-address", "127.0.0.1", show_default=True,
+        help="Address the API listens on; beyond loopback it is HTTPS only, with a CA kept "
+             "in the data dir.")
+    public_metrics: bool = _option(
+        "--public-metrics", False, is_flag=True,
+        help="Serve /metrics without the API token (it names Services and the source).")
+    api_port: int = _option(
+        "--api-port", 0, help="API and webhook port on 127.0.0.1 (default: any free one).")
+    webhook_secret_env: str = _option(
+        "--webhook-secret-env", "", help="Environment variable holding the webhook secret.")
+    webhook_secret_file: str = _option(
+        "--webhook-secret-file", "", type=click.Path(dir_okay=False),
+        help="File holding the webhook secret (enables /hooks/...).")
+    allow_remote_bases: bool = _option(
+        "--allow-remote-bases", False, is_flag=True, help=ALLOW_REMOTE_BASES_HELP)
+    allow_host_access: bool = _option(
+        "--allow-host-access", False, is_flag=True,
+        help="Allow hostPath, privileged, hostNetwork, hostPID and hostIPC.")
+    git_timeout: float = _option(
+        "--git-timeout", 60.0, show_default=True, type=click.FloatRange(min=1),
+        help="Seconds one fetch of the repo may take (git is killed past it).")
+    wave_timeout: float = _option(
+        "--wave-timeout", 300.0, show_default=True,
+        help="Seconds a sync wave may take to become healthy.")
+    prune: bool = _option(
+        "--prune/--no-prune", True, show_default=True, help="Delete objects removed from git.")
+    self_heal: bool = _option(
+        "--self-heal/--no-self-heal", True, show_default=True,
+        help="Correct drift from git (off: report it only).")
+    allow_empty_prune: bool = _option(
+        "--allow-empty-prune", False, is_flag=True,
+        help="Allow a revision with zero objects to prune everything.")
+    service_cidr: str = _option(
+        "--service-cidr", "", callback=_check_cidr,
+        help="Range Service ClusterIPs come from (default: a free /20, kept per data dir).")
+    helm_values: tuple[str, ...] = _option(
+        "--values", (), multiple=True, metavar="FILE",
+        help="A Helm values file, relative to the chart (repeatable; later files win).")
+    pod_subnet: str = _option(
+        "--pod-subnet", "",
+        help="Subnet of the pod network (default: a free /24 in 10.213.0.0/16, kept per "
+             "data dir).")
+    node_address: str = _option(
+        "--node-address", "127.0.0.1", show_default=True,
+        help="Address NodePort Services listen on.")
+    interval: float = _option(
+        "--interval", 60.0, show_default=True, help="Seconds between polls of the source.")
+    path: str = _option("--path", "", help="Subdirectory holding manifests.")
+    ref: str = _option("--ref", "", help="Branch, tag or commit to deploy.")
+
+    @classmethod
+    def click_options(cls, command: Callable) -> Callable:
+        """Decorator: the options on a click command, which receives them as one
+        `agent: AgentOptions` argument."""
+        @functools.wraps(command)
+        def with_agent_options(**params: Any) -> Any:
+            agent = cls(**{f.name: params.pop(f.name) for f in fields(cls)})
+            return command(agent=agent, **params)
+        for f in reversed(fields(cls)):     # click lists the option applied last first
+            option = click.option(f.metadata["flag"], f.name, default=f.default,
+                                  **f.metadata["click"])
+            with_agent_options = option(with_agent_options)
+        return with_agent_options
+
+    def to_argv(self) -> list[str]:
+        """The same options as arguments of a background `gitops run` (empty ones left
+        out). A file is given by its absolute path: the agent reads it again later."""
+        argv: list[str] = []
+        for f in fields(self):
+            on, _, off = f.metadata["flag"].partition("/")
+            value = getattr(self, f.name)
+            if isinstance(value, bool):
+                argv += [on] if value else [off] if off else []
+            elif isinstance(value, tuple):
+                argv += [arg for item in value for arg in (on, item)]
+            elif value != "":
+                if isinstance(f.metadata["click"].get("type"), click.Path):
+                    value = Path(value).resolve()
+                argv += [on, str(value)]
+        return argv
+
+    def config(self, repo: str, data_dir: Path) -> AgentConfig:
+        from gitops.daemon import AgentConfig   # lazily: the daemon brings the whole agent
+        return AgentConfig(repo=repo, data_dir=data_dir,
+                           **{f.name: getattr(self, f.name) for f in fields(self)})

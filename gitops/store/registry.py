@@ -1,0 +1,348 @@
+"""The one write path into the store: the Kubernetes API, git's sync, the controllers and
+the node agent all write through a Registry over a backend (gitops.store.base), so none of
+them has its own idea of Kubernetes' rules. It implements the Store protocol itself
+(reads pass through untouched), so whatever takes a Store gets it from the composition
+root. It owns:
+
+- identity: a created object gets its namespace, uid, creationTimestamp and generation 1;
+  an update keeps uid and creationTimestamp whatever the writer sent;
+- resourceVersion and generation: a stale resourceVersion is a Conflict; generation
+  moves when anything but metadata and status changes; a writer that leaves status out
+  keeps it; a write that changes nothing is not stored (it would wake every loop);
+- deletion: propagation (Background, Foreground, Orphan) and the finalizers the garbage
+  collector owns, a bound pod only marked for its node, and a deleting object whose last
+  finalizer a writer removes going at once;
+- allocations a declarative writer leaves open (a Service's clusterIP and nodePorts);
+- managedFields, recorded by the writer's field manager against the stored object (the
+  Kubernetes API's writes name one);
+- admission and defaulting hooks every create and update runs. None are installed yet:
+  the API keeps its fieldValidation directive (a request's own choice, with warnings
+  sent back) and git refuses a revision whole at render time; defaults are not stored
+  (issue 14 adds them here);
+- the executor of controllers' actions, which records an action's Event once it
+  succeeded.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import structlog
+
+from gitops.errors import PermanentError
+from gitops.model import ObjectKey, key_of
+from gitops.model.actions import Action, Create, Delete, Emit, SetStatus, Update
+from gitops.model.deletion import (
+    BACKGROUND,
+    FOREGROUND,
+    FOREGROUND_FINALIZER,
+    ORPHAN,
+    ORPHAN_FINALIZER,
+    is_finalized,
+    propagation_of,
+)
+from gitops.model.meta import is_deleting
+from gitops.model.times import now_iso
+from gitops.model.volumepaths import is_safe_uid
+from gitops.store.base import Conflict, NotFound, Store
+from gitops.store.changes import ChangeLog
+from gitops.store.events import EventRecorder
+
+log = structlog.get_logger(component="controllers")     # the executor works for them
+
+Admit = Callable[[dict, dict | None], None]     # (object to store, stored one); raises
+Default = Callable[[dict], None]                # fills what the writer left out, in place
+RecordFields = Callable[[dict | None, dict], list[dict]]   # (stored, new) -> managedFields
+
+# Parts of an object that are not its spec: changing only these leaves generation alone.
+_NON_SPEC = ("metadata", "status", "apiVersion", "kind")
+# Foreground deletion through the API follows dependents this deep at most.
+_MAX_DEPTH = 10
+
+
+class Refused(PermanentError):
+    """An admission hook refused the write."""
+
+
+class PreconditionFailed(Conflict):
+    """A delete's uid or resourceVersion precondition does not hold."""
+
+
+class Forbidden(PermanentError):
+    """No writer may do this (delete the default namespace)."""
+
+
+@dataclass(frozen=True)
+class DeleteOptions:
+    """A Kubernetes client's DeleteOptions."""
+    propagation: str = BACKGROUND
+    uid: str = ""                       # preconditions
+    resource_version: str = ""
+    grace_period: int | None = None     # 0 on a pod: gone now, its node removes orphans
+    dry_run: bool = False
+
+
+class Registry:
+    def __init__(self, backend: Store, admission: Iterable[Admit] = (),
+                 defaults: Iterable[Default] = ()) -> None:
+        self.backend = backend
+        self.admission = list(admission)
+        self.defaults = list(defaults)
+        # Reads pass through, bound once: they are every loop's hot path.
+        self.get = backend.get
+        self.get_by_uid = backend.get_by_uid
+        self.list = backend.list
+        self.all_objects = backend.all_objects
+        self.snapshot = backend.snapshot
+        self.resource_version = backend.resource_version
+        self.watch = backend.watch
+        self.transaction = backend.transaction
+        self.inventory = backend.inventory
+        self.set_inventory = backend.set_inventory
+        self.applied = backend.applied
+        self.set_applied = backend.set_applied
+        self.get_state = backend.get_state
+        self.set_state = backend.set_state
+        self.record_sync = backend.record_sync
+        self.history = backend.history
+        self.close = backend.close
+
+    @property
+    def changes(self) -> ChangeLog:
+        return self.backend.changes
+
+    @changes.setter
+    def changes(self, log_: ChangeLog) -> None:
+        self.backend.changes = log_
+
+    # -- create and update --------------------------------------------------------------
+    def admit(self, obj: dict, old: dict | None) -> None:
+        """Defaults, then admission; a dry run calls this itself to be judged the same."""
+        for fill in self.defaults:
+            fill(obj)
+        for check in self.admission:
+            check(obj, old)
+
+    def create(self, obj: dict, record_fields: RecordFields | None = None) -> dict:
+        key = key_of(obj)
+        obj = _copy(obj)
+        meta = obj.setdefault("metadata", {})
+        if key.namespace:
+            meta["namespace"] = key.namespace
+        self.admit(obj, None)
+        if record_fields is not None:
+            meta["managedFields"] = record_fields(None, obj)
+        # Writers from outside (git, the API) never choose a uid; a trusted caller's is
+        # kept only when the node may use it as a directory name.
+        given = meta.get("uid")
+        meta["uid"] = given if isinstance(given, str) and is_safe_uid(given) \
+            else str(uuid.uuid4())
+        meta["creationTimestamp"] = meta.get("creationTimestamp") or now_iso()
+        meta["generation"] = 1
+        return self.backend.create(obj)
+
+    def update(self, obj: dict, record_fields: RecordFields | None = None,
+               keep_allocations: bool = False) -> dict:
+        """Replace an object. A resourceVersion in obj must match (optimistic concurrency).
+        keep_allocations: obj is what a source of truth declares (git), which leaves
+        allocations open; the stored ones are kept."""
+        key = key_of(obj)
+        with self.backend.transaction():
+            old = self.backend.get(key)
+            if old is None:
+                raise NotFound(f"{key} not found")
+            old_meta = old["metadata"]
+            given = (obj.get("metadata") or {}).get("resourceVersion")
+            if given not in (None, old_meta["resourceVersion"]):
+                raise Conflict(f"{key} was modified (resourceVersion "
+                               f"{given} != {old_meta['resourceVersion']})")
+            obj = _copy(obj)
+            meta = obj.setdefault("metadata", {})
+            for field in ("uid", "creationTimestamp"):
+                meta[field] = old_meta[field]
+            if key.namespace:
+                meta["namespace"] = key.namespace
+            if keep_allocations:
+                _keep_allocations(obj, old)
+            self.admit(obj, old)
+            if record_fields is not None:
+                meta["managedFields"] = record_fields(old, obj)
+            if is_finalized(obj):
+                self.request_delete(key)
+                return obj
+            spec_changed = _spec(old) != _spec(obj)
+            meta["generation"] = old_meta.get("generation", 1) + (1 if spec_changed else 0)
+            if "status" not in obj and "status" in old:
+                obj["status"] = old["status"]
+            meta["resourceVersion"] = old_meta["resourceVersion"]
+            if obj == old:
+                return old   # no-op writes don't wake every loop
+            return self.backend.update(obj)
+
+    def update_status(self, key: ObjectKey, status: dict) -> dict:
+        with self.backend.transaction():
+            old = self.backend.get(key)
+            if old is None:
+                raise NotFound(f"{key} not found")
+            if old.get("status") == status:
+                return old
+            return self.backend.update({**old, "status": status})
+
+    # -- deletion -----------------------------------------------------------------------
+    def delete(self, key: ObjectKey) -> dict | None:
+        """The object goes now, finalizers or not: a pod's node finishing its deletion,
+        an expired Event. Everyone else asks with request_delete."""
+        return self.backend.delete(key)
+
+    def request_delete(self, key: ObjectKey, propagation: str = "") -> None:
+        """Delete as the API server does. Background: the object goes now, the garbage
+        collector takes its dependents later. Orphan / Foreground: the object is only
+        marked (deletionTimestamp and the `orphan` / `foregroundDeletion` finalizer); the
+        garbage collector frees or deletes the dependents first, then removes it. A bound
+        pod is only marked; its node finishes the job."""
+        with self.backend.transaction():
+            obj = self.backend.get(key)
+            if obj is None:
+                return
+            policy = propagation_of(obj, propagation)
+            meta = obj["metadata"]
+            if policy in (ORPHAN, FOREGROUND) and key.kind != "Pod":
+                finalizer = ORPHAN_FINALIZER if policy == ORPHAN else FOREGROUND_FINALIZER
+                if finalizer not in (meta.get("finalizers") or []):
+                    meta["finalizers"] = [*(meta.get("finalizers") or []), finalizer]
+                    meta.setdefault("deletionTimestamp", now_iso())
+                    self.update(obj)
+                return
+            if key.kind == "Pod" and obj.get("spec", {}).get("nodeName"):
+                if not is_deleting(obj):
+                    meta["deletionTimestamp"] = now_iso()
+                    self.update(obj)
+                return
+            self.backend.delete(key)
+
+    def delete_with_options(self, key: ObjectKey, options: DeleteOptions) -> dict:
+        """A Kubernetes client's DELETE: preconditions, then the namespace's contents, the
+        dependents freed (Orphan) or deleted (Foreground) at once, and the object marked
+        while finalizers hold it. Returns the object as it is after (or was, if gone).
+        Raises NotFound, PreconditionFailed, Forbidden."""
+        with self.backend.transaction():
+            obj = self.backend.get(key)
+            if obj is None:
+                raise NotFound(f"{key} not found")
+            meta = obj["metadata"]
+            if options.uid and options.uid != meta.get("uid"):
+                raise PreconditionFailed(
+                    f"Precondition failed: UID in precondition: {options.uid}, UID in object "
+                    f"meta: {meta['uid']}")
+            if options.resource_version and \
+                    options.resource_version != meta.get("resourceVersion"):
+                raise PreconditionFailed(
+                    "Precondition failed: ResourceVersion in precondition: "
+                    f"{options.resource_version}, ResourceVersion in object meta: "
+                    f"{meta['resourceVersion']}")
+            if key.kind == "Namespace" and key.name == "default":
+                raise Forbidden('namespaces "default" is forbidden: this namespace may not '
+                                "be deleted")
+            if options.dry_run:
+                return obj
+            if key.kind == "Namespace":          # its contents go with it
+                for inner in list(self.backend.all_objects()):
+                    if inner["metadata"].get("namespace") == key.name:
+                        self.request_delete(key_of(inner))
+            if options.propagation == ORPHAN:
+                self._orphan_dependents(meta["uid"])
+            elif options.propagation == FOREGROUND:
+                self._delete_dependents(meta["uid"])
+            if meta.get("finalizers"):
+                if not meta.get("deletionTimestamp"):
+                    meta["deletionTimestamp"] = now_iso()
+                    obj = self.update(obj)
+                return obj
+            if key.kind == "Pod" and options.grace_period == 0:
+                self.backend.delete(key)     # --force --grace-period=0
+            else:
+                self.request_delete(key)
+            return self.backend.get(key) or obj
+
+    def _dependents(self, uid: str) -> list[dict]:
+        return [o for o in self.backend.all_objects()
+                if any(ref.get("uid") == uid for ref in o["metadata"].get("ownerReferences")
+                       or [])]
+
+    def _orphan_dependents(self, uid: str) -> None:
+        for dep in self._dependents(uid):
+            refs = [ref for ref in dep["metadata"]["ownerReferences"] if ref.get("uid") != uid]
+            if refs:
+                dep["metadata"]["ownerReferences"] = refs
+            else:
+                del dep["metadata"]["ownerReferences"]
+            dep["metadata"].pop("resourceVersion", None)
+            self.update(dep)
+
+    def _delete_dependents(self, uid: str, depth: int = 0) -> None:
+        """Foreground cascading, done at once: dependents (theirs first), then the owner."""
+        if depth > _MAX_DEPTH:
+            return
+        for dep in self._dependents(uid):
+            self._delete_dependents(dep["metadata"]["uid"], depth + 1)
+            self.request_delete(key_of(dep))
+
+
+# -- the executor of controllers' actions ------------------------------------------------
+def execute(registry: Registry, actions: list[Action], controller: str,
+            recorder: EventRecorder | None = None) -> None:
+    """Apply actions one by one; a conflict just means the next pass will redo the work.
+    An action's Event is recorded only once the action succeeded, as Kubernetes
+    controllers emit SuccessfulCreate after the create call returned."""
+    for action in actions:
+        try:
+            match action:
+                case Create(obj):
+                    registry.create(obj)
+                    log.info("object_created", controller=controller, object=str(key_of(obj)))
+                case Update(obj):
+                    registry.update(obj)
+                case SetStatus(key, status):
+                    registry.update_status(key, status)
+                case Delete(key, _, propagation):
+                    registry.request_delete(key, propagation)
+                    log.info("object_deleted", controller=controller, object=str(key))
+                case Emit():
+                    pass
+        except (Conflict, NotFound) as exc:
+            log.debug("action_conflict", controller=controller, error=str(exc))
+            continue
+        if action.event is not None and recorder is not None:
+            recorder.record(action.event)
+
+
+# -- rules ---------------------------------------------------------------------------------
+def _copy(obj: dict) -> dict:
+    """A copy of JSON-shaped data the caller can no longer change (faster than deepcopy)."""
+    return json.loads(json.dumps(obj))
+
+
+def _spec(obj: dict) -> dict:
+    return {k: v for k, v in obj.items() if k not in _NON_SPEC}
+
+
+def _keep_allocations(obj: dict, live: dict) -> None:
+    """A declared Service that leaves clusterIP or a nodePort open keeps the live one."""
+    if obj.get("kind") != "Service":
+        return
+    spec, live_spec = obj.setdefault("spec", {}), live.get("spec", {})
+    if "clusterIP" not in spec and live_spec.get("clusterIP"):
+        spec["clusterIP"] = live_spec["clusterIP"]
+        if live_spec.get("clusterIPs"):
+            spec["clusterIPs"] = live_spec["clusterIPs"]
+    if spec.get("type") in ("NodePort", "LoadBalancer"):
+        allocated = {(p.get("port"), p.get("protocol", "TCP")): p.get("nodePort")
+                     for p in live_spec.get("ports", []) or []}
+        for p in spec.get("ports", []) or []:
+            if not p.get("nodePort"):
+                if node_port := allocated.get((p.get("port"), p.get("protocol", "TCP"))):
+                    p["nodePort"] = node_port
+
