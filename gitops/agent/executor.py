@@ -72,7 +72,9 @@ class PodExecutor:
         answer stops the pass. True when there was anything to do."""
         sandbox = next((c for c in containers
                         if c.container == SANDBOX and c.state == "running"), None)
-        done = _Progress(*((sandbox.id, sandbox.pinned_ip) if sandbox else ()))
+        done = _Progress()
+        if sandbox is not None:
+            done.sandbox_id, done.sandbox_ip = sandbox.id, sandbox.pinned_ip
         by_id = {c.id: c for c in containers}
         for action in pod_plan.actions:
             try:
