@@ -25,8 +25,10 @@ def expand(text: str, env: Mapping[str, str]) -> str:
 def field_value(pod: dict, path: str) -> str:
     """A downward-API field of the pod (fieldRef.fieldPath)."""
     meta = pod.get("metadata", {})
-    simple = {"metadata.name": meta.get("name", ""), "metadata.namespace": meta.get("namespace", ""),
-              "metadata.uid": meta.get("uid", ""), "spec.nodeName": pod["spec"].get("nodeName", ""),
+    simple = {"metadata.name": meta.get("name", ""),
+              "metadata.namespace": meta.get("namespace", ""),
+              "metadata.uid": meta.get("uid", ""),
+              "spec.nodeName": pod["spec"].get("nodeName", ""),
               "spec.serviceAccountName": pod["spec"].get("serviceAccountName", "default"),
               "status.podIP": pod.get("status", {}).get("podIP", ""),
               "status.hostIP": pod.get("status", {}).get("hostIP", "")}

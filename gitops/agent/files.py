@@ -1,4 +1,5 @@
-"""Writing projected volume files atomically, the way the kubelet does.
+"""A pod's files on the node (PodFiles: its directory, projected volumes, resolv.conf),
+and writing projected volume files atomically, the way the kubelet does.
 
 Layout of one volume dir: `..<n>/` holds a full copy of the files, `..data` is a symlink to
 the current copy, and each top-level name is a symlink through `..data`. An update writes a
@@ -17,9 +18,66 @@ import os
 import shutil
 from pathlib import Path
 
+import structlog
+
 from gitops.agent.runtime import RuntimeFailure
-from gitops.agent.volumes import FileSet
+from gitops.agent.volumes import FileSet, Lookup, file_sets
 from gitops.model import volumepaths
+from gitops.model.volumepaths import is_safe_uid
+
+log = structlog.get_logger(component="agent")
+
+
+class PodFiles:
+    """The files a node keeps per pod under root/<uid>: its projected volumes and its
+    resolv.conf. lookup(kind, namespace, name) reads the objects volumes project."""
+
+    def __init__(self, root: Path, lookup: Lookup) -> None:
+        self.root = root
+        self.lookup = lookup
+
+    def pod_dir(self, uid: str) -> Path:
+        """Where a pod's files live; a uid that is not a plain name never becomes a path."""
+        if not is_safe_uid(uid):
+            raise RuntimeFailure(f"pod uid {uid[:80]!r} is not usable as a directory name",
+                                 "CreateContainerConfigError")
+        return self.root / uid
+
+    def volumes_root(self, uid: str) -> Path:
+        return self.pod_dir(uid) / "volumes"
+
+    def write(self, pod: dict) -> None:
+        """The pod's ConfigMap, Secret and downward API volumes, as their sources are now."""
+        root = self.volumes_root(pod["metadata"]["uid"])
+        for fs in file_sets(pod, self.lookup):
+            if write_file_set(root, fs):
+                log.info("volume_files_updated", pod=_name(pod), volume=fs.volume)
+
+    def refresh(self, pod: dict) -> None:
+        """ConfigMap/Secret changes reach running containers in place, as in Kubernetes;
+        a source that disappeared leaves the last files where they are."""
+        try:
+            self.write(pod)
+        except Exception as exc:      # running containers keep the files they have
+            log.debug("volume_files_not_refreshed", pod=_name(pod),
+                      error=str(exc) or type(exc).__name__)
+
+    def write_resolv_conf(self, uid: str, text: str) -> Path:
+        path = self.pod_dir(uid) / "resolv.conf"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists() or path.read_text() != text:
+            path.write_text(text)
+            path.chmod(0o644)       # the agent's umask is 077; any container user reads it
+        return path
+
+    def remove(self, uid: str) -> None:
+        """A pod is gone for good: its files go too."""
+        if is_safe_uid(uid):
+            shutil.rmtree(self.root / uid, ignore_errors=True)
+
+
+def _name(pod: dict) -> str:
+    return f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"
 
 
 def _refuse(fs: FileSet, message: str) -> RuntimeFailure:

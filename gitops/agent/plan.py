@@ -148,6 +148,25 @@ def pod_ip(spec: dict, containers: list[ContainerInfo]) -> str:
     return holder.pinned_ip if holder.container != SANDBOX else ""
 
 
+def held_ips(pod: dict, containers: list[ContainerInfo]) -> list[str]:
+    """The addresses a pod holds: a running holder its own, and, while the pod may run
+    again, its pinned one (a finished pod's is free again, as Kubernetes frees it)."""
+    done = pod.get("status", {}).get("phase") in ("Succeeded", "Failed")
+    held = []
+    for c in containers:
+        if c.state == "running" and c.ip:
+            held.append(c.ip)
+        if c.pinned_ip and not done:
+            held.append(c.pinned_ip)
+    return held
+
+
+def previous_ip(pod: dict, containers: list[ContainerInfo]) -> str:
+    """The address a pod had: pinned on its containers, else the one in its status."""
+    return (next((c.pinned_ip for c in containers if c.pinned_ip), "")
+            or pod.get("status", {}).get("podIP", ""))
+
+
 def compute_pod_actions(pod: dict, containers: list[ContainerInfo],
                         images: Mapping[str, bool], pull_failures: Mapping[str, PullFailure],
                         restarts: Mapping[str, int], now: float,

@@ -67,6 +67,11 @@ class ContainerInfo:
     def pinned_ip(self) -> str:
         return self.labels.get(POD_IP, "")
 
+    @property
+    def pod_ref(self) -> str:
+        """namespace/name of its pod, for logs."""
+        return f"{self.labels.get(POD_NAMESPACE, '')}/{self.labels.get(POD_NAME, '')}"
+
 
 @dataclass(frozen=True)
 class Mount:

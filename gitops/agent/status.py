@@ -9,6 +9,7 @@ from gitops.agent.plan import network_holder, pod_ip, should_restart
 from gitops.agent.probes import ProbeResults
 from gitops.agent.runtime import SANDBOX, ContainerInfo
 from gitops.model.secrets import mask_text
+from gitops.model.version import kube_version
 
 
 def terminated_state(c: ContainerInfo) -> dict:
@@ -161,3 +162,37 @@ def node_ready_condition(ready: bool, message: str, now: str) -> dict:
     return {"type": "Ready", "status": str(ready),
             "reason": "KubeletReady" if ready else "KubeletNotReady",
             "message": message, "lastHeartbeatTime": now, "lastTransitionTime": now}
+
+
+def _arch(info: dict) -> str:
+    arch = info.get("Architecture", "")
+    return {"x86_64": "amd64", "aarch64": "arm64"}.get(arch, arch)
+
+
+def node_labels(info: dict, node_name: str) -> dict[str, str]:
+    """The kubelet's own labels on its Node (charts select on them), from the engine's
+    info."""
+    arch = _arch(info)
+    return {"kubernetes.io/hostname": node_name,
+            "kubernetes.io/os": info.get("OSType") or "linux",
+            **({"kubernetes.io/arch": arch} if arch else {})}
+
+
+def node_status(info: dict, node_name: str, host_ip: str, now: str) -> dict:
+    """The Node's status as the agent posts it when it registers: capacity (all of it
+    allocatable), Ready, addresses and the engine's facts."""
+    capacity = {"cpu": str(info.get("NCPU", 1)),
+                "memory": f"{int(info.get('MemTotal', 0)) // 1024}Ki",
+                "pods": "110"}
+    return {"capacity": capacity,
+            "conditions": [node_ready_condition(True, "the agent is posting ready status",
+                                                now)],
+            "addresses": [{"type": "InternalIP", "address": host_ip},
+                          {"type": "Hostname", "address": node_name}],
+            "nodeInfo": {"kubeletVersion": kube_version()["gitVersion"],
+                         "containerRuntimeVersion": f"docker://{info.get('ServerVersion', '')}",
+                         "operatingSystem": info.get("OSType", "linux"),
+                         "architecture": _arch(info),
+                         "kernelVersion": info.get("KernelVersion", ""),
+                         "osImage": info.get("OperatingSystem", "")},
+            "allocatable": dict(capacity)}      # what the scheduler may place

@@ -74,7 +74,8 @@ def file_sets(pod: dict, lookup: Lookup) -> list[FileSet]:
                 raise RuntimeFailure(f'configmap "{cm.get("name")}" not found',
                                      "CreateContainerConfigError")
             data = {k: v.encode() for k, v in ((obj or {}).get("data") or {}).items()}
-            data |= {k: base64.b64decode(v) for k, v in ((obj or {}).get("binaryData") or {}).items()}
+            data |= {k: base64.b64decode(v)
+                     for k, v in ((obj or {}).get("binaryData") or {}).items()}
             out.append(FileSet(vol["name"], _items(data, cm, f'configmap "{cm.get("name")}"')))
         elif sec := vol.get("secret"):
             obj = lookup("Secret", ns, sec.get("secretName", ""))

@@ -56,6 +56,26 @@ def choose_pod_ip(subnet: str, previous: str, taken: Iterable[str]) -> str:
     return ""
 
 
+class PinnedPodIps:
+    """Who holds which pod address on a node, rebuilt each pass: a pod keeps its pinned
+    address while it may run again, and no two pods are ever given the same one."""
+
+    def __init__(self) -> None:
+        self._owner: dict[str, str] = {}      # address -> uid of the pod holding it
+
+    def reset(self, held: Iterable[tuple[str, str]]) -> None:
+        """held: (address, pod uid) pairs, as the runtime shows them."""
+        self._owner = dict(held)
+
+    def pin(self, subnet: str, uid: str, previous: str) -> str:
+        """The address for the pod uid (see choose_pod_ip), now held by it; "" if none."""
+        ip = choose_pod_ip(subnet, previous,
+                           [ip for ip, owner in self._owner.items() if owner != uid])
+        if ip:
+            self._owner[ip] = uid
+        return ip
+
+
 SERVICE_CIDR = "10.96.0.0/16"
 FALLBACK_POOL = "127.96.0.0/16"
 

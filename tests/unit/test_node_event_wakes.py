@@ -46,6 +46,6 @@ def test_only_state_changes_wake_the_agent(node, action, wakes):
 
 def test_an_external_kill_is_kept_for_the_drift_report_and_ours_is_not(node):
     node.on_runtime_event(event("kill", "theirs"))
-    node._mark_ours("mine")
+    node._drift.mark_ours("mine")
     node.on_runtime_event(event("kill", "mine"))
-    assert [e["id"] for e in node._external] == ["theirs"]
+    assert [e.id for e in node._drift.pending()] == ["theirs"]

@@ -1,0 +1,234 @@
+"""The executor (the kubelet's SyncPod): performs one pod's planned actions on the runtime
+and notes their outcomes in the books. It decides nothing: plan.compute_pod_actions did,
+specs builds what to create, restarts and failures keep the counts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import structlog
+
+from gitops.agent import plan as P
+from gitops.agent import podevents, specs
+from gitops.agent.drift import DriftWatch
+from gitops.agent.env import Lookup, uses_pod_ip
+from gitops.agent.failures import FailureBook, containers_failed_by
+from gitops.agent.files import PodFiles
+from gitops.agent.podevents import PodEvent
+from gitops.agent.probes import ProbeTracker
+from gitops.agent.restarts import RestartBook
+from gitops.agent.runtime import (
+    SANDBOX,
+    ContainerInfo,
+    ContainerSpec,
+    Runtime,
+    RuntimeFailure,
+    RuntimeUnavailable,
+)
+from gitops.agent.specs import NodeContext
+from gitops.agent.status import terminated_state
+from gitops.agent.terminator import PreStop, Terminator
+from gitops.model import key_of
+from gitops.model.addresses import PinnedPodIps
+from gitops.model.secrets import values_used_by
+from gitops.store.base import Store
+
+log = structlog.get_logger(component="agent")
+
+
+@dataclass
+class _Progress:
+    """What the pod's earlier actions of this plan made."""
+    sandbox_id: str = ""
+    sandbox_ip: str = ""
+    pulled: set[str] = field(default_factory=set)
+    failed_images: set[str] = field(default_factory=set)
+
+
+class PodExecutor:
+    def __init__(self, *, runtime: Runtime, store: Store, lookup: Lookup, files: PodFiles,
+                 restarts: RestartBook, failures: FailureBook, ips: PinnedPodIps,
+                 probes: ProbeTracker, terminator: Terminator, drift: DriftWatch,
+                 event: Callable[[dict, PodEvent], None],
+                 clock: Callable[[], float]) -> None:
+        self.runtime = runtime
+        self.store = store
+        self.lookup = lookup
+        self.files = files
+        self.restarts = restarts
+        self.failures = failures
+        self.ips = ips
+        self.probes = probes
+        self.terminator = terminator
+        self.drift = drift
+        self.event = event
+        self.clock = clock
+
+    def execute(self, pod: dict, pod_plan: P.PodPlan, containers: list[ContainerInfo],
+                node: NodeContext) -> bool:
+        """Perform the plan's actions in order. One that fails is noted on its containers
+        (status and a Warning Event) and the rest still run; an engine that does not
+        answer stops the pass. True when there was anything to do."""
+        sandbox = next((c for c in containers
+                        if c.container == SANDBOX and c.state == "running"), None)
+        done = _Progress()
+        if sandbox is not None:
+            done.sandbox_id, done.sandbox_ip = sandbox.id, sandbox.pinned_ip
+        by_id = {c.id: c for c in containers}
+        for action in pod_plan.actions:
+            try:
+                self._perform(pod, action, containers, by_id, done, node)
+            except RuntimeUnavailable:
+                raise
+            except Exception as caught:
+                self._action_failed(pod, action, caught)
+        return bool(pod_plan.actions)
+
+    def _perform(self, pod: dict, action: P.PodAction, containers: list[ContainerInfo],
+                 by_id: dict[str, ContainerInfo], done: _Progress, node: NodeContext) -> None:
+        match action:
+            case P.Stop(cid, grace, hook, spec):
+                self._stop(pod, by_id[cid], grace, hook, spec or {}, containers)
+            case P.Remove(cid, why):
+                self.remove(by_id[cid], why)
+            case P.RunSandbox():
+                done.sandbox_ip = self._pin(pod, containers, node)
+                done.sandbox_id = self.runtime.run_sandbox(
+                    specs.sandbox_spec(pod, done.sandbox_ip, node))
+                log.info("sandbox_started", pod=_name(pod), ip=done.sandbox_ip)
+            case P.Pull(image):
+                self._pull(pod, image, done)
+            case P.RunContainer(container, holds_network):
+                if container["image"] in done.failed_images or not (done.sandbox_id
+                                                                    or holds_network):
+                    return
+                self._run(pod, container, holds_network, containers, done, node)
+            case P.Kill(cid, name, grace, message):
+                log.warning("container_unhealthy", pod=_name(pod), container=name,
+                            message=message)
+                self.terminator.terminate(by_id[cid], grace, f"probe failed: {message}",
+                                          remove=False)
+                self.event(pod, podevents.killed_by_probe(name, message))
+            case P.Restart(cid, name, backoff_reset):
+                self._restart(pod, by_id[cid], name, backoff_reset)
+            case P.Finalize():
+                self.release(pod["metadata"]["uid"])
+                self.store.delete(key_of(pod))
+                log.info("pod_deleted", pod=_name(pod))
+
+    def _stop(self, pod: dict, c: ContainerInfo, grace: float, hook: dict | None,
+              spec: dict, containers: list[ContainerInfo]) -> None:
+        # The hook goes where the engine runs the pod; status.podIP (any API writer's to
+        # set) only names what the proxy must drain.
+        pre_stop = (PreStop(hook, spec, P.pod_ip(pod["spec"], containers),
+                            frozenset(values_used_by(pod, self.lookup))) if hook else None)
+        self.terminator.terminate(c, grace, "pod deleted", pre_stop=pre_stop,
+                                  drain_ip=pod.get("status", {}).get("podIP", ""))
+        if c.container != SANDBOX:
+            self.event(pod, podevents.stopping(c.container))
+
+    def _pull(self, pod: dict, image: str, done: _Progress) -> None:
+        self.event(pod, podevents.pulling(image))
+        try:
+            self.runtime.pull(image)
+        except RuntimeFailure as exc:
+            failure = self.failures.pull_failed(image, self.clock(), exc.reason, str(exc))
+            done.failed_images.add(image)
+            log.warning("image_pull_failed", image=image, error=str(exc))
+            self.event(pod, podevents.pull_failed(image, failure.message))
+            return
+        self.failures.pulled(image)
+        log.info("image_pulled", image=image)
+        done.pulled.add(image)
+        self.event(pod, podevents.pulled(image))
+
+    def _run(self, pod: dict, container: dict, holds_network: bool,
+             containers: list[ContainerInfo], done: _Progress, node: NodeContext) -> None:
+        uid, name = pod["metadata"]["uid"], container["name"]
+        self.probes.reset(uid, name)
+        if holds_network:
+            spec = self._container_spec(pod, container, node, "",
+                                        self._pin(pod, containers, node))
+        else:
+            spec = self._container_spec(pod, container, node, done.sandbox_id, done.sandbox_ip)
+        self.runtime.run_container(spec)
+        self.failures.container_started(uid, name)
+        log.info("container_started", pod=_name(pod), container=name)
+        for event in podevents.started(container, container["image"] in done.pulled):
+            self.event(pod, event)
+
+    def _restart(self, pod: dict, c: ContainerInfo, name: str, backoff_reset: bool) -> None:
+        uid = pod["metadata"]["uid"]
+        self.probes.reset(uid, name)
+        count = self.restarts.of(uid).restarted(name, terminated_state(c), backoff_reset)
+        self.drift.mark_ours(c.id)
+        self.runtime.start(c.id)
+        log.info("container_restarted", pod=_name(pod), container=name, restarts=count)
+        for event in podevents.restarted(name):
+            self.event(pod, event)
+
+    def _action_failed(self, pod: dict, action: P.PodAction, caught: Exception) -> None:
+        exc = caught if isinstance(caught, RuntimeFailure) else RuntimeFailure(
+            _error_text(caught), "CreateContainerConfigError")
+        names = containers_failed_by(action, pod)
+        self.failures.action_failed(pod["metadata"]["uid"], names, exc.reason, str(exc))
+        if isinstance(action, (P.RunContainer, P.RunSandbox)):
+            for name in names:
+                self.event(pod, podevents.failed(str(exc), name))
+        log.warning("pod_action_failed", pod=_name(pod), action=type(action).__name__,
+                    reason=exc.reason, error=str(exc))
+
+    # -- what the actions need ------------------------------------------------------------
+    def _pin(self, pod: dict, containers: list[ContainerInfo], node: NodeContext) -> str:
+        """The address for a pod about to get its sandbox or its one container: the one it
+        had, if nobody else took it. "" lets the engine choose (no subnet known yet)."""
+        if not node.subnet or pod["spec"].get("hostNetwork"):
+            return ""
+        return self.ips.pin(node.subnet, pod["metadata"]["uid"],
+                            P.previous_ip(pod, containers))
+
+    def _container_spec(self, pod: dict, container: dict, node: NodeContext,
+                        sandbox_id: str, ip: str) -> ContainerSpec:
+        """sandbox_id "" makes the container hold the pod's network itself, at ip. Its
+        projected files and resolv.conf are written first."""
+        specs.admit(pod, node.allow_host_access)      # nothing written for a refused pod
+        uid = pod["metadata"]["uid"]
+        if uses_pod_ip(pod):
+            # The store's status lags a pass behind: env and files read the address pinned
+            # for the pod, or the sandbox's as the runtime tells.
+            seen = ip or (self.runtime.sandbox_ip(sandbox_id) if sandbox_id else "")
+            pod = specs.with_pod_ip(pod, seen)
+        env = specs.container_env(pod, container, self.lookup, self._services)
+        self.files.write(pod)
+        text = specs.resolv_conf_text(pod, node.dns_server)
+        resolv = self.files.write_resolv_conf(uid, text) if text is not None else None
+        return specs.container_spec(pod, container, node, env=env, lookup=self.lookup,
+                                    files_root=str(self.files.volumes_root(uid)),
+                                    resolv_conf_path=str(resolv) if resolv else None,
+                                    sandbox_id=sandbox_id, ip=ip)
+
+    def _services(self, namespace: str) -> list[dict]:
+        return self.store.list("Service", namespace)
+
+    # -- removal --------------------------------------------------------------------------
+    def remove(self, c: ContainerInfo, why: str) -> None:
+        """Force-remove now (the name may be reused in this very pass)."""
+        if self.terminator.busy(c.id):
+            return
+        self.drift.mark_ours(c.id)
+        self.runtime.remove(c.id)
+        log.info("container_removed", pod=c.pod_ref, container=c.container, why=why)
+
+    def release(self, uid: str) -> None:
+        """A pod is gone for good: its emptyDir volumes and projected files go too."""
+        self.runtime.remove_pod_volumes(uid)
+        self.files.remove(uid)
+
+
+def _error_text(exc: Exception) -> str:
+    return str(exc) or type(exc).__name__
+
+
+def _name(pod: dict) -> str:
+    return f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"

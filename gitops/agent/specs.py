@@ -1,0 +1,161 @@
+"""What the runtime is asked to create for a pod (pure): names, labels, the sandbox, each
+container's spec, and the resolv.conf its containers see.
+
+The node agent gathers the inputs (objects the pod reads, the files it writes) and hands
+them in; nothing here touches the store, the runtime or the disk, so every rule is
+table-tested without Docker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from gitops.agent.env import Lookup, build_env, expand, service_env
+from gitops.agent.plan import container_hash, limits
+from gitops.agent.runtime import (
+    CONFIG_HASH,
+    CONTAINER,
+    INSTANCE,
+    MANAGED,
+    PAUSE_IMAGE,
+    POD_IP,
+    POD_NAME,
+    POD_NAMESPACE,
+    POD_UID,
+    SANDBOX,
+    ContainerSpec,
+    Mount,
+    RuntimeFailure,
+    SandboxSpec,
+)
+from gitops.agent.volumes import container_mounts
+from gitops.model.dns import resolv_conf
+from gitops.model.podspec import host_access
+
+RESOLV_CONF = "/etc/resolv.conf"
+
+
+@dataclass(frozen=True)
+class NodeContext:
+    """What a spec needs to know of the node, as it is now (the daemon fills some of it in
+    after the agent is built: the pod subnet once the network exists, DNS once it listens)."""
+    instance: str                   # the runtime's: names and labels carry it
+    network: str                    # the pod network's name
+    allow_host_access: bool = False
+    dns_server: str = ""            # cluster DNS address containers use ("": none yet)
+    subnet: str = ""                # the pod network's (pod IPs are pinned in it)
+
+
+def hostname(pod: dict) -> str:
+    return (pod["spec"].get("hostname") or pod["metadata"]["name"])[:63]
+
+
+def docker_name(pod: dict, container: str, instance: str) -> str:
+    meta = pod["metadata"]
+    return (f"gitops_{instance}_{meta['namespace']}_{meta['name']}_"
+            f"{container}_{meta['uid'][:8]}")
+
+
+def labels(pod: dict, container: str, instance: str, ip: str = "") -> dict[str, str]:
+    """The labels that make a container ours and name its pod (adoption after a restart
+    reads them back); ip only on what holds the pod's network."""
+    meta = pod["metadata"]
+    return {MANAGED: "true", INSTANCE: instance,
+            POD_NAMESPACE: meta["namespace"], POD_NAME: meta["name"],
+            POD_UID: meta["uid"], CONTAINER: container, **({POD_IP: ip} if ip else {})}
+
+
+def admit(pod: dict, allow_host_access: bool) -> None:
+    """Pods reaching into the host are refused unless the operator allowed it."""
+    if allow_host_access:
+        return
+    for path, message in host_access(pod.get("spec", {})):
+        raise RuntimeFailure(f"spec.{path}: {message}", "CreateContainerConfigError")
+
+
+def sandbox_spec(pod: dict, ip: str, node: NodeContext) -> SandboxSpec:
+    admit(pod, node.allow_host_access)
+    return SandboxSpec(name=docker_name(pod, SANDBOX, node.instance), hostname=hostname(pod),
+                       network=node.network, labels=labels(pod, SANDBOX, node.instance, ip),
+                       image=PAUSE_IMAGE, ip=ip,
+                       host_network=bool(pod["spec"].get("hostNetwork")))
+
+
+def with_pod_ip(pod: dict, ip: str) -> dict:
+    """The pod as its containers must see it: status.podIP as pinned for it (the store's
+    copy lags a pass behind, and is empty for a new pod)."""
+    if ip == pod.get("status", {}).get("podIP"):
+        return pod
+    return {**pod, "status": {**pod.get("status", {}), "podIP": ip}}
+
+
+def resolv_conf_text(pod: dict, dns_server: str) -> str | None:
+    """The pod's /etc/resolv.conf per dnsPolicy: ClusterFirst (default) points at the
+    cluster DNS with the Kubernetes search path; Default keeps Docker's; None uses
+    dnsConfig alone. None: leave Docker's."""
+    spec = pod["spec"]
+    policy = spec.get("dnsPolicy", "ClusterFirst")
+    config = spec.get("dnsConfig") or {}
+    if policy == "Default" or (spec.get("hostNetwork")
+                               and policy != "ClusterFirstWithHostNet"):
+        return None
+    if policy == "None":
+        lines = [f"nameserver {ns}" for ns in config.get("nameservers") or []]
+        if config.get("searches"):
+            lines.append("search " + " ".join(config["searches"]))
+        return "\n".join(lines) + "\n"
+    if dns_server:
+        return resolv_conf([dns_server, *(config.get("nameservers") or [])],
+                           pod["metadata"]["namespace"])
+    return None
+
+
+def container_env(pod: dict, container: dict, lookup: Lookup,
+                  services: Callable[[str], list[dict]]) -> dict[str, str]:
+    """The container's environment; services(namespace) is asked only when the pod wants
+    service links (enableServiceLinks, on by default)."""
+    links = {}
+    if pod["spec"].get("enableServiceLinks", True):
+        links = service_env(services(pod["metadata"]["namespace"]))
+    return build_env(pod, container, lookup, links)
+
+
+def run_as(security_context: dict) -> str | None:
+    """runAsUser[:runAsGroup], as the engine takes it."""
+    if security_context.get("runAsUser") is None:
+        return None
+    group = security_context.get("runAsGroup")
+    return str(security_context["runAsUser"]) + (f":{group}" if group is not None else "")
+
+
+def container_spec(pod: dict, container: dict, node: NodeContext, *, env: dict[str, str],
+                   lookup: Lookup, files_root: str, resolv_conf_path: str | None = None,
+                   sandbox_id: str = "", ip: str = "") -> ContainerSpec:
+    """One container of the pod. It joins the sandbox sandbox_id, or, with sandbox_id "",
+    holds the pod's network itself at ip. files_root: where the pod's projected volumes
+    (ConfigMap, Secret, downward API files) were written; resolv_conf_path: the
+    resolv.conf written for it, if any."""
+    admit(pod, node.allow_host_access)
+    mounts = container_mounts(pod, container, node.instance, files_root, lookup,
+                              node.allow_host_access, env)
+    if resolv_conf_path:
+        mounts.append(Mount("bind", RESOLV_CONF, resolv_conf_path, True))
+    sc = {**(pod["spec"].get("securityContext") or {}),
+          **(container.get("securityContext") or {})}
+    command = [expand(a, env) for a in container.get("command") or []] or None
+    args = [expand(a, env) for a in container.get("args") or []] or None
+    own = not sandbox_id
+    nano_cpus, memory = limits(container)
+    return ContainerSpec(
+        name=docker_name(pod, container["name"], node.instance), image=container["image"],
+        labels={**labels(pod, container["name"], node.instance, ip if own else ""),
+                CONFIG_HASH: container_hash(container)},
+        sandbox_id=sandbox_id, network=node.network if own else "",
+        hostname=hostname(pod) if own else "", ip=ip if own else "", entrypoint=command,
+        cmd=args if args is not None else ([] if command else None), env=env,
+        working_dir=container.get("workingDir"), tty=bool(container.get("tty")),
+        stdin=bool(container.get("stdin")), stdin_once=bool(container.get("stdinOnce")),
+        mounts=tuple(mounts), nano_cpus=nano_cpus or None, memory=memory or None,
+        user=run_as(sc), read_only=bool(sc.get("readOnlyRootFilesystem")),
+        privileged=bool(sc.get("privileged")))
