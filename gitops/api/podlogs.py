@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from gitops.api.server import LogRequest
+from gitops.api.kube.request import LogRequest
 from gitops.errors import GitopsError
 from gitops.model import ObjectKey
 from gitops.model.times import parse_ts

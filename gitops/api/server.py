@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from gitops.api.kube.api import KubeApi, KubeBackends
+from gitops.api.kube.request import LogRequest
 from gitops.errors import GitopsError
 from gitops.health import assess, assess_in
 from gitops.model import key_of
@@ -29,16 +30,6 @@ class ApiContext:
     kube: KubeBackends | None = None      # exec / port-forward for the Kubernetes API
     allow_host_access: bool = False       # API writes follow the same node policy as git
     public_metrics: bool = False          # /metrics without the token (names Services)
-
-
-@dataclass(frozen=True)
-class LogRequest:
-    namespace: str
-    pod: str
-    container: str = ""
-    tail: int = 100
-    previous: bool = False
-    follow: bool = False
 
 
 CONTROL_VERBS = ("sync", "rollback", "unpin", "suspend", "resume")

@@ -145,12 +145,3 @@ def _credentials(url: str) -> set[str]:
 
 def is_git_url(spec: str) -> bool:
     return spec.startswith(("file://", "https://", "http://", "ssh://", "git@", "git://"))
-
-
-def make_source(spec: str, data_dir: Path, ref: str = "", path: str = "",
-                git_timeout: float = 60.0) -> Source:
-    if is_git_url(spec):
-        from gitops.source.git import GitSource
-        return GitSource(url=spec, ref=ref, path=path, workdir=data_dir / "repos",
-                         timeout=git_timeout)
-    return DirSource(url=str(Path(spec).resolve()), ref=ref, path=path)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import _listed
 from tests.e2e.conftest import git, gitops
 
 HOOK_SECRET = "hook-Kq93-secret"
@@ -223,7 +224,8 @@ def test_tokens_signatures_host_access_and_secret_values(docker_client, tmp_path
         label = {"label": f"gitops.instance={dd.instance}"}
         deadline = time.monotonic() + 90                     # the rollout of v2 settles
         while time.monotonic() < deadline:
-            now = docker_client.containers.list(all=True, filters=label)
+            # the rollout removes containers while they are listed: list again then
+            now = _listed(lambda: docker_client.containers.list(all=True, filters=label))
             if len(now) == 1 and all(c.status == "running" for c in now) and any(
                     '"3601"' in json.dumps(c.attrs["Config"]) for c in now):
                 break

@@ -546,7 +546,7 @@ def test_a_remote_asking_for_credentials_fails_at_once_and_no_prompt_runs(tmp_pa
 
 def test_git_timeout_is_an_agent_option():
     from gitops.cli.agent_options import AgentOptions
-    from gitops.source.base import make_source
+    from gitops.source import make_source
     flags = AgentOptions(git_timeout=15.0).to_argv()
     assert flags[flags.index("--git-timeout") + 1] == "15.0"
     source = make_source("https://git.example.invalid/a.git", Path("/nonexistent"),

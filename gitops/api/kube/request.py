@@ -130,3 +130,14 @@ def wanted_shape(accept: str) -> str:
                 "json" in params["type"]:
             return ""
     return ""
+
+
+@dataclass(frozen=True)
+class LogRequest:
+    """A read of a container's log (pods/log), as the node serves it."""
+    namespace: str
+    pod: str
+    container: str = ""
+    tail: int = 100
+    previous: bool = False
+    follow: bool = False

@@ -117,7 +117,7 @@ def _without_secret_values(api: "KubeApi", pod: dict, text: str) -> str:
 
 
 async def pod_log(api: "KubeApi", request: web.Request, target: Target) -> web.StreamResponse:
-    from gitops.api.server import LogRequest
+    from gitops.api.kube.request import LogRequest
     if api.backends.logs is None:
         raise st.ApiError(503, "ServiceUnavailable", "logs are not available from this server")
     q = request.query
