@@ -9,7 +9,7 @@ import json
 import os
 import signal
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import structlog
@@ -28,6 +28,7 @@ from gitops.api.server import ApiContext, make_app, object_health, unmanaged_obj
 from gitops.api.webhook import add_webhook_routes
 from gitops.controllers.manager import ControllerManager
 from gitops.errors import GitopsError
+from gitops.manifests.age_keys import KeySource
 from gitops.model.addresses import SERVICE_POOL, pick_subnet
 from gitops.paths import DataDir
 from gitops.private_files import OWNER_ONLY_UMASK, make_private_dir, write_atomic
@@ -73,6 +74,8 @@ class AgentConfig:
     webhook_secret_env: str = ""
     git_timeout: float = 60.0
     public_metrics: bool = False
+    decryption_key_file: str = ""       # age keys of SOPS-encrypted manifests
+    age_key: str = field(default="", repr=False)    # GITOPS_AGE_KEY's content
 
 
 class Agent:
@@ -86,6 +89,9 @@ class Agent:
         self.dd = DataDir.at(config.data_dir)
         self.webhook_secret = load_secret(config.webhook_secret_file or None,
                                           config.webhook_secret_env or None)
+        self.decryption = KeySource(config.decryption_key_file, config.age_key)
+        if self.decryption:     # a key it cannot use (others may read it...): refuse now
+            log.info("decryption_keys_loaded", recipients=self.decryption.load().recipients)
         make_private_dir(self.dd.root)      # Secret data, the token, the repo URL: owner only
         self._lock_fd = _lock(self.dd.lock_file)
         self.token = api_token.load_or_create(self.dd.token_file)   # a bad one: refuse now
@@ -100,7 +106,8 @@ class Agent:
                                  wave_timeout=config.wave_timeout,
                                  allow_host_access=config.allow_host_access,
                                  helm_values=tuple(config.helm_values),
-                                 allow_remote_bases=config.allow_remote_bases)
+                                 allow_remote_bases=config.allow_remote_bases,
+                                 decryption=self.decryption or None)
         self.engine = SyncEngine(self.store, self.source, self.policy, self.drift)
         self.sync = SyncRunner(self.engine)
         self.service_cidr = (config.service_cidr or self.store.get_state("service_cidr")

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from gitops.cli.common import ALLOW_REMOTE_BASES_HELP
+from gitops.cli.common import ALLOW_REMOTE_BASES_HELP, DECRYPTION_KEY_FILE_HELP
 
 if TYPE_CHECKING:
     from gitops.daemon import AgentConfig
@@ -59,6 +59,9 @@ class AgentOptions:
         help="File holding the webhook secret (enables /hooks/...).")
     allow_remote_bases: bool = _option(
         "--allow-remote-bases", False, is_flag=True, help=ALLOW_REMOTE_BASES_HELP)
+    decryption_key_file: str = _option(
+        "--decryption-key-file", "", type=click.Path(dir_okay=False),
+        envvar="GITOPS_AGE_KEY_FILE", show_envvar=True, help=DECRYPTION_KEY_FILE_HELP)
     allow_host_access: bool = _option(
         "--allow-host-access", False, is_flag=True,
         help="Allow hostPath, privileged, hostNetwork, hostPID and hostIPC.")

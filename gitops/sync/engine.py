@@ -21,7 +21,9 @@ from gitops.errors import GitopsError, ManifestError
 from gitops.health import HEALTHY, assess
 from gitops.manifests import paths
 from gitops.manifests import policy as node_policy
+from gitops.manifests.age_keys import KeySource
 from gitops.manifests.render import render_path
+from gitops.manifests.sops import Decryption
 from gitops.manifests.validate import validate
 from gitops.model.secrets import mask_secret
 from gitops.source import Revision, Source
@@ -55,13 +57,16 @@ class SyncPolicy:
     allow_host_access: bool = False
     helm_values: tuple[str, ...] = ()   # values files of a Helm chart, relative to it
     allow_remote_bases: bool = False    # kustomize may fetch remote resources
+    decryption: KeySource | None = None  # age keys of SOPS-encrypted files
 
 
 def render(revision: Revision, allow_host_access: bool = False,
-           helm_values: tuple[str, ...] = (), allow_remote_bases: bool = False
+           helm_values: tuple[str, ...] = (), allow_remote_bases: bool = False,
+           decryption: Decryption | None = None
            ) -> tuple[list[Desired], list[ManifestError]]:
     """Load and validate every manifest of a revision (pure apart from reading files and
-    running renderers in their sandbox). Nothing outside the checkout is read."""
+    running renderers in their sandbox). Nothing outside the checkout is read. SOPS files
+    are decrypted with `decryption` (which collects what it could not read and warnings)."""
     base = revision.manifest_dir
     if not base.exists():
         return [], [ManifestError(f"path {revision.path!r} does not exist in the source",
@@ -69,7 +74,7 @@ def render(revision: Revision, allow_host_access: bool = False,
     if problem := oversized(revision.root):
         return [], [ManifestError(problem, file=".")]
     loaded = render_path(base, helm_values, repo_root=revision.root,
-                         allow_remote_bases=allow_remote_bases)
+                         allow_remote_bases=allow_remote_bases, decryption=decryption)
     errors = [*loaded.errors, *validate(loaded.objects),
               *node_policy.check(loaded.objects, allow_host_access)]
     return [Desired(_without_server_fields(o.body), o.file, o.line, o.field_lines)
@@ -231,8 +236,12 @@ class SyncEngine:
                self.policy.helm_values, self.policy.allow_remote_bases)
         if self._rendered is not None and self._rendered[0] == key:
             return self._rendered[1], []
+        decryption = Decryption(self.policy.decryption)
         desired, errors = render(revision, self.policy.allow_host_access,
-                                 self.policy.helm_values, self.policy.allow_remote_bases)
+                                 self.policy.helm_values, self.policy.allow_remote_bases,
+                                 decryption)
+        for warning in decryption.warnings:     # once per revision: renders are cached
+            log.warning("manifest_warning", revision=revision.sha, **warning.as_dict())
         self._rendered = None if errors else (key, desired)
         return desired, errors
 

@@ -18,7 +18,7 @@ CHANGED = AgentOptions(
     git_timeout=15.0, wave_timeout=10.0, prune=False, self_heal=False,
     allow_empty_prune=True, service_cidr="10.96.0.0/20", helm_values=("a.yaml", "b.yaml"),
     pod_subnet="10.213.5.0/24", node_address="10.0.0.1", interval=5.0, path="k8s",
-    ref="main")
+    ref="main", decryption_key_file="/etc/gitops/age.key")
 
 
 def parsed(argv: list[str]) -> AgentOptions:
@@ -47,6 +47,16 @@ def test_a_relative_secret_file_is_handed_on_absolute(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     argv = AgentOptions(webhook_secret_file="hook").to_argv()
     assert argv[argv.index("--webhook-secret-file") + 1] == str((tmp_path / "hook").resolve())
+
+
+def test_the_decryption_key_file_comes_from_the_flag_or_the_environment(tmp_path,
+                                                                       monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GITOPS_AGE_KEY_FILE", "/run/secrets/age.key")
+    assert parsed([]).decryption_key_file == "/run/secrets/age.key"
+    assert parsed(["--decryption-key-file", "k.txt"]).decryption_key_file == "k.txt"
+    argv = AgentOptions(decryption_key_file="k.txt").to_argv()     # a path, never the key
+    assert argv[argv.index("--decryption-key-file") + 1] == str((tmp_path / "k.txt").resolve())
 
 
 def test_the_daemon_config_gets_every_option():
