@@ -178,3 +178,48 @@ def _plan_against_data_dir(dd: DataDir, desired: list[Desired],
         return plan_against(store, desired, inventory=inventory)
     finally:
         store.close()
+
+
+@click.command("age-keygen")
+@click.option("-o", "--output", "out", default="", type=click.Path(dir_okay=False),
+              help="Write the key to this new file (owner-only); default: stdout.")
+@click.option("-y", "recipients_of", default="", type=click.Path(dir_okay=False),
+              metavar="KEY_FILE", help="Print the public keys (recipients) of a key file.")
+def age_keygen(out: str, recipients_of: str) -> None:
+    """Make an age key for SOPS-encrypted manifests (as `age-keygen` does).
+
+    The public key (age1...) is what `sops --encrypt --age` encrypts for; the key file is
+    what the agent decrypts with (--decryption-key-file). It is never overwritten.
+
+    \b
+    Examples:
+      gitops age-keygen -o key.txt            # prints "Public key: age1..." on stderr
+      sops --encrypt --age age1... --encrypted-regex '^(data|stringData)$' \\
+        secret.yaml > secret.enc.yaml
+      gitops age-keygen -y key.txt            # the public key again
+    """
+    import os
+
+    from gitops.manifests import age_keys
+    if recipients_of:
+        try:
+            keys = age_keys.parse_keys(age_keys.read_key_file(recipients_of),
+                                       f"key file {recipients_of}")
+        except GitopsError as exc:
+            fail(str(exc))
+        click.echo("\n".join(keys.recipients))
+        return
+    identity, recipient = age_keys.generate()
+    text = age_keys.key_file_text(identity, recipient)
+    if not out:
+        click.echo(text, nl=False)
+        if not sys.stdout.isatty():
+            click.echo(f"Public key: {recipient}", err=True)
+        return
+    try:
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        fail(f"{out}: {exc.strerror or exc} (an existing key file is never overwritten)")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    click.echo(f"Public key: {recipient}", err=True)

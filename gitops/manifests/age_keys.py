@@ -158,10 +158,11 @@ def read_key_file(path: str) -> str:
         fd = os.open(path, os.O_RDONLY | os.O_NOCTTY)
     except OSError as exc:
         raise DecryptionKeyError(f"decryption key file {path}: {exc.strerror or exc}") from None
+    st = os.fstat(fd)                   # the file opened, not a name swapped meanwhile
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise DecryptionKeyError(f"decryption key file {path} is not a regular file")
     with os.fdopen(fd, "rb") as f:
-        st = os.fstat(f.fileno())       # the file opened, not a name swapped meanwhile
-        if not stat.S_ISREG(st.st_mode):
-            raise DecryptionKeyError(f"decryption key file {path} is not a regular file")
         if st.st_uid != os.geteuid():
             raise DecryptionKeyError(
                 f"decryption key file {path} belongs to uid {st.st_uid}, not to the agent's "

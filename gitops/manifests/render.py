@@ -388,7 +388,7 @@ def _decrypt_inputs(unit_real: Path, kfile_rel: str, scope: _Scope
             [kfile_rel, *(_rel(i.path, scope.real_root) for i in inputs),
              *(_rel(i.kustomization, scope.real_root) for i in inputs)],
             ManifestError("not built: it reads SOPS-encrypted files and no decryption key "
-                          "was given", kfile_rel))
+                          "was given", kfile_rel, 1))
         return clear, LoadResult()
     return clear, None
 
@@ -517,14 +517,24 @@ def _render_helm(chart: Path, scope: _Scope, values_files: list[str | Path],
     if problems is not None:
         return problems
     site = _helm_sdk_site()
+    helm = shutil.which("helm") if site is None else None
     if site is not None:
-        return _helm_sdk(site, chart, scope, chart_rel, value_paths, release_name, namespace,
-                         inline)
-    helm = shutil.which("helm")
-    if helm is not None:
-        return _helm_binary(helm, chart, scope, chart_rel, value_paths, release_name,
-                            namespace, inline)
-    return LoadResult(errors=[ManifestError(HELM_MISSING, chart_rel)])
+        result = _helm_sdk(site, chart, scope, chart_rel, value_paths, release_name,
+                           namespace, inline)
+    elif helm is not None:
+        result = _helm_binary(helm, chart, scope, chart_rel, value_paths, release_name,
+                              namespace, inline)
+    else:
+        return LoadResult(errors=[ManifestError(HELM_MISSING, chart_rel)])
+    if inline:      # Secrets stored as data; other objects holding a decrypted value: warned
+        leaves = set().union(*(sops.encrypted_leaves(
+            read_text(value_paths[i], "", LoadResult()) or "", clear, "")
+            for i, clear in inline.items()))
+        result.objects = [sops.as_data(o) for o in result.objects]
+        for obj in result.objects:
+            if obj.kind != "Secret" and sops.mentions(obj.body, leaves):
+                scope.decryption.warn_visible(obj)
+    return result
 
 
 def _decrypt_values(chart: Path, value_paths: list[Path], scope: _Scope

@@ -52,7 +52,7 @@ _MARKERS = {
     "ini": (re.compile(r"^\[sops\][ \t]*$", re.M), re.compile(r"^mac[ \t]*=", re.M)),
 }
 _MASTER_KEYS = ("age", "pgp", "kms", "gcp_kms", "azure_kv", "hc_vault", "hckms")
-_FLAT_KEY = re.compile(r"(?:^|__)(" + "|".join(_MASTER_KEYS) + r")__list_(\d+)__map_(\w+)$")
+_FLAT_KEY = re.compile(r"(?:^|_)(" + "|".join(_MASTER_KEYS) + r")__list_(\d+)__map_(\w+)$")
 _FLAT_GROUP = re.compile(r"key_groups__list_(\d+)__map_")
 _NO_HOME = "/nonexistent/gitops-sops"    # sops must find no default keys or config there
 _KEY_LIKE = re.compile(r"AGE-SECRET-KEY-1[0-9A-Za-z]+")
@@ -341,6 +341,37 @@ def as_data(obj: SourceObject) -> SourceObject:
             lines[paths.child("data", key)] = source
     lines.setdefault("data", lines.get("stringData", obj.line))
     return SourceObject(new_body, obj.file, obj.line, lines)
+
+
+def encrypted_leaves(encrypted: str, clear: str, file: str) -> set[str]:
+    """The clear values of the leaves a YAML/JSON file held encrypted (ENC[...]): what must
+    not show up in an object that is not a Secret."""
+    before, _, _ = load_mapping(encrypted, file)
+    after, _, _ = load_mapping(clear, file)
+    found: set[str] = set()
+
+    def walk(enc: Any, plain: Any) -> None:
+        if isinstance(enc, dict) and isinstance(plain, dict):
+            for key, value in enc.items():
+                if key != "sops" and key in plain:
+                    walk(value, plain[key])
+        elif isinstance(enc, list) and isinstance(plain, list):
+            for a, b in zip(enc, plain):
+                walk(a, b)
+        elif isinstance(enc, str) and enc.startswith("ENC[") and not isinstance(
+                plain, (bool, type(None))):
+            found.add(str(plain))
+    walk(before, after)
+    return {v for v in found if len(v.strip()) >= 4}   # a bool, "1", "abc": not telling
+
+
+def mentions(body: Any, values: set[str]) -> bool:
+    """Does any string in `body` contain one of `values`?"""
+    if isinstance(body, dict):
+        return any(mentions(v, values) for v in body.values())
+    if isinstance(body, list):
+        return any(mentions(v, values) for v in body)
+    return isinstance(body, str) and any(v in body for v in values)
 
 
 def pair_lines(encrypted: list[SourceObject], clear: list[SourceObject]) -> list[SourceObject]:
