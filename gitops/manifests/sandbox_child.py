@@ -8,8 +8,9 @@
 `exec-offline` does too, in a network namespace of its own when the kernel lets us make one
 (sops: nothing it does for us needs the network); `helm` renders a chart with helm-python-sdk
 (imported from SITE_DIR) and prints the result as one JSON object; values that must not be on
-a command line (decrypted ones) come on stdin as {"inline_values": {"INDEX": "YAML"}}. Only the standard library loads here, never gitops: the limits are set before
-anything big is imported, and a Python start without `site` stays cheap.
+a command line (decrypted ones) come on stdin as {"inline_values": {"INDEX": "YAML"}}.
+Only the standard library loads here, never gitops: the limits are set before anything big is
+imported, and a Python start without `site` stays cheap.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from gitops.manifests import render, sandbox, sops
+from gitops.manifests import sandbox, sops
 from gitops.manifests.age_keys import KeySource
 from gitops.manifests.render import render_path
 from gitops.manifests.sops import Decryption
