@@ -342,7 +342,9 @@ def _render_kustomize(unit: Path, scope: _Scope) -> LoadResult:
                                      dataclasses.replace(scope, boundary=copy,
                                                          real_root=inside(scope.real_root)))
             for err in built.errors:    # kustomize names the copy's paths: name the repo's
-                err.message = err.message.replace(str(inside(scope.real_root)) + "/", "")
+                err.message = err.message.replace(str(inside(scope.real_root)) + "/", "") \
+                    .replace(str(copy) + "/", "")
+                err.args = (err.message,)
     except OSError as exc:
         return LoadResult(errors=[ManifestError(
             "cannot make the private in-memory copy of the checkout that kustomize reads "

@@ -394,6 +394,7 @@ def private_copy(boundary: Path, clear: dict[Path, bytes]) -> Iterator[Path]:
         copy = holder / "checkout"
         shutil.copytree(boundary, copy, symlinks=True,
                         ignore=lambda d, names: [".git"] if Path(d) == boundary else [])
+        _repoint_links(copy, boundary)
         for path, data in clear.items():
             target = copy / path.relative_to(boundary)
             target.unlink(missing_ok=True)
@@ -403,6 +404,20 @@ def private_copy(boundary: Path, clear: dict[Path, bytes]) -> Iterator[Path]:
         yield copy
     finally:
         shutil.rmtree(holder, ignore_errors=True)
+
+
+def _repoint_links(copy: Path, boundary: Path) -> None:
+    """An absolute symlink into the checkout points into the copy instead (relative ones
+    already do), so kustomize reads the clear file through it too."""
+    for dirpath, dirnames, filenames in os.walk(copy):
+        for name in dirnames + filenames:
+            link = Path(dirpath, name)
+            if not link.is_symlink():
+                continue
+            target = Path(os.readlink(link))
+            if target.is_absolute() and target.is_relative_to(boundary):
+                link.unlink()
+                link.symlink_to(copy / target.relative_to(boundary))
 
 
 def still_encrypted(body: dict[str, Any]) -> bool:

@@ -260,6 +260,18 @@ def test_kustomize_secret_generator_with_an_encrypted_env_file_and_encrypted_res
 
 
 @needs_kustomize
+def test_kustomize_reads_the_clear_file_through_an_absolute_symlink_too(keydir):
+    repo = write(keydir / "repo", {
+        "app/secrets/app.enc.env": encrypt(APP_ENV, RECIPIENT, name="app.env", regex=None),
+        "app/kustomization.yaml": "secretGenerator:\n- name: app\n  envs: [app.env]\n",
+    })
+    (repo / "app" / "app.env").symlink_to(repo.resolve() / "app" / "secrets" / "app.enc.env")
+    result = render_path(repo / "app", repo_root=repo, decryption=decryption(keydir, KEY))
+    assert result.errors == []
+    assert result.objects[0].body["data"]["DB_PASSWORD"] == b64("Env-Kust-8812")
+
+
+@needs_kustomize
 def test_kustomize_config_map_generator_fed_encrypted_is_warned_about(keydir):
     repo = write(keydir / "repo", {
         "kustomization.yaml": "configMapGenerator:\n- name: cfg\n  envs: [cfg.enc.env]\n",
@@ -421,6 +433,17 @@ def test_the_engine_applies_the_decrypted_secret_and_refuses_a_bad_revision_whol
         assert eng.status.applied_revision() == good
         text = repr(logs)
         assert "Pw-Next-0093" not in text and KEY not in text
+
+
+def test_an_engine_without_a_key_refuses_the_revision_whole(engine, keydir):
+    repo, store, _ = engine
+    commit(repo, {"secret.enc.yaml": encrypt(SECRET, RECIPIENT), "cm.yaml": CONFIGMAP})
+    source = GitSource(url=f"file://{repo}", workdir=keydir / "clones-2")
+    res = SyncEngine(store, source, SyncPolicy()).sync_once()
+    assert res.result == "failed"
+    [err] = res.errors
+    assert err.file == "secret.enc.yaml" and "no decryption key" in err.message
+    assert store.get(ObjectKey("ConfigMap", "default", "settings")) is None
 
 
 def test_the_engine_warns_once_per_revision_about_a_decrypted_non_secret(engine):
