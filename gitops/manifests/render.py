@@ -397,15 +397,24 @@ def _decrypt_inputs(unit_real: Path, kfile_rel: str, scope: _Scope
 
 def _checked_output(built: LoadResult, decrypted: set[str], scope: _Scope) -> LoadResult:
     """Objects from decrypted files as stored (a Secret's stringData folded into data; other
-    kinds warned about), and no object with its SOPS metadata still on."""
+    kinds warned about). An object that comes out of the build still encrypted (from a
+    remote base) is decrypted as it is, as Flux decrypts Kustomize's output: without the
+    MAC check, since kustomize's transformers (namespace, labels...) changed it."""
     objects = []
     for obj in built.objects:
         if sops.still_encrypted(obj.body):
-            built.errors.append(ManifestError(
-                "still SOPS-encrypted after the build (only files in the repository are "
-                "decrypted, not remote bases)", obj.file, obj.line, kind=obj.kind,
-                name=obj.name))
-            continue
+            try:
+                clear = json.loads(scope.decryption.decrypt(
+                    json.dumps(obj.body), "json", obj.file, scope.limits, line=obj.line,
+                    ignore_mac=True))
+            except sops.Unreadable:
+                continue
+            except (ManifestError, ValueError) as exc:
+                built.errors.append(ManifestError(str(getattr(exc, "message", exc)), obj.file,
+                                                  obj.line, kind=obj.kind, name=obj.name))
+                continue
+            obj = dataclasses.replace(obj, body=clear)
+            decrypted = decrypted | {obj.file}
         if obj.file in decrypted:
             obj = sops.as_data(obj)
             if obj.kind != "Secret":

@@ -237,14 +237,19 @@ class Decryption:
             raise self._keys
         return self._keys
 
-    def decrypt(self, text: str, fmt: str, file: str, limits: sandbox.Limits) -> str:
-        """The clear text of an encrypted file (`file` names it in errors). Raises
-        ManifestError when it cannot be decrypted, Unreadable when it was skipped."""
-        return self.decrypt_bytes(text, fmt, file, limits).decode("utf-8", "replace")
+    def decrypt(self, text: str, fmt: str, file: str, limits: sandbox.Limits, *,
+                line: int = 0, ignore_mac: bool = False) -> str:
+        """The clear text of an encrypted file (`file` and `line`, by default the metadata's,
+        name it in errors). Raises ManifestError when it cannot be decrypted, Unreadable
+        when it was skipped. `ignore_mac`: for an object a renderer changed after it was
+        encrypted (as Flux decrypts Kustomize's output)."""
+        return self.decrypt_bytes(text, fmt, file, limits, line=line,
+                                  ignore_mac=ignore_mac).decode("utf-8", "replace")
 
-    def decrypt_bytes(self, text: str, fmt: str, file: str, limits: sandbox.Limits) -> bytes:
+    def decrypt_bytes(self, text: str, fmt: str, file: str, limits: sandbox.Limits, *,
+                      line: int = 0, ignore_mac: bool = False) -> bytes:
         """decrypt's clear content as sops wrote it (a `binary` file need not be text)."""
-        line = metadata_line(text, fmt)
+        line = line or metadata_line(text, fmt)
         found = recipients(text, fmt, file)
         for_whom = ", ".join(found.age + list(found.others)) or "no key"
         try:
@@ -271,7 +276,7 @@ class Decryption:
         binary = sops_binary()
         if binary is None:
             raise ManifestError(SOPS_MISSING, file, line)
-        outcome = _run_sops(binary, text, fmt, keys, limits)
+        outcome = _run_sops(binary, text, fmt, keys, limits, ignore_mac)
         if outcome.ok:
             return outcome.stdout
         raise ManifestError(f"cannot decrypt (SOPS): {_reason(outcome, limits)}", file, line)
@@ -284,10 +289,10 @@ class Decryption:
             kind=obj.kind, name=obj.name))
 
 
-def _run_sops(binary: str, text: str, fmt: str, keys: AgeKeys,
-              limits: sandbox.Limits) -> sandbox.Outcome:
+def _run_sops(binary: str, text: str, fmt: str, keys: AgeKeys, limits: sandbox.Limits,
+              ignore_mac: bool = False) -> sandbox.Outcome:
     argv = [binary, "--config", "/dev/null", "decrypt", "--input-type", fmt,
-            "--output-type", fmt]
+            "--output-type", fmt, *(["--ignore-mac"] if ignore_mac else [])]
     env = {"HOME": _NO_HOME, "XDG_CONFIG_HOME": _NO_HOME, "GNUPGHOME": _NO_HOME,
            "SOPS_DECRYPTION_ORDER": "age"}
     stdin = text.encode()

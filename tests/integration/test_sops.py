@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from gitops.manifests import sandbox, sops
+from gitops.manifests import render, sandbox, sops
 from gitops.manifests.age_keys import KeySource
 from gitops.manifests.render import render_path
 from gitops.manifests.sops import Decryption
@@ -455,3 +455,22 @@ def test_the_engine_warns_once_per_revision_about_a_decrypted_non_secret(engine)
     warnings = [entry for entry in logs if entry["event"] == "manifest_warning"]
     assert len(warnings) == 1 and warnings[0]["kind"] == "ConfigMap"
     assert warnings[0]["file"] == "cm.enc.yaml"
+
+
+@needs_kustomize
+def test_an_object_the_build_outputs_still_encrypted_is_decrypted_as_flux_does(keydir,
+                                                                             monkeypatch):
+    """What escaped the inputs' decryption (a remote base): decrypted as built, the
+    namespace kustomize added (which breaks the MAC) kept."""
+    monkeypatch.setattr(render.kustomize_inputs, "input_files", lambda *a: [])
+    repo = write(keydir / "repo", {"kustomization.yaml": "namespace: prod\n"
+                                                         "resources: [db.enc.yaml]\n",
+                                   "db.enc.yaml": encrypt(SECRET, RECIPIENT)})
+    result = render_path(repo, decryption=decryption(keydir, KEY))
+    assert result.errors == []
+    [db] = result.objects
+    assert db.body["metadata"]["namespace"] == "prod" and "sops" not in db.body
+    assert db.body["data"]["password"] == b64("Pw-Plain-4417")
+    [err] = render_path(repo, decryption=decryption(keydir, OTHER_KEY)).errors
+    assert (err.file, err.kind, err.name) == ("db.enc.yaml", "Secret", "db")
+    assert "none of the agent's keys" in err.message
