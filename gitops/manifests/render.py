@@ -50,16 +50,16 @@ chart's values.yaml, then each of `values_files` in order (later wins, maps merg
 lines are lines in the *rendered* output of the template, which equal the template's own lines
 only where no `{{- ... }}` block shifted them.
 
-SOPS (sops.py, `decryption`): every file read that carries SOPS metadata is decrypted in
-memory first: a plain YAML file (objects keep the encrypted file's lines), a Kustomize input
-(resources, patches, secretGenerator/configMapGenerator envs and files: the kustomization is
-then built from a private in-memory copy of the checkout holding the clear files), a Helm
-values file (handed to Helm on stdin). A decrypted Secret's stringData is folded into data.
+SOPS (`decryption`): every file read that carries SOPS metadata is decrypted in memory
+first, by the decryption step (decrypt.py): plain YAML files, every Kustomize input (the
+kustomization is then built from a private in-memory copy of the checkout holding the clear
+files), Helm values files (handed to Helm on stdin).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.util
 import json
 import os
@@ -74,7 +74,7 @@ import structlog
 import yaml
 
 from gitops.errors import ManifestError
-from gitops.manifests import kustomize_inputs, sandbox, sops
+from gitops.manifests import decrypt, kustomize_inputs, sandbox, sops
 from gitops.manifests.kustomize_inputs import KUSTOMIZATION_FILES
 from gitops.manifests.kustomize_inputs import kustomization_file as _kustomization_file
 from gitops.manifests.loader import (LoadResult, SourceObject, load_mapping, load_path,
@@ -221,24 +221,7 @@ def _load_file(path: Path, rel: str, scope: _Scope) -> LoadResult:
         return result
     if not sops.is_encrypted(text, "yaml"):
         return load_text(text, rel)
-    return _load_decrypted(text, rel, scope)
-
-
-def _load_decrypted(text: str, rel: str, scope: _Scope) -> LoadResult:
-    """An encrypted YAML file: objects from its clear text, at the encrypted file's lines."""
-    try:
-        clear = scope.decryption.decrypt(text, "yaml", rel, scope.limits)
-    except sops.Unreadable:
-        return LoadResult()
-    except ManifestError as exc:
-        return LoadResult(errors=[exc])
-    loaded = load_text(clear, rel)
-    loaded.objects = [sops.as_data(o) for o in sops.pair_lines(
-        [o for o in load_text(text, rel).objects], loaded.objects)]
-    for obj in loaded.objects:
-        if obj.kind != "Secret":
-            scope.decryption.warn_visible(obj)
-    return loaded
+    return decrypt.load_file(text, rel, scope.decryption, scope.limits)
 
 
 # -- tools -----------------------------------------------------------------------------------
@@ -328,14 +311,16 @@ def _render_kustomize(unit: Path, scope: _Scope) -> LoadResult:
                                      scope.allow_remote_bases)
     if refused:                 # before kustomize runs: it would fetch or read them
         return LoadResult(errors=refused)
-    clear, problems = _decrypt_inputs(unit_real, kfile_rel, scope)
+    name = functools.partial(_rel, real_root=scope.real_root)
+    clear, problems = decrypt.kustomize_inputs_clear(unit_real, scope.boundary, kfile_rel,
+                                                     name, scope.decryption, scope.limits)
     if problems is not None:    # not decryptable, or left encrypted (no key): not built
         return problems
     if not clear:
-        return _checked_output(_build_kustomize(unit_real, kfile, kfile_rel, scope), set(),
-                               scope)
+        return decrypt.kustomize_output(_build_kustomize(unit_real, kfile, kfile_rel, scope),
+                                        set(), scope.decryption, scope.limits)
     try:
-        with sops.private_copy(scope.boundary, clear) as copy:
+        with decrypt.private_copy(scope.boundary, clear) as copy:
             def inside(path: Path) -> Path:
                 return copy / path.relative_to(scope.boundary)
             built = _build_kustomize(inside(unit_real), inside(kfile), kfile_rel,
@@ -349,79 +334,8 @@ def _render_kustomize(unit: Path, scope: _Scope) -> LoadResult:
         return LoadResult(errors=[ManifestError(
             "cannot make the private in-memory copy of the checkout that kustomize reads "
             f"the decrypted files from: {exc.strerror or exc}", kfile_rel)])
-    return _checked_output(built, {_rel(p, scope.real_root) for p in clear}, scope)
-
-
-def _decrypt_inputs(unit_real: Path, kfile_rel: str, scope: _Scope
-                    ) -> tuple[dict[Path, bytes], LoadResult | None]:
-    """The clear text of every SOPS-encrypted file the kustomization graph reads (resolved
-    path -> bytes), or a LoadResult saying why it is not built."""
-    clear: dict[Path, bytes] = {}
-    errors: list[ManifestError] = []
-    left_encrypted = False
-    inputs = kustomize_inputs.input_files(unit_real, scope.boundary)
-    for item in inputs:
-        if item.path in clear:
-            continue
-        rel = _rel(item.path, scope.real_root)
-        text = read_text(item.path, rel, LoadResult())   # unreadable: kustomize says why
-        fmt = sops.format_for(item.path, "dotenv" if ".env" in item.field else "binary")
-        if text is None or not sops.is_encrypted(text, fmt):
-            continue
-        try:
-            clear[item.path] = scope.decryption.decrypt_bytes(text, fmt, rel, scope.limits)
-        except sops.Unreadable:
-            left_encrypted = True
-            continue
-        except ManifestError as exc:
-            errors.append(exc)
-            continue
-        if item.field.startswith("configMapGenerator"):
-            scope.decryption.warnings.append(ManifestError(
-                "decrypted from SOPS into a ConfigMap, whose values are shown by the API, "
-                "`gitops get` and diffs; use a secretGenerator", _rel(item.kustomization,
-                                                                      scope.real_root),
-                item.line, item.field))
-    if errors:
-        return clear, LoadResult(errors=errors)
-    if left_encrypted:
-        # Left encrypted (validate or diff without a key): its objects are unknown.
-        scope.decryption.leave_unread(
-            [kfile_rel, *(_rel(i.path, scope.real_root) for i in inputs),
-             *(_rel(i.kustomization, scope.real_root) for i in inputs)],
-            ManifestError("not built: it reads SOPS-encrypted files and no decryption key "
-                          "was given", kfile_rel, 1))
-        return clear, LoadResult()
-    return clear, None
-
-
-def _checked_output(built: LoadResult, decrypted: set[str], scope: _Scope) -> LoadResult:
-    """Objects from decrypted files as stored (a Secret's stringData folded into data; other
-    kinds warned about). An object that comes out of the build still encrypted (from a
-    remote base) is decrypted as it is, as Flux decrypts Kustomize's output: without the
-    MAC check, since kustomize's transformers (namespace, labels...) changed it."""
-    objects = []
-    for obj in built.objects:
-        if sops.still_encrypted(obj.body):
-            try:
-                clear = json.loads(scope.decryption.decrypt(
-                    json.dumps(obj.body), "json", obj.file, scope.limits, line=obj.line,
-                    ignore_mac=True))
-            except sops.Unreadable:
-                continue
-            except (ManifestError, ValueError) as exc:
-                built.errors.append(ManifestError(str(getattr(exc, "message", exc)), obj.file,
-                                                  obj.line, kind=obj.kind, name=obj.name))
-                continue
-            obj = dataclasses.replace(obj, body=clear)
-            decrypted = decrypted | {obj.file}
-        if obj.file in decrypted:
-            obj = sops.as_data(obj)
-            if obj.kind != "Secret":
-                scope.decryption.warn_visible(obj)
-        objects.append(obj)
-    built.objects = objects
-    return built
+    return decrypt.kustomize_output(built, {name(p) for p in clear}, scope.decryption,
+                                    scope.limits)
 
 
 def _build_kustomize(unit_real: Path, kfile: Path, kfile_rel: str, scope: _Scope) -> LoadResult:
@@ -524,7 +438,9 @@ def _render_helm(chart: Path, scope: _Scope, values_files: list[str | Path],
             result.errors.append(ManifestError("values file not found", _rel(path, real_root)))
     if result.errors:
         return result
-    inline, problems = _decrypt_values(chart, value_paths, scope)
+    inline, problems = decrypt.helm_values(chart, value_paths,
+                                           functools.partial(_rel, real_root=real_root),
+                                           scope.decryption, scope.limits)
     if problems is not None:
         return problems
     site = _helm_sdk_site()
@@ -537,60 +453,7 @@ def _render_helm(chart: Path, scope: _Scope, values_files: list[str | Path],
                               namespace, inline)
     else:
         return LoadResult(errors=[ManifestError(HELM_MISSING, chart_rel)])
-    if inline:      # Secrets stored as data; other objects holding a decrypted value: warned
-        leaves = set().union(*(sops.encrypted_leaves(
-            read_text(value_paths[i], "", LoadResult()) or "", clear, "")
-            for i, clear in inline.items()))
-        result.objects = [sops.as_data(o) for o in result.objects]
-        for obj in result.objects:
-            if obj.kind != "Secret" and sops.mentions(obj.body, leaves):
-                scope.decryption.warn_visible(obj)
-    return result
-
-
-def _decrypt_values(chart: Path, value_paths: list[Path], scope: _Scope
-                    ) -> tuple[dict[int, str], LoadResult | None]:
-    """The clear text of each SOPS-encrypted values file, by its index in `value_paths`, or
-    a LoadResult saying why the chart is not rendered."""
-    real_root = scope.real_root
-    own = chart / "values.yaml"
-    text = read_text(own, _rel(own, real_root), LoadResult()) if own.is_file() else None
-    if text is not None and sops.is_encrypted(text, "yaml"):
-        return {}, LoadResult(errors=[ManifestError(
-            "the chart's own values.yaml is SOPS-encrypted, but Helm reads it in clear as the "
-            "chart's defaults; keep secret values in a values file of their own, given with "
-            "--values (it is decrypted)", _rel(own, real_root), sops.metadata_line(text,
-                                                                                  "yaml"))])
-    inline: dict[int, str] = {}
-    errors: list[ManifestError] = []
-    left_encrypted = False
-    for index, path in enumerate(value_paths):
-        rel = _rel(path, real_root)
-        problems = LoadResult()
-        text = read_text(path, rel, problems)
-        fmt = sops.format_for(path, "yaml")
-        if text is None or not sops.is_encrypted(text, fmt):
-            errors += problems.errors if text is None else []
-            continue
-        try:
-            clear = scope.decryption.decrypt(text, fmt, rel, scope.limits)
-        except sops.Unreadable:
-            left_encrypted = True
-            continue
-        except ManifestError as exc:
-            errors.append(exc)
-            continue
-        inline[index] = clear       # JSON is YAML
-    if errors:
-        return inline, LoadResult(errors=errors)
-    if left_encrypted:          # validate or diff without a key: its objects are unknown
-        where = _rel(chart, real_root)
-        scope.decryption.leave_unread(
-            ["" if where == "." else where + "/"],
-            ManifestError("not rendered: a values file is SOPS-encrypted and no decryption "
-                          "key was given", _rel(chart / CHART_FILE, real_root)))
-        return inline, LoadResult()
-    return inline, None
+    return decrypt.helm_output(result, value_paths, inline, scope.decryption)
 
 
 def _helm_sdk_site() -> str | None:

@@ -1,5 +1,6 @@
 """SOPS-encrypted files, decrypted in memory at render time (as Flux's kustomize-controller does
-with `decryption.provider: sops`), with age keys.
+with `decryption.provider: sops`), with age keys. What is decrypted where, and what becomes
+of it: decrypt.py, the render path's decryption step.
 
 - A file is encrypted when it carries SOPS metadata: a top-level `sops` mapping with a `mac`
   (YAML, JSON), `sops_mac=` (dotenv) or a `[sops]` section (INI).
@@ -21,22 +22,17 @@ decrypted values anyone with API access reads).
 
 from __future__ import annotations
 
-import base64
 import functools
 import importlib.util
 import json
 import os
 import re
 import shutil
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from gitops.errors import GitopsError, ManifestError
-from gitops.manifests import paths, sandbox
+from gitops.manifests import sandbox
 from gitops.manifests.age_keys import HOW_TO_GIVE, AgeKeys, DecryptionKeyError, KeySource
 from gitops.manifests.loader import SourceObject, load_mapping
 
@@ -325,107 +321,3 @@ def _reason(outcome: sandbox.Outcome, limits: sandbox.Limits) -> str:
     text = redact(" ".join(outcome.stderr.split()))
     return (text[:MAX_MESSAGE] + "...") if len(text) > MAX_MESSAGE else text or \
         f"sops exited with {outcome.returncode}"
-
-
-def as_data(obj: SourceObject) -> SourceObject:
-    """A decrypted Secret as the API server stores one: stringData folded into base64 data,
-    so the clear text is kept nowhere (field lines follow the values)."""
-    body = obj.body
-    string_data = body.get("stringData")
-    if body.get("kind") != "Secret" or not isinstance(string_data, dict) or not all(
-            isinstance(v, str) for v in string_data.values()):
-        return obj      # nothing to fold, or malformed: validation says so
-    data = body.get("data") if isinstance(body.get("data"), dict) else {}
-    folded = {**data, **{k: base64.b64encode(v.encode()).decode()
-                         for k, v in string_data.items()}}
-    new_body = {k: v for k, v in body.items() if k != "stringData"} | {"data": folded}
-    lines = dict(obj.field_lines)
-    for key in string_data:
-        source = lines.get(paths.child("stringData", key))
-        if source:
-            lines[paths.child("data", key)] = source
-    lines.setdefault("data", lines.get("stringData", obj.line))
-    return SourceObject(new_body, obj.file, obj.line, lines)
-
-
-def encrypted_leaves(encrypted: str, clear: str, file: str) -> set[str]:
-    """The clear values of the leaves a YAML/JSON file held encrypted (ENC[...]): what must
-    not show up in an object that is not a Secret."""
-    before, _, _ = load_mapping(encrypted, file)
-    after, _, _ = load_mapping(clear, file)
-    found: set[str] = set()
-
-    def walk(enc: Any, plain: Any) -> None:
-        if isinstance(enc, dict) and isinstance(plain, dict):
-            for key, value in enc.items():
-                if key != "sops" and key in plain:
-                    walk(value, plain[key])
-        elif isinstance(enc, list) and isinstance(plain, list):
-            for a, b in zip(enc, plain):
-                walk(a, b)
-        elif isinstance(enc, str) and enc.startswith("ENC[") and not isinstance(
-                plain, (bool, type(None))):
-            found.add(str(plain))
-    walk(before, after)
-    return {v for v in found if len(v.strip()) >= 4}   # a bool, "1", "abc": not telling
-
-
-def mentions(body: Any, values: set[str]) -> bool:
-    """Does any string in `body` contain one of `values`?"""
-    if isinstance(body, dict):
-        return any(mentions(v, values) for v in body.values())
-    if isinstance(body, list):
-        return any(mentions(v, values) for v in body)
-    return isinstance(body, str) and any(v in body for v in values)
-
-
-def pair_lines(encrypted: list[SourceObject], clear: list[SourceObject]) -> list[SourceObject]:
-    """Decrypted objects placed at their lines in the encrypted file, the one in git (sops
-    re-emits YAML: a multi-line value is one line there, so the clear text's lines differ)."""
-    if len(encrypted) != len(clear):
-        return clear
-    return [SourceObject(c.body, e.file, e.line, e.field_lines) for e, c in zip(encrypted, clear)]
-
-
-@contextmanager
-def private_copy(boundary: Path, clear: dict[Path, bytes]) -> Iterator[Path]:
-    """A copy of the checkout (.git left out) in memory (/dev/shm: tmpfs), readable by the
-    agent's user alone, with each encrypted file (a resolved path inside `boundary`) replaced
-    by its clear text; removed when the block ends. Kustomize reads files, so this is how
-    it sees decrypted generator inputs and resources without the clear text touching a disk."""
-    base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
-    holder = Path(tempfile.mkdtemp(prefix="gitops-sops-", dir=base))   # 0700
-    try:
-        copy = holder / "checkout"
-        shutil.copytree(boundary, copy, symlinks=True,
-                        ignore=lambda d, names: [".git"] if Path(d) == boundary else [])
-        _repoint_links(copy, boundary)
-        for path, data in clear.items():
-            target = copy / path.relative_to(boundary)
-            target.unlink(missing_ok=True)
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-        yield copy
-    finally:
-        shutil.rmtree(holder, ignore_errors=True)
-
-
-def _repoint_links(copy: Path, boundary: Path) -> None:
-    """An absolute symlink into the checkout points into the copy instead (relative ones
-    already do), so kustomize reads the clear file through it too."""
-    for dirpath, dirnames, filenames in os.walk(copy):
-        for name in dirnames + filenames:
-            link = Path(dirpath, name)
-            if not link.is_symlink():
-                continue
-            target = Path(os.readlink(link))
-            if target.is_absolute() and target.is_relative_to(boundary):
-                link.unlink()
-                link.symlink_to(copy / target.relative_to(boundary))
-
-
-def still_encrypted(body: dict[str, Any]) -> bool:
-    """An object that reached a renderer's output with its SOPS metadata."""
-    meta = body.get("sops")
-    return isinstance(meta, dict) and "mac" in meta

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from gitops.errors import ManifestError
-from gitops.manifests import age_keys, sandbox, sops
+from gitops.manifests import age_keys, decrypt, sandbox, sops
 from gitops.manifests.age_keys import AgeKeys, DecryptionKeyError, KeySource
 from gitops.manifests.loader import SourceObject, load_text
 from tests.sops_support import KEY, OTHER_KEY, OTHER_RECIPIENT, RECIPIENT, write_key
@@ -239,32 +239,32 @@ def test_without_sops_the_error_says_how_to_get_it(monkeypatch):
 def test_a_decrypted_secret_is_stored_as_base64_data_at_its_lines():
     clear = load_text("apiVersion: v1\nkind: Secret\nmetadata: {name: db}\n"
                       "data:\n  a: YQ==\nstringData:\n  pw: hunter2\n", "s.yaml").objects[0]
-    stored = sops.as_data(clear)
+    stored = decrypt.as_data(clear)
     assert stored.body["data"] == {"a": "YQ==", "pw": base64.b64encode(b"hunter2").decode()}
     assert "stringData" not in stored.body
     assert stored.line_of("data.pw") == 7
     other = load_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n"
                       "stringData: {x: y}\n", "c.yaml").objects[0]
-    assert sops.as_data(other) is other
+    assert decrypt.as_data(other) is other
     odd = SourceObject({"kind": "Secret", "stringData": {"n": 1}}, "f", 1)
-    assert sops.as_data(odd) is odd          # validation names the bad value
+    assert decrypt.as_data(odd) is odd          # validation names the bad value
 
 
 def test_objects_keep_the_lines_of_the_encrypted_file():
     encrypted = load_text(case("secret.enc.yaml"), "s.yaml").objects
     clear = load_text("apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n", "s.yaml").objects
-    [placed] = sops.pair_lines(encrypted, clear)
+    [placed] = decrypt.pair_lines(encrypted, clear)
     assert placed.body == clear[0].body and placed.field_lines == encrypted[0].field_lines
-    assert sops.pair_lines(encrypted * 2, clear) == clear     # no pairing: the clear lines
+    assert decrypt.pair_lines(encrypted * 2, clear) == clear     # no pairing: the clear lines
 
 
 def test_the_values_a_file_held_encrypted_are_found_in_other_objects():
     encrypted = "user: app\npassword: ENC[AES256_GCM,data:x]\nlist:\n- ENC[a]\n- ENC[b]\n"
     clear = "user: app\npassword: hunter2-pw\nlist:\n- tok-1111\n- on\n"
-    leaves = sops.encrypted_leaves(encrypted, clear, "v.yaml")
+    leaves = decrypt.encrypted_leaves(encrypted, clear, "v.yaml")
     assert leaves == {"hunter2-pw", "tok-1111"}       # "app" was clear; "on" tells nothing
-    assert sops.mentions({"data": {"url": "db://x:hunter2-pw@db"}}, leaves)
-    assert not sops.mentions({"data": {"user": "app"}}, leaves)
+    assert decrypt.mentions({"data": {"url": "db://x:hunter2-pw@db"}}, leaves)
+    assert not decrypt.mentions({"data": {"user": "app"}}, leaves)
 
 
 def test_sops_output_is_redacted_of_anything_shaped_like_a_key():
