@@ -263,12 +263,14 @@ class Decryption:
             raise ManifestError(f"SOPS-encrypted for {for_whom} only; gitops decrypts with age "
                                 "keys: add an age recipient (sops updatekeys)", file, line)
         opened = sum(1 for group in found.groups if set(group) & set(keys.recipients))
-        if opened < max(found.threshold, 1):
-            raise ManifestError(
-                f"cannot decrypt (SOPS): none of the agent's keys ({', '.join(keys.recipients)})"
-                f" is a recipient; the file is encrypted for {for_whom}"
-                + (f" and needs keys of {found.threshold} key groups" if found.threshold > 1
-                   else ""), file, line)
+        ours = ", ".join(keys.recipients)
+        if not opened:
+            raise ManifestError(f"cannot decrypt (SOPS): none of the agent's keys ({ours}) is "
+                                f"a recipient; the file is encrypted for {for_whom}", file, line)
+        if opened < found.threshold:
+            raise ManifestError(f"cannot decrypt (SOPS): the file needs keys of "
+                                f"{found.threshold} key groups; the agent's keys ({ours}) open "
+                                f"{opened}", file, line)
         binary = sops_binary()
         if binary is None:
             raise ManifestError(SOPS_MISSING, file, line)
