@@ -63,3 +63,29 @@ def test_the_daemon_config_gets_every_option():
     config = CHANGED.config("example-repo", Path("/data"))
     assert (config.repo, config.data_dir) == ("example-repo", Path("/data"))
     assert all(getattr(config, f.name) == getattr(CHANGED, f.name) for f in fields(CHANGED))
+
+
+def test_run_takes_the_age_key_from_the_environment_and_keeps_it_from_children(monkeypatch):
+    """GITOPS_AGE_KEY reaches the agent's config (never its repr) and leaves the process
+    environment, so no child (git, kustomize, docker) inherits it."""
+    import os
+
+    from gitops import daemon
+    from gitops import log as logsetup
+    from gitops.cli.agent import run
+    key = "AGE-SECRET-KEY-1XG3XFAXA9WYV2J0DDL8PJFHRG8EP9NSFKSZQMV0MREYL7M73TYQQL3SMHX"
+    seen = []
+    monkeypatch.setattr(daemon, "run_agent", seen.append)
+    monkeypatch.setattr(logsetup, "configure", lambda *a, **kw: None)
+    monkeypatch.setenv("GITOPS_AGE_KEY", key)
+    monkeypatch.setenv("GITOPS_AGE_KEY_FILE", "/run/secrets/age.key")
+    umask = os.umask(0o022)
+    try:
+        res = CliRunner().invoke(run, ["--repo", "example-repo"])
+    finally:
+        os.umask(umask)
+    assert res.exit_code == 0, res.output
+    [config] = seen
+    assert config.age_key == key and config.decryption_key_file == "/run/secrets/age.key"
+    assert key not in repr(config)
+    assert "GITOPS_AGE_KEY" not in os.environ and "GITOPS_AGE_KEY_FILE" not in os.environ
