@@ -22,6 +22,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,6 +34,10 @@ from gitops.manifests.loader import LoadResult, SourceObject, load_mapping, load
 from gitops.manifests.sops import Decryption
 
 Name = Callable[[Path], str]     # a path as errors and objects name it (relative to the root)
+COPY_PREFIX = "gitops-sops-"
+# A private copy older than this was left by a process killed mid-build (a build lasts at most
+# the tool budget, 60 s): the next build removes it, clear files and all.
+STALE_COPY_SECONDS = 600
 
 
 def load_file(text: str, file: str, decryption: Decryption,
@@ -243,7 +248,8 @@ def private_copy(boundary: Path, clear: dict[Path, bytes]) -> Iterator[Path]:
     by its clear text; removed when the block ends. Kustomize reads files, so this is how
     it sees decrypted generator inputs and resources without the clear text touching a disk."""
     base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
-    holder = Path(tempfile.mkdtemp(prefix="gitops-sops-", dir=base))   # 0700
+    _sweep_stale(Path(base or tempfile.gettempdir()))
+    holder = Path(tempfile.mkdtemp(prefix=COPY_PREFIX, dir=base))   # 0700
     try:
         copy = holder / "checkout"
         shutil.copytree(boundary, copy, symlinks=True,
@@ -258,6 +264,18 @@ def private_copy(boundary: Path, clear: dict[Path, bytes]) -> Iterator[Path]:
         yield copy
     finally:
         shutil.rmtree(holder, ignore_errors=True)
+
+
+def _sweep_stale(base: Path) -> None:
+    """Remove this user's private copies that a killed process left behind."""
+    now = time.time()
+    for entry in base.glob(COPY_PREFIX + "*"):
+        try:
+            st = entry.lstat()
+        except OSError:
+            continue
+        if st.st_uid == os.geteuid() and now - st.st_mtime > STALE_COPY_SECONDS:
+            shutil.rmtree(entry, ignore_errors=True)
 
 
 def _repoint_links(copy: Path, boundary: Path) -> None:

@@ -11,12 +11,13 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
 from structlog.testing import capture_logs
 
-from gitops.manifests import render, sandbox, sops
+from gitops.manifests import decrypt, render, sandbox, sops
 from gitops.manifests.age_keys import KeySource
 from gitops.manifests.render import render_path
 from gitops.manifests.sops import Decryption
@@ -221,6 +222,26 @@ def test_stdin_larger_than_a_pipe_reaches_the_tool_whole():
 # -- Kustomize -------------------------------------------------------------------------------
 
 APP_ENV = "DB_USER=admin\nDB_PASSWORD=Env-Kust-8812\n"
+
+
+def test_a_private_copy_a_killed_agent_left_is_removed_by_the_next_build(keydir):
+    base = Path("/dev/shm")
+    if not base.is_dir():
+        pytest.skip("no /dev/shm")
+    stale = base / f"{decrypt.COPY_PREFIX}stale-test-{os.getpid()}"
+    fresh = base / f"{decrypt.COPY_PREFIX}fresh-test-{os.getpid()}"
+    for path in (stale, fresh):
+        (path / "checkout").mkdir(parents=True)
+        (path / "checkout" / "app.env").write_text("DB_PASSWORD=left-behind\n")
+    old = time.time() - decrypt.STALE_COPY_SECONDS - 60
+    os.utime(stale, (old, old))
+    try:
+        with decrypt.private_copy(write(keydir / "repo", {"a.yaml": "a: 1\n"}), {}) as copy:
+            assert (copy / "a.yaml").read_text() == "a: 1\n"
+        assert not stale.exists() and fresh.exists()    # a build going on elsewhere stays
+    finally:
+        shutil.rmtree(stale, ignore_errors=True)
+        shutil.rmtree(fresh, ignore_errors=True)
 
 
 def leftover_copies() -> set[str]:
