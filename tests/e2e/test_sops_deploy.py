@@ -49,7 +49,10 @@ spec:
         - name: web
           image: gitops/busybox:1
           imagePullPolicy: IfNotPresent
-          command: ["sh", "-c", "mkdir -p /www; echo \\"$PASSWORD\\" > /www/index.html; exec httpd -f -p 8080 -h /www"]
+          command:
+            - sh
+            - -c
+            - mkdir -p /www; echo "$PASSWORD" > /www/index.html; exec httpd -f -p 8080 -h /www
           env:
             - name: PASSWORD
               valueFrom: {{secretKeyRef: {{name: db, key: password}}}}
