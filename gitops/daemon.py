@@ -22,6 +22,7 @@ from gitops.api import metrics
 from gitops.api import token as api_token
 from gitops.api.kube.api import KubeBackends
 from gitops.api.kube.backends import RuntimeStreams
+from gitops.api.kube.managed import GitFieldOwner
 from gitops.api.kube.listen import start_listeners
 from gitops.api.podlogs import PodLogs
 from gitops.api.server import ApiContext, make_app, object_health, unmanaged_objects
@@ -32,6 +33,7 @@ from gitops.manifests.age_keys import KeySource
 from gitops.model.addresses import SERVICE_POOL, pick_subnet
 from gitops.paths import DataDir
 from gitops.private_files import OWNER_ONLY_UMASK, make_private_dir, write_atomic
+from gitops.proxy.loadbalancer import load_balancer_statuses
 from gitops.proxy.services import ServiceNetwork
 from gitops.runnable import Group, Hooks, Loop, Polling, Worker
 from gitops.scheduler.loop import SchedulerLoop
@@ -44,6 +46,9 @@ from gitops.store.registry import Registry, execute
 from gitops.store.sqlite import SqliteStore
 from gitops.sync.drift import DriftRecorder, RuntimeDriftReporter
 from gitops.sync.engine import SyncEngine, SyncPolicy
+from gitops.sync.ignore import parse_flag
+from gitops.sync.live import LiveDrift
+from gitops.sync.options import app_options
 from gitops.sync.runner import SyncRunner
 from gitops.sync.status import health_condition
 
@@ -66,6 +71,10 @@ class AgentConfig:
     helm_values: tuple[str, ...] = ()
     allow_empty_prune: bool = False
     self_heal: bool = True
+    self_heal_delay: float = 2.0
+    sync_options: tuple[str, ...] = ()
+    ignore_differences: str = ""                # a file in the repo
+    ignore_difference: tuple[str, ...] = ()     # rules given as flags
     prune: bool = True
     wave_timeout: float = 300.0
     allow_host_access: bool = False
@@ -107,9 +116,17 @@ class Agent:
                                  allow_host_access=config.allow_host_access,
                                  helm_values=tuple(config.helm_values),
                                  allow_remote_bases=config.allow_remote_bases,
-                                 decryption=self.decryption or None)
-        self.engine = SyncEngine(self.store, self.source, self.policy, self.drift)
+                                 decryption=self.decryption or None,
+                                 self_heal_delay=config.self_heal_delay,
+                                 options=app_options(config.sync_options),
+                                 ignore_differences=tuple(
+                                     parse_flag(r) for r in config.ignore_difference),
+                                 ignore_file=config.ignore_differences)
+        self.engine = SyncEngine(self.store, self.source, self.policy, self.drift,
+                                 owner=GitFieldOwner())     # git writes as manager "gitops"
         self.sync = SyncRunner(self.engine)
+        self.live = LiveDrift(self.engine, self.sync.heal)    # drift seen in seconds
+        self.store.watch(self.live.on_change)
         self.service_cidr = (config.service_cidr or self.store.get_state("service_cidr")
                              or pick_subnet(self.dd.instance, [], SERVICE_POOL, 20))
         self.store.set_state("service_cidr", self.service_cidr)
@@ -152,11 +169,11 @@ class Agent:
             Hooks("state", start=lambda: None, stop=self._close_state),
             Hooks("services", start=self._start_dns, stop=self.services.close),
             Hooks("api", start=self._start_api, stop=self._stop_api),
-            Polling("poll", self.config.interval, self.sync.loop.poke),
+            Polling("poll", self.config.interval, lambda: self.sync.trigger("interval")),
             *([watch] if watch is not None else []),
             Worker("docker-events", self._watch_docker),
-            Group("loops", [self.sync, self.controllers, self.scheduler, self.node_loop,
-                            self.proxy_loop], together=True),
+            Group("loops", [self.sync, self.live, self.controllers, self.scheduler,
+                            self.node_loop, self.proxy_loop], together=True),
         ])
 
     def _wake_node(self, _event: str, old: dict | None, new: dict | None) -> None:
@@ -183,8 +200,16 @@ class Agent:
         return Hooks("dir-watch", start=start, stop=watcher.stop)
 
     async def _apply_services(self) -> None:
-        await self.services.apply(self.store.list("Service"), self.store.list("Endpoints"),
+        services = self.store.list("Service")
+        await self.services.apply(services, self.store.list("Endpoints"),
                                   self.store.list("Pod"))
+        # LoadBalancer Services: the node's address once their node ports listen.
+        for key, status in load_balancer_statuses(services, self.services.listening(),
+                                                  self.config.node_address).items():
+            try:
+                self.store.update_status(key, status)
+            except GitopsError:         # deleted meanwhile: the next pass sees it gone
+                continue
 
     def _watch_docker(self, stopping) -> None:
         def on_event(event: dict) -> None:
@@ -243,9 +268,11 @@ class Agent:
                 "applied_revision": sync["applied_revision"],
                 "fetched_revision": sync["fetched_revision"],
                 "pin": sync["pin"], "suspended": sync["suspended"],
-                "policy": self._policy(), "last_sync": sync["last_sync"],
+                "policy": {**self._policy(), "self_heal_delay": self.policy.self_heal_delay},
+                "last_sync": sync["last_sync"],
                 "node": self.node.node_name, "network": self.network,
                 "objects": objects, "unmanaged": unmanaged_objects(self.store),
+                "hooks": sync["hooks"],
                 "conditions": [*sync["conditions"], health_condition(objects).as_dict()]}
 
     # -- lifecycle --------------------------------------------------------------------------

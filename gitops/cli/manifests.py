@@ -75,6 +75,7 @@ def validate(paths: tuple[str, ...], fmt: str, allow_host_access: bool,
     from gitops.manifests.render import render_path
     from gitops.manifests.validate import validate as check
     from gitops.source.base import oversized
+    from gitops.sync import rules as sync_rules
     results = []
     decryptions = []
     for p in paths:
@@ -84,7 +85,8 @@ def validate(paths: tuple[str, ...], fmt: str, allow_host_access: bool,
             loaded = (render_path(p, allow_remote_bases=allow_remote_bases,
                                   decryption=decryption) if not problem
                       else LoadResult(errors=[ManifestError(problem, p)]))
-        errors = [*loaded.errors, *check(loaded.objects),
+        errors = [*loaded.errors, *check(loaded.objects, schema=sync_rules.schema_checked),
+                  *sync_rules.check(loaded.objects),
                   *policy.check(loaded.objects, allow_host_access)]
         results.append((p, loaded.objects, errors, decryption.unread))
         decryptions.append(decryption)

@@ -264,6 +264,12 @@ def render_status(st: dict, children: dict[str, list[dict]] | None = None,
                     "or a new commit)")
     if st.get("suspended"):
         head.append("Suspended: yes (`gitops resume` to sync again)")
+    if hooks := st.get("hooks"):
+        head.append(f"Hooks:     {hooks.get('result')} for {(hooks.get('revision') or '')[:12]}")
+        head += [f"  {h['phase']} {h['kind']}/{h['namespace'] + '/' if h.get('namespace') else ''}"
+                 f"{h['name']}  {h['status']}" + ("  (deleted)" if h.get("deleted") else "")
+                 + (f"  {h['message']}" if h.get("status") == "Failed" else "")
+                 for h in hooks.get("hooks") or []]
     unmanaged = [[o["kind"], o["namespace"] or "-", o["name"], ",".join(o.get("managers", [])),
                   o["health"]] for o in st.get("unmanaged") or []]
     tail = "\n\n" + "\n".join([

@@ -15,7 +15,10 @@ from gitops.cli.agent_options import AgentOptions
 CHANGED = AgentOptions(
     api_host="0.0.0.0", public_metrics=True, api_port=8081, webhook_secret_env="HOOK",
     webhook_secret_file="/etc/hook", allow_remote_bases=True, allow_host_access=True,
-    git_timeout=15.0, wave_timeout=10.0, prune=False, self_heal=False,
+    git_timeout=15.0, wave_timeout=10.0, prune=False, self_heal=False, self_heal_delay=5.0,
+    sync_options=("PruneLast=true", "CreateNamespace=true"),
+    ignore_differences=".gitops/ignore.yaml",
+    ignore_difference=("Deployment/web:/spec/replicas", "Deployment:.spec.replicas"),
     allow_empty_prune=True, service_cidr="10.96.0.0/20", helm_values=("a.yaml", "b.yaml"),
     pod_subnet="10.213.5.0/24", node_address="10.0.0.1", interval=5.0, path="k8s",
     ref="main", decryption_key_file="/etc/gitops/age.key")
@@ -89,3 +92,18 @@ def test_run_takes_the_age_key_from_the_environment_and_keeps_it_from_children(m
     assert config.age_key == key and config.decryption_key_file == "/run/secrets/age.key"
     assert key not in repr(config)
     assert "GITOPS_AGE_KEY" not in os.environ and "GITOPS_AGE_KEY_FILE" not in os.environ
+
+
+def test_bad_sync_options_and_ignore_rules_are_refused_by_name():
+    @click.command()
+    @AgentOptions.click_options
+    def command(agent: AgentOptions) -> None:
+        pass
+    res = CliRunner().invoke(command, ["--sync-option", "Prune=confirm"])
+    assert res.exit_code == 2 and "Prune=confirm" in res.output
+    res = CliRunner().invoke(command, ["--sync-option", "Replase=true"])
+    assert res.exit_code == 2 and 'unknown sync option "Replase=true"' in res.output
+    res = CliRunner().invoke(command, ["--ignore-difference", "Deployment:.spec | length"])
+    assert res.exit_code == 2 and "unsupported jq" in res.output
+    res = CliRunner().invoke(command, ["--ignore-difference", "/spec/replicas"])
+    assert res.exit_code == 2 and "KIND[/NAME or /NAMESPACE/NAME]:PATH" in res.output
