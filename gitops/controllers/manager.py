@@ -38,6 +38,7 @@ from gitops.controllers import (
     job,
     pvc,
     replicaset,
+    replicationcontroller,
     requeue,
     service,
     statefulset,
@@ -118,6 +119,8 @@ class ControllerManager:
                  "PersistentVolumeClaim"),
             make("deployment", watches.deployments, self._deployment, "Deployment"),
             make("replicaset", watches.replicasets, self._replicaset, "ReplicaSet"),
+            make("replicationcontroller", watches.replicationcontrollers,
+                 self._replicationcontroller, "ReplicationController"),
             make("statefulset", watches.statefulsets, self._statefulset, "StatefulSet"),
             make("daemonset", watches.daemonsets, self._daemonset, "DaemonSet"),
             make("cronjob", watches.cronjobs, self._cronjob, "CronJob"),
@@ -278,6 +281,21 @@ class ControllerManager:
         return requeue.first_available(
             (p for p in c.controlled_by("Pod", uid) if is_active(p)),
             int(rs["spec"].get("minReadySeconds") or 0), now)
+
+    def _replicationcontroller(self, key: Hashable) -> float | None:
+        rc = self.cache.get(key)
+        if rc is None:
+            return None
+        c, now = self.cache, self.clock()
+        uid = rc["metadata"]["uid"]
+        owned, adopt = claim(rc, replicationcontroller.selector(rc),
+                             [*c.controlled_by("Pod", uid), *c.orphans("Pod", key.namespace)])
+        self._execute(adopt, "replicationcontroller")
+        self._execute(replicationcontroller.reconcile(rc, owned, self.rng, now),
+                      "replicationcontroller", rc)
+        return requeue.first_available(
+            (p for p in c.controlled_by("Pod", uid) if is_active(p)),
+            int(rc["spec"].get("minReadySeconds") or 0), now)
 
     def _statefulset(self, key: Hashable) -> float | None:
         sts = self.cache.get(key)

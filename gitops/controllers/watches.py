@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
+from gitops.controllers import replicationcontroller
 from gitops.controllers.statefulset import ordinal_of
 from gitops.model import ObjectKey, key_of
 from gitops.model.deletion import FOREGROUND_FINALIZER, ORPHAN_FINALIZER
@@ -135,6 +136,23 @@ def replicasets(cache: Informer, event: str, old: dict | None,
         yield key_of(new or old)
     elif kind == "Pod":
         yield from _controllers(cache, "ReplicaSet", old, new)
+
+
+def replicationcontrollers(cache: Informer, event: str, old: dict | None,
+                           new: dict | None) -> Iterator[ObjectKey]:
+    """As replicasets, with the RC's label-map selector."""
+    kind = _kind(old, new)
+    if kind == "ReplicationController":
+        yield key_of(new or old)
+    elif kind == "Pod":
+        for obj in _both(old, new):
+            if (owner := _owner(obj, "ReplicationController")) is not None:
+                yield owner
+            elif not is_deleting(obj) and controller_of(obj) is None:
+                labels = obj["metadata"].get("labels")
+                for rc in cache.list("ReplicationController", _ns(obj)):
+                    if matches(replicationcontroller.selector(rc), labels):
+                        yield key_of(rc)
 
 
 def statefulsets(cache: Informer, event: str, old: dict | None,
