@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import structlog
 
 from gitops.controllers import (
+    autoscaler,
     cronjob,
     daemonset,
     deployment,
@@ -83,7 +84,10 @@ class ControllerManager:
                  service_cidr: str = SERVICE_CIDR,
                  events: EventRecorder | None = None,
                  informer: Informer | None = None,
-                 resync: float = RESYNC) -> None:
+                 resync: float = RESYNC,
+                 usage: autoscaler.UsageOf | None = None) -> None:
+        """usage: a pod's containers' usage by pod uid (the node's samples), which the
+        HorizontalPodAutoscaler reads; None: no usage known (only min/max enforced)."""
         self.name = "controllers"
         self.store = store
         self.service_cidr = service_cidr
@@ -94,6 +98,8 @@ class ControllerManager:
         self.resync = resync
         self._next_resync = clock() + resync
         self._failing: dict[tuple[str, str], str] = {}     # (controller, key) -> error
+        self.usage: autoscaler.UsageOf = usage or (lambda _uid: None)
+        self._autoscaling: dict[str, autoscaler.Memory] = {}   # HPA uid -> its window
         self.loop = Loop(self.name, self.run_once, resync=IDLE_PASS, debounce=0.02)
         self.controllers = self._controllers()
         self.cache.add_handler(self._on_change)
@@ -125,6 +131,8 @@ class ControllerManager:
             make("daemonset", watches.daemonsets, self._daemonset, "DaemonSet"),
             make("cronjob", watches.cronjobs, self._cronjob, "CronJob"),
             make("job", watches.jobs, self._job, "Job"),
+            make("horizontalpodautoscaler", watches.autoscalers, self._autoscale,
+                 "HorizontalPodAutoscaler"),
             make("endpoints", watches.endpoints, self._endpoints, "Service",
                  subject=lambda key: c.get(key) or c.get(ObjectKey("Endpoints", *key[1:]))),
             make("disruption", watches.disruption_budgets, self._budget,
@@ -347,6 +355,23 @@ class ControllerManager:
         after = self.cache.get(key)
         return job.next_sync(after, self.cache.controlled_by("Pod", uid), now) \
             if after is not None else None
+
+    def _autoscale(self, key: Hashable) -> float | None:
+        hpa = self.cache.get(key)
+        if hpa is None:
+            self._autoscaling = {uid: m for uid, m in self._autoscaling.items()
+                                 if self.cache.by_uid(uid) is not None}
+            return None
+        now, uid = self.clock(), hpa["metadata"]["uid"]
+        ref = (hpa.get("spec") or {}).get("scaleTargetRef") or {}
+        target = self.cache.lookup(ref.get("kind", ""), key.namespace, ref.get("name", "")) \
+            if ref.get("kind") in autoscaler.SCALABLE else None
+        pods = autoscaler.target_pods(target, self.cache.list("Pod", key.namespace)) \
+            if target is not None else []
+        memory = self._autoscaling.setdefault(uid, autoscaler.Memory())
+        self._execute(autoscaler.reconcile(hpa, target, pods, self.usage, memory, now),
+                      "horizontalpodautoscaler", hpa)
+        return now + autoscaler.SYNC_PERIOD
 
     def _endpoints(self, key: Hashable) -> None:
         ns, name = key.namespace, key.name

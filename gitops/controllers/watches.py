@@ -223,6 +223,21 @@ def endpoints(cache: Informer, event: str, old: dict | None,
                 yield key_of(svc)
 
 
+def autoscalers(cache: Informer, event: str, old: dict | None,
+                new: dict | None) -> Iterator[ObjectKey]:
+    """An HPA, and the HPAs that scale a workload that changed (its replicas were set by
+    hand, it came or went); usage is read on the HPA's own period."""
+    kind = _kind(old, new)
+    if kind == "HorizontalPodAutoscaler":
+        yield key_of(new or old)
+    elif kind in ("Deployment", "ReplicaSet", "StatefulSet", "ReplicationController"):
+        name = (new or old)["metadata"].get("name")
+        for hpa in cache.list("HorizontalPodAutoscaler", _ns(new or old)):
+            ref = (hpa.get("spec") or {}).get("scaleTargetRef") or {}
+            if ref.get("kind") == kind and ref.get("name") == name:
+                yield key_of(hpa)
+
+
 def disruption_budgets(cache: Informer, event: str, old: dict | None,
                        new: dict | None) -> Iterator[ObjectKey]:
     """A budget counts the pods it selects against their controllers' scale."""
