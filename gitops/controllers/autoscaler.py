@@ -59,7 +59,7 @@ class _Proposal:
     status: dict               # the metric's entry in status.currentMetrics
 
 
-class _MetricError(Exception):
+class _MetricError(PermanentError):
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason
