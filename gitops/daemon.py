@@ -18,6 +18,7 @@ from aiohttp import web
 from gitops.agent.docker import DockerRuntime
 from gitops.agent.node import NodeAgent
 from gitops.agent.runtime import RuntimeUnavailable
+from gitops.agent.usage import UsageSampler
 from gitops.api import metrics
 from gitops.api import token as api_token
 from gitops.api.kube.api import KubeBackends
@@ -131,14 +132,16 @@ class Agent:
                              or pick_subnet(self.dd.instance, [], SERVICE_POOL, 20))
         self.store.set_state("service_cidr", self.service_cidr)
         self.informer = Informer(self.store)        # the cache every loop reads
+        self.runtime = DockerRuntime(self.dd.instance)
+        self.usage = UsageSampler(self.runtime.list_containers, self.runtime.stats)
         self.controllers = ControllerManager(self.store, service_cidr=self.service_cidr,
-                                             informer=self.informer)
+                                             informer=self.informer,
+                                             usage=self.usage.pod_usage)   # the HPA's
         self.scheduler = SchedulerLoop(
             self.informer,
             lambda actions: execute(self.store, actions, "scheduler", self.controllers.events),
             hold=self.controllers.allocations_pending)
         # -- node: pods -> Docker; Services -> proxy and DNS
-        self.runtime = DockerRuntime(self.dd.instance)
         self.network = f"gitops-{self.dd.instance}"
         self.node = NodeAgent(self.store, self.runtime, config.node_name or socket.gethostname(),
                               self.network, self.dd.root / "pods",
@@ -172,6 +175,7 @@ class Agent:
             Polling("poll", self.config.interval, lambda: self.sync.trigger("interval")),
             *([watch] if watch is not None else []),
             Worker("docker-events", self._watch_docker),
+            Worker("usage", self.usage.run),
             Group("loops", [self.sync, self.live, self.controllers, self.scheduler,
                             self.node_loop, self.proxy_loop], together=True),
         ])
