@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import socket
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,10 +32,13 @@ from gitops.api.webhook import add_webhook_routes
 from gitops.controllers.manager import ControllerManager
 from gitops.errors import GitopsError
 from gitops.manifests.age_keys import KeySource
+from gitops.model import key_of
 from gitops.model.addresses import SERVICE_POOL, pick_subnet
+from gitops.model.events import WARNING, event_for
+from gitops.model.times import rfc3339
 from gitops.paths import DataDir
 from gitops.private_files import OWNER_ONLY_UMASK, make_private_dir, write_atomic
-from gitops.proxy.loadbalancer import load_balancer_statuses
+from gitops.proxy.loadbalancer import bind_failure, service_statuses
 from gitops.proxy.services import ServiceNetwork
 from gitops.runnable import Group, Hooks, Loop, Polling, Worker
 from gitops.scheduler.loop import SchedulerLoop
@@ -207,13 +211,20 @@ class Agent:
         services = self.store.list("Service")
         await self.services.apply(services, self.store.list("Endpoints"),
                                   self.store.list("Pod"))
-        # LoadBalancer Services: the node's address once their node ports listen.
-        for key, status in load_balancer_statuses(services, self.services.listening(),
-                                                  self.config.node_address).items():
+        # LoadBalancer Services: the node's address once their node ports listen; any
+        # Service whose listener cannot bind says why (and a Warning event).
+        old = {key_of(s): s.get("status") for s in services}
+        for key, status in service_statuses(services, self.services.listening(),
+                                            self.config.node_address,
+                                            self.services.listen_failures,
+                                            rfc3339(time.time())).items():
             try:
-                self.store.update_status(key, status)
+                svc = self.store.update_status(key, status)
             except GitopsError:         # deleted meanwhile: the next pass sees it gone
                 continue
+            if (why := bind_failure(old.get(key), status)) is not None:
+                self.controllers.events.record(event_for(svc, "FailedToBind", why, WARNING,
+                                                         "service-proxy"))
 
     def _watch_docker(self, stopping) -> None:
         def on_event(event: dict) -> None:

@@ -162,6 +162,10 @@ def _service(obj: dict) -> Health:
     if kind in ("NodePort", "LoadBalancer") and \
             not all(p.get("nodePort") for p in spec.get("ports", []) or []):
         return Health(PROGRESSING, "waiting for node port allocation")
+    for cond in (obj.get("status") or {}).get("conditions") or []:
+        # the node's proxy cannot bind one of its listeners (a port held elsewhere)
+        if cond.get("type") == "ProxyListening" and cond.get("status") == "False":
+            return Health(DEGRADED, cond.get("message") or cond.get("reason") or "")
     if kind == "LoadBalancer":
         # On this host the load balancer is the node: its address is set once every node
         # port listens.
