@@ -137,7 +137,8 @@ class Agent:
         self.store.set_state("service_cidr", self.service_cidr)
         self.informer = Informer(self.store)        # the cache every loop reads
         self.runtime = DockerRuntime(self.dd.instance)
-        self.usage = UsageSampler(self.runtime.list_containers, self.runtime.stats)
+        self.usage = UsageSampler(self.runtime.list_containers, self.runtime.stats,
+                                  wanted=lambda: self.controllers.autoscaled_pods())
         self.controllers = ControllerManager(self.store, service_cidr=self.service_cidr,
                                              informer=self.informer,
                                              usage=self.usage.pod_usage)   # the HPA's

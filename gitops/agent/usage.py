@@ -55,8 +55,11 @@ def cpu_cores(previous: Reading | None, current: Reading, started: float | None)
 class UsageSampler:
     def __init__(self, containers: Callable[[], list[ContainerInfo]],
                  stats: Callable[[str], dict | None], interval: float = INTERVAL,
-                 clock: Callable[[], float] = time.time) -> None:
-        self._containers, self._stats = containers, stats
+                 clock: Callable[[], float] = time.time,
+                 wanted: Callable[[], set[str] | None] = lambda: None) -> None:
+        """wanted: the pod uids worth reading (those an autoscaler reads); None: all.
+        Nothing is read from the engine while it is empty."""
+        self._containers, self._stats, self._wanted = containers, stats, wanted
         self.interval, self._clock = interval, clock
         self._last: dict[str, Reading] = {}                   # container id -> reading
         self._pods: dict[str, dict[str, dict[str, float]]] = {}
@@ -71,8 +74,11 @@ class UsageSampler:
     def sample(self) -> None:
         pods: dict[str, dict[str, dict[str, float]]] = {}
         last: dict[str, Reading] = {}
-        for info in self._containers():
+        wanted = self._wanted()
+        for info in self._containers() if wanted is None or wanted else ():
             if info.state != "running" or not info.pod_uid or info.container in ("", SANDBOX):
+                continue
+            if wanted is not None and info.pod_uid not in wanted:
                 continue
             try:
                 raw = self._stats(info.id)

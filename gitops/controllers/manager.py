@@ -373,6 +373,20 @@ class ControllerManager:
                       "horizontalpodautoscaler", hpa)
         return now + autoscaler.SYNC_PERIOD
 
+    def autoscaled_pods(self) -> set[str]:
+        """The uids of the pods some HorizontalPodAutoscaler reads the usage of (the node
+        samples only those). Thread-safe: reads the informer's cache."""
+        uids: set[str] = set()
+        for hpa in self.cache.list("HorizontalPodAutoscaler"):
+            ref = (hpa.get("spec") or {}).get("scaleTargetRef") or {}
+            ns = hpa["metadata"].get("namespace", "default")
+            if ref.get("kind") not in autoscaler.SCALABLE or \
+                    (target := self.cache.lookup(ref["kind"], ns, ref.get("name", ""))) is None:
+                continue
+            uids.update(p["metadata"].get("uid", "") for p in
+                        autoscaler.target_pods(target, self.cache.list("Pod", ns)))
+        return uids
+
     def _endpoints(self, key: Hashable) -> None:
         ns, name = key.namespace, key.name
         self._execute(endpoints.reconcile(self.cache.get(key),

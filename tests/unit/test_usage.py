@@ -43,3 +43,25 @@ def test_sampler_reports_running_pod_containers_only():
     sampler.sample()
     assert sampler.pod_usage("p1") == {"app": {"cpu": 0.2, "memory": 200.0}}   # the rate
     assert sampler.pod_usage("p2") == {"app": {"cpu": 0.0, "memory": 50.0}}
+
+
+def test_sampler_reads_only_the_pods_wanted():
+    read = []
+    info = ContainerInfo("a", "a", {"gitops.pod.uid": "p1", "gitops.container": "app"},
+                         "running", started_at="1970-01-01T00:01:30Z")
+    other = ContainerInfo("b", "b", {"gitops.pod.uid": "p2", "gitops.container": "app"},
+                          "running", started_at="1970-01-01T00:01:30Z")
+    wanted: set[str] = set()
+    listed = []
+
+    def containers():
+        listed.append(1)
+        return [info, other]
+
+    sampler = UsageSampler(containers, lambda cid: read.append(cid) or stats(0, 1),
+                           clock=lambda: 100.0, wanted=lambda: wanted)
+    sampler.sample()
+    assert read == [] and listed == []          # no autoscaler: the engine is not asked
+    wanted.add("p2")
+    sampler.sample()
+    assert read == ["b"] and sampler.pod_usage("p1") is None
