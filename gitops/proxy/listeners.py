@@ -99,7 +99,7 @@ class _TcpListener:
         """Listen when some endpoint is ready, stop when none is. Raises OSError when the
         address cannot be bound (another process holds it)."""
         host, port = self.addr[:2]
-        if self.balancer.endpoints:
+        if self.balancer.endpoints or not self.proxy._refuse_idle:
             if self.tcp is None:
                 sock = TcpListener.bind(host, port, _BACKLOG)
                 self.tcp = TcpListener(self.proxy._engine(), sock, self.balancer.candidates,
@@ -329,9 +329,14 @@ class Proxy:
     """Level-triggered set of listeners: apply() makes it exactly the given routes."""
 
     def __init__(self, dial_timeout: float = 2.0, udp_idle_timeout: float = _UDP_IDLE,
-                 udp_max_flows: int = _UDP_MAX_FLOWS, workers: int | None = None) -> None:
+                 udp_max_flows: int = _UDP_MAX_FLOWS, workers: int | None = None,
+                 refuse_without_endpoints: bool = True) -> None:
         """workers: extra processes accepting on the TCP listeners (gitops.proxy.workers);
-        None reads GITOPS_PROXY_WORKERS (default 0: all in this process)."""
+        None reads GITOPS_PROXY_WORKERS (default 0: all in this process).
+        refuse_without_endpoints: a TCP listener without endpoints stops listening
+        (Services); False keeps it bound, accepting and closing (a port-forward keeps the
+        local port it announced)."""
+        self._refuse_idle = refuse_without_endpoints
         if workers is None:
             workers = int(os.environ.get("GITOPS_PROXY_WORKERS", "0") or 0)
         self._workers_wanted = max(0, workers)
