@@ -154,10 +154,13 @@ def target_pods(target: dict, pods: list[dict]) -> list[dict]:
 
 
 def metrics_of(spec: dict) -> list[dict]:
-    """spec.metrics, or the v2 default: CPU at 80 % of requests."""
-    return spec.get("metrics") or [
-        {"type": "Resource", "resource": {"name": "cpu", "target": {
-            "type": "Utilization", "averageUtilization": DEFAULT_CPU_UTILIZATION}}}]
+    """spec.metrics, autoscaling/v1's targetCPUUtilizationPercentage, or the default:
+    CPU at 80 % of requests."""
+    if spec.get("metrics"):
+        return spec["metrics"]
+    target = spec.get("targetCPUUtilizationPercentage") or DEFAULT_CPU_UTILIZATION
+    return [{"type": "Resource", "resource": {"name": "cpu", "target": {
+        "type": "Utilization", "averageUtilization": target}}}]
 
 
 # -- metrics ----------------------------------------------------------------------------
@@ -497,8 +500,16 @@ def _changed(hpa: dict, conditions: list[dict]) -> bool:
 
 def _finish(hpa: dict, status: dict) -> dict:
     status["observedGeneration"] = hpa["metadata"].get("generation", 1)
-    order = ("observedGeneration", "lastScaleTime", "currentReplicas", "desiredReplicas",
-             "currentMetrics", "conditions")
+    order = ["observedGeneration", "lastScaleTime", "currentReplicas", "desiredReplicas",
+             "currentMetrics", "conditions"]
+    if hpa.get("apiVersion") == "autoscaling/v1":
+        # v1's own CPU figure too; its conditions stay in the status (Kubernetes keeps them
+        # in an annotation) so that health and events read them alike.
+        cpu = next(((m.get("resource") or {}).get("current") or {} for m in
+                    status.get("currentMetrics") or []
+                    if (m.get("resource") or {}).get("name") == "cpu"), {})
+        status["currentCPUUtilizationPercentage"] = cpu.get("averageUtilization")
+        order.insert(4, "currentCPUUtilizationPercentage")
     return {k: status[k] for k in order if status.get(k) is not None}
 
 

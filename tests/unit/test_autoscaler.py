@@ -238,3 +238,13 @@ def test_control_plane_enforces_min_replicas_at_once():
                                "Spec.MinReplicas" for e in store.list("Event"))
     assert plane.controllers.autoscaled_pods() == {p["metadata"]["uid"] for p in pods}
     store.close()
+
+
+def test_autoscaling_v1_target_and_status():
+    h = hpa(1, 10)
+    h["apiVersion"] = "autoscaling/v1"
+    h["spec"]["targetCPUUtilizationPercentage"] = 50
+    scaled, status, _ = run(h, deploy(2), [pod("a"), pod("b")], {"a": 0.1, "b": 0.1})
+    assert scaled == 4                       # 100 % of requests against 50 %
+    assert status["currentCPUUtilizationPercentage"] == 100
+    assert cond(status, "AbleToScale") == ("True", "SucceededRescale")

@@ -108,8 +108,11 @@ def _hpa(obj: dict, now: float) -> list:
                (m.get("resource") or m.get("containerResource") or {}).get("current") or {}
                for m in st.get("currentMetrics") or []}
     targets = []
+    if "currentCPUUtilizationPercentage" in st:        # autoscaling/v1's figure
+        current.setdefault("cpu", {"averageUtilization": st["currentCPUUtilizationPercentage"]})
     for metric in spec.get("metrics") or [{"type": "Resource", "resource": {
-            "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}}]:
+            "name": "cpu", "target": {"type": "Utilization", "averageUtilization":
+                                      spec.get("targetCPUUtilizationPercentage", 80)}}}]:
         source = metric.get("resource") or metric.get("containerResource")
         if source is None:
             targets.append(f"{metric.get('type', '')}: <unknown>")
