@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import socket
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from aiohttp import web
 from gitops.agent.docker import DockerRuntime
 from gitops.agent.node import NodeAgent
 from gitops.agent.runtime import RuntimeUnavailable
+from gitops.agent.usage import UsageSampler
 from gitops.api import metrics
 from gitops.api import token as api_token
 from gitops.api.kube.api import KubeBackends
@@ -30,10 +32,13 @@ from gitops.api.webhook import add_webhook_routes
 from gitops.controllers.manager import ControllerManager
 from gitops.errors import GitopsError
 from gitops.manifests.age_keys import KeySource
+from gitops.model import key_of
 from gitops.model.addresses import SERVICE_POOL, pick_subnet
+from gitops.model.events import WARNING, event_for
+from gitops.model.times import rfc3339
 from gitops.paths import DataDir
 from gitops.private_files import OWNER_ONLY_UMASK, make_private_dir, write_atomic
-from gitops.proxy.loadbalancer import load_balancer_statuses
+from gitops.proxy.loadbalancer import bind_failure, service_statuses
 from gitops.proxy.services import ServiceNetwork
 from gitops.runnable import Group, Hooks, Loop, Polling, Worker
 from gitops.scheduler.loop import SchedulerLoop
@@ -131,14 +136,17 @@ class Agent:
                              or pick_subnet(self.dd.instance, [], SERVICE_POOL, 20))
         self.store.set_state("service_cidr", self.service_cidr)
         self.informer = Informer(self.store)        # the cache every loop reads
+        self.runtime = DockerRuntime(self.dd.instance)
+        self.usage = UsageSampler(self.runtime.list_containers, self.runtime.stats,
+                                  wanted=lambda: self.controllers.autoscaled_pods())
         self.controllers = ControllerManager(self.store, service_cidr=self.service_cidr,
-                                             informer=self.informer)
+                                             informer=self.informer,
+                                             usage=self.usage.pod_usage)   # the HPA's
         self.scheduler = SchedulerLoop(
             self.informer,
             lambda actions: execute(self.store, actions, "scheduler", self.controllers.events),
             hold=self.controllers.allocations_pending)
         # -- node: pods -> Docker; Services -> proxy and DNS
-        self.runtime = DockerRuntime(self.dd.instance)
         self.network = f"gitops-{self.dd.instance}"
         self.node = NodeAgent(self.store, self.runtime, config.node_name or socket.gethostname(),
                               self.network, self.dd.root / "pods",
@@ -172,6 +180,7 @@ class Agent:
             Polling("poll", self.config.interval, lambda: self.sync.trigger("interval")),
             *([watch] if watch is not None else []),
             Worker("docker-events", self._watch_docker),
+            Worker("usage", self.usage.run),
             Group("loops", [self.sync, self.live, self.controllers, self.scheduler,
                             self.node_loop, self.proxy_loop], together=True),
         ])
@@ -203,13 +212,20 @@ class Agent:
         services = self.store.list("Service")
         await self.services.apply(services, self.store.list("Endpoints"),
                                   self.store.list("Pod"))
-        # LoadBalancer Services: the node's address once their node ports listen.
-        for key, status in load_balancer_statuses(services, self.services.listening(),
-                                                  self.config.node_address).items():
+        # LoadBalancer Services: the node's address once their node ports listen; any
+        # Service whose listener cannot bind says why (and a Warning event).
+        old = {key_of(s): s.get("status") for s in services}
+        for key, status in service_statuses(services, self.services.listening(),
+                                            self.config.node_address,
+                                            self.services.listen_failures,
+                                            rfc3339(time.time())).items():
             try:
-                self.store.update_status(key, status)
+                svc = self.store.update_status(key, status)
             except GitopsError:         # deleted meanwhile: the next pass sees it gone
                 continue
+            if (why := bind_failure(old.get(key), status)) is not None:
+                self.controllers.events.record(event_for(svc, "FailedToBind", why, WARNING,
+                                                         "service-proxy"))
 
     def _watch_docker(self, stopping) -> None:
         def on_event(event: dict) -> None:
