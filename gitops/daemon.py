@@ -51,6 +51,7 @@ from gitops.sync.live import LiveDrift
 from gitops.sync.options import app_options
 from gitops.sync.runner import SyncRunner
 from gitops.sync.status import health_condition
+from gitops.ui import UiContext, add_ui_routes
 
 log = structlog.get_logger(component="daemon")
 
@@ -85,6 +86,7 @@ class AgentConfig:
     public_metrics: bool = False
     decryption_key_file: str = ""       # age keys of SOPS-encrypted manifests
     age_key: str = field(default="", repr=False)    # GITOPS_AGE_KEY's content
+    ui_read_only: bool = False          # every UI session read-only (a wall screen)
 
 
 class Agent:
@@ -233,6 +235,9 @@ class Agent:
         add_webhook_routes(app, self.webhook_secret, self.source.url, self.config.ref,
                            lambda _event: self.sync.trigger("webhook"))
         metrics.attach(self, app)       # GET /metrics (Prometheus)
+        add_ui_routes(app, UiContext(self.store, self.status, self.sync.control,
+                                     self.pod_logs, self.drift.recent,
+                                     read_only=self.config.ui_read_only))   # /ui
         self._api = web.AppRunner(app, access_log=None)
         await self._api.setup()
         url, kube_url = await start_listeners(self._api, self.dd.root, self.config.api_host,
