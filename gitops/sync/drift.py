@@ -84,7 +84,7 @@ class DriftRecorder:
                      "first_seen": rfc3339(first_seen), "occurrences": occurrences,
                      "actor": actor}
             self._remember(identity, {"at": rfc3339(now), "last_seen": rfc3339(now),
-                                      "trigger": trigger, "object": obj, "drift": drift,
+                                      "trigger": trigger, "object": obj, "drift": {**drift},
                                       "health": health, "action": action})
         log.warning(EVENT, reconcile_id=reconcile_id, trigger=trigger, source=source,
                     object=obj, drift=drift, health=health, policy=policy, action=action)
