@@ -1,0 +1,322 @@
+"""The web UI in a real browser (Debian's headless chromium through Selenium) against a
+real agent on the real engine: log in through `gitops ui`, the tree all Healthy, a broken
+pod turning red with its reason while the page stays open, the diff of a drifted
+Deployment, a rollback from the page, a read-only session, requests without the cookie
+or with a bad CSRF token refused. Screenshots go to $GITOPS_UI_SCREENSHOTS (the README's
+come from there) or the test's temp dir."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.browser_support import chromium, require_browser
+from tests.e2e.conftest import git, gitops
+
+pytestmark = pytest.mark.docker
+
+WEB = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {{app: web}}
+  template:
+    metadata:
+      labels: {{app: web}}
+    spec:
+      containers:
+      - name: web
+        image: gitops/busybox:1
+        imagePullPolicy: IfNotPresent
+        command: ["httpd", "-f", "-p", "8080"]
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  selector: {{app: web}}
+  ports:
+  - port: 80
+    targetPort: 8080
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: release
+data:
+  version: "{version}"
+"""
+# Crashes for good once /flag/break exists: the flag lives in an emptyDir, which outlives
+# the container's restarts (so the pod crash-loops) and not the pod (a new pod is fine).
+WORKER = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: worker
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: worker}
+  template:
+    metadata:
+      labels: {app: worker}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: worker
+        image: gitops/busybox:1
+        imagePullPolicy: IfNotPresent
+        command: ["sh", "-c", "while [ ! -e /flag/break ]; do sleep 0.2; done; echo broken; exit 3"]
+        volumeMounts:
+        - {name: flag, mountPath: /flag}
+      volumes:
+      - {name: flag, emptyDir: {}}
+"""
+
+
+def wait_for(predicate, timeout: float = 30.0, step: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while True:
+        if (value := predicate()):
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(step)
+
+
+class Agent:
+    def __init__(self, data: str, revisions: list[str]) -> None:
+        from gitops.paths import DataDir
+        self.data = data
+        self.dd = DataDir.at(data)
+        self.revisions = revisions              # oldest first
+        self.shots = Path(os.environ.get("GITOPS_UI_SCREENSHOTS") or Path(data).parent)
+        self.shots.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def url(self) -> str:
+        return self.dd.read_agent()["url"]
+
+    def login_url(self, *flags: str) -> str:
+        res = gitops("ui", "--data-dir", self.data, *flags)
+        assert res.returncode == 0, res.stderr
+        return res.stdout.strip()
+
+    def api(self, method: str, path: str, body: dict | None = None,
+            ctype: str = "application/json") -> dict:
+        req = urllib.request.Request(self.url + path, method=method,
+                                     data=json.dumps(body).encode() if body else None,
+                                     headers={"Authorization": f"Bearer {self.dd.token()}",
+                                              "Content-Type": ctype})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return json.loads(resp.read())
+
+    def shot(self, driver, name: str) -> None:
+        driver.save_screenshot(str(self.shots / f"{name}.png"))
+
+
+@pytest.fixture(scope="module")
+def agent(docker_client, tmp_path_factory):
+    require_browser()
+    root = tmp_path_factory.mktemp("ui")
+    repo = root / "repo"
+    (repo / "app").mkdir(parents=True)
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "config", "user.email", "test@example.invalid")
+    git(repo, "config", "user.name", "test")
+    data = str(root / "data")
+    revisions = []
+    try:
+        for version in ("one", "two"):          # two revisions applied: one to go back to
+            (repo / "app" / "web.yaml").write_text(WEB.format(version=version))
+            (repo / "app" / "worker.yaml").write_text(WORKER)
+            git(repo, "add", "-A")
+            git(repo, "commit", "-q", "-m", f"release {version}")
+            revisions.append(subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"],
+                                            capture_output=True, text=True).stdout.strip())
+            done = gitops("up", f"file://{repo}", "--wait", "--timeout", "120", "--data-dir",
+                          data, "--interval", "300", "--no-self-heal") if version == "one" \
+                else gitops("sync", "--wait", "--timeout", "120", "--data-dir", data)
+            assert done.returncode == 0, done.stdout + done.stderr
+        yield Agent(data, revisions)
+    finally:
+        gitops("down", "--data-dir", data)
+
+
+@pytest.fixture(scope="module")
+def browser(agent):
+    with chromium() as driver:
+        driver.implicitly_wait(0)
+        yield driver
+
+
+def nodes(driver, **attrs: str) -> list:
+    sel = "".join(f'[data-{k}="{v}"]' for k, v in attrs.items())
+    return driver.find_elements("css selector", f".node{sel}")
+
+
+def health_of(driver, kind: str, name_prefix: str) -> list[tuple[str, str]]:
+    """(health, text) of the tree's nodes of `kind` whose name starts with name_prefix."""
+    return driver.execute_script("""
+        return Array.from(document.querySelectorAll('.node[data-kind="' + arguments[0] + '"]'))
+          .filter(n => n.dataset.name.startsWith(arguments[1]))
+          .map(n => [n.dataset.health, (n.querySelector('.row') || n).innerText]);
+    """, kind, name_prefix)
+
+
+def accept_confirm(driver) -> None:
+    wait_for(lambda: _alert(driver), timeout=10).accept()
+
+
+def _alert(driver):
+    from selenium.common.exceptions import NoAlertPresentException
+    try:
+        return driver.switch_to.alert
+    except NoAlertPresentException:
+        return None
+
+
+def post_from_page(driver, path: str, csrf: str) -> int:
+    """A POST made by the page's own script (the browser adds the session cookie)."""
+    return driver.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        fetch(arguments[0], {method: 'POST', body: new URLSearchParams({csrf: arguments[1]})})
+          .then(r => done(r.status), e => done(String(e)));
+    """, path, csrf)
+
+
+def page_csrf(driver) -> str:
+    return json.loads(driver.find_element("tag name", "body")
+                      .get_attribute("hx-headers"))["X-CSRF-Token"]
+
+
+def test_login_through_gitops_ui(agent, browser):
+    url = agent.login_url()
+    assert "/ui/login?code=" in url and agent.dd.token() not in url
+    browser.get(url)
+    wait_for(lambda: browser.current_url.endswith("/ui/"))      # the code is off the URL
+    assert "code=" not in browser.current_url
+    assert browser.find_element("tag name", "h1").text == "Overview"
+    assert browser.execute_script("return document.cookie") == ""     # HttpOnly
+    applied = browser.find_element("id", "applied-revision").get_attribute("data-revision")
+    assert applied == agent.revisions[-1]
+    browser.get(url)                                # the same link again: spent
+    assert "already used" in browser.page_source
+    browser.get(agent.login_url())
+
+
+def test_tree_shows_every_object_healthy(agent, browser):
+    browser.get(agent.url + "/ui/tree?view=tree")
+    declared = [(n.get_attribute("data-kind"), n.get_attribute("data-name"))
+                for n in browser.find_elements("css selector", ".node") if
+                n.get_attribute("data-sync")]
+    assert sorted(declared) == [("ConfigMap", "release"), ("Deployment", "web"),
+                                ("Deployment", "worker"), ("Service", "web")]
+    kinds = {n.get_attribute("data-kind") for n in nodes(browser)}
+    assert {"ReplicaSet", "Pod", "Container", "Endpoints"} <= kinds
+    wait_for(lambda: all(h == "Healthy" for h, _ in health_of(browser, "", "")) or
+             browser.refresh(), timeout=30, step=1)
+    assert all(n.get_attribute("data-health") == "Healthy" for n in nodes(browser))
+    agent.shot(browser, "ui-tree")
+
+
+def test_a_broken_pod_turns_red_with_its_reason_within_seconds(agent, browser,
+                                                               docker_client):
+    browser.get(agent.url + "/ui/tree?view=tree")
+    [pod] = [n.get_attribute("data-name") for n in nodes(browser, kind="Pod")
+             if n.get_attribute("data-name").startswith("worker-")]
+    [container] = docker_client.containers.list(filters={"label": [
+        f"gitops.instance={agent.dd.instance}", f"gitops.pod.name={pod}",
+        "gitops.container=worker"]})
+    assert container.exec_run(["touch", "/flag/break"]).exit_code == 0
+    # no reload: the page hears the change (server-sent events) and redraws itself
+    reds = wait_for(lambda: [t for h, t in health_of(browser, "Pod", pod) if h == "Degraded"],
+                    timeout=45)
+    assert "CrashLoopBackOff" in reds[0] or "Error" in reds[0]
+    assert any(h == "Degraded" for h, _ in health_of(browser, "Deployment", "worker"))
+    agent.shot(browser, "ui-tree-broken")
+
+    # repaired from the page: delete the pod; its ReplicaSet makes a fresh one
+    browser.get(f"{agent.url}/ui/object/Pod/default/{pod}")
+    assert "declared at" in browser.page_source and "Deployment/worker" in browser.page_source
+    browser.find_element("css selector", 'button[data-action="delete-pod"]').click()
+    accept_confirm(browser)
+    wait_for(lambda: f"pod default/{pod} deleted" in
+             browser.find_element("id", "flash").text, timeout=15)
+    browser.get(agent.url + "/ui/tree?view=tree")
+    wait_for(lambda: [h for h, _ in health_of(browser, "Deployment", "worker")] == ["Healthy"]
+             and not health_of(browser, "Pod", pod), timeout=60)
+
+
+def test_diff_of_a_drifted_deployment(agent, browser):
+    agent.api("PATCH", "/apis/apps/v1/namespaces/default/deployments/web",
+              {"spec": {"replicas": 2}}, ctype="application/merge-patch+json")
+    browser.get(agent.url + "/ui/object/Deployment/default/web")
+    wait_for(lambda: "OutOfSync" in browser.find_element("id", "live").text, timeout=15)
+    rows = browser.execute_script("""
+        return Array.from(document.querySelectorAll('#diff tr.changed'))
+          .map(r => [r.querySelector('td.l').innerText, r.querySelector('td.r').innerText]);
+    """)
+    assert ["  replicas: 1", "  replicas: 2"] in [[a.rstrip("\n"), b.rstrip("\n")]
+                                                  for a, b in rows]
+    assert "app/web.yaml:1" in browser.page_source
+    agent.shot(browser, "ui-diff")
+
+
+def test_rollback_from_the_page_changes_the_revision(agent, browser):
+    old, new = agent.revisions
+    browser.get(agent.url + "/ui/history")
+    assert browser.find_element("id", "history-applied").text == new[:12]
+    browser.find_element("css selector",
+                         f'tr[data-revision="{old}"] button[data-action="rollback"]').click()
+    accept_confirm(browser)
+    wait_for(lambda: browser.find_element("id", "history-applied").text == old[:12],
+             timeout=90)
+    assert f"rollback: synced {old[:12]}" in browser.find_element("id", "flash").text
+    status = json.loads(gitops("status", "-o", "json", "--data-dir", agent.data).stdout)
+    assert status["applied_revision"] == old and status["pin"]["sha"] == old
+    agent.shot(browser, "ui-history")
+    browser.find_element("css selector", 'button[data-action="unpin"]').click()
+    wait_for(lambda: browser.find_element("id", "history-applied").text == new[:12],
+             timeout=90)
+
+
+def test_a_read_only_session_cannot_act(agent):
+    with chromium() as ro:
+        ro.get(agent.login_url("--read-only"))
+        wait_for(lambda: ro.current_url.endswith("/ui/"))
+        assert "read-only" in ro.find_element("css selector", "header").text
+        for page in ("/ui/", "/ui/history", "/ui/object/Deployment/default/web"):
+            ro.get(agent.url + page)
+            assert ro.find_elements("css selector", "button[data-action]") == [], page
+        # even a hand-made request with the session's own CSRF token is refused
+        assert post_from_page(ro, "/ui/actions/sync", page_csrf(ro)) == 403
+        assert post_from_page(ro, "/ui/actions/suspend", page_csrf(ro)) == 403
+    status = json.loads(gitops("status", "-o", "json", "--data-dir", agent.data).stdout)
+    assert status["suspended"] is False
+
+
+def test_no_cookie_or_a_bad_csrf_token_is_refused(agent, browser):
+    browser.get(agent.url + "/ui/")
+    assert post_from_page(browser, "/ui/actions/suspend", "not-the-token") == 403
+    assert post_from_page(browser, "/ui/actions/suspend", "") == 403
+    req = urllib.request.Request(agent.url + "/ui/actions/suspend", method="POST",
+                                 data=f"csrf={page_csrf(browser)}".encode())
+    with pytest.raises(urllib.error.HTTPError) as err:     # no cookie: a stranger
+        urllib.request.urlopen(req, timeout=10)
+    assert err.value.code == 401
+    status = json.loads(gitops("status", "-o", "json", "--data-dir", agent.data).stdout)
+    assert status["suspended"] is False
+    assert post_from_page(browser, "/ui/actions/sync", page_csrf(browser)) == 200
