@@ -212,6 +212,7 @@ def test_login_through_gitops_ui(agent, browser):
     assert browser.execute_script("return document.cookie") == ""     # HttpOnly
     applied = browser.find_element("id", "applied-revision").get_attribute("data-revision")
     assert applied == agent.revisions[-1]
+    agent.shot(browser, "ui-overview")
     browser.get(url)                                # the same link again: spent
     assert "already used" in browser.page_source
     browser.get(agent.login_url())
@@ -230,6 +231,78 @@ def test_tree_shows_every_object_healthy(agent, browser):
              browser.refresh(), timeout=30, step=1)
     assert all(n.get_attribute("data-health") == "Healthy" for n in nodes(browser))
     agent.shot(browser, "ui-tree")
+
+
+CONTRAST = """
+    function lum(c) {
+      const v = c.match(/[\\d.]+/g).slice(0, 3).map(Number).map(x => x / 255)
+        .map(x => x <= 0.03928 ? x / 12.92 : Math.pow((x + 0.055) / 1.055, 2.4));
+      return 0.2126 * v[0] + 0.7152 * v[1] + 0.0722 * v[2];
+    }
+    function bg(el) {
+      for (; el; el = el.parentElement) {
+        const c = getComputedStyle(el).backgroundColor;
+        if (c && !c.startsWith('rgba(0, 0, 0, 0)') && c !== 'transparent') return c;
+      }
+      return 'rgb(255, 255, 255)';
+    }
+    const worst = [];
+    for (const el of document.querySelectorAll(arguments[0])) {
+      if (!el.innerText.trim()) continue;
+      const a = lum(getComputedStyle(el).color), b = lum(bg(el));
+      const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+      if (ratio < 4.5) worst.push([el.className, el.innerText.slice(0, 30), ratio]);
+    }
+    return worst;
+"""
+
+
+# What sticks out sideways at phone width (wide tables and manifests scroll in their box).
+WIDER_THAN_SCREEN = """
+    const out = [];
+    for (const el of document.querySelectorAll('body *')) {
+      if (el.closest('.scroll') || el.closest('pre')) continue;
+      const r = el.getBoundingClientRect();
+      if (r.right > window.innerWidth + 1) out.push(el.tagName + '.' + el.className);
+    }
+    return out;
+"""
+
+
+def test_keyboard_contrast_and_phone_width(agent, browser):
+    from selenium.webdriver.common.keys import Keys
+    browser.get(agent.url + "/ui/tree?view=tree")
+    body = browser.find_element("tag name", "body")
+    body.send_keys("/")                             # "/" jumps to the name filter
+    assert browser.switch_to.active_element.get_attribute("id") == "filter-name"
+    browser.switch_to.active_element.send_keys("worker", Keys.ENTER)
+    wait_for(lambda: "name=worker" in browser.current_url)
+    names = {n.get_attribute("data-name") for n in nodes(browser, kind="Deployment")}
+    assert names == {"worker"}
+    # Tab reaches the object links; Enter opens one
+    for _ in range(40):
+        browser.switch_to.active_element.send_keys(Keys.TAB)
+        active = browser.switch_to.active_element
+        if active.get_attribute("class") == "name" and active.text == "worker":
+            break
+    else:
+        raise AssertionError("Tab never reached the worker Deployment's link")
+    active.send_keys(Keys.ENTER)
+    wait_for(lambda: browser.current_url.endswith("/ui/object/Deployment/default/worker"))
+    for page in ("/ui/", "/ui/tree?view=tree", "/ui/history",
+                 "/ui/object/Deployment/default/web"):
+        browser.get(agent.url + page)
+        assert browser.execute_script(CONTRAST, ".pill, a, td, dd, dt, h1, h2, .detail, "
+                                                ".why, .where, button, label") == [], page
+    browser.set_window_size(390, 844)               # a phone
+    try:
+        for page in ("/ui/", "/ui/tree?view=tree", "/ui/history"):
+            browser.get(agent.url + page)
+            assert browser.execute_script(WIDER_THAN_SCREEN) == [], page
+        browser.get(agent.url + "/ui/tree?view=tree")
+        agent.shot(browser, "ui-tree-phone")
+    finally:
+        browser.set_window_size(1280, 900)
 
 
 def test_a_broken_pod_turns_red_with_its_reason_within_seconds(agent, browser,
