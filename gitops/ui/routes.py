@@ -27,7 +27,7 @@ from gitops.api.kube.request import LogRequest
 from gitops.errors import GitopsError
 from gitops.model import ObjectKey
 from gitops.store.registry import Registry
-from gitops.sync.status import SyncStatusBook
+from gitops.sync.status import SyncStatusBook, health_condition
 from gitops.ui import actions, views
 from gitops.ui.auth import Session, Sessions, csrf_ok
 from gitops.ui.diffview import changed
@@ -48,7 +48,7 @@ LIST_VIEW_AT = 300          # nodes: larger trees open as a list unless asked ot
 @dataclass
 class UiContext:
     store: Registry
-    status: Callable[[], dict]                              # what `gitops status` reads
+    status: Callable[[], dict]         # the app as `gitops status` shows it, objects aside
     control: Callable[[str, dict], Awaitable[dict]]         # the CLI's control verbs
     logs: Callable[[LogRequest], Awaitable[str | AsyncIterator[bytes]]]
     drift: Callable[[], list[dict]] = lambda: []            # recent drift records
@@ -193,6 +193,11 @@ async def _overview(request: web.Request) -> web.Response:
     errors = views.located_errors(last.get("errors") or [], repo,
                                   last.get("revision") or st.get("fetched_revision") or "",
                                   path)
+    roots = [{"kind": n.kind, "name": n.name, "health": n.health, "message": n.message}
+             for n in tree]
+    st = {**st, "conditions": [*[c for c in st.get("conditions") or []
+                                 if c.get("type") != "Healthy"],
+                               health_condition(roots).as_dict()]}
     data = {"st": st, "counts": health_counts(tree), "total": len(tree),
             "unhealthy": [n for n in tree if n.health not in ("Healthy", "Unknown")],
             "out_of_sync": [n for n in tree if n.sync not in ("Synced", "")
