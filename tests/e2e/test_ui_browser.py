@@ -124,6 +124,7 @@ class Agent:
             return json.loads(resp.read())
 
     def shot(self, driver, name: str) -> None:
+        """A screenshot of the page; with GITOPS_UI_SCREENSHOTS=docs/ui, the README's."""
         driver.save_screenshot(str(self.shots / f"{name}.png"))
 
 
@@ -212,7 +213,7 @@ def test_login_through_gitops_ui(agent, browser):
     assert browser.execute_script("return document.cookie") == ""     # HttpOnly
     applied = browser.find_element("id", "applied-revision").get_attribute("data-revision")
     assert applied == agent.revisions[-1]
-    agent.shot(browser, "ui-overview")
+    agent.shot(browser, "overview")
     browser.get(url)                                # the same link again: spent
     assert "already used" in browser.page_source
     browser.get(agent.login_url())
@@ -230,7 +231,7 @@ def test_tree_shows_every_object_healthy(agent, browser):
     wait_for(lambda: all(h == "Healthy" for h, _ in health_of(browser, "", "")) or
              browser.refresh(), timeout=30, step=1)
     assert all(n.get_attribute("data-health") == "Healthy" for n in nodes(browser))
-    agent.shot(browser, "ui-tree")
+    agent.shot(browser, "tree")
 
 
 CONTRAST = """
@@ -300,7 +301,7 @@ def test_keyboard_contrast_and_phone_width(agent, browser):
             browser.get(agent.url + page)
             assert browser.execute_script(WIDER_THAN_SCREEN) == [], page
         browser.get(agent.url + "/ui/tree?view=tree")
-        agent.shot(browser, "ui-tree-phone")
+        agent.shot(browser, "tree-phone")
     finally:
         browser.set_window_size(1280, 900)
 
@@ -319,7 +320,7 @@ def test_a_broken_pod_turns_red_with_its_reason_within_seconds(agent, browser,
                     timeout=45)
     assert "CrashLoopBackOff" in reds[0] or "Error" in reds[0]
     assert any(h == "Degraded" for h, _ in health_of(browser, "Deployment", "worker"))
-    agent.shot(browser, "ui-tree-broken")
+    agent.shot(browser, "tree-broken")
 
     # repaired from the page: delete the pod; its ReplicaSet makes a fresh one
     browser.get(f"{agent.url}/ui/object/Pod/default/{pod}")
@@ -345,7 +346,7 @@ def test_diff_of_a_drifted_deployment(agent, browser):
     assert ["  replicas: 1", "  replicas: 2"] in [[a.rstrip("\n"), b.rstrip("\n")]
                                                   for a, b in rows]
     assert "app/web.yaml:1" in browser.page_source
-    agent.shot(browser, "ui-diff")
+    agent.shot(browser, "diff")
 
 
 def test_rollback_from_the_page_changes_the_revision(agent, browser):
@@ -360,7 +361,7 @@ def test_rollback_from_the_page_changes_the_revision(agent, browser):
     assert f"rollback: synced {old[:12]}" in browser.find_element("id", "flash").text
     status = json.loads(gitops("status", "-o", "json", "--data-dir", agent.data).stdout)
     assert status["applied_revision"] == old and status["pin"]["sha"] == old
-    agent.shot(browser, "ui-history")
+    agent.shot(browser, "history")
     browser.find_element("css selector", 'button[data-action="unpin"]').click()
     wait_for(lambda: browser.find_element("id", "history-applied").text == new[:12],
              timeout=90)
@@ -393,3 +394,37 @@ def test_no_cookie_or_a_bad_csrf_token_is_refused(agent, browser):
     status = json.loads(gitops("status", "-o", "json", "--data-dir", agent.data).stdout)
     assert status["suspended"] is False
     assert post_from_page(browser, "/ui/actions/sync", page_csrf(browser)) == 200
+
+
+def test_the_example_apps_tree_is_all_healthy(docker_client, tmp_path):
+    """`gitops ui` on the README's example (example-repo/: web -> api -> db on a claim)."""
+    import shutil
+
+    from tests.conftest import ROOT, free_port
+    require_browser()
+    try:
+        docker_client.images.get("gitops/python:3.11")
+    except Exception:  # noqa: BLE001 - any failure means the image is not there
+        pytest.skip("gitops/python:3.11 is not built: run scripts/build-images.sh")
+    repo = tmp_path / "example-repo"
+    shutil.copytree(ROOT / "example-repo", repo)
+    service = repo / "web" / "service.yaml"       # a free NodePort, not the user's 30080
+    service.write_text(service.read_text().replace(
+        "nodePort: 30080", f"nodePort: {free_port(30000, 32767)}"))
+    data = str(tmp_path / "data")
+    try:
+        up = gitops("up", str(repo), "--wait", "--timeout", "150", "--data-dir", data)
+        assert up.returncode == 0, up.stdout + up.stderr
+        agent = Agent(data, [])
+        with chromium() as driver:
+            driver.get(agent.login_url())
+            wait_for(lambda: driver.current_url.endswith("/ui/"))
+            driver.get(agent.url + "/ui/tree?view=tree")
+            kinds = {n.get_attribute("data-kind") for n in nodes(driver)}
+            assert {"Deployment", "Service", "Pod", "Container",
+                    "PersistentVolumeClaim", "Endpoints"} <= kinds
+            wait_for(lambda: all(h == "Healthy" for h, _ in health_of(driver, "", ""))
+                     or driver.refresh(), timeout=60, step=1)
+            agent.shot(driver, "example-tree")
+    finally:
+        gitops("down", "--volumes", "--data-dir", data)
