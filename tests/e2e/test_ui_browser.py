@@ -231,7 +231,6 @@ def test_tree_shows_every_object_healthy(agent, browser):
     wait_for(lambda: all(h == "Healthy" for h, _ in health_of(browser, "", "")) or
              browser.refresh(), timeout=30, step=1)
     assert all(n.get_attribute("data-health") == "Healthy" for n in nodes(browser))
-    agent.shot(browser, "tree")
 
 
 CONTRAST = """
