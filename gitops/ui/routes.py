@@ -8,6 +8,7 @@ of the agent's API. Every action is a POST with the session's CSRF token."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hashlib
 import html
@@ -17,7 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import jinja2
 import structlog
@@ -43,6 +44,7 @@ CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' 
        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 HEALTHS = ("Healthy", "Progressing", "Degraded", "Suspended", "Missing", "Unknown")
 LIST_VIEW_AT = 300          # nodes: larger trees open as a list unless asked otherwise
+KEEPALIVE = 15.0            # seconds between comments on a quiet event stream
 
 
 @dataclass
@@ -143,9 +145,9 @@ async def _login(request: web.Request) -> web.StreamResponse:
 
 
 async def _logout(request: web.Request) -> web.StreamResponse:
-    session = _acting_session(request)
+    session = _acting_session(request, dict(await request.post()))
     request.app[UI].sessions.end(session.id)
-    resp = _redirect(PREFIX + "/login")
+    resp = _redirect(PREFIX + "/")
     resp.del_cookie(COOKIE, path=PREFIX)
     return resp
 
@@ -167,7 +169,8 @@ def _acting_session(request: web.Request, form: dict | None = None) -> Session:
     if session is None:
         raise _denied(request, 401, "You are not logged in (or your session ended).")
     origin = request.headers.get("Origin")
-    if origin is not None and origin != f"{request.scheme}://{request.host}":
+    # The host alone: behind a TLS-terminating proxy the scheme seen here is http.
+    if origin is not None and urlsplit(origin).netloc != request.host:
         raise _denied(request, 403, "The request came from another site.")
     given = request.headers.get("X-CSRF-Token") or (form or {}).get("csrf")
     if not csrf_ok(session, given):
@@ -295,11 +298,24 @@ async def _logs_stream(request: web.Request) -> web.StreamResponse:
     if isinstance(stream, str):
         await resp.write(_sse("line", html.escape(stream)))
         return resp
-    try:
+
+    async def relay() -> None:
         async for chunk in stream:
             await resp.write(_sse("line", html.escape(chunk.decode(errors="replace"))))
-    except (ConnectionResetError, asyncio.CancelledError):
+    task = asyncio.create_task(relay())
+    try:
+        # A quiet container sends nothing: a comment now and then finds out whether the
+        # reader is still there, so a closed tab does not hold a log stream open.
+        while not task.done():
+            done, _ = await asyncio.wait({task}, timeout=KEEPALIVE)
+            if not done:
+                await resp.write(b": keep-alive\n\n")
+    except ConnectionResetError:
         pass
+    finally:
+        task.cancel()                   # ends the stream: its reader thread is released
+        with contextlib.suppress(asyncio.CancelledError, ConnectionResetError):
+            await task
     return resp
 
 
@@ -313,7 +329,7 @@ async def _events(request: web.Request) -> web.StreamResponse:
     seen = changes.generation
     try:
         while not changes.closed:
-            now = await changes.wait(seen, timeout=15)
+            now = await changes.wait(seen, timeout=KEEPALIVE)
             if changes.closed:
                 break
             if now == seen:
@@ -322,7 +338,7 @@ async def _events(request: web.Request) -> web.StreamResponse:
             await asyncio.sleep(COALESCE)
             seen = changes.generation
             await resp.write(_sse("change", str(seen)))
-    except (ConnectionResetError, asyncio.CancelledError):
+    except ConnectionResetError:       # the page went away
         pass
     return resp
 

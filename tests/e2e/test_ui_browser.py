@@ -78,7 +78,7 @@ spec:
       - name: worker
         image: gitops/busybox:1
         imagePullPolicy: IfNotPresent
-        command: ["sh", "-c", "while [ ! -e /flag/break ]; do sleep 0.2; done; echo broken; exit 3"]
+        command: ["sh", "-c", "n=0; while [ ! -e /flag/break ]; do n=$((n+1)); echo tick $n; sleep 0.5; done; echo broken; exit 3"]
         volumeMounts:
         - {name: flag, mountPath: /flag}
       volumes:
@@ -320,6 +320,9 @@ def test_a_broken_pod_turns_red_with_its_reason_within_seconds(agent, browser,
     assert "CrashLoopBackOff" in reds[0] or "Error" in reds[0]
     assert any(h == "Degraded" for h, _ in health_of(browser, "Deployment", "worker"))
     agent.shot(browser, "tree-broken")
+    # the run that crashed, from the pod's page: its logs (previous)
+    browser.get(f"{agent.url}/ui/logs/default/{pod}?container=worker&previous=1")
+    assert "broken" in browser.find_element("id", "log").text
 
     # repaired from the page: delete the pod; its ReplicaSet makes a fresh one
     browser.get(f"{agent.url}/ui/object/Pod/default/{pod}")
@@ -331,6 +334,17 @@ def test_a_broken_pod_turns_red_with_its_reason_within_seconds(agent, browser,
     browser.get(agent.url + "/ui/tree?view=tree")
     wait_for(lambda: [h for h, _ in health_of(browser, "Deployment", "worker")] == ["Healthy"]
              and not health_of(browser, "Pod", pod), timeout=60)
+
+    # the new pod's log, followed: lines arrive while the page stays open
+    [fresh] = [n.get_attribute("data-name") for n in nodes(browser, kind="Pod")
+               if n.get_attribute("data-name").startswith("worker-")]
+    browser.get(f"{agent.url}/ui/logs/default/{fresh}?container=worker&follow=1")
+    ticks = wait_for(lambda: _ticks(browser), timeout=15)
+    wait_for(lambda: _ticks(browser) > ticks + 2, timeout=15)
+
+
+def _ticks(browser) -> int:
+    return browser.find_element("id", "log").text.count("tick")
 
 
 def test_diff_of_a_drifted_deployment(agent, browser):

@@ -103,6 +103,10 @@ class Agent:
     store: object
     calls: list = field(default_factory=list)
     read_only: bool = False
+    logs: object = None         # a test's own logs backend
+
+    def app_logs(self, fn) -> None:
+        self.logs = fn
 
 
 @contextlib.asynccontextmanager
@@ -126,6 +130,8 @@ async def serve(read_only: bool = False) -> AsyncIterator[Agent]:
         return {"result": "synced", "revision": params.get("to") or SHA_NEW, "message": ""}
 
     async def logs(req):
+        if agent.logs is not None:
+            return await agent.logs(req)
         return f"log of {req.pod}/{req.container or 'web'} previous={req.previous}\n"
 
     drift = [{"at": "2027-01-15T08:00:00Z", "last_seen": "2027-01-15T08:00:00Z",
@@ -364,3 +370,50 @@ def test_events_stream_signals_a_change_within_a_second():
                 line = await asyncio.wait_for(resp.content.readline(), 5)
                 assert line == b"event: change\n"
     run(go())
+
+
+def test_logout_ends_the_session():
+    async def go():
+        async with serve() as agent, browser() as s:
+            await login(agent, s)
+            _, page, _ = await get(s, agent.base + "/ui/")
+            async with s.post(f"{agent.base}/ui/logout", data={"csrf": "wrong"}) as resp:
+                assert resp.status == 403
+            async with s.post(f"{agent.base}/ui/logout", data={"csrf": csrf_of(page)},
+                              allow_redirects=False) as resp:
+                assert resp.status == 303
+            status, _, _ = await get(s, agent.base + "/ui/")
+            assert status == 401
+    run(go())
+
+
+def test_a_followed_log_streams_lines_and_a_closed_page_ends_the_stream():
+    async def go():
+        ended = asyncio.Event()
+
+        async def follow_logs(req):
+            async def stream():
+                try:
+                    yield b"first <line>\n"
+                    await asyncio.sleep(3600)        # a quiet container
+                finally:
+                    ended.set()
+            if req.follow:
+                return stream()
+            return "earlier lines\n"
+        async with serve() as agent, browser() as s:
+            agent.app_logs(follow_logs)
+            await login(agent, s)
+            _, page, _ = await get(s, agent.base + "/ui/logs/default/web-6d4b-aaaaa?follow=1")
+            assert "earlier lines" in page and 'sse-swap="line"' in page
+            resp = await s.get(agent.base + "/ui/logs/default/web-6d4b-aaaaa/stream")
+            assert await resp.content.readline() == b"event: line\n"
+            assert await resp.content.readline() == b"data: first &lt;line&gt;\n"
+            resp.close()                                 # the tab is closed
+            await asyncio.wait_for(ended.wait(), 20)     # the log stream with it
+    from gitops.ui import routes
+    routes.KEEPALIVE, before = 0.2, routes.KEEPALIVE
+    try:
+        run(go())
+    finally:
+        routes.KEEPALIVE = before
