@@ -43,9 +43,10 @@ def fill(store) -> None:
         dep = store.create({"apiVersion": "apps/v1", "kind": "Deployment",
                             "metadata": {"name": name, "namespace": "default"},
                             "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
-                                     "template": {"metadata": {"labels": {"app": name}},
-                                                  "spec": {"containers": [{
-                                                      "name": "app", "image": "gitops/busybox:1"}]}}}})
+                                     "template": {
+                                         "metadata": {"labels": {"app": name}},
+                                         "spec": {"containers": [
+                                             {"name": "app", "image": "gitops/busybox:1"}]}}}})
         store.update_status(ObjectKey("Deployment", "default", name), {
             "observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "readyReplicas": 1,
             "availableReplicas": 1})
@@ -71,7 +72,8 @@ def fill(store) -> None:
             "name": name, "namespace": "default"}, "spec": {
             "selector": {"app": name}, "ports": [{"port": 80}], "clusterIP": f"10.96.1.{i}"}})
         store.create({"apiVersion": "v1", "kind": "Endpoints", "metadata": {
-            "name": name, "namespace": "default"}, "subsets": [{"addresses": [{"ip": "10.0.0.1"}]}]})
+            "name": name, "namespace": "default"},
+            "subsets": [{"addresses": [{"ip": "10.0.0.1"}]}]})
         store.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
             "name": name, "namespace": "default"}, "data": {"k": "v" * 40}})
         store.create({"apiVersion": "v1", "kind": "Secret", "metadata": {

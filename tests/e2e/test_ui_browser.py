@@ -78,7 +78,8 @@ spec:
       - name: worker
         image: gitops/busybox:1
         imagePullPolicy: IfNotPresent
-        command: ["sh", "-c", "n=0; while [ ! -e /flag/break ]; do n=$((n+1)); echo tick $n; sleep 0.5; done; echo broken; exit 3"]
+        command: ["sh", "-c", "n=0; while [ ! -e /flag/break ]; do n=$((n+1));
+                  echo tick $n; sleep 0.5; done; echo broken; exit 3"]
         volumeMounts:
         - {name: flag, mountPath: /flag}
       volumes:
