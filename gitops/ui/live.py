@@ -19,6 +19,7 @@ class Changes:
         self.store = store
         self.state = state              # the sync's state; a change of it is a change
         self.generation = 0             # bumped per change; each page compares its own
+        self.listeners = 0              # open pages: with none, nothing is watched
         self._cond: asyncio.Condition | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task | None = None
@@ -39,21 +40,32 @@ class Changes:
     def _on_store_change(self, _event: str, obj: dict) -> None:
         if self._loop is None or self._closed or obj.get("kind") == "Lease":
             return
+        # Counted even with no page open: a page compares the count it was rendered at.
+        self.generation += 1
+        if not self.listeners:
+            return
         try:
-            self._loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self._notify()))
+            self._loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self._wake()))
         except RuntimeError:            # the loop closed: the agent is stopping
             pass
 
     async def _notify(self) -> None:
+        self.generation += 1
+        await self._wake()
+
+    async def _wake(self) -> None:
         if self._cond is None:
             return
         async with self._cond:
-            self.generation += 1
             self._cond.notify_all()
 
     async def _watch_state(self) -> None:
         last = None
         while not self._closed:
+            if not self.listeners:
+                last = None
+                await asyncio.sleep(STATE_POLL)
+                continue
             try:
                 now = json.dumps(await asyncio.to_thread(self.state), sort_keys=True,
                                  default=str)

@@ -65,7 +65,9 @@ class _Ui:
         self.ctx = ctx
         self.sessions = Sessions(all_read_only=ctx.read_only)
         book = SyncStatusBook(ctx.store)
-        self.changes = Changes(ctx.store, lambda: book.read().as_dict())
+        # Conditions left out: without stored ones, their times are "now" at every read.
+        self.changes = Changes(ctx.store, lambda: {
+            k: v for k, v in book.read().as_dict().items() if k != "conditions"})
         self.jinja = jinja2.Environment(
             loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
             trim_blocks=True, lstrip_blocks=True)
@@ -326,7 +328,11 @@ async def _events(request: web.Request) -> web.StreamResponse:
     changes = request.app[UI].changes
     resp = _sse_response()
     await resp.prepare(request)
-    seen = changes.generation
+    # What the page was rendered at (or last heard, on a reconnect): a change in between
+    # is sent at once rather than missed.
+    seen = _int(request.headers.get("Last-Event-ID") or request.query.get("since"),
+                changes.generation)
+    changes.listeners += 1
     try:
         while not changes.closed:
             now = await changes.wait(seen, timeout=KEEPALIVE)
@@ -337,9 +343,11 @@ async def _events(request: web.Request) -> web.StreamResponse:
                 continue
             await asyncio.sleep(COALESCE)
             seen = changes.generation
-            await resp.write(_sse("change", str(seen)))
+            await resp.write(_sse("change", str(seen), event_id=str(seen)))
     except ConnectionResetError:       # the page went away
         pass
+    finally:
+        changes.listeners -= 1
     return resp
 
 
@@ -417,6 +425,7 @@ def _render(request: web.Request, template: str, **data: Any) -> str:
     return ui.jinja.get_template(template).render(
         session=session, fragment=fragment, csrf=session.csrf if session else "",
         read_only=session.read_only if session else True, nav=data.pop("nav", ""),
+        generation=ui.changes.generation,
         path=request.path_qs, **data)
 
 
@@ -435,6 +444,14 @@ def _sse_response() -> web.StreamResponse:
                                        "X-Accel-Buffering": "no"})
 
 
-def _sse(event: str, data: str) -> bytes:
+def _sse(event: str, data: str, event_id: str = "") -> bytes:
     lines = "".join(f"data: {line}\n" for line in data.split("\n"))
-    return f"event: {event}\n{lines}\n".encode()
+    head = f"id: {event_id}\n" if event_id else ""
+    return f"{head}event: {event}\n{lines}\n".encode()
+
+
+def _int(value: str | None, default: int) -> int:
+    try:
+        return int(value) if value else default
+    except ValueError:
+        return default

@@ -367,8 +367,30 @@ def test_events_stream_signals_a_change_within_a_second():
                 assert resp.headers["Content-Type"].startswith("text/event-stream")
                 agent.store.create({"apiVersion": "v1", "kind": "ConfigMap",
                                     "metadata": {"name": "c", "namespace": "default"}})
-                line = await asyncio.wait_for(resp.content.readline(), 5)
-                assert line == b"event: change\n"
+                lines = [await asyncio.wait_for(resp.content.readline(), 5) for _ in range(2)]
+                assert lines[0].startswith(b"id: ") and lines[1] == b"event: change\n"
+    run(go())
+
+
+def test_a_change_between_render_and_connect_is_not_missed():
+    async def go():
+        async with serve() as agent, browser() as s:
+            await login(agent, s)
+            _, page, _ = await get(s, agent.base + "/ui/tree")
+            since = re.search(r'sse-connect="/ui/events\?since=(\d+)"', page).group(1)
+            agent.store.create({"apiVersion": "v1", "kind": "ConfigMap",     # no page listens
+                                "metadata": {"name": "c", "namespace": "default"}})
+            async with s.get(f"{agent.base}/ui/events?since={since}") as resp:
+                lines = [await asyncio.wait_for(resp.content.readline(), 5) for _ in range(2)]
+                assert lines[1] == b"event: change\n"
+                now = int(lines[0].split()[1])
+                assert now > int(since)
+            # a reconnect that heard everything waits for the next change
+            async with s.get(f"{agent.base}/ui/events", headers={"Last-Event-ID": str(now)}
+                             ) as resp:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    line = await asyncio.wait_for(resp.content.readline(), 1.5)
+                    raise AssertionError(f"sent without a change: {line!r}")
     run(go())
 
 
@@ -417,3 +439,21 @@ def test_a_followed_log_streams_lines_and_a_closed_page_ends_the_stream():
         run(go())
     finally:
         routes.KEEPALIVE = before
+
+
+def test_a_change_of_the_syncs_own_state_is_a_change_too():
+    """Suspend, pin, a sync's result live in the store's state table, which its watch
+    does not carry: the page hears of them all the same, and only of real changes."""
+    from gitops.sync.status import SyncStatusBook
+
+    async def go():
+        async with serve() as agent, browser() as s:
+            await login(agent, s)
+            async with s.get(agent.base + "/ui/events") as resp:
+                with contextlib.suppress(asyncio.TimeoutError):    # nothing changes: quiet
+                    line = await asyncio.wait_for(resp.content.readline(), 1.5)
+                    raise AssertionError(f"sent without a change: {line!r}")
+                await asyncio.to_thread(SyncStatusBook(agent.store).set_suspended, True)
+                lines = [await asyncio.wait_for(resp.content.readline(), 5) for _ in range(2)]
+                assert lines[1] == b"event: change\n"
+    run(go())
