@@ -26,6 +26,7 @@ from aiohttp import web
 
 from gitops.api.kube.request import LogRequest
 from gitops.errors import GitopsError
+from gitops.source.base import is_git_url
 from gitops.model import ObjectKey
 from gitops.store.registry import Registry
 from gitops.sync.status import SyncStatusBook, health_condition
@@ -239,8 +240,9 @@ async def _history(request: web.Request) -> web.Response:
         item["located"] = views.located_errors(item.get("errors") or [], repo,
                                                item.get("revision") or "",
                                                st["source"]["path"])
+    # A local directory has no history to go back to (`gitops rollback` says the same).
     return _page(request, "history.html", session=session, nav="history", items=items,
-                 st=st, drift=ctx.drift())
+                 st=st, drift=ctx.drift(), can_roll_back=is_git_url(repo))
 
 
 async def _object(request: web.Request) -> web.Response:

@@ -104,6 +104,7 @@ class Agent:
     calls: list = field(default_factory=list)
     read_only: bool = False
     logs: object = None         # a test's own logs backend
+    repo: str = REPO
 
     def app_logs(self, fn) -> None:
         self.logs = fn
@@ -116,7 +117,7 @@ async def serve(read_only: bool = False) -> AsyncIterator[Agent]:
     agent = Agent("", store)
 
     def status() -> dict:
-        return {"source": {"repo": REPO, "ref": "main", "path": "deploy"},
+        return {"source": {"repo": agent.repo, "ref": "main", "path": "deploy"},
                 "applied_revision": SHA_NEW, "fetched_revision": SHA_NEW, "pin": None,
                 "suspended": False, "policy": {"self_heal": False, "prune": True},
                 "last_sync": {"result": "refused", "revision": SHA_NEW, "at": 1_800_000_100,
@@ -456,4 +457,14 @@ def test_a_change_of_the_syncs_own_state_is_a_change_too():
                 await asyncio.to_thread(SyncStatusBook(agent.store).set_suspended, True)
                 lines = [await asyncio.wait_for(resp.content.readline(), 5) for _ in range(2)]
                 assert lines[1] == b"event: change\n"
+    run(go())
+
+
+def test_no_rollback_button_for_a_local_directory():
+    async def go():
+        async with serve() as agent, browser() as s:
+            agent.repo = "/srv/manifests"               # read as it is: no history
+            await login(agent, s)
+            _, page, _ = await get(s, agent.base + "/ui/history")
+            assert "Roll back to" not in page and "<code>bbbbbbbbbbbb</code>" in page
     run(go())
