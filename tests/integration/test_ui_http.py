@@ -468,3 +468,27 @@ def test_no_rollback_button_for_a_local_directory():
             _, page, _ = await get(s, agent.base + "/ui/history")
             assert "Roll back to" not in page and "<code>bbbbbbbbbbbb</code>" in page
     run(go())
+
+
+def test_hostile_names_and_values_are_escaped_and_static_files_stay_in_place():
+    async def go():
+        async with serve() as agent, browser() as s:
+            agent.store.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
+                "name": "evil", "namespace": "default",
+                "annotations": {"x": '"><script>alert(1)</script>'}},
+                "data": {"page": "<img src=x onerror=alert(2)>"}})
+            agent.store.set_inventory([*agent.store.inventory().values(), InventoryEntry(
+                ObjectKey("ConfigMap", "default", "evil"), "v1", "<b>evil</b>.yaml", 1)])
+            await login(agent, s)
+            for path in ("/ui/object/ConfigMap/default/evil", "/ui/tree?name=<script>",
+                         "/ui/tree"):
+                _, page, _ = await get(s, agent.base + path)
+                assert "<script>alert" not in page and "<img src=x" not in page, path
+                assert "<b>evil" not in page, path
+            _, page, _ = await get(s, agent.base + "/ui/object/ConfigMap/default/evil")
+            assert "&lt;img src=x onerror=alert(2)&gt;" in page
+            for path in ("/ui/static/../routes.py", "/ui/static/%2e%2e/routes.py",
+                         "/ui/static/..%2Froutes.py"):
+                status, body, _ = await get(s, agent.base + path)
+                assert status in (403, 404) and "add_ui_routes" not in body, path
+    run(go())
