@@ -42,5 +42,12 @@
       if (d) { d.open = false; }
     });
   });
+  // The dot in the header says whether live updates arrive (the stream reconnects itself).
+  document.addEventListener("htmx:sseOpen", function () {
+    document.body.classList.remove("offline");
+  });
+  document.addEventListener("htmx:sseError", function () {
+    document.body.classList.add("offline");
+  });
   document.body && document.body.classList.add("js");
 })();
