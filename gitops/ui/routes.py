@@ -183,7 +183,10 @@ def _acting_session(request: web.Request, form: dict | None = None) -> Session:
 
 
 def _denied(request: web.Request, status: int, reason: str) -> web.HTTPException:
-    body = _render(request, "denied.html", session=None, reason=reason)
+    # An action's refusal lands in the page's message area; a page's is a page.
+    template = "_flash.html" if request.headers.get("HX-Request") == "true" and \
+        request.method == "POST" else "denied.html"
+    body = _render(request, template, session=None, reason=reason, ok=False, message=reason)
     exc = web.HTTPUnauthorized if status == 401 else web.HTTPForbidden
     return exc(text=body, content_type="text/html")
 

@@ -492,3 +492,17 @@ def test_hostile_names_and_values_are_escaped_and_static_files_stay_in_place():
                 status, body, _ = await get(s, agent.base + path)
                 assert status in (403, 404) and "add_ui_routes" not in body, path
     run(go())
+
+
+def test_a_refused_action_from_the_page_is_a_message_not_a_page():
+    async def go():
+        async with serve(read_only=True) as agent, browser() as s:
+            await login(agent, s)
+            _, page, _ = await get(s, agent.base + "/ui/")
+            token = re.search(r'X-CSRF-Token&#34;: &#34;([^&]+)&#34;', page).group(1)
+            async with s.post(f"{agent.base}/ui/actions/sync", data={"csrf": token},
+                              headers={"HX-Request": "true"}) as resp:
+                body = await resp.text()
+            assert resp.status == 403 and "<html" not in body
+            assert 'role="alert"' in body and "read-only" in body
+    run(go())
