@@ -9,13 +9,13 @@ from dataclasses import dataclass, field
 from urllib.parse import quote
 
 from gitops.health import Health, assess, pods_of
-from gitops.model import ObjectKey, key_of
+from gitops.model import ObjectKey
 from gitops.model.secrets import mask_secret, values_of
 from gitops.store.base import Store
 from gitops.sync.diff import compared_views
 from gitops.sync.drift import declaring_object
 from gitops.ui.diffview import Row, side_by_side, to_yaml
-from gitops.ui.tree import Declared, Node, build_tree
+from gitops.ui.tree import Declared, Node, build_tree, container_health
 
 _WORKLOADS = ("Deployment", "ReplicaSet", "StatefulSet", "DaemonSet")
 _LOCATED = re.compile(r"^(?P<file>[^\s:]+):(?P<line>\d+): ")
@@ -138,7 +138,7 @@ def object_page(store: Store, key: ObjectKey, drift_records: list[dict]) -> Obje
     elif applied is not None:
         page.has_git_copy = True
     page.events = events_for(store, key, live)
-    page.drift = [r for r in drift_records if _names(r.get("object") or {}, key, live)]
+    page.drift = [r for r in drift_records if _names(r.get("object") or {}, key)]
     if key.kind == "Pod" and live is not None:
         page.containers = pod_containers(live)
     return page
@@ -150,7 +150,8 @@ def _without_noise(obj: dict) -> dict:
     return {**obj, "metadata": meta}
 
 
-def _names(record_obj: dict, key: ObjectKey, live: dict | None) -> bool:
+def _names(record_obj: dict, key: ObjectKey) -> bool:
+    """Whether a drift record is about this object (a pod: its runtime drift)."""
     if record_obj.get("kind") == key.kind and record_obj.get("name") == key.name and \
             (record_obj.get("namespace") or "") in (key.namespace, ""):
         return True
@@ -169,7 +170,6 @@ def events_for(store: Store, key: ObjectKey, live: dict | None) -> list[dict]:
 
 
 def pod_containers(pod: dict) -> list[dict]:
-    from gitops.ui.tree import container_health
     statuses = {s.get("name"): s for s in [
         *((pod.get("status") or {}).get("initContainerStatuses") or []),
         *((pod.get("status") or {}).get("containerStatuses") or [])]}
@@ -183,7 +183,3 @@ def pod_containers(pod: dict) -> list[dict]:
                     "has_previous": bool((st.get("lastState") or {}).get("terminated"))})
     return out
 
-
-def key_from(kind: str, namespace: str, name: str) -> ObjectKey:
-    return key_of({"kind": kind, "metadata": {"namespace": namespace, "name": name}}) \
-        if namespace else ObjectKey(kind, "", name)
