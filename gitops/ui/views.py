@@ -44,11 +44,16 @@ def app_tree(store: Store) -> list[Node]:
     inventory = store.inventory()
     declared = {k: Declared(e.file, e.line, e.sync_status) for k, e in inventory.items()}
 
-    def health_of(obj: dict) -> Health:
-        if obj.get("kind") in _WORKLOADS:
-            return assess(obj, pods_of(snap, obj))
-        return assess(obj)
-    return build_tree(snap.objects, declared, health_of)
+    return build_tree(snap.objects, declared, lambda obj: health_in(snap, obj))
+
+
+def health_in(reader: Store | Snapshot, obj: dict) -> Health:
+    """As `gitops status` judges it (a workload with its pods); a malformed object
+    (written through the API) is Unknown with why, and never blanks the whole page."""
+    try:
+        return assess(obj, pods_of(reader, obj) if obj.get("kind") in _WORKLOADS else None)
+    except (KeyError, TypeError, AttributeError, ValueError, IndexError) as exc:
+        return Health("Unknown", f"cannot assess: {type(exc).__name__}: {exc}")
 
 
 # -- commit links -------------------------------------------------------------------------
@@ -121,7 +126,7 @@ def object_page(store: Store, key: ObjectKey, drift_records: list[dict]) -> Obje
     secret_values = (values_of(live) if live and key.kind == "Secret" else set()) | \
         (values_of(applied) if applied and key.kind == "Secret" else set())
     shown = mask_secret(live, secret_values) if live else None
-    health = assess(live, pods_of(store, live)) if live else Health("Missing", "not in the store")
+    health = health_in(store, live) if live else Health("Missing", "not in the store")
     page = ObjectPage(key, shown, to_yaml(_without_noise(shown)) if shown else "", health)
     if entry is not None:
         page.sync, page.file, page.line = entry.sync_status, entry.file, entry.line
@@ -174,10 +179,12 @@ def pod_containers(pod: dict) -> list[dict]:
         *((pod.get("status") or {}).get("initContainerStatuses") or []),
         *((pod.get("status") or {}).get("containerStatuses") or [])]}
     out = []
-    for c in [*(pod["spec"].get("initContainers") or []), *pod["spec"].get("containers", [])]:
-        st = statuses.get(c["name"]) or {}
+    spec = pod.get("spec") or {}
+    for c in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]:
+        st = statuses.get(c.get("name")) or {}
         health = container_health(st or None)
-        out.append({"name": c["name"], "image": c.get("image", ""), "health": health.status,
+        out.append({"name": c.get("name", ""), "image": c.get("image", ""),
+                    "health": health.status,
                     "message": health.message, "restarts": st.get("restartCount", 0),
                     "ready": bool(st.get("ready")),
                     "has_previous": bool((st.get("lastState") or {}).get("terminated"))})

@@ -506,3 +506,22 @@ def test_a_refused_action_from_the_page_is_a_message_not_a_page():
             assert resp.status == 403 and "<html" not in body
             assert 'role="alert"' in body and "read-only" in body
     run(go())
+
+
+def test_a_malformed_object_never_blanks_a_page():
+    async def go():
+        async with serve() as agent, browser() as s:
+            rs = agent.store.get(ObjectKey("ReplicaSet", "default", "web-6d4b"))
+            agent.store.create({"apiVersion": "v1", "kind": "Pod", "metadata": {
+                "name": "odd", "namespace": "default", "ownerReferences": [
+                    {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-6d4b",
+                     "uid": rs["metadata"]["uid"], "controller": True}]}})
+            agent.store.update_status(ObjectKey("Pod", "default", "odd"), {
+                "containerStatuses": [{"state": {"waiting": {"reason": "ErrImagePull"}}}]})
+            await login(agent, s)
+            status, page, _ = await get(s, agent.base + "/ui/tree?view=list")
+            assert status == 200 and 'data-name="web-6d4b-aaaaa"' in page
+            assert 'data-kind="Pod" data-name="odd" data-health="Unknown"' in page
+            status, page, _ = await get(s, agent.base + "/ui/object/Pod/default/odd")
+            assert status == 200 and "cannot assess: KeyError" in page
+    run(go())
