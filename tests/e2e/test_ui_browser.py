@@ -164,9 +164,38 @@ def browser(agent):
         yield driver
 
 
-def nodes(driver, **attrs: str) -> list:
+# Reads go through one script each: a live update may replace the page's parts at any
+# moment, and an element found a moment earlier would then be stale.
+def nodes(driver, **attrs: str) -> list[dict]:
+    """The tree's nodes (kind, name, health, sync) matching data-* attributes."""
     sel = "".join(f'[data-{k}="{v}"]' for k, v in attrs.items())
-    return driver.find_elements("css selector", f".node{sel}")
+    return driver.execute_script("""
+        return Array.from(document.querySelectorAll(arguments[0])).map(n => ({
+          kind: n.dataset.kind, name: n.dataset.name, health: n.dataset.health,
+          sync: n.dataset.sync || ""}));
+    """, f".node{sel}")
+
+
+def text(driver, css: str) -> str:
+    return driver.execute_script(
+        "const e = document.querySelector(arguments[0]); return e ? e.innerText : '';", css)
+
+
+def attr(driver, css: str, name: str) -> str:
+    return driver.execute_script(
+        "const e = document.querySelector(arguments[0]);"
+        "return e ? e.getAttribute(arguments[1]) : null;", css, name)
+
+
+def click(driver, css: str) -> None:
+    from selenium.common.exceptions import StaleElementReferenceException
+    for _ in range(10):
+        try:
+            driver.find_element("css selector", css).click()
+            return
+        except StaleElementReferenceException:     # redrawn in between: find it again
+            continue
+    raise AssertionError(f"{css} kept being redrawn")
 
 
 def health_of(driver, kind: str, name_prefix: str) -> list[tuple[str, str]]:
@@ -200,8 +229,7 @@ def post_from_page(driver, path: str, csrf: str) -> int:
 
 
 def page_csrf(driver) -> str:
-    return json.loads(driver.find_element("tag name", "body")
-                      .get_attribute("hx-headers"))["X-CSRF-Token"]
+    return json.loads(attr(driver, "body", "hx-headers"))["X-CSRF-Token"]
 
 
 def test_login_through_gitops_ui(agent, browser):
@@ -210,9 +238,9 @@ def test_login_through_gitops_ui(agent, browser):
     browser.get(url)
     wait_for(lambda: browser.current_url.endswith("/ui/"))      # the code is off the URL
     assert "code=" not in browser.current_url
-    assert browser.find_element("tag name", "h1").text == "Overview"
+    assert text(browser, "h1") == "Overview"
     assert browser.execute_script("return document.cookie") == ""     # HttpOnly
-    applied = browser.find_element("id", "applied-revision").get_attribute("data-revision")
+    applied = attr(browser, "#applied-revision", "data-revision")
     assert applied == agent.revisions[-1]
     agent.shot(browser, "overview")
     browser.get(url)                                # the same link again: spent
@@ -222,16 +250,14 @@ def test_login_through_gitops_ui(agent, browser):
 
 def test_tree_shows_every_object_healthy(agent, browser):
     browser.get(agent.url + "/ui/tree?view=tree")
-    declared = [(n.get_attribute("data-kind"), n.get_attribute("data-name"))
-                for n in browser.find_elements("css selector", ".node") if
-                n.get_attribute("data-sync")]
+    declared = [(n["kind"], n["name"]) for n in nodes(browser) if n["sync"]]
     assert sorted(declared) == [("ConfigMap", "release"), ("Deployment", "web"),
                                 ("Deployment", "worker"), ("Service", "web")]
-    kinds = {n.get_attribute("data-kind") for n in nodes(browser)}
+    kinds = {n["kind"] for n in nodes(browser)}
     assert {"ReplicaSet", "Pod", "Container", "Endpoints"} <= kinds
     wait_for(lambda: all(h == "Healthy" for h, _ in health_of(browser, "", "")) or
              browser.refresh(), timeout=30, step=1)
-    assert all(n.get_attribute("data-health") == "Healthy" for n in nodes(browser))
+    assert all(n["health"] == "Healthy" for n in nodes(browser))
 
 
 CONTRAST = """
@@ -278,17 +304,18 @@ def test_keyboard_contrast_and_phone_width(agent, browser):
     assert browser.switch_to.active_element.get_attribute("id") == "filter-name"
     browser.switch_to.active_element.send_keys("worker", Keys.ENTER)
     wait_for(lambda: "name=worker" in browser.current_url)
-    names = {n.get_attribute("data-name") for n in nodes(browser, kind="Deployment")}
+    names = {n["name"] for n in nodes(browser, kind="Deployment")}
     assert names == {"worker"}
     # Tab reaches the object links; Enter opens one
     for _ in range(40):
         browser.switch_to.active_element.send_keys(Keys.TAB)
-        active = browser.switch_to.active_element
-        if active.get_attribute("class") == "name" and active.text == "worker":
+        if browser.execute_script("const a = document.activeElement;"
+                                  "return a.className === 'name' && a.innerText === 'worker'"
+                                  " && a.closest('.node').dataset.kind === 'Deployment'"):
             break
     else:
         raise AssertionError("Tab never reached the worker Deployment's link")
-    active.send_keys(Keys.ENTER)
+    browser.switch_to.active_element.send_keys(Keys.ENTER)
     wait_for(lambda: browser.current_url.endswith("/ui/object/Deployment/default/worker"))
     for page in ("/ui/", "/ui/tree?view=tree", "/ui/history",
                  "/ui/object/Deployment/default/web"):
@@ -309,8 +336,7 @@ def test_keyboard_contrast_and_phone_width(agent, browser):
 def test_a_broken_pod_turns_red_with_its_reason_within_seconds(agent, browser,
                                                                docker_client):
     browser.get(agent.url + "/ui/tree?view=tree")
-    [pod] = [n.get_attribute("data-name") for n in nodes(browser, kind="Pod")
-             if n.get_attribute("data-name").startswith("worker-")]
+    [pod] = [n["name"] for n in nodes(browser, kind="Pod") if n["name"].startswith("worker-")]
     [container] = docker_client.containers.list(filters={"label": [
         f"gitops.instance={agent.dd.instance}", f"gitops.pod.name={pod}",
         "gitops.container=worker"]})
@@ -323,36 +349,36 @@ def test_a_broken_pod_turns_red_with_its_reason_within_seconds(agent, browser,
     agent.shot(browser, "tree-broken")
     # the run that crashed, from the pod's page: its logs (previous)
     browser.get(f"{agent.url}/ui/logs/default/{pod}?container=worker&previous=1")
-    assert "broken" in browser.find_element("id", "log").text
+    assert "broken" in text(browser, "#log")
 
     # repaired from the page: delete the pod; its ReplicaSet makes a fresh one
     browser.get(f"{agent.url}/ui/object/Pod/default/{pod}")
     assert "declared at" in browser.page_source and "Deployment/worker" in browser.page_source
-    browser.find_element("css selector", 'button[data-action="delete-pod"]').click()
+    click(browser, 'button[data-action="delete-pod"]')
     accept_confirm(browser)
     wait_for(lambda: f"pod default/{pod} deleted" in
-             browser.find_element("id", "flash").text, timeout=15)
+             text(browser, "#flash"), timeout=15)
     browser.get(agent.url + "/ui/tree?view=tree")
     wait_for(lambda: [h for h, _ in health_of(browser, "Deployment", "worker")] == ["Healthy"]
              and not health_of(browser, "Pod", pod), timeout=60)
 
     # the new pod's log, followed: lines arrive while the page stays open
-    [fresh] = [n.get_attribute("data-name") for n in nodes(browser, kind="Pod")
-               if n.get_attribute("data-name").startswith("worker-")]
+    [fresh] = [n["name"] for n in nodes(browser, kind="Pod")
+               if n["name"].startswith("worker-")]
     browser.get(f"{agent.url}/ui/logs/default/{fresh}?container=worker&follow=1")
     ticks = wait_for(lambda: _ticks(browser), timeout=15)
     wait_for(lambda: _ticks(browser) > ticks + 2, timeout=15)
 
 
 def _ticks(browser) -> int:
-    return browser.find_element("id", "log").text.count("tick")
+    return text(browser, "#log").count("tick")
 
 
 def test_diff_of_a_drifted_deployment(agent, browser):
     agent.api("PATCH", "/apis/apps/v1/namespaces/default/deployments/web",
               {"spec": {"replicas": 2}}, ctype="application/merge-patch+json")
     browser.get(agent.url + "/ui/object/Deployment/default/web")
-    wait_for(lambda: "OutOfSync" in browser.find_element("id", "live").text, timeout=15)
+    wait_for(lambda: "OutOfSync" in text(browser, "#live"), timeout=15)
     rows = browser.execute_script("""
         return Array.from(document.querySelectorAll('#diff tr.changed'))
           .map(r => [r.querySelector('td.l').innerText, r.querySelector('td.r').innerText]);
@@ -366,26 +392,23 @@ def test_diff_of_a_drifted_deployment(agent, browser):
 def test_rollback_from_the_page_changes_the_revision(agent, browser):
     old, new = agent.revisions
     browser.get(agent.url + "/ui/history")
-    assert browser.find_element("id", "history-applied").text == new[:12]
-    browser.find_element("css selector",
-                         f'tr[data-revision="{old}"] button[data-action="rollback"]').click()
+    assert text(browser, "#history-applied") == new[:12]
+    click(browser, f'tr[data-revision="{old}"] button[data-action="rollback"]')
     accept_confirm(browser)
-    wait_for(lambda: browser.find_element("id", "history-applied").text == old[:12],
-             timeout=90)
-    assert f"rollback: synced {old[:12]}" in browser.find_element("id", "flash").text
+    wait_for(lambda: text(browser, "#history-applied") == old[:12], timeout=90)
+    assert f"rollback: synced {old[:12]}" in text(browser, "#flash")
     status = json.loads(gitops("status", "-o", "json", "--data-dir", agent.data).stdout)
     assert status["applied_revision"] == old and status["pin"]["sha"] == old
     agent.shot(browser, "history")
-    browser.find_element("css selector", 'button[data-action="unpin"]').click()
-    wait_for(lambda: browser.find_element("id", "history-applied").text == new[:12],
-             timeout=90)
+    click(browser, 'button[data-action="unpin"]')
+    wait_for(lambda: text(browser, "#history-applied") == new[:12], timeout=90)
 
 
 def test_a_read_only_session_cannot_act(agent):
     with chromium() as ro:
         ro.get(agent.login_url("--read-only"))
         wait_for(lambda: ro.current_url.endswith("/ui/"))
-        assert "read-only" in ro.find_element("css selector", "header").text
+        assert "read-only" in text(ro, "header")
         for page in ("/ui/", "/ui/history", "/ui/object/Deployment/default/web"):
             ro.get(agent.url + page)
             assert ro.find_elements("css selector", "button[data-action]") == [], page
@@ -434,7 +457,7 @@ def test_the_example_apps_tree_is_all_healthy(docker_client, tmp_path):
             driver.get(agent.login_url())
             wait_for(lambda: driver.current_url.endswith("/ui/"))
             driver.get(agent.url + "/ui/tree?view=tree")
-            kinds = {n.get_attribute("data-kind") for n in nodes(driver)}
+            kinds = {n["kind"] for n in nodes(driver)}
             assert {"Deployment", "Service", "Pod", "Container",
                     "PersistentVolumeClaim", "Endpoints"} <= kinds
             wait_for(lambda: all(h == "Healthy" for h, _ in health_of(driver, "", ""))
