@@ -56,6 +56,7 @@ from gitops.sync.live import LiveDrift
 from gitops.sync.options import app_options
 from gitops.sync.runner import SyncRunner
 from gitops.sync.status import health_condition
+from gitops.ui import UiContext, add_ui_routes
 
 log = structlog.get_logger(component="daemon")
 
@@ -90,6 +91,7 @@ class AgentConfig:
     public_metrics: bool = False
     decryption_key_file: str = ""       # age keys of SOPS-encrypted manifests
     age_key: str = field(default="", repr=False)    # GITOPS_AGE_KEY's content
+    ui_read_only: bool = False          # every UI session read-only (a wall screen)
 
 
 class Agent:
@@ -249,6 +251,10 @@ class Agent:
         add_webhook_routes(app, self.webhook_secret, self.source.url, self.config.ref,
                            lambda _event: self.sync.trigger("webhook"))
         metrics.attach(self, app)       # GET /metrics (Prometheus)
+        add_ui_routes(app, UiContext(self.store, lambda: self.status(objects=False),
+                                     self.sync.control,
+                                     self.pod_logs, self.drift.recent,
+                                     read_only=self.config.ui_read_only))   # /ui
         self._api = web.AppRunner(app, access_log=None)
         await self._api.setup()
         url, kube_url = await start_listeners(self._api, self.dd.root, self.config.api_host,
@@ -276,20 +282,24 @@ class Agent:
         self.store.close()
 
     # -- the status the API serves ----------------------------------------------------------
-    def status(self) -> dict:
+    def status(self, objects: bool = True) -> dict:
+        """objects=False: the app alone, without the objects' health (the UI judges it
+        from the one read of the store its tree makes) nor the Healthy condition."""
         sync = self.sync.status.read().as_dict()
-        objects = object_health(self.store)
-        return {"source": {"repo": redact_url(self.source.url), "ref": self.config.ref,
-                           "path": self.config.path},
-                "applied_revision": sync["applied_revision"],
-                "fetched_revision": sync["fetched_revision"],
-                "pin": sync["pin"], "suspended": sync["suspended"],
-                "policy": {**self._policy(), "self_heal_delay": self.policy.self_heal_delay},
-                "last_sync": sync["last_sync"],
-                "node": self.node.node_name, "network": self.network,
-                "objects": objects, "unmanaged": unmanaged_objects(self.store),
-                "hooks": sync["hooks"],
-                "conditions": [*sync["conditions"], health_condition(objects).as_dict()]}
+        app = {"source": {"repo": redact_url(self.source.url), "ref": self.config.ref,
+                          "path": self.config.path},
+               "applied_revision": sync["applied_revision"],
+               "fetched_revision": sync["fetched_revision"],
+               "pin": sync["pin"], "suspended": sync["suspended"],
+               "policy": {**self._policy(), "self_heal_delay": self.policy.self_heal_delay},
+               "last_sync": sync["last_sync"],
+               "node": self.node.node_name, "network": self.network,
+               "hooks": sync["hooks"], "conditions": sync["conditions"]}
+        if not objects:
+            return app
+        health = object_health(self.store)
+        return {**app, "objects": health, "unmanaged": unmanaged_objects(self.store),
+                "conditions": [*sync["conditions"], health_condition(health).as_dict()]}
 
     # -- lifecycle --------------------------------------------------------------------------
     async def run(self) -> None:
