@@ -506,8 +506,12 @@ def _render_helm(chart: Path, scope: _Scope, values_files: list[str | Path],
     if result.errors:
         return result
     value_paths = [chart / v for v in values_files]   # an absolute v stays absolute
-    for path in value_paths:
-        if not path.is_file():
+    for given, path in zip(values_files, value_paths):
+        if not Path(given).is_absolute() and \
+                not Path(_real(path)).is_relative_to(scope.boundary):
+            result.errors.append(ManifestError("values file lies outside the repository",
+                                               _rel(path, real_root)))
+        elif not path.is_file():
             result.errors.append(ManifestError("values file not found", _rel(path, real_root)))
     if result.errors:
         return result
