@@ -16,6 +16,7 @@ import structlog
 from gitops.errors import GitopsError
 from gitops.runnable import Loop
 from gitops.source.base import DirSource
+from gitops.store.scoped import app_history
 from gitops.sync.engine import SyncEngine
 from gitops.sync.rollback import HISTORY_DEPTH, rollback_target
 from gitops.sync.status import Pin
@@ -104,7 +105,7 @@ class SyncRunner:
         before = self.status.pin()
         self.status.set_pin(rollback_target(
             to, self.status.fetched_revision(), self.status.applied_revision(),
-            self.engine.store.history(HISTORY_DEPTH),
+            app_history(self.engine.store, self.engine.app, HISTORY_DEPTH),
             has_history=not isinstance(self.engine.source, DirSource)))
         res = await self.sync_now()
         if res.get("result") not in ("synced", "unchanged"):
