@@ -8,7 +8,8 @@ sync loop and a live-drift watch, started and stopped as git adds and removes th
 
 An app removed from git stops syncing; what it deployed stays (orphaned), unless its
 Application carried Argo CD's `resources-finalizer.argocd.argoproj.io` (or
-`gitops.io/resources`): then it is deleted, as Argo CD's cascading delete does. An app name
+`gitops.io/resources`): then it is deleted, as Argo CD's cascading delete does (except
+objects marked `Delete=false` or Helm's `resource-policy: keep`). An app name
 is one app: a second declaration of it by another app is refused (logged) and the first
 keeps it, which also ends a cycle of apps declaring each other.
 """
@@ -34,6 +35,7 @@ from gitops.sync.drift import DriftRecorder
 from gitops.sync.engine import SyncEngine, SyncPolicy
 from gitops.sync.fields import FieldOwner
 from gitops.sync.live import LiveDrift
+from gitops.sync.options import options_of
 from gitops.sync.runner import SyncRunner
 from gitops.sync.status import health_condition
 
@@ -152,6 +154,9 @@ class Applications:
         deleted = 0
         if cascade:
             for key in scope.inventory():
+                live = self.store.get(key)
+                if live is None or not options_of(live).delete:   # Delete=false, keep
+                    continue
                 try:
                     if self.store.delete(key) is not None:
                         deleted += 1

@@ -148,9 +148,13 @@ def test_app_of_apps_and_removal_orphans_or_cascades(env):
                                                    namespace="k", extra_meta=""))
     repo.write("apps/parent/cm.yaml", CM.format(name="p1", value="p"))
     repo.write("apps/child/cm.yaml", CM.format(name="c1", value="c"))
+    repo.write("apps/child/keep.yaml", CM.format(name="c2", value="c").replace(
+        "  name: c2\n", "  name: c2\n  annotations:\n"
+        "    argocd.argoproj.io/sync-options: Delete=false\n"))
     repo.write("apps/kept/cm.yaml", CM.format(name="k1", value="k"))
     repo.commit()
     sync_all(root, apps)
+    assert cm(store, "c", "c2") is not None
     assert [a.spec.name for a in apps.all()] == ["child", "kept", "parent"]
     assert apps.get("child").parent == "parent"
     assert cm(store, "c", "c1") is not None and cm(store, "k", "k1") is not None
@@ -160,6 +164,7 @@ def test_app_of_apps_and_removal_orphans_or_cascades(env):
     sync_all(root, apps)
     assert [a.spec.name for a in apps.all()] == ["parent"]
     assert cm(store, "c", "c1") is None            # its finalizer: deleted with it
+    assert cm(store, "c", "c2") is not None        # but Delete=false keeps this one
     assert cm(store, "k", "k1") is not None        # no finalizer: left running (orphaned)
     assert store.get_state("app/kept/inventory") is None
 
