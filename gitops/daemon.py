@@ -142,7 +142,8 @@ class Agent:
                                  owner=GitFieldOwner(), git_timeout=config.git_timeout)
         self.engine = SyncEngine(self.store, self.source, self.policy, self.drift,
                                  owner=GitFieldOwner(),     # git writes as manager "gitops"
-                                 on_apps=self.apps.declared_by("", self.source))
+                                 on_apps=self.apps.declared_by("", self.source),
+                                 claims=self.apps.claimed)
         self.sync = SyncRunner(self.engine)
         self.live = LiveDrift(self.engine, self.sync.heal)    # drift seen in seconds
         self.store.watch(self.live.on_change)

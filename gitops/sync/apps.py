@@ -26,6 +26,7 @@ from pathlib import Path
 import structlog
 
 from gitops.errors import GitopsError
+from gitops.model import ObjectKey
 from gitops.source import Source, make_source
 from gitops.source.base import redact_url
 from gitops.store.base import Store
@@ -130,7 +131,7 @@ class Applications:
                          options=spec.options, ignore_differences=spec.ignore_differences,
                          ignore_file="", render=spec.render, automated=spec.automated)
         engine = SyncEngine(AppScope(self.store, spec.name), source, policy, self.drift,
-                            owner=self.owner, app=spec.name)
+                            owner=self.owner, app=spec.name, claims=self.claimed)
         engine.on_apps = self.declared_by(spec.name, source)
         runner = SyncRunner(engine)
         runner.name = f"sync-{spec.name}"
@@ -189,6 +190,17 @@ class Applications:
     def trigger_all(self, reason: str) -> None:
         for app in self.all():
             app.runner.trigger(reason)
+
+    def claimed(self, app: str) -> dict[ObjectKey, str]:
+        """The objects managed by every app but `app` ("" the agent's own source), with
+        the app managing each."""
+        others = [a for a in self.all() if a.spec.name != app]
+        if not others and not app:      # no app at all: nothing to look at (the hot path)
+            return {}
+        taken = {k: "" for k in self.store.inventory()} if app else {}
+        for other in others:
+            taken.update({k: other.spec.name for k in other.engine.inventory.read()})
+        return taken
 
     def managed_keys(self) -> set:
         return {k for app in self.all() for k in app.engine.inventory.read()}

@@ -231,9 +231,11 @@ class SyncEngine:
                  sleep: Callable[[float], None] = time.sleep,
                  clock: Callable[[], float] = time.monotonic,
                  owner: FieldOwner | None = None, app: str = "",
-                 on_apps: Callable[[list[AppSpec]], None] | None = None) -> None:
+                 on_apps: Callable[[list[AppSpec]], None] | None = None,
+                 claims: Callable[[str], dict[ObjectKey, str]] | None = None) -> None:
         self.app = app                  # "" for the agent's own source, else the app's name
         self.on_apps = on_apps          # told the Applications of each revision applied
+        self.claims = claims            # app -> the objects other apps manage, and whose
         self.store = store
         self.source = source
         self.policy = policy or SyncPolicy()
@@ -294,6 +296,8 @@ class SyncEngine:
 
         t1 = time.perf_counter()
         rendered, errors = self._render(revision)
+        if rendered is not None and not errors:
+            errors = self._claimed_elsewhere(rendered)
         timings["render"] = time.perf_counter() - t1
         if errors or rendered is None:
             for err in errors:
@@ -411,6 +415,18 @@ class SyncEngine:
         rendered = Rendered(desired, split, tuple(rules), tuple(apps))
         self._rendered = (key, rendered)
         return rendered, []
+
+    def _claimed_elsewhere(self, rendered: Rendered) -> list[ManifestError]:
+        """Objects another app already manages: one object has one app (as Argo CD's
+        shared-resource warning, but refused: two apps would fight over it for ever)."""
+        taken = self.claims(self.app) if self.claims is not None else {}
+        if not taken:
+            return []
+        return [ManifestError(f"{d.key} is already managed by "
+                              f"{'application ' + taken[d.key] if taken[d.key] else 'the agent'}"
+                              "'s source; one object belongs to one app", d.file, d.line,
+                              kind=d.key.kind, name=d.key.name)
+                for d in rendered.split.objects if d.key in taken]
 
     def _hooks_due(self, split: hook_rules.Split, sha: str, trigger: str) -> tuple[bool, str]:
         """(run the hooks?, why the revision is refused without trying). Hooks run once per

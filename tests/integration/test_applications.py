@@ -265,3 +265,57 @@ def test_the_apps_run_their_own_sync_loops_once_started(env):
         return found
 
     assert asyncio.run(scenario()) is not None
+
+
+def test_one_object_belongs_to_one_app(env):
+    repo, store, apps, root = env
+    repo.write("root/own.yaml", CM.format(name="shared", value="root"))
+    repo.write("root/web.yaml", APP.format(name="web", path="apps/web", namespace="default",
+                                           extra_meta=""))
+    repo.write("apps/web/cm.yaml", CM.format(name="shared", value="web"))
+    repo.commit()
+    root.sync_once()
+    res = apps.get("web").engine.sync_once()
+    assert res.result == "failed"
+    assert [(e.file, e.line) for e in res.errors] == [("cm.yaml", 1)]
+    assert "already managed by the agent's source" in res.errors[0].message
+    assert cm(store, "default", "shared")["data"] == {"k": "root"}
+
+
+def test_a_live_change_to_an_apps_object_is_healed_by_that_app(tmp_path):
+    """With the loops running: `kubectl edit` of an object an app manages is corrected by
+    the app's own live-drift watch and sync loop, with the poll far away."""
+    repo = Repo(tmp_path / "repo")
+    store = Registry(SqliteStore(tmp_path / "state.db"))
+    apps = Applications(store, tmp_path / "data", SyncPolicy(self_heal_delay=0.1),
+                        DriftRecorder())
+    source = GitSource(url=repo.url, ref="main", path="root", workdir=tmp_path / "clones")
+    root = SyncEngine(store, source, SyncPolicy(), on_apps=apps.declared_by("", source))
+    repo.write("root/web.yaml", APP.format(name="web", path="apps/web", namespace="web",
+                                           extra_meta=""))
+    repo.write("apps/web/cm.yaml", CM.format(name="healed", value="git"))
+    repo.commit()
+
+    async def scenario() -> str:
+        await apps.start()
+        try:
+            await asyncio.to_thread(root.sync_once)
+            for _ in range(200):                    # bounded: 20 s at most
+                if cm(store, "web", "healed") is not None and \
+                        apps.get("web").engine.status.applied_revision():
+                    break
+                await asyncio.sleep(0.1)
+            live = cm(store, "web", "healed")
+            store.update({**live, "data": {"k": "by-hand"}})
+            for _ in range(200):
+                if cm(store, "web", "healed")["data"] == {"k": "git"}:
+                    break
+                await asyncio.sleep(0.1)
+            return cm(store, "web", "healed")["data"]["k"]
+        finally:
+            await apps.stop()
+
+    try:
+        assert asyncio.run(scenario()) == "git"
+    finally:
+        store.close()
