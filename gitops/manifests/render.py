@@ -1,4 +1,5 @@
-"""Render a manifest directory the way Argo CD / Flux users expect: plain YAML, Kustomize, Helm.
+"""Render a manifest directory the way Argo CD / Flux users expect: plain YAML, Jsonnet,
+Kustomize, Helm.
 
 `render_path(root)` is what the sync engine calls instead of `load_path`:
 
@@ -9,7 +10,12 @@
   (helm-python-sdk, Helm's Go SDK over ctypes, no binary needed), else a `helm` binary.
 - otherwise: every *.yaml / *.yml below `root` as `load_path` reads it, except that a
   subdirectory holding a kustomization file (or a Chart.yaml) is rendered as one unit and its
-  files are not also read as plain YAML. Kustomization files are never Kubernetes objects.
+  files are not also read as plain YAML, and every *.jsonnet file is evaluated (jsonnet.py).
+  Kustomization files are never Kubernetes objects. The directory options (options.py:
+  Argo CD's recurse, include, exclude) choose the files and units read.
+
+`options` (RenderOptions) also carry the Helm release name and values files, the Jsonnet
+arguments, and the destination namespace: namespaced objects that name none get it.
 
 Every problem becomes a ManifestError in the result; nothing stops at the first one.
 
@@ -45,7 +51,8 @@ then names the user's paths, not the wrapper's, and a kustomize too old for buil
 still renders (attributed to the kustomization file).
 
 Helm: the release is named after the chart unless `release_name` is given, namespace
-"default", rendered as `helm template --include-crds` would (NOTES.txt dropped). Values: the
+the destination's (else "default"), dependencies laid out from the repo (helm_deps.py),
+rendered as `helm template --include-crds` would (NOTES.txt dropped). Values: the
 chart's values.yaml, then each of `values_files` in order (later wins, maps merge). Object
 lines are lines in the *rendered* output of the template, which equal the template's own lines
 only where no `{{- ... }}` block shifted them.

@@ -183,3 +183,20 @@ def test_status_shows_each_apps_tree_and_the_apps_in_their_parents_tree():
     assert "Application/child  SyncFailed" in web
     assert kid.startswith("child (apps/web.yaml:1, declared by web; manual sync")
     assert "revision refused" in kid
+
+
+def test_up_wait_waits_for_every_app_and_names_one_refused():
+    from gitops.cli.progress import with_apps
+    obj = {"kind": "ConfigMap", "namespace": "web", "name": "a", "health": "Healthy"}
+    root = {"applied_revision": "r1", "last_sync": {"result": "synced"}, "objects": []}
+    pending = {"name": "web", "policy": {"automated": True}, "applied_revision": None,
+               "last_sync": None, "objects": []}
+    assert with_apps({**root, "apps": [pending]})["applied_revision"] is None
+    applied = {**pending, "applied_revision": "r1", "objects": [obj]}
+    merged = with_apps({**root, "apps": [applied]})
+    assert merged["applied_revision"] == "r1" and merged["objects"] == [obj]
+    refused = {**pending, "last_sync": {"result": "failed", "message": "bad.yaml:1"}}
+    merged = with_apps({**root, "apps": [refused]})
+    assert merged["last_sync"]["message"] == "application web: bad.yaml:1"
+    manual = {**pending, "policy": {"automated": False}}
+    assert with_apps({**root, "apps": [manual]})["applied_revision"] == "r1"
