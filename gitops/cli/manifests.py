@@ -110,7 +110,8 @@ def _render_options(params: dict):
 @DECRYPTION_KEY_FILE
 @_render_flags
 def validate(paths: tuple[str, ...], fmt: str, allow_host_access: bool,
-             allow_remote_bases: bool, decryption_key_file: str, **render: object) -> None:
+             allow_remote_bases: bool, decryption_key_file: str,
+             **render_flags: object) -> None:
     """Validate manifests; one line per problem: file:line: Kind/name: field: message.
 
     Exit 0 when every manifest is valid, 1 on any problem, 2 when it cannot run.
@@ -132,7 +133,7 @@ def validate(paths: tuple[str, ...], fmt: str, allow_host_access: bool,
     from gitops.source.base import oversized
     from gitops.sync import rules as sync_rules
     from gitops.sync import application
-    options = _render_options(render)
+    options = _render_options(render_flags)
     results = []
     decryptions = []
     for p in paths:
@@ -182,7 +183,7 @@ def validate(paths: tuple[str, ...], fmt: str, allow_host_access: bool,
 @DATA_DIR
 @_render_flags
 def diff(source: str, ref: str, subpath: str, fmt: str, allow_remote_bases: bool,
-         decryption_key_file: str, data_dir: str, **render: object) -> None:
+         decryption_key_file: str, data_dir: str, **render_flags: object) -> None:
     """Show what syncing SOURCE would change in the data dir's store (nothing is changed).
 
     Exit 0 when nothing would change, 1 when something would, 2 on an error (e.g. an
@@ -202,7 +203,7 @@ def diff(source: str, ref: str, subpath: str, fmt: str, allow_remote_bases: bool
     from gitops.source import make_source
     from gitops.source.base import redact_url
     from gitops.sync.engine import render
-    options = _render_options(render)
+    options = _render_options(render_flags)
     decryption = _decryption(decryption_key_file)
     try:
         with tempfile.TemporaryDirectory() as tmp, \

@@ -202,3 +202,16 @@ def test_a_yaml_error_in_a_kustomized_directory_names_the_file_and_line(repo):
     assert [(e.file, e.line) for e in result.errors] == [("app/bad.yaml", 6)]
     assert "YAML syntax error" in result.errors[0].message
     assert str(repo) not in str(result.errors[0])
+
+
+def test_diff_takes_the_same_render_flags(repo, tmp_path):
+    write(repo, "app/web.yaml", CM.format(name="web"))
+    write(repo, "app/alt/web.yaml", CM.format(name="web"))
+    res = CliRunner().invoke(main, ["diff", str(repo), "--path", "app", "-o", "json",
+                                    "--no-directory-recurse", "--namespace", "team",
+                                    "--data-dir", str(tmp_path / "data")])
+    assert res.exit_code == 1, res.output       # changes: everything is a create
+    import json
+    changes = json.loads(res.output)["changes"]
+    assert [(c["action"], c["namespace"], c["name"], c["file"]) for c in changes] == [
+        ("create", "team", "web", "web.yaml")]
