@@ -4,19 +4,24 @@ the repo, the destination namespace, and a kustomized YAML error named where it 
 
 from __future__ import annotations
 
+import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-
-from gitops.cli import main
 from gitops.manifests.options import DirectoryOptions, JsonnetVar, RenderOptions
 from gitops.manifests.render import render_path
 
 pytest.importorskip("_jsonnet")
 
 CM = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  k: v\n"
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    """The CLI in its own process, as a user runs it (its logging setup stays there)."""
+    return subprocess.run([sys.executable, "-m", "gitops", *args], capture_output=True,
+                          text=True, timeout=120)
 
 
 def write(root: Path, rel: str, text: str) -> Path:
@@ -170,13 +175,12 @@ def test_validate_takes_values_release_name_and_namespace(repo):
     write(repo, "app/templates/extra.yaml",
           "{{- if .Values.extra }}\n" + CM.format(name="extra") + "{{- end }}\n")
     write(repo, "app/prod.yaml", "extra: true\n")
-    res = CliRunner().invoke(main, ["validate", str(repo / "app"), "-o", "json",
-                                    "--values", "prod.yaml", "--release-name", "web",
-                                    "--namespace", "team"])
-    assert res.exit_code == 0, res.output
-    assert '"objects": 2' in res.output
-    res = CliRunner().invoke(main, ["validate", str(repo / "app"), "-o", "json"])
-    assert '"objects": 1' in res.output
+    res = cli("validate", str(repo / "app"), "-o", "json", "--values", "prod.yaml",
+              "--release-name", "web", "--namespace", "team")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert '"objects": 2' in res.stdout
+    res = cli("validate", str(repo / "app"), "-o", "json")
+    assert '"objects": 1' in res.stdout
 
 
 # -- destination namespace, kustomize errors ----------------------------------------------
@@ -207,11 +211,9 @@ def test_a_yaml_error_in_a_kustomized_directory_names_the_file_and_line(repo):
 def test_diff_takes_the_same_render_flags(repo, tmp_path):
     write(repo, "app/web.yaml", CM.format(name="web"))
     write(repo, "app/alt/web.yaml", CM.format(name="web"))
-    res = CliRunner().invoke(main, ["diff", str(repo), "--path", "app", "-o", "json",
-                                    "--no-directory-recurse", "--namespace", "team",
-                                    "--data-dir", str(tmp_path / "data")])
-    assert res.exit_code == 1, res.output       # changes: everything is a create
-    import json
-    changes = json.loads(res.output)["changes"]
+    res = cli("diff", str(repo), "--path", "app", "-o", "json", "--no-directory-recurse",
+              "--namespace", "team", "--data-dir", str(tmp_path / "data"))
+    assert res.returncode == 1, res.stdout + res.stderr   # changes: everything is a create
+    changes = json.loads(res.stdout)["changes"]
     assert [(c["action"], c["namespace"], c["name"], c["file"]) for c in changes] == [
         ("create", "team", "web", "web.yaml")]
