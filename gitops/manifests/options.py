@@ -45,7 +45,6 @@ class DirectoryOptions:
 class HelmOptions:
     values_files: tuple[str, ...] = ()   # relative to the chart
     release_name: str = ""               # default: the chart's name
-    values: str = ""                     # inline values (YAML), after the files
 
 
 @dataclass(frozen=True)
