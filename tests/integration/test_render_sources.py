@@ -217,3 +217,22 @@ def test_diff_takes_the_same_render_flags(repo, tmp_path):
     changes = json.loads(res.stdout)["changes"]
     assert [(c["action"], c["namespace"], c["name"], c["file"]) for c in changes] == [
         ("create", "team", "web", "web.yaml")]
+
+
+def test_jsonnet_runs_within_the_render_budgets(repo, monkeypatch):
+    """Jsonnet is evaluated in the render sandbox: a file that never ends, or prints more
+    than the output cap, fails with the budget named; the agent is untouched."""
+    from gitops.manifests import render
+    monkeypatch.setattr(render, "TOOL_TIMEOUT", 2.0)
+    monkeypatch.setattr(render, "TOOL_OUTPUT_MIB", 1)
+    write(repo, "forever/main.jsonnet",
+          "local f(x) = if x < 0 then 0 else f(x + 1) tailstrict; f(0)\n")
+    write(repo, "big/main.jsonnet", "{ apiVersion: 'v1', kind: 'List', "
+          "items: std.range(0, 200000) }\n")        # about 2.6 MB of JSON
+    forever = render_path(repo / "forever")
+    assert [e.message for e in forever.errors] == [
+        "jsonnet exceeded its time budget of 2 s"]
+    monkeypatch.setattr(render, "TOOL_TIMEOUT", 60.0)
+    big = render_path(repo / "big")
+    assert [e.message for e in big.errors] == [
+        "jsonnet: rendered output larger than 1 MiB"]
