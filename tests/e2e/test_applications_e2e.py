@@ -238,3 +238,33 @@ def test_several_apps_from_one_repo_run_on_the_real_engine(docker_client, repo, 
         assert res.returncode != 0 and "--values other.yaml" in res.stderr
     finally:
         gitops("down", "--data-dir", data, timeout=200)
+
+
+def test_the_agents_own_source_takes_the_render_flags(docker_client, tmp_path):
+    """`up` with Jsonnet arguments, a directory glob and a destination namespace: the flags
+    reach the background agent and its render (a local directory, as a user edits it)."""
+    kubectl_path()
+    src, data = tmp_path / "src", str(tmp_path / "data")
+    write(src, "main.jsonnet", WEB_JSONNET)
+    write(src, "lib/deploy.libsonnet", WEB_LIB)
+    write(src, "alt/main.jsonnet", WEB_JSONNET)       # an alternative layout: excluded
+    config = tmp_path / "kube" / "config"
+    config.parent.mkdir()
+    try:
+        up = gitops("up", str(src), "--wait", "--timeout", "120", "--data-dir", data,
+                    "--jsonnet-tla-code", "replicas=1", "--jsonnet-ext-var-str",
+                    "greeting=from-flags", "--directory-exclude", "alt/*",
+                    "--dest-namespace", "team", "--sync-option", "CreateNamespace=true",
+                    timeout=200)
+        assert up.returncode == 0, up.stdout + up.stderr
+        config.write_text(gitops("kubeconfig", "--data-dir", data).stdout)
+        res = run_kubectl(config, "get", "deploy", "web", "-n", "team", "-o", "json")
+        assert res.returncode == 0, res.stderr
+        env = json.loads(res.stdout)["spec"]["template"]["spec"]["containers"][0]["env"]
+        assert env == [{"name": "GREETING", "value": "from-flags"}]
+        objects = json.loads(gitops("status", "-o", "json", "--data-dir", data).stdout)[
+            "objects"]
+        assert [(o["namespace"], o["name"], o["file"], o["health"]) for o in objects] == [
+            ("team", "web", "main.jsonnet", "Healthy")]
+    finally:
+        gitops("down", "--data-dir", data, timeout=200)
