@@ -94,6 +94,7 @@ class AppSpec:
     cascade: bool = False           # deleting the app deletes its objects
     file: str = ""                  # where it is declared
     line: int = 0
+    repo_line: int = 0              # of spec.source.repoURL
 
 
 def is_application(body: dict) -> bool:
@@ -181,7 +182,7 @@ def parse(obj: SourceObject) -> tuple[AppSpec | None, list[ManifestError]]:
                           default=False),
         options=options, ignore_differences=tuple(rules),
         cascade=any(f in CASCADE_FINALIZERS for f in meta.get("finalizers") or []),
-        file=obj.file, line=obj.line)
+        file=obj.file, line=obj.line, repo_line=obj.line_of("spec.source.repoURL"))
     if ".." in app.path.split("/") or app.path.startswith("/"):
         err("spec.source.path", "a path inside the repository (no .., not absolute)")
     return (None if errors else app), errors
@@ -292,3 +293,20 @@ def parse_all(objects: list[SourceObject]) -> tuple[list[AppSpec], list[Manifest
         seen[app.name] = app
         apps.append(app)
     return apps, errors
+
+
+_NETWORK_GIT = ("https://", "http://", "ssh://", "git@", "git://")
+
+
+def source_errors(apps: list[AppSpec], declaring_repo: str) -> list[ManifestError]:
+    """An app's repo is a network git URL or its declaring app's own: a repo may not make
+    the agent read the host's directories or other local repositories (a local path or a
+    file:// URL) that the operator did not point it at."""
+    own = declaring_repo.rstrip("/")
+    return [ManifestError(f"repoURL {app.repo!r}: an Application's repository is a git URL "
+                          "(https://, ssh://, git@...) or the declaring app's own; a local "
+                          "path or file:// URL is read only as the agent's own source",
+                          app.file, app.repo_line or app.line, "spec.source.repoURL",
+                          kind=KIND, name=app.name)
+            for app in apps
+            if app.repo and app.repo.rstrip("/") != own and not app.repo.startswith(_NETWORK_GIT)]

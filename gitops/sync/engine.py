@@ -401,6 +401,7 @@ class SyncEngine:
                                             self.policy.render)
         for warning in decryption.warnings:     # once per revision: renders are cached
             log.warning("manifest_warning", revision=revision.sha, **warning.as_dict())
+        errors = [*errors, *application.source_errors(apps, self.source.url)]
         rules: list[IgnoreRule] = list(self.policy.ignore_differences)
         if self.policy.ignore_file and not errors:
             found, more = read_ignore_file(revision, self.policy.ignore_file)

@@ -319,3 +319,16 @@ def test_a_live_change_to_an_apps_object_is_healed_by_that_app(tmp_path):
         assert asyncio.run(scenario()) == "git"
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("repo_url", ["/etc", "file:///var/lib/other-team/repo.git"])
+def test_an_app_may_not_point_the_agent_at_the_hosts_files(env, repo_url):
+    repo, store, apps, root = env
+    repo.write("root/api.yaml", ARGO_APP.format(name="api", repo=repo_url, path="apps/api",
+                                                namespace="api"))
+    repo.commit()
+    res = root.sync_once()
+    assert res.result == "failed" and apps.all() == []
+    assert [(e.file, e.line, e.path) for e in res.errors] == [
+        ("api.yaml", 9, "spec.source.repoURL")]
+    assert "git URL" in res.errors[0].message
