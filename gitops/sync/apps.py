@@ -111,7 +111,8 @@ class Applications:
                     log.error("application_conflict", app=name, declared_by=parent or "root",
                               file=spec.file, line=spec.line, kept_by=owner or "root")
                     continue
-                if app is not None and app.spec == spec:
+                if app is not None and _same(app.spec, spec):
+                    app.spec = spec         # moved in its file at most: where it is now
                     continue
                 if app is not None:
                     self._remove(name, cascade=False, keep_children=True)
@@ -210,6 +211,12 @@ class Applications:
             lives = [a.live for a in self.apps.values()]
         for live in lives:
             live.on_change(event, obj)
+
+
+def _same(a: AppSpec, b: AppSpec) -> bool:
+    """The same app, wherever in git it is declared."""
+    where = {"file": "", "line": 0, "repo_line": 0}
+    return replace(a, **where) == replace(b, **where)
 
 
 async def _start(app: App) -> None:
