@@ -4,6 +4,8 @@ files they could not read and go on with the rest."""
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -125,30 +127,32 @@ def validate(paths: tuple[str, ...], fmt: str, allow_host_access: bool,
       gitops validate k8s/ --decryption-key-file ~/.config/sops/age/keys.txt
       gitops validate chart/ --values values-prod.yaml --release-name web --namespace web
     """
-    from gitops.errors import ManifestError
-    from gitops.manifests import policy
-    from gitops.manifests.loader import LoadResult
-    from gitops.manifests.render import render_path
-    from gitops.manifests.validate import validate as check
-    from gitops.source.base import oversized
-    from gitops.sync import rules as sync_rules
-    from gitops.sync import application
+    from gitops.manifests.render import enclosing_repository
     options = _render_options(render_flags)
     results = []
     decryptions = []
     for p in paths:
         decryption = _decryption(decryption_key_file)
-        with output.working(f"rendering and validating {p}..."):
-            problem = oversized(Path(p))
-            loaded = (render_path(p, allow_remote_bases=allow_remote_bases,
-                                  decryption=decryption, options=options) if not problem
-                      else LoadResult(errors=[ManifestError(problem, p)]))
-        apps, objects = application.split(loaded.objects)     # checked as Applications
-        errors = [*loaded.errors, *application.parse_all(apps)[1],
-                  *check(objects, schema=sync_rules.schema_checked),
-                  *sync_rules.check(objects), *policy.check(objects, allow_host_access)]
-        results.append((p, loaded.objects, errors, decryption.unread))
+        objects, errors, apps = _check(Path(p), options, allow_host_access,
+                                       allow_remote_bases, decryption)
+        results.append((p, objects, errors, decryption.unread))
         decryptions.append(decryption)
+        # The apps it declares from the same repo, checked as the agent would render them
+        # (an app of apps: their apps too), their files named from the repo's root.
+        repo_root, seen = enclosing_repository(Path(p)), set()
+        while apps:
+            app = apps.pop(0)
+            if app.repo or app.name in seen:    # another repo: the agent fetches it
+                continue
+            seen.add(app.name)
+            decryption = _decryption(decryption_key_file)
+            objects, errors, more = _check(repo_root / app.path, app.render,
+                                           allow_host_access, allow_remote_bases, decryption,
+                                           repo_root, f"{app.path}/" if app.path else "")
+            results.append((f"{p} (application {app.name})", objects, errors,
+                            decryption.unread))
+            decryptions.append(decryption)
+            apps += more
     errors = [e for _, _, errs, _ in results for e in errs]
     count = sum(len(objs) for _, objs, _, _ in results)
     unread = [note for d in decryptions for note in d.unread]
@@ -170,6 +174,36 @@ def validate(paths: tuple[str, ...], fmt: str, allow_host_access: bool,
                         "decrypts them)")
         click.echo(summary, err=True)
     sys.exit(EXIT_PROBLEM if errors else EXIT_OK)
+
+
+def _check(path: Path, options, allow_host_access: bool, allow_remote_bases: bool,
+           decryption: Decryption, repo_root: Path | None = None, prefix: str = ""):
+    """(objects, errors, Applications) of one manifest path, as `validate` reports them;
+    `prefix` goes before every file name (an app's path in its repo)."""
+    from gitops.errors import ManifestError
+    from gitops.manifests import policy
+    from gitops.manifests.loader import LoadResult
+    from gitops.manifests.render import render_path
+    from gitops.manifests.validate import validate as check
+    from gitops.source.base import oversized
+    from gitops.sync import application
+    from gitops.sync import rules as sync_rules
+    with output.working(f"rendering and validating {path}..."):
+        problem = oversized(path) if path.exists() else f"no such directory: {path}"
+        loaded = (render_path(path, allow_remote_bases=allow_remote_bases,
+                              decryption=decryption, options=options, repo_root=repo_root)
+                  if not problem else LoadResult(errors=[ManifestError(problem, str(path))]))
+    declared, objects = application.split(loaded.objects)     # checked as Applications
+    apps, app_errors = application.parse_all(declared)
+    errors = [*loaded.errors, *app_errors, *check(objects, schema=sync_rules.schema_checked),
+              *sync_rules.check(objects), *policy.check(objects, allow_host_access)]
+    objects = loaded.objects
+    if prefix:      # copies: an error may be a cached one
+        errors = [copy.copy(e) for e in errors]
+        for error in errors:
+            error.file = prefix + error.file if error.file else error.file
+        objects = [dataclasses.replace(o, file=prefix + o.file) for o in objects]
+    return objects, errors, apps
 
 
 @click.command()

@@ -146,7 +146,7 @@ def render_path(root: str | Path, values_files: Iterable[str | Path] | None = No
     options = _merged_options(options or RenderOptions(), values_files, release_name,
                               namespace)
     root = Path(root)
-    boundary = Path(_real(repo_root)) if repo_root is not None else _enclosing_repository(root)
+    boundary = Path(_real(repo_root)) if repo_root is not None else enclosing_repository(root)
     real_root = Path(_real(root))
     if not real_root.is_relative_to(boundary):
         where = Path(os.path.relpath(os.path.abspath(root), boundary)).as_posix()
@@ -206,7 +206,7 @@ def _helm_namespace(scope: _Scope) -> str:
     return scope.options.namespace or "default"
 
 
-def _enclosing_repository(root: Path) -> Path:
+def enclosing_repository(root: Path) -> Path:
     """The nearest directory at or above `root` holding .git (looked up by name, not by
     following symlinks), else `root` itself (its directory, for a file)."""
     start = Path(os.path.abspath(root))

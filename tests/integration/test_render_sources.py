@@ -236,3 +236,18 @@ def test_jsonnet_runs_within_the_render_budgets(repo, monkeypatch):
     big = render_path(repo / "big")
     assert [e.message for e in big.errors] == [
         "jsonnet: rendered output larger than 1 MiB"]
+
+
+def test_validate_checks_the_apps_a_repo_declares(repo):
+    """An app-of-apps repo validated from its root: the apps' own paths are rendered and
+    checked as the agent would, their files named from the repo's root."""
+    write(repo, "root/apps.yaml", "apiVersion: gitops.io/v1alpha1\nkind: Application\n"
+          "metadata: {name: web}\nspec:\n  source: {path: apps/web}\n"
+          "  destination: {namespace: web}\n")
+    write(repo, "apps/web/d.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n"
+          "  name: d\nspec:\n  replicas: x\n")
+    res = cli("validate", str(repo / "root"), "-o", "json")
+    assert res.returncode == 1, res.stdout + res.stderr
+    found = json.loads(res.stdout)["errors"]
+    assert ("apps/web/d.yaml", 6, "spec.replicas") in {
+        (e["file"], e["line"], e["path"]) for e in found}
