@@ -10,7 +10,7 @@ import os
 import signal
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import structlog
@@ -33,6 +33,8 @@ from gitops.controllers.manager import ControllerManager
 from gitops.errors import GitopsError
 from gitops.manifests.age_keys import KeySource
 from gitops.model import key_of
+from gitops.manifests.options import (DirectoryOptions, HelmOptions, RenderOptions,
+                                      parse_var)
 from gitops.model.addresses import SERVICE_POOL, pick_subnet
 from gitops.model.events import WARNING, event_for
 from gitops.model.times import rfc3339
@@ -49,6 +51,7 @@ from gitops.source.webhook import load_secret
 from gitops.store.informer import Informer
 from gitops.store.registry import Registry, execute
 from gitops.store.sqlite import SqliteStore
+from gitops.sync.apps import Applications, app_status
 from gitops.sync.drift import DriftRecorder, RuntimeDriftReporter
 from gitops.sync.engine import SyncEngine, SyncPolicy
 from gitops.sync.ignore import parse_flag
@@ -92,6 +95,17 @@ class AgentConfig:
     decryption_key_file: str = ""       # age keys of SOPS-encrypted manifests
     age_key: str = field(default="", repr=False)    # GITOPS_AGE_KEY's content
     ui_read_only: bool = False          # every UI session read-only (a wall screen)
+    # how the agent's own source renders (an Application says the same for its app)
+    release_name: str = ""
+    dest_namespace: str = ""
+    directory_recurse: bool = True
+    directory_include: str = ""
+    directory_exclude: str = ""
+    jsonnet_tla_str: tuple[str, ...] = ()
+    jsonnet_tla_code: tuple[str, ...] = ()
+    jsonnet_ext_var_str: tuple[str, ...] = ()
+    jsonnet_ext_var_code: tuple[str, ...] = ()
+    jsonnet_libs: tuple[str, ...] = ()
 
 
 class Agent:
@@ -128,9 +142,15 @@ class Agent:
                                  options=app_options(config.sync_options),
                                  ignore_differences=tuple(
                                      parse_flag(r) for r in config.ignore_difference),
-                                 ignore_file=config.ignore_differences)
+                                 ignore_file=config.ignore_differences,
+                                 render=render_options(config))
+        # The Applications git declares, each synced on its own (app-of-apps too).
+        self.apps = Applications(self.store, self.dd.root, self.policy, self.drift,
+                                 owner=GitFieldOwner(), git_timeout=config.git_timeout)
         self.engine = SyncEngine(self.store, self.source, self.policy, self.drift,
-                                 owner=GitFieldOwner())     # git writes as manager "gitops"
+                                 owner=GitFieldOwner(),     # git writes as manager "gitops"
+                                 on_apps=self.apps.declared_by("", self.source),
+                                 claims=self.apps.claimed)
         self.sync = SyncRunner(self.engine)
         self.live = LiveDrift(self.engine, self.sync.heal)    # drift seen in seconds
         self.store.watch(self.live.on_change)
@@ -179,13 +199,25 @@ class Agent:
             Hooks("state", start=lambda: None, stop=self._close_state),
             Hooks("services", start=self._start_dns, stop=self.services.close),
             Hooks("api", start=self._start_api, stop=self._stop_api),
-            Polling("poll", self.config.interval, lambda: self.sync.trigger("interval")),
+            Polling("poll", self.config.interval, lambda: self._trigger("interval")),
             *([watch] if watch is not None else []),
             Worker("docker-events", self._watch_docker),
             Worker("usage", self.usage.run),
-            Group("loops", [self.sync, self.live, self.controllers, self.scheduler,
-                            self.node_loop, self.proxy_loop], together=True),
+            Group("loops", [self.sync, self.live, self.apps, self.controllers,
+                            self.scheduler, self.node_loop, self.proxy_loop], together=True),
         ])
+
+    def _trigger(self, reason: str) -> None:
+        """A pass of the agent's own source and of every app (a poll, a webhook)."""
+        self.sync.trigger(reason)
+        self.apps.trigger_all(reason)
+
+    async def _control(self, verb: str, params: dict) -> dict:
+        """A control verb for the agent's own source, or for one app (`?app=NAME`)."""
+        app = params.get("app")
+        if app:
+            return await self.apps.get(app).runner.control(verb, params)
+        return await self.sync.control(verb, params)
 
     def _wake_node(self, _event: str, old: dict | None, new: dict | None) -> None:
         kind = (new or old or {}).get("kind")
@@ -201,7 +233,7 @@ class Agent:
         """A local directory is watched: edit -> running in about a second."""
         if not isinstance(self.source, DirSource) or not Path(self.source.url).is_dir():
             return None
-        watcher = DirWatcher(Path(self.source.url), lambda: self.sync.trigger("watch"))
+        watcher = DirWatcher(Path(self.source.url), lambda: self._trigger("watch"))
 
         def start() -> None:
             try:
@@ -243,16 +275,16 @@ class Agent:
             self.node.dns_server = self.node.host_ip
 
     async def _start_api(self) -> None:
-        app = make_app(ApiContext(self.store, self.token, self.status, self.sync.control,
+        app = make_app(ApiContext(self.store, self.token, self.status, self._control,
                                   self.stop.set, self.pod_logs,
                                   kube=KubeBackends(exec=RuntimeStreams(self.runtime)),
                                   allow_host_access=self.config.allow_host_access,
                                   public_metrics=self.config.public_metrics))
         add_webhook_routes(app, self.webhook_secret, self.source.url, self.config.ref,
-                           lambda _event: self.sync.trigger("webhook"))
+                           lambda _event: self._trigger("webhook"))
         metrics.attach(self, app)       # GET /metrics (Prometheus)
         add_ui_routes(app, UiContext(self.store, lambda: self.status(objects=False),
-                                     self.sync.control,
+                                     self._control,
                                      self.pod_logs, self.drift.recent,
                                      read_only=self.config.ui_read_only))   # /ui
         self._api = web.AppRunner(app, access_log=None)
@@ -264,13 +296,20 @@ class Agent:
                                          "instance": self.dd.instance,
                                          "repo": redact_url(self.source.url),
                                          "network": self.network,
-                                         "docker_host": self.runtime.host})
+                                         "docker_host": self.runtime.host,
+                                         "options": self._options()})
         _write_json(self.dd.runtime_file, {"docker_host": self.runtime.host,
                                            "network": self.network,
                                            "service_cidr": self.service_cidr})
         log.info("agent_started", api=url, repo=redact_url(self.source.url),
                  instance=self.dd.instance,
                  node=self.node.node_name, interval=self.config.interval)
+
+    def _options(self) -> dict:
+        """The options it runs with (what `up` compares its own with); no secrets."""
+        skip = ("repo", "data_dir", "age_key")
+        return {f.name: list(v) if isinstance(v := getattr(self.config, f.name), tuple) else v
+                for f in fields(self.config) if f.name not in skip}
 
     async def _stop_api(self) -> None:
         if self._api is not None:
@@ -298,8 +337,11 @@ class Agent:
         if not objects:
             return app
         health = object_health(self.store)
-        return {**app, "objects": health, "unmanaged": unmanaged_objects(self.store),
-                "conditions": [*sync["conditions"], health_condition(health).as_dict()]}
+        return {**app, "objects": health,
+                "unmanaged": unmanaged_objects(self.store, self.apps.managed_keys()),
+                "conditions": [*sync["conditions"], health_condition(health).as_dict()],
+                "apps": [app_status(a, object_health(a.engine.store))
+                         for a in self.apps.all()]}
 
     # -- lifecycle --------------------------------------------------------------------------
     async def run(self) -> None:
@@ -339,6 +381,21 @@ class Agent:
             subnet = pick_subnet(self.dd.instance, self.runtime.used_subnets())
         self.node.setup(subnet)
         self.store.set_state("pod_subnet", subnet)
+
+
+def render_options(config: AgentConfig) -> RenderOptions:
+    """How the agent's own source renders, from its flags (checked by the CLI)."""
+    def jsonnet_vars(strings: tuple[str, ...], codes: tuple[str, ...]) -> tuple:
+        return (*(parse_var(v) for v in strings), *(parse_var(v, code=True) for v in codes))
+    return RenderOptions(
+        directory=DirectoryOptions(
+            recurse=config.directory_recurse, include=config.directory_include,
+            exclude=config.directory_exclude,
+            tlas=jsonnet_vars(config.jsonnet_tla_str, config.jsonnet_tla_code),
+            ext_vars=jsonnet_vars(config.jsonnet_ext_var_str, config.jsonnet_ext_var_code),
+            libs=tuple(config.jsonnet_libs)),
+        helm=HelmOptions(release_name=config.release_name),
+        namespace=config.dest_namespace)
 
 
 def _lock(path: Path) -> int:

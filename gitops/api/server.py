@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,8 +15,9 @@ from gitops.api.kube.api import KubeApi, KubeBackends
 from gitops.api.kube.request import LogRequest
 from gitops.errors import GitopsError
 from gitops.health import assess, assess_in
-from gitops.model import key_of
+from gitops.model import ObjectKey, key_of
 from gitops.store.base import Store
+from gitops.store.scoped import app_history
 from gitops.sync.hooks import RUN_ANNOTATION
 
 
@@ -86,7 +87,10 @@ async def _control(request: web.Request) -> web.Response:
 
 async def _history(request: web.Request) -> web.Response:
     limit = int(request.query.get("limit", "20"))
-    return web.json_response({"items": request.app[CTX].store.history(limit)})
+    store = request.app[CTX].store
+    if "app" in request.query:      # one app's ("" the agent's own source)
+        return web.json_response({"items": app_history(store, request.query["app"], limit)})
+    return web.json_response({"items": store.history(limit)})
 
 
 async def _shutdown(request: web.Request) -> web.Response:
@@ -122,11 +126,12 @@ def object_health(store: Store) -> list[dict]:
     return out
 
 
-def unmanaged_objects(store: Store) -> list[dict]:
+def unmanaged_objects(store: Store, managed: Iterable[ObjectKey] = ()) -> list[dict]:
     """Objects made through the Kubernetes API that git does not declare: sync leaves them
     alone (never pruned, never corrected). Objects owned by another (pods of a
-    ReplicaSet) belong to their owner; those the agent makes itself carry no field manager."""
-    inventory = store.inventory()
+    ReplicaSet) belong to their owner; those the agent makes itself carry no field manager.
+    `managed`: what the apps git declares manage, beyond the agent's own source."""
+    inventory = {*store.inventory(), *managed}
     out = []
     for obj in store.all_objects():
         meta = obj.get("metadata", {})

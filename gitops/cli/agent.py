@@ -101,6 +101,13 @@ def up(source: str, agent: AgentOptions, data_dir: str, wait: bool, timeout: flo
              f"{dd.root}; run `gitops down` first or use another --data-dir")
     started = time.monotonic()
     if info:
+        # Options are the agent's, from its start: one given now that differs is refused
+        # (silently syncing with the old ones would look as if it applied).
+        differing = agent.differences(info.get("options") or {})
+        if differing:
+            fail(f"the agent running for data dir {dd.root} was started with other options; "
+                 f"it cannot take {', '.join(differing)} while running: `gitops down`, then "
+                 "`gitops up` with them (or leave them out to sync it now)")
         Client(dd).post("/gitops/v1/sync")
     else:
         keys = KeySource(agent.decryption_key_file, os.environ.get(AGE_KEY_ENV, ""))

@@ -54,9 +54,21 @@ def _check_ignore_rules(ctx, param, value: tuple[str, ...]) -> tuple[str, ...]:
     return value
 
 
-def _option(flag: str, default: Any, **click_kw: Any) -> Any:
-    """A field with its default and its click option (`flag` as click spells it)."""
-    return field(default=default, metadata={"flag": flag, "click": click_kw})
+def _check_jsonnet_vars(ctx, param, value: tuple[str, ...]) -> tuple[str, ...]:
+    from gitops.manifests.options import parse_var
+    for item in value:
+        try:
+            parse_var(item)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from exc
+    return value
+
+
+def _option(flag: str, default: Any, aliases: tuple[str, ...] = (), **click_kw: Any) -> Any:
+    """A field with its default and its click option (`flag` as click spells it, and other
+    names it may be given by)."""
+    return field(default=default, metadata={"flag": flag, "aliases": aliases,
+                                            "click": click_kw})
 
 
 @dataclass(frozen=True)
@@ -125,6 +137,36 @@ class AgentOptions:
     helm_values: tuple[str, ...] = _option(
         "--values", (), multiple=True, metavar="FILE",
         help="A Helm values file, relative to the chart (repeatable; later files win).")
+    release_name: str = _option(
+        "--release-name", "", help="Helm release name (default: the chart's name).")
+    dest_namespace: str = _option(
+        "--dest-namespace", "", aliases=("--namespace",), metavar="NAMESPACE",
+        help="Namespace of namespaced objects that name none (and of a Helm release); "
+             "default: default.")
+    directory_recurse: bool = _option(
+        "--directory-recurse/--no-directory-recurse", True, show_default=True,
+        help="Read manifests in subdirectories of --path too.")
+    directory_include: str = _option(
+        "--directory-include", "", metavar="GLOB",
+        help="Only files matching, relative to --path, e.g. '{app.yaml,prod/*}'.")
+    directory_exclude: str = _option(
+        "--directory-exclude", "", metavar="GLOB",
+        help="Leave out files matching, relative to --path, e.g. 'alt/*'.")
+    jsonnet_tla_str: tuple[str, ...] = _option(
+        "--jsonnet-tla-str", (), multiple=True, metavar="NAME=VALUE",
+        callback=_check_jsonnet_vars, help="A Jsonnet top-level argument (repeatable).")
+    jsonnet_tla_code: tuple[str, ...] = _option(
+        "--jsonnet-tla-code", (), multiple=True, metavar="NAME=CODE",
+        callback=_check_jsonnet_vars, help="A Jsonnet top-level argument as code.")
+    jsonnet_ext_var_str: tuple[str, ...] = _option(
+        "--jsonnet-ext-var-str", (), multiple=True, metavar="NAME=VALUE",
+        callback=_check_jsonnet_vars, help="A Jsonnet external variable (std.extVar).")
+    jsonnet_ext_var_code: tuple[str, ...] = _option(
+        "--jsonnet-ext-var-code", (), multiple=True, metavar="NAME=CODE",
+        callback=_check_jsonnet_vars, help="A Jsonnet external variable as code.")
+    jsonnet_libs: tuple[str, ...] = _option(
+        "--jsonnet-libs", (), multiple=True, metavar="DIR",
+        help="A Jsonnet library directory in the repo, relative to --path (repeatable).")
     pod_subnet: str = _option(
         "--pod-subnet", "",
         help="Subnet of the pod network (default: a free /24 in 10.213.0.0/16, kept per "
@@ -146,7 +188,8 @@ class AgentOptions:
             agent = cls(**{f.name: params.pop(f.name) for f in fields(cls)})
             return command(agent=agent, **params)
         for f in reversed(fields(cls)):     # click lists the option applied last first
-            option = click.option(f.metadata["flag"], f.name, default=f.default,
+            option = click.option(f.metadata["flag"], *f.metadata["aliases"], f.name,
+                                  default=f.default,
                                   **f.metadata["click"])
             with_agent_options = option(with_agent_options)
         return with_agent_options
@@ -167,6 +210,22 @@ class AgentOptions:
                     value = Path(value).resolve()
                 argv += [on, str(value)]
         return argv
+
+    def differences(self, running: dict) -> list[str]:
+        """The options given (not left at their default) that differ from those of the
+        running agent (`running`: its options as agent.json records them), as flags."""
+        out = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value == f.default or f.name not in running:
+                continue
+            theirs = running[f.name]
+            if (list(value) if isinstance(value, tuple) else value) != theirs:
+                flag = f.metadata["flag"].partition("/")
+                shown = " ".join(value) if isinstance(value, tuple) else value
+                out.append(f"{flag[0] if value is not False else flag[2]}"
+                           + ("" if isinstance(value, bool) else f" {shown}"))
+        return out
 
     def config(self, repo: str, data_dir: Path) -> AgentConfig:
         from gitops.daemon import AgentConfig   # lazily: the daemon brings the whole agent

@@ -37,26 +37,38 @@ def _control(data_dir: str, verb: str, query: str = "", wait: bool = False,
     sys.exit(EXIT_OK if ok else EXIT_PROBLEM)
 
 
+APP = click.option("--app", default="", metavar="NAME",
+                   help="An Application git declares (default: the agent's own source).")
+
+
+def _app_query(app: str, first: bool = True) -> str:
+    from urllib.parse import quote
+    return f"{'?' if first else '&'}app={quote(app)}" if app else ""
+
+
 @click.command()
 @DATA_DIR
+@APP
 @click.option("--wait", is_flag=True, help="Also wait until every object is healthy.")
 @click.option("--timeout", default=300.0, show_default=True)
-def sync(data_dir: str, wait: bool, timeout: float) -> None:
+def sync(data_dir: str, app: str, wait: bool, timeout: float) -> None:
     """Sync now; print the result (exit 1 if it failed or, with --wait, is not healthy).
 
     \b
     Examples:
       gitops sync
       gitops sync --wait --timeout 120
+      gitops sync --app web          # an Application (also one without automated sync)
     """
-    _control(data_dir, "sync", wait=wait, timeout=timeout)
+    _control(data_dir, "sync", _app_query(app), wait=wait, timeout=timeout)
 
 
 @click.command()
 @click.option("--to", "sha", default="", help="Revision to go back to (default: the previous "
               "successfully applied one).")
 @DATA_DIR
-def rollback(sha: str, data_dir: str) -> None:
+@APP
+def rollback(sha: str, data_dir: str, app: str) -> None:
     """Pin the agent to an earlier revision until `gitops unpin` or a new commit.
 
     \b
@@ -64,44 +76,48 @@ def rollback(sha: str, data_dir: str) -> None:
       gitops rollback                  # the previous good revision
       gitops rollback --to 3f2c1ab
     """
-    _control(data_dir, "rollback", f"?to={sha}" if sha else "")
+    query = f"?to={sha}" if sha else ""
+    _control(data_dir, "rollback", query + _app_query(app, first=not query))
 
 
 @click.command()
 @DATA_DIR
-def unpin(data_dir: str) -> None:
+@APP
+def unpin(data_dir: str, app: str) -> None:
     """Release a rollback pin: follow the tracked ref again.
 
     \b
     Example:
       gitops unpin
     """
-    _control(data_dir, "unpin")
+    _control(data_dir, "unpin", _app_query(app))
 
 
 @click.command()
 @DATA_DIR
-def suspend(data_dir: str) -> None:
+@APP
+def suspend(data_dir: str, app: str) -> None:
     """Stop syncing from git; what runs keeps running (and self-healing at runtime).
 
     \b
     Example:
       gitops suspend && gitops resume
     """
-    _control(data_dir, "suspend")
+    _control(data_dir, "suspend", _app_query(app))
     click.echo("syncing suspended")
 
 
 @click.command()
 @DATA_DIR
-def resume(data_dir: str) -> None:
+@APP
+def resume(data_dir: str, app: str) -> None:
     """Resume syncing and sync now.
 
     \b
     Example:
       gitops resume
     """
-    _control(data_dir, "resume")
+    _control(data_dir, "resume", _app_query(app))
 
 
 @click.command()
@@ -120,14 +136,17 @@ def status(fmt: str, data_dir: str) -> None:
     """
     client = agent_client(data_dir)
     st = client.get("/gitops/v1/status")
+    apps = st.get("apps") or []
+    objects = [*st["objects"], *(o for a in apps for o in a["objects"])]
     if fmt == "json":
         click.echo(json.dumps(st, indent=2))
     else:
-        click.echo(output.render_status(st, _workload_pods(client, st["objects"]),
+        click.echo(output.render_status(st, _workload_pods(client, objects),
                                         color=sys.stdout.isatty()))
-    unhealthy = [o for o in st["objects"] if o["health"] not in ("Healthy", "Unknown")]
-    sys.exit(EXIT_PROBLEM if unhealthy or (st.get("last_sync") or {}).get("result")
-             in ("failed", "refused") else EXIT_OK)
+    unhealthy = [o for o in objects if o["health"] not in ("Healthy", "Unknown")]
+    failed = [s for s in (st, *apps)
+              if (s.get("last_sync") or {}).get("result") in ("failed", "refused")]
+    sys.exit(EXIT_PROBLEM if unhealthy or failed else EXIT_OK)
 
 
 def _workload_pods(client: Client, objects: list[dict]) -> dict[str, list[dict]]:
@@ -156,20 +175,25 @@ def _workload_pods(client: Client, objects: list[dict]) -> dict[str, list[dict]]
 @click.option("-o", "--output", "fmt", default="", type=click.Choice(["", "json"]),
               metavar="json", help="Output format (default: a table).")
 @DATA_DIR
-def history(fmt: str, data_dir: str) -> None:
-    """Revisions applied (or refused), newest first.
+@click.option("--app", default=None, metavar="NAME",
+              help="One Application's revisions (\"\" the agent's own source); default: all.")
+def history(fmt: str, data_dir: str, app: str | None) -> None:
+    """Revisions applied (or refused), newest first; a revision refused on every poll is
+    listed once.
 
     \b
     Examples:
       gitops history
-      gitops history -o json
+      gitops history --app web -o json
     """
-    items = agent_client(data_dir).get("/gitops/v1/history")["items"]
+    query = "" if app is None else _app_query(app) or "?app="
+    items = agent_client(data_dir).get(f"/gitops/v1/history{query}")["items"]
     if fmt == "json":
         click.echo(json.dumps(items, indent=2))
         return
     rows = [[time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.get("at", 0))),
-             (e.get("revision") or "-")[:12], e.get("result", ""),
+             e.get("app") or "-", (e.get("revision") or "-")[:12], e.get("result", ""),
              f"+{e.get('created', 0)} ~{e.get('configured', 0)} -{e.get('pruned', 0)}",
              e.get("message", "")] for e in items]
-    click.echo(output.table(["TIME", "REVISION", "RESULT", "CHANGES", "MESSAGE"], rows))
+    click.echo(output.table(["TIME", "APP", "REVISION", "RESULT", "CHANGES", "MESSAGE"],
+                            rows))

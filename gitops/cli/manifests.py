@@ -4,6 +4,8 @@ files they could not read and go on with the rest."""
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -46,6 +48,59 @@ def _notes(decryption: Decryption) -> None:
         click.echo(f"not read: {note}", err=True)
 
 
+def _render_flags(command):
+    """How manifests render, as `run`/`up` take it: Helm values and release, destination
+    namespace, directory recursion and globs, Jsonnet arguments."""
+    from gitops.cli.agent_options import _check_jsonnet_vars
+    flags = [
+        click.option("--values", "helm_values", multiple=True, metavar="FILE",
+                     help="A Helm values file, relative to the chart (repeatable)."),
+        click.option("--release-name", default="",
+                     help="Helm release name (default: the chart's name)."),
+        click.option("--dest-namespace", "--namespace", "dest_namespace", default="",
+                     metavar="NAMESPACE",
+                     help="Namespace of namespaced objects that name none."),
+        click.option("--directory-recurse/--no-directory-recurse", default=True,
+                     help="Read subdirectories too (default: yes)."),
+        click.option("--directory-include", default="", metavar="GLOB"),
+        click.option("--directory-exclude", default="", metavar="GLOB"),
+        click.option("--jsonnet-tla-str", multiple=True, metavar="NAME=VALUE",
+                     callback=_check_jsonnet_vars),
+        click.option("--jsonnet-tla-code", multiple=True, metavar="NAME=CODE",
+                     callback=_check_jsonnet_vars),
+        click.option("--jsonnet-ext-var-str", multiple=True, metavar="NAME=VALUE",
+                     callback=_check_jsonnet_vars),
+        click.option("--jsonnet-ext-var-code", multiple=True, metavar="NAME=CODE",
+                     callback=_check_jsonnet_vars),
+        click.option("--jsonnet-libs", multiple=True, metavar="DIR"),
+    ]
+    for flag in reversed(flags):
+        command = flag(command)
+    return command
+
+
+def _render_options(params: dict):
+    """The RenderOptions of the flags `_render_flags` added (popped from `params`)."""
+    from gitops.manifests.options import (DirectoryOptions, HelmOptions, RenderOptions,
+                                          parse_var)
+    p = {k: params.pop(k) for k in (
+        "helm_values", "release_name", "dest_namespace", "directory_recurse",
+        "directory_include", "directory_exclude", "jsonnet_tla_str", "jsonnet_tla_code",
+        "jsonnet_ext_var_str", "jsonnet_ext_var_code", "jsonnet_libs")}
+    return RenderOptions(
+        directory=DirectoryOptions(
+            recurse=p["directory_recurse"], include=p["directory_include"],
+            exclude=p["directory_exclude"],
+            tlas=(*(parse_var(v) for v in p["jsonnet_tla_str"]),
+                  *(parse_var(v, True) for v in p["jsonnet_tla_code"])),
+            ext_vars=(*(parse_var(v) for v in p["jsonnet_ext_var_str"]),
+                      *(parse_var(v, True) for v in p["jsonnet_ext_var_code"])),
+            libs=tuple(p["jsonnet_libs"])),
+        helm=HelmOptions(values_files=tuple(p["helm_values"]),
+                         release_name=p["release_name"]),
+        namespace=p["dest_namespace"])
+
+
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("-o", "--output", "fmt", default="text",
@@ -55,8 +110,10 @@ def _notes(decryption: Decryption) -> None:
               help="Accept hostPath, privileged, hostNetwork, hostPID and hostIPC.")
 @ALLOW_REMOTE_BASES
 @DECRYPTION_KEY_FILE
+@_render_flags
 def validate(paths: tuple[str, ...], fmt: str, allow_host_access: bool,
-             allow_remote_bases: bool, decryption_key_file: str) -> None:
+             allow_remote_bases: bool, decryption_key_file: str,
+             **render_flags: object) -> None:
     """Validate manifests; one line per problem: file:line: Kind/name: field: message.
 
     Exit 0 when every manifest is valid, 1 on any problem, 2 when it cannot run.
@@ -68,28 +125,34 @@ def validate(paths: tuple[str, ...], fmt: str, allow_host_access: bool,
       gitops validate example-repo
       gitops validate -o junit k8s/ > validate.xml    # a PR check's test report
       gitops validate k8s/ --decryption-key-file ~/.config/sops/age/keys.txt
+      gitops validate chart/ --values values-prod.yaml --release-name web --namespace web
     """
-    from gitops.errors import ManifestError
-    from gitops.manifests import policy
-    from gitops.manifests.loader import LoadResult
-    from gitops.manifests.render import render_path
-    from gitops.manifests.validate import validate as check
-    from gitops.source.base import oversized
-    from gitops.sync import rules as sync_rules
+    from gitops.manifests.render import enclosing_repository
+    options = _render_options(render_flags)
     results = []
     decryptions = []
     for p in paths:
         decryption = _decryption(decryption_key_file)
-        with output.working(f"rendering and validating {p}..."):
-            problem = oversized(Path(p))
-            loaded = (render_path(p, allow_remote_bases=allow_remote_bases,
-                                  decryption=decryption) if not problem
-                      else LoadResult(errors=[ManifestError(problem, p)]))
-        errors = [*loaded.errors, *check(loaded.objects, schema=sync_rules.schema_checked),
-                  *sync_rules.check(loaded.objects),
-                  *policy.check(loaded.objects, allow_host_access)]
-        results.append((p, loaded.objects, errors, decryption.unread))
+        objects, errors, apps = _check(Path(p), options, allow_host_access,
+                                       allow_remote_bases, decryption)
+        results.append((p, objects, errors, decryption.unread))
         decryptions.append(decryption)
+        # The apps it declares from the same repo, checked as the agent would render them
+        # (an app of apps: their apps too), their files named from the repo's root.
+        repo_root, seen = enclosing_repository(Path(p)), set()
+        while apps:
+            app = apps.pop(0)
+            if app.repo or app.name in seen:    # another repo: the agent fetches it
+                continue
+            seen.add(app.name)
+            decryption = _decryption(decryption_key_file)
+            objects, errors, more = _check(repo_root / app.path, app.render,
+                                           allow_host_access, allow_remote_bases, decryption,
+                                           repo_root, f"{app.path}/" if app.path else "")
+            results.append((f"{p} (application {app.name})", objects, errors,
+                            decryption.unread))
+            decryptions.append(decryption)
+            apps += more
     errors = [e for _, _, errs, _ in results for e in errs]
     count = sum(len(objs) for _, objs, _, _ in results)
     unread = [note for d in decryptions for note in d.unread]
@@ -113,19 +176,48 @@ def validate(paths: tuple[str, ...], fmt: str, allow_host_access: bool,
     sys.exit(EXIT_PROBLEM if errors else EXIT_OK)
 
 
+def _check(path: Path, options, allow_host_access: bool, allow_remote_bases: bool,
+           decryption: Decryption, repo_root: Path | None = None, prefix: str = ""):
+    """(objects, errors, Applications) of one manifest path, as `validate` reports them;
+    `prefix` goes before every file name (an app's path in its repo)."""
+    from gitops.errors import ManifestError
+    from gitops.manifests import policy
+    from gitops.manifests.loader import LoadResult
+    from gitops.manifests.render import render_path
+    from gitops.manifests.validate import validate as check
+    from gitops.source.base import oversized
+    from gitops.sync import application
+    from gitops.sync import rules as sync_rules
+    with output.working(f"rendering and validating {path}..."):
+        problem = oversized(path) if path.exists() else f"no such directory: {path}"
+        loaded = (render_path(path, allow_remote_bases=allow_remote_bases,
+                              decryption=decryption, options=options, repo_root=repo_root)
+                  if not problem else LoadResult(errors=[ManifestError(problem, str(path))]))
+    declared, objects = application.split(loaded.objects)     # checked as Applications
+    apps, app_errors = application.parse_all(declared)
+    errors = [*loaded.errors, *app_errors, *check(objects, schema=sync_rules.schema_checked),
+              *sync_rules.check(objects), *policy.check(objects, allow_host_access)]
+    objects = loaded.objects
+    if prefix:      # copies: an error may be a cached one
+        errors = [copy.copy(e) for e in errors]
+        for error in errors:
+            error.file = prefix + error.file if error.file else error.file
+        objects = [dataclasses.replace(o, file=prefix + o.file) for o in objects]
+    return objects, errors, apps
+
+
 @click.command()
 @click.argument("source")
 @click.option("--ref", default="")
 @click.option("--path", "subpath", default="")
 @click.option("-o", "--output", "fmt", default="text",
               type=click.Choice(["text", "json", "markdown"]))
-@click.option("--values", "helm_values", multiple=True, metavar="FILE",
-              help="A Helm values file, relative to the chart (repeatable).")
 @ALLOW_REMOTE_BASES
 @DECRYPTION_KEY_FILE
 @DATA_DIR
-def diff(source: str, ref: str, subpath: str, fmt: str, helm_values: tuple[str, ...],
-         allow_remote_bases: bool, decryption_key_file: str, data_dir: str) -> None:
+@_render_flags
+def diff(source: str, ref: str, subpath: str, fmt: str, allow_remote_bases: bool,
+         decryption_key_file: str, data_dir: str, **render_flags: object) -> None:
     """Show what syncing SOURCE would change in the data dir's store (nothing is changed).
 
     Exit 0 when nothing would change, 1 when something would, 2 on an error (e.g. an
@@ -145,14 +237,14 @@ def diff(source: str, ref: str, subpath: str, fmt: str, helm_values: tuple[str, 
     from gitops.source import make_source
     from gitops.source.base import redact_url
     from gitops.sync.engine import render
+    options = _render_options(render_flags)
     decryption = _decryption(decryption_key_file)
     try:
         with tempfile.TemporaryDirectory() as tmp, \
                 output.working(f"reading {redact_url(source)}..."):
             revision = make_source(source, Path(tmp), ref, subpath).fetch()
-            desired, errors = render(revision, helm_values=helm_values,
-                                     allow_remote_bases=allow_remote_bases,
-                                     decryption=decryption)
+            desired, errors = render(revision, allow_remote_bases=allow_remote_bases,
+                                     decryption=decryption, options=options)
             if errors:
                 for e in errors:
                     click.echo(str(e), err=True)

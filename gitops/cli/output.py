@@ -246,8 +246,42 @@ def watch_lines(info: Kind, fetch: Callable[[], list[dict]], fmt: str, show_name
 
 def render_status(st: dict, children: dict[str, list[dict]] | None = None,
                   color: bool = False, width: int = 0) -> str:
-    """The source as a tree: source -> objects (sync, health, why) -> the pods of workloads
-    (`children`: object id as gitops.cli.progress.object_id makes it -> its pods)."""
+    """The agent's source, then each Application git declares, as trees (see
+    render_source); the root's tree lists the apps it declares, as Argo CD's app-of-apps."""
+    apps = st.get("apps") or []
+    parts = [render_source(st, children, color, width, apps=_declared(apps, ""))]
+    for app in apps:
+        where = f"{app.get('file')}:{app.get('line')}"
+        by = f", declared by {app['parent']}" if app.get("parent") else ""
+        mode = "automated" if (app.get("policy") or {}).get("automated") else "manual sync"
+        ns = f", namespace {app['namespace']}" if app.get("namespace") else ""
+        parts.append(f"Application: {app['name']} ({where}{by}; {mode}{ns})\n"
+                     + render_source(app, children, color, width,
+                                     apps=_declared(apps, app["name"])))
+    return "\n\n".join(parts)
+
+
+def _declared(apps: list[dict], parent: str) -> list[dict]:
+    return [a for a in apps if (a.get("parent") or "") == parent]
+
+
+def app_summary(app: dict) -> tuple[str, str]:
+    """(sync, health) of an app as one line of its parent's tree shows it."""
+    last = app.get("last_sync") or {}
+    objects = app.get("objects") or []
+    sync = "Synced" if last.get("result") in ("synced", "unchanged") and all(
+        o.get("sync") == "Synced" for o in objects) else "OutOfSync"
+    if last.get("result") in ("failed", "refused"):
+        sync = "SyncFailed"
+    bad = [o for o in objects if o.get("health") not in ("Healthy", "Unknown")]
+    return sync, (bad[0]["health"] if bad else "Healthy")
+
+
+def render_source(st: dict, children: dict[str, list[dict]] | None = None,
+                  color: bool = False, width: int = 0, apps: list[dict] | None = None) -> str:
+    """One source as a tree: source -> objects (sync, health, why) -> the pods of workloads
+    (`children`: object id as gitops.cli.progress.object_id makes it -> its pods), and the
+    Applications it declares."""
     from rich.console import Console
     from rich.tree import Tree
 
@@ -276,12 +310,17 @@ def render_status(st: dict, children: dict[str, list[dict]] | None = None,
         "Unmanaged (made through the Kubernetes API; git leaves them alone):",
         table(["KIND", "NAMESPACE", "NAME", "MANAGERS", "HEALTH"], unmanaged)]) if unmanaged else ""
     objects = st.get("objects", [])
-    if not objects:
+    if not objects and not apps:
         return "\n".join(head) + tail
     healthy = sum(1 for o in objects if o["health"] == "Healthy")
     rev = (st.get("applied_revision") or "")[:12] or "-"
-    tree = Tree(f"[bold]{src['repo']}[/] @ {rev}  ({healthy}/{len(objects)} healthy)")
+    tree = Tree(f"[bold]{_escape(src['repo'])}[/] @ {rev}  ({healthy}/{len(objects)} healthy)")
     children = children or {}
+    for app in apps or []:
+        sync, health = app_summary(app)
+        style = _HEALTH_STYLE.get(health, "")
+        tree.add(f"Application/{app['name']}  {sync}  "
+                 + (f"[{style}]{health}[/]" if style else health))
     for o in objects:
         ns = f"{o['namespace']}/" if o.get("namespace") else ""
         style = _HEALTH_STYLE.get(o["health"], "")

@@ -206,7 +206,7 @@ def wait_healthy(client: Client, timeout: float, *, spent: float = 0.0,
         while True:
             elapsed = clock() - start
             try:
-                st = client.get("/gitops/v1/status")
+                st = with_apps(client.get("/gitops/v1/status"))
             except GitopsError as exc:
                 return Outcome(ERROR, elapsed=elapsed, message=str(exc))
             view.update(hints.apply(st, elapsed), elapsed, timeout)
@@ -224,6 +224,26 @@ def wait_healthy(client: Client, timeout: float, *, spent: float = 0.0,
             sleep(POLL)
     finally:
         view.close()
+
+
+def with_apps(st: dict) -> dict:
+    """The status as one to wait on: the objects of every Application git declares too;
+    applied once every automated app applied a revision, refused when one's first sync
+    was (named after it)."""
+    apps = st.get("apps") or []
+    if not apps:
+        return st
+    objects = [*st.get("objects", []), *(o for a in apps for o in a.get("objects", []))]
+    waiting = [a for a in apps if (a.get("policy") or {}).get("automated")
+               and not a.get("applied_revision")]
+    refused = next((a for a in waiting if (a.get("last_sync") or {}).get("result")
+                    in ("failed", "refused")), None)
+    last = st.get("last_sync")
+    if refused is not None:
+        last = {**refused["last_sync"], "message": f"application {refused['name']}: "
+                f"{refused['last_sync'].get('message') or ''}".rstrip(": ")}
+    return {**st, "objects": objects, "last_sync": last,
+            "applied_revision": None if waiting else st.get("applied_revision")}
 
 
 def _explain_all(client: Client, st: dict) -> dict[str, list[Finding]]:

@@ -27,7 +27,7 @@ from typing import Any
 
 from gitops.errors import ManifestError
 from gitops.manifests import paths
-from gitops.manifests.loader import MAX_FILE_BYTES, load_mapping
+from gitops.manifests.loader import MAX_FILE_BYTES, load_mapping, syntax_errors
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 REMOTE_FLAG = "--allow-remote-bases"
@@ -136,6 +136,28 @@ def input_files(unit: Path, boundary: Path) -> list[InputFile]:
             found.append(InputFile(Path(target), kfile, entry.field,
                                    lines.get(entry.field, 1)))
     return found
+
+
+def yaml_errors(unit: Path, boundary: Path, name: Callable[[Path], str],
+                clear: dict[Path, bytes] | None = None) -> list[ManifestError]:
+    """YAML syntax errors of the manifest files the graph from `unit` names, at their file
+    and line in the repo: what a failed build is explained with (kustomize names only
+    `line N` of a path in its own terms). `clear`: decrypted content of some of them."""
+    errors: list[ManifestError] = []
+    for item in input_files(unit, boundary):
+        if item.path.suffix not in (".yaml", ".yml", ".json"):
+            continue
+        try:
+            data = (clear or {}).get(item.path)
+            if data is None:
+                if item.path.stat().st_size > MAX_FILE_BYTES:
+                    continue
+                data = item.path.read_bytes()
+            text = data.decode("utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        errors += syntax_errors(text, name(item.path))
+    return errors
 
 
 def _reached(unit: Path, boundary: Path, name: Callable[[Path], str], errors: list

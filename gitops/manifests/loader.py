@@ -283,6 +283,11 @@ def load_text(text: str, file: str = "<stdin>") -> LoadResult:
     return result
 
 
+def syntax_errors(text: str, file: str) -> list[ManifestError]:
+    """Only what keeps `text` from parsing as YAML (any shape of document is fine)."""
+    return _parse(text, file, emit=lambda *_: None).errors
+
+
 def load_mapping(text: str, file: str) -> tuple[dict, dict[str, int], list[ManifestError]]:
     """The first document of `text` as a plain mapping and its field path -> line map, for YAML
     that is not a Kubernetes object (kustomization.yaml); the same limits as load_text."""

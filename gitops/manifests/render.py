@@ -1,4 +1,5 @@
-"""Render a manifest directory the way Argo CD / Flux users expect: plain YAML, Kustomize, Helm.
+"""Render a manifest directory the way Argo CD / Flux users expect: plain YAML, Jsonnet,
+Kustomize, Helm.
 
 `render_path(root)` is what the sync engine calls instead of `load_path`:
 
@@ -9,7 +10,12 @@
   (helm-python-sdk, Helm's Go SDK over ctypes, no binary needed), else a `helm` binary.
 - otherwise: every *.yaml / *.yml below `root` as `load_path` reads it, except that a
   subdirectory holding a kustomization file (or a Chart.yaml) is rendered as one unit and its
-  files are not also read as plain YAML. Kustomization files are never Kubernetes objects.
+  files are not also read as plain YAML, and every *.jsonnet file is evaluated (jsonnet.py).
+  Kustomization files are never Kubernetes objects. The directory options (options.py:
+  Argo CD's recurse, include, exclude) choose the files and units read.
+
+`options` (RenderOptions) also carry the Helm release name and values files, the Jsonnet
+arguments, and the destination namespace: namespaced objects that name none get it.
 
 Every problem becomes a ManifestError in the result; nothing stops at the first one.
 
@@ -45,7 +51,8 @@ then names the user's paths, not the wrapper's, and a kustomize too old for buil
 still renders (attributed to the kustomization file).
 
 Helm: the release is named after the chart unless `release_name` is given, namespace
-"default", rendered as `helm template --include-crds` would (NOTES.txt dropped). Values: the
+the destination's (else "default"), dependencies laid out from the repo (helm_deps.py),
+rendered as `helm template --include-crds` would (NOTES.txt dropped). Values: the
 chart's values.yaml, then each of `values_files` in order (later wins, maps merge). Object
 lines are lines in the *rendered* output of the template, which equal the template's own lines
 only where no `{{- ... }}` block shifted them.
@@ -74,12 +81,14 @@ import structlog
 import yaml
 
 from gitops.errors import ManifestError
-from gitops.manifests import decrypt, kustomize_inputs, sandbox, sops
+from gitops.manifests import decrypt, helm_deps, jsonnet, kustomize_inputs, sandbox, sops
 from gitops.manifests.kustomize_inputs import KUSTOMIZATION_FILES
 from gitops.manifests.kustomize_inputs import kustomization_file as _kustomization_file
 from gitops.manifests.loader import (LoadResult, SourceObject, load_mapping, load_path,
                                      load_text, read_text)
+from gitops.manifests.options import RenderOptions
 from gitops.manifests.sops import Decryption
+from gitops.model.kinds import KINDS
 # Helm's merge of -f values files; it runs in the sandbox, with the chart.
 from gitops.manifests.sandbox_child import merge_values as _merge_values  # noqa: F401
 
@@ -93,6 +102,11 @@ TOOL_TIMEOUT = 60.0           # seconds
 TOOL_MEMORY_MIB = 512         # RLIMIT_DATA of the tool's process
 TOOL_OUTPUT_MIB = 64          # what it may print: the rendered manifests
 MAX_MESSAGE = 2000            # characters of a tool's stderr kept in an error
+# Cluster-wide kinds of Kubernetes beyond the agent's own kinds registry.
+CLUSTER_SCOPED = frozenset((
+    "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "PersistentVolume",
+    "StorageClass", "PriorityClass", "IngressClass", "RuntimeClass", "CSIDriver",
+    "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration", "APIService"))
 HELM_MISSING = "Helm chart needs `pip install gitops[helm]` or `helm` on PATH"
 KUSTOMIZE_MISSING = "kustomization.yaml needs `kustomize` or `kubectl` on PATH"
 
@@ -109,23 +123,30 @@ class _Scope:
     allow_remote_bases: bool
     limits: sandbox.Limits
     decryption: Decryption
+    options: RenderOptions = RenderOptions()
 
 
 def render_path(root: str | Path, values_files: Iterable[str | Path] | None = None, *,
-                release_name: str | None = None, namespace: str = "default",
+                release_name: str | None = None, namespace: str = "",
                 repo_root: str | Path | None = None,
                 allow_remote_bases: bool = False,
-                decryption: Decryption | None = None) -> LoadResult:
-    """Render `root` (plain YAML, Kustomize or Helm, see the module doc) into objects + errors.
+                decryption: Decryption | None = None,
+                options: RenderOptions | None = None) -> LoadResult:
+    """Render `root` (plain YAML, Jsonnet, Kustomize or Helm, see the module doc) into objects
+    + errors.
 
-    `values_files` (Helm only, applied to a chart at `root`) are relative to `root` unless
-    absolute; `release_name` defaults to the chart's name. `repo_root` is the checkout `root`
-    belongs to (default: the git work tree holding it, else `root`); nothing outside it is read.
-    `decryption` decrypts SOPS-encrypted files (without one, they are refused: no key) and
-    collects what could not be read and warnings.
+    `options` say how (directory recursion and globs, Jsonnet arguments, Helm release and
+    values, the destination namespace); `values_files`, `release_name` and `namespace` are
+    shorthands for some of them. Helm values files are relative to the chart unless absolute;
+    the release is named after the chart unless named. `repo_root` is the checkout `root`
+    belongs to (default: the git work tree holding it, else `root`); nothing outside it is
+    read. `decryption` decrypts SOPS-encrypted files (without one, they are refused: no key)
+    and collects what could not be read and warnings.
     """
+    options = _merged_options(options or RenderOptions(), values_files, release_name,
+                              namespace)
     root = Path(root)
-    boundary = Path(_real(repo_root)) if repo_root is not None else _enclosing_repository(root)
+    boundary = Path(_real(repo_root)) if repo_root is not None else enclosing_repository(root)
     real_root = Path(_real(root))
     if not real_root.is_relative_to(boundary):
         where = Path(os.path.relpath(os.path.abspath(root), boundary)).as_posix()
@@ -134,19 +155,58 @@ def render_path(root: str | Path, values_files: Iterable[str | Path] | None = No
             "outside the checkout is read", where)])
     scope = _Scope(real_root, boundary, allow_remote_bases,
                    sandbox.Limits(TOOL_MEMORY_MIB, TOOL_TIMEOUT, TOOL_OUTPUT_MIB),
-                   decryption if decryption is not None else Decryption())
+                   decryption if decryption is not None else Decryption(), options)
+    return place_in_namespace(_render_root(root, scope), options.namespace)
+
+
+def _merged_options(options: RenderOptions, values_files: Iterable[str | Path] | None,
+                    release_name: str | None, namespace: str) -> RenderOptions:
+    helm = options.helm
+    if values_files:
+        helm = dataclasses.replace(helm, values_files=(
+            *helm.values_files, *(str(v) for v in values_files)))
+    if release_name:
+        helm = dataclasses.replace(helm, release_name=release_name)
+    return dataclasses.replace(options, helm=helm, namespace=namespace or options.namespace)
+
+
+def _render_root(root: Path, scope: _Scope) -> LoadResult:
     if root.is_file():          # named after the file, as load_path names it
+        if root.suffix == ".jsonnet":
+            return _render_jsonnet(root, root.name, scope)
         return _load_file(root, root.name, scope)
     if not root.is_dir():       # nothing: exactly load_path's answer
         return load_path(root)
     if _kustomization_file(root) is not None:
         return _render_kustomize(root, scope)
     if (root / CHART_FILE).is_file():
-        return _render_helm(root, scope, list(values_files or ()), release_name, namespace)
-    return _render_plain(root, scope, namespace)
+        return _render_helm(root, scope, list(scope.options.helm.values_files),
+                            scope.options.helm.release_name or None, _helm_namespace(scope))
+    return _render_plain(root, scope)
 
 
-def _enclosing_repository(root: Path) -> Path:
+def place_in_namespace(result: LoadResult, namespace: str) -> LoadResult:
+    """The destination namespace on every namespaced object that names none (Argo CD's
+    destination.namespace); a kind the agent does not know is taken as namespaced (as the
+    store takes it, and custom resources mostly are) unless Kubernetes makes it cluster-wide."""
+    if not namespace:
+        return result
+    for i, obj in enumerate(result.objects):
+        info = KINDS.get(obj.kind)
+        meta = obj.body.get("metadata")
+        if (info is not None and not info.namespaced) or obj.kind in CLUSTER_SCOPED \
+                or not isinstance(meta, dict) or meta.get("namespace"):
+            continue
+        body = {**obj.body, "metadata": {**meta, "namespace": namespace}}
+        result.objects[i] = dataclasses.replace(obj, body=body)
+    return result
+
+
+def _helm_namespace(scope: _Scope) -> str:
+    return scope.options.namespace or "default"
+
+
+def enclosing_repository(root: Path) -> Path:
     """The nearest directory at or above `root` holding .git (looked up by name, not by
     following symlinks), else `root` itself (its directory, for a file)."""
     start = Path(os.path.abspath(root))
@@ -169,13 +229,19 @@ def _rel(path: Path | str, real_root: Path) -> str:
 
 # -- plain directories ---------------------------------------------------------------------
 
-def _render_plain(root: Path, scope: _Scope, namespace: str) -> LoadResult:
-    """load_path's walk (same order, filters and errors), with rendered units spliced in."""
+def _render_plain(root: Path, scope: _Scope) -> LoadResult:
+    """load_path's walk (same order, filters and errors), with rendered units spliced in:
+    .jsonnet files, and subdirectories holding a kustomization or a chart. Argo CD's
+    directory options choose what is read: `recurse` off reads the top directory only;
+    include/exclude globs match paths relative to `root` (a unit by its kustomization file
+    or Chart.yaml)."""
     real_root = scope.real_root
+    directory = scope.options.directory
     entries: list[tuple[str, str, Path]] = []   # (sort key, what, path)
     result = LoadResult()
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")] if directory.recurse \
+            else []
         here = Path(dirpath)
         for name in dirnames:       # not walked (os.walk does not follow them), but said
             path = here / name
@@ -184,34 +250,44 @@ def _render_plain(root: Path, scope: _Scope, namespace: str) -> LoadResult:
                                                    path.relative_to(root).as_posix()))
         if here != root:
             rel_dir = here.relative_to(root).as_posix()
-            if _kustomization_file(here) is not None:
-                entries.append((rel_dir + "/", "kustomize", here))
-                dirnames[:] = []
-                continue
-            if (here / CHART_FILE).is_file():
-                entries.append((rel_dir + "/", "helm", here))
+            unit = _kustomization_file(here)
+            what = "kustomize" if unit is not None else \
+                "helm" if (here / CHART_FILE).is_file() else ""
+            if what:
+                marker = unit.name if unit is not None else CHART_FILE
+                if directory.selects(f"{rel_dir}/{marker}"):
+                    entries.append((rel_dir + "/", what, here))
                 dirnames[:] = []
                 continue
         for name in filenames:
-            if name.startswith(".") or not name.endswith((".yaml", ".yml")):
+            if name.startswith(".") or not name.endswith((".yaml", ".yml", ".jsonnet")):
                 continue
             if name in KUSTOMIZATION_FILES:   # only reachable through a symlinked dir name
                 continue
             path = here / name
             rel = path.relative_to(root).as_posix()
+            if not directory.selects(rel):
+                continue
             if not Path(_real(path)).is_relative_to(real_root):   # a repo must not read /etc
                 result.errors.append(ManifestError("symlink points outside the root", rel))
                 continue
-            entries.append((rel, "file", path))
+            entries.append((rel, "jsonnet" if name.endswith(".jsonnet") else "file", path))
     entries.sort(key=lambda e: e[0])
     for key, what, path in entries:
         if what == "file":
             result.extend(_load_file(path, key, scope))
+        elif what == "jsonnet":
+            result.extend(_render_jsonnet(path, key, scope))
         elif what == "kustomize":
             result.extend(_render_kustomize(path, scope))
         else:
-            result.extend(_render_helm(path, scope, [], None, namespace))
+            result.extend(_render_helm(path, scope, [], None, _helm_namespace(scope)))
     return result
+
+
+def _render_jsonnet(path: Path, rel: str, scope: _Scope) -> LoadResult:
+    return jsonnet.render_file(Path(_real(path)), rel, scope.real_root, scope.boundary,
+                               scope.options.directory, scope.limits, scope.decryption)
 
 
 def _load_file(path: Path, rel: str, scope: _Scope) -> LoadResult:
@@ -358,7 +434,11 @@ def _build_kustomize(unit_real: Path, kfile: Path, kfile_rel: str, scope: _Scope
         run = _run(cmd + [str(unit_real)], what, scope)
     _log_warnings(run.stderr, kfile_rel)
     if not run.ok:
-        return LoadResult(errors=[ManifestError(run.message, kfile_rel)])
+        # A YAML file it could not parse: named at its file and line in the repo, not as
+        # kustomize tells it (the kustomization, `line N` of a path in its own terms).
+        syntax = [] if run.over_budget else kustomize_inputs.yaml_errors(
+            unit_real, scope.boundary, functools.partial(_rel, real_root=scope.real_root))
+        return LoadResult(errors=syntax or [ManifestError(run.message, kfile_rel)])
     loaded = load_text(run.stdout, kfile_rel)
     origins = _Origins(scope, kfile_rel)
     loaded.objects = [origins.place(o, origin_base, strip=not keep_origin)
@@ -433,8 +513,12 @@ def _render_helm(chart: Path, scope: _Scope, values_files: list[str | Path],
     if result.errors:
         return result
     value_paths = [chart / v for v in values_files]   # an absolute v stays absolute
-    for path in value_paths:
-        if not path.is_file():
+    for given, path in zip(values_files, value_paths):
+        if not Path(given).is_absolute() and \
+                not Path(_real(path)).is_relative_to(scope.boundary):
+            result.errors.append(ManifestError("values file lies outside the repository",
+                                               _rel(path, real_root)))
+        elif not path.is_file():
             result.errors.append(ManifestError("values file not found", _rel(path, real_root)))
     if result.errors:
         return result
@@ -445,15 +529,44 @@ def _render_helm(chart: Path, scope: _Scope, values_files: list[str | Path],
         return problems
     site = _helm_sdk_site()
     helm = shutil.which("helm") if site is None else None
-    if site is not None:
-        result = _helm_sdk(site, chart, scope, chart_rel, value_paths, release_name,
-                           namespace, inline)
-    elif helm is not None:
-        result = _helm_binary(helm, chart, scope, chart_rel, value_paths, release_name,
-                              namespace, inline)
-    else:
+    if site is None and helm is None:
         return LoadResult(errors=[ManifestError(HELM_MISSING, chart_rel)])
+    try:
+        with helm_deps.built(chart, scope.boundary,
+                             functools.partial(_rel, real_root=real_root)) as deps:
+            if deps.errors:
+                return LoadResult(errors=deps.errors)
+            where = _ChartPaths(chart, deps.chart, deps.sources)
+            if site is not None:
+                result = _helm_sdk(site, where, scope, chart_rel, value_paths, release_name,
+                                   namespace, inline)
+            else:
+                assert helm is not None
+                result = _helm_binary(helm, where, scope, chart_rel, value_paths,
+                                      release_name, namespace, inline)
+    except OSError as exc:
+        return LoadResult(errors=[ManifestError(
+            f"cannot lay out the chart's file:// dependencies: {exc.strerror or exc}",
+            chart_rel)])
     return decrypt.helm_output(result, value_paths, inline, scope.decryption)
+
+
+@dataclasses.dataclass(frozen=True)
+class _ChartPaths:
+    """A chart as the repo holds it (`chart`: files are named after it) and as Helm loads
+    it (`load`: a private copy when file:// dependencies were laid into its charts/)."""
+    chart: Path
+    load: Path
+    sources: dict[str, Path] = dataclasses.field(default_factory=dict)  # copy's charts/X/
+
+    def template_file(self, key: str, real_root: Path) -> str:
+        """'mychart/templates/x.yaml' (Helm's name) -> that file relative to the root; a
+        template of a file:// dependency is named where it lives in the repo."""
+        inside = key.split("/", 1)[1] if "/" in key else key
+        for prefix in sorted(self.sources, key=len, reverse=True):
+            if inside.startswith(prefix):
+                return _rel(self.sources[prefix] / inside[len(prefix):], real_root)
+        return _rel(self.chart / inside, real_root)
 
 
 def _helm_sdk_site() -> str | None:
@@ -505,27 +618,22 @@ def _merged_values(value_paths: list[Path], inline: dict[int, str], scope: _Scop
     return merged, None
 
 
-def _template_file(key: str, chart: Path, real_root: Path) -> str:
-    """'mychart/templates/x.yaml' (Helm's name) -> path of that file relative to the root."""
-    inside = key.split("/", 1)[1] if "/" in key else key
-    return _rel(chart / inside, real_root)
-
-
-def _helm_error(message: str, chart: Path, real_root: Path, chart_rel: str,
+def _helm_error(message: str, where: _ChartPaths, real_root: Path, chart_rel: str,
                 chart_name: str) -> ManifestError:
-    message = message.strip()
+    message = message.strip().replace(str(where.load.parent) + "/", "")
     m = _HELM_WHERE.search(message)
     if m and m.group(1).startswith(chart_name + "/"):   # names the template and line
-        return ManifestError(message, _template_file(m.group(1), chart, real_root),
+        return ManifestError(message, where.template_file(m.group(1), real_root),
                              int(m.group(2)))
     return ManifestError(message or "helm render failed", chart_rel)
 
 
-def _helm_sdk(site: str, chart: Path, scope: _Scope, chart_rel: str, value_paths: list[Path],
+def _helm_sdk(site: str, where: _ChartPaths, scope: _Scope, chart_rel: str,
+              value_paths: list[Path],
               release_name: str | None, namespace: str,
               inline: dict[int, str] | None = None) -> LoadResult:
     real_root = scope.real_root
-    request = {"chart": str(chart), "values_files": [str(p) for p in value_paths],
+    request = {"chart": str(where.load), "values_files": [str(p) for p in value_paths],
                "release_name": release_name or "", "namespace": namespace}
     started = time.monotonic()
     # Decrypted values go on stdin: the request is on the child's command line.
@@ -547,8 +655,8 @@ def _helm_sdk(site: str, chart: Path, scope: _Scope, chart_rel: str, value_paths
         return LoadResult(errors=[ManifestError(str(reply.get("error")),
                                                 _rel(path, real_root))])
     if "error" in reply:
-        return LoadResult(errors=[_helm_error(str(reply["error"]), chart, real_root, chart_rel,
-                                              str(reply.get("chart_name") or chart.name))])
+        return LoadResult(errors=[_helm_error(str(reply["error"]), where, real_root, chart_rel,
+                                              str(reply.get("chart_name") or where.chart.name))])
     docs = reply.get("docs") or []
     log.debug("helm_rendered", chart=chart_rel, templates=len(docs),
               seconds=round(time.monotonic() - started, 3))
@@ -556,20 +664,21 @@ def _helm_sdk(site: str, chart: Path, scope: _Scope, chart_rel: str, value_paths
     for key, text in docs:
         if key.endswith("/NOTES.txt") or not text.strip():
             continue
-        result.extend(load_text(text, _template_file(key, chart, real_root)))
+        result.extend(load_text(text, where.template_file(key, real_root)))
     return result
 
 
-def _helm_binary(helm: str, chart: Path, scope: _Scope, chart_rel: str,
+def _helm_binary(helm: str, where: _ChartPaths, scope: _Scope, chart_rel: str,
                  value_paths: list[Path], release_name: str | None,
                  namespace: str, inline: dict[int, str] | None = None) -> LoadResult:
     real_root = scope.real_root
     try:
-        m = _CHART_NAME.search((chart / CHART_FILE).read_text("utf-8", "replace"))
+        m = _CHART_NAME.search((where.chart / CHART_FILE).read_text("utf-8", "replace"))
     except OSError:
         m = None
-    chart_name = m.group(1) if m else chart.name
-    cmd = [helm, "template", release_name or chart_name, str(chart), "--namespace", namespace,
+    chart_name = m.group(1) if m else where.chart.name
+    cmd = [helm, "template", release_name or chart_name, str(where.load), "--namespace",
+           namespace,
            "--include-crds"]
     piped = b""
     if inline:      # decrypted values: all files merged here, handed over on stdin
@@ -585,7 +694,7 @@ def _helm_binary(helm: str, chart: Path, scope: _Scope, chart_rel: str,
     if not run.ok:
         if run.over_budget:
             return LoadResult(errors=[ManifestError(run.message, chart_rel)])
-        return LoadResult(errors=[_helm_error(run.message, chart, real_root, chart_rel,
+        return LoadResult(errors=[_helm_error(run.message, where, real_root, chart_rel,
                                               chart_name)])
     result = LoadResult()
     # One chunk per document, "# Source: <chart>/<template>" first; lines count from the
@@ -596,6 +705,6 @@ def _helm_binary(helm: str, chart: Path, scope: _Scope, chart_rel: str,
             doc = doc[source.end():].removeprefix("\n")
         if not doc.strip():
             continue
-        file = _template_file(source.group(1), chart, real_root) if source else chart_rel
+        file = where.template_file(source.group(1), real_root) if source else chart_rel
         result.extend(load_text(doc, file))
     return result

@@ -106,6 +106,12 @@ def run_helm_sdk(site_dir: str, request: dict, limits: Limits, stdin: bytes = b"
     return _run(["helm", site_dir, json.dumps(request)], limits, False, Extras(stdin=stdin))
 
 
+def run_jsonnet(site_dir: str, request: dict, limits: Limits) -> Outcome:
+    """Evaluate one Jsonnet file with the official bindings (found in `site_dir`) under
+    `limits`; stdout is sandbox_child.evaluate_jsonnet's JSON reply."""
+    return _run(["jsonnet", site_dir, json.dumps(request)], limits, False)
+
+
 def _run(args: list[str], limits: Limits, remote_access: bool,
          extras: Extras = Extras()) -> Outcome:
     memory = limits.memory_mib * 2**20
@@ -137,7 +143,8 @@ def _run(args: list[str], limits: Limits, remote_access: bool,
             proc.returncode == EXIT_OUT_OF_MEMORY or _OUT_OF_MEMORY.search(err)):
         exceeded = "memory"
     outcome = Outcome(proc.returncode, bytes(stdout), err, exceeded)
-    log.debug("render_tool_ran", tool=args[1] if args[0] != "helm" else "helm-sdk",
+    tool = args[0] if args[0] in ("helm", "jsonnet") else args[1]
+    log.debug("render_tool_ran", tool=tool,
               returncode=proc.returncode, exceeded=exceeded or None,
               seconds=round(time.monotonic() - started, 3))
     return outcome

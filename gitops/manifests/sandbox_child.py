@@ -3,12 +3,15 @@
     python -I -S sandbox_child.py MEMORY_BYTES CPU_SECONDS exec TOOL [ARG...]
     python -I -S sandbox_child.py MEMORY_BYTES CPU_SECONDS exec-offline TOOL [ARG...]
     python -I -S sandbox_child.py MEMORY_BYTES CPU_SECONDS helm SITE_DIR REQUEST_JSON
+    python -I -S sandbox_child.py MEMORY_BYTES CPU_SECONDS jsonnet SITE_DIR REQUEST_JSON
 
 `exec` replaces this process with a binary (kustomize, kubectl, helm) once the limits are set;
 `exec-offline` does too, in a network namespace of its own when the kernel lets us make one
 (sops: nothing it does for us needs the network); `helm` renders a chart with helm-python-sdk
 (imported from SITE_DIR) and prints the result as one JSON object; values that must not be on
-a command line (decrypted ones) come on stdin as {"inline_values": {"INDEX": "YAML"}}.
+a command line (decrypted ones) come on stdin as {"inline_values": {"INDEX": "YAML"}};
+`jsonnet` evaluates one .jsonnet file with the official bindings (_jsonnet, from SITE_DIR),
+every import resolved inside the checkout only, and prints {"json": TEXT} or {"error": ...}.
 Only the standard library loads here, never gitops: the limits are set before anything big is
 imported, and a Python start without `site` stays cheap.
 """
@@ -87,6 +90,43 @@ def render_chart(helm: Any, request: dict, inline: dict[str, str] | None = None)
     return {"docs": docs, "chart_name": name}
 
 
+def _jsonnet_vars(items: list[dict], code: bool) -> dict[str, str]:
+    return {v["name"]: v["value"] for v in items if bool(v.get("code")) == code}
+
+
+def evaluate_jsonnet(jsonnet: Any, request: dict) -> dict:
+    """{"json": TEXT} or {"error": MESSAGE}: request["file"] evaluated with its top-level
+    arguments and external variables; an import is looked up beside the importing file,
+    then in each of request["libs"], and must resolve inside request["boundary"]."""
+    boundary = os.path.realpath(request["boundary"])
+
+    def inside(path: str) -> bool:
+        real = os.path.realpath(path)
+        return real == boundary or real.startswith(boundary + os.sep)
+
+    def load(directory: str, rel: str) -> tuple[str, bytes]:
+        for base in (directory, *request["libs"]):
+            path = os.path.normpath(os.path.join(base, rel))
+            if not os.path.isfile(path):
+                continue
+            if not inside(path):
+                raise RuntimeError("the import leads outside the repository")
+            with open(path, "rb") as f:
+                return path, f.read()
+        raise RuntimeError("no such file in the repository")
+
+    tlas, exts = request["tlas"], request["ext_vars"]
+    try:
+        text = jsonnet.evaluate_file(
+            request["file"], import_callback=load,
+            tla_vars=_jsonnet_vars(tlas, False), tla_codes=_jsonnet_vars(tlas, True),
+            ext_vars=_jsonnet_vars(exts, False), ext_codes=_jsonnet_vars(exts, True),
+            max_stack=request.get("max_stack", 500))
+    except RuntimeError as exc:
+        return {"error": str(exc)}
+    return {"json": text}
+
+
 def main(argv: list[str]) -> None:
     memory, cpu, mode, *rest = argv
     set_limits(int(memory), int(cpu))
@@ -95,6 +135,16 @@ def main(argv: list[str]) -> None:
             leave_network()     # best effort: sops refuses keys it was not given anyway
         os.execv(rest[0], rest)
     site, request = rest
+    if mode == "jsonnet":
+        sys.path.insert(0, site)
+        try:
+            import _jsonnet
+            reply = evaluate_jsonnet(_jsonnet, json.loads(request))
+        except MemoryError:
+            os._exit(EXIT_OUT_OF_MEMORY)
+        sys.stdout.write(json.dumps(reply))
+        sys.stdout.flush()
+        return
     try:
         sys.path.insert(0, site)
         import helm_python

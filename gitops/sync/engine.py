@@ -28,6 +28,7 @@ from gitops.manifests import paths
 from gitops.manifests import policy as node_policy
 from gitops.manifests.age_keys import KeySource
 from gitops.manifests.loader import load_mapping
+from gitops.manifests.options import RenderOptions
 from gitops.manifests.render import render_path
 from gitops.manifests.sops import Decryption
 from gitops.manifests.validate import validate
@@ -36,7 +37,10 @@ from gitops.model.secrets import mask_secret
 from gitops.source import Revision, Source
 from gitops.source.base import oversized, redact_url
 from gitops.store.base import InventoryEntry, Store
+from gitops.store.scoped import app_history
+from gitops.sync import application
 from gitops.sync import hooks as hook_rules
+from gitops.sync.application import AppSpec
 from gitops.sync import rules as sync_rules
 from gitops.sync.apply import Writer
 from gitops.sync.diff import Change, Desired, Plan, compute_plan
@@ -63,7 +67,7 @@ log = structlog.get_logger(component="sync")
 
 @dataclass
 class SyncResult:
-    result: str              # synced | unchanged | failed | refused | suspended
+    result: str              # synced | unchanged | failed | refused | suspended | outofsync
     revision: str = ""
     plan: Plan | None = None
     errors: list[ManifestError] = field(default_factory=list)
@@ -87,6 +91,8 @@ class SyncPolicy:
     options: SyncOptions = DEFAULT      # the app's sync options (objects override them)
     ignore_differences: tuple[IgnoreRule, ...] = ()    # from flags or an Application
     ignore_file: str = ""               # a file of ignoreDifferences in the repo
+    render: RenderOptions = RenderOptions()     # directory, Jsonnet, Helm, destination
+    automated: bool = True              # off: only a manual sync applies (Argo CD's manual)
 
 
 @dataclass(frozen=True)
@@ -95,29 +101,44 @@ class Rendered:
     desired: list[Desired]
     split: hook_rules.Split
     rules: tuple[IgnoreRule, ...]
+    apps: tuple[AppSpec, ...] = ()      # Applications the revision declares
 
 
 def render(revision: Revision, allow_host_access: bool = False,
            helm_values: tuple[str, ...] = (), allow_remote_bases: bool = False,
-           decryption: Decryption | None = None
+           decryption: Decryption | None = None, options: RenderOptions | None = None
            ) -> tuple[list[Desired], list[ManifestError]]:
     """Load and validate every manifest of a revision (pure apart from reading files and
     running renderers in their sandbox). Nothing outside the checkout is read. SOPS files
-    are decrypted with `decryption` (which collects what it could not read and warnings)."""
+    are decrypted with `decryption` (which collects what it could not read and warnings).
+    Applications it declares are checked but not returned (render_apps returns them)."""
+    desired, _, errors = render_apps(revision, allow_host_access, helm_values,
+                                     allow_remote_bases, decryption, options)
+    return desired, errors
+
+
+def render_apps(revision: Revision, allow_host_access: bool = False,
+                helm_values: tuple[str, ...] = (), allow_remote_bases: bool = False,
+                decryption: Decryption | None = None, options: RenderOptions | None = None
+                ) -> tuple[list[Desired], list[AppSpec], list[ManifestError]]:
+    """render(), and the Applications the revision declares (several apps, app-of-apps)."""
     base = revision.manifest_dir
     if not base.exists():
-        return [], [ManifestError(f"path {revision.path!r} does not exist in the source",
-                                  file=revision.path)]
+        return [], [], [ManifestError(f"path {revision.path!r} does not exist in the source",
+                                      file=revision.path)]
     if problem := oversized(revision.root):
-        return [], [ManifestError(problem, file=".")]
+        return [], [], [ManifestError(problem, file=".")]
     loaded = render_path(base, helm_values, repo_root=revision.root,
-                         allow_remote_bases=allow_remote_bases, decryption=decryption)
-    errors = [*loaded.errors,
-              *validate(loaded.objects, schema=sync_rules.schema_checked),
-              *sync_rules.check(loaded.objects),
-              *node_policy.check(loaded.objects, allow_host_access)]
+                         allow_remote_bases=allow_remote_bases, decryption=decryption,
+                         options=options)
+    declared, objects = application.split(loaded.objects)
+    apps, app_errors = application.parse_all(declared)
+    errors = [*loaded.errors, *app_errors,
+              *validate(objects, schema=sync_rules.schema_checked),
+              *sync_rules.check(objects),
+              *node_policy.check(objects, allow_host_access)]
     return [Desired(_without_server_fields(o.body), o.file, o.line, o.field_lines)
-            for o in loaded.objects], errors
+            for o in objects], apps, errors
 
 
 def read_ignore_file(revision: Revision, name: str
@@ -210,7 +231,12 @@ class SyncEngine:
                  drift: DriftRecorder | None = None,
                  sleep: Callable[[float], None] = time.sleep,
                  clock: Callable[[], float] = time.monotonic,
-                 owner: FieldOwner | None = None) -> None:
+                 owner: FieldOwner | None = None, app: str = "",
+                 on_apps: Callable[[list[AppSpec]], None] | None = None,
+                 claims: Callable[[str], dict[ObjectKey, str]] | None = None) -> None:
+        self.app = app                  # "" for the agent's own source, else the app's name
+        self.on_apps = on_apps          # told the Applications of each revision applied
+        self.claims = claims            # app -> the objects other apps manage, and whose
         self.store = store
         self.source = source
         self.policy = policy or SyncPolicy()
@@ -271,6 +297,8 @@ class SyncEngine:
 
         t1 = time.perf_counter()
         rendered, errors = self._render(revision)
+        if rendered is not None and not errors:
+            errors = self._claimed_elsewhere(rendered)
         timings["render"] = time.perf_counter() - t1
         if errors or rendered is None:
             for err in errors:
@@ -290,6 +318,12 @@ class SyncEngine:
                 "refused", revision.sha, plan=plan, timings=timings,
                 message="revision renders zero objects while objects are deployed; refusing "
                         "to prune everything (--allow-empty-prune allows it)"), blog)
+
+        if not self.policy.automated and trigger != "manual":
+            return self._finish(SyncResult(
+                "outofsync" if plan.has_changes else "unchanged", revision.sha, plan=plan,
+                timings=timings, message="automated sync is off: `gitops sync --app "
+                f"{self.app}` applies it" if plan.has_changes else ""), blog)
 
         t3 = time.perf_counter()
         hooks_due, refusal = self._hooks_due(split, revision.sha, trigger)
@@ -334,6 +368,8 @@ class SyncEngine:
             return self._finish(SyncResult("failed", revision.sha, plan=plan, timings=timings,
                                            message=failure, hooks=hooks), blog)
         self.status.record_applied(revision.sha)
+        if self.on_apps is not None:        # the apps of the revision now applied
+            self.on_apps(list(rendered.apps))
         result = "synced" if plan.has_changes or runner.results else "unchanged"
         return self._finish(SyncResult(result, revision.sha, plan=plan, timings=timings,
                                        hooks=hooks), blog)
@@ -354,15 +390,17 @@ class SyncEngine:
     def _render(self, revision: Revision) -> tuple[Rendered | None, list[ManifestError]]:
         key = (revision.sha, revision.path, self.policy.allow_host_access,
                self.policy.helm_values, self.policy.allow_remote_bases,
-               self.policy.ignore_file, self.policy.ignore_differences)
+               self.policy.ignore_file, self.policy.ignore_differences, self.policy.render)
         if self._rendered is not None and self._rendered[0] == key:
             return self._rendered[1], []
         decryption = Decryption(self.policy.decryption)
-        desired, errors = render(revision, self.policy.allow_host_access,
-                                 self.policy.helm_values, self.policy.allow_remote_bases,
-                                 decryption)
+        desired, apps, errors = render_apps(revision, self.policy.allow_host_access,
+                                            self.policy.helm_values,
+                                            self.policy.allow_remote_bases, decryption,
+                                            self.policy.render)
         for warning in decryption.warnings:     # once per revision: renders are cached
             log.warning("manifest_warning", revision=revision.sha, **warning.as_dict())
+        errors = [*errors, *application.source_errors(apps, self.source.url)]
         rules: list[IgnoreRule] = list(self.policy.ignore_differences)
         if self.policy.ignore_file and not errors:
             found, more = read_ignore_file(revision, self.policy.ignore_file)
@@ -376,9 +414,21 @@ class SyncEngine:
             log.info("object_not_synced", object=f"{d.body.get('kind')}/"
                      f"{(d.body.get('metadata') or {}).get('name')}", file=d.file,
                      line=d.line, reason=why)
-        rendered = Rendered(desired, split, tuple(rules))
+        rendered = Rendered(desired, split, tuple(rules), tuple(apps))
         self._rendered = (key, rendered)
         return rendered, []
+
+    def _claimed_elsewhere(self, rendered: Rendered) -> list[ManifestError]:
+        """Objects another app already manages: one object has one app (as Argo CD's
+        shared-resource warning, but refused: two apps would fight over it for ever)."""
+        taken = self.claims(self.app) if self.claims is not None else {}
+        if not taken:
+            return []
+        return [ManifestError(f"{d.key} is already managed by "
+                              f"{'application ' + taken[d.key] if taken[d.key] else 'the agent'}"
+                              "'s source; one object belongs to one app", d.file, d.line,
+                              kind=d.key.kind, name=d.key.name)
+                for d in rendered.split.objects if d.key in taken]
 
     def _hooks_due(self, split: hook_rules.Split, sha: str, trigger: str) -> tuple[bool, str]:
         """(run the hooks?, why the revision is refused without trying). Hooks run once per
@@ -584,10 +634,10 @@ class SyncEngine:
         return res
 
     def _repeats(self, entry: dict) -> bool:
-        """The same failure of the same revision as the last history entry: history keeps
-        one line for a revision refused on every poll."""
+        """The same failure of the same revision as this app's last history entry: history
+        keeps one line for a revision refused on every poll, whatever each attempt said
+        (a PreSync failure, then "its PreSync hooks failed" on the next polls)."""
         if entry["result"] in ("synced", "unchanged"):
             return False
-        last = next(iter(self.store.history(1)), None)
-        return last is not None and all(last.get(k) == entry[k]
-                                        for k in ("revision", "result", "message"))
+        last = next(iter(app_history(self.store, self.app, 1)), None)
+        return last is not None and all(last.get(k) == entry[k] for k in ("revision", "result"))

@@ -16,6 +16,7 @@ import structlog
 from gitops.errors import GitopsError
 from gitops.runnable import Loop
 from gitops.source.base import DirSource
+from gitops.store.scoped import app_history
 from gitops.sync.engine import SyncEngine
 from gitops.sync.rollback import HISTORY_DEPTH, rollback_target
 from gitops.sync.status import Pin
@@ -38,6 +39,7 @@ class SyncRunner:
         self._reasons: set[str] = {"startup"}
         self._reasons_lock = threading.Lock()
         self.last_result: dict = {}
+        self._by_pass: dict[int, dict] = {}     # the last few results, by pass number
 
     # -- runnable -----------------------------------------------------------------------
     async def start(self) -> None:
@@ -51,6 +53,7 @@ class SyncRunner:
 
     # -- passes -------------------------------------------------------------------------
     def _pass(self) -> None:
+        number = self.loop.started          # this pass's (the loop counts it first)
         with self._reasons_lock:
             reasons, self._reasons = self._reasons or {"interval"}, set()
         if reasons == {HEAL}:
@@ -60,6 +63,9 @@ class SyncRunner:
             res = self.engine.sync_once(trigger)
         self.last_result = {"result": res.result, "revision": res.revision,
                             "message": res.message, "errors": [str(e) for e in res.errors]}
+        self._by_pass[number] = self.last_result
+        for old in [n for n in self._by_pass if n < number - 16]:
+            del self._by_pass[old]
 
     def trigger(self, reason: str) -> None:
         """Thread-safe: a sync soon, remembering why (interval, webhook, watch, manual,
@@ -76,10 +82,12 @@ class SyncRunner:
         """A sync that begins after this call, and its result."""
         with self._reasons_lock:
             self._reasons.add(trigger)
+            target = self.loop.started + 1  # the first pass to begin from now: it has ours
         timeout = self.engine.policy.wave_timeout + MARGIN
         if not await self.loop.poke_and_wait(timeout=timeout):
             raise GitopsError("the sync did not finish in time; see `gitops status`")
-        return self.last_result
+        # That pass's result, not a later one's (a watch pass may finish meanwhile).
+        return self._by_pass.get(target, self.last_result)
 
     # -- verbs --------------------------------------------------------------------------
     async def control(self, verb: str, params: dict) -> dict:
@@ -104,7 +112,7 @@ class SyncRunner:
         before = self.status.pin()
         self.status.set_pin(rollback_target(
             to, self.status.fetched_revision(), self.status.applied_revision(),
-            self.engine.store.history(HISTORY_DEPTH),
+            app_history(self.engine.store, self.engine.app, HISTORY_DEPTH),
             has_history=not isinstance(self.engine.source, DirSource)))
         res = await self.sync_now()
         if res.get("result") not in ("synced", "unchanged"):

@@ -92,7 +92,8 @@ def synced_condition(last_sync: dict | None) -> Condition:
     result, revision = last_sync.get("result", ""), last_sync.get("revision", "")
     if result in ("synced", "unchanged"):
         return Condition(SYNCED, TRUE, "RevisionApplied", f"revision {revision} applied")
-    reason = {"failed": "SyncFailed", "refused": "SyncRefused"}.get(result, "SyncFailed")
+    reason = {"failed": "SyncFailed", "refused": "SyncRefused",
+              "outofsync": "OutOfSync"}.get(result, "SyncFailed")
     return Condition(SYNCED, FALSE, reason, last_sync.get("message") or result)
 
 

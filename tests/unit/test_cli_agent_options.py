@@ -21,7 +21,11 @@ CHANGED = AgentOptions(
     ignore_difference=("Deployment/web:/spec/replicas", "Deployment:.spec.replicas"),
     allow_empty_prune=True, service_cidr="10.96.0.0/20", helm_values=("a.yaml", "b.yaml"),
     pod_subnet="10.213.5.0/24", node_address="10.0.0.1", interval=5.0, path="k8s",
-    ref="main", decryption_key_file="/etc/gitops/age.key", ui_read_only=True)
+    ref="main", decryption_key_file="/etc/gitops/age.key", release_name="web",
+    dest_namespace="team", directory_recurse=False, directory_include="*.yaml",
+    directory_exclude="alt/*", jsonnet_tla_str=("env=prod",), jsonnet_tla_code=("n=3",),
+    jsonnet_ext_var_str=("region=eu",), jsonnet_ext_var_code=("debug=false",),
+    jsonnet_libs=("vendor",), ui_read_only=True)
 
 
 def parsed(argv: list[str]) -> AgentOptions:
@@ -107,3 +111,19 @@ def test_bad_sync_options_and_ignore_rules_are_refused_by_name():
     assert res.exit_code == 2 and "unsupported jq" in res.output
     res = CliRunner().invoke(command, ["--ignore-difference", "/spec/replicas"])
     assert res.exit_code == 2 and "KIND[/NAME or /NAMESPACE/NAME]:PATH" in res.output
+
+
+def test_up_names_the_options_a_running_agent_was_not_started_with():
+    """`up` on a running agent: options left at their default, or equal to the agent's,
+    pass; any other is named (the agent cannot take it while running)."""
+    running = {"helm_values": ["a.yaml"], "prune": True, "release_name": ""}
+    assert AgentOptions().differences(running) == []
+    assert AgentOptions(helm_values=("a.yaml",)).differences(running) == []
+    assert sorted(AgentOptions(helm_values=("b.yaml",), prune=False,
+                               release_name="web").differences(running)) == [
+        "--no-prune", "--release-name web", "--values b.yaml"]
+
+
+def test_namespace_is_another_name_of_the_destination_namespace():
+    assert parsed(["--namespace", "team"]).dest_namespace == "team"
+    assert parsed(["--dest-namespace", "team"]).dest_namespace == "team"

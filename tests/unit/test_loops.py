@@ -143,3 +143,46 @@ def test_every_runnable_keeps_the_contract():
                      Group("g", [])):
         assert isinstance(runnable, Runnable)
         assert runnable.name
+
+
+def test_a_requested_sync_gets_the_result_of_its_own_pass(monkeypatch):
+    """`gitops sync` prints the pass that carried its request, even when another pass (a
+    directory watch) finishes before the request looks."""
+    import time as _time
+
+    from gitops.sync.engine import SyncResult
+    from gitops.sync.runner import SyncRunner
+
+    class Engine:
+        status = None
+        policy = type("P", (), {"wave_timeout": 5.0})()
+
+        def __init__(self) -> None:
+            self.runner: SyncRunner | None = None
+
+        def sync_once(self, trigger: str = "interval", fetch: bool = True) -> SyncResult:
+            if trigger == "manual":
+                assert self.runner is not None
+                self.runner.trigger("watch")         # a later pass is already asked for
+                return SyncResult("failed", "r1", message="mine")
+            _time.sleep(0.001)
+            return SyncResult("unchanged", "r1", message="a later one")
+
+    async def scenario() -> dict:
+        engine = Engine()
+        runner = SyncRunner(engine)     # type: ignore[arg-type]
+        engine.runner = runner
+        await runner.start()
+        await asyncio.sleep(0.1)        # the start-up pass is over
+        original = asyncio.sleep
+
+        async def slow_poll(delay: float) -> None:    # the request looks late
+            await original(0.3 if delay == 0.05 else delay)
+        monkeypatch.setattr(asyncio, "sleep", slow_poll)
+        try:
+            return await runner.sync_now()
+        finally:
+            monkeypatch.undo()
+            await runner.stop()
+
+    assert asyncio.run(scenario())["message"] == "mine"
