@@ -106,13 +106,12 @@ class Agent:
         self.service_cidr = (config.service_cidr or self.store.get_state("service_cidr")
                              or pick_subnet(self.dd.instance, [], SERVICE_POOL, 20))
         self.store.set_state("service_cidr", self.service_cidr)
+        self.store.service_cidr = self.service_cidr     # ClusterIPs allocated on write
         self.informer = Informer(self.store)        # the cache every loop reads
-        self.controllers = ControllerManager(self.store, service_cidr=self.service_cidr,
-                                             informer=self.informer)
+        self.controllers = ControllerManager(self.store, informer=self.informer)
         self.scheduler = SchedulerLoop(
             self.informer,
-            lambda actions: execute(self.store, actions, "scheduler", self.controllers.events),
-            hold=self.controllers.allocations_pending)
+            lambda actions: execute(self.store, actions, "scheduler", self.controllers.events))
         # -- node: pods -> Docker; Services -> proxy and DNS
         self.runtime = DockerRuntime(self.dd.instance)
         self.network = f"gitops-{self.dd.instance}"

@@ -48,7 +48,6 @@ from gitops.controllers.queue import WorkQueue
 from gitops.errors import TransientError
 from gitops.model import KINDS, ObjectKey, key_of
 from gitops.model.actions import Action, SetStatus
-from gitops.model.addresses import SERVICE_CIDR
 from gitops.model.events import WARNING, event_for
 from gitops.model.meta import controller_of
 from gitops.model.pods import is_active
@@ -79,13 +78,11 @@ class Controller:
 class ControllerManager:
     def __init__(self, store: Registry, rng: random.Random | None = None,
                  clock: Callable[[], float] = time.time,
-                 service_cidr: str = SERVICE_CIDR,
                  events: EventRecorder | None = None,
                  informer: Informer | None = None,
                  resync: float = RESYNC) -> None:
         self.name = "controllers"
         self.store = store
-        self.service_cidr = service_cidr
         self.rng = rng or random.Random()
         self.clock = clock
         self.events = events or EventRecorder(store, clock, host=socket.gethostname())
@@ -217,14 +214,6 @@ class ControllerManager:
                                                   and a.status == obj.get("status"))]
         execute(self.store, actions, controller, self.events)
 
-    def allocations_pending(self) -> bool:
-        """Whether some Service still waits for its ClusterIP or node port (the scheduler
-        holds pods until then, so they start with every Service in their environment)."""
-        try:
-            return bool(service.reconcile(self.cache.list("Service"), self.service_cidr))
-        except Exception:   # noqa: BLE001 - the allocator's own pass reports it
-            return False
-
     def _lookup(self, kind: str, namespace: str, name: str) -> dict | None:
         return self.cache.lookup(kind, namespace, name)
 
@@ -239,8 +228,7 @@ class ControllerManager:
         self._execute(gc.reconcile(self._gc_snapshot()), "garbage-collector")
 
     def _allocate(self, _key: Hashable) -> None:
-        self._execute(service.reconcile(self.cache.list("Service"), self.service_cidr),
-                      "service")
+        self._execute(service.reconcile(self.cache.list("Service")), "service")
 
     def _claim(self, key: Hashable) -> None:
         if (obj := self.cache.get(key)) is not None:

@@ -1,6 +1,6 @@
 """Writing a plan through the store's registry: one wave in one transaction; prunes last,
-in reverse order. The registry keeps what git leaves open (allocations) and deletes as
-the API server does."""
+in reverse order. The registry admits each write as the API server does (defaults, what
+git leaves open such as allocations kept) and deletes as it does."""
 
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ def apply_changes(store: Registry, changes: list[Change]) -> None:
             if change.action == "create":
                 store.create(change.desired)
             elif change.action == "update":
-                store.update(merged(change, store.applied(change.key)), keep_allocations=True)
+                store.update(merged(change, store.applied(change.key)))
         store.set_applied({c.key: c.desired for c in changes
                            if c.action in ("create", "update", "unchanged")})
 

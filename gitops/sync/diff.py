@@ -11,7 +11,8 @@ from gitops.manifests import paths
 from gitops.model import KINDS, ObjectKey, key_of
 from gitops.model.meta import stable_hash
 from gitops.model.secrets import MASK, mask_secret, values_of
-from gitops.sync.defaults import json_copy, with_defaults
+from gitops.admission.defaults import json_copy, with_defaults
+from gitops.admission.prepare import merge_string_data
 
 PRUNE_ANNOTATION = "gitops.io/prune"        # "false" exempts an object from prune
 _SERVER_META = ("uid", "resourceVersion", "generation", "creationTimestamp",
@@ -87,8 +88,13 @@ class Plan:
 
 
 def _view(body: dict) -> dict:
-    """normalize() without the deep copy: nested values are shared, so read it only."""
+    """normalize() without the deep copy: nested values are shared, so read it only. A
+    Secret's stringData is seen merged into data, as the API server stores it."""
     obj = {k: v for k, v in body.items() if k != "status"}
+    if obj.get("kind") == "Secret" and "stringData" in obj:
+        if isinstance(obj.get("data"), dict):
+            obj["data"] = dict(obj["data"])
+        merge_string_data(obj)
     meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in _SERVER_META}
     info = KINDS.get(obj.get("kind", ""))
     if info is None or info.namespaced:

@@ -15,6 +15,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from gitops.admission.errors import Refused
 from gitops.api.kube import deletes, discovery, openapi, reviews, subresources, watch, writes
 from gitops.api.kube import status as st
 from gitops.api.kube.reads import list_objects, read
@@ -127,7 +128,10 @@ class KubeApi:
             if target is None:
                 raise st.ApiError(404, "NotFound", "the server could not find the requested "
                                   "resource")
-            return await self._verb(request, target)
+            try:
+                return await self._verb(request, target)
+            except Refused as exc:
+                raise st.refused(exc, target.resource.kind, target.resource.group)
         except st.ApiError as exc:
             return exc.response()
         except GitopsError as exc:
