@@ -98,6 +98,45 @@ def _container(c: dict, host_network: bool) -> None:
         _fill(_get(var, "valueFrom", "resourceFieldRef"), {"divisor": "0"})
 
 
+def container_without_defaults(c: dict) -> dict:
+    """A container with the values its defaulting would give left out: the same for a
+    container stored before defaults were filled in and after (what a node hashes to
+    tell whether a running container still matches its spec)."""
+    out = {k: v for k, v in c.items() if not (
+        (k == "terminationMessagePath" and v == "/dev/termination-log")
+        or (k == "terminationMessagePolicy" and v == "File") or (k == "resources" and v == {})
+        or (k == "imagePullPolicy" and isinstance(c.get("image"), str)
+            and v == pull_policy(c["image"])))}
+    if isinstance(out.get("ports"), list):
+        out["ports"] = [{k: v for k, v in p.items() if not (k == "protocol" and v == "TCP")}
+                        if isinstance(p, dict) else p for p in out["ports"]]
+    for field in ("livenessProbe", "readinessProbe", "startupProbe"):
+        probe = out.get(field)
+        if isinstance(probe, dict):
+            probe = {k: v for k, v in probe.items() if _PROBE_DEFAULTS.get(k, object()) != v}
+            action = probe.get("httpGet")
+            if isinstance(action, dict):
+                probe["httpGet"] = {k: v for k, v in action.items()
+                                    if (k, v) not in (("scheme", "HTTP"), ("path", "/"))}
+            out[field] = probe
+    if isinstance(out.get("env"), list):
+        out["env"] = [_env_without_defaults(v) if isinstance(v, dict) else v
+                      for v in out["env"]]
+    return out
+
+
+def _env_without_defaults(var: dict) -> dict:
+    source = var.get("valueFrom")
+    if not isinstance(source, dict):
+        return var
+    source = dict(source)
+    for field, default in (("fieldRef", ("apiVersion", "v1")),
+                           ("resourceFieldRef", ("divisor", "0"))):
+        if isinstance(source.get(field), dict):
+            source[field] = {k: v for k, v in source[field].items() if (k, v) != default}
+    return {**var, "valueFrom": source}
+
+
 def _downward_items(items: Any) -> None:
     for item in _dicts(items):
         _fill(item.get("fieldRef"), {"apiVersion": "v1"})
