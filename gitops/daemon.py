@@ -69,6 +69,7 @@ class AgentConfig:
     wave_timeout: float = 300.0
     allow_host_access: bool = False
     allow_remote_bases: bool = False
+    create_namespace: bool = False
     webhook_secret_file: str = ""
     webhook_secret_env: str = ""
     git_timeout: float = 60.0
@@ -100,7 +101,8 @@ class Agent:
                                  wave_timeout=config.wave_timeout,
                                  allow_host_access=config.allow_host_access,
                                  helm_values=tuple(config.helm_values),
-                                 allow_remote_bases=config.allow_remote_bases)
+                                 allow_remote_bases=config.allow_remote_bases,
+                                 create_namespace=config.create_namespace)
         self.engine = SyncEngine(self.store, self.source, self.policy, self.drift)
         self.sync = SyncRunner(self.engine)
         self.service_cidr = (config.service_cidr or self.store.get_state("service_cidr")

@@ -31,9 +31,19 @@ def _spec(obj: dict) -> dict:
     return spec if isinstance(spec, dict) else {}
 
 
+def semantic(value: Any) -> Any:
+    """value as the API server compares it (Semantic.DeepEqual): an empty map or list,
+    or null, is no value at all."""
+    if isinstance(value, dict):
+        out = {k: semantic(v) for k, v in value.items()}
+        return {k: v for k, v in out.items() if v not in (None, {}, [])}
+    if isinstance(value, list):
+        return [semantic(v) for v in value]
+    return value
+
+
 def _same(new: Any, old: Any) -> bool:
-    """Equal as the API server compares: an empty map or list is no value."""
-    return (new if new not in ({}, []) else None) == (old if old not in ({}, []) else None)
+    return semantic({"v": new}) == semantic({"v": old})
 
 
 def immutable(path: str, new: Any, old: Any) -> Iterator[Violation]:

@@ -76,6 +76,10 @@ class AgentOptions:
     allow_empty_prune: bool = _option(
         "--allow-empty-prune", False, is_flag=True,
         help="Allow a revision with zero objects to prune everything.")
+    create_namespace: bool = _option(
+        "--create-namespace", False, is_flag=True,
+        help="Create the namespaces objects name when the repo declares none (as Argo "
+             "CD's CreateNamespace=true); without it such a revision is refused.")
     service_cidr: str = _option(
         "--service-cidr", "", callback=_check_cidr,
         help="Range Service ClusterIPs come from (default: a free /20, kept per data dir).")

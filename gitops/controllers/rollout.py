@@ -8,6 +8,7 @@ import math
 from collections.abc import Callable, Iterable
 
 from gitops.admission.defaults import template_with_defaults
+from gitops.admission.immutable import semantic
 from gitops.errors import PermanentError
 from gitops.model.deletion import PROPAGATION_ANNOTATION
 from gitops.model.meta import owner_ref, stable_hash
@@ -82,16 +83,7 @@ def comparable_template(template: dict) -> object:
     labels = (out.get("metadata") or {}).get("labels")
     if isinstance(labels, dict):
         labels.pop(TEMPLATE_HASH_LABEL, None)
-    return _without_empty(out)
-
-
-def _without_empty(value: object) -> object:
-    if isinstance(value, dict):
-        out = {k: _without_empty(v) for k, v in value.items()}
-        return {k: v for k, v in out.items() if v not in (None, {}, [])}
-    if isinstance(value, list):
-        return [_without_empty(v) for v in value]
-    return value
+    return semantic(out)
 
 
 def template_hash(template: dict) -> str:

@@ -1,7 +1,9 @@
 """One reconcile of git against the store: fetch, render, validate, plan, apply, report.
 
-A revision is applied whole or not at all: any load or validation error refuses the
-revision, logs every error with file:line, and leaves the last good revision in place.
+A revision is applied whole or not at all: any load or validation error, or any change
+the API server's admission would refuse (an immutable field changed, an object in a
+namespace nothing makes), refuses the revision, logs every error with file:line, and
+leaves the last good revision in place.
 Objects apply wave by wave (sync-wave annotation, then kind order); a later wave waits
 until the earlier one is healthy. Drift (the live object moved while git did not) is
 logged field by field and corrected unless self-heal is off.
@@ -27,6 +29,7 @@ from gitops.model.secrets import mask_secret
 from gitops.source import Revision, Source
 from gitops.source.base import oversized, redact_url
 from gitops.store.base import InventoryEntry, Store
+from gitops.sync import admission
 from gitops.sync.apply import apply_changes, prune
 from gitops.sync.diff import Change, Desired, Plan, compute_plan
 from gitops.sync.drift import DriftRecorder, field_records
@@ -55,6 +58,7 @@ class SyncPolicy:
     allow_host_access: bool = False
     helm_values: tuple[str, ...] = ()   # values files of a Helm chart, relative to it
     allow_remote_bases: bool = False    # kustomize may fetch remote resources
+    create_namespace: bool = False      # make namespaces objects name that nothing declares
 
 
 def render(revision: Revision, allow_host_access: bool = False,
@@ -196,6 +200,21 @@ class SyncEngine:
                 "refused", revision.sha, plan=plan, timings=timings,
                 message="revision renders zero objects while objects are deployed; refusing "
                         "to prune everything (--allow-empty-prune allows it)"), blog)
+
+        verdict = admission.judge(self.store, plan, {d.key: d for d in desired},
+                                  self.policy.create_namespace,
+                                  frozenset(c.key for c in plan.changes if self._held(c)))
+        if verdict.errors:
+            for err in verdict.errors:
+                blog.error("manifest_refused", **err.as_dict())
+            return self._finish(SyncResult(
+                "failed", revision.sha, plan=plan, errors=verdict.errors, timings=timings,
+                message=f"revision refused: {len(verdict.errors)} change(s) the API server "
+                        "would refuse; the last good revision keeps running"), blog)
+        for ns in verdict.namespaces:       # CreateNamespace: made, never pruned
+            self.store.create({"apiVersion": "v1", "kind": "Namespace",
+                               "metadata": {"name": ns}})
+            blog.info("namespace_created", namespace=ns)
 
         t3 = time.perf_counter()
         failure = self._apply(plan, blog, inventory)

@@ -12,6 +12,7 @@ import pytest
 from gitops.model import ObjectKey
 from gitops.store.changes import ChangeLog
 from gitops.store import Registry, SqliteStore
+from gitops.testing import namespace
 from tests.kube_support import TOKEN, KubeServer
 
 AGG = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"
@@ -163,6 +164,7 @@ def test_errors_are_status_objects_with_kubernetes_codes(api):
 def test_list_selectors_pages_and_tables(api):
     for i in range(5):
         api.store.create(cm(f"c{i}", labels={"tier": "a" if i % 2 else "b"}))
+    api.store.create(namespace("prod"))
     api.store.create(cm("elsewhere", ns="prod"))
     _, _, body = api.request("GET", CMS + "?labelSelector=tier%3Da")
     assert [o["metadata"]["name"] for o in body["items"]] == ["c1", "c3"]

@@ -16,7 +16,8 @@ CHANGED = AgentOptions(
     api_host="0.0.0.0", public_metrics=True, api_port=8081, webhook_secret_env="HOOK",
     webhook_secret_file="/etc/hook", allow_remote_bases=True, allow_host_access=True,
     git_timeout=15.0, wave_timeout=10.0, prune=False, self_heal=False,
-    allow_empty_prune=True, service_cidr="10.96.0.0/20", helm_values=("a.yaml", "b.yaml"),
+    allow_empty_prune=True, create_namespace=True, service_cidr="10.96.0.0/20",
+    helm_values=("a.yaml", "b.yaml"),
     pod_subnet="10.213.5.0/24", node_address="10.0.0.1", interval=5.0, path="k8s",
     ref="main")
 
