@@ -76,14 +76,17 @@ def validate(paths: tuple[str, ...], fmt: str, allow_host_access: bool,
               type=click.Choice(["text", "json", "markdown"]))
 @click.option("--values", "helm_values", multiple=True, metavar="FILE",
               help="A Helm values file, relative to the chart (repeatable).")
+@click.option("--create-namespace", is_flag=True,
+              help="As the agent's flag: namespaces nothing declares would be created.")
 @ALLOW_REMOTE_BASES
 @DATA_DIR
 def diff(source: str, ref: str, subpath: str, fmt: str, helm_values: tuple[str, ...],
-         allow_remote_bases: bool, data_dir: str) -> None:
+         create_namespace: bool, allow_remote_bases: bool, data_dir: str) -> None:
     """Show what syncing SOURCE would change in the data dir's store (nothing is changed).
 
-    Exit 0 when nothing would change, 1 when something would, 2 on an error (e.g. an
-    invalid manifest). Against a data dir no agent has used, everything is a create.
+    Exit 0 when nothing would change, 1 when something would, 2 on an error (an invalid
+    manifest, or a change the agent's admission would refuse, such as an immutable field).
+    Against a data dir no agent has used, everything is a create.
 
     \b
     Examples:
@@ -106,20 +109,34 @@ def diff(source: str, ref: str, subpath: str, fmt: str, helm_values: tuple[str, 
                 for e in errors:
                     click.echo(str(e), err=True)
                 sys.exit(EXIT_ERROR)
-            plan = _plan_against_data_dir(DataDir.at(data_dir), desired)
+            plan, errors = _plan_against_data_dir(DataDir.at(data_dir), desired,
+                                                  create_namespace)
+            if errors:
+                for e in errors:
+                    click.echo(str(e), err=True)
+                sys.exit(EXIT_ERROR)
     except GitopsError as exc:
         fail(str(exc))
     click.echo(output.render_plan(plan, fmt))
     sys.exit(EXIT_PROBLEM if plan.has_changes else EXIT_OK)
 
 
-def _plan_against_data_dir(dd: DataDir, desired: list[Desired]) -> Plan:
+def _plan_against_data_dir(dd: DataDir, desired: list[Desired], create_namespace: bool
+                           ) -> tuple[Plan, list[GitopsError]]:
     """The plan of syncing `desired` into the data dir's store, read only (an empty store
-    when no agent has used the data dir)."""
+    when no agent has used the data dir), and what the agent's admission would refuse."""
+    from gitops.model.addresses import SERVICE_CIDR
+    from gitops.store.registry import Registry
     from gitops.store.sqlite import SqliteStore
+    from gitops.sync import admission
     from gitops.sync.engine import plan_against
     store = SqliteStore(dd.store if dd.store.exists() else ":memory:")
     try:
-        return plan_against(store, desired)
+        plan = plan_against(store, desired)
+        registry = Registry(store, service_cidr=store.get_state("service_cidr")
+                            or SERVICE_CIDR)          # reads only: admit writes nothing
+        verdict = admission.judge(registry, plan, {d.key: d for d in desired},
+                                  create_namespace)
+        return plan, list(verdict.errors)
     finally:
         store.close()

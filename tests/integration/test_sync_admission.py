@@ -152,3 +152,37 @@ def test_a_secret_from_string_data_is_stored_as_data_and_never_drifts(env):
     assert engine.sync_once().result == "synced"
     assert store.get(ObjectKey("Secret", "default", "creds"))["data"] == {
         "password": base64.b64encode(b"hunter3").decode()}
+
+
+def test_gitops_diff_says_what_the_agent_would_refuse(tmp_path):
+    """The CI preview of a merge (`gitops diff` against the data dir) refuses what the
+    agent's sync would: exit 2 with file:line."""
+    from click.testing import CliRunner
+
+    from gitops import cli
+    from gitops.paths import DataDir
+    from gitops.source import make_source
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "job.yaml").write_text(JOB)
+    data = tmp_path / "data"
+    data.mkdir()
+    store = Registry(SqliteStore(DataDir.at(data).store))
+    assert SyncEngine(store, make_source(str(src), tmp_path / "work")).sync_once().result \
+        == "synced"
+    store.close()
+    (src / "job.yaml").write_text(JOB.replace("busybox:1", "busybox:2"))
+    (src / "app.yaml").write_text(APP)
+    try:
+        res = CliRunner().invoke(cli.main, ["diff", str(src), "--data-dir", str(data)])
+        assert res.exit_code == 2, res.output
+        assert "app.yaml:3: ConfigMap/settings: metadata.namespace: namespaces \"shop\" not " \
+               "found" in res.output
+        assert "job.yaml:5: Job/migrate: spec.template: Invalid value:" in res.output
+        (src / "job.yaml").write_text(JOB)
+        res = CliRunner().invoke(cli.main, ["diff", str(src), "--create-namespace",
+                                            "--data-dir", str(data)])
+        assert res.exit_code == 1 and "ConfigMap/shop/settings" in res.output, res.output
+    finally:
+        import structlog
+        structlog.reset_defaults()
