@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from gitops.admission.errors import Refused
 from gitops.errors import GitopsError, ManifestError
 from gitops.health import HEALTHY, assess
 from gitops.manifests import paths
@@ -266,7 +267,11 @@ class SyncEngine:
         grouped = waves(plan.changes)
         failure = ""
         for index, (wave, changes) in enumerate(grouped):
-            apply_changes(self.store, [c for c in changes if not self._held(c)])
+            try:
+                apply_changes(self.store, [c for c in changes if not self._held(c)])
+            except Refused as exc:      # judged fine, then something moved: a wave whole
+                failure = f"wave {wave}: refused: {exc}"
+                break
             for c in changes:
                 held = self._held(c)
                 applied_hash = old[c.key].applied_hash if held and c.key in old \

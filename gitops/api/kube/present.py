@@ -1,9 +1,8 @@
 """How stored objects leave the API: Secret values masked, the few defaults kubectl relies on.
 
-The store keeps objects as git declared them. kubectl dereferences some fields a
-Kubernetes server always sets (`kubectl describe deploy` prints `*spec.replicas`), so those
-are filled in on the way out; pod templates are left exactly as stored, since their hash
-names ReplicaSets and `kubectl rollout undo` copies them back.
+The store keeps objects with the API server's defaults (gitops.admission, on every
+write). An object stored before that gets on the way out the few fields kubectl
+dereferences (`kubectl describe deploy` prints `*spec.replicas`).
 """
 
 from __future__ import annotations

@@ -80,8 +80,8 @@ _CONTAINER_LISTS = ("containers", "initContainers", "ephemeralContainers")
 
 def without_go_zero_values(value: Any) -> Any:
     """Drop what Go clients send for unset fields: nulls (`creationTimestamp: null`) and
-    empty container `resources: {}`. Kubernetes decodes both as "not set"; kept, they
-    would change a pod template's hash (`kubectl rollout undo` sends templates so)."""
+    empty container `resources: {}` (defaulting puts it back). Kubernetes decodes both as
+    "not set"."""
     if isinstance(value, dict):
         out = {k: without_go_zero_values(v) for k, v in value.items() if v is not None}
         for name in _CONTAINER_LISTS:
