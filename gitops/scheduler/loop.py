@@ -16,8 +16,6 @@ import threading
 import time
 from collections.abc import Callable
 
-import structlog
-
 from gitops.model import ObjectKey, key_of
 from gitops.model.actions import Action
 from gitops.model.meta import is_deleting
@@ -25,8 +23,6 @@ from gitops.model.pods import has_finished
 from gitops.runnable import Loop
 from gitops.scheduler import scheduler
 from gitops.store.informer import ADDED, DELETED, Informer
-
-log = structlog.get_logger(component="scheduler")
 
 FLUSH = 60.0        # seconds: pods set aside are tried again at least this often
 

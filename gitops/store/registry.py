@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from gitops import admission
+from gitops import admission as rules
 from gitops.admission import allocation
 from gitops.admission.errors import NamespaceNotFound, NamespaceTerminating, Refused
 from gitops.errors import PermanentError
@@ -92,9 +92,9 @@ class DeleteOptions:
 
 
 class Registry:
-    def __init__(self, backend: Store, admission: Iterable[Admit] = admission.VALIDATING,
-                 defaults: Iterable[Default] = admission.DEFAULTS,
-                 mutating: Iterable[Admit] = admission.MUTATING,
+    def __init__(self, backend: Store, admission: Iterable[Admit] = rules.VALIDATING,
+                 defaults: Iterable[Default] = rules.DEFAULTS,
+                 mutating: Iterable[Admit] = rules.MUTATING,
                  service_cidr: str = SERVICE_CIDR) -> None:
         self.backend = backend
         self.admission = list(admission)
