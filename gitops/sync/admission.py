@@ -5,26 +5,27 @@ line of the field, and nothing of it is half-applied.
 
 Namespaces, as Argo CD has them: an object's namespace must exist, or be declared by the
 revision itself (the Namespace applies first, in the same or an earlier wave), or, with
-create_namespaces (Argo CD's CreateNamespace=true), is made before the revision applies.
+the CreateNamespace=true sync option (the object's, or the app's: --create-namespace), is
+made before the revision applies.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from gitops.admission.defaults import json_copy
 from gitops.admission.errors import Invalid, NamespaceNotFound, Refused
 from gitops.errors import ManifestError
 from gitops.model import ObjectKey
 from gitops.model.meta import is_deleting
 from gitops.store.registry import SYSTEM_NAMESPACES, Registry
-from gitops.sync.apply import merged
+from gitops.sync.apply import Writer
 from gitops.sync.diff import Change, Desired, Plan
 from gitops.sync.waves import waves
 
 CREATE_NAMESPACE_HINT = ("declare the Namespace in the repo, or run the agent with "
-                         "--create-namespace")
+                         "--create-namespace (or give the object the sync option "
+                         "CreateNamespace=true)")
 
 
 @dataclass
@@ -34,10 +35,13 @@ class Verdict:
 
 
 def judge(store: Registry, plan: Plan, desired: Mapping[ObjectKey, Desired],
-          create_namespaces: bool = False, skip: frozenset[ObjectKey] = frozenset()
+          creates_namespace: Callable[[Change], bool] = lambda change: False,
+          skip: frozenset[ObjectKey] = frozenset(), writer: Writer | None = None
           ) -> Verdict:
-    """What the registry would refuse of this plan; skip: changes that will not be
-    applied (drift held while self-heal is off)."""
+    """What the registry would refuse of this plan, each write as `writer` would make it.
+    creates_namespace: whether a change's missing namespace is made for it; skip:
+    changes that will not be applied (drift held while self-heal is off)."""
+    writer = writer or Writer(store)
     verdict = Verdict()
     grouped = waves(plan.changes)
     declared = {c.key.name: wave for wave, changes in grouped for c in changes
@@ -49,10 +53,11 @@ def judge(store: Registry, plan: Plan, desired: Mapping[ObjectKey, Desired],
             where = desired.get(change.key)
             if where is None:
                 continue
-            problems = _namespace(store, change.key, wave, declared, create_namespaces,
-                                  verdict.namespaces)
+            problems = _namespace(store, change.key, wave, declared,
+                                  creates_namespace(change), verdict.namespaces)
             if not problems:
-                problems = _admission(store, change, [*declared, *verdict.namespaces])
+                problems = _admission(store, writer, change,
+                                      [*declared, *verdict.namespaces])
             verdict.errors += [ManifestError(message, where.file, where.line_of(path), path,
                                              change.key.kind, change.key.name)
                                for path, message in problems]
@@ -81,15 +86,10 @@ def _namespace(store: Registry, key: ObjectKey, wave: int, declared: dict[str, i
     return [("metadata.namespace", f'namespaces "{ns}" not found: {CREATE_NAMESPACE_HINT}')]
 
 
-def _admission(store: Registry, change: Change, namespaces: list[str]
+def _admission(store: Registry, writer: Writer, change: Change, namespaces: list[str]
                ) -> list[tuple[str, str]]:
     """The registry's verdict on the write this change makes, on a copy."""
-    if change.action == "create":
-        obj = json_copy(change.desired)
-        old = None
-    else:
-        obj = merged(change, store.applied(change.key))
-        old = change.live
+    obj, old = writer.intended(change)
     try:
         store.admit(obj, old, namespaces)
     except Invalid as exc:

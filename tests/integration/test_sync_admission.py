@@ -12,6 +12,7 @@ from structlog.testing import capture_logs
 from gitops.model import ObjectKey
 from gitops.store import Registry, SqliteStore
 from gitops.sync.engine import SyncEngine, SyncPolicy
+from gitops.sync.options import SyncOptions
 from tests.integration.test_sync_engine import Repo
 
 JOB = """\
@@ -84,7 +85,7 @@ def test_create_namespace_makes_the_namespace_and_never_prunes_it(env):
     repo, store, source = env
     repo.write("app.yaml", APP)
     repo.commit()
-    engine = SyncEngine(store, source, SyncPolicy(create_namespace=True))
+    engine = SyncEngine(store, source, SyncPolicy(options=SyncOptions(create_namespace=True)))
     with capture_logs() as logs:
         assert engine.sync_once().result == "synced"
     assert [e["namespace"] for e in logs if e["event"] == "namespace_created"] == ["shop"]
@@ -132,6 +133,40 @@ def test_an_immutable_field_changed_in_git_refuses_the_revision_with_its_line(en
                      ("svc.yaml", 5, "spec.clusterIP", "field is immutable")]
     assert store.get(ObjectKey("ConfigMap", "default", "settings"))["data"] == {"mode": "prod"}
     assert store.get_state("applied_revision") == good
+
+
+def test_an_objects_own_create_namespace_option_lets_it_through(env):
+    """Argo CD's per-object CreateNamespace=true: admission counts the namespace as made."""
+    repo, store, source = env
+    repo.write("app.yaml", APP.replace("metadata: {name: settings, namespace: shop}",
+                                       "metadata:\n  name: settings\n  namespace: shop\n"
+                                       "  annotations:\n    argocd.argoproj.io/sync-options:"
+                                       " CreateNamespace=true"))
+    repo.commit()
+    result = SyncEngine(store, source).sync_once()
+    assert result.result == "synced", (result.message, result.errors)
+    assert store.get(ObjectKey("Namespace", "", "shop")) is not None
+
+
+def test_replace_and_force_recreate_past_an_immutable_field(env):
+    """Force=true,Replace=true (a Job run again on every change, as in Argo CD) is judged as
+    the new object it writes, not as an update of the old one's immutable template."""
+    repo, store, source = env
+    forced = JOB.replace("metadata: {name: migrate}", "metadata:\n  name: migrate\n"
+                         "  annotations:\n    argocd.argoproj.io/sync-options: "
+                         "Force=true,Replace=true")
+    repo.write("job.yaml", forced)
+    repo.commit()
+    engine = SyncEngine(store, source)
+    assert engine.sync_once().result == "synced"
+    uid = store.get(ObjectKey("Job", "default", "migrate"))["metadata"]["uid"]
+    repo.write("job.yaml", forced.replace("gitops/busybox:1", "gitops/busybox:2"))
+    repo.commit("new image")
+    result = engine.sync_once()
+    assert result.result == "synced", (result.message, result.errors)
+    job = store.get(ObjectKey("Job", "default", "migrate"))
+    assert job["metadata"]["uid"] != uid
+    assert job["spec"]["template"]["spec"]["containers"][0]["image"] == "gitops/busybox:2"
 
 
 def test_a_secret_from_string_data_is_stored_as_data_and_never_drifts(env):
