@@ -14,9 +14,14 @@ from functools import lru_cache
 from gitops.model.kinds import KINDS, Kind
 
 VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+# Kinds whose schema has no status (no status subresource), as Kubernetes 1.32 serves them.
 _NO_STATUS = {"ConfigMap", "Secret", "ServiceAccount", "Endpoints", "Event",
-              "ControllerRevision"}
-SCALABLE = {"Deployment", "ReplicaSet", "StatefulSet"}
+              "ControllerRevision", "LimitRange", "PodTemplate", "EndpointSlice", "Lease",
+              "Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding", "PriorityClass",
+              "RuntimeClass", "StorageClass", "IngressClass", "NetworkPolicy", "CSIDriver",
+              "CSINode", "CSIStorageCapacity", "MutatingWebhookConfiguration",
+              "ValidatingWebhookConfiguration", "ValidatingAdmissionPolicyBinding"}
+SCALABLE = {"Deployment", "ReplicaSet", "StatefulSet", "ReplicationController"}
 _POD_EXTRA = ("log", "exec", "attach", "portforward", "eviction")
 _FALLBACK = (Kind("Event", "v1", "events", apply_order=90, short_names=("ev",)),)
 

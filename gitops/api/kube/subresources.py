@@ -63,8 +63,16 @@ def scale_of(obj: dict) -> dict:
                                               "creationTimestamp") if k in meta},
             "spec": {"replicas": spec.get("replicas", 1)},
             "status": {"replicas": status.get("replicas", 0),
-                       "selector": format_selector(spec.get("selector")).replace(
-                           "<none>", "")}}
+                       "selector": format_selector(_label_selector(spec.get("selector")))
+                       .replace("<none>", "")}}
+
+
+def _label_selector(selector: dict | None) -> dict | None:
+    """A ReplicationController's selector is a plain map of labels."""
+    if isinstance(selector, dict) and selector and \
+            not {"matchLabels", "matchExpressions"} & selector.keys():
+        return {"matchLabels": selector}
+    return selector
 
 
 def write_scale(api: "KubeApi", request: web.Request, target: Target, raw: bytes) -> dict:
