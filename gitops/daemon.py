@@ -24,6 +24,7 @@ from gitops.api.kube.api import KubeBackends
 from gitops.api.kube.backends import RuntimeStreams
 from gitops.api.kube.managed import GitFieldOwner
 from gitops.api.kube.listen import start_listeners
+from gitops.api.kube.tls import ca_pem
 from gitops.api.podlogs import PodLogs
 from gitops.api.server import ApiContext, make_app, object_health, unmanaged_objects
 from gitops.api.webhook import add_webhook_routes
@@ -133,7 +134,8 @@ class Agent:
         self.store.set_state("service_cidr", self.service_cidr)
         self.store.service_cidr = self.service_cidr     # ClusterIPs allocated on write
         self.informer = Informer(self.store)        # the cache every loop reads
-        self.controllers = ControllerManager(self.store, informer=self.informer)
+        self.controllers = ControllerManager(self.store, informer=self.informer,
+                                             root_ca=ca_pem(self.dd.root))
         self.scheduler = SchedulerLoop(
             self.informer,
             lambda actions: execute(self.store, actions, "scheduler", self.controllers.events))

@@ -34,11 +34,13 @@ from gitops.controllers import (
     deployment,
     disruption,
     endpoints,
+    endpointslices,
     gc,
     job,
     pvc,
     replicaset,
     requeue,
+    rootca,
     service,
     statefulset,
     watches,
@@ -80,8 +82,10 @@ class ControllerManager:
                  clock: Callable[[], float] = time.time,
                  events: EventRecorder | None = None,
                  informer: Informer | None = None,
-                 resync: float = RESYNC) -> None:
+                 resync: float = RESYNC, root_ca: str = "") -> None:
+        """root_ca: the API's CA certificate (PEM), published in every namespace."""
         self.name = "controllers"
+        self.root_ca = root_ca
         self.store = store
         self.rng = rng or random.Random()
         self.clock = clock
@@ -111,8 +115,7 @@ class ControllerManager:
         return [
             make("garbage-collector", watches.garbage_collector, self._collect, keys=one),
             make("service", watches.service_allocations, self._allocate, keys=one),
-            make("persistentvolumeclaim", watches.claims, self._claim,
-                 "PersistentVolumeClaim"),
+            make("persistentvolume", watches.claims, self._bind_volumes, keys=one),
             make("deployment", watches.deployments, self._deployment, "Deployment"),
             make("replicaset", watches.replicasets, self._replicaset, "ReplicaSet"),
             make("statefulset", watches.statefulsets, self._statefulset, "StatefulSet"),
@@ -123,6 +126,7 @@ class ControllerManager:
                  subject=lambda key: c.get(key) or c.get(ObjectKey("Endpoints", *key[1:]))),
             make("disruption", watches.disruption_budgets, self._budget,
                  "PodDisruptionBudget"),
+            make("root-ca-cert-publisher", watches.root_ca, self._publish_root_ca, keys=one),
         ]
 
     # -- runnable -------------------------------------------------------------------------
@@ -230,9 +234,14 @@ class ControllerManager:
     def _allocate(self, _key: Hashable) -> None:
         self._execute(service.reconcile(self.cache.list("Service")), "service")
 
-    def _claim(self, key: Hashable) -> None:
-        if (obj := self.cache.get(key)) is not None:
-            self._execute(pvc.reconcile([obj]), "persistentvolumeclaim")
+    def _publish_root_ca(self, _key: Hashable) -> None:
+        self._execute(rootca.reconcile(self.cache.list("Namespace"), self.cache.get,
+                                       self.root_ca), "root-ca-cert-publisher")
+
+    def _bind_volumes(self, _key: Hashable) -> None:
+        self._execute(pvc.reconcile(self.cache.list("PersistentVolumeClaim"),
+                                    self.cache.list("PersistentVolume")),
+                      "persistentvolume-controller")
 
     def _deployment(self, key: Hashable) -> float | None:
         deploy = self.cache.get(key)
@@ -320,9 +329,11 @@ class ControllerManager:
 
     def _endpoints(self, key: Hashable) -> None:
         ns, name = key.namespace, key.name
-        self._execute(endpoints.reconcile(self.cache.get(key),
-                                          self.cache.get(ObjectKey("Endpoints", ns, name)),
-                                          self.cache.list("Pod", ns)), "endpoints")
+        svc, pods = self.cache.get(key), self.cache.list("Pod", ns)
+        self._execute(endpoints.reconcile(svc, self.cache.get(ObjectKey("Endpoints", ns, name)),
+                                          pods), "endpoints")
+        slices = endpointslices.ours(self.cache.list("EndpointSlice", ns), name)
+        self._execute(endpointslices.reconcile(svc, slices, pods), "endpointslice")
 
     def _budget(self, key: Hashable) -> None:
         if (pdb := self.cache.get(key)) is not None:

@@ -61,6 +61,7 @@ Admit = Callable[[dict, dict | None], None]     # (object to store, stored one);
 Default = Callable[[dict], None]                # fills what the writer left out, in place
 # Namespaces every cluster has: objects may be created in them before their object is.
 SYSTEM_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease"})
+IMMORTAL_NAMESPACES = frozenset({"default", "kube-system", "kube-public"})
 RecordFields = Callable[[dict | None, dict], list[dict]]   # (stored, new) -> managedFields
 
 # Parts of an object that are not its spec: changing only these leaves generation alone.
@@ -275,9 +276,9 @@ class Registry:
                     "Precondition failed: ResourceVersion in precondition: "
                     f"{options.resource_version}, ResourceVersion in object meta: "
                     f"{meta['resourceVersion']}")
-            if key.kind == "Namespace" and key.name == "default":
-                raise Forbidden('namespaces "default" is forbidden: this namespace may not '
-                                "be deleted")
+            if key.kind == "Namespace" and key.name in IMMORTAL_NAMESPACES:
+                raise Forbidden(f'namespaces "{key.name}" is forbidden: this namespace may '
+                                "not be deleted")
             if options.dry_run:
                 return obj
             if key.kind == "Namespace":          # its contents go with it
