@@ -80,3 +80,68 @@ def test_kinds_apply_get_explain_and_diff_as_on_a_cluster(kube):
     assert ok(kube.kubectl("get", "rc", "old", "-o", "jsonpath={.spec.replicas}")) == "3"
     ok(kube.kubectl("delete", "-f", str(MANIFESTS)))
     assert "No resources found" in kube.kubectl("get", "hpa").stderr
+
+
+CLAIM = """\
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: data}
+spec:
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 1Gi}}
+"""
+POD = """\
+apiVersion: v1
+kind: Pod
+metadata: {name: web-0, labels: {app: web}}
+spec:
+  nodeName: node-1
+  containers: [{name: app, image: gitops/busybox:1, ports: [{containerPort: 8080}]}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+"""
+
+
+def test_system_namespaces_root_ca_volumes_and_slices_as_kubectl_shows_them(kube, tmp_path):
+    import random
+
+    from gitops.model import ObjectKey
+    from tests.control_plane import ControlPlane
+    pem = (tmp_path / "ca.crt").read_text()
+    plane = ControlPlane(kube.store, random.Random(0), root_ca=pem)
+    rows = ok(kube.kubectl("get", "ns", "--no-headers")).splitlines()
+    assert sorted(r.split()[0] for r in rows) == ["default", "kube-node-lease", "kube-public",
+                                                  "kube-system"]
+    (tmp_path / "claim.yaml").write_text(CLAIM + "---\napiVersion: v1\nkind: Namespace\n"
+                                         "metadata: {name: shop}\n")
+    (tmp_path / "web.yaml").write_text(POD)
+    ok(kube.kubectl("apply", "-f", str(tmp_path / "claim.yaml"), "-f", str(tmp_path / "web.yaml")))
+    kube.store.update_status(ObjectKey("Pod", "default", "web-0"), {
+        "phase": "Running", "podIP": "10.213.0.9",
+        "conditions": [{"type": "Ready", "status": "True"}]})
+    for _ in range(3):
+        plane.run_once()
+    cms = ok(kube.kubectl("get", "cm", "-A", "--field-selector",
+                          "metadata.name=kube-root-ca.crt", "--no-headers")).splitlines()
+    assert sorted(r.split()[0] for r in cms) == ["default", "kube-node-lease", "kube-public",
+                                                 "kube-system", "shop"]
+    got = ok(kube.kubectl("get", "cm", "kube-root-ca.crt", "-n", "shop",
+                          "-o", "jsonpath={.data.ca\\.crt}"))
+    assert got == pem
+    uid = ok(kube.kubectl("get", "pvc", "data", "-o", "jsonpath={.metadata.uid}"))
+    pvc = ok(kube.kubectl("get", "pvc", "data")).splitlines()
+    assert pvc[0].split()[:4] == ["NAME", "STATUS", "VOLUME", "CAPACITY"]
+    assert pvc[1].split()[:4] == ["data", "Bound", f"pvc-{uid}", "1Gi"]
+    pv = ok(kube.kubectl("get", "pv", "--no-headers")).split()
+    assert pv[:6] == [f"pvc-{uid}", "1Gi", "RWO", "Retain", "Bound", "default/data"]
+    slices = ok(kube.kubectl("get", "endpointslices", "-l",
+                             "kubernetes.io/service-name=web")).splitlines()
+    assert slices[0].split() == ["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"]
+    assert slices[1].split()[1:4] == ["IPv4", "8080", "10.213.0.9"]
+    refused = kube.kubectl("delete", "namespace", "kube-system")
+    assert refused.returncode != 0 and "may not be deleted" in refused.stderr
