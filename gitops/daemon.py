@@ -23,7 +23,7 @@ from gitops.api import token as api_token
 from gitops.api.kube.api import KubeBackends
 from gitops.api.kube.backends import RuntimeStreams
 from gitops.api.kube.managed import GitFieldOwner
-from gitops.api.kube.listen import start_listeners
+from gitops.api.kube.listen import port_of, start_listeners
 from gitops.api.kube.tls import ca_pem
 from gitops.api.podlogs import PodLogs
 from gitops.api.server import ApiContext, make_app, object_health, unmanaged_objects
@@ -67,6 +67,7 @@ class AgentConfig:
     node_address: str = "127.0.0.1"
     api_host: str = "127.0.0.1"
     api_port: int = 0
+    kube_port: int = 0                  # 0: the data dir's last one, else a free one
     pod_subnet: str = ""
     service_cidr: str = ""
     helm_values: tuple[str, ...] = ()
@@ -237,8 +238,11 @@ class Agent:
         metrics.attach(self, app)       # GET /metrics (Prometheus)
         self._api = web.AppRunner(app, access_log=None)
         await self._api.setup()
-        url, kube_url = await start_listeners(self._api, self.dd.root, self.config.api_host,
-                                              self.config.api_port)
+        remembered = int(self.store.get_state("kube_port") or 0)
+        url, kube_url = await start_listeners(
+            self._api, self.dd.root, self.config.api_host, self.config.api_port,
+            self.config.kube_port or remembered, fallback=not self.config.kube_port)
+        self.store.set_state("kube_port", str(port_of(kube_url)))
         # Redacted: credentials stay in git's own config (repos/), nowhere else on disk.
         _write_json(self.dd.agent_file, {"pid": os.getpid(), "url": url, "kube_url": kube_url,
                                          "instance": self.dd.instance,

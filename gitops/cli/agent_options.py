@@ -71,6 +71,10 @@ class AgentOptions:
         help="Serve /metrics without the API token (it names Services and the source).")
     api_port: int = _option(
         "--api-port", 0, help="API and webhook port on 127.0.0.1 (default: any free one).")
+    kube_port: int = _option(
+        "--kube-port", 0,
+        help="HTTPS port of the Kubernetes API kubectl uses (default: the one this data dir "
+             "had last, else a free one; kept across restarts so kubeconfigs stay valid).")
     webhook_secret_env: str = _option(
         "--webhook-secret-env", "", help="Environment variable holding the webhook secret.")
     webhook_secret_file: str = _option(

@@ -13,7 +13,8 @@ from click.testing import CliRunner
 from gitops.cli.agent_options import AgentOptions
 
 CHANGED = AgentOptions(
-    api_host="0.0.0.0", public_metrics=True, api_port=8081, webhook_secret_env="HOOK",
+    api_host="0.0.0.0", public_metrics=True, api_port=8081, kube_port=6443,
+    webhook_secret_env="HOOK",
     webhook_secret_file="/etc/hook", allow_remote_bases=True, allow_host_access=True,
     git_timeout=15.0, wave_timeout=10.0, prune=False, self_heal=False, self_heal_delay=5.0,
     sync_options=("PruneLast=true", "CreateNamespace=true"),
