@@ -47,6 +47,7 @@ from gitops.model.deletion import (
     is_finalized,
     propagation_of,
 )
+from gitops.model import custom
 from gitops.model.addresses import SERVICE_CIDR
 from gitops.model.meta import is_deleting
 from gitops.model.times import now_iso
@@ -120,6 +121,7 @@ class Registry:
         self.record_sync = backend.record_sync
         self.history = backend.history
         self.close = backend.close
+        custom.register(backend.list(custom.CRD))     # the kinds this store's CRDs serve
 
     @property
     def changes(self) -> ChangeLog:
@@ -176,7 +178,10 @@ class Registry:
                 meta["managedFields"] = record_fields(None, obj)
             meta["creationTimestamp"] = meta.get("creationTimestamp") or now_iso()
             meta["generation"] = 1
-            return self.backend.create(obj)
+            created = self.backend.create(obj)
+            if key.kind == custom.CRD:
+                custom.register(self.backend.list(custom.CRD))
+            return created
 
     def update(self, obj: dict, record_fields: RecordFields | None = None) -> dict:
         """Replace an object. A resourceVersion in obj must match (optimistic concurrency).
@@ -210,7 +215,10 @@ class Registry:
             meta["resourceVersion"] = old_meta["resourceVersion"]
             if obj == old:
                 return old   # no-op writes don't wake every loop
-            return self.backend.update(obj)
+            updated = self.backend.update(obj)
+            if key.kind == custom.CRD:
+                custom.register(self.backend.list(custom.CRD))
+            return updated
 
     def update_status(self, key: ObjectKey, status: dict) -> dict:
         with self.backend.transaction():
@@ -240,6 +248,8 @@ class Registry:
             obj = self.backend.get(key)
             if obj is None:
                 return
+            if key.kind == custom.CRD:          # its custom resources go with it
+                self._delete_custom_resources(obj)
             policy = propagation_of(obj, propagation)
             meta = obj["metadata"]
             if policy in (ORPHAN, FOREGROUND) and key.kind != "Pod":
@@ -255,6 +265,8 @@ class Registry:
                     self.update(obj)
                 return
             self.backend.delete(key)
+            if key.kind == custom.CRD:
+                custom.register(self.backend.list(custom.CRD))
 
     def delete_with_options(self, key: ObjectKey, options: DeleteOptions) -> dict:
         """A Kubernetes client's DELETE: preconditions, then the namespace's contents, the
@@ -299,6 +311,12 @@ class Registry:
             else:
                 self.request_delete(key)
             return self.backend.get(key) or obj
+
+    def _delete_custom_resources(self, crd: dict) -> None:
+        kind = custom.kind_of(crd)
+        if kind is not None and not custom.is_built_in(kind.kind):
+            for obj in self.backend.list(kind.kind):
+                self.request_delete(key_of(obj))
 
     def _dependents(self, uid: str) -> list[dict]:
         return [o for o in self.backend.all_objects()

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gitops.manifests import paths
-from gitops.model import KINDS, ObjectKey, key_of
+from gitops.model import ObjectKey, custom, key_of
 from gitops.model.meta import stable_hash
 from gitops.model.secrets import MASK, mask_secret, values_of
 from gitops.admission.defaults import json_copy, with_defaults
@@ -98,7 +98,7 @@ def _view(body: dict) -> dict:
             obj["data"] = dict(obj["data"])
         merge_string_data(obj)
     meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in _SERVER_META}
-    info = KINDS.get(obj.get("kind", ""))
+    info = custom.lookup(obj.get("kind", ""))
     if info is None or info.namespaced:
         meta["namespace"] = meta.get("namespace") or "default"
     obj["metadata"] = meta
@@ -218,7 +218,7 @@ def desired_hash(body: dict) -> str:
 
 
 def apply_rank(key: ObjectKey) -> tuple[int, str, str, str]:
-    info = KINDS.get(key.kind)
+    info = custom.lookup(key.kind)
     return (info.apply_order if info else 100, key.kind, key.namespace, key.name)
 
 

@@ -34,7 +34,7 @@ from gitops.manifests.loader import load_mapping
 from gitops.manifests.render import render_path
 from gitops.manifests.sops import Decryption
 from gitops.manifests.validate import validate
-from gitops.model import ObjectKey
+from gitops.model import ObjectKey, custom
 from gitops.model.secrets import mask_secret
 from gitops.source import Revision, Source
 from gitops.source.base import oversized, redact_url
@@ -116,6 +116,7 @@ def render(revision: Revision, allow_host_access: bool = False,
         return [], [ManifestError(problem, file=".")]
     loaded = render_path(base, helm_values, repo_root=revision.root,
                          allow_remote_bases=allow_remote_bases, decryption=decryption)
+    custom.expect(custom.declared(o.body for o in loaded.objects))
     errors = [*loaded.errors,
               *validate(loaded.objects, schema=sync_rules.schema_checked),
               *sync_rules.check(loaded.objects),

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 
 from gitops.api.kube.cells import format_selector, map_selector, since
+from gitops.api.kube.custom_tables import printer as custom_printer
 from gitops.api.kube.printers import MORE_PRINTERS
 from gitops.model.pods import pod_display_status
 from gitops.model.times import human_duration
@@ -296,8 +297,12 @@ PRINTERS: dict[str, tuple[tuple[Column, ...], Row]] = {
 }
 
 
+def _printer(kind: str) -> tuple[tuple[Column, ...], Row]:
+    return PRINTERS.get(kind) or custom_printer(kind) or ((_NAME, _AGE), _default)
+
+
 def columns(kind: str) -> list[dict]:
-    cols, _ = PRINTERS.get(kind, ((_NAME, _AGE), _default))
+    cols, _ = _printer(kind)
     return [{"name": name, "type": typ, "format": "name" if name == "Name" else "",
              "description": _DESCRIPTIONS.get(name, name), "priority": prio}
             for name, typ, prio in cols]
@@ -314,7 +319,7 @@ def table(kind: str, objects: list[dict], *, resource_version: str = "", cont: s
           now: float | None = None) -> dict:
     """include: Metadata (default), Object (the whole object) or None."""
     now = time.time() if now is None else now
-    _, row = PRINTERS.get(kind, ((), _default))
+    _, row = _printer(kind)
     rows = []
     for obj in objects:
         entry: dict = {"cells": row(obj, now)}
