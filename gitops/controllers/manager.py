@@ -226,7 +226,7 @@ class ControllerManager:
         """Every kind as of one instant (the cache follows the store's commits in order):
         an owner created through the API with its dependent is seen with it, never the
         dependent alone. Events own nothing and are owned by nothing."""
-        return self.cache.snapshot(kind for kind in KINDS if kind != "Event")
+        return self.cache.snapshot([kind for kind in tuple(KINDS) if kind != "Event"])
 
     def _collect(self, _key: Hashable) -> None:
         self._execute(gc.reconcile(self._gc_snapshot()), "garbage-collector")

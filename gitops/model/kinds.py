@@ -109,7 +109,7 @@ for _name in ("Pod", "Service", "Deployment", "StatefulSet", "DaemonSet", "Repli
 def kind_for(name: str) -> Kind | None:
     """Resolve a kind from what a user types: Kind, plural, singular or short name."""
     low = name.lower()
-    for k in KINDS.values():
+    for k in tuple(KINDS.values()):
         if low in (k.kind.lower(), k.plural, k.plural.rstrip("s")) or low in k.short_names:
             return k
     return None
