@@ -214,8 +214,9 @@ def _schema_problems(obj: SourceObject, schema_dir: str, fields: bool = True,
         found = custom_rules.check(obj.body, (crds or {})[kind])
         return found if fields else [f for f in found if f[0] == "kind"]
     if validator is None:
+        group = api_version.rpartition("/")[0]
         hint = " (no CustomResourceDefinition in the repo or the store declares it)" \
-            if "." in api_version.partition("/")[0] else ""
+            if "." in group and not group.endswith("k8s.io") else ""
         return [("kind", f"unknown kind {kind} in apiVersion {api_version}{hint}")]
     if not fields:
         return []

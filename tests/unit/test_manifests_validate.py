@@ -169,7 +169,11 @@ def test_schema_errors_are_readable_and_located(text, expected):
 ])
 def test_unknown_kinds(api_version, kind):
     text = f"apiVersion: {api_version}\nkind: {kind}\nmetadata:\n  name: x\n"
-    assert check(text) == [(2, "kind", f"unknown kind {kind} in apiVersion {api_version}")]
+    [(line, path, message)] = check(text)
+    assert (line, path) == (2, "kind")
+    assert message.startswith(f"unknown kind {kind} in apiVersion {api_version}")
+    assert message.endswith("(no CustomResourceDefinition in the repo or the store declares "
+                            "it)") == ("." in api_version.partition("/")[0])
 
 
 def pod(spec: str, name: str = "p", kind: str = "Pod") -> str:
