@@ -238,11 +238,10 @@ class Agent:
         metrics.attach(self, app)       # GET /metrics (Prometheus)
         self._api = web.AppRunner(app, access_log=None)
         await self._api.setup()
-        remembered = int(self.store.get_state("kube_port") or 0)
         url, kube_url = await start_listeners(
             self._api, self.dd.root, self.config.api_host, self.config.api_port,
-            self.config.kube_port or remembered, fallback=not self.config.kube_port)
-        self.store.set_state("kube_port", str(port_of(kube_url)))
+            self.config.kube_port or _remembered_port(self.dd), fallback=not self.config.kube_port)
+        self.dd.kube_port_file.write_text(f"{port_of(kube_url)}\n")
         # Redacted: credentials stay in git's own config (repos/), nowhere else on disk.
         _write_json(self.dd.agent_file, {"pid": os.getpid(), "url": url, "kube_url": kube_url,
                                          "instance": self.dd.instance,
@@ -319,6 +318,13 @@ class Agent:
             subnet = pick_subnet(self.dd.instance, self.runtime.used_subnets())
         self.node.setup(subnet)
         self.store.set_state("pod_subnet", subnet)
+
+
+def _remembered_port(dd: DataDir) -> int:
+    try:
+        return int(dd.kube_port_file.read_text().strip())
+    except (OSError, ValueError):
+        return 0
 
 
 def _app_sync_options(config: AgentConfig) -> tuple[str, ...]:
