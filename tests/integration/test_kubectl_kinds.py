@@ -145,3 +145,34 @@ def test_system_namespaces_root_ca_volumes_and_slices_as_kubectl_shows_them(kube
     assert slices[1].split()[1:4] == ["IPv4", "8080", "10.213.0.9"]
     refused = kube.kubectl("delete", "namespace", "kube-system")
     assert refused.returncode != 0 and "may not be deleted" in refused.stderr
+
+
+def test_kubectl_create_sends_protobuf_and_it_is_stored_as_json_would_be(kube):
+    import base64
+
+    from gitops.model import ObjectKey
+    store = kube.store
+    ok(kube.kubectl("create", "configmap", "settings", "--from-literal=mode=prod"))
+    ok(kube.kubectl("create", "secret", "generic", "creds", "--from-literal=password=hunter2"))
+    ok(kube.kubectl("create", "deployment", "web", "--image=gitops/busybox:1",
+                    "--replicas=2", "--port=8080"))
+    ok(kube.kubectl("create", "job", "once", "--image=gitops/busybox:1", "--", "echo", "hi"))
+    ok(kube.kubectl("create", "namespace", "shop"))
+    ok(kube.kubectl("create", "service", "clusterip", "web", "--tcp=80:8080"))
+    ok(kube.kubectl("create", "ingress", "web", "--rule=web.example.test/=web:80"))
+    assert store.get(ObjectKey("ConfigMap", "default", "settings"))["data"] == {"mode": "prod"}
+    secret = store.get(ObjectKey("Secret", "default", "creds"))
+    assert base64.b64decode(secret["data"]["password"]) == b"hunter2"
+    deploy = store.get(ObjectKey("Deployment", "default", "web"))
+    assert deploy["spec"]["replicas"] == 2
+    [container] = deploy["spec"]["template"]["spec"]["containers"]
+    assert container["ports"] == [{"containerPort": 8080, "protocol": "TCP"}]
+    assert "stdin" not in container and "hostPort" not in container["ports"][0]
+    job = store.get(ObjectKey("Job", "default", "once"))
+    assert job["spec"]["template"]["spec"]["containers"][0]["command"] == ["echo", "hi"]
+    assert store.get(ObjectKey("Namespace", "", "shop")) is not None
+    rule = store.get(ObjectKey("Ingress", "default", "web"))["spec"]["rules"][0]
+    assert rule["host"] == "web.example.test" and "http" in rule      # inlined as in JSON
+    assert kube.kubectl("diff", "-f", "-", input=ok(kube.kubectl(
+        "create", "configmap", "settings", "--from-literal=mode=prod", "--dry-run=client",
+        "-o", "yaml"))).returncode == 0
