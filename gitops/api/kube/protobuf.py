@@ -26,13 +26,15 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 
+from gitops.errors import PermanentError
+
 MAGIC = b"k8s\x00"
 CONTENT_TYPE = "application/vnd.kubernetes.protobuf"
 _META = "k8s.io.apimachinery.pkg.apis.meta.v1."
 _UNKNOWN = "k8s.io.apimachinery.pkg.runtime.Unknown"
 
 
-class NotDecodable(ValueError):
+class NotDecodable(PermanentError):
     """A body this decoder cannot read: a kind it has no message for."""
 
 
