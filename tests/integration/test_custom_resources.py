@@ -150,3 +150,53 @@ def test_custom_resources_through_kubectl(tmp_path):
     finally:
         store.close()
         custom.register([])
+
+
+POOL_CRD = """\
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: pools.example.com}
+spec:
+  group: example.com
+  names: {plural: pools, kind: Pool}
+  scope: Namespaced
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources:
+      status: {}
+      scale: {specReplicasPath: .spec.workers, statusReplicasPath: .status.ready,
+              labelSelectorPath: .status.selector}
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec: {type: object, properties: {workers: {type: integer}}}
+          status: {type: object, properties: {ready: {type: integer},
+                                              selector: {type: string}}}
+"""
+
+
+def test_the_scale_subresource_follows_the_crds_paths(tmp_path):
+    import yaml
+    kubectl_path()
+    store = Registry(SqliteStore(tmp_path / "state.db"))
+    try:
+        with KubeServer(store, tmp_path) as kube:
+            store.create(yaml.safe_load(POOL_CRD))
+            store.create({"apiVersion": "example.com/v1", "kind": "Pool",
+                          "metadata": {"name": "p"}, "spec": {"workers": 2}})
+            store.update_status(ObjectKey("Pool", "default", "p"),
+                                {"ready": 2, "selector": "app=p"})
+            res = kube.kubectl("scale", "pool", "p", "--replicas=5")
+            assert res.returncode == 0, res.stderr
+            assert store.get(ObjectKey("Pool", "default", "p"))["spec"] == {"workers": 5}
+            status, _, scale = kube.request(
+                "GET", "/apis/example.com/v1/namespaces/default/pools/p/scale")
+            assert status == 200
+            assert (scale["spec"], scale["status"]) == ({"replicas": 5},
+                                                        {"replicas": 2, "selector": "app=p"})
+    finally:
+        store.close()
+        custom.register([])
