@@ -42,8 +42,7 @@ class ControlPlane:
         informer = Informer(store)
         self.controllers = ControllerManager(store, random.Random(0), informer=informer)
         self.scheduler = SchedulerLoop(informer, lambda actions: execute(
-            store, actions, "scheduler", self.controllers.events),
-            hold=self.controllers.allocations_pending)
+            store, actions, "scheduler", self.controllers.events))
 
     def run_once(self) -> None:
         self.controllers.run_once()

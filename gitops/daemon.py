@@ -25,7 +25,8 @@ from gitops.api import token as api_token
 from gitops.api.kube.api import KubeBackends
 from gitops.api.kube.backends import RuntimeStreams
 from gitops.api.kube.managed import GitFieldOwner
-from gitops.api.kube.listen import start_listeners
+from gitops.api.kube.listen import port_of, start_listeners
+from gitops.api.kube.tls import ca_pem
 from gitops.api.podlogs import PodLogs
 from gitops.api.server import ApiContext, make_app, object_health, unmanaged_objects
 from gitops.api.webhook import add_webhook_routes
@@ -75,6 +76,7 @@ class AgentConfig:
     node_address: str = "127.0.0.1"
     api_host: str = "127.0.0.1"
     api_port: int = 0
+    kube_port: int = 0                  # 0: the data dir's last one, else a free one
     pod_subnet: str = ""
     service_cidr: str = ""
     helm_values: tuple[str, ...] = ()
@@ -88,6 +90,7 @@ class AgentConfig:
     wave_timeout: float = 300.0
     allow_host_access: bool = False
     allow_remote_bases: bool = False
+    create_namespace: bool = False
     webhook_secret_file: str = ""
     webhook_secret_env: str = ""
     git_timeout: float = 60.0
@@ -139,7 +142,7 @@ class Agent:
                                  allow_remote_bases=config.allow_remote_bases,
                                  decryption=self.decryption or None,
                                  self_heal_delay=config.self_heal_delay,
-                                 options=app_options(config.sync_options),
+                                 options=app_options(_app_sync_options(config)),
                                  ignore_differences=tuple(
                                      parse_flag(r) for r in config.ignore_difference),
                                  ignore_file=config.ignore_differences,
@@ -157,17 +160,17 @@ class Agent:
         self.service_cidr = (config.service_cidr or self.store.get_state("service_cidr")
                              or pick_subnet(self.dd.instance, [], SERVICE_POOL, 20))
         self.store.set_state("service_cidr", self.service_cidr)
+        self.store.service_cidr = self.service_cidr     # ClusterIPs allocated on write
         self.informer = Informer(self.store)        # the cache every loop reads
         self.runtime = DockerRuntime(self.dd.instance)
         self.usage = UsageSampler(self.runtime.list_containers, self.runtime.stats,
                                   wanted=lambda: self.controllers.autoscaled_pods())
-        self.controllers = ControllerManager(self.store, service_cidr=self.service_cidr,
-                                             informer=self.informer,
-                                             usage=self.usage.pod_usage)   # the HPA's
+        self.controllers = ControllerManager(self.store, informer=self.informer,
+                                             usage=self.usage.pod_usage,   # the HPA's
+                                             root_ca=ca_pem(self.dd.root))
         self.scheduler = SchedulerLoop(
             self.informer,
-            lambda actions: execute(self.store, actions, "scheduler", self.controllers.events),
-            hold=self.controllers.allocations_pending)
+            lambda actions: execute(self.store, actions, "scheduler", self.controllers.events))
         # -- node: pods -> Docker; Services -> proxy and DNS
         self.network = f"gitops-{self.dd.instance}"
         self.node = NodeAgent(self.store, self.runtime, config.node_name or socket.gethostname(),
@@ -289,8 +292,10 @@ class Agent:
                                      read_only=self.config.ui_read_only))   # /ui
         self._api = web.AppRunner(app, access_log=None)
         await self._api.setup()
-        url, kube_url = await start_listeners(self._api, self.dd.root, self.config.api_host,
-                                              self.config.api_port)
+        url, kube_url = await start_listeners(
+            self._api, self.dd.root, self.config.api_host, self.config.api_port,
+            self.config.kube_port or _remembered_port(self.dd), fallback=not self.config.kube_port)
+        self.dd.kube_port_file.write_text(f"{port_of(kube_url)}\n")
         # Redacted: credentials stay in git's own config (repos/), nowhere else on disk.
         _write_json(self.dd.agent_file, {"pid": os.getpid(), "url": url, "kube_url": kube_url,
                                          "instance": self.dd.instance,
@@ -396,6 +401,19 @@ def render_options(config: AgentConfig) -> RenderOptions:
             libs=tuple(config.jsonnet_libs)),
         helm=HelmOptions(release_name=config.release_name),
         namespace=config.dest_namespace)
+
+
+def _remembered_port(dd: DataDir) -> int:
+    try:
+        return int(dd.kube_port_file.read_text().strip())
+    except (OSError, ValueError):
+        return 0
+
+
+def _app_sync_options(config: AgentConfig) -> tuple[str, ...]:
+    """--sync-option's list; --create-namespace is CreateNamespace=true for every object."""
+    extra = ("CreateNamespace=true",) if config.create_namespace else ()
+    return (*config.sync_options, *extra)
 
 
 def _lock(path: Path) -> int:

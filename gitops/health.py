@@ -7,8 +7,11 @@ once, without waiting for a progress deadline. `assess_in` finds those pods in a
 owner references (never by label: a Helm test pod carrying the app's labels is not the
 Deployment's).
 
-Kinds that are only data (RBAC, NetworkPolicy, ServiceAccount, ...) are Healthy once
-stored. A kind whose health lives in a status nothing on this host writes (an Ingress
+Kinds that are only data (ServiceAccount, ConfigMap, StorageClass, ...) are Healthy once
+stored. Kinds whose behaviour this agent does not implement (NetworkPolicy is not
+enforced, RBAC is not checked, no admission webhook is called...) are Unknown with a
+message that says so ("not implemented on this node: ..."), never silently Healthy,
+unless something sets their status conditions (then those are read). A kind whose health lives in a status nothing on this host writes (an Ingress
 without an ingress controller, a custom resource) is judged
 by that status when someone sets it (`status.conditions` Ready / Available, or the kind's
 own fields) and is Unknown ("no controller") while it has none: never Healthy merely
@@ -28,6 +31,7 @@ HEALTHY, PROGRESSING, DEGRADED, MISSING, SUSPENDED, UNKNOWN = (
     "Healthy", "Progressing", "Degraded", "Missing", "Suspended", "Unknown")
 SETTLED = (HEALTHY, UNKNOWN)      # nothing left to wait for
 NO_CONTROLLER = "no controller on this host reports its status"
+NOT_IMPLEMENTED_PREFIX = "not implemented on this node: "
 
 _BAD_WAITING = {"CrashLoopBackOff", "ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull",
                 "InvalidImageName", "CreateContainerConfigError", "CreateContainerError",
@@ -51,6 +55,8 @@ def assess(obj: dict | None, pods: Iterable[dict] | None = None) -> Health:
         if (bad := _failing_pod(pods)) is not None:
             return bad
     kind = obj.get("kind", "")
+    if kind in NOT_IMPLEMENTED and not (obj.get("status") or {}).get("conditions"):
+        return Health(UNKNOWN, f"{NOT_IMPLEMENTED_PREFIX}{NOT_IMPLEMENTED[kind]}")
     if kind in DATA_KINDS:
         return Health(HEALTHY)
     fn = _BY_KIND.get(kind)
@@ -375,10 +381,28 @@ _BY_KIND = {"Deployment": _deployment, "ReplicaSet": _replicaset, "Pod": _pod,
 
 # Kinds that are data: stored is all there is to them.
 DATA_KINDS = frozenset({
-    "ServiceAccount", "Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding",
-    "NetworkPolicy", "PriorityClass", "StorageClass", "IngressClass", "LimitRange",
-    "ResourceQuota", "RuntimeClass", "PodTemplate", "Lease", "Endpoints", "EndpointSlice",
-    "ControllerRevision", "Event", "MutatingWebhookConfiguration",
-    "ValidatingWebhookConfiguration", "ValidatingAdmissionPolicy",
-    "ValidatingAdmissionPolicyBinding", "CSIDriver", "VolumeAttributesClass",
-    "FlowSchema", "PriorityLevelConfiguration"})
+    "ServiceAccount", "StorageClass", "IngressClass", "PodTemplate", "Lease", "Endpoints",
+    "EndpointSlice", "ControllerRevision", "Event", "VolumeAttributesClass"})
+
+_RBAC = "stored, not enforced: the API's one token may do everything"
+_VOLUMES = "stored, not used: a claim's volume is a Docker volume the node provides"
+# Kinds stored and served whose behaviour this agent does not implement: what they would
+# do on a cluster does not happen here.
+NOT_IMPLEMENTED = {
+    "NetworkPolicy": "stored, not enforced: no network policy engine filters pod traffic",
+    "ResourceQuota": "stored, not enforced: nothing is counted against it or refused",
+    "LimitRange": "stored, not applied: no default or limit comes from it",
+    "Role": _RBAC, "ClusterRole": _RBAC, "RoleBinding": _RBAC, "ClusterRoleBinding": _RBAC,
+    "MutatingWebhookConfiguration": "stored, not called: no admission webhook runs",
+    "ValidatingWebhookConfiguration": "stored, not called: no admission webhook runs",
+    "ValidatingAdmissionPolicy": "stored, not evaluated: no CEL admission policy runs",
+    "ValidatingAdmissionPolicyBinding": "stored, not evaluated: no CEL admission policy runs",
+    "FlowSchema": "stored, not applied: the API has no priority and fairness",
+    "PriorityLevelConfiguration": "stored, not applied: the API has no priority and fairness",
+    "PriorityClass": "stored, not used: the scheduler neither orders nor preempts by priority",
+    "RuntimeClass": "stored, not used: containers run with the Docker engine's runtime",
+    "APIService": "stored, not served: the API aggregates no other server",
+    "CertificateSigningRequest": "stored, never signed: no signer runs here",
+    "CSIDriver": _VOLUMES, "CSINode": _VOLUMES, "VolumeAttachment": _VOLUMES,
+    "CSIStorageCapacity": _VOLUMES,
+}

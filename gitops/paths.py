@@ -35,6 +35,11 @@ class DataDir:
         return self.root / "token"
 
     @property
+    def kube_port_file(self) -> Path:
+        """The HTTPS port kubeconfigs name, kept (as the CA and the token are) by `down`."""
+        return self.root / "kube-port"
+
+    @property
     def runtime_file(self) -> Path:
         """Which engine the agent used; lets `down` clean up after a dead agent."""
         return self.root / "runtime.json"

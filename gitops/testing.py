@@ -24,12 +24,18 @@ from gitops.agent.runtime import (
 from gitops.store.memory import MemoryStore
 from gitops.store.registry import Registry
 
-__all__ = ["FakeClock", "RecordingRuntime", "memory_store"]
+__all__ = ["FakeClock", "RecordingRuntime", "memory_store", "namespace"]
 
 
 def memory_store() -> Registry:
-    """A fresh, empty store, written through the registry as the agent's is."""
+    """A fresh, empty store, written through the registry as the agent's is (with the
+    API server's admission: objects go into namespaces that exist, `default` always)."""
     return Registry(MemoryStore())
+
+
+def namespace(name: str) -> dict:
+    """A Namespace to create before objects in it."""
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
 
 
 class FakeClock:

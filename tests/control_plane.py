@@ -22,7 +22,7 @@ class ControlPlane:
         self.scheduler = SchedulerLoop(
             self.informer,
             lambda actions: execute(store, actions, "scheduler", self.controllers.events),
-            clock, hold=self.controllers.allocations_pending)
+            clock)
 
     def run_once(self) -> None:
         self.controllers.run_once()

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from gitops.admission.defaults import container_without_defaults
 from gitops.agent.probes import FIELD, ProbeResults
 from gitops.agent.runtime import CONFIG_HASH, SANDBOX, ContainerInfo
 from gitops.model import quantity
@@ -95,7 +96,9 @@ class PodPlan:
 
 
 def container_hash(container: dict) -> str:
-    return stable_hash(container, 12)
+    """Whether a running container still matches its spec; the API server's defaults
+    (filled in when the pod is stored) change nothing."""
+    return stable_hash(container_without_defaults(container), 12)
 
 
 def pull_policy(container: dict) -> str:

@@ -86,6 +86,10 @@ class AgentOptions:
         help="Every web UI session is read-only (a wall screen): no sync, rollback...")
     api_port: int = _option(
         "--api-port", 0, help="API and webhook port on 127.0.0.1 (default: any free one).")
+    kube_port: int = _option(
+        "--kube-port", 0,
+        help="HTTPS port of the Kubernetes API kubectl uses (default: the one this data dir "
+             "had last, else a free one; kept across restarts so kubeconfigs stay valid).")
     webhook_secret_env: str = _option(
         "--webhook-secret-env", "", help="Environment variable holding the webhook secret.")
     webhook_secret_file: str = _option(
@@ -131,6 +135,10 @@ class AgentOptions:
     allow_empty_prune: bool = _option(
         "--allow-empty-prune", False, is_flag=True,
         help="Allow a revision with zero objects to prune everything.")
+    create_namespace: bool = _option(
+        "--create-namespace", False, is_flag=True,
+        help="Create the namespaces objects name when the repo declares none (as Argo "
+             "CD's CreateNamespace=true); without it such a revision is refused.")
     service_cidr: str = _option(
         "--service-cidr", "", callback=_check_cidr,
         help="Range Service ClusterIPs come from (default: a free /20, kept per data dir).")

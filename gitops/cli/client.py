@@ -38,7 +38,7 @@ class Client:
                 body = resp.read()
                 ctype = resp.headers.get("Content-Type", "")
         except urllib.error.HTTPError as exc:
-            raise GitopsError(f"{method} {path}: {exc.code} {_detail(exc)}") from exc
+            raise GitopsError(server_error(exc.code, _detail(exc))) from exc
         except (urllib.error.URLError, OSError) as exc:
             raise AgentNotRunning(f"agent at {self.url} does not answer: {exc}") from exc
         return json.loads(body) if "json" in ctype else body.decode(errors="replace")
@@ -52,13 +52,24 @@ class Client:
                 while chunk := resp.read1(65536):
                     yield chunk
         except urllib.error.HTTPError as exc:
-            raise GitopsError(f"GET {path}: {exc.code} {_detail(exc)}") from exc
+            raise GitopsError(server_error(exc.code, _detail(exc))) from exc
 
     def get(self, path: str, timeout: float = 30) -> Any:
         return self.request("GET", path, timeout)
 
     def post(self, path: str, timeout: float = 130) -> Any:
         return self.request("POST", path, timeout)
+
+
+_REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
+            405: "MethodNotAllowed", 409: "Conflict", 410: "Gone", 415: "UnsupportedMediaType",
+            422: "Invalid", 429: "TooManyRequests", 500: "InternalError",
+            503: "ServiceUnavailable", 504: "Timeout"}
+
+
+def server_error(code: int, message: str) -> str:
+    """As kubectl words an API error: `Error from server (NotFound): pods "x" not found`."""
+    return f"Error from server ({_REASONS.get(code, code)}): {message.strip()}"
 
 
 def _detail(exc: urllib.error.HTTPError) -> str:

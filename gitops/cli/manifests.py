@@ -212,16 +212,20 @@ def _check(path: Path, options, allow_host_access: bool, allow_remote_bases: boo
 @click.option("--path", "subpath", default="")
 @click.option("-o", "--output", "fmt", default="text",
               type=click.Choice(["text", "json", "markdown"]))
+@click.option("--create-namespace", is_flag=True,
+              help="As the agent's flag: namespaces nothing declares would be created.")
 @ALLOW_REMOTE_BASES
 @DECRYPTION_KEY_FILE
 @DATA_DIR
 @_render_flags
-def diff(source: str, ref: str, subpath: str, fmt: str, allow_remote_bases: bool,
-         decryption_key_file: str, data_dir: str, **render_flags: object) -> None:
+def diff(source: str, ref: str, subpath: str, fmt: str, create_namespace: bool,
+         allow_remote_bases: bool, decryption_key_file: str, data_dir: str,
+         **render_flags: object) -> None:
     """Show what syncing SOURCE would change in the data dir's store (nothing is changed).
 
-    Exit 0 when nothing would change, 1 when something would, 2 on an error (e.g. an
-    invalid manifest). Against a data dir no agent has used, everything is a create.
+    Exit 0 when nothing would change, 1 when something would, 2 on an error (an invalid
+    manifest, or a change the agent's admission would refuse, such as an immutable field).
+    Against a data dir no agent has used, everything is a create.
     SOPS-encrypted files are decrypted with --decryption-key-file (or GITOPS_AGE_KEY); without
     a key they are listed as not read and what they hold is left out of the diff.
 
@@ -249,7 +253,12 @@ def diff(source: str, ref: str, subpath: str, fmt: str, allow_remote_bases: bool
                 for e in errors:
                     click.echo(str(e), err=True)
                 sys.exit(EXIT_ERROR)
-            plan = _plan_against_data_dir(DataDir.at(data_dir), desired, decryption)
+            plan, errors = _plan_against_data_dir(DataDir.at(data_dir), desired,
+                                                  create_namespace, decryption)
+            if errors:
+                for e in errors:
+                    click.echo(str(e), err=True)
+                sys.exit(EXIT_ERROR)
     except GitopsError as exc:
         fail(str(exc))
     _notes(decryption)
@@ -257,19 +266,31 @@ def diff(source: str, ref: str, subpath: str, fmt: str, allow_remote_bases: bool
     sys.exit(EXIT_PROBLEM if plan.has_changes else EXIT_OK)
 
 
-def _plan_against_data_dir(dd: DataDir, desired: list[Desired],
-                           decryption: Decryption | None = None) -> Plan:
+def _plan_against_data_dir(dd: DataDir, desired: list[Desired], create_namespace: bool,
+                           decryption: Decryption | None = None
+                           ) -> tuple[Plan, list[GitopsError]]:
     """The plan of syncing `desired` into the data dir's store, read only (an empty store
-    when no agent has used the data dir). Objects of files left encrypted are unknown: what
-    the store holds from them is neither pruned nor compared."""
+    when no agent has used the data dir), and what the agent's admission would refuse.
+    Objects of files left encrypted are unknown: what the store holds from them is neither
+    pruned nor compared."""
+    from gitops.model.addresses import SERVICE_CIDR
+    from gitops.store.registry import Registry
     from gitops.store.sqlite import SqliteStore
+    from gitops.sync import admission
     from gitops.sync.engine import plan_against
+    from gitops.sync.options import SyncOptions, options_of
     store = SqliteStore(dd.store if dd.store.exists() else ":memory:")
     try:
         inventory = store.inventory()
         if decryption is not None:
             inventory = {k: e for k, e in inventory.items() if not decryption.covers(e.file)}
-        return plan_against(store, desired, inventory=inventory)
+        plan = plan_against(store, desired, inventory=inventory)
+        registry = Registry(store, service_cidr=store.get_state("service_cidr")
+                            or SERVICE_CIDR)          # reads only: admit writes nothing
+        app = SyncOptions(create_namespace=create_namespace)
+        verdict = admission.judge(registry, plan, {d.key: d for d in desired},
+                                  lambda c: options_of(c.desired, app).create_namespace)
+        return plan, list(verdict.errors)
     finally:
         store.close()
 

@@ -10,10 +10,10 @@ import time
 import click
 
 from gitops.cli import output
-from gitops.cli.client import Client, resource_path
+from gitops.cli.client import AgentNotRunning, Client, resource_path
 from gitops.cli.common import DATA_DIR, NAMESPACE, OUTPUT, agent_client, fail
 from gitops.errors import GitopsError
-from gitops.model import KINDS, kind_for
+from gitops.model import KINDS, Kind, kind_for
 from gitops.model.selectors import matches, parse
 from gitops.paths import DataDir
 
@@ -50,7 +50,8 @@ def get(resource: str, name: str | None, namespace: str, all_namespaces: bool, s
         watch: bool, fmt: str, data_dir: str) -> None:
     """Show objects, like `kubectl get`: a table, or -o wide|json|yaml|name.
 
-    RESOURCE is a kind, its plural or short name (pods, po, deploy, svc, cm, pvc...).
+    RESOURCE is a kind, its plural or short name (pods, po, deploy, svc, cm, pvc, hpa,
+    a custom kind...), a comma list (svc,deploy), `all`, or TYPE/NAME.
 
     \b
     Examples:
@@ -59,35 +60,107 @@ def get(resource: str, name: str | None, namespace: str, all_namespaces: bool, s
       gitops get svc -A
       gitops get pods -l app=web,tier!=db -o name
       gitops get pods -w                       # follow changes
+      gitops get all
+      gitops get svc,deploy -A
+      gitops get widgets.example.com           # a custom kind its CRD serves
     """
-    info = kind_for(resource)
-    if info is None:
-        fail(f'the server doesn\'t have a resource type "{resource}"')
     if watch and fmt in ("json", "yaml"):
         raise click.UsageError("--watch prints tables (or -o wide|name), not json or yaml")
-    client = agent_client(data_dir)
-    ns = None if (all_namespaces or not info.namespaced) else namespace
-    sel = parse(selector) if selector else None
-
-    def fetch() -> list[dict]:
-        if name:
-            items = [client.get(resource_path(info.api_version, info.plural, ns, name))]
-        else:
-            items = client.get(resource_path(info.api_version, info.plural, ns))["items"]
-        return [o for o in items if sel is None or matches(sel, o["metadata"].get("labels"))]
-    show_ns = all_namespaces and info.namespaced
+    if name is None and "/" in resource:
+        resource, _, name = resource.partition("/")
+    unknown = [w for w in resource.split(",") if w.strip() and w.strip() != "all"
+               and kind_for(w.strip()) is None]
     try:
-        if watch:
-            for line in output.watch_lines(info, fetch, fmt, show_ns):
-                click.echo(line)
-            return
-        items = fetch()
+        client = Client(DataDir.at(data_dir))
+    except AgentNotRunning as exc:
+        fail(f'the server doesn\'t have a resource type "{unknown[0]}" (no built-in kind; '
+             f"custom kinds are asked of the agent: {exc})" if unknown else str(exc))
+    try:
+        kinds = resolve_kinds(client, resource)
     except GitopsError as exc:
         fail(str(exc), 1)
-    except KeyboardInterrupt:
+    if (watch or name) and len(kinds) > 1:
+        raise click.UsageError("a name or --watch goes with one resource type")
+    sel = parse(selector) if selector else None
+    texts = []
+    for info in kinds:
+        ns = None if (all_namespaces or not info.namespaced) else namespace
+
+        def fetch(info=info, ns=ns) -> list[dict]:
+            if name:
+                items = [client.get(resource_path(info.api_version, info.plural, ns, name))]
+            else:
+                items = client.get(resource_path(info.api_version, info.plural, ns))["items"]
+            return [o for o in items
+                    if sel is None or matches(sel, o["metadata"].get("labels"))]
+        show_ns = all_namespaces and info.namespaced
+        try:
+            if watch:
+                for line in output.watch_lines(info, fetch, fmt, show_ns):
+                    click.echo(line)
+                return
+            items = fetch()
+        except GitopsError as exc:
+            fail(str(exc), 1)
+        except KeyboardInterrupt:
+            return
+        if len(kinds) > 1 and not items:
+            continue
+        texts.append(output.render_objects(info, items, fmt, single=bool(name),
+                                           show_namespace=show_ns,
+                                           typed=len(kinds) > 1 and fmt not in (
+                                               "json", "yaml", "name")))
+    if not texts:
+        where = "" if all_namespaces else f" in {namespace} namespace"
+        click.echo(f"No resources found{where}.", err=True)
         return
-    click.echo(output.render_objects(info, items, fmt, single=bool(name),
-                                     show_namespace=show_ns))
+    click.echo("\n\n".join(texts))
+
+
+def resolve_kinds(client: Client, resource: str) -> list[Kind]:
+    """`pods`, `svc,deploy`, `all` (the `all` category) or a custom kind the agent serves
+    (from its discovery), in the order given."""
+    out: list[Kind] = []
+    for word in [w.strip() for w in resource.split(",") if w.strip()]:
+        known = kind_for(word)
+        found = [known] if known is not None else \
+            [k for k in _served(client) if word.lower() in k.categories] or \
+            [k for k in [_discovered(client, word)] if k is not None]
+        if not found:
+            raise GitopsError(f'the server doesn\'t have a resource type "{word}"')
+        out += [k for k in found if k not in out]
+    return out
+
+
+def _served(client: Client) -> list[Kind]:
+    """Every kind the agent serves, built-in and custom, as its discovery lists them."""
+    kinds = list(KINDS.values())
+    try:
+        docs = [client.get("/apis")]
+    except GitopsError:
+        return kinds
+    known = {k.kind for k in kinds}
+    built_in = {k.group for k in kinds} | {"authentication.k8s.io", "authorization.k8s.io"}
+    for group in docs[0].get("groups") or []:
+        version = (group.get("preferredVersion") or {}).get("groupVersion")
+        if not version or group.get("name") in built_in:
+            continue
+        for r in client.get(f"/apis/{version}").get("resources") or []:
+            if "/" in r["name"] or r["kind"] in known:
+                continue
+            kinds.append(Kind(r["kind"], version, r["name"], namespaced=r["namespaced"],
+                              short_names=tuple(r.get("shortNames") or ()),
+                              categories=tuple(r.get("categories") or ())))
+    return kinds
+
+
+def _discovered(client: Client, word: str) -> Kind | None:
+    low = word.lower()
+    for k in _served(client):
+        if low in (k.kind.lower(), k.plural, k.kind.lower() + "s", *k.short_names) or \
+                low == f"{k.plural}.{k.group}":
+            return k
+    return None
 
 
 def _list_fn(client: Client):
@@ -181,20 +254,25 @@ def describe(resource: str, name: str | None, namespace: str, data_dir: str) -> 
 @DATA_DIR
 def logs(pod: str, container: str, namespace: str, tail: int, follow: bool, previous: bool,
          data_dir: str) -> None:
-    """Print a container's logs.
+    """Print a container's logs. POD is a pod's name, pod/NAME, or a workload
+    (deploy/NAME, sts/NAME, ds/NAME, rs/NAME, job/NAME): one of its pods, as kubectl picks.
 
     \b
     Examples:
       gitops logs api-7d9c5b-x2kqf
-      gitops logs api-7d9c5b-x2kqf -c api --tail 20 -f
+      gitops logs deploy/api --tail 20 -f
       gitops logs db-5f6d7-abcde --previous        # the run before the last restart
     """
+    client = agent_client(data_dir)
+    try:
+        pod = pod_of(client, pod, namespace)
+    except GitopsError as exc:
+        fail(str(exc), 1)
     path = f"/api/v1/namespaces/{namespace}/pods/{pod}/log?tailLines={tail}"
     if container:
         path += f"&container={container}"
     if previous:
         path += "&previous=true"
-    client = agent_client(data_dir)
     try:
         if follow and not previous:
             for chunk in client.stream(path + "&follow=true"):
@@ -206,3 +284,40 @@ def logs(pod: str, container: str, namespace: str, tail: int, follow: bool, prev
         fail(str(exc), 1)
     except KeyboardInterrupt:
         pass
+
+
+_WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job",
+              "ReplicationController")
+
+
+def pod_of(client: Client, target: str, namespace: str) -> str:
+    """The pod TARGET names: itself, or a workload's pod (running and ready first, then
+    the newest), found through the workload's selector."""
+    kind_text, sep, name = target.partition("/")
+    if not sep:
+        return target
+    info = kind_for(kind_text)
+    if info is not None and info.kind == "Pod":
+        return name
+    if info is None or info.kind not in _WORKLOADS:
+        raise GitopsError(f'cannot get logs of {kind_text}/{name}: name a pod or one of '
+                          "deploy, sts, ds, rs, job, rc")
+    obj = client.get(resource_path(info.api_version, info.plural, namespace, name))
+    selector = (obj.get("spec") or {}).get("selector") or {}
+    if info.kind == "ReplicationController":
+        selector = {"matchLabels": selector}
+    if not selector:
+        raise GitopsError(f"{info.kind.lower()}/{name} has no selector")
+    pods = [p for p in client.get(resource_path("v1", "pods", namespace))["items"]
+            if not p["metadata"].get("deletionTimestamp")
+            and matches(selector, p["metadata"].get("labels"))]
+    if not pods:
+        raise GitopsError(f"no pods found for {info.kind.lower()}/{name}")
+
+    def rank(p: dict) -> tuple:
+        status = p.get("status") or {}
+        ready = any(c.get("type") == "Ready" and c.get("status") == "True"
+                    for c in status.get("conditions") or [])
+        return (status.get("phase") == "Running", ready,
+                p["metadata"].get("creationTimestamp") or "")
+    return max(pods, key=rank)["metadata"]["name"]

@@ -175,7 +175,12 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
 
 
 def render_objects(info: Kind, items: list[dict], fmt: str, single: bool,
-                   show_namespace: bool) -> str:
+                   show_namespace: bool, typed: bool = False) -> str:
+    """typed: names as TYPE/NAME (several types listed at once, as `kubectl get all`)."""
+    if typed:
+        prefix = info.kind.lower() + (f".{info.group}" if info.group else "") + "/"
+        items = [{**o, "metadata": {**o["metadata"], "name": prefix + o["metadata"]["name"]}}
+                 for o in items]
     if fmt in ("json", "yaml"):
         data = items[0] if single and items else {
             "apiVersion": "v1", "kind": "List", "items": items}

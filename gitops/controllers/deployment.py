@@ -52,6 +52,7 @@ from gitops.controllers.rollout import (
     TIMED_OUT,
     ConfigLookup,
     annotation_int,
+    comparable_template,
     creation_order,
     desired_replicas,
     effective_template,
@@ -94,7 +95,8 @@ class _Rollout:
         self.want = desired_replicas(deploy)
         self.template = effective_template(deploy, lookup)
         self.hash = template_hash(self.template)
-        self.new_name = f"{deploy['metadata']['name']}-{self.hash}"
+        self.new_name = _same_template(replicasets, self.template) or \
+            f"{deploy['metadata']['name']}-{self.hash}"
         self.before = {rs["metadata"]["name"]: rs for rs in replicasets}   # never mutated
         self.rs = {name: _writable(rs) for name, rs in self.before.items()}
         self.created: str | None = None
@@ -496,14 +498,33 @@ class _Rollout:
             actions += [Emit(e) for e in events[1:]]
         for rs in self.deleted:
             actions.append(Delete(key_of(rs)))
-        if self.revision is not None and \
-                (self.d["metadata"].get("annotations") or {}).get(REVISION) != self.revision:
+        revised = self.revision is not None and \
+            (self.d["metadata"].get("annotations") or {}).get(REVISION) != self.revision
+        # The config hash goes into the Deployment's own template, so its current
+        # ReplicaSet's template is the Deployment's (as `kubectl describe` compares them)
+        # and `kubectl rollout undo` copies back nothing the Deployment lacks.
+        retemplated = self.template != self.d["spec"].get("template", {})
+        if revised or retemplated:
             d = copy.deepcopy(self.d)
-            d["metadata"].setdefault("annotations", {})[REVISION] = self.revision
+            if revised:
+                d["metadata"].setdefault("annotations", {})[REVISION] = self.revision
+            if retemplated:
+                d["spec"]["template"] = copy.deepcopy(self.template)
             d.pop("status", None)
             actions.append(Update(d))
         actions.append(SetStatus(key_of(self.d), self.status))
         return actions
+
+
+def _same_template(replicasets: list[dict], template: dict) -> str | None:
+    """The oldest ReplicaSet whose pod template is this one (FindNewReplicaSet): the same
+    with or without the API server's defaults, whatever hash named it."""
+    want = comparable_template(template)
+    for rs in sorted(replicasets, key=creation_order):
+        if not is_deleting(rs) and comparable_template(rs["spec"].get("template") or {}) \
+                == want:
+            return rs["metadata"]["name"]
+    return None
 
 
 def _writable(rs: dict) -> dict:

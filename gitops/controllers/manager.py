@@ -35,12 +35,14 @@ from gitops.controllers import (
     deployment,
     disruption,
     endpoints,
+    endpointslices,
     gc,
     job,
     pvc,
     replicaset,
     replicationcontroller,
     requeue,
+    rootca,
     service,
     statefulset,
     watches,
@@ -50,7 +52,6 @@ from gitops.controllers.queue import WorkQueue
 from gitops.errors import TransientError
 from gitops.model import KINDS, ObjectKey, key_of
 from gitops.model.actions import Action, SetStatus
-from gitops.model.addresses import SERVICE_CIDR
 from gitops.model.events import WARNING, event_for
 from gitops.model.meta import controller_of
 from gitops.model.pods import is_active
@@ -81,16 +82,16 @@ class Controller:
 class ControllerManager:
     def __init__(self, store: Registry, rng: random.Random | None = None,
                  clock: Callable[[], float] = time.time,
-                 service_cidr: str = SERVICE_CIDR,
                  events: EventRecorder | None = None,
                  informer: Informer | None = None,
                  resync: float = RESYNC,
-                 usage: autoscaler.UsageOf | None = None) -> None:
+                 usage: autoscaler.UsageOf | None = None, root_ca: str = "") -> None:
         """usage: a pod's containers' usage by pod uid (the node's samples), which the
-        HorizontalPodAutoscaler reads; None: no usage known (only min/max enforced)."""
+        HorizontalPodAutoscaler reads; None: no usage known (only min/max enforced).
+        root_ca: the API's CA certificate (PEM), published in every namespace."""
         self.name = "controllers"
+        self.root_ca = root_ca
         self.store = store
-        self.service_cidr = service_cidr
         self.rng = rng or random.Random()
         self.clock = clock
         self.events = events or EventRecorder(store, clock, host=socket.gethostname())
@@ -121,8 +122,7 @@ class ControllerManager:
         return [
             make("garbage-collector", watches.garbage_collector, self._collect, keys=one),
             make("service", watches.service_allocations, self._allocate, keys=one),
-            make("persistentvolumeclaim", watches.claims, self._claim,
-                 "PersistentVolumeClaim"),
+            make("persistentvolume", watches.claims, self._bind_volumes, keys=one),
             make("deployment", watches.deployments, self._deployment, "Deployment"),
             make("replicaset", watches.replicasets, self._replicaset, "ReplicaSet"),
             make("replicationcontroller", watches.replicationcontrollers,
@@ -137,6 +137,7 @@ class ControllerManager:
                  subject=lambda key: c.get(key) or c.get(ObjectKey("Endpoints", *key[1:]))),
             make("disruption", watches.disruption_budgets, self._budget,
                  "PodDisruptionBudget"),
+            make("root-ca-cert-publisher", watches.root_ca, self._publish_root_ca, keys=one),
         ]
 
     # -- runnable -------------------------------------------------------------------------
@@ -228,14 +229,6 @@ class ControllerManager:
                                                   and a.status == obj.get("status"))]
         execute(self.store, actions, controller, self.events)
 
-    def allocations_pending(self) -> bool:
-        """Whether some Service still waits for its ClusterIP or node port (the scheduler
-        holds pods until then, so they start with every Service in their environment)."""
-        try:
-            return bool(service.reconcile(self.cache.list("Service"), self.service_cidr))
-        except Exception:   # noqa: BLE001 - the allocator's own pass reports it
-            return False
-
     def _lookup(self, kind: str, namespace: str, name: str) -> dict | None:
         return self.cache.lookup(kind, namespace, name)
 
@@ -244,18 +237,22 @@ class ControllerManager:
         """Every kind as of one instant (the cache follows the store's commits in order):
         an owner created through the API with its dependent is seen with it, never the
         dependent alone. Events own nothing and are owned by nothing."""
-        return self.cache.snapshot(kind for kind in KINDS if kind != "Event")
+        return self.cache.snapshot([kind for kind in tuple(KINDS) if kind != "Event"])
 
     def _collect(self, _key: Hashable) -> None:
         self._execute(gc.reconcile(self._gc_snapshot()), "garbage-collector")
 
     def _allocate(self, _key: Hashable) -> None:
-        self._execute(service.reconcile(self.cache.list("Service"), self.service_cidr),
-                      "service")
+        self._execute(service.reconcile(self.cache.list("Service")), "service")
 
-    def _claim(self, key: Hashable) -> None:
-        if (obj := self.cache.get(key)) is not None:
-            self._execute(pvc.reconcile([obj]), "persistentvolumeclaim")
+    def _publish_root_ca(self, _key: Hashable) -> None:
+        self._execute(rootca.reconcile(self.cache.list("Namespace"), self.cache.get,
+                                       self.root_ca), "root-ca-cert-publisher")
+
+    def _bind_volumes(self, _key: Hashable) -> None:
+        self._execute(pvc.reconcile(self.cache.list("PersistentVolumeClaim"),
+                                    self.cache.list("PersistentVolume")),
+                      "persistentvolume-controller")
 
     def _deployment(self, key: Hashable) -> float | None:
         deploy = self.cache.get(key)
@@ -389,9 +386,11 @@ class ControllerManager:
 
     def _endpoints(self, key: Hashable) -> None:
         ns, name = key.namespace, key.name
-        self._execute(endpoints.reconcile(self.cache.get(key),
-                                          self.cache.get(ObjectKey("Endpoints", ns, name)),
-                                          self.cache.list("Pod", ns)), "endpoints")
+        svc, pods = self.cache.get(key), self.cache.list("Pod", ns)
+        self._execute(endpoints.reconcile(svc, self.cache.get(ObjectKey("Endpoints", ns, name)),
+                                          pods), "endpoints")
+        slices = endpointslices.ours(self.cache.list("EndpointSlice", ns), name)
+        self._execute(endpointslices.reconcile(svc, slices, pods), "endpointslice")
 
     def _budget(self, key: Hashable) -> None:
         if (pdb := self.cache.get(key)) is not None:

@@ -7,6 +7,8 @@ import copy
 import math
 from collections.abc import Callable, Iterable
 
+from gitops.admission.defaults import template_with_defaults
+from gitops.admission.immutable import semantic
 from gitops.errors import PermanentError
 from gitops.model.deletion import PROPAGATION_ANNOTATION
 from gitops.model.meta import owner_ref, stable_hash
@@ -20,6 +22,7 @@ MAX_REPLICAS = "deployment.kubernetes.io/max-replicas"
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 CHANGE_CAUSE = "kubernetes.io/change-cause"
 CONFIG_HASH = "gitops.io/config-hash"
+TEMPLATE_HASH_LABEL = "pod-template-hash"
 CONFIG_ROLLOUT = "gitops.io/config-rollout"
 # Annotations of the Deployment that are not copied to its ReplicaSets.
 SKIP_COPY = {PROPAGATION_ANNOTATION,          # ours: how deleting the Deployment cascades
@@ -43,7 +46,8 @@ def parse_time(value: str | None) -> float:
 
 # -- templates ------------------------------------------------------------------------
 def effective_template(deploy: dict, lookup: ConfigLookup | None = None) -> dict:
-    """The pod template with the config hash added; without one to add it is the object's
+    """The pod template with the hash of the ConfigMaps and Secrets it reads in its
+    annotations (none when it reads none); without a lookup, or opted out, the object's
     own template (callers copy before they change it)."""
     template = deploy["spec"].get("template", {})
     annotations = deploy["metadata"].get("annotations") or {}
@@ -51,20 +55,41 @@ def effective_template(deploy: dict, lookup: ConfigLookup | None = None) -> dict
         return template
     ns = deploy["metadata"]["namespace"]
     refs = sorted(referenced_configs(template.get("spec", {})))
-    if not refs:
+    current = ((template.get("metadata") or {}).get("annotations") or {}).get(CONFIG_HASH)
+    if not refs and current is None:
         return template
     template = copy.deepcopy(template)
-    data = []
-    for kind, name in refs:
-        obj = lookup(kind, ns, name) or {}
-        data.append([kind, name, obj.get("data"), obj.get("stringData"), obj.get("binaryData")])
     meta = template.setdefault("metadata", {})
-    meta["annotations"] = {**(meta.get("annotations") or {}), CONFIG_HASH: stable_hash(data)}
+    annotations = dict(meta.get("annotations") or {})
+    annotations.pop(CONFIG_HASH, None)
+    if refs:
+        data = []
+        for kind, name in refs:
+            obj = lookup(kind, ns, name) or {}
+            data.append([kind, name, obj.get("data"), obj.get("stringData"),
+                         obj.get("binaryData")])
+        annotations[CONFIG_HASH] = stable_hash(data)
+    if annotations:
+        meta["annotations"] = annotations
+    else:
+        meta.pop("annotations", None)
     return template
 
 
+def comparable_template(template: dict) -> object:
+    """A pod template as Kubernetes compares two (EqualIgnoreHash, Semantic.DeepEqual):
+    defaults filled in, no pod-template-hash label, an empty value the same as none."""
+    out = template_with_defaults(template)
+    labels = (out.get("metadata") or {}).get("labels")
+    if isinstance(labels, dict):
+        labels.pop(TEMPLATE_HASH_LABEL, None)
+    return semantic(out)
+
+
 def template_hash(template: dict) -> str:
-    return stable_hash(template)
+    """Names ReplicaSets and revisions: the same for a template stored with or without
+    the API server's defaults."""
+    return stable_hash(template_with_defaults(template))
 
 
 # -- rollout arithmetic ---------------------------------------------------------------
@@ -159,9 +184,10 @@ def new_replicaset(deploy: dict, template: dict, name: str, thash: str, replicas
                    revision: int) -> dict:
     template = copy.deepcopy(template)
     tmeta = template.setdefault("metadata", {})
-    tmeta["labels"] = {**(tmeta.get("labels") or {}), "pod-template-hash": thash}
+    tmeta["labels"] = {**(tmeta.get("labels") or {}), TEMPLATE_HASH_LABEL: thash}
     selector = copy.deepcopy(deploy["spec"].get("selector", {}))
-    selector["matchLabels"] = {**(selector.get("matchLabels") or {}), "pod-template-hash": thash}
+    selector["matchLabels"] = {**(selector.get("matchLabels") or {}),
+                               TEMPLATE_HASH_LABEL: thash}
     annotations = {k: v for k, v in (deploy["metadata"].get("annotations") or {}).items()
                    if k not in SKIP_COPY}
     want = desired_replicas(deploy)

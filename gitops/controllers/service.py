@@ -1,47 +1,21 @@
-"""Service allocations the API server would make: node ports for NodePort Services."""
+"""Services stored without the ClusterIP or node ports they need (by a version that
+allocated later, out of the write path): written again as they are, so the store's
+registry allocates them (it allocates every Service it stores, as the API server does)."""
 
 from __future__ import annotations
 
-import copy
-
+from gitops.admission.prepare import needs_cluster_ip, needs_node_ports
 from gitops.model.actions import Action, Update
-from gitops.model.addresses import allocate
-from gitops.model.meta import stable_hash
-
-NODE_PORT_RANGE = (30000, 32767)
 
 
-def reconcile(services: list[dict], service_cidr: str) -> list[Action]:
-    used = {p["nodePort"] for s in services for p in s.get("spec", {}).get("ports", []) or []
-            if p.get("nodePort")}
-    cluster_ips = allocate(services, service_cidr)
-    actions: list[Action] = []
-    for svc in services:
-        updated = copy.deepcopy(svc)
-        spec = updated.setdefault("spec", {})
-        ip = cluster_ips.get((svc["metadata"]["namespace"], svc["metadata"]["name"]))
-        if ip and spec.get("clusterIP") != ip:
-            spec["clusterIP"], spec["clusterIPs"] = ip, [ip]
-        if spec.get("type") in ("NodePort", "LoadBalancer"):
-            for port in spec.get("ports", []) or []:
-                if not port.get("nodePort"):
-                    port["nodePort"] = pick_node_port(svc, port, used)
-                    used.add(port["nodePort"])
-        if updated != svc:
-            updated["metadata"].pop("resourceVersion", None)
-            actions.append(Update(updated))
-    return actions
+def _unallocated(svc: dict) -> bool:
+    spec = svc.get("spec") or {}
+    return (needs_cluster_ip(spec) and not spec.get("clusterIP")) or (
+        needs_node_ports(spec) and any(isinstance(p, dict) and not p.get("nodePort")
+                                       for p in spec.get("ports") or []))
 
 
-def pick_node_port(svc: dict, port: dict, used: set[int]) -> int:
-    """Deterministic first choice (stable across restarts), probing past collisions."""
-    lo, hi = NODE_PORT_RANGE
-    span = hi - lo + 1
-    seed = int(stable_hash([svc["metadata"]["namespace"], svc["metadata"]["name"],
-                            port.get("port"), port.get("protocol", "TCP")], 8), 16)
-    for i in range(span):
-        candidate = lo + (seed + i) % span
-        if candidate not in used:
-            return candidate
-    raise RuntimeError("node port range exhausted")
-
+def reconcile(services: list[dict]) -> list[Action]:
+    return [Update({**svc, "metadata": {k: v for k, v in svc["metadata"].items()
+                                        if k != "resourceVersion"}})
+            for svc in services if _unallocated(svc)]

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from gitops.controllers import replicationcontroller
+from gitops.controllers.endpointslices import service_of
 from gitops.controllers.statefulset import ordinal_of
 from gitops.model import ObjectKey, key_of
 from gitops.model.deletion import FOREGROUND_FINALIZER, ORPHAN_FINALIZER
@@ -106,10 +107,19 @@ def service_allocations(cache: Informer, event: str, old: dict | None,
         yield ALL
 
 
-def claims(cache: Informer, event: str, old: dict | None,
-           new: dict | None) -> Iterator[ObjectKey]:
-    if new is not None and new.get("kind") == "PersistentVolumeClaim":
-        yield key_of(new)
+def root_ca(cache: Informer, event: str, old: dict | None, new: dict | None) -> Iterator[str]:
+    """A namespace made, or its kube-root-ca.crt changed or deleted by hand."""
+    kind = _kind(old, new)
+    if kind == "Namespace" or (kind == "ConfigMap" and
+                               (new or old)["metadata"].get("name") == "kube-root-ca.crt"):
+        yield ALL
+
+
+def claims(cache: Informer, event: str, old: dict | None, new: dict | None) -> Iterator[str]:
+    """Claims bind to volumes as a whole: a claim or a volume changing or going may free,
+    release or bind any of them."""
+    if _kind(old, new) in ("PersistentVolumeClaim", "PersistentVolume"):
+        yield ALL
 
 
 def deployments(cache: Informer, event: str, old: dict | None,
@@ -210,11 +220,14 @@ def jobs(cache: Informer, event: str, old: dict | None,
 
 def endpoints(cache: Informer, event: str, old: dict | None,
               new: dict | None) -> Iterator[ObjectKey]:
-    """Keyed by the Service: its Endpoints follow it and the pods it selects."""
+    """Keyed by the Service: its Endpoints and EndpointSlices follow it and the pods it
+    selects."""
     kind = _kind(old, new)
     if kind in ("Service", "Endpoints"):
         obj = new or old
         yield ObjectKey("Service", _ns(obj), obj["metadata"]["name"])
+    elif kind == "EndpointSlice":
+        yield from {k for o in _both(old, new) if (k := service_of(o)) is not None}
     elif kind == "Pod":
         labels = [o["metadata"].get("labels") for o in _both(old, new)]
         for svc in cache.list("Service", _ns(new or old)):

@@ -351,6 +351,11 @@ def check_pod_quantities(body: dict) -> Iterator[Problem]:
             if isinstance(container, dict):
                 yield from _resources(f"{base}.{group}[{i}].resources",
                                       container.get("resources"))
+                env = container.get("env")
+                for j, var in enumerate(env if isinstance(env, list) else []):
+                    yield from _divisor(f"{base}.{group}[{i}].env[{j}].valueFrom."
+                                        "resourceFieldRef", _get(var, "valueFrom",
+                                                                 "resourceFieldRef"))
     yield from _quantities(f"{base}.overhead", spec.get("overhead"))
     yield from _resources(f"{base}.resources", spec.get("resources"))
     volumes = spec.get("volumes")
@@ -358,6 +363,19 @@ def check_pod_quantities(body: dict) -> Iterator[Problem]:
         limit = _get(volume, "emptyDir", "sizeLimit")
         if limit is not None:
             yield from _quantities(f"{base}.volumes[{i}].emptyDir", {"sizeLimit": limit})
+        yield from _resources(f"{base}.volumes[{i}].ephemeral.volumeClaimTemplate.spec."
+                              "resources", _get(volume, "ephemeral", "volumeClaimTemplate",
+                                                "spec", "resources"))
+        items = _get(volume, "downwardAPI", "items")
+        for j, item in enumerate(items if isinstance(items, list) else []):
+            yield from _divisor(f"{base}.volumes[{i}].downwardAPI.items[{j}]."
+                                "resourceFieldRef", _get(item, "resourceFieldRef"))
+
+
+def _divisor(path: str, ref: Any) -> Iterator[Problem]:
+    """A downward API resourceFieldRef's divisor is a quantity."""
+    if isinstance(ref, dict) and "divisor" in ref:
+        yield from _quantities(path, {"divisor": ref["divisor"]})
 
 
 def check_other_quantities(body: dict) -> Iterator[Problem]:
@@ -374,6 +392,20 @@ def check_other_quantities(body: dict) -> Iterator[Problem]:
                                   _get(claim, "spec", "resources"))
     elif kind == "ResourceQuota":
         yield from _quantities("spec.hard", _get(body, "spec", "hard"))
+    elif kind == "RuntimeClass":
+        yield from _quantities("overhead.podFixed", _get(body, "overhead", "podFixed"))
+    elif kind == "CSIStorageCapacity":
+        yield from _quantities("", {k: body[k] for k in ("capacity", "maximumVolumeSize")
+                                    if k in body})
+    elif kind == "HorizontalPodAutoscaler":
+        metrics = _get(body, "spec", "metrics")
+        for i, metric in enumerate(metrics if isinstance(metrics, list) else []):
+            for source in ("resource", "containerResource", "pods", "object", "external"):
+                target = _get(metric, source, "target")
+                if isinstance(target, dict):
+                    yield from _quantities(f"spec.metrics[{i}].{source}.target",
+                                           {k: target[k] for k in ("value", "averageValue")
+                                            if k in target})
     elif kind == "LimitRange":
         limits = _get(body, "spec", "limits")
         for i, item in enumerate(limits if isinstance(limits, list) else []):
@@ -493,7 +525,8 @@ CHECKS: list[tuple[frozenset[str] | None, Check]] = [
     (frozenset(POD_SPEC_PATHS), check_volume_paths),
     (frozenset(POD_SPEC_PATHS), check_pod_quantities),
     (frozenset({"PersistentVolumeClaim", "PersistentVolume", "StatefulSet", "ResourceQuota",
-                "LimitRange"}), check_other_quantities),
+                "LimitRange", "RuntimeClass", "CSIStorageCapacity",
+                "HorizontalPodAutoscaler"}), check_other_quantities),
     (frozenset({"Service"}), check_service),
     (frozenset(_ROLLOUT_BOUNDS), check_rollout_bounds),
 ]

@@ -22,9 +22,11 @@ import jsonschema
 import jsonschema_rs
 from referencing import Registry, Resource
 
+from gitops.admission import custom as custom_rules
 from gitops.errors import ManifestError
 from gitops.manifests import checks, paths
 from gitops.manifests.loader import SourceObject
+from gitops.model import custom
 
 _SCHEMAS = files("kubernetes_validate").joinpath("kubernetes-json-schema")
 _STRICT_DIR = re.compile(r"v(\d+)\.(\d+)\.(\d+)-local-strict\Z")
@@ -167,10 +169,11 @@ def validate(objects: Sequence[SourceObject],
     schema_dir = _schema_dir(kubernetes_version)
     errors: list[ManifestError] = []
     first_seen: dict[tuple[str, str, str, str], SourceObject] = {}
+    crds = _known_crds(objects)
     for obj in objects:
         found: list[tuple[str, str]] = []
         try:
-            found += _schema_problems(obj, schema_dir, fields=schema(obj))
+            found += _schema_problems(obj, schema_dir, fields=schema(obj), crds=crds)
             found += checks.run(obj)
         except RecursionError:  # the loader caps depth, but objects may come from elsewhere
             found.append(("", "object is nested too deeply to validate"))
@@ -191,14 +194,30 @@ def validate(objects: Sequence[SourceObject],
     return errors
 
 
-def _schema_problems(obj: SourceObject, schema_dir: str,
-                     fields: bool = True) -> list[tuple[str, str]]:
+def _known_crds(objects: Sequence[SourceObject]) -> dict[str, dict]:
+    """Kind -> CRD: the store's (registered in this process) and the revision's own."""
+    known = custom.custom_kinds()
+    for crd in custom.declared(o.body for o in objects):
+        kind = custom.kind_of(crd)
+        if kind is not None and not custom.is_built_in(kind.kind):
+            known[kind.kind] = crd
+    return known
+
+
+def _schema_problems(obj: SourceObject, schema_dir: str, fields: bool = True,
+                     crds: dict[str, dict] | None = None) -> list[tuple[str, str]]:
     api_version, kind = obj.body.get("apiVersion"), obj.body.get("kind")
     if not isinstance(api_version, str) or not isinstance(kind, str):
         return [("kind", "apiVersion and kind must be strings")]
     validator = _validator(schema_dir, api_version, kind)
+    if validator is None and kind in (crds or {}) and not custom.is_built_in(kind):
+        found = custom_rules.check(obj.body, (crds or {})[kind])
+        return found if fields else [f for f in found if f[0] == "kind"]
     if validator is None:
-        return [("kind", f"unknown kind {kind} in apiVersion {api_version}")]
+        group = api_version.rpartition("/")[0]
+        hint = " (no CustomResourceDefinition in the repo or the store declares it)" \
+            if "." in group and not group.endswith("k8s.io") else ""
+        return [("kind", f"unknown kind {kind} in apiVersion {api_version}{hint}")]
     if not fields:
         return []
     problems = []

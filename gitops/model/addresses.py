@@ -146,6 +146,45 @@ def allocate(services: Iterable[dict], cidr: str = SERVICE_CIDR) -> dict[Service
     return out
 
 
+def usable_range(cidr: str) -> tuple[int, int]:
+    """First and last address (as ints) a Service may be given in cidr."""
+    return _usable(ipaddress.ip_network(cidr, strict=False))
+
+
+def pick_cluster_ip(namespace: str, name: str, taken: set[str], cidr: str) -> str | None:
+    """One Service's ClusterIP, as `allocate` would choose it: the deterministic first
+    choice, probing past addresses taken; None when the CIDR is full."""
+    net = ipaddress.ip_network(cidr, strict=False)
+    if (namespace, name) == ("default", "kubernetes"):
+        return str(net.network_address + 1)
+    first, last = _usable(net)
+    span = last - first + 1
+    used = {int(ip) for t in taken if (ip := _parse(t)) is not None}
+    start = int(stable_hash([namespace, name], 12), 16) % span
+    for i in range(span):
+        candidate = first + (start + i) % span
+        if candidate not in used:
+            return str(ipaddress.ip_address(candidate))
+    return None
+
+
+NODE_PORT_RANGE = (30000, 32767)
+
+
+def pick_node_port(namespace: str, name: str, port: object, protocol: str,
+                   used: set[int]) -> int | None:
+    """A node port: a deterministic first choice (stable across restarts), probing past
+    ports used; None when the range is full."""
+    lo, hi = NODE_PORT_RANGE
+    span = hi - lo + 1
+    seed = int(stable_hash([namespace, name, port, protocol], 8), 16)
+    for i in range(span):
+        candidate = lo + (seed + i) % span
+        if candidate not in used:
+            return candidate
+    return None
+
+
 def _parse(value: object) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     if not isinstance(value, str) or not value:
         return None

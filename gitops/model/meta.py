@@ -6,6 +6,7 @@ import hashlib
 import json
 from typing import NamedTuple
 
+from gitops.model import custom
 from gitops.model.kinds import KINDS
 
 
@@ -22,7 +23,7 @@ class ObjectKey(NamedTuple):
 def key_of(obj: dict) -> ObjectKey:
     kind = obj.get("kind", "")
     meta = obj.get("metadata") or {}
-    info = KINDS.get(kind)
+    info = KINDS.get(kind) or custom.lookup(kind)
     namespaced = info.namespaced if info else True
     ns = (meta.get("namespace") or "default") if namespaced else ""
     return ObjectKey(kind, ns, meta.get("name", ""))

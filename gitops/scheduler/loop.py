@@ -5,11 +5,9 @@ unbound; a pass binds the queued pods (scheduler.reconcile decides, an injected 
 writes); one that fits nowhere is set aside until the cluster changes in a way that may
 make room for it (a node appears or changes, a pod is bound, finishes, goes or is
 relabelled elsewhere, a namespace is relabelled), and at the latest on the flush period.
-Pods and nodes are read from the informer's cache.
-
-`hold` says when binding must wait: while a Service still lacks its ClusterIP, a pod
-started now would miss it in its environment (the API server allocates at creation; here
-the controllers do, until allocation moves into the store's write path).
+Pods and nodes are read from the informer's cache. (A Service has its ClusterIP from
+the moment it is stored: the store's registry allocates it, as the API server does, so no
+pod can start before the Services made before it have one.)
 """
 
 from __future__ import annotations
@@ -17,8 +15,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-
-import structlog
 
 from gitops.model import ObjectKey, key_of
 from gitops.model.actions import Action
@@ -28,11 +24,7 @@ from gitops.runnable import Loop
 from gitops.scheduler import scheduler
 from gitops.store.informer import ADDED, DELETED, Informer
 
-log = structlog.get_logger(component="scheduler")
-
 FLUSH = 60.0        # seconds: pods set aside are tried again at least this often
-HELD = 0.05         # seconds: how soon a pass held back (see `hold`) is tried again
-HOLD_LIMIT = 5.0    # seconds: held longer than this, pods are bound anyway
 
 Bind = Callable[[list[Action]], None]      # performs the scheduler's Updates (and events)
 
@@ -104,12 +96,10 @@ class SchedulingQueue:
 
 class SchedulerLoop:
     def __init__(self, cache: Informer, bind: Bind, clock: Callable[[], float] = time.time,
-                 flush: float = FLUSH, hold: Callable[[], bool] = lambda: False) -> None:
+                 flush: float = FLUSH) -> None:
         self.name = "scheduler"
         self.cache = cache
         self.bind = bind
-        self.hold = hold
-        self._held_since: float | None = None
         self.clock = clock
         self.flush = flush
         self._next_flush = clock() + flush
@@ -157,10 +147,6 @@ class SchedulerLoop:
         keys = self.queue.take()
         pending = {k: p for k in sorted(keys) if (p := self.cache.get(k)) is not None
                    and _pending(p)}
-        if pending and self._holding(now):
-            for key in pending:
-                self.queue.add(key)
-            return HELD
         if pending:
             pods = [p for p in self.cache.list("Pod") if (p.get("spec") or {}).get("nodeName")]
             actions = scheduler.reconcile([*pods, *pending.values()], self.cache.list("Node"),
@@ -170,16 +156,3 @@ class SchedulerLoop:
                      if getattr(a, "obj", None) and a.obj["spec"].get("nodeName")}
             self.queue.set_aside(set(pending) - bound)
         return max(0.0, self._next_flush - self.clock())
-
-    def _holding(self, now: float) -> bool:
-        """Whether binding waits (for a bounded time: an allocator that never catches up
-        must not stop every pod)."""
-        if not self.hold():
-            self._held_since = None
-            return False
-        if self._held_since is None:
-            self._held_since = now
-        if now - self._held_since < HOLD_LIMIT:
-            return True
-        log.warning("scheduler_hold_expired", seconds=HOLD_LIMIT)
-        return False

@@ -12,13 +12,13 @@ root. It owns:
 - deletion: propagation (Background, Foreground, Orphan) and the finalizers the garbage
   collector owns, a bound pod only marked for its node, and a deleting object whose last
   finalizer a writer removes going at once;
-- allocations a declarative writer leaves open (a Service's clusterIP and nodePorts);
+- admission, in Kubernetes' order on every create and update: defaults, mutating
+  admission, the namespace (it must exist, and not be terminating, for a create), a
+  Service's ClusterIP and node ports (allocated, or checked when given), then validating
+  admission (immutable fields). The rules are pure (gitops.admission), the Kubernetes
+  ones by default; `admit` runs them without writing (dry runs, git's pre-check);
 - managedFields, recorded by the writer's field manager against the stored object (the
   Kubernetes API's writes name one);
-- admission and defaulting hooks every create and update runs. None are installed yet:
-  the API keeps its fieldValidation directive (a request's own choice, with warnings
-  sent back) and git refuses a revision whole at render time; defaults are not stored
-  (issue 14 adds them here);
 - the executor of controllers' actions, which records an action's Event once it
   succeeded.
 """
@@ -27,11 +27,14 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 
 import structlog
 
+from gitops import admission as rules
+from gitops.admission import allocation
+from gitops.admission.errors import NamespaceNotFound, NamespaceTerminating, Refused
 from gitops.errors import PermanentError
 from gitops.model import ObjectKey, key_of
 from gitops.model.actions import Action, Create, Delete, Emit, SetStatus, Update
@@ -44,6 +47,8 @@ from gitops.model.deletion import (
     is_finalized,
     propagation_of,
 )
+from gitops.model import custom
+from gitops.model.addresses import SERVICE_CIDR
 from gitops.model.meta import is_deleting
 from gitops.model.times import now_iso
 from gitops.model.volumepaths import is_safe_uid
@@ -55,6 +60,9 @@ log = structlog.get_logger(component="controllers")     # the executor works for
 
 Admit = Callable[[dict, dict | None], None]     # (object to store, stored one); raises
 Default = Callable[[dict], None]                # fills what the writer left out, in place
+# Namespaces every cluster has: objects may be created in them before their object is.
+SYSTEM_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease"})
+IMMORTAL_NAMESPACES = frozenset({"default", "kube-system", "kube-public"})
 RecordFields = Callable[[dict | None, dict], list[dict]]   # (stored, new) -> managedFields
 
 # Parts of an object that are not its spec: changing only these leaves generation alone.
@@ -63,8 +71,8 @@ _NON_SPEC = ("metadata", "status", "apiVersion", "kind")
 _MAX_DEPTH = 10
 
 
-class Refused(PermanentError):
-    """An admission hook refused the write."""
+__all__ = ["DeleteOptions", "Forbidden", "PreconditionFailed", "Refused", "Registry",
+           "execute"]
 
 
 class PreconditionFailed(Conflict):
@@ -86,11 +94,15 @@ class DeleteOptions:
 
 
 class Registry:
-    def __init__(self, backend: Store, admission: Iterable[Admit] = (),
-                 defaults: Iterable[Default] = ()) -> None:
+    def __init__(self, backend: Store, admission: Iterable[Admit] = rules.VALIDATING,
+                 defaults: Iterable[Default] = rules.DEFAULTS,
+                 mutating: Iterable[Admit] = rules.MUTATING,
+                 service_cidr: str = SERVICE_CIDR) -> None:
         self.backend = backend
         self.admission = list(admission)
         self.defaults = list(defaults)
+        self.mutating = list(mutating)
+        self.service_cidr = service_cidr        # where ClusterIPs are allocated
         # Reads pass through, bound once: they are every loop's hot path.
         self.get = backend.get
         self.get_by_uid = backend.get_by_uid
@@ -109,6 +121,7 @@ class Registry:
         self.record_sync = backend.record_sync
         self.history = backend.history
         self.close = backend.close
+        custom.register(backend.list(custom.CRD))     # the kinds this store's CRDs serve
 
     @property
     def changes(self) -> ChangeLog:
@@ -119,12 +132,33 @@ class Registry:
         self.backend.changes = log_
 
     # -- create and update --------------------------------------------------------------
-    def admit(self, obj: dict, old: dict | None) -> None:
-        """Defaults, then admission; a dry run calls this itself to be judged the same."""
+    def admit(self, obj: dict, old: dict | None, namespaces: Collection[str] = ()) -> None:
+        """Defaults, mutating admission, namespace and allocations, validating admission:
+        obj is changed in place as it would be stored. A dry run calls this itself to be
+        judged the same. namespaces: ones about to be created (git's pre-check)."""
         for fill in self.defaults:
             fill(obj)
+        for mutate in self.mutating:
+            mutate(obj, old)
+        if old is None:
+            self._check_namespace(key_of(obj), namespaces)
+        if obj.get("kind") == "Service":
+            key = key_of(obj)
+            others = [s for s in self.backend.list("Service") if key_of(s) != key]
+            allocation.allocate(obj, old, others, self.service_cidr)
         for check in self.admission:
             check(obj, old)
+
+    def _check_namespace(self, key: ObjectKey, pending: Collection[str]) -> None:
+        """NamespaceLifecycle: a create needs its namespace, and not one being deleted."""
+        ns = key.namespace
+        if not ns or ns in SYSTEM_NAMESPACES or ns in pending:
+            return
+        found = self.backend.get(ObjectKey("Namespace", "", ns))
+        if found is None:
+            raise NamespaceNotFound(ns)
+        if is_deleting(found):
+            raise NamespaceTerminating(ns, key.kind, key.name)
 
     def create(self, obj: dict, record_fields: RecordFields | None = None) -> dict:
         key = key_of(obj)
@@ -132,23 +166,26 @@ class Registry:
         meta = obj.setdefault("metadata", {})
         if key.namespace:
             meta["namespace"] = key.namespace
-        self.admit(obj, None)
-        if record_fields is not None:
-            meta["managedFields"] = record_fields(None, obj)
         # Writers from outside (git, the API) never choose a uid; a trusted caller's is
-        # kept only when the node may use it as a directory name.
+        # kept only when the node may use it as a directory name. Set before admission:
+        # a Job's generated selector names it.
         given = meta.get("uid")
         meta["uid"] = given if isinstance(given, str) and is_safe_uid(given) \
             else str(uuid.uuid4())
-        meta["creationTimestamp"] = meta.get("creationTimestamp") or now_iso()
-        meta["generation"] = 1
-        return self.backend.create(obj)
+        with self.backend.transaction():
+            self.admit(obj, None)
+            if record_fields is not None:
+                meta["managedFields"] = record_fields(None, obj)
+            meta["creationTimestamp"] = meta.get("creationTimestamp") or now_iso()
+            meta["generation"] = 1
+            created = self.backend.create(obj)
+            if key.kind == custom.CRD:
+                custom.register(self.backend.list(custom.CRD))
+            return created
 
-    def update(self, obj: dict, record_fields: RecordFields | None = None,
-               keep_allocations: bool = False) -> dict:
+    def update(self, obj: dict, record_fields: RecordFields | None = None) -> dict:
         """Replace an object. A resourceVersion in obj must match (optimistic concurrency).
-        keep_allocations: obj is what a source of truth declares (git), which leaves
-        allocations open; the stored ones are kept."""
+        What the server allocated or generated and obj leaves out is kept."""
         key = key_of(obj)
         with self.backend.transaction():
             old = self.backend.get(key)
@@ -165,8 +202,6 @@ class Registry:
                 meta[field] = old_meta[field]
             if key.namespace:
                 meta["namespace"] = key.namespace
-            if keep_allocations:
-                _keep_allocations(obj, old)
             self.admit(obj, old)
             if record_fields is not None:
                 meta["managedFields"] = record_fields(old, obj)
@@ -180,7 +215,10 @@ class Registry:
             meta["resourceVersion"] = old_meta["resourceVersion"]
             if obj == old:
                 return old   # no-op writes don't wake every loop
-            return self.backend.update(obj)
+            updated = self.backend.update(obj)
+            if key.kind == custom.CRD:
+                custom.register(self.backend.list(custom.CRD))
+            return updated
 
     def update_status(self, key: ObjectKey, status: dict) -> dict:
         with self.backend.transaction():
@@ -189,6 +227,9 @@ class Registry:
                 raise NotFound(f"{key} not found")
             if old.get("status") == status:
                 return old
+            if key.kind == "Pod" and "qosClass" in (old.get("status") or {}) and \
+                    "qosClass" not in status:
+                status = {**status, "qosClass": old["status"]["qosClass"]}   # set once
             return self.backend.update({**old, "status": status})
 
     # -- deletion -----------------------------------------------------------------------
@@ -207,6 +248,8 @@ class Registry:
             obj = self.backend.get(key)
             if obj is None:
                 return
+            if key.kind == custom.CRD:          # its custom resources go with it
+                self._delete_custom_resources(obj)
             policy = propagation_of(obj, propagation)
             meta = obj["metadata"]
             if policy in (ORPHAN, FOREGROUND) and key.kind != "Pod":
@@ -222,6 +265,8 @@ class Registry:
                     self.update(obj)
                 return
             self.backend.delete(key)
+            if key.kind == custom.CRD:
+                custom.register(self.backend.list(custom.CRD))
 
     def delete_with_options(self, key: ObjectKey, options: DeleteOptions) -> dict:
         """A Kubernetes client's DELETE: preconditions, then the namespace's contents, the
@@ -243,9 +288,9 @@ class Registry:
                     "Precondition failed: ResourceVersion in precondition: "
                     f"{options.resource_version}, ResourceVersion in object meta: "
                     f"{meta['resourceVersion']}")
-            if key.kind == "Namespace" and key.name == "default":
-                raise Forbidden('namespaces "default" is forbidden: this namespace may not '
-                                "be deleted")
+            if key.kind == "Namespace" and key.name in IMMORTAL_NAMESPACES:
+                raise Forbidden(f'namespaces "{key.name}" is forbidden: this namespace may '
+                                "not be deleted")
             if options.dry_run:
                 return obj
             if key.kind == "Namespace":          # its contents go with it
@@ -266,6 +311,12 @@ class Registry:
             else:
                 self.request_delete(key)
             return self.backend.get(key) or obj
+
+    def _delete_custom_resources(self, crd: dict) -> None:
+        kind = custom.kind_of(crd)
+        if kind is not None and not custom.is_built_in(kind.kind):
+            for obj in self.backend.list(kind.kind):
+                self.request_delete(key_of(obj))
 
     def _dependents(self, uid: str) -> list[dict]:
         return [o for o in self.backend.all_objects()
@@ -315,6 +366,10 @@ def execute(registry: Registry, actions: list[Action], controller: str,
         except (Conflict, NotFound) as exc:
             log.debug("action_conflict", controller=controller, error=str(exc))
             continue
+        except Refused as exc:          # one refused write never stops the others
+            log.warning("action_refused", controller=controller, error=str(exc),
+                        object=str(key_of(action.obj)) if hasattr(action, "obj") else "")
+            continue
         if action.event is not None and recorder is not None:
             recorder.record(action.event)
 
@@ -327,22 +382,4 @@ def _copy(obj: dict) -> dict:
 
 def _spec(obj: dict) -> dict:
     return {k: v for k, v in obj.items() if k not in _NON_SPEC}
-
-
-def _keep_allocations(obj: dict, live: dict) -> None:
-    """A declared Service that leaves clusterIP or a nodePort open keeps the live one."""
-    if obj.get("kind") != "Service":
-        return
-    spec, live_spec = obj.setdefault("spec", {}), live.get("spec", {})
-    if "clusterIP" not in spec and live_spec.get("clusterIP"):
-        spec["clusterIP"] = live_spec["clusterIP"]
-        if live_spec.get("clusterIPs"):
-            spec["clusterIPs"] = live_spec["clusterIPs"]
-    if spec.get("type") in ("NodePort", "LoadBalancer"):
-        allocated = {(p.get("port"), p.get("protocol", "TCP")): p.get("nodePort")
-                     for p in live_spec.get("ports", []) or []}
-        for p in spec.get("ports", []) or []:
-            if not p.get("nodePort"):
-                if node_port := allocated.get((p.get("port"), p.get("protocol", "TCP"))):
-                    p["nodePort"] = node_port
 

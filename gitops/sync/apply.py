@@ -1,8 +1,9 @@
 """Writing a plan through the store's registry: one wave in one transaction; prunes last,
-in reverse order. The registry keeps what git leaves open (allocations) and deletes as
-the API server does. Each object is written as its sync options say (Replace, Force,
-ServerSideApply, PrunePropagationPolicy), keeping the live value of fields the ignore
-rules name, and recorded as git's field manager's when there is one."""
+in reverse order. The registry admits each write as the API server does (defaults, what
+git leaves open such as allocations kept) and deletes as it does. Each object is written
+as its sync options say (Replace, Force, ServerSideApply, PrunePropagationPolicy), keeping
+the live value of fields the ignore rules name, and recorded as git's field manager's when
+there is one."""
 
 from __future__ import annotations
 
@@ -104,15 +105,32 @@ class Writer:
 
     def _update(self, change: Change) -> None:
         assert change.desired is not None and change.live is not None
-        options = options_of(change.desired, self.app)
-        declared = self._declared(change, change.desired)
-        fields = recorder(self.owner, declared)
-        if options.replace and options.force and self._recreate(change, fields):
+        fields = recorder(self.owner, self._declared(change, change.desired))
+        if self._forced(change) and self._recreate(change, fields):
             return
+        self.store.update(self._updated(change), record_fields=fields)
+
+    def intended(self, change: Change) -> tuple[dict, dict | None]:
+        """What a create or update would write, and the stored object it replaces (None:
+        written as a new object): what admission judges before the revision applies."""
+        assert change.desired is not None
+        if change.action == "create" or self._forced(change):
+            return copy.deepcopy(change.desired), None
+        return self._updated(change), change.live
+
+    def _forced(self, change: Change) -> bool:
+        options = options_of(change.desired, self.app)
+        return options.replace and options.force
+
+    def _updated(self, change: Change) -> dict:
+        """The update's body: replaced, merged by field ownership, or three-way merged,
+        as the object's options say, with the fields ignore rules name kept live."""
+        assert change.desired is not None and change.live is not None
+        options = options_of(change.desired, self.app)
         if options.replace:
             obj = copy.deepcopy(change.desired)
         elif options.server_side_apply and self.owner is not None:
-            obj = self.owner.apply(change.live, declared)[0]
+            obj = self.owner.apply(change.live, self._declared(change, change.desired))[0]
             obj.get("metadata", {}).pop("resourceVersion", None)
         else:
             obj = merged(change, self.store.applied(change.key))
@@ -121,7 +139,7 @@ class Writer:
             live_paths = ignored(self.rules, change.key, change.live, api)
             obj = keep_live(obj, change.live, live_paths,
                             [*live_paths, *ignored(self.rules, change.key, obj, api)])
-        self.store.update(obj, record_fields=fields, keep_allocations=True)
+        return obj
 
     def _recreate(self, change: Change, fields) -> bool:
         """Force=true: delete and create again (a Job that should run on every change).

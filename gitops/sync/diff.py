@@ -8,10 +8,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gitops.manifests import paths
-from gitops.model import KINDS, ObjectKey, key_of
+from gitops.model import ObjectKey, custom, key_of
 from gitops.model.meta import stable_hash
 from gitops.model.secrets import MASK, mask_secret, values_of
-from gitops.sync.defaults import json_copy, with_defaults
+from gitops.admission.defaults import json_copy, with_defaults
+from gitops.admission.prepare import merge_string_data
 from gitops.sync.ignore import IgnoreRule, ignored, without
 from gitops.sync.options import DEFAULT, PRUNE_ANNOTATION, SyncOptions, options_of
 
@@ -89,10 +90,15 @@ class Plan:
 
 
 def _view(body: dict) -> dict:
-    """normalize() without the deep copy: nested values are shared, so read it only."""
+    """normalize() without the deep copy: nested values are shared, so read it only. A
+    Secret's stringData is seen merged into data, as the API server stores it."""
     obj = {k: v for k, v in body.items() if k != "status"}
+    if obj.get("kind") == "Secret" and "stringData" in obj:
+        if isinstance(obj.get("data"), dict):
+            obj["data"] = dict(obj["data"])
+        merge_string_data(obj)
     meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in _SERVER_META}
-    info = KINDS.get(obj.get("kind", ""))
+    info = custom.lookup(obj.get("kind", ""))
     if info is None or info.namespaced:
         meta["namespace"] = meta.get("namespace") or "default"
     obj["metadata"] = meta
@@ -212,7 +218,7 @@ def desired_hash(body: dict) -> str:
 
 
 def apply_rank(key: ObjectKey) -> tuple[int, str, str, str]:
-    info = KINDS.get(key.kind)
+    info = custom.lookup(key.kind)
     return (info.apply_order if info else 100, key.kind, key.namespace, key.name)
 
 

@@ -1,14 +1,16 @@
 """One reconcile of git against the store: fetch, render, validate, plan, apply, report.
 
-A revision is applied whole or not at all: any load or validation error refuses the
-revision, logs every error with file:line, and leaves the last good revision in place.
-Phases as in Argo CD: PreSync hooks first (a failure refuses the revision and runs the
-SyncFail hooks); then objects wave by wave (sync-wave annotation, then kind order), Sync
-hooks in their waves, a later wave waiting until the earlier one is healthy (a Job that
-failed ends its wave at once); prunes (PruneLast ones after everything is healthy); then
-PostSync hooks once everything is healthy. Hooks run once per revision, never on a no-op
-sync. Drift (the live object moved while git did not) is logged field by field and
-corrected unless self-heal is off.
+A revision is applied whole or not at all: any load or validation error, or any change
+the API server's admission would refuse (an immutable field changed, an object in a
+namespace nothing makes), refuses the revision, logs every error with file:line, and
+leaves the last good revision in place.
+Phases as in Argo CD: namespaces CreateNamespace=true makes; PreSync hooks (a failure
+refuses the revision and runs the SyncFail hooks); then objects wave by wave (sync-wave
+annotation, then kind order), Sync hooks in their waves, a later wave waiting until the
+earlier one is healthy (a Job that failed ends its wave at once); prunes (PruneLast ones
+after everything is healthy); then PostSync hooks once everything is healthy. Hooks run
+once per revision, never on a no-op sync. Drift (the live object moved while git did not)
+is logged field by field and corrected unless self-heal is off.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from dataclasses import dataclass, field, replace
 
 import structlog
 
+from gitops.admission.errors import Refused
 from gitops.errors import GitopsError, ManifestError
 from gitops.health import assess
 from gitops.manifests import paths
@@ -32,13 +35,14 @@ from gitops.manifests.options import RenderOptions
 from gitops.manifests.render import render_path
 from gitops.manifests.sops import Decryption
 from gitops.manifests.validate import validate
-from gitops.model import ObjectKey
+from gitops.model import ObjectKey, custom
 from gitops.model.secrets import mask_secret
 from gitops.source import Revision, Source
 from gitops.source.base import oversized, redact_url
 from gitops.store.base import InventoryEntry, Store
 from gitops.store.scoped import app_history
 from gitops.sync import application
+from gitops.sync import admission
 from gitops.sync import hooks as hook_rules
 from gitops.sync.application import AppSpec
 from gitops.sync import rules as sync_rules
@@ -131,6 +135,7 @@ def render_apps(revision: Revision, allow_host_access: bool = False,
     loaded = render_path(base, helm_values, repo_root=revision.root,
                          allow_remote_bases=allow_remote_bases, decryption=decryption,
                          options=options)
+    custom.expect(custom.declared(o.body for o in loaded.objects))
     declared, objects = application.split(loaded.objects)
     apps, app_errors = application.parse_all(declared)
     errors = [*loaded.errors, *app_errors,
@@ -325,11 +330,25 @@ class SyncEngine:
                 timings=timings, message="automated sync is off: `gitops sync --app "
                 f"{self.app}` applies it" if plan.has_changes else ""), blog)
 
+        writer = Writer(self.store, self.owner, rendered.rules, self.policy.options)
+        verdict = admission.judge(
+            self.store, plan, {d.key: d for d in split.objects},
+            lambda c: options_of(c.desired, self.policy.options).create_namespace,
+            frozenset(c.key for c in plan.changes if self._held(c)), writer)
+        if verdict.errors:
+            for err in verdict.errors:
+                blog.error("manifest_refused", **err.as_dict())
+            return self._finish(SyncResult(
+                "failed", revision.sha, plan=plan, errors=verdict.errors, timings=timings,
+                message=f"revision refused: {len(verdict.errors)} change(s) the API server "
+                        "would refuse; the last good revision keeps running"), blog)
+
         t3 = time.perf_counter()
         hooks_due, refusal = self._hooks_due(split, revision.sha, trigger)
         if refusal:
             return self._finish(SyncResult("failed", revision.sha, plan=plan,
                                            timings=timings, message=refusal), blog)
+        self._create_namespaces(verdict.namespaces, blog)
         runner = HookRunner(self.store, revision.sha, timeout=self.policy.wave_timeout,
                             clock=self.clock, sleep=self.sleep, log=blog, owner=self.owner)
         failure, phase = "", ""
@@ -337,7 +356,7 @@ class SyncEngine:
             failure = runner.run(PRE_SYNC, split.phase(PRE_SYNC))
             phase = PRE_SYNC if failure else ""
         if not failure:
-            failure = self._apply(plan, blog, inventory, rendered,
+            failure = self._apply(plan, blog, inventory, writer,
                                   split.phase(SYNC) if hooks_due else [], runner)
             phase = SYNC if failure else ""
         if not failure and hooks_due and split.phase(POST_SYNC):
@@ -456,10 +475,9 @@ class SyncEngine:
         return own if own is not None else self.policy.prune
 
     def _apply(self, plan: Plan, blog, old: dict[ObjectKey, InventoryEntry],
-               rendered: Rendered, sync_hooks: list[Hook], runner: HookRunner) -> str:
+               writer: Writer, sync_hooks: list[Hook], runner: HookRunner) -> str:
         """Apply wave by wave, Sync hooks in their waves; returns a failure message, or ""
         when every wave applied. old: the inventory the plan was made against."""
-        writer = Writer(self.store, self.owner, rendered.rules, self.policy.options)
         grouped = dict(waves(plan.changes))
         hook_waves = dict(hook_rules.waves_of(sync_hooks))
         order = sorted({*grouped, *hook_waves})
@@ -467,16 +485,18 @@ class SyncEngine:
             c.action in ("create", "update") and not self._held(c) for c in grouped.get(w, ()))]
         upserts: list[InventoryEntry] = []
         failure = ""
-        if todo:
-            self._create_namespaces(plan, blog)
         for wave in order:
             changes = grouped.get(wave, [])
             writes = [c for c in changes if c.action in ("create", "update")
                       and not self._held(c)]
             record = [c.key for c in changes if c.action == "unchanged"
                       and (c.key not in old or old[c.key].applied_hash != c.desired_hash)]
-            if writes or record:
-                writer.apply(writes, record)
+            try:
+                if writes or record:
+                    writer.apply(writes, record)
+            except Refused as exc:      # judged fine, then something moved: a wave whole
+                failure = f"wave {wave}: refused: {exc}"
+                break
             started, failure = runner.start(SYNC, hook_waves.get(wave, []))
             for c in changes:
                 entry = self._entry(c, old.get(c.key))
@@ -530,14 +550,11 @@ class SyncEngine:
             removals += [c.key for c in last]
         return ""
 
-    def _create_namespaces(self, plan: Plan, blog) -> None:
-        """CreateNamespace=true: the namespaces objects go to, made when missing (not part
-        of the inventory: never pruned, as Argo CD leaves the namespaces it creates)."""
-        declared = {c.key.name for c in plan.changes if c.key.kind == "Namespace"}
-        wanted = {c.key.namespace for c in plan.changes if c.desired is not None
-                  and c.action == "create" and c.key.namespace
-                  and options_of(c.desired, self.policy.options).create_namespace}
-        for name in sorted(wanted - declared):
+    def _create_namespaces(self, names: list[str], blog) -> None:
+        """CreateNamespace=true: the namespaces admission found missing, made before
+        anything applies (not part of the inventory: never pruned, as Argo CD leaves the
+        namespaces it creates)."""
+        for name in names:
             if self.store.get(ObjectKey("Namespace", "", name)) is None:
                 self.store.create({"apiVersion": "v1", "kind": "Namespace",
                                    "metadata": {"name": name}})

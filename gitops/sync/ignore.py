@@ -26,7 +26,7 @@ from typing import Any
 from gitops.errors import ManifestError
 from gitops.manifests import paths
 from gitops.model import ObjectKey
-from gitops.sync.defaults import json_copy
+from gitops.admission.defaults import json_copy
 from gitops.sync.jqpath import JqError, JqPath, compile_path
 
 FieldPath = tuple[str | int, ...]

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from gitops.errors import GitopsError
 from gitops.model import ObjectKey, key_of
 from gitops.store.registry import Registry
-from gitops.sync.defaults import json_copy
+from gitops.admission.defaults import json_copy
 from gitops.sync.fields import FieldOwner, recorder
 from gitops.sync.gate import FAILED, RUNNING, SUCCEEDED, hook_state
 from gitops.sync.hooks import (

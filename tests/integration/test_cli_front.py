@@ -33,7 +33,8 @@ def test_shell_completion_scripts_and_kind_completion():
     res = CliRunner().invoke(cli.main, [], env={"_GITOPS_COMPLETE": "bash_complete",
                                                 "COMP_WORDS": "gitops get po",
                                                 "COMP_CWORD": "2"}, prog_name="gitops")
-    assert res.output.split() == ["plain,po", "plain,poddisruptionbudgets", "plain,pods"]
+    assert res.output.split() == ["plain,po", "plain,poddisruptionbudgets", "plain,pods",
+                                  "plain,podtemplates"]
 
 
 def test_engine_and_git_errors_read_as_their_cause(tmp_path, monkeypatch):

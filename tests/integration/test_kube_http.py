@@ -12,6 +12,7 @@ import pytest
 from gitops.model import ObjectKey
 from gitops.store.changes import ChangeLog
 from gitops.store import Registry, SqliteStore
+from gitops.testing import namespace
 from tests.kube_support import TOKEN, KubeServer
 
 AGG = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"
@@ -60,8 +61,11 @@ def test_discovery_legacy_and_aggregated(api):
         "status", "log", "exec", "attach", "portforward", "eviction"}
     _, _, groups = api.request("GET", "/apis")
     assert {g["name"] for g in groups["groups"]} == {
-        "apps", "autoscaling", "batch", "policy", "authentication.k8s.io",
-        "authorization.k8s.io"}
+        "apps", "batch", "policy", "authentication.k8s.io", "authorization.k8s.io",
+        "admissionregistration.k8s.io", "apiextensions.k8s.io", "apiregistration.k8s.io",
+        "autoscaling", "certificates.k8s.io", "coordination.k8s.io", "discovery.k8s.io",
+        "flowcontrol.apiserver.k8s.io", "networking.k8s.io", "node.k8s.io",
+        "rbac.authorization.k8s.io", "scheduling.k8s.io", "storage.k8s.io"}
     _, _, apps = api.request("GET", "/apis/apps")
     assert apps["preferredVersion"]["groupVersion"] == "apps/v1"
     _, _, resources = api.request("GET", "/apis/apps/v1")
@@ -137,8 +141,8 @@ def test_errors_are_status_objects_with_kubernetes_codes(api):
     assert api.request("PUT", CMS, cm("a"))[2]["reason"] == "MethodNotAllowed"
     status, _, body = api.request("POST", CMS, b"k8s\x00\n\x0f", headers={
         "Content-Type": "application/vnd.kubernetes.protobuf"})
-    assert (status, body["reason"]) == (415, "UnsupportedMediaType")
-    assert "--dry-run=client -o yaml | kubectl apply -f -" in body["message"]
+    assert (status, body["reason"]) == (400, "BadRequest")    # protobuf, but broken
+    assert "the protobuf body is malformed" in body["message"]
     hostpath = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "h"}, "spec": {
         "containers": [{"name": "c", "image": "i"}],
         "volumes": [{"name": "v", "hostPath": {"path": "/etc"}}]}}
@@ -164,6 +168,7 @@ def test_errors_are_status_objects_with_kubernetes_codes(api):
 def test_list_selectors_pages_and_tables(api):
     for i in range(5):
         api.store.create(cm(f"c{i}", labels={"tier": "a" if i % 2 else "b"}))
+    api.store.create(namespace("prod"))
     api.store.create(cm("elsewhere", ns="prod"))
     _, _, body = api.request("GET", CMS + "?labelSelector=tier%3Da")
     assert [o["metadata"]["name"] for o in body["items"]] == ["c1", "c3"]

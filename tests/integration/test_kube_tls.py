@@ -80,3 +80,33 @@ def test_listeners_by_bind_address(tmp_path, host):
     finally:
         loop.run_until_complete(runner.cleanup())
         loop.close()
+
+
+def test_the_kube_port_asked_for_is_used_and_a_taken_remembered_one_falls_back(tmp_path):
+    import socket
+
+    from gitops.api.kube.listen import port_of
+    from tests.conftest import free_port
+
+    async def main(kube_port, fallback):
+        runner = web.AppRunner(web.Application())
+        await runner.setup()
+        try:
+            return await start_listeners(runner, tmp_path, "127.0.0.1", 0, kube_port,
+                                         fallback)
+        finally:
+            await runner.cleanup()
+    wanted = free_port()
+    loop = asyncio.new_event_loop()
+    try:
+        _, kube_url = loop.run_until_complete(main(wanted, False))
+        assert port_of(kube_url) == wanted
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", wanted))
+            taken.listen()
+            _, kube_url = loop.run_until_complete(main(wanted, True))      # remembered
+            assert port_of(kube_url) not in (wanted, 0)
+            with pytest.raises(OSError):                                    # asked for
+                loop.run_until_complete(main(wanted, False))
+    finally:
+        loop.close()

@@ -162,8 +162,10 @@ data:
     ok(kube.kubectl("patch", "deploy", "web", "--type", "json", "-p",
                     '[{"op": "add", "path": "/spec/minReadySeconds", "value": 5}]'))
     live = kube.store.get(ObjectKey("Deployment", "default", "web"))
-    assert live["spec"]["template"]["spec"]["containers"] == [
-        {"name": "app", "image": "gitops/busybox:2"}]
+    assert live["spec"]["template"]["spec"]["containers"] == [   # with the API's defaults
+        {"name": "app", "image": "gitops/busybox:2", "imagePullPolicy": "IfNotPresent",
+         "resources": {}, "terminationMessagePath": "/dev/termination-log",
+         "terminationMessagePolicy": "File"}]
     assert live["metadata"]["labels"] == {"app": "web", "tier": "front"}
     assert live["spec"]["minReadySeconds"] == 5 and live["metadata"]["generation"] == 3
     assert {e["manager"] for e in live["metadata"]["managedFields"]} == {"kubectl-patch"}

@@ -247,7 +247,7 @@ def test_tokens_signatures_host_access_and_secret_values(docker_client, tmp_path
         status = gitops("status", "-o", "json", "--data-dir", data)
         outputs["status after refusal"] = status.stdout
         assert json.loads(status.stdout)["applied_revision"] == second
-        assert stored_secret(data)["stringData"]["password"] == V1_PLAIN   # nothing applied
+        assert stored_secret(data)["data"]["password"] == b64(V1_PLAIN)   # nothing applied
         after = docker_client.containers.list(all=True, filters=label)
         assert {c.id for c in after} == before               # nothing started either
         for c in after:
@@ -270,7 +270,7 @@ def test_tokens_signatures_host_access_and_secret_values(docker_client, tmp_path
         synced = gitops("sync", "--data-dir", data)
         assert synced.returncode == 0, synced.stdout + synced.stderr
         assert applied(data) == third
-        assert stored_secret(data)["stringData"]["password"] == V2_PLAIN
+        assert stored_secret(data)["data"]["password"] == b64(V2_PLAIN)   # stringData merged
 
         for args in (("get", "secret", "creds", "-o", "json"), ("get", "secrets", "-o", "yaml"),
                      ("get", "secrets", "-A", "-o", "wide"), ("status", "-o", "json"),
@@ -279,7 +279,7 @@ def test_tokens_signatures_host_access_and_secret_values(docker_client, tmp_path
             out = gitops(*args, "--data-dir", data)
             outputs[" ".join(args)] = out.stdout + out.stderr
         got = json.loads(outputs["get secret creds -o json"])
-        assert set(got["stringData"]) == {"password"} and set(got["data"]) == {"token"}
+        assert "stringData" not in got and set(got["data"]) == {"password", "token"}
     finally:
         down = gitops("down", "--data-dir", data)
         outputs["agent log"] = (Path(data) / "agent.log").read_text(errors="replace") \
@@ -553,6 +553,8 @@ def test_two_claims_never_share_a_volume_and_a_foreign_volume_is_not_adopted(
             **test_labels, "gitops.managed": "true", "gitops.instance": instance,
             "gitops.volume.kind": "pvc", "gitops.pvc.namespace": "other",
             "gitops.pvc.name": "claim"})
+        for ns in ("team", "team-a"):
+            store.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
         claim_and_pod("team", "a-db", "one", "team/a-db")
         claim_and_pod("team-a", "db", "two", "team-a/db")
         claim_and_pod("team", "legacy", "three", "team/legacy")

@@ -291,3 +291,18 @@ def test_a_container_changed_behind_the_agents_back_is_replaced(state, cpus, mem
     assert kinds(plan) == (["Remove", "RunContainer"] if replaced else [])
     if replaced:
         assert "outside the agent" in plan.actions[0].why
+
+
+def test_a_container_hash_is_the_same_before_and_after_the_api_server_defaults_it():
+    """A pod stored before defaults were filled in keeps its running containers when a
+    later write fills them in."""
+    from gitops.admission.defaults import with_defaults
+    pod = {"kind": "Pod", "spec": {"containers": [{
+        "name": "app", "image": "gitops/busybox:1", "ports": [{"containerPort": 80}],
+        "readinessProbe": {"httpGet": {"port": 80}},
+        "env": [{"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}]}]}}
+    raw = pod["spec"]["containers"][0]
+    defaulted = with_defaults(pod)["spec"]["containers"][0]
+    assert defaulted != raw and P.container_hash(defaulted) == P.container_hash(raw)
+    changed = {**defaulted, "imagePullPolicy": "Always"}     # not the default: a change
+    assert P.container_hash(changed) != P.container_hash(raw)

@@ -13,13 +13,15 @@ from click.testing import CliRunner
 from gitops.cli.agent_options import AgentOptions
 
 CHANGED = AgentOptions(
-    api_host="0.0.0.0", public_metrics=True, api_port=8081, webhook_secret_env="HOOK",
+    api_host="0.0.0.0", public_metrics=True, api_port=8081, kube_port=6443,
+    webhook_secret_env="HOOK",
     webhook_secret_file="/etc/hook", allow_remote_bases=True, allow_host_access=True,
     git_timeout=15.0, wave_timeout=10.0, prune=False, self_heal=False, self_heal_delay=5.0,
     sync_options=("PruneLast=true", "CreateNamespace=true"),
     ignore_differences=".gitops/ignore.yaml",
     ignore_difference=("Deployment/web:/spec/replicas", "Deployment:.spec.replicas"),
-    allow_empty_prune=True, service_cidr="10.96.0.0/20", helm_values=("a.yaml", "b.yaml"),
+    allow_empty_prune=True, create_namespace=True, service_cidr="10.96.0.0/20",
+    helm_values=("a.yaml", "b.yaml"),
     pod_subnet="10.213.5.0/24", node_address="10.0.0.1", interval=5.0, path="k8s",
     ref="main", decryption_key_file="/etc/gitops/age.key", release_name="web",
     dest_namespace="team", directory_recurse=False, directory_include="*.yaml",
@@ -127,3 +129,14 @@ def test_up_names_the_options_a_running_agent_was_not_started_with():
 def test_namespace_is_another_name_of_the_destination_namespace():
     assert parsed(["--namespace", "team"]).dest_namespace == "team"
     assert parsed(["--dest-namespace", "team"]).dest_namespace == "team"
+
+
+def test_create_namespace_is_the_app_wide_create_namespace_sync_option():
+    from gitops.daemon import AgentConfig, _app_sync_options
+    from gitops.sync.options import app_options
+    plain = AgentConfig(repo="r", data_dir=Path("d"), sync_options=("PruneLast=true",))
+    assert not app_options(_app_sync_options(plain)).create_namespace
+    flagged = AgentConfig(repo="r", data_dir=Path("d"), sync_options=("PruneLast=true",),
+                          create_namespace=True)
+    options = app_options(_app_sync_options(flagged))
+    assert options.create_namespace and options.prune_last

@@ -4,8 +4,10 @@ import pytest
 
 from gitops.controllers import deployment, endpoints, gc, replicaset, service
 from gitops.controllers.manager import ControllerManager
-from gitops.model import ObjectKey
+from gitops.model import ObjectKey, key_of
 from gitops.model.actions import Create, Delete, Update
+from gitops.store import MemoryStore, Registry
+from gitops.store.registry import execute
 from gitops.testing import memory_store
 from tests.control_plane import ControlPlane
 
@@ -139,7 +141,14 @@ def node(name, ready=True, labels=None):
                        "conditions": [{"type": "Ready", "status": str(ready)}]}}
 
 
-def test_service_node_port_and_cluster_ip_allocation_is_stable_and_unique():
+def test_service_allocation_is_stable_unique_and_made_when_stored():
+    def stored(*services):
+        store = memory_store()
+        for made in services:
+            store.create(made)
+        return {s["metadata"]["name"]: (s["spec"].get("clusterIP"),
+                                        s["spec"]["ports"][0].get("nodePort"))
+                for s in store.list("Service")}
     a = svc(type_="NodePort")
     b = svc(type_="NodePort")
     b["metadata"]["name"] = "other"
@@ -148,22 +157,31 @@ def test_service_node_port_and_cluster_ip_allocation_is_stable_and_unique():
     headless = svc()
     headless["metadata"]["name"] = "headless"
     headless["spec"]["clusterIP"] = "None"
-
-    def allocated(services):
-        out = {}
-        for action in service.reconcile(services, "10.96.0.0/16"):
-            spec = action.obj["spec"]
-            out[action.obj["metadata"]["name"]] = (spec.get("clusterIP"),
-                                                   spec["ports"][0].get("nodePort"))
-        return out
-    first = allocated([a, b, taken, headless])
-    assert set(first) == {"web", "other", "taken"}
+    first = stored(taken, a, b, headless)
     ports = [first["web"][1], first["other"][1]]
     assert len(set(ports)) == 2 and 30001 not in ports
     assert all(30000 <= p <= 32767 for p in ports) and first["taken"][1] == 30001
-    ips = {ip for ip, _ in first.values()}
+    assert first["headless"] == ("None", None)
+    ips = {first[n][0] for n in ("web", "other", "taken")}
     assert len(ips) == 3 and all(ip.startswith("10.96.") for ip in ips)
-    assert allocated([a, b, taken, headless]) == first
+    assert stored(taken, a, b, headless) == first          # the same choice every time
+
+
+def test_services_stored_without_their_allocations_are_written_again():
+    legacy = svc(type_="NodePort")                  # as an older version stored it
+    done = svc(type_="NodePort", node_port=30001)
+    done["metadata"]["name"] = "done"
+    done["spec"]["clusterIP"] = "10.96.0.9"
+    [action] = service.reconcile([legacy, done])
+    assert action.obj["metadata"]["name"] == "web"
+    backend = MemoryStore()
+    backend.create({**legacy, "metadata": {**legacy["metadata"], "generation": 1,
+                                           "creationTimestamp": "2026-01-01T00:00:00Z"}})
+    store = Registry(backend)
+    execute(store, [action], "service")
+    spec = store.get(key_of(legacy))["spec"]
+    assert spec["clusterIP"].startswith("10.96.") and spec["ports"][0]["nodePort"] >= 30000
+    assert service.reconcile(store.list("Service")) == []
 
 
 def test_manager_drives_deployment_to_pods_and_endpoints(tmp_path):

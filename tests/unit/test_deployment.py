@@ -283,6 +283,13 @@ def test_replicasets_carry_deployment_annotations_and_replica_counts():
     assert (ann[D.REVISION], ann[D.DESIRED_REPLICAS], ann[D.MAX_REPLICAS]) == ("1", "4", "6")
 
 
+def older(template: dict, revision: int) -> dict:
+    """The template of an older revision (another image)."""
+    out = copy.deepcopy(template)
+    out["spec"]["containers"][0]["image"] = f"img:old{revision}"
+    return out
+
+
 @pytest.mark.parametrize("limit, old_revisions, want_deleted", [
     (10, [1, 2, 3], []),
     (2, [1, 2, 3, 4], [1, 2]),
@@ -296,7 +303,7 @@ def test_history_trimming(limit, old_revisions, want_deleted):
     current["status"] = {"replicas": 2, "availableReplicas": 2, "observedGeneration": 1}
     rses = [current]
     for rev in old_revisions:
-        o = D.new_replicaset(d, t, f"web-old{rev}", "x", 0, rev)
+        o = D.new_replicaset(d, older(t, rev), f"web-old{rev}", "x", 0, rev)
         o["status"] = {"replicas": 0, "observedGeneration": 1}
         rses.append(o)
     d["status"] = {"replicas": 2, "updatedReplicas": 2, "availableReplicas": 2,
@@ -310,9 +317,9 @@ def test_history_keeps_replicasets_with_pods_and_waits_for_completion():
     t = D.effective_template(d)
     current = D.new_replicaset(d, t, f"web-{D.template_hash(t)}", D.template_hash(t), 2, 3)
     current["status"] = {"replicas": 2, "availableReplicas": 2, "observedGeneration": 1}
-    draining = D.new_replicaset(d, t, "web-draining", "x", 0, 1)
+    draining = D.new_replicaset(d, older(t, 1), "web-draining", "x", 0, 1)
     draining["status"] = {"replicas": 1, "observedGeneration": 1}     # a pod terminating
-    done = D.new_replicaset(d, t, "web-done", "y", 0, 2)
+    done = D.new_replicaset(d, older(t, 2), "web-done", "y", 0, 2)
     done["status"] = {"replicas": 0, "observedGeneration": 1}
     d["status"] = {"replicas": 2, "updatedReplicas": 2, "availableReplicas": 2,
                    "observedGeneration": 1}
@@ -453,6 +460,56 @@ def test_config_change_rolls_out_unless_opted_out():
     d["metadata"]["annotations"] = {R.CONFIG_ROLLOUT: "false"}
     assert D.template_hash(D.effective_template(d, lookup)) == \
         D.template_hash(D.effective_template(d))
+
+
+def _with_config(d: dict) -> dict:
+    d["spec"]["template"]["spec"]["containers"][0]["envFrom"] = [{"configMapRef": {"name": "c"}}]
+    return d
+
+
+def test_the_config_hash_lives_in_the_deployments_own_template():
+    """kubectl finds a Deployment's new ReplicaSet by comparing templates: the hash the
+    ReplicaSet carries must be in the Deployment's template too, and stay put."""
+    d = _with_config(deploy(2))
+    configs = {"c": {"data": {"a": "1"}}}
+    lookup = lambda kind, ns, name: configs.get(name)   # noqa: E731
+    actions = D.reconcile(d, [], NOW, lookup)
+    [rs] = [a.obj for a in actions if isinstance(a, Create)]
+    [written] = [a.obj for a in actions if isinstance(a, Update) and a.obj["kind"] == "Deployment"]
+    template = written["spec"]["template"]
+    assert template["metadata"]["annotations"][R.CONFIG_HASH]
+    assert R.comparable_template(rs["spec"]["template"]) == R.comparable_template(template)
+    assert "pod-template-hash" not in template["metadata"]["labels"]
+    # written back, the next pass writes the Deployment no more and makes no other set
+    d = {**written, "metadata": {**written["metadata"], "generation": 2}}
+    rs["metadata"]["uid"], rs["metadata"]["creationTimestamp"] = "rs-1", R.iso(NOW)
+    again = D.reconcile(d, [rs], NOW + 1, lookup)
+    assert not any(isinstance(a, Create) for a in again)
+    assert not any(isinstance(a, Update) and a.obj["kind"] == "Deployment"
+                   and a.obj["spec"] != d["spec"] for a in again)
+    configs["c"] = {"data": {"a": "2"}}       # a config-only change: a new template
+    rolled = D.reconcile(d, [rs], NOW + 2, lookup)
+    [new] = [a.obj for a in rolled if isinstance(a, Create)]
+    [moved] = [a.obj for a in rolled if isinstance(a, Update) and a.obj["kind"] == "Deployment"]
+    assert new["metadata"]["name"] != rs["metadata"]["name"]
+    assert R.comparable_template(new["spec"]["template"]) == \
+        R.comparable_template(moved["spec"]["template"])
+
+
+def test_a_replicaset_of_the_same_template_is_the_new_one_whatever_named_it():
+    """Stored before defaults were (or hashed otherwise): found by its template, as
+    Kubernetes' FindNewReplicaSet does, so nothing rolls."""
+    d = deploy(2)
+    legacy = D.new_replicaset(d, d["spec"]["template"], "web-legacy", "legacy", 2, 1)
+    legacy["metadata"].update(uid="rs-1", creationTimestamp=R.iso(NOW))
+    legacy["status"] = {"replicas": 2, "availableReplicas": 2, "observedGeneration": 1}
+    defaulted = copy.deepcopy(d)
+    defaulted["spec"]["template"]["spec"] |= {"dnsPolicy": "ClusterFirst",
+                                              "restartPolicy": "Always"}
+    actions = D.reconcile(defaulted, [legacy], NOW)
+    assert not any(isinstance(a, Create) for a in actions)
+    assert [a for a in actions if isinstance(a, Update) and a.obj["kind"] == "ReplicaSet"
+            and a.obj["spec"]["replicas"] != 2] == []
 
 
 @pytest.mark.parametrize("generation, status, done, message", [

@@ -12,12 +12,13 @@ from gitops.model.actions import Create, Delete, Emit
 from gitops.model.secrets import mask_text
 from gitops.store.events import EventRecorder
 from gitops.store.registry import execute
-from gitops.testing import FakeClock, memory_store
+from gitops.testing import FakeClock, memory_store, namespace
 
 
 @pytest.fixture
 def store(tmp_path):
     s = memory_store()
+    s.create(namespace("shop"))
     yield s
     s.close()
 

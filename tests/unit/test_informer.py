@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from gitops.model import ObjectKey
-from gitops.testing import memory_store
+from gitops.testing import memory_store, namespace
 from gitops.store.changes import ChangeLog
 from gitops.store.informer import Informer
 
@@ -35,6 +35,7 @@ def test_the_cache_follows_the_store_and_lists_in_its_order(store):
     store.create(obj("ConfigMap", "b"))
     cache = Informer(store)                       # objects before it: listed at start
     store.create(obj("ConfigMap", "a"))
+    store.create(namespace("other"))
     store.create(obj("ConfigMap", "c", ns="other"))
     assert names(cache.list("ConfigMap")) == names(store.list("ConfigMap")) == ["a", "b", "c"]
     assert names(cache.list("ConfigMap", "other")) == ["c"]

@@ -143,8 +143,12 @@ def test_discovery_lists_short_names_categories_and_subresources():
     assert {"deploy", "svc", "cm", "po", "rs", "sts", "ds", "cj", "ns", "no", "ev"} <= every
     agg = discovery.aggregated(core=False)
     groups = {i["metadata"]["name"] for i in agg["items"]}
-    assert groups == {"apps", "autoscaling", "batch", "policy", "authentication.k8s.io",
-                      "authorization.k8s.io"}
+    assert groups == {"apps", "batch", "policy", "authentication.k8s.io", "authorization.k8s.io",
+                      "admissionregistration.k8s.io", "apiextensions.k8s.io",
+                      "apiregistration.k8s.io", "autoscaling", "certificates.k8s.io",
+                      "coordination.k8s.io", "discovery.k8s.io", "flowcontrol.apiserver.k8s.io",
+                      "networking.k8s.io", "node.k8s.io", "rbac.authorization.k8s.io",
+                      "scheduling.k8s.io", "storage.k8s.io"}
     eviction = names["pods/eviction"]
     assert (eviction["kind"], eviction["group"], eviction["verbs"]) == \
         ("Eviction", "policy", ["create"])

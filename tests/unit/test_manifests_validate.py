@@ -169,7 +169,11 @@ def test_schema_errors_are_readable_and_located(text, expected):
 ])
 def test_unknown_kinds(api_version, kind):
     text = f"apiVersion: {api_version}\nkind: {kind}\nmetadata:\n  name: x\n"
-    assert check(text) == [(2, "kind", f"unknown kind {kind} in apiVersion {api_version}")]
+    [(line, path, message)] = check(text)
+    assert (line, path) == (2, "kind")
+    assert message.startswith(f"unknown kind {kind} in apiVersion {api_version}")
+    assert message.endswith("(no CustomResourceDefinition in the repo or the store declares "
+                            "it)") == ("." in api_version.partition("/")[0])
 
 
 def pod(spec: str, name: str = "p", kind: str = "Pod") -> str:
@@ -271,6 +275,23 @@ EXTRA_CHECKS = [
     ("apiVersion: v1\nkind: ResourceQuota\nmetadata: {name: q}\nspec:\n  hard:\n"
      "    pods: '10'\n    requests.memory: 1 Gi\n",
      [(7, "spec.hard[\"requests.memory\"]", 'Invalid value: "1 Gi"')]),
+    (pod("containers:\n- name: a\n  image: x\n  env:\n  - name: MEM\n    valueFrom:\n"
+         "      resourceFieldRef: {resource: limits.memory, divisor: 1Mb}\n"
+         "volumes:\n- name: scratch\n  ephemeral:\n    volumeClaimTemplate:\n      spec:\n"
+         "        accessModes: [ReadWriteOnce]\n"
+         "        resources: {requests: {storage: 1GB}}\n"),
+     [(12, "spec.containers[0].env[0].valueFrom.resourceFieldRef.divisor",
+       'Invalid value: "1Mb"'),
+      (19, "spec.volumes[0].ephemeral.volumeClaimTemplate.spec.resources.requests.storage",
+       'Invalid value: "1GB"')]),
+    ("apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: h}\n"
+     "spec:\n  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}\n"
+     "  maxReplicas: 3\n  metrics:\n  - type: Resource\n    resource:\n      name: memory\n"
+     "      target: {type: AverageValue, averageValue: 100Mb}\n",
+     [(11, "spec.metrics[0].resource.target.averageValue", 'Invalid value: "100Mb"')]),
+    ("apiVersion: node.k8s.io/v1\nkind: RuntimeClass\nmetadata: {name: r}\nhandler: runc\n"
+     "overhead:\n  podFixed: {memory: 10 Mi}\n",
+     [(6, "overhead.podFixed.memory", 'Invalid value: "10 Mi"')]),
     # -- services
     ("apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec:\n  type: NodePort\n  ports:\n"
      "  - {port: 0, targetPort: 70000, nodePort: 8080}\n  - {port: 80, targetPort: name}\n"

@@ -57,18 +57,20 @@ def test_removing_the_last_finalizer_of_a_deleting_object_deletes_it():
     assert store.get(CM) is None
 
 
-def test_a_declared_service_keeps_its_allocations_only_when_asked():
+def test_a_service_keeps_its_allocations_when_a_writer_leaves_them_out():
     store = memory_store()
     made = service(type="NodePort")
     made["spec"]["ports"][0]["nodePort"] = 30080
     store.create({**made, "spec": {**made["spec"], "clusterIP": "10.96.0.10",
                                    "clusterIPs": ["10.96.0.10"]}})
     key = ObjectKey("Service", "default", "s")
-    kept = store.update(service(type="NodePort"), keep_allocations=True)
+    kept = store.update(service(type="NodePort"))     # git, `kubectl replace`
     assert kept["spec"]["clusterIP"] == "10.96.0.10"
+    assert kept["spec"]["clusterIPs"] == ["10.96.0.10"]
     assert kept["spec"]["ports"][0]["nodePort"] == 30080
-    replaced = store.update(service(type="NodePort"))     # as the API's PUT does today
-    assert "clusterIP" not in replaced["spec"] and store.get(key) == replaced
+    plain = store.update(service(type="ClusterIP"))   # no node port needed any more
+    assert "nodePort" not in plain["spec"]["ports"][0]
+    assert plain["spec"]["clusterIP"] == "10.96.0.10" and store.get(key) == plain
 
 
 def test_admission_and_defaults_judge_every_create_and_update():

@@ -4,6 +4,7 @@ import pytest
 
 from gitops.model import ObjectKey
 from gitops.store import Conflict, InventoryEntry, MemoryStore, NotFound, Registry, SqliteStore
+from gitops.testing import namespace
 
 BACKENDS = {"sqlite": lambda path, **kw: SqliteStore(path / "state.db", **kw),
             "memory": lambda path, **kw: MemoryStore(**kw)}
@@ -105,6 +106,8 @@ def test_inventory_state_history_survive_reopen(tmp_path):     # SQLite's own
 
 
 def test_delete_returns_old_and_lists_by_namespace(store):
+    for ns in ("x", "y"):
+        store.create(namespace(ns))
     store.create(cm("a", ns="x"))
     store.create(cm("b", ns="y"))
     assert [o["metadata"]["name"] for o in store.list("ConfigMap", "x")] == ["a"]

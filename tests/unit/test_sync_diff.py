@@ -170,7 +170,7 @@ def test_allocated_node_port_and_cluster_ip_are_not_drift_but_a_changed_declared
 
 
 def test_job_work_queue_keeps_completions_unset():
-    from gitops.sync.defaults import with_defaults
+    from gitops.admission.defaults import with_defaults
     queue = {"kind": "Job", "spec": {"parallelism": 3, "template": {"spec": {}}}}
     assert "completions" not in with_defaults(queue)["spec"]
     plain = {"kind": "Job", "spec": {"template": {"spec": {}}}}
@@ -212,7 +212,7 @@ services = st.builds(
 
 @given(obj=st.one_of(workloads, services))
 def test_realistic_objects_against_themselves_and_their_defaulted_form_are_never_drift(obj):
-    from gitops.sync.defaults import with_defaults
+    from gitops.admission.defaults import with_defaults
     assert diff_object(obj, normalize(obj)) == ()
     assert diff_object(obj, live_of(obj)) == ()
     assert diff_object(obj, live_of(with_defaults(obj))) == ()   # server filled defaults

@@ -15,6 +15,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from gitops.admission.errors import Refused
 from gitops.api.kube import deletes, discovery, openapi, reviews, subresources, watch, writes
 from gitops.api.kube import status as st
 from gitops.api.kube.reads import list_objects, read
@@ -24,7 +25,7 @@ from gitops.errors import GitopsError
 from gitops.model import ObjectKey
 from gitops.model.version import kube_version
 from gitops.store.base import Conflict, Store
-from gitops.store.registry import Registry
+from gitops.store.registry import SYSTEM_NAMESPACES, Registry
 
 log = structlog.get_logger(component="kube-api")
 
@@ -36,16 +37,18 @@ class KubeBackends:
     dial: Callable[[str, int], Awaitable[Any]] | None = None   # pod IP, port -> streams
 
 
-def ensure_default_namespace(store: Store) -> None:
-    """kubectl's contexts point at "default"; a Kubernetes server always has it."""
-    key = ObjectKey("Namespace", "", "default")
-    if store.get(key) is None:
-        try:
-            store.create({"apiVersion": "v1", "kind": "Namespace",
-                          "metadata": {"name": "default"}})
-            store.update_status(key, {"phase": "Active"})
-        except Conflict:
-            pass
+def ensure_system_namespaces(store: Store) -> None:
+    """The namespaces a Kubernetes server always has: kubectl's contexts point at
+    "default"; kube-system, kube-public and kube-node-lease are where tools look."""
+    for name in SYSTEM_NAMESPACES:
+        key = ObjectKey("Namespace", "", name)
+        if store.get(key) is None:
+            try:
+                store.create({"apiVersion": "v1", "kind": "Namespace",
+                              "metadata": {"name": name}})
+                store.update_status(key, {"phase": "Active"})
+            except Conflict:
+                pass
 
 
 class KubeApi:
@@ -70,7 +73,7 @@ class KubeApi:
 
     async def _start(self, _app: web.Application) -> None:
         self.broadcaster.attach(self.store, asyncio.get_running_loop())
-        ensure_default_namespace(self.store)
+        ensure_system_namespaces(self.store)
 
     async def _stop(self, _app: web.Application) -> None:
         self.broadcaster.close()          # open watches end instead of holding shutdown
@@ -127,7 +130,10 @@ class KubeApi:
             if target is None:
                 raise st.ApiError(404, "NotFound", "the server could not find the requested "
                                   "resource")
-            return await self._verb(request, target)
+            try:
+                return await self._verb(request, target)
+            except Refused as exc:
+                raise st.refused(exc, target.resource.kind, target.resource.group)
         except st.ApiError as exc:
             return exc.response()
         except GitopsError as exc:

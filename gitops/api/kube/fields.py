@@ -21,8 +21,8 @@ _TOP_IGNORED = {"apiVersion", "kind"}
 
 
 def _key_element(item: dict, keys: tuple[str, ...]) -> str:
-    return "k:" + json.dumps({k: item.get(k) for k in keys if k in item},
-                             separators=(",", ":"), sort_keys=True)
+    return "k:" + json.dumps(sch.key_values(item, keys), separators=(",", ":"),
+                             sort_keys=True)
 
 
 def _value_element(value: Any) -> str:
@@ -87,8 +87,8 @@ def value_at(obj: Any, path: Path) -> Any:
             want = json.loads(rest)
             if not isinstance(cur, list):
                 return _MISSING
-            cur = next((i for i in cur if isinstance(i, dict)
-                        and all(i.get(k) == v for k, v in want.items())), _MISSING)
+            cur = next((i for i in cur if isinstance(i, dict) and sch.same_item(i, want)),
+                       _MISSING)
             if cur is _MISSING:
                 return _MISSING
         elif kind == "v":
@@ -117,8 +117,7 @@ def remove_at(obj: Any, path: Path) -> None:
         parent.pop(rest, None)
     elif kind == "k" and isinstance(parent, list):
         want = json.loads(rest)
-        parent[:] = [i for i in parent if not (isinstance(i, dict) and all(
-            i.get(k) == v for k, v in want.items()))]
+        parent[:] = [i for i in parent if not (isinstance(i, dict) and sch.same_item(i, want))]
     elif kind == "v" and isinstance(parent, list):
         want = json.loads(rest)
         parent[:] = [i for i in parent if i != want]

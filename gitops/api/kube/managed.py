@@ -121,8 +121,8 @@ def merge_applied(live: Any, applied: Any, schema: sch.Schema) -> Any:
             item_schema = sch.items(schema)
             out = copy.deepcopy(live)
             for item in applied:
-                index = next((i for i, o in enumerate(out)
-                              if all(o.get(k) == item.get(k) for k in rule.keys)), None)
+                want = sch.key_values(item, rule.keys)
+                index = next((i for i, o in enumerate(out) if sch.same_item(o, want)), None)
                 if index is None:
                     out.append(copy.deepcopy(item))
                 else:

@@ -18,6 +18,7 @@ from importlib.resources import files
 from typing import Any
 
 from gitops.api.kube.registry import Resource, group_versions
+from gitops.model import custom
 
 SCHEMA_VERSION = "v1.32.0-local"       # the Kubernetes minor the API reports (/version)
 _DEFS = files("kubernetes_validate").joinpath("kubernetes-json-schema", SCHEMA_VERSION,
@@ -170,34 +171,76 @@ def _paths(resource: Resource, schema: str | None) -> dict:
     }
 
 
-@functools.lru_cache(maxsize=None)
 def document(api_version: str) -> bytes | None:
     """The OpenAPI v3 document of one group/version (e.g. "v1", "apps/v1"), as JSON."""
+    return _document(api_version, custom.generation())
+
+
+@functools.lru_cache(maxsize=128)
+def _document(api_version: str, _generation: int) -> bytes | None:
     resources = group_versions().get(api_version)
     if not resources:
         return None
     roots = []
     paths: dict = {}
+    extra: dict[str, dict] = {}
     for r in resources:
         name = schema_name(r)
         if name:
             roots.append(name)
+        elif (schema := custom_schema(r)) is not None:
+            name = custom_schema_name(r)
+            extra[name] = schema
         paths.update(_paths(r, name))
     meta = "io.k8s.apimachinery.pkg.apis.meta.v1."
     roots += [meta + n for n in _COMMON if meta + n in definitions()]
+    if extra:
+        roots.append(_OBJECT_META)
     doc = {"openapi": "3.0.0", "info": {"title": "Kubernetes (gitops agent)",
                                         "version": SCHEMA_VERSION.split("-")[0]},
-           "paths": paths, "components": {"schemas": _closure(roots)}}
+           "paths": paths, "components": {"schemas": {**_closure(roots), **extra}}}
     return json.dumps(doc, separators=(",", ":")).encode()
+
+
+_OBJECT_META = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
+
+
+def custom_schema_name(resource: Resource) -> str:
+    """Kubernetes' name for a CRD's schema: the group reversed, the version, the kind."""
+    return ".".join([*reversed(resource.group.split(".")), resource.version, resource.kind])
+
+
+def custom_schema(resource: Resource) -> dict | None:
+    """A custom kind's schema as the API server publishes it: the CRD's openAPIV3Schema
+    with apiVersion, kind and metadata (ObjectMeta) filled in, and its group/version/kind."""
+    crd = custom.crd_for(resource.kind)
+    schema = custom.schema_of(crd, resource.version) if crd is not None else None
+    if schema is None:
+        return None
+    props = {**(schema.get("properties") or {}),
+             "apiVersion": {"type": "string", "description": "APIVersion defines the "
+                            "versioned schema of this representation of an object."},
+             "kind": {"type": "string", "description": "Kind is a string value representing "
+                      "the REST resource this object represents."},
+             "metadata": {"allOf": [{"$ref": f"#/components/schemas/{_OBJECT_META}"}],
+                          "description": "Standard object's metadata."}}
+    return {**schema, "type": "object", "properties": props,
+            "x-kubernetes-group-version-kind": [{"group": resource.group,
+                                                 "version": resource.version,
+                                                 "kind": resource.kind}]}
 
 
 def url_path(api_version: str) -> str:
     return f"api/{api_version}" if "/" not in api_version else f"apis/{api_version}"
 
 
-@functools.lru_cache(maxsize=None)
 def index() -> dict:
     """/openapi/v3: where each group/version's document is, with a content hash."""
+    return _index(custom.generation())
+
+
+@functools.lru_cache(maxsize=2)
+def _index(_generation: int) -> dict:
     out = {}
     for api_version in group_versions():
         body = document(api_version)
@@ -212,4 +255,4 @@ def index() -> dict:
 def kind_schema(resource: Resource) -> dict | None:
     """The OpenAPI definition of a kind with its references resolvable (strategic merge)."""
     name = schema_name(resource)
-    return definitions().get(name) if name else None
+    return definitions().get(name) if name else custom_schema(resource)

@@ -1,12 +1,13 @@
 """How stored objects leave the API: Secret values masked, the few defaults kubectl relies on.
 
-The store keeps objects as git declared them. kubectl dereferences some fields a
-Kubernetes server always sets (`kubectl describe deploy` prints `*spec.replicas`), so those
-are filled in on the way out; pod templates are left exactly as stored, since their hash
-names ReplicaSets and `kubectl rollout undo` copies them back.
+The store keeps objects with the API server's defaults (gitops.admission, on every
+write). An object stored before that gets on the way out the few fields kubectl
+dereferences (`kubectl describe deploy` prints `*spec.replicas`).
 """
 
 from __future__ import annotations
+
+import base64
 
 import copy
 
@@ -73,3 +74,11 @@ def unmask_secret(new: dict, old: dict | None) -> dict:
                                   and isinstance(value, str) and MASK in value):
                 annotations[key] = stored[key]
     return new
+
+
+def typed_mask(obj: dict) -> dict:
+    """A presented Secret whose masked values a typed client can decode (base64 of ***)."""
+    if obj.get("kind") != "Secret" or not isinstance(obj.get("data"), dict):
+        return obj
+    masked = base64.b64encode(MASK.encode()).decode()
+    return {**obj, "data": {k: masked if v == MASK else v for k, v in obj["data"].items()}}

@@ -1,6 +1,8 @@
 """The REST resources the Kubernetes API serves: one per kind in the kinds registry.
 
-Every kind gets the standard verbs generically; subresources (status, scale, pod log,
+Every kind gets the standard verbs generically, custom kinds too (from the store's
+CustomResourceDefinitions, with the status and scale subresources they declare);
+subresources (status, scale, pod log,
 exec, attach, port-forward, eviction) are added where Kubernetes has them. Events are
 served even before the kinds registry lists them, so `kubectl describe` and
 `kubectl get events` work.
@@ -11,12 +13,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
+from gitops.model import custom
 from gitops.model.kinds import KINDS, Kind
 
 VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+# Kinds whose schema has no status (no status subresource), as Kubernetes 1.32 serves them.
 _NO_STATUS = {"ConfigMap", "Secret", "ServiceAccount", "Endpoints", "Event",
-              "ControllerRevision"}
-SCALABLE = {"Deployment", "ReplicaSet", "StatefulSet"}
+              "ControllerRevision", "LimitRange", "PodTemplate", "EndpointSlice", "Lease",
+              "Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding", "PriorityClass",
+              "RuntimeClass", "StorageClass", "IngressClass", "NetworkPolicy", "CSIDriver",
+              "CSINode", "CSIStorageCapacity", "MutatingWebhookConfiguration",
+              "ValidatingWebhookConfiguration", "ValidatingAdmissionPolicyBinding"}
+SCALABLE = {"Deployment", "ReplicaSet", "StatefulSet", "ReplicationController"}
 _POD_EXTRA = ("log", "exec", "attach", "portforward", "eviction")
 _FALLBACK = (Kind("Event", "v1", "events", apply_order=90, short_names=("ev",)),)
 
@@ -56,7 +64,11 @@ class Resource:
 def _resource(k: Kind) -> Resource:
     group, _, version = k.api_version.rpartition("/")
     subs: list[str] = []
-    if k.kind not in _NO_STATUS:
+    crd = custom.crd_for(k.kind)
+    if crd is not None:
+        declared = custom.subresources(crd)
+        subs += [s for s in ("status", "scale") if s in declared]
+    elif k.kind not in _NO_STATUS:
         subs.append("status")
     if k.kind in SCALABLE:
         subs.append("scale")
@@ -75,8 +87,13 @@ _REVIEWS = (
 )
 
 
-@lru_cache(maxsize=1)
 def resources() -> tuple[Resource, ...]:
+    """Every resource served: the built-in kinds and the CRDs' (as of now)."""
+    return _resources(custom.generation())
+
+
+@lru_cache(maxsize=2)
+def _resources(_generation: int) -> tuple[Resource, ...]:
     kinds = dict(KINDS)
     for k in _FALLBACK:
         kinds.setdefault(k.kind, k)

@@ -62,6 +62,22 @@ class ListRule:
 
 ATOMIC = ListRule("atomic")
 
+# Keys of keyed lists that have a default (ports' protocol): an item that leaves one out
+# is the item with the default, as structured-merge-diff reads the schema's defaults; the
+# API server fills it in on every stored object.
+KEY_DEFAULTS = {"protocol": "TCP"}
+
+
+def key_values(item: dict, keys: tuple[str, ...]) -> dict:
+    """The fields identifying a keyed list's item, defaults filled in."""
+    return {k: item.get(k, KEY_DEFAULTS.get(k)) for k in keys
+            if k in item or k in KEY_DEFAULTS}
+
+
+def same_item(item: dict, want: dict) -> bool:
+    """Whether item is the one whose key values are want."""
+    return all(item.get(k, KEY_DEFAULTS.get(k)) == v for k, v in want.items())
+
 
 def list_rule(schema: Schema) -> ListRule:
     """The rule of the list at a property (schema: the property's own node)."""

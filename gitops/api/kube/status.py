@@ -6,6 +6,7 @@ import json
 
 from aiohttp import web
 
+from gitops.admission.errors import Invalid, NamespaceNotFound, NamespaceTerminating, Refused
 from gitops.errors import GitopsError
 
 
@@ -74,7 +75,7 @@ def stale(plural: str, group: str, name: str) -> ApiError:
 def invalid(kind: str, group: str, name: str, causes: list[tuple[str, str]]) -> ApiError:
     """422 with one cause per field: (field path, message)."""
     text = "; ".join(f"{f}: {m}" if f else m for f, m in causes)
-    return ApiError(422, "Invalid", f'{kind} "{name}" is invalid: {text}',
+    return ApiError(422, "Invalid", f'{qualified(kind, group)} "{name}" is invalid: {text}',
                     {"name": name, **({"group": group} if group else {}), "kind": kind,
                      "causes": [{"reason": "FieldValueInvalid", "message": m, "field": f}
                                 for f, m in causes]})
@@ -91,3 +92,15 @@ def gone(message: str) -> ApiError:
 def method_not_allowed(message: str = "the server does not allow this method on the "
                        "requested resource") -> ApiError:
     return ApiError(405, "MethodNotAllowed", message)
+
+
+def refused(exc: Refused, kind: str, group: str) -> ApiError:
+    """What admission refused, as the API server answers it."""
+    if isinstance(exc, Invalid):
+        return invalid(kind, group, exc.name, exc.causes)
+    if isinstance(exc, NamespaceNotFound):
+        return not_found("namespaces", "", exc.namespace)
+    if isinstance(exc, NamespaceTerminating):
+        return ApiError(403, "Forbidden", str(exc), {"name": exc.namespace,
+                                                     "kind": "namespaces"})
+    return ApiError(422, "Invalid", str(exc))

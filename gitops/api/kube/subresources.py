@@ -16,7 +16,9 @@ from gitops.api.kube.respond import json_response
 from gitops.api.kube.present import present
 from gitops.api.kube.reads import get_object, shaped_one
 from gitops.api.kube.request import Target, bool_param, int_param, wanted_shape
+from gitops.api.kube.custom_tables import path_value
 from gitops.api.kube.tables import format_selector
+from gitops.model import custom
 from gitops.errors import GitopsError
 from gitops.model import ObjectKey
 from gitops.model.secrets import mask_text, values_used_by
@@ -58,13 +60,49 @@ async def handle(api: "KubeApi", request: web.Request, target: Target) -> web.St
 def scale_of(obj: dict) -> dict:
     meta = obj["metadata"]
     spec, status = obj.get("spec", {}), obj.get("status", {})
-    return {"kind": "Scale", "apiVersion": "autoscaling/v1",
-            "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion",
-                                              "creationTimestamp") if k in meta},
-            "spec": {"replicas": spec.get("replicas", 1)},
-            "status": {"replicas": status.get("replicas", 0),
-                       "selector": format_selector(spec.get("selector")).replace(
-                           "<none>", "")}}
+    shown = {"kind": "Scale", "apiVersion": "autoscaling/v1",
+             "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion",
+                                               "creationTimestamp") if k in meta},
+             "spec": {"replicas": spec.get("replicas", 1)},
+             "status": {"replicas": status.get("replicas", 0),
+                        "selector": format_selector(_label_selector(spec.get("selector")))
+                        .replace("<none>", "")}}
+    paths = _custom_scale(obj.get("kind", ""))
+    if paths is not None:                 # a custom resource: where its CRD says
+        replicas = path_value(obj, paths.get("specReplicasPath", ".spec.replicas"))
+        seen = path_value(obj, paths.get("statusReplicasPath", ".status.replicas"))
+        selector = path_value(obj, paths["labelSelectorPath"]) \
+            if paths.get("labelSelectorPath") else ""
+        shown["spec"] = {"replicas": replicas if isinstance(replicas, int) else 0}
+        shown["status"] = {"replicas": seen if isinstance(seen, int) else 0,
+                           "selector": selector if isinstance(selector, str) else ""}
+    return shown
+
+
+def _custom_scale(kind: str) -> dict | None:
+    crd = custom.crd_for(kind)
+    if crd is None:
+        return None
+    paths = custom.subresources(crd).get("scale")
+    return paths if isinstance(paths, dict) else {}
+
+
+def _set_replicas(obj: dict, replicas: int) -> None:
+    paths = _custom_scale(obj.get("kind", ""))
+    where = (paths or {}).get("specReplicasPath") or ".spec.replicas"
+    node = obj
+    *parents, last = [p for p in where.lstrip(".").split(".") if p]
+    for name in parents:
+        node = node.setdefault(name, {})
+    node[last] = replicas
+
+
+def _label_selector(selector: dict | None) -> dict | None:
+    """A ReplicationController's selector is a plain map of labels."""
+    if isinstance(selector, dict) and selector and \
+            not {"matchLabels", "matchExpressions"} & selector.keys():
+        return {"matchLabels": selector}
+    return selector
 
 
 def write_scale(api: "KubeApi", request: web.Request, target: Target, raw: bytes) -> dict:
@@ -95,7 +133,7 @@ def write_scale(api: "KubeApi", request: web.Request, target: Target, raw: bytes
         if precondition and precondition != old["metadata"]["resourceVersion"]:
             raise st.stale(r.plural, r.group, target.name)
         obj = json.loads(json.dumps(old))
-        obj.setdefault("spec", {})["replicas"] = replicas
+        _set_replicas(obj, replicas)
         fields = writes.field_manager(request, target, "scale")
         if writes.dry_run(request):
             return scale_of(writes.dry_run_update(api, obj, old, fields))

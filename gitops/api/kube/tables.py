@@ -10,9 +10,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from gitops.api.kube.cells import format_selector, map_selector, since
+from gitops.api.kube.custom_tables import printer as custom_printer
+from gitops.api.kube.printers import MORE_PRINTERS
 from gitops.model.pods import pod_display_status
 from gitops.model.times import human_duration
 from gitops.model.times import parse_rfc3339 as _epoch
+
+__all__ = ["PRINTERS", "columns", "format_selector", "partial", "since", "table"]
 
 Column = tuple[str, str, int]          # name, type, priority
 Row = Callable[[dict, float], list]
@@ -28,11 +33,6 @@ _DESCRIPTIONS = {
 }
 
 
-def since(stamp: str | None, now: float) -> str:
-    at = _epoch(stamp)
-    return "<unknown>" if at is None else human_duration(now - at)
-
-
 def _age(obj: dict, now: float) -> str:
     return since(obj.get("metadata", {}).get("creationTimestamp"), now)
 
@@ -41,21 +41,6 @@ def _template_cells(template: dict) -> list[str]:
     containers = (template.get("spec") or {}).get("containers") or []
     return [",".join(c.get("name", "") for c in containers),
             ",".join(c.get("image", "") for c in containers)]
-
-
-def format_selector(selector: dict | None) -> str:
-    if not selector:
-        return "<none>"
-    parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
-    for e in selector.get("matchExpressions") or []:
-        op, key, values = e.get("operator"), e.get("key"), ",".join(e.get("values") or [])
-        parts.append({"In": f"{key} in ({values})", "NotIn": f"{key} notin ({values})",
-                      "Exists": key, "DoesNotExist": f"!{key}"}.get(op, key))
-    return ",".join(parts) or "<none>"
-
-
-def _map_selector(selector: dict | None) -> str:
-    return ",".join(f"{k}={v}" for k, v in sorted((selector or {}).items())) or "<none>"
 
 
 # -- per kind ----------------------------------------------------------------------------
@@ -143,7 +128,7 @@ def _daemonset(obj: dict, now: float) -> list:
     return [obj["metadata"]["name"], st.get("desiredNumberScheduled", 0),
             st.get("currentNumberScheduled", 0), st.get("numberReady", 0),
             st.get("updatedNumberScheduled", 0), st.get("numberAvailable", 0),
-            _map_selector((template.get("spec") or {}).get("nodeSelector")), _age(obj, now),
+            map_selector((template.get("spec") or {}).get("nodeSelector")), _age(obj, now),
             *_template_cells(template), format_selector(spec.get("selector"))]
 
 
@@ -201,7 +186,7 @@ def _service(obj: dict, now: float) -> list:
         external = spec.get("externalName", "")
     return [obj["metadata"]["name"], kind, spec.get("clusterIP") or "<none>",
             external or "<none>", _service_ports(spec), _age(obj, now),
-            _map_selector(spec.get("selector"))]
+            map_selector(spec.get("selector"))]
 
 
 def _endpoints(obj: dict, now: float) -> list:
@@ -354,11 +339,16 @@ PRINTERS: dict[str, tuple[tuple[Column, ...], Row]] = {
     "PodDisruptionBudget": ((_NAME, ("Min Available", "string", 0),
                              ("Max Unavailable", "string", 0),
                              ("Allowed Disruptions", "integer", 0), _AGE), _pdb),
+    **MORE_PRINTERS,
 }
 
 
+def _printer(kind: str) -> tuple[tuple[Column, ...], Row]:
+    return PRINTERS.get(kind) or custom_printer(kind) or ((_NAME, _AGE), _default)
+
+
 def columns(kind: str) -> list[dict]:
-    cols, _ = PRINTERS.get(kind, ((_NAME, _AGE), _default))
+    cols, _ = _printer(kind)
     return [{"name": name, "type": typ, "format": "name" if name == "Name" else "",
              "description": _DESCRIPTIONS.get(name, name), "priority": prio}
             for name, typ, prio in cols]
@@ -375,7 +365,7 @@ def table(kind: str, objects: list[dict], *, resource_version: str = "", cont: s
           now: float | None = None) -> dict:
     """include: Metadata (default), Object (the whole object) or None."""
     now = time.time() if now is None else now
-    _, row = PRINTERS.get(kind, ((), _default))
+    _, row = _printer(kind)
     rows = []
     for obj in objects:
         entry: dict = {"cells": row(obj, now)}

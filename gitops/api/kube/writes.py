@@ -21,8 +21,9 @@ from aiohttp import web
 
 from gitops.api.kube import managed, openapi
 from gitops.api.kube import patch as P
+from gitops.api.kube import protobuf
 from gitops.api.kube import status as st
-from gitops.api.kube.present import present, unmask_secret
+from gitops.api.kube.present import present, typed_mask, unmask_secret
 from gitops.api.kube.reads import get_object, key
 from gitops.api.kube.request import WARNINGS, Target, bool_param
 from gitops.api.kube.validation import check
@@ -45,12 +46,17 @@ PROTOBUF = "application/vnd.kubernetes.protobuf"
 
 
 def body_of(request: web.Request, raw: bytes, yaml_ok: bool = False) -> Any:
-    """The request body (already read: handlers run on worker threads) as JSON or YAML."""
+    """The request body (already read: handlers run on worker threads) as JSON or YAML,
+    or Kubernetes protobuf (kubectl's generators send it for built-in kinds)."""
     if request.headers.get("Content-Type", "").startswith(PROTOBUF):
-        raise st.ApiError(415, "UnsupportedMediaType", (
-            "this server reads JSON and YAML, not protobuf, which kubectl's generators send "
-            "(kubectl create configmap|secret|deployment|...); pipe them through apply: "
-            "kubectl create ... --dry-run=client -o yaml | kubectl apply -f -"))
+        try:
+            return protobuf.decode(raw)
+        except protobuf.Malformed as exc:
+            raise st.bad_request(str(exc)) from exc
+        except protobuf.NotDecodable as exc:
+            raise st.ApiError(415, "UnsupportedMediaType", (
+                f"{exc}; this server reads JSON, YAML and the protobuf of Kubernetes' "
+                "built-in kinds")) from exc
     if not raw.strip():
         return None
     try:
@@ -80,8 +86,8 @@ _CONTAINER_LISTS = ("containers", "initContainers", "ephemeralContainers")
 
 def without_go_zero_values(value: Any) -> Any:
     """Drop what Go clients send for unset fields: nulls (`creationTimestamp: null`) and
-    empty container `resources: {}`. Kubernetes decodes both as "not set"; kept, they
-    would change a pod template's hash (`kubectl rollout undo` sends templates so)."""
+    empty container `resources: {}` (defaulting puts it back). Kubernetes decodes both as
+    "not set"."""
     if isinstance(value, dict):
         out = {k: without_go_zero_values(v) for k, v in value.items() if v is not None}
         for name in _CONTAINER_LISTS:
@@ -180,13 +186,22 @@ def create(api: "KubeApi", request: web.Request, target: Target,
         meta["managedFields"] = fields(None, obj)
         if api.store.get(key_of(obj)) is not None:
             raise st.already_exists(r.plural, r.group, meta["name"])
-        return present({**obj, "metadata": {**meta, "uid": "", "creationTimestamp": now_iso()}}
-                       ), 201
+        return _shown(request, {**obj, "metadata": {**meta, "uid": "",
+                                                    "creationTimestamp": now_iso()}}), 201
     try:
         created = api.store.create(obj, record_fields=fields)
     except Conflict:
         raise st.already_exists(r.plural, r.group, meta["name"])
-    return present(created), 201
+    return _shown(request, created), 201
+
+
+def _shown(request: web.Request, obj: dict) -> dict:
+    """present(); a typed client (one that sent protobuf) decodes a Secret's data as
+    base64, so its masked values are the base64 of the mask."""
+    shown = present(obj)
+    if request.headers.get("Content-Type", "").startswith(PROTOBUF):
+        shown = typed_mask(shown)
+    return shown
 
 
 # -- update ------------------------------------------------------------------------------
