@@ -29,6 +29,8 @@ metadata:
     path: {path}
   destination:
     namespace: {namespace}
+  syncPolicy:
+    syncOptions: [CreateNamespace=true]
 """
 ARGO_APP = """\
 apiVersion: argoproj.io/v1alpha1

@@ -212,7 +212,7 @@ def test_diff_takes_the_same_render_flags(repo, tmp_path):
     write(repo, "app/web.yaml", CM.format(name="web"))
     write(repo, "app/alt/web.yaml", CM.format(name="web"))
     res = cli("diff", str(repo), "--path", "app", "-o", "json", "--no-directory-recurse",
-              "--namespace", "team", "--data-dir", str(tmp_path / "data"))
+              "--namespace", "team", "--create-namespace", "--data-dir", str(tmp_path / "data"))
     assert res.returncode == 1, res.stdout + res.stderr   # changes: everything is a create
     changes = json.loads(res.stdout)["changes"]
     assert [(c["action"], c["namespace"], c["name"], c["file"]) for c in changes] == [
