@@ -27,6 +27,8 @@ from gitops.api.kube.listen import start_listeners
 from gitops.api.podlogs import PodLogs
 from gitops.api.server import ApiContext, make_app, object_health, unmanaged_objects
 from gitops.api.webhook import add_webhook_routes
+from gitops.cluster.server import ClusterServer
+from gitops.controllers.nodelifecycle import Settings
 from gitops.controllers.manager import ControllerManager
 from gitops.errors import GitopsError
 from gitops.manifests.age_keys import KeySource
@@ -85,6 +87,12 @@ class AgentConfig:
     public_metrics: bool = False
     decryption_key_file: str = ""       # age keys of SOPS-encrypted manifests
     age_key: str = field(default="", repr=False)    # GITOPS_AGE_KEY's content
+    # A cluster server (gitops.cluster): nodes join at advertise_address:https_listen_port.
+    advertise_address: str = ""
+    https_listen_port: int = 6443
+    cluster_cidr: str = "10.42.0.0/16"
+    node_monitor_grace_period: float = 40.0
+    default_unreachable_toleration_seconds: int = 300
 
 
 class Agent:
@@ -144,7 +152,7 @@ class Agent:
                               self.network, self.dd.root / "pods",
                               allow_host_access=config.allow_host_access)
         self.services = ServiceNetwork(self.dd.instance, self.service_cidr,
-                                       config.node_address)
+                                       _node_address(config))
         # A short debounce: a scheduled pod is started at once (a pass reads everything,
         # so pokes during a pass still coalesce into the next one).
         self.node_loop = Loop("node-agent", self.node.sync_once, resync=2, debounce=0.003)
@@ -159,6 +167,15 @@ class Agent:
                                 self.stop.is_set)
         self.informer.add_handler(self._wake_node)
         self._api: web.AppRunner | None = None
+        # -- a cluster server: other hosts join as nodes (gitops.cluster)
+        self.cluster = ClusterServer(
+            self.store, self.dd, config.advertise_address, config.https_listen_port,
+            config.cluster_cidr, self.service_cidr,
+            Settings(config.node_monitor_grace_period,
+                     config.default_unreachable_toleration_seconds),
+            self.controllers.events) if config.advertise_address else None
+        if self.cluster is not None:
+            self.informer.add_handler(self.cluster.on_change)
 
     # -- wiring ---------------------------------------------------------------------------
     def runnables(self) -> Group:
@@ -173,7 +190,8 @@ class Agent:
             *([watch] if watch is not None else []),
             Worker("docker-events", self._watch_docker),
             Group("loops", [self.sync, self.live, self.controllers, self.scheduler,
-                            self.node_loop, self.proxy_loop], together=True),
+                            self.node_loop, self.proxy_loop,
+                            *(self.cluster.loops() if self.cluster else [])], together=True),
         ])
 
     def _wake_node(self, _event: str, old: dict | None, new: dict | None) -> None:
@@ -229,7 +247,10 @@ class Agent:
                                   self.stop.set, self.pod_logs,
                                   kube=KubeBackends(exec=RuntimeStreams(self.runtime)),
                                   allow_host_access=self.config.allow_host_access,
-                                  public_metrics=self.config.public_metrics))
+                                  public_metrics=self.config.public_metrics,
+                                  nodes=self.cluster.credentials if self.cluster else None))
+        if self.cluster is not None:
+            self.cluster.add_routes(app)        # /cacerts, /gitops/v1/join
         add_webhook_routes(app, self.webhook_secret, self.source.url, self.config.ref,
                            lambda _event: self.sync.trigger("webhook"))
         metrics.attach(self, app)       # GET /metrics (Prometheus)
@@ -237,12 +258,14 @@ class Agent:
         await self._api.setup()
         url, kube_url = await start_listeners(self._api, self.dd.root, self.config.api_host,
                                               self.config.api_port)
+        cluster = {} if self.cluster is None else {
+            "join": await self.cluster.start_listener(self._api), "server": self.cluster.url}
         # Redacted: credentials stay in git's own config (repos/), nowhere else on disk.
         _write_json(self.dd.agent_file, {"pid": os.getpid(), "url": url, "kube_url": kube_url,
                                          "instance": self.dd.instance,
                                          "repo": redact_url(self.source.url),
                                          "network": self.network,
-                                         "docker_host": self.runtime.host})
+                                         "docker_host": self.runtime.host, **cluster})
         _write_json(self.dd.runtime_file, {"docker_host": self.runtime.host,
                                            "network": self.network,
                                            "service_cidr": self.service_cidr})
@@ -308,11 +331,21 @@ class Agent:
                 delay = min(10.0, delay * 2)
 
     def _setup_runtime(self) -> None:
+        if self.cluster is not None:        # a cluster's node: the pod CIDR it was given
+            self.node.setup(self.cluster.prepare_own_node(self.node))
+            return
         subnet = self.config.pod_subnet or self.store.get_state("pod_subnet")
         if not subnet:
             subnet = pick_subnet(self.dd.instance, self.runtime.used_subnets())
         self.node.setup(subnet)
         self.store.set_state("pod_subnet", subnet)
+
+
+def _node_address(config: AgentConfig) -> str:
+    """Where NodePorts listen: a cluster's node on its advertised address by default."""
+    if config.advertise_address and config.node_address == "127.0.0.1":
+        return config.advertise_address
+    return config.node_address
 
 
 def _lock(path: Path) -> int:

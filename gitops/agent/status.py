@@ -190,6 +190,10 @@ def node_status(info: dict, node_name: str, host_ip: str, now: str) -> dict:
             "addresses": [{"type": "InternalIP", "address": host_ip},
                           {"type": "Hostname", "address": node_name}],
             "nodeInfo": {"kubeletVersion": kube_version()["gitVersion"],
+                         "kubeProxyVersion": kube_version()["gitVersion"],
+                         # The engine's id stands for the machine's (one engine per host).
+                         "machineID": str(info.get("ID", "")).replace(":", "")[:32],
+                         "systemUUID": str(info.get("ID", "")), "bootID": "",
                          "containerRuntimeVersion": f"docker://{info.get('ServerVersion', '')}",
                          "operatingSystem": info.get("OSType", "linux"),
                          "architecture": _arch(info),
