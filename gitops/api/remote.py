@@ -259,8 +259,10 @@ class RemoteStore:
         return self._stored(self.client.request("PUT", _path(key) + "/status", body), key.kind)
 
     def delete(self, key: ObjectKey) -> dict | None:
+        """Gone now (a pod whose containers this node stopped: the kubelet's final
+        delete, grace period 0)."""
         try:
-            self.client.request("DELETE", _path(key))
+            self.client.request("DELETE", _path(key) + "?gracePeriodSeconds=0")
         except NotFound:
             return None
         return None

@@ -49,6 +49,7 @@ class ClusterServer:
         self.ipam_loop = Loop("node-ipam", self._assign_cidrs, resync=30, debounce=0.01)
         self.lifecycle_loop = Loop("node-lifecycle", self._lifecycle,
                                    resync=max(0.5, min(5.0, settings.grace / 4)))
+        self._observed = nodelifecycle.Observed()
         self.routes_loop: Loop | None = None
         self.heartbeat: Loop | None = None
 
@@ -117,8 +118,9 @@ class ClusterServer:
         leases = {o["metadata"]["name"]: o for o in self.store.list("Lease", LEASE_NAMESPACE)}
         actions = []
         for node in nodes:
-            actions += nodelifecycle.reconcile_node(node, leases.get(node["metadata"]["name"]),
-                                                    now, self.settings)
+            silent = self._observed.silent_for(node, leases.get(node["metadata"]["name"]), now)
+            actions += nodelifecycle.reconcile_node(node, silent, now, self.settings)
+        self._observed.forget({n["metadata"]["name"] for n in nodes})
         execute(self.store, actions, "node-lifecycle", self.events)
         nodes = self.store.list("Node")         # with the taints just added
         pod_actions, next_due = nodelifecycle.reconcile_pods(

@@ -52,9 +52,31 @@ def _tainted(node: dict) -> dict | None:
                 None)
 
 
-def reconcile_node(node: dict, lease: dict | None, now: float, s: Settings) -> list[Action]:
+class Observed:
+    """When this controller saw each node's heartbeat change, by its own clock, as the
+    node lifecycle controller keeps probe timestamps: a restarted control plane (which
+    heard nothing while it was down) gives every node a full grace period again."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, tuple[float, float]] = {}     # node -> (heartbeat, seen at)
+
+    def silent_for(self, node: dict, lease: dict | None, now: float) -> float:
+        name = node["metadata"]["name"]
+        heard = last_heard(node, lease)
+        have = self._seen.get(name)
+        if have is None or have[0] != heard:
+            self._seen[name] = (heard, now)
+            return 0.0
+        return now - have[1]
+
+    def forget(self, names: set[str]) -> None:
+        for name in set(self._seen) - names:
+            del self._seen[name]
+
+
+def reconcile_node(node: dict, silent_for: float, now: float, s: Settings) -> list[Action]:
     name = node["metadata"]["name"]
-    silent = now - last_heard(node, lease) > s.grace
+    silent = silent_for > s.grace
     actions: list[Action] = []
     taint = _tainted(node)
     if silent:

@@ -21,9 +21,9 @@ CHANGED = AgentOptions(
     ignore_difference=("Deployment/web:/spec/replicas", "Deployment:.spec.replicas"),
     allow_empty_prune=True, service_cidr="10.96.0.0/20", helm_values=("a.yaml", "b.yaml"),
     pod_subnet="10.213.5.0/24", node_address="10.0.0.1", interval=5.0, path="k8s",
-    ref="main", decryption_key_file="/etc/gitops/age.key", advertise_address="10.77.0.1", node_name="h1",
-    https_listen_port=7443, cluster_cidr="10.50.0.0/16", node_monitor_grace_period=10.0,
-    default_unreachable_toleration_seconds=5)
+    ref="main", decryption_key_file="/etc/gitops/age.key", advertise_address="10.77.0.1",
+    node_name="h1", https_listen_port=7443, cluster_cidr="10.50.0.0/16",
+    node_monitor_grace_period=10.0, default_unreachable_toleration_seconds=5)
 
 
 def parsed(argv: list[str]) -> AgentOptions:
