@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from gitops.api.kube.api import KubeApi, KubeBackends
-from gitops.api.kube.noderestriction import node_restriction
+from gitops.api.kube.noderestriction import NODE, node_restriction
 from gitops.api.kube.request import LogRequest
 from gitops.errors import GitopsError
 from gitops.health import assess, assess_in
@@ -64,6 +64,7 @@ async def _auth(request: web.Request, handler: Any) -> web.StreamResponse:
     denied = await node_restriction(request, ctx.store, node)
     if denied:
         return _status_error(403, "Forbidden", denied)
+    request[NODE] = node
     return await handler(request)
 
 

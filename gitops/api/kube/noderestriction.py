@@ -15,11 +15,15 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from aiohttp import web
+
 from gitops.api.kube import status as st
 from gitops.api.kube.request import Target, parse_path
 from gitops.model import ObjectKey
 
 LEASE_NAMESPACE = "kube-node-lease"
+# The node a request was authenticated as (set by the API's auth, read by handlers).
+NODE = web.RequestKey("node", str) if hasattr(web, "RequestKey") else "node"
 _READ_ANY = {"Node", "Pod", "Service", "Endpoints", "Namespace", "Event"}
 _READ_REFERENCED = {"ConfigMap", "Secret", "PersistentVolumeClaim"}
 
