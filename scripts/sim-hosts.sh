@@ -155,7 +155,8 @@ pids_in_netns() {     # processes inside our namespaces (agents, servers, contai
 }
 
 pids_in_cgroups() {   # container processes under our cgroup parents
-  find /sys/fs/cgroup -maxdepth 3 -type d -name "$prefix-h*" 2>/dev/null | while read -r d; do
+  { find /sys/fs/cgroup -maxdepth 3 -type d -name "$prefix-h*" 2>/dev/null || true; } \
+    | while read -r d; do
     find "$d" -name cgroup.procs -exec cat {} + 2>/dev/null || true
   done
 }
@@ -190,7 +191,7 @@ down() {
     sleep 0.5
   fi
   # Mounts dockerd left (overlay layers, netns files), deepest first.
-  awk '{print $2}' /proc/mounts | grep -E "^(/run|/var/lib)/gitops-sim/$prefix(/|$)" \
+  { awk '{print $2}' /proc/mounts | grep -E "^(/run|/var/lib)/gitops-sim/$prefix(/|$)" || true; } \
     | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
   for ns in $(ip netns list | awk '{print $1}' | grep "^$prefix-h[0-9]*$" || true); do
     ip netns del "$ns" 2>/dev/null || true
@@ -199,8 +200,10 @@ down() {
                 | grep -E "^$prefix-(br|h[0-9]+)$" || true); do
     ip link del "$link" 2>/dev/null || true
   done
-  find /sys/fs/cgroup -maxdepth 3 -type d -name "$prefix-h*" 2>/dev/null | sort -r \
-    | while read -r d; do find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null || true; done
+  { find /sys/fs/cgroup -maxdepth 3 -type d -name "$prefix-h*" 2>/dev/null || true; } \
+    | sort -r | while read -r d; do
+        find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null || true
+      done
   rm -rf "$run_root" "$data_root"
 }
 

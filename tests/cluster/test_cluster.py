@@ -1,0 +1,174 @@
+"""Three simulated hosts, one control plane: joining, pods spread over the nodes' engines,
+Services and DNS across hosts, NodePort on every host, drain, a node lost (its pods
+replaced within the grace period and toleration) and coming back (its stale containers
+stopped), and a wrong join token refused. Tests run in order on one cluster."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import sys
+
+import pytest
+
+from tests.cluster.harness import Cluster, address, pod_ready, ready
+from tests.cluster.sim import SimHosts, require_sim
+
+pytestmark = pytest.mark.cluster
+REPLICAS = 4
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    require_sim()
+    sim = SimHosts()
+    work = tmp_path_factory.mktemp("cluster")
+    work.chmod(0o700)
+    c = Cluster(sim, work)
+    try:
+        sim.up(3)
+        c.write_placeholder()
+        c.start_server()
+        c.start_agent("h2")
+        c.start_agent("h3")
+        c.wait(lambda: len(c.nodes()) == 3 and all(ready(n) for n in c.nodes().values()),
+               90, "three Ready nodes")
+        c.write_app(REPLICAS)       # pushed once every node is there, to spread over them
+        yield c
+    finally:
+        c.stop_all()
+        sim.down()
+
+
+def _web_ready(c: Cluster) -> list[dict]:
+    return [p for p in c.pods("app=web") if pod_ready(p)]
+
+
+def test_nodes_join_with_their_own_pod_cidrs_and_addresses(cluster):
+    nodes = cluster.nodes()
+    cidrs = {n["spec"]["podCIDR"] for n in nodes.values()}
+    assert len(cidrs) == 3 and all(c.startswith("10.42.") for c in cidrs)
+    for name, node in nodes.items():
+        assert address(node) == cluster.sim.addr(name)
+    leases = cluster.get("leases", "-n", "kube-node-lease")["items"]
+    assert {lease["metadata"]["name"] for lease in leases} == {"h1", "h2", "h3"}
+
+
+def test_a_deployment_runs_on_the_other_hosts_engines(cluster):
+    cluster.wait(lambda: len(_web_ready(cluster)) == REPLICAS, 90, "web Ready")
+    pods = _web_ready(cluster)
+    on = {p["spec"]["nodeName"] for p in pods}
+    assert on == {"h2", "h3"}
+    for pod in pods:        # each runs on its own node's engine, at an IP of its pod CIDR
+        host = pod["spec"]["nodeName"]
+        names = cluster.sim.exec(host, "docker", "ps", "--format", "{{.Names}}").stdout
+        assert pod["metadata"]["name"] in names
+        cidr = ipaddress.ip_network(cluster.nodes()[host]["spec"]["podCIDR"])
+        assert ipaddress.ip_address(pod["status"]["podIP"]) in cidr
+
+
+def test_a_client_on_h1_reaches_the_service_on_h2_and_h3_by_name(cluster):
+    cluster.kubectl("apply", "-f", "-", input="""
+apiVersion: v1
+kind: Pod
+metadata: {name: client}
+spec:
+  nodeSelector: {kubernetes.io/hostname: h1}
+  restartPolicy: Never
+  containers:
+  - name: c
+    image: gitops/busybox:1
+    imagePullPolicy: IfNotPresent
+    command:
+    - sh
+    - -c
+    - for i in $(seq 12); do printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 web 80 | tail -n 1; done
+""")
+    cluster.wait(lambda: cluster.get("pod", "client")["status"].get("phase") == "Succeeded",
+                 90, "the client pod to finish")
+    answers = set(cluster.kubectl("logs", "client").split())
+    web = {p["metadata"]["name"]: p for p in cluster.pods("app=web")}
+    hosts = {web[name]["spec"]["nodeName"] for name in answers if name in web}
+    assert answers <= set(web) and hosts == {"h2", "h3"}, (answers, [
+        (p["metadata"]["name"], p["spec"]["nodeName"], p["status"].get("conditions"))
+        for p in web.values()])
+    cluster.kubectl("delete", "pod", "client", "--wait=false")
+
+
+def test_the_node_port_answers_on_every_host(cluster):
+    port = cluster.get("service", "web")["spec"]["ports"][0]["nodePort"]
+    for host in ("h1", "h2", "h3"):
+        with socket.create_connection((cluster.sim.addr(host), port), timeout=10) as s:
+            s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            body = b""
+            while chunk := s.recv(4096):
+                body += chunk
+        assert body.split()[-1].decode().startswith("web-"), (host, body)
+
+
+def test_a_wrong_join_token_is_refused_and_nothing_changes(cluster):
+    good = cluster.token_file.read_text().strip()
+    bad = cluster.work / "bad-token"
+    bad.write_text(good.rsplit(":", 1)[0] + ":" + "x" * 43)
+    done = cluster.sim.exec("h3", sys.executable, "-m", "gitops",
+                            *cluster.agent_args("intruder", bad), timeout=60)
+    assert done.returncode == 2 and "refused the join token" in done.stderr, done.stderr
+    assert "intruder" not in cluster.nodes()
+    assert not (cluster.work / "intruder" / "node-identity.json").exists()
+
+
+def test_drain_moves_pods_off_a_node_and_uncordon_lets_them_back(cluster):
+    cluster.kubectl("drain", "h2", "--ignore-daemonsets", "--delete-emptydir-data",
+                    "--timeout", "90s", timeout=120)
+    cluster.wait(lambda: len(_web_ready(cluster)) == REPLICAS and
+                 {p["spec"]["nodeName"] for p in _web_ready(cluster)} == {"h3"},
+                 90, "web to run on h3 alone")
+    assert cluster.nodes()["h2"]["spec"].get("unschedulable") is True
+    cluster.kubectl("uncordon", "h2")
+    assert not cluster.nodes()["h2"]["spec"].get("unschedulable")
+
+
+def test_a_lost_node_is_tainted_and_its_pods_replaced_then_it_comes_back_clean(cluster):
+    lost = {p["metadata"]["name"] for p in _web_ready(cluster)
+            if p["spec"]["nodeName"] == "h3"}
+    assert lost
+    cluster.kill("h3")
+    cut = cluster.sim.exec("h3", "ip", "link", "set", "eth0", "down")
+    assert cut.returncode == 0, cut.stderr
+    limit = cluster.grace + cluster.toleration + 40
+    cluster.wait(lambda: len(_web_ready(cluster)) == REPLICAS and
+                 all(p["spec"]["nodeName"] == "h2" for p in _web_ready(cluster)),
+                 limit, "web replaced on h2")
+    node = cluster.nodes()["h3"]
+    assert any(c["type"] == "Ready" and c["status"] == "Unknown"
+               for c in node["status"]["conditions"])
+    assert {"key": "node.kubernetes.io/unreachable", "effect": "NoExecute"}.items() <= \
+        node["spec"]["taints"][0].items()
+    endpoints = cluster.get("endpoints", "web")
+    ips = {a["ip"] for s in endpoints.get("subsets", []) for a in s.get("addresses", [])}
+    h3_cidr = ipaddress.ip_network(cluster.nodes()["h3"]["spec"]["podCIDR"])
+    assert ips and not any(ipaddress.ip_address(ip) in h3_cidr for ip in ips)
+    # Back: the taint goes, and the containers of the pods moved away are stopped.
+    up = cluster.sim.exec("h3", "ip", "link", "set", "eth0", "up")
+    assert up.returncode == 0, up.stderr
+    cluster.start_agent("h3")
+    cluster.wait(lambda: ready(cluster.nodes()["h3"]) and
+                 not cluster.nodes()["h3"]["spec"].get("taints"), 60, "h3 Ready again")
+
+    def stale_gone() -> bool:
+        names = cluster.sim.exec("h3", "docker", "ps", "-a", "--format", "{{.Names}}").stdout
+        return not any(name in names for name in lost)
+    cluster.wait(stale_gone, 60, "h3's stale containers removed", "h3.log")
+    assert not any(p["metadata"]["name"] in lost for p in cluster.pods("app=web"))
+
+
+def test_a_killed_node_agent_adopts_its_containers(cluster):
+    cluster.wait(lambda: len(_web_ready(cluster)) == REPLICAS, 60, "web Ready")
+    ids = cluster.sim.exec("h2", "docker", "ps", "-q").stdout.split()
+    assert ids
+    cluster.kill("h2")
+    cluster.start_agent("h2")
+    cluster.wait(lambda: ready(cluster.nodes()["h2"]), 60, "h2 Ready again", "h2.log")
+    cluster.wait(lambda: len(_web_ready(cluster)) == REPLICAS, 60, "web Ready")
+    after = cluster.sim.exec("h2", "docker", "ps", "-q").stdout.split()
+    assert set(ids) <= set(after)
