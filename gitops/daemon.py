@@ -245,7 +245,10 @@ class Agent:
     async def _start_api(self) -> None:
         app = make_app(ApiContext(self.store, self.token, self.status, self.sync.control,
                                   self.stop.set, self.pod_logs,
-                                  kube=KubeBackends(exec=RuntimeStreams(self.runtime)),
+                                  kube=KubeBackends(
+                                      exec=RuntimeStreams(self.runtime),
+                                      node_proxy=self.cluster.node_proxy(self.node.node_name)
+                                      if self.cluster else None),
                                   allow_host_access=self.config.allow_host_access,
                                   public_metrics=self.config.public_metrics,
                                   nodes=self.cluster.credentials if self.cluster else None))

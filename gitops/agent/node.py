@@ -64,6 +64,7 @@ class NodeAgent:
         self.clock = clock
         self.host_ip = ""         # the pod network's gateway on this host
         self.node_ip = ""         # the node's address for other hosts (a cluster's node)
+        self.kubelet_port = 0     # its endpoint for the server (logs, exec, port-forward)
         self.subnet = ""          # the pod network's, once set up: pod IPs are pinned in it
         self.wake: Callable[[], None] | None = None   # asks the loop for a pass soon
         # Whether the Service proxy or DNS still sends new traffic to a pod IP (set by the
@@ -112,7 +113,7 @@ class NodeAgent:
                                               **missing}
             self.store.update(existing)
         self.store.update_status(key, node_status(info, self.node_name, self.address,
-                                                  rfc3339(self.clock())))
+                                                  rfc3339(self.clock()), self.kubelet_port))
 
     @property
     def address(self) -> str:

@@ -178,7 +178,8 @@ def node_labels(info: dict, node_name: str) -> dict[str, str]:
             **({"kubernetes.io/arch": arch} if arch else {})}
 
 
-def node_status(info: dict, node_name: str, host_ip: str, now: str) -> dict:
+def node_status(info: dict, node_name: str, host_ip: str, now: str,
+                kubelet_port: int = 0) -> dict:
     """The Node's status as the agent posts it when it registers: capacity (all of it
     allocatable), Ready, addresses and the engine's facts."""
     capacity = {"cpu": str(info.get("NCPU", 1)),
@@ -199,4 +200,7 @@ def node_status(info: dict, node_name: str, host_ip: str, now: str) -> dict:
                          "architecture": _arch(info),
                          "kernelVersion": info.get("KernelVersion", ""),
                          "osImage": info.get("OperatingSystem", "")},
-            "allocatable": dict(capacity)}      # what the scheduler may place
+            "allocatable": dict(capacity),      # what the scheduler may place
+            # Where the server reaches this node's logs/exec/port-forward (a cluster's).
+            **({"daemonEndpoints": {"kubeletEndpoint": {"Port": kubelet_port}}}
+               if kubelet_port else {})}

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import re
 import secrets
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,6 +128,8 @@ class JoinService:
     credentials: NodeCredentials
     ca_pem: bytes
     cluster: dict       # what every node needs to know: service CIDR, cluster CIDR, DNS
+    # node, address -> what that node's own endpoint needs (certificate, key, token)
+    endpoint: Callable[[str, str], dict] | None = None
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/cacerts", self._cacerts)
@@ -149,9 +153,16 @@ class JoinService:
         if not isinstance(node, str) or not valid_node_name(node):
             return _error(400, "BadRequest", f"node name {node!r} is not a valid DNS "
                           "subdomain (lowercase letters, digits, '-' and '.')")
+        address = body.get("address", "")
+        try:
+            ipaddress.IPv4Address(address)
+        except ValueError:
+            return _error(400, "BadRequest", f"address {address!r} is not an IPv4 address")
         credential = self.credentials.issue(node)
-        log.info("node_joined", node=node, peer=request.remote)
-        return web.json_response({"node": node, "token": credential, **self.cluster})
+        endpoint = self.endpoint(node, address) if self.endpoint else {}
+        log.info("node_joined", node=node, address=address, peer=request.remote)
+        return web.json_response({"node": node, "token": credential, "endpoint": endpoint,
+                                  **self.cluster})
 
 
 def _error(code: int, reason: str, message: str) -> web.Response:

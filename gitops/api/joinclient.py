@@ -29,6 +29,7 @@ class NodeIdentity:
     credential: str
     ca_pem: bytes
     cluster: dict           # service CIDR, cluster CIDR, what the server told
+    endpoint: dict          # the node's own endpoint: cert, key (PEM), token
 
     def tls(self) -> ssl.SSLContext:
         ctx = ssl.create_default_context(cadata=self.ca_pem.decode())
@@ -64,7 +65,8 @@ def fetch_ca(server: str, timeout: float = 10.0) -> bytes:
     return body
 
 
-def join(server: str, token: JoinToken, node: str, timeout: float = 15.0) -> NodeIdentity:
+def join(server: str, token: JoinToken, node: str, address: str,
+         timeout: float = 15.0) -> NodeIdentity:
     ca_pem = fetch_ca(server, timeout)
     if ca_hash(ca_pem) != token.ca_hash:
         raise JoinError(f"the server at {server} presents a CA whose SHA-256 is "
@@ -74,7 +76,7 @@ def join(server: str, token: JoinToken, node: str, timeout: float = 15.0) -> Nod
     tls = ssl.create_default_context(cadata=ca_pem.decode())
     conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=tls)
     try:
-        conn.request("POST", "/gitops/v1/join", body=json.dumps({"node": node}),
+        conn.request("POST", "/gitops/v1/join", body=json.dumps({"node": node, "address": address}),
                      headers={"Authorization": f"Bearer {token.secret}",
                               "Content-Type": "application/json"})
         resp = conn.getresponse()
@@ -96,19 +98,19 @@ def join(server: str, token: JoinToken, node: str, timeout: float = 15.0) -> Nod
     if resp.status != 200 or not doc.get("token"):
         raise JoinError(f"joining {server} failed (HTTP {resp.status}): "
                         f"{doc.get('message', body[:200])}")
-    cluster = {k: v for k, v in doc.items() if k not in ("node", "token")}
-    return NodeIdentity(node, doc["token"], ca_pem, cluster)
+    cluster = {k: v for k, v in doc.items() if k not in ("node", "token", "endpoint")}
+    return NodeIdentity(node, doc["token"], ca_pem, cluster, doc.get("endpoint") or {})
 
 
-def save(root: Path, identity: NodeIdentity) -> None:
+def save(root: Path, identity: NodeIdentity, address: str) -> None:
     write_atomic(root / CA_FILE, identity.ca_pem)
     write_atomic(root / IDENTITY_FILE, json.dumps({
-        "node": identity.node, "credential": identity.credential,
+        "node": identity.node, "address": address, "credential": identity.credential,
         "ca_sha256": hashlib.sha256(identity.ca_pem).hexdigest(),
-        "cluster": identity.cluster}))
+        "cluster": identity.cluster, "endpoint": identity.endpoint}))
 
 
-def load(root: Path, token: JoinToken, node: str) -> NodeIdentity | None:
+def load(root: Path, token: JoinToken, node: str, address: str) -> NodeIdentity | None:
     """The identity this data dir joined with, if it is for this node and the token's
     server (a new token or node name joins afresh)."""
     try:
@@ -116,6 +118,8 @@ def load(root: Path, token: JoinToken, node: str) -> NodeIdentity | None:
         ca_pem = (root / CA_FILE).read_bytes()
     except (OSError, ValueError):
         return None
-    if doc.get("node") != node or ca_hash(ca_pem) != token.ca_hash:
-        return None
-    return NodeIdentity(node, doc["credential"], ca_pem, doc.get("cluster") or {})
+    if doc.get("node") != node or ca_hash(ca_pem) != token.ca_hash or \
+            doc.get("address") != address:
+        return None         # another server, name or address: join afresh
+    return NodeIdentity(node, doc["credential"], ca_pem, doc.get("cluster") or {},
+                        doc.get("endpoint") or {})

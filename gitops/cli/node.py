@@ -22,12 +22,16 @@ from gitops.errors import GitopsError
 @click.option("--node-ip", default="",
               help="Address other hosts reach this node at (default: this host's address "
                    "on the way to the server).")
+@click.option("--kubelet-port", default=10250, show_default=True, type=click.IntRange(1, 65535),
+              help="Port of this node's own endpoint (logs, exec, port-forward for the "
+                   "server), on --node-ip.")
 @click.option("--allow-host-access", is_flag=True,
               help="Allow hostPath, privileged, hostNetwork, hostPID and hostIPC.")
 @click.option("--log-format", default="auto", type=click.Choice(["auto", "json", "console"]))
 @click.option("--log-level", default="info")
 def node_agent(servers: str, token_file: str, data_dir: str, node_name: str, node_ip: str,
-               allow_host_access: bool, log_format: str, log_level: str) -> None:
+               kubelet_port: int, allow_host_access: bool, log_format: str,
+               log_level: str) -> None:
     """Join a server as a node and run its pods here (foreground; SIGTERM stops it).
 
     The server is one started with --advertise-address; the token is its
@@ -53,6 +57,6 @@ def node_agent(servers: str, token_file: str, data_dir: str, node_name: str, nod
     logsetup.configure(log_format, log_level)
     try:
         run_node(NodeConfig(urls, Path(token_file), Path(data_dir), node_name, node_ip,
-                            allow_host_access))
+                            allow_host_access, kubelet_port))
     except GitopsError as exc:
         fail(str(exc))

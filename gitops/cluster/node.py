@@ -29,7 +29,12 @@ from gitops.agent.node import NodeAgent
 from gitops.agent.runtime import RuntimeUnavailable
 from gitops.api import joinclient
 from gitops.api.join import parse_token
+from gitops.api.kube.api import KubeBackends
+from gitops.api.kube.backends import RuntimeStreams
+from gitops.api.nodeproxy import KUBELET_PORT
+from gitops.api.podlogs import PodLogs
 from gitops.api.remote import ApiClient, RemoteStore
+from gitops.cluster.endpoint import NodeEndpoint
 from gitops.controllers.nodeipam import pod_cidr
 from gitops.errors import GitopsError
 from gitops.model import ObjectKey
@@ -51,6 +56,7 @@ class NodeConfig:
     node_name: str = ""
     node_ip: str = ""
     allow_host_access: bool = False
+    kubelet_port: int = KUBELET_PORT
 
 
 def source_address(server: str) -> str:
@@ -61,7 +67,8 @@ def source_address(server: str) -> str:
         return s.getsockname()[0]
 
 
-def obtain_identity(cfg: NodeConfig, dd: DataDir, node_name: str) -> joinclient.NodeIdentity:
+def obtain_identity(cfg: NodeConfig, dd: DataDir, node_name: str,
+                    address: str) -> joinclient.NodeIdentity:
     """The credential this data dir joined with, or a new one from the first server that
     accepts the token. A refused token changes nothing here or on the server."""
     try:
@@ -69,17 +76,17 @@ def obtain_identity(cfg: NodeConfig, dd: DataDir, node_name: str) -> joinclient.
     except OSError as exc:
         raise GitopsError(f"cannot read the token file {cfg.token_file}: {exc.strerror}")
     token = parse_token(text, f"the token file {cfg.token_file}")
-    known = joinclient.load(dd.root, token, node_name)
+    known = joinclient.load(dd.root, token, node_name, address)
     if known is not None:
         return known
     errors = []
     for server in cfg.servers:
         try:
-            identity = joinclient.join(server, token, node_name)
+            identity = joinclient.join(server, token, node_name, address)
         except joinclient.JoinError as exc:
             errors.append(str(exc))
             continue
-        joinclient.save(dd.root, identity)
+        joinclient.save(dd.root, identity, address)
         log.info("node_joined", server=server, node=node_name)
         return identity
     raise joinclient.JoinError("; ".join(errors))
@@ -92,8 +99,8 @@ class NodeRole:
         make_private_dir(self.dd.root)
         self._lock_fd = _lock(self.dd.lock_file)
         self.node_name = cfg.node_name or socket.gethostname().lower()
-        self.identity = obtain_identity(cfg, self.dd, self.node_name)
         self.node_ip = cfg.node_ip or source_address(cfg.servers[0])
+        self.identity = obtain_identity(cfg, self.dd, self.node_name, self.node_ip)
         self.stop = asyncio.Event()
         self._stopping = threading.Event()
         client = ApiClient(cfg.servers, self.identity.credential, self.identity.tls())
@@ -103,6 +110,13 @@ class NodeRole:
         self.node = NodeAgent(self.store, self.runtime, self.node_name, self.network,
                               self.dd.root / "pods", allow_host_access=cfg.allow_host_access)
         self.node.node_ip = self.node_ip
+        self.node.kubelet_port = cfg.kubelet_port
+        self.endpoint = NodeEndpoint(self.dd.root, self.identity.endpoint, self.store,
+                                     KubeBackends(
+                                         logs=PodLogs(self.store, self.runtime,
+                                                      self.node.previous_run_since,
+                                                      self.stop.is_set),
+                                         exec=RuntimeStreams(self.runtime)))
         self.services = ServiceNetwork(self.dd.instance,
                                        self.identity.cluster.get("serviceCIDR", ""),
                                        self.node_ip)
@@ -147,6 +161,9 @@ class NodeRole:
         return Group("node", [
             Hooks("state", start=lambda: None, stop=self._close),
             Hooks("services", start=self._start_dns, stop=self.services.close),
+            Hooks("endpoint", start=lambda: self.endpoint.start(self.node_ip,
+                                                                self.cfg.kubelet_port),
+                  stop=self.endpoint.stop),
             Worker("docker-events", self._watch_docker),
             Group("loops", [self.heartbeat, self.node_loop, self.proxy_loop,
                             self.routes_loop], together=True),

@@ -4,6 +4,7 @@ when silent past the grace period; the server's own node routes to the others'."
 
 from __future__ import annotations
 
+import secrets
 import time
 
 import structlog
@@ -13,7 +14,8 @@ from gitops.agent import routes
 from gitops.agent.heartbeat import LEASE_NAMESPACE, Heartbeat
 from gitops.agent.node import NodeAgent
 from gitops.api.join import JoinService, NodeCredentials, load_or_create_token
-from gitops.api.kube.tls import CA_CERT, ensure_ca, server_context
+from gitops.api.kube.tls import CA_CERT, ensure_ca, issue_node_cert, server_context
+from gitops.api.nodeproxy import NodeEndpoints, NodeProxy
 from gitops.controllers import nodeipam, nodelifecycle
 from gitops.model import ObjectKey
 from gitops.model.actions import Delete
@@ -26,6 +28,7 @@ log = structlog.get_logger(component="cluster")
 
 NODE_TOKEN = "node-token"
 NODE_CREDENTIALS = "node-credentials.json"
+NODE_ENDPOINTS = "node-endpoints.json"
 
 
 class ClusterServer:
@@ -43,8 +46,10 @@ class ClusterServer:
         ca_pem = (dd.root / CA_CERT).read_bytes()
         self.token = load_or_create_token(dd.root / NODE_TOKEN, ca_pem)
         self.credentials = NodeCredentials(dd.root / NODE_CREDENTIALS)
+        self.endpoints = NodeEndpoints(dd.root / NODE_ENDPOINTS)
         self.join = JoinService(self.token, self.credentials, ca_pem, {
-            "serviceCIDR": service_cidr, "clusterCIDR": cluster_cidr})
+            "serviceCIDR": service_cidr, "clusterCIDR": cluster_cidr},
+            endpoint=self._endpoint_for)
         self.url = f"https://{advertise}:{port}"
         self.ipam_loop = Loop("node-ipam", self._assign_cidrs, resync=30, debounce=0.01)
         self.lifecycle_loop = Loop("node-lifecycle", self._lifecycle,
@@ -82,6 +87,17 @@ class ClusterServer:
                 self.routes_loop.poke()
         elif kind == "Lease":
             self.lifecycle_loop.poke()
+
+    def _endpoint_for(self, node: str, address: str) -> dict:
+        """A joining node's endpoint: a serving certificate for its address and the token
+        this server will present to it."""
+        cert, key = issue_node_cert(self.dd.root, node, address)
+        token = secrets.token_urlsafe(32)
+        self.endpoints.set(node, token)
+        return {"cert": cert.decode(), "key": key.decode(), "token": token}
+
+    def node_proxy(self, own_node: str) -> NodeProxy:
+        return NodeProxy(self.store, own_node, self.endpoints, self.dd.root / CA_CERT)
 
     # -- the server's own node --------------------------------------------------------
     def prepare_own_node(self, node: NodeAgent) -> str:

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import subprocess
 import sys
 
 import pytest
 
 from tests.cluster.harness import Cluster, address, pod_ready, ready
 from tests.cluster.sim import SimHosts, require_sim
+from tests.conftest import free_port
+from tests.kube_support import kubectl_path
 
 pytestmark = pytest.mark.cluster
 REPLICAS = 4
@@ -98,12 +101,36 @@ spec:
 def test_the_node_port_answers_on_every_host(cluster):
     port = cluster.get("service", "web")["spec"]["ports"][0]["nodePort"]
     for host in ("h1", "h2", "h3"):
-        with socket.create_connection((cluster.sim.addr(host), port), timeout=10) as s:
-            s.sendall(b"GET / HTTP/1.0\r\n\r\n")
-            body = b""
-            while chunk := s.recv(4096):
-                body += chunk
-        assert body.split()[-1].decode().startswith("web-"), (host, body)
+        body = _http_get(cluster.sim.addr(host), port)
+        assert body.split()[-1].startswith("web-"), (host, body)
+
+
+def test_logs_exec_and_port_forward_reach_a_pod_on_another_host(cluster):
+    pod = next(p for p in _web_ready(cluster) if p["spec"]["nodeName"] == "h2")
+    name = pod["metadata"]["name"]
+    assert cluster.kubectl("exec", name, "--", "cat", "/tmp/index.html").strip() == name
+    cluster.kubectl("exec", name, "--", "sh", "-c", "echo marker-$(hostname) > /proc/1/fd/1")
+    cluster.wait(lambda: f"marker-{name}" in cluster.kubectl("logs", name), 20, "the log line")
+    port = free_port()
+    forward = subprocess.Popen(
+        [kubectl_path(), "--kubeconfig", str(cluster.work / "kubeconfig"), "port-forward",
+         f"pod/{name}", f"{port}:8080"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True)
+    try:
+        assert forward.stdout.readline().startswith("Forwarding from")
+        assert _http_get("127.0.0.1", port).split()[-1] == name
+    finally:
+        forward.terminate()
+        forward.wait(10)
+
+
+def _http_get(host: str, port: int) -> str:
+    with socket.create_connection((host, port), timeout=10) as s:
+        s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        body = b""
+        while chunk := s.recv(4096):
+            body += chunk
+    return body.decode()
 
 
 def test_a_wrong_join_token_is_refused_and_nothing_changes(cluster):

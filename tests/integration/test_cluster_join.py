@@ -85,7 +85,7 @@ def test_a_wrong_secret_is_refused_and_nothing_changes(server):
     token = server.token()
     wrong = JoinToken(token.ca_hash, "x" * 43)
     with pytest.raises(JoinError, match="refused the join token"):
-        join(server.url, wrong, "h2")
+        join(server.url, wrong, "h2", "127.0.0.1")
     assert not (server.dd.root / "node-credentials.json").exists()
     assert server.store.list("Node") == []
 
@@ -93,13 +93,15 @@ def test_a_wrong_secret_is_refused_and_nothing_changes(server):
 def test_a_server_whose_ca_is_not_the_tokens_is_refused_before_the_secret_is_sent(server):
     token = server.token()
     with pytest.raises(JoinError, match="refusing to join"):
-        join(server.url, JoinToken("0" * 64, token.secret), "h2")
+        join(server.url, JoinToken("0" * 64, token.secret), "h2", "127.0.0.1")
     assert not (server.dd.root / "node-credentials.json").exists()
 
 
 def test_a_joined_node_works_through_the_api_within_node_restriction(server):
-    identity = join(server.url, server.token(), "h2")
+    identity = join(server.url, server.token(), "h2", "127.0.0.1")
     assert identity.cluster == {"serviceCIDR": "10.96.0.0/20", "clusterCIDR": "10.42.0.0/16"}
+    assert "BEGIN CERTIFICATE" in identity.endpoint["cert"] and identity.endpoint["token"]
+    assert server.cluster.endpoints.token("h2") == identity.endpoint["token"]
     creds = json.loads((server.dd.root / "node-credentials.json").read_text())
     assert list(creds) == ["h2"] and identity.credential not in creds["h2"]   # a hash only
     remote = RemoteStore(ApiClient([server.url], identity.credential, identity.tls()))
@@ -147,8 +149,8 @@ def test_a_joined_node_works_through_the_api_within_node_restriction(server):
 
 
 def test_joining_again_replaces_the_credential(server):
-    first = join(server.url, server.token(), "h2")
-    second = join(server.url, server.token(), "h2")
+    first = join(server.url, server.token(), "h2", "127.0.0.1")
+    second = join(server.url, server.token(), "h2", "127.0.0.1")
     assert _status(server.url, "/api/v1/nodes", first) == 401
     assert _status(server.url, "/api/v1/nodes", second) == 200
 

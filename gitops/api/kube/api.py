@@ -35,6 +35,9 @@ class KubeBackends:
     logs: Callable[..., Awaitable[Any]] | None = None      # LogRequest -> str | stream
     exec: Any = None                                      # backends.RuntimeStreams
     dial: Callable[[str, int], Awaitable[Any]] | None = None   # pod IP, port -> streams
+    # A cluster server: logs/exec/attach/port-forward of a pod on another node go to that
+    # node's endpoint (request, target -> response, or None for a pod of this host).
+    node_proxy: Callable[..., Awaitable[Any]] | None = None
 
 
 def ensure_default_namespace(store: Store) -> None:
