@@ -133,6 +133,20 @@ def _http_get(host: str, port: int) -> str:
     return body.decode()
 
 
+def test_an_image_missing_on_the_nodes_engine_says_so(cluster):
+    cluster.kubectl("run", "absent", "--image", "gitops/absent:1", "--restart", "Never",
+                    "--image-pull-policy", "IfNotPresent",
+                    "--overrides", '{"spec": {"nodeSelector": {"kubernetes.io/hostname": "h2"}}}')
+
+    def waiting() -> dict:
+        statuses = cluster.get("pod", "absent")["status"].get("containerStatuses") or [{}]
+        return statuses[0].get("state", {}).get("waiting", {})
+    cluster.wait(lambda: waiting().get("reason") in ("ErrImagePull", "ImagePullBackOff"),
+                 60, "the pull failure", "h2.log")
+    assert "gitops/absent:1 is not on this node's engine" in waiting()["message"]
+    cluster.kubectl("delete", "pod", "absent", "--wait=false")
+
+
 def test_a_wrong_join_token_is_refused_and_nothing_changes(cluster):
     good = cluster.token_file.read_text().strip()
     bad = cluster.work / "bad-token"
