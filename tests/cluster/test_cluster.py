@@ -169,7 +169,34 @@ def test_drain_moves_pods_off_a_node_and_uncordon_lets_them_back(cluster):
     assert not cluster.nodes()["h2"]["spec"].get("unschedulable")
 
 
+STATEFUL = """
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db}
+spec:
+  serviceName: db
+  replicas: 1
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      affinity:
+        nodeAffinity:
+          preferredDuringSchedulingIgnoredDuringExecution:
+          - weight: 100
+            preference:
+              matchExpressions: [{key: kubernetes.io/hostname, operator: In, values: [h3]}]
+      containers:
+      - {name: db, image: gitops/busybox:1, imagePullPolicy: IfNotPresent,
+         command: ["sleep", "3600"]}
+"""
+
+
 def test_a_lost_node_is_tainted_and_its_pods_replaced_then_it_comes_back_clean(cluster):
+    cluster.kubectl("apply", "-f", "-", input=STATEFUL)
+    cluster.wait(lambda: pod_ready(cluster.get("pod", "db-0")), 60, "db-0 Ready")
+    assert cluster.get("pod", "db-0")["spec"]["nodeName"] == "h3"
     lost = {p["metadata"]["name"] for p in _web_ready(cluster)
             if p["spec"]["nodeName"] == "h3"}
     assert lost
@@ -189,6 +216,9 @@ def test_a_lost_node_is_tainted_and_its_pods_replaced_then_it_comes_back_clean(c
     ips = {a["ip"] for s in endpoints.get("subsets", []) for a in s.get("addresses", [])}
     h3_cidr = ipaddress.ip_network(cluster.nodes()["h3"]["spec"]["podCIDR"])
     assert ips and not any(ipaddress.ip_address(ip) in h3_cidr for ip in ips)
+    # The StatefulSet's pod is not replaced while the old one may still run.
+    db = cluster.get("pod", "db-0")
+    assert db["spec"]["nodeName"] == "h3" and db["metadata"].get("deletionTimestamp")
     # Back: the taint goes, and the containers of the pods moved away are stopped.
     up = cluster.sim.exec("h3", "ip", "link", "set", "eth0", "up")
     assert up.returncode == 0, up.stderr
@@ -201,6 +231,8 @@ def test_a_lost_node_is_tainted_and_its_pods_replaced_then_it_comes_back_clean(c
         return not any(name in names for name in lost)
     cluster.wait(stale_gone, 60, "h3's stale containers removed", "h3.log")
     assert not any(p["metadata"]["name"] in lost for p in cluster.pods("app=web"))
+    # Now that the old db-0 is known stopped, the StatefulSet makes it again.
+    cluster.wait(lambda: pod_ready(cluster.get("pod", "db-0")), 60, "a new db-0 Ready")
 
 
 def test_a_killed_node_agent_adopts_its_containers(cluster):
