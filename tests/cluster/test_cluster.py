@@ -9,6 +9,7 @@ import ipaddress
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -68,6 +69,26 @@ def test_a_deployment_runs_on_the_other_hosts_engines(cluster):
         assert pod["metadata"]["name"] in names
         cidr = ipaddress.ip_network(cluster.nodes()[host]["spec"]["podCIDR"])
         assert ipaddress.ip_address(pod["status"]["podIP"]) in cidr
+
+
+def test_a_daemon_set_runs_one_pod_on_every_node(cluster):
+    cluster.kubectl("apply", "-f", "-", input="""
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: everywhere}
+spec:
+  selector: {matchLabels: {app: everywhere}}
+  template:
+    metadata: {labels: {app: everywhere}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - {name: a, image: gitops/busybox:1, imagePullPolicy: IfNotPresent,
+         command: ["sleep", "3600"]}
+""")
+    cluster.wait(lambda: sorted(p["spec"]["nodeName"] for p in cluster.pods("app=everywhere")
+                                if pod_ready(p)) == ["h1", "h2", "h3"], 60,
+                 "one Ready pod per node")
 
 
 def test_a_client_on_h1_reaches_the_service_on_h2_and_h3_by_name(cluster):
@@ -245,3 +266,19 @@ def test_a_killed_node_agent_adopts_its_containers(cluster):
     cluster.wait(lambda: len(_web_ready(cluster)) == REPLICAS, 60, "web Ready")
     after = cluster.sim.exec("h2", "docker", "ps", "-q").stdout.split()
     assert set(ids) <= set(after)
+
+
+def test_a_restarted_server_loses_nothing_and_evicts_nobody(cluster):
+    cluster.wait(lambda: len(_web_ready(cluster)) == REPLICAS, 60, "web Ready")
+    before = {p["metadata"]["name"]: p["spec"]["nodeName"] for p in _web_ready(cluster)}
+    proc = cluster.procs.pop("h1")
+    proc.terminate()
+    proc.wait(60)
+    # Down for longer than the grace period: the nodes could not renew their Leases.
+    time.sleep(cluster.grace + 2)
+    cluster.start_server()
+    cluster.wait(lambda: all(ready(n) for n in cluster.nodes().values()), 60, "nodes Ready")
+    time.sleep(cluster.toleration + 2)      # an eviction would have happened by now
+    after = {p["metadata"]["name"]: p["spec"]["nodeName"] for p in _web_ready(cluster)}
+    assert after == before
+    assert not any(n["spec"].get("taints") for n in cluster.nodes().values())
