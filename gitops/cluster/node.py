@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import json
 import os
 import signal
 import socket
@@ -39,7 +40,7 @@ from gitops.controllers.nodeipam import pod_cidr
 from gitops.errors import GitopsError
 from gitops.model import ObjectKey
 from gitops.paths import DataDir
-from gitops.private_files import make_private_dir
+from gitops.private_files import make_private_dir, write_atomic
 from gitops.proxy.services import ServiceNetwork
 from gitops.runnable import Group, Hooks, Loop, Worker
 
@@ -171,6 +172,7 @@ class NodeRole:
 
     def _close(self) -> None:
         self.node.close()
+        self.dd.agent_file.unlink(missing_ok=True)
         self.store.close()
 
     # -- lifecycle --------------------------------------------------------------------
@@ -186,6 +188,14 @@ class NodeRole:
             return
         runnables = self.runnables()
         await runnables.start()
+        # What `gitops down --data-dir` needs: this process, and what to clean up after it.
+        write_atomic(self.dd.runtime_file, json.dumps({
+            "docker_host": self.runtime.host, "network": self.network,
+            "service_cidr": self.services.service_cidr}))
+        write_atomic(self.dd.agent_file, json.dumps({
+            "pid": os.getpid(), "role": "node", "node": self.node_name,
+            "server": self.store.client.server, "instance": self.dd.instance,
+            "network": self.network, "docker_host": self.runtime.host}))
         log.info("node_started", node=self.node_name, address=self.node_ip,
                  server=self.store.client.server, pod_cidr=self.node.subnet)
         try:
