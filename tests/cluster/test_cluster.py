@@ -282,3 +282,14 @@ def test_a_restarted_server_loses_nothing_and_evicts_nobody(cluster):
     after = {p["metadata"]["name"]: p["spec"]["nodeName"] for p in _web_ready(cluster)}
     assert after == before
     assert not any(n["spec"].get("taints") for n in cluster.nodes().values())
+
+
+def test_down_on_a_node_stops_its_agent_and_removes_its_containers(cluster):
+    assert cluster.sim.exec("h2", "docker", "ps", "-q").stdout.split()
+    done = cluster.sim.exec("h2", sys.executable, "-m", "gitops", "down", "--data-dir",
+                            str(cluster.work / "h2"), timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert cluster.procs["h2"].wait(30) is not None
+    cluster.procs.pop("h2")
+    left = cluster.sim.exec("h2", "docker", "ps", "-aq", "--filter", "label=gitops.managed=true")
+    assert left.stdout.split() == []
