@@ -247,11 +247,11 @@ def test_a_lost_node_is_tainted_and_its_pods_replaced_then_it_comes_back_clean(c
     cluster.wait(lambda: ready(cluster.nodes()["h3"]) and
                  not cluster.nodes()["h3"]["spec"].get("taints"), 60, "h3 Ready again")
 
-    def stale_gone() -> bool:
+    def stale_gone() -> bool:       # the containers stopped, then the pods deleted
         names = cluster.sim.exec("h3", "docker", "ps", "-a", "--format", "{{.Names}}").stdout
-        return not any(name in names for name in lost)
-    cluster.wait(stale_gone, 60, "h3's stale containers removed", "h3.log")
-    assert not any(p["metadata"]["name"] in lost for p in cluster.pods("app=web"))
+        return not any(name in names for name in lost) and \
+            not any(p["metadata"]["name"] in lost for p in cluster.pods("app=web"))
+    cluster.wait(stale_gone, 60, "h3's stale containers and pods removed", "h3.log")
     # Now that the old db-0 is known stopped, the StatefulSet makes it again.
     cluster.wait(lambda: pod_ready(cluster.get("pod", "db-0")), 60, "a new db-0 Ready")
 
