@@ -181,9 +181,12 @@ class NodeRole:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop.set)
         self.store.start()
-        if not await asyncio.to_thread(self.store.wait_synced, 60):
-            raise GitopsError(f"the API at {self.cfg.servers} did not answer the node's "
-                              "lists within 60 s")
+        # The server may be down or restarting: wait for it, as a kubelet does.
+        while not await asyncio.to_thread(self.store.wait_synced, 10):
+            if self.stop.is_set():
+                self._stopping.set()
+                return
+            log.warning("server_unreachable_waiting", servers=self.cfg.servers)
         if not await self._setup():
             return
         runnables = self.runnables()
