@@ -14,7 +14,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-"$here/setup.sh"
-# A node routes between its pod bridge and the other hosts (the agent also sets it).
-sysctl -qw net.ipv4.ip_forward=1
+# The package, engine and images (skipped when the caller, scripts/test.sh, did that).
+[ -n "${GITOPS_SKIP_BASE_SETUP:-}" ] || "$here/setup.sh"
+# ip_forward: the agent turns it on when it starts as a cluster's node.
 echo "ready: ip $(ip -V | awk '{print $NF}'), nsenter, docker at ${DOCKER_HOST:-default}"
