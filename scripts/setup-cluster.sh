@@ -17,4 +17,4 @@ fi
 # The package, engine and images (skipped when the caller, scripts/test.sh, did that).
 [ -n "${GITOPS_SKIP_BASE_SETUP:-}" ] || "$here/setup.sh"
 # ip_forward: the agent turns it on when it starts as a cluster's node.
-echo "ready: ip $(ip -V | awk '{print $NF}'), nsenter, docker at ${DOCKER_HOST:-default}"
+echo "ready: ip $(ip -V | awk '{print $NF}'), nsenter"
