@@ -46,6 +46,7 @@ class ApiClient:
         self.tls = tls
         self.timeout = timeout
         self._current = 0
+        self._local = threading.local()       # one kept-alive connection per thread
 
     @property
     def server(self) -> str:
@@ -61,24 +62,36 @@ class ApiClient:
                 "Content-Type": "application/json"}
 
     def request(self, method: str, path: str, body: dict | None = None) -> dict:
+        """One request on this thread's kept-alive connection (a TLS handshake per write
+        would cost more than the write); a broken connection is made again once, then
+        the next server is tried."""
         data = json.dumps(body).encode() if body is not None else None
-        for attempt in range(len(self.servers)):
-            conn = self.connection()
+        for attempt in range(2 * len(self.servers)):
+            conn = self._kept()
             try:
                 conn.request(method, path, body=data, headers=self.headers())
                 resp = conn.getresponse()
                 payload = resp.read()
                 status = resp.status
             except (OSError, http.client.HTTPException) as exc:
-                if attempt == len(self.servers) - 1:
+                conn.close()
+                self._local.conn = None
+                if attempt == 2 * len(self.servers) - 1:
                     raise TransientError(f"API server {self.server} unreachable: {exc}",
                                          retry_after=1.0) from exc
-                self._current += 1
+                if attempt % 2:         # reconnected once already: the next server
+                    self._current += 1
                 continue
-            finally:
-                conn.close()
             return _answer(status, payload, method, path)
         raise TransientError("no API server answers", retry_after=1.0)
+
+    def _kept(self) -> http.client.HTTPSConnection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None or getattr(self._local, "server", "") != self.server:
+            conn = self.connection()
+            self._local.conn, self._local.server = conn, self.server
+        return conn
+
 
 def _answer(status: int, payload: bytes, method: str, path: str) -> dict:
     try:
