@@ -62,6 +62,12 @@ BENCHES = (
     Bench("proxy", "proxy_vs_docker", ("proxy_rps_ratio_vs_docker_proxy",
                                        "proxy_p99_ratio_vs_docker_proxy"), ("proxy_table",),
           timeout=900, quick_timeout=240, needs="wrk"),
+    # Three simulated hosts (root: network namespaces, one dockerd each); issue 19.
+    Bench("cluster", "cluster_bench", ("cluster_push_to_ready_s",
+                                       "cross_node_proxy_rps_ratio_vs_direct",
+                                       "node_loss_to_replaced_s"),
+          ("cross_node_direct_rps", "cross_node_clusterip_rps"),
+          timeout=600, quick_timeout=200),
 )
 KEYS = tuple(k for b in BENCHES for k in b.keys)
 QUICK_BUDGET = 570     # seconds: --quick must end within 10 minutes, reporting included
@@ -81,6 +87,9 @@ TARGETS = {
     "agent_rss_mb_100_pods": ("<=", 120.0),
     "ui_first_paint_s": ("<=", 1.0),                 # issue 21
     "ui_tree_500_objects_s": ("<=", 1.0),            # issue 21: "without lag"
+    "cluster_push_to_ready_s": ("<=", 2.0),                  # issue 19
+    "cross_node_proxy_rps_ratio_vs_direct": (">=", 0.7),
+    "node_loss_to_replaced_s": ("<=", 20.0),
 }
 
 

@@ -30,6 +30,8 @@ from gitops.api.kube.tls import ca_pem
 from gitops.api.podlogs import PodLogs
 from gitops.api.server import ApiContext, make_app, object_health, unmanaged_objects
 from gitops.api.webhook import add_webhook_routes
+from gitops.cluster.server import ClusterServer
+from gitops.controllers.nodelifecycle import Settings
 from gitops.controllers.manager import ControllerManager
 from gitops.errors import GitopsError
 from gitops.manifests.age_keys import KeySource
@@ -109,6 +111,12 @@ class AgentConfig:
     jsonnet_ext_var_str: tuple[str, ...] = ()
     jsonnet_ext_var_code: tuple[str, ...] = ()
     jsonnet_libs: tuple[str, ...] = ()
+    # A cluster server (gitops.cluster): nodes join at advertise_address:https_listen_port.
+    advertise_address: str = ""
+    https_listen_port: int = 6443
+    cluster_cidr: str = "10.42.0.0/16"
+    node_monitor_grace_period: float = 40.0
+    default_unreachable_toleration_seconds: int = 300
 
 
 class Agent:
@@ -177,7 +185,7 @@ class Agent:
                               self.network, self.dd.root / "pods",
                               allow_host_access=config.allow_host_access)
         self.services = ServiceNetwork(self.dd.instance, self.service_cidr,
-                                       config.node_address)
+                                       _node_address(config))
         # A short debounce: a scheduled pod is started at once (a pass reads everything,
         # so pokes during a pass still coalesce into the next one).
         self.node_loop = Loop("node-agent", self.node.sync_once, resync=2, debounce=0.003)
@@ -192,6 +200,15 @@ class Agent:
                                 self.stop.is_set)
         self.informer.add_handler(self._wake_node)
         self._api: web.AppRunner | None = None
+        # -- a cluster server: other hosts join as nodes (gitops.cluster)
+        self.cluster = ClusterServer(
+            self.store, self.dd, config.advertise_address, config.https_listen_port,
+            config.cluster_cidr, self.service_cidr,
+            Settings(config.node_monitor_grace_period,
+                     config.default_unreachable_toleration_seconds),
+            self.controllers.events) if config.advertise_address else None
+        if self.cluster is not None:
+            self.informer.add_handler(self.cluster.on_change)
 
     # -- wiring ---------------------------------------------------------------------------
     def runnables(self) -> Group:
@@ -207,7 +224,8 @@ class Agent:
             Worker("docker-events", self._watch_docker),
             Worker("usage", self.usage.run),
             Group("loops", [self.sync, self.live, self.apps, self.controllers,
-                            self.scheduler, self.node_loop, self.proxy_loop], together=True),
+                            self.scheduler, self.node_loop, self.proxy_loop,
+                            *(self.cluster.loops() if self.cluster else [])], together=True),
         ])
 
     def _trigger(self, reason: str) -> None:
@@ -280,9 +298,15 @@ class Agent:
     async def _start_api(self) -> None:
         app = make_app(ApiContext(self.store, self.token, self.status, self._control,
                                   self.stop.set, self.pod_logs,
-                                  kube=KubeBackends(exec=RuntimeStreams(self.runtime)),
+                                  kube=KubeBackends(
+                                      exec=RuntimeStreams(self.runtime),
+                                      node_proxy=self.cluster.node_proxy(self.node.node_name)
+                                      if self.cluster else None),
                                   allow_host_access=self.config.allow_host_access,
-                                  public_metrics=self.config.public_metrics))
+                                  public_metrics=self.config.public_metrics,
+                                  nodes=self.cluster.credentials if self.cluster else None))
+        if self.cluster is not None:
+            self.cluster.add_routes(app)        # /cacerts, /gitops/v1/join
         add_webhook_routes(app, self.webhook_secret, self.source.url, self.config.ref,
                            lambda _event: self._trigger("webhook"))
         metrics.attach(self, app)       # GET /metrics (Prometheus)
@@ -296,13 +320,15 @@ class Agent:
             self._api, self.dd.root, self.config.api_host, self.config.api_port,
             self.config.kube_port or _remembered_port(self.dd), fallback=not self.config.kube_port)
         self.dd.kube_port_file.write_text(f"{port_of(kube_url)}\n")
+        cluster = {} if self.cluster is None else {
+            "join": await self.cluster.start_listener(self._api), "server": self.cluster.url}
         # Redacted: credentials stay in git's own config (repos/), nowhere else on disk.
         _write_json(self.dd.agent_file, {"pid": os.getpid(), "url": url, "kube_url": kube_url,
                                          "instance": self.dd.instance,
                                          "repo": redact_url(self.source.url),
                                          "network": self.network,
                                          "docker_host": self.runtime.host,
-                                         "options": self._options()})
+                                         "options": self._options(), **cluster})
         _write_json(self.dd.runtime_file, {"docker_host": self.runtime.host,
                                            "network": self.network,
                                            "service_cidr": self.service_cidr})
@@ -381,6 +407,9 @@ class Agent:
                 delay = min(10.0, delay * 2)
 
     def _setup_runtime(self) -> None:
+        if self.cluster is not None:        # a cluster's node: the pod CIDR it was given
+            self.node.setup(self.cluster.prepare_own_node(self.node))
+            return
         subnet = self.config.pod_subnet or self.store.get_state("pod_subnet")
         if not subnet:
             subnet = pick_subnet(self.dd.instance, self.runtime.used_subnets())
@@ -414,6 +443,13 @@ def _app_sync_options(config: AgentConfig) -> tuple[str, ...]:
     """--sync-option's list; --create-namespace is CreateNamespace=true for every object."""
     extra = ("CreateNamespace=true",) if config.create_namespace else ()
     return (*config.sync_options, *extra)
+
+
+def _node_address(config: AgentConfig) -> str:
+    """Where NodePorts listen: a cluster's node on its advertised address by default."""
+    if config.advertise_address and config.node_address == "127.0.0.1":
+        return config.advertise_address
+    return config.node_address
 
 
 def _lock(path: Path) -> int:

@@ -177,7 +177,9 @@ class DockerRuntime:
         try:
             self.client.images.pull(repo, tag=tag or "latest")
         except docker.errors.APIError as exc:
-            raise RuntimeFailure(f"pull {image}: {exc.explanation or exc}", "ErrImagePull") from exc
+            # Say where it is missing: on a cluster, each host's engine needs its images.
+            raise RuntimeFailure(f"image {image} is not on this node's engine and pulling "
+                                 f"it failed: {exc.explanation or exc}", "ErrImagePull") from exc
 
     def ensure_pause_image(self) -> None:
         """The sandbox image; built from the host's static busybox when it is missing."""

@@ -62,7 +62,9 @@ class NodeAgent:
         self.node_name = node_name
         self.network = network
         self.clock = clock
-        self.host_ip = ""
+        self.host_ip = ""         # the pod network's gateway on this host
+        self.node_ip = ""         # the node's address for other hosts (a cluster's node)
+        self.kubelet_port = 0     # its endpoint for the server (logs, exec, port-forward)
         self.subnet = ""          # the pod network's, once set up: pod IPs are pinned in it
         self.wake: Callable[[], None] | None = None   # asks the loop for a pass soon
         # Whether the Service proxy or DNS still sends new traffic to a pod IP (set by the
@@ -110,8 +112,17 @@ class NodeAgent:
             existing["metadata"]["labels"] = {**(existing["metadata"].get("labels") or {}),
                                               **missing}
             self.store.update(existing)
-        self.store.update_status(key, node_status(info, self.node_name, self.host_ip,
-                                                  rfc3339(self.clock())))
+        self.store.update_status(key, node_status(info, self.node_name, self.address,
+                                                  rfc3339(self.clock()), self.kubelet_port))
+
+    @property
+    def address(self) -> str:
+        """The node's InternalIP and its pods' hostIP."""
+        return self.node_ip or self.host_ip
+
+    @property
+    def runtime_up(self) -> bool:
+        return self._runtime_down_since is None
 
     # -- one pass ---------------------------------------------------------------------
     def sync_once(self) -> None:
@@ -262,7 +273,7 @@ class NodeAgent:
                   for c in pod["spec"].get("containers", [])}
         book = self._restarts.of(uid)
         status = pod_status(pod, containers, pod_waiting, book.counts, book.last_states,
-                            self.host_ip, rfc3339(self.clock()), probes)
+                            self.address, rfc3339(self.clock()), probes)
         if has_messages(status):        # an engine error may quote a $(SECRET) expansion
             status = mask_messages(status, self._secret_values(pod))
         try:

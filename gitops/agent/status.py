@@ -178,7 +178,8 @@ def node_labels(info: dict, node_name: str) -> dict[str, str]:
             **({"kubernetes.io/arch": arch} if arch else {})}
 
 
-def node_status(info: dict, node_name: str, host_ip: str, now: str) -> dict:
+def node_status(info: dict, node_name: str, host_ip: str, now: str,
+                kubelet_port: int = 0) -> dict:
     """The Node's status as the agent posts it when it registers: capacity (all of it
     allocatable), Ready, addresses and the engine's facts."""
     capacity = {"cpu": str(info.get("NCPU", 1)),
@@ -190,9 +191,16 @@ def node_status(info: dict, node_name: str, host_ip: str, now: str) -> dict:
             "addresses": [{"type": "InternalIP", "address": host_ip},
                           {"type": "Hostname", "address": node_name}],
             "nodeInfo": {"kubeletVersion": kube_version()["gitVersion"],
+                         "kubeProxyVersion": kube_version()["gitVersion"],
+                         # The engine's id stands for the machine's (one engine per host).
+                         "machineID": str(info.get("ID", "")).replace(":", "")[:32],
+                         "systemUUID": str(info.get("ID", "")), "bootID": "",
                          "containerRuntimeVersion": f"docker://{info.get('ServerVersion', '')}",
                          "operatingSystem": info.get("OSType", "linux"),
                          "architecture": _arch(info),
                          "kernelVersion": info.get("KernelVersion", ""),
                          "osImage": info.get("OperatingSystem", "")},
-            "allocatable": dict(capacity)}      # what the scheduler may place
+            "allocatable": dict(capacity),      # what the scheduler may place
+            # Where the server reaches this node's logs/exec/port-forward (a cluster's).
+            **({"daemonEndpoints": {"kubeletEndpoint": {"Port": kubelet_port}}}
+               if kubelet_port else {})}

@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from gitops.api.kube.api import KubeApi, KubeBackends
+from gitops.api.kube.noderestriction import NODE, node_restriction
 from gitops.api.kube.request import LogRequest
 from gitops.errors import GitopsError
 from gitops.health import assess, assess_in
@@ -32,6 +33,7 @@ class ApiContext:
     kube: KubeBackends | None = None      # exec / port-forward for the Kubernetes API
     allow_host_access: bool = False       # API writes follow the same node policy as git
     public_metrics: bool = False          # /metrics without the token (names Services)
+    nodes: Any = None       # join.NodeCredentials: nodes' own credentials (a cluster server)
 
 
 CONTROL_VERBS = ("sync", "rollback", "unpin", "suspend", "resume")
@@ -46,16 +48,26 @@ def _status_error(code: int, reason: str, message: str) -> web.Response:
 
 @web.middleware
 async def _auth(request: web.Request, handler: Any) -> web.StreamResponse:
-    if request.path == "/healthz" or request.path.startswith("/hooks/") or (
+    if request.path in ("/healthz", "/cacerts", "/gitops/v1/join") or \
+            request.path.startswith("/hooks/") or (
             request.path == "/metrics" and request.app[CTX].public_metrics) or \
             request.path == "/ui" or request.path.startswith("/ui/"):
-        # webhooks authenticate by their signature, the UI (gitops.ui) by its session
+        # Webhooks authenticate by their signature, joining nodes by the join token, the
+        # UI (gitops.ui) by its session.
         return await handler(request)
-    token = request.app[CTX].token.strip()
+    ctx = request.app[CTX]
+    token = ctx.token.strip()
     given = _bearer_token(request.headers.get("Authorization", ""))
     # Fail closed: an empty token (a truncated file) must not match an empty header.
-    if not token or not given or not hmac.compare_digest(given.encode(), token.encode()):
+    if token and given and hmac.compare_digest(given.encode(), token.encode()):
+        return await handler(request)
+    node = ctx.nodes.node_of(given) if ctx.nodes is not None and given else None
+    if node is None:
         return _status_error(401, "Unauthorized", "a valid bearer token is required")
+    denied = await node_restriction(request, ctx.store, node)
+    if denied:
+        return _status_error(403, "Forbidden", denied)
+    request[NODE] = node
     return await handler(request)
 
 

@@ -123,6 +123,9 @@ def up(source: str, agent: AgentOptions, data_dir: str, wait: bool, timeout: flo
             except GitopsError as exc:
                 fail(str(exc))
         click.echo(f"agent started (pid {proc.pid}), logs: {dd.log_file}")
+        join = (dd.read_agent() or {}).get("join")
+        if join:        # --advertise-address: other hosts may join
+            click.echo(f"nodes join with: {join}")
     if wait or report:
         wait_and_report(Client(dd), timeout, report, spent=time.monotonic() - started)
 

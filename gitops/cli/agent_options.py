@@ -35,6 +35,25 @@ def _check_cidr(ctx, param, value: str) -> str:
     return value
 
 
+def _check_ip(value: str) -> str:
+    if value:
+        try:
+            ipaddress.IPv4Address(value)
+        except ValueError as exc:
+            raise click.BadParameter(f"{value!r} is not an IPv4 address of this host") from exc
+    return value
+
+
+def _check_cluster_cidr(value: str) -> str:
+    try:
+        net = ipaddress.IPv4Network(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    if net.prefixlen > 23:
+        raise click.BadParameter(f"{value} holds fewer than two /24 pod CIDRs")
+    return value
+
+
 def _check_sync_options(ctx, param, value: tuple[str, ...]) -> tuple[str, ...]:
     from gitops.sync.options import app_options
     try:
@@ -74,6 +93,28 @@ def _option(flag: str, default: Any, aliases: tuple[str, ...] = (), **click_kw: 
 @dataclass(frozen=True)
 class AgentOptions:
     # In the order --help lists them.
+    advertise_address: str = _option(
+        "--advertise-address", "", metavar="ADDR", callback=lambda c, p, v: _check_ip(v),
+        help="Let other hosts join this server as nodes: serve the API on "
+             "ADDR:--https-listen-port (HTTPS), write the join token to DATA_DIR/node-token "
+             "and give nodes pod CIDRs from --cluster-cidr (default: single host).")
+    node_name: str = _option(
+        "--node-name", "", help="This host's Node name (default: the host name).")
+    https_listen_port: int = _option(
+        "--https-listen-port", 6443, show_default=True, type=click.IntRange(0, 65535),
+        help="Port of the API on --advertise-address.")
+    cluster_cidr: str = _option(
+        "--cluster-cidr", "10.42.0.0/16", show_default=True,
+        callback=lambda c, p, v: _check_cluster_cidr(v),
+        help="Range the nodes' pod CIDRs (a /24 each) come from, with --advertise-address.")
+    node_monitor_grace_period: float = _option(
+        "--node-monitor-grace-period", 40.0, show_default=True, type=click.FloatRange(min=1),
+        help="Seconds a node may stay silent before it is NotReady and tainted unreachable.")
+    default_unreachable_toleration_seconds: int = _option(
+        "--default-unreachable-toleration-seconds", 300, show_default=True,
+        type=click.IntRange(min=0),
+        help="How long pods without their own toleration stay on an unreachable or "
+             "NotReady node before they are evicted and replaced elsewhere.")
     api_host: str = _option(
         "--api-address", "127.0.0.1", show_default=True,
         help="Address the API listens on; beyond loopback it is HTTPS only, with a CA kept "

@@ -8,7 +8,7 @@ import traceback
 
 import click
 
-from gitops.cli import access, agent, control, manifests, objects, rollout, ui
+from gitops.cli import access, agent, control, manifests, node, objects, rollout, ui
 from gitops.cli.common import EXIT_ERROR, fail, one_line
 
 
@@ -32,7 +32,7 @@ class GitopsGroup(click.Group):
 
 
 @click.group(cls=GitopsGroup, commands=[
-    agent.run, agent.up, agent.down, agent.healthcheck,
+    agent.run, agent.up, agent.down, agent.healthcheck, node.node_agent,
     control.sync, control.rollback, control.unpin, control.suspend, control.resume,
     control.status, control.history,
     objects.get, objects.describe, objects.events, objects.logs, rollout.rollout,

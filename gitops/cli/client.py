@@ -23,6 +23,10 @@ class Client:
         if info is None:
             raise AgentNotRunning(f"no agent is running for data dir {dd.root} "
                                   "(start one with `gitops up SOURCE` or `gitops run`)")
+        if info.get("role") == "node":
+            raise AgentNotRunning(f"{dd.root} is the data dir of node {info.get('node')} "
+                                  f"(`gitops agent`), which has no API of its own: use "
+                                  f"kubectl against its server {info.get('server')}")
         self.url = info["url"]
         self.info = info
         self._token = dd.token()

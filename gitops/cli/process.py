@@ -69,6 +69,8 @@ def stop_agent(dd: DataDir) -> None:
     if not info:
         return
     try:
+        if info.get("role") == "node":      # `gitops agent`: no API of its own to ask
+            raise GitopsError("a node alone")
         Client(dd).post("/gitops/v1/shutdown", timeout=10)
     except GitopsError:
         os.kill(info["pid"], signal.SIGTERM)

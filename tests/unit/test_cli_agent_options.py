@@ -27,7 +27,9 @@ CHANGED = AgentOptions(
     dest_namespace="team", directory_recurse=False, directory_include="*.yaml",
     directory_exclude="alt/*", jsonnet_tla_str=("env=prod",), jsonnet_tla_code=("n=3",),
     jsonnet_ext_var_str=("region=eu",), jsonnet_ext_var_code=("debug=false",),
-    jsonnet_libs=("vendor",), ui_read_only=True)
+    jsonnet_libs=("vendor",), ui_read_only=True, advertise_address="10.77.0.1",
+    node_name="h1", https_listen_port=7443, cluster_cidr="10.50.0.0/16",
+    node_monitor_grace_period=10.0, default_unreachable_toleration_seconds=5)
 
 
 def parsed(argv: list[str]) -> AgentOptions:

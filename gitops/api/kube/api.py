@@ -18,6 +18,7 @@ from aiohttp import web
 from gitops.admission.errors import Refused
 from gitops.api.kube import deletes, discovery, openapi, reviews, subresources, watch, writes
 from gitops.api.kube import status as st
+from gitops.api.kube.noderestriction import NODE
 from gitops.api.kube.reads import list_objects, read
 from gitops.api.kube.request import WARNINGS, Target, bool_param, parse_path, wanted_shape
 from gitops.api.kube.respond import json_response
@@ -35,6 +36,9 @@ class KubeBackends:
     logs: Callable[..., Awaitable[Any]] | None = None      # LogRequest -> str | stream
     exec: Any = None                                      # backends.RuntimeStreams
     dial: Callable[[str, int], Awaitable[Any]] | None = None   # pod IP, port -> streams
+    # A cluster server: logs/exec/attach/port-forward of a pod on another node go to that
+    # node's endpoint (request, target -> response, or None for a pod of this host).
+    node_proxy: Callable[..., Awaitable[Any]] | None = None
 
 
 def ensure_system_namespaces(store: Store) -> None:
@@ -164,8 +168,9 @@ class KubeApi:
             # On a worker thread, as lists and writes: a store call waits for any other
             # thread's transaction, and the event loop also carries the service proxy.
             if target.name:
+                reveal = target.resource.kind == "Secret" and bool(request.get(NODE))
                 return await asyncio.to_thread(lambda: json_response(
-                    read(self.store, target, shape, q)))
+                    read(self.store, target, shape, q, reveal)))
             return await asyncio.to_thread(lambda: json_response(
                 list_objects(self.store, target, shape, q)))
         verb = {("POST", False): writes.create, ("PUT", True): writes.replace,

@@ -34,8 +34,11 @@ def shaped_one(target: Target, obj: dict, shape: str, query) -> dict:
     return obj
 
 
-def read(store: Store, target: Target, shape: str, query) -> dict:
-    return shaped_one(target, present(get_object(store, target)), shape, query)
+def read(store: Store, target: Target, shape: str, query, reveal: bool = False) -> dict:
+    """One object as the API shows it; `reveal`: a Secret's values unmasked (a node
+    reading one its pods use: NodeRestriction allowed that one alone)."""
+    obj = get_object(store, target)
+    return shaped_one(target, dict(obj) if reveal else present(obj), shape, query)
 
 
 def list_page(store: Store, target: Target, query) -> tuple[int, list[dict], str, int]:

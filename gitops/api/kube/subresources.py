@@ -29,6 +29,10 @@ if TYPE_CHECKING:
 
 async def handle(api: "KubeApi", request: web.Request, target: Target) -> web.StreamResponse:
     sub, method = target.sub, request.method
+    if sub in ("log", "exec", "attach", "portforward") and api.backends.node_proxy:
+        proxied = await api.backends.node_proxy(request, target)
+        if proxied is not None:         # the pod runs on another node: its answer
+            return proxied
     if sub == "status":
         if method == "GET":
             shape = wanted_shape(request.headers.get("Accept", ""))

@@ -120,3 +120,21 @@ def server_context(root: Path, hosts: list[str]) -> ssl.SSLContext:
 def client_context(root: Path) -> ssl.SSLContext:
     """For the gitops CLI and tests: trust exactly this data dir's CA."""
     return ssl.create_default_context(cafile=str(root / CA_CERT))
+
+
+def issue_node_cert(root: Path, node: str, address: str) -> tuple[bytes, bytes]:
+    """(certificate, key) PEM for a node's own endpoint at `address`, signed by the data
+    dir's CA (k3s signs its agents' kubelet serving certificates the same way)."""
+    ca_cert, ca_key = ensure_ca(root)
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = _validity(x509.CertificateBuilder()
+                     .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME,
+                                                                 f"system:node:{node}")]))
+                     .issuer_name(ca_cert.subject).public_key(key.public_key())
+                     .serial_number(x509.random_serial_number())) \
+        .add_extension(x509.SubjectAlternativeName(
+            [x509.IPAddress(ipaddress.ip_address(address))]), critical=False) \
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True) \
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False) \
+        .sign(ca_key, hashes.SHA256())
+    return cert.public_bytes(serialization.Encoding.PEM), _key_pem(key)

@@ -1,0 +1,62 @@
+"""`gitops agent`: this host as a node of a server elsewhere (k3s' `agent`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from gitops.cli.common import fail
+from gitops.errors import GitopsError
+
+
+@click.command("agent")
+@click.option("--server", "servers", required=True, metavar="URL[,URL...]",
+              help="The server(s) to join, e.g. https://10.77.0.1:6443 (the next one is "
+                   "tried when one does not answer).")
+@click.option("--token-file", required=True, type=click.Path(dir_okay=False),
+              help="The join token: a copy of the server's DATA_DIR/node-token.")
+@click.option("--data-dir", default=".gitops-node", show_default=True,
+              help="This node's own state (credential, pod files).")
+@click.option("--node-name", default="", help="Node name (default: the host name).")
+@click.option("--node-ip", default="",
+              help="Address other hosts reach this node at (default: this host's address "
+                   "on the way to the server).")
+@click.option("--kubelet-port", default=10250, show_default=True, type=click.IntRange(1, 65535),
+              help="Port of this node's own endpoint (logs, exec, port-forward for the "
+                   "server), on --node-ip.")
+@click.option("--allow-host-access", is_flag=True,
+              help="Allow hostPath, privileged, hostNetwork, hostPID and hostIPC.")
+@click.option("--log-format", default="auto", type=click.Choice(["auto", "json", "console"]))
+@click.option("--log-level", default="info")
+def node_agent(servers: str, token_file: str, data_dir: str, node_name: str, node_ip: str,
+               kubelet_port: int, allow_host_access: bool, log_format: str,
+               log_level: str) -> None:
+    """Join a server as a node and run its pods here (foreground; SIGTERM stops it).
+
+    The server is one started with --advertise-address; the token is its
+    DATA_DIR/node-token. The node verifies the server's CA against the token, gets a
+    credential of its own, and then talks to the server only through its API.
+
+    \b
+    Example:
+      gitops agent --server https://10.77.0.1:6443 --token-file node-token \\
+        --data-dir /srv/gitops-node
+    """
+    from gitops import log as logsetup
+    from gitops.api.join import valid_node_name
+    from gitops.cluster.node import NodeConfig, run_node
+    urls = [s.strip() for s in servers.split(",") if s.strip()]
+    for url in urls:
+        if not url.startswith("https://"):
+            fail(f"--server {url}: expected https://HOST:PORT (the server's "
+                 "--advertise-address and --https-listen-port)")
+    if node_name and not valid_node_name(node_name):
+        fail(f"--node-name {node_name!r} is not a valid node name (lowercase letters, "
+             "digits, '-' and '.')")
+    logsetup.configure(log_format, log_level)
+    try:
+        run_node(NodeConfig(urls, Path(token_file), Path(data_dir), node_name, node_ip,
+                            allow_host_access, kubelet_port))
+    except GitopsError as exc:
+        fail(str(exc))
