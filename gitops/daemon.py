@@ -123,7 +123,8 @@ class Agent:
                                        config.node_address)
         # A short debounce: a scheduled pod is started at once (a pass reads everything,
         # so pokes during a pass still coalesce into the next one).
-        self.node_loop = Loop("node-agent", self.node.sync_once, resync=2, debounce=0.003)
+        self.node_loop = Loop("node-agent", lambda: self.node.sync_once(wait=False), resync=2,
+                              debounce=0.003)
         self.proxy_loop = Loop("services", self._apply_services, resync=10, debounce=0,
                                retry_failed=True)
         self.node.wake = self.node_loop.poke

@@ -44,6 +44,20 @@ class _Progress:
     sandbox_ip: str = ""
     pulled: set[str] = field(default_factory=set)
     failed_images: set[str] = field(default_factory=set)
+    touched: set[str] = field(default_factory=set)     # containers made or (re)started
+    removed: set[str] = field(default_factory=set)
+    unsure: bool = False      # something changes later (a stop on the pool): list again
+
+
+@dataclass(frozen=True)
+class Executed:
+    """What a plan did to the pod's containers: the pod's listing is brought up to date
+    by inspecting `touched` alone (a list call scans every container of the engine),
+    unless `relist`."""
+    acted: bool = False
+    touched: frozenset[str] = frozenset()
+    removed: frozenset[str] = frozenset()
+    relist: bool = False
 
 
 class PodExecutor:
@@ -66,10 +80,10 @@ class PodExecutor:
         self.clock = clock
 
     def execute(self, pod: dict, pod_plan: P.PodPlan, containers: list[ContainerInfo],
-                node: NodeContext) -> bool:
+                node: NodeContext) -> Executed:
         """Perform the plan's actions in order. One that fails is noted on its containers
         (status and a Warning Event) and the rest still run; an engine that does not
-        answer stops the pass. True when there was anything to do."""
+        answer stops the pass."""
         sandbox = next((c for c in containers
                         if c.container == SANDBOX and c.state == "running"), None)
         done = _Progress()
@@ -82,20 +96,25 @@ class PodExecutor:
             except RuntimeUnavailable:
                 raise
             except Exception as caught:
+                done.unsure = True        # a create may have left a container behind
                 self._action_failed(pod, action, caught)
-        return bool(pod_plan.actions)
+        return Executed(bool(pod_plan.actions), frozenset(done.touched),
+                        frozenset(done.removed), done.unsure)
 
     def _perform(self, pod: dict, action: P.PodAction, containers: list[ContainerInfo],
                  by_id: dict[str, ContainerInfo], done: _Progress, node: NodeContext) -> None:
         match action:
             case P.Stop(cid, grace, hook, spec):
+                done.unsure = True
                 self._stop(pod, by_id[cid], grace, hook, spec or {}, containers)
             case P.Remove(cid, why):
                 self.remove(by_id[cid], why)
+                done.removed.add(cid)
             case P.RunSandbox():
                 done.sandbox_ip = self._pin(pod, containers, node)
                 done.sandbox_id = self.runtime.run_sandbox(
                     specs.sandbox_spec(pod, done.sandbox_ip, node))
+                done.touched.add(done.sandbox_id)
                 log.info("sandbox_started", pod=_name(pod), ip=done.sandbox_ip)
             case P.Pull(image):
                 self._pull(pod, image, done)
@@ -105,6 +124,7 @@ class PodExecutor:
                     return
                 self._run(pod, container, holds_network, containers, done, node)
             case P.Kill(cid, name, grace, message):
+                done.unsure = True
                 log.warning("container_unhealthy", pod=_name(pod), container=name,
                             message=message)
                 self.terminator.terminate(by_id[cid], grace, f"probe failed: {message}",
@@ -112,6 +132,7 @@ class PodExecutor:
                 self.event(pod, podevents.killed_by_probe(name, message))
             case P.Restart(cid, name, backoff_reset):
                 self._restart(pod, by_id[cid], name, backoff_reset)
+                done.touched.add(cid)
             case P.Finalize():
                 self.release(pod["metadata"]["uid"])
                 self.store.delete(key_of(pod))
@@ -152,7 +173,7 @@ class PodExecutor:
                                         self._pin(pod, containers, node))
         else:
             spec = self._container_spec(pod, container, node, done.sandbox_id, done.sandbox_ip)
-        self.runtime.run_container(spec)
+        done.touched.add(self.runtime.run_container(spec))
         self.failures.container_started(uid, name)
         log.info("container_started", pod=_name(pod), container=name)
         for event in podevents.started(container, container["image"] in done.pulled):
