@@ -103,6 +103,10 @@ class RecordingRuntime:
         self._call("image_present")
         return True
 
+    def image_user(self, image: str) -> str:
+        self._call("image_user")
+        return ""
+
     def pull(self, image: str) -> None:
         self._call("pull")
 

@@ -185,6 +185,13 @@ class DockerRuntime:
         except docker.errors.APIError as exc:   # e.g. invalid reference format
             raise RuntimeFailure(str(exc.explanation or exc), "InvalidImageName") from exc
 
+    def image_user(self, image: str) -> str:
+        """The image's USER ("" : root), for runAsNonRoot."""
+        try:
+            return (self.client.api.inspect_image(image).get("Config") or {}).get("User") or ""
+        except docker.errors.ImageNotFound:
+            return ""
+
     def pull(self, image: str) -> None:
         repo, _, tag = image.rpartition(":") if ":" in image.rsplit("/", 1)[-1] else (image, "", "")
         try:
@@ -300,7 +307,9 @@ class DockerRuntime:
                 restart_policy={"Name": "no"},
                 mounts=[_mount(m) for m in mounts], nano_cpus=spec.nano_cpus,
                 mem_limit=spec.memory, memswap_limit=spec.memory, read_only=spec.read_only,
-                privileged=spec.privileged)
+                privileged=spec.privileged, group_add=list(spec.groups) or None,
+                cap_add=list(spec.cap_add) or None, cap_drop=list(spec.cap_drop) or None,
+                security_opt=list(spec.security_opt) or None)
             config = api.create_container_config(
                 spec.image, spec.cmd, hostname=spec.hostname if own else None, user=spec.user,
                 detach=True, stdin_open=spec.stdin, tty=spec.tty, environment=dict(spec.env),
@@ -515,7 +524,7 @@ class DockerRuntime:
         return removed
 
 
-for _name in ("list_containers", "inspect", "ping", "image_present", "pull", "ensure_pause_image",
+for _name in ("list_containers", "inspect", "ping", "image_present", "image_user", "pull", "ensure_pause_image",
               "ensure_network", "used_subnets", "run_sandbox", "sandbox_ip", "run_container",
               "start", "stop", "remove", "logs", "follow_logs", "exec", "remove_pod_volumes",
               "cleanup", "remove_volumes"):

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from gitops.agent import plan as P
-from gitops.agent import podevents, specs
+from gitops.agent import podevents, security, specs
 from gitops.agent.drift import DriftWatch
 from gitops.agent.env import Lookup, uses_pod_ip
 from gitops.agent.failures import FailureBook, containers_failed_by
@@ -220,6 +220,8 @@ class PodExecutor:
             # for the pod, or the sandbox's as the runtime tells.
             seen = ip or (self.runtime.sandbox_ip(sandbox_id) if sandbox_id else "")
             pod = specs.with_pod_ip(pod, seen)
+        security.verify_non_root(pod, container, self.runtime.image_user(container["image"])
+                                 if security.needs_image_user(pod, container) else "")
         env = specs.container_env(pod, container, self.lookup, self._services)
         self.files.write(pod)
         text = specs.resolv_conf_text(pod, node.dns_server)

@@ -29,6 +29,7 @@ from gitops.agent.runtime import (
     RuntimeFailure,
     SandboxSpec,
 )
+from gitops.agent.security import security
 from gitops.agent.volumes import container_mounts
 from gitops.model.dns import resolv_conf
 from gitops.model.podspec import host_access
@@ -121,14 +122,6 @@ def container_env(pod: dict, container: dict, lookup: Lookup,
     return build_env(pod, container, lookup, links)
 
 
-def run_as(security_context: dict) -> str | None:
-    """runAsUser[:runAsGroup], as the engine takes it."""
-    if security_context.get("runAsUser") is None:
-        return None
-    group = security_context.get("runAsGroup")
-    return str(security_context["runAsUser"]) + (f":{group}" if group is not None else "")
-
-
 def container_spec(pod: dict, container: dict, node: NodeContext, *, env: dict[str, str],
                    lookup: Lookup, files_root: str, resolv_conf_path: str | None = None,
                    sandbox_id: str = "", ip: str = "") -> ContainerSpec:
@@ -141,8 +134,7 @@ def container_spec(pod: dict, container: dict, node: NodeContext, *, env: dict[s
                               node.allow_host_access, env)
     if resolv_conf_path:
         mounts.append(Mount("bind", RESOLV_CONF, resolv_conf_path, True))
-    sc = {**(pod["spec"].get("securityContext") or {}),
-          **(container.get("securityContext") or {})}
+    sec = security(pod, container)
     command = [expand(a, env) for a in container.get("command") or []] or None
     args = [expand(a, env) for a in container.get("args") or []] or None
     own = not sandbox_id
@@ -157,5 +149,6 @@ def container_spec(pod: dict, container: dict, node: NodeContext, *, env: dict[s
         working_dir=container.get("workingDir"), tty=bool(container.get("tty")),
         stdin=bool(container.get("stdin")), stdin_once=bool(container.get("stdinOnce")),
         mounts=tuple(mounts), nano_cpus=nano_cpus or None, memory=memory or None,
-        user=run_as(sc), read_only=bool(sc.get("readOnlyRootFilesystem")),
-        privileged=bool(sc.get("privileged")))
+        user=sec.user, read_only=sec.read_only, privileged=sec.privileged,
+        groups=sec.groups, cap_add=sec.cap_add, cap_drop=sec.cap_drop,
+        security_opt=sec.security_opt)
