@@ -24,6 +24,8 @@ from gitops.agent.drift import DriftRecord, DriftWatch, drift_records, orphan_re
 from gitops.agent.executor import Executed, PodExecutor
 from gitops.agent.failures import FailureBook
 from gitops.agent.files import PodFiles
+from gitops.agent.hooks import PostStart, PostStartHooks
+from gitops.agent.messages import TerminationMessages
 from gitops.agent.podevents import PodEvent
 from gitops.agent.prober import ProbeWorker
 from gitops.agent.probes import ProbeResults, ProbeTracker
@@ -96,16 +98,22 @@ class NodeAgent:
         self._files = PodFiles(self.state_dir, self._lookup)
         self._terminator = Terminator(runtime, self._routes_to, self._wake_soon,
                                       self._drift.mark_ours)
+        self._hooks = PostStartHooks(runtime, self._drift.mark_ours, self._post_start_failed,
+                                     self._wake_soon)
+        self._messages = TerminationMessages(self._files, runtime)
         self._workers = ThreadPoolExecutor(max_workers=max(1, pod_workers),
                                            thread_name_prefix="pod-worker")
         self._executor = PodExecutor(
             runtime=runtime, store=store, lookup=self._lookup, files=self._files,
             restarts=self._restarts, failures=self._failures, ips=self._ips,
             probes=self.probes, terminator=self._terminator, drift=self._drift,
-            event=self._event, clock=clock)
+            hooks=self._hooks, event=self._event, clock=clock)
+        self._host_resolv = self._host_hosts = ""     # the node's own, read at setup
 
     # -- setup ------------------------------------------------------------------------
     def setup(self, subnet: str) -> None:
+        self._host_resolv = _read("/etc/resolv.conf")
+        self._host_hosts = _read("/etc/hosts")
         self.runtime.ensure_pause_image()
         self.host_ip, self.subnet = self.runtime.ensure_network(self.network, subnet)
         self.register_node()
@@ -314,13 +322,16 @@ class NodeAgent:
         uid = pod["metadata"]["uid"]
         deleting = bool(pod["metadata"].get("deletionTimestamp"))
         book = self._restarts.seed(pod)
-        unhealthy = {}
+        unhealthy: dict[str, ProbeResults] = {}
         if containers and not deleting:
             self._files.refresh(pod)
             unhealthy = self._probe(pod, containers)
+        now = self.clock()
         pod_plan = P.compute_pod_actions(
             pod, containers, self._images(pod), self._failures.pulls,
-            book.backoff_counts(), self.clock(), unhealthy)
+            book.backoff_counts(), now, unhealthy, self._started(pod, containers))
+        if pod_plan.deadline_exceeded and pod.get("status", {}).get("phase") != "Failed":
+            self._event(pod, podevents.deadline_exceeded())
         done = self._executor.execute(pod, pod_plan, containers, self._context())
         if done.acted:
             containers = self._after(uid, containers, done)
@@ -357,7 +368,8 @@ class NodeAgent:
         """The node as specs see it now (the daemon sets DNS and the subnet later)."""
         return NodeContext(instance=self.runtime.instance, network=self.network,
                            allow_host_access=self.allow_host_access,
-                           dns_server=self.dns_server, subnet=self.subnet)
+                           dns_server=self.dns_server, subnet=self.subnet,
+                           host_resolv=self._host_resolv, host_hosts=self._host_hosts)
 
     def _pod_failed(self, pod: dict, exc: Exception) -> None:
         """An error nobody planned for lands on the pod (status and a Warning event), as
@@ -376,10 +388,15 @@ class NodeAgent:
         uid = pod["metadata"]["uid"]
         pod_waiting = self._failures.waiting(pod, plan_waiting)
         probes = {c["name"]: self.probes.results(uid, c["name"], c)
-                  for c in pod["spec"].get("containers", [])}
+                  for c in _probed(pod["spec"])}
         book = self._restarts.seed(pod)
+        now = self.clock()
         status = pod_status(pod, containers, pod_waiting, book.counts, book.last_states,
-                            self.host_ip, rfc3339(self.clock()), probes)
+                            self.host_ip, rfc3339(now), probes,
+                            messages=self._messages.of(pod, containers),
+                            starting={c.container for c in containers
+                                      if c.state == "running" and self._hooks.pending(c.id)},
+                            deadline_exceeded=P.deadline_exceeded(pod, now))
         if has_messages(status):        # an engine error may quote a $(SECRET) expansion
             status = mask_messages(status, self._secret_values(pod))
         try:
@@ -415,10 +432,10 @@ class NodeAgent:
         pod_ip = P.pod_ip(pod["spec"], containers)
         running = {c.container: c for c in containers if c.state == "running"}
         unhealthy = {}
-        for spec in pod["spec"].get("containers", []):
+        for spec in _probed(pod["spec"]):
             info = running.get(spec["name"])
-            if info is None or self._terminator.busy(info.id):
-                continue
+            if info is None or self._terminator.busy(info.id) or self._hooks.pending(info.id):
+                continue          # probes start once postStart is done, as the kubelet's
             self._prober.run_due(uid, pod_ip, spec, info.id, parse_ts(info.started_at, 0.0),
                                  redact=lambda text, pod=pod: mask_text(
                                      text, self._secret_values(pod)))
@@ -428,6 +445,19 @@ class NodeAgent:
             if (event := podevents.unhealthy(spec["name"], result)) is not None:
                 self._event(pod, event)
         return unhealthy
+
+    def _started(self, pod: dict, containers: list[ContainerInfo]) -> dict[str, bool]:
+        """Running containers not started yet in Kubernetes' sense: a startup probe or a
+        postStart hook still to pass (init containers after a sidecar wait for it)."""
+        uid = pod["metadata"]["uid"]
+        specs = {c["name"]: c for c in _probed(pod["spec"])}
+        return {c.container: (self.probes.results(uid, c.container, specs[c.container]).started
+                              and not self._hooks.pending(c.id))
+                for c in containers if c.state == "running" and c.container in specs}
+
+    def _post_start_failed(self, hook: PostStart, message: str) -> None:
+        """From the hooks' pool: the container was killed; its restart policy decides."""
+        self._event(hook.pod, podevents.post_start_failed(hook.container["name"], message))
 
     # -- events and drift -------------------------------------------------------------
     def _event(self, pod: dict, event: PodEvent) -> None:
@@ -471,8 +501,21 @@ class NodeAgent:
 
     def close(self) -> None:
         self._workers.shutdown(wait=False, cancel_futures=True)
+        self._hooks.close()
         self._prober.close()
         self._terminator.close()
+
+
+def _probed(spec: dict) -> list[dict]:
+    """Containers whose probes run: the app containers and the sidecars."""
+    return [*P.sidecars(spec), *spec.get("containers", [])]
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text(errors="replace")
+    except OSError:
+        return ""
 
 
 def _name(pod: dict) -> str:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from gitops.agent.env import Lookup, build_env, expand, service_env
+from gitops.agent.netfiles import pod_fqdn
 from gitops.agent.plan import container_hash, limits
 from gitops.agent.runtime import (
     CONFIG_HASH,
@@ -31,10 +32,11 @@ from gitops.agent.runtime import (
 )
 from gitops.agent.security import security
 from gitops.agent.volumes import container_mounts
-from gitops.model.dns import resolv_conf
 from gitops.model.podspec import host_access
 
 RESOLV_CONF = "/etc/resolv.conf"
+HOSTS = "/etc/hosts"
+TERMINATION_LOG = "/dev/termination-log"     # terminationMessagePath's default
 
 
 @dataclass(frozen=True)
@@ -46,9 +48,15 @@ class NodeContext:
     allow_host_access: bool = False
     dns_server: str = ""            # cluster DNS address containers use ("": none yet)
     subnet: str = ""                # the pod network's (pod IPs are pinned in it)
+    host_resolv: str = ""           # the node's own /etc/resolv.conf and /etc/hosts
+    host_hosts: str = ""
 
 
 def hostname(pod: dict) -> str:
+    """spec.hostname or the pod's name; its FQDN with setHostnameAsFQDN and a subdomain
+    (at most 64 characters, as Kubernetes allows)."""
+    if pod["spec"].get("setHostnameAsFQDN") and (fqdn := pod_fqdn(pod)):
+        return fqdn[:64]
     return (pod["spec"].get("hostname") or pod["metadata"]["name"])[:63]
 
 
@@ -91,27 +99,6 @@ def with_pod_ip(pod: dict, ip: str) -> dict:
     return {**pod, "status": {**pod.get("status", {}), "podIP": ip}}
 
 
-def resolv_conf_text(pod: dict, dns_server: str) -> str | None:
-    """The pod's /etc/resolv.conf per dnsPolicy: ClusterFirst (default) points at the
-    cluster DNS with the Kubernetes search path; Default keeps Docker's; None uses
-    dnsConfig alone. None: leave Docker's."""
-    spec = pod["spec"]
-    policy = spec.get("dnsPolicy", "ClusterFirst")
-    config = spec.get("dnsConfig") or {}
-    if policy == "Default" or (spec.get("hostNetwork")
-                               and policy != "ClusterFirstWithHostNet"):
-        return None
-    if policy == "None":
-        lines = [f"nameserver {ns}" for ns in config.get("nameservers") or []]
-        if config.get("searches"):
-            lines.append("search " + " ".join(config["searches"]))
-        return "\n".join(lines) + "\n"
-    if dns_server:
-        return resolv_conf([dns_server, *(config.get("nameservers") or [])],
-                           pod["metadata"]["namespace"])
-    return None
-
-
 def container_env(pod: dict, container: dict, lookup: Lookup,
                   services: Callable[[str], list[dict]]) -> dict[str, str]:
     """The container's environment; services(namespace) is asked only when the pod wants
@@ -124,16 +111,23 @@ def container_env(pod: dict, container: dict, lookup: Lookup,
 
 def container_spec(pod: dict, container: dict, node: NodeContext, *, env: dict[str, str],
                    lookup: Lookup, files_root: str, resolv_conf_path: str | None = None,
+                   hosts_path: str | None = None, termination_log: str | None = None,
                    sandbox_id: str = "", ip: str = "") -> ContainerSpec:
     """One container of the pod. It joins the sandbox sandbox_id, or, with sandbox_id "",
     holds the pod's network itself at ip. files_root: where the pod's projected volumes
-    (ConfigMap, Secret, downward API files) were written; resolv_conf_path: the
-    resolv.conf written for it, if any."""
+    (ConfigMap, Secret, downward API files) were written; resolv_conf_path, hosts_path:
+    the resolv.conf and hosts written for it, if any; termination_log: the file mounted
+    at its terminationMessagePath."""
     admit(pod, node.allow_host_access)
     mounts = container_mounts(pod, container, node.instance, files_root, lookup,
                               node.allow_host_access, env)
     if resolv_conf_path:
         mounts.append(Mount("bind", RESOLV_CONF, resolv_conf_path, True))
+    if hosts_path:
+        mounts.append(Mount("bind", HOSTS, hosts_path, False))
+    if termination_log:
+        mounts.append(Mount("bind", container.get("terminationMessagePath")
+                            or TERMINATION_LOG, termination_log, False))
     sec = security(pod, container)
     command = [expand(a, env) for a in container.get("command") or []] or None
     args = [expand(a, env) for a in container.get("args") or []] or None

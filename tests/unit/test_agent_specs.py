@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gitops.agent import security, specs
+from gitops.agent import netfiles, security, specs
 from gitops.agent.plan import container_hash
 from gitops.agent.runtime import (
     CONFIG_HASH,
@@ -141,7 +141,7 @@ SEARCH = "search shop.svc.cluster.local svc.cluster.local cluster.local\noptions
     ({"dnsPolicy": "None"}, "", "\n"),                        # written, even if empty
 ])
 def test_resolv_conf_text(spec, dns, text):
-    assert specs.resolv_conf_text(pod(spec), dns) == text
+    assert netfiles.resolv_conf_text(pod(spec), dns) == text
 
 
 # -- environment -------------------------------------------------------------------------
