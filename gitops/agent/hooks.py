@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import structlog
 
 from gitops.agent.prober import Exec, run_probe
+from gitops.agent.probes import MESSAGE_MAX
 from gitops.agent.runtime import ContainerInfo, Runtime
 from gitops.model.secrets import mask_text
 
@@ -28,10 +29,20 @@ HOOK_TIMEOUT = 120.0     # seconds a postStart hook may take before it counts as
 
 def run_hook(handler: dict, pod_ip: str, container: dict, container_id: str,
              exec_fn: Exec, timeout: float) -> tuple[bool, str]:
-    """One lifecycle handler to completion: (success, message)."""
+    """One lifecycle handler to completion: (success, error as the kubelet words it)."""
     if (sleep := handler.get("sleep")) is not None:
         time.sleep(max(0.0, min(float(sleep.get("seconds") or 0), timeout)))
         return True, ""
+    if (action := handler.get("exec")) is not None:
+        command = [str(a) for a in action.get("command") or []]
+        try:
+            code, out = exec_fn(container_id, command, timeout)
+        except TimeoutError:
+            return False, f"command '{' '.join(command)}' timed out"
+        text = out[-MESSAGE_MAX:].decode(errors="replace")
+        if code == 0:
+            return True, text
+        return False, f"command '{' '.join(command)}' exited with {code}: {text}"
     return run_probe({**handler, "timeoutSeconds": max(1, int(timeout))}, pod_ip, container,
                      container_id, exec_fn)
 
@@ -39,7 +50,7 @@ def run_hook(handler: dict, pod_ip: str, container: dict, container_id: str,
 def describe(handler: dict) -> str:
     """How the kubelet names a hook in its FailedPostStartHook event."""
     if (action := handler.get("exec")) is not None:
-        return f"Exec lifecycle hook ({action.get('command') or []})"
+        return f"Exec lifecycle hook ([{' '.join(map(str, action.get('command') or []))}])"
     if (action := handler.get("httpGet")) is not None:
         return f"HTTP lifecycle hook ({action.get('path') or '/'})"
     if "sleep" in handler:
