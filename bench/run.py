@@ -46,7 +46,10 @@ class Bench:
 BENCHES = (
     Bench("validate", "validate_bench", ("validate_per_object_ms",), timeout=300,
           quick_timeout=120),
-    Bench("sync", "sync_bench", ("noop_sync_1000_objects_s",), timeout=300, quick_timeout=150),
+    Bench("sync", "sync_bench", ("noop_sync_1000_objects_s", "noop_sync_10000_objects_s"),
+          timeout=300, quick_timeout=150),
+    Bench("selfheal", "selfheal_bench", ("selfheal_desired_drift_s",), timeout=300,
+          quick_timeout=150),
     Bench("scale", "scale_bench", ("scaling_curves",), timeout=1200, quick_timeout=300),
     Bench("agent", "agent_bench", ("push_to_ready_s", "pod_start_overhead_ratio_vs_docker_run",
                                    "restart_after_kill_s"), timeout=900, quick_timeout=240),
@@ -67,6 +70,8 @@ MIN_SLOT = 20          # a module given less than this is skipped, not started
 TARGETS = {
     "validate_per_object_ms": ("<=", 0.5),
     "noop_sync_1000_objects_s": ("<=", 1.0),
+    "noop_sync_10000_objects_s": ("<=", 0.3),        # issue 16
+    "selfheal_desired_drift_s": ("<=", 3.0),         # issue 16
     "push_to_ready_s": ("<=", 3.0),
     "pod_start_overhead_ratio_vs_docker_run": ("<=", 1.5),
     "restart_after_kill_s": ("<=", 1.0),

@@ -9,7 +9,7 @@ import json
 import os
 import signal
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import structlog
@@ -22,15 +22,18 @@ from gitops.api import metrics
 from gitops.api import token as api_token
 from gitops.api.kube.api import KubeBackends
 from gitops.api.kube.backends import RuntimeStreams
+from gitops.api.kube.managed import GitFieldOwner
 from gitops.api.kube.listen import start_listeners
 from gitops.api.podlogs import PodLogs
 from gitops.api.server import ApiContext, make_app, object_health, unmanaged_objects
 from gitops.api.webhook import add_webhook_routes
 from gitops.controllers.manager import ControllerManager
 from gitops.errors import GitopsError
+from gitops.manifests.age_keys import KeySource
 from gitops.model.addresses import SERVICE_POOL, pick_subnet
 from gitops.paths import DataDir
 from gitops.private_files import OWNER_ONLY_UMASK, make_private_dir, write_atomic
+from gitops.proxy.loadbalancer import load_balancer_statuses
 from gitops.proxy.services import ServiceNetwork
 from gitops.runnable import Group, Hooks, Loop, Polling, Worker
 from gitops.scheduler.loop import SchedulerLoop
@@ -43,6 +46,9 @@ from gitops.store.registry import Registry, execute
 from gitops.store.sqlite import SqliteStore
 from gitops.sync.drift import DriftRecorder, RuntimeDriftReporter
 from gitops.sync.engine import SyncEngine, SyncPolicy
+from gitops.sync.ignore import parse_flag
+from gitops.sync.live import LiveDrift
+from gitops.sync.options import app_options
 from gitops.sync.runner import SyncRunner
 from gitops.sync.status import health_condition
 
@@ -65,6 +71,10 @@ class AgentConfig:
     helm_values: tuple[str, ...] = ()
     allow_empty_prune: bool = False
     self_heal: bool = True
+    self_heal_delay: float = 2.0
+    sync_options: tuple[str, ...] = ()
+    ignore_differences: str = ""                # a file in the repo
+    ignore_difference: tuple[str, ...] = ()     # rules given as flags
     prune: bool = True
     wave_timeout: float = 300.0
     allow_host_access: bool = False
@@ -73,6 +83,8 @@ class AgentConfig:
     webhook_secret_env: str = ""
     git_timeout: float = 60.0
     public_metrics: bool = False
+    decryption_key_file: str = ""       # age keys of SOPS-encrypted manifests
+    age_key: str = field(default="", repr=False)    # GITOPS_AGE_KEY's content
 
 
 class Agent:
@@ -86,6 +98,9 @@ class Agent:
         self.dd = DataDir.at(config.data_dir)
         self.webhook_secret = load_secret(config.webhook_secret_file or None,
                                           config.webhook_secret_env or None)
+        self.decryption = KeySource(config.decryption_key_file, config.age_key)
+        if self.decryption:     # a key it cannot use (others may read it...): refuse now
+            log.info("decryption_keys_loaded", recipients=self.decryption.load().recipients)
         make_private_dir(self.dd.root)      # Secret data, the token, the repo URL: owner only
         self._lock_fd = _lock(self.dd.lock_file)
         self.token = api_token.load_or_create(self.dd.token_file)   # a bad one: refuse now
@@ -100,9 +115,18 @@ class Agent:
                                  wave_timeout=config.wave_timeout,
                                  allow_host_access=config.allow_host_access,
                                  helm_values=tuple(config.helm_values),
-                                 allow_remote_bases=config.allow_remote_bases)
-        self.engine = SyncEngine(self.store, self.source, self.policy, self.drift)
+                                 allow_remote_bases=config.allow_remote_bases,
+                                 decryption=self.decryption or None,
+                                 self_heal_delay=config.self_heal_delay,
+                                 options=app_options(config.sync_options),
+                                 ignore_differences=tuple(
+                                     parse_flag(r) for r in config.ignore_difference),
+                                 ignore_file=config.ignore_differences)
+        self.engine = SyncEngine(self.store, self.source, self.policy, self.drift,
+                                 owner=GitFieldOwner())     # git writes as manager "gitops"
         self.sync = SyncRunner(self.engine)
+        self.live = LiveDrift(self.engine, self.sync.heal)    # drift seen in seconds
+        self.store.watch(self.live.on_change)
         self.service_cidr = (config.service_cidr or self.store.get_state("service_cidr")
                              or pick_subnet(self.dd.instance, [], SERVICE_POOL, 20))
         self.store.set_state("service_cidr", self.service_cidr)
@@ -146,11 +170,11 @@ class Agent:
             Hooks("state", start=lambda: None, stop=self._close_state),
             Hooks("services", start=self._start_dns, stop=self.services.close),
             Hooks("api", start=self._start_api, stop=self._stop_api),
-            Polling("poll", self.config.interval, self.sync.loop.poke),
+            Polling("poll", self.config.interval, lambda: self.sync.trigger("interval")),
             *([watch] if watch is not None else []),
             Worker("docker-events", self._watch_docker),
-            Group("loops", [self.sync, self.controllers, self.scheduler, self.node_loop,
-                            self.proxy_loop], together=True),
+            Group("loops", [self.sync, self.live, self.controllers, self.scheduler,
+                            self.node_loop, self.proxy_loop], together=True),
         ])
 
     def _wake_node(self, _event: str, old: dict | None, new: dict | None) -> None:
@@ -177,8 +201,16 @@ class Agent:
         return Hooks("dir-watch", start=start, stop=watcher.stop)
 
     async def _apply_services(self) -> None:
-        await self.services.apply(self.store.list("Service"), self.store.list("Endpoints"),
+        services = self.store.list("Service")
+        await self.services.apply(services, self.store.list("Endpoints"),
                                   self.store.list("Pod"))
+        # LoadBalancer Services: the node's address once their node ports listen.
+        for key, status in load_balancer_statuses(services, self.services.listening(),
+                                                  self.config.node_address).items():
+            try:
+                self.store.update_status(key, status)
+            except GitopsError:         # deleted meanwhile: the next pass sees it gone
+                continue
 
     def _watch_docker(self, stopping) -> None:
         def on_event(event: dict) -> None:
@@ -237,9 +269,11 @@ class Agent:
                 "applied_revision": sync["applied_revision"],
                 "fetched_revision": sync["fetched_revision"],
                 "pin": sync["pin"], "suspended": sync["suspended"],
-                "policy": self._policy(), "last_sync": sync["last_sync"],
+                "policy": {**self._policy(), "self_heal_delay": self.policy.self_heal_delay},
+                "last_sync": sync["last_sync"],
                 "node": self.node.node_name, "network": self.network,
                 "objects": objects, "unmanaged": unmanaged_objects(self.store),
+                "hooks": sync["hooks"],
                 "conditions": [*sync["conditions"], health_condition(objects).as_dict()]}
 
     # -- lifecycle --------------------------------------------------------------------------

@@ -1,8 +1,19 @@
-"""Health per kind, as Argo CD users know it: Healthy, Progressing, Degraded, Missing (pure).
+"""Health per kind, as Argo CD users know it: Healthy, Progressing, Degraded, Suspended,
+Missing, and Unknown for an object nothing on this host reports on (pure).
 
 Workloads (Deployment, ReplicaSet, StatefulSet, DaemonSet) are also judged by their pods
 when they are given: one crash-looping or image-less pod makes the workload Degraded at
-once, without waiting for a progress deadline. `assess_in` finds those pods in a store.
+once, without waiting for a progress deadline. `assess_in` finds those pods in a store, by
+owner references (never by label: a Helm test pod carrying the app's labels is not the
+Deployment's).
+
+Kinds that are only data (RBAC, NetworkPolicy, ServiceAccount, ...) are Healthy once
+stored. A kind whose health lives in a status nothing on this host writes (an Ingress
+without an ingress controller, an HPA without an autoscaler, a custom resource) is judged
+by that status when someone sets it (`status.conditions` Ready / Available, or the kind's
+own fields) and is Unknown ("no controller") while it has none: never Healthy merely
+because it has no status. Unknown holds neither a sync wave nor `up --wait`: nothing here
+would ever change it.
 """
 
 from __future__ import annotations
@@ -13,8 +24,10 @@ from typing import Protocol
 
 from gitops.model.times import parse_rfc3339
 
-HEALTHY, PROGRESSING, DEGRADED, MISSING, SUSPENDED = (
-    "Healthy", "Progressing", "Degraded", "Missing", "Suspended")
+HEALTHY, PROGRESSING, DEGRADED, MISSING, SUSPENDED, UNKNOWN = (
+    "Healthy", "Progressing", "Degraded", "Missing", "Suspended", "Unknown")
+SETTLED = (HEALTHY, UNKNOWN)      # nothing left to wait for
+NO_CONTROLLER = "no controller on this host reports its status"
 
 _BAD_WAITING = {"CrashLoopBackOff", "ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull",
                 "InvalidImageName", "CreateContainerConfigError", "CreateContainerError",
@@ -37,8 +50,11 @@ def assess(obj: dict | None, pods: Iterable[dict] | None = None) -> Health:
     if pods is not None and obj.get("kind") in _WORKLOADS:
         if (bad := _failing_pod(pods)) is not None:
             return bad
-    fn = _BY_KIND.get(obj.get("kind", ""))
-    return fn(obj) if fn else Health(HEALTHY)
+    kind = obj.get("kind", "")
+    if kind in DATA_KINDS:
+        return Health(HEALTHY)
+    fn = _BY_KIND.get(kind)
+    return fn(obj) if fn else _by_conditions(obj)
 
 
 class _Reader(Protocol):
@@ -102,8 +118,18 @@ def _deployment(obj: dict) -> Health:
 
 
 def _replicaset(obj: dict) -> Health:
+    """ReplicaSet, and ReplicationController the same way (as Argo CD judges both)."""
+    st = obj.get("status") or {}
+    if obj.get("kind") == "ReplicationController" and not st:
+        return Health(UNKNOWN, NO_CONTROLLER)
+    observed = st.get("observedGeneration")
+    if observed is not None and observed < obj["metadata"].get("generation", 1):
+        return Health(PROGRESSING, "waiting for the new generation to be observed")
+    for cond in st.get("conditions") or []:
+        if cond.get("type") == "ReplicaFailure" and cond.get("status") == "True":
+            return Health(DEGRADED, cond.get("message") or "replica failure")
     want = obj.get("spec", {}).get("replicas", 1)
-    ready = obj.get("status", {}).get("readyReplicas", 0)
+    ready = st.get("readyReplicas", 0)
     return Health(HEALTHY) if ready >= want else Health(PROGRESSING, f"{ready}/{want} ready")
 
 
@@ -136,7 +162,103 @@ def _service(obj: dict) -> Health:
     if kind in ("NodePort", "LoadBalancer") and \
             not all(p.get("nodePort") for p in spec.get("ports", []) or []):
         return Health(PROGRESSING, "waiting for node port allocation")
+    if kind == "LoadBalancer":
+        # On this host the load balancer is the node: its address is set once every node
+        # port listens.
+        ingress = _lb_ingress(obj)
+        if not ingress:
+            return Health(PROGRESSING, "waiting for its node ports to listen "
+                                       "(status.loadBalancer.ingress)")
+        return Health(HEALTHY, f"address {ingress}")
     return Health(HEALTHY)
+
+
+def _lb_ingress(obj: dict) -> str:
+    ingress = ((obj.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+    return ", ".join(str(i.get("ip") or i.get("hostname") or "") for i in ingress
+                     if isinstance(i, dict))
+
+
+def _ingress(obj: dict) -> Health:
+    address = _lb_ingress(obj)
+    if address:
+        return Health(HEALTHY, f"address {address}")
+    return Health(UNKNOWN, "no ingress controller on this host sets its address")
+
+
+# Argo CD's HPA rule: these conditions decide, in the order the HPA lists them.
+_HPA_DEGRADED = {("AbleToScale", "FailedGetScale"), ("AbleToScale", "FailedUpdateScale"),
+                 ("ScalingActive", "FailedGetResourceMetric"),
+                 ("ScalingActive", "InvalidSelector")}
+_HPA_HEALTHY = {("AbleToScale", "SucceededRescale"), ("ScalingLimited", "DesiredWithinRange"),
+                ("ScalingLimited", "TooFewReplicas"), ("ScalingLimited", "TooManyReplicas")}
+
+
+def _hpa(obj: dict) -> Health:
+    conditions = (obj.get("status") or {}).get("conditions") or []
+    if not obj.get("status"):
+        return Health(UNKNOWN, "no autoscaler on this host sets its status")
+    for cond in conditions:
+        pair = (cond.get("type"), cond.get("reason"))
+        if pair in _HPA_DEGRADED:
+            return Health(DEGRADED, cond.get("message") or cond.get("reason") or "")
+        if pair in _HPA_HEALTHY:
+            return Health(HEALTHY, cond.get("message") or cond.get("reason") or "")
+    return Health(PROGRESSING, "waiting to autoscale")
+
+
+def _pdb(obj: dict) -> Health:
+    st = obj.get("status") or {}
+    if "currentHealthy" not in st:
+        return Health(PROGRESSING, "waiting for the disruption controller")
+    current, desired = st.get("currentHealthy", 0), st.get("desiredHealthy", 0)
+    if current < desired:
+        return Health(PROGRESSING, f"{current} healthy pod(s), {desired} needed")
+    return Health(HEALTHY, f"{st.get('disruptionsAllowed', 0)} disruption(s) allowed")
+
+
+def _namespace(obj: dict) -> Health:
+    if obj["metadata"].get("deletionTimestamp"):
+        return Health(PROGRESSING, "terminating")
+    return Health(HEALTHY)
+
+
+def _pv(obj: dict) -> Health:
+    phase = (obj.get("status") or {}).get("phase")
+    if phase is None:
+        return Health(UNKNOWN, NO_CONTROLLER)
+    if phase == "Failed":
+        return Health(DEGRADED, (obj.get("status") or {}).get("message") or "failed")
+    if phase == "Pending":
+        return Health(PROGRESSING, "pending")
+    return Health(HEALTHY, phase.lower())
+
+
+def _by_conditions(obj: dict) -> Health:
+    """Any other kind (custom resources included): its status.conditions, as kstatus and
+    Argo CD's generic checks read them; no status at all means nobody reports on it."""
+    st = obj.get("status")
+    if not isinstance(st, dict) or not st:
+        return Health(UNKNOWN, NO_CONTROLLER)
+    conditions = {c.get("type"): c for c in st.get("conditions") or []
+                  if isinstance(c, dict)}
+    stalled = conditions.get("Stalled") or {}
+    if stalled.get("status") == "True":
+        return Health(DEGRADED, stalled.get("message") or stalled.get("reason") or "stalled")
+    reconciling = conditions.get("Reconciling") or {}
+    if reconciling.get("status") == "True":
+        return Health(PROGRESSING, reconciling.get("message") or "reconciling")
+    for kind in ("Ready", "Available", "Established"):
+        cond = conditions.get(kind)
+        if cond is None:
+            continue
+        message = cond.get("message") or cond.get("reason") or ""
+        if cond.get("status") == "True":
+            return Health(HEALTHY, message)
+        if cond.get("status") == "False":
+            return Health(DEGRADED, message or f"{kind} is False")
+        return Health(PROGRESSING, message or f"{kind} is Unknown")
+    return Health(UNKNOWN, "its status has no Ready or Available condition")
 
 
 def _pvc(obj: dict) -> Health:
@@ -240,6 +362,19 @@ def _when(value: str) -> float:
 
 
 _BY_KIND = {"Deployment": _deployment, "ReplicaSet": _replicaset, "Pod": _pod,
+            "ReplicationController": _replicaset,
             "Service": _service, "PersistentVolumeClaim": _pvc, "StatefulSet": _statefulset,
             "DaemonSet": _daemonset, "Job": _job, "CronJob": _cronjob,
-            "ConfigMap": _config, "Secret": _config, "Node": _node}
+            "ConfigMap": _config, "Secret": _config, "Node": _node,
+            "HorizontalPodAutoscaler": _hpa, "Ingress": _ingress,
+            "PodDisruptionBudget": _pdb, "Namespace": _namespace, "PersistentVolume": _pv}
+
+# Kinds that are data: stored is all there is to them.
+DATA_KINDS = frozenset({
+    "ServiceAccount", "Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding",
+    "NetworkPolicy", "PriorityClass", "StorageClass", "IngressClass", "LimitRange",
+    "ResourceQuota", "RuntimeClass", "PodTemplate", "Lease", "Endpoints", "EndpointSlice",
+    "ControllerRevision", "Event", "MutatingWebhookConfiguration",
+    "ValidatingWebhookConfiguration", "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding", "CSIDriver", "VolumeAttributesClass",
+    "FlowSchema", "PriorityLevelConfiguration"})

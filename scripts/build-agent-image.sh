@@ -4,13 +4,13 @@
 # into the build context; see the Dockerfile.
 #   scripts/build-agent-image.sh [--base IMAGE] [--tag TAG] [--extras LIST] [--label K=V]...
 # Defaults: --base gitops/python:3.11 (scripts/build-images.sh builds it),
-#           --tag gitops/agent:<version>, --extras kustomize ("" for none).
+#           --tag gitops/agent:<version>, --extras kustomize,sops ("" for none).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(dirname "$here")
 . "$here/docker-env.sh"
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$top/pyproject.toml")
-base=gitops/python:3.11 tag=gitops/agent:$version extras=kustomize
+base=gitops/python:3.11 tag=gitops/agent:$version extras=kustomize,sops
 labels=()
 while [ $# -gt 0 ]; do
   case $1 in

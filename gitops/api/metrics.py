@@ -104,9 +104,9 @@ def attach(agent: Any, app: web.Application) -> AgentMetrics:
     sync_once = agent.engine.sync_once
 
     @functools.wraps(sync_once)
-    def timed_sync(trigger: str = "interval"):
+    def timed_sync(trigger: str = "interval", **kw: Any):
         started = time.perf_counter()
-        result = sync_once(trigger)
+        result = sync_once(trigger, **kw)
         metrics.observe_sync(result.result, trigger, time.perf_counter() - started)
         return result
     agent.engine.sync_once = timed_sync

@@ -17,6 +17,7 @@ from gitops.errors import GitopsError
 from gitops.health import assess, assess_in
 from gitops.model import key_of
 from gitops.store.base import Store
+from gitops.sync.hooks import RUN_ANNOTATION
 
 
 @dataclass
@@ -128,7 +129,8 @@ def unmanaged_objects(store: Store) -> list[dict]:
     for obj in store.all_objects():
         meta = obj.get("metadata", {})
         if key_of(obj) in inventory or meta.get("ownerReferences") or \
-                not meta.get("managedFields"):
+                not meta.get("managedFields") or \
+                RUN_ANNOTATION in (meta.get("annotations") or {}):    # git's hooks
             continue
         health = assess(obj)
         managers = sorted({e.get("manager", "") for e in meta["managedFields"]})

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from pathlib import Path
@@ -15,6 +16,7 @@ from gitops.cli.client import Client
 from gitops.cli.common import DATA_DIR, EXIT_PROBLEM, fail, one_line, wait_and_report
 from gitops.cli.process import REPO_ENV, await_agent, start_agent
 from gitops.errors import GitopsError
+from gitops.manifests.age_keys import AGE_KEY_ENV, AGE_KEY_FILE_ENV, KeySource
 from gitops.paths import DataDir
 from gitops.source.base import is_git_url, redact_url
 
@@ -44,11 +46,13 @@ def run(repo: str, agent: AgentOptions, data_dir: str, log_format: str, log_leve
     from gitops.private_files import OWNER_ONLY_UMASK
     os.umask(OWNER_ONLY_UMASK)          # the agent process: all it writes is its owner's
     os.environ.pop(REPO_ENV, None)      # read: no child (git, helm, kustomize) inherits it
+    age_key = os.environ.pop(AGE_KEY_ENV, "")   # likewise: sops alone gets it, from memory
+    os.environ.pop(AGE_KEY_FILE_ENV, None)
     if log_file:
         Path(log_file).parent.mkdir(parents=True, exist_ok=True)
     logsetup.configure(log_format, log_level, log_file=Path(log_file) if log_file else None)
     try:
-        run_agent(agent.config(repo, Path(data_dir)))
+        run_agent(dataclasses.replace(agent.config(repo, Path(data_dir)), age_key=age_key))
     except GitopsError as exc:
         _log_exit(log_file, "agent_failed", str(exc))
         fail(str(exc))
@@ -99,6 +103,12 @@ def up(source: str, agent: AgentOptions, data_dir: str, wait: bool, timeout: flo
     if info:
         Client(dd).post("/gitops/v1/sync")
     else:
+        keys = KeySource(agent.decryption_key_file, os.environ.get(AGE_KEY_ENV, ""))
+        try:                    # a key the agent would refuse: say so here, not in its log
+            if keys:
+                keys.load()
+        except GitopsError as exc:
+            fail(str(exc))
         proc = start_agent(dd, source, agent)
         with output.working("starting the agent (pod network, DNS, API)..."):
             try:

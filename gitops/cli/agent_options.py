@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from gitops.cli.common import ALLOW_REMOTE_BASES_HELP
+from gitops.cli.common import ALLOW_REMOTE_BASES_HELP, DECRYPTION_KEY_FILE_HELP
 
 if TYPE_CHECKING:
     from gitops.daemon import AgentConfig
@@ -32,6 +32,25 @@ def _check_cidr(ctx, param, value: str) -> str:
             raise click.BadParameter(str(exc)) from exc
         if net.prefixlen > 28:
             raise click.BadParameter(f"{value} is too small for Services (at most /28)")
+    return value
+
+
+def _check_sync_options(ctx, param, value: tuple[str, ...]) -> tuple[str, ...]:
+    from gitops.sync.options import app_options
+    try:
+        app_options(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    return value
+
+
+def _check_ignore_rules(ctx, param, value: tuple[str, ...]) -> tuple[str, ...]:
+    from gitops.sync.ignore import parse_flag
+    for item in value:
+        try:
+            parse_flag(item)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from exc
     return value
 
 
@@ -59,6 +78,9 @@ class AgentOptions:
         help="File holding the webhook secret (enables /hooks/...).")
     allow_remote_bases: bool = _option(
         "--allow-remote-bases", False, is_flag=True, help=ALLOW_REMOTE_BASES_HELP)
+    decryption_key_file: str = _option(
+        "--decryption-key-file", "", type=click.Path(dir_okay=False),
+        envvar="GITOPS_AGE_KEY_FILE", show_envvar=True, help=DECRYPTION_KEY_FILE_HELP)
     allow_host_access: bool = _option(
         "--allow-host-access", False, is_flag=True,
         help="Allow hostPath, privileged, hostNetwork, hostPID and hostIPC.")
@@ -73,6 +95,24 @@ class AgentOptions:
     self_heal: bool = _option(
         "--self-heal/--no-self-heal", True, show_default=True,
         help="Correct drift from git (off: report it only).")
+    self_heal_delay: float = _option(
+        "--self-heal-delay", 2.0, show_default=True, type=click.FloatRange(min=0),
+        help="Seconds from a live change git does not declare to its correction (longer "
+             "when something keeps changing it back).")
+    sync_options: tuple[str, ...] = _option(
+        "--sync-option", (), multiple=True, metavar="NAME=VALUE",
+        callback=_check_sync_options,
+        help="An Argo CD sync option for every object, e.g. PruneLast=true (repeatable; "
+             "an object's own annotation wins).")
+    ignore_differences: str = _option(
+        "--ignore-differences", "", metavar="FILE",
+        help="A file in the repo, relative to --path, with Argo CD's ignoreDifferences "
+             "rules (read from each revision).")
+    ignore_difference: tuple[str, ...] = _option(
+        "--ignore-difference", (), multiple=True, metavar="KIND[/NAME]:PATH",
+        callback=_check_ignore_rules,
+        help="A field git does not fight over, e.g. Deployment/web:/spec/replicas (a JSON "
+             "pointer) or Deployment:.spec.replicas (a jq path); repeatable.")
     allow_empty_prune: bool = _option(
         "--allow-empty-prune", False, is_flag=True,
         help="Allow a revision with zero objects to prune everything.")

@@ -24,6 +24,11 @@ ALLOW_REMOTE_BASES_HELP = ("Let Kustomize fetch remote resources and bases (URLs
                            "github.com/..., git@...).")
 ALLOW_REMOTE_BASES = click.option("--allow-remote-bases", is_flag=True,
                                   help=ALLOW_REMOTE_BASES_HELP)
+DECRYPTION_KEY_FILE_HELP = ("age key file (owner-only) decrypting SOPS-encrypted manifests; "
+                            "the key itself may come in GITOPS_AGE_KEY instead.")
+DECRYPTION_KEY_FILE = click.option(
+    "--decryption-key-file", default="", envvar="GITOPS_AGE_KEY_FILE", show_envvar=True,
+    type=click.Path(dir_okay=False), help=DECRYPTION_KEY_FILE_HELP)
 # Exit codes, the same for every verb (CI relies on them).
 EXIT_OK, EXIT_PROBLEM, EXIT_ERROR = 0, 1, 2
 

@@ -125,7 +125,7 @@ def status(fmt: str, data_dir: str) -> None:
     else:
         click.echo(output.render_status(st, _workload_pods(client, st["objects"]),
                                         color=sys.stdout.isatty()))
-    unhealthy = [o for o in st["objects"] if o["health"] != "Healthy"]
+    unhealthy = [o for o in st["objects"] if o["health"] not in ("Healthy", "Unknown")]
     sys.exit(EXIT_PROBLEM if unhealthy or (st.get("last_sync") or {}).get("result")
              in ("failed", "refused") else EXIT_OK)
 
@@ -133,12 +133,13 @@ def status(fmt: str, data_dir: str) -> None:
 def _workload_pods(client: Client, objects: list[dict]) -> dict[str, list[dict]]:
     """Object id -> the pods it owns, for the workloads among `objects`."""
     from gitops.cli.diagnose import pods_of
-    from gitops.cli.progress import object_id
+    from gitops.cli.progress import object_id, replicasets_of
     workloads = [o for o in objects if o["kind"] in
                  ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job")]
     if not workloads:
         return {}
     pods = client.get("/api/v1/pods")["items"]
+    replicasets = replicasets_of(client, workloads)
     out = {}
     for o in workloads:
         info = KINDS[o["kind"]]
@@ -147,7 +148,7 @@ def _workload_pods(client: Client, objects: list[dict]) -> dict[str, list[dict]]
                                            o["name"]))
         except GitopsError:
             continue
-        out[object_id(o)] = pods_of(obj, pods)
+        out[object_id(o)] = pods_of(obj, pods, replicasets)
     return out
 
 

@@ -1,7 +1,8 @@
 """Why an object is not healthy, in words a CI log reader acts on (pure).
 
 `up --wait` calls `explain` for every object still unhealthy at its deadline: a workload is
-explained through its pods (selected like its controller selects them), a pod through its
+explained through its pods (found by owner references, as its controller owns them: a
+Helm test pod that carries the app's labels is not the Deployment's), a pod through its
 conditions and container states. The caller adds the last log lines of crash-looping
 containers, since reading logs is I/O.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from gitops.model.selectors import matches
+from gitops.model.meta import controller_of
 
 IMAGE_MISSING, CRASH_LOOP, NOT_READY, UNSCHEDULABLE, FAILED, CONFIG, WAITING = (
     "image-missing", "crash-loop", "readiness-failing", "unschedulable", "failed",
@@ -40,19 +41,20 @@ class Finding:
         return out
 
 
-def pods_of(obj: dict, pods: list[dict]) -> list[dict]:
-    """The pods a workload owns: same namespace, matching its selector (a Pod: itself)."""
+def pods_of(obj: dict, pods: list[dict], replicasets: list[dict] = ()) -> list[dict]:
+    """The pods a workload owns through owner references (a Deployment's through its
+    ReplicaSets, given in `replicasets`); a Pod: itself."""
     meta = obj.get("metadata", {})
     if obj.get("kind") == "Pod":
         return [p for p in pods if p["metadata"].get("name") == meta.get("name")
                 and p["metadata"].get("namespace") == meta.get("namespace")]
     if obj.get("kind") not in _WORKLOADS:
         return []
-    selector = (obj.get("spec") or {}).get("selector")
-    if obj.get("kind") == "Job" and selector is None:
-        selector = {"matchLabels": {"job-name": meta.get("name", "")}}
-    return [p for p in pods if p["metadata"].get("namespace") == meta.get("namespace")
-            and matches(selector, p["metadata"].get("labels"))]
+    owners = {meta.get("uid")}
+    if obj.get("kind") == "Deployment":
+        owners = {rs["metadata"].get("uid") for rs in replicasets
+                  if (controller_of(rs) or {}).get("uid") in owners}
+    return [p for p in pods if (controller_of(p) or {}).get("uid") in owners - {None}]
 
 
 def explain_pod(pod: dict) -> list[Finding]:
@@ -123,11 +125,12 @@ def describe_probe(probe: dict) -> str:
     return "(no handler)"
 
 
-def explain(entry: dict, obj: dict | None, pods: list[dict]) -> list[Finding]:
+def explain(entry: dict, obj: dict | None, pods: list[dict],
+            replicasets: list[dict] = ()) -> list[Finding]:
     """Findings for one status entry (kind, name, health, message) that is not Healthy."""
     if obj is None:
         return [Finding(WAITING, f"not created yet ({entry.get('message') or 'missing'})")]
-    owned = pods_of(obj, pods)
+    owned = pods_of(obj, pods, replicasets)
     found = [f for p in owned for f in explain_pod(p)]
     if found:
         return found

@@ -264,6 +264,12 @@ def render_status(st: dict, children: dict[str, list[dict]] | None = None,
                     "or a new commit)")
     if st.get("suspended"):
         head.append("Suspended: yes (`gitops resume` to sync again)")
+    if hooks := st.get("hooks"):
+        head.append(f"Hooks:     {hooks.get('result')} for {(hooks.get('revision') or '')[:12]}")
+        head += [f"  {h['phase']} {h['kind']}/{h['namespace'] + '/' if h.get('namespace') else ''}"
+                 f"{h['name']}  {h['status']}" + ("  (deleted)" if h.get("deleted") else "")
+                 + (f"  {h['message']}" if h.get("status") == "Failed" else "")
+                 for h in hooks.get("hooks") or []]
     unmanaged = [[o["kind"], o["namespace"] or "-", o["name"], ",".join(o.get("managers", [])),
                   o["health"]] for o in st.get("unmanaged") or []]
     tail = "\n\n" + "\n".join([
@@ -346,14 +352,15 @@ def _yaml(obj: dict | None) -> list[str]:
     return yaml.safe_dump(obj, sort_keys=True).splitlines() if obj else []
 
 
-def render_junit(results: list[tuple[str, list, list]]) -> str:
+def render_junit(results: list[tuple]) -> str:
     """JUnit XML for `validate -o junit`: one testsuite per path, one testcase per object
     (classname: its file), a <failure> per problem; problems no object owns (a file that
-    does not parse) get a testcase of their own, named after the file."""
+    does not parse) get a testcase of their own, named after the file. A result's optional
+    fourth item lists files not read (SOPS-encrypted, no key): <skipped> testcases."""
     from xml.etree import ElementTree as ET
     top = ET.Element("testsuites", name="gitops validate")
     total_tests = total_failures = 0
-    for root, objects, errors in results:
+    for root, objects, errors, *rest in results:
         suite = ET.SubElement(top, "testsuite", name=root)
         cases: dict[tuple[str, str, str], ET.Element] = {}
         for obj in objects:
@@ -374,7 +381,13 @@ def render_junit(results: list[tuple[str, list, list]]) -> str:
             failure = ET.SubElement(case, "failure", message=err.message, type="ManifestError")
             failure.text = str(err)
             failures += 1
-        suite.set("tests", str(len(cases)))
+        unread = rest[0] if rest else []   # files left encrypted: skipped, not failed
+        for note in unread:
+            case = ET.SubElement(suite, "testcase", classname=note.file or root,
+                                 name=note.file or root, file=note.file, line=str(note.line))
+            ET.SubElement(case, "skipped", message=note.message)
+        suite.set("tests", str(len(cases) + len(unread)))
+        suite.set("skipped", str(len(unread)))
         suite.set("failures", str(failures))
         suite.set("errors", "0")
         total_tests += len(cases)

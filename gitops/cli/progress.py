@@ -174,7 +174,8 @@ class _Hints:
             if oid not in self.objects:
                 self.objects[oid] = _read_object(self.client, o)
             # a container not ready yet is normal while it starts: named only at the end
-            telling = [f for f in explain(o, self.objects[oid], pods)
+            telling = [f for f in explain(o, self.objects[oid], pods, replicasets_of(
+                self.client, unhealthy))
                        if f.reason not in (WAITING, NOT_READY)]
             if telling:
                 f = telling[0]
@@ -215,8 +216,9 @@ def wait_healthy(client: Client, timeout: float, *, spent: float = 0.0,
             objects = st.get("objects", [])
             if last.get("result") in ("failed", "refused") and not st.get("applied_revision"):
                 return Outcome(REFUSED, st, elapsed, message=last.get("message", ""))
+            # Unknown: nothing on this host reports on it (no ingress controller...)
             if st.get("applied_revision") and objects and all(
-                    o["health"] == "Healthy" for o in objects):
+                    o["health"] in ("Healthy", "Unknown") for o in objects):
                 return Outcome(HEALTHY, st, elapsed)
             if elapsed >= timeout:
                 return Outcome(TIMEOUT, st, elapsed, _explain_all(client, st),
@@ -231,9 +233,17 @@ def _explain_all(client: Client, st: dict) -> dict[str, list[Finding]]:
     if not unhealthy:
         return {}
     pods = _safe_get(client, "/api/v1/pods", {}).get("items", [])
+    rs = replicasets_of(client, unhealthy)
     return {object_id(o): [_with_logs(client, f) for f in explain(o, _read_object(client, o),
-                                                                   pods)]
+                                                                   pods, rs)]
             for o in unhealthy}
+
+
+def replicasets_of(client: Client, objects: list[dict]) -> list[dict]:
+    """The ReplicaSets, when a Deployment is among objects (its pods are theirs)."""
+    if not any(o["kind"] == "Deployment" for o in objects):
+        return []
+    return _safe_get(client, "/apis/apps/v1/replicasets", {}).get("items", [])
 
 
 def _with_logs(client: Client, f: Finding) -> Finding:

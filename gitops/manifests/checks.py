@@ -100,7 +100,13 @@ NAME_RULES: dict[str, Callable[[str], str | None]] = {
 
 def check_name(body: dict) -> Iterator[Problem]:
     name = _get(body, "metadata", "name")
-    if name is None:
+    prefix = _get(body, "metadata", "generateName")
+    if name is None and isinstance(prefix, str) and prefix:
+        # As the API server: the prefix plus five characters must make a valid name.
+        problem = NAME_RULES.get(body.get("kind"), dns1123_subdomain)(prefix[:58] + "abcde")
+        if problem:
+            yield "metadata.generateName", f'invalid generateName "{prefix}": {problem}'
+    elif name is None:
         yield "metadata", 'required field "name" is missing'
     elif isinstance(name, str):
         problem = NAME_RULES.get(body.get("kind"), dns1123_subdomain)(name)

@@ -95,6 +95,54 @@ def check(unit: Path, boundary: Path, name: Callable[[Path], str],
     """Walk the kustomization graph from directory `unit` (resolved); `boundary` is the
     resolved checkout; `name` turns a path into the file name errors carry."""
     errors: list[ManifestError] = []
+    for kfile, lines, entry, target in _reached(unit, boundary, name, errors):
+        where = dict(file=name(kfile), line=lines.get(entry.field, 1), path=entry.field)
+        if os.path.exists(target):
+            if not _inside(target, boundary):
+                errors.append(ManifestError(
+                    f"{entry.value!r} resolves outside the repository (symlink or ../); "
+                    "nothing outside the checkout is read", **where))
+        elif allow_remote:
+            continue            # remote (kustomize fetches it) or missing (it says so)
+        elif _looks_remote(entry.value):
+            errors.append(ManifestError(
+                f"remote resource {entry.value!r} refused: kustomize would fetch it from "
+                f"the network ({REMOTE_FLAG} allows remote bases)", **where))
+        elif not _inside(target, boundary):
+            errors.append(ManifestError(
+                f"{entry.value!r} resolves outside the repository", **where))
+        else:
+            errors.append(ManifestError(
+                f"{entry.value!r}: no such file or directory in the repository "
+                f"(kustomize would try it as a remote base; {REMOTE_FLAG} allows those)",
+                **where))
+    return errors
+
+
+@dataclass(frozen=True)
+class InputFile:
+    path: Path          # resolved, a regular file inside the checkout
+    kustomization: Path
+    field: str          # where the kustomization names it: secretGenerator[0].envs[0]
+    line: int
+
+
+def input_files(unit: Path, boundary: Path) -> list[InputFile]:
+    """Every local file the kustomization graph from `unit` names (after `check` passed):
+    what the SOPS step looks at before kustomize reads them."""
+    found = []
+    for kfile, lines, entry, target in _reached(unit, boundary, str, []):
+        if os.path.isfile(target) and _inside(target, boundary):
+            found.append(InputFile(Path(target), kfile, entry.field,
+                                   lines.get(entry.field, 1)))
+    return found
+
+
+def _reached(unit: Path, boundary: Path, name: Callable[[Path], str], errors: list
+             ) -> Iterator[tuple[Path, dict[str, int], _Input, str]]:
+    """(kustomization file, its field lines, entry, resolved target) for every entry of every
+    kustomization reachable from `unit` inside `boundary`; problems with the kustomization
+    files themselves go to `errors`."""
     queue, seen = [unit], set()
     while queue and len(seen) < MAX_KUSTOMIZATIONS:
         directory = queue.pop()
@@ -111,32 +159,12 @@ def check(unit: Path, boundary: Path, name: Callable[[Path], str],
         errors += problems
         for entry in _inputs(spec):
             target = os.path.realpath(directory / entry.value)
-            where = dict(file=name(kfile), line=lines.get(entry.field, 1), path=entry.field)
-            if os.path.exists(target):
-                if not _inside(target, boundary):
-                    errors.append(ManifestError(
-                        f"{entry.value!r} resolves outside the repository (symlink or ../); "
-                        "nothing outside the checkout is read", **where))
-                elif os.path.isdir(target):
-                    queue.append(Path(target))
-            elif allow_remote:
-                continue            # remote (kustomize fetches it) or missing (it says so)
-            elif _looks_remote(entry.value):
-                errors.append(ManifestError(
-                    f"remote resource {entry.value!r} refused: kustomize would fetch it from "
-                    f"the network ({REMOTE_FLAG} allows remote bases)", **where))
-            elif not _inside(target, boundary):
-                errors.append(ManifestError(
-                    f"{entry.value!r} resolves outside the repository", **where))
-            else:
-                errors.append(ManifestError(
-                    f"{entry.value!r}: no such file or directory in the repository "
-                    f"(kustomize would try it as a remote base; {REMOTE_FLAG} allows those)",
-                    **where))
+            yield kfile, lines, entry, target
+            if os.path.isdir(target) and _inside(target, boundary):
+                queue.append(Path(target))
     if any(directory not in seen for directory in queue):
         errors.append(ManifestError(f"more than {MAX_KUSTOMIZATIONS} kustomizations reached",
                                     name(unit / KUSTOMIZATION_FILES[0])))
-    return errors
 
 
 def _inside(path: Path | str, boundary: Path) -> bool:

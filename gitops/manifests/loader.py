@@ -445,6 +445,11 @@ def _walk(root: Path, result: LoadResult) -> list[tuple[Path, str]]:
     return found
 
 
+def read_text(path: Path, rel: str, result: LoadResult) -> str | None:
+    """A manifest file's text (size-capped, UTF-8), or None with the problem in `result`."""
+    return _read(path, rel, result)
+
+
 def _read(path: Path, rel: str, result: LoadResult) -> str | None:
     try:
         size = path.stat().st_size

@@ -49,11 +49,17 @@ Helm: the release is named after the chart unless `release_name` is given, names
 chart's values.yaml, then each of `values_files` in order (later wins, maps merge). Object
 lines are lines in the *rendered* output of the template, which equal the template's own lines
 only where no `{{- ... }}` block shifted them.
+
+SOPS (`decryption`): every file read that carries SOPS metadata is decrypted in memory
+first, by the decryption step (decrypt.py): plain YAML files, every Kustomize input (the
+kustomization is then built from a private in-memory copy of the checkout holding the clear
+files), Helm values files (handed to Helm on stdin).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.util
 import json
 import os
@@ -68,10 +74,12 @@ import structlog
 import yaml
 
 from gitops.errors import ManifestError
-from gitops.manifests import kustomize_inputs, sandbox
+from gitops.manifests import decrypt, kustomize_inputs, sandbox, sops
 from gitops.manifests.kustomize_inputs import KUSTOMIZATION_FILES
 from gitops.manifests.kustomize_inputs import kustomization_file as _kustomization_file
-from gitops.manifests.loader import LoadResult, SourceObject, load_path, load_text
+from gitops.manifests.loader import (LoadResult, SourceObject, load_mapping, load_path,
+                                     load_text, read_text)
+from gitops.manifests.sops import Decryption
 # Helm's merge of -f values files; it runs in the sandbox, with the chart.
 from gitops.manifests.sandbox_child import merge_values as _merge_values  # noqa: F401
 
@@ -100,17 +108,21 @@ class _Scope:
     boundary: Path              # the checkout, resolved: nothing outside it is read
     allow_remote_bases: bool
     limits: sandbox.Limits
+    decryption: Decryption
 
 
 def render_path(root: str | Path, values_files: Iterable[str | Path] | None = None, *,
                 release_name: str | None = None, namespace: str = "default",
                 repo_root: str | Path | None = None,
-                allow_remote_bases: bool = False) -> LoadResult:
+                allow_remote_bases: bool = False,
+                decryption: Decryption | None = None) -> LoadResult:
     """Render `root` (plain YAML, Kustomize or Helm, see the module doc) into objects + errors.
 
     `values_files` (Helm only, applied to a chart at `root`) are relative to `root` unless
     absolute; `release_name` defaults to the chart's name. `repo_root` is the checkout `root`
     belongs to (default: the git work tree holding it, else `root`); nothing outside it is read.
+    `decryption` decrypts SOPS-encrypted files (without one, they are refused: no key) and
+    collects what could not be read and warnings.
     """
     root = Path(root)
     boundary = Path(_real(repo_root)) if repo_root is not None else _enclosing_repository(root)
@@ -120,10 +132,13 @@ def render_path(root: str | Path, values_files: Iterable[str | Path] | None = No
         return LoadResult(errors=[ManifestError(
             "the manifest path leads outside the repository (a symlink or ..); nothing "
             "outside the checkout is read", where)])
-    if not root.is_dir():       # a single file, or nothing: exactly load_path's answer
-        return load_path(root)
     scope = _Scope(real_root, boundary, allow_remote_bases,
-                   sandbox.Limits(TOOL_MEMORY_MIB, TOOL_TIMEOUT, TOOL_OUTPUT_MIB))
+                   sandbox.Limits(TOOL_MEMORY_MIB, TOOL_TIMEOUT, TOOL_OUTPUT_MIB),
+                   decryption if decryption is not None else Decryption())
+    if root.is_file():          # named after the file, as load_path names it
+        return _load_file(root, root.name, scope)
+    if not root.is_dir():       # nothing: exactly load_path's answer
+        return load_path(root)
     if _kustomization_file(root) is not None:
         return _render_kustomize(root, scope)
     if (root / CHART_FILE).is_file():
@@ -191,7 +206,7 @@ def _render_plain(root: Path, scope: _Scope, namespace: str) -> LoadResult:
     entries.sort(key=lambda e: e[0])
     for key, what, path in entries:
         if what == "file":
-            result.extend(_load_file(path, key))
+            result.extend(_load_file(path, key, scope))
         elif what == "kustomize":
             result.extend(_render_kustomize(path, scope))
         else:
@@ -199,12 +214,14 @@ def _render_plain(root: Path, scope: _Scope, namespace: str) -> LoadResult:
     return result
 
 
-def _load_file(path: Path, rel: str) -> LoadResult:
-    loaded = load_path(path)           # names objects and errors after path.name only
-    for err in loaded.errors:
-        err.file = rel
-    loaded.objects = [dataclasses.replace(o, file=rel) for o in loaded.objects]
-    return loaded
+def _load_file(path: Path, rel: str, scope: _Scope) -> LoadResult:
+    result = LoadResult()
+    text = read_text(path, rel, result)
+    if text is None:
+        return result
+    if not sops.is_encrypted(text, "yaml"):
+        return load_text(text, rel)
+    return decrypt.load_file(text, rel, scope.decryption, scope.limits)
 
 
 # -- tools -----------------------------------------------------------------------------------
@@ -218,9 +235,10 @@ class _Run:
     over_budget: bool = False   # a budget ran out: running it again would not help
 
 
-def _run(cmd: list[str], what: str, scope: _Scope) -> _Run:
+def _run(cmd: list[str], what: str, scope: _Scope, stdin: bytes = b"") -> _Run:
     outcome = sandbox.run_tool([os.path.abspath(cmd[0]), *cmd[1:]], scope.limits,
-                               remote_access=scope.allow_remote_bases)
+                               remote_access=scope.allow_remote_bases,
+                               extras=sandbox.Extras(stdin=stdin))
     return _ran(outcome, what, scope.limits)
 
 
@@ -293,6 +311,34 @@ def _render_kustomize(unit: Path, scope: _Scope) -> LoadResult:
                                      scope.allow_remote_bases)
     if refused:                 # before kustomize runs: it would fetch or read them
         return LoadResult(errors=refused)
+    name = functools.partial(_rel, real_root=scope.real_root)
+    clear, problems = decrypt.kustomize_inputs_clear(unit_real, scope.boundary, kfile_rel,
+                                                     name, scope.decryption, scope.limits)
+    if problems is not None:    # not decryptable, or left encrypted (no key): not built
+        return problems
+    if not clear:
+        return decrypt.kustomize_output(_build_kustomize(unit_real, kfile, kfile_rel, scope),
+                                        set(), scope.decryption, scope.limits)
+    try:
+        with decrypt.private_copy(scope.boundary, clear) as copy:
+            def inside(path: Path) -> Path:
+                return copy / path.relative_to(scope.boundary)
+            built = _build_kustomize(inside(unit_real), inside(kfile), kfile_rel,
+                                     dataclasses.replace(scope, boundary=copy,
+                                                         real_root=inside(scope.real_root)))
+            for err in built.errors:    # kustomize names the copy's paths: name the repo's
+                err.message = err.message.replace(str(inside(scope.real_root)) + "/", "") \
+                    .replace(str(copy) + "/", "")
+                err.args = (err.message,)
+    except OSError as exc:
+        return LoadResult(errors=[ManifestError(
+            "cannot make the private in-memory copy of the checkout that kustomize reads "
+            f"the decrypted files from: {exc.strerror or exc}", kfile_rel)])
+    return decrypt.kustomize_output(built, {name(p) for p in clear}, scope.decryption,
+                                    scope.limits)
+
+
+def _build_kustomize(unit_real: Path, kfile: Path, kfile_rel: str, scope: _Scope) -> LoadResult:
     cmd = _kustomize_command()
     if cmd is None:
         return LoadResult(errors=[ManifestError(KUSTOMIZE_MISSING, kfile_rel)])
@@ -392,14 +438,22 @@ def _render_helm(chart: Path, scope: _Scope, values_files: list[str | Path],
             result.errors.append(ManifestError("values file not found", _rel(path, real_root)))
     if result.errors:
         return result
+    inline, problems = decrypt.helm_values(chart, value_paths,
+                                           functools.partial(_rel, real_root=real_root),
+                                           scope.decryption, scope.limits)
+    if problems is not None:
+        return problems
     site = _helm_sdk_site()
+    helm = shutil.which("helm") if site is None else None
     if site is not None:
-        return _helm_sdk(site, chart, scope, chart_rel, value_paths, release_name, namespace)
-    helm = shutil.which("helm")
-    if helm is not None:
-        return _helm_binary(helm, chart, scope, chart_rel, value_paths, release_name,
-                            namespace)
-    return LoadResult(errors=[ManifestError(HELM_MISSING, chart_rel)])
+        result = _helm_sdk(site, chart, scope, chart_rel, value_paths, release_name,
+                           namespace, inline)
+    elif helm is not None:
+        result = _helm_binary(helm, chart, scope, chart_rel, value_paths, release_name,
+                              namespace, inline)
+    else:
+        return LoadResult(errors=[ManifestError(HELM_MISSING, chart_rel)])
+    return decrypt.helm_output(result, value_paths, inline, scope.decryption)
 
 
 def _helm_sdk_site() -> str | None:
@@ -433,6 +487,24 @@ def _links_outside(chart: Path, scope: _Scope) -> list[str]:
     return sorted(found)
 
 
+def _merged_values(value_paths: list[Path], inline: dict[int, str], scope: _Scope
+                   ) -> tuple[dict, ManifestError | None]:
+    """Helm's merge of -f files, done here (one stdin: the decrypted values never reach a
+    command line or a file), in order, later files winning."""
+    merged: dict = {}
+    for index, path in enumerate(value_paths):
+        rel = _rel(path, scope.real_root)
+        problems = LoadResult()
+        text = inline[index] if index in inline else read_text(path, rel, problems)
+        if text is None:
+            return {}, problems.errors[0]
+        values, _, errors = load_mapping(text, rel)    # the loader's limits, not PyYAML's
+        if errors:
+            return {}, errors[0]
+        merged = _merge_values(merged, values)
+    return merged, None
+
+
 def _template_file(key: str, chart: Path, real_root: Path) -> str:
     """'mychart/templates/x.yaml' (Helm's name) -> path of that file relative to the root."""
     inside = key.split("/", 1)[1] if "/" in key else key
@@ -450,12 +522,17 @@ def _helm_error(message: str, chart: Path, real_root: Path, chart_rel: str,
 
 
 def _helm_sdk(site: str, chart: Path, scope: _Scope, chart_rel: str, value_paths: list[Path],
-              release_name: str | None, namespace: str) -> LoadResult:
+              release_name: str | None, namespace: str,
+              inline: dict[int, str] | None = None) -> LoadResult:
     real_root = scope.real_root
     request = {"chart": str(chart), "values_files": [str(p) for p in value_paths],
                "release_name": release_name or "", "namespace": namespace}
     started = time.monotonic()
-    run = _ran(sandbox.run_helm_sdk(site, request, scope.limits), "helm render", scope.limits)
+    # Decrypted values go on stdin: the request is on the child's command line.
+    piped = json.dumps({"inline_values": {str(i): t for i, t in inline.items()}}).encode() \
+        if inline else b""
+    run = _ran(sandbox.run_helm_sdk(site, request, scope.limits, piped), "helm render",
+               scope.limits)
     if not run.ok:
         return LoadResult(errors=[ManifestError(run.message, chart_rel)])
     try:
@@ -485,7 +562,7 @@ def _helm_sdk(site: str, chart: Path, scope: _Scope, chart_rel: str, value_paths
 
 def _helm_binary(helm: str, chart: Path, scope: _Scope, chart_rel: str,
                  value_paths: list[Path], release_name: str | None,
-                 namespace: str) -> LoadResult:
+                 namespace: str, inline: dict[int, str] | None = None) -> LoadResult:
     real_root = scope.real_root
     try:
         m = _CHART_NAME.search((chart / CHART_FILE).read_text("utf-8", "replace"))
@@ -494,9 +571,17 @@ def _helm_binary(helm: str, chart: Path, scope: _Scope, chart_rel: str,
     chart_name = m.group(1) if m else chart.name
     cmd = [helm, "template", release_name or chart_name, str(chart), "--namespace", namespace,
            "--include-crds"]
-    for path in value_paths:
-        cmd += ["--values", str(path)]
-    run = _run(cmd, "helm template", scope)
+    piped = b""
+    if inline:      # decrypted values: all files merged here, handed over on stdin
+        merged, problem = _merged_values(value_paths, inline, scope)
+        if problem is not None:
+            return LoadResult(errors=[problem])
+        cmd += ["--values", "-"]
+        piped = json.dumps(merged).encode()
+    else:
+        for path in value_paths:
+            cmd += ["--values", str(path)]
+    run = _run(cmd, "helm template", scope, piped)
     if not run.ok:
         if run.over_budget:
             return LoadResult(errors=[ManifestError(run.message, chart_rel)])

@@ -7,7 +7,11 @@ grow out of, so a hostile chart or kustomization fails its revision instead of t
 - output: stdout is read up to a cap, then the group is killed (never an unbounded buffer);
   stderr keeps its first STDERR_KEEP bytes;
 - environment: only PATH, HOME, TMPDIR and the locale reach the child (kustomize reads the
-  value of an env-file line without `=` from its environment; the agent's must not leak).
+  value of an env-file line without `=` from its environment; the agent's must not leak);
+- input: what a tool must not find on its command line (`ps` shows that to every local user),
+  e.g. decrypted Helm values or a SOPS file, goes to its stdin; a key, to an inherited fd;
+- network: `offline` runs the tool in a network namespace of its own (sops: a key it must not
+  reach for, such as a cloud KMS, fails at once instead of dialing out).
 
 Argo CD's repo server and Flux's controllers get the same from their pod's cgroup limits and
 exec timeouts; an agent running on the host gets it from rlimits and a process group.
@@ -79,31 +83,46 @@ def budget_message(what: str, exceeded: str, limits: Limits) -> str:
     return f"{what}: rendered output larger than {limits.output_mib} MiB"
 
 
-def run_tool(argv: list[str], limits: Limits, *, remote_access: bool = False) -> Outcome:
+@dataclasses.dataclass(frozen=True)
+class Extras:
+    """What some tools get beyond the defaults (all empty: nothing)."""
+    stdin: bytes = dataclasses.field(default=b"", repr=False)
+    env: dict[str, str] = dataclasses.field(default_factory=dict)   # added to the child's
+    pass_fds: tuple[int, ...] = ()
+    offline: bool = False
+
+
+def run_tool(argv: list[str], limits: Limits, *, remote_access: bool = False,
+             extras: Extras = Extras()) -> Outcome:
     """Run the binary argv[0] (an absolute path) under `limits`."""
-    return _run(["exec", *argv], limits, remote_access)
+    return _run(["exec-offline" if extras.offline else "exec", *argv], limits, remote_access,
+                extras)
 
 
-def run_helm_sdk(site_dir: str, request: dict, limits: Limits) -> Outcome:
+def run_helm_sdk(site_dir: str, request: dict, limits: Limits, stdin: bytes = b"") -> Outcome:
     """Render a chart with helm-python-sdk (found in `site_dir`) under `limits`; stdout is
-    sandbox_child.render_chart's JSON reply."""
-    return _run(["helm", site_dir, json.dumps(request)], limits, False)
+    sandbox_child.render_chart's JSON reply. `stdin`: its `inline_values` (JSON), values
+    that must not be on a command line."""
+    return _run(["helm", site_dir, json.dumps(request)], limits, False, Extras(stdin=stdin))
 
 
-def _run(args: list[str], limits: Limits, remote_access: bool) -> Outcome:
+def _run(args: list[str], limits: Limits, remote_access: bool,
+         extras: Extras = Extras()) -> Outcome:
     memory = limits.memory_mib * 2**20
     cpu = int(2 * limits.seconds) + 5
     cmd = [sys.executable, "-I", "-S", CHILD, str(memory), str(cpu), *args]
     started = time.monotonic()
     try:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE if extras.stdin else
+                                subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, start_new_session=True,
-                                env=_child_env(limits, remote_access))
+                                env={**_child_env(limits, remote_access), **extras.env},
+                                pass_fds=extras.pass_fds)
     except OSError as exc:
         return Outcome(None, stderr=f"could not run: {exc.strerror or exc}")
     try:
         stdout, stderr, exceeded = _read_capped(proc, started + limits.seconds,
-                                                limits.output_mib * 2**20)
+                                                limits.output_mib * 2**20, extras.stdin)
         if not exceeded and not _exited_by(proc, started + limits.seconds):
             exceeded = "time"
     finally:
@@ -111,12 +130,14 @@ def _run(args: list[str], limits: Limits, remote_access: bool) -> Outcome:
         proc.wait()
         proc.stdout.close()
         proc.stderr.close()
+        if proc.stdin is not None:
+            proc.stdin.close()
     err = stderr.decode("utf-8", "replace")
     if not exceeded and proc.returncode != 0 and (
             proc.returncode == EXIT_OUT_OF_MEMORY or _OUT_OF_MEMORY.search(err)):
         exceeded = "memory"
     outcome = Outcome(proc.returncode, bytes(stdout), err, exceeded)
-    log.debug("render_tool_ran", tool=args[1] if args[0] == "exec" else "helm-sdk",
+    log.debug("render_tool_ran", tool=args[1] if args[0] != "helm" else "helm-sdk",
               returncode=proc.returncode, exceeded=exceeded or None,
               seconds=round(time.monotonic() - started, 3))
     return outcome
@@ -133,20 +154,28 @@ def _child_env(limits: Limits, remote_access: bool) -> dict[str, str]:
     return env
 
 
-def _read_capped(proc: subprocess.Popen, deadline: float,
-                 cap: int) -> tuple[bytearray, bytearray, str]:
+def _read_capped(proc: subprocess.Popen, deadline: float, cap: int,
+                 stdin: bytes = b"") -> tuple[bytearray, bytearray, str]:
     """Both pipes until EOF, the deadline ("time") or more than `cap` bytes of stdout
-    ("output"); stderr beyond STDERR_KEEP is drained and dropped."""
+    ("output"); stderr beyond STDERR_KEEP is drained and dropped. `stdin` is written as the
+    child reads it (never a blocking write: a child that stops reading cannot hang us)."""
     out, err = bytearray(), bytearray()
     assert proc.stdout is not None and proc.stderr is not None
+    pending = memoryview(stdin)
     with selectors.DefaultSelector() as sel:
         sel.register(proc.stdout, selectors.EVENT_READ, out)
         sel.register(proc.stderr, selectors.EVENT_READ, err)
+        if proc.stdin is not None:
+            os.set_blocking(proc.stdin.fileno(), False)
+            sel.register(proc.stdin, selectors.EVENT_WRITE, None)
         while sel.get_map():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return out, err, "time"
             for key, _ in sel.select(remaining):
+                if key.data is None:            # stdin: room for more
+                    pending = _feed(key, pending, sel)
+                    continue
                 chunk = os.read(key.fd, _READ)
                 if not chunk:
                     sel.unregister(key.fileobj)
@@ -157,6 +186,21 @@ def _read_capped(proc: subprocess.Popen, deadline: float,
                 elif len(err) < STDERR_KEEP:
                     err += chunk[:STDERR_KEEP - len(err)]
     return out, err, ""
+
+
+def _feed(key: selectors.SelectorKey, pending: memoryview,
+          sel: selectors.BaseSelector) -> memoryview:
+    """Write what the pipe takes now; close it once all is written or the child closed it."""
+    try:
+        pending = pending[os.write(key.fd, pending[:_READ]):]
+    except (BrokenPipeError, BlockingIOError) as exc:
+        if isinstance(exc, BlockingIOError):
+            return pending
+        pending = pending[len(pending):]
+    if not pending:
+        sel.unregister(key.fileobj)
+        key.fileobj.close()
+    return pending
 
 
 def _exited_by(proc: subprocess.Popen, deadline: float) -> bool:

@@ -15,6 +15,7 @@ import functools
 import json
 import re
 from importlib.resources import files
+from collections.abc import Callable
 from typing import Any, Sequence
 
 import jsonschema
@@ -154,8 +155,12 @@ def _validator(schema_dir: str, api_version: str, kind: str) -> KindValidator | 
 
 
 def validate(objects: Sequence[SourceObject],
-             kubernetes_version: str = DEFAULT_VERSION) -> list[ManifestError]:
-    """Every problem found, in input order; never raises for bad manifests.
+             kubernetes_version: str = DEFAULT_VERSION,
+             schema: Callable[[SourceObject], bool] = lambda _obj: True) -> list[ManifestError]:
+    """Every problem found, in input order; never raises for bad manifests. `schema(obj)`
+    false skips the schema's field checks for obj (kubectl's --validate=false: Argo CD's
+    Validate=false); its kind must still be one Kubernetes knows, and the API server's own
+    rules still apply.
 
     Raises ValueError only for a Kubernetes version with no bundled schemas.
     """
@@ -165,7 +170,7 @@ def validate(objects: Sequence[SourceObject],
     for obj in objects:
         found: list[tuple[str, str]] = []
         try:
-            found += _schema_problems(obj, schema_dir)
+            found += _schema_problems(obj, schema_dir, fields=schema(obj))
             found += checks.run(obj)
         except RecursionError:  # the loader caps depth, but objects may come from elsewhere
             found.append(("", "object is nested too deeply to validate"))
@@ -186,13 +191,16 @@ def validate(objects: Sequence[SourceObject],
     return errors
 
 
-def _schema_problems(obj: SourceObject, schema_dir: str) -> list[tuple[str, str]]:
+def _schema_problems(obj: SourceObject, schema_dir: str,
+                     fields: bool = True) -> list[tuple[str, str]]:
     api_version, kind = obj.body.get("apiVersion"), obj.body.get("kind")
     if not isinstance(api_version, str) or not isinstance(kind, str):
         return [("kind", "apiVersion and kind must be strings")]
     validator = _validator(schema_dir, api_version, kind)
     if validator is None:
         return [("kind", f"unknown kind {kind} in apiVersion {api_version}")]
+    if not fields:
+        return []
     problems = []
     for error in validator.iter_errors(obj.body):
         problems += _describe(error)

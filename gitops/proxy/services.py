@@ -62,6 +62,10 @@ class ServiceNetwork:
                 log.error("service_listen_failed", address=f"{addr[0]}:{addr[1]}", error=err)
             self._bind_errors = errors
 
+    def listening(self) -> set:
+        """Where the proxy listens now (ListenAddr keys)."""
+        return self.proxy.listening()
+
     def _sync_vips(self, wanted: set[str]) -> set[str]:
         try:
             present = self.vips.sync(wanted)

@@ -1,13 +1,26 @@
 """Writing a plan through the store's registry: one wave in one transaction; prunes last,
 in reverse order. The registry keeps what git leaves open (allocations) and deletes as
-the API server does."""
+the API server does. Each object is written as its sync options say (Replace, Force,
+ServerSideApply, PrunePropagationPolicy), keeping the live value of fields the ignore
+rules name, and recorded as git's field manager's when there is one."""
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable
 
+import structlog
+
+from gitops.errors import GitopsError
+from gitops.model import ObjectKey
+from gitops.store.base import Conflict
 from gitops.store.registry import Registry
 from gitops.sync.diff import Change
+from gitops.sync.fields import FieldOwner, recorder
+from gitops.sync.ignore import IgnoreRule, ignored, keep_live, without
+from gitops.sync.options import DEFAULT, SyncOptions, options_of
+
+log = structlog.get_logger(component="sync")
 
 
 def merged(change: Change, last: dict | None = None) -> dict:
@@ -57,21 +70,83 @@ def overlay(base: dict, top: dict) -> dict:
     return out
 
 
-def apply_changes(store: Registry, changes: list[Change]) -> None:
-    with store.transaction():
-        for change in changes:
-            if change.action == "create":
-                store.create(change.desired)
-            elif change.action == "update":
-                store.update(merged(change, store.applied(change.key)), keep_allocations=True)
-        store.set_applied({c.key: c.desired for c in changes
-                           if c.action in ("create", "update", "unchanged")})
+class Writer:
+    """Writes changes as git: its options, its ignore rules, its field manager."""
+
+    def __init__(self, store: Registry, owner: FieldOwner | None = None,
+                 rules: tuple[IgnoreRule, ...] = (), app: SyncOptions = DEFAULT) -> None:
+        self.store = store
+        self.owner = owner
+        self.rules = rules
+        self.app = app
+
+    def apply(self, changes: list[Change], record: Iterable[ObjectKey] = ()) -> None:
+        """Creates and updates of one wave, in one transaction. `record`: unchanged keys
+        whose applied body is not recorded yet (git changed, the live object already
+        matched)."""
+        record = set(record)
+        with self.store.transaction():
+            for change in changes:
+                if change.action == "create":
+                    declared = self._declared(change, change.desired)
+                    self.store.create(change.desired,
+                                      record_fields=recorder(self.owner, declared))
+                elif change.action == "update":
+                    self._update(change)
+            self.store.set_applied({c.key: c.desired for c in changes
+                                    if c.action in ("create", "update") or c.key in record})
+
+    def _declared(self, change: Change, body: dict) -> dict:
+        """What git claims as its fields: the body without the ignored ones."""
+        if not self.rules:
+            return body
+        return without(body, ignored(self.rules, change.key, body, body.get("apiVersion", "")))
+
+    def _update(self, change: Change) -> None:
+        assert change.desired is not None and change.live is not None
+        options = options_of(change.desired, self.app)
+        declared = self._declared(change, change.desired)
+        fields = recorder(self.owner, declared)
+        if options.replace and options.force and self._recreate(change, fields):
+            return
+        if options.replace:
+            obj = copy.deepcopy(change.desired)
+        elif options.server_side_apply and self.owner is not None:
+            obj = self.owner.apply(change.live, declared)[0]
+            obj.get("metadata", {}).pop("resourceVersion", None)
+        else:
+            obj = merged(change, self.store.applied(change.key))
+        if self.rules:
+            api = change.desired.get("apiVersion", "")
+            live_paths = ignored(self.rules, change.key, change.live, api)
+            obj = keep_live(obj, change.live, live_paths,
+                            [*live_paths, *ignored(self.rules, change.key, obj, api)])
+        self.store.update(obj, record_fields=fields, keep_allocations=True)
+
+    def _recreate(self, change: Change, fields) -> bool:
+        """Force=true: delete and create again (a Job that should run on every change).
+        False when the old object is still there (finalizers, a pod its node stops)."""
+        self.store.request_delete(change.key)
+        if self.store.get(change.key) is not None:
+            log.warning("force_replace_waiting", object=str(change.key))
+            return False
+        try:
+            self.store.create(change.desired, record_fields=fields)
+        except Conflict as exc:
+            raise GitopsError(f"{change.key}: recreating it failed: {exc}") from exc
+        return True
+
+    def prune(self, changes: list[Change]) -> None:
+        """Delete what git no longer declares. PVC objects go, their volumes never do."""
+        with self.store.transaction():
+            for change in changes:
+                if change.action == "prune":
+                    self.store.request_delete(
+                        change.key, options_of(change.live, self.app).prune_propagation)
+            self.store.set_applied({c.key: None for c in changes if c.action == "prune"})
 
 
-def prune(store: Registry, changes: list[Change]) -> None:
-    """Delete what git no longer declares. PVC objects go, their volumes never do."""
-    with store.transaction():
-        for change in changes:
-            if change.action == "prune":
-                store.request_delete(change.key)
-        store.set_applied({c.key: None for c in changes if c.action == "prune"})
+def retained(live: dict | None, app: SyncOptions = DEFAULT) -> bool:
+    """Whether deleting the app leaves this object running (Delete=false, or Helm's
+    `helm.sh/resource-policy: keep`): it is then released from the inventory instead."""
+    return not options_of(live, app).delete

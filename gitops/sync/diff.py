@@ -12,8 +12,10 @@ from gitops.model import KINDS, ObjectKey, key_of
 from gitops.model.meta import stable_hash
 from gitops.model.secrets import MASK, mask_secret, values_of
 from gitops.sync.defaults import json_copy, with_defaults
+from gitops.sync.ignore import IgnoreRule, ignored, without
+from gitops.sync.options import DEFAULT, PRUNE_ANNOTATION, SyncOptions, options_of
 
-PRUNE_ANNOTATION = "gitops.io/prune"        # "false" exempts an object from prune
+__all__ = ["PRUNE_ANNOTATION", "Change", "Desired", "FieldDiff", "Plan", "compute_plan"]
 _SERVER_META = ("uid", "resourceVersion", "generation", "creationTimestamp",
                 "managedFields", "deletionTimestamp", "ownerReferences")
 
@@ -102,15 +104,23 @@ def normalize(body: dict) -> dict:
     return json_copy(_view(body))
 
 
-def declared_view(live: Any, desired: Any) -> Any:
+def declared_view(live: Any, desired: Any, keyed: bool = False) -> Any:
     """Project `live` onto the shape of `desired`, so fields git does not declare (server
     defaults, controller-owned fields such as an allocated nodePort) never count as drift.
     Lists of the same length are projected item by item; an item added or removed shows
-    as a difference of the whole list."""
+    as a difference of the whole list. keyed (server-side apply): lists of named items are
+    matched by name, and items git does not declare (a sidecar someone else owns) are
+    left out, as a server-side diff sees them."""
     if isinstance(desired, dict) and isinstance(live, dict):
-        return {k: declared_view(live[k], v) for k, v in desired.items() if k in live}
-    if isinstance(desired, list) and isinstance(live, list) and len(desired) == len(live):
-        return [declared_view(item, want) for item, want in zip(live, desired)]
+        return {k: declared_view(live[k], v, keyed) for k, v in desired.items() if k in live}
+    if isinstance(desired, list) and isinstance(live, list):
+        if keyed and desired and all(isinstance(i, dict) and "name" in i
+                                     for i in [*desired, *live]):
+            by_name = {i["name"]: i for i in live}
+            if all(d["name"] in by_name for d in desired):
+                return [declared_view(by_name[d["name"]], d, keyed) for d in desired]
+        if len(desired) == len(live):
+            return [declared_view(item, want, keyed) for item, want in zip(live, desired)]
     return live
 
 
@@ -166,16 +176,23 @@ def _masked_value(path: str, value: Any, values: set[str]) -> Any:
     return shown
 
 
-def _compare(want: dict, live: dict) -> tuple[FieldDiff, ...]:
+def _compare(want: dict, live: dict, rules: tuple[IgnoreRule, ...] = (),
+             keyed: bool = False) -> tuple[FieldDiff, ...]:
     """want: a normalised view of the desired object. Only what git declares is compared
     (a field it leaves out, such as replicas under `kubectl scale` or an HPA, is never
     drift); the live side gets the kind's API defaults first, so a declared value that
-    equals a server default the live copy leaves implicit is no drift either."""
-    return _masked_fields(key_of(want), field_diffs(want, _live_view(want, live)), want, live)
+    equals a server default the live copy leaves implicit is no drift either. Fields the
+    ignore rules name are left out on both sides."""
+    key = key_of(want)
+    if rules:
+        skip = set(ignored(rules, key, want, want.get("apiVersion", ""))) | \
+            set(ignored(rules, key, live, want.get("apiVersion", "")))
+        want, live = without(want, skip), without(live, skip)
+    return _masked_fields(key, field_diffs(want, _live_view(want, live, keyed)), want, live)
 
 
-def _live_view(want: dict, live: dict) -> dict:
-    return declared_view(with_defaults(_view(live)), want)
+def _live_view(want: dict, live: dict, keyed: bool = False) -> dict:
+    return declared_view(with_defaults(_view(live)), want, keyed)
 
 
 def compared_views(desired: dict, live: dict) -> tuple[dict, dict]:
@@ -185,8 +202,9 @@ def compared_views(desired: dict, live: dict) -> tuple[dict, dict]:
     return _live_view(want, live), want
 
 
-def diff_object(desired: dict, live: dict) -> tuple[FieldDiff, ...]:
-    return _compare(_view(desired), live)
+def diff_object(desired: dict, live: dict,
+                rules: tuple[IgnoreRule, ...] = ()) -> tuple[FieldDiff, ...]:
+    return _compare(_view(desired), live, rules)
 
 
 def desired_hash(body: dict) -> str:
@@ -216,13 +234,18 @@ def removed_fields(last: dict, desired: dict, live: object, path: str = "") -> l
 def compute_plan(desired: Iterable[Desired], live: Mapping[ObjectKey, dict],
                  applied: Mapping[ObjectKey, str],
                  last_applied: Mapping[ObjectKey, dict | None] | None = None,
-                 memo: dict[ObjectKey, tuple] | None = None) -> Plan:
+                 memo: dict[ObjectKey, tuple] | None = None,
+                 rules: tuple[IgnoreRule, ...] = (), app: SyncOptions = DEFAULT) -> Plan:
     """desired: what git declares; live: the store's copy of every key involved;
     applied: inventory key -> hash of what git last applied (only those may be pruned);
     last_applied: what git last applied, where known: a field git stops declaring is then
     a change (removed on update) rather than invisible;
     memo: a dict kept between calls; a pair already compared (same desired hash, same
-    live uid and resourceVersion, so the same contents) is not compared again.
+    live uid and resourceVersion, so the same contents) is not compared again (a caller
+    that changes `rules` clears it);
+    rules: ignoreDifferences, fields never compared;
+    app: the app's sync options (ServerSideApply objects are compared as a server-side
+    diff would: named list items matched by name, undeclared ones left out).
 
     A difference on an object whose desired state git did not change since it was last
     applied is drift: something other than git moved the live object."""
@@ -245,7 +268,8 @@ def compute_plan(desired: Iterable[Desired], live: Mapping[ObjectKey, dict],
             fields = cached[1]
         else:
             fields = tuple(FieldDiff(f.path, f.desired, f.live, d.line_of(f.path))
-                           for f in _compare(want, current))
+                           for f in _compare(want, current, rules,
+                                             options_of(want, app).server_side_apply))
             if memo is not None and version[-1] is not None:
                 memo[key] = (version, fields)
         last = (last_applied or {}).get(key)
@@ -263,10 +287,8 @@ def compute_plan(desired: Iterable[Desired], live: Mapping[ObjectKey, dict],
         current = live.get(key)
         if current is None:
             continue
-        annotations = current.get("metadata", {}).get("annotations") or {}
-        if annotations.get(PRUNE_ANNOTATION) == "false":
-            plan.changes.append(Change("skip", key, None, current,
-                                       reason=f"{PRUNE_ANNOTATION}=false"))
+        if options_of(current).prune is False:
+            plan.changes.append(Change("skip", key, None, current, reason="Prune=false"))
         else:
             plan.changes.append(Change("prune", key, None, current))
     return plan

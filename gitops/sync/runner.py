@@ -1,12 +1,15 @@
 """The sync loop as a runnable, and the verbs behind `gitops sync|rollback|unpin|suspend|
 resume`.
 
-A pass runs on a poll, a webhook, a directory change or a user's request, and each
-remembers why (its trigger, in the logs and drift records); pokes during a pass coalesce
-into the next one.
+A pass runs on a poll, a webhook, a directory change, a user's request or a self-heal of
+live drift, and each remembers why (its trigger, in the logs and drift records); pokes
+during a pass coalesce into the next one. A self-heal pass alone re-syncs the revision
+fetched last (no git round trip); coalesced with any other reason, it fetches.
 """
 
 from __future__ import annotations
+
+import threading
 
 import structlog
 
@@ -21,6 +24,9 @@ log = structlog.get_logger(component="sync")
 
 RESYNC = 3600.0          # seconds: a pass at least this often without any poke
 MARGIN = 120.0           # seconds a requested sync may take beyond its wave timeout
+HEAL = "heal"            # a self-heal pass (logged with trigger "watch")
+# When reasons coalesce, the pass is named after the first of these it has.
+_PRECEDENCE = ("manual", "webhook", "watch", "startup", "interval")
 
 
 class SyncRunner:
@@ -29,7 +35,8 @@ class SyncRunner:
         self.engine = engine
         self.status = engine.status
         self.loop = Loop(self.name, self._pass, resync=resync)
-        self._trigger = "startup"
+        self._reasons: set[str] = {"startup"}
+        self._reasons_lock = threading.Lock()
         self.last_result: dict = {}
 
     # -- runnable -----------------------------------------------------------------------
@@ -44,19 +51,31 @@ class SyncRunner:
 
     # -- passes -------------------------------------------------------------------------
     def _pass(self) -> None:
-        trigger, self._trigger = self._trigger, "interval"
-        res = self.engine.sync_once(trigger)
+        with self._reasons_lock:
+            reasons, self._reasons = self._reasons or {"interval"}, set()
+        if reasons == {HEAL}:
+            res = self.engine.sync_once("watch", fetch=False)
+        else:
+            trigger = next((r for r in _PRECEDENCE if r in reasons), "interval")
+            res = self.engine.sync_once(trigger)
         self.last_result = {"result": res.result, "revision": res.revision,
                             "message": res.message, "errors": [str(e) for e in res.errors]}
 
     def trigger(self, reason: str) -> None:
-        """Thread-safe: a sync soon, remembering why (interval, webhook, watch, manual)."""
-        self._trigger = reason
+        """Thread-safe: a sync soon, remembering why (interval, webhook, watch, manual,
+        heal)."""
+        with self._reasons_lock:
+            self._reasons.add(reason)
         self.loop.poke()
+
+    def heal(self) -> None:
+        """A self-heal pass soon (the live drift watch asks)."""
+        self.trigger(HEAL)
 
     async def sync_now(self, trigger: str = "manual") -> dict:
         """A sync that begins after this call, and its result."""
-        self._trigger = trigger
+        with self._reasons_lock:
+            self._reasons.add(trigger)
         timeout = self.engine.policy.wave_timeout + MARGIN
         if not await self.loop.poke_and_wait(timeout=timeout):
             raise GitopsError("the sync did not finish in time; see `gitops status`")

@@ -21,8 +21,9 @@ SYNCED, SUSPENDED, PINNED, HEALTHY = "Synced", "Suspended", "Pinned", "Healthy"
 TRUE, FALSE, UNKNOWN = "True", "False", "Unknown"
 
 # State names (the store's state table).
-APPLIED, FETCHED, PIN, SUSPEND, LAST_SYNC, CONDITIONS = (
-    "applied_revision", "fetched_revision", "pin", "suspended", "last_sync", "sync_conditions")
+APPLIED, FETCHED, PIN, SUSPEND, LAST_SYNC, CONDITIONS, HOOKS = (
+    "applied_revision", "fetched_revision", "pin", "suspended", "last_sync", "sync_conditions",
+    "hooks")
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ class SyncStatus:
     suspended: bool = False
     last_sync: dict | None = None        # the summary of the last sync (as logged)
     conditions: tuple[Condition, ...] = field(default_factory=tuple)
+    hooks: dict | None = None            # the last hook run: revision, result, hooks
 
     def condition(self, ctype: str) -> Condition | None:
         return next((c for c in self.conditions if c.type == ctype), None)
@@ -80,7 +82,7 @@ class SyncStatus:
                 "fetched_revision": self.fetched_revision,
                 "pin": self.pin.as_dict() if self.pin else None,
                 "suspended": self.suspended, "last_sync": self.last_sync,
-                "conditions": [c.as_dict() for c in self.conditions]}
+                "conditions": [c.as_dict() for c in self.conditions], "hooks": self.hooks}
 
 
 # -- conditions (pure) ------------------------------------------------------------------
@@ -105,8 +107,9 @@ def pinned_condition(pin: Pin | None) -> Condition:
 
 
 def health_condition(objects: list[dict]) -> Condition:
-    """Over the objects git declared, as `gitops status` lists them (health per object)."""
-    unhealthy = [o for o in objects if o.get("health") != "Healthy"]
+    """Over the objects git declared, as `gitops status` lists them (health per object);
+    Unknown (no controller reports on it) is not unhealthy."""
+    unhealthy = [o for o in objects if o.get("health") not in ("Healthy", "Unknown")]
     if not unhealthy:
         return Condition(HEALTHY, TRUE, "AllHealthy", f"{len(objects)} object(s) healthy")
     first = unhealthy[0]
@@ -142,7 +145,7 @@ class SyncStatusBook:
         get = self.store.get_state
         status = SyncStatus(applied_revision=get(APPLIED), fetched_revision=get(FETCHED),
                             pin=Pin.from_dict(get(PIN)), suspended=bool(get(SUSPEND)),
-                            last_sync=get(LAST_SYNC))
+                            last_sync=get(LAST_SYNC), hooks=self.hooks())
         # Derived from the fields, so they always agree with them; the stored ones give
         # the transition times.
         return replace(status, conditions=merge_conditions(
@@ -163,6 +166,10 @@ class SyncStatusBook:
     def pin(self) -> Pin | None:
         return Pin.from_dict(self.store.get_state(PIN))
 
+    def hooks(self) -> dict | None:
+        value = self.store.get_state(HOOKS)
+        return value if isinstance(value, dict) else None
+
     # writes
     def record_fetch(self, head: str) -> None:
         self.store.set_state(FETCHED, head)
@@ -174,6 +181,10 @@ class SyncStatusBook:
         """The last sync's summary; Synced follows its result."""
         self.store.set_state(LAST_SYNC, summary)
         self._set_conditions([synced_condition(summary)])
+
+    def record_hooks(self, run: dict) -> None:
+        """The last hook run: {revision, result, phase (of a failure), hooks: [...]}."""
+        self.store.set_state(HOOKS, run)
 
     def set_pin(self, pin: Pin | None) -> None:
         self.store.set_state(PIN, pin.as_dict() if pin else None)

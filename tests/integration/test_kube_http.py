@@ -411,3 +411,18 @@ def test_requests_waiting_for_the_store_never_hold_the_event_loop(api):
         for t in waiting:
             t.join(30)
     assert answers == {"get": 200, "status": 200, "scale": 200, "log": 404, "list": 200}
+
+
+def test_create_with_generate_name_gets_a_fresh_name_each_time(api):
+    body = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"generateName": "seed-"},
+            "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [
+                {"name": "c", "image": "gitops/busybox:1"}]}}}}
+    names = []
+    for _ in range(2):
+        status, _, made = api.request("POST", "/apis/batch/v1/namespaces/default/jobs", body)
+        assert status == 201, made
+        names.append(made["metadata"]["name"])
+    assert all(n.startswith("seed-") and len(n) == 10 for n in names) and names[0] != names[1]
+    bad = {**body, "metadata": {"generateName": "Seed_"}}
+    status, _, err = api.request("POST", "/apis/batch/v1/namespaces/default/jobs", bad)
+    assert status == 422, err

@@ -18,7 +18,8 @@ def runner():
 def test_json_has_exactly_the_issue_keys_and_no_nan(runner, tmp_path):
     figures, _, errors = runner.run_all(runner.BENCHES, True, tmp_path)   # nothing there
     assert set(figures) == set(runner.KEYS) == {
-        "validate_per_object_ms", "noop_sync_1000_objects_s", "push_to_ready_s",
+        "validate_per_object_ms", "noop_sync_1000_objects_s", "noop_sync_10000_objects_s",
+        "selfheal_desired_drift_s", "push_to_ready_s",
         "pod_start_overhead_ratio_vs_docker_run", "restart_after_kill_s",
         "proxy_rps_ratio_vs_docker_proxy", "proxy_p99_ratio_vs_docker_proxy",
         "agent_rss_mb_100_pods", "scaling_curves",

@@ -15,10 +15,13 @@ from gitops.cli.agent_options import AgentOptions
 CHANGED = AgentOptions(
     api_host="0.0.0.0", public_metrics=True, api_port=8081, webhook_secret_env="HOOK",
     webhook_secret_file="/etc/hook", allow_remote_bases=True, allow_host_access=True,
-    git_timeout=15.0, wave_timeout=10.0, prune=False, self_heal=False,
+    git_timeout=15.0, wave_timeout=10.0, prune=False, self_heal=False, self_heal_delay=5.0,
+    sync_options=("PruneLast=true", "CreateNamespace=true"),
+    ignore_differences=".gitops/ignore.yaml",
+    ignore_difference=("Deployment/web:/spec/replicas", "Deployment:.spec.replicas"),
     allow_empty_prune=True, service_cidr="10.96.0.0/20", helm_values=("a.yaml", "b.yaml"),
     pod_subnet="10.213.5.0/24", node_address="10.0.0.1", interval=5.0, path="k8s",
-    ref="main")
+    ref="main", decryption_key_file="/etc/gitops/age.key")
 
 
 def parsed(argv: list[str]) -> AgentOptions:
@@ -49,7 +52,58 @@ def test_a_relative_secret_file_is_handed_on_absolute(tmp_path, monkeypatch):
     assert argv[argv.index("--webhook-secret-file") + 1] == str((tmp_path / "hook").resolve())
 
 
+def test_the_decryption_key_file_comes_from_the_flag_or_the_environment(tmp_path,
+                                                                       monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GITOPS_AGE_KEY_FILE", "/run/secrets/age.key")
+    assert parsed([]).decryption_key_file == "/run/secrets/age.key"
+    assert parsed(["--decryption-key-file", "k.txt"]).decryption_key_file == "k.txt"
+    argv = AgentOptions(decryption_key_file="k.txt").to_argv()     # a path, never the key
+    assert argv[argv.index("--decryption-key-file") + 1] == str((tmp_path / "k.txt").resolve())
+
+
 def test_the_daemon_config_gets_every_option():
     config = CHANGED.config("example-repo", Path("/data"))
     assert (config.repo, config.data_dir) == ("example-repo", Path("/data"))
     assert all(getattr(config, f.name) == getattr(CHANGED, f.name) for f in fields(CHANGED))
+
+
+def test_run_takes_the_age_key_from_the_environment_and_keeps_it_from_children(monkeypatch):
+    """GITOPS_AGE_KEY reaches the agent's config (never its repr) and leaves the process
+    environment, so no child (git, kustomize, docker) inherits it."""
+    import os
+
+    from gitops import daemon
+    from gitops import log as logsetup
+    from gitops.cli.agent import run
+    key = "AGE-SECRET-KEY-1XG3XFAXA9WYV2J0DDL8PJFHRG8EP9NSFKSZQMV0MREYL7M73TYQQL3SMHX"
+    seen = []
+    monkeypatch.setattr(daemon, "run_agent", seen.append)
+    monkeypatch.setattr(logsetup, "configure", lambda *a, **kw: None)
+    monkeypatch.setenv("GITOPS_AGE_KEY", key)
+    monkeypatch.setenv("GITOPS_AGE_KEY_FILE", "/run/secrets/age.key")
+    umask = os.umask(0o022)
+    try:
+        res = CliRunner().invoke(run, ["--repo", "example-repo"])
+    finally:
+        os.umask(umask)
+    assert res.exit_code == 0, res.output
+    [config] = seen
+    assert config.age_key == key and config.decryption_key_file == "/run/secrets/age.key"
+    assert key not in repr(config)
+    assert "GITOPS_AGE_KEY" not in os.environ and "GITOPS_AGE_KEY_FILE" not in os.environ
+
+
+def test_bad_sync_options_and_ignore_rules_are_refused_by_name():
+    @click.command()
+    @AgentOptions.click_options
+    def command(agent: AgentOptions) -> None:
+        pass
+    res = CliRunner().invoke(command, ["--sync-option", "Prune=confirm"])
+    assert res.exit_code == 2 and "Prune=confirm" in res.output
+    res = CliRunner().invoke(command, ["--sync-option", "Replase=true"])
+    assert res.exit_code == 2 and 'unknown sync option "Replase=true"' in res.output
+    res = CliRunner().invoke(command, ["--ignore-difference", "Deployment:.spec | length"])
+    assert res.exit_code == 2 and "unsupported jq" in res.output
+    res = CliRunner().invoke(command, ["--ignore-difference", "/spec/replicas"])
+    assert res.exit_code == 2 and "KIND[/NAME or /NAMESPACE/NAME]:PATH" in res.output

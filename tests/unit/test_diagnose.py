@@ -1,6 +1,6 @@
 """Why an object is not healthy, from the YAML cases in tests/unit/cases/diagnose/: each pod
 state turned into the reason a CI log reader acts on (pod.yaml), each status entry explained
-through the pods a workload's selector picks (one file per kind); no Docker."""
+through the pods a workload owns (one file per kind); no Docker."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def test_explain_pod(case):
 
 @pytest.mark.parametrize("case", [c for c in CASES if "entry" in c.values[0]])
 def test_explain(case):
-    found = explain(case["entry"], case["object"], case["pods"])
+    found = explain(case["entry"], case["object"], case["pods"], case.get("replicasets", []))
     assert found == [Finding(**f) for f in case["findings"]]
 
 
@@ -27,17 +27,25 @@ def test_every_case_is_run():
     assert all("pod" in c.values[0] or "entry" in c.values[0] for c in CASES)
 
 
-def pod(name="web-1", labels=None, ns="default"):
+def pod(name="web-1", owner="rs-uid", labels=None, ns="default"):
     return {"kind": "Pod",
-            "metadata": {"name": name, "namespace": ns, "labels": labels or {"app": "web"}}}
+            "metadata": {"name": name, "namespace": ns, "labels": labels or {"app": "web"},
+                         "ownerReferences": [{"uid": owner, "controller": True}]}}
 
 
-def test_pods_of_uses_the_selector_and_namespace():
-    deploy = {"kind": "Deployment", "metadata": {"name": "web", "namespace": "default"},
+def test_pods_of_follows_owner_references_not_labels():
+    deploy = {"kind": "Deployment", "metadata": {"name": "web", "namespace": "default",
+                                                 "uid": "web-uid"},
               "spec": {"selector": {"matchLabels": {"app": "web"}}}}
-    pods = [pod("web-1"), pod("web-2", ns="other"), pod("db-1", labels={"app": "db"})]
-    assert [p["metadata"]["name"] for p in pods_of(deploy, pods)] == ["web-1"]
-    job = {"kind": "Job", "metadata": {"name": "backup", "namespace": "default"}, "spec": {}}
-    assert pods_of(job, [pod("b-1", labels={"job-name": "backup"})])[0]["metadata"]["name"] \
-        == "b-1"
+    rs = [{"kind": "ReplicaSet", "metadata": {"uid": "rs-uid", "ownerReferences": [
+        {"uid": "web-uid", "controller": True}]}}]
+    helm_test = pod("web-test", owner="")
+    helm_test["metadata"].pop("ownerReferences")
+    pods = [pod("web-1"), pod("other-1", owner="other-rs"), helm_test]
+    assert [p["metadata"]["name"] for p in pods_of(deploy, pods, rs)] == ["web-1"]
+    assert pods_of(deploy, pods) == []          # without its ReplicaSets: none is known
+    job = {"kind": "Job", "metadata": {"name": "backup", "namespace": "default",
+                                       "uid": "job-uid"}, "spec": {}}
+    assert [p["metadata"]["name"] for p in pods_of(job, [pod("b-1", owner="job-uid"),
+                                                         pod("b-2")])] == ["b-1"]
     assert pods_of({"kind": "ConfigMap", "metadata": {"name": "x"}}, pods) == []

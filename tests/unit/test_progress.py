@@ -21,6 +21,14 @@ def status(objects, applied="abc123", last="synced", errors=()):
             "objects": objects}
 
 
+# Each Deployment's ReplicaSet: pods are found through owner references.
+REPLICASETS = {"items": [
+    {"kind": "ReplicaSet", "metadata": {"name": f"{n}-1", "namespace": "default",
+                                        "uid": f"{n}-rs", "ownerReferences": [
+                                            {"uid": f"{n}-uid", "controller": True}]}}
+    for n in ("api", "web")]}
+
+
 class FakeClient:
     """Answers /gitops/v1/status from a script (the last entry repeats) and the rest from
     a dict of paths."""
@@ -83,27 +91,30 @@ def test_refused_first_sync_ends_at_once_with_the_errors():
 def test_timeout_explains_each_unhealthy_object_with_crash_logs_and_reports():
     pods = {"items": [
         {"kind": "Pod", "metadata": {"name": "api-1", "namespace": "default",
-                                     "labels": {"app": "api"}},
+                                     "labels": {"app": "api"}, "ownerReferences": [
+                                         {"uid": "api-rs", "controller": True}]},
          "spec": {"containers": [{"name": "api"}]},
          "status": {"phase": "Running", "containerStatuses": [
              {"name": "api", "image": "gitops/python:3.11", "ready": False, "restartCount": 3,
               "state": {"waiting": {"reason": "CrashLoopBackOff"}},
               "lastState": {"terminated": {"exitCode": 1, "reason": "Error"}}}]}},
         {"kind": "Pod", "metadata": {"name": "web-1", "namespace": "default",
-                                     "labels": {"app": "web"}},
+                                     "labels": {"app": "web"}, "ownerReferences": [
+                                         {"uid": "web-rs", "controller": True}]},
          "spec": {"containers": [{"name": "web"}]},
          "status": {"phase": "Pending", "containerStatuses": [
              {"name": "web", "image": "nope:1", "ready": False,
               "state": {"waiting": {"reason": "ErrImagePull"}}}]}}]}
     deploy = lambda name: {"kind": "Deployment",   # noqa: E731
-                           "metadata": {"name": name, "namespace": "default"},
+                           "metadata": {"name": name, "namespace": "default",
+                                        "uid": f"{name}-uid"},
                            "spec": {"selector": {"matchLabels": {"app": name}}}}
     log_path = ("/api/v1/namespaces/default/pods/api-1/log?tailLines=5&container=api"
                 "&maskSecrets=true&previous=true")
     client = FakeClient([status([obj("ConfigMap", "cfg", "Healthy"),
                                  obj("Deployment", "api", "Progressing", "0 of 1 available"),
                                  obj("Deployment", "web", "Progressing", "0 of 1 available")])],
-                        {"/api/v1/pods": pods,
+                        {"/api/v1/pods": pods, "/apis/apps/v1/replicasets": REPLICASETS,
                          "/apis/apps/v1/namespaces/default/deployments/api": deploy("api"),
                          "/apis/apps/v1/namespaces/default/deployments/web": deploy("web"),
                          log_path: "starting\nTraceback (most recent call last):\n"
@@ -156,15 +167,18 @@ def test_agent_gone_is_an_error_outcome():
 
 def test_progress_lines_name_the_pod_problem_while_waiting():
     pods = {"items": [{"kind": "Pod", "metadata": {"name": "web-1", "namespace": "default",
-                                                   "labels": {"app": "web"}},
+                                                   "labels": {"app": "web"},
+                                                   "ownerReferences": [
+                                                       {"uid": "web-rs", "controller": True}]},
                        "spec": {"containers": [{"name": "web"}]},
                        "status": {"phase": "Pending", "containerStatuses": [
                            {"name": "web", "image": "nope:1",
                             "state": {"waiting": {"reason": "ErrImagePull"}}}]}}]}
-    deploy = {"kind": "Deployment", "metadata": {"name": "web", "namespace": "default"},
+    deploy = {"kind": "Deployment", "metadata": {"name": "web", "namespace": "default",
+                                                 "uid": "web-uid"},
               "spec": {"selector": {"matchLabels": {"app": "web"}}}}
     client = FakeClient([status([obj("Deployment", "web", "Progressing", "0 of 1 available")])],
-                        {"/api/v1/pods": pods,
+                        {"/api/v1/pods": pods, "/apis/apps/v1/replicasets": REPLICASETS,
                          "/apis/apps/v1/namespaces/default/deployments/web": deploy})
     out, text = run(client, timeout=3)
     assert not out.ok

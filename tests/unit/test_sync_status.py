@@ -43,7 +43,7 @@ def test_a_fresh_store_has_nothing_synced_yet(store):
     status = SyncStatusBook(store).read()
     assert status.as_dict() | {"conditions": None} == {
         "applied_revision": None, "fetched_revision": None, "pin": None, "suspended": False,
-        "last_sync": None, "conditions": None}
+        "last_sync": None, "conditions": None, "hooks": None}
     assert conditions(status) == {"Synced": ("Unknown", "NotSyncedYet"),
                                   "Suspended": ("False", "Active"),
                                   "Pinned": ("False", "FollowingBranch")}

@@ -16,6 +16,8 @@ from typing import Any
 
 from gitops.api.kube import fields as F
 from gitops.api.kube import schema as sch
+from gitops.api.kube.openapi import kind_schema
+from gitops.api.kube.registry import for_kind
 from gitops.errors import PermanentError
 from gitops.model.times import now_iso
 
@@ -179,3 +181,17 @@ def apply(live: dict | None, applied: dict, manager: str, api_version: str,
             out.append(e if kept == paths else {**e, "fieldsV1": F.to_v1(kept)})
     out.append(_entry(manager, "Apply", api_version, declared, subresource))
     return merged, out
+
+
+class GitFieldOwner:
+    """Git's sync as a field manager (gitops.sync.fields.FieldOwner): a forced server-side
+    apply of what git declares, with each kind's merge rules from the API's schemas."""
+
+    def __init__(self, manager: str = "gitops") -> None:
+        self.manager = manager
+
+    def apply(self, live: dict | None, declared: dict) -> tuple[dict, list[dict]]:
+        resource = for_kind(str(declared.get("kind", "")))
+        schema = kind_schema(resource) if resource is not None else None
+        return apply(live, declared, self.manager, str(declared.get("apiVersion", "")),
+                     schema, force=True)
