@@ -24,8 +24,10 @@ from gitops.api.kube.api import KubeBackends
 from gitops.api.kube.backends import RuntimeStreams
 from gitops.api.kube.managed import GitFieldOwner
 from gitops.api.kube.listen import start_listeners
+from gitops.api.kube.tls import ca_pem
 from gitops.api.podlogs import PodLogs
 from gitops.api.server import ApiContext, make_app, object_health, unmanaged_objects
+from gitops.api.serviceaccounts import load_or_create_key
 from gitops.api.webhook import add_webhook_routes
 from gitops.controllers.manager import ControllerManager
 from gitops.errors import GitopsError
@@ -104,6 +106,7 @@ class Agent:
         make_private_dir(self.dd.root)      # Secret data, the token, the repo URL: owner only
         self._lock_fd = _lock(self.dd.lock_file)
         self.token = api_token.load_or_create(self.dd.token_file)   # a bad one: refuse now
+        self.sa_key = load_or_create_key(self.dd.service_account_key_file)
         self.store = Registry(SqliteStore(self.dd.store))    # every writer's one path
         self.stop = asyncio.Event()
         # -- control plane: git -> store -> controllers -> scheduler
@@ -143,6 +146,8 @@ class Agent:
         self.node = NodeAgent(self.store, self.runtime, config.node_name or socket.gethostname(),
                               self.network, self.dd.root / "pods",
                               allow_host_access=config.allow_host_access)
+        # Pods get their ServiceAccount's token, signed with sa_key, and the API's CA.
+        self.node.enable_service_accounts(self.sa_key, ca_pem(self.dd.root))
         self.services = ServiceNetwork(self.dd.instance, self.service_cidr,
                                        config.node_address)
         # A short debounce: a scheduled pod is started at once (a pass reads everything,
@@ -230,7 +235,8 @@ class Agent:
                                   self.stop.set, self.pod_logs,
                                   kube=KubeBackends(exec=RuntimeStreams(self.runtime)),
                                   allow_host_access=self.config.allow_host_access,
-                                  public_metrics=self.config.public_metrics))
+                                  public_metrics=self.config.public_metrics,
+                                  service_account_key=self.sa_key))
         add_webhook_routes(app, self.webhook_secret, self.source.url, self.config.ref,
                            lambda _event: self.sync.trigger("webhook"))
         metrics.attach(self, app)       # GET /metrics (Prometheus)

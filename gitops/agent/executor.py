@@ -279,7 +279,13 @@ class PodExecutor:
                                     ip=ip)
 
     def _services(self, namespace: str) -> list[dict]:
-        return self.store.list("Service", namespace)
+        """The namespace's Services, and the API's own (KUBERNETES_SERVICE_HOST...) in
+        every namespace, as the kubelet gives it."""
+        services = self.store.list("Service", namespace)
+        if namespace != "default" and (api := self.lookup("Service", "default",
+                                                          "kubernetes")) is not None:
+            services = [*services, api]
+        return services
 
     # -- removal --------------------------------------------------------------------------
     def remove(self, c: ContainerInfo, why: str) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 import structlog
 
 from gitops.agent.runtime import RuntimeFailure
-from gitops.agent.volumes import FileSet, Lookup, file_sets
+from gitops.agent.volumes import FileSet, Lookup, Tokens, file_sets
 from gitops.model import volumepaths
 from gitops.model.volumepaths import is_safe_uid
 
@@ -34,9 +34,10 @@ class PodFiles:
     """The files a node keeps per pod under root/<uid>: its projected volumes and its
     resolv.conf. lookup(kind, namespace, name) reads the objects volumes project."""
 
-    def __init__(self, root: Path, lookup: Lookup) -> None:
+    def __init__(self, root: Path, lookup: Lookup, tokens: Tokens | None = None) -> None:
         self.root = root
         self.lookup = lookup
+        self.tokens = tokens        # serviceAccountToken sources (None: none can be made)
 
     def pod_dir(self, uid: str) -> Path:
         """Where a pod's files live; a uid that is not a plain name never becomes a path."""
@@ -51,7 +52,7 @@ class PodFiles:
     def write(self, pod: dict) -> None:
         """The pod's ConfigMap, Secret and downward API volumes, as their sources are now."""
         root = self.volumes_root(pod["metadata"]["uid"])
-        for fs in file_sets(pod, self.lookup):
+        for fs in file_sets(pod, self.lookup, self.tokens):
             if write_file_set(root, fs):
                 log.info("volume_files_updated", pod=_name(pod), volume=fs.volume)
 

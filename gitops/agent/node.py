@@ -30,6 +30,7 @@ from gitops.agent.podevents import PodEvent
 from gitops.agent.prober import ProbeWorker
 from gitops.agent.probes import ProbeResults, ProbeTracker
 from gitops.agent.restarts import RestartBook
+from gitops.agent.serviceaccount import ROOT_CA, TokenIssuer, with_token_volume
 from gitops.agent.runtime import ContainerInfo, Runtime, RuntimeFailure, RuntimeUnavailable
 from gitops.agent.specs import NodeContext
 from gitops.agent.status import (
@@ -109,6 +110,8 @@ class NodeAgent:
             probes=self.probes, terminator=self._terminator, drift=self._drift,
             hooks=self._hooks, event=self._event, clock=clock)
         self._host_resolv = self._host_hosts = ""     # the node's own, read at setup
+        self._tokens: TokenIssuer | None = None        # see enable_service_accounts
+        self._ca_pem = ""
 
     # -- setup ------------------------------------------------------------------------
     def setup(self, subnet: str) -> None:
@@ -117,6 +120,13 @@ class NodeAgent:
         self.runtime.ensure_pause_image()
         self.host_ip, self.subnet = self.runtime.ensure_network(self.network, subnet)
         self.register_node()
+
+    def enable_service_accounts(self, key: bytes, ca_pem: str) -> None:
+        """Pods get their ServiceAccount's token (signed with key) and the API's CA, as in
+        Kubernetes; without this, no token can be made and none is mounted."""
+        self._ca_pem = ca_pem
+        self._tokens = TokenIssuer(key, self._lookup, self.clock)
+        self._files.tokens = self._tokens.token
 
     def register_node(self) -> None:
         info = self.runtime.ping()
@@ -319,6 +329,8 @@ class NodeAgent:
 
     def _sync_pod(self, pod: dict, containers: list[ContainerInfo]) -> bool:
         """Plan and act for one pod, then write its status; True when it acted."""
+        if self._tokens is not None:         # the pod as it runs: with its token volume
+            pod = with_token_volume(pod, self._lookup)
         uid = pod["metadata"]["uid"]
         deleting = bool(pod["metadata"].get("deletionTimestamp"))
         book = self._restarts.seed(pod)
@@ -413,6 +425,8 @@ class NodeAgent:
     def _forget(self, known: set[str]) -> None:
         for uid in self._restarts.forget(known):
             self.probes.forget(uid)
+        if self._tokens is not None:
+            self._tokens.forget(known)
         self._failures.forget(known)
 
     def _images(self, pod: dict) -> dict[str, bool]:
@@ -485,7 +499,13 @@ class NodeAgent:
 
     # -- what the parts ask of the node -----------------------------------------------
     def _lookup(self, kind: str, ns: str, name: str) -> dict | None:
-        return self.store.get(ObjectKey(kind, ns, name))
+        found = self.store.get(ObjectKey(kind, ns, name))
+        if found is None and kind == "ConfigMap" and name == ROOT_CA and self._ca_pem:
+            # Every namespace has the API's CA as kube-root-ca.crt, as in Kubernetes.
+            return {"apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": ROOT_CA, "namespace": ns},
+                    "data": {"ca.crt": self._ca_pem}}
+        return found
 
     def _secret_values(self, pod: dict) -> set[str]:
         """Values of the Secrets the pod reads: its probe output, hook output and status

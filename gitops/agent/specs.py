@@ -31,8 +31,10 @@ from gitops.agent.runtime import (
     SandboxSpec,
 )
 from gitops.agent.security import security
+from gitops.agent.serviceaccount import token_mount
 from gitops.agent.volumes import container_mounts
 from gitops.model.podspec import host_access
+from gitops.model.satoken import MOUNT_PATH
 
 RESOLV_CONF = "/etc/resolv.conf"
 HOSTS = "/etc/hosts"
@@ -102,10 +104,13 @@ def with_pod_ip(pod: dict, ip: str) -> dict:
 def container_env(pod: dict, container: dict, lookup: Lookup,
                   services: Callable[[str], list[dict]]) -> dict[str, str]:
     """The container's environment; services(namespace) is asked only when the pod wants
-    service links (enableServiceLinks, on by default)."""
-    links = {}
+    service links (enableServiceLinks, on by default); KUBERNETES_SERVICE_HOST and its
+    kin come either way, as the kubelet sets them."""
     if pod["spec"].get("enableServiceLinks", True):
         links = service_env(services(pod["metadata"]["namespace"]))
+    else:       # the API's own address is always there (in-cluster clients read it)
+        api = lookup("Service", "default", "kubernetes")
+        links = service_env([api]) if api is not None else {}
     return build_env(pod, container, lookup, links)
 
 
@@ -121,6 +126,8 @@ def container_spec(pod: dict, container: dict, node: NodeContext, *, env: dict[s
     admit(pod, node.allow_host_access)
     mounts = container_mounts(pod, container, node.instance, files_root, lookup,
                               node.allow_host_access, env)
+    if token_volume := token_mount(pod, container):
+        mounts.append(Mount("bind", MOUNT_PATH, f"{files_root}/{token_volume}", True))
     if resolv_conf_path:
         mounts.append(Mount("bind", RESOLV_CONF, resolv_conf_path, True))
     if hosts_path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +14,8 @@ from aiohttp import web
 
 from gitops.api.kube.api import KubeApi, KubeBackends
 from gitops.api.kube.request import LogRequest
+from gitops.api.serviceaccounts import ADMIN_USER, USER, User, authenticate
+from gitops.model import satoken
 from gitops.errors import GitopsError
 from gitops.health import assess, assess_in
 from gitops.model import key_of
@@ -31,6 +34,7 @@ class ApiContext:
     kube: KubeBackends | None = None      # exec / port-forward for the Kubernetes API
     allow_host_access: bool = False       # API writes follow the same node policy as git
     public_metrics: bool = False          # /metrics without the token (names Services)
+    service_account_key: bytes = b""      # pods' ServiceAccount tokens ("": none accepted)
 
 
 CONTROL_VERBS = ("sync", "rollback", "unpin", "suspend", "resume")
@@ -48,12 +52,31 @@ async def _auth(request: web.Request, handler: Any) -> web.StreamResponse:
     if request.path == "/healthz" or request.path.startswith("/hooks/") or (
             request.path == "/metrics" and request.app[CTX].public_metrics):
         return await handler(request)     # webhooks authenticate by their signature
-    token = request.app[CTX].token.strip()
-    given = _bearer_token(request.headers.get("Authorization", ""))
-    # Fail closed: an empty token (a truncated file) must not match an empty header.
-    if not token or not given or not hmac.compare_digest(given.encode(), token.encode()):
+    user = _user(request.app[CTX], _bearer_token(request.headers.get("Authorization", "")))
+    if user is None:
         return _status_error(401, "Unauthorized", "a valid bearer token is required")
+    if not user.is_admin and not request.path.startswith(_KUBE_PATHS):
+        # A pod's token speaks the Kubernetes API only (RBAC decides there), never the
+        # agent's own verbs.
+        return _status_error(403, "Forbidden", f'User "{user.name}" cannot {request.method} '
+                             f'path "{request.path}"')
+    request[USER] = user
     return await handler(request)
+
+
+_KUBE_PATHS = ("/api", "/version", "/openapi/")     # /api, /api/..., /apis...
+
+
+def _user(ctx: ApiContext, given: str) -> User | None:
+    """Who the bearer token speaks for: the agent's token (the administrator), a pod's
+    ServiceAccount token, or nobody."""
+    token = ctx.token.strip()
+    # Fail closed: an empty token (a truncated file) must not match an empty header.
+    if token and given and hmac.compare_digest(given.encode(), token.encode()):
+        return ADMIN_USER
+    if ctx.service_account_key and satoken.looks_like(given):
+        return authenticate(ctx.store, ctx.service_account_key, given, time.time())
+    return None
 
 
 def _bearer_token(header: str) -> str:

@@ -15,7 +15,16 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from gitops.api.kube import deletes, discovery, openapi, reviews, subresources, watch, writes
+from gitops.api.kube import (
+    access,
+    deletes,
+    discovery,
+    openapi,
+    reviews,
+    subresources,
+    watch,
+    writes,
+)
 from gitops.api.kube import status as st
 from gitops.api.kube.reads import list_objects, read
 from gitops.api.kube.request import WARNINGS, Target, bool_param, parse_path, wanted_shape
@@ -127,6 +136,7 @@ class KubeApi:
             if target is None:
                 raise st.ApiError(404, "NotFound", "the server could not find the requested "
                                   "resource")
+            access.check(self.store, request, target)
             return await self._verb(request, target)
         except st.ApiError as exc:
             return exc.response()
@@ -148,8 +158,8 @@ class KubeApi:
         if target.resource.virtual:
             if method != "POST" or target.name:
                 raise st.method_not_allowed()
-            return json_response(reviews.answer(target.resource, await reviews.body(request)),
-                                 201)
+            return json_response(reviews.answer(target.resource, await reviews.body(request),
+                                                access.user_of(request), self.store), 201)
         if target.sub:
             return await subresources.handle(self, request, target)
         if method == "GET":

@@ -62,6 +62,12 @@ def ensure_ca(root: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]
     return cert, key
 
 
+def ca_pem(root: Path) -> str:
+    """The data dir's CA certificate (made first if there is none), as pods' ca.crt."""
+    cert, _ = ensure_ca(root)
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
 def _names(hosts: list[str]) -> list[x509.GeneralName]:
     out: list[x509.GeneralName] = [x509.DNSName("localhost"),
                                    x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
