@@ -189,7 +189,8 @@ def authorize(user: str, groups: Iterable[str], attrs: Attributes, lookup: Looku
 
 
 def forbidden_message(user: str, attrs: Attributes) -> str:
-    head = attrs.resource + (f'/{attrs.subresource}' if attrs.subresource else "")
+    """Kubernetes' words: `deployments.apps "web" is forbidden: User "..." cannot ...`."""
+    head = attrs.resource + (f".{attrs.group}" if attrs.group else "")
     if attrs.resource and attrs.name:
         head = f'{head} "{attrs.name}"'
     prefix = f"{head} is forbidden: " if attrs.resource else "forbidden: "

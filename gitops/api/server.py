@@ -14,7 +14,8 @@ from aiohttp import web
 
 from gitops.api.kube.api import KubeApi, KubeBackends
 from gitops.api.kube.request import LogRequest
-from gitops.api.serviceaccounts import ADMIN_USER, USER, User, authenticate
+from gitops.api.kube.access import USER
+from gitops.api.serviceaccounts import ADMIN_USER, User, authenticate
 from gitops.model import satoken
 from gitops.errors import GitopsError
 from gitops.health import assess, assess_in

@@ -15,7 +15,6 @@ from gitops.private_files import PRIVATE_FILE, write_atomic
 from gitops.store.base import Store
 
 ADMIN = "gitops-admin"
-USER = "gitops.user"         # the request's key for who is asking
 
 
 @dataclass(frozen=True)

@@ -8,13 +8,16 @@ from aiohttp import web
 from gitops.api import rbac
 from gitops.api.kube import status as st
 from gitops.api.kube.request import Target, bool_param
-from gitops.api.serviceaccounts import ADMIN_USER, USER, User
+from gitops.api.serviceaccounts import ADMIN_USER, User
 from gitops.model import ObjectKey
 from gitops.store.base import Store
 
 # Subresources that open a stream into a pod: "create" whatever the method, as Kubernetes
 # asks since WebSocket exec.
 _STREAMS = {"exec", "attach", "portforward"}
+
+
+USER = web.RequestKey("user", User) if hasattr(web, "RequestKey") else "user"  # who asks
 
 
 def user_of(request: web.Request) -> User:
