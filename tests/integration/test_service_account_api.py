@@ -4,12 +4,14 @@ Kubernetes' 403, never the agent's own verbs, and refused once its pod is gone."
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from gitops.agent.serviceaccount import TokenIssuer
 from gitops.model import ObjectKey
 from gitops.store import Registry, SqliteStore
-from tests.kube_support import TOKEN, KubeServer
+from tests.kube_support import TOKEN, KubeServer, run_kubectl
 
 KEY = b"9f" * 32
 
@@ -28,7 +30,7 @@ def pod_token(store, name="web", sa="default") -> str:
                         "spec": {"serviceAccountName": sa,
                                  "containers": [{"name": "a", "image": "i"}]}})
     issuer = TokenIssuer(KEY, lambda k, ns, n: store.get(ObjectKey(k, ns, n)),
-                         __import__("time").time)
+                         time.time)
     return issuer.token(pod, {}).decode()
 
 
@@ -71,7 +73,6 @@ def test_kubectl_in_a_pod_sees_its_rights(api):
     token = pod_token(api.store)
     kubeconfig = (api.root / "kubeconfig").read_text().replace(TOKEN, token)
     (api.root / "pod-kubeconfig").write_text(kubeconfig)
-    from tests.kube_support import run_kubectl
     who = run_kubectl(api.root / "pod-kubeconfig", "auth", "whoami", "-o",
                       "jsonpath={.status.userInfo.username}")
     assert who.stdout == "system:serviceaccount:default:default", who.stderr
