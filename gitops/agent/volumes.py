@@ -207,7 +207,9 @@ def container_mounts(pod: dict, container: dict, instance: str, projected_root: 
             base = f"{projected_root}/{vol['name']}"
             mounts.append(Mount("bind", target, _projected_source(base, sub, vm["name"]), True))
         else:
-            kind = next((k for k in vol if k != "name"), "unknown")
-            raise RuntimeFailure(f'volume "{vol["name"]}": {kind} volumes are not supported '
-                                 "on this node", "CreateContainerConfigError")
+            kind = next((k for k in vol if k != "name"), None)
+            raise RuntimeFailure(f'volume "{vol["name"]}": ' + (
+                f"{kind} volumes are not supported on this node" if kind else
+                "no volume type (emptyDir, configMap, persistentVolumeClaim...)"),
+                "CreateContainerConfigError")
     return mounts
