@@ -60,6 +60,8 @@ def validate(paths: tuple[str, ...], fmt: str, allow_host_access: bool,
     """Validate manifests; one line per problem: file:line: Kind/name: field: message.
 
     Exit 0 when every manifest is valid, 1 on any problem, 2 when it cannot run.
+    Pod spec fields this node cannot honour (priorityClassName, an nfs volume...) are
+    warnings on stderr, not problems.
     SOPS-encrypted files are decrypted and validated with --decryption-key-file (or
     GITOPS_AGE_KEY); without a key they are listed as not read, not failed.
 
@@ -78,6 +80,7 @@ def validate(paths: tuple[str, ...], fmt: str, allow_host_access: bool,
     from gitops.sync import rules as sync_rules
     results = []
     decryptions = []
+    unhonoured: list[ManifestError] = []
     for p in paths:
         decryption = _decryption(decryption_key_file)
         with output.working(f"rendering and validating {p}..."):
@@ -90,10 +93,11 @@ def validate(paths: tuple[str, ...], fmt: str, allow_host_access: bool,
                   *policy.check(loaded.objects, allow_host_access)]
         results.append((p, loaded.objects, errors, decryption.unread))
         decryptions.append(decryption)
+        unhonoured += policy.warnings(loaded.objects)     # warned, never refused
     errors = [e for _, _, errs, _ in results for e in errs]
     count = sum(len(objs) for _, objs, _, _ in results)
     unread = [note for d in decryptions for note in d.unread]
-    warnings = [w for d in decryptions for w in d.warnings]
+    warnings = [w for d in decryptions for w in d.warnings] + unhonoured
     if fmt == "json":
         click.echo(json.dumps({"objects": count, "errors": [e.as_dict() for e in errors],
                                "warnings": [w.as_dict() for w in warnings],
@@ -105,7 +109,11 @@ def validate(paths: tuple[str, ...], fmt: str, allow_host_access: bool,
             click.echo(str(e))
         for d in decryptions:
             _notes(d)
+        for warning in unhonoured:
+            click.echo(f"warning: {warning}", err=True)
         summary = f"{count} object(s), {len(errors)} problem(s)"
+        if unhonoured:
+            summary += f", {len(unhonoured)} warning(s) (fields this node cannot honour)"
         if unread:
             summary += (f", {len(unread)} not read (SOPS-encrypted; --decryption-key-file "
                         "decrypts them)")
