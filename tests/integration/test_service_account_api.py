@@ -90,3 +90,30 @@ def test_a_token_outlives_neither_its_pod_nor_a_forged_signature(api):
     assert api.request("GET", "/version", token=f"{head}.{body}.forged")[0] == 401
     api.store.delete(ObjectKey("Pod", "default", "web"))
     assert api.request("GET", "/version", token=token)[0] == 401
+
+
+def rbac_object(kind: str, name: str, body: dict, namespace: str | None = "default") -> dict:
+    meta = {"name": name, **({"namespace": namespace} if namespace else {})}
+    return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": kind, "metadata": meta,
+            **body}
+
+
+def test_rbac_objects_from_git_grant_what_they_say(api):
+    token = pod_token(api.store)
+    sa = [{"kind": "ServiceAccount", "name": "default", "namespace": "default"}]
+    # a RoleBinding to the built-in view role: pods readable, Secrets still not
+    api.store.create(rbac_object("RoleBinding", "viewers", {
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                    "name": "view"}, "subjects": sa}))
+    assert api.request("GET", "/api/v1/namespaces/default/pods", token=token)[0] == 200
+    assert api.request("GET", "/api/v1/namespaces/default/secrets", token=token)[0] == 403
+    assert api.request("DELETE", "/api/v1/namespaces/default/pods/web", token=token)[0] \
+        == 403
+    # a ClusterRole of the repo's own, bound cluster-wide
+    api.store.create(rbac_object("ClusterRole", "secret-reader", {"rules": [
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["list"]}]}, None))
+    api.store.create(rbac_object("ClusterRoleBinding", "read-secrets", {
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                    "name": "secret-reader"}, "subjects": sa}, None))
+    assert api.request("GET", "/api/v1/namespaces/default/secrets", token=token)[0] == 200
+    assert api.request("GET", "/api/v1/secrets", token=token)[0] == 200

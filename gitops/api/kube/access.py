@@ -46,9 +46,14 @@ def attributes(method: str, target: Target, watching: bool) -> rbac.Attributes:
 def allowed(store: Store, user: User, attrs: rbac.Attributes) -> bool:
     if user.is_admin:
         return True
-    return rbac.authorize(user.name, user.groups, attrs,
-                          lambda kind, ns, name: store.get(ObjectKey(kind, ns, name)),
-                          lambda kind: store.list(kind))
+    return rbac.authorize(user.name, user.groups, attrs, lambda kind, ns, name: _get(
+        store, kind, ns, name), store.list)
+
+
+def _get(store: Store, kind: str, ns: str, name: str) -> dict | None:
+    if kind.startswith("Cluster"):      # found by name whatever scope the store gave it
+        return next((o for o in store.list(kind) if o["metadata"].get("name") == name), None)
+    return store.get(ObjectKey(kind, ns, name))
 
 
 def check(store: Store, request: web.Request, target: Target) -> None:
