@@ -160,11 +160,12 @@ def _without_server_fields(body: dict) -> dict:
 
 
 def plan_against(store: Store, desired: list[Desired],
-                 rules: tuple[IgnoreRule, ...] = ()) -> Plan:
+                 rules: tuple[IgnoreRule, ...] = (), inventory: dict | None = None) -> Plan:
     """A plan read from the store in one go (`gitops diff`; the agent's planner is
-    incremental). Hooks are not planned: they are not part of the inventory."""
+    incremental). Hooks are not planned: they are not part of the inventory. inventory:
+    the part of the store's inventory to compare and prune (default: all of it)."""
     desired = hook_rules.split(desired).objects
-    inventory = store.inventory()
+    inventory = store.inventory() if inventory is None else inventory
     keys = {d.key for d in desired} | set(inventory)
     live = {k: obj for k in keys if (obj := store.get(k)) is not None}
     last = {k: store.applied(k) for k in inventory} if hasattr(store, "applied") else None
