@@ -203,6 +203,18 @@ def bench_up(where: Path) -> float:
                        capture_output=True, cwd=ROOT, timeout=120)
 
 
+def remove_network(client: docker.DockerClient, network) -> None:
+    """The bench's network, with any container a failed round left on it (never masking
+    the round's own error)."""
+    for c in client.containers.list(all=True, filters={"label": "gitops.bench=true",
+                                                        "network": network.name}):
+        c.remove(force=True)
+    try:
+        network.remove()
+    except docker.errors.APIError as exc:
+        print(f"could not remove network {network.name}: {exc}", file=sys.stderr)
+
+
 def measure(rounds: int) -> dict[str, list[float]]:
     """Raw timings (seconds) of every round, on a throwaway agent, repo and network."""
     os.environ.setdefault("GITOPS_RUNTIME_LABELS", LABEL)
@@ -229,7 +241,7 @@ def measure(rounds: int) -> dict[str, list[float]]:
         finally:
             subprocess.run([sys.executable, "-m", "gitops", "down", "--data-dir", data],
                            capture_output=True, cwd=ROOT, timeout=120)
-            network.remove()
+            remove_network(client, network)
         for i in range(rounds + 1):
             # alternating, compose first in odd rounds: neither always runs on a warm engine
             order = (bench_up, bench_compose) if i % 2 == 0 else (bench_compose, bench_up)
