@@ -524,8 +524,8 @@ class DockerRuntime:
         return removed
 
 
-for _name in ("list_containers", "inspect", "ping", "image_present", "image_user", "pull", "ensure_pause_image",
-              "ensure_network", "used_subnets", "run_sandbox", "sandbox_ip", "run_container",
+for _name in ("list_containers", "inspect", "ping", "image_present", "image_user", "pull",
+              "ensure_pause_image", "ensure_network", "used_subnets", "run_sandbox", "sandbox_ip", "run_container",
               "start", "stop", "remove", "logs", "follow_logs", "exec", "remove_pod_volumes",
               "cleanup", "remove_volumes"):
     setattr(DockerRuntime, _name, _engine_call(getattr(DockerRuntime, _name)))

@@ -6,11 +6,15 @@ event. The same pods written in git are refused by validation first, with their 
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from gitops.manifests import checks
 from gitops.manifests.loader import load_text
 from gitops.model import ObjectKey
-from tests.docker.test_pod_spec_fields import c, get, make, node, until  # noqa: F401
+from tests.docker import test_pod_spec_fields as spec_fields
+from tests.docker.test_pod_spec_fields import c, get, make, until
+
+node = spec_fields.node          # the real-engine node fixture
 
 pytestmark = pytest.mark.docker
 
@@ -94,7 +98,6 @@ def test_validation_refuses_the_bad_pods_it_can_see(name):
     """What only the node can know (a key or ConfigMap missing at run time, a volume type
     this node lacks) is left to it, as on a cluster; the rest never gets there."""
     fields, spec, _, field = BAD[name]
-    import yaml
     text = yaml.safe_dump({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
                            "spec": {"containers": [c("app", SLEEP, **fields)], **spec}})
     (obj,) = load_text(text).objects
