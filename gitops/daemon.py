@@ -11,6 +11,7 @@ import signal
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import structlog
 from aiohttp import web
@@ -32,6 +33,7 @@ from gitops.api.webhook import add_webhook_routes
 from gitops.controllers.manager import ControllerManager
 from gitops.errors import GitopsError
 from gitops.manifests.age_keys import KeySource
+from gitops.model import apiservice, key_of
 from gitops.model.addresses import SERVICE_POOL, pick_subnet
 from gitops.paths import DataDir
 from gitops.private_files import OWNER_ONLY_UMASK, make_private_dir, write_atomic
@@ -242,8 +244,10 @@ class Agent:
         metrics.attach(self, app)       # GET /metrics (Prometheus)
         self._api = web.AppRunner(app, access_log=None)
         await self._api.setup()
-        url, kube_url = await start_listeners(self._api, self.dd.root, self.config.api_host,
-                                              self.config.api_port)
+        url, kube_url = await start_listeners(
+            self._api, self.dd.root, self.config.api_host, self.config.api_port,
+            names=(apiservice.cluster_ip(self.service_cidr), *apiservice.DNS_NAMES))
+        self._publish_api_service(kube_url)
         # Redacted: credentials stay in git's own config (repos/), nowhere else on disk.
         _write_json(self.dd.agent_file, {"pid": os.getpid(), "url": url, "kube_url": kube_url,
                                          "instance": self.dd.instance,
@@ -256,6 +260,24 @@ class Agent:
         log.info("agent_started", api=url, repo=redact_url(self.source.url),
                  instance=self.dd.instance,
                  node=self.node.node_name, interval=self.config.interval)
+
+    def _publish_api_service(self, kube_url: str) -> None:
+        """default/kubernetes and its Endpoints: pods reach the API through the proxy."""
+        where = urlsplit(kube_url)
+        host = where.hostname or "127.0.0.1"
+        ip = "127.0.0.1" if host in ("0.0.0.0", "::", "localhost") else host
+        for obj in (apiservice.service(self.service_cidr),
+                    apiservice.endpoints(ip, where.port or 443)):
+            key = key_of(obj)
+            existing = self.store.get(key)
+            try:
+                if existing is None:
+                    self.store.create(obj)
+                elif any(existing.get(f) != obj[f] for f in ("spec", "subsets") if f in obj):
+                    self.store.update({**existing, **{f: obj[f] for f in ("spec", "subsets")
+                                                      if f in obj}})
+            except GitopsError as exc:      # the API still serves; pods just cannot find it
+                log.warning("api_service_not_published", error=str(exc))
 
     async def _stop_api(self) -> None:
         if self._api is not None:

@@ -33,9 +33,11 @@ def _url(scheme: str, host: str, port: int) -> str:
 
 
 async def start_listeners(runner: web.AppRunner, root: Path, host: str, port: int = 0,
-                          kube_port: int = 0) -> tuple[str, str]:
-    """Start the sites; (the agent's URL, the Kubernetes API's URL for kubeconfigs)."""
-    tls = server_context(root, [host] if host not in ("0.0.0.0", "") else [])
+                          kube_port: int = 0, names: tuple[str, ...] = ()) -> tuple[str, str]:
+    """Start the sites; (the agent's URL, the Kubernetes API's URL for kubeconfigs).
+    names: more addresses and DNS names the certificate must carry (the `kubernetes`
+    Service's, for in-cluster clients)."""
+    tls = server_context(root, [*([host] if host not in ("0.0.0.0", "") else []), *names])
     if not is_loopback(host):
         site = web.TCPSite(runner, host, port, ssl_context=tls)
         await site.start()
