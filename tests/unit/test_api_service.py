@@ -20,3 +20,19 @@ def test_the_api_service_and_its_endpoints():
              "spec": {"clusterIP": "10.96.0.1"}}
     ips = allocate([other, svc], "10.96.0.0/20")
     assert ips[("default", "kubernetes")] == "10.96.0.1" != ips[("default", "web")]
+
+
+def test_every_pod_gets_the_api_address_even_without_service_links():
+    from gitops.agent.specs import container_env
+    api = {**apiservice.service("10.96.0.0/20"), "metadata": {"name": "kubernetes",
+                                                              "namespace": "default"}}
+    web = {"metadata": {"name": "web", "namespace": "apps"},
+           "spec": {"clusterIP": "10.96.0.9", "ports": [{"port": 80}]}}
+    lookup = lambda kind, ns, name: api if (kind, ns, name) == (  # noqa: E731
+        "Service", "default", "kubernetes") else None
+    pod = {"metadata": {"name": "p", "namespace": "apps"},
+           "spec": {"enableServiceLinks": False, "containers": [{"name": "a"}]}}
+    env = container_env(pod, pod["spec"]["containers"][0], lookup, lambda ns: [web])
+    assert env["KUBERNETES_SERVICE_HOST"] == "10.96.0.1"
+    assert env["KUBERNETES_SERVICE_PORT"] == "443"
+    assert "WEB_SERVICE_HOST" not in env
