@@ -48,6 +48,10 @@ BENCHES = (
           quick_timeout=120),
     Bench("sync", "sync_bench", ("noop_sync_1000_objects_s", "noop_sync_10000_objects_s"),
           timeout=300, quick_timeout=150),
+    Bench("ui", "ui_bench", ("ui_first_paint_s", "ui_tree_500_objects_s"),
+          ("ui_tree_500_server_render_s", "ui_tree_500_live_refresh_s", "ui_live_update_s"),
+          timeout=300,
+          quick_timeout=120, needs="chromium"),
     Bench("selfheal", "selfheal_bench", ("selfheal_desired_drift_s",), timeout=300,
           quick_timeout=150),
     Bench("scale", "scale_bench", ("scaling_curves",), timeout=1200, quick_timeout=300),
@@ -81,6 +85,8 @@ TARGETS = {
     # issue 15
     "bulk_start_100_pods_ratio_vs_parallel_docker_run": ("<=", 1.5),
     "up_vs_compose_ratio_20_services": ("<=", 1.2),
+    "ui_first_paint_s": ("<=", 1.0),                 # issue 21
+    "ui_tree_500_objects_s": ("<=", 1.0),            # issue 21: "without lag"
 }
 
 

@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import socket
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -19,6 +20,7 @@ from aiohttp import web
 from gitops.agent.docker import DockerRuntime
 from gitops.agent.node import NodeAgent
 from gitops.agent.runtime import RuntimeUnavailable
+from gitops.agent.usage import UsageSampler
 from gitops.api import metrics
 from gitops.api import token as api_token
 from gitops.api.kube.api import KubeBackends
@@ -35,9 +37,11 @@ from gitops.errors import GitopsError
 from gitops.manifests.age_keys import KeySource
 from gitops.model import apiservice, key_of
 from gitops.model.addresses import SERVICE_POOL, pick_subnet
+from gitops.model.events import WARNING, event_for
+from gitops.model.times import rfc3339
 from gitops.paths import DataDir
 from gitops.private_files import OWNER_ONLY_UMASK, make_private_dir, write_atomic
-from gitops.proxy.loadbalancer import load_balancer_statuses
+from gitops.proxy.loadbalancer import bind_failure, service_statuses
 from gitops.proxy.services import ServiceNetwork
 from gitops.runnable import Group, Hooks, Loop, Polling, Worker
 from gitops.scheduler.loop import SchedulerLoop
@@ -55,6 +59,7 @@ from gitops.sync.live import LiveDrift
 from gitops.sync.options import app_options
 from gitops.sync.runner import SyncRunner
 from gitops.sync.status import health_condition
+from gitops.ui import UiContext, add_ui_routes
 
 log = structlog.get_logger(component="daemon")
 
@@ -89,6 +94,7 @@ class AgentConfig:
     public_metrics: bool = False
     decryption_key_file: str = ""       # age keys of SOPS-encrypted manifests
     age_key: str = field(default="", repr=False)    # GITOPS_AGE_KEY's content
+    ui_read_only: bool = False          # every UI session read-only (a wall screen)
 
 
 class Agent:
@@ -136,14 +142,17 @@ class Agent:
                              or pick_subnet(self.dd.instance, [], SERVICE_POOL, 20))
         self.store.set_state("service_cidr", self.service_cidr)
         self.informer = Informer(self.store)        # the cache every loop reads
+        self.runtime = DockerRuntime(self.dd.instance)
+        self.usage = UsageSampler(self.runtime.list_containers, self.runtime.stats,
+                                  wanted=lambda: self.controllers.autoscaled_pods())
         self.controllers = ControllerManager(self.store, service_cidr=self.service_cidr,
-                                             informer=self.informer)
+                                             informer=self.informer,
+                                             usage=self.usage.pod_usage)   # the HPA's
         self.scheduler = SchedulerLoop(
             self.informer,
             lambda actions: execute(self.store, actions, "scheduler", self.controllers.events),
             hold=self.controllers.allocations_pending)
         # -- node: pods -> Docker; Services -> proxy and DNS
-        self.runtime = DockerRuntime(self.dd.instance)
         self.network = f"gitops-{self.dd.instance}"
         self.node = NodeAgent(self.store, self.runtime, config.node_name or socket.gethostname(),
                               self.network, self.dd.root / "pods",
@@ -180,6 +189,7 @@ class Agent:
             Polling("poll", self.config.interval, lambda: self.sync.trigger("interval")),
             *([watch] if watch is not None else []),
             Worker("docker-events", self._watch_docker),
+            Worker("usage", self.usage.run),
             Group("loops", [self.sync, self.live, self.controllers, self.scheduler,
                             self.node_loop, self.proxy_loop], together=True),
         ])
@@ -211,13 +221,20 @@ class Agent:
         services = self.store.list("Service")
         await self.services.apply(services, self.store.list("Endpoints"),
                                   self.store.list("Pod"))
-        # LoadBalancer Services: the node's address once their node ports listen.
-        for key, status in load_balancer_statuses(services, self.services.listening(),
-                                                  self.config.node_address).items():
+        # LoadBalancer Services: the node's address once their node ports listen; any
+        # Service whose listener cannot bind says why (and a Warning event).
+        old = {key_of(s): s.get("status") for s in services}
+        for key, status in service_statuses(services, self.services.listening(),
+                                            self.config.node_address,
+                                            self.services.listen_failures,
+                                            rfc3339(time.time())).items():
             try:
-                self.store.update_status(key, status)
+                svc = self.store.update_status(key, status)
             except GitopsError:         # deleted meanwhile: the next pass sees it gone
                 continue
+            if (why := bind_failure(old.get(key), status)) is not None:
+                self.controllers.events.record(event_for(svc, "FailedToBind", why, WARNING,
+                                                         "service-proxy"))
 
     def _watch_docker(self, stopping) -> None:
         def on_event(event: dict) -> None:
@@ -242,6 +259,10 @@ class Agent:
         add_webhook_routes(app, self.webhook_secret, self.source.url, self.config.ref,
                            lambda _event: self.sync.trigger("webhook"))
         metrics.attach(self, app)       # GET /metrics (Prometheus)
+        add_ui_routes(app, UiContext(self.store, lambda: self.status(objects=False),
+                                     self.sync.control,
+                                     self.pod_logs, self.drift.recent,
+                                     read_only=self.config.ui_read_only))   # /ui
         self._api = web.AppRunner(app, access_log=None)
         await self._api.setup()
         url, kube_url = await start_listeners(
@@ -289,20 +310,24 @@ class Agent:
         self.store.close()
 
     # -- the status the API serves ----------------------------------------------------------
-    def status(self) -> dict:
+    def status(self, objects: bool = True) -> dict:
+        """objects=False: the app alone, without the objects' health (the UI judges it
+        from the one read of the store its tree makes) nor the Healthy condition."""
         sync = self.sync.status.read().as_dict()
-        objects = object_health(self.store)
-        return {"source": {"repo": redact_url(self.source.url), "ref": self.config.ref,
-                           "path": self.config.path},
-                "applied_revision": sync["applied_revision"],
-                "fetched_revision": sync["fetched_revision"],
-                "pin": sync["pin"], "suspended": sync["suspended"],
-                "policy": {**self._policy(), "self_heal_delay": self.policy.self_heal_delay},
-                "last_sync": sync["last_sync"],
-                "node": self.node.node_name, "network": self.network,
-                "objects": objects, "unmanaged": unmanaged_objects(self.store),
-                "hooks": sync["hooks"],
-                "conditions": [*sync["conditions"], health_condition(objects).as_dict()]}
+        app = {"source": {"repo": redact_url(self.source.url), "ref": self.config.ref,
+                          "path": self.config.path},
+               "applied_revision": sync["applied_revision"],
+               "fetched_revision": sync["fetched_revision"],
+               "pin": sync["pin"], "suspended": sync["suspended"],
+               "policy": {**self._policy(), "self_heal_delay": self.policy.self_heal_delay},
+               "last_sync": sync["last_sync"],
+               "node": self.node.node_name, "network": self.network,
+               "hooks": sync["hooks"], "conditions": sync["conditions"]}
+        if not objects:
+            return app
+        health = object_health(self.store)
+        return {**app, "objects": health, "unmanaged": unmanaged_objects(self.store),
+                "conditions": [*sync["conditions"], health_condition(health).as_dict()]}
 
     # -- lifecycle --------------------------------------------------------------------------
     async def run(self) -> None:

@@ -9,7 +9,7 @@ Deployment's).
 
 Kinds that are only data (RBAC, NetworkPolicy, ServiceAccount, ...) are Healthy once
 stored. A kind whose health lives in a status nothing on this host writes (an Ingress
-without an ingress controller, an HPA without an autoscaler, a custom resource) is judged
+without an ingress controller, a custom resource) is judged
 by that status when someone sets it (`status.conditions` Ready / Available, or the kind's
 own fields) and is Unknown ("no controller") while it has none: never Healthy merely
 because it has no status. Unknown holds neither a sync wave nor `up --wait`: nothing here
@@ -40,7 +40,7 @@ class Health:
     message: str = ""
 
 
-_WORKLOADS = ("Deployment", "ReplicaSet", "StatefulSet", "DaemonSet")
+_WORKLOADS = ("Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "ReplicationController")
 
 
 def assess(obj: dict | None, pods: Iterable[dict] | None = None) -> Health:
@@ -121,7 +121,7 @@ def _replicaset(obj: dict) -> Health:
     """ReplicaSet, and ReplicationController the same way (as Argo CD judges both)."""
     st = obj.get("status") or {}
     if obj.get("kind") == "ReplicationController" and not st:
-        return Health(UNKNOWN, NO_CONTROLLER)
+        return Health(PROGRESSING, "waiting for the replication controller")
     observed = st.get("observedGeneration")
     if observed is not None and observed < obj["metadata"].get("generation", 1):
         return Health(PROGRESSING, "waiting for the new generation to be observed")
@@ -162,6 +162,10 @@ def _service(obj: dict) -> Health:
     if kind in ("NodePort", "LoadBalancer") and \
             not all(p.get("nodePort") for p in spec.get("ports", []) or []):
         return Health(PROGRESSING, "waiting for node port allocation")
+    for cond in (obj.get("status") or {}).get("conditions") or []:
+        # the node's proxy cannot bind one of its listeners (a port held elsewhere)
+        if cond.get("type") == "ProxyListening" and cond.get("status") == "False":
+            return Health(DEGRADED, cond.get("message") or cond.get("reason") or "")
     if kind == "LoadBalancer":
         # On this host the load balancer is the node: its address is set once every node
         # port listens.
@@ -197,7 +201,7 @@ _HPA_HEALTHY = {("AbleToScale", "SucceededRescale"), ("ScalingLimited", "Desired
 def _hpa(obj: dict) -> Health:
     conditions = (obj.get("status") or {}).get("conditions") or []
     if not obj.get("status"):
-        return Health(UNKNOWN, "no autoscaler on this host sets its status")
+        return Health(PROGRESSING, "waiting for the autoscaler")
     for cond in conditions:
         pair = (cond.get("type"), cond.get("reason"))
         if pair in _HPA_DEGRADED:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Everything a fresh machine needs: the Python package with its test extras, a Docker
-# engine (installed and started if none answers), and the locally built images.
+# Everything a fresh machine needs: the Python package with its test extras, Debian's
+# chromium for the UI's browser tests, a Docker engine (installed and started if none
+# answers), and the locally built images.
 # Source it to keep DOCKER_HOST in your shell: `. scripts/setup.sh`.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -16,6 +17,7 @@ if ! command -v curl >/dev/null 2>&1; then      # the README's CI job (and its t
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >/dev/null
 fi
+"$here/setup-browser.sh"       # chromium + chromium-driver: the web UI's browser tests
 "$here/start-docker.sh"
 . "$here/docker-env.sh"
 "$here/build-images.sh"

@@ -56,7 +56,8 @@ def run_kubectl(kubeconfig: Path, *args: str, timeout: float = 60,
 
 
 class KubeServer:
-    """make_app over a store, on 127.0.0.1 (both listeners), in a thread of its own."""
+    """make_app over a store, on 127.0.0.1 (both listeners), in a thread of its own, on
+    the event loop the agent runs (uvloop when installed)."""
 
     def __init__(self, store, root: Path, logs=None, kube=None,
                  service_account_key: bytes = b"") -> None:
@@ -65,7 +66,8 @@ class KubeServer:
         self.root = root
         self.logs = logs
         self.kube = kube
-        self._loop = asyncio.new_event_loop()
+        from gitops.proxy.loop import new_event_loop
+        self._loop = new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._runner: web.AppRunner | None = None
 

@@ -371,6 +371,17 @@ class DockerRuntime:
         return self.client.api.logs(container_id, tail=tail, since=since, stream=True,
                                     follow=True)
 
+    @_engine_call
+    def stats(self, container_id: str) -> dict | None:
+        """One reading of a container's counters (no wait for a second sample: the
+        caller keeps the previous one). None when the container is gone."""
+        try:
+            return self.client.api.stats(container_id, stream=False, one_shot=True)
+        except docker.errors.NotFound:
+            return None
+        except docker.errors.APIError as exc:
+            raise TransientError(f"reading stats: {exc.explanation or exc}") from exc
+
     def exec(self, container_id: str, cmd: list[str], timeout: float) -> tuple[int, bytes]:
         """Run cmd in a container (probes, hooks): (exit code, output). On timeout the
         stream is cut and TimeoutError raised; the process itself runs on in the container."""

@@ -9,6 +9,9 @@ where a previous run's logs begin.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -17,6 +20,9 @@ from gitops.errors import GitopsError
 from gitops.model import ObjectKey
 from gitops.model.times import parse_ts
 from gitops.store.base import Store
+
+TICK = 1.0             # seconds: a quiet follow checks its client and the agent this often
+FOLLOW_BUFFER = 256    # chunks read ahead of a slow client
 
 # (pod uid, container name, the previous run's startedAt) -> where its logs begin
 PreviousSince = Callable[[str, str, str], "float | None"]
@@ -80,13 +86,42 @@ class PodLogs:
 
     async def _follow(self, container_id: str, tail: int,
                       since: float | None) -> AsyncIterator[bytes]:
-        """Relay a blocking Docker log stream; closing it ends the reader thread."""
+        """Relay a blocking Docker log stream, read on a thread of its own (never the
+        loop's default executor, which the agent's shutdown waits for: a quiet container
+        would hold it forever). Every TICK without output an empty chunk goes out, so the
+        consumer can see its client has gone; the agent stopping ends it too. Closing the
+        stream (its socket) ends the reader thread."""
         stream = await asyncio.to_thread(self.runtime.follow_logs, container_id, tail, since)
+        loop = asyncio.get_running_loop()
+        chunks: asyncio.Queue[bytes | None] = asyncio.Queue()
+        done = threading.Event()
+
+        def pump() -> None:
+            try:
+                for chunk in stream:
+                    while chunks.qsize() > FOLLOW_BUFFER and not done.is_set():
+                        time.sleep(0.05)       # a slow client: hold the engine's stream
+                    if done.is_set():
+                        return
+                    loop.call_soon_threadsafe(chunks.put_nowait, chunk)
+            except Exception:   # noqa: BLE001 - the stream closed under us: the end
+                pass
+            finally:
+                with contextlib.suppress(RuntimeError):     # the loop is gone already
+                    loop.call_soon_threadsafe(chunks.put_nowait, None)
+
+        threading.Thread(target=pump, name="log-follow", daemon=True).start()
         try:
             while not self.stopping():
-                chunk = await asyncio.to_thread(next, stream, None)
+                try:
+                    chunk = await asyncio.wait_for(chunks.get(), TICK)
+                except asyncio.TimeoutError:
+                    yield b""
+                    continue
                 if chunk is None:
                     break
                 yield chunk
         finally:
-            stream.close()
+            done.set()
+            with contextlib.suppress(Exception):
+                stream.close()

@@ -51,8 +51,10 @@ def _status_error(code: int, reason: str, message: str) -> web.Response:
 @web.middleware
 async def _auth(request: web.Request, handler: Any) -> web.StreamResponse:
     if request.path == "/healthz" or request.path.startswith("/hooks/") or (
-            request.path == "/metrics" and request.app[CTX].public_metrics):
-        return await handler(request)     # webhooks authenticate by their signature
+            request.path == "/metrics" and request.app[CTX].public_metrics) or \
+            request.path == "/ui" or request.path.startswith("/ui/"):
+        # webhooks authenticate by their signature, the UI (gitops.ui) by its session
+        return await handler(request)
     user = _user(request.app[CTX], _bearer_token(request.headers.get("Authorization", "")))
     if user is None:
         return _status_error(401, "Unauthorized", "a valid bearer token is required")

@@ -69,6 +69,9 @@ class AgentOptions:
     public_metrics: bool = _option(
         "--public-metrics", False, is_flag=True,
         help="Serve /metrics without the API token (it names Services and the source).")
+    ui_read_only: bool = _option(
+        "--ui-read-only", False, is_flag=True,
+        help="Every web UI session is read-only (a wall screen): no sync, rollback...")
     api_port: int = _option(
         "--api-port", 0, help="API and webhook port on 127.0.0.1 (default: any free one).")
     webhook_secret_env: str = _option(

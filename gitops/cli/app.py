@@ -8,7 +8,7 @@ import traceback
 
 import click
 
-from gitops.cli import access, agent, control, manifests, objects, rollout
+from gitops.cli import access, agent, control, manifests, objects, rollout, ui
 from gitops.cli.common import EXIT_ERROR, fail, one_line
 
 
@@ -37,7 +37,7 @@ class GitopsGroup(click.Group):
     control.status, control.history,
     objects.get, objects.describe, objects.events, objects.logs, rollout.rollout,
     access.port_forward, access.kubeconfig,
-    manifests.validate, manifests.diff, manifests.age_keygen,
+    manifests.validate, manifests.diff, manifests.age_keygen, ui.ui,
 ], context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="gitops")
 @click.option("--debug", is_flag=True, envvar="GITOPS_DEBUG",

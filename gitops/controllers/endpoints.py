@@ -27,6 +27,8 @@ def desired_endpoints(svc: dict, pods: list[dict]) -> dict:
                    "targetRef": {"kind": "Pod", "name": pod["metadata"]["name"],
                                  "namespace": pod["metadata"]["namespace"],
                                  "uid": pod["metadata"]["uid"]}}
+        if (host := _hostname(svc, pod)) is not None:
+            address["hostname"] = host
         subset["addresses" if is_ready(pod) else "notReadyAddresses"].append(address)
     meta = svc["metadata"]
     return {"apiVersion": "v1", "kind": "Endpoints",
@@ -34,6 +36,16 @@ def desired_endpoints(svc: dict, pods: list[dict]) -> dict:
                          "labels": dict(meta.get("labels") or {}),
                          "ownerReferences": [owner_ref(svc)]},
             "subsets": [_compact(s) for s in subsets.values()]}
+
+
+def _hostname(svc: dict, pod: dict) -> str | None:
+    """The pod's own DNS name under its headless Service (a StatefulSet's db-0), as the
+    Endpoints controller sets it: so SRV records and the A record name the pod."""
+    spec = pod.get("spec") or {}
+    if spec.get("hostname") and spec.get("subdomain") == svc["metadata"]["name"] and \
+            pod["metadata"].get("namespace") == svc["metadata"].get("namespace"):
+        return spec["hostname"]
+    return None
 
 
 def _port(name: str, port: int, protocol: str) -> dict:

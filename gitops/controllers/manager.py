@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import structlog
 
 from gitops.controllers import (
+    autoscaler,
     cronjob,
     daemonset,
     deployment,
@@ -38,6 +39,7 @@ from gitops.controllers import (
     job,
     pvc,
     replicaset,
+    replicationcontroller,
     requeue,
     service,
     statefulset,
@@ -82,7 +84,10 @@ class ControllerManager:
                  service_cidr: str = SERVICE_CIDR,
                  events: EventRecorder | None = None,
                  informer: Informer | None = None,
-                 resync: float = RESYNC) -> None:
+                 resync: float = RESYNC,
+                 usage: autoscaler.UsageOf | None = None) -> None:
+        """usage: a pod's containers' usage by pod uid (the node's samples), which the
+        HorizontalPodAutoscaler reads; None: no usage known (only min/max enforced)."""
         self.name = "controllers"
         self.store = store
         self.service_cidr = service_cidr
@@ -93,6 +98,8 @@ class ControllerManager:
         self.resync = resync
         self._next_resync = clock() + resync
         self._failing: dict[tuple[str, str], str] = {}     # (controller, key) -> error
+        self.usage: autoscaler.UsageOf = usage or (lambda _uid: None)
+        self._autoscaling: dict[str, autoscaler.Memory] = {}   # HPA uid -> its window
         self.loop = Loop(self.name, self.run_once, resync=IDLE_PASS, debounce=0.02)
         self.controllers = self._controllers()
         self.cache.add_handler(self._on_change)
@@ -118,10 +125,14 @@ class ControllerManager:
                  "PersistentVolumeClaim"),
             make("deployment", watches.deployments, self._deployment, "Deployment"),
             make("replicaset", watches.replicasets, self._replicaset, "ReplicaSet"),
+            make("replicationcontroller", watches.replicationcontrollers,
+                 self._replicationcontroller, "ReplicationController"),
             make("statefulset", watches.statefulsets, self._statefulset, "StatefulSet"),
             make("daemonset", watches.daemonsets, self._daemonset, "DaemonSet"),
             make("cronjob", watches.cronjobs, self._cronjob, "CronJob"),
             make("job", watches.jobs, self._job, "Job"),
+            make("horizontalpodautoscaler", watches.autoscalers, self._autoscale,
+                 "HorizontalPodAutoscaler"),
             make("endpoints", watches.endpoints, self._endpoints, "Service",
                  subject=lambda key: c.get(key) or c.get(ObjectKey("Endpoints", *key[1:]))),
             make("disruption", watches.disruption_budgets, self._budget,
@@ -279,6 +290,21 @@ class ControllerManager:
             (p for p in c.controlled_by("Pod", uid) if is_active(p)),
             int(rs["spec"].get("minReadySeconds") or 0), now)
 
+    def _replicationcontroller(self, key: Hashable) -> float | None:
+        rc = self.cache.get(key)
+        if rc is None:
+            return None
+        c, now = self.cache, self.clock()
+        uid = rc["metadata"]["uid"]
+        owned, adopt = claim(rc, replicationcontroller.selector(rc),
+                             [*c.controlled_by("Pod", uid), *c.orphans("Pod", key.namespace)])
+        self._execute(adopt, "replicationcontroller")
+        self._execute(replicationcontroller.reconcile(rc, owned, self.rng, now),
+                      "replicationcontroller", rc)
+        return requeue.first_available(
+            (p for p in c.controlled_by("Pod", uid) if is_active(p)),
+            int(rc["spec"].get("minReadySeconds") or 0), now)
+
     def _statefulset(self, key: Hashable) -> float | None:
         sts = self.cache.get(key)
         if sts is None:
@@ -329,6 +355,37 @@ class ControllerManager:
         after = self.cache.get(key)
         return job.next_sync(after, self.cache.controlled_by("Pod", uid), now) \
             if after is not None else None
+
+    def _autoscale(self, key: Hashable) -> float | None:
+        hpa = self.cache.get(key)
+        if hpa is None:
+            self._autoscaling = {uid: m for uid, m in self._autoscaling.items()
+                                 if self.cache.by_uid(uid) is not None}
+            return None
+        now, uid = self.clock(), hpa["metadata"]["uid"]
+        ref = (hpa.get("spec") or {}).get("scaleTargetRef") or {}
+        target = self.cache.lookup(ref.get("kind", ""), key.namespace, ref.get("name", "")) \
+            if ref.get("kind") in autoscaler.SCALABLE else None
+        pods = autoscaler.target_pods(target, self.cache.list("Pod", key.namespace)) \
+            if target is not None else []
+        memory = self._autoscaling.setdefault(uid, autoscaler.Memory())
+        self._execute(autoscaler.reconcile(hpa, target, pods, self.usage, memory, now),
+                      "horizontalpodautoscaler", hpa)
+        return now + autoscaler.SYNC_PERIOD
+
+    def autoscaled_pods(self) -> set[str]:
+        """The uids of the pods some HorizontalPodAutoscaler reads the usage of (the node
+        samples only those). Thread-safe: reads the informer's cache."""
+        uids: set[str] = set()
+        for hpa in self.cache.list("HorizontalPodAutoscaler"):
+            ref = (hpa.get("spec") or {}).get("scaleTargetRef") or {}
+            ns = hpa["metadata"].get("namespace", "default")
+            if ref.get("kind") not in autoscaler.SCALABLE or \
+                    (target := self.cache.lookup(ref["kind"], ns, ref.get("name", ""))) is None:
+                continue
+            uids.update(p["metadata"].get("uid", "") for p in
+                        autoscaler.target_pods(target, self.cache.list("Pod", ns)))
+        return uids
 
     def _endpoints(self, key: Hashable) -> None:
         ns, name = key.namespace, key.name

@@ -16,7 +16,7 @@ _SUFFIX_CHARS = "bcdfghjklmnpqrstvwxz2456789"   # Kubernetes' vowel-free alphabe
 
 
 def reconcile(rs: dict, pods: list[dict], rng: random.Random, now: float,
-              related: list[dict] | None = None) -> list[Action]:
+              related: list[dict] | None = None, component: str = COMPONENT) -> list[Action]:
     """pods: the pods this ReplicaSet owns (by controller ownerReference); related: the
     pods of every ReplicaSet of the same Deployment, to rank crowded nodes first."""
     if rs["metadata"].get("deletionTimestamp"):
@@ -31,12 +31,12 @@ def reconcile(rs: dict, pods: list[dict], rng: random.Random, now: float,
             taken.add(pod["metadata"]["name"])
             actions.append(Create(pod, event_for(rs, "SuccessfulCreate",
                                                  f"Created pod: {pod['metadata']['name']}",
-                                                 component=COMPONENT)))
+                                                 component=component)))
     elif len(active) > want:
         for pod in deletion_order(active, related, now)[: len(active) - want]:
             actions.append(Delete(key_of(pod), event_for(
                 rs, "SuccessfulDelete", f"Deleted pod: {pod['metadata']['name']}",
-                component=COMPONENT)))
+                component=component)))
     actions.append(SetStatus(key_of(rs), status(rs, active, now)))
     return actions
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
+from gitops.controllers import replicationcontroller
 from gitops.controllers.statefulset import ordinal_of
 from gitops.model import ObjectKey, key_of
 from gitops.model.deletion import FOREGROUND_FINALIZER, ORPHAN_FINALIZER
@@ -137,6 +138,23 @@ def replicasets(cache: Informer, event: str, old: dict | None,
         yield from _controllers(cache, "ReplicaSet", old, new)
 
 
+def replicationcontrollers(cache: Informer, event: str, old: dict | None,
+                           new: dict | None) -> Iterator[ObjectKey]:
+    """As replicasets, with the RC's label-map selector."""
+    kind = _kind(old, new)
+    if kind == "ReplicationController":
+        yield key_of(new or old)
+    elif kind == "Pod":
+        for obj in _both(old, new):
+            if (owner := _owner(obj, "ReplicationController")) is not None:
+                yield owner
+            elif not is_deleting(obj) and controller_of(obj) is None:
+                labels = obj["metadata"].get("labels")
+                for rc in cache.list("ReplicationController", _ns(obj)):
+                    if matches(replicationcontroller.selector(rc), labels):
+                        yield key_of(rc)
+
+
 def statefulsets(cache: Informer, event: str, old: dict | None,
                  new: dict | None) -> Iterator[ObjectKey]:
     kind = _kind(old, new)
@@ -203,6 +221,21 @@ def endpoints(cache: Informer, event: str, old: dict | None,
             selector = (svc.get("spec") or {}).get("selector")
             if selector and any(service_matches(selector, lab) for lab in labels):
                 yield key_of(svc)
+
+
+def autoscalers(cache: Informer, event: str, old: dict | None,
+                new: dict | None) -> Iterator[ObjectKey]:
+    """An HPA, and the HPAs that scale a workload that changed (its replicas were set by
+    hand, it came or went); usage is read on the HPA's own period."""
+    kind = _kind(old, new)
+    if kind == "HorizontalPodAutoscaler":
+        yield key_of(new or old)
+    elif kind in ("Deployment", "ReplicaSet", "StatefulSet", "ReplicationController"):
+        name = (new or old)["metadata"].get("name")
+        for hpa in cache.list("HorizontalPodAutoscaler", _ns(new or old)):
+            ref = (hpa.get("spec") or {}).get("scaleTargetRef") or {}
+            if ref.get("kind") == kind and ref.get("name") == name:
+                yield key_of(hpa)
 
 
 def disruption_budgets(cache: Informer, event: str, old: dict | None,

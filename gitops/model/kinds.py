@@ -34,12 +34,16 @@ KINDS: dict[str, Kind] = {k.kind: k for k in (
     Kind("StatefulSet", "apps/v1", "statefulsets", apply_order=30, short_names=("sts",)),
     Kind("DaemonSet", "apps/v1", "daemonsets", apply_order=30, short_names=("ds",)),
     Kind("ReplicaSet", "apps/v1", "replicasets", apply_order=31, short_names=("rs",)),
+    Kind("ReplicationController", "v1", "replicationcontrollers", apply_order=31,
+         short_names=("rc",)),
     Kind("ControllerRevision", "apps/v1", "controllerrevisions", apply_order=31),
     Kind("Pod", "v1", "pods", apply_order=32, short_names=("po",)),
     Kind("Job", "batch/v1", "jobs", apply_order=33),
     Kind("CronJob", "batch/v1", "cronjobs", apply_order=34, short_names=("cj",)),
     Kind("PodDisruptionBudget", "policy/v1", "poddisruptionbudgets", apply_order=35,
          short_names=("pdb",)),
+    Kind("HorizontalPodAutoscaler", "autoscaling/v2", "horizontalpodautoscalers",
+         apply_order=36, short_names=("hpa",)),
     Kind("Endpoints", "v1", "endpoints", apply_order=40, short_names=("ep",)),
     Kind("Node", "v1", "nodes", namespaced=False, apply_order=5, short_names=("no",)),
     Kind("Event", "v1", "events", apply_order=60, short_names=("ev",)),
@@ -47,7 +51,7 @@ KINDS: dict[str, Kind] = {k.kind: k for k in (
 
 # kubectl's `all` category, as a real API server groups it.
 for _name in ("Pod", "Service", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job",
-              "CronJob"):
+              "CronJob", "ReplicationController", "HorizontalPodAutoscaler"):
     if _name in KINDS:
         KINDS[_name] = replace(KINDS[_name], categories=("all",))
 

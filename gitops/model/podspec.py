@@ -10,6 +10,7 @@ POD_SPEC_PATH = {
     "Deployment": ("spec", "template", "spec"), "ReplicaSet": ("spec", "template", "spec"),
     "StatefulSet": ("spec", "template", "spec"), "DaemonSet": ("spec", "template", "spec"),
     "Job": ("spec", "template", "spec"),
+    "ReplicationController": ("spec", "template", "spec"),
     "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
 }
 

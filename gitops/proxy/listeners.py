@@ -71,25 +71,50 @@ class LogThrottle:
 
 class _TcpListener:
     """A TCP listen address: its Balancer, and the socket work in gitops.proxy.tcp. Also
-    what the connections report dial outcomes to (logs, affinity after a fall-through)."""
+    what the connections report dial outcomes to (logs, affinity after a fall-through).
+
+    It listens only while its route has a ready endpoint: without one, connect() is
+    refused (ECONNREFUSED), as kube-proxy rejects it, instead of accepted and then reset,
+    so clients that wait for the port to open wait for a backend. The address is still
+    checked on each apply (a bind without listen), so a port another process holds is
+    reported whether or not endpoints exist."""
 
     def __init__(self, addr: ListenAddr, name: str, route: Route, proxy: Proxy) -> None:
         self.addr, self.name, self.proxy = addr, name, proxy
         self.balancer = Balancer(route.endpoints, affinity_timeout=route.affinity_timeout)
         self.tcp: TcpListener | None = None
+        self.retired: list[TcpListener] = []   # stopped accepting, connections draining
         self.shared = False   # worker processes accept on it too
 
     @property
     def active(self) -> int:
         """Open client connections, including ones still draining after removal."""
-        return len(self.tcp.conns) if self.tcp else 0
+        self.retired = [t for t in self.retired if t.conns]
+        return (len(self.tcp.conns) if self.tcp else 0) + sum(len(t.conns) for t in self.retired)
 
     async def open(self, proxy: Proxy) -> None:
+        self.sync_socket()
+
+    def sync_socket(self) -> None:
+        """Listen when some endpoint is ready, stop when none is. Raises OSError when the
+        address cannot be bound (another process holds it)."""
         host, port = self.addr[:2]
-        sock = TcpListener.bind(host, port, _BACKLOG)
-        self.tcp = TcpListener(proxy._engine(), sock, self.balancer.candidates,
-                               proxy._dial_timeout,
-                               lambda: self.balancer.affinity_timeout is not None, self)
+        if self.balancer.endpoints or not self.proxy._refuse_idle:
+            if self.tcp is None:
+                sock = TcpListener.bind(host, port, _BACKLOG)
+                self.tcp = TcpListener(self.proxy._engine(), sock, self.balancer.candidates,
+                                       self.proxy._dial_timeout,
+                                       lambda: self.balancer.affinity_timeout is not None,
+                                       self)
+                log.info("proxy_listening", listener=self.name, addr=_fmt(self.addr))
+            return
+        if self.tcp is not None:
+            self.tcp.close()
+            self.retired.append(self.tcp)
+            self.tcp = None
+            log.info("proxy_refusing", listener=self.name, addr=_fmt(self.addr),
+                     reason="no ready endpoint")
+        TcpListener.probe(host, port)
 
     def update(self, route: Route, name: str) -> bool:
         before = (self.balancer.endpoints, self.balancer.affinity_timeout)
@@ -103,6 +128,8 @@ class _TcpListener:
         # aborts them itself).
         if self.tcp is not None:
             self.tcp.close()
+            self.retired.append(self.tcp)
+            self.tcp = None
 
     # -- what connections report ---------------------------------------------------------
     def no_endpoint(self) -> None:
@@ -302,9 +329,14 @@ class Proxy:
     """Level-triggered set of listeners: apply() makes it exactly the given routes."""
 
     def __init__(self, dial_timeout: float = 2.0, udp_idle_timeout: float = _UDP_IDLE,
-                 udp_max_flows: int = _UDP_MAX_FLOWS, workers: int | None = None) -> None:
+                 udp_max_flows: int = _UDP_MAX_FLOWS, workers: int | None = None,
+                 refuse_without_endpoints: bool = True) -> None:
         """workers: extra processes accepting on the TCP listeners (gitops.proxy.workers);
-        None reads GITOPS_PROXY_WORKERS (default 0: all in this process)."""
+        None reads GITOPS_PROXY_WORKERS (default 0: all in this process).
+        refuse_without_endpoints: a TCP listener without endpoints stops listening
+        (Services); False keeps it bound, accepting and closing (a port-forward keeps the
+        local port it announced)."""
+        self._refuse_idle = refuse_without_endpoints
         if workers is None:
             workers = int(os.environ.get("GITOPS_PROXY_WORKERS", "0") or 0)
         self._workers_wanted = max(0, workers)
@@ -379,11 +411,20 @@ class Proxy:
             name = name or _fmt(addr)
             lst = self._listeners.get(addr)
             if lst is not None:
-                if lst.update(route, name):
+                changed = lst.update(route, name)
+                if changed:
                     log.info("proxy_endpoints_updated", listener=name,
                              endpoints=len(lst.balancer.endpoints),
                              affinity_timeout=lst.balancer.affinity_timeout)
-                    if isinstance(lst, _TcpListener):
+                if isinstance(lst, _TcpListener):
+                    was = lst.tcp
+                    try:
+                        lst.sync_socket()
+                    except OSError as e:     # endpoints came back, the port was taken
+                        errors[addr] = str(e)
+                        self._note("warning", "proxy_listen_failed", ("listen", addr),
+                                   listener=name, addr=_fmt(addr), error=str(e))
+                    if changed or lst.tcp is not was:
                         await self._share(lst)
                 continue
             lst = _TcpListener(addr, name, route, self) if protocol_of(addr) == "TCP" \
@@ -412,7 +453,7 @@ class Proxy:
         if self._pool is None:
             self._pool = await asyncio.to_thread(WorkerPool, self._workers_wanted,
                                                  self._dial_timeout)
-        want = lst.balancer.affinity_timeout is None
+        want = lst.balancer.affinity_timeout is None and lst.tcp is not None
         endpoints = list(lst.balancer.endpoints)
         if want and not lst.shared:
             await self._to_workers(("open", lst.addr, endpoints, lst.name),

@@ -98,7 +98,7 @@ class Forwarder:
     def __init__(self, address: str, specs: list[PortSpec],
                  fetch: Callable[[], list[list[Endpoint]]], refresh: float = REFRESH) -> None:
         self.address, self.specs, self.fetch, self.refresh = address, specs, fetch, refresh
-        self.proxy = Proxy()
+        self.proxy = Proxy(refuse_without_endpoints=False)   # the announced port stays ours
         self.bound: list[int] = []
 
     async def start(self) -> list[int]:

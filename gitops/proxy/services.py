@@ -7,6 +7,7 @@ import asyncio
 
 import structlog
 
+from gitops.model import ObjectKey
 from gitops.model.addresses import fallback_address
 from gitops.proxy.dns import DnsServer, build_zone, host_upstreams
 from gitops.proxy.listeners import Proxy
@@ -26,6 +27,8 @@ class ServiceNetwork:
         self.dns_addresses: list[tuple[str, int]] = []
         self._vip_mode = ""
         self._bind_errors: dict = {}
+        # Service key -> why one of its listeners cannot bind (its status says so)
+        self.listen_failures: dict[ObjectKey, str] = {}
         self._dns_ips: frozenset[str] = frozenset()
 
     async def start_dns(self, hosts: list[str], port: int = 53) -> None:
@@ -56,11 +59,13 @@ class ServiceNetwork:
         routes, names = node_port_routes(services, endpoints, self.node_address)
         cluster, cluster_names = cluster_ip_routes(
             services, endpoints, lambda ip: ip if ip in present else self._fallback(ip))
-        errors = await self.proxy.apply({**routes, **cluster}, {**names, **cluster_names})
+        names = {**names, **cluster_names}
+        errors = await self.proxy.apply({**routes, **cluster}, names)
         if errors != self._bind_errors:      # log changes only; the proxy logs attempts
             for addr, err in errors.items():
                 log.error("service_listen_failed", address=f"{addr[0]}:{addr[1]}", error=err)
             self._bind_errors = errors
+        self.listen_failures = listen_failures(errors, names)
 
     def listening(self) -> set:
         """Where the proxy listens now (ListenAddr keys)."""
@@ -89,3 +94,18 @@ class ServiceNetwork:
         await self.dns.stop()
         if remove_vips:
             await asyncio.to_thread(self.vips.remove_all)
+
+
+def listen_failures(errors: dict, names: dict) -> dict[ObjectKey, str]:
+    """Per Service, what its failed listeners say: `cannot listen on 127.0.0.1:30080 for
+    port web: [Errno 98] ... address already in use` (names: "ns/name:port" per address)."""
+    out: dict[ObjectKey, list[str]] = {}
+    for addr, err in sorted(errors.items(), key=lambda item: str(item[0])):
+        name = names.get(addr)
+        if not name:
+            continue
+        service, _, port = name.partition(":")
+        ns, _, svc = service.partition("/")
+        out.setdefault(ObjectKey("Service", ns, svc), []).append(
+            f"cannot listen on {addr[0]}:{addr[1]} for port {port}: {err}")
+    return {key: "; ".join(msgs) for key, msgs in out.items()}

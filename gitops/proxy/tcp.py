@@ -439,6 +439,19 @@ class TcpListener:
                                    f"{(host, port)!r}: {e.strerror}") from None
         return sock
 
+    @staticmethod
+    def probe(host: str, port: int) -> None:
+        """Raise OSError (as bind does) when (host, port) could not be listened on now:
+        another process listens there, or the address is not this host's."""
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.bind((host, port))
+            except OSError as e:
+                raise OSError(e.errno, f"error while attempting to bind on address "
+                                       f"{(host, port)!r}: {e.strerror}") from None
+
     def _accept(self, _events: int) -> None:
         engine = self.engine
         for _ in range(_ACCEPT_BATCH):

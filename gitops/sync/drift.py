@@ -10,6 +10,7 @@ import json
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -25,6 +26,7 @@ from gitops.sync.status import SyncStatusBook
 log = structlog.get_logger(component="drift")
 
 EVENT = "drift.detected"        # the record's name is part of the contract (DESIGN.md)
+RECENT = 500                    # records kept in memory for the UI's timeline
 
 
 @dataclass
@@ -51,6 +53,10 @@ class DriftRecorder:
         self.clock = clock
         self._seen: dict[str, _Seen] = {}
         self._lock = threading.Lock()
+        # The latest records, newest last, for the UI's drift timeline (repeats within the
+        # window update their record's count instead of adding one).
+        self._recent: deque[dict] = deque(maxlen=RECENT)
+        self._recent_by_identity: dict[str, dict] = {}
 
     def record(self, *, reconcile_id: str, trigger: str, source: dict, obj: dict,
                drift_type: str, origin: str, fields: list[dict], actor: str, health: dict,
@@ -66,17 +72,36 @@ class DriftRecorder:
                 seen = self._seen[identity] = _Seen(now, 0.0, 0)
             seen.occurrences += 1
             if seen.last_logged and now - seen.last_logged < self.window:
+                if (kept := self._recent_by_identity.get(identity)) is not None:
+                    kept["drift"]["occurrences"] = seen.occurrences
+                    kept["last_seen"] = rfc3339(now)
                 return False
             seen.last_logged = now
             occurrences = seen.occurrences
             first_seen = seen.first_seen
             self._forget(now)
+            drift = {"type": drift_type, "origin": origin, "fields": fields,
+                     "first_seen": rfc3339(first_seen), "occurrences": occurrences,
+                     "actor": actor}
+            self._remember(identity, {"at": rfc3339(now), "last_seen": rfc3339(now),
+                                      "trigger": trigger, "object": obj, "drift": {**drift},
+                                      "health": health, "action": action})
         log.warning(EVENT, reconcile_id=reconcile_id, trigger=trigger, source=source,
-                    object=obj, drift={"type": drift_type, "origin": origin, "fields": fields,
-                                       "first_seen": rfc3339(first_seen),
-                                       "occurrences": occurrences, "actor": actor},
-                    health=health, policy=policy, action=action)
+                    object=obj, drift=drift, health=health, policy=policy, action=action)
         return True
+
+    def _remember(self, identity: str, entry: dict) -> None:
+        self._recent.append(entry)
+        self._recent_by_identity[identity] = entry
+        if len(self._recent_by_identity) > 2 * RECENT:      # keep only what is still kept
+            kept = {id(e) for e in self._recent}
+            self._recent_by_identity = {k: e for k, e in self._recent_by_identity.items()
+                                        if id(e) in kept}
+
+    def recent(self) -> list[dict]:
+        """The latest records (as logged, with their count so far), newest first."""
+        with self._lock:
+            return json.loads(json.dumps(list(reversed(self._recent)), default=str))
 
     def _forget(self, now: float) -> None:
         if len(self._seen) > 10_000:

@@ -159,11 +159,11 @@ def _without_server_fields(body: dict) -> dict:
                                  if k not in SERVER_OWNED_METADATA}}
 
 
-def plan_against(store: Store, desired: list[Desired],
-                 rules: tuple[IgnoreRule, ...] = (), inventory: dict | None = None) -> Plan:
+def plan_against(store: Store, desired: list[Desired], rules: tuple[IgnoreRule, ...] = (),
+                 inventory: dict[ObjectKey, InventoryEntry] | None = None) -> Plan:
     """A plan read from the store in one go (`gitops diff`; the agent's planner is
-    incremental). Hooks are not planned: they are not part of the inventory. inventory:
-    the part of the store's inventory to compare and prune (default: all of it)."""
+    incremental). Hooks are not planned: they are not part of the inventory. `inventory`:
+    what may be pruned, when not the whole store's (files left encrypted are not judged)."""
     desired = hook_rules.split(desired).objects
     inventory = store.inventory() if inventory is None else inventory
     keys = {d.key for d in desired} | set(inventory)

@@ -73,6 +73,10 @@ def test_statefulset_ordinals_dns_claims_and_daemonset(docker_client, repo, tmp_
         out = sh.exec_run(["nslookup", "db-1.db.default.svc.cluster.local"]).output.decode()
         db1 = next(p for p in pods["items"] if p["metadata"]["name"] == "db-1")
         assert db1["status"]["podIP"] in out
+        srv = sh.exec_run(["nslookup", "-type=srv",
+                           "_tcp._tcp.db.default.svc.cluster.local"]).output.decode()
+        assert "db-0.db.default.svc.cluster.local" in srv, srv       # named after the pod
+        assert "db-1.db.default.svc.cluster.local" in srv, srv
         [db0] = docker_client.containers.list(filters={"label": [
             f"gitops.instance={instance}", "gitops.pod.name=db-0", "gitops.container=db"]})
         assert db0.exec_run(["cat", "/data/who"]).output.decode().strip() == "db-0"

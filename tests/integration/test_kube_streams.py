@@ -233,6 +233,9 @@ def test_a_pod_closing_one_forwarded_connection_does_not_end_the_tunnel():
     class Gone:
         closed = False
 
+        def is_closing(self):
+            return self.closed
+
         def write(self, data):
             pass
 
@@ -250,3 +253,75 @@ def test_a_pod_closing_one_forwarded_connection_does_not_end_the_tunnel():
     asyncio.run(_on_frame(spdy.Frame(False, stream_id=3, data=b"more"), spdy.Encoder(),
                           nothing, {"1": fwd}, {3: fwd}, None))
     assert fwd.writer.closed
+
+
+def serve_http_once_per_connection(port: int, stop: threading.Event) -> None:
+    """Like busybox httpd: read one request, answer it, close; many connections at once."""
+    def answer(conn: socket.socket) -> None:
+        with conn:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    return
+                data += chunk
+            path = data.split(b" ", 2)[1]
+            body = b"answer to " + path
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
+                         % len(body) + body)
+    with socket.create_server(("127.0.0.1", port)) as srv:
+        srv.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except socket.timeout:
+                continue
+            threading.Thread(target=answer, args=(conn,), daemon=True).start()
+
+
+def _get_through(local: int, path: str) -> bytes:
+    with socket.create_connection(("127.0.0.1", local), timeout=20) as conn:
+        conn.sendall(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: x\r\n"
+                     b"Connection: keep-alive\r\n\r\n")
+        out = b""
+        while chunk := conn.recv(4096):
+            out += chunk
+        # the client keeps writing after the pod closed: its FIN and a late byte
+        try:
+            conn.sendall(b"\r\n")
+        except OSError:
+            pass
+    return out
+
+
+def test_one_port_forward_survives_many_closing_connections(kube, tmp_path):
+    """50 requests one after another and 10 at once through one kubectl port-forward, to a
+    server that closes each connection once it has answered, on the agent's event loop
+    (uvloop): before, write_eof() on a transport the pod had closed raised RuntimeError
+    under uvloop and kubectl said `lost connection to pod` after a few requests."""
+    from concurrent.futures import ThreadPoolExecutor
+    pod_port, local = free_port(), free_port()
+    stop = threading.Event()
+    server = threading.Thread(target=serve_http_once_per_connection, args=(pod_port, stop),
+                              daemon=True)
+    server.start()
+    proc = subprocess.Popen([kubectl_path(), "--cache-dir", str(tmp_path / "kcache"),
+                             "port-forward", "pod/p", f"{local}:{pod_port}"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "KUBECONFIG": str(kube.kubeconfig)})
+    try:
+        assert "Forwarding from 127.0.0.1" in proc.stdout.readline()
+        for i in range(50):
+            out = _get_through(local, f"/seq/{i}")
+            assert out.endswith(b"answer to /seq/%d" % i), (i, out)
+        with ThreadPoolExecutor(10) as pool:
+            outs = list(pool.map(lambda i: _get_through(local, f"/par/{i}"), range(10)))
+        assert [o.rsplit(b"\r\n\r\n", 1)[-1] for o in outs] == \
+            [b"answer to /par/%d" % i for i in range(10)]
+        assert proc.poll() is None, proc.stderr.read()      # the tunnel is still up
+    finally:
+        proc.kill()
+        _, err = proc.communicate(timeout=10)
+        stop.set()
+        server.join(5)
+    assert "lost connection" not in err, err

@@ -49,3 +49,20 @@ def test_forwarder_follows_its_targets():
         with pytest.raises(OSError):
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
     asyncio.run(asyncio.wait_for(main(), 30))
+
+
+def test_forwarder_keeps_its_port_while_the_target_has_no_endpoint():
+    """Unlike a Service's listener, a forward keeps the local port it announced: a pod not
+    running yet gets connections accepted and closed, never the port lost."""
+    async def main():
+        fwd = Forwarder("127.0.0.1", [PortSpec(0, 80)], lambda: [[]], refresh=0.05)
+        [port] = await fwd.start()
+        try:
+            r, w = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 5)
+            assert await asyncio.wait_for(r.read(), 5) == b""
+            w.close()
+            with pytest.raises(OSError):
+                socket.create_server(("127.0.0.1", port)).close()
+        finally:
+            await fwd.close()
+    asyncio.run(asyncio.wait_for(main(), 30))

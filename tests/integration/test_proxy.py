@@ -171,12 +171,58 @@ def test_unresponsive_endpoint_times_out_and_falls_through():
     run(main())
 
 
-@pytest.mark.parametrize("endpoints", ["none", "all_dead"])
+def test_no_ready_endpoint_refuses_and_one_update_accepts_again():
+    """kube-proxy rejects connections to a Service without ready endpoints: connect()
+    fails with ECONNREFUSED (a client waiting for the port waits for a backend), never
+    accepted and then reset; the next update with an endpoint accepts at once, and one
+    that removes the last endpoint refuses again while established connections drain."""
+    async def main():
+        async with setup(1) as (proxy, (b0,)):
+            port = free_port()
+            assert await proxy.apply({(LO, port): []}) == {}
+            for _ in range(3):
+                with pytest.raises(ConnectionRefusedError):
+                    await asyncio.wait_for(asyncio.open_connection(LO, port), T)
+            await proxy.apply({(LO, port): [b0.addr]})
+            r, w, name = await connect(port)
+            assert name == "b0"
+            await proxy.apply({(LO, port): []})        # the last endpoint left
+            with pytest.raises(ConnectionRefusedError):
+                await asyncio.wait_for(asyncio.open_connection(LO, port), T)
+            assert await echo(r, w, b"draining") == b"draining"   # not cut
+            await close(w)
+            await proxy.apply({(LO, port): [b0.addr]})
+            r, w, name = await connect(port)
+            assert name == "b0"
+            await close(w)
+    run(main())
+
+
+def test_a_port_held_elsewhere_is_reported_with_or_without_endpoints():
+    async def main():
+        async with setup(1) as (proxy, (b0,)):
+            holder = socket.create_server((LO, 0))
+            port = holder.getsockname()[1]
+            try:
+                errors = await proxy.apply({(LO, port): []})
+                assert "address already in use" in errors[(LO, port)].lower()
+                errors = await proxy.apply({(LO, port): [b0.addr]})
+                assert "address already in use" in errors[(LO, port)].lower()
+            finally:
+                holder.close()
+            assert await proxy.apply({(LO, port): [b0.addr]}) == {}
+            r, w, name = await connect(port)
+            assert name == "b0"
+            await close(w)
+    run(main())
+
+
+@pytest.mark.parametrize("endpoints", ["all_dead"])
 def test_no_usable_endpoint_closes_client(endpoints):
     async def main():
         async with setup(0) as (proxy, _):
             port = free_port()
-            eps = [] if endpoints == "none" else [(LO, free_port()), (LO, free_port())]
+            eps = [(LO, free_port()), (LO, free_port())]
             await proxy.apply({(LO, port): eps})
             for _ in range(20):  # repeated failures must not flood logs or leak connections
                 r, w = await asyncio.wait_for(asyncio.open_connection(LO, port), T)

@@ -22,7 +22,8 @@ def test_json_has_exactly_the_issue_keys_and_no_nan(runner, tmp_path):
         "selfheal_desired_drift_s", "push_to_ready_s",
         "pod_start_overhead_ratio_vs_docker_run", "restart_after_kill_s",
         "proxy_rps_ratio_vs_docker_proxy", "proxy_p99_ratio_vs_docker_proxy",
-        "agent_rss_mb_100_pods", "scaling_curves",
+        "agent_rss_mb_100_pods", "scaling_curves", "ui_first_paint_s",
+        "ui_tree_500_objects_s",
         "bulk_start_100_pods_ratio_vs_parallel_docker_run", "up_vs_compose_ratio_20_services"}
     assert len(errors) == len(runner.BENCHES)
     assert runner.finite({"x": math.nan, "y": [math.inf, 1.0]}) == {"x": None, "y": [None, 1.0]}

@@ -21,7 +21,7 @@ CHANGED = AgentOptions(
     ignore_difference=("Deployment/web:/spec/replicas", "Deployment:.spec.replicas"),
     allow_empty_prune=True, service_cidr="10.96.0.0/20", helm_values=("a.yaml", "b.yaml"),
     pod_subnet="10.213.5.0/24", node_address="10.0.0.1", interval=5.0, path="k8s",
-    ref="main", decryption_key_file="/etc/gitops/age.key")
+    ref="main", decryption_key_file="/etc/gitops/age.key", ui_read_only=True)
 
 
 def parsed(argv: list[str]) -> AgentOptions:

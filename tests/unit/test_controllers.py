@@ -255,3 +255,26 @@ def test_the_garbage_collector_reads_every_kind_at_one_instant(tmp_path, monkeyp
     mgr.run_once()
     assert store.get(ObjectKey("Pod", "default", "dependent")) is not None
     store.close()
+
+
+def test_endpoints_name_statefulset_pods_so_srv_records_name_the_pod():
+    """A pod with hostname + subdomain = the Service gets `hostname` on its address (as
+    Kubernetes' Endpoints controller does); the DNS zone's SRV target is then the pod's
+    name (db-0.db.default.svc.cluster.local), not a dashed-IP name."""
+    from gitops.proxy.dns import SrvRecord, build_zone
+    db = {"apiVersion": "v1", "kind": "Service",
+          "metadata": {"name": "db", "namespace": "default", "uid": "s-uid"},
+          "spec": {"clusterIP": "None", "selector": {"app": "web"},
+                   "ports": [{"name": "pg", "port": 5432, "targetPort": 5432}]}}
+    p0, p1, other = pod("db-0", ip="10.0.0.2"), pod("db-1", ip="10.0.0.3"), pod("x", ip="10.0.0.4")
+    for p, sub in ((p0, "db"), (p1, "db"), (other, "elsewhere")):
+        p["spec"].update(hostname=p["metadata"]["name"], subdomain=sub)
+    ep = endpoints.desired_endpoints(db, [p0, p1, other])
+    hosts = [a.get("hostname") for a in ep["subsets"][0]["addresses"]]
+    assert hosts == ["db-0", "db-1", None]
+    zone = build_zone([db], [{**ep, "metadata": {**ep["metadata"]}}], [p0, p1])
+    assert zone.srv["_pg._tcp.db.default.svc.cluster.local"] == (
+        SrvRecord(0, 100, 5432, "10-0-0-4.db.default.svc.cluster.local"),
+        SrvRecord(0, 100, 5432, "db-0.db.default.svc.cluster.local"),
+        SrvRecord(0, 100, 5432, "db-1.db.default.svc.cluster.local"))
+    assert zone.a["db-0.db.default.svc.cluster.local"] == ("10.0.0.2",)

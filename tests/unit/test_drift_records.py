@@ -46,3 +46,31 @@ def test_one_line_in_the_design_schema_then_repeats_are_counted():
     assert first["drift"]["occurrences"] == 1 and last["drift"]["occurrences"] == 4
     assert first["drift"]["first_seen"] == last["drift"]["first_seen"] == "1970-01-01T00:16:40Z"
     assert first["log_level"] == "warning"
+
+
+def test_recent_records_for_the_ui_newest_first_with_their_counts():
+    now = [1000.0]
+    rec = DriftRecorder(window=300, clock=lambda: now[0])
+    record(rec)
+    now[0] += 10
+    record(rec)                                  # a repeat: counted on the kept record
+    now[0] += 10
+    record(rec, fields=[{**FIELDS[0], "live": 6}])
+    recent = rec.recent()
+    assert [r["drift"]["fields"][0]["live"] for r in recent] == [6, 5]
+    older = recent[1]
+    assert older["drift"]["occurrences"] == 2
+    assert (older["at"], older["last_seen"]) == ("1970-01-01T00:16:40Z", "1970-01-01T00:16:50Z")
+    assert older["object"]["file"] == "web.yaml" and older["action"] == "corrected"
+    recent[0]["drift"]["occurrences"] = 99       # a copy: the recorder's own stays
+    assert rec.recent()[0]["drift"]["occurrences"] == 1
+
+
+def test_recent_records_are_bounded():
+    from gitops.sync.drift import RECENT
+    now = [1000.0]
+    rec = DriftRecorder(window=300, clock=lambda: now[0])
+    for i in range(RECENT + 50):
+        record(rec, fields=[{**FIELDS[0], "live": i}])
+    assert len(rec.recent()) == RECENT
+    assert rec.recent()[0]["drift"]["fields"][0]["live"] == RECENT + 49

@@ -143,7 +143,8 @@ def test_discovery_lists_short_names_categories_and_subresources():
     assert {"deploy", "svc", "cm", "po", "rs", "sts", "ds", "cj", "ns", "no", "ev"} <= every
     agg = discovery.aggregated(core=False)
     groups = {i["metadata"]["name"] for i in agg["items"]}
-    assert groups == {"apps", "batch", "policy", "authentication.k8s.io", "authorization.k8s.io"}
+    assert groups == {"apps", "autoscaling", "batch", "policy", "authentication.k8s.io",
+                      "authorization.k8s.io"}
     eviction = names["pods/eviction"]
     assert (eviction["kind"], eviction["group"], eviction["verbs"]) == \
         ("Eviction", "policy", ["create"])
@@ -214,3 +215,31 @@ def test_a_watch_with_a_selector_judges_the_object_before_and_after(event, befor
     got = _as_seen(change, Selection(None, parse_labels("tier=web")))
     assert (got[0], got[1]["metadata"]["labels"]["tier"],
             got[1]["metadata"]["resourceVersion"]) == (*seen, "5") if seen else got is None
+
+
+def test_tables_for_hpa_and_replication_controller_as_kubectl_prints_them():
+    from gitops.api.kube.tables import table
+    hpa = {"kind": "HorizontalPodAutoscaler",
+           "metadata": {"name": "busy", "creationTimestamp": "2026-01-01T00:00:00Z"},
+           "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "busy"},
+                    "minReplicas": 1, "maxReplicas": 3, "metrics": [
+                        {"type": "Resource", "resource": {"name": "cpu", "target": {
+                            "type": "Utilization", "averageUtilization": 50}}},
+                        {"type": "Resource", "resource": {"name": "memory", "target": {
+                            "type": "AverageValue", "averageValue": "1Gi"}}}]},
+           "status": {"currentReplicas": 3, "currentMetrics": [
+               {"type": "Resource", "resource": {"name": "cpu", "current": {
+                   "averageUtilization": 133, "averageValue": "67m"}}}]}}
+    t = table("HorizontalPodAutoscaler", [hpa], now=1_767_225_600.0 + 60)
+    assert [c["name"] for c in t["columnDefinitions"]] == [
+        "Name", "Reference", "Targets", "MinPods", "MaxPods", "Replicas", "Age"]
+    assert t["rows"][0]["cells"][:6] == ["busy", "Deployment/busy",
+                                         "cpu: 133%/50%, memory: <unknown>/1Gi", 1, 3, 3]
+    rc = {"kind": "ReplicationController",
+          "metadata": {"name": "legacy", "creationTimestamp": "2026-01-01T00:00:00Z"},
+          "spec": {"replicas": 2, "selector": {"app": "legacy"},
+                   "template": {"spec": {"containers": [{"name": "web", "image": "b:1"}]}}},
+          "status": {"replicas": 2, "readyReplicas": 1}}
+    t = table("ReplicationController", [rc], now=1_767_225_600.0 + 60)
+    assert t["rows"][0]["cells"][:4] == ["legacy", 2, 2, 1]
+    assert t["rows"][0]["cells"][5:] == ["web", "b:1", "app=legacy"]

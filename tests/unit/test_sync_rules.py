@@ -261,3 +261,27 @@ def test_a_load_balancer_gets_the_node_address_once_its_node_ports_listen():
     assert load_balancer_statuses([published], both, "127.0.0.1") == {}
     # no longer listening (or no longer a LoadBalancer): the address goes
     assert load_balancer_statuses([published], set(), "127.0.0.1") == {key: {}}
+
+
+def test_service_status_says_which_listener_cannot_bind():
+    from gitops.model import ObjectKey
+    from gitops.proxy.loadbalancer import bind_failure, service_statuses
+    from gitops.proxy.services import listen_failures
+    svc = {"kind": "Service", "metadata": {"name": "web", "namespace": "shop"},
+           "spec": {"type": "NodePort", "ports": [{"name": "http", "port": 80,
+                                                   "nodePort": 30080}]}}
+    key = ObjectKey("Service", "shop", "web")
+    failures = listen_failures({("127.0.0.1", 30080): "[Errno 98] address already in use"},
+                               {("127.0.0.1", 30080): "shop/web:http"})
+    assert failures == {key: "cannot listen on 127.0.0.1:30080 for port http: "
+                             "[Errno 98] address already in use"}
+    status = service_statuses([svc], set(), "127.0.0.1", failures, "2026-01-01T00:00:00Z")[key]
+    [cond] = status["conditions"]
+    assert (cond["type"], cond["status"], cond["reason"]) == \
+        ("ProxyListening", "False", "BindFailed")
+    assert bind_failure({}, status) == failures[key]           # new: a Warning event
+    failed = {**svc, "status": status}
+    assert service_statuses([failed], set(), "127.0.0.1", failures, "2026-01-01T00:01:00Z") \
+        == {}                                                  # unchanged: nothing written
+    assert bind_failure(status, status) is None                # and no second event
+    assert service_statuses([failed], set(), "127.0.0.1", {}, "x") == {key: {}}   # bound

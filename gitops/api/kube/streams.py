@@ -170,8 +170,15 @@ async def _exec_input(ws: web.WebSocketResponse, session: Any) -> None:
 
 
 # -- port-forward ------------------------------------------------------------------------
+# What writing to a connection the pod already closed raises: asyncio's loop says
+# ConnectionError / OSError, uvloop's RuntimeError ("the handler is closed").
+_GONE = (ConnectionError, OSError, RuntimeError)
+
+
 class _Forward:
-    """One forwarded connection: the client's data stream <-> TCP to the pod."""
+    """One forwarded connection: the client's data stream <-> TCP to the pod. The pod may
+    close its side at any time (httpd does once it has answered): what the client still
+    sends for it is dropped, and only this connection ends, never the tunnel."""
 
     def __init__(self) -> None:
         self.error_stream = 0
@@ -180,6 +187,52 @@ class _Forward:
         self.pending: list[bytes] = []
         self.client_done = False
         self.task: asyncio.Task | None = None
+
+    def connected(self, writer: asyncio.StreamWriter) -> None:
+        """The dial succeeded: what the client sent meanwhile goes first."""
+        self.writer = writer
+        pending, self.pending = self.pending, []
+        for chunk in pending:
+            if not self._write(chunk):
+                return
+        if self.client_done:
+            self._half_close()
+
+    async def send(self, data: bytes) -> None:
+        if self.writer is None:
+            self.pending.append(data)
+        elif self._write(data):
+            try:
+                await self.writer.drain()
+            except _GONE:
+                self.close()
+
+    def client_finished(self) -> None:
+        self.client_done = True
+        if self.writer is not None:
+            self._half_close()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+    def _write(self, data: bytes) -> bool:
+        if self.writer.is_closing():
+            return False
+        try:
+            self.writer.write(data)
+            return True
+        except _GONE:
+            self.close()
+            return False
+
+    def _half_close(self) -> None:
+        if self.writer.is_closing() or not self.writer.can_write_eof():
+            return
+        try:
+            self.writer.write_eof()
+        except _GONE:
+            self.close()
 
 
 async def port_forward(api: "KubeApi", request: web.Request, pod: dict) -> web.StreamResponse:
@@ -205,26 +258,22 @@ async def port_forward(api: "KubeApi", request: web.Request, pod: dict) -> web.S
 
     async def pipe(fwd: _Forward, port: int) -> None:
         try:
-            reader, fwd.writer = await dial(pod_ip, port)
+            reader, writer = await dial(pod_ip, port)
         except (OSError, asyncio.TimeoutError) as exc:
             message = (f"error forwarding port {port} to pod {pod['metadata']['name']}: "
                        f"{exc or type(exc).__name__}").encode()
             await send_frame(lambda: encoder.data(fwd.error_stream, message, fin=True))
             await send_frame(lambda: encoder.data(fwd.data_stream, b"", fin=True))
             return
-        for chunk in fwd.pending:
-            fwd.writer.write(chunk)
-        fwd.pending.clear()
-        if fwd.client_done:
-            fwd.writer.write_eof()
+        fwd.connected(writer)
         try:
             while chunk := await reader.read(65536):
                 await send_frame(lambda: encoder.data(fwd.data_stream, chunk))
-        except (ConnectionError, OSError):
+        except _GONE:
             pass
         await send_frame(lambda: encoder.data(fwd.data_stream, b"", fin=True))
         await send_frame(lambda: encoder.data(fwd.error_stream, b"", fin=True))
-        fwd.writer.close()
+        fwd.close()
 
     try:
         async for msg in ws:
@@ -241,8 +290,7 @@ async def port_forward(api: "KubeApi", request: web.Request, pod: dict) -> web.S
         for fwd in forwards.values():
             if fwd.task:
                 fwd.task.cancel()
-            if fwd.writer:
-                fwd.writer.close()
+            fwd.close()
         await ws.close()
     return ws
 
@@ -270,33 +318,21 @@ async def _on_frame(frame: spdy.Frame, encoder: spdy.Encoder, send_frame, forwar
                     return
                 fwd.task = asyncio.create_task(pipe(fwd, port))
             if frame.fin and kind == "data":
-                fwd.client_done = True
+                fwd.client_finished()
         elif frame.type == spdy.RST_STREAM:
             fwd = by_stream.get(frame.stream_id)
             if fwd and fwd.data_stream == frame.stream_id:
                 if fwd.task:
                     fwd.task.cancel()
-                if fwd.writer:
-                    fwd.writer.close()
+                fwd.close()
         return
     fwd = by_stream.get(frame.stream_id)
     if fwd is None or frame.stream_id != fwd.data_stream:
         return                          # the error stream carries nothing from the client
-    try:
-        if frame.data:
-            if fwd.writer is None:
-                fwd.pending.append(frame.data)
-            else:
-                fwd.writer.write(frame.data)
-                await fwd.writer.drain()
-        if frame.fin:
-            fwd.client_done = True
-            if fwd.writer is not None and fwd.writer.can_write_eof():
-                fwd.writer.write_eof()
-    except (ConnectionError, OSError):
-        # The pod closed this connection (httpd does once it has answered) while the
-        # client still sent: that one connection is over, not the whole tunnel.
-        fwd.writer.close()
+    if frame.data:
+        await fwd.send(frame.data)
+    if frame.fin:
+        fwd.client_finished()
 
 
 async def _dial(host: str, port: int):

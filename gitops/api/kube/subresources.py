@@ -146,7 +146,10 @@ async def pod_log(api: "KubeApi", request: web.Request, target: Target) -> web.S
     await resp.prepare(request)
     try:
         async for chunk in out:
-            await resp.write(chunk)
+            if chunk:
+                await resp.write(chunk)
+            elif request.transport is None or request.transport.is_closing():
+                return resp         # the client went away (an interrupted `logs -f`)
     except (ConnectionResetError, ConnectionError):
         return resp
     finally:

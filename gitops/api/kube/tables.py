@@ -91,6 +91,46 @@ def _replicaset(obj: dict, now: float) -> list:
             *_template_cells(spec.get("template") or {}), format_selector(spec.get("selector"))]
 
 
+def _replicationcontroller(obj: dict, now: float) -> list:
+    spec, st = obj.get("spec", {}), obj.get("status", {})
+    selector = spec.get("selector") or {}
+    return [obj["metadata"]["name"], spec.get("replicas", 1), st.get("replicas", 0),
+            st.get("readyReplicas", 0), _age(obj, now),
+            *_template_cells(spec.get("template") or {}),
+            ",".join(f"{k}={v}" for k, v in selector.items()) or "<none>"]
+
+
+def _hpa(obj: dict, now: float) -> list:
+    """As kubectl 1.30+ prints it: `cpu: 45%/50%` per metric, <unknown> before a figure."""
+    spec, st = obj.get("spec", {}), obj.get("status", {})
+    ref = spec.get("scaleTargetRef") or {}
+    current = {(m.get("resource") or m.get("containerResource") or {}).get("name"):
+               (m.get("resource") or m.get("containerResource") or {}).get("current") or {}
+               for m in st.get("currentMetrics") or []}
+    targets = []
+    if "currentCPUUtilizationPercentage" in st:        # autoscaling/v1's figure
+        current.setdefault("cpu", {"averageUtilization": st["currentCPUUtilizationPercentage"]})
+    for metric in spec.get("metrics") or [{"type": "Resource", "resource": {
+            "name": "cpu", "target": {"type": "Utilization", "averageUtilization":
+                                      spec.get("targetCPUUtilizationPercentage", 80)}}}]:
+        source = metric.get("resource") or metric.get("containerResource")
+        if source is None:
+            targets.append(f"{metric.get('type', '')}: <unknown>")
+            continue
+        name, target = source.get("name", ""), source.get("target") or {}
+        now_ = current.get(name, {})
+        if target.get("type", "Utilization") == "Utilization":
+            have = now_.get("averageUtilization")
+            targets.append(f"{name}: {'<unknown>' if have is None else f'{have}%'}/"
+                           f"{target.get('averageUtilization', 80)}%")
+        else:
+            targets.append(f"{name}: {now_.get('averageValue', '<unknown>')}/"
+                           f"{target.get('averageValue', '')}")
+    return [obj["metadata"]["name"], f"{ref.get('kind', '')}/{ref.get('name', '')}",
+            ", ".join(targets), spec.get("minReplicas", 1), spec.get("maxReplicas", 0),
+            st.get("currentReplicas", 0), _age(obj, now)]
+
+
 def _statefulset(obj: dict, now: float) -> list:
     spec, st = obj.get("spec", {}), obj.get("status", {})
     return [obj["metadata"]["name"], f"{st.get('readyReplicas', 0)}/{spec.get('replicas', 1)}",
@@ -271,6 +311,12 @@ PRINTERS: dict[str, tuple[tuple[Column, ...], Row]] = {
     "ReplicaSet": ((_NAME, ("Desired", "integer", 0), ("Current", "integer", 0),
                     ("Ready", "integer", 0), _AGE, *_TEMPLATE_WIDE, _SELECTOR_WIDE),
                    _replicaset),
+    "ReplicationController": ((_NAME, ("Desired", "integer", 0), ("Current", "integer", 0),
+                               ("Ready", "integer", 0), _AGE, *_TEMPLATE_WIDE,
+                               _SELECTOR_WIDE), _replicationcontroller),
+    "HorizontalPodAutoscaler": ((_NAME, ("Reference", "string", 0), ("Targets", "string", 0),
+                                 ("MinPods", "string", 0), ("MaxPods", "integer", 0),
+                                 ("Replicas", "integer", 0), _AGE), _hpa),
     "StatefulSet": ((_NAME, ("Ready", "string", 0), _AGE, *_TEMPLATE_WIDE), _statefulset),
     "DaemonSet": ((_NAME, ("Desired", "integer", 0), ("Current", "integer", 0),
                    ("Ready", "integer", 0), ("Up-to-date", "integer", 0),
