@@ -57,6 +57,9 @@ BENCHES = (
     Bench("scale", "scale_bench", ("scaling_curves",), timeout=1200, quick_timeout=300),
     Bench("agent", "agent_bench", ("push_to_ready_s", "pod_start_overhead_ratio_vs_docker_run",
                                    "restart_after_kill_s"), timeout=900, quick_timeout=240),
+    Bench("bulk", "bulk_bench", ("bulk_start_100_pods_ratio_vs_parallel_docker_run",
+                                 "up_vs_compose_ratio_20_services"), timeout=900,
+          quick_timeout=240, needs="docker-compose"),
     Bench("memory", "memory_bench", ("agent_rss_mb_100_pods",), ("memory_100_pods",),
           timeout=900, quick_timeout=420),
     Bench("proxy", "proxy_vs_docker", ("proxy_rps_ratio_vs_docker_proxy",
@@ -73,7 +76,7 @@ KEYS = tuple(k for b in BENCHES for k in b.keys)
 QUICK_BUDGET = 570     # seconds: --quick must end within 10 minutes, reporting included
 MIN_SLOT = 20          # a module given less than this is skipped, not started
 
-# (comparison, bound) per figure, from issue 9.
+# (comparison, bound) per figure, from issue 9 (and 15).
 TARGETS = {
     "validate_per_object_ms": ("<=", 0.5),
     "noop_sync_1000_objects_s": ("<=", 1.0),
@@ -85,6 +88,9 @@ TARGETS = {
     "proxy_rps_ratio_vs_docker_proxy": (">=", 1.0),
     "proxy_p99_ratio_vs_docker_proxy": ("<=", 1.0),
     "agent_rss_mb_100_pods": ("<=", 120.0),
+    # issue 15
+    "bulk_start_100_pods_ratio_vs_parallel_docker_run": ("<=", 1.5),
+    "up_vs_compose_ratio_20_services": ("<=", 1.2),
     "ui_first_paint_s": ("<=", 1.0),                 # issue 21
     "ui_tree_500_objects_s": ("<=", 1.0),            # issue 21: "without lag"
     "cluster_push_to_ready_s": ("<=", 2.0),                  # issue 19

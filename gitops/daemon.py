@@ -12,6 +12,7 @@ import socket
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import structlog
 from aiohttp import web
@@ -29,13 +30,14 @@ from gitops.api.kube.listen import port_of, start_listeners
 from gitops.api.kube.tls import ca_pem
 from gitops.api.podlogs import PodLogs
 from gitops.api.server import ApiContext, make_app, object_health, unmanaged_objects
+from gitops.api.serviceaccounts import load_or_create_key
 from gitops.api.webhook import add_webhook_routes
 from gitops.cluster.server import ClusterServer
 from gitops.controllers.nodelifecycle import Settings
 from gitops.controllers.manager import ControllerManager
 from gitops.errors import GitopsError
 from gitops.manifests.age_keys import KeySource
-from gitops.model import key_of
+from gitops.model import apiservice, key_of
 from gitops.manifests.options import (DirectoryOptions, HelmOptions, RenderOptions,
                                       parse_var)
 from gitops.model.addresses import SERVICE_POOL, pick_subnet
@@ -136,6 +138,7 @@ class Agent:
         make_private_dir(self.dd.root)      # Secret data, the token, the repo URL: owner only
         self._lock_fd = _lock(self.dd.lock_file)
         self.token = api_token.load_or_create(self.dd.token_file)   # a bad one: refuse now
+        self.sa_key = load_or_create_key(self.dd.service_account_key_file)
         self.store = Registry(SqliteStore(self.dd.store))    # every writer's one path
         self.stop = asyncio.Event()
         # -- control plane: git -> store -> controllers -> scheduler
@@ -184,11 +187,14 @@ class Agent:
         self.node = NodeAgent(self.store, self.runtime, config.node_name or socket.gethostname(),
                               self.network, self.dd.root / "pods",
                               allow_host_access=config.allow_host_access)
+        # Pods get their ServiceAccount's token, signed with sa_key, and the API's CA.
+        self.node.enable_service_accounts(self.sa_key, ca_pem(self.dd.root))
         self.services = ServiceNetwork(self.dd.instance, self.service_cidr,
                                        _node_address(config))
         # A short debounce: a scheduled pod is started at once (a pass reads everything,
         # so pokes during a pass still coalesce into the next one).
-        self.node_loop = Loop("node-agent", self.node.sync_once, resync=2, debounce=0.003)
+        self.node_loop = Loop("node-agent", lambda: self.node.sync_once(wait=False), resync=2,
+                              debounce=0.003)
         self.proxy_loop = Loop("services", self._apply_services, resync=10, debounce=0,
                                retry_failed=True)
         self.node.wake = self.node_loop.poke
@@ -304,7 +310,8 @@ class Agent:
                                       if self.cluster else None),
                                   allow_host_access=self.config.allow_host_access,
                                   public_metrics=self.config.public_metrics,
-                                  nodes=self.cluster.credentials if self.cluster else None))
+                                  nodes=self.cluster.credentials if self.cluster else None,
+                                  service_account_key=self.sa_key))
         if self.cluster is not None:
             self.cluster.add_routes(app)        # /cacerts, /gitops/v1/join
         add_webhook_routes(app, self.webhook_secret, self.source.url, self.config.ref,
@@ -318,10 +325,12 @@ class Agent:
         await self._api.setup()
         url, kube_url = await start_listeners(
             self._api, self.dd.root, self.config.api_host, self.config.api_port,
-            self.config.kube_port or _remembered_port(self.dd), fallback=not self.config.kube_port)
+            self.config.kube_port or _remembered_port(self.dd), fallback=not self.config.kube_port,
+            names=(apiservice.cluster_ip(self.service_cidr), *apiservice.DNS_NAMES))
         self.dd.kube_port_file.write_text(f"{port_of(kube_url)}\n")
         cluster = {} if self.cluster is None else {
             "join": await self.cluster.start_listener(self._api), "server": self.cluster.url}
+        self._publish_api_service(kube_url)
         # Redacted: credentials stay in git's own config (repos/), nowhere else on disk.
         _write_json(self.dd.agent_file, {"pid": os.getpid(), "url": url, "kube_url": kube_url,
                                          "instance": self.dd.instance,
@@ -341,6 +350,24 @@ class Agent:
         skip = ("repo", "data_dir", "age_key")
         return {f.name: list(v) if isinstance(v := getattr(self.config, f.name), tuple) else v
                 for f in fields(self.config) if f.name not in skip}
+
+    def _publish_api_service(self, kube_url: str) -> None:
+        """default/kubernetes and its Endpoints: pods reach the API through the proxy."""
+        where = urlsplit(kube_url)
+        host = where.hostname or "127.0.0.1"
+        ip = "127.0.0.1" if host in ("0.0.0.0", "::", "localhost") else host
+        for obj in (apiservice.service(self.service_cidr),
+                    apiservice.endpoints(ip, where.port or 443)):
+            key = key_of(obj)
+            existing = self.store.get(key)
+            try:
+                if existing is None:
+                    self.store.create(obj)
+                elif any(existing.get(f) != obj[f] for f in ("spec", "subsets") if f in obj):
+                    self.store.update({**existing, **{f: obj[f] for f in ("spec", "subsets")
+                                                      if f in obj}})
+            except GitopsError as exc:      # the API still serves; pods just cannot find it
+                log.warning("api_service_not_published", error=str(exc))
 
     async def _stop_api(self) -> None:
         if self._api is not None:

@@ -9,7 +9,7 @@ Deployment's).
 
 Kinds that are only data (ServiceAccount, ConfigMap, StorageClass, ...) are Healthy once
 stored. Kinds whose behaviour this agent does not implement (NetworkPolicy is not
-enforced, RBAC is not checked, no admission webhook is called...) are Unknown with a
+enforced, no admission webhook is called...) are Unknown with a
 message that says so ("not implemented on this node: ..."), never silently Healthy,
 unless something sets their status conditions (then those are read). A kind whose health lives in a status nothing on this host writes (an Ingress
 without an ingress controller, a custom resource) is judged
@@ -382,9 +382,10 @@ _BY_KIND = {"Deployment": _deployment, "ReplicaSet": _replicaset, "Pod": _pod,
 # Kinds that are data: stored is all there is to them.
 DATA_KINDS = frozenset({
     "ServiceAccount", "StorageClass", "IngressClass", "PodTemplate", "Lease", "Endpoints",
-    "EndpointSlice", "ControllerRevision", "Event", "VolumeAttributesClass"})
+    "EndpointSlice", "ControllerRevision", "Event", "VolumeAttributesClass",
+    # RBAC: pods' ServiceAccount tokens are authorized by it (api/kube/access.py)
+    "Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"})
 
-_RBAC = "stored, not enforced: the API's one token may do everything"
 _VOLUMES = "stored, not used: a claim's volume is a Docker volume the node provides"
 # Kinds stored and served whose behaviour this agent does not implement: what they would
 # do on a cluster does not happen here.
@@ -392,7 +393,6 @@ NOT_IMPLEMENTED = {
     "NetworkPolicy": "stored, not enforced: no network policy engine filters pod traffic",
     "ResourceQuota": "stored, not enforced: nothing is counted against it or refused",
     "LimitRange": "stored, not applied: no default or limit comes from it",
-    "Role": _RBAC, "ClusterRole": _RBAC, "RoleBinding": _RBAC, "ClusterRoleBinding": _RBAC,
     "MutatingWebhookConfiguration": "stored, not called: no admission webhook runs",
     "ValidatingWebhookConfiguration": "stored, not called: no admission webhook runs",
     "ValidatingAdmissionPolicy": "stored, not evaluated: no CEL admission policy runs",

@@ -40,6 +40,11 @@ class DataDir:
         return self.root / "kube-port"
 
     @property
+    def service_account_key_file(self) -> Path:
+        """The key ServiceAccount tokens are signed with (owner only)."""
+        return self.root / "sa.key"
+
+    @property
     def runtime_file(self) -> Path:
         """Which engine the agent used; lets `down` clean up after a dead agent."""
         return self.root / "runtime.json"

@@ -12,6 +12,8 @@ tests/integration); these are for the pure logic around them.
 
 from __future__ import annotations
 
+import itertools
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 
@@ -67,6 +69,8 @@ class RecordingRuntime:
         self.calls: list[str] = []
         self.info = {"NCPU": 2, "MemTotal": 2 << 30, "ServerVersion": "20.10"}
         self.made = 0
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()      # the node agent's pod workers call at once
 
     def _call(self, name: str) -> None:
         if self.down:
@@ -74,8 +78,9 @@ class RecordingRuntime:
         self.calls.append(name)
 
     def _add(self, spec: SandboxSpec | ContainerSpec, holds_network: bool) -> str:
-        self.made += 1
-        cid = f"c{self.made}"
+        with self._lock:
+            self.made = next(self._ids)
+            cid = f"c{self.made}"
         ip = (spec.ip or "10.0.0.2") if holds_network else ""
         self.containers[cid] = ContainerInfo(cid, spec.name, dict(spec.labels), "running",
                                              started_at=self.STARTED_AT, ip=ip,
@@ -96,9 +101,17 @@ class RecordingRuntime:
         self._call("list")
         return [c for c in self.containers.values() if not pod_uid or c.pod_uid == pod_uid]
 
+    def inspect(self, container_id: str) -> ContainerInfo | None:
+        self._call("inspect")
+        return self.containers.get(container_id)
+
     def image_present(self, image: str) -> bool:
         self._call("image_present")
         return True
+
+    def image_user(self, image: str) -> str:
+        self._call("image_user")
+        return ""
 
     def pull(self, image: str) -> None:
         self._call("pull")

@@ -59,8 +59,10 @@ class KubeServer:
     """make_app over a store, on 127.0.0.1 (both listeners), in a thread of its own, on
     the event loop the agent runs (uvloop when installed)."""
 
-    def __init__(self, store, root: Path, logs=None, kube=None) -> None:
+    def __init__(self, store, root: Path, logs=None, kube=None,
+                 service_account_key: bytes = b"") -> None:
         self.store = store
+        self.service_account_key = service_account_key
         self.root = root
         self.logs = logs
         self.kube = kube
@@ -78,7 +80,8 @@ class KubeServer:
 
         async def start() -> tuple[str, str]:
             ctx = ApiContext(self.store, TOKEN, lambda: {"objects": []}, None, lambda: None,
-                             self.logs or logs, kube=self.kube)
+                             self.logs or logs, kube=self.kube,
+                             service_account_key=self.service_account_key)
             self._runner = web.AppRunner(make_app(ctx), access_log=None)
             await self._runner.setup()
             return await start_listeners(self._runner, self.root, "127.0.0.1")

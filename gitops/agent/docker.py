@@ -51,6 +51,9 @@ def extra_labels() -> dict[str, str]:
 # The engine's API version when it cannot be asked at start-up (Docker 20.10's; newer
 # engines still serve it).
 FALLBACK_API_VERSION = "1.41"
+# Connections kept to the engine: the pod workers, probes, terminations and log streams
+# use it at once (past the pool, requests opens and drops a connection per call).
+MAX_CONNECTIONS = 32
 # What a request to an engine that is restarting or gone raises.
 _UNREACHABLE = (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
                 ConnectionError)
@@ -72,13 +75,15 @@ def _engine_call(method: Callable) -> Callable:
 def connect(host: str, timeout: float = 60) -> docker.DockerClient:
     """A client for `host`; one made while the engine is down still works once it is up."""
     try:
-        client = docker.DockerClient(base_url=host, timeout=timeout)
+        client = docker.DockerClient(base_url=host, timeout=timeout,
+                                     max_pool_size=MAX_CONNECTIONS)
     except docker.errors.DockerException as exc:
         # info, not warning: the agent says so itself while it waits, and the CLI's
         # own error names the engine.
         log.info("docker_unavailable_at_start", docker_host=host, error=str(exc))
         client = docker.DockerClient(base_url=host, timeout=timeout,
-                                     version=FALLBACK_API_VERSION)
+                                     version=FALLBACK_API_VERSION,
+                                     max_pool_size=MAX_CONNECTIONS)
     if host.startswith("unix://"):
         # No proxy stands between us and a local socket, yet requests looks for one in
         # the environment on every call: a third of a Docker call's CPU time.
@@ -149,6 +154,14 @@ class DockerRuntime:
             self._inspected = {k: v for k, v in self._inspected.items() if k in alive}
         return out
 
+    def inspect(self, container_id: str) -> ContainerInfo | None:
+        """One container as it is now (None: gone); cheaper than a list, which scans
+        every container of the engine."""
+        info = self._inspect(container_id)
+        if info is not None and self._events_live:
+            self._inspected[container_id] = info
+        return info
+
     def _inspect(self, cid: str) -> ContainerInfo | None:
         try:
             return _info(self.client.api.inspect_container(cid))
@@ -171,6 +184,13 @@ class DockerRuntime:
             return False
         except docker.errors.APIError as exc:   # e.g. invalid reference format
             raise RuntimeFailure(str(exc.explanation or exc), "InvalidImageName") from exc
+
+    def image_user(self, image: str) -> str:
+        """The image's USER ("" : root), for runAsNonRoot."""
+        try:
+            return (self.client.api.inspect_image(image).get("Config") or {}).get("User") or ""
+        except docker.errors.ImageNotFound:
+            return ""
 
     def pull(self, image: str) -> None:
         repo, _, tag = image.rpartition(":") if ":" in image.rsplit("/", 1)[-1] else (image, "", "")
@@ -248,7 +268,9 @@ class DockerRuntime:
         return cid
 
     def _await_sandbox(self, cid: str) -> None:
-        future = self._starting.pop(cid, None)
+        """Its start has finished. Pods start side by side, so another pod's worker may
+        be waiting on the same start: the entry goes only once the start is over."""
+        future = self._starting.get(cid)
         if future is None:
             return
         try:
@@ -256,6 +278,8 @@ class DockerRuntime:
         except docker.errors.APIError as exc:
             raise RuntimeFailure(f"sandbox: {exc.explanation or exc}",
                                  "CreatePodSandboxError") from exc
+        finally:
+            self._starting.pop(cid, None)
 
     def sandbox_ip(self, sandbox_id: str) -> str:
         """The pod's address, once its sandbox has started."""
@@ -285,7 +309,9 @@ class DockerRuntime:
                 restart_policy={"Name": "no"},
                 mounts=[_mount(m) for m in mounts], nano_cpus=spec.nano_cpus,
                 mem_limit=spec.memory, memswap_limit=spec.memory, read_only=spec.read_only,
-                privileged=spec.privileged)
+                privileged=spec.privileged, group_add=list(spec.groups) or None,
+                cap_add=list(spec.cap_add) or None, cap_drop=list(spec.cap_drop) or None,
+                security_opt=list(spec.security_opt) or None)
             config = api.create_container_config(
                 spec.image, spec.cmd, hostname=spec.hostname if own else None, user=spec.user,
                 detach=True, stdin_open=spec.stdin, tty=spec.tty, environment=dict(spec.env),
@@ -511,8 +537,8 @@ class DockerRuntime:
         return removed
 
 
-for _name in ("list_containers", "ping", "image_present", "pull", "ensure_pause_image",
-              "ensure_network", "used_subnets", "run_sandbox", "sandbox_ip", "run_container",
+for _name in ("list_containers", "inspect", "ping", "image_present", "image_user", "pull",
+              "ensure_pause_image", "ensure_network", "used_subnets", "run_sandbox", "sandbox_ip", "run_container",
               "start", "stop", "remove", "logs", "follow_logs", "exec", "remove_pod_volumes",
               "cleanup", "remove_volumes"):
     setattr(DockerRuntime, _name, _engine_call(getattr(DockerRuntime, _name)))

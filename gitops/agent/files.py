@@ -21,20 +21,23 @@ from pathlib import Path
 import structlog
 
 from gitops.agent.runtime import RuntimeFailure
-from gitops.agent.volumes import FileSet, Lookup, file_sets
+from gitops.agent.volumes import FileSet, Lookup, Tokens, file_sets
 from gitops.model import volumepaths
 from gitops.model.volumepaths import is_safe_uid
 
 log = structlog.get_logger(component="agent")
+
+TERMINATION_MESSAGE_MAX = 4096    # bytes of a termination message kept, as the kubelet keeps
 
 
 class PodFiles:
     """The files a node keeps per pod under root/<uid>: its projected volumes and its
     resolv.conf. lookup(kind, namespace, name) reads the objects volumes project."""
 
-    def __init__(self, root: Path, lookup: Lookup) -> None:
+    def __init__(self, root: Path, lookup: Lookup, tokens: Tokens | None = None) -> None:
         self.root = root
         self.lookup = lookup
+        self.tokens = tokens        # serviceAccountToken sources (None: none can be made)
 
     def pod_dir(self, uid: str) -> Path:
         """Where a pod's files live; a uid that is not a plain name never becomes a path."""
@@ -49,7 +52,7 @@ class PodFiles:
     def write(self, pod: dict) -> None:
         """The pod's ConfigMap, Secret and downward API volumes, as their sources are now."""
         root = self.volumes_root(pod["metadata"]["uid"])
-        for fs in file_sets(pod, self.lookup):
+        for fs in file_sets(pod, self.lookup, self.tokens):
             if write_file_set(root, fs):
                 log.info("volume_files_updated", pod=_name(pod), volume=fs.volume)
 
@@ -63,12 +66,49 @@ class PodFiles:
                       error=str(exc) or type(exc).__name__)
 
     def write_resolv_conf(self, uid: str, text: str) -> Path:
-        path = self.pod_dir(uid) / "resolv.conf"
+        return self._write_small(self.pod_dir(uid) / "resolv.conf", text)
+
+    def write_hosts(self, uid: str, text: str) -> Path:
+        return self._write_small(self.pod_dir(uid) / "hosts", text)
+
+    @staticmethod
+    def _write_small(path: Path, text: str) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists() or path.read_text() != text:
             path.write_text(text)
             path.chmod(0o644)       # the agent's umask is 077; any container user reads it
         return path
+
+    # -- termination messages --------------------------------------------------------
+    def termination_log(self, uid: str, container: str) -> Path:
+        """The file a container's terminationMessagePath is bound to (made empty, and
+        writable by any user the container runs as, as the kubelet makes it)."""
+        if not is_safe_uid(container):
+            raise RuntimeFailure(f"container name {container[:80]!r} is not usable as a file "
+                                 "name", "CreateContainerConfigError")
+        path = self.pod_dir(uid) / "termination" / container
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            path.touch()
+        path.chmod(0o666)
+        return path
+
+    def termination_message(self, uid: str, container: str) -> str:
+        """What the container wrote there (at most TERMINATION_MESSAGE_MAX bytes)."""
+        if not is_safe_uid(uid) or not is_safe_uid(container):
+            return ""
+        try:
+            with open(self.root / uid / "termination" / container, "rb") as f:
+                return f.read(TERMINATION_MESSAGE_MAX).decode(errors="replace")
+        except OSError:
+            return ""
+
+    def clear_termination_message(self, uid: str, container: str) -> None:
+        """A new run of the container starts with an empty message."""
+        if is_safe_uid(uid) and is_safe_uid(container):
+            path = self.root / uid / "termination" / container
+            if path.exists():
+                path.write_bytes(b"")
 
     def remove(self, uid: str) -> None:
         """A pod is gone for good: its files go too."""

@@ -82,17 +82,33 @@ class Kill:
 
 
 @dataclass(frozen=True)
+class Halt:
+    """Stop a container for good and keep it (its exit code and termination message stay
+    in the pod's status): a pod past its activeDeadlineSeconds, or the sidecars of a pod
+    whose app containers have finished."""
+    container_id: str
+    name: str
+    grace: float
+    pre_stop: dict | None = None
+    container: dict | None = None
+
+
+@dataclass(frozen=True)
 class Finalize:
     """Every container of a deleted pod is gone: the pod object can go."""
 
 
-PodAction = RunSandbox | Pull | RunContainer | Restart | Stop | Remove | Kill | Finalize
+PodAction = RunSandbox | Pull | RunContainer | Restart | Stop | Remove | Kill | Halt | Finalize
+
+DEADLINE_REASON = "DeadlineExceeded"
+DEADLINE_MESSAGE = "Pod was active on the node longer than the specified deadline"
 
 
 @dataclass
 class PodPlan:
     actions: list[PodAction] = field(default_factory=list)
     waiting: dict[str, tuple[str, str]] = field(default_factory=dict)   # name -> reason, msg
+    deadline_exceeded: bool = False      # activeDeadlineSeconds passed: the pod has Failed
 
 
 def container_hash(container: dict) -> str:
@@ -122,6 +138,26 @@ def restart_delay(restarts: int, ran_for: float) -> float:
 
 def should_restart(policy: str, exit_code: int) -> bool:
     return policy == "Always" or (policy == "OnFailure" and exit_code != 0)
+
+
+def is_sidecar(container: dict) -> bool:
+    """A native sidecar: an init container with restartPolicy Always. It starts in order
+    with the init containers, then runs beside the app containers, restarted whenever it
+    exits, and stops after them."""
+    return container.get("restartPolicy") == "Always"
+
+
+def sidecars(spec: dict) -> list[dict]:
+    return [c for c in spec.get("initContainers") or [] if is_sidecar(c)]
+
+
+def deadline_exceeded(pod: dict, now: float) -> bool:
+    """activeDeadlineSeconds counted from status.startTime, as the kubelet counts it."""
+    limit = pod.get("spec", {}).get("activeDeadlineSeconds")
+    start = pod.get("status", {}).get("startTime")
+    if not isinstance(limit, int) or isinstance(limit, bool) or not start:
+        return False
+    return now - parse_ts(start, now) >= limit
 
 
 def needs_sandbox(spec: dict) -> bool:
@@ -173,32 +209,32 @@ def previous_ip(pod: dict, containers: list[ContainerInfo]) -> str:
 def compute_pod_actions(pod: dict, containers: list[ContainerInfo],
                         images: Mapping[str, bool], pull_failures: Mapping[str, PullFailure],
                         restarts: Mapping[str, int], now: float,
-                        unhealthy: Mapping[str, ProbeResults] | None = None) -> PodPlan:
+                        unhealthy: Mapping[str, ProbeResults] | None = None,
+                        started: Mapping[str, bool] | None = None) -> PodPlan:
     """restarts: per container, restarts since its back-off was last reset
     (backoff_restarts); unhealthy: running containers whose liveness or startup probe
-    has failed."""
+    has failed; started: running containers not started yet in Kubernetes' sense (a
+    startup probe or a postStart hook still to pass) map to False: the init containers
+    after a sidecar wait for it."""
     plan = PodPlan()
     sandbox = next((c for c in containers if c.container == SANDBOX), None)
     apps = [c for c in containers if c.container != SANDBOX]
+    spec = pod.get("spec", {})
 
     if is_deleting(pod):
-        grace = float(pod["spec"].get("terminationGracePeriodSeconds", 30))
-        # App containers drain first (graceful stop); the sandbox holding their network
-        # namespace goes once they are gone, then the pod object.
-        specs = {c["name"]: c for c in pod["spec"].get("containers", [])}
-        for c in apps:
-            spec = specs.get(c.container) or {}
-            hook = (spec.get("lifecycle") or {}).get("preStop")
-            plan.actions.append(Stop(c.id, grace, hook, spec) if c.state == "running"
-                                else Remove(c.id, "pod deleted"))
+        _terminate(plan, spec, apps, Stop, remove_exited=True)
         if sandbox and not apps:
             plan.actions.append(Remove(sandbox.id, "pod deleted"))
         if not containers:
             plan.actions.append(Finalize())
         return plan
+    if deadline_exceeded(pod, now):
+        plan.deadline_exceeded = True
+        _terminate(plan, spec, apps, Halt)
+        return plan
 
     # A pod started with a sandbox keeps it (one made by an earlier version, say).
-    sandboxed = sandbox is not None or needs_sandbox(pod.get("spec", {}))
+    sandboxed = sandbox is not None or needs_sandbox(spec)
     if sandboxed and (sandbox is None or sandbox.state != "running"):
         # A lost sandbox means a lost network namespace: restart the pod's containers in a
         # new one, as the kubelet does.
@@ -207,7 +243,6 @@ def compute_pod_actions(pod: dict, containers: list[ContainerInfo],
         plan.actions.append(RunSandbox())
         apps = []
 
-    spec = pod.get("spec", {})
     policy = spec.get("restartPolicy", "Always")
     inits = {c["name"]: c for c in spec.get("initContainers") or []}
     wanted = {c["name"]: c for c in spec.get("containers", [])}
@@ -215,22 +250,96 @@ def compute_pod_actions(pod: dict, containers: list[ContainerInfo],
     for c in apps:
         if c.container not in wanted and c.container not in inits:
             plan.actions.append(Remove(c.id, "not in pod spec"))
-    if not _initialized(plan, inits, wanted, by_name, images, pull_failures, restarts,
-                        policy, now):
+    ctx = _Context(plan, images, pull_failures, restarts, now, unhealthy or {},
+                   started or {}, spec)
+    if not _initialized(ctx, inits, wanted, by_name, policy):
         return plan
+    if _apps_finished(wanted, by_name, policy):
+        # A Job's pod: its app containers are done, so are its sidecars (last first).
+        _terminate(plan, spec, [c for c in apps if c.container in inits], Halt)
+        return plan
+    for name, container in inits.items():
+        if is_sidecar(container):
+            _keep_running(ctx, name, container, by_name.get(name), "Always")
     for name, container in wanted.items():
-        current = _current(plan, by_name.get(name), container)
-        if current is None:
-            _create(plan, container, images, pull_failures, now, holds_network=not sandboxed)
-        elif current.state in ("exited", "dead", "created"):
-            _maybe_restart(plan, current, policy, restarts.get(name, 0), now)
-        elif current.state == "running" and name in (unhealthy or {}):
-            result = (unhealthy or {})[name]
-            probe = container.get(FIELD.get(result.failed_probe, ""), {}) or {}
-            grace = probe.get("terminationGracePeriodSeconds",
-                              spec.get("terminationGracePeriodSeconds", 30))
-            plan.actions.append(Kill(current.id, name, float(grace), result.failure))
+        _keep_running(ctx, name, container, by_name.get(name), policy,
+                      holds_network=not sandboxed)
     return plan
+
+
+@dataclass(frozen=True)
+class _Context:
+    plan: PodPlan
+    images: Mapping[str, bool]
+    pull_failures: Mapping[str, PullFailure]
+    restarts: Mapping[str, int]
+    now: float
+    unhealthy: Mapping[str, ProbeResults]
+    started: Mapping[str, bool]
+    spec: dict
+
+
+def _keep_running(ctx: _Context, name: str, container: dict, live: ContainerInfo | None,
+                  policy: str, holds_network: bool = False) -> None:
+    """Create, restart (per policy and back-off) or kill (a failed liveness probe) one
+    container so it runs as the pod asks."""
+    current = _current(ctx.plan, live, container)
+    if current is None:
+        _create(ctx.plan, container, ctx.images, ctx.pull_failures, ctx.now,
+                holds_network=holds_network)
+    elif current.state in ("exited", "dead", "created"):
+        _maybe_restart(ctx.plan, current, policy, ctx.restarts.get(name, 0), ctx.now)
+    elif current.state == "running" and name in ctx.unhealthy:
+        result = ctx.unhealthy[name]
+        probe = container.get(FIELD.get(result.failed_probe, ""), {}) or {}
+        grace = probe.get("terminationGracePeriodSeconds",
+                          ctx.spec.get("terminationGracePeriodSeconds", 30))
+        ctx.plan.actions.append(Kill(current.id, name, float(grace), result.failure))
+
+
+def _apps_finished(wanted: dict[str, dict], by_name: dict[str, ContainerInfo],
+                   policy: str) -> bool:
+    """Every app container has run and exited for good (restartPolicy Never/OnFailure)."""
+    if policy == "Always" or not wanted:
+        return False
+    for name in wanted:
+        c = by_name.get(name)
+        if c is None or c.state not in ("exited", "dead") or should_restart(policy,
+                                                                            c.exit_code):
+            return False
+    return True
+
+
+def _terminate(plan: PodPlan, spec: dict, live: list[ContainerInfo], action: type,
+               remove_exited: bool = False) -> None:
+    """Stop (deletion) or halt (deadline, a finished Job's sidecars) a pod's containers:
+    app containers first, with their preStop hooks; sidecars once every app container is
+    gone, last one first, one at a time. Exited ones are removed when the pod goes."""
+    grace = float(spec.get("terminationGracePeriodSeconds", 30))
+    specs = {c["name"]: c for c in [*(spec.get("initContainers") or []),
+                                    *spec.get("containers", [])]}
+    order = [c["name"] for c in sidecars(spec)]
+    mains = [c for c in live if c.container not in order]
+    sides = sorted((c for c in live if c.container in order),
+                   key=lambda c: -order.index(c.container))
+
+    def one(c: ContainerInfo) -> bool:
+        """True when it is stopping (still running)."""
+        if c.state == "running":
+            container = specs.get(c.container) or {}
+            hook = (container.get("lifecycle") or {}).get("preStop")
+            plan.actions.append(action(c.id, c.container, grace, hook, container)
+                                if action is Halt else action(c.id, grace, hook, container))
+            return True
+        if remove_exited:
+            plan.actions.append(Remove(c.id, "pod deleted"))
+        return False
+    stopping = [c for c in mains if one(c)]
+    if stopping or (remove_exited and mains):
+        return
+    for c in sides:
+        if one(c):
+            return
 
 
 def limits(container: dict) -> tuple[int, int]:
@@ -261,27 +370,35 @@ def _current(plan: PodPlan, current: ContainerInfo | None,
     return current
 
 
-def _initialized(plan: PodPlan, inits: dict[str, dict], wanted: dict[str, dict],
-                 by_name: dict[str, ContainerInfo], images: Mapping[str, bool],
-                 pull_failures: Mapping[str, PullFailure], restarts: Mapping[str, int],
-                 policy: str, now: float) -> bool:
-    """Init containers run one at a time, each to success, before any app container.
-    Once an app container exists the pod counts as initialised (as in the kubelet)."""
+def _initialized(ctx: _Context, inits: dict[str, dict], wanted: dict[str, dict],
+                 by_name: dict[str, ContainerInfo], policy: str) -> bool:
+    """Init containers one at a time, in order, before any app container: each to
+    success, or, for a sidecar, until it has started. Once an app container exists the
+    pod counts as initialised (as in the kubelet)."""
     if not inits or any(name in by_name for name in wanted):
         return True
     for name, container in inits.items():
-        current = _current(plan, by_name.get(name), container)
+        current = _current(ctx.plan, by_name.get(name), container)
         if current is None:
-            _create(plan, container, images, pull_failures, now)
+            _create(ctx.plan, container, ctx.images, ctx.pull_failures, ctx.now)
+            return False
+        if is_sidecar(container):
+            if current.state == "running" and name not in ctx.unhealthy:
+                if ctx.started.get(name, True):
+                    continue
+                return False
+            _keep_running(ctx, name, container, current, "Always")
             return False
         if current.state == "exited" and current.exit_code == 0:
             continue
         if current.state in ("exited", "dead", "created"):
             # Init containers are retried unless the pod never restarts anything.
-            _maybe_restart(plan, current, "Never" if policy == "Never" else "OnFailure",
-                           restarts.get(name, 0), now)
+            _maybe_restart(ctx.plan, current, "Never" if policy == "Never" else "OnFailure",
+                           ctx.restarts.get(name, 0), ctx.now)
         return False
     return True
+
+
 def _create(plan: PodPlan, container: dict, images: Mapping[str, bool],
             pull_failures: Mapping[str, PullFailure], now: float,
             holds_network: bool = False) -> None:

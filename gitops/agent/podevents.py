@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gitops.agent.plan import DEADLINE_MESSAGE, DEADLINE_REASON
 from gitops.agent.probes import ProbeResults
 from gitops.model.events import NORMAL, WARNING, EventSpec, event_for
 
@@ -61,6 +62,14 @@ def restarted(name: str) -> list[PodEvent]:
 
 def stopping(name: str) -> PodEvent:
     return PodEvent("Killing", f"Stopping container {name}", name)
+
+
+def post_start_failed(name: str, message: str) -> PodEvent:
+    return PodEvent("FailedPostStartHook", message, name, warning=True)
+
+
+def deadline_exceeded() -> PodEvent:
+    return PodEvent(DEADLINE_REASON, DEADLINE_MESSAGE, warning=True)
 
 
 def killed_by_probe(name: str, message: str) -> PodEvent:

@@ -8,7 +8,9 @@ Deliberate differences from Kubernetes: httpGet/tcpSocket `host` may only name t
 
 from __future__ import annotations
 
+import errno
 import http.client
+import json
 import socket
 import ssl
 from collections.abc import Callable
@@ -34,9 +36,44 @@ def _target(action: dict, pod_ip: str, container: dict) -> tuple[str, int]:
     return host, resolve_port(action.get("port", ""), container)
 
 
+def _dial_error(exc: OSError, host: str, port: int) -> str:
+    """An error of connecting as Go's net package words it (the kubelet's messages)."""
+    where = f"dial tcp {_hostport(host, port)}"
+    if isinstance(exc, TimeoutError):
+        return f"{where}: i/o timeout"
+    reason = {errno.ECONNREFUSED: "connection refused", errno.EHOSTUNREACH: "no route to host",
+              errno.ENETUNREACH: "network is unreachable",
+              errno.ECONNRESET: "connection reset by peer"}.get(exc.errno or 0)
+    return f"{where}: connect: {reason or exc.strerror or exc}"
+
+
+def _hostport(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def _http_get(action: dict, host: str, port: int, timeout: float) -> tuple[bool, str]:
+    """GET, with failures worded as the kubelet's: `Get "http://10.0.0.5:4200/": dial tcp
+    10.0.0.5:4200: connect: connection refused`."""
     path = action.get("path") or "/"
     path = path if path.startswith("/") else "/" + path
+    scheme = action.get("scheme", "HTTP").lower()
+    url = f"{scheme}://{_hostport(host, port)}{path}"
+    try:
+        return _http_request(action, host, port, path, timeout)
+    except TimeoutError:
+        return False, (f'Get "{url}": context deadline exceeded (Client.Timeout exceeded '
+                       "while awaiting headers)")
+    except ConnectionError as exc:
+        if isinstance(exc, (ConnectionResetError, http.client.RemoteDisconnected)) and \
+                getattr(exc, "_connected", True):
+            return False, f'Get "{url}": EOF'
+        return False, f'Get "{url}": {_dial_error(exc, host, port)}'
+    except OSError as exc:
+        return False, f'Get "{url}": {_dial_error(exc, host, port)}'
+
+
+def _http_request(action: dict, host: str, port: int, path: str,
+                  timeout: float) -> tuple[bool, str]:
     headers = {"User-Agent": "kube-probe/gitops", "Accept": "*/*"}
     headers.update({h["name"]: h.get("value", "") for h in action.get("httpHeaders") or []})
     if action.get("scheme", "HTTP").upper() == "HTTPS":
@@ -47,6 +84,11 @@ def _http_get(action: dict, host: str, port: int, timeout: float) -> tuple[bool,
     else:
         conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
+        try:
+            conn.connect()
+        except ConnectionError as exc:
+            exc._connected = False      # type: ignore[attr-defined]  # refused, not reset
+            raise
         conn.request("GET", path, headers=headers)
         resp = conn.getresponse()
         body = resp.read(MESSAGE_MAX).decode(errors="replace")
@@ -71,10 +113,17 @@ def run_probe(probe: dict, pod_ip: str, container: dict, container_id: str,
             return _http_get(action, host, port, timeout)
         if (action := probe.get("tcpSocket")) is not None:
             host, port = _target(action, pod_ip, container)
-            with socket.create_connection((host, port), timeout=timeout):
-                return True, ""
+            try:
+                with socket.create_connection((host, port), timeout=timeout):
+                    return True, ""
+            except OSError as exc:
+                return False, _dial_error(exc, host, port)
         if (action := probe.get("exec")) is not None:
-            code, out = exec_fn(container_id, list(action.get("command") or []), timeout)
+            command = list(action.get("command") or [])
+            try:
+                code, out = exec_fn(container_id, command, timeout)
+            except TimeoutError:
+                return False, f"command {json.dumps(' '.join(command))} timed out"
             text = out[-MESSAGE_MAX:].decode(errors="replace").strip()
             if code == 0:
                 return True, text

@@ -27,7 +27,8 @@ class PodRestarts:
 
     @classmethod
     def from_status(cls, status: dict) -> PodRestarts:
-        statuses = status.get("containerStatuses") or []
+        statuses = [*(status.get("initContainerStatuses") or []),
+                    *(status.get("containerStatuses") or [])]
         return cls(counts={s["name"]: s.get("restartCount", 0) for s in statuses},
                    last_states={s["name"]: s.get("lastState") or {} for s in statuses})
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from gitops.agent.env import Lookup, build_env, expand, service_env
+from gitops.agent.netfiles import pod_fqdn
 from gitops.agent.plan import container_hash, limits
 from gitops.agent.runtime import (
     CONFIG_HASH,
@@ -29,11 +30,15 @@ from gitops.agent.runtime import (
     RuntimeFailure,
     SandboxSpec,
 )
+from gitops.agent.security import security
+from gitops.agent.serviceaccount import token_mount
 from gitops.agent.volumes import container_mounts
-from gitops.model.dns import resolv_conf
 from gitops.model.podspec import host_access
+from gitops.model.satoken import MOUNT_PATH
 
 RESOLV_CONF = "/etc/resolv.conf"
+HOSTS = "/etc/hosts"
+TERMINATION_LOG = "/dev/termination-log"     # terminationMessagePath's default
 
 
 @dataclass(frozen=True)
@@ -45,9 +50,15 @@ class NodeContext:
     allow_host_access: bool = False
     dns_server: str = ""            # cluster DNS address containers use ("": none yet)
     subnet: str = ""                # the pod network's (pod IPs are pinned in it)
+    host_resolv: str = ""           # the node's own /etc/resolv.conf and /etc/hosts
+    host_hosts: str = ""
 
 
 def hostname(pod: dict) -> str:
+    """spec.hostname or the pod's name; its FQDN with setHostnameAsFQDN and a subdomain
+    (at most 64 characters, as Kubernetes allows)."""
+    if pod["spec"].get("setHostnameAsFQDN") and (fqdn := pod_fqdn(pod)):
+        return fqdn[:64]
     return (pod["spec"].get("hostname") or pod["metadata"]["name"])[:63]
 
 
@@ -90,59 +101,41 @@ def with_pod_ip(pod: dict, ip: str) -> dict:
     return {**pod, "status": {**pod.get("status", {}), "podIP": ip}}
 
 
-def resolv_conf_text(pod: dict, dns_server: str) -> str | None:
-    """The pod's /etc/resolv.conf per dnsPolicy: ClusterFirst (default) points at the
-    cluster DNS with the Kubernetes search path; Default keeps Docker's; None uses
-    dnsConfig alone. None: leave Docker's."""
-    spec = pod["spec"]
-    policy = spec.get("dnsPolicy", "ClusterFirst")
-    config = spec.get("dnsConfig") or {}
-    if policy == "Default" or (spec.get("hostNetwork")
-                               and policy != "ClusterFirstWithHostNet"):
-        return None
-    if policy == "None":
-        lines = [f"nameserver {ns}" for ns in config.get("nameservers") or []]
-        if config.get("searches"):
-            lines.append("search " + " ".join(config["searches"]))
-        return "\n".join(lines) + "\n"
-    if dns_server:
-        return resolv_conf([dns_server, *(config.get("nameservers") or [])],
-                           pod["metadata"]["namespace"])
-    return None
-
-
 def container_env(pod: dict, container: dict, lookup: Lookup,
                   services: Callable[[str], list[dict]]) -> dict[str, str]:
     """The container's environment; services(namespace) is asked only when the pod wants
-    service links (enableServiceLinks, on by default)."""
-    links = {}
+    service links (enableServiceLinks, on by default); KUBERNETES_SERVICE_HOST and its
+    kin come either way, as the kubelet sets them."""
     if pod["spec"].get("enableServiceLinks", True):
         links = service_env(services(pod["metadata"]["namespace"]))
+    else:       # the API's own address is always there (in-cluster clients read it)
+        api = lookup("Service", "default", "kubernetes")
+        links = service_env([api]) if api is not None else {}
     return build_env(pod, container, lookup, links)
-
-
-def run_as(security_context: dict) -> str | None:
-    """runAsUser[:runAsGroup], as the engine takes it."""
-    if security_context.get("runAsUser") is None:
-        return None
-    group = security_context.get("runAsGroup")
-    return str(security_context["runAsUser"]) + (f":{group}" if group is not None else "")
 
 
 def container_spec(pod: dict, container: dict, node: NodeContext, *, env: dict[str, str],
                    lookup: Lookup, files_root: str, resolv_conf_path: str | None = None,
+                   hosts_path: str | None = None, termination_log: str | None = None,
                    sandbox_id: str = "", ip: str = "") -> ContainerSpec:
     """One container of the pod. It joins the sandbox sandbox_id, or, with sandbox_id "",
     holds the pod's network itself at ip. files_root: where the pod's projected volumes
-    (ConfigMap, Secret, downward API files) were written; resolv_conf_path: the
-    resolv.conf written for it, if any."""
+    (ConfigMap, Secret, downward API files) were written; resolv_conf_path, hosts_path:
+    the resolv.conf and hosts written for it, if any; termination_log: the file mounted
+    at its terminationMessagePath."""
     admit(pod, node.allow_host_access)
     mounts = container_mounts(pod, container, node.instance, files_root, lookup,
                               node.allow_host_access, env)
+    if token_volume := token_mount(pod, container):
+        mounts.append(Mount("bind", MOUNT_PATH, f"{files_root}/{token_volume}", True))
     if resolv_conf_path:
         mounts.append(Mount("bind", RESOLV_CONF, resolv_conf_path, True))
-    sc = {**(pod["spec"].get("securityContext") or {}),
-          **(container.get("securityContext") or {})}
+    if hosts_path:
+        mounts.append(Mount("bind", HOSTS, hosts_path, False))
+    if termination_log:
+        mounts.append(Mount("bind", container.get("terminationMessagePath")
+                            or TERMINATION_LOG, termination_log, False))
+    sec = security(pod, container)
     command = [expand(a, env) for a in container.get("command") or []] or None
     args = [expand(a, env) for a in container.get("args") or []] or None
     own = not sandbox_id
@@ -157,5 +150,6 @@ def container_spec(pod: dict, container: dict, node: NodeContext, *, env: dict[s
         working_dir=container.get("workingDir"), tty=bool(container.get("tty")),
         stdin=bool(container.get("stdin")), stdin_once=bool(container.get("stdinOnce")),
         mounts=tuple(mounts), nano_cpus=nano_cpus or None, memory=memory or None,
-        user=run_as(sc), read_only=bool(sc.get("readOnlyRootFilesystem")),
-        privileged=bool(sc.get("privileged")))
+        user=sec.user, read_only=sec.read_only, privileged=sec.privileged,
+        groups=sec.groups, cap_add=sec.cap_add, cap_drop=sec.cap_drop,
+        security_opt=sec.security_opt)

@@ -3,41 +3,56 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
-from gitops.agent.plan import network_holder, pod_ip, should_restart
+from gitops.agent.plan import (
+    DEADLINE_MESSAGE,
+    DEADLINE_REASON,
+    is_sidecar,
+    network_holder,
+    pod_ip,
+    should_restart,
+)
 from gitops.agent.probes import ProbeResults
 from gitops.agent.runtime import SANDBOX, ContainerInfo
 from gitops.model.secrets import mask_text
 from gitops.model.version import kube_version
 
 
-def terminated_state(c: ContainerInfo) -> dict:
+def terminated_state(c: ContainerInfo, message: str = "") -> dict:
+    """message: what the container wrote to its terminationMessagePath (or the end of its
+    log, per terminationMessagePolicy); the engine's error otherwise."""
     reason = "OOMKilled" if c.oom_killed else ("Completed" if c.exit_code == 0 else "Error")
     out = {"exitCode": c.exit_code, "reason": reason, "startedAt": c.started_at or None,
            "finishedAt": c.finished_at or None, "containerID": f"docker://{c.id}"}
-    if c.error:
-        out["message"] = c.error
+    if message or c.error:
+        out["message"] = message or c.error
     return {k: v for k, v in out.items() if v is not None}
 
 
-def container_state(c: ContainerInfo | None, waiting: tuple[str, str] | None) -> dict:
-    if c is not None and c.state == "running":
+def container_state(c: ContainerInfo | None, waiting: tuple[str, str] | None,
+                    message: str = "", starting: bool = False) -> dict:
+    """starting: its postStart hook is still running, so it is not Running yet."""
+    if c is not None and c.state == "running" and not starting:
         return {"running": {"startedAt": c.started_at}}
     if waiting is not None:
-        reason, message = waiting
-        return {"waiting": {"reason": reason, **({"message": message} if message else {})}}
-    if c is None:
+        reason, text = waiting
+        return {"waiting": {"reason": reason, **({"message": text} if text else {})}}
+    if c is None or starting:
         return {"waiting": {"reason": "ContainerCreating"}}
     if c.state in ("exited", "dead") or (c.state == "created" and c.error):
-        return {"terminated": terminated_state(c)}
+        return {"terminated": terminated_state(c, message)}
     return {"waiting": {"reason": "ContainerCreating"}}
 
 
 def pod_status(pod: dict, containers: list[ContainerInfo],
                waiting: Mapping[str, tuple[str, str]], restarts: Mapping[str, int],
                last_states: Mapping[str, dict], host_ip: str, now: str = "",
-               probes: Mapping[str, ProbeResults] | None = None) -> dict:
+               probes: Mapping[str, ProbeResults] | None = None, *,
+               messages: Mapping[str, str] | None = None,
+               starting: Collection[str] = (), deadline_exceeded: bool = False) -> dict:
+    """messages: termination messages of finished containers; starting: containers whose
+    postStart hook runs; deadline_exceeded: activeDeadlineSeconds passed (Failed)."""
     spec = pod.get("spec", {})
     by_name = {c.container: c for c in containers if c.container != SANDBOX}
     holder = network_holder(spec, containers)
@@ -45,13 +60,15 @@ def pod_status(pod: dict, containers: list[ContainerInfo],
     def entry(container: dict, init: bool) -> dict:
         name = container["name"]
         c = by_name.get(name)
-        state = container_state(c, waiting.get(name))
-        done = init and state.get("terminated", {}).get("exitCode", 1) == 0
+        hooked = name in starting
+        state = container_state(c, waiting.get(name), (messages or {}).get(name, ""), hooked)
+        probed = not init or is_sidecar(container)
+        done = init and not probed and state.get("terminated", {}).get("exitCode", 1) == 0
         running = "running" in state
-        probe = (probes or {}).get(name, ProbeResults()) if not init else ProbeResults()
+        probe = (probes or {}).get(name, ProbeResults()) if probed else ProbeResults()
         out = {"name": name, "image": container.get("image", ""),
                "imageID": c.image_id if c else "",
-               "ready": done or (running and not init and probe.ready),
+               "ready": done or (running and probed and probe.ready),
                "started": running and probe.started,
                "restartCount": restarts.get(name, 0), "state": state,
                "lastState": last_states.get(name, {})}
@@ -61,17 +78,25 @@ def pod_status(pod: dict, containers: list[ContainerInfo],
 
     policy = spec.get("restartPolicy", "Always")
     statuses = [entry(c, False) for c in spec.get("containers", [])]
-    init_statuses = [entry(c, True) for c in spec.get("initContainers") or []]
-    initialized = (all(s["ready"] for s in init_statuses)
+    inits = spec.get("initContainers") or []
+    init_statuses = [entry(c, True) for c in inits]
+    side = [s for c, s in zip(inits, init_statuses) if is_sidecar(c)]
+    initialized = (all(s["ready"] if not is_sidecar(c) else s["started"]
+                       for c, s in zip(inits, init_statuses))
                    or any(c in by_name for c in (x["name"] for x in statuses)))
     if initialized:
         phase = _phase(policy, statuses)
+        if phase in ("Succeeded", "Failed") and any("running" in s["state"] for s in side):
+            phase = "Running"          # a finished Job's sidecars are still stopping
     else:
         failed = policy == "Never" and any(
-            s["state"].get("terminated", {}).get("exitCode", 0) != 0 for s in init_statuses)
+            s["state"].get("terminated", {}).get("exitCode", 0) != 0
+            for c, s in zip(inits, init_statuses) if not is_sidecar(c))
         phase = "Failed" if failed else "Pending"
+    if deadline_exceeded:
+        phase = "Failed"
     ready = initialized and bool(statuses) and all(s["ready"] for s in statuses) \
-        and phase == "Running"
+        and all(s["ready"] for s in side) and phase == "Running"
     previous = pod.get("status", {})
     status = {
         "phase": phase,
@@ -83,10 +108,14 @@ def pod_status(pod: dict, containers: list[ContainerInfo],
         ], now),
         "hostIP": host_ip,
         "podIP": pod_ip(spec, containers),
-        "startTime": previous.get("startTime") or (holder.started_at if holder else None),
+        # When the node took the pod on (activeDeadlineSeconds counts from it).
+        "startTime": previous.get("startTime") or (holder.started_at if holder else None)
+        or now or None,
         "initContainerStatuses": init_statuses or None,
         "containerStatuses": statuses,
     }
+    if deadline_exceeded:
+        status["reason"], status["message"] = DEADLINE_REASON, DEADLINE_MESSAGE
     if status["podIP"]:
         status["podIPs"] = [{"ip": status["podIP"]}]
     return {k: v for k, v in status.items() if v not in (None, "")}

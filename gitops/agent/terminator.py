@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from gitops.agent.prober import run_probe
+from gitops.agent.hooks import run_hook
 from gitops.agent.runtime import ContainerInfo, Runtime
 from gitops.model.secrets import mask_text
 
@@ -67,9 +67,8 @@ class Terminator:
             if drain_ip:
                 self._await_out_of_rotation(c, drain_ip, min(grace, ROTATION_WAIT))
             if pre_stop is not None:
-                ok, message = run_probe({**pre_stop.hook, "timeoutSeconds": max(1, int(grace))},
-                                        pre_stop.pod_ip, pre_stop.container, c.id,
-                                        self.runtime.exec)
+                ok, message = run_hook(pre_stop.hook, pre_stop.pod_ip, pre_stop.container,
+                                       c.id, self.runtime.exec, max(1.0, grace))
                 message = mask_text(message, pre_stop.secrets)
                 log.info("pre_stop_hook_ran", pod=c.pod_ref, container=c.container,
                          ok=ok, message=message)

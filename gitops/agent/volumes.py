@@ -4,7 +4,8 @@
   (medium: Memory becomes a tmpfs mount).
 - persistentVolumeClaim: a named Docker volume per claim that outlives pods, prune and
   `down`; only `down --volumes` removes it.
-- configMap / secret / downwardAPI: files the agent writes under the data dir and
+- configMap / secret / downwardAPI / projected (those three and serviceAccountToken):
+  files the agent writes under the data dir and
   bind-mounts read-only, swapped atomically when the source object changes (kubelet's
   `..data` symlink scheme), so running containers see updates in place.
 """
@@ -27,6 +28,7 @@ PVC_NAMESPACE = "gitops.pvc.namespace"
 PVC_NAME = "gitops.pvc.name"
 
 Lookup = Callable[[str, str, str], dict | None]
+Tokens = Callable[[dict, dict], bytes]     # (pod, serviceAccountToken source) -> token
 
 
 @dataclass(frozen=True)
@@ -47,8 +49,9 @@ def empty_dir_name(instance: str, pod_uid: str, volume: str) -> str:
     return f"gitops-{instance}-{pod_uid[:13]}-{volume}"
 
 
-def _items(data: dict[str, bytes], volume: dict, what: str) -> dict[str, tuple[bytes, int]]:
-    mode = volume.get("defaultMode", 0o644)
+def _items(data: dict[str, bytes], volume: dict, what: str,
+           mode: int | None = None) -> dict[str, tuple[bytes, int]]:
+    mode = volume.get("defaultMode", 0o644) if mode is None else mode
     items = volume.get("items")
     if not items:
         return {k: (v, mode) for k, v in data.items()}
@@ -63,35 +66,82 @@ def _items(data: dict[str, bytes], volume: dict, what: str) -> dict[str, tuple[b
     return out
 
 
-def file_sets(pod: dict, lookup: Lookup) -> list[FileSet]:
-    """What each projected volume of the pod should hold right now."""
+# (kind, field naming the object, how its data is decoded) per object source.
+_OBJECT_SOURCES = {
+    "configMap": ("ConfigMap", "name"),
+    "secret": ("Secret", "secretName"),
+}
+
+
+def _object_files(ns: str, field: str, source: dict, lookup: Lookup, name_field: str,
+                  mode: int | None = None) -> dict[str, tuple[bytes, int]]:
+    """A configMap or secret source's files (a volume, or a projected volume's source)."""
+    kind = _OBJECT_SOURCES[field][0]
+    name = source.get(name_field, "")
+    obj = lookup(kind, ns, name)
+    what = f'{kind.lower()} "{name}"'
+    if obj is None and not source.get("optional"):
+        raise RuntimeFailure(f"{what} not found", "CreateContainerConfigError")
+    obj = obj or {}
+    if kind == "ConfigMap":
+        data = {k: v.encode() for k, v in (obj.get("data") or {}).items()}
+        data |= {k: base64.b64decode(v) for k, v in (obj.get("binaryData") or {}).items()}
+    else:
+        data = {k: base64.b64decode(v) for k, v in (obj.get("data") or {}).items()}
+        data |= {k: v.encode() for k, v in (obj.get("stringData") or {}).items()}
+    return _items(data, source, what, mode)
+
+
+def _downward_files(pod: dict, source: dict,
+                    mode: int | None = None) -> dict[str, tuple[bytes, int]]:
+    mode = source.get("defaultMode", 0o644) if mode is None else mode
+    return {item["path"]: (field_value(pod, ref["fieldPath"]).encode(),
+                           item.get("mode", mode))
+            for item in source.get("items") or [] if (ref := item.get("fieldRef"))}
+
+
+def _projected_files(pod: dict, projected: dict, lookup: Lookup,
+                     tokens: Tokens | None) -> dict[str, tuple[bytes, int]]:
+    """A projected volume: its sources' files in one directory, each mode defaulting to
+    the volume's defaultMode."""
+    ns = pod["metadata"]["namespace"]
+    mode = projected.get("defaultMode", 0o644)
+    files: dict[str, tuple[bytes, int]] = {}
+    for source in projected.get("sources") or []:
+        if cm := source.get("configMap"):
+            files |= _object_files(ns, "configMap", cm, lookup, "name", cm.get("mode", mode))
+        elif sec := source.get("secret"):
+            files |= _object_files(ns, "secret", sec, lookup, "name", sec.get("mode", mode))
+        elif (dapi := source.get("downwardAPI")) is not None:
+            files |= _downward_files(pod, dapi, mode)
+        elif (sat := source.get("serviceAccountToken")) is not None:
+            if tokens is None:
+                raise RuntimeFailure("serviceAccountToken volumes need the agent's token "
+                                     "key", "CreateContainerConfigError")
+            files[sat.get("path") or "token"] = (tokens(pod, sat), mode)
+        else:
+            kind = next(iter(source), "unknown")
+            raise RuntimeFailure(f"projected source {kind} is not supported on this node",
+                                 "CreateContainerConfigError")
+    return files
+
+
+def file_sets(pod: dict, lookup: Lookup, tokens: Tokens | None = None) -> list[FileSet]:
+    """What each projected volume of the pod should hold right now (configMap, secret,
+    downwardAPI and projected volumes). tokens(pod, source): a serviceAccountToken
+    source's token."""
     ns = pod["metadata"]["namespace"]
     out = []
     for vol in pod.get("spec", {}).get("volumes") or []:
-        if cm := vol.get("configMap"):
-            obj = lookup("ConfigMap", ns, cm.get("name", ""))
-            if obj is None and not cm.get("optional"):
-                raise RuntimeFailure(f'configmap "{cm.get("name")}" not found',
-                                     "CreateContainerConfigError")
-            data = {k: v.encode() for k, v in ((obj or {}).get("data") or {}).items()}
-            data |= {k: base64.b64decode(v)
-                     for k, v in ((obj or {}).get("binaryData") or {}).items()}
-            out.append(FileSet(vol["name"], _items(data, cm, f'configmap "{cm.get("name")}"')))
-        elif sec := vol.get("secret"):
-            obj = lookup("Secret", ns, sec.get("secretName", ""))
-            if obj is None and not sec.get("optional"):
-                raise RuntimeFailure(f'secret "{sec.get("secretName")}" not found',
-                                     "CreateContainerConfigError")
-            data = {k: base64.b64decode(v) for k, v in ((obj or {}).get("data") or {}).items()}
-            data |= {k: v.encode() for k, v in ((obj or {}).get("stringData") or {}).items()}
-            out.append(FileSet(vol["name"], _items(data, sec, f'secret "{sec.get("secretName")}"')))
-        elif dapi := vol.get("downwardAPI"):
-            files = {}
-            for item in dapi.get("items") or []:
-                if ref := item.get("fieldRef"):
-                    files[item["path"]] = (field_value(pod, ref["fieldPath"]).encode(),
-                                           item.get("mode", dapi.get("defaultMode", 0o644)))
-            out.append(FileSet(vol["name"], files))
+        if (cm := vol.get("configMap")) is not None:
+            out.append(FileSet(vol["name"], _object_files(ns, "configMap", cm, lookup, "name")))
+        elif (sec := vol.get("secret")) is not None:
+            out.append(FileSet(vol["name"],
+                               _object_files(ns, "secret", sec, lookup, "secretName")))
+        elif (dapi := vol.get("downwardAPI")) is not None:
+            out.append(FileSet(vol["name"], _downward_files(pod, dapi)))
+        elif (projected := vol.get("projected")) is not None:
+            out.append(FileSet(vol["name"], _projected_files(pod, projected, lookup, tokens)))
     return out
 
 
@@ -153,11 +203,13 @@ def container_mounts(pod: dict, container: dict, instance: str, projected_root: 
                                  (PVC_NAME, name))))
         elif "hostPath" in vol and allow_host_path:
             mounts.append(Mount("bind", target, vol["hostPath"]["path"], ro))
-        elif any(k in vol for k in ("configMap", "secret", "downwardAPI")):
+        elif any(k in vol for k in ("configMap", "secret", "downwardAPI", "projected")):
             base = f"{projected_root}/{vol['name']}"
             mounts.append(Mount("bind", target, _projected_source(base, sub, vm["name"]), True))
         else:
-            kind = next((k for k in vol if k != "name"), "unknown")
-            raise RuntimeFailure(f'volume "{vol["name"]}": {kind} volumes are not supported '
-                                 "on this node", "CreateContainerConfigError")
+            kind = next((k for k in vol if k != "name"), None)
+            raise RuntimeFailure(f'volume "{vol["name"]}": ' + (
+                f"{kind} volumes are not supported on this node" if kind else
+                "no volume type (emptyDir, configMap, persistentVolumeClaim...)"),
+                "CreateContainerConfigError")
     return mounts

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +15,9 @@ from aiohttp import web
 from gitops.api.kube.api import KubeApi, KubeBackends
 from gitops.api.kube.noderestriction import NODE, node_restriction
 from gitops.api.kube.request import LogRequest
+from gitops.api.kube.access import USER
+from gitops.api.serviceaccounts import ADMIN_USER, User, authenticate
+from gitops.model import satoken
 from gitops.errors import GitopsError
 from gitops.health import assess, assess_in
 from gitops.model import ObjectKey, key_of
@@ -34,6 +38,7 @@ class ApiContext:
     allow_host_access: bool = False       # API writes follow the same node policy as git
     public_metrics: bool = False          # /metrics without the token (names Services)
     nodes: Any = None       # join.NodeCredentials: nodes' own credentials (a cluster server)
+    service_account_key: bytes = b""      # pods' ServiceAccount tokens ("": none accepted)
 
 
 CONTROL_VERBS = ("sync", "rollback", "unpin", "suspend", "resume")
@@ -56,19 +61,40 @@ async def _auth(request: web.Request, handler: Any) -> web.StreamResponse:
         # UI (gitops.ui) by its session.
         return await handler(request)
     ctx = request.app[CTX]
-    token = ctx.token.strip()
     given = _bearer_token(request.headers.get("Authorization", ""))
+    user = _user(ctx, given)
+    if user is None:
+        # A node of a cluster, by its own credential, within what NodeRestriction allows.
+        node = ctx.nodes.node_of(given) if ctx.nodes is not None and given else None
+        if node is None:
+            return _status_error(401, "Unauthorized", "a valid bearer token is required")
+        denied = await node_restriction(request, ctx.store, node)
+        if denied:
+            return _status_error(403, "Forbidden", denied)
+        request[NODE] = node
+        return await handler(request)
+    if not user.is_admin and not request.path.startswith(_KUBE_PATHS):
+        # A pod's token speaks the Kubernetes API only (RBAC decides there), never the
+        # agent's own verbs.
+        return _status_error(403, "Forbidden", f'User "{user.name}" cannot {request.method} '
+                             f'path "{request.path}"')
+    request[USER] = user
+    return await handler(request)
+
+
+_KUBE_PATHS = ("/api", "/version", "/openapi/")     # /api, /api/..., /apis...
+
+
+def _user(ctx: ApiContext, given: str) -> User | None:
+    """Who the bearer token speaks for: the agent's token (the administrator), a pod's
+    ServiceAccount token, or nobody."""
+    token = ctx.token.strip()
     # Fail closed: an empty token (a truncated file) must not match an empty header.
     if token and given and hmac.compare_digest(given.encode(), token.encode()):
-        return await handler(request)
-    node = ctx.nodes.node_of(given) if ctx.nodes is not None and given else None
-    if node is None:
-        return _status_error(401, "Unauthorized", "a valid bearer token is required")
-    denied = await node_restriction(request, ctx.store, node)
-    if denied:
-        return _status_error(403, "Forbidden", denied)
-    request[NODE] = node
-    return await handler(request)
+        return ADMIN_USER
+    if ctx.service_account_key and satoken.looks_like(given):
+        return authenticate(ctx.store, ctx.service_account_key, given, time.time())
+    return None
 
 
 def _bearer_token(header: str) -> str:

@@ -117,6 +117,8 @@ def validate(paths: tuple[str, ...], fmt: str, allow_host_access: bool,
     """Validate manifests; one line per problem: file:line: Kind/name: field: message.
 
     Exit 0 when every manifest is valid, 1 on any problem, 2 when it cannot run.
+    Pod spec fields this node cannot honour (priorityClassName, an nfs volume...) are
+    warnings on stderr, not problems.
     SOPS-encrypted files are decrypted and validated with --decryption-key-file (or
     GITOPS_AGE_KEY); without a key they are listed as not read, not failed.
 
@@ -127,16 +129,20 @@ def validate(paths: tuple[str, ...], fmt: str, allow_host_access: bool,
       gitops validate k8s/ --decryption-key-file ~/.config/sops/age/keys.txt
       gitops validate chart/ --values values-prod.yaml --release-name web --namespace web
     """
+    from gitops.errors import ManifestError
+    from gitops.manifests import policy
     from gitops.manifests.render import enclosing_repository
     options = _render_options(render_flags)
     results = []
     decryptions = []
+    unhonoured: list[ManifestError] = []
     for p in paths:
         decryption = _decryption(decryption_key_file)
         objects, errors, apps = _check(Path(p), options, allow_host_access,
                                        allow_remote_bases, decryption)
         results.append((p, objects, errors, decryption.unread))
         decryptions.append(decryption)
+        unhonoured += policy.warnings(objects)     # warned, never refused
         # The apps it declares from the same repo, checked as the agent would render them
         # (an app of apps: their apps too), their files named from the repo's root.
         repo_root, seen = enclosing_repository(Path(p)), set()
@@ -152,11 +158,12 @@ def validate(paths: tuple[str, ...], fmt: str, allow_host_access: bool,
             results.append((f"{p} (application {app.name})", objects, errors,
                             decryption.unread))
             decryptions.append(decryption)
+            unhonoured += policy.warnings(objects)
             apps += more
     errors = [e for _, _, errs, _ in results for e in errs]
     count = sum(len(objs) for _, objs, _, _ in results)
     unread = [note for d in decryptions for note in d.unread]
-    warnings = [w for d in decryptions for w in d.warnings]
+    warnings = [w for d in decryptions for w in d.warnings] + unhonoured
     if fmt == "json":
         click.echo(json.dumps({"objects": count, "errors": [e.as_dict() for e in errors],
                                "warnings": [w.as_dict() for w in warnings],
@@ -168,7 +175,11 @@ def validate(paths: tuple[str, ...], fmt: str, allow_host_access: bool,
             click.echo(str(e))
         for d in decryptions:
             _notes(d)
+        for warning in unhonoured:
+            click.echo(f"warning: {warning}", err=True)
         summary = f"{count} object(s), {len(errors)} problem(s)"
+        if unhonoured:
+            summary += f", {len(unhonoured)} warning(s) (fields this node cannot honour)"
         if unread:
             summary += (f", {len(unread)} not read (SOPS-encrypted; --decryption-key-file "
                         "decrypts them)")

@@ -308,6 +308,87 @@ def check_volume_paths(body: dict) -> Iterator[Problem]:
                             yield f"{mpath}.{field}", _invalid(value, problem)
 
 
+# Every volume source Kubernetes knows (a volume names exactly one).
+VOLUME_SOURCES = frozenset({
+    "awsElasticBlockStore", "azureDisk", "azureFile", "cephfs", "cinder", "configMap", "csi",
+    "downwardAPI", "emptyDir", "ephemeral", "fc", "flexVolume", "flocker",
+    "gcePersistentDisk", "gitRepo", "glusterfs", "hostPath", "image", "iscsi", "nfs",
+    "persistentVolumeClaim", "photonPersistentDisk", "portworxVolume", "projected",
+    "quobyte", "rbd", "scaleIO", "secret", "storageos", "vsphereVolume"})
+_KEY_HINT = ("a valid config key must consist of alphanumeric characters, '-', '_' or '.' "
+             "(e.g. 'key.name', or 'KEY_NAME', or 'key-name')")
+
+
+def _config_key(path: str, key: Any) -> Iterator[Problem]:
+    if isinstance(key, str) and (not _CONFIG_KEY.match(key) or len(key) > 253):
+        yield path, _invalid(key, _KEY_HINT)
+    elif isinstance(key, str) and (problem := volumepaths.config_key_problem(key)):
+        yield path, _invalid(key, problem)
+
+
+def _volume_problems(vpath: str, volume: dict) -> Iterator[Problem]:
+    """One source per volume, and the keys its items name."""
+    kinds = [k for k in volume if k in VOLUME_SOURCES]
+    if not kinds:
+        yield vpath, "Required value: must specify a volume type"
+    for extra in kinds[1:]:
+        yield f"{vpath}.{extra}", "Forbidden: may not specify more than 1 volume type"
+    sources = [(f"{vpath}.{k}", volume.get(k)) for k in ("configMap", "secret")]
+    projected = _get(volume, "projected", "sources")
+    for i, source in enumerate(projected if isinstance(projected, list) else []):
+        sources += [(f"{vpath}.projected.sources[{i}].{k}", _get(source, k))
+                    for k in ("configMap", "secret")]
+    for where, source in sources:
+        items = source.get("items") if isinstance(source, dict) else None
+        for j, item in enumerate(items if isinstance(items, list) else []):
+            if isinstance(item, dict):
+                yield from _config_key(f"{where}.items[{j}].key", item.get("key"))
+
+
+def _container_references(cpath: str, container: dict, volumes: set[str]) -> Iterator[Problem]:
+    """Mounts name a volume of the pod, once per path; env keys are config keys."""
+    mounts = container.get("volumeMounts")
+    seen: set[str] = set()
+    for j, mount in enumerate(mounts if isinstance(mounts, list) else []):
+        if not isinstance(mount, dict):
+            continue
+        name, target = mount.get("name"), mount.get("mountPath")
+        if isinstance(name, str) and name not in volumes:
+            yield f"{cpath}.volumeMounts[{j}].name", f'Not found: "{name}"'
+        if isinstance(target, str):
+            if target in seen:
+                yield f"{cpath}.volumeMounts[{j}].mountPath", _invalid(target, "must be unique")
+            seen.add(target)
+    env = container.get("env")
+    for j, var in enumerate(env if isinstance(env, list) else []):
+        for ref in ("configMapKeyRef", "secretKeyRef"):
+            found = _get(var, "valueFrom", ref)
+            if isinstance(found, dict):
+                yield from _config_key(f"{cpath}.env[{j}].valueFrom.{ref}.key",
+                                       found.get("key"))
+
+
+def check_pod_references(body: dict) -> Iterator[Problem]:
+    """What a pod's parts name must exist and be well formed, as the API server checks:
+    one source per volume, mounts of declared volumes, config keys in env and items."""
+    spec_path = POD_SPEC_PATHS[body["kind"]]
+    spec = _get(body, *spec_path)
+    if not isinstance(spec, dict):
+        return
+    base = paths.join(spec_path)
+    volumes = spec.get("volumes")
+    names: set[str] = set()
+    for i, volume in enumerate(volumes if isinstance(volumes, list) else []):
+        if isinstance(volume, dict):
+            names.add(str(volume.get("name")))
+            yield from _volume_problems(f"{base}.volumes[{i}]", volume)
+    for group in ("initContainers", "containers", "ephemeralContainers"):
+        containers = spec.get(group)
+        for i, container in enumerate(containers if isinstance(containers, list) else []):
+            if isinstance(container, dict):
+                yield from _container_references(f"{base}.{group}[{i}]", container, names)
+
+
 def _quantities(path: str, values: Any, non_negative: bool = True) -> Iterator[Problem]:
     """Each value of a resource list (limits, requests, hard...) is a quantity."""
     for name, value in (values.items() if isinstance(values, dict) else ()):
@@ -523,6 +604,7 @@ CHECKS: list[tuple[frozenset[str] | None, Check]] = [
     (SELECTOR_CHECKED, check_selector),
     (frozenset(POD_SPEC_PATHS), check_pod_spec),
     (frozenset(POD_SPEC_PATHS), check_volume_paths),
+    (frozenset(POD_SPEC_PATHS), check_pod_references),
     (frozenset(POD_SPEC_PATHS), check_pod_quantities),
     (frozenset({"PersistentVolumeClaim", "PersistentVolume", "StatefulSet", "ResourceQuota",
                 "LimitRange", "RuntimeClass", "CSIStorageCapacity",

@@ -5,6 +5,7 @@ stand-ins used when VIPs cannot be added to `lo`."""
 from __future__ import annotations
 
 import ipaddress
+import threading
 from collections.abc import Iterable
 
 from gitops.model.meta import stable_hash
@@ -62,18 +63,24 @@ class PinnedPodIps:
 
     def __init__(self) -> None:
         self._owner: dict[str, str] = {}      # address -> uid of the pod holding it
+        self._lock = threading.Lock()         # pods start side by side: one pin at a time
 
-    def reset(self, held: Iterable[tuple[str, str]]) -> None:
-        """held: (address, pod uid) pairs, as the runtime shows them."""
-        self._owner = dict(held)
+    def reset(self, held: Iterable[tuple[str, str]], keep: Iterable[str] = ()) -> None:
+        """held: (address, pod uid) pairs, as the runtime shows them; the pins of the pods
+        in keep (being started right now: their containers may not show yet) stay."""
+        kept = set(keep)
+        with self._lock:
+            self._owner = {**{ip: uid for ip, uid in self._owner.items() if uid in kept},
+                           **dict(held)}
 
     def pin(self, subnet: str, uid: str, previous: str) -> str:
         """The address for the pod uid (see choose_pod_ip), now held by it; "" if none."""
-        ip = choose_pod_ip(subnet, previous,
-                           [ip for ip, owner in self._owner.items() if owner != uid])
-        if ip:
-            self._owner[ip] = uid
-        return ip
+        with self._lock:
+            ip = choose_pod_ip(subnet, previous,
+                               [ip for ip, owner in self._owner.items() if owner != uid])
+            if ip:
+                self._owner[ip] = uid
+            return ip
 
 
 SERVICE_CIDR = "10.96.0.0/16"

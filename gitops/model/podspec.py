@@ -33,6 +33,26 @@ def _list(value: object) -> list:
     return value if isinstance(value, list) else []
 
 
+# Capabilities a container may add without host access: the Pod Security Standards'
+# baseline set, plus NET_RAW, which the engine grants by default anyway. Any other one
+# (SYS_ADMIN, NET_ADMIN, SYS_PTRACE, SYS_MODULE, DAC_READ_SEARCH, ALL...) reaches into the
+# host's kernel or other processes.
+BASELINE_CAPABILITIES = frozenset({
+    "AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD",
+    "NET_BIND_SERVICE", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT", "NET_RAW"})
+
+
+def capability_name(value: str) -> str:
+    """NET_ADMIN for net_admin, CAP_NET_ADMIN...: the spelling the engine and the
+    standards compare."""
+    return value.upper().removeprefix("CAP_")
+
+
+def _unconfined(sc: object) -> bool:
+    profile = sc.get("seccompProfile") if isinstance(sc, dict) else None
+    return isinstance(profile, dict) and profile.get("type") == "Unconfined"
+
+
 def host_access(spec: dict) -> Iterator[tuple[str, str]]:
     """(path inside the pod spec, message) for every request to reach into the host.
     Runs at sync time on unvalidated specs too, so wrong types are skipped, not fatal."""
@@ -42,12 +62,27 @@ def host_access(spec: dict) -> Iterator[tuple[str, str]]:
     for i, vol in enumerate(_list(spec.get("volumes"))):
         if isinstance(vol, dict) and "hostPath" in vol:
             yield f"volumes[{i}].hostPath", f"hostPath volumes are {HOST_ACCESS_HINT}"
+    if _unconfined(spec.get("securityContext")):
+        yield ("securityContext.seccompProfile.type",
+               f"seccompProfile Unconfined is {HOST_ACCESS_HINT}")
     for field in ("initContainers", "containers"):
         for i, c in enumerate(_list(spec.get(field))):
             sc = c.get("securityContext") if isinstance(c, dict) else None
-            if isinstance(sc, dict) and sc.get("privileged"):
-                yield (f"{field}[{i}].securityContext.privileged",
-                       f"privileged containers are {HOST_ACCESS_HINT}")
+            if not isinstance(sc, dict):
+                continue
+            at = f"{field}[{i}].securityContext"
+            if sc.get("privileged"):
+                yield f"{at}.privileged", f"privileged containers are {HOST_ACCESS_HINT}"
+            if _unconfined(sc):
+                yield (f"{at}.seccompProfile.type",
+                       f"seccompProfile Unconfined is {HOST_ACCESS_HINT}")
+            caps = sc.get("capabilities")
+            added = caps.get("add") if isinstance(caps, dict) else None
+            for j, cap in enumerate(_list(added)):
+                if isinstance(cap, str) and capability_name(cap) not in \
+                        BASELINE_CAPABILITIES:
+                    yield (f"{at}.capabilities.add[{j}]",
+                           f"capability {capability_name(cap)} is {HOST_ACCESS_HINT}")
 
 
 def referenced_configs(spec: dict) -> set[tuple[str, str]]:

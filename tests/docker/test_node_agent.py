@@ -54,6 +54,19 @@ def converge(agent, name, until, timeout=20.0):
     raise AssertionError(f"pod {name} did not converge: {agent.store.get(key)}")
 
 
+def fetch(url: str, timeout: float = 10.0) -> str:
+    """GET url; a container without a readiness probe is Ready once it runs, which may
+    be a moment before its server listens (as in Kubernetes): refused is retried."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return urllib.request.urlopen(url, timeout=5).read().decode()
+        except OSError as exc:
+            if "refused" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
 HTTPD = {"name": "web", "image": "gitops/busybox:1", "imagePullPolicy": "IfNotPresent",
          "command": ["sh", "-c", "hostname > /www/index.html; echo \"$GREETING\" >> /www/index.html;"
                      " echo \"$POD_IP\" >> /www/index.html; exec httpd -f -p 8080 -h /www"],
@@ -69,7 +82,7 @@ def test_pod_runs_reachable_in_shared_namespace_and_is_removed(agent):
                    and all(c["ready"] for c in p["status"]["containerStatuses"]))
     ip = pod["status"]["podIP"]
     assert ip and pod["status"]["hostIP"]
-    body = urllib.request.urlopen(f"http://{ip}:8080/", timeout=5).read().decode()
+    body = fetch(f"http://{ip}:8080/")
     # hostname is the pod name; $(POD) is defined later; status.podIP is set at first start
     assert body.split() == ["web", "hi-$(POD)", ip]
     # containers share the sandbox's network namespace: the sidecar reaches httpd on localhost
@@ -100,13 +113,13 @@ def test_a_pod_of_one_container_holds_its_network_and_keeps_its_ip_across_restar
     only, = agent.runtime.list_containers()
     assert only.container == "web" and only.ip == ip == only.pinned_ip
     assert ipaddress.ip_address(ip) in list(ipaddress.ip_network(agent.subnet).subnets(1))[1]
-    body = urllib.request.urlopen(f"http://{ip}:8080/", timeout=5).read().decode()
+    body = fetch(f"http://{ip}:8080/")
     assert body.split() == ["solo", "hi-$(POD)", ip]     # hostname, env, status.podIP
     agent.runtime.client.containers.get(only.id).kill()   # behind the agent's back
     pod = converge(agent, "solo", lambda p: p["status"]["containerStatuses"][0]
                    ["restartCount"] == 1 and p["status"]["containerStatuses"][0]["ready"])
     assert pod["status"]["podIP"] == ip
-    assert urllib.request.urlopen(f"http://{ip}:8080/", timeout=5).read().decode().split() \
+    assert fetch(f"http://{ip}:8080/").split() \
         == ["solo", "hi-$(POD)", ip]
 
 

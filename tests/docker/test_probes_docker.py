@@ -100,7 +100,17 @@ def test_tcp_socket(web, docker_client):
     cid, ip = web
     assert run_probe({"tcpSocket": {"port": "http"}}, ip, WEB, cid, None) == (True, "")
     ok, message = run_probe({"tcpSocket": {"port": 8081}}, ip, WEB, cid, None)
-    assert not ok and "refused" in message.lower()
+    assert (ok, message) == (False, f"dial tcp {ip}:8081: connect: connection refused")
+
+
+def test_failures_read_like_the_kubelets(web, docker_client):
+    """What `kubectl describe` users search for: Go's wording, URL and address included."""
+    cid, ip = web
+    ok, message = run_probe({"httpGet": {"path": "/healthz", "port": 8081}}, ip, WEB, cid,
+                            None)
+    assert (ok, message) == (
+        False, f'Get "http://{ip}:8081/healthz": dial tcp {ip}:8081: connect: '
+               "connection refused")
 
 
 def test_exec(web, docker_client):
@@ -119,7 +129,7 @@ def test_exec_timeout_returns_before_the_command_ends(web, docker_client):
     cid, ip = web
     ok, message = run_probe({"exec": {"command": ["sleep", "60"]}, "timeoutSeconds": 1},
                             ip, WEB, cid, docker_exec(docker_client))
-    assert (ok, message) == (False, "probe timed out after 1s")
+    assert (ok, message) == (False, 'command "sleep 60" timed out')
     # The verdict came on the timeout, not when the command ended: it still runs.
     running = [" ".join(p) for p in docker_client.api.top(cid)["Processes"]]
     assert any("sleep 60" in p for p in running), running

@@ -182,3 +182,25 @@ def test_webhook_push_converges_without_the_poll(docker_client, tmp_path):
         assert "topsecret" not in (tmp_path / "data" / "agent.log").read_text()
     finally:
         gitops("down", "--data-dir", data)
+
+
+def test_validate_warns_without_refusing_for_fields_the_node_cannot_honour(tmp_path):
+    (tmp_path / "app.yaml").write_text(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n"
+        "  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n"
+        "      labels: {app: web}\n    spec:\n      priorityClassName: high\n"
+        "      containers:\n        - name: c\n          image: x:1\n"
+        "      volumes:\n        - name: share\n          nfs: {server: nfs.example, path: /x}\n")
+    res = gitops("validate", str(tmp_path))
+    assert res.returncode == 0 and res.stdout == ""
+    assert ("warning: app.yaml:12: Deployment/web: spec.template.spec.priorityClassName: "
+            "not honoured by this node: pod priority and preemption are not implemented"
+            ) in res.stderr
+    assert ("warning: app.yaml:18: Deployment/web: spec.template.spec.volumes[0].nfs: not "
+            "honoured by this node: nfs volumes are not supported: the pod will not start "
+            "on this node") in res.stderr
+    assert "0 problem(s), 2 warning(s)" in res.stderr
+    as_json = json.loads(gitops("validate", "-o", "json", str(tmp_path)).stdout)
+    assert [w["path"] for w in as_json["warnings"]] == [
+        "spec.template.spec.priorityClassName", "spec.template.spec.volumes[0].nfs"]
+    assert as_json["errors"] == []

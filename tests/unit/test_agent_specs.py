@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gitops.agent import specs
+from gitops.agent import netfiles, security, specs
 from gitops.agent.plan import container_hash
 from gitops.agent.runtime import (
     CONFIG_HASH,
@@ -141,7 +141,7 @@ SEARCH = "search shop.svc.cluster.local svc.cluster.local cluster.local\noptions
     ({"dnsPolicy": "None"}, "", "\n"),                        # written, even if empty
 ])
 def test_resolv_conf_text(spec, dns, text):
-    assert specs.resolv_conf_text(pod(spec), dns) == text
+    assert netfiles.resolv_conf_text(pod(spec), dns) == text
 
 
 # -- environment -------------------------------------------------------------------------
@@ -174,7 +174,7 @@ def test_container_env_has_service_links_unless_disabled(links, expected):
     ({"runAsGroup": 5}, None),                       # a group alone is not the engine's
 ])
 def test_run_as(context, user):
-    assert specs.run_as(context) == user
+    assert security.run_as(context) == user
 
 
 # -- container specs ---------------------------------------------------------------------

@@ -292,6 +292,24 @@ EXTRA_CHECKS = [
     ("apiVersion: node.k8s.io/v1\nkind: RuntimeClass\nmetadata: {name: r}\nhandler: runc\n"
      "overhead:\n  podFixed: {memory: 10 Mi}\n",
      [(6, "overhead.podFixed.memory", 'Invalid value: "10 Mi"')]),
+    # -- what a pod names: one bad pod is refused here, before it reaches a node
+    (pod("containers:\n- name: a\n  image: x\n  volumeMounts:\n"
+         "  - {name: data, mountPath: /d}\n  - {name: cfg, mountPath: /d}\n"
+         "volumes:\n- name: cfg\n  configMap: {name: c}\n"),
+     [(10, "spec.containers[0].volumeMounts[0].name", 'Not found: "data"'),
+      (11, "spec.containers[0].volumeMounts[1].mountPath", 'Invalid value: "/d": must be '
+       "unique")]),
+    (pod("containers:\n- {name: a, image: x}\nvolumes:\n- name: none\n"
+         "- name: two\n  emptyDir: {}\n  nfs: {server: s, path: /p}\n"),
+     [(9, "spec.volumes[0]", "Required value: must specify a volume type"),
+      (12, "spec.volumes[1].nfs", "Forbidden: may not specify more than 1 volume type")]),
+    (pod("containers:\n- name: a\n  image: x\n  env:\n  - name: A\n    valueFrom:\n"
+         "      configMapKeyRef: {name: c, key: 'bad key!'}\n"
+         "volumes:\n- name: s\n  secret:\n    secretName: s\n    items:\n"
+         "    - {key: '..data', path: p}\n"),
+     [(12, "spec.containers[0].env[0].valueFrom.configMapKeyRef.key",
+       'Invalid value: "bad key!": a valid config key must consist of alphanumeric'),
+      (18, "spec.volumes[0].secret.items[0].key", 'Invalid value: "..data"')]),
     # -- services
     ("apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec:\n  type: NodePort\n  ports:\n"
      "  - {port: 0, targetPort: 70000, nodePort: 8080}\n  - {port: 80, targetPort: name}\n"

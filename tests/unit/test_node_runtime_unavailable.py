@@ -82,10 +82,11 @@ def test_a_probe_the_engine_could_not_run_counts_neither_way():
 
 def test_a_started_pod_shows_running_before_the_next_pod_of_the_pass_starts(tmp_path):
     """A scale-up of many starts them in one pass: each pod's status is written right
-    after its own containers start, not once all of them have."""
+    after its own containers start, not once all of them have (one worker, so b starts
+    after a)."""
     store = memory_store()
     runtime = RecordingRuntime()
-    node = NodeAgent(store, runtime, "n1", "net", tmp_path / "pods")
+    node = NodeAgent(store, runtime, "n1", "net", tmp_path / "pods", pod_workers=1)
     for name in ("a", "b"):
         store.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
                       "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "i:1"}]}})

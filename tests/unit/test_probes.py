@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import threading
 
 import pytest
@@ -235,7 +236,7 @@ def fake_exec(code=0, out=b"", raises=None, calls=None):
     ({"exec": {"command": ["false"]}}, fake_exec(1), False, "command exited with code 1"),
     ({"exec": {"command": ["sh"]}}, fake_exec(2, b"not ready\n"), False, "not ready"),
     ({"exec": {"command": ["sleep", "5"]}}, fake_exec(raises=TimeoutError()), False,
-     "probe timed out after 1s"),
+     'command "sleep 5" timed out'),                  # the kubelet's words
     ({"exec": {"command": ["x"]}}, fake_exec(raises=RuntimeError("container gone")), False,
      "RuntimeError: container gone"),
     ({"grpc": {"port": 9090}}, fake_exec(), False, "grpc probes are not supported"),
@@ -289,3 +290,15 @@ def test_worker_runs_due_probes_off_thread_and_wakes_on_a_verdict_change():
         assert tracker.results(UID, "app").ready
     finally:
         worker.close()
+
+
+@pytest.mark.parametrize("exc, message", [
+    (ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"),
+     "dial tcp 10.0.0.5:4200: connect: connection refused"),
+    (TimeoutError(), "dial tcp 10.0.0.5:4200: i/o timeout"),
+    (OSError(errno.EHOSTUNREACH, "No route to host"),
+     "dial tcp 10.0.0.5:4200: connect: no route to host"),
+])
+def test_connect_errors_read_like_the_kubelets(exc, message):
+    from gitops.agent.prober import _dial_error
+    assert _dial_error(exc, "10.0.0.5", 4200) == message

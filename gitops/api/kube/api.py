@@ -16,7 +16,16 @@ import structlog
 from aiohttp import web
 
 from gitops.admission.errors import Refused
-from gitops.api.kube import deletes, discovery, openapi, reviews, subresources, watch, writes
+from gitops.api.kube import (
+    access,
+    deletes,
+    discovery,
+    openapi,
+    reviews,
+    subresources,
+    watch,
+    writes,
+)
 from gitops.api.kube import status as st
 from gitops.api.kube.noderestriction import NODE
 from gitops.api.kube.reads import list_objects, read
@@ -134,6 +143,7 @@ class KubeApi:
             if target is None:
                 raise st.ApiError(404, "NotFound", "the server could not find the requested "
                                   "resource")
+            access.check(self.store, request, target)
             try:
                 return await self._verb(request, target)
             except Refused as exc:
@@ -158,8 +168,8 @@ class KubeApi:
         if target.resource.virtual:
             if method != "POST" or target.name:
                 raise st.method_not_allowed()
-            return json_response(reviews.answer(target.resource, await reviews.body(request)),
-                                 201)
+            return json_response(reviews.answer(target.resource, await reviews.body(request),
+                                                access.user_of(request), self.store), 201)
         if target.sub:
             return await subresources.handle(self, request, target)
         if method == "GET":

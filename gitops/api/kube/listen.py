@@ -41,12 +41,14 @@ def port_of(url: str) -> int:
 
 
 async def start_listeners(runner: web.AppRunner, root: Path, host: str, port: int = 0,
-                          kube_port: int = 0, fallback: bool = False) -> tuple[str, str]:
+                          kube_port: int = 0, fallback: bool = False,
+                          names: tuple[str, ...] = ()) -> tuple[str, str]:
     """Start the sites; (the agent's URL, the Kubernetes API's URL for kubeconfigs).
     kube_port: the HTTPS port kubectl uses (beyond loopback, the one port, unless `port`
     is given). fallback: when kube_port is taken, take a free one (and log it) instead of
-    failing: a remembered port, not one the user asked for."""
-    tls = server_context(root, [host] if host not in ("0.0.0.0", "") else [])
+    failing: a remembered port, not one the user asked for. names: more addresses and DNS
+    names the certificate must carry (the `kubernetes` Service's, for in-cluster clients)."""
+    tls = server_context(root, [*([host] if host not in ("0.0.0.0", "") else []), *names])
     if not is_loopback(host):
         await _start_tls(runner, host, port or kube_port, tls, fallback and not port)
         url = _url("https", host, runner.addresses[-1][1])

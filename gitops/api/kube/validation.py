@@ -57,4 +57,6 @@ def check(resource: Resource, obj: dict, directive: str, allow_host_access: bool
     if refused:
         raise st.ApiError(403, "Forbidden", f'{resource.plural} "{name}" is forbidden: ' +
                           "; ".join(f"{e.path}: {e.message}" for e in refused))
+    # What the node cannot honour: kubectl shows each as "Warning: ...", as for deprecations.
+    outcome.warnings += [f"{w.path}: {w.message}" for w in policy.warnings([source])]
     return outcome
