@@ -16,6 +16,8 @@ if ! command -v curl >/dev/null 2>&1; then      # the README's CI job (and its t
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >/dev/null
 fi
+# the HA store's tests run a local etcd cluster (Debian's etcd-server)
+"$here/etcd.sh" install
 "$here/start-docker.sh"
 . "$here/docker-env.sh"
 "$here/build-images.sh"
