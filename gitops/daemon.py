@@ -43,7 +43,7 @@ from gitops.source.watch import DirWatcher
 from gitops.source.webhook import load_secret
 from gitops.store.informer import Informer
 from gitops.store.registry import Registry, execute
-from gitops.store.sqlite import SqliteStore
+from gitops.store.backup import open_backend
 from gitops.sync.drift import DriftRecorder, RuntimeDriftReporter
 from gitops.sync.engine import SyncEngine, SyncPolicy
 from gitops.sync.ignore import parse_flag
@@ -85,6 +85,7 @@ class AgentConfig:
     public_metrics: bool = False
     decryption_key_file: str = ""       # age keys of SOPS-encrypted manifests
     age_key: str = field(default="", repr=False)    # GITOPS_AGE_KEY's content
+    datastore: str = ""                 # "" (the data dir's SQLite) or etcd://h:2379,...
 
 
 class Agent:
@@ -104,7 +105,8 @@ class Agent:
         make_private_dir(self.dd.root)      # Secret data, the token, the repo URL: owner only
         self._lock_fd = _lock(self.dd.lock_file)
         self.token = api_token.load_or_create(self.dd.token_file)   # a bad one: refuse now
-        self.store = Registry(SqliteStore(self.dd.store))    # every writer's one path
+        # every writer's one path, over SQLite or etcd
+        self.store = Registry(open_backend(config.datastore, self.dd.store))
         self.stop = asyncio.Event()
         # -- control plane: git -> store -> controllers -> scheduler
         self.source = make_source(config.repo, self.dd.root, config.ref, config.path,
@@ -245,7 +247,8 @@ class Agent:
                                          "docker_host": self.runtime.host})
         _write_json(self.dd.runtime_file, {"docker_host": self.runtime.host,
                                            "network": self.network,
-                                           "service_cidr": self.service_cidr})
+                                           "service_cidr": self.service_cidr,
+                                           "datastore": self.config.datastore})
         log.info("agent_started", api=url, repo=redact_url(self.source.url),
                  instance=self.dd.instance,
                  node=self.node.node_name, interval=self.config.interval)

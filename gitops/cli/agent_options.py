@@ -59,9 +59,22 @@ def _option(flag: str, default: Any, **click_kw: Any) -> Any:
     return field(default=default, metadata={"flag": flag, "click": click_kw})
 
 
+def _check_datastore(ctx, param, value: str) -> str:
+    from gitops.store.backup import BackupError, check_datastore
+    try:
+        return check_datastore(value)
+    except BackupError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
 @dataclass(frozen=True)
 class AgentOptions:
     # In the order --help lists them.
+    datastore: str = _option(
+        "--datastore", "", metavar="URL", callback=_check_datastore,
+        envvar="GITOPS_DATASTORE", show_envvar=True,
+        help="Where the cluster state lives: the data dir's SQLite file (default) or "
+             "etcd://host:2379,host2:2379,... shared by several servers (HA).")
     api_host: str = _option(
         "--api-address", "127.0.0.1", show_default=True,
         help="Address the API listens on; beyond loopback it is HTTPS only, with a CA kept "

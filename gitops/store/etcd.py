@@ -358,6 +358,50 @@ class EtcdStore(Backend):
         _, kvs = self._read_prefix(self.prefix + "h/")
         return [json.loads(kv.value) for kv in reversed(kvs[-limit:])] if limit else []
 
+    # -- backup and restore (gitops.store.backup) -----------------------------------------
+    def dump(self) -> dict:
+        """Everything stored, as of one etcd revision."""
+        with self.transaction():
+            rev = self.resource_version()
+            _, applied = self._read_prefix(self.prefix + "a/")
+            _, state = self._read_prefix(self.prefix + "s/")
+            inventory = self._read(self.prefix + "i")
+            return {
+                "resourceVersion": rev,
+                "objects": list(self.all_objects()),
+                "inventory": json.loads(inventory.value) if inventory else [],
+                "applied": [[*kv.key[len(self.prefix) + 2:].split("/", 2),
+                             json.loads(kv.value)] for kv in applied],
+                "state": {kv.key[len(self.prefix) + 2:]: json.loads(kv.value) for kv in state},
+                "history": self.history(self.history_limit)[::-1],
+            }
+
+    def load(self, data: dict, batch: int = 100) -> None:
+        """Replace everything under the prefix with a dump, in Txns of `batch` operations
+        (etcd's default limit is 128 per Txn): restore with the servers stopped."""
+        puts: dict[str, bytes] = {}
+        for obj in data.get("objects", []):
+            key = key_of(obj)
+            puts[self._okey(key)] = as_json(obj).encode()
+            if obj["metadata"].get("uid"):
+                puts[f"{self.prefix}u/{obj['metadata']['uid']}"] = self._okey(key).encode()
+        puts[self.prefix + "i"] = as_json(data.get("inventory", [])).encode()
+        for kind, namespace, name, body in data.get("applied", []):
+            puts[self._akey(ObjectKey(kind, namespace, name))] = as_json(body).encode()
+        for name, value in data.get("state", {}).items():
+            puts[f"{self.prefix}s/{name}"] = json.dumps(value).encode()
+        for i, entry in enumerate(data.get("history", [])):
+            puts[f"{self.prefix}h/{time.time_ns():020d}{i:06x}"] = json.dumps(entry).encode()
+        _, old = self.client.prefix(self.prefix)
+        # a key is written once per Txn: what the dump has is put, the rest deleted
+        ops = [delete_op(kv.key) for kv in old if kv.key not in puts]
+        ops += [put_op(k, v) for k, v in puts.items()]
+        revision = 0
+        for start in range(0, len(ops), batch):
+            revision = self.client.txn([], ops[start:start + batch])[1]
+        if revision:
+            self._wait_seen(revision)
+
     # -- following etcd --------------------------------------------------------------
     def _follow(self) -> None:
         """Tell this server's log and watchers of every committed change, in revision

@@ -21,7 +21,8 @@ CHANGED = AgentOptions(
     ignore_difference=("Deployment/web:/spec/replicas", "Deployment:.spec.replicas"),
     allow_empty_prune=True, service_cidr="10.96.0.0/20", helm_values=("a.yaml", "b.yaml"),
     pod_subnet="10.213.5.0/24", node_address="10.0.0.1", interval=5.0, path="k8s",
-    ref="main", decryption_key_file="/etc/gitops/age.key")
+    ref="main", decryption_key_file="/etc/gitops/age.key",
+    datastore="etcd://10.77.0.1:2379,10.77.0.2:2379")
 
 
 def parsed(argv: list[str]) -> AgentOptions:
@@ -107,3 +108,13 @@ def test_bad_sync_options_and_ignore_rules_are_refused_by_name():
     assert res.exit_code == 2 and "unsupported jq" in res.output
     res = CliRunner().invoke(command, ["--ignore-difference", "/spec/replicas"])
     assert res.exit_code == 2 and "KIND[/NAME or /NAMESPACE/NAME]:PATH" in res.output
+
+
+def test_a_datastore_that_is_not_etcd_or_sqlite_is_refused_at_once():
+    @click.command()
+    @AgentOptions.click_options
+    def command(agent: AgentOptions) -> None:
+        pass
+    res = CliRunner().invoke(command, ["--datastore", "http://10.0.0.1:2379"])
+    assert res.exit_code == 2 and "etcd://host:port" in res.output
+    assert parsed(["--datastore", "etcd://a:2379,b"]).datastore == "etcd://a:2379,b"
