@@ -53,6 +53,7 @@ start_member() {
     --initial-cluster "$CLUSTER" --initial-cluster-token "$TOKEN" \
     --initial-cluster-state "$state" --log-level warn --logger zap \
     --enable-v2=false --auto-compaction-mode revision --auto-compaction-retention 100000 \
+    --max-txn-ops 10000 --max-request-bytes 33554432 \
     </dev/null >>"$dir/m$n.log" 2>&1 &
   echo $! >"$dir/m$n.pid"
 }
