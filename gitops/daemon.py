@@ -35,15 +35,16 @@ from gitops.paths import DataDir
 from gitops.private_files import OWNER_ONLY_UMASK, make_private_dir, write_atomic
 from gitops.proxy.loadbalancer import load_balancer_statuses
 from gitops.proxy.services import ServiceNetwork
-from gitops.runnable import Group, Hooks, Loop, Polling, Worker
+from gitops.runnable import Elected, Group, Hooks, Loop, Polling, Worker
 from gitops.scheduler.loop import SchedulerLoop
 from gitops.source import make_source
 from gitops.source.base import DirSource, redact_url
 from gitops.source.watch import DirWatcher
 from gitops.source.webhook import load_secret
+from gitops.store.backup import open_backend
+from gitops.store.election import LeaderElector, LeaseTimings
 from gitops.store.informer import Informer
 from gitops.store.registry import Registry, execute
-from gitops.store.backup import open_backend
 from gitops.sync.drift import DriftRecorder, RuntimeDriftReporter
 from gitops.sync.engine import SyncEngine, SyncPolicy
 from gitops.sync.ignore import parse_flag
@@ -86,6 +87,9 @@ class AgentConfig:
     decryption_key_file: str = ""       # age keys of SOPS-encrypted manifests
     age_key: str = field(default="", repr=False)    # GITOPS_AGE_KEY's content
     datastore: str = ""                 # "" (the data dir's SQLite) or etcd://h:2379,...
+    leader_elect_lease_duration: float = 15.0   # Kubernetes' defaults; tests shorten them
+    leader_elect_renew_deadline: float = 10.0
+    leader_elect_retry_period: float = 2.0
 
 
 class Agent:
@@ -106,6 +110,9 @@ class Agent:
         self._lock_fd = _lock(self.dd.lock_file)
         self.token = api_token.load_or_create(self.dd.token_file)   # a bad one: refuse now
         # every writer's one path, over SQLite or etcd
+        self.lease_timings = LeaseTimings(config.leader_elect_lease_duration,
+                                          config.leader_elect_renew_deadline,
+                                          config.leader_elect_retry_period).check()
         self.store = Registry(open_backend(config.datastore, self.dd.store))
         self.stop = asyncio.Event()
         # -- control plane: git -> store -> controllers -> scheduler
@@ -174,9 +181,27 @@ class Agent:
             Polling("poll", self.config.interval, lambda: self.sync.trigger("interval")),
             *([watch] if watch is not None else []),
             Worker("docker-events", self._watch_docker),
-            Group("loops", [self.sync, self.live, self.controllers, self.scheduler,
+            Group("loops", [*self._elected([self.sync, self.live], [self.controllers],
+                                           [self.scheduler]),
                             self.node_loop, self.proxy_loop], together=True),
         ])
+
+    def _elected(self, sync: list, controllers: list, scheduler: list) -> list:
+        """On a shared store (etcd) every server serves the API, and one at a time runs
+        each of sync, the controllers and the scheduler: the holder of its Lease."""
+        if not self.config.datastore.startswith("etcd://"):
+            return [*sync, *controllers, *scheduler]
+        timings = self.lease_timings
+        identity = f"{socket.gethostname()}_{self.dd.instance}"
+        out = []
+        for lease, members in (("gitops-sync", sync), ("gitops-controller-manager",
+                                                       controllers),
+                               ("gitops-scheduler", scheduler)):
+            elector = LeaderElector(self.store, lease, identity, timings)
+            out.append(Elected(lease, Group(lease, members, together=True),
+                               elector.try_acquire_or_renew, elector.release,
+                               timings.retry_period, timings.renew_deadline))
+        return out
 
     def _wake_node(self, _event: str, old: dict | None, new: dict | None) -> None:
         kind = (new or old or {}).get("kind")

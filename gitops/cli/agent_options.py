@@ -75,6 +75,19 @@ class AgentOptions:
         envvar="GITOPS_DATASTORE", show_envvar=True,
         help="Where the cluster state lives: the data dir's SQLite file (default) or "
              "etcd://host:2379,host2:2379,... shared by several servers (HA).")
+    leader_elect_lease_duration: float = _option(
+        "--leader-elect-lease-duration", 15.0, show_default=True,
+        type=click.FloatRange(min=1),
+        help="With several servers (--datastore etcd://): seconds a leader's Lease lasts "
+             "without renewal before another server takes over its loops.")
+    leader_elect_renew_deadline: float = _option(
+        "--leader-elect-renew-deadline", 10.0, show_default=True,
+        type=click.FloatRange(min=0.1),
+        help="Seconds a leader keeps trying to renew before it stops its loops.")
+    leader_elect_retry_period: float = _option(
+        "--leader-elect-retry-period", 2.0, show_default=True,
+        type=click.FloatRange(min=0.1),
+        help="Seconds between tries to take or renew a Lease.")
     api_host: str = _option(
         "--api-address", "127.0.0.1", show_default=True,
         help="Address the API listens on; beyond loopback it is HTTPS only, with a CA kept "

@@ -43,6 +43,8 @@ KINDS: dict[str, Kind] = {k.kind: k for k in (
     Kind("Endpoints", "v1", "endpoints", apply_order=40, short_names=("ep",)),
     Kind("Node", "v1", "nodes", namespaced=False, apply_order=5, short_names=("no",)),
     Kind("Event", "v1", "events", apply_order=60, short_names=("ev",)),
+    # leader election of the servers sharing one store (gitops.store.election)
+    Kind("Lease", "coordination.k8s.io/v1", "leases", apply_order=45),
 )}
 
 # kubectl's `all` category, as a real API server groups it.

@@ -22,7 +22,8 @@ CHANGED = AgentOptions(
     allow_empty_prune=True, service_cidr="10.96.0.0/20", helm_values=("a.yaml", "b.yaml"),
     pod_subnet="10.213.5.0/24", node_address="10.0.0.1", interval=5.0, path="k8s",
     ref="main", decryption_key_file="/etc/gitops/age.key",
-    datastore="etcd://10.77.0.1:2379,10.77.0.2:2379")
+    datastore="etcd://10.77.0.1:2379,10.77.0.2:2379", leader_elect_lease_duration=4.0,
+    leader_elect_renew_deadline=3.0, leader_elect_retry_period=0.5)
 
 
 def parsed(argv: list[str]) -> AgentOptions:
