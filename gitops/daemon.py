@@ -336,11 +336,14 @@ class Agent:
                 delay = min(10.0, delay * 2)
 
     def _setup_runtime(self) -> None:
-        subnet = self.config.pod_subnet or self.store.get_state("pod_subnet")
+        # the pod network is this host's: on a store several servers share, each its own
+        name = "pod_subnet" if not self.config.datastore.startswith("etcd://") \
+            else f"pod_subnet.{self.dd.instance}"
+        subnet = self.config.pod_subnet or self.store.get_state(name)
         if not subnet:
             subnet = pick_subnet(self.dd.instance, self.runtime.used_subnets())
         self.node.setup(subnet)
-        self.store.set_state("pod_subnet", subnet)
+        self.store.set_state(name, subnet)
 
 
 def _lock(path: Path) -> int:

@@ -100,8 +100,10 @@ class EtcdClient:
             session = self._local.session = requests.Session()
         return session
 
-    def call(self, path: str, body: dict, timeout: float | None = None) -> dict:
-        """POST to the v3 API on the first member that can serve it."""
+    def call(self, path: str, body: dict, timeout: float | None = None,
+             idempotent: bool = True) -> dict:
+        """POST to the v3 API on the first member that can serve it. A write that timed
+        out may have been applied: it is not sent again elsewhere (not `idempotent`)."""
         errors = []
         start = self._current
         for i in range(len(self.endpoints)):
@@ -110,6 +112,9 @@ class EtcdClient:
             try:
                 resp = self._session().post(url, json=body, timeout=timeout or self.timeout)
             except requests.RequestException as exc:
+                if not idempotent and not isinstance(exc, requests.ConnectionError):
+                    raise Unavailable(f"etcd {path} at {url}: {type(exc).__name__} (the "
+                                      "write may or may not have been applied)") from exc
                 errors.append(f"{url}: {type(exc).__name__}")
                 continue
             answer = _decode(resp)
@@ -120,6 +125,9 @@ class EtcdClient:
             if "compacted" in message:
                 raise Compacted(message)
             if resp.status_code >= 500 and any(m in message for m in _UNAVAILABLE):
+                if not idempotent and "timed out" in message:
+                    raise Unavailable(f"etcd {path} at {url}: {message} (the write may or "
+                                      "may not have been applied)")
                 errors.append(f"{url}: {message}")
                 continue
             raise EtcdError(f"etcd {path}: {message}")
@@ -170,7 +178,8 @@ class EtcdClient:
 
     def txn(self, compare: list[dict], success: list[dict]) -> tuple[bool, int]:
         """(succeeded, the revision after it)."""
-        answer = self.call("/v3/kv/txn", {"compare": compare, "success": success})
+        answer = self.call("/v3/kv/txn", {"compare": compare, "success": success},
+                           idempotent=False)
         return bool(answer.get("succeeded")), int(answer["header"]["revision"])
 
     def put(self, key: str, value: bytes, lease: int = 0) -> int:
