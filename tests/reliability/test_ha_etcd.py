@@ -65,8 +65,11 @@ class Server:
         assert config.returncode == 0, config.stderr
         self.kubeconfig.write_text(config.stdout)
 
-    def kubectl(self, *args: str, timeout: float = 60):
-        return run_kubectl(self.kubeconfig, *args, timeout=timeout)
+    def kubectl(self, *args: str, timeout: float = 60, input: str | None = None):
+        return run_kubectl(self.kubeconfig, *args, timeout=timeout, input=input)
+
+    def create(self, name: str, timeout: float = 60):
+        return self.kubectl("create", "-f", "-", input=configmap(name), timeout=timeout)
 
     def kill(self) -> None:
         pid = json.loads((Path(self.data) / "agent.json").read_text())["pid"]
@@ -152,14 +155,13 @@ def test_etcd_members_down_one_is_harmless_two_stop_writes_with_a_5xx_then_recov
         server.up(repo)
         follower = next(n for n in range(3) if n != _etcd_leader(etcd3))
         etcd3.kill(follower)
-        made = server.kubectl("create", "configmap", "while-one-down", "--from-literal=k=v")
+        made = server.create("while-one-down")
         assert made.returncode == 0, made.stderr          # no interruption
         assert server.kubectl("get", "configmap", "while-one-down").returncode == 0
 
         other = next(n for n in range(3) if n != follower)
         etcd3.kill(other)                                # quorum lost
-        refused = server.kubectl("create", "configmap", "no-quorum", "--from-literal=k=v",
-                                 timeout=90)
+        refused = server.create("no-quorum", timeout=90)
         assert refused.returncode != 0
         assert "ServiceUnavailable" in refused.stderr or "503" in refused.stderr, \
             refused.stderr
@@ -168,8 +170,7 @@ def test_etcd_members_down_one_is_harmless_two_stop_writes_with_a_5xx_then_recov
 
         etcd3.start_member(follower)
         etcd3.start_member(other)
-        wait_for("writes to come back", lambda: server.kubectl(
-            "create", "configmap", "after", "--from-literal=k=v").returncode == 0, 90)
+        wait_for("writes to come back", lambda: server.create("after").returncode == 0, 90)
         got = server.kubectl("get", "configmaps", "-o", "json")
         names = {o["metadata"]["name"] for o in json.loads(got.stdout)["items"]}
         assert {"one", "while-one-down", "after"} <= names and "no-quorum" not in names
