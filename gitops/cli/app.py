@@ -38,7 +38,7 @@ class GitopsGroup(click.Group):
     objects.get, objects.describe, objects.events, objects.logs, rollout.rollout,
     access.port_forward, access.kubeconfig,
     manifests.validate, manifests.diff, manifests.age_keygen,
-    datastore.backup, datastore.restore, datastore.migrate,
+    datastore.backup, datastore.restore, datastore.migrate, datastore.simulate_nodes,
 ], context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="gitops")
 @click.option("--debug", is_flag=True, envvar="GITOPS_DEBUG",

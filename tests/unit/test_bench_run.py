@@ -22,7 +22,10 @@ def test_json_has_exactly_the_issue_keys_and_no_nan(runner, tmp_path):
         "selfheal_desired_drift_s", "push_to_ready_s",
         "pod_start_overhead_ratio_vs_docker_run", "restart_after_kill_s",
         "proxy_rps_ratio_vs_docker_proxy", "proxy_p99_ratio_vs_docker_proxy",
-        "agent_rss_mb_100_pods", "scaling_curves"}
+        "agent_rss_mb_100_pods", "scaling_curves",
+        "scheduler_pods_per_s_1000_nodes", "scheduler_pods_per_s_1000_nodes_sqlite",
+        "api_list_10000_pods_s", "api_list_10000_pods_s_sqlite", "server_rss_mb_10000_pods",
+        "server_rss_mb_10000_pods_sqlite", "etcd_failover_s"}
     assert len(errors) == len(runner.BENCHES)
     assert runner.finite({"x": math.nan, "y": [math.inf, 1.0]}) == {"x": None, "y": [None, 1.0]}
 
