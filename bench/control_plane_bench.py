@@ -57,7 +57,7 @@ def measure(backend: str, nodes: int, pods: int, etcd_url: str = "") -> dict:
     from gitops.agent.simulated import SimulatedNodes
     from gitops.scheduler.loop import SchedulerLoop
     from gitops.store.informer import Informer
-    from gitops.store.registry import execute
+    from gitops.store.registry import execute_batched
     from tests.kube_support import KubeServer, run_kubectl
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
@@ -65,7 +65,7 @@ def measure(backend: str, nodes: int, pods: int, etcd_url: str = "") -> dict:
         sim = SimulatedNodes(store, nodes, batch=200)
         sim.register()
         informer = Informer(store)
-        sched = SchedulerLoop(informer, lambda actions: execute(store, actions, "scheduler"))
+        sched = SchedulerLoop(informer, lambda actions: execute_batched(store, actions, "scheduler"))
         for start in range(0, pods, 200):
             with store.transaction():
                 for i in range(start, min(pods, start + 200)):

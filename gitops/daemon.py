@@ -44,7 +44,7 @@ from gitops.source.webhook import load_secret
 from gitops.store.backup import open_backend
 from gitops.store.election import LeaderElector, LeaseTimings
 from gitops.store.informer import Informer
-from gitops.store.registry import Registry, execute
+from gitops.store.registry import Registry, execute_batched
 from gitops.sync.drift import DriftRecorder, RuntimeDriftReporter
 from gitops.sync.engine import SyncEngine, SyncPolicy
 from gitops.sync.ignore import parse_flag
@@ -144,7 +144,8 @@ class Agent:
                                              informer=self.informer)
         self.scheduler = SchedulerLoop(
             self.informer,
-            lambda actions: execute(self.store, actions, "scheduler", self.controllers.events),
+            lambda actions: execute_batched(self.store, actions, "scheduler",
+                                            self.controllers.events),
             hold=self.controllers.allocations_pending)
         # -- node: pods -> Docker; Services -> proxy and DNS
         self.runtime = DockerRuntime(self.dd.instance)
