@@ -58,7 +58,7 @@ def filter_reasons(pod: dict, info: R.NodeInfo,
             tolerates(t, {"key": UNSCHEDULABLE_TAINT, "effect": "NoSchedule"})
             for t in tolerations_of(pod)):
         return ["node(s) were unschedulable"]
-    if bad := untolerated(pod, node):
+    if bad := untolerated(pod, node, node_taints=info.taints):
         return [f"node(s) had untolerated taint {{{bad[0].get('key', '')}: "
                 f"{bad[0].get('value', '')}}}"]
     if not matches_affinity(pod, node):
