@@ -65,7 +65,8 @@ def measure(backend: str, nodes: int, pods: int, etcd_url: str = "") -> dict:
         sim = SimulatedNodes(store, nodes, batch=200)
         sim.register()
         informer = Informer(store)
-        sched = SchedulerLoop(informer, lambda actions: execute_batched(store, actions, "scheduler"))
+        sched = SchedulerLoop(informer,
+                              lambda actions: execute_batched(store, actions, "scheduler"))
         for start in range(0, pods, 200):
             with store.transaction():
                 for i in range(start, min(pods, start + 200)):

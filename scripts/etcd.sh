@@ -125,7 +125,8 @@ case "$cmd" in
     rm -rf "$dir"
     ;;
   *)
-    echo "usage: $0 install | start DIR [1|3] [PORT] | stop DIR | kill DIR N | start-member DIR N" >&2
+    echo "usage: $0 install | start DIR [1|3] [PORT] | stop DIR | kill DIR N |" \
+      "start-member DIR N" >&2
     exit 2
     ;;
 esac
