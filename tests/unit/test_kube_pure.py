@@ -143,7 +143,8 @@ def test_discovery_lists_short_names_categories_and_subresources():
     assert {"deploy", "svc", "cm", "po", "rs", "sts", "ds", "cj", "ns", "no", "ev"} <= every
     agg = discovery.aggregated(core=False)
     groups = {i["metadata"]["name"] for i in agg["items"]}
-    assert groups == {"apps", "batch", "policy", "authentication.k8s.io", "authorization.k8s.io"}
+    assert groups == {"apps", "batch", "policy", "authentication.k8s.io", "authorization.k8s.io",
+                      "coordination.k8s.io"}      # Leases: leader election
     eviction = names["pods/eviction"]
     assert (eviction["kind"], eviction["group"], eviction["verbs"]) == \
         ("Eviction", "policy", ["create"])
