@@ -60,7 +60,8 @@ def test_discovery_legacy_and_aggregated(api):
         "status", "log", "exec", "attach", "portforward", "eviction"}
     _, _, groups = api.request("GET", "/apis")
     assert {g["name"] for g in groups["groups"]} == {
-        "apps", "batch", "policy", "authentication.k8s.io", "authorization.k8s.io"}
+        "apps", "batch", "policy", "authentication.k8s.io", "authorization.k8s.io",
+        "coordination.k8s.io"}
     _, _, apps = api.request("GET", "/apis/apps")
     assert apps["preferredVersion"]["groupVersion"] == "apps/v1"
     _, _, resources = api.request("GET", "/apis/apps/v1")
