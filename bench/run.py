@@ -62,6 +62,11 @@ BENCHES = (
           quick_timeout=240, needs="docker-compose"),
     Bench("memory", "memory_bench", ("agent_rss_mb_100_pods",), ("memory_100_pods",),
           timeout=900, quick_timeout=420),
+    Bench("control-plane", "control_plane_bench",
+          ("scheduler_pods_per_s_1000_nodes", "scheduler_pods_per_s_1000_nodes_sqlite",
+           "api_list_10000_pods_s", "api_list_10000_pods_s_sqlite",
+           "server_rss_mb_10000_pods", "server_rss_mb_10000_pods_sqlite", "etcd_failover_s"),
+          ("control_plane_scale",), timeout=3000, quick_timeout=240),
     Bench("proxy", "proxy_vs_docker", ("proxy_rps_ratio_vs_docker_proxy",
                                        "proxy_p99_ratio_vs_docker_proxy"), ("proxy_table",),
           timeout=900, quick_timeout=240, needs="wrk"),
@@ -96,6 +101,13 @@ TARGETS = {
     "cluster_push_to_ready_s": ("<=", 2.0),                  # issue 19
     "cross_node_proxy_rps_ratio_vs_direct": (">=", 0.7),
     "node_loss_to_replaced_s": ("<=", 20.0),
+    "scheduler_pods_per_s_1000_nodes": (">=", 300.0),         # issue 20 (etcd, and SQLite)
+    "scheduler_pods_per_s_1000_nodes_sqlite": (">=", 300.0),
+    "api_list_10000_pods_s": ("<=", 2.0),
+    "api_list_10000_pods_s_sqlite": ("<=", 2.0),
+    "server_rss_mb_10000_pods": ("<=", 800.0),
+    "server_rss_mb_10000_pods_sqlite": ("<=", 800.0),
+    "etcd_failover_s": ("<=", 15.0),
 }
 
 

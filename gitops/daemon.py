@@ -47,15 +47,16 @@ from gitops.paths import DataDir
 from gitops.private_files import OWNER_ONLY_UMASK, make_private_dir, write_atomic
 from gitops.proxy.loadbalancer import bind_failure, service_statuses
 from gitops.proxy.services import ServiceNetwork
-from gitops.runnable import Group, Hooks, Loop, Polling, Worker
+from gitops.runnable import Elected, Group, Hooks, Loop, Polling, Worker
 from gitops.scheduler.loop import SchedulerLoop
 from gitops.source import make_source
 from gitops.source.base import DirSource, redact_url
 from gitops.source.watch import DirWatcher
 from gitops.source.webhook import load_secret
+from gitops.store.backup import open_backend
+from gitops.store.election import LeaderElector, LeaseTimings
 from gitops.store.informer import Informer
-from gitops.store.registry import Registry, execute
-from gitops.store.sqlite import SqliteStore
+from gitops.store.registry import Registry, execute_batched
 from gitops.sync.apps import Applications, app_status
 from gitops.sync.drift import DriftRecorder, RuntimeDriftReporter
 from gitops.sync.engine import SyncEngine, SyncPolicy
@@ -119,6 +120,10 @@ class AgentConfig:
     cluster_cidr: str = "10.42.0.0/16"
     node_monitor_grace_period: float = 40.0
     default_unreachable_toleration_seconds: int = 300
+    datastore: str = ""                 # "" (the data dir's SQLite) or etcd://h:2379,...
+    leader_elect_lease_duration: float = 15.0   # Kubernetes' defaults; tests shorten them
+    leader_elect_renew_deadline: float = 10.0
+    leader_elect_retry_period: float = 2.0
 
 
 class Agent:
@@ -139,7 +144,11 @@ class Agent:
         self._lock_fd = _lock(self.dd.lock_file)
         self.token = api_token.load_or_create(self.dd.token_file)   # a bad one: refuse now
         self.sa_key = load_or_create_key(self.dd.service_account_key_file)
-        self.store = Registry(SqliteStore(self.dd.store))    # every writer's one path
+        # every writer's one path, over SQLite or etcd
+        self.lease_timings = LeaseTimings(config.leader_elect_lease_duration,
+                                          config.leader_elect_renew_deadline,
+                                          config.leader_elect_retry_period).check()
+        self.store = Registry(open_backend(config.datastore, self.dd.store))
         self.stop = asyncio.Event()
         # -- control plane: git -> store -> controllers -> scheduler
         self.source = make_source(config.repo, self.dd.root, config.ref, config.path,
@@ -181,7 +190,8 @@ class Agent:
                                              root_ca=ca_pem(self.dd.root))
         self.scheduler = SchedulerLoop(
             self.informer,
-            lambda actions: execute(self.store, actions, "scheduler", self.controllers.events))
+            lambda actions: execute_batched(self.store, actions, "scheduler",
+                                            self.controllers.events))
         # -- node: pods -> Docker; Services -> proxy and DNS
         self.network = f"gitops-{self.dd.instance}"
         self.node = NodeAgent(self.store, self.runtime, config.node_name or socket.gethostname(),
@@ -229,9 +239,13 @@ class Agent:
             *([watch] if watch is not None else []),
             Worker("docker-events", self._watch_docker),
             Worker("usage", self.usage.run),
-            Group("loops", [self.sync, self.live, self.apps, self.controllers,
-                            self.scheduler, self.node_loop, self.proxy_loop,
-                            *(self.cluster.loops() if self.cluster else [])], together=True),
+            Group("loops", [
+                *self._elected([self.sync, self.live, self.apps],
+                               [self.controllers,
+                                *(self.cluster.controller_loops() if self.cluster else [])],
+                               [self.scheduler]),
+                self.node_loop, self.proxy_loop,
+                *(self.cluster.host_loops() if self.cluster else [])], together=True),
         ])
 
     def _trigger(self, reason: str) -> None:
@@ -245,6 +259,23 @@ class Agent:
         if app:
             return await self.apps.get(app).runner.control(verb, params)
         return await self.sync.control(verb, params)
+
+    def _elected(self, sync: list, controllers: list, scheduler: list) -> list:
+        """On a shared store (etcd) every server serves the API, and one at a time runs
+        each of sync, the controllers and the scheduler: the holder of its Lease."""
+        if not self.config.datastore.startswith("etcd://"):
+            return [*sync, *controllers, *scheduler]
+        timings = self.lease_timings
+        identity = f"{socket.gethostname()}_{self.dd.instance}"
+        out = []
+        for lease, members in (("gitops-sync", sync), ("gitops-controller-manager",
+                                                       controllers),
+                               ("gitops-scheduler", scheduler)):
+            elector = LeaderElector(self.store, lease, identity, timings)
+            out.append(Elected(lease, Group(lease, members, together=True),
+                               elector.try_acquire_or_renew, elector.release,
+                               timings.retry_period, timings.renew_deadline))
+        return out
 
     def _wake_node(self, _event: str, old: dict | None, new: dict | None) -> None:
         kind = (new or old or {}).get("kind")
@@ -340,7 +371,8 @@ class Agent:
                                          "options": self._options(), **cluster})
         _write_json(self.dd.runtime_file, {"docker_host": self.runtime.host,
                                            "network": self.network,
-                                           "service_cidr": self.service_cidr})
+                                           "service_cidr": self.service_cidr,
+                                           "datastore": self.config.datastore})
         log.info("agent_started", api=url, repo=redact_url(self.source.url),
                  instance=self.dd.instance,
                  node=self.node.node_name, interval=self.config.interval)
@@ -437,11 +469,14 @@ class Agent:
         if self.cluster is not None:        # a cluster's node: the pod CIDR it was given
             self.node.setup(self.cluster.prepare_own_node(self.node))
             return
-        subnet = self.config.pod_subnet or self.store.get_state("pod_subnet")
+        # the pod network is this host's: on a store several servers share, each its own
+        name = "pod_subnet" if not self.config.datastore.startswith("etcd://") \
+            else f"pod_subnet.{self.dd.instance}"
+        subnet = self.config.pod_subnet or self.store.get_state(name)
         if not subnet:
             subnet = pick_subnet(self.dd.instance, self.runtime.used_subnets())
         self.node.setup(subnet)
-        self.store.set_state("pod_subnet", subnet)
+        self.store.set_state(name, subnet)
 
 
 def render_options(config: AgentConfig) -> RenderOptions:

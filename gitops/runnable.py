@@ -288,3 +288,67 @@ async def _stop(member: Runnable, group: str) -> None:
         await member.stop()
     except Exception:   # noqa: BLE001 - the others must still stop
         log.exception("runnable_stop_failed", group=group, runnable=member.name)
+
+
+# -- Elected ----------------------------------------------------------------------------
+class Elected:
+    """`inner` runs only while this process leads (leader election, gitops.store.election):
+    `acquire` is tried every `retry_period`; the first success starts inner, and renewals
+    failing for `renew_deadline` stop it (before another candidate may take the lease
+    over). A clean stop gives the lease up with `release`."""
+
+    def __init__(self, name: str, inner: Runnable, acquire: Callable[[], bool],
+                 release: Callable[[], None], retry_period: float, renew_deadline: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.name = name
+        self.inner = inner
+        self._acquire = acquire
+        self._release = release
+        self._retry = retry_period
+        self._deadline = renew_deadline
+        self._clock = clock
+        self._task: asyncio.Task | None = None
+        self._stopping = asyncio.Event()
+        self.leading = False
+
+    async def start(self) -> None:
+        self._stopping = asyncio.Event()
+        self._task = asyncio.create_task(self._run(), name=f"elected-{self.name}")
+
+    async def _run(self) -> None:
+        renewed = self._clock()
+        while not self._stopping.is_set():
+            try:
+                held = await asyncio.to_thread(self._acquire)
+            except Exception:   # noqa: BLE001 - a failed try is a try not won
+                log.exception("leader_election_failed", lease=self.name)
+                held = False
+            now = self._clock()
+            if held:
+                renewed = now
+                if not self.leading:
+                    self.leading = True
+                    log.info("leading_started", lease=self.name)
+                    await self.inner.start()
+            elif self.leading and now - renewed >= self._deadline:
+                self.leading = False
+                log.warning("leading_lost", lease=self.name, seconds=round(now - renewed, 1))
+                await _stop(self.inner, self.name)
+            try:
+                await asyncio.wait_for(self._stopping.wait(), timeout=self._retry)
+            except asyncio.TimeoutError:
+                pass
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._task is not None:
+            await asyncio.wait({self._task}, timeout=self._retry + 5)
+        if self.leading:
+            self.leading = False
+            await _stop(self.inner, self.name)
+            await asyncio.to_thread(self._release)
+
+    def healthy(self) -> bool:
+        """The election goes on; while leading, inner works too."""
+        running = self._task is not None and not self._task.done()
+        return running and (not self.leading or self.inner.healthy())

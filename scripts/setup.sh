@@ -18,6 +18,8 @@ if ! command -v curl >/dev/null 2>&1; then      # the README's CI job (and its t
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >/dev/null
 fi
 "$here/setup-browser.sh"       # chromium + chromium-driver: the web UI's browser tests
+# the HA store's tests run a local etcd cluster (Debian's etcd-server)
+"$here/etcd.sh" install
 "$here/start-docker.sh"
 . "$here/docker-env.sh"
 "$here/build-images.sh"

@@ -90,6 +90,14 @@ def _option(flag: str, default: Any, aliases: tuple[str, ...] = (), **click_kw: 
                                             "click": click_kw})
 
 
+def _check_datastore(ctx, param, value: str) -> str:
+    from gitops.store.backup import BackupError, check_datastore
+    try:
+        return check_datastore(value)
+    except BackupError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
 @dataclass(frozen=True)
 class AgentOptions:
     # In the order --help lists them.
@@ -115,6 +123,24 @@ class AgentOptions:
         type=click.IntRange(min=0),
         help="How long pods without their own toleration stay on an unreachable or "
              "NotReady node before they are evicted and replaced elsewhere.")
+    datastore: str = _option(
+        "--datastore", "", metavar="URL", callback=_check_datastore,
+        envvar="GITOPS_DATASTORE", show_envvar=True,
+        help="Where the cluster state lives: the data dir's SQLite file (default) or "
+             "etcd://host:2379,host2:2379,... shared by several servers (HA).")
+    leader_elect_lease_duration: float = _option(
+        "--leader-elect-lease-duration", 15.0, show_default=True,
+        type=click.FloatRange(min=1),
+        help="With several servers (--datastore etcd://): seconds a leader's Lease lasts "
+             "without renewal before another server takes over its loops.")
+    leader_elect_renew_deadline: float = _option(
+        "--leader-elect-renew-deadline", 10.0, show_default=True,
+        type=click.FloatRange(min=0.1),
+        help="Seconds a leader keeps trying to renew before it stops its loops.")
+    leader_elect_retry_period: float = _option(
+        "--leader-elect-retry-period", 2.0, show_default=True,
+        type=click.FloatRange(min=0.1),
+        help="Seconds between tries to take or renew a Lease.")
     api_host: str = _option(
         "--api-address", "127.0.0.1", show_default=True,
         help="Address the API listens on; beyond loopback it is HTTPS only, with a CA kept "

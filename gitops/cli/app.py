@@ -8,7 +8,7 @@ import traceback
 
 import click
 
-from gitops.cli import access, agent, control, manifests, node, objects, rollout, ui
+from gitops.cli import access, agent, control, datastore, manifests, node, objects, rollout, ui
 from gitops.cli.common import EXIT_ERROR, fail, one_line
 
 
@@ -38,6 +38,7 @@ class GitopsGroup(click.Group):
     objects.get, objects.describe, objects.events, objects.logs, rollout.rollout,
     access.port_forward, access.kubeconfig,
     manifests.validate, manifests.diff, manifests.age_keygen, ui.ui,
+    datastore.backup, datastore.restore, datastore.migrate, datastore.simulate_nodes,
 ], context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="gitops")
 @click.option("--debug", is_flag=True, envvar="GITOPS_DEBUG",

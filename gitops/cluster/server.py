@@ -74,8 +74,15 @@ class ClusterServer:
         return command
 
     def loops(self) -> list[Loop]:
-        return [self.ipam_loop, self.lifecycle_loop,
-                *([self.routes_loop] if self.routes_loop else []),
+        return [*self.controller_loops(), *self.host_loops()]
+
+    def controller_loops(self) -> list[Loop]:
+        """The cluster's controllers: one server at a time runs them (leader election)."""
+        return [self.ipam_loop, self.lifecycle_loop]
+
+    def host_loops(self) -> list[Loop]:
+        """What this server's own host runs as a node: its routes and its heartbeat."""
+        return [*([self.routes_loop] if self.routes_loop else []),
                 *([self.heartbeat] if self.heartbeat else [])]
 
     def on_change(self, _event: str, old: dict | None, new: dict | None) -> None:

@@ -97,6 +97,7 @@ KINDS: dict[str, Kind] = {k.kind: k for k in (
     Kind("APIService", "apiregistration.k8s.io/v1", "apiservices", namespaced=False,
          apply_order=70),
     Kind("Event", "v1", "events", apply_order=60, short_names=("ev",)),
+    # node heartbeats (kube-node-lease) and leader election (gitops.store.election)
     Kind("Lease", "coordination.k8s.io/v1", "leases", apply_order=50),
 )}
 

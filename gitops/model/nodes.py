@@ -39,9 +39,14 @@ def tolerations_of(pod: dict) -> list[dict]:
     return list((pod.get("spec") or {}).get("tolerations") or [])
 
 
-def untolerated(pod: dict, node: dict, effects: tuple[str, ...] = _BLOCKING) -> list[dict]:
+def untolerated(pod: dict, node: dict, effects: tuple[str, ...] = _BLOCKING,
+                node_taints: list[dict] | None = None) -> list[dict]:
+    """node_taints: taints(node) when the caller has it already (the scheduler's cache)."""
+    found = taints(node) if node_taints is None else node_taints
+    if not found:
+        return []
     tols = tolerations_of(pod)
-    return [t for t in taints(node) if t.get("effect") in effects
+    return [t for t in found if t.get("effect") in effects
             and not any(tolerates(tol, t) for tol in tols)]
 
 

@@ -24,15 +24,22 @@ def _ports_clash(wanted: set, used: set) -> bool:
     return False
 
 
-def insufficient(pod: dict, info: R.NodeInfo) -> list[str]:
+def wanted_resources(pod: dict) -> list[tuple[str, int]]:
+    """The pod's requests in the order NodeResourcesFit reports them (once per pod: the
+    scheduler checks them against every node)."""
+    return sorted(R.pod_requests(pod).items(),
+                  key=lambda kv: (kv[0] not in (R.CPU, R.MEMORY), kv[0]))
+
+
+def insufficient(pod: dict, info: R.NodeInfo,
+                 wanted: list[tuple[str, int]] | None = None) -> list[str]:
     """NodeResourcesFit: every resource the pod requests that the node cannot give."""
     offered = info.allocatable
     used = info.requested
     reasons = []
     if R.PODS in offered and info.pods + 1 > offered[R.PODS]:
         reasons.append("Too many pods")
-    for name, want in sorted(R.pod_requests(pod).items(),
-                             key=lambda kv: (kv[0] not in (R.CPU, R.MEMORY), kv[0])):
+    for name, want in (wanted if wanted is not None else wanted_resources(pod)):
         if name == R.PODS:
             continue
         if want > offered.get(name, 0) - used.get(name, 0):
@@ -40,7 +47,8 @@ def insufficient(pod: dict, info: R.NodeInfo) -> list[str]:
     return reasons
 
 
-def filter_reasons(pod: dict, info: R.NodeInfo) -> list[str]:
+def filter_reasons(pod: dict, info: R.NodeInfo,
+                   wanted: list[tuple[str, int]] | None = None) -> list[str]:
     """Why `pod` cannot go to the node ([] : it can). Like the scheduler, the first plugin
     that fails decides: NodeUnschedulable, TaintToleration, NodeAffinity, NodePorts,
     NodeResourcesFit (then, given where the other pods are, interpod.Placement's)."""
@@ -50,11 +58,11 @@ def filter_reasons(pod: dict, info: R.NodeInfo) -> list[str]:
             tolerates(t, {"key": UNSCHEDULABLE_TAINT, "effect": "NoSchedule"})
             for t in tolerations_of(pod)):
         return ["node(s) were unschedulable"]
-    if bad := untolerated(pod, node):
+    if bad := untolerated(pod, node, node_taints=info.taints):
         return [f"node(s) had untolerated taint {{{bad[0].get('key', '')}: "
                 f"{bad[0].get('value', '')}}}"]
     if not matches_affinity(pod, node):
         return ["node(s) didn't match Pod's node affinity/selector"]
-    if (wanted := R.host_ports(pod)) and _ports_clash(wanted, info.ports):
+    if (ports := R.host_ports(pod)) and _ports_clash(ports, info.ports):
         return ["node(s) didn't have free ports for the requested pod ports"]
-    return insufficient(pod, info)
+    return insufficient(pod, info, wanted)

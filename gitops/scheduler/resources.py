@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from gitops.model import quantity
+from gitops.model.nodes import taints
 from gitops.model.pods import has_finished
 
 CPU, MEMORY, PODS, STORAGE = "cpu", "memory", "pods", "ephemeral-storage"
@@ -125,9 +126,14 @@ class NodeInfo:
     ports: set = field(default_factory=set)
     owners: Counter = field(default_factory=Counter)       # controller uid -> pods here
 
-    @property
+    @functools.cached_property
     def name(self) -> str:
         return self.node["metadata"]["name"]
+
+    @functools.cached_property
+    def taints(self) -> list[dict]:
+        """The node's taints (with not-ready's), read once per pass, not once per pod."""
+        return taints(self.node)
 
     @functools.cached_property
     def allocatable(self) -> Resources:

@@ -19,7 +19,7 @@ from gitops.model.events import WARNING, event_for
 from gitops.model.meta import is_deleting
 from gitops.model.times import rfc3339 as _iso
 from gitops.scheduler.interpod import Placement, depends_on_others
-from gitops.scheduler.predicates import filter_reasons, node_ready
+from gitops.scheduler.predicates import filter_reasons, node_ready, wanted_resources
 from gitops.scheduler.resources import NodeInfo, counts_on_node
 from gitops.scheduler.scoring import score
 
@@ -37,22 +37,50 @@ def fit_error(total: int, reasons: dict[str, list[str]]) -> str:
     return f"0/{total} nodes are available" + (f": {', '.join(parts)}." if parts else ".")
 
 
-def choose_node(pod: dict, infos: list[NodeInfo], placement: Placement | None = None
-                ) -> tuple[NodeInfo | None, dict[str, list[str]]]:
+MIN_FEASIBLE_NODES = 100         # kube-scheduler's minFeasibleNodesToFind
+MIN_FEASIBLE_PERCENT = 5
+
+
+def feasible_nodes_to_find(total: int) -> int:
+    """numFeasibleNodesToFind with the adaptive percentageOfNodesToScore: all of a small
+    cluster; in a large one, once this many nodes fit, the rest are not looked at."""
+    if total < MIN_FEASIBLE_NODES:
+        return total
+    percent = max(MIN_FEASIBLE_PERCENT, 50 - total // 125)
+    return max(MIN_FEASIBLE_NODES, total * percent // 100)
+
+
+def choose_node(pod: dict, infos: list[NodeInfo], placement: Placement | None = None,
+                start: int = 0) -> tuple[NodeInfo | None, dict[str, list[str]]]:
     """(best node or None, reasons per rejected node)."""
+    info, reasons, _ = _choose(pod, infos, placement, start)
+    return info, reasons
+
+
+def _choose(pod: dict, infos: list[NodeInfo], placement: Placement | None,
+            start: int) -> tuple[NodeInfo | None, dict[str, list[str]], int]:
+    """Nodes are looked at from `start` round the list (the next pod starts where this
+    one stopped, as kube-scheduler's nextStartNodeIndex), until enough fit."""
     reasons: dict[str, list[str]] = {}
     feasible = []
-    for info in infos:
-        why = filter_reasons(pod, info) or (placement.filter_reasons(pod, info.node)
-                                            if placement is not None else [])
+    wanted = wanted_resources(pod)
+    enough = feasible_nodes_to_find(len(infos))
+    examined = 0
+    for offset in range(len(infos)):
+        info = infos[(start + offset) % len(infos)]
+        examined += 1
+        why = filter_reasons(pod, info, wanted) or (
+            placement.filter_reasons(pod, info.node) if placement is not None else [])
         if why:
             reasons[info.name] = why
         else:
             feasible.append(info)
+            if len(feasible) >= enough:
+                break
     if not feasible:
-        return None, reasons
+        return None, reasons, examined
     scores = score(pod, feasible, placement)
-    return max(feasible, key=lambda i: (scores[i.name], _neg(i.name))), reasons
+    return max(feasible, key=lambda i: (scores[i.name], _neg(i.name))), reasons, examined
 
 
 def _neg(name: str) -> tuple:
@@ -84,8 +112,11 @@ def reconcile(pods: list[dict], nodes: list[dict], now: float = 0.0,
                      key=lambda p: (p["metadata"].get("creationTimestamp", ""),
                                     p["metadata"]["name"]))
     actions: list[Action] = []
+    candidates = list(infos.values())
+    start = 0
     for pod in pending:
-        info, reasons = choose_node(pod, list(infos.values()), placement)
+        info, reasons, examined = _choose(pod, candidates, placement, start)
+        start = (start + examined) % max(1, len(candidates))
         meta = pod["metadata"]
         bound = copy.deepcopy(pod)
         status = bound.setdefault("status", {})

@@ -49,9 +49,9 @@ def preferred_affinity(pod: dict, node: dict) -> int:
                if term_matches(t.get("preference") or {}, node))
 
 
-def prefer_no_schedule(pod: dict, node: dict) -> int:
+def prefer_no_schedule(pod: dict, node: dict, node_taints: list[dict] | None = None) -> int:
     """PreferNoSchedule taints the pod does not tolerate (raw: fewer is better)."""
-    return len(untolerated(pod, node, ("PreferNoSchedule",)))
+    return len(untolerated(pod, node, ("PreferNoSchedule",), node_taints))
 
 
 def siblings(pod: dict, info: R.NodeInfo) -> int:
@@ -85,7 +85,7 @@ def score(pod: dict, infos: list[R.NodeInfo],
         "NodeResourcesFit": {i.name: least_allocated(request, i) for i in infos},
         "NodeResourcesBalancedAllocation": {i.name: balanced_allocation(request, i)
                                             for i in infos},
-        "TaintToleration": _normalize({i.name: prefer_no_schedule(pod, i.node)
+        "TaintToleration": _normalize({i.name: prefer_no_schedule(pod, i.node, i.taints)
                                        for i in infos}, reverse=True),
         "NodeAffinity": _normalize({i.name: preferred_affinity(pod, i.node) for i in infos},
                                    reverse=False),

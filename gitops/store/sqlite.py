@@ -16,6 +16,7 @@ from pathlib import Path
 from gitops.model import ObjectKey, key_of
 from gitops.store.backend import HISTORY_LIMIT, Backend, as_json
 from gitops.store.base import Conflict, InventoryEntry, NotFound
+from gitops.store.changes import ChangeLog
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS objects (
@@ -221,6 +222,46 @@ class SqliteStore(Backend):
             rows = self._db.execute(
                 "SELECT entry FROM history ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
         return [json.loads(r[0]) for r in rows]
+
+    # -- backup and restore (gitops.store.backup) -----------------------------------------
+    def dump(self) -> dict:
+        """Everything stored, as of one instant (one read transaction)."""
+        with self.transaction():
+            data = {
+                "resourceVersion": self._stored_rv(),
+                "objects": [json.loads(r[0]) for r in self._db.execute(
+                    "SELECT body FROM objects ORDER BY kind, namespace, name")],
+                "inventory": [list(r) for r in self._db.execute("SELECT * FROM inventory")],
+                "applied": [[*r[:3], json.loads(r[3])] for r in self._db.execute(
+                    "SELECT * FROM applied")],
+                "state": {n: json.loads(v) for n, v in self._db.execute(
+                    "SELECT name, value FROM state WHERE name != 'resourceVersion'")},
+                "history": [json.loads(r[0]) for r in self._db.execute(
+                    "SELECT entry FROM history ORDER BY id")],
+            }
+        return data
+
+    def load(self, data: dict) -> None:
+        """Replace everything stored with a dump, in one transaction. Objects keep their
+        resourceVersions; the store's goes on from the newest of the dump's and its own."""
+        with self.transaction():
+            rv = max(self._stored_rv(), int(data.get("resourceVersion", 0)))
+            for table in ("objects", "inventory", "applied", "state", "history"):
+                self._db.execute(f"DELETE FROM {table}")
+            for obj in data.get("objects", []):
+                rv = max(rv, int(obj["metadata"].get("resourceVersion") or 0))
+                self._write(key_of(obj), obj)
+            self._db.executemany("INSERT INTO inventory VALUES (?,?,?,?,?,?,?,?)",
+                                 [tuple(r) for r in data.get("inventory", [])])
+            self._db.executemany("INSERT INTO applied VALUES (?,?,?,?)",
+                                 [(*r[:3], as_json(r[3])) for r in data.get("applied", [])])
+            self._db.executemany("INSERT INTO state VALUES (?, ?)",
+                                 [(n, json.dumps(v)) for n, v in data.get("state", {}).items()])
+            self._db.executemany("INSERT INTO history (at, entry) VALUES (?, ?)",
+                                 [(time.time(), json.dumps(e)) for e in data.get("history", [])])
+            self._db.execute("INSERT OR REPLACE INTO state VALUES ('resourceVersion', ?)",
+                             (str(rv),))
+        self.changes = ChangeLog(rv)        # watches from before the restore relist
 
     def close(self) -> None:
         with self._lock:

@@ -25,7 +25,10 @@ def test_json_has_exactly_the_issue_keys_and_no_nan(runner, tmp_path):
         "agent_rss_mb_100_pods", "scaling_curves", "ui_first_paint_s",
         "ui_tree_500_objects_s", "cluster_push_to_ready_s",
         "cross_node_proxy_rps_ratio_vs_direct", "node_loss_to_replaced_s",
-        "bulk_start_100_pods_ratio_vs_parallel_docker_run", "up_vs_compose_ratio_20_services"}
+        "bulk_start_100_pods_ratio_vs_parallel_docker_run", "up_vs_compose_ratio_20_services",
+        "scheduler_pods_per_s_1000_nodes", "scheduler_pods_per_s_1000_nodes_sqlite",
+        "api_list_10000_pods_s", "api_list_10000_pods_s_sqlite", "server_rss_mb_10000_pods",
+        "server_rss_mb_10000_pods_sqlite", "etcd_failover_s"}
     assert len(errors) == len(runner.BENCHES)
     assert runner.finite({"x": math.nan, "y": [math.inf, 1.0]}) == {"x": None, "y": [None, 1.0]}
 

@@ -29,7 +29,9 @@ CHANGED = AgentOptions(
     jsonnet_ext_var_str=("region=eu",), jsonnet_ext_var_code=("debug=false",),
     jsonnet_libs=("vendor",), ui_read_only=True, advertise_address="10.77.0.1",
     node_name="h1", https_listen_port=7443, cluster_cidr="10.50.0.0/16",
-    node_monitor_grace_period=10.0, default_unreachable_toleration_seconds=5)
+    node_monitor_grace_period=10.0, default_unreachable_toleration_seconds=5,
+    datastore="etcd://10.77.0.1:2379,10.77.0.2:2379", leader_elect_lease_duration=4.0,
+    leader_elect_renew_deadline=3.0, leader_elect_retry_period=0.5)
 
 
 def parsed(argv: list[str]) -> AgentOptions:
@@ -142,3 +144,13 @@ def test_create_namespace_is_the_app_wide_create_namespace_sync_option():
                           create_namespace=True)
     options = app_options(_app_sync_options(flagged))
     assert options.create_namespace and options.prune_last
+
+
+def test_a_datastore_that_is_not_etcd_or_sqlite_is_refused_at_once():
+    @click.command()
+    @AgentOptions.click_options
+    def command(agent: AgentOptions) -> None:
+        pass
+    res = CliRunner().invoke(command, ["--datastore", "http://10.0.0.1:2379"])
+    assert res.exit_code == 2 and "etcd://host:port" in res.output
+    assert parsed(["--datastore", "etcd://a:2379,b"]).datastore == "etcd://a:2379,b"

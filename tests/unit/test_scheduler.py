@@ -250,3 +250,21 @@ def test_scores_are_bounded():
         request = R.pod_requests(p, non_zero=True)
         assert 0 <= scoring.least_allocated(request, info) <= 100
         assert 0 <= scoring.balanced_allocation(request, info) <= 100
+
+
+def test_a_large_cluster_is_searched_only_until_enough_nodes_fit_round_the_list():
+    assert [S.feasible_nodes_to_find(n) for n in (50, 100, 1000, 5000, 100_000)] == \
+        [50, 100, 420, 500, 5000]
+    nodes = [node(f"n-{i:03d}") for i in range(200)]
+    actions = S.reconcile([pod("a", created="2027-01-01T00:00:00Z"),
+                           pod("b", created="2027-01-01T00:00:01Z"),
+                           pod("c", created="2027-01-01T00:00:02Z")], nodes)
+    # each pod looks at the next 100 nodes from where the one before stopped
+    assert [a.obj["spec"]["nodeName"] for a in actions] == ["n-000", "n-100", "n-001"]
+
+
+def test_a_pod_that_fits_nowhere_in_a_large_cluster_names_every_node():
+    nodes = [node(f"n-{i:03d}", memory="1Gi") for i in range(150)]
+    [action] = S.reconcile([pod("big", memory="2Gi")], nodes)
+    message = action.obj["status"]["conditions"][-1]["message"]
+    assert message == "0/150 nodes are available: 150 Insufficient memory."

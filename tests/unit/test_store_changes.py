@@ -7,9 +7,8 @@ from gitops.store import MemoryStore, Registry
 from gitops.store.sqlite import SqliteStore
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "memory"])
-def test_store_logs_commits_in_order_with_deletions_at_their_own_version(tmp_path, backend):
-    store = Registry(SqliteStore(tmp_path / "s.db") if backend == "sqlite" else MemoryStore())
+def check_change_log(store: Registry) -> int:
+    """The contract every backend keeps (etcd's too: tests/integration/test_store_etcd.py)."""
     start = store.resource_version()
     made = store.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}})
     made["data"] = {"changed": "by the caller"}        # the log keeps its own copy
@@ -35,6 +34,13 @@ def test_store_logs_commits_in_order_with_deletions_at_their_own_version(tmp_pat
     assert changes[0].previous is None and changes[-1].previous is None
     rv, listed = store.snapshot("ConfigMap")
     assert (rv, listed) == (store.resource_version(), [])
+    return rv
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "memory"])
+def test_store_logs_commits_in_order_with_deletions_at_their_own_version(tmp_path, backend):
+    store = Registry(SqliteStore(tmp_path / "s.db") if backend == "sqlite" else MemoryStore())
+    rv = check_change_log(store)
     store.close()
     if backend != "sqlite":
         return

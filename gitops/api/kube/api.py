@@ -31,7 +31,7 @@ from gitops.api.kube.noderestriction import NODE
 from gitops.api.kube.reads import list_objects, read
 from gitops.api.kube.request import WARNINGS, Target, bool_param, parse_path, wanted_shape
 from gitops.api.kube.respond import json_response
-from gitops.errors import GitopsError
+from gitops.errors import GitopsError, TransientError
 from gitops.model import ObjectKey
 from gitops.model.version import kube_version
 from gitops.store.base import Conflict, Store
@@ -150,6 +150,8 @@ class KubeApi:
                 raise st.refused(exc, target.resource.kind, target.resource.group)
         except st.ApiError as exc:
             return exc.response()
+        except TransientError as exc:    # e.g. the store has no quorum: retry later
+            return st.ApiError(503, "ServiceUnavailable", str(exc)).response()
         except GitopsError as exc:
             return st.bad_request(str(exc)).response()
         except Exception as exc:       # one bad request never takes the server down
