@@ -754,3 +754,26 @@ def test_a_worker_takes_a_listener_whose_fd_comes_a_moment_after_its_message():
             await asyncio.to_thread(pool.close)
             await backend.stop()
     run(main(), timeout=60)
+
+
+def test_with_workers_a_listener_refuses_without_endpoints_and_listens_again():
+    """The workers hold a duplicate of the listening socket: losing the last endpoint must
+    not read as "another process holds the port", and the port must come back."""
+    async def main():
+        backend = await Backend("b0").start()
+        proxy = Proxy(dial_timeout=1.0, workers=1)
+        port = free_port()
+        try:
+            assert await proxy.apply({(LO, port): [backend.addr]}) == {}
+            assert await proxy.apply({(LO, port): []}) == {}
+            with pytest.raises(ConnectionRefusedError):
+                await asyncio.wait_for(asyncio.open_connection(LO, port), T)
+            assert await proxy.apply({(LO, port): [backend.addr]}) == {}
+            for _ in range(8):
+                _, w, name = await connect(port)
+                assert name == "b0"
+                await close(w)
+        finally:
+            await proxy.close()
+            await backend.stop()
+    run(main(), timeout=60)
