@@ -260,7 +260,7 @@ def test_a_lost_node_is_tainted_and_its_pods_replaced_then_it_comes_back_clean(c
 def _descendants(pid: int) -> dict[int, str]:
     """Live processes below pid: their command lines."""
     children: dict[int, list[int]] = {}
-    for entry in filter(str.isdigit, os.listdir("/proc")):
+    for entry in os.listdir("/proc"):
         try:
             stat = open(f"/proc/{entry}/stat").read()
         except (OSError, ValueError):
