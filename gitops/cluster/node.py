@@ -47,12 +47,6 @@ from gitops.runnable import Group, Hooks, Loop, Worker
 log = structlog.get_logger(component="node")
 
 PODCIDR_WAIT = 60.0
-# A node's Service proxy accepts in one worker process besides the agent's: the agent's
-# event loop and threads (API watches, pod workers, probes) then never delay a connection,
-# which matters on a node, where every ClusterIP hop to another host goes through it (about
-# 1.5 times the connections per second of the in-process proxy on 2 cores).
-# GITOPS_PROXY_WORKERS=N overrides (0: everything in the agent's process).
-NODE_PROXY_WORKERS = 1
 
 
 @dataclass
@@ -126,7 +120,7 @@ class NodeRole:
                                          exec=RuntimeStreams(self.runtime)))
         self.services = ServiceNetwork(self.dd.instance,
                                        self.identity.cluster.get("serviceCIDR", ""),
-                                       self.node_ip, proxy_workers=node_proxy_workers())
+                                       self.node_ip)
         self.node_loop = Loop("node-agent", self.node.sync_once, resync=2, debounce=0.003)
         self.proxy_loop = Loop("services", self._apply_services, resync=10, debounce=0,
                                retry_failed=True)
@@ -243,14 +237,6 @@ class NodeRole:
             raise PodCidrPending(f"the server has given node {self.node_name} no pod CIDR yet")
         routes.enable_forwarding()
         self.node.setup(cidr)
-
-
-def node_proxy_workers() -> int:
-    value = os.environ.get("GITOPS_PROXY_WORKERS", "")
-    try:
-        return max(0, int(value)) if value else NODE_PROXY_WORKERS
-    except ValueError:
-        raise GitopsError(f"GITOPS_PROXY_WORKERS={value!r}: expected a whole number")
 
 
 class PodCidrPending(GitopsError):

@@ -6,7 +6,6 @@ stopped), and a wrong join token refused. Tests run in order on one cluster."""
 from __future__ import annotations
 
 import ipaddress
-import os
 import socket
 import subprocess
 import sys
@@ -255,67 +254,6 @@ def test_a_lost_node_is_tainted_and_its_pods_replaced_then_it_comes_back_clean(c
     cluster.wait(stale_gone, 60, "h3's stale containers and pods removed", "h3.log")
     # Now that the old db-0 is known stopped, the StatefulSet makes it again.
     cluster.wait(lambda: pod_ready(cluster.get("pod", "db-0")), 60, "a new db-0 Ready")
-
-
-def _descendants(pid: int) -> dict[int, str]:
-    """Live processes below pid: their command lines."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        try:
-            stat = open(f"/proc/{entry}/stat").read()
-        except (OSError, ValueError):
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if fields[0] != "Z":
-            children.setdefault(int(fields[1]), []).append(int(entry))
-    out, todo = {}, [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            try:
-                out[child] = open(f"/proc/{child}/cmdline").read().replace("\0", " ")
-            except OSError:
-                continue
-            todo.append(child)
-    return out
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-CLUSTER_IP_LOOP = r"""
-import socket, sys
-answers = []
-for _ in range(40):
-    with socket.create_connection((sys.argv[1], 80), timeout=5) as s:
-        s.sendall(b"GET / HTTP/1.0\r\n\r\n")
-        data = b""
-        while chunk := s.recv(65536):
-            data += chunk
-    answers.append(data.split()[-1].decode())
-print(" ".join(answers))
-"""
-
-
-def test_a_nodes_proxy_accepts_in_a_worker_that_dies_with_its_agent(cluster):
-    """On a node the Service proxy has a worker process besides the agent's own (so the
-    agent's loops never delay a connection); a killed agent leaves no worker behind."""
-    cluster.wait(lambda: len(_web_ready(cluster)) == REPLICAS, 60, "web Ready")
-    workers = [pid for pid, cmd in _descendants(cluster.procs["h2"].pid).items()
-               if "gitops.proxy.workers" in cmd]
-    assert len(workers) == 1, _descendants(cluster.procs["h2"].pid)
-    vip = cluster.get("service", "web")["spec"]["clusterIP"]
-    done = cluster.sim.exec("h2", sys.executable, "-c", CLUSTER_IP_LOOP, vip, timeout=120)
-    assert done.returncode == 0, done.stderr
-    answers = done.stdout.split()
-    assert len(answers) == 40 and all(a.startswith("web-") for a in answers), answers
-    cluster.kill("h2")
-    cluster.wait(lambda: not any(_alive(pid) for pid in workers), 30, "the worker to end")
-    cluster.start_agent("h2")
-    cluster.wait(lambda: ready(cluster.nodes()["h2"]), 60, "h2 Ready again", "h2.log")
 
 
 def test_a_killed_node_agent_adopts_its_containers(cluster):
