@@ -114,7 +114,8 @@ class _TcpListener:
             self.tcp = None
             log.info("proxy_refusing", listener=self.name, addr=_fmt(self.addr),
                      reason="no ready endpoint")
-        TcpListener.probe(host, port)
+        if not self.shared:     # else the workers hold it until told to close (next)
+            TcpListener.probe(host, port)
 
     def update(self, route: Route, name: str) -> bool:
         before = (self.balancer.endpoints, self.balancer.affinity_timeout)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import os
 import signal
 import socket
 import subprocess
@@ -172,6 +173,10 @@ async def _serve(conn: Connection, dial_timeout: float) -> None:
                 done.set_result(None)
 
     loop.add_reader(conn.fileno(), readable)
+    # uvloop made the pipe non-blocking; reads on it must block: an "open" is two sends
+    # (the message, then the listening fd), and under load the fd, or the rest of a
+    # message, may come a moment after the loop saw the pipe readable.
+    os.set_blocking(conn.fileno(), True)
     try:
         await done
     finally:

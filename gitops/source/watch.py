@@ -32,6 +32,10 @@ log = structlog.get_logger(component="source")
 
 EDITOR_SUFFIXES = (".swp", ".swo", ".swx", "~")
 _IGNORED_TYPES = {EVENT_TYPE_OPENED, EVENT_TYPE_CLOSED_NO_WRITE}
+# Quiet time after the last event before a sync. The events of one save, rename or
+# `git checkout` come microseconds to a few milliseconds apart, so 0.1 s still sees the
+# burst whole; each 0.1 s more is added to every edit -> running.
+DEBOUNCE = 0.1
 
 
 class DirWatcher:
@@ -42,7 +46,8 @@ class DirWatcher:
     still waiting out its debounce when `stop()` is called is dropped.
     """
 
-    def __init__(self, path: Path, on_change: Callable[[], None], debounce: float = 0.3) -> None:
+    def __init__(self, path: Path, on_change: Callable[[], None],
+                 debounce: float = DEBOUNCE) -> None:
         self.path = Path(path)
         self.on_change = on_change
         self.debounce = debounce

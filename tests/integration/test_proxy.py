@@ -14,11 +14,14 @@ import importlib.util
 import os
 import socket
 from collections import Counter
+from multiprocessing import reduction
 
 import pytest
 
 from gitops.proxy.listeners import Proxy, LogThrottle
 from gitops.proxy.routes import Route
+from gitops.proxy.tcp import TcpListener
+from gitops.proxy.workers import WorkerPool
 
 LO = "127.0.0.1"
 T = 5.0  # per-step bound; every await on the network goes through it
@@ -726,3 +729,51 @@ def test_worker_processes_share_listeners_and_follow_every_update():
                 await b.stop()
         assert proxy._pool is None
     run(main(), timeout=90)
+
+
+def test_a_worker_takes_a_listener_whose_fd_comes_a_moment_after_its_message():
+    """An "open" is two sends; under load the worker sees the message before the fd."""
+    async def main():
+        backend = await Backend("b0").start()
+        pool = WorkerPool(1, dial_timeout=1.0)
+        listener = TcpListener.bind(LO, free_port(), 16)
+        try:
+            proc, conn = pool._workers[0]
+            addr = listener.getsockname()
+            conn.send(("open", addr, [backend.addr], "test/late-fd"))
+            await asyncio.sleep(0.3)              # the worker is reading the message now
+            reduction.send_handle(conn, listener.fileno(), proc.pid)
+            assert conn.poll(10) and conn.recv() is None
+            listener.close()                      # only the worker accepts from here on
+            _, w, name = await connect(addr[1])
+            assert name == "b0"
+            await close(w)
+            assert pool.call(("update", addr, [backend.addr])) == [None]
+        finally:
+            listener.close()
+            await asyncio.to_thread(pool.close)
+            await backend.stop()
+    run(main(), timeout=60)
+
+
+def test_with_workers_a_listener_refuses_without_endpoints_and_listens_again():
+    """The workers hold a duplicate of the listening socket: losing the last endpoint must
+    not read as "another process holds the port", and the port must come back."""
+    async def main():
+        backend = await Backend("b0").start()
+        proxy = Proxy(dial_timeout=1.0, workers=1)
+        port = free_port()
+        try:
+            assert await proxy.apply({(LO, port): [backend.addr]}) == {}
+            assert await proxy.apply({(LO, port): []}) == {}
+            with pytest.raises(ConnectionRefusedError):
+                await asyncio.wait_for(asyncio.open_connection(LO, port), T)
+            assert await proxy.apply({(LO, port): [backend.addr]}) == {}
+            for _ in range(8):
+                _, w, name = await connect(port)
+                assert name == "b0"
+                await close(w)
+        finally:
+            await proxy.close()
+            await backend.stop()
+    run(main(), timeout=60)

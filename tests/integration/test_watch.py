@@ -201,3 +201,19 @@ def test_ignored_paths():
                           ("/repo/sub/.#a.yaml", True), ("/repo/a.yaml.swp", True),
                           ("/repo/templates/_helpers.tpl", False)]:
         assert watcher.ignored(path) is ignored, path
+
+
+def test_the_default_debounce_sees_a_checkout_whole(tmp_path):
+    """What the agent's watch uses: files rewritten back to back (as a `git checkout` or a
+    save does) are one sync, not one per file."""
+    calls = Calls()
+    watcher = DirWatcher(tmp_path, calls)
+    watcher.start()
+    try:
+        for i in range(40):
+            (tmp_path / f"f{i}.yaml").write_text(f"n: {i}\n")
+        assert calls.wait_for(1, timeout=3.0)
+        time.sleep(SETTLE)
+        assert calls.count == 1
+    finally:
+        watcher.stop()
