@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import copy
 import re
-from typing import Any
-
-import jsonschema
+from typing import TYPE_CHECKING, Any
 
 from gitops.admission.errors import Invalid
 from gitops.model import custom
 from gitops.model.custom import CRD
+
+if TYPE_CHECKING:      # jsonschema is imported where a CRD's schema is checked: not
+    import jsonschema   # at start-up (it costs a third of a second of imports)
 
 _ROOT_KEPT = ("apiVersion", "kind", "metadata")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -120,6 +121,7 @@ def apply_defaults(value: Any, schema: dict, root: bool = False) -> None:
 
 def problems(obj: dict, schema: dict) -> list[tuple[str, str]]:
     """(field path, message) for what the schema refuses (metadata is the API's)."""
+    import jsonschema
     body = {k: v for k, v in obj.items() if k != "metadata"}
     validator = jsonschema.Draft4Validator(json_schema(
         {**schema, "properties": {k: v for k, v in (schema.get("properties") or {}).items()

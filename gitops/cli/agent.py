@@ -13,7 +13,8 @@ import click
 from gitops.cli import output
 from gitops.cli.agent_options import AgentOptions
 from gitops.cli.client import Client
-from gitops.cli.common import DATA_DIR, EXIT_PROBLEM, fail, one_line, wait_and_report
+from gitops.cli.common import (DATA_DIR, EXIT_PROBLEM, client_logging, fail, one_line,
+                               wait_and_report)
 from gitops.cli.process import REPO_ENV, await_agent, start_agent
 from gitops.errors import GitopsError
 from gitops.manifests.age_keys import AGE_KEY_ENV, AGE_KEY_FILE_ENV, KeySource
@@ -101,6 +102,7 @@ def up(source: str, agent: AgentOptions, data_dir: str, wait: bool, timeout: flo
              f"{dd.root}; run `gitops down` first or use another --data-dir")
     started = time.monotonic()
     if info:
+        client_logging()
         # Options are the agent's, from its start: one given now that differs is refused
         # (silently syncing with the old ones would look as if it applied).
         differing = agent.differences(info.get("options") or {})
@@ -117,6 +119,7 @@ def up(source: str, agent: AgentOptions, data_dir: str, wait: bool, timeout: flo
         except GitopsError as exc:
             fail(str(exc))
         proc = start_agent(dd, source, agent)
+        client_logging()        # structlog's import overlaps the agent's start
         with output.working("starting the agent (pod network, DNS, API)..."):
             try:
                 await_agent(dd, proc, timeout=60)

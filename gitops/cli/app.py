@@ -9,7 +9,7 @@ import traceback
 import click
 
 from gitops.cli import access, agent, control, datastore, manifests, node, objects, rollout, ui
-from gitops.cli.common import EXIT_ERROR, fail, one_line
+from gitops.cli.common import EXIT_ERROR, client_logging, fail, one_line
 
 
 class GitopsGroup(click.Group):
@@ -43,7 +43,8 @@ class GitopsGroup(click.Group):
 @click.version_option(package_name="gitops")
 @click.option("--debug", is_flag=True, envvar="GITOPS_DEBUG",
               help="Show tracebacks and debug logs.")
-def main(debug: bool) -> None:
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
     """Run Kubernetes manifests from git on a Docker host.
 
     \b
@@ -55,8 +56,8 @@ def main(debug: bool) -> None:
 
     Exit codes: 0 ok, 1 problems found (invalid, diff present, unhealthy), 2 error.
     """
-    from gitops import log as logsetup     # lazily: structlog costs most of a --help
-    logsetup.configure("auto", "debug" if debug else "warning")   # client verbs: stderr
+    if ctx.invoked_subcommand != "up":    # `up`: once its agent is starting (client_logging)
+        client_logging(debug)
 
 
 @main.command()

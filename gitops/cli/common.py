@@ -13,6 +13,17 @@ from gitops.cli.client import AgentNotRunning, Client
 from gitops.errors import GitopsError
 from gitops.paths import DataDir
 
+
+def client_logging(debug: bool | None = None) -> None:
+    """Client verbs log to stderr, warnings only (debug with --debug). structlog costs
+    most of a --help to import: `up` calls this once its agent process is starting, so
+    the two imports overlap. debug=None: the group's --debug flag."""
+    from gitops import log as logsetup
+    if debug is None:
+        ctx = click.get_current_context(silent=True)
+        debug = bool(ctx and ctx.find_root().params.get("debug"))
+    logsetup.configure("auto", "debug" if debug else "warning")
+
 DATA_DIR = click.option("--data-dir", default=".gitops", show_default=True,
                         envvar="GITOPS_DATA_DIR", show_envvar=True,
                         type=click.Path(file_okay=False), help="Agent state directory.")

@@ -14,21 +14,23 @@ from __future__ import annotations
 import functools
 import json
 import re
-from importlib.resources import files
 from collections.abc import Callable
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-import jsonschema
 import jsonschema_rs
-from referencing import Registry, Resource
 
 from gitops.admission import custom as custom_rules
 from gitops.errors import ManifestError
 from gitops.manifests import checks, paths
 from gitops.manifests.loader import SourceObject
+from gitops.manifests.schemas import SCHEMAS
 from gitops.model import custom
 
-_SCHEMAS = files("kubernetes_validate").joinpath("kubernetes-json-schema")
+if TYPE_CHECKING:   # the precise validator is imported on the first invalid manifest only
+    import jsonschema
+    from referencing import Registry
+
+
 _STRICT_DIR = re.compile(r"v(\d+)\.(\d+)\.(\d+)-local-strict\Z")
 _VERSION = re.compile(r"v?(\d+)\.(\d+)(?:\.\d+)?\Z")
 # Refuse odd kinds/apiVersions before they become file names (no "../" lookups).
@@ -38,17 +40,23 @@ _API_VERSION = re.compile(r"v\d+((alpha|beta)\d+)?\Z")
 # Integer widths the schemas declare (replicas, ports, ...): Kubernetes refuses a value that
 # does not fit, so a replicas of 10**20 must not reach the controllers.
 _INT_BITS = {"int32": 32, "int64": 64}
-_FORMATS = jsonschema.FormatChecker(formats=())
-for _name, _bits in _INT_BITS.items():
-    _FORMATS.checks(_name)(lambda v, b=_bits: not isinstance(v, int) or isinstance(v, bool)
-                           or -2 ** (b - 1) <= v < 2 ** (b - 1))
+
+
+@functools.lru_cache(maxsize=None)
+def _formats() -> jsonschema.FormatChecker:
+    import jsonschema
+    checker = jsonschema.FormatChecker(formats=())
+    for name, bits in _INT_BITS.items():
+        checker.checks(name)(lambda v, b=bits: not isinstance(v, int) or isinstance(v, bool)
+                             or -2 ** (b - 1) <= v < 2 ** (b - 1))
+    return checker
 
 
 def _bundled() -> dict[tuple[int, int], str]:
     """(major, minor) -> strict schema directory, newest patch release of each minor."""
     found: dict[tuple[int, int], tuple[int, str]] = {}
     try:
-        for entry in _SCHEMAS.iterdir():
+        for entry in SCHEMAS.iterdir():
             m = _STRICT_DIR.match(entry.name)
             if m:
                 key, patch = (int(m[1]), int(m[2])), int(m[3])
@@ -79,13 +87,14 @@ def _schema_dir(kubernetes_version: str) -> str:
 
 @functools.lru_cache(maxsize=None)
 def _registry(schema_dir: str) -> Registry:
+    from referencing import Registry, Resource
     defs = _definitions(schema_dir)
     return Registry().with_resource(defs["$id"], Resource.from_contents(defs))
 
 
 @functools.lru_cache(maxsize=None)
 def _definitions(schema_dir: str) -> dict:
-    return json.loads(_SCHEMAS.joinpath(schema_dir, "_definitions.json").read_text())
+    return json.loads(SCHEMAS.joinpath(schema_dir, "_definitions.json").read_text())
 
 
 @functools.lru_cache(maxsize=None)
@@ -117,8 +126,9 @@ class KindValidator:
         except (ValueError, TypeError, OverflowError):
             pass    # e.g. an integer beyond 64 bits: let the precise validator describe it
         if self._precise is None:
+            import jsonschema
             self._precise = jsonschema.Draft202012Validator(
-                self._schema, registry=_registry(self._schema_dir), format_checker=_FORMATS)
+                self._schema, registry=_registry(self._schema_dir), format_checker=_formats())
         return self._precise.iter_errors(body)
 
 
@@ -146,7 +156,7 @@ def _validator(schema_dir: str, api_version: str, kind: str) -> KindValidator | 
     # such as apps.example.com/v1 or sub-schemas like DeploymentSpec.
     name = f"{kind.lower()}-{group.split('.')[0]}-{version}.json" if group else \
         f"{kind.lower()}-{version}.json"
-    ref = _SCHEMAS.joinpath(schema_dir, name)
+    ref = SCHEMAS.joinpath(schema_dir, name)
     if not ref.is_file():
         return None
     schema = json.loads(ref.read_text())

@@ -17,10 +17,9 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
-import jinja2
 import structlog
 from aiohttp import web
 
@@ -35,6 +34,9 @@ from gitops.ui.auth import Session, Sessions, csrf_ok
 from gitops.ui.diffview import changed
 from gitops.ui.live import COALESCE, Changes
 from gitops.ui.tree import Filter, filter_tree, flatten, health_counts, kinds_in
+
+if TYPE_CHECKING:
+    import jinja2
 
 log = structlog.get_logger(component="ui")
 
@@ -69,14 +71,20 @@ class _Ui:
         # Conditions left out: without stored ones, their times are "now" at every read.
         self.changes = Changes(ctx.store, lambda: {
             k: v for k, v in book.read().as_dict().items() if k != "conditions"})
-        self.jinja = jinja2.Environment(
+
+    @functools.cached_property
+    def jinja(self) -> jinja2.Environment:
+        """Made at the first page: the agent's start does not wait on jinja2's import."""
+        import jinja2
+        env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
             trim_blocks=True, lstrip_blocks=True)
-        self.jinja.filters["when"] = _when
-        self.jinja.filters["short"] = lambda sha: (sha or "")[:12]
-        self.jinja.filters["obj_url"] = object_url
-        self.jinja.filters["tojson_compact"] = lambda v: json.dumps(v, default=str)
-        self.jinja.globals["static"] = static_url
+        env.filters["when"] = _when
+        env.filters["short"] = lambda sha: (sha or "")[:12]
+        env.filters["obj_url"] = object_url
+        env.filters["tojson_compact"] = lambda v: json.dumps(v, default=str)
+        env.globals["static"] = static_url
+        return env
 
 
 def add_ui_routes(app: web.Application, ctx: UiContext) -> None:

@@ -14,15 +14,14 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from importlib.resources import files
 from typing import Any
 
 from gitops.api.kube.registry import Resource, group_versions
+from gitops.manifests.schemas import SCHEMAS
 from gitops.model import custom
 
 SCHEMA_VERSION = "v1.32.0-local"       # the Kubernetes minor the API reports (/version)
-_DEFS = files("kubernetes_validate").joinpath("kubernetes-json-schema", SCHEMA_VERSION,
-                                              "_definitions.json")
+_DEFS = SCHEMAS / SCHEMA_VERSION / "_definitions.json"
 _REF_PREFIXES = ("#/$defs/", "/api/_definitions.json#/$defs/")
 _SPECIAL = {
     "io.k8s.apimachinery.pkg.util.intstr.IntOrString": {

@@ -21,7 +21,6 @@ from aiohttp import web
 
 from gitops.api.kube import managed, openapi
 from gitops.api.kube import patch as P
-from gitops.api.kube import protobuf
 from gitops.api.kube import status as st
 from gitops.api.kube.present import present, typed_mask, unmask_secret
 from gitops.api.kube.reads import get_object, key
@@ -49,6 +48,7 @@ def body_of(request: web.Request, raw: bytes, yaml_ok: bool = False) -> Any:
     """The request body (already read: handlers run on worker threads) as JSON or YAML,
     or Kubernetes protobuf (kubectl's generators send it for built-in kinds)."""
     if request.headers.get("Content-Type", "").startswith(PROTOBUF):
+        from gitops.api.kube import protobuf     # kubectl's create only: not at start-up
         try:
             return protobuf.decode(raw)
         except protobuf.Malformed as exc:
