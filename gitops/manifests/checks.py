@@ -327,10 +327,9 @@ def _config_key(path: str, key: Any) -> Iterator[Problem]:
 
 
 def _volume_problems(vpath: str, volume: dict) -> Iterator[Problem]:
-    """One source per volume, and the keys its items name."""
+    """At most one source per volume (none is an emptyDir, as the API server defaults it),
+    and the keys its items name."""
     kinds = [k for k in volume if k in VOLUME_SOURCES]
-    if not kinds:
-        yield vpath, "Required value: must specify a volume type"
     for extra in kinds[1:]:
         yield f"{vpath}.{extra}", "Forbidden: may not specify more than 1 volume type"
     sources = [(f"{vpath}.{k}", volume.get(k)) for k in ("configMap", "secret")]

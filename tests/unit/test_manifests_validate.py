@@ -301,8 +301,7 @@ EXTRA_CHECKS = [
        "unique")]),
     (pod("containers:\n- {name: a, image: x}\nvolumes:\n- name: none\n"
          "- name: two\n  emptyDir: {}\n  nfs: {server: s, path: /p}\n"),
-     [(9, "spec.volumes[0]", "Required value: must specify a volume type"),
-      (12, "spec.volumes[1].nfs", "Forbidden: may not specify more than 1 volume type")]),
+     [(12, "spec.volumes[1].nfs", "Forbidden: may not specify more than 1 volume type")]),
     (pod("containers:\n- name: a\n  image: x\n  env:\n  - name: A\n    valueFrom:\n"
          "      configMapKeyRef: {name: c, key: 'bad key!'}\n"
          "volumes:\n- name: s\n  secret:\n    secretName: s\n    items:\n"
