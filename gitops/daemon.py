@@ -26,6 +26,7 @@ from gitops.api import token as api_token
 from gitops.api.kube.api import KubeBackends
 from gitops.api.kube.backends import RuntimeStreams
 from gitops.api.kube.managed import GitFieldOwner
+from gitops.admission.defaults import set_default_toleration_seconds
 from gitops.api.kube.listen import port_of, start_listeners
 from gitops.api.kube.tls import ca_pem
 from gitops.api.podlogs import PodLogs
@@ -217,6 +218,7 @@ class Agent:
         self.informer.add_handler(self._wake_node)
         self._api: web.AppRunner | None = None
         # -- a cluster server: other hosts join as nodes (gitops.cluster)
+        set_default_toleration_seconds(config.default_unreachable_toleration_seconds)
         self.cluster = ClusterServer(
             self.store, self.dd, config.advertise_address, config.https_listen_port,
             config.cluster_cidr, self.service_cidr,

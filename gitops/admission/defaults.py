@@ -24,6 +24,15 @@ _PROBE_DEFAULTS = {"timeoutSeconds": 1, "periodSeconds": 10, "successThreshold":
                    "failureThreshold": 3}
 FILE_MODE = 0o644      # defaultMode of configMap/secret/downwardAPI/projected volumes (420)
 TOLERATION_SECONDS = 300        # DefaultTolerationSeconds: not-ready and unreachable
+# The server's --default-unreachable-toleration-seconds, as kube-apiserver's flag of that
+# name: one value per process, so admission and the sync's diff (which defaults git's side
+# the same way) always agree.
+_toleration_seconds = [TOLERATION_SECONDS]
+
+
+def set_default_toleration_seconds(seconds: int) -> None:
+    """What the DefaultTolerationSeconds rule gives pods (the composition root sets it)."""
+    _toleration_seconds[0] = int(seconds)
 NODE_CONDITION_TAINTS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
 _VOLUME_SOURCES = (
     "hostPath", "emptyDir", "gcePersistentDisk", "awsElasticBlockStore", "gitRepo", "secret",
@@ -203,7 +212,7 @@ def pod_only(spec: Any) -> None:
     if tolerations is None or isinstance(tolerations, list):
         current = _dicts(tolerations)
         added = [{"key": key, "operator": "Exists", "effect": "NoExecute",
-                  "tolerationSeconds": TOLERATION_SECONDS}
+                  "tolerationSeconds": _toleration_seconds[0]}
                  for key in NODE_CONDITION_TAINTS if not _tolerates(current, key)]
         if added:
             spec["tolerations"] = [*(tolerations or []), *added]
