@@ -4,12 +4,14 @@ SQLite by seeking (a page decodes only its own rows, so N objects in pages cost 
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 
 from gitops.store import sqlite as sqlite_store
 from gitops.store.memory import MemoryStore
 from gitops.store.sqlite import SqliteStore
+from tests.etcd_support import start_cluster
 
 # "a-b" sorts before "a/" as bytes but after "a" as a (namespace, name) pair: the order
 # pages follow is the pair's.
@@ -21,9 +23,21 @@ def cm(name: str, ns: str) -> dict:
             "metadata": {"name": name, "namespace": ns}, "data": {}}
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(scope="module")
+def etcd(tmp_path_factory):
+    cluster = start_cluster(tmp_path_factory.mktemp("etcd"))
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=["memory", "sqlite", "etcd"])
 def store(request, tmp_path):
-    s = MemoryStore() if request.param == "memory" else SqliteStore(tmp_path / "s.db")
+    if request.param == "etcd":
+        from gitops.store.etcd import EtcdStore
+        etcd = request.getfixturevalue("etcd")
+        s = EtcdStore(etcd.url, prefix=f"/t-{uuid.uuid4().hex[:8]}/")
+    else:
+        s = MemoryStore() if request.param == "memory" else SqliteStore(tmp_path / "s.db")
     with s.transaction():
         for ns in NAMESPACES:
             for name in ("x", "x-1", "x1", "y"):
