@@ -67,6 +67,9 @@ def measure(backend: str, nodes: int, pods: int, etcd_url: str = "") -> dict:
         informer = Informer(store)
         sched = SchedulerLoop(informer,
                               lambda actions: execute_batched(store, actions, "scheduler"))
+        for ns in range(10):                   # pods are admitted into existing namespaces
+            store.create({"apiVersion": "v1", "kind": "Namespace",
+                          "metadata": {"name": f"ns-{ns}"}})
         for start in range(0, pods, 200):
             with store.transaction():
                 for i in range(start, min(pods, start + 200)):

@@ -92,6 +92,19 @@ class Backend:
         with self._lock:
             return self.resource_version(), self.list(kind, namespace)
 
+    def page(self, kind: str, namespace: str | None, after: tuple[str, str] | None,
+             limit: int | None) -> tuple[int, list[dict], int]:
+        """(resourceVersion, up to `limit` objects ordered by (namespace, name) strictly
+        after `after`, how many more follow them): one page of a chunked list. A backend
+        that can seek overrides this, so a list of N objects in pages costs O(N), not
+        O(N * pages)."""
+        rv, objects = self.snapshot(kind, namespace)
+        if after is not None:
+            objects = [o for o in objects if _position(o) > after]
+        if limit and len(objects) > limit:
+            return rv, objects[:limit], len(objects) - limit
+        return rv, objects, 0
+
     def update_status(self, key: ObjectKey, status: dict) -> dict:
         """The stored object with this status, at a new resourceVersion."""
         with self.transaction():
@@ -105,3 +118,8 @@ class Backend:
         change = Change(int(obj["metadata"]["resourceVersion"]), event_type,
                         str(obj.get("kind", "")), body, before)
         self._pending.append((event_type, obj, change))
+
+
+def _position(obj: dict) -> tuple[str, str]:
+    meta = obj["metadata"]
+    return meta.get("namespace", "") or "", meta["name"]

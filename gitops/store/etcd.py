@@ -22,6 +22,8 @@ key, a/... what git applied, i the inventory, s/NAME state, h/TIME history.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import json
 import os
 import threading
@@ -44,6 +46,7 @@ from gitops.store.etcd_client import (
     Unavailable,
     delete_op,
     mod_equals,
+    prefix_end,
     put_op,
 )
 
@@ -254,6 +257,37 @@ class EtcdStore(Backend):
         objects.sort(key=lambda o: (o["metadata"].get("namespace", ""),
                                     o["metadata"]["name"]))
         return rev, objects
+
+    def page(self, kind: str, namespace: str | None, after: tuple[str, str] | None,
+             limit: int | None) -> tuple[int, list[dict], int]:
+        # Key order is not (namespace, name) order ("a-b/" sorts before "a/"), so the page
+        # is chosen from the keys alone, then only its values are read, at one revision.
+        if self._mine() is not None or not limit:
+            return super().page(kind, namespace, after, limit)
+        base = f"{self.prefix}o/{kind}/"
+        rev, keys = self._keys(base + ("" if namespace is None else f"{namespace}/"))
+        positions = sorted(_split(k[len(base):]) for k in keys)
+        if after is not None:
+            positions = positions[bisect.bisect_right(positions, after):]
+        chosen, remaining = positions[:limit], max(0, len(positions) - limit)
+        objects: list[dict] = []
+        for ns, group in itertools.groupby(chosen, key=lambda p: p[0]):
+            names = [name for _, name in group]
+            # one namespace's chosen names are contiguous in key order too
+            _, kvs, _ = self.client.range(f"{base}{ns}/{names[0]}",
+                                          f"{base}{ns}/{names[-1]}\0", rev)
+            objects += [self._decode(kv) for kv in kvs]
+        return rev, objects, remaining
+
+    def _keys(self, prefix: str, page: int = 10000) -> tuple[int, list[str]]:
+        end = prefix_end(prefix)
+        rev, kvs, _ = self.client.range(prefix, end, keys_only=True, limit=page)
+        keys = [kv.key for kv in kvs]
+        while len(kvs) == page:
+            _, kvs, _ = self.client.range(keys[-1] + "\0", end, rev, keys_only=True,
+                                          limit=page)
+            keys += [kv.key for kv in kvs]
+        return rev, keys
 
     def all_objects(self) -> Iterator[dict]:
         _, kvs = self._read_prefix(self.prefix + "o/")
@@ -525,3 +559,8 @@ def _cut(stream: requests.Response) -> None:
             sock.shutdown(2)        # SHUT_RDWR
     except OSError:
         pass
+
+
+def _split(rest: str) -> tuple[str, str]:
+    namespace, name = rest.split("/", 1)
+    return namespace, name

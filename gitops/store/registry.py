@@ -109,6 +109,7 @@ class Registry:
         self.list = backend.list
         self.all_objects = backend.all_objects
         self.snapshot = backend.snapshot
+        self.page = backend.page
         self.resource_version = backend.resource_version
         self.watch = backend.watch
         self.transaction = backend.transaction

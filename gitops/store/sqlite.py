@@ -114,6 +114,31 @@ class SqliteStore(Backend):
                     (kind, namespace))
             return [json.loads(r[0]) for r in rows.fetchall()]
 
+    def page(self, kind: str, namespace: str | None, after: tuple[str, str] | None,
+             limit: int | None) -> tuple[int, list[dict], int]:
+        # Seeks on the primary key (kind, namespace, name): a page reads only its rows.
+        where, args = "kind=?", [kind]
+        if namespace is not None:
+            where, args = where + " AND namespace=?", args + [namespace]
+        if after is not None:
+            where, args = where + " AND (namespace, name) > (?, ?)", args + list(after)
+        with self._lock:
+            rv = self.resource_version()
+            if not limit:
+                rows = self._db.execute(
+                    f"SELECT body FROM objects WHERE {where} ORDER BY namespace, name", args)
+                return rv, [json.loads(r[0]) for r in rows.fetchall()], 0
+            rows = self._db.execute(f"SELECT body, namespace, name FROM objects WHERE {where}"
+                                    " ORDER BY namespace, name LIMIT ?", args + [limit])
+            got = rows.fetchall()
+            remaining = 0
+            if len(got) == limit:
+                last = (got[-1][1], got[-1][2])
+                remaining = self._db.execute(
+                    f"SELECT COUNT(*) FROM objects WHERE {where} AND (namespace, name) > (?, ?)",
+                    args + list(last)).fetchone()[0]
+            return rv, [json.loads(r[0]) for r in got], remaining
+
     def all_objects(self) -> Iterator[dict]:
         with self._lock:
             rows = self._db.execute("SELECT body FROM objects ORDER BY kind, namespace, name")

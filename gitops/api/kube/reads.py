@@ -47,13 +47,23 @@ def list_page(store: Store, target: Target, query) -> tuple[int, list[dict], str
     chosen = selection(target, query)
     limit = max(0, int_param(query, "limit", 0) or 0)      # Kubernetes: <= 0 is no limit
     token = query.get("continue", "")
-    rv, objects = store.snapshot(r.kind, chosen.namespace)
+    after = None
     if token:
         token_rv, after = decode_continue(token)
         if token_rv < store.changes.floor:
             raise st.gone("The provided continue parameter is too old to display a consistent "
                           "list result. You can start a new list without the continue "
                           "parameter.")
+    if chosen.labels is None and not chosen.fields:
+        # Nothing to filter: the store seeks to the page (kubectl lists in pages of 500).
+        rv, page, remaining = store.page(r.kind, chosen.namespace, after, limit or None)
+        if remaining:
+            last = page[-1]["metadata"]
+            return rv, page, encode_continue(rv, last.get("namespace", ""), last["name"]), \
+                remaining
+        return rv, page, "", 0
+    rv, objects = store.snapshot(r.kind, chosen.namespace)
+    if after is not None:
         objects = [o for o in objects if (o["metadata"].get("namespace", ""),
                                           o["metadata"]["name"]) > after]
     selected = [o for o in objects if chosen(o)]
