@@ -381,6 +381,11 @@ def check_pod_references(body: dict) -> Iterator[Problem]:
         if isinstance(volume, dict):
             names.add(str(volume.get("name")))
             yield from _volume_problems(f"{base}.volumes[{i}]", volume)
+    # A StatefulSet's claim templates are volumes of its pods too (one claim per pod).
+    claims = _get(body, "spec", "volumeClaimTemplates") if body["kind"] == "StatefulSet" \
+        else None
+    names |= {str(_get(c, "metadata", "name")) for c in (claims or [])
+              if isinstance(c, dict)} if isinstance(claims, list) else set()
     for group in ("initContainers", "containers", "ephemeralContainers"):
         containers = spec.get(group)
         for i, container in enumerate(containers if isinstance(containers, list) else []):
