@@ -381,11 +381,27 @@ def execute_batched(registry: Registry, actions: list[Action], controller: str,
     batch instead of per action, as the scheduler binds thousands of pods. A batch that
     loses a race to another writer is dropped whole; the next pass redoes its work."""
     for start in range(0, len(actions), batch):
+        held = _HeldEvents()
         try:
             with registry.transaction():
-                execute(registry, actions[start:start + batch], controller, recorder)
+                execute(registry, actions[start:start + batch], controller, held)  # type: ignore[arg-type]
         except Conflict as exc:
             log.info("action_batch_conflict", controller=controller, error=str(exc))
+            continue
+        # Events after the commit: the recorder takes its own lock and then the store's, so
+        # recording while this transaction holds the store's lock would deadlock with it.
+        for spec in held.specs if recorder is not None else ():
+            recorder.record(spec)
+
+
+class _HeldEvents:
+    """Events of a batch, kept until its transaction commits."""
+
+    def __init__(self) -> None:
+        self.specs: list = []
+
+    def record(self, spec) -> None:
+        self.specs.append(spec)
 
 
 # -- rules ---------------------------------------------------------------------------------
