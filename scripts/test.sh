@@ -12,16 +12,8 @@ if [ "$(id -u)" = 0 ]; then
   GITOPS_SKIP_BASE_SETUP=1 "$here/setup-cluster.sh" >/dev/null
   export GITOPS_REQUIRE_CLUSTER=${GITOPS_REQUIRE_CLUSTER:-1}
 fi
-# KNOWN REGRESSION (issue 19, open): the multi-node scenarios in tests/cluster/test_cluster.py
-# passed on the cluster branch alone and fail since the merges with the etcd store and
-# admission work (a node stops seeing pod deletions; a lost node's pods are not replaced).
-# They stay out of the default run until fixed; GITOPS_CLUSTER_SCENARIOS=1 runs them.
-skip=()
-if [ "${GITOPS_CLUSTER_SCENARIOS:-0}" != 1 ]; then
-  skip=(--ignore=tests/cluster/test_cluster.py)
-fi
 set +e
-python3 -m pytest -q "${skip[@]}" "$@"
+python3 -m pytest -q "$@"
 rc=$?
 set -e
 if [ "$rc" -eq 5 ]; then
