@@ -33,6 +33,7 @@ from gitops.api.podlogs import PodLogs
 from gitops.api.server import ApiContext, make_app, object_health, unmanaged_objects
 from gitops.api.serviceaccounts import load_or_create_key
 from gitops.api.webhook import add_webhook_routes
+from gitops.cluster.node import start_node_dns, watch_runtime
 from gitops.cluster.server import ClusterServer
 from gitops.controllers.nodelifecycle import Settings
 from gitops.controllers.manager import ControllerManager
@@ -322,17 +323,10 @@ class Agent:
                                                          "service-proxy"))
 
     def _watch_docker(self, stopping) -> None:
-        def on_event(event: dict) -> None:
-            if self.node.on_runtime_event(event):
-                self.node_loop.poke()
-        self.runtime.watch_events(on_event, stopping)
+        watch_runtime(self.runtime, self.node, self.node_loop, stopping)
 
     async def _start_dns(self) -> None:
-        # Cluster DNS on the pod network's gateway (containers' only nameserver) and on
-        # the host's loopback; pods fall back to Docker's resolver if neither could bind.
-        await self.services.start_dns([self.node.host_ip, "127.0.0.1"])
-        if self.services.answers_at(self.node.host_ip):
-            self.node.dns_server = self.node.host_ip
+        await start_node_dns(self.services, self.node)
 
     async def _start_api(self) -> None:
         app = make_app(ApiContext(self.store, self.token, self.status, self._control,

@@ -148,15 +148,10 @@ class NodeRole:
         routes.apply(routes.desired(self.store.list("Node"), self.node_name))
 
     def _watch_docker(self, stopping) -> None:
-        def on_event(event: dict) -> None:
-            if self.node.on_runtime_event(event):
-                self.node_loop.poke()
-        self.runtime.watch_events(on_event, stopping)
+        watch_runtime(self.runtime, self.node, self.node_loop, stopping)
 
     async def _start_dns(self) -> None:
-        await self.services.start_dns([self.node.host_ip, "127.0.0.1"])
-        if self.services.answers_at(self.node.host_ip):
-            self.node.dns_server = self.node.host_ip
+        await start_node_dns(self.services, self.node)
 
     def runnables(self) -> Group:
         return Group("node", [
@@ -258,3 +253,19 @@ def run_node(cfg: NodeConfig) -> None:
     from gitops.proxy.loop import run
     os.umask(OWNER_ONLY_UMASK)
     run(NodeRole(cfg).run())
+
+
+def watch_runtime(runtime, node: NodeAgent, node_loop, stopping) -> None:
+    """The engine's events to the node agent; a pass of its loop when one matters."""
+    def on_event(event: dict) -> None:
+        if node.on_runtime_event(event):
+            node_loop.poke()
+    runtime.watch_events(on_event, stopping)
+
+
+async def start_node_dns(services, node: NodeAgent) -> None:
+    """Cluster DNS on the pod network's gateway (containers' only nameserver) and on the
+    host's loopback; pods fall back to Docker's resolver if neither could bind."""
+    await services.start_dns([node.host_ip, "127.0.0.1"])
+    if services.answers_at(node.host_ip):
+        node.dns_server = node.host_ip
