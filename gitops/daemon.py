@@ -35,6 +35,7 @@ from gitops.api.serviceaccounts import load_or_create_key
 from gitops.api.webhook import add_webhook_routes
 from gitops.cluster.node import start_node_dns, watch_runtime
 from gitops.cluster.server import ClusterServer
+from gitops.cluster.shared import PEERS, ServerRegistry, share_secrets
 from gitops.controllers.nodelifecycle import Settings
 from gitops.controllers.manager import ControllerManager
 from gitops.errors import GitopsError
@@ -65,6 +66,8 @@ from gitops.sync.engine import SyncEngine, SyncPolicy
 from gitops.sync.ignore import parse_flag
 from gitops.sync.live import LiveDrift
 from gitops.sync.options import app_options
+from gitops.sync.requests import SyncRequests
+from gitops.sync.runner import MARGIN as SYNC_MARGIN
 from gitops.sync.runner import SyncRunner
 from gitops.sync.status import health_condition
 from gitops.ui import UiContext, add_ui_routes
@@ -144,13 +147,15 @@ class Agent:
             log.info("decryption_keys_loaded", recipients=self.decryption.load().recipients)
         make_private_dir(self.dd.root)      # Secret data, the token, the repo URL: owner only
         self._lock_fd = _lock(self.dd.lock_file)
-        self.token = api_token.load_or_create(self.dd.token_file)   # a bad one: refuse now
-        self.sa_key = load_or_create_key(self.dd.service_account_key_file)
         # every writer's one path, over SQLite or etcd
         self.lease_timings = LeaseTimings(config.leader_elect_lease_duration,
                                           config.leader_elect_renew_deadline,
                                           config.leader_elect_retry_period).check()
         self.store = Registry(open_backend(config.datastore, self.dd.store))
+        if self.shared:     # servers on one store: one CA, API token, SA key, join token
+            share_secrets(self.store, self.dd.root)
+        self.token = api_token.load_or_create(self.dd.token_file)   # a bad one: refuse now
+        self.sa_key = load_or_create_key(self.dd.service_account_key_file)
         self.stop = asyncio.Event()
         # -- control plane: git -> store -> controllers -> scheduler
         self.source = make_source(config.repo, self.dd.root, config.ref, config.path,
@@ -225,9 +230,25 @@ class Agent:
             config.cluster_cidr, self.service_cidr,
             Settings(config.node_monitor_grace_period,
                      config.default_unreachable_toleration_seconds),
-            self.controllers.events) if config.advertise_address else None
+            self.controllers.events, shared=self.shared) if config.advertise_address else None
         if self.cluster is not None:
             self.informer.add_handler(self.cluster.on_change)
+        # Several servers: sync requests made on one that does not lead reach the leader.
+        self._leads: dict[str, Elected] = {}
+        self.requests = SyncRequests(self.store, self._control_here, self._trigger) \
+            if self.shared else None
+        self.requests_loop = Loop("sync-requests", self.requests.serve, resync=10) \
+            if self.requests else None
+        if self.requests_loop is not None:
+            self.informer.add_handler(lambda e, o, n: self.requests.on_change(e, o, n)
+                                      and self.requests_loop.poke())
+        self.servers = ServerRegistry(self.store, self.dd.instance, self.dd.root / PEERS) \
+            if self.shared else None
+
+    @property
+    def shared(self) -> bool:
+        """A store several servers share (etcd)."""
+        return self.config.datastore.startswith("etcd://")
 
     # -- wiring ---------------------------------------------------------------------------
     def runnables(self) -> Group:
@@ -248,16 +269,32 @@ class Agent:
                                 *(self.cluster.controller_loops() if self.cluster else [])],
                                [self.scheduler]),
                 self.node_loop, self.proxy_loop,
+                *([Loop("peers", self.servers.refresh, resync=10)] if self.servers else []),
                 *(self.cluster.host_loops() if self.cluster else [])], together=True),
         ])
 
     def _trigger(self, reason: str) -> None:
-        """A pass of the agent's own source and of every app (a poll, a webhook)."""
+        """A pass of the agent's own source and of every app (a poll, a webhook); a
+        webhook on a server not leading sync is the leader's to act on."""
+        if reason == "webhook" and self._follows_sync():
+            self.requests.trigger(reason)
+            return
         self.sync.trigger(reason)
         self.apps.trigger_all(reason)
 
+    def _follows_sync(self) -> bool:
+        elected = self._leads.get("gitops-sync")
+        return self.requests is not None and elected is not None and not elected.leading
+
     async def _control(self, verb: str, params: dict) -> dict:
-        """A control verb for the agent's own source, or for one app (`?app=NAME`)."""
+        """A control verb for the agent's own source, or for one app (`?app=NAME`); on a
+        server not leading sync, the leader's answer (gitops.sync.requests)."""
+        if self._follows_sync():
+            return await self.requests.control(verb, params,
+                                               self.policy.wave_timeout + SYNC_MARGIN)
+        return await self._control_here(verb, params)
+
+    async def _control_here(self, verb: str, params: dict) -> dict:
         app = params.get("app")
         if app:
             return await self.apps.get(app).runner.control(verb, params)
@@ -271,13 +308,14 @@ class Agent:
         timings = self.lease_timings
         identity = f"{socket.gethostname()}_{self.dd.instance}"
         out = []
-        for lease, members in (("gitops-sync", sync), ("gitops-controller-manager",
-                                                       controllers),
+        for lease, members in (("gitops-sync", [*sync, self.requests_loop]),
+                               ("gitops-controller-manager", controllers),
                                ("gitops-scheduler", scheduler)):
             elector = LeaderElector(self.store, lease, identity, timings)
-            out.append(Elected(lease, Group(lease, members, together=True),
-                               elector.try_acquire_or_renew, elector.release,
-                               timings.retry_period, timings.renew_deadline))
+            self._leads[lease] = Elected(lease, Group(lease, members, together=True),
+                                         elector.try_acquire_or_renew, elector.release,
+                                         timings.retry_period, timings.renew_deadline)
+            out.append(self._leads[lease])
         return out
 
     def _wake_node(self, _event: str, old: dict | None, new: dict | None) -> None:
@@ -358,6 +396,8 @@ class Agent:
         cluster = {} if self.cluster is None else {
             "join": await self.cluster.start_listener(self._api), "server": self.cluster.url}
         self._publish_api_service(kube_url)
+        if self.servers is not None:    # where clients of this data dir find the others
+            self.servers.register({"url": url, "kube_url": kube_url})
         # Redacted: credentials stay in git's own config (repos/), nowhere else on disk.
         _write_json(self.dd.agent_file, {"pid": os.getpid(), "url": url, "kube_url": kube_url,
                                          "instance": self.dd.instance,

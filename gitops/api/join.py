@@ -84,13 +84,18 @@ def load_or_create_token(path: Path, ca_pem: bytes) -> JoinToken:
 
 
 class NodeCredentials:
-    """Node name -> SHA-256 of its credential, kept in an owner-only file."""
+    """Node name -> SHA-256 of its credential, kept in an owner-only file, or in the store
+    when servers share one (`shared`: a map with load/reload/put, gitops.cluster.shared)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, shared=None) -> None:
         self.path = path
+        self._shared = shared
         self._lock = threading.Lock()
+        if shared is not None:
+            self._hashes: dict[str, str] = shared.load()
+            return
         try:
-            self._hashes: dict[str, str] = json.loads(path.read_text())
+            self._hashes = json.loads(path.read_text())
         except FileNotFoundError:
             self._hashes = {}
         except ValueError as exc:
@@ -101,6 +106,9 @@ class NodeCredentials:
         """A new credential for `node` (a previous one stops working)."""
         credential = f"node-{secrets.token_urlsafe(32)}"
         with self._lock:
+            if self._shared is not None:
+                self._hashes = self._shared.put(node, _digest(credential))
+                return credential
             self._hashes[node] = _digest(credential)
             write_atomic(self.path, json.dumps(self._hashes, sort_keys=True))
         return credential
@@ -111,10 +119,21 @@ class NodeCredentials:
             return None
         digest = _digest(credential)
         with self._lock:
-            for node, known in self._hashes.items():
-                if hmac.compare_digest(known, digest):
-                    return node
-        return None
+            found = _find(self._hashes, digest)
+            if found is None and self._shared is not None:
+                # A node that joined through another server: read the store again.
+                fresh = self._shared.reload()
+                if fresh is not None:
+                    self._hashes = fresh
+                    found = _find(fresh, digest)
+        return found
+
+
+def _find(hashes: dict[str, str], digest: str) -> str | None:
+    for node, known in hashes.items():
+        if hmac.compare_digest(known, digest):
+            return node
+    return None
 
 
 def _digest(credential: str) -> str:

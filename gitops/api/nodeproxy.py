@@ -30,13 +30,18 @@ KUBELET_PORT = 10250
 
 
 class NodeEndpoints:
-    """Node name -> the token the server presents to that node's endpoint (0600 file)."""
+    """Node name -> the token the server presents to that node's endpoint (0600 file, or
+    the store when servers share one: `shared`, gitops.cluster.shared.StateMap)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, shared=None) -> None:
         self.path = path
+        self._shared = shared
         self._lock = threading.Lock()
+        if shared is not None:
+            self._tokens: dict[str, str] = shared.load()
+            return
         try:
-            self._tokens: dict[str, str] = json.loads(path.read_text())
+            self._tokens = json.loads(path.read_text())
         except FileNotFoundError:
             self._tokens = {}
         except ValueError as exc:
@@ -45,12 +50,21 @@ class NodeEndpoints:
 
     def set(self, node: str, token: str) -> None:
         with self._lock:
+            if self._shared is not None:
+                self._tokens = self._shared.put(node, token)
+                return
             self._tokens[node] = token
             write_atomic(self.path, json.dumps(self._tokens, sort_keys=True))
 
     def token(self, node: str) -> str:
         with self._lock:
-            return self._tokens.get(node, "")
+            found = self._tokens.get(node, "")
+            if not found and self._shared is not None:
+                fresh = self._shared.reload()       # joined through another server
+                if fresh is not None:
+                    self._tokens = fresh
+                    found = fresh.get(node, "")
+            return found
 
 
 def endpoint_of(node: dict) -> tuple[str, int]:

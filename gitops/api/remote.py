@@ -37,7 +37,9 @@ class Forbidden(GitopsError):
     pass
 
 class ApiClient:
-    """Bearer-authenticated JSON over HTTPS to one of the servers (the next on failure)."""
+    """Bearer-authenticated JSON over HTTPS to one of the servers: a working one is kept;
+    one that does not answer, or answers 502-504 (it cannot reach its store), is left for
+    the next (servers on one store share the CA and the node's credential)."""
 
     def __init__(self, servers: list[str], token: str, tls: ssl.SSLContext,
                  timeout: float = 15.0) -> None:
@@ -46,11 +48,20 @@ class ApiClient:
         self.tls = tls
         self.timeout = timeout
         self._current = 0
+        self._turn = threading.Lock()
         self._local = threading.local()       # one kept-alive connection per thread
 
     @property
     def server(self) -> str:
         return self.servers[self._current % len(self.servers)]
+
+    def fail_over(self, failed: str) -> None:
+        """`failed` did not serve: the next server, unless another thread moved on
+        already (several informers see one server die at once)."""
+        with self._turn:
+            if self.server == failed and len(self.servers) > 1:
+                self._current += 1
+                log.warning("api_server_failover", failed=failed, next=self.server)
 
     def connection(self, timeout: float | None = None) -> http.client.HTTPSConnection:
         url = urllib.parse.urlsplit(self.server)
@@ -66,8 +77,9 @@ class ApiClient:
         would cost more than the write); a broken connection is made again once, then
         the next server is tried."""
         data = json.dumps(body).encode() if body is not None else None
-        for attempt in range(2 * len(self.servers)):
-            conn = self._kept()
+        attempts = 2 * len(self.servers)
+        for attempt in range(attempts):
+            conn, server = self._kept(), self.server
             try:
                 conn.request(method, path, body=data, headers=self.headers())
                 resp = conn.getresponse()
@@ -76,11 +88,14 @@ class ApiClient:
             except (OSError, http.client.HTTPException) as exc:
                 conn.close()
                 self._local.conn = None
-                if attempt == 2 * len(self.servers) - 1:
-                    raise TransientError(f"API server {self.server} unreachable: {exc}",
+                if attempt == attempts - 1:
+                    raise TransientError(f"API server {server} unreachable: {exc}",
                                          retry_after=1.0) from exc
                 if attempt % 2:         # reconnected once already: the next server
-                    self._current += 1
+                    self.fail_over(server)
+                continue
+            if status in FAILOVER_STATUS and len(self.servers) > 1 and attempt < attempts - 1:
+                self.fail_over(server)
                 continue
             return _answer(status, payload, method, path)
         raise TransientError("no API server answers", retry_after=1.0)
@@ -91,6 +106,13 @@ class ApiClient:
             conn = self.connection()
             self._local.conn, self._local.server = conn, self.server
         return conn
+
+
+FAILOVER_STATUS = (502, 503, 504)
+
+
+class Gone(GitopsError):
+    """The watch's resourceVersion was compacted away (410): list again."""
 
 
 def _answer(status: int, payload: bytes, method: str, path: str) -> dict:
@@ -146,16 +168,28 @@ class RemoteStore:
                    for e in self._synced.values())
 
     def _informer(self, kind: str) -> None:
+        """List once, then watch from the last resourceVersion seen, on whichever server
+        answers (a server's death or restart resumes the watch there or on another, as
+        etcd's revisions are the cluster's); list again only after a 410 Gone."""
         delay = 0.5
+        rv = ""
         while not self._stop.is_set():
+            server = self.client.server
             try:
-                rv = self._relist(kind)
+                if not rv:
+                    rv = self._relist(kind)
+                rv = self._watch(kind, rv)
                 delay = 0.5
-                self._watch(kind, rv)
-            except Exception as exc:    # noqa: BLE001 - the server may restart: relist
+            except Gone:
+                log.info("watch_expired_relisting", kind=kind)
+                rv = ""
+            except Exception as exc:    # noqa: BLE001 - the server may restart: go on
                 if self._stop.is_set():
                     return
-                log.warning("watch_failed", kind=kind, error=str(exc), retry_in=delay)
+                if isinstance(exc, (OSError, http.client.HTTPException, TransientError)):
+                    self.client.fail_over(server)
+                log.warning("watch_failed", kind=kind, server=server, error=str(exc),
+                            retry_in=delay)
                 self._stop.wait(delay)
                 delay = min(10.0, delay * 2)
 
@@ -173,7 +207,9 @@ class RemoteStore:
         self._synced[kind].set()
         return doc.get("metadata", {}).get("resourceVersion", "")
 
-    def _watch(self, kind: str, rv: str) -> None:
+    def _watch(self, kind: str, rv: str) -> str:
+        """Events from rv on until the server ends the watch; the last resourceVersion
+        seen (to resume from). Gone when rv is too old."""
         query = urllib.parse.urlencode({"watch": "1", "resourceVersion": rv,
                                         "allowWatchBookmarks": "true",
                                         "timeoutSeconds": "300"})
@@ -182,19 +218,25 @@ class RemoteStore:
             conn.request("GET", f"{_resource(kind).path()}?{query}",
                          headers=self.client.headers())
             resp = conn.getresponse()
+            if resp.status == 410:
+                raise Gone(f"watch {kind} from {rv}")
             if resp.status != 200:
                 _answer(resp.status, resp.read(), "WATCH", kind)
-                return
+                raise TransientError(f"watch {kind}: HTTP {resp.status}")
             while not self._stop.is_set():
                 line = resp.readline()
                 if not line:
-                    return              # the server closed the watch: relist
+                    return rv           # the server ended the watch: resume from rv
                 event = json.loads(line)
                 kind_of_event, obj = event.get("type"), event.get("object") or {}
                 if kind_of_event == "ERROR":
-                    return
+                    if obj.get("code") == 410:
+                        raise Gone(obj.get("message", ""))
+                    raise TransientError(f"watch {kind}: {obj.get('message', obj)}")
+                rv = obj.get("metadata", {}).get("resourceVersion") or rv
                 if kind_of_event in ("ADDED", "MODIFIED", "DELETED"):
                     self._apply_event(kind_of_event, _with_kind(obj, kind))
+            return rv
         finally:
             conn.close()
 

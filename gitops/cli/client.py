@@ -18,51 +18,79 @@ class AgentNotRunning(GitopsError):
 
 
 class Client:
+    """The data dir's agent; when it is one of several servers on one store (etcd), the
+    others too (DATA_DIR/peers.json): a server that does not answer, or answers 502-504
+    (its store unreachable), is left for the next one, and a working one is kept."""
+
     def __init__(self, dd: DataDir) -> None:
         info = dd.read_agent()
-        if info is None:
+        peers = _peers(dd)
+        if info is None and not peers:
             raise AgentNotRunning(f"no agent is running for data dir {dd.root} "
                                   "(start one with `gitops up SOURCE` or `gitops run`)")
-        if info.get("role") == "node":
+        if info is not None and info.get("role") == "node":
             raise AgentNotRunning(f"{dd.root} is the data dir of node {info.get('node')} "
                                   f"(`gitops agent`), which has no API of its own: use "
                                   f"kubectl against its server {info.get('server')}")
-        self.url = info["url"]
-        self.info = info
+        # Its own server first (none when it died: the others alone).
+        self.urls = [*([info["url"]] if info else []), *[p for p in peers
+                                                          if not info or p != info["url"]]]
+        self.url = self.urls[0]
+        self.info = info or {}
         self._token = dd.token()
         # An agent bound beyond loopback serves HTTPS with its data dir's CA.
         self._tls = ssl.create_default_context(cafile=str(dd.root / "ca.crt")) \
-            if self.url.startswith("https://") else None
+            if any(u.startswith("https://") for u in self.urls) else None
+
+    def _open(self, method: str, path: str, timeout: float):
+        """The first server's response, trying the others in turn."""
+        last: Exception | None = None
+        for url in [self.url, *[u for u in self.urls if u != self.url]]:
+            req = urllib.request.Request(url + path, method=method,
+                                         headers={"Authorization": f"Bearer {self._token}"})
+            try:
+                resp = urllib.request.urlopen(req, timeout=timeout, context=self._tls)
+            except urllib.error.HTTPError as exc:
+                if exc.code in FAILOVER_CODES and len(self.urls) > 1:
+                    last = GitopsError(server_error(exc.code, _detail(exc)))
+                    continue
+                raise GitopsError(server_error(exc.code, _detail(exc))) from exc
+            except (urllib.error.URLError, OSError) as exc:
+                last = AgentNotRunning(f"agent at {url} does not answer: {exc}")
+                continue
+            self.url = url
+            return resp
+        assert last is not None
+        raise last
 
     def request(self, method: str, path: str, timeout: float = 30) -> Any:
-        req = urllib.request.Request(self.url + path, method=method,
-                                     headers={"Authorization": f"Bearer {self._token}"})
-        try:
-            with urllib.request.urlopen(req, timeout=timeout, context=self._tls) as resp:
-                body = resp.read()
-                ctype = resp.headers.get("Content-Type", "")
-        except urllib.error.HTTPError as exc:
-            raise GitopsError(server_error(exc.code, _detail(exc))) from exc
-        except (urllib.error.URLError, OSError) as exc:
-            raise AgentNotRunning(f"agent at {self.url} does not answer: {exc}") from exc
+        with self._open(method, path, timeout) as resp:
+            body = resp.read()
+            ctype = resp.headers.get("Content-Type", "")
         return json.loads(body) if "json" in ctype else body.decode(errors="replace")
 
     def stream(self, path: str) -> Iterator[bytes]:
         """Chunks of a streaming response (logs -f) until the server ends it."""
-        req = urllib.request.Request(self.url + path,
-                                     headers={"Authorization": f"Bearer {self._token}"})
-        try:
-            with urllib.request.urlopen(req, timeout=3600, context=self._tls) as resp:
-                while chunk := resp.read1(65536):
-                    yield chunk
-        except urllib.error.HTTPError as exc:
-            raise GitopsError(server_error(exc.code, _detail(exc))) from exc
+        with self._open("GET", path, 3600) as resp:
+            while chunk := resp.read1(65536):
+                yield chunk
 
     def get(self, path: str, timeout: float = 30) -> Any:
         return self.request("GET", path, timeout)
 
     def post(self, path: str, timeout: float = 130) -> Any:
         return self.request("POST", path, timeout)
+
+
+FAILOVER_CODES = (502, 503, 504)     # a server that cannot serve now; another may
+
+
+def _peers(dd: DataDir) -> list[str]:
+    """The other servers' API URLs, as the data dir's server last saw them."""
+    try:
+        return list(json.loads((dd.root / "peers.json").read_text()).get("peers") or [])
+    except (OSError, ValueError, AttributeError):
+        return []
 
 
 _REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",

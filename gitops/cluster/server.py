@@ -16,6 +16,7 @@ from gitops.agent.node import NodeAgent
 from gitops.api.join import JoinService, NodeCredentials, load_or_create_token
 from gitops.api.kube.tls import CA_CERT, ensure_ca, issue_node_cert, server_context
 from gitops.api.nodeproxy import NodeEndpoints, NodeProxy
+from gitops.cluster.shared import StateMap
 from gitops.controllers import nodeipam, nodelifecycle
 from gitops.model import ObjectKey
 from gitops.model.actions import Delete
@@ -29,12 +30,13 @@ log = structlog.get_logger(component="cluster")
 NODE_TOKEN = "node-token"
 NODE_CREDENTIALS = "node-credentials.json"
 NODE_ENDPOINTS = "node-endpoints.json"
+SERVERS = "cluster-servers"     # state on a shared store: data dir instance -> its URL
 
 
 class ClusterServer:
     def __init__(self, store: Registry, dd: DataDir, advertise: str, port: int,
                  cluster_cidr: str, service_cidr: str, settings: nodelifecycle.Settings,
-                 events=None) -> None:
+                 events=None, shared: bool = False) -> None:
         self.store = store
         self.dd = dd
         self.advertise = advertise
@@ -45,8 +47,12 @@ class ClusterServer:
         ensure_ca(dd.root)
         ca_pem = (dd.root / CA_CERT).read_bytes()
         self.token = load_or_create_token(dd.root / NODE_TOKEN, ca_pem)
-        self.credentials = NodeCredentials(dd.root / NODE_CREDENTIALS)
-        self.endpoints = NodeEndpoints(dd.root / NODE_ENDPOINTS)
+        # Servers on one store know every node's credential and endpoint token alike.
+        self.credentials = NodeCredentials(
+            dd.root / NODE_CREDENTIALS, StateMap(store, NODE_CREDENTIALS) if shared else None)
+        self.endpoints = NodeEndpoints(
+            dd.root / NODE_ENDPOINTS, StateMap(store, NODE_ENDPOINTS) if shared else None)
+        self.servers = StateMap(store, SERVERS) if shared else None
         self.join = JoinService(self.token, self.credentials, ca_pem, {
             "serviceCIDR": service_cidr, "clusterCIDR": cluster_cidr},
             endpoint=self._endpoint_for)
@@ -69,9 +75,17 @@ class ClusterServer:
         await site.start()
         port = runner.addresses[-1][1]
         self.url = f"https://{self.advertise}:{port}"
-        command = join_command(self.url, self.dd.root / NODE_TOKEN)
+        command = join_command(",".join(self.server_urls()), self.dd.root / NODE_TOKEN)
         log.info("cluster_server_listening", url=self.url, join=command)
         return command
+
+    def server_urls(self) -> list[str]:
+        """Every server nodes may use, this one first: on a shared store, each server
+        records its advertised URL there (by data dir instance: a restart replaces it)."""
+        if self.servers is None:
+            return [self.url]
+        others = self.servers.put(self.dd.instance, self.url)
+        return [self.url, *sorted({u for u in others.values() if u != self.url})]
 
     def loops(self) -> list[Loop]:
         return [*self.controller_loops(), *self.host_loops()]
