@@ -68,20 +68,22 @@ class ApiClient:
         return http.client.HTTPSConnection(url.hostname or "", url.port or 443,
                                            timeout=timeout or self.timeout, context=self.tls)
 
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}", "Accept": "application/json",
-                "Content-Type": "application/json"}
+    def headers(self, token: str | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token or self.token}",
+                "Accept": "application/json", "Content-Type": "application/json"}
 
-    def request(self, method: str, path: str, body: dict | None = None) -> dict:
+    def request(self, method: str, path: str, body: dict | None = None,
+                token: str | None = None) -> dict:
         """One request on this thread's kept-alive connection (a TLS handshake per write
         would cost more than the write); a broken connection is made again once, then
-        the next server is tried."""
+        the next server is tried. `token`: another credential than the client's (the
+        simulated nodes of one process each write with their own)."""
         data = json.dumps(body).encode() if body is not None else None
         attempts = 2 * len(self.servers)
         for attempt in range(attempts):
             conn, server = self._kept(), self.server
             try:
-                conn.request(method, path, body=data, headers=self.headers())
+                conn.request(method, path, body=data, headers=self.headers(token))
                 resp = conn.getresponse()
                 payload = resp.read()
                 status = resp.status

@@ -27,11 +27,17 @@ from gitops.errors import GitopsError
                    "server), on --node-ip.")
 @click.option("--allow-host-access", is_flag=True,
               help="Allow hostPath, privileged, hostNetwork, hostPID and hostIPC.")
+@click.option("--simulate", default=0, type=click.IntRange(0, 100_000), metavar="N",
+              help="Run N simulated nodes instead (like kwok: their pods go Running "
+                   "without containers), joined through the API; for measuring the "
+                   "control plane.")
+@click.option("--simulate-prefix", default="sim-node-", show_default=True,
+              help="Simulated nodes' name prefix (NAME00000, NAME00001...).")
 @click.option("--log-format", default="auto", type=click.Choice(["auto", "json", "console"]))
 @click.option("--log-level", default="info")
 def node_agent(servers: str, token_file: str, data_dir: str, node_name: str, node_ip: str,
-               kubelet_port: int, allow_host_access: bool, log_format: str,
-               log_level: str) -> None:
+               kubelet_port: int, allow_host_access: bool, simulate: int,
+               simulate_prefix: str, log_format: str, log_level: str) -> None:
     """Join a server as a node and run its pods here (foreground; SIGTERM stops it).
 
     The server is one started with --advertise-address; the token is its
@@ -39,9 +45,10 @@ def node_agent(servers: str, token_file: str, data_dir: str, node_name: str, nod
     credential of its own, and then talks to the server only through its API.
 
     \b
-    Example:
-      gitops agent --server https://10.77.0.1:6443 --token-file node-token \\
-        --data-dir /srv/gitops-node
+    Examples:
+      gitops agent --server https://10.77.0.1:6443,https://10.77.0.2:6443 \\
+        --token-file node-token --data-dir /srv/gitops-node
+      gitops agent --simulate 1000 --server https://10.77.0.1:6443 --token-file node-token
     """
     from gitops import log as logsetup
     from gitops.api.join import valid_node_name
@@ -54,8 +61,14 @@ def node_agent(servers: str, token_file: str, data_dir: str, node_name: str, nod
     if node_name and not valid_node_name(node_name):
         fail(f"--node-name {node_name!r} is not a valid node name (lowercase letters, "
              "digits, '-' and '.')")
+    if simulate and not valid_node_name(f"{simulate_prefix}00000"):
+        fail(f"--simulate-prefix {simulate_prefix!r} does not make valid node names")
     logsetup.configure(log_format, log_level)
     try:
+        if simulate:
+            from gitops.cluster.simulate import SimulateConfig, run_simulated
+            run_simulated(SimulateConfig(urls, Path(token_file), simulate, simulate_prefix))
+            return
         run_node(NodeConfig(urls, Path(token_file), Path(data_dir), node_name, node_ip,
                             allow_host_access, kubelet_port))
     except GitopsError as exc:

@@ -176,3 +176,37 @@ def test_etcd_members_down_one_is_harmless_two_stop_writes_with_a_5xx_then_recov
         assert {"one", "while-one-down", "after"} <= names and "no-quorum" not in names
     finally:
         server.down()
+
+
+def test_servers_share_secrets_a_follower_forwards_sync_and_clients_fail_over(
+        docker_client, repo, tmp_path, etcd3):
+    """`gitops sync` on the server not leading sync is run by the leader, once; the
+    servers trust one token and CA; a client of a dead server's data dir reaches the other
+    (DATA_DIR/peers.json)."""
+    push(repo, "one")
+    a, b = Server(tmp_path, "a", etcd3), Server(tmp_path, "b", etcd3)
+    try:
+        a.up(repo)
+        b.up(repo, wait=False)
+        for name in ("token", "ca.crt", "sa.key", "node-token"):
+            assert (Path(a.data) / name).read_bytes() == (Path(b.data) / name).read_bytes()
+        wait_for("a to lead sync", lambda: b.holders().get("gitops-sync") == a.identity, 30)
+        revision = push(repo, "two")
+        done = gitops("sync", "--data-dir", b.data)          # b follows: a syncs
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert revision[:7] in done.stdout, done.stdout
+        history = json.loads(gitops("history", "-o", "json", "--data-dir", a.data).stdout)
+        assert len([e for e in history if e.get("revision") == revision
+                    and e.get("result") == "synced"]) == 1, history      # once
+        assert b.kubectl("get", "configmap", "two").returncode == 0
+        wait_for("b to know a as its peer", lambda: json.loads(
+            (Path(b.data) / "peers.json").read_text())["peers"], 15)
+        wait_for("a to know b as its peer", lambda: json.loads(
+            (Path(a.data) / "peers.json").read_text())["peers"], 15)
+        a.kill()
+        status = gitops("status", "-o", "json", "--data-dir", a.data)   # answered by b
+        assert status.returncode in (0, 1), status.stderr
+        assert json.loads(status.stdout)["applied_revision"] == revision
+    finally:
+        a.down()
+        b.down()
