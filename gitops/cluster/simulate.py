@@ -96,14 +96,26 @@ class ApiSimulatedNodes:
     def _register_one(self, name: str) -> None:
         obj = node_object(name, self.shape, time.time(), self._index[name])
         status = obj.pop("status")
+        # the API validates what a kubelet reports about its machine
+        status["nodeInfo"] = {**status["nodeInfo"], **{
+            f: f"simulated-{name}" for f in ("machineID", "systemUUID", "bootID")},
+            "kernelVersion": "simulated", "osImage": "simulated",
+            "containerRuntimeVersion": "simulated://0", "kubeProxyVersion": "simulated"}
         try:
             self._request("POST", "/api/v1/nodes", name, obj)
         except Conflict:
             pass                            # registered before (a restart)
-        current = self._request("GET", f"/api/v1/nodes/{name}", name)
-        # the server's own fields (podCIDR, taints) stay; the kubelet's status is ours
-        self._request("PUT", f"/api/v1/nodes/{name}/status", name,
-                      {**current, "status": {**(current.get("status") or {}), **status}})
+        for _ in range(10):     # the server's IPAM and lifecycle write the Node too
+            current = self._request("GET", f"/api/v1/nodes/{name}", name)
+            # the server's own fields (podCIDR, taints) stay; the kubelet's status is ours
+            try:
+                self._request("PUT", f"/api/v1/nodes/{name}/status", name,
+                              {**current, "status": {**(current.get("status") or {}),
+                                                     **status}})
+                return
+            except Conflict:
+                continue
+        raise Conflict(f"node {name}: its status kept changing while registering it")
 
     def heartbeat(self) -> None:
         list(self.pool.map(self._renew, self.names))
@@ -181,7 +193,14 @@ class ApiSimulatedNodes:
             if self.stop.is_set():
                 return
             log.warning("server_unreachable_waiting", servers=self.cfg.servers)
-        self.register()
+        while True:
+            try:
+                self.register()
+                break
+            except GitopsError as exc:      # a server restarting: register again
+                log.warning("simulated_nodes_register_failed", error=str(exc))
+                if self.stop.wait(1.0):
+                    return
         log.info("simulated_nodes_registered", count=len(self.names))
         end = time.monotonic() + self.cfg.duration if self.cfg.duration else float("inf")
         last_beat = time.monotonic()
