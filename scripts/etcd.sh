@@ -10,6 +10,8 @@
 #   scripts/etcd.sh kill DIR N / start-member DIR N   # chaos: kill -9 member N, start it again
 #
 # `start` prints the datastore URL (etcd://127.0.0.1:2379,...) once every member answers.
+# GITOPS_ETCD_HOST (at `start`) is the address members listen on instead of 127.0.0.1,
+# e.g. simulated hosts' bridge address (scripts/sim-hosts.sh), so servers there reach it.
 # It first stops whatever a crashed run left in DIR. `stop` kills only processes whose pid
 # file is in DIR and whose command line names DIR, so it is safe after a crash or reboot.
 set -euo pipefail
@@ -42,14 +44,14 @@ start_member() {
   local dir=$1 n=$2
   # shellcheck disable=SC1091
   . "$dir/cluster.env"
-  local client=$((PORT + 2 * n)) peer=$((PORT + 2 * n + 1)) state=new
+  local client=$((PORT + 2 * n)) peer=$((PORT + 2 * n + 1)) state=new host=${HOST:-127.0.0.1}
   # a member that has data rejoins its cluster
   [ -d "$dir/m$n.data/member" ] && state=existing
   setsid etcd --name "m$n" --data-dir "$dir/m$n.data" \
-    --listen-client-urls "http://127.0.0.1:$client" \
-    --advertise-client-urls "http://127.0.0.1:$client" \
-    --listen-peer-urls "http://127.0.0.1:$peer" \
-    --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
+    --listen-client-urls "http://$host:$client" \
+    --advertise-client-urls "http://$host:$client" \
+    --listen-peer-urls "http://$host:$peer" \
+    --initial-advertise-peer-urls "http://$host:$peer" \
     --initial-cluster "$CLUSTER" --initial-cluster-token "$TOKEN" \
     --initial-cluster-state "$state" --log-level warn --logger zap \
     --enable-v2=false --auto-compaction-mode revision --auto-compaction-retention 100000 \
@@ -67,7 +69,7 @@ wait_healthy() {   # until every live member answers, at most 30 s
     ok=1
     for n in $(seq 0 $((MEMBERS - 1))); do
       member_pid "$dir" "$n" >/dev/null || continue
-      curl -fsS --max-time 1 "http://127.0.0.1:$((PORT + 2 * n))/health" 2>/dev/null \
+      curl -fsS --max-time 1 "http://${HOST:-127.0.0.1}:$((PORT + 2 * n))/health" 2>/dev/null \
         | grep -q '"health":"true"' || ok=0
     done
     [ "$ok" = 1 ] && return 0
@@ -103,13 +105,13 @@ case "$cmd" in
     rm -rf "$dir"
     mkdir -p "$dir"
     chmod 700 "$dir"
-    cluster="" urls=""
+    cluster="" urls="" host=${GITOPS_ETCD_HOST:-127.0.0.1}
     for n in $(seq 0 $((members - 1))); do
-      cluster+="${cluster:+,}m$n=http://127.0.0.1:$((port + 2 * n + 1))"
-      urls+="${urls:+,}127.0.0.1:$((port + 2 * n))"
+      cluster+="${cluster:+,}m$n=http://$host:$((port + 2 * n + 1))"
+      urls+="${urls:+,}$host:$((port + 2 * n))"
     done
-    printf 'MEMBERS=%s\nPORT=%s\nCLUSTER=%s\nTOKEN=%s\n' \
-      "$members" "$port" "$cluster" "gitops-$$-$RANDOM" >"$dir/cluster.env"
+    printf 'MEMBERS=%s\nPORT=%s\nCLUSTER=%s\nTOKEN=%s\nHOST=%s\n' \
+      "$members" "$port" "$cluster" "gitops-$$-$RANDOM" "$host" >"$dir/cluster.env"
     for n in $(seq 0 $((members - 1))); do start_member "$dir" "$n"; done
     wait_healthy "$dir" || { stop_all "$dir"; exit 1; }
     echo "etcd://$urls"

@@ -40,10 +40,12 @@ class EtcdCluster:
     members: int
     port: int
     url: str = ""
+    host: str = "127.0.0.1"         # what members listen on (GITOPS_ETCD_HOST)
 
     def run(self, *args: str, timeout: float = 60) -> str:
         done = subprocess.run([str(SCRIPT), *args], capture_output=True, text=True,
-                              timeout=timeout)
+                              timeout=timeout,
+                              env={**os.environ, "GITOPS_ETCD_HOST": self.host})
         if done.returncode:
             raise RuntimeError(f"scripts/etcd.sh {' '.join(args)}: {done.stderr}")
         return done.stdout.strip()
@@ -62,7 +64,7 @@ class EtcdCluster:
         self.run("start-member", str(self.dir), str(member))
 
     def endpoint(self, member: int) -> str:
-        return f"127.0.0.1:{self.port + 2 * member}"
+        return f"{self.host}:{self.port + 2 * member}"
 
     @property
     def endpoints(self) -> list[str]:
@@ -76,6 +78,7 @@ def need_etcd() -> None:
         pytest.skip("etcd is not installed (scripts/etcd.sh install)")
 
 
-def start_cluster(tmp: Path, members: int = 1) -> EtcdCluster:
+def start_cluster(tmp: Path, members: int = 1, host: str = "127.0.0.1") -> EtcdCluster:
     need_etcd()
-    return EtcdCluster(tmp / f"etcd{members}", members, free_port_run(2 * members)).start()
+    return EtcdCluster(tmp / f"etcd{members}", members, free_port_run(2 * members),
+                       host=host).start()
