@@ -98,9 +98,10 @@ class StateMap:
     def load(self) -> dict[str, str]:
         return dict(self._values)
 
-    def reload(self) -> dict[str, str] | None:
-        """The map as stored now, or None when it was read less than RELOAD_EVERY ago."""
-        if time.monotonic() - self._loaded < RELOAD_EVERY:
+    def reload(self, force: bool = False) -> dict[str, str] | None:
+        """The map as stored now, or None when it was read less than RELOAD_EVERY ago
+        (unless forced)."""
+        if not force and time.monotonic() - self._loaded < RELOAD_EVERY:
             return None
         self._values, self._loaded = dict(self.store.get_state(self.name) or {}), \
             time.monotonic()
@@ -136,7 +137,7 @@ class ServerRegistry:
         self.refresh()
 
     def refresh(self) -> None:
-        records = self.map.reload() or self.map.load()
+        records = self.map.reload(force=True) or {}
         peers = sorted(json.loads(v)["url"] for k, v in records.items()
                        if k != self.instance and json.loads(v).get("url"))
         if peers != self._written:
