@@ -68,7 +68,9 @@ class HACluster:
     sim: SimHosts
     work: Path
     etcd: EtcdCluster | None = None
-    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    procs: dict[str, subprocess.Popen] = field(default_factory=dict)     # node agents
+    servers: dict[str, int] = field(default_factory=dict)                # host -> pid
+    printed: str = ""               # what `gitops up` printed for the second server
 
     @property
     def repo(self) -> Path:
@@ -92,22 +94,33 @@ class HACluster:
                                           start_new_session=True)
         out.close()
 
-    def start_server(self, host: str) -> None:
+    def start_server(self, host: str) -> str:
+        """`gitops up` on the host, as the README has it; what it printed."""
         assert self.etcd is not None
-        self._gitops(host, [
-            "run", "--repo", f"file://{self.repo}", "--data-dir", str(self.data(host)),
-            "--datastore", self.etcd.url, "--advertise-address", self.sim.addr(host),
-            "--node-name", host, "--interval", "1", "--log-format", "json", *FAST])
+        done = self.sim.exec(host, sys.executable, "-m", "gitops", "up", f"file://{self.repo}",
+                             "--datastore", self.etcd.url, "--advertise-address",
+                             self.sim.addr(host), "--data-dir", str(self.data(host)),
+                             "--node-name", host, "--interval", "1", *FAST, timeout=180)
+        log = self.data(host) / "agent.log"
+        assert done.returncode == 0, done.stdout + done.stderr + (
+            log.read_text()[-3000:] if log.exists() else "")
+        self.servers[host] = json.loads((self.data(host) / "agent.json").read_text())["pid"]
+        d = self.data(host)
+        write_kubeconfig(self.work / f"{host}.kubeconfig", self.server_url(host),
+                         (d / "token").read_text().strip(), (d / "ca.crt").read_bytes())
+        return done.stdout
 
     def server_url(self, host: str) -> str:
         return f"https://{self.sim.addr(host)}:6443"
 
-    def wait_server(self, host: str) -> None:
-        self.wait(lambda: "server" in json.loads(
-            (self.data(host) / "agent.json").read_text()), 120, f"server {host}", host)
-        d = self.data(host)
-        write_kubeconfig(self.work / f"{host}.kubeconfig", self.server_url(host),
-                         (d / "token").read_text().strip(), (d / "ca.crt").read_bytes())
+    def kill_server(self, host: str) -> None:
+        pid = self.servers.pop(host, 0)
+        if pid:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                return
+            self.wait(lambda: not Path(f"/proc/{pid}").exists(), 10, f"{host} to die")
 
     def start_node(self) -> None:
         self._gitops(NODE, [
@@ -115,13 +128,11 @@ class HACluster:
             "--token-file", str(self.data("h1") / "node-token"),
             "--data-dir", str(self.data(NODE)), "--node-name", NODE, "--log-format", "json"])
 
-    def kill(self, host: str) -> None:
-        proc = self.procs.pop(host, None)
-        if proc is not None and proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-
     def stop_all(self) -> None:
+        for host in list(self.servers):
+            self.sim.exec(host, sys.executable, "-m", "gitops", "down", "--data-dir",
+                          str(self.data(host)), timeout=120)
+            self.kill_server(host)
         for proc in self.procs.values():
             if proc.poll() is None:
                 os.kill(proc.pid, signal.SIGTERM)
@@ -183,8 +194,9 @@ class HACluster:
                 pass
             time.sleep(0.5)
         tail = ""
-        if log and (self.work / f"{log}.log").exists():
-            tail = (self.work / f"{log}.log").read_text()[-3000:]
+        path = self.data(log) / "agent.log" if log in SERVERS else self.work / f"{log}.log"
+        if log and path.exists():
+            tail = path.read_text()[-3000:]
         raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{tail}")
 
 
@@ -223,11 +235,9 @@ def ha(tmp_path_factory):
         git(c.repo, "config", "user.name", "test")
         c.push("web", APP)
         c.start_server("h1")
-        c.wait_server("h1")
         c.wait(lambda: all(v == c.identity("h1") for v in c.holders("h1").values())
                and len(c.holders("h1")) >= 3, 120, "h1 to lead", "h1")
-        c.start_server("h2")
-        c.wait_server("h2")
+        c.printed = c.start_server("h2")
         c.start_node()
         c.wait(lambda: ready(c.get("h2", "node", NODE)), 120, "node h3 Ready", NODE)
         c.wait(lambda: len([p for p in c.web("h2") if ready(p)]) == 2, 180,
@@ -243,8 +253,8 @@ def ha(tmp_path_factory):
 def test_the_second_server_adopts_the_cluster_secrets_and_its_join_lists_both(ha):
     for name in ("ca.crt", "token", "node-token", "sa.key"):
         assert (ha.data("h1") / name).read_bytes() == (ha.data("h2") / name).read_bytes()
-    join = json.loads((ha.data("h2") / "agent.json").read_text())["join"]
-    assert f"--server {ha.server_url('h2')},{ha.server_url('h1')} " in join, join
+    join = f"--server {ha.server_url('h2')},{ha.server_url('h1')} "
+    assert "nodes join with: gitops agent " + join in ha.printed, ha.printed
     # a kubeconfig of either server is good on the other (one CA, one token)
     assert ha.kubectl("h1", "get", "node", NODE) and ha.kubectl("h2", "get", "node", NODE)
 
@@ -255,7 +265,7 @@ def test_kill_9_the_leader_the_node_fails_over_and_a_push_lands_once(ha):
     assert len(before) >= 2 and all(any(p in n for n in before) for p in pods)
     lease = ha.get("h2", "lease", "-n", "kube-node-lease", NODE)["spec"]["renewTime"]
     revision = ha.push("two", configmap("two"))       # pushed, then the leader dies
-    ha.kill("h1")
+    ha.kill_server("h1")
 
     ha.wait(lambda: all(v == ha.identity("h2") for k, v in ha.holders("h2").items()
                         if k.startswith("gitops-")), 60, "h2 to take every Lease", "h2")
@@ -283,7 +293,6 @@ def test_kill_9_the_leader_the_node_fails_over_and_a_push_lands_once(ha):
     ha.wait(restarted, 90, "the restart reported through h2", NODE)
     ha.wait(lambda: all(ready(p) for p in ha.web("h2")), 90, "web Ready again", NODE)
     ha.start_server("h1")           # back for the next test
-    ha.wait_server("h1")
 
 
 def test_restart_every_process_at_once_comes_back_the_same(ha):
@@ -295,23 +304,21 @@ def test_restart_every_process_at_once_comes_back_the_same(ha):
     assert before[NODE]
 
     assert ha.etcd is not None
-    for host in (*SERVERS, NODE):       # every process, kill -9, together
-        proc = ha.procs.get(host)
-        if proc is not None and proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-    for member in range(3):
-        ha.etcd.kill(member)
+    pids = [*ha.servers.values(), *(p.pid for p in ha.procs.values())]
+    pids += [int((ha.etcd.dir / f"m{n}.pid").read_text()) for n in range(3)]
+    for pid in pids:                    # every process, kill -9, together
+        os.kill(pid, signal.SIGKILL)
     for proc in ha.procs.values():
         proc.wait(10)
     ha.procs.clear()
+    ha.servers.clear()
+    ha.wait(lambda: not any(Path(f"/proc/{p}").exists() for p in pids), 20, "all dead")
 
     for member in range(3):
         ha.etcd.start_member(member)
+    ha.start_node()                     # before its servers: it waits for them
     for host in SERVERS:
         ha.start_server(host)
-    ha.start_node()
-    for host in SERVERS:
-        ha.wait_server(host)
     ha.wait(lambda: ready(ha.get("h1", "node", NODE)), 120, "node h3 Ready", NODE)
     ha.wait(lambda: len(ha.web("h1")) == 2 and all(ready(p) for p in ha.web("h1")), 120,
             "web Ready after the restart", NODE)
