@@ -397,7 +397,8 @@ class Agent:
             "join": await self.cluster.start_listener(self._api), "server": self.cluster.url}
         self._publish_api_service(kube_url)
         if self.servers is not None:    # where clients of this data dir find the others
-            self.servers.register({"url": url, "kube_url": kube_url})
+            self.servers.register({"url": url, "kube_url": kube_url,
+                                   "server": self.cluster.url if self.cluster else ""})
         # Redacted: credentials stay in git's own config (repos/), nowhere else on disk.
         _write_json(self.dd.agent_file, {"pid": os.getpid(), "url": url, "kube_url": kube_url,
                                          "instance": self.dd.instance,

@@ -130,7 +130,7 @@ class ServerRegistry:
         self.map = StateMap(store, "api-servers")
         self.instance = instance
         self.peers_file = peers_file
-        self._written: list[str] | None = None
+        self._written: list[dict] | None = None
 
     def register(self, record: dict) -> None:
         self.map.put(self.instance, json.dumps(record, sort_keys=True))
@@ -138,8 +138,10 @@ class ServerRegistry:
 
     def refresh(self) -> None:
         records = self.map.reload(force=True) or {}
-        peers = sorted(json.loads(v)["url"] for k, v in records.items()
-                       if k != self.instance and json.loads(v).get("url"))
-        if peers != self._written:
-            write_atomic(self.peers_file, json.dumps({"peers": peers}))
-            self._written = peers
+        others = sorted((json.loads(v) for k, v in records.items() if k != self.instance),
+                        key=lambda r: r.get("url", ""))
+        if others != self._written:
+            # peers: the gitops API's URLs (the CLI); servers: every URL of each (kubeconfig)
+            write_atomic(self.peers_file, json.dumps({
+                "peers": [r["url"] for r in others if r.get("url")], "servers": others}))
+            self._written = others

@@ -274,6 +274,14 @@ def test_kill_9_the_leader_the_node_fails_over_and_a_push_lands_once(ha):
                and e.get("result") == "synced"]
     assert len(applied) == 1, applied                           # exactly once
 
+    # h1's data dir still leads its clients to the cluster: its kubeconfig names h2 now
+    config = subprocess.run([sys.executable, "-m", "gitops", "kubeconfig", "--data-dir",
+                             str(ha.data("h1"))], capture_output=True, text=True, cwd=ROOT)
+    assert config.returncode == 0, config.stderr
+    assert ha.server_url("h2") in config.stdout
+    (ha.work / "h1-after.kubeconfig").write_text(config.stdout)
+    assert ha.kubectl("h1-after", "get", "node", NODE)
+
     # The node agent used h1 (first in its list): now h2 gets its Lease renewals...
     ha.wait(lambda: ha.get("h2", "lease", "-n", "kube-node-lease", NODE)["spec"][
         "renewTime"] != lease, 60, "h3's Lease renewed through h2", NODE)

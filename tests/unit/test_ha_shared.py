@@ -59,10 +59,29 @@ def test_every_server_finds_the_others_in_its_peers_file(tmp_path):
     a.register({"url": "http://127.0.0.1:1", "kube_url": "https://127.0.0.1:2"})
     b.register({"url": "http://127.0.0.1:3", "kube_url": "https://127.0.0.1:4"})
     a.refresh()
-    assert json.loads((tmp_path / "a-peers.json").read_text()) == {
-        "peers": ["http://127.0.0.1:3"]}
-    assert json.loads((tmp_path / "b-peers.json").read_text()) == {
-        "peers": ["http://127.0.0.1:1"]}
+    assert json.loads((tmp_path / "a-peers.json").read_text())["peers"] == [
+        "http://127.0.0.1:3"]
+    assert json.loads((tmp_path / "b-peers.json").read_text())["servers"] == [
+        {"url": "http://127.0.0.1:1", "kube_url": "https://127.0.0.1:2"}]
+
+
+def test_the_kubeconfig_has_a_context_per_server_and_works_with_its_own_down(tmp_path):
+    import json
+
+    import yaml
+
+    from gitops.api.kube.kubeconfig import kubeconfig
+    from gitops.paths import DataDir
+    dd = DataDir.at(tmp_path)
+    (tmp_path / "token").write_text("t" * 40)
+    (tmp_path / "ca.crt").write_text("CA")
+    (tmp_path / "peers.json").write_text(json.dumps({"peers": ["http://127.0.0.1:3"], "servers": [
+        {"url": "http://127.0.0.1:3", "kube_url": "https://127.0.0.1:4",
+         "server": "https://10.77.0.2:6443"}]}))
+    config = yaml.safe_load(kubeconfig(dd))       # its own agent is not running
+    assert [c["cluster"]["server"] for c in config["clusters"]] == ["https://10.77.0.2:6443"]
+    assert config["current-context"] == config["contexts"][0]["name"]
+    assert config["users"][0]["user"]["token"] == "t" * 40
 
 
 def _store():
