@@ -269,7 +269,7 @@ class Agent:
                                 *(self.cluster.controller_loops() if self.cluster else [])],
                                [self.scheduler]),
                 self.node_loop, self.proxy_loop,
-                *([Loop("peers", self.servers.refresh, resync=10)] if self.servers else []),
+                *([Loop("peers", self.servers.refresh, resync=5)] if self.servers else []),
                 *(self.cluster.host_loops() if self.cluster else [])], together=True),
         ])
 

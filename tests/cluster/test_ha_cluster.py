@@ -264,6 +264,8 @@ def test_kill_9_the_leader_the_node_fails_over_and_a_push_lands_once(ha):
     pods = {p["metadata"]["name"] for p in ha.web("h2")}
     assert len(before) >= 2 and all(any(p in n for n in before) for p in pods)
     lease = ha.get("h2", "lease", "-n", "kube-node-lease", NODE)["spec"]["renewTime"]
+    ha.wait(lambda: ha.server_url("h2") in (ha.data("h1") / "peers.json").read_text(), 30,
+            "h1 to know h2 (its peers.json)", "h1")
     revision = ha.push("two", configmap("two"))       # pushed, then the leader dies
     ha.kill_server("h1")
 
