@@ -443,6 +443,11 @@ class Agent:
             await self._api.cleanup()
 
     def _close_state(self) -> None:
+        if self.servers is not None:
+            try:
+                self.servers.unregister()
+            except GitopsError as exc:      # the store is down: the entry stays
+                log.warning("server_unregister_failed", error=str(exc))
         self.node.close()
         self.dd.agent_file.unlink(missing_ok=True)
         self.store.close()

@@ -120,6 +120,19 @@ class StateMap:
             return dict(values)
         raise Conflict(f"cannot record {key} in {self.name}: the store kept changing")
 
+    def remove(self, key: str) -> None:
+        for _ in range(10):
+            try:
+                with self.store.transaction():
+                    values = dict(self.store.get_state(self.name) or {})
+                    if values.pop(key, None) is None:
+                        return
+                    self.store.set_state(self.name, values)
+            except Conflict:
+                continue
+            self._values, self._loaded = values, time.monotonic()
+            return
+
 
 class ServerRegistry:
     """Every server on the shared store, by data dir instance: its API URLs. Each server
@@ -135,6 +148,11 @@ class ServerRegistry:
     def register(self, record: dict) -> None:
         self.map.put(self.instance, json.dumps(record, sort_keys=True))
         self.refresh()
+
+    def unregister(self) -> None:
+        """A clean stop: the others stop offering this server to their clients (one
+        killed stays listed: it may come back, and a client skips it meanwhile)."""
+        self.map.remove(self.instance)
 
     def refresh(self) -> None:
         records = self.map.reload(force=True) or {}

@@ -63,6 +63,9 @@ def test_every_server_finds_the_others_in_its_peers_file(tmp_path):
         "http://127.0.0.1:3"]
     assert json.loads((tmp_path / "b-peers.json").read_text())["servers"] == [
         {"url": "http://127.0.0.1:1", "kube_url": "https://127.0.0.1:2"}]
+    a.unregister()                                  # a clean stop
+    b.refresh()
+    assert json.loads((tmp_path / "b-peers.json").read_text())["peers"] == []
 
 
 def test_the_kubeconfig_has_a_context_per_server_and_works_with_its_own_down(tmp_path):
