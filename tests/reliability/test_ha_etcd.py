@@ -56,9 +56,9 @@ class Server:
         self.identity = f"{socket.gethostname()}_{DataDir.at(self.data).instance}"
         self.kubeconfig = tmp / f"{name}.kubeconfig"
 
-    def up(self, repo: Path, wait: bool = True) -> None:
+    def up(self, repo: Path, wait: bool = True, extra: tuple[str, ...] = ()) -> None:
         args = ["up", f"file://{repo}", "--datastore", self.etcd.url, "--data-dir", self.data,
-                "--interval", "1", *FAST]
+                "--interval", "1", *FAST, *extra]
         done = gitops(*args, *(["--wait", "--timeout", "90"] if wait else []))
         assert done.returncode == 0, done.stdout + done.stderr
         config = gitops("kubeconfig", "--data-dir", self.data)
@@ -207,6 +207,35 @@ def test_servers_share_secrets_a_follower_forwards_sync_and_clients_fail_over(
         status = gitops("status", "-o", "json", "--data-dir", a.data)   # answered by b
         assert status.returncode in (0, 1), status.stderr
         assert json.loads(status.stdout)["applied_revision"] == revision
+    finally:
+        a.down()
+        b.down()
+
+
+def test_a_webhook_on_the_follower_is_applied_by_the_leader(docker_client, repo, tmp_path,
+                                                            etcd3):
+    import hashlib
+    import hmac
+    push(repo, "one")
+    secret = tmp_path / "hook-secret"
+    secret.write_text("topsecret\n")
+    quiet = ("--interval", "3600", "--webhook-secret-file", str(secret))   # no polling
+    a, b = Server(tmp_path, "a", etcd3), Server(tmp_path, "b", etcd3)
+    try:
+        a.up(repo, extra=quiet)
+        b.up(repo, wait=False, extra=quiet)
+        wait_for("a to lead sync", lambda: b.holders().get("gitops-sync") == a.identity, 30)
+        push(repo, "hooked")
+        body = json.dumps({"ref": "refs/heads/main",
+                           "repository": {"clone_url": f"file://{repo}"}}).encode()
+        url = json.loads((Path(b.data) / "agent.json").read_text())["url"]
+        answer = requests.post(f"{url}/hooks/github", data=body, timeout=10, headers={
+            "X-GitHub-Event": "push", "Content-Type": "application/json",
+            "X-Hub-Signature-256": "sha256=" + hmac.new(b"topsecret", body,
+                                                        hashlib.sha256).hexdigest()})
+        assert answer.status_code == 202, answer.text
+        wait_for("the leader to apply the push b received", lambda: b.kubectl(
+            "get", "configmap", "hooked").returncode == 0, 60)
     finally:
         a.down()
         b.down()
