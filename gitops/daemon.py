@@ -468,9 +468,10 @@ class Agent:
                "hooks": sync["hooks"], "conditions": sync["conditions"]}
         if not objects:
             return app
-        health = object_health(self.store)
+        health = object_health(self.store, self.informer)
         return {**app, "objects": health,
-                "unmanaged": unmanaged_objects(self.store, self.apps.managed_keys()),
+                "unmanaged": unmanaged_objects(self.store, self.apps.managed_keys(),
+                                               self.informer),
                 "conditions": [*sync["conditions"], health_condition(health).as_dict()],
                 "apps": [app_status(a, object_health(a.engine.store))
                          for a in self.apps.all()]}

@@ -72,6 +72,12 @@ def pods_of(store: _Reader, obj: dict) -> list[dict] | None:
     kind = obj.get("kind")
     if kind not in _WORKLOADS:
         return None
+    controlled_by = getattr(store, "controlled_by", None)
+    if controlled_by is not None:   # an informer: its index by controller, nothing scanned
+        uid = (obj.get("metadata") or {}).get("uid") or ""
+        owners = [rs["metadata"].get("uid") or "" for rs in controlled_by("ReplicaSet", uid)] \
+            if kind == "Deployment" else [uid]
+        return [p for owner in owners for p in controlled_by("Pod", owner)]
     ns = (obj.get("metadata") or {}).get("namespace") or "default"
     owners = {(obj.get("metadata") or {}).get("uid")}
     if kind == "Deployment":

@@ -96,7 +96,7 @@ def attach(agent: Any, app: web.Application) -> AgentMetrics:
     """Instrument a gitops.daemon.Agent and serve GET /metrics on its API app."""
     from gitops.api.server import object_health
     metrics = AgentMetrics(
-        objects=lambda: object_health(agent.store),
+        objects=lambda: object_health(agent.store, agent.informer),
         connections=lambda: _proxy_connections(agent.services.proxy),
         info=lambda: {"repo": redact(str(agent.source.url)), "ref": agent.config.ref or "",
                       "revision": agent.store.get_state("applied_revision") or ""})

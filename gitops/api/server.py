@@ -22,6 +22,7 @@ from gitops.errors import GitopsError
 from gitops.health import assess, assess_in
 from gitops.model import ObjectKey, key_of
 from gitops.store.base import Store
+from gitops.store.informer import Informer
 from gitops.store.scoped import app_history
 from gitops.sync.hooks import RUN_ANNOTATION
 
@@ -153,25 +154,31 @@ def make_app(ctx: ApiContext) -> web.Application:
     return app
 
 
-def object_health(store: Store) -> list[dict]:
-    """Every object git declared, with its health: what `status` and `up --wait` show."""
+def object_health(store: Store, live: Informer | None = None) -> list[dict]:
+    """Every object git declared, with its health: what `status` and `up --wait` show.
+    live: the informer's cache to read objects from (no decoding: `up --wait` asks often,
+    while the agent starts pods)."""
+    objects = live if live is not None else store
     out = []
     for key, entry in sorted(store.inventory().items()):
-        health = assess_in(store, store.get(key))     # workloads judged with their pods
+        health = assess_in(objects, objects.get(key))     # workloads judged with their pods
         out.append({"kind": key.kind, "namespace": key.namespace, "name": key.name,
                     "file": entry.file, "line": entry.line, "sync": entry.sync_status,
                     "health": health.status, "message": health.message})
     return out
 
 
-def unmanaged_objects(store: Store, managed: Iterable[ObjectKey] = ()) -> list[dict]:
+def unmanaged_objects(store: Store, managed: Iterable[ObjectKey] = (),
+                      live: Informer | None = None) -> list[dict]:
     """Objects made through the Kubernetes API that git does not declare: sync leaves them
     alone (never pruned, never corrected). Objects owned by another (pods of a
     ReplicaSet) belong to their owner; those the agent makes itself carry no field manager.
-    `managed`: what the apps git declares manage, beyond the agent's own source."""
+    `managed`: what the apps git declares manage, beyond the agent's own source.
+    live: the informer's cache to read from (Events, which it does not keep, are records
+    of what happened, not objects anyone manages)."""
     inventory = {*store.inventory(), *managed}
     out = []
-    for obj in store.all_objects():
+    for obj in (live.cached() if live is not None else store.all_objects()):
         meta = obj.get("metadata", {})
         if key_of(obj) in inventory or meta.get("ownerReferences") or \
                 not meta.get("managedFields") or \

@@ -42,6 +42,12 @@ def run(repo: str, agent: AgentOptions, data_dir: str, log_format: str, log_leve
       gitops run --repo https://git.example.com/team/app.git --ref main --path k8s \\
         --webhook-secret-file /etc/gitops/hook-secret --api-port 8081
     """
+    serve(repo, agent, data_dir, log_format, log_level, log_file)
+
+
+def serve(repo: str, agent: AgentOptions, data_dir: str, log_format: str, log_level: str,
+          log_file: str | None) -> None:
+    """The agent in this process until it is stopped: `run`, and `up`'s forked child."""
     from gitops import log as logsetup
     from gitops.daemon import run_agent
     from gitops.private_files import OWNER_ONLY_UMASK
@@ -118,14 +124,15 @@ def up(source: str, agent: AgentOptions, data_dir: str, wait: bool, timeout: flo
                 keys.load()
         except GitopsError as exc:
             fail(str(exc))
-        proc = start_agent(dd, source, agent)
+        pid = start_agent(dd, agent, lambda: serve(
+            source, agent, str(dd.root), "json", "info", str(dd.log_file)))
         client_logging()        # structlog's import overlaps the agent's start
         with output.working("starting the agent (pod network, DNS, API)..."):
             try:
-                await_agent(dd, proc, timeout=60)
+                await_agent(dd, pid, timeout=60)
             except GitopsError as exc:
                 fail(str(exc))
-        click.echo(f"agent started (pid {proc.pid}), logs: {dd.log_file}")
+        click.echo(f"agent started (pid {pid}), logs: {dd.log_file}")
         join = (dd.read_agent() or {}).get("join")
         if join:        # --advertise-address: other hosts may join
             click.echo(f"nodes join with: {join}")

@@ -1,13 +1,13 @@
-"""The background agent's process: `up` starts it and waits until it announces itself in
+"""The background agent's process: `up` forks it and waits until it announces itself in
 its data dir; `down` stops it (through its API, else by signal)."""
 
 from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from gitops.cli.agent_options import AgentOptions
@@ -15,8 +15,8 @@ from gitops.cli.client import Client
 from gitops.errors import GitopsError
 from gitops.paths import DataDir
 
-# `gitops up` hands the source to its background `gitops run` in this variable: a token in
-# the URL would be on the command line otherwise, which `ps` shows to every local user.
+# `gitops run` reads its source from this variable too: a token in the URL would be on the
+# command line otherwise, which `ps` shows to every local user.
 REPO_ENV = "GITOPS_REPO"
 STOP_GRACE = 20.0       # seconds the agent has to stop before it is killed
 
@@ -25,34 +25,87 @@ class AgentStartFailed(GitopsError):
     pass
 
 
-def start_agent(dd: DataDir, source: str, agent: AgentOptions) -> subprocess.Popen:
-    """`gitops run` in a session of its own, logging to the data dir."""
+def start_agent(dd: DataDir, agent: AgentOptions, serve: Callable[[], None]) -> int:
+    """`gitops run` in a session of its own, logging to the data dir; its pid.
+
+    Forked, not executed anew: this process has already paid for the interpreter and most
+    of the imports the agent needs, and the agent's start is what `up --wait` waits on
+    first. The child runs `serve` (the `run` command's body) and never returns here. `up`
+    has started no thread yet, so the fork copies nothing half-done."""
     from gitops.private_files import OWNER_ONLY_UMASK
-    # The source goes in the environment (owner-only in /proc), not on the command line.
-    cmd = [sys.executable, "-m", "gitops", "run", "--data-dir", str(dd.root),
-           "--log-format", "json", "--log-file", str(dd.log_file), *agent.to_argv()]
     # Its stderr: a crash before its log is set up still lands where `up` shows it.
-    fd = os.open(dd.startup_log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with open(fd, "wb") as startup:
-        return subprocess.Popen(cmd, stdout=startup, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True,
-                                env={**os.environ, REPO_ENV: source}, umask=OWNER_ONLY_UMASK)
+    startup = os.open(dd.startup_log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid:
+        os.close(startup)
+        return pid
+    code = 1
+    try:
+        os.setsid()         # Ctrl-C on `up`'s terminal is not the agent's business
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.dup2(startup, 1)
+        os.dup2(startup, 2)
+        os.closerange(3, _max_fd())     # a pipe `up`'s caller reads is not held open
+        os.umask(OWNER_ONLY_UMASK)
+        _title(["gitops", "run", "--data-dir", str(dd.root), *agent.to_argv()])
+        serve()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:               # noqa: BLE001 - the child must never return to `up`
+        import traceback
+        traceback.print_exc()
+    finally:
+        import logging
+        logging.shutdown()
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(code)
 
 
-def await_agent(dd: DataDir, proc: subprocess.Popen, timeout: float) -> None:
+def _max_fd() -> int:
+    try:
+        return os.sysconf("SC_OPEN_MAX")
+    except (OSError, ValueError):
+        return 1024
+
+
+def _title(argv: list[str]) -> None:
+    """What `ps` shows for the agent: `up`'s command line would name the source, and a
+    URL may carry a token, which `ps` shows to every local user."""
+    import setproctitle
+    setproctitle.setproctitle(" ".join(argv))
+
+
+def await_agent(dd: DataDir, pid: int, timeout: float) -> None:
     """Return once the agent recorded itself in the data dir; AgentStartFailed (with the
     end of its logs) if it exits first or takes longer than `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         info = dd.read_agent()
-        if info and info.get("pid") == proc.pid:
+        if info and info.get("pid") == pid:
             return
-        if proc.poll() is not None:
+        if _exited(pid):
             tail = [*_tail(dd.log_file, 15), *_tail(dd.startup_log, 15)][-15:]
             raise AgentStartFailed("agent exited during start-up:\n  " + "\n  ".join(tail))
         time.sleep(0.02)    # a small file read: `up --wait` follows the agent's start closely
     raise AgentStartFailed(f"agent did not start within {timeout:.0f}s; see {dd.log_file} "
                            f"and {dd.startup_log}")
+
+
+def _exited(pid: int) -> bool:
+    """Our child has ended (and is reaped)."""
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return done == pid
 
 
 def _tail(path: Path, lines: int) -> list[str]:

@@ -389,7 +389,7 @@ def _within_rules(current: int, desired: int, min_r: int,
 def _within_rates(current: int, desired: int, min_r: int, max_r: int, up: dict, down: dict,
                   memory: Memory, now: float) -> tuple[int, str, str]:
     if desired > current:
-        limit = max(_up_limit(current, memory, up, now), current)
+        limit = max(_limit(current, memory, up, now, up=True), current)
         if max_r > limit:
             allowed, reason, message = limit, "ScaleUpLimit", (
                 "the desired replica count is increasing faster than the maximum scale rate")
@@ -399,7 +399,7 @@ def _within_rates(current: int, desired: int, min_r: int, max_r: int, up: dict, 
         if desired > allowed:
             return allowed, reason, message
     elif desired < current:
-        limit = min(_down_limit(current, memory, down, now), current)
+        limit = min(_limit(current, memory, down, now, up=False), current)
         if min_r < limit:
             allowed, reason, message = limit, "ScaleDownLimit", (
                 "the desired replica count is decreasing faster than the maximum scale rate")
@@ -428,34 +428,25 @@ def _changed_in(events: list[tuple[float, int]], period: float, now: float) -> i
     return sum(n for at, n in events if at > now - period)
 
 
-def _up_limit(current: int, memory: Memory, rules: dict, now: float) -> int:
+def _limit(current: int, memory: Memory, rules: dict, now: float, up: bool) -> int:
+    """The most (up) or fewest (down) replicas the behavior's policies allow from the
+    replicas at the start of each policy's period; selectPolicy picks among them (Max:
+    the largest change)."""
     if rules["selectPolicy"] == "Disabled":
         return current
-    pick = min if rules["selectPolicy"] == "Min" else max
+    largest_change = rules["selectPolicy"] != "Min"
+    pick = max if largest_change == up else min
     out: int | None = None
     for policy in rules["policies"]:
         period = float(policy.get("periodSeconds") or 15)
         start = current - _changed_in(memory.scale_up, period, now) + \
             _changed_in(memory.scale_down, period, now)
         value = int(policy.get("value") or 0)
-        proposed = start + value if policy.get("type") == "Pods" \
-            else math.ceil(start * (1 + value / 100))
-        out = proposed if out is None else pick(out, proposed)
-    return current if out is None else out
-
-
-def _down_limit(current: int, memory: Memory, rules: dict, now: float) -> int:
-    if rules["selectPolicy"] == "Disabled":
-        return current
-    pick = max if rules["selectPolicy"] == "Min" else min
-    out: int | None = None
-    for policy in rules["policies"]:
-        period = float(policy.get("periodSeconds") or 15)
-        start = current - _changed_in(memory.scale_up, period, now) + \
-            _changed_in(memory.scale_down, period, now)
-        value = int(policy.get("value") or 0)
-        proposed = start - value if policy.get("type") == "Pods" \
-            else int(start * (1 - value / 100))
+        if policy.get("type") == "Pods":
+            proposed = start + value if up else start - value
+        else:
+            proposed = math.ceil(start * (1 + value / 100)) if up \
+                else int(start * (1 - value / 100))
         out = proposed if out is None else pick(out, proposed)
     return current if out is None else out
 

@@ -59,6 +59,8 @@ class Informer:
 
     # -- reading -----------------------------------------------------------------------
     def get(self, key: ObjectKey) -> dict | None:
+        if key.kind in self._skip:          # not cached: read from the store
+            return self.store.get(key)
         with self._lock:
             return self._objects[key.kind].get(key) if key.kind in self._objects else None
 
@@ -94,6 +96,11 @@ class Informer:
         """Every object of these kinds, kind by kind, as of one instant."""
         with self._lock:
             return [o for kind in kinds for o in _sorted(self._objects.get(kind, {}))]
+
+    def cached(self) -> list[dict]:
+        """Every object cached (not the kinds it skips), kind by kind."""
+        with self._lock:
+            return self.snapshot(sorted(self._objects))
 
     @property
     def resource_version(self) -> int:

@@ -32,13 +32,13 @@ def fake_agent(objects, listeners):
     proxy = types.SimpleNamespace(_listeners={i: types.SimpleNamespace(name=n, active=a)
                                               for i, (n, a) in enumerate(listeners)})
     return types.SimpleNamespace(
-        store=store, engine=FakeEngine(), drift=FakeDrift(),
+        store=store, informer=None, engine=FakeEngine(), drift=FakeDrift(),
         services=types.SimpleNamespace(proxy=proxy), source=types.SimpleNamespace(url="/src"),
         config=types.SimpleNamespace(ref="main"), objects=objects)
 
 
 def scrape(agent, monkeypatch) -> tuple[int, str, str]:
-    monkeypatch.setattr("gitops.api.server.object_health", lambda store: agent.objects)
+    monkeypatch.setattr("gitops.api.server.object_health", lambda store, live=None: agent.objects)
 
     async def go():
         app = web.Application()
