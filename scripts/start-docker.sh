@@ -28,7 +28,9 @@ esac
 
 mkdir -p "$GITOPS_DOCKER_RUN" "$GITOPS_DOCKER_ROOT"
 rm -f "$GITOPS_DOCKER_RUN/docker.sock" "$GITOPS_DOCKER_RUN/docker.pid"
-nohup dockerd \
+# A session of its own: the shell, CI step or job that started it may end (and have its
+# process group killed) while the engine serves others.
+setsid nohup dockerd \
   --host "$DOCKER_HOST" \
   --data-root "$GITOPS_DOCKER_ROOT" \
   --exec-root "$GITOPS_DOCKER_RUN/exec" \
