@@ -121,7 +121,10 @@ class NodeRole:
         self.services = ServiceNetwork(self.dd.instance,
                                        self.identity.cluster.get("serviceCIDR", ""),
                                        self.node_ip)
-        self.node_loop = Loop("node-agent", self.node.sync_once, resync=2, debounce=0.003)
+        # As the all-in-one agent's: a pass hands pods to their workers and returns, so a
+        # pod bound meanwhile starts without waiting for the slowest start of this pass.
+        self.node_loop = Loop("node-agent", lambda: self.node.sync_once(wait=False),
+                              resync=2, debounce=0.003)
         self.proxy_loop = Loop("services", self._apply_services, resync=10, debounce=0,
                                retry_failed=True)
         self.routes_loop = Loop("node-routes", self._apply_routes, resync=30, debounce=0.01)
@@ -133,7 +136,7 @@ class NodeRole:
 
     def _wake(self, _event: str, obj: dict) -> None:
         kind = obj.get("kind")
-        if kind in ("Pod", "Node"):
+        if kind == "Node" or (kind == "Pod" and bound_to(obj, self.node_name)):
             self.node_loop.poke()
         if kind in ("Service", "Endpoints", "Pod"):
             self.proxy_loop.poke()
@@ -253,6 +256,12 @@ def run_node(cfg: NodeConfig) -> None:
     from gitops.proxy.loop import run
     os.umask(OWNER_ONLY_UMASK)
     run(NodeRole(cfg).run())
+
+
+def bound_to(pod: dict, node_name: str) -> bool:
+    """Whether a pod event concerns this node's agent (the kubelet watches only the pods
+    bound to it): other nodes' pods change all the time in a busy cluster."""
+    return (pod.get("spec") or {}).get("nodeName") == node_name
 
 
 def watch_runtime(runtime, node: NodeAgent, node_loop, stopping) -> None:
