@@ -120,7 +120,7 @@ class NodeRole:
                                          exec=RuntimeStreams(self.runtime)))
         self.services = ServiceNetwork(self.dd.instance,
                                        self.identity.cluster.get("serviceCIDR", ""),
-                                       self.node_ip)
+                                       self.node_ip, proxy_workers=node_proxy_workers())
         # As the all-in-one agent's: a pass hands pods to their workers and returns, so a
         # pod bound meanwhile starts without waiting for the slowest start of this pass.
         self.node_loop = Loop("node-agent", lambda: self.node.sync_once(wait=False),
@@ -235,6 +235,17 @@ class NodeRole:
             raise PodCidrPending(f"the server has given node {self.node_name} no pod CIDR yet")
         routes.enable_forwarding()
         self.node.setup(cidr)
+
+
+def node_proxy_workers() -> int:
+    """A node's Service proxy moves its TCP data path to a worker process (as kube-proxy
+    is a process of its own): connections through a ClusterIP then never wait behind
+    the node agent's passes, watches and status writes. GITOPS_PROXY_WORKERS overrides."""
+    try:
+        return max(0, int(os.environ.get("GITOPS_PROXY_WORKERS", "1") or 1))
+    except ValueError:
+        raise GitopsError("GITOPS_PROXY_WORKERS must be a number of processes, not "
+                          f"{os.environ['GITOPS_PROXY_WORKERS']!r}") from None
 
 
 class PodCidrPending(GitopsError):

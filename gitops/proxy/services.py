@@ -18,10 +18,12 @@ log = structlog.get_logger(component="services")
 
 
 class ServiceNetwork:
-    def __init__(self, instance: str, service_cidr: str, node_address: str) -> None:
+    def __init__(self, instance: str, service_cidr: str, node_address: str,
+                 proxy_workers: int | None = None) -> None:
+        """proxy_workers: processes for the TCP data path (None: GITOPS_PROXY_WORKERS)."""
         self.service_cidr = service_cidr
         self.node_address = node_address
-        self.proxy = Proxy()
+        self.proxy = Proxy(workers=proxy_workers)
         self.vips = LoopbackVips(cidr=service_cidr, label=f"lo:g{instance}")
         self.dns = DnsServer(host_upstreams())
         self.dns_addresses: list[tuple[str, int]] = []
