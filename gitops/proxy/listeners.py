@@ -394,7 +394,7 @@ class Proxy:
     async def _apply(self, routes: Mapping[ListenAddr, Route | Sequence[Endpoint]],
                      names: Mapping[ListenAddr, str]) -> dict[ListenAddr, str]:
         errors: dict[ListenAddr, str] = {}
-        if self._pool_broken:
+        if self._pool_broken or (self._pool is not None and self._pool.dead()):
             await self._replace_pool()
         wanted: dict[ListenAddr, tuple[Route, str | None]] = {}
         for key, route in routes.items():
@@ -507,6 +507,8 @@ class Proxy:
         for lst in self._listeners.values():
             if isinstance(lst, _TcpListener):
                 lst.shared = False      # the next _share opens it in the new workers
+                if lst.tcp is not None:
+                    lst.tcp.resume()    # meanwhile this process accepts
         self._pool_broken = False
 
     async def close(self) -> None:

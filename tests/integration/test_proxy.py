@@ -818,6 +818,34 @@ def test_with_workers_the_proxy_process_stops_accepting_and_takes_over_when_one_
     run(main(), timeout=60)
 
 
+def test_without_pidfds_the_next_apply_replaces_a_dead_worker(monkeypatch):
+    """Before Linux 5.3 (no pidfd_open) nobody tells the proxy at once: its next apply
+    (a resync at the latest) finds the dead worker and starts a new one."""
+    def no_pidfd(pid):
+        raise OSError(38, "Function not implemented")
+    monkeypatch.setattr(os, "pidfd_open", no_pidfd)
+
+    async def main():
+        backend = await Backend("b0").start()
+        proxy = Proxy(dial_timeout=1.0, workers=1)
+        port = free_port()
+        try:
+            await proxy.apply({(LO, port): [backend.addr]})
+            (proc, _), = proxy._pool._workers
+            proc.kill()
+            proc.wait(10)
+            assert await proxy.apply({(LO, port): [backend.addr]}) == {}
+            (fresh, _), = proxy._pool._workers
+            assert fresh.pid != proc.pid and proxy._listeners[(LO, port)].tcp.paused
+            _, w, name = await connect(port)
+            assert name == "b0"
+            await close(w)
+        finally:
+            await proxy.close()
+            await backend.stop()
+    run(main(), timeout=60)
+
+
 def test_a_closed_connection_is_freed_without_the_garbage_collector():
     """No reference cycle per connection: the collector's passes over a big agent heap
     would otherwise cost the data path."""
