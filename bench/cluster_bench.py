@@ -4,7 +4,7 @@
   the directory) to all six pods Ready, spread over the three hosts (median of rounds)
 - cross_node_proxy_rps_ratio_vs_direct: from host h2, requests/s through a ClusterIP whose
   endpoints all run on h3, against dialling the pod on h3 directly (one connection per
-  request, the same bounded load loop for both)
+  request, the same bounded load loop for both, in alternating slices)
 - node_loss_to_replaced_s: h3's agent killed and its link cut, grace period 10 s and
   toleration 5 s, to every replica Ready on the other hosts
 
@@ -16,6 +16,7 @@ Traffic stays inside the simulated hosts' namespaces; every loop is bounded.
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import ssl
@@ -23,6 +24,7 @@ import statistics
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -95,6 +97,19 @@ class Api:
         with urllib.request.urlopen(req, timeout=10, context=self.tls) as resp:
             return json.loads(resp.read())
 
+    def watch(self, path: str, rv: str) -> http.client.HTTPResponse:
+        """A watch stream (one JSON event per line), as kubectl and informers use."""
+        url = urllib.parse.urlsplit(self.url)
+        conn = http.client.HTTPSConnection(url.hostname, url.port, timeout=120,
+                                           context=self.tls)
+        sep = "&" if "?" in path else "?"
+        conn.request("GET", f"{path}{sep}watch=1&resourceVersion={rv}",
+                     headers={"Authorization": f"Bearer {self.token}"})
+        resp = conn.getresponse()
+        if resp.status != 200:
+            raise RuntimeError(f"watch {path}: {resp.status} {resp.read()[:200]!r}")
+        return resp
+
     def ready_pods(self, app: str) -> list[dict]:
         pods = self.get(f"/api/v1/namespaces/default/pods?labelSelector=app%3D{app}")["items"]
         return [p for p in pods if not p["metadata"].get("deletionTimestamp") and any(
@@ -118,15 +133,47 @@ def _write(c: Cluster, apps: dict[str, str]) -> None:
     os.replace(tmp, c.repo / "app.yaml")
 
 
+def _ready(pod: dict) -> bool:
+    return not pod["metadata"].get("deletionTimestamp") and any(
+        c["type"] == "Ready" and c["status"] == "True"
+        for c in pod.get("status", {}).get("conditions", []))
+
+
+def _watch_ready(stream, count: int, timeout: float) -> None:
+    """Until `count` pods of the watched set are Ready (watch events, no polling)."""
+    ready: set[str] = set()
+    deadline = time.monotonic() + timeout
+    while len(ready) < count:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out after {timeout}s: {len(ready)} of {count} Ready")
+        line = stream.readline()
+        if not line:
+            raise RuntimeError("the watch ended")
+        event = json.loads(line)
+        pod = event.get("object") or {}
+        name = pod.get("metadata", {}).get("name", "")
+        if event.get("type") != "DELETED" and _ready(pod):
+            ready.add(name)
+        else:
+            ready.discard(name)
+
+
 def push_to_ready(c: Cluster, api: Api, rounds: int) -> list[float]:
+    """Each round: write the change, then follow a watch on its pods (what kubectl
+    rollout status does) until all six are Ready."""
     times = []
     for i in range(rounds):
         name = f"push{i}"
         apps = {name: DEPLOY % {"name": name, "replicas": 6, "placement": SPREAD % name}}
-        start = time.monotonic()
-        _write(c, apps)
-        _wait(lambda: len(api.ready_pods(name)) == 6, 120, f"{name} Ready")
-        times.append(time.monotonic() - start)
+        path = f"/api/v1/namespaces/default/pods?labelSelector=app%3D{name}"
+        stream = api.watch(path, api.get(path)["metadata"]["resourceVersion"])
+        try:
+            start = time.monotonic()
+            _write(c, apps)
+            _watch_ready(stream, 6, 120)
+            times.append(time.monotonic() - start)
+        finally:
+            stream.close()
         hosts = {p["spec"]["nodeName"] for p in api.ready_pods(name)}
         if hosts != {"h1", "h2", "h3"}:
             raise RuntimeError(f"{name} ran on {sorted(hosts)}, not on all three hosts")
@@ -144,17 +191,24 @@ def _load(c: Cluster, host: str, port: int, seconds: float) -> float:
     return float(done.stdout.strip())
 
 
-def cross_node_ratio(c: Cluster, api: Api, seconds: float) -> dict:
+def cross_node_ratio(c: Cluster, api: Api, pairs: int, seconds: float) -> dict:
+    """Paired slices, direct and through the ClusterIP in turn (ABBA order), so the rest of
+    the machine's load, which drifts over seconds, weighs on both alike."""
     _write(c, {"far": DEPLOY % {"name": "far", "replicas": 1, "placement": ON_H3}})
     _wait(lambda: len(api.ready_pods("far")) == 1, 120, "far Ready")
     pod_ip = api.ready_pods("far")[0]["status"]["podIP"]
     vip = api.get("/api/v1/namespaces/default/services/far")["spec"]["clusterIP"]
     _wait(lambda: _load(c, vip, 80, 0.5) > 0, 60, "the ClusterIP to answer on h2")
-    direct = _load(c, pod_ip, 8080, seconds)
-    proxied = _load(c, vip, 80, seconds)
+    direct, proxied = [], []
+    for i in range(pairs):
+        order = ((direct, pod_ip, 8080), (proxied, vip, 80))
+        for out, host, port in (order if i % 2 == 0 else order[::-1]):
+            out.append(_load(c, host, port, seconds))
     _write(c, {})
-    return {"direct_rps": round(direct, 1), "clusterip_rps": round(proxied, 1),
-            "ratio": proxied / direct if direct else float("nan")}
+    d, p = statistics.mean(direct), statistics.mean(proxied)
+    return {"direct_rps": round(d, 1), "clusterip_rps": round(p, 1),
+            "ratio": p / d if d else float("nan"),
+            "pairs": [round(b / a, 2) if a else None for a, b in zip(direct, proxied)]}
 
 
 def node_loss(c: Cluster, api: Api) -> float:
@@ -191,7 +245,7 @@ def run(quick: bool = False) -> dict:
                 for x in n.get("status", {}).get("conditions", []))]) == 3, 120,
                   "three Ready nodes")
             pushes = push_to_ready(c, api, 1 if quick else 3)
-            proxy = cross_node_ratio(c, api, 2.0 if quick else 5.0)
+            proxy = cross_node_ratio(c, api, 4 if quick else 6, 1.0 if quick else 2.0)
             loss = node_loss(c, api)
         finally:
             c.stop_all()
@@ -201,7 +255,8 @@ def run(quick: bool = False) -> dict:
             "node_loss_to_replaced_s": loss,
             "cluster_push_rounds_s": [round(t, 2) for t in pushes],
             "cross_node_direct_rps": proxy["direct_rps"],
-            "cross_node_clusterip_rps": proxy["clusterip_rps"]}
+            "cross_node_clusterip_rps": proxy["clusterip_rps"],
+            "cross_node_pair_ratios": proxy["pairs"]}
 
 
 if __name__ == "__main__":

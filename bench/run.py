@@ -74,7 +74,8 @@ BENCHES = (
     Bench("cluster", "cluster_bench", ("cluster_push_to_ready_s",
                                        "cross_node_proxy_rps_ratio_vs_direct",
                                        "node_loss_to_replaced_s"),
-          ("cross_node_direct_rps", "cross_node_clusterip_rps"),
+          ("cross_node_direct_rps", "cross_node_clusterip_rps", "cross_node_pair_ratios",
+           "cluster_push_rounds_s"),
           timeout=600, quick_timeout=200),
 )
 KEYS = tuple(k for b in BENCHES for k in b.keys)

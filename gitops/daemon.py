@@ -33,7 +33,7 @@ from gitops.api.podlogs import PodLogs
 from gitops.api.server import ApiContext, make_app, object_health, unmanaged_objects
 from gitops.api.serviceaccounts import load_or_create_key
 from gitops.api.webhook import add_webhook_routes
-from gitops.cluster.node import start_node_dns, watch_runtime
+from gitops.cluster.node import bound_to, start_node_dns, watch_runtime
 from gitops.cluster.server import ClusterServer
 from gitops.cluster.shared import PEERS, ServerRegistry, share_secrets
 from gitops.controllers.nodelifecycle import Settings
@@ -320,7 +320,8 @@ class Agent:
 
     def _wake_node(self, _event: str, old: dict | None, new: dict | None) -> None:
         kind = (new or old or {}).get("kind")
-        if kind in ("Pod", "Node", "ConfigMap", "Secret"):
+        if kind in ("Node", "ConfigMap", "Secret") or (
+                kind == "Pod" and bound_to(new or old, self.node.node_name)):
             self.node_loop.poke()
         if kind in ("Service", "Endpoints", "Pod"):
             self.proxy_loop.poke()

@@ -69,12 +69,15 @@ image_archive() {     # the local engine's images as one archive, cached by thei
     || die "images missing on $DOCKER_HOST: $images (run scripts/build-images.sh)"
   key=$(echo "$ids" | sha256sum | cut -c1-16)
   archive=$cache/images-$key.tar
-  if [ ! -s "$archive" ]; then
-    mkdir -p "$cache"
-    find "$cache" -name 'images-*.tar' -delete
-    docker save $images -o "$archive.tmp"
-    mv "$archive.tmp" "$archive"
-  fi
+  mkdir -p "$cache"
+  (
+    flock 8     # runs under other prefixes share the cache: one writes it, the others wait
+    if [ ! -s "$archive" ]; then
+      find "$cache" -name 'images-*.tar' ! -name "images-$key.tar" -delete
+      docker save $images -o "$archive.tmp.$$"
+      mv "$archive.tmp.$$" "$archive"
+    fi
+  ) 8>"$cache/.lock"
   echo "$archive"
 }
 
@@ -114,13 +117,19 @@ up() {
   command -v nsenter >/dev/null || die "nsenter is missing (apt-get install util-linux)"
   local archive net i h
   archive=$(image_archive)
-  net=$(pick_subnet)
   mkdir -p "$run_root"
-  echo "$net.0/24" >"$run_root/subnet"
-  : >"$run_root/hosts"
   # The machine's own end of the segment: .254, so tests and kubectl reach every host.
+  # Picking a free /24 and taking it is one step under a lock: two runs under different
+  # prefixes starting at once must not both see the same /24 free.
+  exec 9>/run/gitops-sim/.subnet.lock
+  flock 9
+  net=$(pick_subnet)
   ip link add "$bridge" type bridge
   ip addr add "$net.254/24" dev "$bridge"
+  flock -u 9
+  exec 9>&-
+  echo "$net.0/24" >"$run_root/subnet"
+  : >"$run_root/hosts"
   ip link set "$bridge" up
   for i in $(seq 1 "$n"); do
     h=h$i

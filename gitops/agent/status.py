@@ -113,6 +113,9 @@ def pod_status(pod: dict, containers: list[ContainerInfo],
         or now or None,
         "initContainerStatuses": init_statuses or None,
         "containerStatuses": statuses,
+        # Set by the API server on create; a node's status write (a PUT of the whole
+        # status, over the API in a cluster) must not drop it.
+        "qosClass": previous.get("qosClass"),
     }
     if deadline_exceeded:
         status["reason"], status["message"] = DEADLINE_REASON, DEADLINE_MESSAGE

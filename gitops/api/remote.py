@@ -249,8 +249,13 @@ class RemoteStore:
             have = cache.get(key)
             if event == "DELETED":
                 cache.pop(key, None)
-            elif have is not None and _rv(have) > _rv(obj):
-                return          # our own write's answer was newer
+            elif have is not None and (_rv(have) > _rv(obj) or
+                                       _rv(have) == _rv(obj) > 0):
+                # Our own write's answer was newer, or this is the version we have: the
+                # watch echoing our write, or a write that changed nothing (the server
+                # answers with the stored object). Telling would wake loops for nothing,
+                # and a node's pass, which writes status, would wake itself forever.
+                return
             else:
                 cache[key] = obj
         self._tell(event, obj)
@@ -310,6 +315,8 @@ class RemoteStore:
         current = self.get(key)
         if current is None:
             current = _with_kind(self.client.request("GET", _path(key)), key.kind)
+        elif current.get("status") == status:
+            return current      # as the registry: an unchanged status is no write
         body = {**current, "status": status}
         body["metadata"] = {k: v for k, v in current["metadata"].items()
                             if k != "resourceVersion"}     # status is ours alone to write

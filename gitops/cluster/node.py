@@ -120,8 +120,11 @@ class NodeRole:
                                          exec=RuntimeStreams(self.runtime)))
         self.services = ServiceNetwork(self.dd.instance,
                                        self.identity.cluster.get("serviceCIDR", ""),
-                                       self.node_ip)
-        self.node_loop = Loop("node-agent", self.node.sync_once, resync=2, debounce=0.003)
+                                       self.node_ip, proxy_workers=node_proxy_workers())
+        # As the all-in-one agent's: a pass hands pods to their workers and returns, so a
+        # pod bound meanwhile starts without waiting for the slowest start of this pass.
+        self.node_loop = Loop("node-agent", lambda: self.node.sync_once(wait=False),
+                              resync=2, debounce=0.003)
         self.proxy_loop = Loop("services", self._apply_services, resync=10, debounce=0,
                                retry_failed=True)
         self.routes_loop = Loop("node-routes", self._apply_routes, resync=30, debounce=0.01)
@@ -133,7 +136,7 @@ class NodeRole:
 
     def _wake(self, _event: str, obj: dict) -> None:
         kind = obj.get("kind")
-        if kind in ("Pod", "Node"):
+        if kind == "Node" or (kind == "Pod" and bound_to(obj, self.node_name)):
             self.node_loop.poke()
         if kind in ("Service", "Endpoints", "Pod"):
             self.proxy_loop.poke()
@@ -234,6 +237,17 @@ class NodeRole:
         self.node.setup(cidr)
 
 
+def node_proxy_workers() -> int:
+    """A node's Service proxy moves its TCP data path to a worker process (as kube-proxy
+    is a process of its own): connections through a ClusterIP then never wait behind
+    the node agent's passes, watches and status writes. GITOPS_PROXY_WORKERS overrides."""
+    try:
+        return max(0, int(os.environ.get("GITOPS_PROXY_WORKERS", "1") or 1))
+    except ValueError:
+        raise GitopsError("GITOPS_PROXY_WORKERS must be a number of processes, not "
+                          f"{os.environ['GITOPS_PROXY_WORKERS']!r}") from None
+
+
 class PodCidrPending(GitopsError):
     pass
 
@@ -253,6 +267,12 @@ def run_node(cfg: NodeConfig) -> None:
     from gitops.proxy.loop import run
     os.umask(OWNER_ONLY_UMASK)
     run(NodeRole(cfg).run())
+
+
+def bound_to(pod: dict, node_name: str) -> bool:
+    """Whether a pod event concerns this node's agent (the kubelet watches only the pods
+    bound to it): other nodes' pods change all the time in a busy cluster."""
+    return (pod.get("spec") or {}).get("nodeName") == node_name
 
 
 def watch_runtime(runtime, node: NodeAgent, node_loop, stopping) -> None:

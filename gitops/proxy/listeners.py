@@ -342,6 +342,7 @@ class Proxy:
             workers = int(os.environ.get("GITOPS_PROXY_WORKERS", "0") or 0)
         self._workers_wanted = max(0, workers)
         self._pool: WorkerPool | None = None
+        self._pool_broken = False      # a worker exited: this process accepts everything
         self._dial_timeout = dial_timeout
         self._udp_idle = udp_idle_timeout
         self._udp_max_flows = udp_max_flows
@@ -393,6 +394,8 @@ class Proxy:
     async def _apply(self, routes: Mapping[ListenAddr, Route | Sequence[Endpoint]],
                      names: Mapping[ListenAddr, str]) -> dict[ListenAddr, str]:
         errors: dict[ListenAddr, str] = {}
+        if self._pool_broken or (self._pool is not None and self._pool.dead()):
+            await self._replace_pool()
         wanted: dict[ListenAddr, tuple[Route, str | None]] = {}
         for key, route in routes.items():
             protocol = protocol_of(key)
@@ -425,7 +428,7 @@ class Proxy:
                         errors[addr] = str(e)
                         self._note("warning", "proxy_listen_failed", ("listen", addr),
                                    listener=name, addr=_fmt(addr), error=str(e))
-                    if changed or lst.tcp is not was:
+                    if changed or lst.tcp is not was or not lst.shared:
                         await self._share(lst)
                 continue
             lst = _TcpListener(addr, name, route, self) if protocol_of(addr) == "TCP" \
@@ -454,25 +457,59 @@ class Proxy:
         if self._pool is None:
             self._pool = await asyncio.to_thread(WorkerPool, self._workers_wanted,
                                                  self._dial_timeout)
+            self._pool.watch(asyncio.get_running_loop(), self._worker_gone)
         want = lst.balancer.affinity_timeout is None and lst.tcp is not None
         endpoints = list(lst.balancer.endpoints)
         if want and not lst.shared:
-            await self._to_workers(("open", lst.addr, endpoints, lst.name),
-                                   lst.tcp.sock.fileno())
+            if await self._to_workers(("open", lst.addr, endpoints, lst.name),
+                                      lst.tcp.sock.fileno()) and not self._pool_broken:
+                # The data path is the workers' alone: connections never wait behind
+                # this process's other work (a node agent's passes, its GIL), and no
+                # connection wakes two processes.
+                lst.tcp.pause()
             lst.shared = True
         elif want:
             await self._to_workers(("update", lst.addr, endpoints))
         elif lst.shared:
             await self._to_workers(("close", lst.addr))
             lst.shared = False
+            if lst.tcp is not None:
+                lst.tcp.resume()
 
-    async def _to_workers(self, message: tuple, fd: int | None = None) -> None:
+    async def _to_workers(self, message: tuple, fd: int | None = None) -> bool:
+        """True when every worker did it."""
         if self._pool is None:
-            return
+            return False
+        ok = True
         for error in await asyncio.to_thread(self._pool.call, message, fd):
             if error:
+                ok = False
                 self._note("warning", "proxy_worker_failed", ("worker", message[0], message[1]),
                            op=message[0], addr=_fmt(message[1]), error=error)
+        return ok
+
+    def _worker_gone(self, pid: int) -> None:
+        """A worker exited (killed, out of memory): this process accepts on every
+        listener again at once; the next apply starts a new set of workers."""
+        if self._pool_broken:
+            return
+        self._pool_broken = True
+        log.warning("proxy_worker_exited", pid=pid)
+        for lst in self._listeners.values():
+            if isinstance(lst, _TcpListener) and lst.tcp is not None:
+                lst.tcp.resume()
+
+    async def _replace_pool(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.unwatch()
+            await asyncio.to_thread(pool.close)
+        for lst in self._listeners.values():
+            if isinstance(lst, _TcpListener):
+                lst.shared = False      # the next _share opens it in the new workers
+                if lst.tcp is not None:
+                    lst.tcp.resume()    # meanwhile this process accepts
+        self._pool_broken = False
 
     async def close(self) -> None:
         """Stop every listener, then end every connection, draining or not."""
@@ -485,8 +522,10 @@ class Proxy:
         self._listeners.clear()
         self._note_routed()
         if self._pool is not None:
+            self._pool.unwatch()
             await asyncio.to_thread(self._pool.close)
             self._pool = None
+        self._pool_broken = False
         if self._tcp is not None:
             self._tcp.close()
             self._tcp = None

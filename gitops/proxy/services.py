@@ -4,6 +4,7 @@ step with the store's Services, Endpoints and Pods (one level-triggered apply)."
 from __future__ import annotations
 
 import asyncio
+import time
 
 import structlog
 
@@ -16,12 +17,19 @@ from gitops.proxy.vip import LoopbackVips, VipUnavailable
 
 log = structlog.get_logger(component="services")
 
+# Seconds an unchanged set of ClusterIPs, all found on lo, is trusted without asking `ip`
+# again. Applies come with every Pod change (DNS follows pods): in a busy cluster a fork
+# of `ip` per apply on every node competes with the engine starting the pods.
+VIP_RECHECK = 10.0
+
 
 class ServiceNetwork:
-    def __init__(self, instance: str, service_cidr: str, node_address: str) -> None:
+    def __init__(self, instance: str, service_cidr: str, node_address: str,
+                 proxy_workers: int | None = None) -> None:
+        """proxy_workers: processes for the TCP data path (None: GITOPS_PROXY_WORKERS)."""
         self.service_cidr = service_cidr
         self.node_address = node_address
-        self.proxy = Proxy()
+        self.proxy = Proxy(workers=proxy_workers)
         self.vips = LoopbackVips(cidr=service_cidr, label=f"lo:g{instance}")
         self.dns = DnsServer(host_upstreams())
         self.dns_addresses: list[tuple[str, int]] = []
@@ -30,6 +38,8 @@ class ServiceNetwork:
         # Service key -> why one of its listeners cannot bind (its status says so)
         self.listen_failures: dict[ObjectKey, str] = {}
         self._dns_ips: frozenset[str] = frozenset()
+        self._vips_seen: tuple[frozenset[str], float] | None = None   # all present, when
+        self.clock = time.monotonic
 
     async def start_dns(self, hosts: list[str], port: int = 53) -> None:
         """Listen where containers (their gateway) and the host (127.0.0.1) can ask."""
@@ -72,11 +82,16 @@ class ServiceNetwork:
         return self.proxy.listening()
 
     def _sync_vips(self, wanted: set[str]) -> set[str]:
+        seen, now = self._vips_seen, self.clock()
+        if seen is not None and seen[0] == wanted and now - seen[1] < VIP_RECHECK:
+            return set(wanted)
         try:
             present = self.vips.sync(wanted)
             mode = "vip"
         except VipUnavailable as exc:
             present, mode = set(), f"fallback: {exc}"
+        # Someone may still remove one behind our back: the recheck finds it (a resync).
+        self._vips_seen = (frozenset(wanted), now) if present == wanted else None
         if mode != self._vip_mode:
             # Without root, ClusterIPs are served on 127.x stand-ins: host access only.
             log.info("cluster_ip_mode", mode=mode, cidr=self.service_cidr)

@@ -339,7 +339,7 @@ class TcpConn:
         if self.down is not None:
             if events & _READ:
                 self.down.readable(events)
-            if events & _WRITE:
+            if events & _WRITE and not self.closed:
                 self.up.writable()
         elif events & _WRITE:       # the connect finished, one way or the other
             err = self.backend.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
@@ -369,13 +369,14 @@ class TcpConn:
         self.down = _Flow(self, self.backend, self.client)
         # Registering reports what is already there; reading now as well is harmless.
         self.engine.poller.add(self.client, self._client_event)
-        self.up.readable()
-        self.down.readable()
+        up, down = self.up, self.down       # the first may close the connection
+        up.readable()
+        down.readable()
 
     def _client_event(self, events: int) -> None:
         if events & _READ:
             self.up.readable(events)
-        if events & _WRITE:
+        if events & _WRITE and not self.closed:
             self.down.writable()
 
     # -- ending --------------------------------------------------------------------------
@@ -407,6 +408,10 @@ class TcpConn:
         for flow in (self.up, self.down):
             if flow is not None and flow.pipe is not None:
                 pipes.put(flow.pipe, flow.queued == 0)
+        # The flows point back at the connection: without this, every connection would be
+        # a cycle left to the garbage collector, whose passes over the agent's heap then
+        # cost the proxy a few percent of its time.
+        self.up = self.down = None
         self.on_close(self)
 
 
@@ -421,6 +426,8 @@ class TcpListener:
         self.dial_timeout, self.wants_client_ip, self.events = dial_timeout, wants_client_ip, events
         self.conns: set[TcpConn] = set()   # this listener's open connections
         self._family = int(sock.family)
+        self.paused = False                # other processes accept on it (workers)
+        self._backing_off = False
         engine.poller.add(sock, self._accept, select.EPOLLIN)   # level-triggered
 
     @staticmethod
@@ -462,6 +469,7 @@ class TcpListener:
             except OSError as e:    # EMFILE and friends: keep serving the open ones,
                 self.events.accept_failed(e)   # and stop polling a while (level-triggered)
                 engine.poller.remove(self.sock)
+                self._backing_off = True
                 engine.loop.call_later(_ACCEPT_BACKOFF, self._resume)
                 return
             client = _socket.socket(self._family, _STREAM, 0, fd)
@@ -479,8 +487,22 @@ class TcpListener:
             conn.dial(candidates, self.dial_timeout)
 
     def _resume(self) -> None:
-        if self.sock.fileno() >= 0:
+        self._backing_off = False
+        if self.sock.fileno() >= 0 and not self.paused:
             self.engine.poller.add(self.sock, self._accept, select.EPOLLIN)
+
+    def pause(self) -> None:
+        """Stop accepting, the socket kept open (and listening) for other processes."""
+        if not self.paused and self.sock.fileno() >= 0:
+            self.paused = True
+            if not self._backing_off:
+                self.engine.poller.remove(self.sock)
+
+    def resume(self) -> None:
+        if self.paused and self.sock.fileno() >= 0:
+            self.paused = False
+            if not self._backing_off:
+                self.engine.poller.add(self.sock, self._accept, select.EPOLLIN)
 
     def _closed(self, conn: TcpConn) -> None:
         self.conns.discard(conn)

@@ -2,17 +2,21 @@
 Python process is one core, whatever its threads do).
 
 The proxy process binds every listening socket itself (bind errors stay its own, once)
-and hands a duplicate of each to every worker over a Unix socket (SCM_RIGHTS). All of
-them accept on the same socket; the kernel gives each connection to one. A worker keeps
-its own Balancer per listener, updated with the same endpoints. Every command is
-acknowledged, so when Proxy.apply() returns the workers route like the proxy does (the
-node agent relies on that before it signals a deleted pod).
+and hands a duplicate of each to every worker over a Unix socket (SCM_RIGHTS). The
+workers accept on it, the kernel giving each connection to one; once they all have it,
+the proxy process stops accepting there, so the data path never shares its loop, GIL or
+heap with the rest of the agent. A worker keeps its own Balancer per listener, updated
+with the same endpoints. Every command is acknowledged, so when Proxy.apply() returns the
+workers route like the proxy does (the node agent relies on that before it signals a
+deleted pod).
 
 Listeners with sessionAffinity stay in the proxy process alone: a client IP's pin must
 live in one Balancer. Workers die with the proxy process (PR_SET_PDEATHSIG) and when
-their command pipe closes.
+their command pipe closes; when one exits, the proxy process accepts on every listener
+again at once (a pidfd tells it) and its next apply starts new workers.
 
-Opt-in: Proxy(workers=N) or GITOPS_PROXY_WORKERS=N (default 0, everything in-process).
+Proxy(workers=N) or GITOPS_PROXY_WORKERS=N: the all-in-one agent defaults to 0 (all
+in-process), a cluster's node (`gitops agent --server`) to 1.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from multiprocessing import reduction
 from multiprocessing.connection import Connection
 
@@ -50,6 +55,8 @@ class WorkerPool:
 
     def __init__(self, count: int, dial_timeout: float) -> None:
         self._workers: list[tuple[subprocess.Popen, Connection]] = []
+        self._pidfds: list[int] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
         for _ in range(count):
             ours, theirs = socket.socketpair()
             proc = subprocess.Popen(
@@ -77,6 +84,28 @@ class WorkerPool:
             except (EOFError, OSError) as e:
                 replies.append(f"worker {proc.pid} is gone: {e!r}")
         return replies
+
+    def watch(self, loop: asyncio.AbstractEventLoop, gone: Callable[[int], None]) -> None:
+        """gone(pid) on the loop as soon as a worker exits (a pidfd per worker)."""
+        for proc, _ in self._workers:
+            try:
+                fd = os.pidfd_open(proc.pid)
+            except OSError:                   # before Linux 5.3: the next apply notices
+                continue
+            self._pidfds.append(fd)
+            loop.add_reader(fd, gone, proc.pid)
+        self._loop = loop
+
+    def unwatch(self) -> None:
+        for fd in self._pidfds:
+            if self._loop is not None:
+                self._loop.remove_reader(fd)
+            os.close(fd)
+        self._pidfds.clear()
+
+    def dead(self) -> list[int]:
+        """Workers that have exited."""
+        return [proc.pid for proc, _ in self._workers if proc.poll() is not None]
 
     def close(self) -> None:
         for proc, conn in self._workers:

@@ -79,3 +79,21 @@ def test_hosts_have_engines_routes_and_down_leaves_nothing_after_a_crash():
     finally:
         sim.down()
     assert _leftovers(sim.prefix) == []
+
+
+def test_two_runs_started_at_once_get_segments_of_their_own():
+    """Two test runs (or a bench and a test run) under their own prefixes, started at the
+    same moment: each picks a free /24 and takes it in one locked step."""
+    from concurrent.futures import ThreadPoolExecutor
+    require_sim()
+    sims = [SimHosts(), SimHosts()]
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(lambda s: s.up(1), sims))
+        nets = [s.addr("h1").rsplit(".", 1)[0] for s in sims]
+        assert nets[0] != nets[1]
+    finally:
+        for s in sims:
+            s.down()
+    for s in sims:
+        assert _leftovers(s.prefix) == []

@@ -777,3 +777,104 @@ def test_with_workers_a_listener_refuses_without_endpoints_and_listens_again():
             await proxy.close()
             await backend.stop()
     run(main(), timeout=60)
+
+
+def test_with_workers_the_proxy_process_stops_accepting_and_takes_over_when_one_exits():
+    """The data path is the workers' alone; a worker that dies (killed, OOM) hands it back
+    to the proxy process at once, and the next apply starts a new worker."""
+    async def main():
+        backend = await Backend("b0").start()
+        proxy = Proxy(dial_timeout=1.0, workers=1)
+        port = free_port()
+        try:
+            assert await proxy.apply({(LO, port): [backend.addr]}) == {}
+            lst = proxy._listeners[(LO, port)]
+            assert lst.shared and lst.tcp.paused
+            for _ in range(4):
+                _, w, name = await connect(port)
+                assert name == "b0"
+                await close(w)
+            assert not proxy._conns            # none went through this process
+            (proc, _), = proxy._pool._workers
+            proc.kill()
+            for _ in range(100):               # the pidfd wakes the loop when it exits
+                if not lst.tcp.paused:
+                    break
+                await asyncio.sleep(0.05)
+            assert not lst.tcp.paused
+            _, w, name = await connect(port)   # no apply in between: served here
+            assert name == "b0"
+            await close(w)
+            assert await proxy.apply({(LO, port): [backend.addr]}) == {}
+            (fresh, _), = proxy._pool._workers
+            assert fresh.pid != proc.pid and fresh.poll() is None
+            assert lst.shared and lst.tcp.paused
+            _, w, name = await connect(port)
+            assert name == "b0"
+            await close(w)
+        finally:
+            await proxy.close()
+            await backend.stop()
+    run(main(), timeout=60)
+
+
+def test_without_pidfds_the_next_apply_replaces_a_dead_worker(monkeypatch):
+    """Before Linux 5.3 (no pidfd_open) nobody tells the proxy at once: its next apply
+    (a resync at the latest) finds the dead worker and starts a new one."""
+    def no_pidfd(pid):
+        raise OSError(38, "Function not implemented")
+    monkeypatch.setattr(os, "pidfd_open", no_pidfd)
+
+    async def main():
+        backend = await Backend("b0").start()
+        proxy = Proxy(dial_timeout=1.0, workers=1)
+        port = free_port()
+        try:
+            await proxy.apply({(LO, port): [backend.addr]})
+            (proc, _), = proxy._pool._workers
+            proc.kill()
+            proc.wait(10)
+            assert await proxy.apply({(LO, port): [backend.addr]}) == {}
+            (fresh, _), = proxy._pool._workers
+            assert fresh.pid != proc.pid and proxy._listeners[(LO, port)].tcp.paused
+            _, w, name = await connect(port)
+            assert name == "b0"
+            await close(w)
+        finally:
+            await proxy.close()
+            await backend.stop()
+    run(main(), timeout=60)
+
+
+def test_a_closed_connection_is_freed_without_the_garbage_collector():
+    """No reference cycle per connection: the collector's passes over a big agent heap
+    would otherwise cost the data path."""
+    import gc
+
+    from gitops.proxy.tcp import TcpConn, _Flow
+
+    async def main():
+        async with setup(1) as (proxy, (backend,)):
+            port = free_port()
+            await proxy.apply({(LO, port): [backend.addr]})
+            gc.collect()
+            gc.disable()
+            gc.set_debug(gc.DEBUG_SAVEALL)     # what a pass finds unreachable stays here
+            try:
+                for _ in range(3):
+                    r, w, _ = await connect(port)
+                    w.write_eof()
+                    assert await asyncio.wait_for(r.read(), T) == b"bye\n"
+                    await close(w)
+                for _ in range(100):
+                    if not proxy._conns:
+                        break
+                    await asyncio.sleep(0.02)
+                assert not proxy._conns
+                gc.collect()
+                assert not [o for o in gc.garbage if isinstance(o, (TcpConn, _Flow))]
+            finally:
+                gc.set_debug(0)
+                gc.garbage.clear()
+                gc.enable()
+    run(main())

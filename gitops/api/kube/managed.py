@@ -47,6 +47,7 @@ def record_update(old: dict | None, new: dict, manager: str, api_version: str,
     touched = F.changed(old or {}, new, present)
     out: list[dict] = []
     mine: set[F.Path] = set(touched)
+    at = -1                           # where manager's own Update entry was
     for e in _entries(old):
         if e.get("subresource", "") != subresource:
             out.append(e)
@@ -54,12 +55,25 @@ def record_update(old: dict | None, new: dict, manager: str, api_version: str,
         paths = _owned(e) & present
         if e.get("manager") == manager and e.get("operation") == "Update":
             mine |= paths
+            if at < 0:
+                at = len(out)
+                out.append(e)
             continue
         paths -= touched
         if paths:
             out.append({**e, "fieldsV1": F.to_v1(paths)})
+    previous = out.pop(at) if at >= 0 else None
     if mine:
-        out.append(_entry(manager, "Update", api_version, mine, subresource))
+        entry = _entry(manager, "Update", api_version, mine, subresource)
+        if not touched and previous is not None and \
+                {**previous, "time": entry["time"]} == entry:
+            # A write that changed nothing keeps its entry (time and place), as the API
+            # server does since 1.27: the object is unchanged, so the write is a no-op
+            # with no new resourceVersion and no watch event (a kubelet writes the same
+            # status again and again).
+            out.insert(at, previous)
+        else:
+            out.append(entry)
     return out
 
 
