@@ -19,6 +19,7 @@ from aiohttp import web
 
 from gitops.agent.docker import DockerRuntime
 from gitops.agent.node import NodeAgent
+from gitops.agent.podnet import Backend
 from gitops.agent.runtime import RuntimeUnavailable
 from gitops.agent.usage import UsageSampler
 from gitops.api import metrics
@@ -125,6 +126,7 @@ class AgentConfig:
     cluster_cidr: str = "10.42.0.0/16"
     node_monitor_grace_period: float = 40.0
     default_unreachable_toleration_seconds: int = 300
+    pod_network_backend: str = "auto"   # between nodes: auto | host-gw | vxlan (podnet)
     datastore: str = ""                 # "" (the data dir's SQLite) or etcd://h:2379,...
     leader_elect_lease_duration: float = 15.0   # Kubernetes' defaults; tests shorten them
     leader_elect_renew_deadline: float = 10.0
@@ -230,7 +232,8 @@ class Agent:
             config.cluster_cidr, self.service_cidr,
             Settings(config.node_monitor_grace_period,
                      config.default_unreachable_toleration_seconds),
-            self.controllers.events, shared=self.shared) if config.advertise_address else None
+            self.controllers.events, shared=self.shared,
+            backend=Backend(config.pod_network_backend)) if config.advertise_address else None
         if self.cluster is not None:
             self.informer.add_handler(self.cluster.on_change)
         # Several servers: sync requests made on one that does not lead reach the leader.
@@ -410,7 +413,8 @@ class Agent:
         _write_json(self.dd.runtime_file, {"docker_host": self.runtime.host,
                                            "network": self.network,
                                            "service_cidr": self.service_cidr,
-                                           "datastore": self.config.datastore})
+                                           "datastore": self.config.datastore,
+                                           "pod_routes": self.cluster is not None})
         log.info("agent_started", api=url, repo=redact_url(self.source.url),
                  instance=self.dd.instance,
                  node=self.node.node_name, interval=self.config.interval)

@@ -123,6 +123,12 @@ class AgentOptions:
         type=click.IntRange(min=0),
         help="How long pods without their own toleration stay on an unreachable or "
              "NotReady node before they are evicted and replaced elsewhere.")
+    pod_network_backend: str = _option(
+        "--pod-network-backend", "auto", show_default=True,
+        type=click.Choice(["auto", "host-gw", "vxlan"]),
+        help="How pods reach pods on other nodes: host-gw (a route via the node's address; "
+             "hosts on one segment), vxlan (a tunnel device, gitops.vx), auto (a route "
+             "when the node's address is on a directly connected subnet, else the tunnel).")
     datastore: str = _option(
         "--datastore", "", metavar="URL", callback=_check_datastore,
         envvar="GITOPS_DATASTORE", show_envvar=True,

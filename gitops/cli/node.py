@@ -25,6 +25,11 @@ from gitops.errors import GitopsError
 @click.option("--kubelet-port", default=10250, show_default=True, type=click.IntRange(1, 65535),
               help="Port of this node's own endpoint (logs, exec, port-forward for the "
                    "server), on --node-ip.")
+@click.option("--pod-network-backend", default="auto", show_default=True,
+              type=click.Choice(["auto", "host-gw", "vxlan"]),
+              help="How pods reach pods on other nodes: host-gw (a route via the node's "
+                   "address; one segment), vxlan (a tunnel device, gitops.vx), auto (a "
+                   "route when directly connected, else the tunnel).")
 @click.option("--allow-host-access", is_flag=True,
               help="Allow hostPath, privileged, hostNetwork, hostPID and hostIPC.")
 @click.option("--simulate", default=0, type=click.IntRange(0, 100_000), metavar="N",
@@ -36,8 +41,8 @@ from gitops.errors import GitopsError
 @click.option("--log-format", default="auto", type=click.Choice(["auto", "json", "console"]))
 @click.option("--log-level", default="info")
 def node_agent(servers: str, token_file: str, data_dir: str, node_name: str, node_ip: str,
-               kubelet_port: int, allow_host_access: bool, simulate: int,
-               simulate_prefix: str, log_format: str, log_level: str) -> None:
+               kubelet_port: int, pod_network_backend: str, allow_host_access: bool,
+               simulate: int, simulate_prefix: str, log_format: str, log_level: str) -> None:
     """Join a server as a node and run its pods here (foreground; SIGTERM stops it).
 
     The server is one started with --advertise-address; the token is its
@@ -70,6 +75,6 @@ def node_agent(servers: str, token_file: str, data_dir: str, node_name: str, nod
             run_simulated(SimulateConfig(urls, Path(token_file), simulate, simulate_prefix))
             return
         run_node(NodeConfig(urls, Path(token_file), Path(data_dir), node_name, node_ip,
-                            allow_host_access, kubelet_port))
+                            allow_host_access, kubelet_port, pod_network_backend))
     except GitopsError as exc:
         fail(str(exc))

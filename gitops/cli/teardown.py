@@ -1,5 +1,6 @@
 """`gitops down`: stop the agent and remove what it created on this host (containers, the
-pod network, service addresses, its store); claims' volumes only when asked."""
+pod network, a cluster node's routes and tunnel device, service addresses, its store);
+claims' volumes only when asked."""
 
 from __future__ import annotations
 
@@ -41,6 +42,9 @@ def tear_down(dd: DataDir, volumes: bool) -> Removed:
     if cidr := dd.recorded("service_cidr"):
         from gitops.proxy.vip import LoopbackVips
         LoopbackVips(cidr=cidr, label=f"lo:g{dd.instance}").remove_all()
+    if dd.recorded("pod_routes"):       # a cluster's node: routes, the tunnel device
+        from gitops.agent import routes
+        routes.remove_all()
     removed = Removed(containers, runtime.remove_volumes() if volumes else None)
     for suffix in ("", "-wal", "-shm"):
         Path(str(dd.store) + suffix).unlink(missing_ok=True)

@@ -27,6 +27,7 @@ from gitops.agent import routes
 from gitops.agent.docker import DockerRuntime
 from gitops.agent.heartbeat import Heartbeat
 from gitops.agent.node import NodeAgent
+from gitops.agent.podnet import Backend
 from gitops.agent.runtime import RuntimeUnavailable
 from gitops.api import joinclient
 from gitops.api.join import parse_token
@@ -58,6 +59,7 @@ class NodeConfig:
     node_ip: str = ""
     allow_host_access: bool = False
     kubelet_port: int = KUBELET_PORT
+    pod_network_backend: str = "auto"      # gitops.agent.podnet.Backend
 
 
 def source_address(server: str) -> str:
@@ -127,7 +129,11 @@ class NodeRole:
                               resync=2, debounce=0.003)
         self.proxy_loop = Loop("services", self._apply_services, resync=10, debounce=0,
                                retry_failed=True)
-        self.routes_loop = Loop("node-routes", self._apply_routes, resync=30, debounce=0.01)
+        self.pod_network = routes.PodNetwork(self.store, self.node_name, self.node_ip,
+                                             Backend(cfg.pod_network_backend),
+                                             routes.vni_from_env())
+        self.routes_loop = Loop("node-routes", self.pod_network.sync, resync=30,
+                                debounce=0.01)
         beat = Heartbeat(self.store, self.node_name, lambda: self.node.runtime_up)
         self.heartbeat = Loop("node-heartbeat", beat.beat, resync=beat.every)
         self.node.wake = self.node_loop.poke
@@ -146,9 +152,6 @@ class NodeRole:
     async def _apply_services(self) -> None:
         await self.services.apply(self.store.list("Service"), self.store.list("Endpoints"),
                                   self.store.list("Pod"))
-
-    def _apply_routes(self) -> None:
-        routes.apply(routes.desired(self.store.list("Node"), self.node_name))
 
     def _watch_docker(self, stopping) -> None:
         watch_runtime(self.runtime, self.node, self.node_loop, stopping)
@@ -192,7 +195,7 @@ class NodeRole:
         # What `gitops down --data-dir` needs: this process, and what to clean up after it.
         write_atomic(self.dd.runtime_file, json.dumps({
             "docker_host": self.runtime.host, "network": self.network,
-            "service_cidr": self.services.service_cidr}))
+            "service_cidr": self.services.service_cidr, "pod_routes": True}))
         write_atomic(self.dd.agent_file, json.dumps({
             "pid": os.getpid(), "role": "node", "node": self.node_name,
             "server": self.store.client.server, "instance": self.dd.instance,

@@ -13,6 +13,7 @@ from aiohttp import web
 from gitops.agent import routes
 from gitops.agent.heartbeat import LEASE_NAMESPACE, Heartbeat
 from gitops.agent.node import NodeAgent
+from gitops.agent.podnet import Backend
 from gitops.api.join import JoinService, NodeCredentials, load_or_create_token
 from gitops.api.kube.tls import CA_CERT, ensure_ca, issue_node_cert, server_context
 from gitops.api.nodeproxy import NodeEndpoints, NodeProxy
@@ -36,13 +37,15 @@ SERVERS = "cluster-servers"     # state on a shared store: data dir instance -> 
 class ClusterServer:
     def __init__(self, store: Registry, dd: DataDir, advertise: str, port: int,
                  cluster_cidr: str, service_cidr: str, settings: nodelifecycle.Settings,
-                 events=None, shared: bool = False) -> None:
+                 events=None, shared: bool = False,
+                 backend: Backend = Backend.AUTO) -> None:
         self.store = store
         self.dd = dd
         self.advertise = advertise
         self.port = port
         self.cluster_cidr = cluster_cidr
         self.settings = settings
+        self.backend = backend
         self.events = events
         ensure_ca(dd.root)
         ca_pem = (dd.root / CA_CERT).read_bytes()
@@ -135,8 +138,9 @@ class ClusterServer:
                                f"{node.node_name}")
         routes.enable_forwarding()
         name = node.node_name
-        self.routes_loop = Loop("node-routes", lambda: routes.apply(
-            routes.desired(self.store.list("Node"), name)), resync=30, debounce=0.01)
+        network = routes.PodNetwork(self.store, name, self.advertise, self.backend,
+                                    routes.vni_from_env())
+        self.routes_loop = Loop("node-routes", network.sync, resync=30, debounce=0.01)
         beat = Heartbeat(self.store, name, lambda: node.runtime_up)
         self.heartbeat = Loop("node-heartbeat", beat.beat, resync=beat.every)
         return cidr

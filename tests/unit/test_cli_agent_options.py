@@ -30,6 +30,7 @@ CHANGED = AgentOptions(
     jsonnet_libs=("vendor",), ui_read_only=True, advertise_address="10.77.0.1",
     node_name="h1", https_listen_port=7443, cluster_cidr="10.50.0.0/16",
     node_monitor_grace_period=10.0, default_unreachable_toleration_seconds=5,
+    pod_network_backend="vxlan",
     datastore="etcd://10.77.0.1:2379,10.77.0.2:2379", leader_elect_lease_duration=4.0,
     leader_elect_renew_deadline=3.0, leader_elect_retry_period=0.5)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from gitops.agent.routes import desired
 from gitops.api.join import JoinToken, ca_hash, parse_token, valid_node_name
 from gitops.api.kube.noderestriction import Request, forbidden, references
 from gitops.api.kube.request import parse_path
@@ -233,13 +232,3 @@ def test_pods_of_a_deleted_node_are_removed_and_deleting_ones_left_alone():
                                 [_pod("gone", "h9"), _pod("old", "h2", deleting=True)],
                                 NOW + 100, S)
     assert [(type(a).__name__, a.key.name) for a in actions] == [("Delete", "gone")]
-
-
-# -- routes -------------------------------------------------------------------------------
-def test_routes_go_to_every_other_node_with_a_cidr_and_an_address():
-    nodes = [_node("h1", "10.42.0.0/24", ip="10.77.0.1"),
-             _node("h2", "10.42.1.0/24", ip="10.77.0.2"),
-             _node("h3", ip="10.77.0.3"),                      # no CIDR yet
-             _node("h4", "10.42.3.0/24"),                      # no address yet
-             _node("h5", "not-a-cidr", ip="10.77.0.5")]
-    assert desired(nodes, "h1") == {"10.42.1.0/24": "10.77.0.2"}
