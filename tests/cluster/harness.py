@@ -61,6 +61,7 @@ class Cluster:
     hosts: int = 3
     grace: int = 10
     toleration: int = 5
+    backend: str = ""           # --pod-network-backend of every node ("": the default)
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     @property
@@ -95,7 +96,8 @@ class Cluster:
             "--advertise-address", self.sim.addr("h1"), "--node-name", "h1",
             "--interval", "5", "--log-format", "json",
             "--node-monitor-grace-period", str(self.grace),
-            "--default-unreachable-toleration-seconds", str(self.toleration)], "h1.log")
+            "--default-unreachable-toleration-seconds", str(self.toleration),
+            *self._backend_args()], "h1.log")
         self._wait(lambda: (self.server_dir / "agent.json").exists() and
                    "server" in json.loads((self.server_dir / "agent.json").read_text()),
                    60, "the server to listen", "h1.log")
@@ -115,7 +117,10 @@ class Cluster:
     def agent_args(self, host: str, token_file: Path | None = None) -> list[str]:
         return ["agent", "--server", self.server_url(), "--token-file",
                 str(token_file or self.token_file), "--data-dir", str(self.work / host),
-                "--node-name", host, "--log-format", "json"]
+                "--node-name", host, "--log-format", "json", *self._backend_args()]
+
+    def _backend_args(self) -> list[str]:
+        return ["--pod-network-backend", self.backend] if self.backend else []
 
     def start_agent(self, host: str) -> None:
         self.procs[host] = self._gitops(host, self.agent_args(host), f"{host}.log")
