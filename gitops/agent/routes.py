@@ -67,20 +67,22 @@ class PodNetwork:
         own = next((n for n in nodes if n["metadata"]["name"] == self.node_name), None)
         links = podnet.parse_links(_json("ip", "-4", "-j", "addr", "show"))
         cidr = ((own or {}).get("spec") or {}).get("podCIDR", "")
-        tunnel = self.backend is not Backend.HOST_GW and podnet.tunnel_usable(self.address) \
-            and bool(cidr)
-        mac = self._ensure_device(cidr, podnet.tunnel_mtu(links, self.address)) \
-            if tunnel else ""
-        if not tunnel:
+        mac = ""
+        if self.backend is Backend.HOST_GW or not podnet.tunnel_usable(self.address):
             remove_device()
+        elif cidr:
+            mac = self._ensure_device(cidr, podnet.tunnel_mtu(links, self.address))
+        elif (dev := read_device()) is not None:
+            mac = dev.mac       # our Node is not in view now: keep the device as it is
         if own is not None:
             self._publish(own, mac)
         peers, skipped = podnet.peers(nodes, self.node_name)
         want, waiting = podnet.plan(peers, self.backend, podnet.connected_subnets(links),
                                     self.vni, bool(mac))
-        for why in skipped + [w for w in waiting if w not in self._waiting]:
-            log.warning("pod_network_peer_skipped", reason=why)
-        self._waiting = set(waiting)
+        if set(skipped + waiting) - self._waiting:      # once, not on every pass
+            log.warning("pod_network_peers_unreachable", count=len(skipped + waiting),
+                        reasons=(skipped + waiting)[:5])
+        self._waiting = set(skipped + waiting)
         apply(podnet.changes(want, current(bool(mac))))
 
     # -- the device -------------------------------------------------------------------
