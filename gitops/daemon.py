@@ -515,7 +515,7 @@ class Agent:
 
     def _setup_runtime(self) -> None:
         if self.cluster is not None:        # a cluster's node: the pod CIDR it was given
-            self.node.setup(self.cluster.prepare_own_node(self.node))
+            self.node.setup(self.cluster.prepare_own_node(self.node), self.cluster.pod_mtu())
             return
         # the pod network is this host's: on a store several servers share, each its own
         name = "pod_subnet" if not self.config.datastore.startswith("etcd://") \

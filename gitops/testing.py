@@ -119,7 +119,7 @@ class RecordingRuntime:
     def ensure_pause_image(self) -> None:
         self._call("ensure_pause_image")
 
-    def ensure_network(self, name: str, subnet: str) -> tuple[str, str]:
+    def ensure_network(self, name: str, subnet: str, mtu: int = 0) -> tuple[str, str]:
         self._call("ensure_network")
         return "10.0.0.1", subnet or "10.0.0.0/24"
 

@@ -222,10 +222,11 @@ class DockerRuntime:
         log.info("pause_image_built", image=PAUSE_IMAGE)
 
     # -- networks ---------------------------------------------------------------------
-    def ensure_network(self, name: str, subnet: str) -> tuple[str, str]:
+    def ensure_network(self, name: str, subnet: str, mtu: int = 0) -> tuple[str, str]:
         """Create the pod network with an explicit subnet (Docker allocates only from its
         lower half; pod IPs are pinned from the upper one); return (gateway, subnet) of
-        the network as it is (one made earlier keeps its own)."""
+        the network as it is (one made earlier keeps its own). mtu: the pods' interfaces'
+        (0: Docker's default), lower under a tunnel."""
         for net in self.client.networks.list(names=[name]):
             if net.name == name:
                 config = net.attrs["IPAM"]["Config"][0]
@@ -236,11 +237,12 @@ class DockerRuntime:
                                   iprange=dynamic_range(subnet))])
         try:
             self.client.networks.create(name, driver="bridge", ipam=ipam, labels={
-                **self._extra, MANAGED: "true", INSTANCE: self.instance})
+                **self._extra, MANAGED: "true", INSTANCE: self.instance},
+                options={"com.docker.network.driver.mtu": str(mtu)} if mtu else None)
         except docker.errors.APIError as exc:
             raise RuntimeFailure(f"network {name} ({subnet}): {exc.explanation or exc}",
                                  "NetworkNotReady") from exc
-        log.info("network_created", network=name, subnet=subnet)
+        log.info("network_created", network=name, subnet=subnet, mtu=mtu or None)
         return gateway, subnet
 
     def used_subnets(self) -> list[str]:

@@ -116,11 +116,11 @@ class NodeAgent:
         self._ca_pem = ""
 
     # -- setup ------------------------------------------------------------------------
-    def setup(self, subnet: str) -> None:
+    def setup(self, subnet: str, mtu: int = 0) -> None:
         self._host_resolv = _read("/etc/resolv.conf")
         self._host_hosts = _read("/etc/hosts")
         self.runtime.ensure_pause_image()
-        self.host_ip, self.subnet = self.runtime.ensure_network(self.network, subnet)
+        self.host_ip, self.subnet = self.runtime.ensure_network(self.network, subnet, mtu)
         self.register_node()
 
     def enable_service_accounts(self, key: bytes, ca_pem: str) -> None:

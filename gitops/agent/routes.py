@@ -136,6 +136,19 @@ class PodNetwork:
             pass        # the Node changed meanwhile: the next pass (a Node event) retries
 
 
+def pod_mtu(backend: Backend, address: str) -> int:
+    """The pods' MTU on a node that may tunnel: the tunnel's, so no packet of theirs is
+    too big for it (as flannel's CNI sets it); 0 (Docker's default) otherwise."""
+    if Backend(backend) is Backend.HOST_GW or not podnet.tunnel_usable(address):
+        return 0
+    try:
+        return podnet.tunnel_mtu(podnet.parse_links(_json("ip", "-4", "-j", "addr", "show")),
+                                 address)
+    except (OSError, ValueError) as exc:
+        log.warning("pod_network_mtu_unknown", error=str(exc))
+        return 0
+
+
 def read_device() -> podnet.Device | None:
     try:
         data = _json("ip", "-d", "-j", "link", "show", DEVICE)

@@ -237,7 +237,7 @@ class NodeRole:
         if not cidr:
             raise PodCidrPending(f"the server has given node {self.node_name} no pod CIDR yet")
         routes.enable_forwarding()
-        self.node.setup(cidr)
+        self.node.setup(cidr, routes.pod_mtu(self.pod_network.backend, self.node_ip))
 
 
 def node_proxy_workers() -> int:

@@ -145,6 +145,9 @@ class ClusterServer:
         self.heartbeat = Loop("node-heartbeat", beat.beat, resync=beat.every)
         return cidr
 
+    def pod_mtu(self) -> int:
+        return routes.pod_mtu(self.backend, self.advertise)
+
     # -- controllers ------------------------------------------------------------------
     def _assign_cidrs(self) -> None:
         actions = nodeipam.assign(self.store.list("Node"), self.cluster_cidr)

@@ -123,6 +123,9 @@ def test_a_pod_on_h2_reaches_a_pod_ip_on_h3_through_the_tunnel(cluster):
     cluster.wait(lambda: pod_ready(cluster.get("pod", "server")), 60, "the server pod Ready",
                  "h3.log")
     ip = cluster.get("pod", "server")["status"]["podIP"]
+    # The pods' MTU is the tunnel's, so none of their packets is too big for it.
+    assert cluster.kubectl("exec", "server", "--", "cat", "/sys/class/net/eth0/mtu").strip() \
+        == str(1500 - 50)
     got = _ip_json(cluster, "h2", "ip", "-j", "route", "get", ip)
     assert got[0]["dev"] == DEVICE
     sent_before = _device_stats(cluster, "h2")
