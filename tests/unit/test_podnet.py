@@ -144,3 +144,18 @@ def test_the_kernels_entries_are_read_back_as_ours():
 def test_malformed_backend_data_reads_as_none_published():
     node = {"metadata": {"annotations": {podnet.BACKEND_DATA: "{not json"}}}
     assert podnet.backend_data(node) == ("", 0)
+
+
+def test_the_vni_comes_from_the_environment_and_bad_values_are_refused(monkeypatch):
+    import pytest
+
+    from gitops.agent.routes import vni_from_env
+    from gitops.errors import GitopsError
+    monkeypatch.delenv("GITOPS_VXLAN_VNI", raising=False)
+    assert vni_from_env() == 4242
+    monkeypatch.setenv("GITOPS_VXLAN_VNI", "7")
+    assert vni_from_env() == 7
+    for bad in ("0", "16777216", "seven"):
+        monkeypatch.setenv("GITOPS_VXLAN_VNI", bad)
+        with pytest.raises(GitopsError, match="GITOPS_VXLAN_VNI"):
+            vni_from_env()
