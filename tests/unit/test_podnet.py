@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import ipaddress
 
+import pytest
+
 from gitops.agent import podnet
 from gitops.agent.podnet import DEVICE, Backend, Entries, Peer, Route
+from gitops.agent.routes import vni_from_env
+from gitops.errors import GitopsError
 
 SEGMENT = [ipaddress.IPv4Network("10.77.0.0/24")]
 MAC2, MAC3 = "aa:bb:cc:00:00:02", "aa:bb:cc:00:00:03"
@@ -147,10 +151,6 @@ def test_malformed_backend_data_reads_as_none_published():
 
 
 def test_the_vni_comes_from_the_environment_and_bad_values_are_refused(monkeypatch):
-    import pytest
-
-    from gitops.agent.routes import vni_from_env
-    from gitops.errors import GitopsError
     monkeypatch.delenv("GITOPS_VXLAN_VNI", raising=False)
     assert vni_from_env() == 4242
     monkeypatch.setenv("GITOPS_VXLAN_VNI", "7")
