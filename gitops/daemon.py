@@ -207,7 +207,7 @@ class Agent:
                               self.network, self.dd.root / "pods",
                               allow_host_access=config.allow_host_access)
         # Pods get their ServiceAccount's token, signed with sa_key, and the API's CA.
-        self.node.enable_service_accounts(self.sa_key, ca_pem(self.dd.root))
+        self.node.enable_service_accounts(ca_pem(self.dd.root), key=self.sa_key)
         self.services = ServiceNetwork(self.dd.instance, self.service_cidr,
                                        _node_address(config))
         # A short debounce: a scheduled pod is started at once (a pass reads everything,
@@ -376,7 +376,7 @@ class Agent:
                                   kube=KubeBackends(
                                       exec=RuntimeStreams(self.runtime),
                                       node_proxy=self.cluster.node_proxy(self.node.node_name)
-                                      if self.cluster else None),
+                                      if self.cluster else None, token_key=self.sa_key),
                                   allow_host_access=self.config.allow_host_access,
                                   public_metrics=self.config.public_metrics,
                                   nodes=self.cluster.credentials if self.cluster else None,

@@ -30,7 +30,8 @@ from gitops.agent.podevents import PodEvent
 from gitops.agent.prober import ProbeWorker
 from gitops.agent.probes import ProbeResults, ProbeTracker
 from gitops.agent.restarts import RestartBook
-from gitops.agent.serviceaccount import ROOT_CA, TokenIssuer, with_token_volume
+from gitops.agent.serviceaccount import (ROOT_CA, RequestedTokens, TokenIssuer,
+                                         TokenRequester, with_token_volume)
 from gitops.agent.runtime import ContainerInfo, Runtime, RuntimeFailure, RuntimeUnavailable
 from gitops.agent.specs import NodeContext
 from gitops.agent.status import (
@@ -123,11 +124,14 @@ class NodeAgent:
         self.host_ip, self.subnet = self.runtime.ensure_network(self.network, subnet, mtu)
         self.register_node()
 
-    def enable_service_accounts(self, key: bytes, ca_pem: str) -> None:
-        """Pods get their ServiceAccount's token (signed with key) and the API's CA, as in
-        Kubernetes; without this, no token can be made and none is mounted."""
+    def enable_service_accounts(self, ca_pem: str, key: bytes = b"",
+                                request: TokenRequester | None = None) -> None:
+        """Pods get their ServiceAccount's token and the API's CA, as in Kubernetes: signed
+        with key (the server's own node), or asked of the API server (a cluster's node,
+        which holds no key). Without this, no token can be made and none is mounted."""
         self._ca_pem = ca_pem
-        self._tokens = TokenIssuer(key, self._lookup, self.clock)
+        self._tokens = RequestedTokens(request, self._lookup, self.clock) if request \
+            else TokenIssuer(key, self._lookup, self.clock)
         self._files.tokens = self._tokens.token
 
     def register_node(self) -> None:

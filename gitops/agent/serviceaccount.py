@@ -82,14 +82,52 @@ class TokenIssuer:
             if cached is not None and now < cached[0]:
                 return cached[1].encode()
             issued = int(now)
-            token = satoken.mint(self.key, satoken.Claims(
-                namespace=meta["namespace"], service_account=name,
-                service_account_uid=sa_uid, pod=meta["name"], pod_uid=meta["uid"],
-                audiences=(audience,), issued_at=issued, expires_at=issued + lifetime))
+            token = self._make(pod, name, sa_uid, audience, issued, lifetime)
             self._tokens[key] = (issued + lifetime * satoken.REFRESH_AT, token)
             return token.encode()
+
+    def _make(self, pod: dict, service_account: str, sa_uid: str, audience: str,
+              issued: int, lifetime: int) -> str:
+        meta = pod["metadata"]
+        return satoken.mint(self.key, satoken.Claims(
+            namespace=meta["namespace"], service_account=service_account,
+            service_account_uid=sa_uid, pod=meta["name"], pod_uid=meta["uid"],
+            audiences=(audience,), issued_at=issued, expires_at=issued + lifetime))
 
     def forget(self, known: set[str]) -> None:
         """Drop the tokens of pods not in known (uids)."""
         with self._lock:
             self._tokens = {k: v for k, v in self._tokens.items() if k[0] in known}
+
+
+# (namespace, ServiceAccount, TokenRequest body) -> the API's TokenRequest answer
+TokenRequester = Callable[[str, str, dict], dict]
+
+
+class RequestedTokens(TokenIssuer):
+    """The tokens of a cluster's node: asked of the API server (TokenRequest bound to the
+    pod, as the kubelet asks), which alone holds the signing key; kept as TokenIssuer keeps
+    its own."""
+
+    def __init__(self, request: TokenRequester, lookup: Lookup,
+                 clock: Callable[[], float]) -> None:
+        super().__init__(b"", lookup, clock)
+        self.request = request
+
+    def _make(self, pod: dict, service_account: str, sa_uid: str, audience: str,
+              issued: int, lifetime: int) -> str:
+        meta = pod["metadata"]
+        try:
+            answer = self.request(meta["namespace"], service_account, {
+                "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                "spec": {"audiences": [audience], "expirationSeconds": lifetime,
+                         "boundObjectRef": {"kind": "Pod", "apiVersion": "v1",
+                                            "name": meta["name"], "uid": meta["uid"]}}})
+        except Exception as exc:   # noqa: BLE001 - the pod waits and is retried, as kubelet's
+            raise RuntimeFailure(f"ServiceAccount token: {exc}",
+                                 "CreateContainerConfigError") from exc
+        token = ((answer or {}).get("status") or {}).get("token")
+        if not isinstance(token, str) or not token:
+            raise RuntimeFailure("ServiceAccount token: the API server sent none",
+                                 "CreateContainerConfigError")
+        return token

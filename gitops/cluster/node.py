@@ -114,6 +114,9 @@ class NodeRole:
                               self.dd.root / "pods", allow_host_access=cfg.allow_host_access)
         self.node.node_ip = self.node_ip
         self.node.kubelet_port = cfg.kubelet_port
+        # Pods' ServiceAccount tokens: asked of the server, bound to the pod (TokenRequest)
+        self.node.enable_service_accounts(self.identity.ca_pem.decode(),
+                                          request=self._request_token)
         self.endpoint = NodeEndpoint(self.dd.root, self.identity.endpoint, self.store,
                                      KubeBackends(
                                          logs=PodLogs(self.store, self.runtime,
@@ -152,6 +155,11 @@ class NodeRole:
     async def _apply_services(self) -> None:
         await self.services.apply(self.store.list("Service"), self.store.list("Endpoints"),
                                   self.store.list("Pod"))
+
+    def _request_token(self, namespace: str, service_account: str, body: dict) -> dict:
+        return self.store.client.request(
+            "POST", f"/api/v1/namespaces/{namespace}/serviceaccounts/{service_account}/token",
+            body)
 
     def _watch_docker(self, stopping) -> None:
         watch_runtime(self.runtime, self.node, self.node_loop, stopping)

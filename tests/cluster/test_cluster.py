@@ -6,6 +6,7 @@ stopped), and a wrong join token refused. Tests run in order on one cluster."""
 from __future__ import annotations
 
 import ipaddress
+import json
 import socket
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import pytest
 from tests.cluster.harness import Cluster, address, pod_ready, ready
 from tests.cluster.sim import SimHosts, require_sim
 from tests.conftest import free_port
-from tests.kube_support import kubectl_path
+from tests.kube_support import kubectl_path, write_kubeconfig
 
 pytestmark = pytest.mark.cluster
 REPLICAS = 4
@@ -69,6 +70,27 @@ def test_a_deployment_runs_on_the_other_hosts_engines(cluster):
         assert pod["metadata"]["name"] in names
         cidr = ipaddress.ip_network(cluster.nodes()[host]["spec"]["podCIDR"])
         assert ipaddress.ip_address(pod["status"]["podIP"]) in cidr
+
+
+def test_pods_on_joined_nodes_get_tokens_the_server_accepts(cluster):
+    """A joined node holds no signing key: it asks the server (TokenRequest, bound to the
+    pod) and mounts the answer where in-cluster clients look for it."""
+    pod = next(p for p in _web_ready(cluster) if p["spec"]["nodeName"] in ("h2", "h3"))
+    name = pod["metadata"]["name"]
+    token = cluster.kubectl("exec", name, "--", "cat",
+                            "/var/run/secrets/kubernetes.io/serviceaccount/token").strip()
+    ca = cluster.kubectl("exec", name, "--", "cat",
+                         "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt")
+    assert ca.startswith("-----BEGIN CERTIFICATE-----")
+    info = json.loads((cluster.server_dir / "agent.json").read_text())
+    kubeconfig = write_kubeconfig(cluster.work / "pod-kubeconfig", info["server"], token,
+                                  (cluster.server_dir / "ca.crt").read_bytes())
+    who = subprocess.run([kubectl_path(), "--kubeconfig", str(kubeconfig), "auth", "whoami",
+                          "-o", "json"], capture_output=True, text=True, timeout=60)
+    assert who.returncode == 0, who.stderr
+    user = json.loads(who.stdout)["status"]["userInfo"]
+    assert user["username"] == "system:serviceaccount:default:default"
+    assert user["extra"]["authentication.kubernetes.io/pod-name"] == [name]
 
 
 def test_a_daemon_set_runs_one_pod_on_every_node(cluster):

@@ -31,7 +31,7 @@ def node(docker_client, tmp_path):
     runtime = DockerRuntime(instance, docker_client)
     agent = NodeAgent(store, runtime, "test-node", f"gitops-{instance}", tmp_path / "pods")
     agent.setup(pick_subnet(instance, runtime.used_subnets()))
-    agent.enable_service_accounts(KEY, ca_pem(tmp_path))
+    agent.enable_service_accounts(ca_pem(tmp_path), key=KEY)
     yield agent
     agent.close()
     runtime.cleanup(agent.network)

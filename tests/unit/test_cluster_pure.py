@@ -131,7 +131,25 @@ def test_references_cover_volumes_env_and_pull_secrets():
                                             {"secret": {"secretName": "b"}},
                                             {"persistentVolumeClaim": {"claimName": "c"}}],
                                 "containers": []}})
-    assert refs == {"ConfigMap": {"a"}, "Secret": {"reg", "b"}, "PersistentVolumeClaim": {"c"}}
+    assert refs == {"ConfigMap": {"a", "kube-root-ca.crt"}, "Secret": {"reg", "b"},
+                    "PersistentVolumeClaim": {"c"}, "ServiceAccount": {"default"}}
+
+
+def _token(pod: str, sa: str = "default", node: str = "h2") -> str:
+    path = f"/api/v1/namespaces/default/serviceaccounts/{sa}/token"
+    return forbidden(node, Request("POST", parse_path(path), path, bound_pod=pod), _lookup,
+                     _pods_on)
+
+
+def test_a_node_asks_tokens_only_for_its_pods_service_accounts_bound_to_them():
+    assert _token("p") == ""                         # p runs on h2 as "default"
+    assert "only for the ServiceAccount of a pod bound to it" in _token("q")   # on h3
+    assert "only for the ServiceAccount" in _token("p", sa="builder")   # not p's account
+    assert "only for the ServiceAccount" in _token("")                  # bound to nothing
+    assert "only for the ServiceAccount" in _token("gone")
+    assert _may("GET", "/api/v1/namespaces/default/serviceaccounts/default") == ""
+    assert _may("GET", "/api/v1/namespaces/default/configmaps/kube-root-ca.crt") == ""
+    assert "only one a pod" in _may("GET", "/api/v1/namespaces/default/serviceaccounts/x")
 
 
 # -- node IPAM ----------------------------------------------------------------------------

@@ -10,7 +10,8 @@ import json
 import pytest
 
 from gitops.agent.runtime import RuntimeFailure
-from gitops.agent.serviceaccount import ROOT_CA, TokenIssuer, token_mount, with_token_volume
+from gitops.agent.serviceaccount import (ROOT_CA, RequestedTokens, TokenIssuer, token_mount,
+                                         with_token_volume)
 from gitops.agent.volumes import file_sets
 from gitops.api.serviceaccounts import authenticate
 from gitops.model import ObjectKey, satoken
@@ -199,3 +200,35 @@ def test_a_token_of_a_replaced_service_account_is_refused():
     token = satoken.mint(KEY, claims(namespace="default", pod="", pod_uid="",
                                      service_account_uid="an-older-uid"))
     assert authenticate(store, KEY, token, NOW + 1) is None
+
+
+# -- a cluster's node: tokens asked of the API server ---------------------------------------
+def test_a_node_asks_the_server_for_a_token_bound_to_the_pod_and_keeps_it():
+    asked = []
+
+    def request(namespace, service_account, body):
+        asked.append((namespace, service_account, body))
+        return {"status": {"token": f"token-{len(asked)}"}}
+
+    clock = FakeClock(NOW)
+    tokens = RequestedTokens(request, lookup_of({}), clock)
+    web = pod()
+    assert tokens.token(web, {}) == b"token-1"
+    assert tokens.token(web, {}) == b"token-1"          # kept: no second request
+    namespace, account, body = asked[0]
+    assert (namespace, account) == ("apps", "default")
+    assert body["kind"] == "TokenRequest"
+    assert body["spec"]["boundObjectRef"] == {"kind": "Pod", "apiVersion": "v1",
+                                              "name": "web", "uid": "pod-1"}
+    assert body["spec"]["expirationSeconds"] == satoken.DEFAULT_EXPIRATION
+    clock.advance(satoken.DEFAULT_EXPIRATION * satoken.REFRESH_AT + 1)
+    assert tokens.token(web, {}) == b"token-2"          # renewed at 80% of its life
+
+
+def test_a_token_the_server_refuses_is_the_pods_config_error():
+    def refuse(namespace, service_account, body):
+        raise OSError("403 Forbidden")
+
+    with pytest.raises(RuntimeFailure) as err:
+        RequestedTokens(refuse, lookup_of({}), FakeClock(NOW)).token(pod(), {})
+    assert err.value.reason == "CreateContainerConfigError" and "403" in str(err.value)

@@ -48,6 +48,7 @@ class KubeBackends:
     # A cluster server: logs/exec/attach/port-forward of a pod on another node go to that
     # node's endpoint (request, target -> response, or None for a pod of this host).
     node_proxy: Callable[..., Awaitable[Any]] | None = None
+    token_key: bytes = b""      # signs TokenRequests (serviceaccounts/token); "": none
 
 
 def ensure_system_namespaces(store: Store) -> None:

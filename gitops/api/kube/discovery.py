@@ -12,12 +12,13 @@ from gitops.api.kube.registry import Resource, group_versions, resources
 AGGREGATED = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 _SUB_VERBS = {"status": ["get", "patch", "update"], "scale": ["get", "patch", "update"],
               "log": ["get"], "exec": ["create", "get"], "portforward": ["create", "get"],
-              "attach": ["create", "get"], "eviction": ["create"]}
+              "attach": ["create", "get"], "eviction": ["create"], "token": ["create"]}
 _SUB_KIND = {"exec": ("", "v1", "PodExecOptions"),
              "attach": ("", "v1", "PodAttachOptions"),
              "portforward": ("", "v1", "PodPortForwardOptions"),
              "scale": ("autoscaling", "v1", "Scale"),
-             "eviction": ("policy", "v1", "Eviction")}
+             "eviction": ("policy", "v1", "Eviction"),
+             "token": ("authentication.k8s.io", "v1", "TokenRequest")}
 
 
 def _sub_kind(r: Resource, sub: str) -> tuple[str, str, str]:

@@ -3,10 +3,11 @@ admission allow a kubelet (pure).
 
 (`forbidden` decides; `node_restriction` gathers what it needs from a request.)
 A node reads what a kubelet and kube-proxy read: nodes, pods, Services, Endpoints,
-namespaces, its Lease, and only the ConfigMaps, Secrets and claims its own pods use (by
-name, never listed). It writes only its own Node (and its status), its own Lease in
-kube-node-lease, the status of pods bound to it, the deletion of those pods once stopped,
-and Events. Everything else is Forbidden.
+namespaces, its Lease, and only the ConfigMaps, Secrets, claims and ServiceAccounts its own
+pods use (by name, never listed). It writes only its own Node (and its status), its own
+Lease in kube-node-lease, the status of pods bound to it, the deletion of those pods once
+stopped, Events, and asks for tokens of its pods' ServiceAccounts bound to those pods.
+Everything else is Forbidden.
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ from aiohttp import web
 from gitops.api.kube import status as st
 from gitops.api.kube.request import Target, parse_path
 from gitops.model import ObjectKey
+from gitops.model.satoken import service_account_name
 
 LEASE_NAMESPACE = "kube-node-lease"
+ROOT_CA = "kube-root-ca.crt"    # the API's CA, in every namespace
 # The node a request was authenticated as (set by the API's auth, read by handlers).
 NODE = web.RequestKey("node", str) if hasattr(web, "RequestKey") else "node"
 _READ_ANY = {"Node", "Pod", "Service", "Endpoints", "Namespace", "Event"}
-_READ_REFERENCED = {"ConfigMap", "Secret", "PersistentVolumeClaim"}
+_READ_REFERENCED = {"ConfigMap", "Secret", "PersistentVolumeClaim", "ServiceAccount"}
 
 Lookup = Callable[[str, str, str], dict | None]     # kind, namespace, name -> object
 PodsOn = Callable[[str, str], list[dict]]           # node, namespace -> pods bound to it
@@ -37,6 +40,7 @@ class Request:
     target: Target | None       # None: not a resource path
     path: str
     body_name: str = ""         # metadata.name of a create's body
+    bound_pod: str = ""         # a TokenRequest's spec.boundObjectRef (a Pod's name)
 
 
 def forbidden(node: str, req: Request, lookup: Lookup, pods_on: PodsOn) -> str:
@@ -65,6 +69,14 @@ def forbidden(node: str, req: Request, lookup: Lookup, pods_on: PodsOn) -> str:
         return _deny(node, verb, t.resource.plural)
     if kind == "Event" and verb in ("create", "update", "patch"):
         return ""
+    if kind == "ServiceAccount" and sub == "token" and verb == "create":
+        pod = lookup("Pod", t.namespace or "", req.bound_pod) if req.bound_pod else None
+        if pod is not None and (pod.get("spec") or {}).get("nodeName") == node and \
+                service_account_name(pod.get("spec") or {}) == name:
+            return ""
+        return (f'node "{node}" may ask for a token only for the ServiceAccount of a pod '
+                f'bound to it, bound to that pod (serviceaccounts "{name}" in namespace '
+                f'"{t.namespace or ""}")')
     if kind == "Node":
         target_name = name or req.body_name
         if verb in ("create", "update", "patch") and target_name == node and sub in ("",
@@ -108,9 +120,11 @@ def _referenced(kind: str, name: str, pods: list[dict]) -> bool:
 def references(pod: dict) -> dict[str, set[str]]:
     """ConfigMaps, Secrets and claims a pod names (volumes, env, envFrom, projected,
     imagePullSecrets)."""
-    out: dict[str, set[str]] = {"ConfigMap": set(), "Secret": set(),
-                                "PersistentVolumeClaim": set()}
     spec = pod.get("spec") or {}
+    # its ServiceAccount and the API's CA: what the node mounts as the pod's token volume
+    out: dict[str, set[str]] = {"ConfigMap": {ROOT_CA}, "Secret": set(),
+                                "PersistentVolumeClaim": set(),
+                                "ServiceAccount": {service_account_name(spec)}}
     for ref in spec.get("imagePullSecrets") or []:
         out["Secret"].add(ref.get("name", ""))
     for vol in spec.get("volumes") or []:
@@ -147,13 +161,16 @@ async def node_restriction(request, store, node: str) -> str:
         target = parse_path(request.path)
     except st.ApiError:
         target = None
-    body_name = ""
-    if request.method == "POST" and target is not None and not target.name:
+    body_name = bound_pod = ""
+    if request.method == "POST" and target is not None and (not target.name
+                                                            or target.sub == "token"):
         try:
             body = await request.json()
             body_name = ((body or {}).get("metadata") or {}).get("name", "")
+            ref = ((body or {}).get("spec") or {}).get("boundObjectRef") or {}
+            bound_pod = ref.get("name", "") if ref.get("kind") == "Pod" else ""
         except (ValueError, AttributeError):
-            body_name = ""
+            body_name = bound_pod = ""
 
     def lookup(kind: str, ns: str, name: str) -> dict | None:
         return store.get(ObjectKey(kind, ns, name))
@@ -162,5 +179,5 @@ async def node_restriction(request, store, node: str) -> str:
         return [p for p in store.list("Pod", ns)
                 if (p.get("spec") or {}).get("nodeName") == node_name]
 
-    req = Request(request.method, target, request.path, body_name)
+    req = Request(request.method, target, request.path, body_name, bound_pod)
     return await asyncio.to_thread(forbidden, node, req, lookup, pods_on)

@@ -48,7 +48,42 @@ def _pool() -> descriptor_pool.DescriptorPool:
     pool = descriptor_pool.DescriptorPool()
     for proto in descriptor_pb2.FileDescriptorSet.FromString(raw).file:
         pool.Add(proto)
+    pool.Add(_authentication_v1())
     return pool
+
+
+def _authentication_v1() -> descriptor_pb2.FileDescriptorProto:
+    """TokenRequest (`kubectl create token` sends it as protobuf), described here: the
+    descriptor set holds the groups objects are stored in, and authentication.k8s.io
+    stores none. Field numbers are k8s.io/api/authentication/v1/generated.proto's."""
+    meta = ".k8s.io.apimachinery.pkg.apis.meta.v1."
+    string, int64, msg = (FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_INT64,
+                          FieldDescriptor.TYPE_MESSAGE)
+    optional, repeated = FieldDescriptor.LABEL_OPTIONAL, FieldDescriptor.LABEL_REPEATED
+    messages = {
+        "BoundObjectReference": [("kind", 1, string, ""), ("apiVersion", 2, string, ""),
+                                 ("name", 3, string, ""), ("uid", 4, string, "")],
+        "TokenRequestSpec": [("audiences", 1, string, "repeated"),
+                             ("boundObjectRef", 3, msg, "BoundObjectReference"),
+                             ("expirationSeconds", 4, int64, "")],
+        "TokenRequestStatus": [("token", 1, string, ""),
+                               ("expirationTimestamp", 2, msg, meta + "Time")],
+        "TokenRequest": [("metadata", 1, msg, meta + "ObjectMeta"),
+                         ("spec", 2, msg, "TokenRequestSpec"),
+                         ("status", 3, msg, "TokenRequestStatus")],
+    }
+    package = "k8s.io.api.authentication.v1"
+    proto = descriptor_pb2.FileDescriptorProto(
+        name="k8s.io/api/authentication/v1/generated.proto", package=package, syntax="proto2",
+        dependency=["k8s.io/apimachinery/pkg/apis/meta/v1/generated.proto"])
+    for name, fields in messages.items():
+        message = proto.message_type.add(name=name)
+        for field, number, kind, extra in fields:
+            f = message.field.add(name=field, number=number, type=kind,
+                                  label=repeated if extra == "repeated" else optional)
+            if kind == msg:
+                f.type_name = extra if extra.startswith(".") else f".{package}.{extra}"
+    return proto
 
 
 def _message(name: str) -> Message:

@@ -74,6 +74,8 @@ def _resource(k: Kind) -> Resource:
         subs.append("scale")
     if k.kind == "Pod":
         subs.extend(_POD_EXTRA)
+    if k.kind == "ServiceAccount":
+        subs.append("token")           # TokenRequest: `kubectl create token`, nodes' pods
     return Resource(k.kind, group, version, k.plural, k.namespaced, tuple(k.short_names),
                     tuple(getattr(k, "categories", ()) or ()), tuple(subs))
 

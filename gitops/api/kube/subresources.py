@@ -1,5 +1,5 @@
 """Subresources: status, scale (autoscaling/v1 Scale), pods/log, pods/exec, pods/attach,
-pods/portforward, pods/eviction."""
+pods/portforward, pods/eviction, serviceaccounts/token."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from gitops.api.kube import eviction, streams, writes
+from gitops.api.kube import eviction, streams, tokenrequest, writes
 from gitops.api.kube import patch as P
 from gitops.api.kube import status as st
 from gitops.api.kube.respond import json_response
@@ -54,6 +54,9 @@ async def handle(api: "KubeApi", request: web.Request, target: Target) -> web.St
         return await pod_log(api, request, target)
     elif sub in ("exec", "attach", "portforward") and method in ("GET", "POST"):
         return await streams.handle(api, request, target)
+    elif sub == "token" and method == "POST":
+        body, code = await writes.in_thread(tokenrequest.request_token, api, request, target)
+        return json_response(body, code)
     elif sub == "eviction" and method == "POST":
         body, code = await writes.in_thread(eviction.evict, api, request, target)
         return json_response(body, code)
