@@ -98,6 +98,9 @@ class EtcdClient:
         session = getattr(self._local, "session", None)
         if session is None:
             session = self._local.session = requests.Session()
+            # Straight to the members: no proxy from the environment (looking it up again
+            # on every request was a third of a small call's time).
+            session.trust_env = False
         return session
 
     def call(self, path: str, body: dict, timeout: float | None = None,
@@ -181,6 +184,19 @@ class EtcdClient:
         answer = self.call("/v3/kv/txn", {"compare": compare, "success": success},
                            idempotent=False)
         return bool(answer.get("succeeded")), int(answer["header"]["revision"])
+
+    def read_many(self, keys: list[str], revision: int = 0) -> tuple[int, dict[str, KeyValue]]:
+        """(revision, the keys that exist) read in one Txn of range requests, all at one
+        revision (the newest if 0)."""
+        ops = [{"request_range": {"key": b64(k), **({"revision": revision} if revision
+                                                     else {})}} for k in keys]
+        answer = self.call("/v3/kv/txn", {"compare": [], "success": ops})
+        found = {}
+        for response in answer.get("responses") or []:
+            for kv in (response.get("response_range") or {}).get("kvs") or []:
+                item = KeyValue.of(kv)
+                found[item.key] = item
+        return int(answer["header"]["revision"]), found
 
     def put(self, key: str, value: bytes, lease: int = 0) -> int:
         return self.txn([], [put_op(key, value, lease)])[1]
