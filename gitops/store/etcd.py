@@ -110,6 +110,12 @@ class EtcdStore(Backend):
         super().__init__(start)
         self.changes = EtcdChangeLog(start, self._history)
         self._seen = start                      # newest revision told to watchers
+        # Every object's (namespace, name) per kind, sorted, as of _index_rev: kept by the
+        # watch thread, so a page of a chunked list is chosen here and read in one request.
+        self._index_lock = threading.Lock()
+        self._index: dict[str, list[tuple[str, str]]] = {}
+        self._index_rev = 0
+        self._rebuild_index(start)
         self._seen_cond = threading.Condition()
         self._stop = threading.Event()
         self._stream: requests.Response | None = None
@@ -284,28 +290,86 @@ class EtcdStore(Backend):
 
     def page(self, kind: str, namespace: str | None, after: tuple[str, str] | None,
              limit: int | None) -> tuple[int, list[dict], int]:
-        # Key order is not (namespace, name) order ("a-b/" sorts before "a/"), so the page
-        # is chosen from the keys alone, then only its values are read, at one revision.
+        # Chosen from the sorted key index (as of the revision the watch has reached),
+        # then only the page's values are read, at that revision, in one request.
         if self._mine() is not None or not limit:
             return super().page(kind, namespace, after, limit)
+        with self._index_lock:
+            rev, positions = self._index_rev, self._index.get(kind, [])
+            low, high = 0, len(positions)
+            if namespace is not None:
+                low = bisect.bisect_left(positions, (namespace, ""))
+                high = bisect.bisect_left(positions, (namespace + "\0", ""))
+            if after is not None:
+                low = max(low, bisect.bisect_right(positions, after, low, high))
+            chosen = positions[low:min(high, low + limit)]
+            remaining = max(0, high - low - limit)
+        try:
+            return rev, self._values(kind, chosen, rev), remaining
+        except Compacted:        # the index's revision is gone: choose from the keys now
+            return self._page_from_keys(kind, namespace, after, limit)
+
+    def _values(self, kind: str, chosen: list[tuple[str, str]], rev: int) -> list[dict]:
+        """The objects at these positions, in order, as of rev."""
+        base = f"{self.prefix}o/{kind}/"
+        spans = []
+        for ns, group in itertools.groupby(chosen, key=lambda p: p[0]):
+            names = [name for _, name in group]
+            # one namespace's chosen names are contiguous in key order too
+            spans.append((f"{base}{ns}/{names[0]}", f"{base}{ns}/{names[-1]}\0"))
+        if not spans:
+            return []
+        kvs = self.client.ranges(spans, rev)
+        objects = {_split(kv.key[len(base):]): self._decode(kv) for kv in kvs}
+        return [objects[p] for p in chosen if p in objects]
+
+    def _page_from_keys(self, kind: str, namespace: str | None,
+                        after: tuple[str, str] | None,
+                        limit: int) -> tuple[int, list[dict], int]:
+        # Key order is not (namespace, name) order ("a-b/" sorts before "a/"), so the page
+        # is chosen from the keys alone, then only its values are read, at one revision.
         base = f"{self.prefix}o/{kind}/"
         rev, keys = self._keys(base + ("" if namespace is None else f"{namespace}/"))
         positions = sorted(_split(k[len(base):]) for k in keys)
         if after is not None:
             positions = positions[bisect.bisect_right(positions, after):]
         chosen, remaining = positions[:limit], max(0, len(positions) - limit)
-        objects: list[dict] = []
-        for ns, group in itertools.groupby(chosen, key=lambda p: p[0]):
-            names = [name for _, name in group]
-            # one namespace's chosen names are contiguous in key order too
-            _, kvs, _ = self.client.range(f"{base}{ns}/{names[0]}",
-                                          f"{base}{ns}/{names[-1]}\0", rev)
-            objects += [self._decode(kv) for kv in kvs]
-        return rev, objects, remaining
+        return rev, self._values(kind, chosen, rev), remaining
 
-    def _keys(self, prefix: str, page: int = 10000) -> tuple[int, list[str]]:
+    # -- the key index -----------------------------------------------------------------
+    def _rebuild_index(self, rev: int) -> None:
+        """Every object key as of rev (the watch goes on from rev + 1)."""
+        head = self.prefix + "o/"
+        _, keys = self._keys(head, revision=rev)
+        index: dict[str, list[tuple[str, str]]] = {}
+        for key in keys:
+            kind, rest = key[len(head):].split("/", 1)
+            index.setdefault(kind, []).append(_split(rest))
+        for positions in index.values():
+            positions.sort()
+        with self._index_lock:
+            self._index, self._index_rev = index, rev
+
+    def _index_events(self, events, rev: int) -> None:
+        head = self.prefix + "o/"
+        with self._index_lock:
+            for event in events:
+                if not event.kv.key.startswith(head):
+                    continue
+                kind, rest = event.kv.key[len(head):].split("/", 1)
+                positions = self._index.setdefault(kind, [])
+                position = _split(rest)
+                at = bisect.bisect_left(positions, position)
+                present = at < len(positions) and positions[at] == position
+                if event.type == "DELETE" and present:
+                    del positions[at]
+                elif event.type != "DELETE" and not present:
+                    positions.insert(at, position)
+            self._index_rev = max(self._index_rev, rev)
+
+    def _keys(self, prefix: str, page: int = 10000, revision: int = 0) -> tuple[int, list[str]]:
         end = prefix_end(prefix)
-        rev, kvs, _ = self.client.range(prefix, end, keys_only=True, limit=page)
+        rev, kvs, _ = self.client.range(prefix, end, revision, keys_only=True, limit=page)
         keys = [kv.key for kv in kvs]
         while len(kvs) == page:
             _, kvs, _ = self.client.range(keys[-1] + "\0", end, rev, keys_only=True,
@@ -481,6 +545,7 @@ class EtcdStore(Backend):
                             compact_revision=exc.compact_revision, resumed_at=rev)
                 # watchers (informers) find the log starts later: they relist
                 self.changes = EtcdChangeLog(rev, self._history)
+                self._rebuild_index(rev)
                 self._advance(rev)
             except Unavailable as exc:
                 if not self._stop.is_set():
@@ -499,15 +564,18 @@ class EtcdStore(Backend):
 
     def _dispatch(self, events) -> None:
         by_rev: dict[int, list[Change]] = {}
+        raw: dict[int, list] = {}
         for event in events:
             change = self._change_of(event)
             by_rev.setdefault(event.kv.mod_revision, [])
+            raw.setdefault(event.kv.mod_revision, []).append(event)
             if change is not None:
                 by_rev[event.kv.mod_revision].append(change)
         for rev in sorted(by_rev):
             if rev <= self._seen:
                 continue
             changes = by_rev[rev]
+            self._index_events(raw[rev], rev)
             self.changes.extend_serialized(changes)
             for change in changes:
                 obj = change.obj

@@ -185,6 +185,18 @@ class EtcdClient:
                            idempotent=False)
         return bool(answer.get("succeeded")), int(answer["header"]["revision"])
 
+    def ranges(self, spans: list[tuple[str, str]], revision: int) -> list[KeyValue]:
+        """The keys of every [key, range_end) span, in order, read in one request at one
+        revision."""
+        if len(spans) == 1:
+            return self.range(*spans[0], revision)[1]
+        ops = [{"request_range": {"key": b64(key), "range_end": b64(end),
+                                  **({"revision": revision} if revision else {})}}
+               for key, end in spans]
+        answer = self.call("/v3/kv/txn", {"compare": [], "success": ops})
+        return [KeyValue.of(kv) for response in answer.get("responses") or []
+                for kv in (response.get("response_range") or {}).get("kvs") or []]
+
     def read_many(self, keys: list[str], revision: int = 0) -> tuple[int, dict[str, KeyValue]]:
         """(revision, the keys that exist) read in one Txn of range requests, all at one
         revision (the newest if 0)."""
