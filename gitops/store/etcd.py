@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 import requests
 import structlog
 
-from gitops.model import ObjectKey, key_of
+from gitops.model import ObjectKey, jsoncodec, key_of
 from gitops.store.backend import HISTORY_LIMIT, Backend, as_json
 from gitops.store.base import Conflict, InventoryEntry, NotFound
 from gitops.store.changes import Change, ChangeLog, Gone
@@ -260,7 +260,7 @@ class EtcdStore(Backend):
     # -- objects ---------------------------------------------------------------------
     @staticmethod
     def _decode(kv: KeyValue) -> dict:
-        obj = json.loads(kv.value)
+        obj = jsoncodec.loads(kv.value)
         if kv.mod_revision:
             obj.setdefault("metadata", {})["resourceVersion"] = str(kv.mod_revision)
         return obj

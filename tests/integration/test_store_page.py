@@ -3,7 +3,6 @@ SQLite by seeking (a page decodes only its own rows, so N objects in pages cost 
 
 from __future__ import annotations
 
-import json
 import uuid
 
 import pytest
@@ -82,13 +81,13 @@ def test_sqlite_page_decodes_only_its_rows(tmp_path, monkeypatch):
     with store.transaction():
         for i in range(300):
             store.create(cm(f"c{i:03d}", f"n{i % 3}"))
-    decoded, loads = [], json.loads
+    decoded, loads = [], sqlite_store.jsoncodec.loads
 
     def counting_loads(text, *args, **kw):
         decoded.append(1)
         return loads(text, *args, **kw)
 
-    monkeypatch.setattr(sqlite_store.json, "loads", counting_loads)
+    monkeypatch.setattr(sqlite_store.jsoncodec, "loads", counting_loads)
     _, page, remaining = store.page("ConfigMap", None, ("n1", "c150"), 10)
     monkeypatch.undo()
     assert [position(o) for o in page][:2] == [("n1", "c151"), ("n1", "c154")]
