@@ -538,14 +538,14 @@ class EtcdStore(Backend):
             except Compacted as exc:
                 try:
                     rev = self.client.revision()
-                except Unavailable:
+                    self._rebuild_index(rev)        # the events missed are not coming
+                except (Unavailable, Compacted):
                     self._stop.wait(0.5)
                     continue
                 log.warning("etcd_watch_compacted", seen=self._seen,
                             compact_revision=exc.compact_revision, resumed_at=rev)
                 # watchers (informers) find the log starts later: they relist
                 self.changes = EtcdChangeLog(rev, self._history)
-                self._rebuild_index(rev)
                 self._advance(rev)
             except Unavailable as exc:
                 if not self._stop.is_set():
