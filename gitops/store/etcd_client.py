@@ -14,7 +14,6 @@ it cannot connect or the member has no quorum; `Unavailable` when none can serve
 from __future__ import annotations
 
 import base64
-import json
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 import requests
 
 from gitops.errors import GitopsError, TransientError
+from gitops.model import jsoncodec
 
 
 class Unavailable(TransientError):
@@ -260,7 +260,7 @@ def _watch_stream(resp: requests.Response,
                 return
             if not line:
                 continue
-            answer = json.loads(line)
+            answer = jsoncodec.loads(line)
             if "error" in answer:
                 raise Unavailable(f"etcd watch: {answer['error']}", retry_after=1.0)
             result = answer.get("result") or {}
@@ -296,6 +296,6 @@ def mod_equals(key: str, revision: int) -> dict:
 
 def _decode(resp: requests.Response) -> dict:
     try:
-        return resp.json()
+        return jsoncodec.loads(resp.content)     # a page of values is a megabyte of JSON
     except ValueError:
         return {"error": resp.text[:200]}
