@@ -598,14 +598,14 @@ class EtcdStore(Backend):
         if event.type == "DELETE":
             if event.prev is None:          # its last value was compacted away
                 return None
-            gone = json.loads(event.prev.value)
+            gone = jsoncodec.loads(event.prev.value)
             gone["metadata"]["resourceVersion"] = str(rev)
-            return Change(rev, "DELETED", str(gone.get("kind", "")), as_json(gone))
+            return Change(rev, "DELETED", str(gone.get("kind", "")), _text(gone))
         obj = self._decode(event.kv)
-        body = as_json(obj)
+        body = _text(obj)
         if event.kv.create_revision == rev:
             return Change(rev, "ADDED", str(obj.get("kind", "")), body)
-        before = as_json(self._decode(event.prev)) if event.prev else ""
+        before = _text(self._decode(event.prev)) if event.prev else ""
         return Change(rev, "MODIFIED", str(obj.get("kind", "")), body, before)
 
     def _history(self, after: int, upto: int) -> list[Change]:
@@ -651,6 +651,11 @@ def _cut(stream: requests.Response) -> None:
             sock.shutdown(2)        # SHUT_RDWR
     except OSError:
         pass
+
+
+def _text(obj: dict) -> str:
+    """An object as the change log keeps it (JSON text; every change of every server)."""
+    return jsoncodec.dumps(obj).decode()
 
 
 def _split(rest: str) -> tuple[str, str]:
