@@ -3,7 +3,9 @@
 
 - scheduler_pods_per_s_1000_nodes: pods bound per second by the scheduler (its informer
   fed by the store's watch, binds written through the registry);
-- api_list_10000_pods_s: `kubectl get pods -A -o json` of them all, through the API;
+- api_list_10000_pods_s: `kubectl get pods -A -o json` of them all, through the API
+  (api_list_kubectl_only_s: the same kubectl against a replay of the API's answers, its
+  own decoding and printing);
 - server_rss_mb_10000_pods: peak RSS of the process holding store, informer and API;
 - etcd_failover_s: a 3-member etcd's leader killed (kill -9) to a write accepted by the
   store through a survivor.
@@ -97,11 +99,91 @@ def measure(backend: str, nodes: int, pods: int, etcd_url: str = "") -> dict:
                 if got.returncode:
                     raise RuntimeError(f"kubectl get pods failed: {got.stderr}")
             listed = len(json.loads(got.stdout)["items"])
+            kubectl_only = _kubectl_alone(api, tmp)
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         store.close()
     return {"nodes": nodes, "pods": pods, "bound": bound, "running": running,
             "listed": listed, "scheduler_pods_per_s": round(bound / scheduling, 1),
-            "api_list_s": round(statistics.median(lists), 3), "rss_mb": round(rss, 1)}
+            "api_list_s": round(statistics.median(lists), 3),
+            "api_list_kubectl_only_s": round(kubectl_only, 3), "rss_mb": round(rss, 1)}
+
+
+def _kubectl_alone(api, tmp: Path) -> float:
+    """The same `kubectl get pods -A -o json` against a replay of the API's responses (a
+    server that only writes bytes it holds): kubectl's own share of api_list_s, its
+    decoding and printing, which no server can make shorter."""
+    from tests.kube_support import run_kubectl, write_kubeconfig
+    replay = _Replay(api.kube_url, tmp / "ca.crt")
+    try:
+        (tmp / "replay").mkdir(exist_ok=True)
+        kubeconfig = write_kubeconfig(tmp / "replay" / "kubeconfig", replay.url, "-", None)
+        times = []
+        for i in range(3):                  # the first run records
+            replay.replaying = i > 0
+            t0 = time.perf_counter()
+            got = run_kubectl(kubeconfig, "get", "pods", "-A", "-o", "json", timeout=300)
+            if got.returncode:
+                raise RuntimeError(f"kubectl against the replay failed: {got.stderr}")
+            times.append(time.perf_counter() - t0)
+        return statistics.median(times[1:])
+    finally:
+        replay.close()
+
+
+class _Replay:
+    """Records the API's answers (by method, path and Accept), then serves them again."""
+
+    def __init__(self, upstream: str, ca: Path) -> None:
+        import asyncio
+        import ssl
+        import threading
+        self.upstream, self.replaying = upstream, False
+        self._answers: dict[tuple, tuple[int, str, bytes]] = {}
+        self._tls = ssl.create_default_context(cafile=str(ca))
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        port = asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(30)
+        self.url = f"http://127.0.0.1:{port}"
+
+    async def _start(self) -> int:
+        import aiohttp
+        from aiohttp import web
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._answer)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self._session = aiohttp.ClientSession()
+        return site._server.sockets[0].getsockname()[1]
+
+    async def _answer(self, request):
+        from aiohttp import web
+        from tests.kube_support import TOKEN
+        key = (request.method, request.path_qs, request.headers.get("Accept", ""))
+        if not (self.replaying and key in self._answers):
+            headers = {"Authorization": f"Bearer {TOKEN}",
+                       **{k: v for k, v in request.headers.items()
+                          if k.lower() in ("accept", "content-type")}}
+            async with self._session.request(request.method, self.upstream + request.path_qs,
+                                             headers=headers, ssl=self._tls,
+                                             data=await request.read()) as resp:
+                self._answers[key] = (resp.status, resp.headers.get("Content-Type", ""),
+                                      await resp.read())
+        status, content_type, body = self._answers[key]
+        return web.Response(status=status, body=body, headers={"Content-Type": content_type})
+
+    def close(self) -> None:
+        import asyncio
+
+        async def stop() -> None:
+            await self._session.close()
+            await self._runner.cleanup()
+        asyncio.run_coroutine_threadsafe(stop(), self._loop).result(30)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
 
 
 def etcd_failover_s() -> float:

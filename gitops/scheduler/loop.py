@@ -22,6 +22,9 @@ from gitops.model.meta import is_deleting
 from gitops.model.pods import has_finished
 from gitops.runnable import Loop
 from gitops.scheduler import scheduler
+from gitops.scheduler.cache import ClusterCache
+from gitops.scheduler.equivalence import EquivalenceCache
+from gitops.scheduler.interpod import Placement, depends_on_others
 from gitops.store.informer import ADDED, DELETED, Informer
 
 FLUSH = 60.0        # seconds: pods set aside are tried again at least this often
@@ -104,6 +107,8 @@ class SchedulerLoop:
         self.flush = flush
         self._next_flush = clock() + flush
         self.queue = SchedulingQueue()
+        self.nodes = ClusterCache()              # before the handler replays the cache
+        self.verdicts = EquivalenceCache()
         self.loop = Loop(self.name, self.run_once, resync=flush, debounce=0.005)
         cache.add_handler(self._on_change)
 
@@ -122,6 +127,7 @@ class SchedulerLoop:
         kind = (new or old or {}).get("kind")
         wake = False
         if kind == "Pod":
+            self.nodes.pod_changed(old, new)
             key = key_of(new or old)
             if new is not None and _pending(new):
                 self.queue.add(key)
@@ -129,7 +135,11 @@ class SchedulerLoop:
             else:
                 self.queue.forget(key)
             wake = (_may_make_room(event, old, new) and self.queue.move_all()) or wake
-        elif kind == "Node" or (kind == "Namespace" and (
+        elif kind == "Node":
+            self.nodes.node_changed(old, new)
+            self.verdicts.forget((new or old)["metadata"]["name"])
+            wake = self.queue.move_all()
+        elif (kind == "Namespace" and (
                 old is None or new is None
                 or old["metadata"].get("labels") != new["metadata"].get("labels"))):
             wake = self.queue.move_all()
@@ -148,9 +158,18 @@ class SchedulerLoop:
         pending = {k: p for k in sorted(keys) if (p := self.cache.get(k)) is not None
                    and _pending(p)}
         if pending:
-            pods = [p for p in self.cache.list("Pod") if (p.get("spec") or {}).get("nodeName")]
-            actions = scheduler.reconcile([*pods, *pending.values()], self.cache.list("Node"),
-                                          now, lambda: self.cache.list("Namespace"))
+            # Where the other pods are matters only once some pod's affinity or spread
+            # names them.
+            others = self.nodes.has_dependent_pods or any(depends_on_others(p)
+                                                          for p in pending.values())
+            nodes, infos, placed = self.nodes.snapshot(with_placed=others)
+            placement = None
+            if others:
+                placement = Placement(nodes, self.cache.list("Namespace"))
+                for pod, node in placed:
+                    placement.add(pod, node)
+            actions = scheduler.schedule(list(pending.values()), infos, now, placement,
+                                         self.verdicts)
             self.bind(actions)
             bound = {key_of(a.obj) for a in actions
                      if getattr(a, "obj", None) and a.obj["spec"].get("nodeName")}

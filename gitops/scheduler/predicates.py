@@ -3,15 +3,9 @@ the Kubernetes scheduler words them, in the order its default plugins run (pure)
 
 from __future__ import annotations
 
-from gitops.model.nodes import (
-    UNSCHEDULABLE_TAINT,
-    matches_affinity,
-    node_ready,
-    tolerates,
-    tolerations_of,
-    untolerated,
-)
+from gitops.model.nodes import matches_affinity, node_ready
 from gitops.scheduler import resources as R
+from gitops.scheduler.equivalence import static_reasons
 
 __all__ = ["filter_reasons", "insufficient", "matches_affinity", "node_ready"]
 
@@ -52,17 +46,12 @@ def filter_reasons(pod: dict, info: R.NodeInfo,
     """Why `pod` cannot go to the node ([] : it can). Like the scheduler, the first plugin
     that fails decides: NodeUnschedulable, TaintToleration, NodeAffinity, NodePorts,
     NodeResourcesFit (then, given where the other pods are, interpod.Placement's)."""
-    node = info.node
-    spec = node.get("spec") or {}
-    if spec.get("unschedulable") and not any(
-            tolerates(t, {"key": UNSCHEDULABLE_TAINT, "effect": "NoSchedule"})
-            for t in tolerations_of(pod)):
-        return ["node(s) were unschedulable"]
-    if bad := untolerated(pod, node, node_taints=info.taints):
-        return [f"node(s) had untolerated taint {{{bad[0].get('key', '')}: "
-                f"{bad[0].get('value', '')}}}"]
-    if not matches_affinity(pod, node):
-        return ["node(s) didn't match Pod's node affinity/selector"]
-    if (ports := R.host_ports(pod)) and _ports_clash(ports, info.ports):
+    return static_reasons(pod, info) or placed_reasons(pod, info, wanted, R.host_ports(pod))
+
+
+def placed_reasons(pod: dict, info: R.NodeInfo, wanted: list[tuple[str, int]] | None,
+                   ports: set) -> list[str]:
+    """NodePorts and NodeResourcesFit: what the pods already on the node leave free."""
+    if ports and _ports_clash(ports, info.ports):
         return ["node(s) didn't have free ports for the requested pod ports"]
     return insufficient(pod, info, wanted)

@@ -117,13 +117,13 @@ def host_ports(pod: dict) -> set[tuple[str, str, int]]:
 
 @dataclass
 class NodeInfo:
-    """A node with what is placed on it, summed once and kept up to date as pods are
-    bound in a pass (the scheduler cache's NodeInfo)."""
+    """A node with what is placed on it, summed once and kept up to date as pods come and
+    go (the scheduler cache's NodeInfo). A pass that places pods works on copies."""
     node: dict
     pods: int = 0
     requested: Resources = field(default_factory=dict)
     non_zero: Resources = field(default_factory=dict)      # with the scoring defaults
-    ports: set = field(default_factory=set)
+    ports: Counter = field(default_factory=Counter)        # (ip, protocol, port) -> pods
     owners: Counter = field(default_factory=Counter)       # controller uid -> pods here
 
     @functools.cached_property
@@ -132,7 +132,7 @@ class NodeInfo:
 
     @functools.cached_property
     def taints(self) -> list[dict]:
-        """The node's taints (with not-ready's), read once per pass, not once per pod."""
+        """The node's taints (with not-ready's), read once per node version, not per pod."""
         return taints(self.node)
 
     @functools.cached_property
@@ -140,12 +140,34 @@ class NodeInfo:
         return allocatable(self.node)
 
     def add(self, pod: dict) -> None:
-        self.pods += 1
-        self.requested = _add(self.requested, pod_requests(pod))
-        self.non_zero = _add(self.non_zero, pod_requests(pod, non_zero=True))
-        self.ports |= host_ports(pod)
+        self._count(pod, 1)
+
+    def remove(self, pod: dict) -> None:
+        """Undo add(pod) (the same pod as added)."""
+        self._count(pod, -1)
+
+    def _count(self, pod: dict, sign: int) -> None:
+        self.pods += sign
+        self.requested = _plus(self.requested, pod_requests(pod), sign)
+        self.non_zero = _plus(self.non_zero, pod_requests(pod, non_zero=True), sign)
+        for port in host_ports(pod):
+            self.ports[port] += sign
+            if self.ports[port] <= 0:
+                del self.ports[port]
         if uid := owner_uid(pod):
-            self.owners[uid] += 1
+            self.owners[uid] += sign
+            if self.owners[uid] <= 0:
+                del self.owners[uid]
+
+    def copy(self, node: dict | None = None) -> NodeInfo:
+        """The same sums, on their own (and on a newer version of the node if given)."""
+        info = NodeInfo(self.node if node is None else node, self.pods, dict(self.requested),
+                        dict(self.non_zero), Counter(self.ports), Counter(self.owners))
+        if node is None:            # the node's derived facts stay valid
+            for cached in ("name", "taints", "allocatable"):
+                if cached in self.__dict__:
+                    info.__dict__[cached] = self.__dict__[cached]
+        return info
 
     @classmethod
     def build(cls, node: dict, pods: Iterable[dict] = ()) -> NodeInfo:
@@ -153,3 +175,10 @@ class NodeInfo:
         for pod in pods:
             info.add(pod)
         return info
+
+
+def _plus(a: Resources, b: Resources, sign: int) -> Resources:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = out.get(k, 0) + sign * v
+    return out

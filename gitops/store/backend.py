@@ -105,6 +105,10 @@ class Backend:
             return rv, objects[:limit], len(objects) - limit
         return rv, objects, 0
 
+    def prefetch(self, keys: list[ObjectKey]) -> None:
+        """A hint inside a transaction: these objects are about to be read. A backend
+        whose reads are remote (etcd) reads them together now."""
+
     def update_status(self, key: ObjectKey, status: dict) -> dict:
         """The stored object with this status, at a new resourceVersion."""
         with self.transaction():

@@ -17,6 +17,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from gitops.errors import GitopsError
+from gitops.model import jsoncodec
 
 MAX_BYTES = 64 * 1024 * 1024
 
@@ -36,11 +37,11 @@ class Change:
     @property
     def obj(self) -> dict:
         """A fresh copy of the object (decoded on each call: callers may change it)."""
-        return json.loads(self.body)
+        return jsoncodec.loads(self.body)
 
     @property
     def previous(self) -> dict | None:
-        return json.loads(self.before) if self.before else None
+        return jsoncodec.loads(self.before) if self.before else None
 
 
 class ChangeLog:

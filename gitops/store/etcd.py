@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 import requests
 import structlog
 
-from gitops.model import ObjectKey, key_of
+from gitops.model import ObjectKey, jsoncodec, key_of
 from gitops.store.backend import HISTORY_LIMIT, Backend, as_json
 from gitops.store.base import Conflict, InventoryEntry, NotFound
 from gitops.store.changes import Change, ChangeLog, Gone
@@ -71,6 +71,7 @@ class _Txn:
     owner: int
     read_rev: int = 0
     reads: dict[str, int] = field(default_factory=dict)        # key -> mod_revision seen
+    values: dict[str, KeyValue | None] = field(default_factory=dict)   # as read at read_rev
     writes: dict[str, bytes | None] = field(default_factory=dict)
     leases: dict[str, int] = field(default_factory=dict)
     written: list[dict] = field(default_factory=list)        # objects to give their rv
@@ -109,6 +110,12 @@ class EtcdStore(Backend):
         super().__init__(start)
         self.changes = EtcdChangeLog(start, self._history)
         self._seen = start                      # newest revision told to watchers
+        # Every object's (namespace, name) per kind, sorted, as of _index_rev: kept by the
+        # watch thread, so a page of a chunked list is chosen here and read in one request.
+        self._index_lock = threading.Lock()
+        self._index: dict[str, list[tuple[str, str]]] = {}
+        self._index_rev = 0
+        self._rebuild_index(start)
         self._seen_cond = threading.Condition()
         self._stop = threading.Event()
         self._stream: requests.Response | None = None
@@ -185,11 +192,34 @@ class EtcdStore(Backend):
         if key in txn.writes:
             value = txn.writes[key]
             return None if value is None else KeyValue(key, value, 0, 0)
+        if key in txn.values:
+            return txn.values[key]
         rev, kvs, _ = self.client.range(key, revision=txn.read_rev)
         txn.read_rev = txn.read_rev or rev
         kv = kvs[0] if kvs else None
-        txn.reads.setdefault(key, kv.mod_revision if kv else 0)
+        self._seen_in(txn, key, kv)
         return kv
+
+    @staticmethod
+    def _seen_in(txn: _Txn, key: str, kv: KeyValue | None) -> None:
+        txn.reads.setdefault(key, kv.mod_revision if kv else 0)
+        txn.values[key] = kv
+
+    def prefetch(self, keys: list[ObjectKey], batch: int = 100) -> None:
+        """Inside a transaction: read these objects now, `batch` to a request, at the
+        transaction's revision; its reads of them are then answered from memory (a
+        batch of binds costs a few requests, not one per pod)."""
+        txn = self._mine()
+        if txn is None:
+            return
+        wanted = [k for k in dict.fromkeys(self._okey(key) for key in keys)
+                  if k not in txn.values and k not in txn.writes]
+        for start in range(0, len(wanted), batch):
+            chunk = wanted[start:start + batch]
+            rev, found = self.client.read_many(chunk, txn.read_rev)
+            txn.read_rev = txn.read_rev or rev
+            for key in chunk:
+                self._seen_in(txn, key, found.get(key))
 
     def _read_prefix(self, prefix: str) -> tuple[int, list[KeyValue]]:
         txn = self._mine()
@@ -230,7 +260,7 @@ class EtcdStore(Backend):
     # -- objects ---------------------------------------------------------------------
     @staticmethod
     def _decode(kv: KeyValue) -> dict:
-        obj = json.loads(kv.value)
+        obj = jsoncodec.loads(kv.value)
         if kv.mod_revision:
             obj.setdefault("metadata", {})["resourceVersion"] = str(kv.mod_revision)
         return obj
@@ -260,28 +290,86 @@ class EtcdStore(Backend):
 
     def page(self, kind: str, namespace: str | None, after: tuple[str, str] | None,
              limit: int | None) -> tuple[int, list[dict], int]:
-        # Key order is not (namespace, name) order ("a-b/" sorts before "a/"), so the page
-        # is chosen from the keys alone, then only its values are read, at one revision.
+        # Chosen from the sorted key index (as of the revision the watch has reached),
+        # then only the page's values are read, at that revision, in one request.
         if self._mine() is not None or not limit:
             return super().page(kind, namespace, after, limit)
+        with self._index_lock:
+            rev, positions = self._index_rev, self._index.get(kind, [])
+            low, high = 0, len(positions)
+            if namespace is not None:
+                low = bisect.bisect_left(positions, (namespace, ""))
+                high = bisect.bisect_left(positions, (namespace + "\0", ""))
+            if after is not None:
+                low = max(low, bisect.bisect_right(positions, after, low, high))
+            chosen = positions[low:min(high, low + limit)]
+            remaining = max(0, high - low - limit)
+        try:
+            return rev, self._values(kind, chosen, rev), remaining
+        except Compacted:        # the index's revision is gone: choose from the keys now
+            return self._page_from_keys(kind, namespace, after, limit)
+
+    def _values(self, kind: str, chosen: list[tuple[str, str]], rev: int) -> list[dict]:
+        """The objects at these positions, in order, as of rev."""
+        base = f"{self.prefix}o/{kind}/"
+        spans = []
+        for ns, group in itertools.groupby(chosen, key=lambda p: p[0]):
+            names = [name for _, name in group]
+            # one namespace's chosen names are contiguous in key order too
+            spans.append((f"{base}{ns}/{names[0]}", f"{base}{ns}/{names[-1]}\0"))
+        if not spans:
+            return []
+        kvs = self.client.ranges(spans, rev)
+        objects = {_split(kv.key[len(base):]): self._decode(kv) for kv in kvs}
+        return [objects[p] for p in chosen if p in objects]
+
+    def _page_from_keys(self, kind: str, namespace: str | None,
+                        after: tuple[str, str] | None,
+                        limit: int) -> tuple[int, list[dict], int]:
+        # Key order is not (namespace, name) order ("a-b/" sorts before "a/"), so the page
+        # is chosen from the keys alone, then only its values are read, at one revision.
         base = f"{self.prefix}o/{kind}/"
         rev, keys = self._keys(base + ("" if namespace is None else f"{namespace}/"))
         positions = sorted(_split(k[len(base):]) for k in keys)
         if after is not None:
             positions = positions[bisect.bisect_right(positions, after):]
         chosen, remaining = positions[:limit], max(0, len(positions) - limit)
-        objects: list[dict] = []
-        for ns, group in itertools.groupby(chosen, key=lambda p: p[0]):
-            names = [name for _, name in group]
-            # one namespace's chosen names are contiguous in key order too
-            _, kvs, _ = self.client.range(f"{base}{ns}/{names[0]}",
-                                          f"{base}{ns}/{names[-1]}\0", rev)
-            objects += [self._decode(kv) for kv in kvs]
-        return rev, objects, remaining
+        return rev, self._values(kind, chosen, rev), remaining
 
-    def _keys(self, prefix: str, page: int = 10000) -> tuple[int, list[str]]:
+    # -- the key index -----------------------------------------------------------------
+    def _rebuild_index(self, rev: int) -> None:
+        """Every object key as of rev (the watch goes on from rev + 1)."""
+        head = self.prefix + "o/"
+        _, keys = self._keys(head, revision=rev)
+        index: dict[str, list[tuple[str, str]]] = {}
+        for key in keys:
+            kind, rest = key[len(head):].split("/", 1)
+            index.setdefault(kind, []).append(_split(rest))
+        for positions in index.values():
+            positions.sort()
+        with self._index_lock:
+            self._index, self._index_rev = index, rev
+
+    def _index_events(self, events, rev: int) -> None:
+        head = self.prefix + "o/"
+        with self._index_lock:
+            for event in events:
+                if not event.kv.key.startswith(head):
+                    continue
+                kind, rest = event.kv.key[len(head):].split("/", 1)
+                positions = self._index.setdefault(kind, [])
+                position = _split(rest)
+                at = bisect.bisect_left(positions, position)
+                present = at < len(positions) and positions[at] == position
+                if event.type == "DELETE" and present:
+                    del positions[at]
+                elif event.type != "DELETE" and not present:
+                    positions.insert(at, position)
+            self._index_rev = max(self._index_rev, rev)
+
+    def _keys(self, prefix: str, page: int = 10000, revision: int = 0) -> tuple[int, list[str]]:
         end = prefix_end(prefix)
-        rev, kvs, _ = self.client.range(prefix, end, keys_only=True, limit=page)
+        rev, kvs, _ = self.client.range(prefix, end, revision, keys_only=True, limit=page)
         keys = [kv.key for kv in kvs]
         while len(kvs) == page:
             _, kvs, _ = self.client.range(keys[-1] + "\0", end, rev, keys_only=True,
@@ -450,7 +538,8 @@ class EtcdStore(Backend):
             except Compacted as exc:
                 try:
                     rev = self.client.revision()
-                except Unavailable:
+                    self._rebuild_index(rev)        # the events missed are not coming
+                except (Unavailable, Compacted):
                     self._stop.wait(0.5)
                     continue
                 log.warning("etcd_watch_compacted", seen=self._seen,
@@ -475,15 +564,18 @@ class EtcdStore(Backend):
 
     def _dispatch(self, events) -> None:
         by_rev: dict[int, list[Change]] = {}
+        raw: dict[int, list] = {}
         for event in events:
             change = self._change_of(event)
             by_rev.setdefault(event.kv.mod_revision, [])
+            raw.setdefault(event.kv.mod_revision, []).append(event)
             if change is not None:
                 by_rev[event.kv.mod_revision].append(change)
         for rev in sorted(by_rev):
             if rev <= self._seen:
                 continue
             changes = by_rev[rev]
+            self._index_events(raw[rev], rev)
             self.changes.extend_serialized(changes)
             for change in changes:
                 obj = change.obj
@@ -506,14 +598,14 @@ class EtcdStore(Backend):
         if event.type == "DELETE":
             if event.prev is None:          # its last value was compacted away
                 return None
-            gone = json.loads(event.prev.value)
+            gone = jsoncodec.loads(event.prev.value)
             gone["metadata"]["resourceVersion"] = str(rev)
-            return Change(rev, "DELETED", str(gone.get("kind", "")), as_json(gone))
+            return Change(rev, "DELETED", str(gone.get("kind", "")), _text(gone))
         obj = self._decode(event.kv)
-        body = as_json(obj)
+        body = _text(obj)
         if event.kv.create_revision == rev:
             return Change(rev, "ADDED", str(obj.get("kind", "")), body)
-        before = as_json(self._decode(event.prev)) if event.prev else ""
+        before = _text(self._decode(event.prev)) if event.prev else ""
         return Change(rev, "MODIFIED", str(obj.get("kind", "")), body, before)
 
     def _history(self, after: int, upto: int) -> list[Change]:
@@ -559,6 +651,11 @@ def _cut(stream: requests.Response) -> None:
             sock.shutdown(2)        # SHUT_RDWR
     except OSError:
         pass
+
+
+def _text(obj: dict) -> str:
+    """An object as the change log keeps it (JSON text; every change of every server)."""
+    return jsoncodec.dumps(obj).decode()
 
 
 def _split(rest: str) -> tuple[str, str]:

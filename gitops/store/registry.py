@@ -110,6 +110,7 @@ class Registry:
         self.all_objects = backend.all_objects
         self.snapshot = backend.snapshot
         self.page = backend.page
+        self.prefetch = getattr(backend, "prefetch", lambda keys: None)
         self.resource_version = backend.resource_version
         self.watch = backend.watch
         self.transaction = backend.transaction
@@ -384,7 +385,9 @@ def execute_batched(registry: Registry, actions: list[Action], controller: str,
         held = _HeldEvents()
         try:
             with registry.transaction():
-                execute(registry, actions[start:start + batch], controller, held)  # type: ignore[arg-type]
+                chunk = actions[start:start + batch]
+                registry.prefetch([k for a in chunk if (k := _target(a)) is not None])
+                execute(registry, chunk, controller, held)  # type: ignore[arg-type]
         except Conflict as exc:
             log.info("action_batch_conflict", controller=controller, error=str(exc))
             continue
@@ -392,6 +395,16 @@ def execute_batched(registry: Registry, actions: list[Action], controller: str,
         # recording while this transaction holds the store's lock would deadlock with it.
         for spec in held.specs if recorder is not None else ():
             recorder.record(spec)
+
+
+def _target(action: Action) -> ObjectKey | None:
+    """The object an action reads first."""
+    match action:
+        case Create(obj) | Update(obj):
+            return key_of(obj)
+        case SetStatus(key, _) | Delete(key, _, _):
+            return key
+    return None
 
 
 class _HeldEvents:

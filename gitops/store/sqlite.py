@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from gitops.model import ObjectKey, key_of
+from gitops.model import ObjectKey, jsoncodec, key_of
 from gitops.store.backend import HISTORY_LIMIT, Backend, as_json
 from gitops.store.base import Conflict, InventoryEntry, NotFound
 from gitops.store.changes import ChangeLog
@@ -112,7 +112,7 @@ class SqliteStore(Backend):
                 rows = self._db.execute(
                     "SELECT body FROM objects WHERE kind=? AND namespace=? ORDER BY name",
                     (kind, namespace))
-            return [json.loads(r[0]) for r in rows.fetchall()]
+            return [jsoncodec.loads(r[0]) for r in rows.fetchall()]
 
     def page(self, kind: str, namespace: str | None, after: tuple[str, str] | None,
              limit: int | None) -> tuple[int, list[dict], int]:
@@ -127,7 +127,7 @@ class SqliteStore(Backend):
             if not limit:
                 rows = self._db.execute(
                     f"SELECT body FROM objects WHERE {where} ORDER BY namespace, name", args)
-                return rv, [json.loads(r[0]) for r in rows.fetchall()], 0
+                return rv, [jsoncodec.loads(r[0]) for r in rows.fetchall()], 0
             rows = self._db.execute(f"SELECT body, namespace, name FROM objects WHERE {where}"
                                     " ORDER BY namespace, name LIMIT ?", args + [limit])
             got = rows.fetchall()
@@ -137,7 +137,7 @@ class SqliteStore(Backend):
                 remaining = self._db.execute(
                     f"SELECT COUNT(*) FROM objects WHERE {where} AND (namespace, name) > (?, ?)",
                     args + list(last)).fetchone()[0]
-            return rv, [json.loads(r[0]) for r in got], remaining
+            return rv, [jsoncodec.loads(r[0]) for r in got], remaining
 
     def all_objects(self) -> Iterator[dict]:
         with self._lock:

@@ -111,6 +111,34 @@ def test_a_transaction_conflicts_when_another_server_wrote_what_it_read(two_serv
     assert a.get(ObjectKey("ConfigMap", "default", "y")) is None      # nothing half done
 
 
+def test_a_batch_of_writes_reads_its_objects_in_one_request(two_servers):
+    """execute_batched prefetches: 50 updates cost one read request and one Txn, and
+    optimistic concurrency still holds for what was prefetched."""
+    from gitops.model.actions import Update
+    from gitops.store.registry import execute_batched
+    a, b = two_servers
+    with a.transaction():
+        for i in range(50):
+            a.create(cm(f"c{i}"))
+    calls = []
+    call = a.backend.client.call
+    a.backend.client.call = lambda path, body, **kw: calls.append(path) or call(path, body, **kw)
+    execute_batched(a, [Update(cm(f"c{i}", {"a": "new"})) for i in range(50)], "test")
+    assert calls == ["/v3/kv/txn", "/v3/kv/txn"]          # the reads, then the writes
+    assert [a.get(ObjectKey("ConfigMap", "default", f"c{i}"))["data"] for i in (0, 49)] == \
+        [{"a": "new"}] * 2
+    keys = [ObjectKey("ConfigMap", "default", f"c{i}") for i in range(3)]
+    with pytest.raises(Conflict):
+        with a.transaction():
+            a.prefetch(keys)
+            b.update(cm("c1", {"a": "b was first"}))       # after the prefetch
+            a.update(cm("c0", {"a": "from a"}))
+    assert a.get(keys[0])["data"] == {"a": "new"}          # nothing half done
+    with a.transaction():                                  # absent keys read as absent
+        a.prefetch([ObjectKey("ConfigMap", "default", "nope")])
+        assert a.backend.get(ObjectKey("ConfigMap", "default", "nope")) is None
+
+
 def test_a_watch_resumes_from_etcds_history_and_is_gone_after_compaction(etcd):
     prefix = f"/t-{uuid.uuid4().hex[:8]}/"
     first = Registry(_store(etcd, prefix))

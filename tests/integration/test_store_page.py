@@ -3,7 +3,6 @@ SQLite by seeking (a page decodes only its own rows, so N objects in pages cost 
 
 from __future__ import annotations
 
-import json
 import uuid
 
 import pytest
@@ -82,16 +81,68 @@ def test_sqlite_page_decodes_only_its_rows(tmp_path, monkeypatch):
     with store.transaction():
         for i in range(300):
             store.create(cm(f"c{i:03d}", f"n{i % 3}"))
-    decoded, loads = [], json.loads
+    decoded, loads = [], sqlite_store.jsoncodec.loads
 
     def counting_loads(text, *args, **kw):
         decoded.append(1)
         return loads(text, *args, **kw)
 
-    monkeypatch.setattr(sqlite_store.json, "loads", counting_loads)
+    monkeypatch.setattr(sqlite_store.jsoncodec, "loads", counting_loads)
     _, page, remaining = store.page("ConfigMap", None, ("n1", "c150"), 10)
     monkeypatch.undo()
     assert [position(o) for o in page][:2] == [("n1", "c151"), ("n1", "c154")]
     assert remaining == 50 + 100 - 10            # the rest of n1, then all of n2
     assert len(decoded) <= 10 + 1           # its rows (and the rv), not the 300
     store.close()
+
+
+def _calls(store) -> list[tuple[str, dict]]:
+    calls, call = [], store.client.call
+    store.client.call = lambda path, body, **kw: calls.append((path, body)) or \
+        call(path, body, **kw)
+    return calls
+
+
+def test_etcd_page_is_one_read_of_its_values_from_the_watch_kept_index(etcd):
+    from gitops.store.etcd import EtcdStore
+    prefix = f"/t-{uuid.uuid4().hex[:8]}/"
+    a, b = EtcdStore(etcd.url, prefix=prefix), EtcdStore(etcd.url, prefix=prefix)
+    try:
+        with a.transaction():
+            for i in range(60):
+                a.create(cm(f"c{i:02d}", ("a", "a-b", "b")[i % 3]))
+        calls = _calls(a)
+        rv, page, remaining = a.page("ConfigMap", None, ("a", "c57"), 10)
+        assert [position(o) for o in page][:3] == [("a-b", "c01"), ("a-b", "c04"),
+                                                   ("a-b", "c07")]
+        assert remaining == 40 - 10
+        assert len(calls) == 1                       # no listing of keys: one request
+        assert not any(body.get("keys_only") for _, body in calls)
+        # another server's writes reach this server's index through its watch
+        b.delete(_key("a-b", "c01"))
+        made = b.create(cm("c00x", "a-b"))
+        done = int(made["metadata"]["resourceVersion"])
+        _wait(lambda: a._index_rev >= done)
+        rv, page, _ = a.page("ConfigMap", "a-b", None, 2)
+        assert rv >= done
+        assert [position(o) for o in page] == [("a-b", "c00x"), ("a-b", "c04")]
+        # compaction: pages go on (the index is rebuilt, or chosen from the keys)
+        a.compact()
+        _, again, _ = a.page("ConfigMap", "a-b", None, 2)
+        assert [position(o) for o in again] == [("a-b", "c00x"), ("a-b", "c04")]
+    finally:
+        a.close()
+        b.close()
+
+
+def _key(ns: str, name: str):
+    from gitops.model import ObjectKey
+    return ObjectKey("ConfigMap", ns, name)
+
+
+def _wait(condition, timeout: float = 10.0) -> None:
+    import time
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "not reached in time"
+        time.sleep(0.01)

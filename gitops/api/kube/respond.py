@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
 
+from gitops.model import jsoncodec
+
 
 def json_response(data: Any, status: int = 200, content_type: str = "application/json"
                   ) -> web.Response:
-    return web.Response(body=json.dumps(data, separators=(",", ":")).encode(), status=status,
+    return web.Response(body=jsoncodec.dumps(data), status=status,
                         headers={"Content-Type": content_type})
