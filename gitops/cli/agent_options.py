@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from gitops.cli.common import ALLOW_REMOTE_BASES_HELP, DECRYPTION_KEY_FILE_HELP
+from gitops.cli.common import (ALLOW_REMOTE_BASES_HELP, DECRYPTION_KEY_FILE_HELP,
+                               POD_NETWORK_BACKEND_HELP, POD_NETWORK_BACKENDS)
 
 if TYPE_CHECKING:
     from gitops.daemon import AgentConfig
@@ -125,10 +126,7 @@ class AgentOptions:
              "NotReady node before they are evicted and replaced elsewhere.")
     pod_network_backend: str = _option(
         "--pod-network-backend", "auto", show_default=True,
-        type=click.Choice(["auto", "host-gw", "vxlan"]),
-        help="How pods reach pods on other nodes: host-gw (a route via the node's address; "
-             "hosts on one segment), vxlan (a tunnel device, gitops.vx), auto (a route "
-             "when the node's address is on a directly connected subnet, else the tunnel).")
+        type=click.Choice(POD_NETWORK_BACKENDS), help=POD_NETWORK_BACKEND_HELP)
     datastore: str = _option(
         "--datastore", "", metavar="URL", callback=_check_datastore,
         envvar="GITOPS_DATASTORE", show_envvar=True,

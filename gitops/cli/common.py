@@ -31,6 +31,12 @@ OUTPUT = click.option("-o", "--output", "fmt", default="",
                       type=click.Choice(["", "json", "yaml", "wide", "name"]),
                       metavar="json|yaml|wide|name", help="Output format (default: a table).")
 NAMESPACE = click.option("-n", "--namespace", default="default", show_default=True)
+# gitops.agent.podnet.Backend's values (that module is pure and small)
+POD_NETWORK_BACKENDS = ("auto", "host-gw", "vxlan")
+POD_NETWORK_BACKEND_HELP = (
+    "How pods reach pods on other nodes: host-gw (a route via the node's address; hosts on "
+    "one segment), vxlan (a tunnel device, gitops.vx), auto (a route when the node's "
+    "address is on a directly connected subnet, else the tunnel).")
 ALLOW_REMOTE_BASES_HELP = ("Let Kustomize fetch remote resources and bases (URLs, "
                            "github.com/..., git@...).")
 ALLOW_REMOTE_BASES = click.option("--allow-remote-bases", is_flag=True,

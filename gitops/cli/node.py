@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from gitops.cli.common import fail
+from gitops.cli.common import POD_NETWORK_BACKEND_HELP, POD_NETWORK_BACKENDS, fail
 from gitops.errors import GitopsError
 
 
@@ -26,10 +26,7 @@ from gitops.errors import GitopsError
               help="Port of this node's own endpoint (logs, exec, port-forward for the "
                    "server), on --node-ip.")
 @click.option("--pod-network-backend", default="auto", show_default=True,
-              type=click.Choice(["auto", "host-gw", "vxlan"]),
-              help="How pods reach pods on other nodes: host-gw (a route via the node's "
-                   "address; one segment), vxlan (a tunnel device, gitops.vx), auto (a "
-                   "route when directly connected, else the tunnel).")
+              type=click.Choice(POD_NETWORK_BACKENDS), help=POD_NETWORK_BACKEND_HELP)
 @click.option("--allow-host-access", is_flag=True,
               help="Allow hostPath, privileged, hostNetwork, hostPID and hostIPC.")
 @click.option("--simulate", default=0, type=click.IntRange(0, 100_000), metavar="N",

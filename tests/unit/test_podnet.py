@@ -159,3 +159,8 @@ def test_the_vni_comes_from_the_environment_and_bad_values_are_refused(monkeypat
         monkeypatch.setenv("GITOPS_VXLAN_VNI", bad)
         with pytest.raises(GitopsError, match="GITOPS_VXLAN_VNI"):
             vni_from_env()
+
+
+def test_the_cli_offers_every_backend():
+    from gitops.cli.common import POD_NETWORK_BACKENDS
+    assert POD_NETWORK_BACKENDS == tuple(b.value for b in Backend)
