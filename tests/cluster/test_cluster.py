@@ -246,36 +246,45 @@ def test_a_lost_node_is_tainted_and_its_pods_replaced_then_it_comes_back_clean(c
     cluster.kill("h3")
     cut = cluster.sim.exec("h3", "ip", "link", "set", "eth0", "down")
     assert cut.returncode == 0, cut.stderr
-    limit = cluster.grace + cluster.toleration + 40
-    cluster.wait(lambda: len(_web_ready(cluster)) == REPLICAS and
-                 all(p["spec"]["nodeName"] == "h2" for p in _web_ready(cluster)),
-                 limit, "web replaced on h2")
-    node = cluster.nodes()["h3"]
-    assert any(c["type"] == "Ready" and c["status"] == "Unknown"
-               for c in node["status"]["conditions"])
-    assert {"key": "node.kubernetes.io/unreachable", "effect": "NoExecute"}.items() <= \
-        node["spec"]["taints"][0].items()
-    endpoints = cluster.get("endpoints", "web")
-    ips = {a["ip"] for s in endpoints.get("subsets", []) for a in s.get("addresses", [])}
-    h3_cidr = ipaddress.ip_network(cluster.nodes()["h3"]["spec"]["podCIDR"])
-    assert ips and not any(ipaddress.ip_address(ip) in h3_cidr for ip in ips)
-    # The StatefulSet's pod is not replaced while the old one may still run.
-    db = cluster.get("pod", "db-0")
-    assert db["spec"]["nodeName"] == "h3" and db["metadata"].get("deletionTimestamp")
-    # Back: the taint goes, and the containers of the pods moved away are stopped.
-    up = cluster.sim.exec("h3", "ip", "link", "set", "eth0", "up")
-    assert up.returncode == 0, up.stderr
-    cluster.start_agent("h3")
-    cluster.wait(lambda: ready(cluster.nodes()["h3"]) and
-                 not cluster.nodes()["h3"]["spec"].get("taints"), 60, "h3 Ready again")
+    try:
+        limit = cluster.grace + cluster.toleration + 40
+        cluster.wait(lambda: len(_web_ready(cluster)) == REPLICAS and
+                     all(p["spec"]["nodeName"] == "h2" for p in _web_ready(cluster)),
+                     limit, "web replaced on h2")
+        node = cluster.nodes()["h3"]
+        assert any(c["type"] == "Ready" and c["status"] == "Unknown"
+                   for c in node["status"]["conditions"])
+        assert {"key": "node.kubernetes.io/unreachable", "effect": "NoExecute"}.items() <= \
+            node["spec"]["taints"][0].items()
+        h3_cidr = ipaddress.ip_network(cluster.nodes()["h3"]["spec"]["podCIDR"])
 
-    def stale_gone() -> bool:       # the containers stopped, then the pods deleted
-        names = cluster.sim.exec("h3", "docker", "ps", "-a", "--format", "{{.Names}}").stdout
-        return not any(name in names for name in lost) and \
-            not any(p["metadata"]["name"] in lost for p in cluster.pods("app=web"))
-    cluster.wait(stale_gone, 60, "h3's stale containers and pods removed", "h3.log")
-    # Now that the old db-0 is known stopped, the StatefulSet makes it again.
-    cluster.wait(lambda: pod_ready(cluster.get("pod", "db-0")), 60, "a new db-0 Ready")
+        def served_by_h2_alone() -> bool:   # the endpoints controller follows the Ready pods
+            endpoints = cluster.get("endpoints", "web")
+            ips = {a["ip"] for s in endpoints.get("subsets", []) for a in s.get("addresses", [])}
+            return len(ips) == REPLICAS and not any(ipaddress.ip_address(ip) in h3_cidr
+                                                    for ip in ips)
+        cluster.wait(served_by_h2_alone, 20, "web's endpoints on h2 alone")
+        # The StatefulSet's pod is not replaced while the old one may still run.
+        db = cluster.get("pod", "db-0")
+        assert db["spec"]["nodeName"] == "h3" and db["metadata"].get("deletionTimestamp")
+        # Back: the taint goes, and the containers of the pods moved away are stopped.
+        up = cluster.sim.exec("h3", "ip", "link", "set", "eth0", "up")
+        assert up.returncode == 0, up.stderr
+        cluster.start_agent("h3")
+        cluster.wait(lambda: ready(cluster.nodes()["h3"]) and
+                     not cluster.nodes()["h3"]["spec"].get("taints"), 60, "h3 Ready again")
+
+        def stale_gone() -> bool:       # the containers stopped, then the pods deleted
+            names = cluster.sim.exec("h3", "docker", "ps", "-a", "--format", "{{.Names}}").stdout
+            return not any(name in names for name in lost) and \
+                not any(p["metadata"]["name"] in lost for p in cluster.pods("app=web"))
+        cluster.wait(stale_gone, 60, "h3's stale containers and pods removed", "h3.log")
+        # Now that the old db-0 is known stopped, the StatefulSet makes it again.
+        cluster.wait(lambda: pod_ready(cluster.get("pod", "db-0")), 60, "a new db-0 Ready")
+    finally:                            # a failure above must not leave h3 cut off
+        if "h3" not in cluster.procs:
+            cluster.sim.exec("h3", "ip", "link", "set", "eth0", "up")
+            cluster.start_agent("h3")
 
 
 def test_a_killed_node_agent_adopts_its_containers(cluster):

@@ -40,6 +40,19 @@ def _follow(*argv: str) -> subprocess.Popen:
     return proc
 
 
+def _interrupt(proc: subprocess.Popen) -> None:
+    """Ctrl-C: the follow ends within 10 s; else the failure shows where it hangs
+    (SIGABRT makes Python's faulthandler and Go's runtime print every thread's stack)."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        _, err = proc.communicate(timeout=10)
+        pytest.fail(f"{proc.args[:6]} did not end on SIGINT within 10s; its stacks:\n"
+                    + err.decode(errors="replace")[-6000:])
+
+
 def _exited(pid: int, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -65,15 +78,16 @@ def test_follows_end_with_their_client_and_never_hold_shutdown(repo, tmp_path):
         made = gitops("kubeconfig", "--data-dir", data)
         assert made.returncode == 0, made.stderr
         kubeconfig.write_text(made.stdout)
-        cli = [sys.executable, "-m", "gitops", "logs", "-f", "quiet", "--data-dir", data]
+        # faulthandler: a follow that does not end shows its stacks (see _interrupt)
+        cli = [sys.executable, "-X", "faulthandler", "-m", "gitops", "logs", "-f", "quiet",
+               "--data-dir", data]
         kubectl = [kubectl_path(), "--kubeconfig", str(kubeconfig), "--cache-dir",
                    str(tmp_path / "kcache"), "logs", "-f", "quiet"]
         # interrupted follows (Ctrl-C): their streams end on the agent's side
         for argv in (cli, kubectl):
             proc = _follow(*argv)
             follows.append(proc)
-            proc.send_signal(signal.SIGINT)
-            proc.wait(timeout=10)
+            _interrupt(proc)
         # one still attached when the agent is asked to stop
         attached = _follow(*cli)
         follows.append(attached)

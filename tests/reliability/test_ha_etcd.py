@@ -78,6 +78,12 @@ class Server:
     def down(self) -> None:
         gitops("down", "--data-dir", self.data)
 
+    def log_lines(self, *events: str) -> list[str]:
+        """This server's log records of these events (a failure's context)."""
+        from gitops.paths import DataDir
+        text = DataDir.at(self.data).log_file.read_text(errors="replace")
+        return [line for line in text.splitlines() if any(f'"{e}"' in line for e in events)]
+
     def holders(self) -> dict[str, str]:
         got = self.kubectl("get", "leases", "-n", "kube-system", "-o", "json")
         assert got.returncode == 0, got.stderr
@@ -197,7 +203,8 @@ def test_servers_share_secrets_a_follower_forwards_sync_and_clients_fail_over(
         assert revision[:7] in done.stdout, done.stdout
         history = json.loads(gitops("history", "-o", "json", "--data-dir", a.data).stdout)
         assert len([e for e in history if e.get("revision") == revision
-                    and e.get("result") == "synced"]) == 1, history      # once
+                    and e.get("result") == "synced"]) == 1, \
+            (history, done.stdout, a.log_lines("sync_completed", "loop_pass_failed"))  # once
         assert b.kubectl("get", "configmap", "two").returncode == 0
         wait_for("b to know a as its peer", lambda: json.loads(
             (Path(b.data) / "peers.json").read_text())["peers"], 15)
