@@ -33,8 +33,11 @@ spec:
 
 
 def _follow(*argv: str) -> subprocess.Popen:
+    # Ctrl-C as on a terminal: a suite started in the background (`cmd &`) inherits
+    # SIGINT ignored, and Python keeps an ignored SIGINT ignored.
     proc = subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=os.environ.copy())
+                            env=os.environ.copy(),
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     line = proc.stdout.readline()          # the follow is attached once output arrived
     assert line.strip() == b"started", (line, proc.stderr.read() if proc.poll() else b"")
     return proc
