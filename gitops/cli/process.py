@@ -3,6 +3,7 @@ its data dir; `down` stops it (through its API, else by signal)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -95,8 +96,42 @@ def await_agent(dd: DataDir, pid: int, timeout: float) -> None:
             tail = [*_tail(dd.log_file, 15), *_tail(dd.startup_log, 15)][-15:]
             raise AgentStartFailed("agent exited during start-up:\n  " + "\n  ".join(tail))
         time.sleep(0.02)    # a small file read: `up --wait` follows the agent's start closely
-    raise AgentStartFailed(f"agent did not start within {timeout:.0f}s; see {dd.log_file} "
-                           f"and {dd.startup_log}")
+    why = _warnings(dd.log_file, 3)
+    _stop_child(pid)        # `up` failed: no agent stays behind waiting in the background
+    raise AgentStartFailed(f"agent did not start within {timeout:.0f}s (stopped it)"
+                           + (":\n  " + "\n  ".join(why) if why else "")
+                           + f"\nsee {dd.log_file} and {dd.startup_log}")
+
+
+def _stop_child(pid: int, grace: float = 10.0) -> None:
+    """SIGTERM our forked agent, SIGKILL past `grace`, and reap it."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while not _exited(pid):
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            return
+        time.sleep(0.05)
+
+
+def _warnings(log_file: Path, count: int) -> list[str]:
+    """The agent's last warnings and errors, as `event: error` lines (what it waits on,
+    such as an engine that does not answer)."""
+    found = []
+    for line in _tail(log_file, 200):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and record.get("level") in ("warning", "error"):
+            detail = record.get("error") or record.get("message") or ""
+            found.append(f"{record.get('event')}: {detail}" if detail else
+                         str(record.get("event")))
+    return list(dict.fromkeys(reversed(found)))[:count][::-1]
 
 
 def _exited(pid: int) -> bool:

@@ -96,3 +96,30 @@ def test_service_cidr_is_checked_and_passed_to_the_background_agent():
     assert res.exit_code == 2 and "too small" in res.output
     flags = AgentOptions(service_cidr="10.96.0.0/20").to_argv()
     assert flags[flags.index("--service-cidr") + 1] == "10.96.0.0/20"
+
+
+def test_an_agent_that_does_not_start_in_time_says_what_it_waits_for(tmp_path, monkeypatch):
+    """`up` names the agent's last warnings (an engine that does not answer), not only
+    where its log is, and stops the agent it gave up on."""
+    import json
+
+    from gitops.cli import process
+    from gitops.paths import DataDir
+    dd = DataDir.at(str(tmp_path))
+    records = [{"event": "agent_starting", "level": "info"},
+               *[{"event": "runtime_unavailable_waiting", "level": "warning",
+                  "error": "docker engine at unix:///x.sock does not answer"}] * 4,
+               "not json"]
+    dd.log_file.write_text("\n".join(r if isinstance(r, str) else json.dumps(r)
+                                     for r in records) + "\n")
+    monkeypatch.setattr(process, "_exited", lambda pid: False)     # it keeps waiting
+    stopped = []
+    monkeypatch.setattr(process, "_stop_child", stopped.append)
+    with pytest.raises(process.AgentStartFailed) as failed:
+        process.await_agent(dd, 12345, timeout=0.2)
+    assert stopped == [12345]           # not left behind in the background
+    message = str(failed.value)
+    assert "did not start within" in message
+    assert message.count("runtime_unavailable_waiting: docker engine at unix:///x.sock "
+                         "does not answer") == 1          # repeats said once
+    assert str(dd.log_file) in message and "agent_starting" not in message
