@@ -24,9 +24,11 @@ COPY wheels /tmp/wheels
 # (an image has no Debian-managed Python packages to protect: PEP 668 does not apply)
 # pip runs from its own wheel; the package is named by its wheel file (PyPI has another
 # project called "gitops", and --no-index keeps the install to these wheels anyway).
+# Byte-compiled (pip's default): every `gitops` command, the HEALTHCHECK's every 10 s
+# too, would otherwise compile the package and its dependencies again.
 RUN set -- /tmp/wheels/pip-*.whl /tmp/wheels/gitops-*.whl \
     && python3 "$1/pip" install --no-index --find-links /tmp/wheels \
-      --no-cache-dir --no-compile --root-user-action=ignore --disable-pip-version-check \
+      --no-cache-dir --root-user-action=ignore --disable-pip-version-check \
       --break-system-packages "$2${EXTRAS:+[$EXTRAS]}" \
     && rm -rf /tmp/wheels
 ENV GITOPS_DATA_DIR=/data PYTHONUNBUFFERED=1

@@ -35,8 +35,6 @@ from gitops.api.server import ApiContext, make_app, object_health, unmanaged_obj
 from gitops.api.serviceaccounts import load_or_create_key
 from gitops.api.webhook import add_webhook_routes
 from gitops.cluster.node import bound_to, start_node_dns, watch_runtime
-from gitops.cluster.server import ClusterServer
-from gitops.cluster.shared import PEERS, ServerRegistry, share_secrets
 from gitops.controllers.nodelifecycle import Settings
 from gitops.controllers.manager import ControllerManager
 from gitops.errors import GitopsError
@@ -155,6 +153,7 @@ class Agent:
                                           config.leader_elect_retry_period).check()
         self.store = Registry(open_backend(config.datastore, self.dd.store))
         if self.shared:     # servers on one store: one CA, API token, SA key, join token
+            from gitops.cluster.shared import share_secrets
             share_secrets(self.store, self.dd.root)
         self.token = api_token.load_or_create(self.dd.token_file)   # a bad one: refuse now
         self.sa_key = load_or_create_key(self.dd.service_account_key_file)
@@ -227,7 +226,7 @@ class Agent:
         self._api: web.AppRunner | None = None
         # -- a cluster server: other hosts join as nodes (gitops.cluster)
         set_default_toleration_seconds(config.default_unreachable_toleration_seconds)
-        self.cluster = ClusterServer(
+        self.cluster = _cluster_server()(
             self.store, self.dd, config.advertise_address, config.https_listen_port,
             config.cluster_cidr, self.service_cidr,
             Settings(config.node_monitor_grace_period,
@@ -245,8 +244,7 @@ class Agent:
         if self.requests_loop is not None:
             self.informer.add_handler(lambda e, o, n: self.requests.on_change(e, o, n)
                                       and self.requests_loop.poke())
-        self.servers = ServerRegistry(self.store, self.dd.instance, self.dd.root / PEERS) \
-            if self.shared else None
+        self.servers = _server_registry(self.store, self.dd) if self.shared else None
 
     @property
     def shared(self) -> bool:
@@ -525,6 +523,17 @@ class Agent:
             subnet = pick_subnet(self.dd.instance, self.runtime.used_subnets())
         self.node.setup(subnet)
         self.store.set_state(name, subnet)
+
+
+# A cluster's modules are imported by the agents that need them: not a single host's cost.
+def _cluster_server() -> type:
+    from gitops.cluster.server import ClusterServer
+    return ClusterServer
+
+
+def _server_registry(store, dd: DataDir):
+    from gitops.cluster.shared import PEERS, ServerRegistry
+    return ServerRegistry(store, dd.instance, dd.root / PEERS)
 
 
 def render_options(config: AgentConfig) -> RenderOptions:

@@ -51,6 +51,10 @@ def start_agent(dd: DataDir, agent: AgentOptions, serve: Callable[[], None]) -> 
         os.dup2(startup, 2)
         os.closerange(3, _max_fd())     # a pipe `up`'s caller reads is not held open
         os.umask(OWNER_ONLY_UMASK)
+        # Its log is JSON lines in a file: structlog would import rich (tens of ms of the
+        # agent's start) only for console tracebacks it never prints. None in sys.modules
+        # makes `import rich` fail, which structlog takes as rich not installed.
+        sys.modules.setdefault("rich", None)
         _title(["gitops", "run", "--data-dir", str(dd.root), *agent.to_argv()])
         serve()
         code = 0
