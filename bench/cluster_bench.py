@@ -29,7 +29,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.cluster.harness import Cluster  # noqa: E402
+from tests.cluster.harness import Cluster, ready  # noqa: E402
 from tests.cluster.sim import SimHosts, usable  # noqa: E402
 
 DEPLOY = """\
@@ -234,16 +234,10 @@ def run(quick: bool = False) -> dict:
         sim = SimHosts(prefix="b" + os.urandom(3).hex())
         c = Cluster(sim, work, grace=10, toleration=5)
         try:
-            sim.up(3)
-            c.write_placeholder()
-            c.start_server()
-            c.start_agent("h2")
-            c.start_agent("h3")
+            c.start_hosts()
             api = Api(c)
-            _wait(lambda: len([n for n in api.get("/api/v1/nodes")["items"] if any(
-                x["type"] == "Ready" and x["status"] == "True"
-                for x in n.get("status", {}).get("conditions", []))]) == 3, 120,
-                  "three Ready nodes")
+            _wait(lambda: len([n for n in api.get("/api/v1/nodes")["items"]
+                               if ready(n)]) == 3, 120, "three Ready nodes")
             pushes = push_to_ready(c, api, 1 if quick else 3)
             proxy = cross_node_ratio(c, api, 4 if quick else 6, 1.0 if quick else 2.0)
             loss = node_loss(c, api)

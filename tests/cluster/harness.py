@@ -83,6 +83,20 @@ class Cluster:
             "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: placeholder}\n")
 
     # -- processes ----------------------------------------------------------------------
+    def start_hosts(self) -> None:
+        """The simulated hosts up, the server on h1 over a placeholder repo, a node agent
+        on every other host (not waited on: callers wait their own way)."""
+        self.sim.up(self.hosts)
+        self.write_placeholder()
+        self.start_server()
+        for n in range(2, self.hosts + 1):
+            self.start_agent(f"h{n}")
+
+    def wait_nodes_ready(self, timeout: float = 90) -> None:
+        self.wait(lambda: len(self.nodes()) == self.hosts and
+                  all(ready(n) for n in self.nodes().values()),
+                  timeout, f"{self.hosts} Ready nodes")
+
     def _gitops(self, host: str, args: list[str], log: str) -> subprocess.Popen:
         out = open(self.work / log, "ab")
         proc = self.sim.popen(host, [sys.executable, "-m", "gitops", *args], cwd=ROOT,

@@ -31,13 +31,8 @@ def cluster(tmp_path_factory):
     work.chmod(0o700)
     c = Cluster(sim, work)
     try:
-        sim.up(3)
-        c.write_placeholder()
-        c.start_server()
-        c.start_agent("h2")
-        c.start_agent("h3")
-        c.wait(lambda: len(c.nodes()) == 3 and all(ready(n) for n in c.nodes().values()),
-               90, "three Ready nodes")
+        c.start_hosts()
+        c.wait_nodes_ready()
         c.write_app(REPLICAS)       # pushed once every node is there, to spread over them
         yield c
     finally:

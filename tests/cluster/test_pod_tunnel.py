@@ -56,13 +56,8 @@ def cluster(tmp_path_factory):
     work.chmod(0o700)
     c = Cluster(sim, work, backend="vxlan")
     try:
-        sim.up(3)
-        c.write_placeholder()
-        c.start_server()
-        c.start_agent("h2")
-        c.start_agent("h3")
-        c.wait(lambda: len(c.nodes()) == 3 and all(ready(n) for n in c.nodes().values()),
-               90, "three Ready nodes")
+        c.start_hosts()
+        c.wait_nodes_ready()
         yield c
     finally:
         c.stop_all()
