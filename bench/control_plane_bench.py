@@ -5,7 +5,8 @@
   fed by the store's watch, binds written through the registry);
 - api_list_10000_pods_s: `kubectl get pods -A -o json` of them all, through the API
   (api_list_kubectl_only_s: the same kubectl against a replay of the API's answers, its
-  own decoding and printing);
+  own decoding and printing; api_list_server_s: the API's share, the same pages of 500
+  fetched by a client that only reads the bytes);
 - server_rss_mb_10000_pods: peak RSS of the process holding store, informer and API;
 - etcd_failover_s: a 3-member etcd's leader killed (kill -9) to a write accepted by the
   store through a survivor.
@@ -100,12 +101,45 @@ def measure(backend: str, nodes: int, pods: int, etcd_url: str = "") -> dict:
                     raise RuntimeError(f"kubectl get pods failed: {got.stderr}")
             listed = len(json.loads(got.stdout)["items"])
             kubectl_only = _kubectl_alone(api, tmp)
+            server_only = statistics.median(_server_pages(api) for _ in range(3))
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         store.close()
     return {"nodes": nodes, "pods": pods, "bound": bound, "running": running,
             "listed": listed, "scheduler_pods_per_s": round(bound / scheduling, 1),
             "api_list_s": round(statistics.median(lists), 3),
-            "api_list_kubectl_only_s": round(kubectl_only, 3), "rss_mb": round(rss, 1)}
+            "api_list_kubectl_only_s": round(kubectl_only, 3),
+            "api_list_server_s": round(server_only, 3), "rss_mb": round(rss, 1)}
+
+
+def _server_pages(api, limit: int = 500) -> float:
+    """Seconds the API takes to answer the pages kubectl asks for (request sent to last
+    byte read, summed over the pages; the client's decoding is not counted)."""
+    import http.client
+    import urllib.parse
+
+    import orjson
+
+    from tests.kube_support import TOKEN
+    url = urllib.parse.urlsplit(api.kube_url)
+    conn = http.client.HTTPSConnection(url.hostname, url.port, context=api.tls, timeout=300)
+    headers = {"Authorization": f"Bearer {TOKEN}", "Accept": "application/json"}
+    took, token, pages = 0.0, "", 0
+    try:
+        while pages == 0 or token:
+            query = urllib.parse.urlencode({"limit": limit, **({"continue": token} if token
+                                                               else {})})
+            t0 = time.perf_counter()
+            conn.request("GET", f"/api/v1/pods?{query}", headers=headers)
+            resp = conn.getresponse()
+            body = resp.read()
+            took += time.perf_counter() - t0
+            if resp.status != 200:
+                raise RuntimeError(f"list pods: {resp.status} {body[:300]!r}")
+            token = orjson.loads(body)["metadata"].get("continue", "")
+            pages += 1
+    finally:
+        conn.close()
+    return took
 
 
 def _kubectl_alone(api, tmp: Path) -> float:
