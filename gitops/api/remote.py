@@ -341,6 +341,9 @@ class RemoteStore:
     def transaction(self):
         return nullcontext()
 
+    def unobserved(self):
+        return nullcontext()
+
     def watch(self, fn: Watcher) -> None:
         self._watchers.append(fn)
 

@@ -109,6 +109,14 @@ class Backend:
         """A hint inside a transaction: these objects are about to be read. A backend
         whose reads are remote (etcd) reads them together now."""
 
+    @contextmanager
+    def unobserved(self) -> Iterator[None]:
+        """Writes made inside (by this thread) return without waiting for this server's
+        watchers to see them: for a write nothing reads back through a watch, such as a
+        Lease renewal, whose deadline a lagging watch must not eat. Only a backend whose
+        watchers can lag its writes (etcd) waits at all."""
+        yield
+
     def update_status(self, key: ObjectKey, status: dict) -> dict:
         """The stored object with this status, at a new resourceVersion."""
         with self.transaction():

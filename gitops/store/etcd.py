@@ -117,6 +117,7 @@ class EtcdStore(Backend):
         self._index_rev = 0
         self._rebuild_index(start)
         self._seen_cond = threading.Condition()
+        self._unobserved = threading.local()    # .on: this thread's writes do not wait
         self._stop = threading.Event()
         self._stream: requests.Response | None = None
         self._watch_thread = threading.Thread(target=self._follow, name="etcd-watch",
@@ -176,10 +177,20 @@ class EtcdStore(Backend):
             obj["metadata"]["resourceVersion"] = str(revision)
         return revision
 
+    @contextmanager
+    def unobserved(self) -> Iterator[None]:
+        outer = getattr(self._unobserved, "on", False)
+        self._unobserved.on = True
+        try:
+            yield
+        finally:
+            self._unobserved.on = outer
+
     def _wait_seen(self, revision: int) -> None:
         """Return once this server's watchers have seen revision (not on the watch thread,
-        where a watcher's own write would wait for itself)."""
-        if threading.current_thread() is self._watch_thread:
+        where a watcher's own write would wait for itself; not inside unobserved())."""
+        if threading.current_thread() is self._watch_thread or \
+                getattr(self._unobserved, "on", False):
             return
         with self._seen_cond:
             if not self._seen_cond.wait_for(lambda: self._seen >= revision, DISPATCH_WAIT):

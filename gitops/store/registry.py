@@ -114,6 +114,7 @@ class Registry:
         self.resource_version = backend.resource_version
         self.watch = backend.watch
         self.transaction = backend.transaction
+        self.unobserved = backend.unobserved
         self.inventory = backend.inventory
         self.set_inventory = backend.set_inventory
         self.applied = backend.applied

@@ -171,3 +171,35 @@ def test_events_live_on_a_ttl_lease(etcd):
     assert gone.wait(15)
     assert store.get(ObjectKey("Event", "default", "e")) is None
     store.close()
+
+
+def test_a_lease_renewal_does_not_wait_for_a_lagging_watch(etcd, monkeypatch):
+    """A write waits until this server's watchers have seen it (read your writes through
+    the informer), but a Lease renewal must not: nothing reads it back through the watch,
+    and a watch lagging past the renew deadline would cost the leader its Leases."""
+    import structlog
+
+    from gitops.store import etcd as etcd_store
+    from gitops.store.election import LeaderElector, LeaseTimings
+    monkeypatch.setattr(etcd_store, "DISPATCH_WAIT", 1.0)
+    store = Registry(_store(etcd, f"/t-{uuid.uuid4().hex[:8]}/"))
+    try:
+        elector = LeaderElector(store, "gitops-scheduler", "a", LeaseTimings(15.0, 10.0, 2.0))
+        assert elector.try_acquire_or_renew()
+        backend = store.backend
+        backend._stop.set()                 # the watch stalls: nothing is seen any more
+        if backend._stream is not None:
+            etcd_store._cut(backend._stream)
+        backend._watch_thread.join(10)
+        assert not backend._watch_thread.is_alive()
+        with structlog.testing.capture_logs() as logs:
+            assert elector.try_acquire_or_renew()
+            assert elector.try_acquire_or_renew()
+        assert [e for e in logs if e["event"] == "etcd_watch_lagging"] == []
+        lease = store.get(ObjectKey("Lease", "kube-system", "gitops-scheduler"))
+        assert lease["spec"]["holderIdentity"] == "a"
+        with structlog.testing.capture_logs() as logs:     # any other write still waits
+            store.create(cm("waits"))
+        assert [e["event"] for e in logs] == ["etcd_watch_lagging"]
+    finally:
+        store.close()
