@@ -133,6 +133,9 @@ def load_run(module: str, bench_dir: Path = HERE):
 
 def child(module: str, quick: bool, out: Path, bench_dir: Path = HERE) -> int:
     """Runs in the child process: call the module's run() and write its figures to `out`."""
+    # stop() interrupts a child past its time with SIGINT so its `finally` cleans up: a run
+    # started in the background (`&`, nohup) inherits SIGINT ignored, and would not hear it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     sys.path.insert(0, str(ROOT))
     try:
         result = load_run(module, bench_dir)(quick=quick)

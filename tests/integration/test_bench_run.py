@@ -3,6 +3,8 @@ error for a module without run(), failures and time-outs contained, a budget for
 
 from __future__ import annotations
 
+import signal
+
 import pytest
 
 from tests.bench_support import load_runner
@@ -19,7 +21,8 @@ MODULES = {
     "boom": "def run(quick=False):\n    raise RuntimeError('boom')\n",
     "partial": "def run(quick=False):\n    return {'a': 1.0}\n",
     "notdict": "def run(quick=False):\n    return [1]\n",
-    "slow": "import time\ndef run(quick=False):\n    time.sleep(120)\n",
+    "slow": ("import pathlib, time\ndef run(quick=False):\n    try:\n        time.sleep(120)\n"
+             "    finally:\n        pathlib.Path(__file__).with_name('slow.cleaned').touch()\n"),
 }
 
 
@@ -31,7 +34,13 @@ def test_modules_run_isolated_and_failures_are_named(runner, tmp_path, capsys):
                B("boom", "boom", ("d",)), B("partial", "partial", ("a", "e")),
                B("notdict", "notdict", ("f",)), B("slow", "slow", ("g",), quick_timeout=3),
                B("gone", "gone", ("h",))]
-    figures, details, errors = runner.run_all(benches, True, tmp_path)
+    # as in a run started in the background (`&`, nohup): SIGINT ignored, and inherited
+    ignored = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        figures, details, errors = runner.run_all(benches, True, tmp_path)
+    finally:
+        signal.signal(signal.SIGINT, ignored)
+    assert (tmp_path / "slow.cleaned").exists()             # interrupted, its finally ran
     assert figures["b"] == 2                                # quick reached the module
     assert details["other"] == {}                           # 'note' is not a number
     assert set(errors) == {"norun", "boom", "partial", "notdict", "slow", "gone"}
