@@ -118,6 +118,7 @@ class EtcdStore(Backend):
         self._rebuild_index(start)
         self._seen_cond = threading.Condition()
         self._unobserved = threading.local()    # .on: this thread's writes do not wait
+        self._in_watcher = ""                   # the watcher the watch thread is in
         self._stop = threading.Event()
         self._stream: requests.Response | None = None
         self._watch_thread = threading.Thread(target=self._follow, name="etcd-watch",
@@ -194,7 +195,9 @@ class EtcdStore(Backend):
             return
         with self._seen_cond:
             if not self._seen_cond.wait_for(lambda: self._seen >= revision, DISPATCH_WAIT):
-                log.warning("etcd_watch_lagging", revision=revision, seen=self._seen)
+                # a watcher that waits for a lock this writer holds shows here
+                log.warning("etcd_watch_lagging", revision=revision, seen=self._seen,
+                            in_watcher=self._in_watcher)
 
     def _read(self, key: str) -> KeyValue | None:
         txn = self._mine()
@@ -591,10 +594,12 @@ class EtcdStore(Backend):
             for change in changes:
                 obj = change.obj
                 for fn in self._watchers:
+                    self._in_watcher = getattr(fn, "__qualname__", repr(fn))
                     try:
                         fn(change.type, obj)
                     except Exception:   # noqa: BLE001 - one watcher must not stop the rest
                         log.exception("store_watcher_failed", kind=change.kind)
+                self._in_watcher = ""
             self._advance(rev)
 
     def _advance(self, rev: int) -> None:

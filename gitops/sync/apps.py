@@ -71,6 +71,10 @@ class Applications:
         self.make = make
         self.apps: dict[str, App] = {}
         self._lock = threading.RLock()
+        # Each app's drift watcher, replaced whole (under the lock) when apps change and read
+        # without it: store watchers must never wait for a writer (on etcd they run on the
+        # watch thread, which a write under our lock waits for).
+        self._lives: tuple[LiveDrift, ...] = ()
         self._loop: asyncio.AbstractEventLoop | None = None
         store.watch(self._on_change)
 
@@ -85,6 +89,7 @@ class Applications:
     async def stop(self) -> None:
         with self._lock:
             apps, self.apps = list(self.apps.values()), {}
+            self._lives = ()
             self._loop = None
         for app in apps:
             await _stop(app)
@@ -138,6 +143,7 @@ class Applications:
         runner.name = f"sync-{spec.name}"
         app = App(spec, parent, engine, runner, LiveDrift(engine, runner.heal))
         self.apps[spec.name] = app
+        self._lives = tuple(a.live for a in self.apps.values())
         log.info("application_added", app=spec.name, declared_by=parent or "root",
                  repo=redact_url(repo), path=spec.path, ref=ref,
                  namespace=spec.render.namespace, automated=spec.automated)
@@ -145,6 +151,7 @@ class Applications:
 
     def _remove(self, name: str, cascade: bool, keep_children: bool = False) -> None:
         app = self.apps.pop(name)
+        self._lives = tuple(a.live for a in self.apps.values())
         if not keep_children:
             for child in [n for n, a in self.apps.items() if a.parent == name]:
                 self._remove(child, cascade=cascade or self.apps[child].spec.cascade)
@@ -207,9 +214,7 @@ class Applications:
         return {k for app in self.all() for k in app.engine.inventory.read()}
 
     def _on_change(self, event: str, obj: dict) -> None:
-        with self._lock:
-            lives = [a.live for a in self.apps.values()]
-        for live in lives:
+        for live in self._lives:
             live.on_change(event, obj)
 
 

@@ -334,3 +334,29 @@ def test_an_app_may_not_point_the_agent_at_the_hosts_files(env, repo_url):
     assert [(e.file, e.line, e.path) for e in res.errors] == [
         ("api.yaml", 9, "spec.source.repoURL")]
     assert "git URL" in res.errors[0].message
+
+
+def test_apps_on_etcd_never_hold_up_the_stores_watch(tmp_path, monkeypatch):
+    """On etcd, store watchers run on the watch thread while a write waits for that thread
+    to pass its revision: a watcher waiting for a lock the writer holds stalled both for
+    the whole wait (10 s per write: every sync that changed the apps, every cascade
+    delete). The app-of-apps flow on a real etcd, with no write left waiting."""
+    import structlog
+
+    from gitops.store import etcd as etcd_store
+    from tests.etcd_support import start_cluster
+    monkeypatch.setattr(etcd_store, "DISPATCH_WAIT", 3.0)
+    cluster = start_cluster(tmp_path / "etcd")
+    store = Registry(etcd_store.EtcdStore(cluster.url, prefix="/apps-test/"))
+    apps = Applications(store, tmp_path / "data", SyncPolicy(), DriftRecorder())
+    try:
+        env = (Repo(tmp_path / "repo"), store, apps)
+        source = GitSource(url=env[0].url, ref="main", path="root", workdir=tmp_path / "cl")
+        root = SyncEngine(store, source, SyncPolicy(), on_apps=apps.declared_by("", source))
+        with structlog.testing.capture_logs() as logs:
+            test_app_of_apps_and_removal_orphans_or_cascades((*env[:3], root))
+        assert [e for e in logs if e["event"] == "etcd_watch_lagging"] == []
+    finally:
+        asyncio.run(apps.stop())
+        store.close()
+        cluster.stop()

@@ -200,6 +200,6 @@ def test_a_lease_renewal_does_not_wait_for_a_lagging_watch(etcd, monkeypatch):
         assert lease["spec"]["holderIdentity"] == "a"
         with structlog.testing.capture_logs() as logs:     # any other write still waits
             store.create(cm("waits"))
-        assert [e["event"] for e in logs] == ["etcd_watch_lagging"]
+        assert [(e["event"], e["in_watcher"]) for e in logs] == [("etcd_watch_lagging", "")]
     finally:
         store.close()
