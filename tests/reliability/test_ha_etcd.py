@@ -84,6 +84,12 @@ class Server:
         text = DataDir.at(self.data).log_file.read_text(errors="replace")
         return [line for line in text.splitlines() if any(f'"{e}"' in line for e in events)]
 
+    def blocked_watchers(self) -> list[str]:
+        """Writes that waited out their wait for the watch while a store watcher was
+        running: a watcher waiting for a lock the writer held (a cycle, 10 s per write)."""
+        return [line for line in self.log_lines("etcd_watch_lagging")
+                if json.loads(line).get("in_watcher")]
+
     def holders(self) -> dict[str, str]:
         got = self.kubectl("get", "leases", "-n", "kube-system", "-o", "json")
         assert got.returncode == 0, got.stderr
@@ -136,6 +142,7 @@ def test_kill_9_the_leader_another_leads_and_a_push_lands_exactly_once(
         assert len(applied) == 1, history                  # applied exactly once
         two = json.loads(b.kubectl("get", "configmap", "two", "-o", "json").stdout)
         assert two["metadata"]["generation"] == 1
+        assert a.blocked_watchers() + b.blocked_watchers() == []
     finally:
         a.down()
         b.down()
@@ -180,6 +187,7 @@ def test_etcd_members_down_one_is_harmless_two_stop_writes_with_a_5xx_then_recov
         got = server.kubectl("get", "configmaps", "-o", "json")
         names = {o["metadata"]["name"] for o in json.loads(got.stdout)["items"]}
         assert {"one", "while-one-down", "after"} <= names and "no-quorum" not in names
+        assert server.blocked_watchers() == []
     finally:
         server.down()
 
@@ -220,6 +228,7 @@ def test_servers_share_secrets_a_follower_forwards_sync_and_clients_fail_over(
         status = gitops("status", "-o", "json", "--data-dir", a.data)   # answered by b
         assert status.returncode in (0, 1), status.stderr
         assert json.loads(status.stdout)["applied_revision"] == revision
+        assert a.blocked_watchers() + b.blocked_watchers() == []
     finally:
         a.down()
         b.down()
@@ -249,6 +258,7 @@ def test_a_webhook_on_the_follower_is_applied_by_the_leader(docker_client, repo,
         assert answer.status_code == 202, answer.text
         wait_for("the leader to apply the push b received", lambda: b.kubectl(
             "get", "configmap", "hooked").returncode == 0, 60)
+        assert a.blocked_watchers() + b.blocked_watchers() == []
     finally:
         a.down()
         b.down()
