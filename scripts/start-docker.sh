@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Make a Docker engine reachable at $DOCKER_HOST, installing and starting one if needed.
 # The engine started here runs on its own socket and data root, with iptables off and
-# no default bridge, so it never touches another engine on the machine.
+# no default bridge, so it never touches another engine on the machine. It pulls nothing:
+# its proxy and registry mirror are a dead local port, so a pull (an image not built here,
+# `nginx:latest`) fails at once and never leaves the machine. GITOPS_DOCKER_PULLS=1 starts
+# it able to pull from registries.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/docker-env.sh"
@@ -27,16 +30,24 @@ case "$DOCKER_HOST" in
 esac
 
 mkdir -p "$GITOPS_DOCKER_RUN" "$GITOPS_DOCKER_ROOT"
+dead_proxy=http://127.0.0.1:9     # discard port: nothing listens
+pulls=(env HTTP_PROXY=$dead_proxy HTTPS_PROXY=$dead_proxy NO_PROXY=)
+mirror=(--registry-mirror "$dead_proxy")
+if [ "${GITOPS_DOCKER_PULLS:-0}" = 1 ]; then
+  pulls=(env)
+  mirror=()
+fi
 rm -f "$GITOPS_DOCKER_RUN/docker.sock" "$GITOPS_DOCKER_RUN/docker.pid"
 # A session of its own: the shell, CI step or job that started it may end (and have its
 # process group killed) while the engine serves others.
-setsid nohup dockerd \
+setsid nohup "${pulls[@]}" dockerd \
   --host "$DOCKER_HOST" \
   --data-root "$GITOPS_DOCKER_ROOT" \
   --exec-root "$GITOPS_DOCKER_RUN/exec" \
   --pidfile "$GITOPS_DOCKER_RUN/docker.pid" \
   --iptables=false --ip6tables=false --ip-masq=false \
   --bridge=none \
+  "${mirror[@]}" \
   >"$GITOPS_DOCKER_RUN/dockerd.log" 2>&1 &
 
 for _ in $(seq 1 60); do

@@ -27,6 +27,7 @@ from gitops.paths import DataDir
 pytestmark = pytest.mark.docker
 
 IMAGES = ("gitops/pause:1", "gitops/busybox:1")
+DEAD_PROXY = "http://127.0.0.1:9"
 MANIFEST = """\
 apiVersion: apps/v1
 kind: Deployment
@@ -59,7 +60,8 @@ class PrivateEngine:
                      "--pidfile", str(self.base / "d.pid"),
                      "--iptables=false", "--ip6tables=false", "--ip-masq=false",
                      "--bridge=none", "--containerd-namespace", f"gitops-test-{tag}",
-                     "--containerd-plugins-namespace", f"gitops-test-{tag}-plugins"]
+                     "--containerd-plugins-namespace", f"gitops-test-{tag}-plugins",
+                     "--registry-mirror", DEAD_PROXY]
 
     def client(self):
         import docker
@@ -67,8 +69,11 @@ class PrivateEngine:
 
     def start(self) -> None:
         with open(self.base / "dockerd.log", "ab") as log:
+            # no registry is ever tried: a pull fails at once on a dead local port
+            env = {**os.environ, "HTTP_PROXY": DEAD_PROXY, "HTTPS_PROXY": DEAD_PROXY,
+                   "NO_PROXY": ""}
             self.proc = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL)
+                                         stdin=subprocess.DEVNULL, env=env)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
