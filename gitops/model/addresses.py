@@ -4,6 +4,7 @@ stand-ins used when VIPs cannot be added to `lo`."""
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import threading
 from collections.abc import Iterable
@@ -166,7 +167,7 @@ def pick_cluster_ip(namespace: str, name: str, taken: set[str], cidr: str) -> st
         return str(net.network_address + 1)
     first, last = _usable(net)
     span = last - first + 1
-    used = {int(ip) for t in taken if (ip := _parse(t)) is not None}
+    used = {n for t in taken if (n := _as_int(t)) is not None}
     start = int(stable_hash([namespace, name], 12), 16) % span
     for i in range(span):
         candidate = first + (start + i) % span
@@ -190,6 +191,14 @@ def pick_node_port(namespace: str, name: str, port: object, protocol: str,
         if candidate not in used:
             return candidate
     return None
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _as_int(value: str) -> int | None:
+    """An address as a number (remembered: every Service written asks again for the
+    addresses of all the others)."""
+    ip = _parse(value)
+    return None if ip is None else int(ip)
 
 
 def _parse(value: object) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

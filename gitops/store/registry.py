@@ -26,8 +26,10 @@ root. It owns:
 from __future__ import annotations
 
 import json
+import threading
 import uuid
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import structlog
@@ -113,8 +115,12 @@ class Registry:
         self.prefetch = getattr(backend, "prefetch", lambda keys: None)
         self.resource_version = backend.resource_version
         self.watch = backend.watch
-        self.transaction = backend.transaction
         self.unobserved = backend.unobserved
+        # Inside a transaction opened here, the Services the address allocators look at
+        # are listed once and then kept current by this registry's own writes (nobody else
+        # writes in between: a transaction holds the store), so writing N Services in one
+        # transaction costs O(N), not O(N^2) reads of every Service.
+        self._in_txn = threading.local()
         self.inventory = backend.inventory
         self.set_inventory = backend.set_inventory
         self.applied = backend.applied
@@ -134,6 +140,44 @@ class Registry:
     def changes(self, log_: ChangeLog) -> None:
         self.backend.changes = log_
 
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """The backend's transaction (nested calls join); see _services."""
+        local = self._in_txn
+        depth = getattr(local, "depth", 0)
+        local.depth = depth + 1
+        try:
+            with self.backend.transaction():
+                yield
+        finally:
+            local.depth = depth
+            if not depth:
+                local.services = None
+
+    def _services(self) -> Iterable[dict]:
+        """Every Service, as the allocators need them."""
+        local = self._in_txn
+        if not getattr(local, "depth", 0):
+            return self.backend.list("Service")
+        if getattr(local, "services", None) is None:
+            local.services = {key_of(s): _addresses(s) for s in self.backend.list("Service")}
+        return local.services.values()
+
+    def _wrote(self, key: ObjectKey, stored: dict | None) -> dict | None:
+        """Keep the transaction's Services current with this write (None: deleted)."""
+        services = getattr(self._in_txn, "services", None)
+        if key.kind == "Service" and services is not None:
+            if stored is None:
+                services.pop(key, None)
+            else:
+                services[key] = _addresses(stored)
+        return stored
+
+    def _delete(self, key: ObjectKey) -> dict | None:
+        old = self.backend.delete(key)
+        self._wrote(key, None)
+        return old
+
     # -- create and update --------------------------------------------------------------
     def admit(self, obj: dict, old: dict | None, namespaces: Collection[str] = ()) -> None:
         """Defaults, mutating admission, namespace and allocations, validating admission:
@@ -147,7 +191,7 @@ class Registry:
             self._check_namespace(key_of(obj), namespaces)
         if obj.get("kind") == "Service":
             key = key_of(obj)
-            others = [s for s in self.backend.list("Service") if key_of(s) != key]
+            others = [s for s in self._services() if key_of(s) != key]
             allocation.allocate(obj, old, others, self.service_cidr)
         for check in self.admission:
             check(obj, old)
@@ -181,7 +225,7 @@ class Registry:
                 meta["managedFields"] = record_fields(None, obj)
             meta["creationTimestamp"] = meta.get("creationTimestamp") or now_iso()
             meta["generation"] = 1
-            created = self.backend.create(obj)
+            created = self._wrote(key, self.backend.create(obj))
             if key.kind == custom.CRD:
                 custom.register(self.backend.list(custom.CRD))
             return created
@@ -218,7 +262,7 @@ class Registry:
             meta["resourceVersion"] = old_meta["resourceVersion"]
             if obj == old:
                 return old   # no-op writes don't wake every loop
-            updated = self.backend.update(obj)
+            updated = self._wrote(key, self.backend.update(obj))
             if key.kind == custom.CRD:
                 custom.register(self.backend.list(custom.CRD))
             return updated
@@ -233,13 +277,13 @@ class Registry:
             if key.kind == "Pod" and "qosClass" in (old.get("status") or {}) and \
                     "qosClass" not in status:
                 status = {**status, "qosClass": old["status"]["qosClass"]}   # set once
-            return self.backend.update({**old, "status": status})
+            return self._wrote(key, self.backend.update({**old, "status": status}))
 
     # -- deletion -----------------------------------------------------------------------
     def delete(self, key: ObjectKey) -> dict | None:
         """The object goes now, finalizers or not: a pod's node finishing its deletion,
         an expired Event. Everyone else asks with request_delete."""
-        return self.backend.delete(key)
+        return self._delete(key)
 
     def request_delete(self, key: ObjectKey, propagation: str = "") -> None:
         """Delete as the API server does. Background: the object goes now, the garbage
@@ -267,7 +311,7 @@ class Registry:
                     meta["deletionTimestamp"] = now_iso()
                     self.update(obj)
                 return
-            self.backend.delete(key)
+            self._delete(key)
             if key.kind == custom.CRD:
                 custom.register(self.backend.list(custom.CRD))
 
@@ -310,7 +354,7 @@ class Registry:
                     obj = self.update(obj)
                 return obj
             if key.kind == "Pod" and options.grace_period == 0:
-                self.backend.delete(key)     # --force --grace-period=0
+                self._delete(key)            # --force --grace-period=0
             else:
                 self.request_delete(key)
             return self.backend.get(key) or obj
@@ -419,6 +463,18 @@ class _HeldEvents:
 
 
 # -- rules ---------------------------------------------------------------------------------
+def _addresses(svc: dict) -> dict:
+    """What the allocators read of a Service (gitops.admission.allocation), copied: the
+    caller may change the object it was given back."""
+    spec = svc.get("spec") or {}
+    ports = spec.get("ports")
+    return {"kind": "Service", "metadata": {k: v for k, v in svc["metadata"].items()
+                                            if k in ("namespace", "name")},
+            "spec": {"clusterIP": spec.get("clusterIP"),
+                     "ports": [{"nodePort": p.get("nodePort")} for p in ports
+                               if isinstance(p, dict)] if isinstance(ports, list) else []}}
+
+
 def _copy(obj: dict) -> dict:
     """A copy of JSON-shaped data the caller can no longer change (faster than deepcopy)."""
     return json.loads(json.dumps(obj))

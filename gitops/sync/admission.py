@@ -46,21 +46,24 @@ def judge(store: Registry, plan: Plan, desired: Mapping[ObjectKey, Desired],
     grouped = waves(plan.changes)
     declared = {c.key.name: wave for wave, changes in grouped for c in changes
                 if c.key.kind == "Namespace"}
-    for wave, changes in grouped:
-        for change in changes:
-            if change.action not in ("create", "update") or change.key in skip:
-                continue
-            where = desired.get(change.key)
-            if where is None:
-                continue
-            problems = _namespace(store, change.key, wave, declared,
-                                  creates_namespace(change), verdict.namespaces)
-            if not problems:
-                problems = _admission(store, writer, change,
-                                      [*declared, *verdict.namespaces])
-            verdict.errors += [ManifestError(message, where.file, where.line_of(path), path,
-                                             change.key.kind, change.key.name)
-                               for path, message in problems]
+    # One transaction that writes nothing: the judgement sees one state of the store, and
+    # the registry lists the Services the allocators check once, not once per Service.
+    with store.transaction():
+        for wave, changes in grouped:
+            for change in changes:
+                if change.action not in ("create", "update") or change.key in skip:
+                    continue
+                where = desired.get(change.key)
+                if where is None:
+                    continue
+                problems = _namespace(store, change.key, wave, declared,
+                                      creates_namespace(change), verdict.namespaces)
+                if not problems:
+                    problems = _admission(store, writer, change,
+                                          [*declared, *verdict.namespaces])
+                verdict.errors += [ManifestError(message, where.file, where.line_of(path),
+                                                 path, change.key.kind, change.key.name)
+                                   for path, message in problems]
     return verdict
 
 
