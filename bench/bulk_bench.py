@@ -153,8 +153,8 @@ def bench_parallel_docker_run(client: docker.DockerClient, network: str) -> floa
         ids = list(pool.map(one, range(PODS)))
     wait(lambda: all(api.inspect_container(i)["State"]["Running"] for i in ids), 120, 0.05)
     took = time.monotonic() - start
-    with ThreadPoolExecutor(POD_WORKERS) as pool:
-        list(pool.map(lambda i: api.remove_container(i, force=True), ids))
+    for i in ids:   # one at a time: removed in parallel, dockerd 20.10 can keep an endpoint
+        api.remove_container(i, force=True)
     return took
 
 
