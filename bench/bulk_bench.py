@@ -209,25 +209,10 @@ def remove_network(client: docker.DockerClient, network) -> None:
     for c in client.containers.list(all=True, filters={"label": "gitops.bench=true",
                                                         "network": network.name}):
         c.remove(force=True)
-    for attempt in range(20):
-        try:
-            network.remove()
-            return
-        except docker.errors.NotFound:
-            return
-        except docker.errors.APIError as exc:
-            # a container just removed can hold its endpoint a moment longer ("has active
-            # endpoints"): let it go, then try again
-            if attempt == 19:
-                print(f"could not remove network {network.name}: {exc}", file=sys.stderr)
-                return
-            network.reload()
-            for endpoint in (network.attrs.get("Containers") or {}):
-                try:
-                    network.disconnect(endpoint, force=True)
-                except docker.errors.APIError:
-                    pass
-            time.sleep(0.25)
+    try:
+        network.remove()
+    except docker.errors.APIError as exc:
+        print(f"could not remove network {network.name}: {exc}", file=sys.stderr)
 
 
 def measure(rounds: int) -> dict[str, list[float]]:

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import DEAD_PROXY
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 _FLAGS = ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
@@ -25,7 +27,7 @@ _FLAGS = ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disabl
           "--disable-domain-reliability", "--disable-client-side-phishing-detection",
           "--disable-features=OptimizationHints,MediaRouter,Translate,AutofillServerCommunication",
           "--metrics-recording-only", "--no-pings", "--dns-prefetch-disable",
-          "--proxy-server=http://127.0.0.1:9", "--proxy-bypass-list=127.0.0.1;localhost;[::1]",
+          f"--proxy-server={DEAD_PROXY}", "--proxy-bypass-list=127.0.0.1;localhost;[::1]",
           "--lang=en-US")
 
 

@@ -20,6 +20,9 @@ SESSION_LABEL = f"gitops.test.session={uuid.uuid4().hex[:12]}"
 os.environ.setdefault("GITOPS_RUNTIME_LABELS", f"{TEST_LABEL},{SESSION_LABEL}")
 STALE_AFTER = 3600      # seconds: test objects older than this are a crashed run's
 ROOT = Path(__file__).resolve().parent.parent
+# Where every engine (and browser) the tests use sends pulls: a port nobody listens on, so
+# nothing ever leaves the machine (scripts/start-docker.sh and sim-hosts.sh use it too).
+DEAD_PROXY = "http://127.0.0.1:9"
 
 
 def _docker_client():

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import DEAD_PROXY
+
 pytestmark = pytest.mark.docker
 
 RUN = Path(os.environ.get("GITOPS_DOCKER_RUN", "/run/gitops-docker"))
-DEAD_PROXY = "http://127.0.0.1:9"
 
 
 def test_the_projects_engine_pulls_nothing(docker_client):
@@ -25,5 +26,5 @@ def test_the_projects_engine_pulls_nothing(docker_client):
     hint = "restart it: scripts/stop-docker.sh && scripts/start-docker.sh"
     assert info.get("HttpProxy") == DEAD_PROXY and info.get("HttpsProxy") == DEAD_PROXY, hint
     assert info["RegistryConfig"]["Mirrors"] == [DEAD_PROXY + "/"], hint
-    with pytest.raises(docker.errors.APIError, match="127.0.0.1:9"):   # refused locally
+    with pytest.raises(docker.errors.APIError, match=DEAD_PROXY.removeprefix("http://")):   # refused locally
         docker_client.images.pull("nginx", tag="latest")

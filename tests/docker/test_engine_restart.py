@@ -23,11 +23,11 @@ import pytest
 
 from gitops.model.addresses import pick_subnet
 from gitops.paths import DataDir
+from tests.conftest import DEAD_PROXY
 
 pytestmark = pytest.mark.docker
 
 IMAGES = ("gitops/pause:1", "gitops/busybox:1")
-DEAD_PROXY = "http://127.0.0.1:9"
 MANIFEST = """\
 apiVersion: apps/v1
 kind: Deployment

@@ -350,11 +350,11 @@ def test_apps_on_etcd_never_hold_up_the_stores_watch(tmp_path, monkeypatch):
     store = Registry(etcd_store.EtcdStore(cluster.url, prefix="/apps-test/"))
     apps = Applications(store, tmp_path / "data", SyncPolicy(), DriftRecorder())
     try:
-        env = (Repo(tmp_path / "repo"), store, apps)
-        source = GitSource(url=env[0].url, ref="main", path="root", workdir=tmp_path / "cl")
+        repo = Repo(tmp_path / "repo")
+        source = GitSource(url=repo.url, ref="main", path="root", workdir=tmp_path / "cl")
         root = SyncEngine(store, source, SyncPolicy(), on_apps=apps.declared_by("", source))
         with structlog.testing.capture_logs() as logs:
-            test_app_of_apps_and_removal_orphans_or_cascades((*env[:3], root))
+            test_app_of_apps_and_removal_orphans_or_cascades((repo, store, apps, root))
         assert [e for e in logs if e["event"] == "etcd_watch_lagging"] == []
     finally:
         asyncio.run(apps.stop())
